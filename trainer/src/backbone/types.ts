@@ -1,0 +1,43 @@
+/** How pixels become backbone input. */
+export interface PreprocessSpec {
+  /** Square input side in pixels (224 for MobileNetV2). */
+  size: number;
+  /** Per-channel mean and std applied to values in [0,1]; e.g. ImageNet, or [0.5]/[0.5] for [-1,1]. */
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Shape of a feature map: height, width, channels (NHWC without N). */
+export type FeatureShape = [number, number, number];
+
+/**
+ * A frozen feature extractor. Input: a batch of images already resized to
+ * preprocess.size and normalised, NHWC float32. Output: NHWC float32 feature maps.
+ */
+export interface FrozenBackbone {
+  /** Content hash of the weights (sha256 hex), used in feature-cache keys. */
+  readonly hash: string;
+  readonly description: string;
+  readonly preprocess: PreprocessSpec;
+  readonly featureShape: FeatureShape;
+  extract(batch: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * A backbone whose weights train with the head (joint stage). Implemented with
+ * tfjs-layers so that the same object serves inference and gradients.
+ */
+export interface TrainableBackbone {
+  readonly description: string;
+  readonly preprocess: PreprocessSpec;
+  readonly featureShape: FeatureShape;
+  /** NHWC float input (normalised) -> NHWC feature map. `training` toggles dropout/batch-norm behaviour. */
+  apply(x: import('@tensorflow/tfjs-core').Tensor4D, training: boolean): import('@tensorflow/tfjs-core').Tensor4D;
+  /** The tf.Variables to optimise in the joint stage. */
+  trainableVariables(): import('@tensorflow/tfjs-core').Variable[];
+  /** All weights as named float arrays (for checkpoints) and back. */
+  getWeights(): Map<string, { shape: number[]; data: Float32Array }>;
+  setWeights(weights: Map<string, { shape: number[]; data: Float32Array }>): void;
+  dispose(): void;
+}
