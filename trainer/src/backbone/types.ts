@@ -22,6 +22,19 @@ export interface FrozenBackbone {
   readonly featureShape: FeatureShape;
   extract(batch: Float32Array, n: number): Promise<Float32Array>;
   dispose(): Promise<void>;
+  /**
+   * Present when the feature map is natively 8-bit (an int8 ONNX model): the
+   * float features equal (q - zeroPoint) * scale exactly, so caches can store q.
+   */
+  readonly quantization?: FeatureQuantization;
+  /** The raw 8-bit feature maps (NHWC, uint8) for a batch; present with `quantization`. */
+  extractQuantized?(batch: Float32Array, n: number): Promise<Uint8Array>;
+}
+
+/** Linear 8-bit quantisation of a feature map: value = (q - zeroPoint) * scale, q in 0..255. */
+export interface FeatureQuantization {
+  scale: number;
+  zeroPoint: number;
 }
 
 /**

@@ -1,0 +1,2 @@
+export * from './similarity.ts';
+export * from './preprocess.ts';

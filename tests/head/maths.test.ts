@@ -1,0 +1,100 @@
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { logActivation, squaredDistances } from '../../trainer/src/head/distances.ts';
+import { classIdentity, initLastLayer, prototypeClasses, wrongClassMask, wrongClassSparsity } from '../../trainer/src/head/last-layer.ts';
+import { clusterCost, crossEntropy, maskedL1, separationCost } from '../../trainer/src/head/losses.ts';
+import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('squared L2 distances', () => {
+  it('match hand-computed values', () => {
+    // z1 = (0,0), z2 = (1,2); p1 = (1,0), p2 = (3,4)
+    const d = squaredDistances(tf.tensor2d([0, 0, 1, 2], [2, 2]), tf.tensor2d([1, 0, 3, 4], [2, 2]));
+    // |z1-p1|^2 = 1, |z1-p2|^2 = 25, |z2-p1|^2 = 4, |z2-p2|^2 = 4+4 = 8
+    expect(Array.from(d.dataSync())).toEqual([1, 25, 4, 8]);
+  });
+  it('never go negative from round-off', () => {
+    const v = [0.1234567, 0.7654321, 0.3333333];
+    const d = squaredDistances(tf.tensor2d(v, [1, 3]), tf.tensor2d(v, [1, 3]));
+    expect(d.dataSync()[0]).toBeGreaterThanOrEqual(0);
+    expect(d.dataSync()[0]).toBeLessThan(1e-6);
+  });
+});
+
+describe('log activation', () => {
+  it('is log((d+1)/(d+1e-4))', () => {
+    const s = logActivation(tf.tensor1d([0, 1, 9])).dataSync();
+    expect(s[0]).toBeCloseTo(Math.log(1 / 1e-4), 3); // 9.2103
+    expect(s[1]).toBeCloseTo(Math.log(2 / 1.0001), 5); // 0.69310
+    expect(s[2]).toBeCloseTo(Math.log(10 / 9.0001), 5); // 0.10535
+  });
+});
+
+describe('cluster and separation costs on a tiny batch', () => {
+  // 2 classes x 2 prototypes: protos 0,1 -> class 0; 2,3 -> class 1.
+  const protoClass = prototypeClasses(2, 2);
+  const idT = () => {
+    const id = classIdentity(protoClass, 2);
+    return tf.transpose(tf.tensor2d(id.data, [4, 2]));
+  };
+  const minDist = () => tf.tensor2d([1, 3, 0.5, 7, /* image of class 1 */ 2, 4, 6, 5], [2, 4]);
+  it('Clst = mean over images of the min distance to an own-class prototype', () => {
+    const own = tf.gather(idT(), tf.tensor1d([0, 1], 'int32')) as tf.Tensor2D;
+    // image 0 (class 0): min(1,3) = 1; image 1 (class 1): min(6,5) = 5 -> mean 3
+    expect(clusterCost(minDist(), own, 10).dataSync()[0]).toBeCloseTo(3, 6);
+  });
+  it('Sep = mean over images of the min distance to another class prototype', () => {
+    const own = tf.gather(idT(), tf.tensor1d([0, 1], 'int32')) as tf.Tensor2D;
+    // image 0: min(0.5,7) = 0.5; image 1: min(2,4) = 2 -> mean 1.25
+    expect(separationCost(minDist(), own, 10).dataSync()[0]).toBeCloseTo(1.25, 6);
+  });
+  it('total loss CE + 0.8 Clst - 0.08 Sep', () => {
+    const logits = tf.tensor2d([2, 0, 0, 1], [2, 2]);
+    const labels = tf.tensor1d([0, 1], 'int32');
+    const ce = crossEntropy(logits, labels).dataSync()[0];
+    // image 0: -log(e^2/(e^2+1)) = 0.126928; image 1: -log(e/(1+e)) = 0.313262
+    expect(ce).toBeCloseTo((0.1269280110429725 + 0.31326168751822286) / 2, 6);
+    const own = tf.gather(idT(), labels) as tf.Tensor2D;
+    const total = ce + 0.8 * clusterCost(minDist(), own, 10).dataSync()[0] - 0.08 * separationCost(minDist(), own, 10).dataSync()[0];
+    expect(total).toBeCloseTo(0.22009484928 + 2.4 - 0.1, 5);
+  });
+});
+
+describe('last layer', () => {
+  it('initialises +1 own class, -0.5 others', () => {
+    const w = initLastLayer(prototypeClasses(3, 2), 3);
+    expect(w.shape).toEqual([6, 3]);
+    expect(Array.from(w.data)).toEqual([1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1]);
+  });
+  it('L1 mask covers exactly the wrong-class connections', () => {
+    const pc = prototypeClasses(2, 1);
+    const mask = wrongClassMask(pc, 2);
+    expect(Array.from(mask.data)).toEqual([0, 1, 1, 0]);
+    const w = tf.tensor2d([3, -2, 0.5, 7], [2, 2]);
+    // |-2| + |0.5| = 2.5, own-class weights 3 and 7 excluded
+    expect(maskedL1(w, tf.tensor2d(mask.data, [2, 2])).dataSync()[0]).toBeCloseTo(2.5, 6);
+    expect(wrongClassSparsity({ shape: [2, 2], data: new Float32Array([3, 0.0001, 0.5, 7]) }, pc)).toBe(0.5);
+  });
+});
+
+describe('ProtoHead forward', () => {
+  it('computes logits = log-similarity of the closest patch times the last layer', () => {
+    const head = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
+    head.prototypes.assign(tf.tensor2d([0, 0, 1, 1], [2, 2]));
+    // one image, 1x2 grid: patches (0,0.5) and (1,1)
+    const feats = tf.tensor4d([0, 0.5, 1, 1], [1, 1, 2, 2]);
+    const out = head.forward(feats);
+    // proto0: min(0.25, 2) = 0.25; proto1: min(1.25, 0) = 0
+    expect(Array.from(out.minDistances.dataSync())).toEqual([0.25, 0]);
+    const s0 = Math.log(1.25 / 0.2501);
+    const s1 = Math.log(1 / 1e-4);
+    const logits = out.logits.dataSync();
+    expect(logits[0]).toBeCloseTo(s0 - 0.5 * s1, 4);
+    expect(logits[1]).toBeCloseTo(-0.5 * s0 + s1, 4);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * Milliseconds per call of forward convs vs their backprop kernels on
+ * realistic training shapes, wasm (with our kernels) vs cpu.
+ *
+ *   node_modules/.bin/node trainer/bench/wasm-kernels.ts [--no-cpu] [--reps N]
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/tf/backend.ts';
+import { Rng } from '../src/run/rng.ts';
+import { seededNormal } from '../src/tf/tensor-utils.ts';
+
+interface Case {
+  label: string;
+  depthwise: boolean;
+  x: [number, number, number, number];
+  filter: [number, number, number, number];
+  strides: number;
+  pad: 'same' | 'valid';
+}
+
+const CASES: Case[] = [
+  { label: 'conv 3x3 s2  32x56x56x3 -> 32', depthwise: false, x: [32, 56, 56, 3], filter: [3, 3, 3, 32], strides: 2, pad: 'same' },
+  { label: 'conv 3x3 s1  32x28x28x32 -> 32', depthwise: false, x: [32, 28, 28, 32], filter: [3, 3, 32, 32], strides: 1, pad: 'same' },
+  { label: 'conv 1x1     32x28x28x32 -> 64', depthwise: false, x: [32, 28, 28, 32], filter: [1, 1, 32, 64], strides: 1, pad: 'same' },
+  { label: 'conv 1x1     32x7x7x1280 -> 128', depthwise: false, x: [32, 7, 7, 1280], filter: [1, 1, 1280, 128], strides: 1, pad: 'valid' },
+  { label: 'dw 3x3 s1    32x28x28x32', depthwise: true, x: [32, 28, 28, 32], filter: [3, 3, 32, 1], strides: 1, pad: 'same' },
+  { label: 'dw 3x3 s2    32x56x56x32', depthwise: true, x: [32, 56, 56, 32], filter: [3, 3, 32, 1], strides: 2, pad: 'same' },
+  { label: 'dw 3x3 s1    32x14x14x96 x2', depthwise: true, x: [32, 14, 14, 96], filter: [3, 3, 96, 2], strides: 1, pad: 'same' },
+];
+
+const args = process.argv.slice(2);
+const withCpu = !args.includes('--no-cpu');
+const repsArg = args.indexOf('--reps');
+const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : 5;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Median ms of `reps` calls after one warm-up; the result is read back each time. */
+function time(fn: () => Tensor, reps: number): number {
+  const ms: number[] = [];
+  for (let i = 0; i <= reps; i++) {
+    const t0 = performance.now();
+    const out = fn();
+    out.dataSync();
+    const dt = performance.now() - t0;
+    out.dispose();
+    if (i > 0) ms.push(dt);
+  }
+  return median(ms);
+}
+
+function run(kernel: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor {
+  return tf.engine().runKernel(kernel, inputs, attrs) as Tensor;
+}
+
+function benchCase(c: Case, reps: number): Record<string, number> {
+  const rng = new Rng(1);
+  const x = seededNormal(c.x, rng);
+  const filter = seededNormal(c.filter, rng, 0.1);
+  const y = c.depthwise
+    ? tf.depthwiseConv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.strides, c.pad)
+    : tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.strides, c.pad);
+  const dy = seededNormal(y.shape, rng);
+  y.dispose();
+  const common = { strides: c.strides, pad: c.pad, dimRoundingMode: undefined } as unknown as NamedAttrMap;
+  const r: Record<string, number> = {};
+  if (c.depthwise) {
+    const a = { ...common, dilations: 1 } as NamedAttrMap;
+    r.forward = time(() => run('DepthwiseConv2dNative', { x, filter }, a), reps);
+    r.filter = time(() => run('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...a, filterShape: c.filter }), reps);
+    r.input = time(() => run('DepthwiseConv2dNativeBackpropInput', { dy, filter }, { ...a, inputShape: c.x }), reps);
+  } else {
+    const a = { ...common, dataFormat: 'NHWC' } as NamedAttrMap;
+    r.forward = time(() => run('Conv2D', { x, filter }, { ...a, dilations: 1 }), reps);
+    r.filter = time(() => run('Conv2DBackpropFilter', { x, dy }, { ...a, filterShape: c.filter }), reps);
+    r.input = time(() => run('Conv2DBackpropInput', { dy, filter }, { ...a, inputShape: c.x }), reps);
+    if (stockInput && tf.getBackend() === 'wasm') {
+      // The kernel tfjs-backend-wasm ships (replaced by ours), for comparison.
+      const fn = stockInput.kernelFunc;
+      const backend = tf.backend();
+      r.stockInput = time(() => {
+        const info = fn({ inputs: { dy, filter }, backend, attrs: { ...a, inputShape: c.x } }) as tf.TensorInfo;
+        return tf.engine().makeTensorFromTensorInfo(info);
+      }, reps);
+    }
+  }
+  tf.dispose([x, filter, dy]);
+  return r;
+}
+
+const fmt = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(1)).padStart(8);
+
+// Keep a handle on the stock wasm Conv2DBackpropInput before ours replaces it.
+const stockConfig = tf.getKernel('Conv2DBackpropInput', 'wasm');
+const stockInput: KernelConfig | undefined = stockConfig ? { ...stockConfig } : undefined;
+
+const results: Array<{ backend: string; label: string; r: Record<string, number> }> = [];
+for (const backend of withCpu ? (['wasm', 'cpu'] as const) : (['wasm'] as const)) {
+  await initBackend(backend);
+  if (backend === 'wasm' && stockInput?.setupFunc) stockInput.setupFunc(tf.backend());
+  for (const c of CASES) {
+    const reps = backend === 'cpu' ? Math.max(1, Math.min(REPS, 2)) : REPS;
+    results.push({ backend, label: c.label, r: benchCase(c, reps) });
+  }
+}
+
+console.log(`ms per call (median)${withCpu ? '; cpu uses at most 2 reps' : ''}`);
+console.log(`${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}${'dFilter'.padStart(8)}${'dInput'.padStart(8)}${'stock dX'.padStart(9)}`);
+for (const { backend, label, r } of results) {
+  console.log(`${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`);
+}

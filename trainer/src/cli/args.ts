@@ -1,0 +1,26 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** Parse CLI flags; an unknown flag or missing value prints usage and exits 2 (no stack trace). */
+export function parseCli<T extends NonNullable<ParseArgsConfig['options']>>(options: T, usage: string) {
+  try {
+    const { values, positionals } = parseArgs({ options, allowPositionals: true, strict: true });
+    if ((values as Record<string, unknown>).help) {
+      process.stdout.write(usage + '\n');
+      process.exit(0);
+    }
+    return { values, positionals };
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
+/** Run a CLI main: errors become one clear line and exit code 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    const e = err as Error;
+    process.stderr.write(`error: ${e.message}\n`);
+    if (process.env.PROTOATLAS_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,49 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
+import { trainRun } from '../run/train-run.ts';
+import { parseCli, runMain } from './args.ts';
+
+const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
+
+  --preset   demo (synthetic birds, no download), cub200 (default CUB recipe), cub200-paper (the paper's recipe)
+  --data     dataset: CUB-200-2011 as distributed, the cropped layout (train_cropped/), or one folder per class
+             (demo: optional, the synthetic dataset is generated on first use)
+  --out      run directory: config.json, metrics.jsonl, checkpoints/, model/, summary.json
+  --config   JSON file whose fields override the preset (validated)
+  --resume   continue a stopped run from its last checkpoint`;
+
+runMain(async () => {
+  const { values } = parseCli(
+    {
+      preset: { type: 'string', default: 'demo' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      config: { type: 'string' },
+      resume: { type: 'boolean', default: false },
+      'stop-after-epochs': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
+  let override: unknown;
+  if (values.config) {
+    const text = await readFile(values.config, 'utf8').catch(() => {
+      throw new Error(`cannot read config file ${values.config}`);
+    });
+    try {
+      override = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${values.config} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const config = resolveConfig(values.preset!, override, values.config);
+  await trainRun({
+    config,
+    dataDir: values.data ? resolve(values.data) : null,
+    outDir: resolve(values.out),
+    resume: values.resume!,
+    stopAfterEpochs: values['stop-after-epochs'] ? Number(values['stop-after-epochs']) : undefined,
+  });
+});

@@ -1,0 +1,83 @@
+import type { Rng } from '../run/rng.ts';
+
+/** The local parts that decide a synthetic bird's class (body, head and background never do). */
+export const PARTS = ['beak', 'crest', 'wingbar', 'tail', 'eyering'] as const;
+export type PartName = (typeof PARTS)[number];
+
+/** Every value a part can take; beak values are "<colour>-<shape>". */
+export const PART_VALUES: Record<PartName, readonly string[]> = {
+  beak: ['yellow', 'red', 'black'].flatMap((c) => ['cone', 'thin', 'hooked'].map((s) => `${c}-${s}`)),
+  crest: ['none', 'red', 'blue', 'yellow'],
+  wingbar: ['white', 'yellow', 'red', 'blue'],
+  tail: ['fan', 'forked', 'pointed'],
+  eyering: ['white', 'red', 'blue'],
+};
+
+export type PartValues = Record<PartName, string>;
+
+/**
+ * A class fixes the value of some parts (its discriminative parts); the others are
+ * drawn at random per image, so they carry no information about the class.
+ */
+export interface SyntheticClassSpec {
+  name: string;
+  attributes: Partial<PartValues>;
+  discriminativeParts: PartName[];
+}
+
+/** Parts fixed by each class: all but one, so every class also has a nuisance part. */
+const FIXED_PER_CLASS = PARTS.length - 1;
+/** Any two classes must differ in this many parts that both fix. */
+export const MIN_PART_DIFFERENCES = 2;
+
+/** Parts that both classes fix and on which they disagree. */
+export function differingParts(a: Partial<PartValues>, b: Partial<PartValues>): PartName[] {
+  return PARTS.filter((p) => a[p] !== undefined && b[p] !== undefined && a[p] !== b[p]);
+}
+
+/**
+ * Choose `n` classes, each fixing FIXED_PER_CLASS parts, such that every pair differs in
+ * at least MIN_PART_DIFFERENCES parts fixed by both: a bird's class is then recoverable
+ * from its parts whatever its random parts show. Greedy random search with restarts.
+ */
+export function designClasses(n: number, rng: Rng): SyntheticClassSpec[] {
+  for (let restart = 0; restart < 50; restart++) {
+    const chosen: Partial<PartValues>[] = [];
+    for (let tries = 0; tries < 5000 && chosen.length < n; tries++) {
+      const free = new Set(rng.shuffle([...PARTS]).slice(FIXED_PER_CLASS));
+      const cand: Partial<PartValues> = {};
+      for (const p of PARTS) if (!free.has(p)) cand[p] = pick(rng, PART_VALUES[p]);
+      if (chosen.every((c) => differingParts(c, cand).length >= MIN_PART_DIFFERENCES)) chosen.push(cand);
+    }
+    if (chosen.length === n) {
+      return chosen.map((attributes, i) => ({
+        name: `${String(i + 1).padStart(3, '0')}.${className(attributes)}`,
+        attributes,
+        discriminativeParts: PARTS.filter((p) => attributes[p] !== undefined),
+      }));
+    }
+  }
+  throw new Error(`cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use fewer classes`);
+}
+
+export function pick<T>(rng: Rng, xs: readonly T[]): T {
+  return xs[rng.int(xs.length)];
+}
+
+const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
+const BEAK_WORD: Record<string, string> = { cone: 'Stubby', thin: 'Slender', hooked: 'Hooked' };
+const TAIL_WORD: Record<string, string> = { fan: 'Fantail', forked: 'Forktail', pointed: 'Pintail' };
+
+/** E.g. "Red_Hooked_Bluecrest_Whitebar_Forktail": the fixed parts in PARTS order. */
+function className(a: Partial<PartValues>): string {
+  const words: string[] = [];
+  if (a.beak) {
+    const [colour, shape] = a.beak.split('-');
+    words.push(cap(colour), BEAK_WORD[shape]);
+  }
+  if (a.crest) words.push(a.crest === 'none' ? 'Crestless' : `${cap(a.crest)}crest`);
+  if (a.wingbar) words.push(`${cap(a.wingbar)}bar`);
+  if (a.tail) words.push(TAIL_WORD[a.tail]);
+  if (a.eyering) words.push(`${cap(a.eyering)}eye`);
+  return words.join('_');
+}

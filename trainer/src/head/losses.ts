@@ -1,0 +1,35 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Cluster cost: for each image, the smallest distance to a prototype of its own
+ * class, averaged over the batch. minDist: [B, m]; ownMask: [B, m] (1 where
+ * prototype j belongs to image b's class).
+ *
+ * Written as maxD - max((maxD - d) * mask) like the reference code, so that the
+ * masked-out entries can never win the min.
+ */
+export function clusterCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D, maxD: number): tf.Scalar {
+  return tf.tidy(() => {
+    const inverted = tf.max(tf.mul(tf.sub(maxD, minDist), ownMask), 1);
+    return tf.mean(tf.sub(maxD, inverted)) as tf.Scalar;
+  });
+}
+
+/** Separation cost: the smallest distance to any other-class prototype, averaged (the loss subtracts it). */
+export function separationCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D, maxD: number): tf.Scalar {
+  return tf.tidy(() => clusterCost(minDist, tf.sub(1, ownMask) as tf.Tensor2D, maxD));
+}
+
+/** Mean softmax cross-entropy with integer labels. logits [B, C], labels int32 [B]. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits);
+    const onehot = tf.oneHot(labels, logits.shape[1]);
+    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar;
+  });
+}
+
+/** L1 norm of the last layer restricted to wrong-class connections. W, mask: [m, C]. */
+export function maskedL1(weights: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.sum(tf.abs(tf.mul(weights, mask))) as tf.Scalar);
+}

@@ -1,0 +1,143 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { activation, type ActivationName } from './activations.ts';
+import { logActivation, squaredDistances } from './distances.ts';
+import { initLastLayer, prototypeClasses } from './last-layer.ts';
+import type { HostTensors } from './tensors.ts';
+import type { Rng } from '../run/rng.ts';
+
+export interface AddOnLayerSpec {
+  channels: number;
+  activation: ActivationName;
+}
+
+export interface HeadSpec {
+  /** Channels D of the backbone's feature map. */
+  inputChannels: number;
+  /** 1x1 conv layers after the backbone; the last one's channels is the prototype depth. */
+  addOn: AddOnLayerSpec[];
+  numClasses: number;
+  prototypesPerClass: number;
+  /** Wrong-class weight at initialisation (paper: -0.5). */
+  incorrectClassWeight: number;
+}
+
+export interface HeadOutput {
+  logits: tf.Tensor2D;
+  /** [B, m] min squared distance over patches. */
+  minDistances: tf.Tensor2D;
+  /** [B, m] log similarity of the closest patch. */
+  similarities: tf.Tensor2D;
+}
+
+/**
+ * The ProtoPNet head: add-on 1x1 convs (as matmuls over patches), prototype
+ * layer, log similarity, last layer without bias. Owns its tf.Variables.
+ */
+export class ProtoHead {
+  readonly spec: HeadSpec;
+  readonly protoClass: Int32Array;
+  readonly addOnW: tf.Variable[] = [];
+  readonly addOnB: tf.Variable[] = [];
+  readonly prototypes: tf.Variable;
+  readonly lastLayer: tf.Variable;
+
+  constructor(spec: HeadSpec, rng: Rng) {
+    this.spec = spec;
+    this.protoClass = prototypeClasses(spec.numClasses, spec.prototypesPerClass);
+    let fanIn = spec.inputChannels;
+    spec.addOn.forEach((layer, i) => {
+      // Kaiming normal (fan_out, relu) as the reference add-on layers use.
+      const std = Math.sqrt(2 / layer.channels);
+      const w = new Float32Array(fanIn * layer.channels).map(() => rng.normal() * std);
+      this.addOnW.push(tf.variable(tf.tensor2d(w, [fanIn, layer.channels]), true));
+      this.addOnB.push(tf.variable(tf.zeros([layer.channels]), true));
+      fanIn = layer.channels;
+    });
+    const m = this.protoClass.length;
+    // Uniform [0,1) like torch.rand in the paper; stages may re-initialise from patches.
+    const p = new Float32Array(m * this.prototypeDim).map(() => rng.next());
+    this.prototypes = tf.variable(tf.tensor2d(p, [m, this.prototypeDim]), true);
+    const ll = initLastLayer(this.protoClass, spec.numClasses, 1, spec.incorrectClassWeight);
+    this.lastLayer = tf.variable(tf.tensor2d(ll.data, ll.shape as [number, number]), true);
+  }
+
+  get prototypeDim(): number {
+    return this.spec.addOn.length ? this.spec.addOn[this.spec.addOn.length - 1].channels : this.spec.inputChannels;
+  }
+
+  get numPrototypes(): number {
+    return this.protoClass.length;
+  }
+
+  /** Largest possible squared distance (sigmoid output in [0,1]^P), used by Clst/Sep. */
+  get maxDistance(): number {
+    return this.prototypeDim;
+  }
+
+  addOnVariables(): tf.Variable[] {
+    return [...this.addOnW, ...this.addOnB];
+  }
+
+  /** Patch embeddings: features [B,H,W,D] -> z [B*H*W, P]. */
+  embed(features: tf.Tensor4D, inputDropout = 0, seed?: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [b, h, w, d] = features.shape;
+      let x: tf.Tensor2D = tf.reshape(features, [b * h * w, d]);
+      if (inputDropout > 0) x = tf.dropout(x, inputDropout, undefined, seed) as tf.Tensor2D;
+      this.spec.addOn.forEach((layer, i) => {
+        x = activation(layer.activation)(tf.add(tf.matMul(x, this.addOnW[i]), this.addOnB[i])) as tf.Tensor2D;
+      });
+      return x;
+    });
+  }
+
+  /** Squared distance of every patch to every prototype: [B, H*W, m]. */
+  distanceMaps(features: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [b, h, w] = features.shape;
+      const z = this.embed(features);
+      return tf.reshape(squaredDistances(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
+    });
+  }
+
+  forward(features: tf.Tensor4D, opts: { inputDropout?: number; seed?: number } = {}): HeadOutput {
+    return tf.tidy(() => {
+      const [b, h, w] = features.shape;
+      const z = this.embed(features, opts.inputDropout ?? 0, opts.seed);
+      const d = tf.reshape(squaredDistances(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]);
+      const minDistances = tf.min(d, 1) as tf.Tensor2D;
+      const similarities = logActivation(minDistances) as tf.Tensor2D;
+      const logits = tf.matMul(similarities, this.lastLayer as tf.Tensor2D) as tf.Tensor2D;
+      return { logits, minDistances, similarities };
+    });
+  }
+
+  /** Variables under stable names (tfjs variable names must be unique per process, so we keep our own). */
+  namedVariables(): [string, tf.Variable][] {
+    const out: [string, tf.Variable][] = [];
+    this.addOnW.forEach((w, i) => out.push([`head.addon${i}.w`, w], [`head.addon${i}.b`, this.addOnB[i]]));
+    out.push(['head.prototypes', this.prototypes], ['head.last_layer', this.lastLayer]);
+    return out;
+  }
+
+  getWeights(): HostTensors {
+    const out: HostTensors = new Map();
+    for (const [name, v] of this.namedVariables()) out.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    return out;
+  }
+
+  setWeights(weights: HostTensors): void {
+    for (const [name, v] of this.namedVariables()) {
+      const t = weights.get(name);
+      if (!t) throw new Error(`checkpoint lacks head weight "${name}"`);
+      if (t.shape.join('x') !== v.shape.join('x')) {
+        throw new Error(`checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`);
+      }
+      v.assign(tf.tensor(t.data, t.shape));
+    }
+  }
+
+  dispose(): void {
+    for (const [, v] of this.namedVariables()) v.dispose();
+  }
+}

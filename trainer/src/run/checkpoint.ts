@@ -1,0 +1,50 @@
+import type { HostTensors } from '../head/tensors.ts';
+import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
+import type { PushRecord } from '../stages/push.ts';
+
+export const STAGES = ['warmup', 'joint', 'push', 'lastLayer', 'done'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface MetricRow {
+  stage: Stage;
+  epoch: number;
+  [key: string]: number | string | null;
+}
+
+export interface StageResult {
+  top1: number;
+  top5: number;
+  seconds: number;
+}
+
+/** Everything needed to continue a run exactly where it stopped. */
+export interface CheckpointMeta {
+  version: 1;
+  stage: Stage;
+  /** Epochs completed within `stage`. */
+  epoch: number;
+  rngState: number;
+  optimizerSteps: number;
+  history: MetricRow[];
+  push: PushRecord[] | null;
+  stageResults: Partial<Record<Stage | 'init', StageResult>>;
+  /** Seconds spent so far, per stage (survives resumes). */
+  seconds: Partial<Record<string, number>>;
+}
+
+export async function saveCheckpoint(path: string, meta: CheckpointMeta, tensors: HostTensors): Promise<void> {
+  await saveTensorFile(path, meta, tensors);
+}
+
+export async function loadCheckpoint(path: string): Promise<{ meta: CheckpointMeta; tensors: HostTensors }> {
+  const file = await loadTensorFile<CheckpointMeta>(path);
+  if (file.meta.version !== 1) throw new Error(`${path}: checkpoint version ${file.meta.version} is not supported`);
+  return file;
+}
+
+/** Split a checkpoint's tensors by prefix ("head.", "backbone.", "adam."). */
+export function pickTensors(tensors: HostTensors, prefix: string, strip = false): HostTensors {
+  const out: HostTensors = new Map();
+  for (const [k, v] of tensors) if (k.startsWith(prefix)) out.set(strip ? k.slice(prefix.length) : k, v);
+  return out;
+}

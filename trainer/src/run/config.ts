@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { ACTIVATION_NAMES } from '../head/activations.ts';
+
+const Triple = z.tuple([z.number(), z.number(), z.number()]);
+
+export const PreprocessSchema = z.object({
+  size: z.number().int().positive(),
+  mean: Triple,
+  std: Triple,
+});
+
+/** Where weights come from: a local path wins; a URL is downloaded and sha256-checked. */
+const WeightsSource = {
+  path: z.string().optional().describe('weights file, relative paths resolve against $PROTOPNET_DATA (default ../shared/data)'),
+  url: z.string().url().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+};
+
+export const BackboneSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('onnx'),
+    ...WeightsSource,
+    tap: z.string().default('auto').describe("tensor to tap, or 'auto' = input of the global average pool"),
+    preprocess: PreprocessSchema,
+    threads: z.number().int().positive().optional(),
+  }),
+  z.object({
+    kind: z.literal('tfjs-layers'),
+    ...WeightsSource,
+    cutLayer: z.string().default('out_relu'),
+    preprocess: PreprocessSchema,
+    trainable: z.boolean().default(false),
+  }),
+  z.object({
+    kind: z.literal('small-cnn'),
+    inputSize: z.number().int().positive().default(56),
+    channels: z.array(z.number().int().positive()).min(1).default([32, 64, 128]),
+  }),
+]);
+
+const LrSchema = z.object({
+  features: z.number().nonnegative().default(1e-4),
+  addOn: z.number().nonnegative().default(3e-3),
+  prototypes: z.number().nonnegative().default(3e-3),
+  lastLayer: z.number().nonnegative().default(0),
+});
+
+const PhaseSchema = z.object({
+  epochs: z.number().int().nonnegative(),
+  batchSize: z.number().int().positive().default(80),
+  lr: LrSchema.default(LrSchema.parse({})),
+  /** Multiply every lr by `gamma` every `stepEpochs` epochs (0 = constant); 'cosine' anneals to 0. */
+  schedule: z.enum(['step', 'cosine', 'constant']).default('constant'),
+  stepEpochs: z.number().int().positive().default(5),
+  gamma: z.number().positive().default(0.1),
+  /** Dropout on the backbone features before the add-on layers (regularisation; 0 in the paper). */
+  inputDropout: z.number().min(0).max(0.95).default(0),
+});
+
+export const TrainConfigSchema = z.object({
+  preset: z.string(),
+  seed: z.number().int().nonnegative().default(0),
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  data: z.object({
+    valPerClass: z.number().int().nonnegative().default(5),
+    /** Use horizontally flipped copies of training images (offline augmentation). */
+    flip: z.boolean().default(true),
+  }),
+  backbone: BackboneSchema,
+  head: z.object({
+    addOn: z
+      .array(z.object({ channels: z.number().int().positive(), activation: z.enum(ACTIVATION_NAMES as [string, ...string[]]) }))
+      .default([
+        { channels: 128, activation: 'relu' },
+        { channels: 128, activation: 'sigmoid' },
+      ]),
+    prototypesPerClass: z.number().int().positive().default(10),
+    incorrectClassWeight: z.number().default(-0.5),
+    /** 'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first. */
+    prototypeInit: z.enum(['uniform', 'patches']).default('uniform'),
+  }),
+  loss: z.object({
+    crossEntropy: z.number().default(1),
+    clusterCost: z.number().default(0.8),
+    separationCost: z.number().default(-0.08),
+  }),
+  warmup: PhaseSchema,
+  joint: PhaseSchema,
+  push: z.object({ enabled: z.boolean().default(true) }),
+  lastLayer: z.object({
+    epochs: z.number().int().nonnegative().default(20),
+    batchSize: z.number().int().positive().default(80),
+    lr: z.number().positive().default(1e-4),
+    l1: z.number().nonnegative().default(1e-4),
+  }),
+  featureCacheDir: z.string().default('.cache/features'),
+});
+
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+export type PhaseConfig = TrainConfig['warmup'];
+export type BackboneConfig = TrainConfig['backbone'];
+
+/** Deep merge for config overrides: objects merge, arrays and scalars replace. */
+export function deepMerge<T>(base: T, override: unknown): T {
+  if (override === undefined) return base;
+  if (typeof base !== 'object' || base === null || Array.isArray(base) || typeof override !== 'object' || override === null || Array.isArray(override)) {
+    return override as T;
+  }
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(override as Record<string, unknown>)) out[k] = deepMerge(out[k], v);
+  return out as T;
+}
+
+/** Validate a config, turning zod's issues into one message naming each bad field. */
+export function parseConfig(raw: unknown, source: string): TrainConfig {
+  const res = TrainConfigSchema.safeParse(raw);
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new Error(`invalid training config (${source}):\n${lines.join('\n')}`);
+  }
+  return res.data;
+}

@@ -1,0 +1,55 @@
+import type { SplitName } from '../data/types.ts';
+import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
+import { initBackend } from '../tf/backend.ts';
+import { loadModel } from './model-file.ts';
+import { prepareData } from './prepare-data.ts';
+
+export interface EvaluationReport {
+  model: string;
+  data: string;
+  split: SplitName;
+  n: number;
+  top1: number;
+  top5: number;
+  perClass: { index: number; name: string; n: number; top1: number | null }[];
+  skippedFiles: number;
+}
+
+/** Top-1/top-5/per-class accuracy of a saved model on one split of any supported dataset. */
+export async function evaluateModel(opts: { model: string; data: string; split: SplitName; quiet?: boolean }): Promise<EvaluationReport> {
+  const loaded = await loadModel(opts.model);
+  await initBackend(loaded.config.backend, { quiet: opts.quiet });
+  const prepared = await prepareData(loaded.config, opts.data, { quiet: opts.quiet, splits: [opts.split], backboneWeights: loaded.backboneWeights });
+  const ds = prepared.dataset;
+  if (ds.classes.length !== loaded.json.classes.length || ds.classes.some((c, i) => c !== loaded.json.classes[i])) {
+    throw new Error(`the dataset at ${opts.data} has ${ds.classes.length} classes that do not match the model's ${loaded.json.classes.length} (first: "${loaded.json.classes[0]}" vs "${ds.classes[0]}")`);
+  }
+  const source = prepared.sources[opts.split]!;
+  if (!source.n) {
+    throw new Error(`split "${opts.split}" of ${opts.data} has no images${opts.split === 'test' ? ' (this copy has no test split: point --data at a full CUB-200-2011 folder, or use --split val)' : ''}`);
+  }
+  const acc: Accuracy = accuracy(predict(loaded.head, source));
+  const counts = new Array<number>(ds.classes.length).fill(0);
+  for (const y of source.labels) counts[y]++;
+  return {
+    model: opts.model,
+    data: opts.data,
+    split: opts.split,
+    n: acc.n,
+    top1: acc.top1,
+    top5: acc.top5,
+    perClass: ds.classes.map((name, index) => ({ index, name, n: counts[index], top1: Number.isNaN(acc.perClass[index]) ? null : acc.perClass[index] })),
+    skippedFiles: prepared.skipped.length,
+  };
+}
+
+export function formatEvaluation(r: EvaluationReport): string {
+  const pc = r.perClass.filter((c) => c.n > 0 && c.top1 !== null).sort((a, b) => a.top1! - b.top1!);
+  const lines = [
+    `${r.split} split of ${r.data}: ${r.n} images${r.skippedFiles ? ` (${r.skippedFiles} unreadable files skipped)` : ''}`,
+    `top-1 ${(100 * r.top1).toFixed(2)}%   top-5 ${(100 * r.top5).toFixed(2)}%`,
+    `hardest classes: ${pc.slice(0, 5).map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
+    `easiest classes: ${pc.slice(-5).reverse().map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
+  ];
+  return lines.join('\n');
+}

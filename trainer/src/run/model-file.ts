@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import type { TrainableBackbone } from '../backbone/types.ts';
+import type { DatasetItem } from '../data/types.ts';
+import { ProtoHead, type HeadSpec } from '../head/proto-head.ts';
+import type { HostTensors } from '../head/tensors.ts';
+import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
+import type { PushRecord } from '../stages/push.ts';
+import { pickTensors } from './checkpoint.ts';
+import { parseConfig, type TrainConfig } from './config.ts';
+import { Rng } from './rng.ts';
+import { exists, readJson, writeJson } from './run-dir.ts';
+
+/** A pushed prototype's source, resolved to the training image (not just an index). */
+export interface PrototypeSource extends PushRecord {
+  imageId: string | null;
+  imagePath: string | null;
+}
+
+export interface ModelJson {
+  format: 'protoatlas-model';
+  version: 1;
+  config: TrainConfig;
+  classes: string[];
+  head: HeadSpec;
+  prototypeClass: number[];
+  prototypes: PrototypeSource[] | null;
+}
+
+/** The trained model as files: model.json (readable) + weights.bin (head and trainable backbone). */
+export async function saveModel(dir: string, m: { config: TrainConfig; classes: string[]; head: ProtoHead; backbone: TrainableBackbone | null; push: PushRecord[] | null; trainItems: DatasetItem[] }): Promise<void> {
+  const json: ModelJson = {
+    format: 'protoatlas-model',
+    version: 1,
+    config: m.config,
+    classes: m.classes,
+    head: m.head.spec,
+    prototypeClass: Array.from(m.head.protoClass),
+    prototypes: m.push
+      ? m.push.map((r) => ({ ...r, imageId: r.item >= 0 ? m.trainItems[r.item]?.id ?? null : null, imagePath: r.item >= 0 ? m.trainItems[r.item]?.path ?? null : null }))
+      : null,
+  };
+  const tensors: HostTensors = new Map(m.head.getWeights());
+  if (m.backbone) for (const [k, v] of m.backbone.getWeights()) tensors.set(`backbone.${k}`, v);
+  await saveTensorFile(join(dir, 'weights.bin'), { format: 'protoatlas-weights', version: 1 }, tensors);
+  await writeJson(join(dir, 'model.json'), json);
+}
+
+export interface LoadedModel {
+  json: ModelJson;
+  config: TrainConfig;
+  head: ProtoHead;
+  backboneWeights: HostTensors;
+}
+
+/** Load from a run dir (run/model/) or a model dir directly. */
+export async function loadModel(dirOrRun: string): Promise<LoadedModel> {
+  const dir = (await exists(join(dirOrRun, 'model', 'model.json'))) ? join(dirOrRun, 'model') : dirOrRun;
+  const jsonPath = join(dir, 'model.json');
+  if (!(await exists(jsonPath))) {
+    throw new Error(`no trained model in ${dirOrRun}: expected ${join(dirOrRun, 'model', 'model.json')} (a finished run directory) or ${jsonPath}`);
+  }
+  const json = await readJson<ModelJson>(jsonPath);
+  if (json.format !== 'protoatlas-model') throw new Error(`${jsonPath}: not a ProtoAtlas model (format "${String(json.format)}")`);
+  const config = parseConfig(json.config, jsonPath);
+  const head = new ProtoHead(json.head, new Rng(0));
+  const weights = await loadTensorFile(join(dir, 'weights.bin'));
+  head.setWeights(pickTensors(weights.tensors, 'head.'));
+  return { json, config, head, backboneWeights: pickTensors(weights.tensors, 'backbone.', true) };
+}

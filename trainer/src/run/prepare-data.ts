@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import { loadOnnxBackbone } from '../backbone/onnx-backbone.ts';
+import { createSmallCnn } from '../backbone/small-cnn.ts';
+import { loadTfjsLayersBackbone } from '../backbone/tfjs-layers-backbone.ts';
+import { resolveWeights } from '../backbone/download.ts';
+import { extractFeatures } from '../backbone/feature-cache.ts';
+import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
+import { decodeMany } from '../data/decode.ts';
+import { loadDataset } from '../data/load-dataset.ts';
+import { generateSynthetic } from '../data/synthetic.ts';
+import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
+import { cachedSource, imageSource, type FeatureSource } from '../stages/sources.ts';
+import type { TrainConfig } from './config.ts';
+import { resolveDataPath, resolveRepoPath } from './data-path.ts';
+import { exists } from './run-dir.ts';
+
+export interface PreparedData {
+  dataset: Dataset;
+  featureShape: FeatureShape;
+  preprocess: PreprocessSpec;
+  /** Items actually usable per split (bad images removed), aligned with the sources. */
+  itemsBySplit: Record<SplitName, DatasetItem[]>;
+  sources: Partial<Record<SplitName, FeatureSource>> & { pushTrain?: FeatureSource };
+  trainableBackbone: TrainableBackbone | null;
+  frozenBackbone: FrozenBackbone | null;
+  /** Images that could not be decoded. */
+  skipped: SkippedFile[];
+}
+
+/** Default location of the built-in synthetic dataset for the demo preset. */
+export const DEFAULT_SYNTHETIC_DIR = resolveRepoPath('.cache/synthetic-birds');
+
+/** Locate or create the dataset for a run. The demo preset makes its synthetic birds on first use. */
+export async function resolveDataDir(config: TrainConfig, dataDir: string | null, quiet?: boolean): Promise<string> {
+  if (dataDir) return dataDir;
+  if (config.backbone.kind !== 'small-cnn') {
+    throw new Error(`preset ${config.preset} needs --data <dataset dir> (e.g. --data ../shared/data/cub200)`);
+  }
+  if (!(await exists(join(DEFAULT_SYNTHETIC_DIR, 'synthetic.json')))) {
+    if (!quiet) process.stderr.write(`generating the synthetic bird dataset in ${DEFAULT_SYNTHETIC_DIR}\n`);
+    await generateSynthetic(DEFAULT_SYNTHETIC_DIR, { seed: 0 });
+  }
+  return DEFAULT_SYNTHETIC_DIR;
+}
+
+export async function buildBackbone(config: TrainConfig, opts: { cacheDir: string; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> }): Promise<{ frozen: FrozenBackbone | null; trainable: TrainableBackbone | null }> {
+  const b = config.backbone;
+  switch (b.kind) {
+    case 'onnx': {
+      const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
+      return { frozen: await loadOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess, threads: b.threads }), trainable: null };
+    }
+    case 'tfjs-layers': {
+      const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
+      const model = await loadTfjsLayersBackbone({ modelJsonPath: path, cutLayer: b.cutLayer, preprocess: b.preprocess });
+      if (b.trainable) {
+        if (opts.backboneWeights?.size) model.setWeights(opts.backboneWeights);
+        return { frozen: null, trainable: model };
+      }
+      return { frozen: model, trainable: null };
+    }
+    case 'small-cnn': {
+      const cnn = createSmallCnn({ inputSize: b.inputSize, channels: b.channels, seed: config.seed });
+      if (opts.backboneWeights?.size) cnn.setWeights(opts.backboneWeights);
+      return { frozen: null, trainable: cnn };
+    }
+  }
+}
+
+/**
+ * Load the dataset, build the backbone, and make a FeatureSource per split:
+ * frozen backbones read (or fill) the feature cache, trainable ones decode images into memory.
+ */
+export async function prepareData(config: TrainConfig, dataDir: string | null, opts: { quiet?: boolean; runDir?: string; splits: SplitName[]; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> }): Promise<PreparedData> {
+  const root = await resolveDataDir(config, dataDir, opts.quiet);
+  const dataset = await loadDataset(root, { valPerClass: config.data.valPerClass, seed: config.seed });
+  const cacheDir = resolveRepoPath(config.featureCacheDir);
+  const { frozen, trainable } = await buildBackbone(config, { cacheDir, backboneWeights: opts.backboneWeights });
+  const preprocess = (frozen ?? trainable)!.preprocess;
+  const featureShape = (frozen ?? trainable)!.featureShape;
+  const sources: PreparedData['sources'] = {};
+  const itemsBySplit: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [] };
+  const skipped: SkippedFile[] = [];
+  const labelsOf = (items: DatasetItem[]) => Int32Array.from(items, (it) => it.label);
+
+  for (const split of opts.splits) {
+    const items = dataset.splits[split];
+    if (frozen) {
+      const flip = split === 'train' && config.data.flip;
+      const orig = await extractFeatures(frozen, items, { flip: false, cacheDir, progressLabel: `features ${split}`, quiet: opts.quiet });
+      const mirrored = flip ? await extractFeatures(frozen, items, { flip: true, cacheDir, progressLabel: `features ${split} (flipped)`, quiet: opts.quiet }) : null;
+      skipped.push(...orig.skipped);
+      const keep = items.map((_, i) => i).filter((i) => orig.valid[i] && (!mirrored || mirrored.valid[i]));
+      const kept = keep.map((i) => items[i]);
+      itemsBySplit[split] = kept;
+      const remap = (store: typeof orig.store) => ({ n: keep.length, shape: store.shape, batch: (idx: number[], out?: Float32Array) => store.batch(idx.map((i) => keep[i]), out) });
+      sources[split] = cachedSource(remap(orig.store), mirrored ? remap(mirrored.store) : null, labelsOf(kept));
+    } else {
+      const size = preprocess.size;
+      const decoded = await decodeMany(items, size, {});
+      skipped.push(...decoded.skipped);
+      const keep = items.map((_, i) => i).filter((i) => decoded.images[i] !== null);
+      const kept = keep.map((i) => items[i]);
+      itemsBySplit[split] = kept;
+      sources[split] = imageSource(keep.map((i) => decoded.images[i]!), labelsOf(kept), preprocess, trainable!);
+    }
+  }
+  if (sources.train) sources.pushTrain = sources.train;
+  return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };
+}

@@ -1,0 +1,301 @@
+import { copyFile, mkdir } from 'node:fs/promises';
+import { ProtoHead } from '../head/proto-head.ts';
+import type { HostTensors } from '../head/tensors.ts';
+import { Adam } from '../optim/adam.ts';
+import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
+import { computeSimilarities, lastLayerSparsity, trainLastLayerEpoch } from '../stages/last-layer.ts';
+import { linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
+import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
+import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
+import { pushPrototypes } from '../stages/push.ts';
+import { initBackend } from '../tf/backend.ts';
+import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
+import type { TrainConfig } from './config.ts';
+import { prepareData, type PreparedData } from './prepare-data.ts';
+import { saveModel } from './model-file.ts';
+import { Rng } from './rng.ts';
+import { exists, readJson, runPaths, writeJson, writeMetrics } from './run-dir.ts';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  dataDir: string | null;
+  outDir: string;
+  resume: boolean;
+  quiet?: boolean;
+  /** Stop after this many epochs in total (tests of resume); the run is left resumable. */
+  stopAfterEpochs?: number;
+}
+
+export interface TrainSummary {
+  preset: string;
+  backend: string;
+  dataset: { layout: string; root: string; classes: number; train: number; val: number; test: number; skippedFiles: number; skipped: { path: string; reason: string }[] };
+  baseline: { top1: number; top5: number } | null;
+  stages: CheckpointMeta['stageResults'];
+  final: { val: Accuracy | null; train: Accuracy | null };
+  lastLayerWrongClassNearZero: number | null;
+  seconds: Record<string, number>;
+  prototypes: number;
+  finished: boolean;
+}
+
+const log = (quiet: boolean | undefined, msg: string) => {
+  if (!quiet) process.stderr.write(msg + '\n');
+};
+
+function stageIndex(s: Stage): number {
+  return STAGES.indexOf(s);
+}
+
+/** Runs (or resumes) the three ProtoPNet stages and writes the run directory. */
+export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
+  const paths = runPaths(opts.outDir);
+  const hasCheckpoint = await exists(paths.lastCheckpoint);
+  if (hasCheckpoint && !opts.resume) {
+    throw new Error(`${opts.outDir} already holds a run (${paths.lastCheckpoint}); pass --resume to continue it, or choose another --out`);
+  }
+  if (opts.resume && !hasCheckpoint) log(opts.quiet, `no checkpoint in ${opts.outDir}: starting a new run`);
+  let config = opts.config;
+  if (opts.resume && hasCheckpoint) {
+    // The run's own resolved config wins, so a resume cannot silently change the recipe.
+    config = await readJson<TrainConfig>(paths.config);
+    log(opts.quiet, `resuming ${opts.outDir} (preset ${config.preset})`);
+  }
+  await mkdir(paths.checkpoints, { recursive: true });
+  await writeJson(paths.config, config);
+
+  const backend = await initBackend(config.backend, { quiet: opts.quiet });
+  const t0 = Date.now();
+  const data = await prepareData(config, opts.dataDir, { quiet: opts.quiet, runDir: opts.outDir, splits: ['train', 'val'] });
+  const featureSeconds = (Date.now() - t0) / 1000;
+
+  const rng = new Rng(config.seed);
+  const head = new ProtoHead(
+    {
+      inputChannels: data.featureShape[2],
+      addOn: config.head.addOn as ProtoHead['spec']['addOn'],
+      numClasses: data.dataset.classes.length,
+      prototypesPerClass: config.head.prototypesPerClass,
+      incorrectClassWeight: config.head.incorrectClassWeight,
+    },
+    rng,
+  );
+  const train = data.sources.train!;
+  const val = data.sources.val!;
+  const evalVal = (): Accuracy | null => (val.n ? accuracy(predict(head, val)) : null);
+
+  let meta: CheckpointMeta = {
+    version: 1,
+    stage: STAGES[0],
+    epoch: 0,
+    rngState: 0,
+    optimizerSteps: 0,
+    history: [],
+    push: null,
+    stageResults: {},
+    seconds: { features: featureSeconds },
+  };
+  let resumedTensors: HostTensors | null = null;
+  let baseline: { top1: number; top5: number } | null = null;
+
+  if (opts.resume && hasCheckpoint) {
+    const ck = await loadCheckpoint(paths.lastCheckpoint);
+    meta = ck.meta;
+    meta.seconds.features = (meta.seconds.features ?? 0) + featureSeconds;
+    head.setWeights(pickTensors(ck.tensors, 'head.'));
+    if (data.trainableBackbone) data.trainableBackbone.setWeights(pickTensors(ck.tensors, 'backbone.', true));
+    rng.setState(meta.rngState);
+    resumedTensors = ck.tensors;
+    baseline = (meta as CheckpointMeta & { baseline?: typeof baseline }).baseline ?? null;
+  } else {
+    const tInit = Date.now();
+    let probe: LinearModel | null = null;
+    if (!data.trainableBackbone) {
+      // The paper's "Baseline" on the same frozen features; also the probe that picks initial patches.
+      probe = trainBaseline(data, config, rng, opts.quiet);
+      baseline = evalLinear(probe, data, opts.quiet);
+      log(opts.quiet, `baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
+    }
+    if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, train, probe, { rng, quiet: opts.quiet });
+    const init = evalVal();
+    meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - tInit) / 1000 };
+    meta.seconds.init = (Date.now() - tInit) / 1000;
+  }
+  (meta as CheckpointMeta & { baseline?: typeof baseline }).baseline = baseline;
+
+  const backboneTensors = (): HostTensors => {
+    const out: HostTensors = new Map();
+    if (data.trainableBackbone) for (const [k, v] of data.trainableBackbone.getWeights()) out.set(`backbone.${k}`, v);
+    return out;
+  };
+  let epochsThisProcess = 0;
+  const save = async (opt: Adam | null) => {
+    meta.rngState = rng.getState();
+    const tensors: HostTensors = new Map([...head.getWeights(), ...backboneTensors()]);
+    if (opt) {
+      const st = opt.getState();
+      meta.optimizerSteps = st.steps;
+      for (const [k, v] of st.tensors) tensors.set(k, v);
+    }
+    await saveCheckpoint(paths.lastCheckpoint, meta, tensors);
+    await writeMetrics(paths.metrics, meta.history);
+  };
+  const stopRequested = () => opts.stopAfterEpochs !== undefined && epochsThisProcess >= opts.stopAfterEpochs;
+
+  // Stage 1: warm-up then joint.
+  for (const phaseName of ['warmup', 'joint'] as PrototypePhaseName[]) {
+    if (stageIndex(meta.stage) > stageIndex(phaseName)) continue;
+    const phase = config[phaseName];
+    const optimizer = new Adam(phaseGroups(phase, head, data.trainableBackbone));
+    if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+    resumedTensors = null;
+    const tStage = Date.now();
+    for (let e = meta.epoch; e < phase.epochs; e++) {
+      if (stopRequested()) return partialSummary();
+      setPhaseLearningRates(optimizer, phase, e);
+      const stats = trainPrototypeEpoch({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet });
+      const v = evalVal();
+      meta.history.push({ stage: phaseName, epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
+      log(opts.quiet, `${phaseName} epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)} clst ${stats.clusterCost.toFixed(3)} sep ${stats.separationCost.toFixed(3)}) train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
+      meta.epoch = e + 1;
+      meta.seconds[phaseName] = (meta.seconds[phaseName] ?? 0) + stats.seconds;
+      epochsThisProcess++;
+      await save(optimizer);
+    }
+    const v = evalVal();
+    meta.stageResults[phaseName] = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds[phaseName] ?? (Date.now() - tStage) / 1000 };
+    meta.stage = STAGES[stageIndex(phaseName) + 1];
+    meta.epoch = 0;
+    optimizer.dispose();
+    await save(null);
+    await copyFile(paths.lastCheckpoint, paths.stageCheckpoint(phaseName));
+  }
+
+  // Stage 2: push.
+  if (meta.stage === 'push') {
+    const tPush = Date.now();
+    if (config.push.enabled) {
+      meta.push = pushPrototypes(head, data.sources.pushTrain ?? train, { quiet: opts.quiet });
+    }
+    const v = evalVal();
+    meta.seconds.push = (Date.now() - tPush) / 1000;
+    meta.stageResults.push = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.push };
+    log(opts.quiet, `push: val top-1 ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} (mean projection distance ${meanDistance(meta.push)})`);
+    meta.stage = 'lastLayer';
+    meta.epoch = 0;
+    await save(null);
+    await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('push'));
+  }
+
+  // Stage 3: last layer only, on similarities computed once.
+  if (meta.stage === 'lastLayer') {
+    const tLast = Date.now();
+    const ll = config.lastLayer;
+    const optimizer = new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]] }]);
+    if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+    resumedTensors = null;
+    const sims = ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
+    for (let e = meta.epoch; e < ll.epochs; e++) {
+      if (stopRequested()) return partialSummary();
+      const t = Date.now();
+      const stats = trainLastLayerEpoch({ head, data: sims!, batchSize: ll.batchSize, l1: ll.l1, optimizer, rng });
+      const v = evalVal();
+      const sparsity = lastLayerSparsity(head);
+      meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
+      if (e === ll.epochs - 1 || (e + 1) % 5 === 0) {
+        log(opts.quiet, `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} wrong-class weights near 0: ${(100 * sparsity).toFixed(1)}%`);
+      }
+      meta.epoch = e + 1;
+      epochsThisProcess++;
+      await save(optimizer);
+    }
+    const v = evalVal();
+    meta.seconds.lastLayer = (meta.seconds.lastLayer ?? 0) + (Date.now() - tLast) / 1000;
+    meta.stageResults.lastLayer = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.lastLayer };
+    meta.stage = 'done';
+    meta.epoch = 0;
+    optimizer.dispose();
+    await save(null);
+    await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('lastLayer'));
+  }
+
+  await saveModel(paths.model, { config, classes: data.dataset.classes, head, backbone: data.trainableBackbone, push: meta.push, trainItems: data.itemsBySplit.train });
+  const summary = buildSummary(true);
+  await writeJson(paths.summary, summary);
+  printSummary(summary, opts.quiet);
+  return summary;
+
+  function partialSummary(): TrainSummary {
+    log(opts.quiet, `stopped after ${epochsThisProcess} epochs as requested; continue with --resume`);
+    return buildSummary(false);
+  }
+
+  function buildSummary(finished: boolean): TrainSummary {
+    const ds = data.dataset;
+    const skipped = [...ds.skipped, ...data.skipped];
+    return {
+      preset: config.preset,
+      backend: backend.description,
+      dataset: {
+        layout: ds.layout,
+        root: ds.root,
+        classes: ds.classes.length,
+        train: ds.splits.train.length,
+        val: ds.splits.val.length,
+        test: ds.splits.test.length,
+        skippedFiles: skipped.length,
+        skipped,
+      },
+      baseline,
+      stages: meta.stageResults,
+      final: { val: finished ? evalVal() : null, train: null },
+      lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
+      seconds: { ...(meta.seconds as Record<string, number>), total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0) },
+      prototypes: head.numPrototypes,
+      finished,
+    };
+  }
+}
+
+function meanDistance(push: CheckpointMeta['push']): string {
+  if (!push?.length) return 'n/a';
+  return (push.reduce((a, r) => a + Math.max(0, r.distance), 0) / push.length).toFixed(3);
+}
+
+function trainBaseline(data: PreparedData, config: TrainConfig, rng: Rng, quiet?: boolean): LinearModel {
+  const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
+  return trainLinear(pooled, data.dataset.classes.length, { epochs: 30, lr: 1e-3, batchSize: 128, weightDecay: 1e-4, inputDropout: 0.2, rng, quiet });
+}
+
+function evalLinear(model: LinearModel, data: PreparedData, quiet?: boolean): { top1: number; top5: number } {
+  const val = data.sources.val!;
+  if (!val.n) return { top1: NaN, top5: NaN };
+  const pooled = pooledFeatures(val, { flip: false, quiet: true });
+  const logits = linearLogits(model, pooled.x, pooled.n);
+  const acc = accuracy({ n: pooled.n, numClasses: model.numClasses, logits, labels: pooled.labels });
+  void quiet;
+  return { top1: acc.top1, top5: acc.top5 };
+}
+
+const pct = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? '  n/a' : `${(100 * x).toFixed(1).padStart(5)}%`);
+
+export function printSummary(s: TrainSummary, quiet?: boolean): void {
+  if (quiet) return;
+  const rows: [string, number | undefined, number | undefined, number | undefined][] = [
+    ['baseline (GAP + linear)', s.baseline?.top1, s.baseline?.top5, undefined],
+    ['after init', s.stages.init?.top1, s.stages.init?.top5, s.stages.init?.seconds],
+    ['after warm-up', s.stages.warmup?.top1, s.stages.warmup?.top5, s.stages.warmup?.seconds],
+    ['after joint', s.stages.joint?.top1, s.stages.joint?.top5, s.stages.joint?.seconds],
+    ['after push', s.stages.push?.top1, s.stages.push?.top5, s.stages.push?.seconds],
+    ['after last layer', s.stages.lastLayer?.top1, s.stages.lastLayer?.top5, s.stages.lastLayer?.seconds],
+  ];
+  const lines = [
+    `ProtoAtlas run summary (preset ${s.preset}, ${s.prototypes} prototypes, ${s.backend})`,
+    `data: ${s.dataset.layout} ${s.dataset.classes} classes, train ${s.dataset.train}, val ${s.dataset.val}, test ${s.dataset.test}; skipped files: ${s.dataset.skippedFiles}`,
+    `${'stage'.padEnd(26)} ${'val top-1'.padStart(9)} ${'top-5'.padStart(7)} ${'time'.padStart(7)}`,
+    ...rows.map(([name, t1, t5, sec]) => `${name.padEnd(26)} ${pct(t1).padStart(9)} ${pct(t5).padStart(7)} ${sec === undefined ? '' : `${sec.toFixed(0)}s`.padStart(7)}`),
+    `wrong-class last-layer weights near zero (|w| < 1e-3): ${pct(s.lastLayerWrongClassNearZero ?? undefined)}`,
+    `total time ${s.seconds.total.toFixed(0)}s`,
+  ];
+  process.stderr.write(lines.join('\n') + '\n');
+}

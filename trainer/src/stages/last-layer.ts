@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { crossEntropy, maskedL1 } from '../head/losses.ts';
+import { wrongClassMask, wrongClassSparsity } from '../head/last-layer.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import { Adam } from '../optim/adam.ts';
+import { Progress } from '../run/progress.ts';
+import type { Rng } from '../run/rng.ts';
+import type { FeatureSource } from './sources.ts';
+
+/**
+ * Similarity vectors [n, m] of every item (optionally also its mirrored copy).
+ * Stage 3 only trains the last layer, so these are computed once.
+ */
+export function computeSimilarities(head: ProtoHead, source: FeatureSource, opts: { flip: boolean; batchSize?: number; quiet?: boolean }): { sims: Float32Array; labels: Int32Array; n: number } {
+  const m = head.numPrototypes;
+  const copies = opts.flip && source.canFlip ? 2 : 1;
+  const n = source.n * copies;
+  const sims = new Float32Array(n * m);
+  const labels = new Int32Array(n);
+  const bs = opts.batchSize ?? 128;
+  const progress = new Progress({ label: 'similarities', total: n, unit: 'img', quiet: opts.quiet });
+  for (let copy = 0; copy < copies; copy++) {
+    for (let s = 0; s < source.n; s += bs) {
+      const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
+      const t = tf.tidy(() => head.forward(source.features(idx, idx.map(() => copy === 1), false)).similarities);
+      sims.set(t.dataSync(), (copy * source.n + s) * m);
+      t.dispose();
+      idx.forEach((i) => (labels[copy * source.n + i] = source.labels[i]));
+      progress.tick(idx.length);
+    }
+  }
+  progress.finish();
+  return { sims, labels, n };
+}
+
+export interface LastLayerEpoch {
+  loss: number;
+  crossEntropy: number;
+  l1: number;
+  trainAccuracy: number;
+}
+
+/** One epoch of stage 3: CE + l1·|W ⊙ wrong-class mask| on precomputed similarities. */
+export function trainLastLayerEpoch(args: {
+  head: ProtoHead;
+  data: { sims: Float32Array; labels: Int32Array; n: number };
+  batchSize: number;
+  l1: number;
+  optimizer: Adam;
+  rng: Rng;
+}): LastLayerEpoch {
+  const { head, data, optimizer, rng } = args;
+  const m = head.numPrototypes;
+  const maskHost = wrongClassMask(head.protoClass, head.spec.numClasses);
+  const mask = tf.tensor2d(maskHost.data, maskHost.shape as [number, number]);
+  const order = rng.shuffle(Array.from({ length: data.n }, (_, i) => i));
+  let lossSum = 0;
+  let ceSum = 0;
+  let correct = 0;
+  let l1Last = 0;
+  for (let s = 0; s < order.length; s += args.batchSize) {
+    const batch = order.slice(s, s + args.batchSize);
+    const x = new Float32Array(batch.length * m);
+    batch.forEach((i, k) => x.set(data.sims.subarray(i * m, (i + 1) * m), k * m));
+    const labels = Int32Array.from(batch, (i) => data.labels[i]);
+    let parts = [0, 0, 0];
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = tf.matMul(tf.tensor2d(x, [batch.length, m]), head.lastLayer as tf.Tensor2D) as tf.Tensor2D;
+      const ce = crossEntropy(logits, tf.tensor1d(labels, 'int32'));
+      const l1 = maskedL1(head.lastLayer as tf.Tensor2D, mask);
+      const pred = tf.argMax(logits, 1).dataSync();
+      let c = 0;
+      pred.forEach((p, k) => (c += p === labels[k] ? 1 : 0));
+      parts = [ce.dataSync()[0], l1.dataSync()[0], c];
+      return tf.add(ce, tf.mul(l1, args.l1)) as tf.Scalar;
+    }, [head.lastLayer]);
+    optimizer.apply(grads);
+    lossSum += value.dataSync()[0] * batch.length;
+    tf.dispose([value, ...Object.values(grads)]);
+    ceSum += parts[0] * batch.length;
+    l1Last = parts[1];
+    correct += parts[2];
+  }
+  mask.dispose();
+  const n = Math.max(1, data.n);
+  return { loss: lossSum / n, crossEntropy: ceSum / n, l1: l1Last, trainAccuracy: correct / n };
+}
+
+export function lastLayerSparsity(head: ProtoHead, tol = 1e-3): number {
+  const w = head.lastLayer.dataSync() as Float32Array;
+  return wrongClassSparsity({ shape: head.lastLayer.shape.slice(), data: w }, head.protoClass, tol);
+}
+
+export { Progress };

@@ -1,0 +1,89 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
+import type { RgbImage } from '../data/types.ts';
+import { toNHWC } from '../data/decode.ts';
+
+/** Minimal view of a feature store (backbone/feature-store.ts implements it). */
+export interface FeatureStoreLike {
+  readonly n: number;
+  readonly shape: FeatureShape;
+  batch(indices: number[], out?: Float32Array): Float32Array;
+}
+
+/**
+ * Where a training batch's feature maps come from. Frozen backbones read the
+ * on-disk cache; trainable ones run the backbone inside the gradient tape.
+ * `flipped[i]` picks the mirrored copy of item i (augmentation).
+ */
+export interface FeatureSource {
+  readonly n: number;
+  readonly shape: FeatureShape;
+  readonly labels: Int32Array;
+  readonly canFlip: boolean;
+  /** Call inside a tf.tidy / gradient closure. */
+  features(indices: number[], flipped: boolean[], training: boolean): tf.Tensor4D;
+}
+
+export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | null, labels: Int32Array): FeatureSource {
+  const shape = orig.shape;
+  const per = shape[0] * shape[1] * shape[2];
+  return {
+    n: orig.n,
+    shape,
+    labels,
+    canFlip: flip !== null,
+    features(indices, flipped) {
+      const out = new Float32Array(indices.length * per);
+      const plain: number[] = [];
+      const plainSlots: number[] = [];
+      const mirrored: number[] = [];
+      const mirroredSlots: number[] = [];
+      indices.forEach((idx, k) => {
+        if (flipped[k] && flip) {
+          mirrored.push(idx);
+          mirroredSlots.push(k);
+        } else {
+          plain.push(idx);
+          plainSlots.push(k);
+        }
+      });
+      const fill = (store: FeatureStoreLike, idx: number[], slots: number[]) => {
+        if (!idx.length) return;
+        const data = store.batch(idx);
+        slots.forEach((slot, k) => out.set(data.subarray(k * per, (k + 1) * per), slot * per));
+      };
+      fill(orig, plain, plainSlots);
+      if (flip) fill(flip, mirrored, mirroredSlots);
+      return tf.tensor4d(out, [indices.length, shape[0], shape[1], shape[2]]);
+    },
+  };
+}
+
+export function imageSource(images: RgbImage[], labels: Int32Array, pre: PreprocessSpec, backbone: TrainableBackbone): FeatureSource {
+  return {
+    n: images.length,
+    shape: backbone.featureShape,
+    labels,
+    canFlip: true,
+    features(indices, flipped, training) {
+      const [h, w] = [pre.size, pre.size];
+      const per = h * w * 3;
+      const buf = new Float32Array(indices.length * per);
+      indices.forEach((idx, k) => buf.set(toNHWC([images[idx]], pre, flipped[k]), k * per));
+      const x = tf.tensor4d(buf, [indices.length, h, w, 3]);
+      return backbone.apply(x, training);
+    },
+  };
+}
+
+/** Subset of a source (e.g. valid items only). */
+export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource {
+  const labels = Int32Array.from(keep, (i) => src.labels[i]);
+  return {
+    n: keep.length,
+    shape: src.shape,
+    labels,
+    canFlip: src.canFlip,
+    features: (indices, flipped, training) => src.features(indices.map((i) => keep[i]), flipped, training),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Conv2DBackpropInput for the wasm backend, replacing the stock one (a scalar
+ * C++ loop, far slower than the forward conv for wide layers).
+ *
+ * cols[M,K] = dy[M,CO] · Wᵀ[CO,K] runs in XNNPACK through BatchMatMul; col2im
+ * then scatters cols back onto dx. A 1×1, stride-1, unpadded conv needs no
+ * col2im: cols is dx. Large batches are split into image chunks.
+ */
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
+import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
+import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
+
+const MAX_SCRATCH_FLOATS = 1 << 23; // 32 MB of cols per chunk
+
+/** Adds cols (nb·OH·OW × K) of images [b0, b0+nb) into dx (NHWC). */
+function col2im(cols: Float32Array, g: ConvGeometry, b0: number, nb: number, dx: Float32Array): void {
+  const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
+  const K = kH * kW * inC;
+  let c = 0;
+  for (let b = 0; b < nb; b++) {
+    const dxImg = (b0 + b) * inH * inW * inC;
+    for (let oh = 0; oh < outH; oh++) {
+      for (let ow = 0; ow < outW; ow++, c += K) {
+        for (let kh = 0; kh < kH; kh++) {
+          const ih = oh * strideH - padTop + kh;
+          if (ih < 0 || ih >= inH) continue;
+          const dxRow = dxImg + ih * inW * inC;
+          for (let kw = 0; kw < kW; kw++) {
+            const iw = ow * strideW - padLeft + kw;
+            if (iw < 0 || iw >= inW) continue;
+            const d = dxRow + iw * inC;
+            const s = c + (kh * kW + kw) * inC;
+            for (let ci = 0; ci < inC; ci++) dx[d + ci] += cols[s + ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wb = asWasm(backend);
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+  const g = convGeometry('Conv2DBackpropInput', a.inputShape, filter.shape, a, false);
+  const K = g.kH * g.kW * g.inC;
+  const pixels = g.outH * g.outW;
+
+  // Wᵀ: filter [K, CO] → [CO, K], a fresh tensor so XNNPACK packs it anew.
+  const wT = alloc(wb, [g.outC, K]);
+  {
+    const w = f32(wb, filter);
+    const t = f32(wb, wT);
+    for (let k = 0; k < K; k++) for (let co = 0; co < g.outC; co++) t[co * K + k] = w[k * g.outC + co];
+  }
+
+  const pointwise =
+    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
+  if (pointwise) {
+    const out = matMul(wb, view(dy, [g.batch * pixels, g.outC]), wT);
+    free(wb, wT);
+    return view(out, [...a.inputShape]);
+  }
+
+  const dx = alloc(wb, [...a.inputShape]);
+  f32(wb, dx).fill(0);
+  const chunk = imagesPerChunk(g, K, MAX_SCRATCH_FLOATS);
+  for (let b0 = 0; b0 < g.batch; b0 += chunk) {
+    const nb = Math.min(chunk, g.batch - b0);
+    const m = nb * pixels;
+    let dyPart: TensorInfo;
+    if (nb === g.batch) {
+      dyPart = dy;
+    } else {
+      dyPart = alloc(wb, [m, g.outC]);
+      f32(wb, dyPart).set(f32(wb, dy).subarray(b0 * pixels * g.outC, (b0 + nb) * pixels * g.outC));
+    }
+    const cols = matMul(wb, view(dyPart, [m, g.outC]), wT);
+    col2im(f32(wb, cols), g, b0, nb, f32(wb, dx));
+    free(wb, cols);
+    if (dyPart !== dy) free(wb, dyPart);
+  }
+  free(wb, wT);
+  return dx;
+};
+
+export const conv2DBackpropInputConfig: KernelConfig = {
+  kernelName: 'Conv2DBackpropInput',
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInput,
+};
