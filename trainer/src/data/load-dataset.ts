@@ -34,7 +34,7 @@ export async function loadDataset(root: string, opts: LoadDatasetOptions): Promi
   }
   const ds = await loadByLayout(abs);
   if (ds.splits.val.length === 0) {
-    const { train, val } = holdOutValidation(ds.splits.train, ds.classes.length, opts.valPerClass, opts.seed);
+    const { train, val } = holdOutValidation(ds.splits.train, ds.classes.length, opts.valPerClass, opts.seed, ds.classes);
     ds.splits.train = train;
     ds.splits.val = val;
   }

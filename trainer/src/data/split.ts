@@ -5,12 +5,14 @@ import type { DatasetItem } from './types.ts';
 /**
  * Hold out `perClass` random training images of every class as validation. Seeded and
  * deterministic; the test split is never involved. Both outputs keep the input order.
+ * `classNames` only makes error messages readable.
  */
 export function holdOutValidation(
   train: DatasetItem[],
   nClasses: number,
   perClass: number,
   seed: number,
+  classNames?: string[],
 ): { train: DatasetItem[]; val: DatasetItem[] } {
   if (!Number.isInteger(perClass) || perClass < 0) throw new Error(`holdOutValidation: perClass must be a non-negative integer, got ${perClass}`);
   if (perClass === 0) return { train: [...train], val: [] };
@@ -24,7 +26,8 @@ export function holdOutValidation(
   byClass.forEach((indices, label) => {
     // Keep at least one training image per class, or that class could never be learnt.
     if (indices.length <= perClass) {
-      throw new DatasetError(`class ${label} has ${indices.length} training images, too few to hold out ${perClass} for validation`, {
+      const name = classNames?.[label] ?? `class ${label}`;
+      throw new DatasetError(`${name} has ${indices.length} training images, too few to hold out ${perClass} for validation`, {
         fix: `lower valPerClass below ${indices.length} or add images to the class`,
       });
     }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activation, type ActivationName } from './activations.ts';
-import { logActivation, squaredDistances } from './distances.ts';
+import { logActivation } from './distances.ts';
+import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
 import { initLastLayer, prototypeClasses } from './last-layer.ts';
 import type { HostTensors } from './tensors.ts';
 import type { Rng } from '../run/rng.ts';
@@ -79,13 +80,14 @@ export class ProtoHead {
   }
 
   /** Patch embeddings: features [B,H,W,D] -> z [B*H*W, P]. */
-  embed(features: tf.Tensor4D, inputDropout = 0, seed?: number): tf.Tensor2D {
+  embed(features: tf.Tensor4D, inputDropout = 0, seed?: number, inputGrad = false): tf.Tensor2D {
     return tf.tidy(() => {
       const [b, h, w, d] = features.shape;
       let x: tf.Tensor2D = tf.reshape(features, [b * h * w, d]);
       if (inputDropout > 0) x = tf.dropout(x, inputDropout, undefined, seed) as tf.Tensor2D;
       this.spec.addOn.forEach((layer, i) => {
-        x = activation(layer.activation)(tf.add(tf.matMul(x, this.addOnW[i]), this.addOnB[i])) as tf.Tensor2D;
+        const y = linear(x, this.addOnW[i] as tf.Tensor2D, { inputGrad: i > 0 || inputGrad });
+        x = activation(layer.activation)(tf.add(y, this.addOnB[i])) as tf.Tensor2D;
       });
       return x;
     });
@@ -96,18 +98,18 @@ export class ProtoHead {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features);
-      return tf.reshape(squaredDistances(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
+      return tf.reshape(squaredDistancesFast(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
     });
   }
 
-  forward(features: tf.Tensor4D, opts: { inputDropout?: number; seed?: number } = {}): HeadOutput {
+  /** `inputGrad`: also differentiate w.r.t. the features (a trainable backbone sits in front). */
+  forward(features: tf.Tensor4D, opts: { inputDropout?: number; seed?: number; inputGrad?: boolean } = {}): HeadOutput {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
-      const z = this.embed(features, opts.inputDropout ?? 0, opts.seed);
-      const d = tf.reshape(squaredDistances(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]);
-      const minDistances = tf.min(d, 1) as tf.Tensor2D;
+      const z = this.embed(features, opts.inputDropout ?? 0, opts.seed, opts.inputGrad ?? false);
+      const minDistances = minSquaredDistances(z, this.prototypes as tf.Tensor2D, b, h * w);
       const similarities = logActivation(minDistances) as tf.Tensor2D;
-      const logits = tf.matMul(similarities, this.lastLayer as tf.Tensor2D) as tf.Tensor2D;
+      const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
       return { logits, minDistances, similarities };
     });
   }

@@ -66,6 +66,7 @@ export function trainPrototypeEpoch(args: {
   const progress = new Progress({ label: args.label, total: source.n, unit: 'img', quiet: args.quiet });
   let sums = { loss: 0, ce: 0, clst: 0, sep: 0, correct: 0 };
   const vars = optimizer.variables();
+  const trainsFeatures = optimizer.groups.some((g) => g.name === 'features');
   for (let s = 0; s < order.length; s += phase.batchSize) {
     const batch = order.slice(s, s + phase.batchSize);
     const flipped = batch.map(() => source.canFlip && rng.next() < 0.5);
@@ -75,7 +76,7 @@ export function trainPrototypeEpoch(args: {
     const { value, grads } = tf.variableGrads(() => {
       const y = tf.tensor1d(labels, 'int32');
       const feats = source.features(batch, flipped, true);
-      const out = head.forward(feats, { inputDropout: phase.inputDropout, seed });
+      const out = head.forward(feats, { inputDropout: phase.inputDropout, seed, inputGrad: trainsFeatures });
       const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
       const ce = crossEntropy(out.logits, y);
       const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);

@@ -35,7 +35,10 @@ export interface InitBackendOptions {
 const require = createRequire(import.meta.url);
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
-let active: BackendInfo | null = null;
+/** Backends started so far, by name; each is announced once. */
+const started = new Map<string, BackendInfo>();
+/** What 'auto' resolved to, so repeat 'auto' calls skip the probing. */
+let autoChoice: BackendInfo | null = null;
 let wasmPathsSet = false;
 
 function packageVersion(pkg: string): string {
@@ -133,27 +136,29 @@ async function choose(prefer: BackendPreference, quiet: boolean): Promise<Backen
   return initCpu();
 }
 
-function satisfies(info: BackendInfo, prefer: BackendPreference): boolean {
-  return prefer === 'auto' || prefer === info.name;
-}
-
 /**
  * Initialises and activates a backend; resolves once tf.getBackend() is set.
- * Idempotent: a repeat call that the active backend satisfies does nothing.
+ * Idempotent: asking again for a backend already started (or 'auto' again)
+ * just re-activates it, silently.
  */
 export async function initBackend(
   prefer: BackendPreference = 'auto',
   opts: InitBackendOptions = {},
 ): Promise<BackendInfo> {
-  const quiet = opts.quiet ?? false;
-  if (active && satisfies(active, prefer)) {
-    if (tf.getBackend() !== active.name) await tf.setBackend(active.name);
-    return active;
+  const known = prefer === 'auto' ? autoChoice : (started.get(prefer) ?? null);
+  if (known) {
+    if (tf.getBackend() !== known.name) await tf.setBackend(known.name);
+    return known;
   }
-  const info = await choose(prefer, quiet);
+  const chosen = await choose(prefer, opts.quiet ?? false);
   await tf.ready();
-  active = info;
-  if (!quiet) process.stderr.write(`backend: ${info.name} (${info.description})\n`);
+  let info = started.get(chosen.name);
+  if (!info) {
+    info = chosen;
+    started.set(info.name, info);
+    if (!opts.quiet) process.stderr.write(`backend: ${info.name} (${info.description})\n`);
+  }
+  if (prefer === 'auto') autoChoice = info;
   return info;
 }
 

@@ -74,8 +74,14 @@ export function convGeometry(
   };
 }
 
-/** Images per chunk so that a [images·outH·outW, perRow] scratch stays under `maxFloats`. */
-export function imagesPerChunk(g: ConvGeometry, perRow: number, maxFloats: number): number {
+/**
+ * Cap on the im2col/col2im scratch buffers, in floats (32 MB). Mutable so
+ * tests can force the multi-chunk path on small inputs.
+ */
+export const scratchLimit = { floats: 1 << 23 };
+
+/** Images per chunk so that a [images·outH·outW, perRow] scratch stays under the cap. */
+export function imagesPerChunk(g: ConvGeometry, perRow: number): number {
   const perImage = g.outH * g.outW * perRow;
-  return Math.max(1, Math.min(g.batch, Math.floor(maxFloats / Math.max(1, perImage))));
+  return Math.max(1, Math.min(g.batch, Math.floor(scratchLimit.floats / Math.max(1, perImage))));
 }

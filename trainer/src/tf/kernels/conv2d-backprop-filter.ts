@@ -14,8 +14,6 @@ import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
 
-const MAX_SCRATCH_FLOATS = 1 << 23; // 32 MB of im2col per chunk
-
 /** Writes colsT[k, m] for images [b0, b0+nb) of x (NHWC) into `out` (K × nb·OH·OW). */
 function im2colT(x: Float32Array, g: ConvGeometry, b0: number, nb: number, out: Float32Array): void {
   const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
@@ -54,7 +52,7 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const g = convGeometry('Conv2DBackpropFilter', x.shape, a.filterShape, a, false);
   const K = g.kH * g.kW * g.inC;
   const pixels = g.outH * g.outW;
-  const chunk = imagesPerChunk(g, K, MAX_SCRATCH_FLOATS);
+  const chunk = imagesPerChunk(g, K);
 
   if (chunk >= g.batch) {
     const colsT = alloc(wb, [K, g.batch * pixels]);

@@ -11,8 +11,6 @@ import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
 
-const MAX_SCRATCH_FLOATS = 1 << 23; // 32 MB of cols per chunk
-
 /** Adds cols (nb·OH·OW × K) of images [b0, b0+nb) into dx (NHWC). */
 function col2im(cols: Float32Array, g: ConvGeometry, b0: number, nb: number, dx: Float32Array): void {
   const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
@@ -65,7 +63,7 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 
   const dx = alloc(wb, [...a.inputShape]);
   f32(wb, dx).fill(0);
-  const chunk = imagesPerChunk(g, K, MAX_SCRATCH_FLOATS);
+  const chunk = imagesPerChunk(g, K);
   for (let b0 = 0; b0 < g.batch; b0 += chunk) {
     const nb = Math.min(chunk, g.batch - b0);
     const m = nb * pixels;

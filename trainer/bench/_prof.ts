@@ -1,0 +1,33 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '/work/main/trainer/src/tf/backend.ts';
+await initBackend((process.env.BACKEND as 'auto') ?? 'auto');
+const time = (name: string, f: () => tf.Tensor | tf.Tensor[]) => {
+  for (let i = 0; i < 2; i++) tf.dispose(f());
+  const t = performance.now();
+  const reps = 3;
+  for (let i = 0; i < reps; i++) { const r = f(); (Array.isArray(r) ? r[0] : r).dataSync(); tf.dispose(r); }
+  console.log(name, ((performance.now() - t) / reps).toFixed(1), 'ms');
+};
+const N = 64 * 49;
+const x = tf.randomNormal([N, 1280]);
+const w = tf.randomNormal([1280, 128]);
+const z = tf.randomUniform([N, 128]);
+const p = tf.randomUniform([2000, 128]);
+const pT = tf.transpose(p);
+const g2000 = tf.randomNormal([N, 2000]);
+const g128 = tf.randomNormal([N, 128]);
+const d = tf.randomUniform([64, 49, 2000]);
+time('matmul x@w', () => tf.matMul(x, w));
+time('matmul z@p^T (flag)', () => tf.matMul(z, p, false, true));
+time('matmul z@pT (pre-transposed)', () => tf.matMul(z, pT));
+time('transpose p', () => tf.transpose(p));
+time('min axis1', () => tf.min(d, 1));
+time('grad min', () => tf.grad((a: tf.Tensor) => tf.sum(tf.min(a, 1)))(d));
+time('relu [N,2000]', () => tf.relu(g2000));
+time('add broadcast [N,2000]+[1,2000]', () => tf.add(g2000, tf.ones([1, 2000])));
+time('matmul x^T@g (flag)', () => tf.matMul(x, g128, true, false));
+time('transpose x', () => tf.transpose(x));
+time('matmul g@p', () => tf.matMul(g2000, p));
+time('matmul g^T@z (flag)', () => tf.matMul(g2000, z, true, false));
+time('transpose g2000', () => tf.transpose(g2000));
+time('grad full distance', () => tf.grads((zz: tf.Tensor, pp: tf.Tensor) => tf.sum(tf.min(tf.reshape(tf.relu(tf.add(tf.sub(tf.sum(tf.square(zz), 1, true), tf.mul(2, tf.matMul(zz, pp, false, true))), tf.reshape(tf.sum(tf.square(pp), 1), [1, -1]))), [64, 49, 2000]), 1)))([z, p]));

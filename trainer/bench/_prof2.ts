@@ -1,0 +1,22 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '/work/main/trainer/src/tf/backend.ts';
+import { ProtoHead } from '/work/main/trainer/src/head/proto-head.ts';
+import { Rng } from '/work/main/trainer/src/run/rng.ts';
+import { clusterCost, crossEntropy, separationCost } from '/work/main/trainer/src/head/losses.ts';
+await initBackend('auto');
+const time = (name: string, f: () => unknown) => {
+  f();
+  const t = performance.now();
+  for (let i = 0; i < 3; i++) f();
+  console.log(name, ((performance.now() - t) / 3).toFixed(1), 'ms');
+};
+const head = new ProtoHead({ inputChannels: 1280, addOn: [{ channels: 128, activation: 'relu' }, { channels: 128, activation: 'sigmoid' }], numClasses: 200, prototypesPerClass: 10, incorrectClassWeight: -0.5 }, new Rng(0));
+const feats = tf.randomUniform([64, 7, 7, 1280]) as tf.Tensor4D;
+const y = tf.tensor1d(Array.from({ length: 64 }, (_, i) => i), 'int32');
+const idT = tf.randomUniform([200, 2000]);
+time('host->tensor 64x7x7x1280', () => tf.tensor4d(new Float32Array(64 * 49 * 1280), [64, 7, 7, 1280]).dispose());
+time('embed', () => tf.tidy(() => head.embed(feats).dataSync()));
+time('forward', () => tf.tidy(() => head.forward(feats).logits.dataSync()));
+const vars = [...head.addOnVariables(), head.prototypes];
+time('grads CE only', () => { const r = tf.variableGrads(() => crossEntropy(head.forward(feats).logits, y), vars); tf.dispose([r.value, ...Object.values(r.grads)]); });
+time('grads full', () => { const r = tf.variableGrads(() => { const o = head.forward(feats); const m = tf.gather(idT, y) as tf.Tensor2D; return tf.addN([crossEntropy(o.logits, y), tf.mul(0.8, clusterCost(o.minDistances, m, 128)), tf.mul(-0.08, separationCost(o.minDistances, m, 128))]) as tf.Scalar; }, vars); tf.dispose([r.value, ...Object.values(r.grads)]); });

@@ -1,0 +1,11 @@
+import type { PhaseConfig } from '../src/run/config.ts';
+
+export const PhaseConfigDefaults: PhaseConfig = {
+  epochs: 1,
+  batchSize: 64,
+  lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+  schedule: 'constant',
+  stepEpochs: 5,
+  gamma: 0.1,
+  inputDropout: 0,
+};

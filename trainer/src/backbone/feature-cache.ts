@@ -1,0 +1,340 @@
+/**
+ * Feature extraction with an on-disk cache. A frozen backbone's feature maps
+ * for a dataset are computed once, stored compactly (see feature-store.ts) and
+ * reloaded in seconds on the next run. Extraction is resumable: every chunk of
+ * images is written to its own file as soon as it is done, and a re-run after
+ * a crash or Ctrl-C picks up from the completed chunks.
+ *
+ * Several flips (original + mirrored) share one decode of each image, which is
+ * about a third of the work, and decoding (sharp, on libuv threads) runs ahead
+ * of inference so both cores stay busy.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeMany, toNHWC } from '../data/decode.ts';
+import type { DatasetItem, RgbImage, SkippedFile } from '../data/types.ts';
+import { Progress } from '../run/progress.ts';
+import { asBytes, dataBytes, readFeatureData, readFeatureHeader, writeFeatureFile, type FeatureFileHeader } from './feature-file.ts';
+import { featureCacheKey } from './feature-key.ts';
+import { bytesPerElement, createFeatureStore, type FeatureEncoding, type FeatureStore } from './feature-store.ts';
+import type { FrozenBackbone } from './types.ts';
+
+export interface ExtractOptions {
+  flip: boolean;
+  cacheDir: string;
+  /** Images per inference call. Default 8 (fastest for int8 MobileNetV2 on 2 cores, see trainer/bench/features.ts). */
+  batchSize?: number;
+  /** Images per resumable chunk file. Default 512. */
+  chunkSize?: number;
+  progressLabel?: string;
+  quiet?: boolean;
+  /** Storage of non-quantised features. Default 'float16' (half the memory of float32). */
+  floatEncoding?: 'float16' | 'float32';
+  /** Concurrent decodes per batch. Default 8. */
+  decodeConcurrency?: number;
+  /** Batches decoded ahead of inference. Default 2. */
+  lookahead?: number;
+}
+
+export interface ExtractResult {
+  store: FeatureStore;
+  skipped: SkippedFile[];
+  /** valid[i] is false when item i could not be decoded (its feature map is zeros). */
+  valid: boolean[];
+  /** True when the whole store came from the cache. */
+  cacheHit: boolean;
+  /** Images restored from chunk files of an interrupted earlier run. */
+  resumed: number;
+  key: string;
+  path: string;
+}
+
+export async function extractFeatures(backbone: FrozenBackbone, items: readonly DatasetItem[], opts: ExtractOptions): Promise<ExtractResult> {
+  const { flip, ...rest } = opts;
+  const [result] = await extractFeatureSets(backbone, items, { ...rest, flips: [flip] });
+  return result;
+}
+
+/** One store per entry of `flips`, decoding every image only once. */
+export async function extractFeatureSets(
+  backbone: FrozenBackbone,
+  items: readonly DatasetItem[],
+  opts: Omit<ExtractOptions, 'flip'> & { flips: boolean[] },
+): Promise<ExtractResult[]> {
+  const chunkSize = opts.chunkSize ?? 512;
+  const batchSize = opts.batchSize ?? 8;
+  const quantized = backbone.quantization !== undefined && backbone.extractQuantized !== undefined;
+  const encoding: FeatureEncoding = quantized ? 'uint8' : (opts.floatEncoding ?? 'float16');
+  const shape = backbone.featureShape;
+  const mapSize = shape[0] * shape[1] * shape[2];
+  const n = items.length;
+  const chunks = Math.ceil(n / chunkSize);
+  await mkdir(opts.cacheDir, { recursive: true });
+
+  const targets: Target[] = [];
+  for (const flip of opts.flips) {
+    const key = await featureCacheKey({ backboneHash: backbone.hash, preprocess: backbone.preprocess, flip, encoding, items });
+    const path = join(opts.cacheDir, `${key}.feat`);
+    await removeStaleTemps(opts.cacheDir, key);
+    const loaded = await loadWhole(path, key, n, shape, encoding);
+    const t: Target = loaded
+      ? { flip, key, path, partsDir: '', ...loaded, chunkDone: new Array(chunks).fill(true), cacheHit: true, resumed: 0 }
+      : {
+          flip,
+          key,
+          path,
+          partsDir: join(opts.cacheDir, `${key}.parts`),
+          store: createFeatureStore({ n, shape, encoding, quantization: backbone.quantization }),
+          invalid: new Set(),
+          skipped: new Map(),
+          chunkDone: new Array(chunks).fill(false),
+          cacheHit: false,
+          resumed: 0,
+        };
+    if (!t.cacheHit) await restoreChunks(t, chunkSize, n);
+    targets.push(t);
+  }
+
+  const pending = targets.filter((t) => !t.cacheHit);
+  if (pending.length > 0) {
+    await runExtraction(backbone, items, pending, { ...opts, batchSize, chunkSize, encoding, mapSize });
+    for (const t of pending) {
+      await writeFeatureFile(t.path, headerFor(t, 0, n, backbone.description), asBytes(t.store.data));
+      await rm(t.partsDir, { recursive: true, force: true });
+    }
+  }
+  return targets.map((t) => ({
+    store: t.store,
+    skipped: [...t.skipped.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s),
+    valid: Array.from({ length: n }, (_, i) => !t.invalid.has(i)),
+    cacheHit: t.cacheHit,
+    resumed: t.resumed,
+    key: t.key,
+    path: t.path,
+  }));
+}
+
+interface Target {
+  flip: boolean;
+  key: string;
+  path: string;
+  partsDir: string;
+  store: FeatureStore;
+  invalid: Set<number>;
+  skipped: Map<number, SkippedFile>;
+  chunkDone: boolean[];
+  cacheHit: boolean;
+  resumed: number;
+}
+
+interface Batch {
+  chunk: number;
+  start: number;
+  end: number;
+  targets: Target[];
+  closesChunk: boolean;
+}
+
+interface RunOptions {
+  batchSize: number;
+  chunkSize: number;
+  encoding: FeatureEncoding;
+  mapSize: number;
+  progressLabel?: string;
+  quiet?: boolean;
+  decodeConcurrency?: number;
+  lookahead?: number;
+}
+
+type Decoded = { images: (RgbImage | null)[]; skipped: SkippedFile[] };
+
+async function runExtraction(backbone: FrozenBackbone, items: readonly DatasetItem[], targets: Target[], o: RunOptions): Promise<void> {
+  const n = items.length;
+  const batches: Batch[] = [];
+  for (let c = 0; c * o.chunkSize < n; c++) {
+    const need = targets.filter((t) => !t.chunkDone[c]);
+    if (need.length === 0) continue;
+    const end = Math.min(n, (c + 1) * o.chunkSize);
+    for (let s = c * o.chunkSize; s < end; s += o.batchSize) {
+      batches.push({ chunk: c, start: s, end: Math.min(end, s + o.batchSize), targets: need, closesChunk: s + o.batchSize >= end });
+    }
+  }
+  const todo = batches.reduce((a, b) => a + b.end - b.start, 0);
+  if (todo === 0) return;
+  for (const t of targets) await mkdir(t.partsDir, { recursive: true });
+  const resumed = Math.max(...targets.map((t) => t.resumed));
+  const flips = targets.map((t) => (t.flip ? 'flipped' : 'original')).join('+');
+  const progress = new Progress({ label: `${o.progressLabel ?? 'features'} (${flips})`, total: todo, unit: 'img', quiet: o.quiet });
+  if (resumed > 0 && !o.quiet) process.stderr.write(`resuming feature extraction: ${resumed} images already done\n`);
+
+  // Decoding runs `lookahead` batches ahead; onnxruntime blocks the JS thread
+  // during a run, but queued sharp decodes keep going on libuv's threads.
+  const lookahead = Math.max(1, o.lookahead ?? 2);
+  const queue: Promise<Decoded>[] = [];
+  let started = 0;
+  const fill = (): void => {
+    while (queue.length <= lookahead && started < batches.length) {
+      const b = batches[started++];
+      const p = decodeMany(items.slice(b.start, b.end) as DatasetItem[], backbone.preprocess.size, { concurrency: o.decodeConcurrency ?? 8 });
+      p.catch(() => undefined); // awaited below; this only avoids an unhandled-rejection crash meanwhile
+      queue.push(p);
+    }
+  };
+  fill();
+  for (const b of batches) {
+    const decoded = await queue.shift()!;
+    fill();
+    const validIdx: number[] = [];
+    const images: RgbImage[] = [];
+    let s = 0;
+    decoded.images.forEach((img, k) => {
+      if (img) {
+        validIdx.push(b.start + k);
+        images.push(img);
+      } else {
+        // decodeMany lists failures in item order, so the k-th null is the k-th skipped file.
+        const skip = decoded.skipped[s++] ?? { path: items[b.start + k].path, reason: 'could not be decoded' };
+        for (const t of b.targets) {
+          t.invalid.add(b.start + k);
+          t.skipped.set(b.start + k, skip);
+        }
+      }
+    });
+    if (images.length > 0) {
+      for (const t of b.targets) await inferInto(backbone, t, images, validIdx, o);
+    }
+    progress.tick(b.end - b.start, skippedNote(targets));
+    if (b.closesChunk) {
+      const start = b.chunk * o.chunkSize;
+      const count = Math.min(n, start + o.chunkSize) - start;
+      for (const t of b.targets) await writeChunk(t, b.chunk, start, count, o.encoding, backbone.description);
+    }
+  }
+  progress.finish(skippedNote(targets));
+}
+
+async function inferInto(backbone: FrozenBackbone, t: Target, images: RgbImage[], idx: number[], o: RunOptions): Promise<void> {
+  const x = toNHWC(images, backbone.preprocess, t.flip);
+  const m = images.length;
+  if (o.encoding === 'uint8') {
+    const q = await backbone.extractQuantized!(x, m);
+    for (let j = 0; j < m; j++) t.store.setQuantized(idx[j], q.subarray(j * o.mapSize, (j + 1) * o.mapSize));
+  } else {
+    const f = await backbone.extract(x, m);
+    for (let j = 0; j < m; j++) t.store.set(idx[j], f.subarray(j * o.mapSize, (j + 1) * o.mapSize));
+  }
+}
+
+function skippedNote(targets: Target[]): string {
+  const k = targets[0]?.invalid.size ?? 0;
+  return k > 0 ? `${k} skipped` : '';
+}
+
+function headerFor(t: Target, start: number, count: number, backbone: string): FeatureFileHeader {
+  const inRange = (i: number): boolean => i >= start && i < start + count;
+  const invalid = [...t.invalid].filter(inRange).sort((a, b) => a - b);
+  return {
+    key: t.key,
+    start,
+    count,
+    total: t.store.n,
+    shape: t.store.shape,
+    encoding: t.store.encoding,
+    quantization: t.store.quantization,
+    invalid,
+    skipped: invalid.flatMap((i) => {
+      const s = t.skipped.get(i);
+      return s ? [{ index: i, path: s.path, reason: s.reason }] : [];
+    }),
+    backbone,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function chunkPath(t: Target, chunk: number): string {
+  return join(t.partsDir, `chunk-${String(chunk).padStart(5, '0')}.feat`);
+}
+
+async function writeChunk(t: Target, chunk: number, start: number, count: number, encoding: FeatureEncoding, backbone: string): Promise<void> {
+  const bpe = bytesPerElement(encoding);
+  const size = t.store.shape[0] * t.store.shape[1] * t.store.shape[2];
+  const bytes = asBytes(t.store.data).subarray(start * size * bpe, (start + count) * size * bpe);
+  await writeFeatureFile(chunkPath(t, chunk), headerFor(t, start, count, backbone), bytes);
+  t.chunkDone[chunk] = true;
+}
+
+/** Loads chunk files left by an interrupted run into the target's store. */
+async function restoreChunks(t: Target, chunkSize: number, n: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(t.partsDir);
+  } catch {
+    return;
+  }
+  await removeStaleTemps(t.partsDir, 'chunk-');
+  const size = t.store.shape[0] * t.store.shape[1] * t.store.shape[2];
+  const bpe = bytesPerElement(t.store.encoding);
+  for (let c = 0; c * chunkSize < n; c++) {
+    const p = chunkPath(t, c);
+    if (!names.includes(p.slice(t.partsDir.length + 1))) continue;
+    const start = c * chunkSize;
+    const count = Math.min(n, start + chunkSize) - start;
+    const found = await readFeatureHeader(p);
+    if (!found || !sameLayout(found.header, t.key, n, t.store) || found.header.start !== start || found.header.count !== count) continue;
+    await readFeatureData(p, found.dataOffset, asBytes(t.store.data).subarray(start * size * bpe, (start + count) * size * bpe));
+    for (const i of found.header.invalid) t.invalid.add(i);
+    for (const s of found.header.skipped) t.skipped.set(s.index, { path: s.path, reason: s.reason });
+    t.chunkDone[c] = true;
+    t.resumed += count;
+  }
+}
+
+function sameLayout(h: FeatureFileHeader, key: string, n: number, like: Pick<FeatureStore, 'shape' | 'encoding'>): boolean {
+  return h.key === key && h.total === n && h.encoding === like.encoding && h.shape.join('x') === like.shape.join('x');
+}
+
+async function loadWhole(
+  path: string,
+  key: string,
+  n: number,
+  shape: FeatureStore['shape'],
+  encoding: FeatureEncoding,
+): Promise<Pick<Target, 'store' | 'invalid' | 'skipped'> | undefined> {
+  const found = await readFeatureHeader(path);
+  if (!found) return undefined;
+  const h = found.header;
+  if (!sameLayout(h, key, n, { shape, encoding }) || h.start !== 0 || h.count !== n) return undefined;
+  const total = n * shape[0] * shape[1] * shape[2];
+  const data = encoding === 'uint8' ? new Uint8Array(total) : encoding === 'float16' ? new Uint16Array(total) : new Float32Array(total);
+  if (asBytes(data).byteLength !== dataBytes(h)) return undefined;
+  await readFeatureData(path, found.dataOffset, asBytes(data));
+  const store = createFeatureStore({ n, shape, encoding, quantization: h.quantization }, data);
+  const skipped = new Map<number, SkippedFile>(h.skipped.map((s) => [s.index, { path: s.path, reason: s.reason }]));
+  return { store, invalid: new Set(h.invalid), skipped };
+}
+
+/** Deletes temp files (`<prefix>*.tmp-<pid>-*`) left by processes that are no longer running. */
+async function removeStaleTemps(dir: string, prefix: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /\.tmp-(\d+)-[0-9a-f]+$/.exec(name) : null;
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    await rm(join(dir, name), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

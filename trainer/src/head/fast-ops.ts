@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Ops whose stock tfjs gradients are slow on the wasm backend: matMul with
+ * transpose flags leaves XNNPACK's fast path (~10x slower), and the gradient of
+ * min() materialises a broadcast mask over every patch. These versions give
+ * the same values and gradients with explicit transposes and a sparse min
+ * gradient (tests/head/fast-ops.test.ts checks them against the plain ops).
+ */
+
+/** x [N, K] @ w [K, M]; `inputGrad: false` skips dx (frozen features feeding the add-on). */
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolean }): tf.Tensor2D {
+  const f = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    return {
+      value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const dw = tf.matMul(tf.transpose(sa), dy as tf.Tensor2D);
+        const dx = opts.inputGrad ? tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)) : tf.zerosLike(sa);
+        return [dx, dw];
+      },
+    };
+  });
+  return f(x, w) as tf.Tensor2D;
+}
+
+/**
+ * For each image and prototype, the smallest squared L2 distance over the
+ * image's patches. z: [B*HW, P] patch embeddings (image-major), protos: [m, P].
+ * Returns [B, m]. Gradient: only the arg-min patch of each (image, prototype)
+ * pair receives 2(z - p) * dy (and the prototype the opposite), computed sparsely.
+ */
+export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: number, hw: number): tf.Tensor2D {
+  const f = tf.customGrad((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const zz = zIn as tf.Tensor2D;
+    const pp = pIn as tf.Tensor2D;
+    const m = pp.shape[0];
+    const d = squaredDistancesFast(zz, pp); // [B*HW, m]
+    const d3 = tf.reshape(d, [batch, hw, m]);
+    const minD = tf.min(d3, 1) as tf.Tensor2D;
+    const arg = tf.argMin(d3, 1); // [B, m] patch index within the image
+    save([zz, pp, arg]);
+    return {
+      value: minD,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sz, sp, sarg] = saved;
+        const P = sz.shape[1]!;
+        const zv = sz.dataSync() as Float32Array;
+        const pv = sp.dataSync() as Float32Array;
+        const av = sarg.dataSync() as Int32Array;
+        const g = dy.dataSync() as Float32Array;
+        const dz = new Float32Array(zv.length);
+        const dp = new Float32Array(pv.length);
+        for (let b = 0; b < batch; b++) {
+          for (let j = 0; j < m; j++) {
+            const gj = g[b * m + j];
+            if (gj === 0) continue;
+            const row = (b * hw + av[b * m + j]) * P;
+            const prow = j * P;
+            const s = 2 * gj;
+            for (let k = 0; k < P; k++) {
+              const diff = s * (zv[row + k] - pv[prow + k]);
+              dz[row + k] += diff;
+              dp[prow + k] -= diff;
+            }
+          }
+        }
+        return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
+      },
+    };
+  });
+  return f(z, protos) as tf.Tensor2D;
+}
+
+/** ||z||^2 - 2 z.p + ||p||^2 with the prototype matrix transposed up front (fast matmul path). */
+export function squaredDistancesFast(z: tf.Tensor2D, protos: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const zz = tf.sum(tf.square(z), 1, true);
+    const pp = tf.reshape(tf.sum(tf.square(protos), 1), [1, -1]);
+    const zp = tf.matMul(z, tf.transpose(protos));
+    return tf.relu(tf.add(tf.sub(zz, tf.mul(2, zp)), pp)) as tf.Tensor2D;
+  });
+}
