@@ -30,12 +30,12 @@ export const HAS_MOBILENET = existsSync(MOBILENET_ONNX);
 export const HAS_TEACHABLE = existsSync(TEACHABLE_JSON);
 export const NO_DATA_NOTE = `reference data not found under ${DATA_DIR} (set PROTOPNET_DATA)`;
 
-/** Tiny float CNN: X[N,2,4,4] → 1x1 Conv(3) + bias → Relu → GlobalAveragePool → Flatten → Y[N,3]. */
+/** Tiny float CNN: X[N,3,4,4] → 1x1 Conv(2) + bias → Relu → GlobalAveragePool → Flatten → Y[N,2]. */
 export const TINY_CONV = {
-  w: [0.5, -1, 1, 2, -0.25, 0.75], // [3 out, 2 in, 1, 1]
-  b: [0.1, 0, -0.2],
-  cIn: 2,
-  cOut: 3,
+  w: [0.5, -1, 1, 2, -0.25, 0.75], // [2 out, 3 in, 1, 1]
+  b: [0.1, -0.2],
+  cIn: 3,
+  cOut: 2,
   side: 4,
 };
 
@@ -56,7 +56,7 @@ export function tinyFloatModel(): Uint8Array {
   return encodeModel(makeModel(graph, { '': 13 }));
 }
 
-/** JS reference of the tiny conv + relu on an NCHW input: NCHW output [n, 3, 4, 4]. */
+/** JS reference of the tiny conv + relu on an NCHW input: NCHW output [n, 2, 4, 4]. */
 export function tinyConvRelu(x: Float32Array, n: number): Float32Array {
   const { w, b, cIn, cOut, side } = TINY_CONV;
   const hw = side * side;
@@ -71,10 +71,10 @@ export function tinyConvRelu(x: Float32Array, n: number): Float32Array {
   return out;
 }
 
-export const TINY_Q = { scale: 0.1, zeroPoint: 128, outScale: 0.05, outZeroPoint: 100, channels: 2, side: 3 };
+export const TINY_Q = { scale: 0.1, zeroPoint: 128, outScale: 0.05, outZeroPoint: 100, channels: 3, side: 3 };
 
 /**
- * Tiny quantised model: X[N,2,3,3] → QuantizeLinear → QLinearGlobalAveragePool (com.microsoft)
+ * Tiny quantised model: X[N,3,3,3] → QuantizeLinear → QLinearGlobalAveragePool (com.microsoft)
  * → DequantizeLinear → Y. `int8` uses int8 zero points (zero point shifted by -128).
  */
 export function tinyQuantModel(int8 = false): Uint8Array {

@@ -90,7 +90,7 @@ describe('ONNX model reader/writer', () => {
     expect(tensorScalar(init.get('x_scale')!)).toBeCloseTo(0.1, 7);
     expect(tensorScalar(init.get('x_zp')!)).toBe(128);
     expect(init.get('x_zp')!.dataType).toBe(OnnxDataType.UINT8);
-    expect(m.graph.inputs[0]).toMatchObject({ name: 'X', elemType: OnnxDataType.FLOAT, shape: ['N', 2, 3, 3] });
+    expect(m.graph.inputs[0]).toMatchObject({ name: 'X', elemType: OnnxDataType.FLOAT, shape: ['N', 3, 3, 3] });
     expect(m.graph.outputs.map((o) => o.name)).toEqual(['Y']);
     expect(opsetImports(m)).toEqual(new Map([['', 13], ['com.microsoft', 1]]));
   });

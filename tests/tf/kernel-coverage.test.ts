@@ -36,11 +36,11 @@ function loss(x: tf.Tensor4D, p: Record<string, tf.Tensor>): tf.Scalar {
   // depthwise (stride 2, valid, multiplier 2), pointwise, fused depthwise.
   let h = tf.fused.conv2d({ x, filter: p.w1 as tf.Tensor4D, strides: 2, pad: 'same', bias: p.b1, activation: 'relu' });
   const { mean, variance } = tf.moments(h, [0, 1, 2]);
-  h = tf.batchNorm(h, mean, variance, p.beta as tf.Tensor1D, p.gamma as tf.Tensor1D, 1e-3);
+  h = tf.batchNorm(h, mean, variance, p.beta as tf.Tensor1D, p.gamma as tf.Tensor1D, 1e-3) as tf.Tensor4D;
   h = tf.relu6(h);
   h = tf.depthwiseConv2d(h, p.dw as tf.Tensor4D, 2, 'valid');
   h = tf.leakyRelu(tf.conv2d(h, p.pw as tf.Tensor4D, 1, 'same'), 0.1);
-  h = tf.add(h, p.pwBias);
+  h = tf.add(h, p.pwBias) as tf.Tensor4D;
   h = tf.fused.depthwiseConv2d({ x: h, filter: p.dw2 as tf.Tensor4D, strides: 1, pad: 'same', activation: 'relu6' });
   const padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]);
   const pooled = tf.maxPool(tf.avgPool(padded, 2, 1, 'valid'), 2, 2, 'same');

@@ -23,13 +23,13 @@ describe('seededNormal / seededUniform', () => {
 
   it('have the requested moments and range', () => {
     const n = seededNormal([20000], new Rng(1), 2, 3);
-    const v = n.dataSync();
+    const v = Array.from(n.dataSync());
     const mean = v.reduce((s, x) => s + x, 0) / v.length;
     const std = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
     expect(mean).toBeCloseTo(3, 1);
     expect(std).toBeCloseTo(2, 1);
     const u = seededUniform([20000], new Rng(2), -1, 3);
-    const uv = u.dataSync();
+    const uv = Array.from(u.dataSync());
     expect(Math.min(...uv)).toBeGreaterThanOrEqual(-1);
     expect(Math.max(...uv)).toBeLessThan(3);
     expect(uv.reduce((s, x) => s + x, 0) / uv.length).toBeCloseTo(1, 1);

@@ -25,7 +25,7 @@ const STEPS = 6;
 function forwardLoss(x: tf.Tensor4D, v: Record<string, tf.Variable>): tf.Scalar {
   let h = tf.conv2d(x, v.conv as tf.Tensor4D, 2, 'same');
   const { mean, variance } = tf.moments(h, [0, 1, 2]);
-  h = tf.relu6(tf.batchNorm(h, mean, variance, v.beta as tf.Tensor1D, v.gamma as tf.Tensor1D, 1e-3));
+  h = tf.relu6(tf.batchNorm(h, mean, variance, v.beta as tf.Tensor1D, v.gamma as tf.Tensor1D, 1e-3)) as tf.Tensor4D;
   h = tf.depthwiseConv2d(h, v.dw as tf.Tensor4D, 2, 'same');
   h = tf.conv2d(h, v.pw as tf.Tensor4D, 1, 'same');
   const pooled = tf.mean(h, [1, 2]);

@@ -3,6 +3,10 @@
  * realistic training shapes, wasm (with our kernels) vs cpu.
  *
  *   node_modules/.bin/node trainer/bench/wasm-kernels.ts [--no-cpu] [--reps N]
+ *
+ * Times are the best of N calls in process CPU time (user+system), which on
+ * one thread equals wall time on an idle machine but is not inflated when
+ * other processes compete for the cores.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
@@ -34,23 +38,18 @@ const withCpu = !args.includes('--no-cpu');
 const repsArg = args.indexOf('--reps');
 const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : 5;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** Median ms of `reps` calls after one warm-up; the result is read back each time. */
+/** Best CPU ms of `reps` calls after one warm-up; the result is read back each time. */
 function time(fn: () => Tensor, reps: number): number {
-  const ms: number[] = [];
+  let best = Infinity;
   for (let i = 0; i <= reps; i++) {
-    const t0 = performance.now();
+    const t0 = process.cpuUsage();
     const out = fn();
     out.dataSync();
-    const dt = performance.now() - t0;
+    const used = process.cpuUsage(t0);
     out.dispose();
-    if (i > 0) ms.push(dt);
+    if (i > 0) best = Math.min(best, (used.user + used.system) / 1000);
   }
-  return median(ms);
+  return best;
 }
 
 function run(kernel: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor {
@@ -108,7 +107,7 @@ for (const backend of withCpu ? (['wasm', 'cpu'] as const) : (['wasm'] as const)
   }
 }
 
-console.log(`ms per call (median)${withCpu ? '; cpu uses at most 2 reps' : ''}`);
+console.log(`CPU ms per call (best of ${REPS} on wasm${withCpu ? ', of 2 on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`);
 console.log(`${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}${'dFilter'.padStart(8)}${'dInput'.padStart(8)}${'stock dX'.padStart(9)}`);
 for (const { backend, label, r } of results) {
   console.log(`${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`);

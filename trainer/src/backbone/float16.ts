@@ -17,6 +17,11 @@ export function encodeFloat16(src: Float32Array, dst: Uint16Array): void {
     new NativeFloat16(dst.buffer, dst.byteOffset, dst.length).set(src);
     return;
   }
+  encodeFloat16Js(src, dst);
+}
+
+/** Portable encoder (runtimes without Float16Array). */
+export function encodeFloat16Js(src: Float32Array, dst: Uint16Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = halfBits(src[i]);
 }
 
@@ -28,6 +33,11 @@ export function decodeFloat16(src: Uint16Array, dst: Float32Array): void {
     for (let i = 0; i < src.length; i++) dst[i] = view[i];
     return;
   }
+  decodeFloat16Js(src, dst);
+}
+
+/** Portable decoder (runtimes without Float16Array). */
+export function decodeFloat16Js(src: Uint16Array, dst: Float32Array): void {
   const lut = decodeTable();
   for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
 }

@@ -20,6 +20,11 @@ export interface OnnxBackboneOptions {
   threads?: number;
   /** The model's own input layout. Default 'NCHW' (ONNX zoo models). */
   layout?: 'NCHW' | 'NHWC';
+  /**
+   * Let idle onnxruntime threads spin. Default false: spinning buys little per
+   * batch and steals the core that image decoding (sharp) runs on.
+   */
+  allowSpinning?: boolean;
 }
 
 export interface OnnxBackbone extends FrozenBackbone {
@@ -44,6 +49,8 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     interOpNumThreads: 1,
     executionMode: 'sequential',
     logSeverityLevel: 3,
+    // Flattened by the Node binding into session config entries ("session.intra_op.allow_spinning").
+    extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
   });
   const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).digest('hex');
   const pre = opts.preprocess;

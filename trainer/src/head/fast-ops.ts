@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** x [N, K] @ w [K, M]; `inputGrad: false` skips dx (frozen features feeding the add-on). */
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolean }): tf.Tensor2D {
-  const f = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
       value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -21,7 +21,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolea
         return [dx, dw];
       },
     };
-  });
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x, w) as tf.Tensor2D;
 }
 
@@ -32,7 +32,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolea
  * pair receives 2(z - p) * dy (and the prototype the opposite), computed sparsely.
  */
 export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: number, hw: number): tf.Tensor2D {
-  const f = tf.customGrad((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const zz = zIn as tf.Tensor2D;
     const pp = pIn as tf.Tensor2D;
     const m = pp.shape[0];
@@ -69,7 +69,7 @@ export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: 
         return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
       },
     };
-  });
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(z, protos) as tf.Tensor2D;
 }
 

@@ -14,30 +14,52 @@ import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
 
-/** Writes colsT[k, m] for images [b0, b0+nb) of x (NHWC) into `out` (K × nb·OH·OW). */
+let planarScratch = new Float32Array(0);
+
+/** Images [b0, b0+nb) of x (NHWC) as planes [C][nb·H·W], in a reused scratch buffer. */
+function toPlanar(x: Float32Array, g: ConvGeometry, b0: number, nb: number): Float32Array {
+  const pixels = nb * g.inH * g.inW;
+  const c = g.inC;
+  if (planarScratch.length < pixels * c) planarScratch = new Float32Array(pixels * c);
+  const xp = planarScratch;
+  for (let p = 0, i = b0 * g.inH * g.inW * c; p < pixels; p++) {
+    for (let ci = 0; ci < c; ci++, i++) xp[ci * pixels + p] = x[i];
+  }
+  return xp;
+}
+
+/**
+ * Writes colsT[k, m] (K × nb·OH·OW) for images [b0, b0+nb) of x. Going through
+ * planar x makes every inner loop a sequential read and a sequential write
+ * (2–3× faster than gathering from NHWC with stride C).
+ */
 function im2colT(x: Float32Array, g: ConvGeometry, b0: number, nb: number, out: Float32Array): void {
   const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
+  const xp = toPlanar(x, g, b0, nb);
   const mCols = nb * outH * outW;
   for (let kh = 0; kh < kH; kh++) {
     for (let kw = 0; kw < kW; kw++) {
-      const kBase = (kh * kW + kw) * inC;
+      // Output columns whose tap (kh, kw) lands inside the image; the rest read padding.
+      const owLo = Math.min(outW, Math.max(0, Math.ceil((padLeft - kw) / strideW)));
+      const owHi = Math.max(owLo, Math.min(outW, Math.floor((inW - 1 + padLeft - kw) / strideW) + 1));
       for (let ci = 0; ci < inC; ci++) {
-        const row = (kBase + ci) * mCols;
-        let m = 0;
+        let o = ((kh * kW + kw) * inC + ci) * mCols;
         for (let b = 0; b < nb; b++) {
-          const xImg = (b0 + b) * inH * inW * inC + ci;
-          for (let oh = 0; oh < outH; oh++) {
+          const plane = (ci * nb + b) * inH * inW;
+          for (let oh = 0; oh < outH; oh++, o += outW) {
             const ih = oh * strideH - padTop + kh;
             if (ih < 0 || ih >= inH) {
-              out.fill(0, row + m, row + m + outW);
-              m += outW;
+              out.fill(0, o, o + outW);
               continue;
             }
-            const xRow = xImg + ih * inW * inC;
-            for (let ow = 0; ow < outW; ow++, m++) {
-              const iw = ow * strideW - padLeft + kw;
-              out[row + m] = iw >= 0 && iw < inW ? x[xRow + iw * inC] : 0;
+            const src = plane + ih * inW + kw - padLeft;
+            for (let ow = 0; ow < owLo; ow++) out[o + ow] = 0;
+            if (strideW === 1) {
+              for (let ow = owLo; ow < owHi; ow++) out[o + ow] = xp[src + ow];
+            } else {
+              for (let ow = owLo; ow < owHi; ow++) out[o + ow] = xp[src + ow * strideW];
             }
+            for (let ow = owHi; ow < outW; ow++) out[o + ow] = 0;
           }
         }
       }

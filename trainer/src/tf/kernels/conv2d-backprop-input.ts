@@ -1,15 +1,19 @@
 /**
  * Conv2DBackpropInput for the wasm backend, replacing the stock one (a scalar
- * C++ loop, far slower than the forward conv for wide layers).
- *
- * cols[M,K] = dy[M,CO] · Wᵀ[CO,K] runs in XNNPACK through BatchMatMul; col2im
- * then scatters cols back onto dx. A 1×1, stride-1, unpadded conv needs no
- * col2im: cols is dx. Large batches are split into image chunks.
+ * C++ loop, far slower than the forward conv for wide layers). Everything
+ * heavy runs in XNNPACK:
+ *  - 1×1, stride 1, unpadded: dx = dy · Wᵀ, one GEMM.
+ *  - other stride-1 convs: the forward Conv2D of dy with the flipped filter.
+ *  - strided convs: cols[M,K] = dy[M,CO] · Wᵀ[CO,K] by GEMM, then col2im
+ *    scatters cols onto dx in JS (cheaper than convolving a zero-upsampled
+ *    dy, which costs stride² more multiply-adds). Split into image chunks.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
+import { convTransposeViaForward, transposedPads } from './transposed-conv.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
+import type { WasmBackendLike } from './wasm-heap.ts';
 
 /** Adds cols (nb·OH·OW × K) of images [b0, b0+nb) into dx (NHWC). */
 function col2im(cols: Float32Array, g: ConvGeometry, b0: number, nb: number, dx: Float32Array): void {
@@ -37,6 +41,24 @@ function col2im(cols: Float32Array, g: ConvGeometry, b0: number, nb: number, dx:
   }
 }
 
+/** W[kh,kw,ci,co] → W'[KH−1−kh, KW−1−kw, co, ci]: the filter of the transposed conv. */
+function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
+  const { kH, kW, inC, outC } = g;
+  const out = alloc(wb, [kH, kW, outC, inC]);
+  const w = f32(wb, filter);
+  const f = f32(wb, out);
+  for (let kh = 0; kh < kH; kh++) {
+    for (let kw = 0; kw < kW; kw++) {
+      const src = (kh * kW + kw) * inC * outC;
+      const dst = ((kH - 1 - kh) * kW + (kW - 1 - kw)) * outC * inC;
+      for (let ci = 0; ci < inC; ci++) {
+        for (let co = 0; co < outC; co++) f[dst + co * inC + ci] = w[src + ci * outC + co];
+      }
+    }
+  }
+  return out;
+}
+
 const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const wb = asWasm(backend);
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -44,6 +66,14 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const g = convGeometry('Conv2DBackpropInput', a.inputShape, filter.shape, a, false);
   const K = g.kH * g.kW * g.inC;
   const pixels = g.outH * g.outW;
+
+  const pads = g.strideH === 1 && g.strideW === 1 && K !== g.inC ? transposedPads(g) : null;
+  if (pads) {
+    const flipped = flipFilter(wb, filter, g);
+    const dx = convTransposeViaForward(wb, 'Conv2D', dy, flipped, g, pads);
+    free(wb, flipped);
+    return dx;
+  }
 
   // Wᵀ: filter [K, CO] → [CO, K], a fresh tensor so XNNPACK packs it anew.
   const wT = alloc(wb, [g.outC, K]);

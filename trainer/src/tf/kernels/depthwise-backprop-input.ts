@@ -2,13 +2,45 @@
  * DepthwiseConv2dNativeBackpropInput for the wasm backend (it ships none).
  *
  * dx[b,ih,iw,c] = Σ dy[b,oh,ow,c·Q+q] · W[kh,kw,c,q] over the taps that read
- * (ih,iw). Written as a scatter from each output pixel, channels innermost, so
- * every access is contiguous in NHWC; same multiply-add count as the forward.
+ * (ih,iw). Normally computed in XNNPACK as the forward depthwise conv of
+ * (zero-upsampled) dy over its C·Q channels with the flipped filter, then
+ * summing each channel's Q multiplier outputs. Falls back to a direct scatter
+ * loop (channels innermost, contiguous in NHWC) for pads that do not map.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { convGeometry } from './conv-geometry.ts';
 import type { ConvAttrs } from './conv-geometry.ts';
-import { alloc, asWasm, f32 } from './wasm-heap.ts';
+import { convTransposeViaForward, transposedPads } from './transposed-conv.ts';
+import { alloc, asWasm, f32, free } from './wasm-heap.ts';
+import type { WasmBackendLike } from './wasm-heap.ts';
+import type { ConvGeometry } from './conv-geometry.ts';
+
+/** W[kh,kw,c,q] → F[KH−1−kh, KW−1−kw, c·Q+q, 0]: one depthwise channel per (c, q). */
+function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
+  const { kH, kW, outC } = g;
+  const out = alloc(wb, [kH, kW, outC, 1]);
+  const w = f32(wb, filter);
+  const f = f32(wb, out);
+  for (let kh = 0; kh < kH; kh++) {
+    for (let kw = 0; kw < kW; kw++) {
+      f.set(w.subarray((kh * kW + kw) * outC, (kh * kW + kw + 1) * outC), ((kH - 1 - kh) * kW + (kW - 1 - kw)) * outC);
+    }
+  }
+  return out;
+}
+
+/** [..., C·Q] → [..., C] summing each group of Q consecutive channels. */
+function sumMultipliers(wb: WasmBackendLike, t: TensorInfo, shape: number[], q: number): TensorInfo {
+  const out = alloc(wb, shape);
+  const src = f32(wb, t);
+  const dst = f32(wb, out);
+  for (let i = 0, j = 0; i < dst.length; i++) {
+    let s = 0;
+    for (let k = 0; k < q; k++, j++) s += src[j];
+    dst[i] = s;
+  }
+  return out;
+}
 
 const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const wb = asWasm(backend);
@@ -17,6 +49,17 @@ const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const g = convGeometry('DepthwiseConv2dNativeBackpropInput', a.inputShape, filter.shape, a, true);
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, padTop, padLeft } = g;
   const q = outC / inC;
+
+  const pads = transposedPads(g);
+  if (pads) {
+    const flipped = flipFilter(wb, filter, g);
+    const perMultiplier = convTransposeViaForward(wb, 'DepthwiseConv2dNative', dy, flipped, g, pads);
+    free(wb, flipped);
+    if (q === 1) return perMultiplier;
+    const dx = sumMultipliers(wb, perMultiplier, [...a.inputShape], q);
+    free(wb, perMultiplier);
+    return dx;
+  }
 
   const out = alloc(wb, [...a.inputShape]);
   const dx = f32(wb, out);

@@ -7,7 +7,7 @@
  * callers must allocate first and take views afterwards.
  */
 import { getKernel } from '@tensorflow/tfjs-core';
-import type { DataType, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 /** The parts of BackendWasm these kernels rely on (its public d.ts types `wasm` loosely). */
 export interface WasmBackendLike {
@@ -56,7 +56,24 @@ export function view(t: TensorInfo, shape: number[]): TensorInfo {
   return { dataId: t.dataId, shape, dtype: t.dtype };
 }
 
-let batchMatMulFn: KernelFunc | null = null;
+const kernelFns = new Map<string, KernelFunc>();
+
+/** Calls another kernel registered for wasm (e.g. its XNNPACK Conv2D) directly on TensorInfos. */
+export function callKernel(
+  backend: WasmBackendLike,
+  name: string,
+  inputs: Record<string, TensorInfo>,
+  attrs: Record<string, unknown>,
+): TensorInfo {
+  let fn = kernelFns.get(name);
+  if (!fn) {
+    const k = getKernel(name, 'wasm');
+    if (!k) throw new Error(`wasm-grad-kernels: ${name} is not registered for wasm`);
+    fn = k.kernelFunc;
+    kernelFns.set(name, fn);
+  }
+  return fn({ inputs, backend: backend as unknown as object, attrs: attrs as NamedAttrMap }) as TensorInfo;
+}
 
 /**
  * out[M,N] = a[M,K] · b[K,N] through the backend's own BatchMatMul kernel.
@@ -67,18 +84,13 @@ let batchMatMulFn: KernelFunc | null = null;
  * of a tensor after using it as `b`.
  */
 export function matMul(backend: WasmBackendLike, a: TensorInfo, b: TensorInfo): TensorInfo {
-  if (batchMatMulFn === null) {
-    const k = getKernel('BatchMatMul', 'wasm');
-    if (!k) throw new Error('wasm-grad-kernels: BatchMatMul is not registered for wasm');
-    batchMatMulFn = k.kernelFunc;
-  }
   const [m, k1] = a.shape.slice(-2);
   const [k2, n] = b.shape.slice(-2);
   if (k1 !== k2) throw new Error(`matMul: inner dims ${k1} vs ${k2}`);
-  const out = batchMatMulFn({
-    inputs: { a: view(a, [1, m, k1]), b: view(b, [1, k2, n]) },
-    backend: backend as unknown as object,
-    attrs: { transposeA: false, transposeB: false },
-  }) as TensorInfo;
-  return out;
+  return callKernel(
+    backend,
+    'BatchMatMul',
+    { a: view(a, [1, m, k1]), b: view(b, [1, k2, n]) },
+    { transposeA: false, transposeB: false },
+  );
 }

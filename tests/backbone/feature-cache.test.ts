@@ -1,0 +1,215 @@
+import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { extractFeatureSets, extractFeatures } from '../../trainer/src/backbone/feature-cache.ts';
+import type { FeatureQuantization, FrozenBackbone, PreprocessSpec } from '../../trainer/src/backbone/types.ts';
+import { decodeMany, toNHWC } from '../../trainer/src/data/decode.ts';
+import type { DatasetItem } from '../../trainer/src/data/types.ts';
+import { cleanup, tempDir } from './helpers.ts';
+
+const SIZE = 8;
+const PRE: PreprocessSpec = { size: SIZE, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+
+/**
+ * A deterministic stand-in backbone: 4x4 average pooling of the normalised image
+ * (8x8x3 → 2x2x3), so features depend on every pixel and on the flip. Counts the
+ * images it sees and can be told to fail, to simulate a crash mid-extraction.
+ */
+class FakeBackbone implements FrozenBackbone {
+  readonly hash: string;
+  readonly description = 'fake 4x4 pool';
+  readonly preprocess = PRE;
+  readonly featureShape: [number, number, number] = [2, 2, 3];
+  readonly quantization?: FeatureQuantization;
+  seen = 0;
+  failAfter = Infinity;
+
+  constructor(hash = 'fake-v1', quantization?: FeatureQuantization) {
+    this.hash = hash;
+    this.quantization = quantization;
+    if (quantization) this.extractQuantized = async (batch: Float32Array, n: number) => this.quantize(await this.extract(batch, n));
+  }
+
+  extractQuantized?: (batch: Float32Array, n: number) => Promise<Uint8Array>;
+
+  async extract(batch: Float32Array, n: number): Promise<Float32Array> {
+    if (this.seen + n > this.failAfter) throw new Error('simulated crash');
+    this.seen += n;
+    const out = new Float32Array(n * 12);
+    for (let i = 0; i < n; i++)
+      for (let y = 0; y < SIZE; y++)
+        for (let x = 0; x < SIZE; x++)
+          for (let c = 0; c < 3; c++) out[i * 12 + ((y >> 2) * 2 + (x >> 2)) * 3 + c] += batch[((i * SIZE + y) * SIZE + x) * 3 + c] / 16;
+    return out;
+  }
+
+  private quantize(f: Float32Array): Uint8Array {
+    const q = this.quantization!;
+    return Uint8Array.from(f, (v) => Math.min(255, Math.max(0, Math.round(v / q.scale + q.zeroPoint))));
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+let dir: string;
+let items: DatasetItem[];
+const BAD = 5;
+
+beforeAll(async () => {
+  dir = await tempDir('features');
+  items = [];
+  for (let i = 0; i < 11; i++) {
+    const path = join(dir, 'img', `${i}.png`);
+    if (i === 0) await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'img'), { recursive: true }));
+    if (i === BAD) await writeFile(path, 'not an image');
+    else {
+      const px = Uint8Array.from({ length: 12 * 10 * 3 }, (_, j) => (j * (i + 3) * 7 + i * 31) % 256);
+      await sharp(px, { raw: { width: 12, height: 10, channels: 3 } }).png().toFile(path);
+    }
+    items.push({ id: `img${i}`, path, label: i % 3, box: i === 2 ? [1, 1, 9, 8] : undefined });
+  }
+});
+afterAll(() => cleanup(dir));
+
+/** Features computed directly, without the cache, for comparison. */
+async function direct(list: DatasetItem[], flip: boolean): Promise<(Float32Array | null)[]> {
+  const { images } = await decodeMany(list, SIZE);
+  const bb = new FakeBackbone();
+  return Promise.all(images.map(async (img) => (img ? bb.extract(toNHWC([img], PRE, flip), 1) : null)));
+}
+
+const opts = (cacheDir: string, extra: object = {}) => ({ cacheDir, quiet: true, batchSize: 3, chunkSize: 4, ...extra });
+
+describe('extractFeatures', () => {
+  it('extracts, skips the bad image, then loads the same store from the cache', async () => {
+    const cacheDir = join(dir, 'c1');
+    const bb = new FakeBackbone();
+    const first = await extractFeatures(bb, items, { flip: false, ...opts(cacheDir) });
+    expect(first.cacheHit).toBe(false);
+    expect(bb.seen).toBe(items.length - 1);
+    expect(first.valid.filter((v) => !v)).toHaveLength(1);
+    expect(first.valid[BAD]).toBe(false);
+    expect(first.skipped).toEqual([expect.objectContaining({ path: items[BAD].path })]);
+    expect(first.store.encoding).toBe('float16');
+    const want = await direct(items, false);
+    want.forEach((w, i) => {
+      if (!w) return;
+      const got = first.store.get(i);
+      for (let j = 0; j < 12; j++) expect(got[j]).toBeCloseTo(w[j], 2);
+    });
+    // Only the final file remains: no chunk folder, no temp files.
+    expect(await readdir(cacheDir)).toEqual([`${first.key}.feat`]);
+
+    const bb2 = new FakeBackbone();
+    const second = await extractFeatures(bb2, items, { flip: false, ...opts(cacheDir) });
+    expect(second.cacheHit).toBe(true);
+    expect(bb2.seen).toBe(0);
+    expect(second.key).toBe(first.key);
+    expect(second.valid).toEqual(first.valid);
+    expect(second.skipped).toEqual(first.skipped);
+    expect(Buffer.compare(Buffer.from(second.store.data.buffer, second.store.data.byteOffset, second.store.data.byteLength), Buffer.from(first.store.data.buffer, first.store.data.byteOffset, first.store.data.byteLength))).toBe(0);
+  });
+
+  it('changes the key when the items, a file, the flip or the backbone change', async () => {
+    const cacheDir = join(dir, 'c2');
+    const base = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
+    const fewer = await extractFeatures(new FakeBackbone(), items.slice(1), { flip: false, ...opts(cacheDir) });
+    expect(fewer.cacheHit).toBe(false);
+    expect(fewer.key).not.toBe(base.key);
+    const reboxed = items.map((it, i) => (i === 3 ? { ...it, box: [0, 0, 5, 5] as [number, number, number, number] } : it));
+    expect((await extractFeatures(new FakeBackbone(), reboxed, { flip: false, ...opts(cacheDir) })).key).not.toBe(base.key);
+    const flipped = await extractFeatures(new FakeBackbone(), items, { flip: true, ...opts(cacheDir) });
+    expect(flipped.key).not.toBe(base.key);
+    expect(flipped.store.get(0)[0]).not.toBeCloseTo(base.store.get(0)[0], 3);
+    expect((await extractFeatures(new FakeBackbone('fake-v2'), items, { flip: false, ...opts(cacheDir) })).key).not.toBe(base.key);
+    await utimes(items[0].path, new Date(), new Date(Date.now() + 5000));
+    const touched = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
+    expect(touched.cacheHit).toBe(false);
+    expect(touched.key).not.toBe(base.key);
+  });
+
+  it('resumes from completed chunks after a crash without redoing them', async () => {
+    const cacheDir = join(dir, 'c3');
+    const crashing = new FakeBackbone();
+    crashing.failAfter = 5; // chunk 0 (4 images) completes; the first batch of chunk 1 crashes
+    await expect(extractFeatures(crashing, items, { flip: false, ...opts(cacheDir) })).rejects.toThrow(/simulated crash/);
+    const parts = (await readdir(cacheDir)).filter((n) => n.endsWith('.parts'));
+    expect(parts).toHaveLength(1);
+    expect((await readdir(join(cacheDir, parts[0]))).filter((n) => n.endsWith('.feat'))).toHaveLength(1);
+
+    const healthy = new FakeBackbone();
+    const resumed = await extractFeatures(healthy, items, { flip: false, ...opts(cacheDir) });
+    expect(resumed.cacheHit).toBe(false);
+    expect(resumed.resumed).toBe(4);
+    expect(healthy.seen).toBe(items.length - 4 - 1); // the bad image is in the second chunk
+    expect(resumed.valid[BAD]).toBe(false);
+    expect(await readdir(cacheDir)).toEqual([`${resumed.key}.feat`]);
+
+    const fresh = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(join(dir, 'c3-fresh')) });
+    expect(Buffer.compare(Buffer.from(resumed.store.data.buffer), Buffer.from(fresh.store.data.buffer))).toBe(0);
+  });
+
+  it('records bad images of restored chunks', async () => {
+    const cacheDir = join(dir, 'c3b');
+    const crashing = new FakeBackbone();
+    crashing.failAfter = 9; // chunks 0 and 1 (with the bad image) complete
+    await expect(extractFeatures(crashing, items, { flip: false, ...opts(cacheDir) })).rejects.toThrow();
+    const r = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
+    expect(r.resumed).toBe(8);
+    expect(r.valid[BAD]).toBe(false);
+    expect(r.skipped).toEqual([expect.objectContaining({ path: items[BAD].path })]);
+  });
+
+  it('stores quantised backbones as exact uint8', async () => {
+    const q = { scale: 0.01, zeroPoint: 100 };
+    const r = await extractFeatures(new FakeBackbone('fake-q', q), items, { flip: false, ...opts(join(dir, 'c4')) });
+    expect(r.store.encoding).toBe('uint8');
+    expect(r.store.quantization).toEqual(q);
+    expect(r.store.data.byteLength).toBe(items.length * 12);
+    const want = await direct(items, false);
+    const got = r.store.get(1);
+    for (let j = 0; j < 12; j++) expect(got[j]).toBeCloseTo((Math.round(want[1]![j] / q.scale + q.zeroPoint) - q.zeroPoint) * q.scale, 6);
+    const again = await extractFeatures(new FakeBackbone('fake-q', q), items, { flip: false, ...opts(join(dir, 'c4')) });
+    expect(again.cacheHit).toBe(true);
+    expect(again.store.quantization).toEqual(q);
+    expect(Array.from(again.store.get(1))).toEqual(Array.from(got));
+  });
+
+  it('keeps float32 when asked', async () => {
+    const r = await extractFeatures(new FakeBackbone(), items, { flip: true, floatEncoding: 'float32', ...opts(join(dir, 'c5')) });
+    const want = await direct(items, true);
+    expect(r.store.encoding).toBe('float32');
+    expect(Array.from(r.store.get(3))).toEqual(Array.from(want[3]!));
+  });
+});
+
+describe('extractFeatureSets', () => {
+  it('makes original and flipped stores in one pass, sharing keys with extractFeatures', async () => {
+    const cacheDir = join(dir, 'c6');
+    const bb = new FakeBackbone();
+    const [orig, flip] = await extractFeatureSets(bb, items, { flips: [false, true], ...opts(cacheDir) });
+    expect(bb.seen).toBe(2 * (items.length - 1));
+    const single = await extractFeatures(new FakeBackbone(), items, { flip: true, ...opts(cacheDir) });
+    expect(single.cacheHit).toBe(true);
+    expect(single.key).toBe(flip.key);
+    const wantFlip = await direct(items, true);
+    for (let j = 0; j < 12; j++) expect(flip.store.get(4)[j]).toBeCloseTo(wantFlip[4]![j], 2);
+    expect(orig.key).not.toBe(flip.key);
+
+    // One cached, one missing: only the missing one is computed.
+    const bb2 = new FakeBackbone();
+    const sets = await extractFeatureSets(bb2, items.slice(0, 6), { flips: [false, true], ...opts(cacheDir) });
+    expect(sets.map((s) => s.cacheHit)).toEqual([false, false]);
+    const bb3 = new FakeBackbone();
+    const again = await extractFeatureSets(bb3, items.slice(0, 6), { flips: [true, false], ...opts(cacheDir) });
+    expect(again.map((s) => s.cacheHit)).toEqual([true, true]);
+    expect(bb3.seen).toBe(0);
+  });
+
+  it('handles an empty item list', async () => {
+    const [r] = await extractFeatureSets(new FakeBackbone(), [], { flips: [false], ...opts(join(dir, 'c7')) });
+    expect(r.store.n).toBe(0);
+    expect(r.valid).toEqual([]);
+  });
+});
