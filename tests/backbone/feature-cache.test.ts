@@ -1,12 +1,14 @@
-import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFeatureSets, extractFeatures } from '../../trainer/src/backbone/feature-cache.ts';
+import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import type { FeatureQuantization, FrozenBackbone, PreprocessSpec } from '../../trainer/src/backbone/types.ts';
 import { decodeMany, toNHWC } from '../../trainer/src/data/decode.ts';
 import type { DatasetItem } from '../../trainer/src/data/types.ts';
-import { cleanup, tempDir } from './helpers.ts';
+import { DATA_DIR, HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from './helpers.ts';
 
 const SIZE = 8;
 const PRE: PreprocessSpec = { size: SIZE, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
@@ -59,9 +61,9 @@ const BAD = 5;
 beforeAll(async () => {
   dir = await tempDir('features');
   items = [];
+  await mkdir(join(dir, 'img'), { recursive: true });
   for (let i = 0; i < 11; i++) {
     const path = join(dir, 'img', `${i}.png`);
-    if (i === 0) await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'img'), { recursive: true }));
     if (i === BAD) await writeFile(path, 'not an image');
     else {
       const px = Uint8Array.from({ length: 12 * 10 * 3 }, (_, j) => (j * (i + 3) * 7 + i * 31) % 256);
@@ -211,5 +213,32 @@ describe('extractFeatureSets', () => {
     const [r] = await extractFeatureSets(new FakeBackbone(), [], { flips: [false], ...opts(join(dir, 'c7')) });
     expect(r.store.n).toBe(0);
     expect(r.valid).toEqual([]);
+  });
+});
+
+describe('feature cache with the real int8 MobileNetV2', () => {
+  it('extracts and reloads uint8 7x7x1280 maps of a few CUB images', async (ctx) => {
+    const cub = join(DATA_DIR, 'cub200/train_cropped/001.Black_footed_Albatross');
+    ctx.skip(!HAS_MOBILENET || !existsSync(cub), NO_DATA_NOTE);
+    const names = (await readdir(cub)).sort().slice(0, 5);
+    const real: DatasetItem[] = names.map((n, i) => ({ id: n, path: join(cub, n), label: 0, box: i === 0 ? [10, 10, 100, 80] : undefined }));
+    const pre: PreprocessSpec = { size: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    const bb = await loadOnnxBackbone({ path: MOBILENET_ONNX, preprocess: pre });
+    try {
+      const cacheDir = join(dir, 'real');
+      const [a, b] = await extractFeatureSets(bb, real, { flips: [false, true], cacheDir, quiet: true, batchSize: 2 });
+      expect(a.store.encoding).toBe('uint8');
+      expect(a.store.shape).toEqual([7, 7, 1280]);
+      expect(a.valid.every((v) => v)).toBe(true);
+      // Same as running the backbone directly on the decoded image.
+      const { images } = await decodeMany(real.slice(1, 2), 224);
+      const direct = await bb.extract(toNHWC([images[0]!], pre, true), 1);
+      expect(Array.from(b.store.get(1))).toEqual(Array.from(direct));
+      const again = await extractFeatures(bb, real, { flip: false, cacheDir, quiet: true });
+      expect(again.cacheHit).toBe(true);
+      expect(Array.from(again.store.get(4))).toEqual(Array.from(a.store.get(4)));
+    } finally {
+      await bb.dispose();
+    }
   });
 });

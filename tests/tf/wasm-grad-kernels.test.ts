@@ -67,6 +67,7 @@ const CONV_CASES: ConvCase[] = [
   { x: [2, 11, 10, 3], filter: [5, 5, 3, 4], strides: 2, pad: 'same' },
   { x: [2, 5, 5, 8], filter: [1, 1, 8, 6], strides: 1, pad: 'same' },
   { x: [2, 7, 7, 8], filter: [1, 1, 8, 6], strides: 2, pad: 'valid' },
+  { x: [3, 5, 6, 4], filter: [1, 1, 4, 9], strides: 1, pad: 'valid' },
   { x: [2, 7, 6, 3], filter: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { x: [4, 6, 6, 5], filter: [3, 3, 5, 7], strides: 1, pad: 'valid' },
 ];
@@ -83,9 +84,15 @@ const DEPTHWISE_CASES: ConvCase[] = [
 ];
 
 describe('registration', () => {
-  it('registers every missing kernel and the replacement for wasm', () => {
-    for (const k of [...MISSING_WASM_KERNELS, ...REPLACED_WASM_KERNELS]) {
+  it('registers every missing kernel and the replacements for wasm', () => {
+    for (const k of MISSING_WASM_KERNELS) {
       expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    }
+    for (const o of REPLACED_WASM_KERNELS) {
+      // Stock wasm kernels all bind C functions in a setupFunc; ours have none.
+      const k = tf.getKernel(o.kernelName, 'wasm');
+      expect(k).toBeDefined();
+      expect(k?.setupFunc).toBeUndefined();
     }
     expect(MISSING_WASM_KERNELS.map((k) => k.kernelName).sort()).toEqual([
       'Conv2DBackpropFilter',
@@ -109,16 +116,17 @@ describe('Conv2DBackpropFilter / Conv2DBackpropInput vs cpu', () => {
     });
   }
 
-  it('gives the same result when the batch is split into chunks', async () => {
-    const c = CONV_CASES[3];
-    const dyShape = outShape(c, false);
-    const x = { shape: c.x, values: randn(c.x, 4) };
-    const filter = { shape: c.filter, values: randn(c.filter, 5) };
-    const dy = { shape: dyShape, values: randn(dyShape, 6) };
-    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' } as unknown as NamedAttrMap;
+  it('gives the same results when the batch is split into chunks', async () => {
     scratchLimit.floats = 1; // one image per chunk
-    expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(TOL);
-    expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(TOL);
+    for (const c of [CONV_CASES[2], CONV_CASES[3], CONV_CASES[6], CONV_CASES[8]]) {
+      const dyShape = outShape(c, false);
+      const x = { shape: c.x, values: randn(c.x, 4) };
+      const filter = { shape: c.filter, values: randn(c.filter, 5) };
+      const dy = { shape: dyShape, values: randn(dyShape, 6) };
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' } as unknown as NamedAttrMap;
+      expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(TOL);
+      expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(TOL);
+    }
   });
 
   it('matches through tf.grads of conv2d', async () => {
@@ -194,6 +202,74 @@ describe('UnsortedSegmentSum vs cpu', () => {
     const [ref] = await runOn('cpu', f);
     const [got] = await runOn('wasm', f);
     expect(relMaxDiff(got, ref)).toBeLessThan(TOL);
+  });
+});
+
+describe('replaced kernels (Tile, Sum, Mean, Conv2DBackpropInput fallback) vs cpu', () => {
+  async function same(fn: () => tf.Tensor): Promise<void> {
+    const [ref] = await runOn('cpu', fn);
+    const [got] = await runOn('wasm', fn);
+    expect(relMaxDiff(got, ref)).toBeLessThan(TOL);
+    await tf.setBackend('cpu');
+    const refT = tf.tidy(fn);
+    await tf.setBackend('wasm');
+    const gotT = tf.tidy(fn);
+    expect(gotT.shape).toEqual(refT.shape);
+    expect(gotT.dtype).toBe(refT.dtype);
+    tf.dispose([refT, gotT]);
+  }
+
+  it('Tile: ranks 1–5, float32 / int32 / bool, big and small blocks', async () => {
+    const v = randn([2 * 3 * 4 * 5], 40);
+    await same(() => tf.tile(tf.tensor1d(v.slice(0, 5)), [7]));
+    await same(() => tf.tile(tf.tensor2d(v.slice(0, 12), [3, 4]), [2, 3]));
+    await same(() => tf.tile(tf.tensor4d(v.slice(0, 8), [1, 1, 1, 8]), [4, 9, 7, 1]));
+    await same(() => tf.tile(tf.tensor4d(v.slice(0, 30), [2, 3, 5, 1]), [1, 2, 1, 40]));
+    await same(() => tf.tile(tf.tensor(v, [2, 3, 4, 5, 1]), [2, 1, 3, 1, 2]));
+    await same(() => tf.tile(tf.tensor2d([1, -2, 3, 4], [2, 2], 'int32'), [3, 2]));
+    await same(() => tf.tile(tf.tensor2d([1, 0, 0, 1, 1, 0], [2, 3], 'bool'), [2, 5]));
+    await same(() => tf.tile(tf.tensor2d(v.slice(0, 6), [2, 3]), [1, 1]));
+  });
+
+  it('Sum / Mean over leading, middle, negative and fallback axes', async () => {
+    const shape = [3, 4, 5, 6];
+    const v = randn(shape, 41);
+    const x = () => tf.tensor4d(v, shape as Shape4);
+    for (const axis of [[0, 1, 2], [1, 2], [0], [1], [-3, -2], [2], [3], [2, 3], [0, 1, 2, 3], [0, 2]]) {
+      for (const keepDims of [false, true]) {
+        await same(() => tf.sum(x(), axis, keepDims));
+        await same(() => tf.mean(x(), axis, keepDims));
+      }
+    }
+    await same(() => tf.sum(tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], 'int32'), [0]));
+    await same(() => tf.mean(tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], 'int32'), [1]));
+  });
+
+  it('comparisons: scalar on either side, same shape, int32, NaN, and stock broadcasts', async () => {
+    const v = randn([4, 5], 44);
+    v[3] = 0.5;
+    v[7] = NaN;
+    const ops = [tf.less, tf.lessEqual, tf.greater, tf.greaterEqual, tf.equal, tf.notEqual];
+    for (const op of ops) {
+      await same(() => tf.cast(op(tf.tensor2d(v, [4, 5]), tf.scalar(0.5)), 'float32'));
+      await same(() => tf.cast(op(tf.scalar(0.5), tf.tensor2d(v, [4, 5])), 'float32'));
+      await same(() => tf.cast(op(tf.tensor2d(v, [4, 5]), tf.tensor2d(randn([4, 5], 45), [4, 5])), 'float32'));
+      await same(() => tf.cast(op(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([3, 2, 1], 'int32')), 'float32'));
+      await same(() => tf.cast(op(tf.tensor2d(v, [4, 5]), tf.tensor1d(v.slice(0, 5))), 'float32'));
+      await same(() => tf.cast(op(tf.tensor2d(v, [4, 5]), tf.tensor3d([0.5], [1, 1, 1])), 'float32'));
+    }
+  });
+
+  it('Conv2DBackpropInput hands NCHW to the stock kernel', async () => {
+    const xShape: Shape4 = [2, 3, 7, 6];
+    const filterShape: Shape4 = [3, 3, 3, 4];
+    const dyShape = [2, 4, 4, 3];
+    const dy = randn(dyShape, 42);
+    const w = randn(filterShape, 43);
+    const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW', inputShape: xShape } as unknown as NamedAttrMap;
+    await same(
+      () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor(w, filterShape) }, attrs) as tf.Tensor,
+    );
   });
 });
 

@@ -67,6 +67,8 @@ async function extraction(): Promise<void> {
     console.log(`cache hit: loaded ${sets.length} x ${items.length} feature maps in ${secs.toFixed(2)} s`);
   } else {
     console.log(`extracted in ${secs.toFixed(1)} s wall (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU): ${(items.length / secs).toFixed(1)} images/s, ${((2 * items.length) / secs).toFixed(1)} inferences/s`);
+    const tm = sets[0].timing;
+    console.log(`  of which waiting for decodes ${(tm.decodeWaitMs / 1000).toFixed(1)} s, preprocessing + inference ${(tm.inferenceMs / 1000).toFixed(1)} s`);
     if (sets.some((s) => s.resumed > 0)) console.log(`(resumed ${Math.max(...sets.map((s) => s.resumed))} images from an interrupted run)`);
   }
   console.log(`skipped images: ${skipped}; store: ${sets[0].store.encoding} ${sets[0].store.shape.join('x')}; cache on disk: ${(bytes / 2 ** 20).toFixed(0)} MiB in ${args.cache}`);

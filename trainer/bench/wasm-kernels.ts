@@ -38,10 +38,16 @@ const withCpu = !args.includes('--no-cpu');
 const repsArg = args.indexOf('--reps');
 const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : 5;
 
-/** Best CPU ms of `reps` calls after one warm-up; the result is read back each time. */
-function time(fn: () => Tensor, reps: number): number {
+/**
+ * Best CPU ms of `reps` calls after one warm-up; the result is read back each
+ * time. `fresh` (untimed) makes new input tensors before each call: the wasm
+ * backend caches XNNPACK operators (packed weights) per tensor, and in
+ * training every dy and every updated filter is a new tensor.
+ */
+function timeFresh(fn: () => Tensor, reps: number, fresh: () => void = () => {}): number {
   let best = Infinity;
   for (let i = 0; i <= reps; i++) {
+    fresh();
     const t0 = process.cpuUsage();
     const out = fn();
     out.dataSync();
@@ -58,13 +64,21 @@ function run(kernel: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap
 
 function benchCase(c: Case, reps: number): Record<string, number> {
   const rng = new Rng(1);
-  const x = seededNormal(c.x, rng);
-  const filter = seededNormal(c.filter, rng, 0.1);
+  const x0 = seededNormal(c.x, rng);
+  const filter0 = seededNormal(c.filter, rng, 0.1);
   const y = c.depthwise
-    ? tf.depthwiseConv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.strides, c.pad)
-    : tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.strides, c.pad);
-  const dy = seededNormal(y.shape, rng);
+    ? tf.depthwiseConv2d(x0 as tf.Tensor4D, filter0 as tf.Tensor4D, c.strides, c.pad)
+    : tf.conv2d(x0 as tf.Tensor4D, filter0 as tf.Tensor4D, c.strides, c.pad);
+  const dy0 = seededNormal(y.shape, rng);
   y.dispose();
+  let x = tf.clone(x0);
+  let filter = tf.clone(filter0);
+  let dy = tf.clone(dy0);
+  const fresh = () => {
+    tf.dispose([x, filter, dy]);
+    [x, filter, dy] = [tf.clone(x0), tf.clone(filter0), tf.clone(dy0)];
+  };
+  const time = (fn: () => Tensor, reps: number) => timeFresh(fn, reps, fresh);
   const common = { strides: c.strides, pad: c.pad, dimRoundingMode: undefined } as unknown as NamedAttrMap;
   const r: Record<string, number> = {};
   if (c.depthwise) {
@@ -87,8 +101,41 @@ function benchCase(c: Case, reps: number): Record<string, number> {
       }, reps);
     }
   }
-  tf.dispose([x, filter, dy]);
+  tf.dispose([x, filter, dy, x0, filter0, dy0]);
   return r;
+}
+
+/** One Adam step of a small MobileNet-style CNN on 56×56 inputs (batch 32), end to end. */
+function benchTrainStep(reps: number): number {
+  const rng = new Rng(2);
+  const shapes: Record<string, number[]> = {
+    c1: [3, 3, 3, 32], g1: [32], b1: [32],
+    d1: [3, 3, 32, 1], p1: [1, 1, 32, 64],
+    d2: [3, 3, 64, 1], p2: [1, 1, 64, 128],
+    fc: [128, 10], fb: [10],
+  };
+  const v: Record<string, tf.Variable> = {};
+  for (const [k, shape] of Object.entries(shapes)) {
+    const init = k === 'g1' ? tf.ones(shape) : k === 'b1' || k === 'fb' ? tf.zeros(shape) : seededNormal(shape, rng, 0.1);
+    v[k] = tf.variable(init);
+    init.dispose();
+  }
+  const x = seededNormal([32, 56, 56, 3], rng) as tf.Tensor4D;
+  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 10), 'int32'), 10);
+  const loss = (): tf.Scalar => {
+    let h = tf.conv2d(x, v.c1 as tf.Tensor4D, 2, 'same');
+    const { mean, variance } = tf.moments(h, [0, 1, 2]);
+    h = tf.relu6(tf.batchNorm(h, mean, variance, v.b1 as tf.Tensor1D, v.g1 as tf.Tensor1D, 1e-3)) as tf.Tensor4D;
+    h = tf.relu6(tf.conv2d(tf.depthwiseConv2d(h, v.d1 as tf.Tensor4D, 1, 'same'), v.p1 as tf.Tensor4D, 1, 'same'));
+    h = tf.relu6(tf.conv2d(tf.depthwiseConv2d(h, v.d2 as tf.Tensor4D, 2, 'same'), v.p2 as tf.Tensor4D, 1, 'same'));
+    const logits = tf.add(tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, v.fc as tf.Tensor2D), v.fb);
+    return tf.losses.softmaxCrossEntropy(labels, logits);
+  };
+  const opt = tf.train.adam(1e-3);
+  const ms = timeFresh(() => opt.minimize(loss, true, Object.values(v)) as Tensor, reps);
+  opt.dispose();
+  tf.dispose([x, labels, ...Object.values(v)]);
+  return ms;
 }
 
 const fmt = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(1)).padStart(8);
@@ -98,13 +145,13 @@ const stockConfig = tf.getKernel('Conv2DBackpropInput', 'wasm');
 const stockInput: KernelConfig | undefined = stockConfig ? { ...stockConfig } : undefined;
 
 const results: Array<{ backend: string; label: string; r: Record<string, number> }> = [];
+const steps: Array<{ backend: string; ms: number }> = [];
 for (const backend of withCpu ? (['wasm', 'cpu'] as const) : (['wasm'] as const)) {
   await initBackend(backend);
   if (backend === 'wasm' && stockInput?.setupFunc) stockInput.setupFunc(tf.backend());
-  for (const c of CASES) {
-    const reps = backend === 'cpu' ? Math.max(1, Math.min(REPS, 2)) : REPS;
-    results.push({ backend, label: c.label, r: benchCase(c, reps) });
-  }
+  const reps = backend === 'cpu' ? Math.max(1, Math.min(REPS, 2)) : REPS;
+  for (const c of CASES) results.push({ backend, label: c.label, r: benchCase(c, reps) });
+  steps.push({ backend, ms: benchTrainStep(reps) });
 }
 
 console.log(`CPU ms per call (best of ${REPS} on wasm${withCpu ? ', of 2 on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`);
@@ -112,3 +159,5 @@ console.log(`${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}
 for (const { backend, label, r } of results) {
   console.log(`${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`);
 }
+console.log('\nOne Adam step, MobileNet-style CNN (conv s2 → BN → relu6 → dw/pw ×2 → mean → dense), batch 32, 56×56×3:');
+for (const { backend, ms } of steps) console.log(`${backend.padEnd(8)}${fmt(ms)} ms`);

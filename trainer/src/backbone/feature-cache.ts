@@ -47,6 +47,14 @@ export interface ExtractResult {
   resumed: number;
   key: string;
   path: string;
+  /** Where extraction time went (zeros on a cache hit): waiting for decodes vs preprocessing + inference. */
+  timing: ExtractTiming;
+}
+
+export interface ExtractTiming {
+  totalMs: number;
+  decodeWaitMs: number;
+  inferenceMs: number;
 }
 
 export async function extractFeatures(backbone: FrozenBackbone, items: readonly DatasetItem[], opts: ExtractOptions): Promise<ExtractResult> {
@@ -96,8 +104,12 @@ export async function extractFeatureSets(
   }
 
   const pending = targets.filter((t) => !t.cacheHit);
+  const timing: ExtractTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0 };
+  for (const t of targets) if (t.cacheHit) await rm(join(opts.cacheDir, `${t.key}.parts`), { recursive: true, force: true });
   if (pending.length > 0) {
-    await runExtraction(backbone, items, pending, { ...opts, batchSize, chunkSize, encoding, mapSize });
+    const t0 = performance.now();
+    await runExtraction(backbone, items, pending, { ...opts, batchSize, chunkSize, encoding, mapSize }, timing);
+    timing.totalMs = performance.now() - t0;
     for (const t of pending) {
       await writeFeatureFile(t.path, headerFor(t, 0, n, backbone.description), asBytes(t.store.data));
       await rm(t.partsDir, { recursive: true, force: true });
@@ -111,6 +123,7 @@ export async function extractFeatureSets(
     resumed: t.resumed,
     key: t.key,
     path: t.path,
+    timing,
   }));
 }
 
@@ -148,7 +161,13 @@ interface RunOptions {
 
 type Decoded = { images: (RgbImage | null)[]; skipped: SkippedFile[] };
 
-async function runExtraction(backbone: FrozenBackbone, items: readonly DatasetItem[], targets: Target[], o: RunOptions): Promise<void> {
+async function runExtraction(
+  backbone: FrozenBackbone,
+  items: readonly DatasetItem[],
+  targets: Target[],
+  o: RunOptions,
+  timing: ExtractTiming,
+): Promise<void> {
   const n = items.length;
   const batches: Batch[] = [];
   for (let c = 0; c * o.chunkSize < n; c++) {
@@ -175,14 +194,16 @@ async function runExtraction(backbone: FrozenBackbone, items: readonly DatasetIt
   const fill = (): void => {
     while (queue.length <= lookahead && started < batches.length) {
       const b = batches[started++];
-      const p = decodeMany(items.slice(b.start, b.end) as DatasetItem[], backbone.preprocess.size, { concurrency: o.decodeConcurrency ?? 8 });
+      const p = decodeMany(items.slice(b.start, b.end), backbone.preprocess.size, { concurrency: o.decodeConcurrency ?? 8 });
       p.catch(() => undefined); // awaited below; this only avoids an unhandled-rejection crash meanwhile
       queue.push(p);
     }
   };
   fill();
   for (const b of batches) {
+    const tWait = performance.now();
     const decoded = await queue.shift()!;
+    timing.decodeWaitMs += performance.now() - tWait;
     fill();
     const validIdx: number[] = [];
     const images: RgbImage[] = [];
@@ -200,9 +221,11 @@ async function runExtraction(backbone: FrozenBackbone, items: readonly DatasetIt
         }
       }
     });
+    const tInfer = performance.now();
     if (images.length > 0) {
       for (const t of b.targets) await inferInto(backbone, t, images, validIdx, o);
     }
+    timing.inferenceMs += performance.now() - tInfer;
     progress.tick(b.end - b.start, skippedNote(targets));
     if (b.closesChunk) {
       const start = b.chunk * o.chunkSize;

@@ -77,6 +77,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     featureShape,
     tapTensor: tapped.tensor,
     async extract(batch, n) {
+      if (n === 0) return new Float32Array(0);
       const t = await run(batch, n, tapped.floatOutput);
       return (t.data as Float32Array).subarray(0, n * featureSize);
     },
@@ -91,6 +92,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
       ...backbone,
       quantization: toUint8Quantization(q),
       async extractQuantized(batch, n) {
+        if (n === 0) return new Uint8Array(0);
         const t = await run(batch, n, rawOutput);
         return asUint8(t.data as Uint8Array | Int8Array, q).subarray(0, n * featureSize);
       },

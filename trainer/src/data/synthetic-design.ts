@@ -25,8 +25,12 @@ export interface SyntheticClassSpec {
   discriminativeParts: PartName[];
 }
 
-/** Parts fixed by each class: all but one, so every class also has a nuisance part. */
-const FIXED_PER_CLASS = PARTS.length - 1;
+/**
+ * Each class fixes the beak and all but one of the other parts, so every class also
+ * has a nuisance part. The beak is always fixed because it is the part people look at
+ * first ("this looks like that beak"), and unconstrained designs tend to drop it.
+ */
+const ALWAYS_FIXED: PartName = 'beak';
 /** Any two classes must differ in this many parts that both fix. */
 export const MIN_PART_DIFFERENCES = 2;
 
@@ -36,28 +40,39 @@ export function differingParts(a: Partial<PartValues>, b: Partial<PartValues>): 
 }
 
 /**
- * Choose `n` classes, each fixing FIXED_PER_CLASS parts, such that every pair differs in
+ * Choose `n` classes, each fixing four of the five parts, such that every pair differs in
  * at least MIN_PART_DIFFERENCES parts fixed by both: a bird's class is then recoverable
- * from its parts whatever its random parts show. Greedy random search with restarts.
+ * from its parts whatever its random parts show. A wider margin (PREFERRED_DIFFERENCES)
+ * is used when it can be met, as it makes the classes easier to learn from few images.
+ * Greedy random search with restarts.
  */
 export function designClasses(n: number, rng: Rng): SyntheticClassSpec[] {
-  for (let restart = 0; restart < 50; restart++) {
-    const chosen: Partial<PartValues>[] = [];
-    for (let tries = 0; tries < 5000 && chosen.length < n; tries++) {
-      const free = new Set(rng.shuffle([...PARTS]).slice(FIXED_PER_CLASS));
-      const cand: Partial<PartValues> = {};
-      for (const p of PARTS) if (!free.has(p)) cand[p] = pick(rng, PART_VALUES[p]);
-      if (chosen.every((c) => differingParts(c, cand).length >= MIN_PART_DIFFERENCES)) chosen.push(cand);
-    }
-    if (chosen.length === n) {
-      return chosen.map((attributes, i) => ({
-        name: `${String(i + 1).padStart(3, '0')}.${className(attributes)}`,
-        attributes,
-        discriminativeParts: PARTS.filter((p) => attributes[p] !== undefined),
-      }));
+  for (let minDiff = PREFERRED_DIFFERENCES; minDiff >= MIN_PART_DIFFERENCES; minDiff--) {
+    for (let restart = 0; restart < 30; restart++) {
+      const chosen = greedyDesign(n, minDiff, rng);
+      if (chosen.length === n) {
+        return chosen.map((attributes, i) => ({
+          name: `${String(i + 1).padStart(3, '0')}.${className(attributes)}`,
+          attributes,
+          discriminativeParts: PARTS.filter((p) => attributes[p] !== undefined),
+        }));
+      }
     }
   }
   throw new Error(`cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use fewer classes`);
+}
+
+const PREFERRED_DIFFERENCES = 3;
+
+function greedyDesign(n: number, minDiff: number, rng: Rng): Partial<PartValues>[] {
+  const chosen: Partial<PartValues>[] = [];
+  for (let tries = 0; tries < 3000 && chosen.length < n; tries++) {
+    const free = pick(rng, PARTS.filter((p) => p !== ALWAYS_FIXED));
+    const cand: Partial<PartValues> = {};
+    for (const p of PARTS) if (p !== free) cand[p] = pick(rng, PART_VALUES[p]);
+    if (chosen.every((c) => differingParts(c, cand).length >= minDiff)) chosen.push(cand);
+  }
+  return chosen;
 }
 
 export function pick<T>(rng: Rng, xs: readonly T[]): T {

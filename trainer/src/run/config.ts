@@ -54,7 +54,7 @@ const PhaseSchema = z.object({
   stepEpochs: z.number().int().positive().default(5),
   gamma: z.number().positive().default(0.1),
   /** Dropout on the backbone features before the add-on layers (regularisation; 0 in the paper). */
-  inputDropout: z.number().min(0).max(0.95).default(0),
+  inputDropout: z.number().min(0).max(0.95).default(0).describe("channel dropout on backbone features per image (0 in the paper)"),
 });
 
 export const TrainConfigSchema = z.object({

@@ -35,7 +35,8 @@ export class Progress {
     if (extra !== undefined) this.extra = extra;
     const now = Date.now();
     const interval = this.opts.stream.isTTY ? 100 : this.opts.logEveryMs;
-    if (now - this.lastDraw >= interval || this.done >= this.opts.total) {
+    // The final line is finish()'s job, so a completed bar is not printed twice.
+    if (now - this.lastDraw >= interval && this.done < this.opts.total) {
       this.lastDraw = now;
       this.draw(false);
     }

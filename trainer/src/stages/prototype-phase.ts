@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { classIdentity } from '../head/last-layer.ts';
 import { clusterCost, crossEntropy, separationCost } from '../head/losses.ts';
-import type { ProtoHead } from '../head/proto-head.ts';
+import { channelDropMask, type ProtoHead } from '../head/proto-head.ts';
 import { Adam, type ParamGroup } from '../optim/adam.ts';
 import type { PhaseConfig, TrainConfig } from '../run/config.ts';
 import { Progress } from '../run/progress.ts';
@@ -70,13 +70,13 @@ export function trainPrototypeEpoch(args: {
   for (let s = 0; s < order.length; s += phase.batchSize) {
     const batch = order.slice(s, s + phase.batchSize);
     const flipped = batch.map(() => source.canFlip && rng.next() < 0.5);
-    const seed = rng.int(2 ** 31);
+    const dropMask = phase.inputDropout > 0 ? channelDropMask(batch.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
     const labels = Int32Array.from(batch, (i) => source.labels[i]);
     let parts = [0, 0, 0, 0];
     const { value, grads } = tf.variableGrads(() => {
       const y = tf.tensor1d(labels, 'int32');
       const feats = source.features(batch, flipped, true);
-      const out = head.forward(feats, { inputDropout: phase.inputDropout, seed, inputGrad: trainsFeatures });
+      const out = head.forward(feats, { dropMask, inputGrad: trainsFeatures });
       const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
       const ce = crossEntropy(out.logits, y);
       const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);

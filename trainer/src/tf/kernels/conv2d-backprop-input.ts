@@ -8,9 +8,10 @@
  *    scatters cols onto dx in JS (cheaper than convolving a zero-upsampled
  *    dy, which costs stride² more multiply-adds). Split into image chunks.
  */
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
+import type { KernelArgs, Override } from './override.ts';
 import { convTransposeViaForward, transposedPads } from './transposed-conv.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
@@ -59,10 +60,11 @@ function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): T
   return out;
 }
 
-const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo | null {
+  const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+  if (a.dataFormat === 'NCHW') return null; // the stock kernel handles NCHW
   const wb = asWasm(backend);
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-  const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
   const g = convGeometry('Conv2DBackpropInput', a.inputShape, filter.shape, a, false);
   const K = g.kH * g.kW * g.inC;
   const pixels = g.outH * g.outW;
@@ -111,10 +113,6 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   }
   free(wb, wT);
   return dx;
-};
+}
 
-export const conv2DBackpropInputConfig: KernelConfig = {
-  kernelName: 'Conv2DBackpropInput',
-  backendName: 'wasm',
-  kernelFunc: conv2DBackpropInput,
-};
+export const conv2DBackpropInputOverride: Override = { kernelName: 'Conv2DBackpropInput', fast: conv2DBackpropInput };

@@ -1,0 +1,39 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadTensorFile } from '../../trainer/src/io/tensor-file.ts';
+import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
+
+process.env.PROTOATLAS_QUIET = '1';
+
+describe('resume', () => {
+  it('a run stopped mid-way and resumed ends bit-identical to an uninterrupted run', async () => {
+    const dir = await tinySyntheticData(3, 12, 4);
+    const data = join(dir, 'data');
+    const config = tinyConfig(join(dir, 'cache'), { joint: { epochs: 2, batchSize: 16, inputDropout: 0.1 }, lastLayer: { epochs: 2, batchSize: 16 } });
+
+    const full = await trainRun({ config, dataDir: data, outDir: join(dir, 'full'), resume: false, quiet: true });
+    expect(full.finished).toBe(true);
+
+    // Stop inside the joint phase (after warm-up 1 + joint 1), then inside the last layer stage.
+    const part1 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true, stopAfterEpochs: 2 });
+    expect(part1.finished).toBe(false);
+    await expect(trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true })).rejects.toThrow(/--resume/);
+    const part2 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true, stopAfterEpochs: 2 });
+    expect(part2.finished).toBe(false);
+    const done = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true });
+    expect(done.finished).toBe(true);
+
+    const a = await loadTensorFile(join(dir, 'full', 'model', 'weights.bin'));
+    const b = await loadTensorFile(join(dir, 'split', 'model', 'weights.bin'));
+    expect([...b.tensors.keys()]).toEqual([...a.tensors.keys()]);
+    expect(a.tensors.size).toBeGreaterThan(6); // head + backbone weights
+    for (const [name, t] of a.tensors) expect(Array.from(b.tensors.get(name)!.data), name).toEqual(Array.from(t.data));
+
+    const metricsA = (await readFile(join(dir, 'full', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const metricsB = (await readFile(join(dir, 'split', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(metricsB.length).toBe(1 + 2 + 2);
+    expect(metricsB.map((m) => m.loss)).toEqual(metricsA.map((m) => m.loss));
+  });
+});

@@ -1,0 +1,28 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSynthetic } from '../../trainer/src/data/synthetic.ts';
+import { resolveConfig } from '../../trainer/src/run/presets.ts';
+import type { TrainConfig } from '../../trainer/src/run/config.ts';
+
+/** A synthetic dataset small enough for a test run in seconds. */
+export async function tinySyntheticData(classes = 4, trainPerClass = 24, testPerClass = 8): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'protoatlas-e2e-'));
+  await generateSynthetic(join(dir, 'data'), { classes, trainPerClass, testPerClass, seed: 11 });
+  return dir;
+}
+
+/** The demo preset shrunk: a tiny CNN, few prototypes, few epochs. */
+export function tinyConfig(cacheDir: string, override: object = {}): TrainConfig {
+  return resolveConfig('demo', {
+    backend: 'wasm',
+    data: { valPerClass: 3 },
+    backbone: { kind: 'small-cnn', inputSize: 56, channels: [8, 16, 16] },
+    head: { addOn: [{ channels: 16, activation: 'relu' }, { channels: 8, activation: 'sigmoid' }], prototypesPerClass: 2 },
+    warmup: { epochs: 1, batchSize: 16 },
+    joint: { epochs: 3, batchSize: 16, inputDropout: 0.1 },
+    lastLayer: { epochs: 3, batchSize: 32 },
+    featureCacheDir: cacheDir,
+    ...override,
+  });
+}

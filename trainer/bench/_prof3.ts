@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '/work/main/trainer/src/tf/backend.ts';
+import { linear } from '/work/main/trainer/src/head/fast-ops.ts';
+await initBackend('auto');
+const time = (name: string, f: () => tf.Tensor) => {
+  tf.tidy(() => f().dataSync());
+  const t = performance.now();
+  for (let i = 0; i < 5; i++) tf.tidy(() => f().dataSync());
+  console.log(name, ((performance.now() - t) / 5).toFixed(1), 'ms');
+};
+const x = tf.randomUniform([3136, 1280]) as tf.Tensor2D;
+const w = tf.variable(tf.randomNormal([1280, 128])) ;
+const w2 = tf.randomNormal([1280, 128]) as tf.Tensor2D;
+const h = tf.randomNormal([3136, 128]) as tf.Tensor2D;
+const b = tf.randomNormal([128]);
+time('matMul x@w (variable)', () => tf.matMul(x, w as tf.Tensor2D));
+time('matMul x@w2 (tensor)', () => tf.matMul(x, w2));
+time('linear', () => linear(x, w2, { inputGrad: false }));
+time('relu h', () => tf.relu(h));
+time('sigmoid h', () => tf.sigmoid(h));
+time('add bias', () => tf.add(h, b));
+time('dropout x', () => tf.dropout(x, 0.3, undefined, 5));
+time('transpose x', () => tf.transpose(x));
+time('xT@h', () => tf.matMul(tf.transpose(x), h));
+time('h@W2 128x128', () => tf.matMul(h, tf.randomNormal([128,128]) as tf.Tensor2D));
