@@ -5,54 +5,12 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFeatureSets, extractFeatures } from '../../trainer/src/backbone/feature-cache.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
-import type { FeatureQuantization, FrozenBackbone, PreprocessSpec } from '../../trainer/src/backbone/types.ts';
+import type { PreprocessSpec } from '../../trainer/src/backbone/types.ts';
+import { FakeBackbone, PRE, SIZE, createFakeBackbone } from './fake-backbone.ts';
 import { decodeMany, toNHWC } from '../../trainer/src/data/decode.ts';
 import type { DatasetItem } from '../../trainer/src/data/types.ts';
 import { DATA_DIR, HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from './helpers.ts';
 
-const SIZE = 8;
-const PRE: PreprocessSpec = { size: SIZE, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
-
-/**
- * A deterministic stand-in backbone: 4x4 average pooling of the normalised image
- * (8x8x3 → 2x2x3), so features depend on every pixel and on the flip. Counts the
- * images it sees and can be told to fail, to simulate a crash mid-extraction.
- */
-class FakeBackbone implements FrozenBackbone {
-  readonly hash: string;
-  readonly description = 'fake 4x4 pool';
-  readonly preprocess = PRE;
-  readonly featureShape: [number, number, number] = [2, 2, 3];
-  readonly quantization?: FeatureQuantization;
-  seen = 0;
-  failAfter = Infinity;
-
-  constructor(hash = 'fake-v1', quantization?: FeatureQuantization) {
-    this.hash = hash;
-    this.quantization = quantization;
-    if (quantization) this.extractQuantized = async (batch: Float32Array, n: number) => this.quantize(await this.extract(batch, n));
-  }
-
-  extractQuantized?: (batch: Float32Array, n: number) => Promise<Uint8Array>;
-
-  async extract(batch: Float32Array, n: number): Promise<Float32Array> {
-    if (this.seen + n > this.failAfter) throw new Error('simulated crash');
-    this.seen += n;
-    const out = new Float32Array(n * 12);
-    for (let i = 0; i < n; i++)
-      for (let y = 0; y < SIZE; y++)
-        for (let x = 0; x < SIZE; x++)
-          for (let c = 0; c < 3; c++) out[i * 12 + ((y >> 2) * 2 + (x >> 2)) * 3 + c] += batch[((i * SIZE + y) * SIZE + x) * 3 + c] / 16;
-    return out;
-  }
-
-  private quantize(f: Float32Array): Uint8Array {
-    const q = this.quantization!;
-    return Uint8Array.from(f, (v) => Math.min(255, Math.max(0, Math.round(v / q.scale + q.zeroPoint))));
-  }
-
-  async dispose(): Promise<void> {}
-}
 
 let dir: string;
 let items: DatasetItem[];
@@ -213,6 +171,42 @@ describe('extractFeatureSets', () => {
     const [r] = await extractFeatureSets(new FakeBackbone(), [], { flips: [false], ...opts(join(dir, 'c7')) });
     expect(r.store.n).toBe(0);
     expect(r.valid).toEqual([]);
+  });
+});
+
+describe('extraction on worker threads', () => {
+  it('gives the same stores as the main thread, for float and quantised backbones', async () => {
+    for (const quantization of [undefined, { scale: 0.02, zeroPoint: 50 }]) {
+      const inThread = await extractFeatureSets(new FakeBackbone('pool', quantization), items, { flips: [false, true], workers: 0, ...opts(join(dir, 'p-main')) });
+      const pooled = await extractFeatureSets(createFakeBackbone({ hash: 'pool', quantization, pooled: true }), items, { flips: [false, true], workers: 2, ...opts(join(dir, 'p-pool')) });
+      pooled.forEach((p, f) => {
+        expect(p.cacheHit).toBe(false);
+        expect(p.key).toBe(inThread[f].key);
+        expect(p.valid).toEqual(inThread[f].valid);
+        expect(p.skipped).toEqual(inThread[f].skipped);
+        const a = inThread[f].store.data;
+        const b = p.store.data;
+        expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(0);
+      });
+      expect((await readdir(join(dir, 'p-pool'))).filter((n) => !n.endsWith('.feat'))).toEqual([]);
+    }
+  });
+
+  it('resumes after a worker crash', async () => {
+    const cacheDir = join(dir, 'p-crash');
+    const crashing = createFakeBackbone({ hash: 'pool-crash', failAfter: 5, pooled: true });
+    await expect(extractFeatures(crashing, items, { flip: false, workers: 1, ...opts(cacheDir) })).rejects.toThrow(/simulated crash/);
+    const r = await extractFeatures(createFakeBackbone({ hash: 'pool-crash', pooled: true }), items, { flip: false, workers: 2, ...opts(cacheDir) });
+    expect(r.resumed).toBe(4);
+    expect(r.valid[BAD]).toBe(false);
+    const fresh = await extractFeatures(new FakeBackbone('pool-crash'), items, { flip: false, workers: 0, ...opts(join(dir, 'p-crash-fresh')) });
+    expect(Buffer.compare(Buffer.from(r.store.data.buffer), Buffer.from(fresh.store.data.buffer))).toBe(0);
+  });
+
+  it('refuses a worker copy whose hash differs', async () => {
+    const bb = createFakeBackbone({ hash: 'one', pooled: true });
+    (bb.recipe!.options as { hash: string }).hash = 'other';
+    await expect(extractFeatures(bb, items, { flip: false, workers: 1, ...opts(join(dir, 'p-hash')) })).rejects.toThrow(/hash/);
   });
 });
 

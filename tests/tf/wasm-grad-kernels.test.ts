@@ -68,6 +68,7 @@ const CONV_CASES: ConvCase[] = [
   { x: [2, 5, 5, 8], filter: [1, 1, 8, 6], strides: 1, pad: 'same' },
   { x: [2, 7, 7, 8], filter: [1, 1, 8, 6], strides: 2, pad: 'valid' },
   { x: [3, 5, 6, 4], filter: [1, 1, 4, 9], strides: 1, pad: 'valid' },
+  { x: [2, 5, 6, 4], filter: [1, 1, 4, 9], strides: 1, pad: [[0, 0], [0, 1], [0, 2], [0, 0]] },
   { x: [2, 7, 6, 3], filter: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { x: [4, 6, 6, 5], filter: [3, 3, 5, 7], strides: 1, pad: 'valid' },
 ];
@@ -270,6 +271,40 @@ describe('replaced kernels (Tile, Sum, Mean, Conv2DBackpropInput fallback) vs cp
     await same(
       () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor(w, filterShape) }, attrs) as tf.Tensor,
     );
+  });
+});
+
+describe('memory', () => {
+  it('kernels free all their scratch tensors on the wasm heap', async () => {
+    await tf.setBackend('wasm');
+    const run = () => {
+      for (const c of [...CONV_CASES, ...DEPTHWISE_CASES.map((d) => ({ ...d, dw: true }))]) {
+        const dw = 'dw' in c;
+        tf.tidy(() => {
+          const x = tf.tensor(randn(c.x, 50), c.x);
+          const w = tf.tensor(randn(c.filter, 51), c.filter);
+          const f = (a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(
+              dw
+                ? tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same')
+                : tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad),
+            );
+          tf.grads(f)([x, w]);
+        });
+      }
+      tf.tidy(() => {
+        tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, tf.tensor1d([1, 1, 0], 'int32'))))(tf.ones([3, 2]));
+        tf.sum(tf.tile(tf.ones([1, 1, 3]), [2, 4, 1]), [0, 1]);
+      });
+    };
+    run(); // warm up lazily created state
+    scratchLimit.floats = 1;
+    run();
+    const before = tf.engine().backend.numDataIds();
+    const tensorsBefore = tf.memory().numTensors;
+    run();
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 });
 

@@ -10,6 +10,7 @@
  * The data folder is $PROTOPNET_DATA (default ../shared/data beside the repo).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { extractFeatureSets } from '../src/backbone/feature-cache.ts';
@@ -42,7 +43,8 @@ async function extraction(): Promise<void> {
   let items = [...ds.splits.train, ...ds.splits.val, ...ds.splits.test];
   if (args.limit) items = items.slice(0, Number(args.limit));
   const backbone = await loadOnnxBackbone({ path: modelPath, tap: 'auto', preprocess: IMAGENET, threads });
-  console.log(`${items.length} images x 2 (original + flipped), ${backbone.description}`);
+  const workers = availableParallelism();
+  console.log(`${items.length} images x 2 (original + flipped), ${backbone.description}; extraction on ${workers} worker threads x 1 onnxruntime thread`);
   const opts = { flips: [false, true], cacheDir: args.cache, progressLabel: 'features', batchSize: args.batch ? Number(args.batch) : undefined };
 
   if (args.fresh) {
@@ -66,7 +68,8 @@ async function extraction(): Promise<void> {
   if (hit) {
     console.log(`cache hit: loaded ${sets.length} x ${items.length} feature maps in ${secs.toFixed(2)} s`);
   } else {
-    console.log(`extracted in ${secs.toFixed(1)} s wall (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU): ${(items.length / secs).toFixed(1)} images/s, ${((2 * items.length) / secs).toFixed(1)} inferences/s`);
+    const done = items.length - Math.min(...sets.map((s) => s.resumed));
+    console.log(`extracted ${done} images in ${secs.toFixed(1)} s wall (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU): ${(done / secs).toFixed(1)} images/s, ${((2 * done) / secs).toFixed(1)} inferences/s`);
     const tm = sets[0].timing;
     console.log(`  of which waiting for decodes ${(tm.decodeWaitMs / 1000).toFixed(1)} s, preprocessing + inference ${(tm.inferenceMs / 1000).toFixed(1)} s`);
     if (sets.some((s) => s.resumed > 0)) console.log(`(resumed ${Math.max(...sets.map((s) => s.resumed))} images from an interrupted run)`);

@@ -4,6 +4,8 @@
  *
  *   node_modules/.bin/node trainer/bench/wasm-kernels.ts [--no-cpu] [--reps N]
  *
+ * The cpu half takes several minutes (tfjs-backend-cpu's Conv2DBackpropFilter
+ * needs seconds to minutes per call at these shapes); --no-cpu skips it.
  * Times are the best of N calls in process CPU time (user+system), which on
  * one thread equals wall time on an idle machine but is not inflated when
  * other processes compete for the cores.
@@ -46,7 +48,9 @@ const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : 5;
  */
 function timeFresh(fn: () => Tensor, reps: number, fresh: () => void = () => {}): number {
   let best = Infinity;
-  for (let i = 0; i <= reps; i++) {
+  // cpu runs once, unwarmed: its Conv2DBackpropFilter takes seconds to minutes.
+  const warmup = tf.getBackend() === 'cpu' ? 0 : 1;
+  for (let i = 1 - warmup; i <= reps; i++) {
     fresh();
     const t0 = process.cpuUsage();
     const out = fn();
@@ -149,12 +153,12 @@ const steps: Array<{ backend: string; ms: number }> = [];
 for (const backend of withCpu ? (['wasm', 'cpu'] as const) : (['wasm'] as const)) {
   await initBackend(backend);
   if (backend === 'wasm' && stockInput?.setupFunc) stockInput.setupFunc(tf.backend());
-  const reps = backend === 'cpu' ? Math.max(1, Math.min(REPS, 2)) : REPS;
+  const reps = backend === 'cpu' ? 1 : REPS;
   for (const c of CASES) results.push({ backend, label: c.label, r: benchCase(c, reps) });
   steps.push({ backend, ms: benchTrainStep(reps) });
 }
 
-console.log(`CPU ms per call (best of ${REPS} on wasm${withCpu ? ', of 2 on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`);
+console.log(`CPU ms per call (best of ${REPS} on wasm${withCpu ? ', a single cold call on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`);
 console.log(`${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}${'dFilter'.padStart(8)}${'dInput'.padStart(8)}${'stock dX'.padStart(9)}`);
 for (const { backend, label, r } of results) {
   console.log(`${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`);

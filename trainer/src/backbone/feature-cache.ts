@@ -6,16 +6,20 @@
  * a crash or Ctrl-C picks up from the completed chunks.
  *
  * Several flips (original + mirrored) share one decode of each image, which is
- * about a third of the work, and decoding (sharp, on libuv threads) runs ahead
- * of inference so both cores stay busy.
+ * about a third of the work. Backbones with a recipe (ONNX) run on a pool of
+ * worker threads, one single-threaded copy per core (feature-pool.ts); others
+ * run on the main thread with decoding running ahead of inference.
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeMany, toNHWC } from '../data/decode.ts';
+import { availableParallelism } from 'node:os';
+import { decodeMany } from '../data/decode.ts';
 import type { DatasetItem, RgbImage, SkippedFile } from '../data/types.ts';
 import { Progress } from '../run/progress.ts';
+import { inferBatch, type BatchResult } from './feature-batch.ts';
 import { asBytes, dataBytes, readFeatureData, readFeatureHeader, writeFeatureFile, type FeatureFileHeader } from './feature-file.ts';
 import { featureCacheKey } from './feature-key.ts';
+import { runInWorkers } from './feature-pool.ts';
 import { bytesPerElement, createFeatureStore, type FeatureEncoding, type FeatureStore } from './feature-store.ts';
 import type { FrozenBackbone } from './types.ts';
 
@@ -30,10 +34,15 @@ export interface ExtractOptions {
   quiet?: boolean;
   /** Storage of non-quantised features. Default 'float16' (half the memory of float32). */
   floatEncoding?: 'float16' | 'float32';
-  /** Concurrent decodes per batch. Default 8. */
+  /** Concurrent decodes per batch. Default 8 on the main thread, 4 per worker. */
   decodeConcurrency?: number;
-  /** Batches decoded ahead of inference. Default 2. */
+  /** Main-thread path: batches decoded ahead of inference. Default 2. */
   lookahead?: number;
+  /**
+   * Worker threads, each with a single-threaded copy of the backbone, for
+   * backbones that have a `recipe` (ONNX). Default: available cores. 0 = main thread only.
+   */
+  workers?: number;
 }
 
 export interface ExtractResult {
@@ -145,7 +154,6 @@ interface Batch {
   start: number;
   end: number;
   targets: Target[];
-  closesChunk: boolean;
 }
 
 interface RunOptions {
@@ -157,9 +165,8 @@ interface RunOptions {
   quiet?: boolean;
   decodeConcurrency?: number;
   lookahead?: number;
+  workers?: number;
 }
-
-type Decoded = { images: (RgbImage | null)[]; skipped: SkippedFile[] };
 
 async function runExtraction(
   backbone: FrozenBackbone,
@@ -170,12 +177,14 @@ async function runExtraction(
 ): Promise<void> {
   const n = items.length;
   const batches: Batch[] = [];
+  const batchesLeft = new Map<number, number>();
   for (let c = 0; c * o.chunkSize < n; c++) {
     const need = targets.filter((t) => !t.chunkDone[c]);
     if (need.length === 0) continue;
     const end = Math.min(n, (c + 1) * o.chunkSize);
     for (let s = c * o.chunkSize; s < end; s += o.batchSize) {
-      batches.push({ chunk: c, start: s, end: Math.min(end, s + o.batchSize), targets: need, closesChunk: s + o.batchSize >= end });
+      batches.push({ chunk: c, start: s, end: Math.min(end, s + o.batchSize), targets: need });
+      batchesLeft.set(c, (batchesLeft.get(c) ?? 0) + 1);
     }
   }
   const todo = batches.reduce((a, b) => a + b.end - b.start, 0);
@@ -186,8 +195,67 @@ async function runExtraction(
   const progress = new Progress({ label: `${o.progressLabel ?? 'features'} (${flips})`, total: todo, unit: 'img', quiet: o.quiet });
   if (resumed > 0 && !o.quiet) process.stderr.write(`resuming feature extraction: ${resumed} images already done\n`);
 
-  // Decoding runs `lookahead` batches ahead; onnxruntime blocks the JS thread
-  // during a run, but queued sharp decodes keep going on libuv's threads.
+  /** Stores one batch's results; writes a chunk file when its last batch is in. */
+  const accept = async (index: number, r: BatchResult): Promise<void> => {
+    const b = batches[index];
+    const bad = new Set(r.invalid);
+    r.invalid.forEach((k, j) => {
+      for (const t of b.targets) {
+        t.invalid.add(b.start + k);
+        t.skipped.set(b.start + k, r.skipped[j]);
+      }
+    });
+    const validIdx: number[] = [];
+    for (let i = b.start; i < b.end; i++) if (!bad.has(i - b.start)) validIdx.push(i);
+    b.targets.forEach((t, ti) => {
+      const out = r.outputs[ti];
+      validIdx.forEach((idx, j) => {
+        const map = out.subarray(j * o.mapSize, (j + 1) * o.mapSize);
+        if (map instanceof Uint8Array) t.store.setQuantized(idx, map);
+        else t.store.set(idx, map);
+      });
+    });
+    progress.tick(b.end - b.start, skippedNote(targets));
+    const left = batchesLeft.get(b.chunk)! - 1;
+    batchesLeft.set(b.chunk, left);
+    if (left === 0) {
+      const start = b.chunk * o.chunkSize;
+      const count = Math.min(n, start + o.chunkSize) - start;
+      for (const t of b.targets) await writeChunk(t, b.chunk, start, count, o.encoding, backbone.description);
+    }
+  };
+
+  const quantized = o.encoding === 'uint8';
+  const workers = o.workers ?? availableParallelism();
+  if (backbone.recipe && workers > 0) {
+    const stats = await runInWorkers(
+      batches.map((b) => ({ items: items.slice(b.start, b.end), flips: b.targets.map((t) => t.flip) })),
+      { recipe: backbone.recipe, hash: backbone.hash, workers, quantized, decodeConcurrency: o.decodeConcurrency ?? 4 },
+      accept,
+    );
+    timing.decodeWaitMs += stats.decodeWaitMs;
+    timing.inferenceMs += stats.inferenceMs;
+  } else {
+    await runInThread(backbone, items, batches, o, quantized, timing, accept);
+  }
+  progress.finish(skippedNote(targets));
+}
+
+type Decoded = { images: (RgbImage | null)[]; skipped: SkippedFile[] };
+
+/**
+ * Main-thread path. Decoding runs `lookahead` batches ahead: onnxruntime blocks
+ * the JS thread during a run, but queued sharp decodes keep going on libuv's threads.
+ */
+async function runInThread(
+  backbone: FrozenBackbone,
+  items: readonly DatasetItem[],
+  batches: Batch[],
+  o: RunOptions,
+  quantized: boolean,
+  timing: ExtractTiming,
+  accept: (index: number, r: BatchResult) => Promise<void>,
+): Promise<void> {
   const lookahead = Math.max(1, o.lookahead ?? 2);
   const queue: Promise<Decoded>[] = [];
   let started = 0;
@@ -200,51 +268,17 @@ async function runExtraction(
     }
   };
   fill();
-  for (const b of batches) {
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i];
     const tWait = performance.now();
     const decoded = await queue.shift()!;
     timing.decodeWaitMs += performance.now() - tWait;
     fill();
-    const validIdx: number[] = [];
-    const images: RgbImage[] = [];
-    let s = 0;
-    decoded.images.forEach((img, k) => {
-      if (img) {
-        validIdx.push(b.start + k);
-        images.push(img);
-      } else {
-        // decodeMany lists failures in item order, so the k-th null is the k-th skipped file.
-        const skip = decoded.skipped[s++] ?? { path: items[b.start + k].path, reason: 'could not be decoded' };
-        for (const t of b.targets) {
-          t.invalid.add(b.start + k);
-          t.skipped.set(b.start + k, skip);
-        }
-      }
-    });
     const tInfer = performance.now();
-    if (images.length > 0) {
-      for (const t of b.targets) await inferInto(backbone, t, images, validIdx, o);
-    }
+    const paths = items.slice(b.start, b.end).map((it) => it.path);
+    const r = await inferBatch(backbone, decoded, paths, b.targets.map((t) => t.flip), quantized);
     timing.inferenceMs += performance.now() - tInfer;
-    progress.tick(b.end - b.start, skippedNote(targets));
-    if (b.closesChunk) {
-      const start = b.chunk * o.chunkSize;
-      const count = Math.min(n, start + o.chunkSize) - start;
-      for (const t of b.targets) await writeChunk(t, b.chunk, start, count, o.encoding, backbone.description);
-    }
-  }
-  progress.finish(skippedNote(targets));
-}
-
-async function inferInto(backbone: FrozenBackbone, t: Target, images: RgbImage[], idx: number[], o: RunOptions): Promise<void> {
-  const x = toNHWC(images, backbone.preprocess, t.flip);
-  const m = images.length;
-  if (o.encoding === 'uint8') {
-    const q = await backbone.extractQuantized!(x, m);
-    for (let j = 0; j < m; j++) t.store.setQuantized(idx[j], q.subarray(j * o.mapSize, (j + 1) * o.mapSize));
-  } else {
-    const f = await backbone.extract(x, m);
-    for (let j = 0; j < m; j++) t.store.set(idx[j], f.subarray(j * o.mapSize, (j + 1) * o.mapSize));
+    await accept(i, r);
   }
 }
 

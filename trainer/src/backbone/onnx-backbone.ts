@@ -72,6 +72,8 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
 
   const backbone: OnnxBackbone = {
     hash,
+    // Pool workers each run a one-thread session: cheaper per image than one two-thread session.
+    recipe: { module: import.meta.url, factory: 'loadOnnxBackbone', options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions },
     description: `onnx ${opts.path} tap ${tapped.tensor}${tapped.quantization ? ' (int8)' : ''} ${threads} thread(s)`,
     preprocess: pre,
     featureShape,

@@ -29,6 +29,19 @@ export interface FrozenBackbone {
   readonly quantization?: FeatureQuantization;
   /** The raw 8-bit feature maps (NHWC, uint8) for a batch; present with `quantization`. */
   extractQuantized?(batch: Float32Array, n: number): Promise<Uint8Array>;
+  /**
+   * How to build a single-threaded copy of this backbone in a worker thread
+   * (feature extraction then runs one copy per core). Absent: main thread only.
+   */
+  readonly recipe?: BackboneRecipe;
+}
+
+/** `(await import(module))[factory](options)` builds the backbone; options must be structured-cloneable. */
+export interface BackboneRecipe {
+  /** Module URL (import.meta.url of the factory's module). */
+  module: string;
+  factory: string;
+  options: unknown;
 }
 
 /** Linear 8-bit quantisation of a feature map: value = (q - zeroPoint) * scale, q in 0..255. */

@@ -33,6 +33,8 @@ export interface SyntheticClassSpec {
 const ALWAYS_FIXED: PartName = 'beak';
 /** Any two classes must differ in this many parts that both fix. */
 export const MIN_PART_DIFFERENCES = 2;
+/** Margin tried first (met for up to ~12 classes); falls back to the minimum above. */
+const PREFERRED_DIFFERENCES = 3;
 
 /** Parts that both classes fix and on which they disagree. */
 export function differingParts(a: Partial<PartValues>, b: Partial<PartValues>): PartName[] {
@@ -59,10 +61,8 @@ export function designClasses(n: number, rng: Rng): SyntheticClassSpec[] {
       }
     }
   }
-  throw new Error(`cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use fewer classes`);
+  throw new Error(`cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use at most 30 classes`);
 }
-
-const PREFERRED_DIFFERENCES = 3;
 
 function greedyDesign(n: number, minDiff: number, rng: Rng): Partial<PartValues>[] {
   const chosen: Partial<PartValues>[] = [];

@@ -34,6 +34,10 @@ export async function generateSynthetic(outDir: string, opts: SyntheticOptions =
   const size = opts.size ?? 64;
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(size) || size < 16) throw new Error(`generateSynthetic: size must be an integer >= 16, got ${size}`);
+  if (!Number.isInteger(nClasses) || nClasses < 1) throw new Error(`generateSynthetic: classes must be a positive integer, got ${nClasses}`);
+  // Every class needs a training image, or the loader rejects its empty folder.
+  if (!Number.isInteger(trainPerClass) || trainPerClass < 1) throw new Error(`generateSynthetic: trainPerClass must be >= 1, got ${trainPerClass}`);
+  if (!Number.isInteger(testPerClass) || testPerClass < 0) throw new Error(`generateSynthetic: testPerClass must be >= 0, got ${testPerClass}`);
   await prepareOutDir(outDir);
 
   const rng = new Rng(seed);
@@ -75,7 +79,10 @@ export async function generateSynthetic(outDir: string, opts: SyntheticOptions =
           .finally(() => pending.delete(write));
         pending.add(write);
         if (pending.size >= IN_FLIGHT) await Promise.race(pending);
-        if (failures.length > 0) break;
+        if (failures.length > 0) {
+          await Promise.all(pending);
+          throw failures[0];
+        }
       }
     }
   }

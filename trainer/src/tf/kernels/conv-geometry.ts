@@ -74,6 +74,14 @@ export function convGeometry(
   };
 }
 
+/** 1×1, stride 1, no padding: x's pixels are exactly the conv's im2col rows. */
+export function isPointwise(g: ConvGeometry): boolean {
+  return (
+    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 &&
+    g.padTop === 0 && g.padLeft === 0 && g.outH === g.inH && g.outW === g.inW
+  );
+}
+
 /**
  * Cap on the im2col/col2im scratch buffers, in floats (32 MB). Mutable so
  * tests can force the multi-chunk path on small inputs.

@@ -10,7 +10,7 @@
  * chunks to bound the scratch buffers.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
+import { convGeometry, imagesPerChunk, isPointwise } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import { transposeInto } from './transpose.ts';
 import { alloc, asWasm, f32, free, matMul, view } from './wasm-heap.ts';
@@ -34,8 +34,8 @@ function toPlanar(x: Float32Array, g: ConvGeometry, b0: number, nb: number): Flo
 function im2colT(x: Float32Array, g: ConvGeometry, b0: number, nb: number, out: Float32Array): void {
   const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
   const mCols = nb * outH * outW;
-  if (kH === 1 && kW === 1 && strideH === 1 && strideW === 1 && padTop === 0 && padLeft === 0) {
-    // Pointwise: colsT is x transposed, nothing to gather.
+  if (isPointwise(g)) {
+    // colsT is x transposed, nothing to gather.
     transposeInto(x, b0 * inH * inW * inC, mCols, inC, out);
     return;
   }
@@ -70,10 +70,6 @@ function im2colT(x: Float32Array, g: ConvGeometry, b0: number, nb: number, out: 
   }
 }
 
-function isPointwise(g: ConvGeometry): boolean {
-  return g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
-}
-
 /**
  * The images [b0, b0+nb) part of dW, as colsT[K,M] · dy[M,CO] → [K,CO].
  * XNNPACK packs the GEMM's right operand on every call (~5 ns per element),
@@ -93,7 +89,8 @@ function partialProduct(
 ): { product: TensorInfo; transposed: boolean } {
   const K = g.kH * g.kW * g.inC;
   const CO = g.outC;
-  const m = nb * g.outH * g.outW;
+  const pixels = g.outH * g.outW;
+  const m = nb * pixels;
   const whole = nb === g.batch;
   const scratch: TensorInfo[] = [];
   const fresh = (shape: number[]): TensorInfo => {
@@ -108,7 +105,7 @@ function partialProduct(
     let dyPart = view(dy, [m, CO]);
     if (!whole) {
       dyPart = fresh([m, CO]);
-      f32(wb, dyPart).set(f32(wb, dy).subarray(b0 * (m / nb) * CO, (b0 + nb) * (m / nb) * CO));
+      f32(wb, dyPart).set(f32(wb, dy).subarray(b0 * pixels * CO, (b0 + nb) * pixels * CO));
     }
     im2colT(f32(wb, x), g, b0, nb, f32(wb, colsT));
     product = matMul(wb, colsT, dyPart);
@@ -117,9 +114,9 @@ function partialProduct(
     let xPart = view(x, [m, K]);
     if (!whole) {
       xPart = fresh([m, K]);
-      f32(wb, xPart).set(f32(wb, x).subarray(b0 * (m / nb) * K, (b0 + nb) * (m / nb) * K));
+      f32(wb, xPart).set(f32(wb, x).subarray(b0 * pixels * K, (b0 + nb) * pixels * K));
     }
-    transposeInto(f32(wb, dy), b0 * (m / nb) * CO, m, CO, f32(wb, dyT));
+    transposeInto(f32(wb, dy), b0 * pixels * CO, m, CO, f32(wb, dyT));
     product = matMul(wb, dyT, xPart);
   }
   free(wb, ...scratch);

@@ -3,13 +3,14 @@
  * C++ loop, far slower than the forward conv for wide layers). Everything
  * heavy runs in XNNPACK:
  *  - 1×1, stride 1, unpadded: dx = dy · Wᵀ, one GEMM.
- *  - other stride-1 convs: the forward Conv2D of dy with the flipped filter.
+ *  - other stride-1 convs: the forward Conv2D of dy with the flipped filter
+ *    (unless odd explicit pads make that impossible; then as below).
  *  - strided convs: cols[M,K] = dy[M,CO] · Wᵀ[CO,K] by GEMM, then col2im
  *    scatters cols onto dx in JS (cheaper than convolving a zero-upsampled
  *    dy, which costs stride² more multiply-adds). Split into image chunks.
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { convGeometry, imagesPerChunk } from './conv-geometry.ts';
+import { convGeometry, imagesPerChunk, isPointwise } from './conv-geometry.ts';
 import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import type { KernelArgs, Override } from './override.ts';
 import { convTransposeViaForward, transposedPads } from './transposed-conv.ts';
@@ -69,7 +70,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
   const K = g.kH * g.kW * g.inC;
   const pixels = g.outH * g.outW;
 
-  const pads = g.strideH === 1 && g.strideW === 1 && K !== g.inC ? transposedPads(g) : null;
+  const pads = g.strideH === 1 && g.strideW === 1 && !isPointwise(g) ? transposedPads(g) : null;
   if (pads) {
     const flipped = flipFilter(wb, filter, g);
     const dx = convTransposeViaForward(wb, 'Conv2D', dy, flipped, g, pads);
@@ -85,9 +86,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
     for (let k = 0; k < K; k++) for (let co = 0; co < g.outC; co++) t[co * K + k] = w[k * g.outC + co];
   }
 
-  const pointwise =
-    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
-  if (pointwise) {
+  if (isPointwise(g)) {
     const out = matMul(wb, view(dy, [g.batch * pixels, g.outC]), wT);
     free(wb, wT);
     return view(out, [...a.inputShape]);

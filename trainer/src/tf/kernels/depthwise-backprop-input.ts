@@ -9,11 +9,10 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { convGeometry } from './conv-geometry.ts';
-import type { ConvAttrs } from './conv-geometry.ts';
+import type { ConvAttrs, ConvGeometry } from './conv-geometry.ts';
 import { convTransposeViaForward, transposedPads } from './transposed-conv.ts';
 import { alloc, asWasm, f32, free } from './wasm-heap.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
-import type { ConvGeometry } from './conv-geometry.ts';
 
 /** W[kh,kw,c,q] → F[KH−1−kh, KW−1−kw, c·Q+q, 0]: one depthwise channel per (c, q). */
 function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {

@@ -13,7 +13,7 @@ import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow
 export interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
-  makeOutput(shape: number[], dtype: DataType, memoryOffset?: number): TensorInfo;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
 

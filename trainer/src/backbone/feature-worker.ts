@@ -1,0 +1,67 @@
+/**
+ * Worker-thread side of feature-pool.ts: rebuilds the backbone from its
+ * recipe, then decodes and runs the batches it is sent. A batch's decode
+ * starts as soon as it arrives, so it overlaps the previous batch's inference.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { decodeMany } from '../data/decode.ts';
+import type { DatasetItem } from '../data/types.ts';
+import { inferBatch } from './feature-batch.ts';
+import type { BackboneRecipe, FrozenBackbone } from './types.ts';
+
+export interface WorkerJob {
+  id: number;
+  items: DatasetItem[];
+  flips: boolean[];
+  quantized: boolean;
+  decodeConcurrency: number;
+}
+
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'result'; id: number; invalid: number[]; skipped: { path: string; reason: string }[]; outputs: (Uint8Array | Float32Array)[]; decodeWaitMs: number; inferenceMs: number }
+  | { type: 'error'; message: string };
+
+const port = parentPort;
+if (!port) throw new Error('feature-worker.ts runs only as a worker thread');
+const { recipe, hash } = workerData as { recipe: BackboneRecipe; hash: string };
+
+const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+const fail = (e: unknown): void => send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+
+let backbone: FrozenBackbone;
+try {
+  const mod = (await import(recipe.module)) as Record<string, (o: unknown) => Promise<FrozenBackbone> | FrozenBackbone>;
+  const factory = mod[recipe.factory];
+  if (typeof factory !== 'function') throw new Error(`${recipe.module} has no export ${recipe.factory}`);
+  backbone = await factory(recipe.options);
+  if (backbone.hash !== hash) throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
+  let chain = Promise.resolve();
+  port.on('message', (job: WorkerJob) => {
+    const decoding = decodeMany(job.items, backbone.preprocess.size, { concurrency: job.decodeConcurrency });
+    decoding.catch(() => undefined); // awaited in order below
+    chain = chain
+      .then(async () => {
+        const t0 = performance.now();
+        const decoded = await decoding;
+        const t1 = performance.now();
+        const r = await inferBatch(
+          backbone,
+          decoded,
+          job.items.map((i) => i.path),
+          job.flips,
+          job.quantized,
+        );
+        // Copies own their buffers, so they can be transferred instead of cloned.
+        const outputs = r.outputs.map((o) => o.slice());
+        send(
+          { type: 'result', id: job.id, invalid: r.invalid, skipped: r.skipped, outputs, decodeWaitMs: t1 - t0, inferenceMs: performance.now() - t1 },
+          outputs.map((o) => o.buffer as ArrayBuffer),
+        );
+      })
+      .catch(fail);
+  });
+  send({ type: 'ready' });
+} catch (e) {
+  fail(e);
+}
