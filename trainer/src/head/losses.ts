@@ -5,13 +5,14 @@ import * as tf from '@tensorflow/tfjs-core';
  * class, averaged over the batch. minDist: [B, m]; ownMask: [B, m] (1 where
  * prototype j belongs to image b's class).
  *
- * Written as maxD - max((maxD - d) * mask) like the reference code, so that the
- * masked-out entries can never win the min.
+ * Masked-out entries are lifted by `maxD` (an upper bound of any distance) so
+ * they can never win the min; same value as the reference code's
+ * maxD - max((maxD - d) * mask) whenever d <= maxD.
  */
 export function clusterCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D, maxD: number): tf.Scalar {
   return tf.tidy(() => {
-    const inverted = tf.max(tf.mul(tf.sub(maxD, minDist), ownMask), 1);
-    return tf.mean(tf.sub(maxD, inverted)) as tf.Scalar;
+    const lifted = tf.add(minDist, tf.mul(tf.sub(1, ownMask), 2 * maxD + 1));
+    return tf.mean(tf.min(lifted, 1)) as tf.Scalar;
   });
 }
 

@@ -76,9 +76,12 @@ export class ProtoHead {
     return this.protoClass.length;
   }
 
-  /** Largest possible squared distance (sigmoid output in [0,1]^P), used by Clst/Sep. */
+  /** An upper bound of squared distances, used by Clst/Sep masking: P for sigmoid latents, 4 for unit vectors; large otherwise. */
   get maxDistance(): number {
-    return this.prototypeDim;
+    const last = this.spec.addOn[this.spec.addOn.length - 1]?.activation;
+    if (last === 'sigmoid') return this.prototypeDim;
+    if (last === 'l2norm') return 100; // prototypes need not stay unit-norm between pushes
+    return 1e6;
   }
 
   addOnVariables(): tf.Variable[] {

@@ -3,7 +3,7 @@ import { loadOnnxBackbone } from '../backbone/onnx-backbone.ts';
 import { createSmallCnn } from '../backbone/small-cnn.ts';
 import { loadTfjsLayersBackbone } from '../backbone/tfjs-layers-backbone.ts';
 import { resolveWeights } from '../backbone/download.ts';
-import { extractFeatures } from '../backbone/feature-cache.ts';
+import { extractFeatureSets } from '../backbone/feature-cache.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
 import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
@@ -87,8 +87,10 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
     const items = dataset.splits[split];
     if (frozen) {
       const flip = split === 'train' && config.data.flip;
-      const orig = await extractFeatures(frozen, items, { flip: false, cacheDir, progressLabel: `features ${split}`, quiet: opts.quiet });
-      const mirrored = flip ? await extractFeatures(frozen, items, { flip: true, cacheDir, progressLabel: `features ${split} (flipped)`, quiet: opts.quiet }) : null;
+      // One pass decodes each image once for both orientations.
+      const sets = await extractFeatureSets(frozen, items, { flips: flip ? [false, true] : [false], cacheDir, progressLabel: `features ${split}`, quiet: opts.quiet });
+      const orig = sets[0];
+      const mirrored = flip ? sets[1] : null;
       skipped.push(...orig.skipped);
       const keep = items.map((_, i) => i).filter((i) => orig.valid[i] && (!mirrored || mirrored.valid[i]));
       const kept = keep.map((i) => items[i]);

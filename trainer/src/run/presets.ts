@@ -50,7 +50,13 @@ const cub200Paper = {
  */
 const cub200 = deepMerge(cub200Paper, {
   preset: 'cub200',
-  head: { prototypeInit: 'patches' },
+  head: {
+    addOn: [
+      { channels: 128, activation: 'relu' },
+      { channels: 128, activation: 'l2norm' },
+    ],
+    prototypeInit: 'patches',
+  },
   warmup: { epochs: 12, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
   joint: { epochs: 0 },
   lastLayer: { epochs: 30, batchSize: 128, lr: 1e-3, l1: 1e-4 },

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { linear } from '../head/fast-ops.ts';
 import { crossEntropy } from '../head/losses.ts';
 import { Adam } from '../optim/adam.ts';
 import { Progress } from '../run/progress.ts';
@@ -72,7 +73,7 @@ export function trainLinear(data: { x: Float32Array; labels: Int32Array; n: numb
       const { value, grads } = tf.variableGrads(() => {
         let x: tf.Tensor2D = tf.tensor2d(xb, [batch.length, D]);
         if (opts.inputDropout > 0) x = tf.dropout(x, opts.inputDropout, undefined, seed) as tf.Tensor2D;
-        const logits = tf.add(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
+        const logits = tf.add(linear(x, w as tf.Tensor2D, { inputGrad: false }), b) as tf.Tensor2D;
         const ce = crossEntropy(logits, tf.tensor1d(yb, 'int32'));
         return tf.add(ce, tf.mul(tf.sum(tf.square(w)), opts.weightDecay / 2)) as tf.Scalar;
       }, [w, b]);

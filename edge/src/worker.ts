@@ -1,0 +1,4 @@
+import { createApp } from './app.ts';
+
+// Cloudflare Workers entry (wrangler.toml `main`).
+export default createApp();
