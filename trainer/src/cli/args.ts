@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** Parse CLI flags; an unknown flag or missing value prints usage and exits 2 (no stack trace). */
@@ -23,4 +24,9 @@ export function runMain(main: () => Promise<void>): void {
     if (process.env.PROTOATLAS_DEBUG) process.stderr.write(`${e.stack}\n`);
     process.exit(1);
   });
+}
+
+/** Resolve a user-given path against the directory npm was started from (npm runs workspace scripts inside the workspace). */
+export function userPath(p: string): string {
+  return resolve(process.env.INIT_CWD ?? process.cwd(), p);
 }

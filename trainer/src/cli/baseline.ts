@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
 import { prepareData } from '../run/prepare-data.ts';
 import { Rng } from '../run/rng.ts';
@@ -7,7 +7,7 @@ import { writeJson } from '../run/run-dir.ts';
 import { linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
-import { parseCli, runMain } from './args.ts';
+import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run baseline --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> --data <dataset dir> --out <dir> [--epochs N]
 
@@ -29,7 +29,7 @@ runMain(async () => {
   if (config.backbone.kind === 'small-cnn') throw new Error(`preset ${config.preset} trains its backbone from scratch; the baseline needs a pretrained frozen backbone (use cub200)`);
   const backend = await initBackend(config.backend);
   const t0 = Date.now();
-  const data = await prepareData(config, values.data ? resolve(values.data) : null, { splits: ['train', 'val'] });
+  const data = await prepareData(config, values.data ? userPath(values.data!) : null, { splits: ['train', 'val'] });
   const rng = new Rng(config.seed);
   const train = pooledFeatures(data.sources.train!, { flip: config.data.flip, label: 'pooling train' });
   const val = pooledFeatures(data.sources.val!, { flip: false, label: 'pooling val' });
@@ -60,7 +60,7 @@ runMain(async () => {
     curve,
     seconds: (Date.now() - t0) / 1000,
   };
-  await mkdir(resolve(values.out), { recursive: true });
-  await writeJson(join(resolve(values.out), 'baseline.json'), result);
+  await mkdir(userPath(values.out!), { recursive: true });
+  await writeJson(join(userPath(values.out!), 'baseline.json'), result);
   process.stdout.write(`baseline val top-1 ${(100 * valAcc.top1).toFixed(2)}%  top-5 ${(100 * valAcc.top5).toFixed(2)}%  (train top-1 ${(100 * trainAcc.top1).toFixed(1)}%, ${result.seconds.toFixed(0)}s)\nwrote ${join(values.out, 'baseline.json')}\n`);
 });

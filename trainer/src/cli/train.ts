@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
 import { trainRun } from '../run/train-run.ts';
-import { parseCli, runMain } from './args.ts';
+import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
 
@@ -29,7 +28,7 @@ runMain(async () => {
   if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
   let override: unknown;
   if (values.config) {
-    const text = await readFile(values.config, 'utf8').catch(() => {
+    const text = await readFile(userPath(values.config), 'utf8').catch(() => {
       throw new Error(`cannot read config file ${values.config}`);
     });
     try {
@@ -41,8 +40,8 @@ runMain(async () => {
   const config = resolveConfig(values.preset!, override, values.config);
   await trainRun({
     config,
-    dataDir: values.data ? resolve(values.data) : null,
-    outDir: resolve(values.out),
+    dataDir: values.data ? userPath(values.data!) : null,
+    outDir: userPath(values.out!),
     resume: values.resume!,
     stopAfterEpochs: values['stop-after-epochs'] ? Number(values['stop-after-epochs']) : undefined,
   });

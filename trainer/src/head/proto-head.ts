@@ -48,6 +48,9 @@ export class ProtoHead {
   readonly prototypes: tf.Variable;
   readonly lastLayer: tf.Variable;
 
+  /** [m, D] backbone features of each prototype's source patch while prototypes are tied to them. */
+  private tied: tf.Tensor2D | null = null;
+
   constructor(spec: HeadSpec, rng: Rng) {
     this.spec = spec;
     this.protoClass = prototypeClasses(spec.numClasses, spec.prototypesPerClass);
@@ -107,12 +110,42 @@ export class ProtoHead {
     });
   }
 
+  /**
+   * Tie every prototype to its source patch: from now on prototype j is the
+   * add-on embedding of that patch's backbone features, so the add-on can keep
+   * training while each prototype stays exactly on a real training patch.
+   */
+  tieToPatches(sourceFeatures: Float32Array): void {
+    this.tied?.dispose();
+    this.tied = tf.keep(tf.tensor2d(sourceFeatures, [this.numPrototypes, this.spec.inputChannels]));
+    this.syncTiedPrototypes();
+  }
+
+  get isTied(): boolean {
+    return this.tied !== null;
+  }
+
+  /** The prototype matrix in use: the free variable, or the embedding of the tied patches. */
+  currentPrototypes(): tf.Tensor2D {
+    if (!this.tied) return this.prototypes as tf.Tensor2D;
+    const t = this.tied;
+    return tf.tidy(() => this.embed(tf.reshape(t, [this.numPrototypes, 1, 1, this.spec.inputChannels]) as tf.Tensor4D, undefined, false));
+  }
+
+  /** Copy the tied prototypes into the prototype variable (for saving and export). */
+  syncTiedPrototypes(): void {
+    if (!this.tied) return;
+    const p = this.currentPrototypes();
+    this.prototypes.assign(p);
+    p.dispose();
+  }
+
   /** Squared distance of every patch to every prototype: [B, H*W, m]. */
   distanceMaps(features: tf.Tensor4D): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features);
-      return tf.reshape(squaredDistancesFast(z, this.prototypes as tf.Tensor2D), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
+      return tf.reshape(squaredDistancesFast(z, this.currentPrototypes()), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
     });
   }
 
@@ -121,7 +154,7 @@ export class ProtoHead {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features, opts.dropMask, opts.inputGrad ?? false);
-      const minDistances = minSquaredDistances(z, this.prototypes as tf.Tensor2D, b, h * w);
+      const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w);
       const similarities = logActivation(minDistances) as tf.Tensor2D;
       const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
       return { logits, minDistances, similarities };
@@ -154,6 +187,7 @@ export class ProtoHead {
   }
 
   dispose(): void {
+    this.tied?.dispose();
     for (const [, v] of this.namedVariables()) v.dispose();
   }
 }

@@ -2,7 +2,7 @@ import type { HostTensors } from '../head/tensors.ts';
 import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
 
-export const STAGES = ['warmup', 'joint', 'push', 'lastLayer', 'done'] as const;
+export const STAGES = ['warmup', 'joint', 'push', 'pushTune', 'lastLayer', 'done'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface MetricRow {

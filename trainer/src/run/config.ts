@@ -87,11 +87,19 @@ export const TrainConfigSchema = z.object({
   warmup: PhaseSchema,
   joint: PhaseSchema,
   push: z.object({ enabled: z.boolean().default(true) }),
+  /**
+   * After push, train the add-on layers with every prototype tied to its source
+   * patch (prototype = embedding of that patch), so accuracy lost at push is
+   * regained while prototypes stay exactly on real patches. 0 epochs = the paper.
+   */
+  pushTune: PhaseSchema.default(PhaseSchema.parse({ epochs: 0 })),
   lastLayer: z.object({
     epochs: z.number().int().nonnegative().default(20),
     batchSize: z.number().int().positive().default(80),
     lr: z.number().positive().default(1e-4),
     l1: z.number().nonnegative().default(1e-4),
+    /** Keep the epoch (0 = unchanged) with the best validation top-1; false = the paper (last epoch). */
+    selectBest: z.boolean().default(false),
   }),
   featureCacheDir: z.string().default('.cache/features'),
 });

@@ -1,7 +1,7 @@
 import type { SplitName } from '../data/types.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
-import { loadModel } from './model-file.ts';
+import { loadModel, readModelJson } from './model-file.ts';
 import { prepareData } from './prepare-data.ts';
 
 export interface EvaluationReport {
@@ -17,8 +17,9 @@ export interface EvaluationReport {
 
 /** Top-1/top-5/per-class accuracy of a saved model on one split of any supported dataset. */
 export async function evaluateModel(opts: { model: string; data: string; split: SplitName; quiet?: boolean }): Promise<EvaluationReport> {
+  const { config } = await readModelJson(opts.model);
+  await initBackend(config.backend, { quiet: opts.quiet });
   const loaded = await loadModel(opts.model);
-  await initBackend(loaded.config.backend, { quiet: opts.quiet });
   const prepared = await prepareData(loaded.config, opts.data, { quiet: opts.quiet, splits: [opts.split], backboneWeights: loaded.backboneWeights });
   const ds = prepared.dataset;
   if (ds.classes.length !== loaded.json.classes.length || ds.classes.some((c, i) => c !== loaded.json.classes[i])) {

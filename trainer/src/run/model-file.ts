@@ -52,8 +52,8 @@ export interface LoadedModel {
   backboneWeights: HostTensors;
 }
 
-/** Load from a run dir (run/model/) or a model dir directly. */
-export async function loadModel(dirOrRun: string): Promise<LoadedModel> {
+/** Read model.json (no tensors, so it works before a backend is chosen). */
+export async function readModelJson(dirOrRun: string): Promise<{ dir: string; json: ModelJson; config: TrainConfig }> {
   const dir = (await exists(join(dirOrRun, 'model', 'model.json'))) ? join(dirOrRun, 'model') : dirOrRun;
   const jsonPath = join(dir, 'model.json');
   if (!(await exists(jsonPath))) {
@@ -61,7 +61,12 @@ export async function loadModel(dirOrRun: string): Promise<LoadedModel> {
   }
   const json = await readJson<ModelJson>(jsonPath);
   if (json.format !== 'protoatlas-model') throw new Error(`${jsonPath}: not a ProtoAtlas model (format "${String(json.format)}")`);
-  const config = parseConfig(json.config, jsonPath);
+  return { dir, json, config: parseConfig(json.config, jsonPath) };
+}
+
+/** Load from a run dir (run/model/) or a model dir directly. Call after initBackend. */
+export async function loadModel(dirOrRun: string): Promise<LoadedModel> {
+  const { dir, json, config } = await readModelJson(dirOrRun);
   const head = new ProtoHead(json.head, new Rng(0));
   const weights = await loadTensorFile(join(dir, 'weights.bin'));
   head.setWeights(pickTensors(weights.tensors, 'head.'));

@@ -28,7 +28,8 @@ export interface PreparedData {
 }
 
 /** Default location of the built-in synthetic dataset for the demo preset. */
-export const DEFAULT_SYNTHETIC_DIR = resolveRepoPath('.cache/synthetic-birds');
+export const DEFAULT_SYNTHETIC = { classes: 8, trainPerClass: 150, testPerClass: 30, size: 64, seed: 0 };
+export const DEFAULT_SYNTHETIC_DIR = resolveRepoPath(`.cache/synthetic-birds-${DEFAULT_SYNTHETIC.classes}x${DEFAULT_SYNTHETIC.trainPerClass}-s${DEFAULT_SYNTHETIC.seed}`);
 
 /** Locate or create the dataset for a run. The demo preset makes its synthetic birds on first use. */
 export async function resolveDataDir(config: TrainConfig, dataDir: string | null, quiet?: boolean): Promise<string> {
@@ -38,7 +39,7 @@ export async function resolveDataDir(config: TrainConfig, dataDir: string | null
   }
   if (!(await exists(join(DEFAULT_SYNTHETIC_DIR, 'synthetic.json')))) {
     if (!quiet) process.stderr.write(`generating the synthetic bird dataset in ${DEFAULT_SYNTHETIC_DIR}\n`);
-    await generateSynthetic(DEFAULT_SYNTHETIC_DIR, { seed: 0 });
+    await generateSynthetic(DEFAULT_SYNTHETIC_DIR, DEFAULT_SYNTHETIC);
   }
   return DEFAULT_SYNTHETIC_DIR;
 }

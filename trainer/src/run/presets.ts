@@ -57,9 +57,10 @@ const cub200 = deepMerge(cub200Paper, {
     ],
     prototypeInit: 'patches',
   },
-  warmup: { epochs: 12, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
+  warmup: { epochs: 11, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
   joint: { epochs: 0 },
-  lastLayer: { epochs: 30, batchSize: 128, lr: 1e-3, l1: 1e-4 },
+  pushTune: { epochs: 3, batchSize: 64, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
+  lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-4, selectBest: true },
 });
 
 /** Built-in demo: synthetic birds, a small CNN trained from scratch (joint stage trains it). */
@@ -71,7 +72,7 @@ const demo = {
   head: {
     addOn: [
       { channels: 64, activation: 'relu' },
-      { channels: 32, activation: 'sigmoid' },
+      { channels: 32, activation: 'l2norm' },
     ],
     prototypesPerClass: 5,
     incorrectClassWeight: -0.5,
@@ -79,9 +80,10 @@ const demo = {
   },
   loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
   warmup: { epochs: 1, batchSize: 32, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'constant' },
-  joint: { epochs: 8, batchSize: 32, lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'step', stepEpochs: 5, gamma: 0.1 },
+  joint: { epochs: 12, batchSize: 32, lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'cosine' },
   push: { enabled: true },
-  lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4 },
+  pushTune: { epochs: 2, batchSize: 32, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'constant' },
+  lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4, selectBest: true },
 };
 
 export const PRESETS: Record<string, unknown> = { demo, cub200, 'cub200-paper': cub200Paper };

@@ -1,13 +1,14 @@
 import { copyFile, mkdir } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
 import { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
-import { computeSimilarities, lastLayerSparsity, trainLastLayerEpoch } from '../stages/last-layer.ts';
+import { computeSimilarities, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch } from '../stages/last-layer.ts';
 import { linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
-import { pushPrototypes } from '../stages/push.ts';
+import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
 import { initBackend } from '../tf/backend.ts';
 import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
@@ -32,7 +33,8 @@ export interface TrainSummary {
   dataset: { layout: string; root: string; classes: number; train: number; val: number; test: number; skippedFiles: number; skipped: { path: string; reason: string }[] };
   baseline: { top1: number; top5: number } | null;
   stages: CheckpointMeta['stageResults'];
-  final: { val: Accuracy | null; train: Accuracy | null };
+  /** Test is reported only; nothing is selected on it. */
+  final: { val: Accuracy | null; test: Accuracy | null };
   lastLayerWrongClassNearZero: number | null;
   seconds: Record<string, number>;
   prototypes: number;
@@ -66,7 +68,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
 
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const t0 = Date.now();
-  const data = await prepareData(config, opts.dataDir, { quiet: opts.quiet, runDir: opts.outDir, splits: ['train', 'val'] });
+  const data = await prepareData(config, opts.dataDir, { quiet: opts.quiet, runDir: opts.outDir, splits: ['train', 'val', 'test'] });
   const featureSeconds = (Date.now() - t0) / 1000;
 
   const rng = new Rng(config.seed);
@@ -129,9 +131,12 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     return out;
   };
   let epochsThisProcess = 0;
+  let bestWeights: Float32Array | null = null;
+  const resumedBest = resumedTensors?.get('best.last_layer')?.data ?? null;
   const save = async (opt: Adam | null) => {
     meta.rngState = rng.getState();
     const tensors: HostTensors = new Map([...head.getWeights(), ...backboneTensors()]);
+    if (bestWeights) tensors.set('best.last_layer', { shape: head.lastLayer.shape.slice(), data: bestWeights });
     if (opt) {
       const st = opt.getState();
       meta.optimizerSteps = st.steps;
@@ -181,10 +186,42 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     meta.seconds.push = (Date.now() - tPush) / 1000;
     meta.stageResults.push = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.push };
     log(opts.quiet, `push: val top-1 ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} (mean projection distance ${meanDistance(meta.push)})`);
-    meta.stage = 'lastLayer';
+    meta.stage = 'pushTune';
     meta.epoch = 0;
     await save(null);
     await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('push'));
+  }
+
+  // Stage 2b (not in the paper): tune the add-on with prototypes tied to their pushed patches.
+  if (meta.stage === 'pushTune') {
+    const phase = config.pushTune;
+    if (phase.epochs > 0 && meta.push) {
+      head.tieToPatches(sourcePatchFeatures(meta.push, data.sources.pushTrain ?? train, head.spec.inputChannels));
+      // The backbone stays as pushed: tied features were read from it.
+      const optimizer = new Adam(phaseGroups(phase, head, null));
+      if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+      resumedTensors = null;
+      for (let e = meta.epoch; e < phase.epochs; e++) {
+        if (stopRequested()) return partialSummary();
+        setPhaseLearningRates(optimizer, phase, e);
+        const stats = trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet });
+        head.syncTiedPrototypes();
+        const v = evalVal();
+        meta.history.push({ stage: 'pushTune', epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
+        log(opts.quiet, `push-tune epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
+        meta.epoch = e + 1;
+        meta.seconds.pushTune = (meta.seconds.pushTune ?? 0) + stats.seconds;
+        epochsThisProcess++;
+        await save(optimizer);
+      }
+      optimizer.dispose();
+      const v = evalVal();
+      meta.stageResults.pushTune = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.pushTune ?? 0 };
+    }
+    meta.stage = 'lastLayer';
+    meta.epoch = 0;
+    await save(null);
+    await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('pushTune'));
   }
 
   // Stage 3: last layer only, on similarities computed once.
@@ -195,19 +232,37 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
     resumedTensors = null;
     const sims = ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
+    const valSims = ll.epochs > meta.epoch ? computeSimilarities(head, val, { flip: false, quiet: true }) : null;
+    // Keep the last-layer weights that do best on validation (epoch 0 = as they came out of push):
+    // on frozen features this stage can overfit the training similarities.
+    const scoreNow = () => (valSims && valSims.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
+    if (meta.epoch === 0) {
+      (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer = { epoch: 0, top1: scoreNow() };
+      bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
+    } else if (resumedBest) bestWeights = resumedBest;
     for (let e = meta.epoch; e < ll.epochs; e++) {
       if (stopRequested()) return partialSummary();
       const t = Date.now();
       const stats = trainLastLayerEpoch({ head, data: sims!, batchSize: ll.batchSize, l1: ll.l1, optimizer, rng });
-      const v = evalVal();
+      const v = similarityAccuracy(head, valSims!);
       const sparsity = lastLayerSparsity(head);
       meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
+      const best = (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer;
+      if (ll.selectBest && v && best && v.top1 > best.top1) {
+        (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer = { epoch: e + 1, top1: v.top1 };
+        bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
+      }
       if (e === ll.epochs - 1 || (e + 1) % 5 === 0) {
         log(opts.quiet, `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} wrong-class weights near 0: ${(100 * sparsity).toFixed(1)}%`);
       }
       meta.epoch = e + 1;
       epochsThisProcess++;
       await save(optimizer);
+    }
+    if (ll.selectBest && bestWeights) {
+      const best = (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer;
+      head.lastLayer.assign(tf.tensor2d(bestWeights, head.lastLayer.shape as [number, number]));
+      log(opts.quiet, `last layer: keeping epoch ${best?.epoch} (best validation top-1 ${(100 * (best?.top1 ?? NaN)).toFixed(1)}%)`);
     }
     const v = evalVal();
     meta.seconds.lastLayer = (meta.seconds.lastLayer ?? 0) + (Date.now() - tLast) / 1000;
@@ -248,7 +303,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       },
       baseline,
       stages: meta.stageResults,
-      final: { val: finished ? evalVal() : null, train: null },
+      final: { val: finished ? evalVal() : null, test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null },
       lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
       seconds: { ...(meta.seconds as Record<string, number>), total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0) },
       prototypes: head.numPrototypes,
@@ -287,6 +342,7 @@ export function printSummary(s: TrainSummary, quiet?: boolean): void {
     ['after warm-up', s.stages.warmup?.top1, s.stages.warmup?.top5, s.stages.warmup?.seconds],
     ['after joint', s.stages.joint?.top1, s.stages.joint?.top5, s.stages.joint?.seconds],
     ['after push', s.stages.push?.top1, s.stages.push?.top5, s.stages.push?.seconds],
+    ['after push-tune (tied)', s.stages.pushTune?.top1, s.stages.pushTune?.top5, s.stages.pushTune?.seconds],
     ['after last layer', s.stages.lastLayer?.top1, s.stages.lastLayer?.top5, s.stages.lastLayer?.seconds],
   ];
   const lines = [
@@ -294,6 +350,7 @@ export function printSummary(s: TrainSummary, quiet?: boolean): void {
     `data: ${s.dataset.layout} ${s.dataset.classes} classes, train ${s.dataset.train}, val ${s.dataset.val}, test ${s.dataset.test}; skipped files: ${s.dataset.skippedFiles}`,
     `${'stage'.padEnd(26)} ${'val top-1'.padStart(9)} ${'top-5'.padStart(7)} ${'time'.padStart(7)}`,
     ...rows.map(([name, t1, t5, sec]) => `${name.padEnd(26)} ${pct(t1).padStart(9)} ${pct(t5).padStart(7)} ${sec === undefined ? '' : `${sec.toFixed(0)}s`.padStart(7)}`),
+    ...(s.final.test ? [`test split (${s.final.test.n} images, reported only): top-1 ${pct(s.final.test.top1).trim()}, top-5 ${pct(s.final.test.top5).trim()}`] : []),
     `wrong-class last-layer weights near zero (|w| < 1e-3): ${pct(s.lastLayerWrongClassNearZero ?? undefined)}`,
     `total time ${s.seconds.total.toFixed(0)}s`,
   ];

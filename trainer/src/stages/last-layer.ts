@@ -6,6 +6,7 @@ import { Adam } from '../optim/adam.ts';
 import { Progress } from '../run/progress.ts';
 import type { Rng } from '../run/rng.ts';
 import type { FeatureSource } from './sources.ts';
+import { accuracy } from './predict.ts';
 
 /**
  * Similarity vectors [n, m] of every item (optionally also its mirrored copy).
@@ -92,3 +93,11 @@ export function lastLayerSparsity(head: ProtoHead, tol = 1e-3): number {
 }
 
 export { Progress };
+
+/** Accuracy of the current last layer on precomputed similarities (no need to rerun the head). */
+export function similarityAccuracy(head: ProtoHead, data: { sims: Float32Array; labels: Int32Array; n: number }): { top1: number; top5: number; perClass: number[]; n: number } | null {
+  if (!data.n) return null;
+  const m = head.numPrototypes;
+  const logits = tf.tidy(() => tf.matMul(tf.tensor2d(data.sims, [data.n, m]), head.lastLayer as tf.Tensor2D).dataSync() as Float32Array);
+  return accuracy({ n: data.n, numClasses: head.spec.numClasses, logits, labels: data.labels });
+}

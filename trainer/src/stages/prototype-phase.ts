@@ -10,7 +10,7 @@ import type { Rng } from '../run/rng.ts';
 import { lrFactor } from './schedule.ts';
 import type { FeatureSource } from './sources.ts';
 
-export type PrototypePhaseName = 'warmup' | 'joint';
+export type PrototypePhaseName = 'warmup' | 'joint' | 'pushTune';
 
 export interface EpochStats {
   loss: number;
@@ -26,7 +26,8 @@ export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: Train
   const groups: ParamGroup[] = [];
   const addOn = head.namedVariables().filter(([n]) => n.startsWith('head.addon'));
   if (phase.lr.addOn > 0 && addOn.length) groups.push({ name: 'addOn', lr: phase.lr.addOn, vars: addOn });
-  if (phase.lr.prototypes > 0) groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
+  // Tied prototypes are functions of the add-on, not free parameters.
+  if (phase.lr.prototypes > 0 && !head.isTied) groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
   if (phase.lr.lastLayer > 0) groups.push({ name: 'lastLayer', lr: phase.lr.lastLayer, vars: [['head.last_layer', head.lastLayer]] });
   if (backbone && phase.lr.features > 0) {
     groups.push({ name: 'features', lr: phase.lr.features, vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]) });

@@ -77,3 +77,20 @@ export function pushPrototypes(head: ProtoHead, source: FeatureSource, opts: { b
     distance: Number.isFinite(best[j]) ? best[j] : -1,
   }));
 }
+
+/** Backbone features [m, D] of each prototype's source patch (for tying prototypes to patches). */
+export function sourcePatchFeatures(records: PushRecord[], source: FeatureSource, inputChannels: number): Float32Array {
+  const [H, W, D] = source.shape;
+  if (D !== inputChannels) throw new Error(`feature depth ${D} does not match the head's ${inputChannels}`);
+  const out = new Float32Array(records.length * D);
+  for (const r of records) {
+    if (r.item < 0) continue; // a class without images: its prototypes tie to a zero patch
+    const t = tf.tidy(() => source.features([r.item], [false], false));
+    const map = t.dataSync() as Float32Array;
+    t.dispose();
+    const off = (r.row * W + r.col) * D;
+    void H;
+    out.set(map.subarray(off, off + D), r.prototype * D);
+  }
+  return out;
+}
