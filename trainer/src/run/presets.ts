@@ -80,9 +80,9 @@ const demo = {
   },
   loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
   warmup: { epochs: 1, batchSize: 32, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'constant' },
-  joint: { epochs: 12, batchSize: 32, lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'cosine' },
+  joint: { epochs: 15, batchSize: 32, lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'cosine' },
   push: { enabled: true },
-  pushTune: { epochs: 2, batchSize: 32, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'constant' },
+  pushTune: { epochs: 3, batchSize: 32, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'constant' },
   lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4, selectBest: true },
 };
 
