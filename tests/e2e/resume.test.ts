@@ -33,7 +33,7 @@ describe('resume', () => {
 
     const metricsA = (await readFile(join(dir, 'full', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     const metricsB = (await readFile(join(dir, 'split', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    expect(metricsB.length).toBe(1 + 2 + 2);
+    expect(metricsB.length).toBe(1 + 2 + 3 + 2); // warm-up, joint, push-tune, last layer
     expect(metricsB.map((m) => m.loss)).toEqual(metricsA.map((m) => m.loss));
   });
 });

@@ -68,7 +68,10 @@ function clampBox(
 }
 
 function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  const msg = e instanceof Error ? e.message : String(e);
+  // libvips keeps its error text per thread; under concurrent decodes sharp can
+  // surface only "Unknown error", which in practice means corrupt pixel data.
+  return /^unknown error$/i.test(msg.trim()) ? 'corrupt or truncated image data' : msg;
 }
 
 /**

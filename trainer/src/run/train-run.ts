@@ -204,7 +204,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       for (let e = meta.epoch; e < phase.epochs; e++) {
         if (stopRequested()) return partialSummary();
         setPhaseLearningRates(optimizer, phase, e);
-        const stats = trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet });
+        const stats = trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false });
         head.syncTiedPrototypes();
         const v = evalVal();
         meta.history.push({ stage: 'pushTune', epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });

@@ -56,6 +56,8 @@ export function trainPrototypeEpoch(args: {
   optimizer: Adam;
   rng: Rng;
   quiet?: boolean;
+  /** Backbone in training mode (batch-norm statistics update), as the paper's model.train(); false when features must stay fixed. */
+  backboneTraining?: boolean;
 }): EpochStats {
   const { phase, head, source, loss, optimizer, rng } = args;
   const start = Date.now();
@@ -76,7 +78,7 @@ export function trainPrototypeEpoch(args: {
     let parts = [0, 0, 0, 0];
     const { value, grads } = tf.variableGrads(() => {
       const y = tf.tensor1d(labels, 'int32');
-      const feats = source.features(batch, flipped, true);
+      const feats = source.features(batch, flipped, args.backboneTraining ?? true);
       const out = head.forward(feats, { dropMask, inputGrad: trainsFeatures });
       const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
       const ce = crossEntropy(out.logits, y);
