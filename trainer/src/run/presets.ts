@@ -57,9 +57,9 @@ const cub200 = deepMerge(cub200Paper, {
     ],
     prototypeInit: 'patches',
   },
-  warmup: { epochs: 11, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
+  warmup: { epochs: 8, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
   joint: { epochs: 0 },
-  pushTune: { epochs: 3, batchSize: 64, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
+  pushTune: { epochs: 6, batchSize: 64, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
   lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-4, selectBest: true },
 });
 
