@@ -4,7 +4,7 @@ import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
 import { prepareData } from '../run/prepare-data.ts';
 import { Rng } from '../run/rng.ts';
 import { writeJson } from '../run/run-dir.ts';
-import { linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
+import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
 import { parseCli, runMain, userPath } from './args.ts';
@@ -19,7 +19,7 @@ runMain(async () => {
       preset: { type: 'string', default: 'cub200' },
       data: { type: 'string' },
       out: { type: 'string' },
-      epochs: { type: 'string', default: '30' },
+      epochs: { type: 'string', default: String(BASELINE_TRAINING.epochs) },
       help: { type: 'boolean', short: 'h' },
     },
     USAGE,
@@ -36,11 +36,8 @@ runMain(async () => {
   const C = data.dataset.classes.length;
   const curve: { epoch: number; loss: number; valTop1: number }[] = [];
   const model = trainLinear(train, C, {
+    ...BASELINE_TRAINING,
     epochs: Number(values.epochs),
-    lr: 1e-3,
-    batchSize: 128,
-    weightDecay: 1e-4,
-    inputDropout: 0.2,
     rng,
     onEpoch: (epoch, m, loss) => {
       const acc = accuracy({ n: val.n, numClasses: C, logits: linearLogits(m, val.x, val.n), labels: val.labels });

@@ -30,6 +30,10 @@ export interface CheckpointMeta {
   stageResults: Partial<Record<Stage | 'init', StageResult>>;
   /** Seconds spent so far, per stage (survives resumes). */
   seconds: Partial<Record<string, number>>;
+  /** The same-backbone baseline (frozen backbones only). */
+  baseline?: { top1: number; top5: number } | null;
+  /** Best last-layer epoch on validation so far (0 = as pushed). */
+  bestLastLayer?: { epoch: number; top1: number };
 }
 
 export async function saveCheckpoint(path: string, meta: CheckpointMeta, tensors: HostTensors): Promise<void> {

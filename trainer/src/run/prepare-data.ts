@@ -20,7 +20,7 @@ export interface PreparedData {
   preprocess: PreprocessSpec;
   /** Items actually usable per split (bad images removed), aligned with the sources. */
   itemsBySplit: Record<SplitName, DatasetItem[]>;
-  sources: Partial<Record<SplitName, FeatureSource>> & { pushTrain?: FeatureSource };
+  sources: Partial<Record<SplitName, FeatureSource>>;
   trainableBackbone: TrainableBackbone | null;
   frozenBackbone: FrozenBackbone | null;
   /** Images that could not be decoded. */
@@ -108,6 +108,5 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       sources[split] = imageSource(keep.map((i) => decoded.images[i]!), labelsOf(kept), preprocess, trainable!);
     }
   }
-  if (sources.train) sources.pushTrain = sources.train;
   return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };
 }

@@ -5,7 +5,7 @@ import type { HostTensors } from '../head/tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
 import { computeSimilarities, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch } from '../stages/last-layer.ts';
-import { linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
+import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
@@ -108,14 +108,14 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     if (data.trainableBackbone) data.trainableBackbone.setWeights(pickTensors(ck.tensors, 'backbone.', true));
     rng.setState(meta.rngState);
     resumedTensors = ck.tensors;
-    baseline = (meta as CheckpointMeta & { baseline?: typeof baseline }).baseline ?? null;
+    baseline = meta.baseline ?? null;
   } else {
     const tInit = Date.now();
     let probe: LinearModel | null = null;
     if (!data.trainableBackbone) {
       // The paper's "Baseline" on the same frozen features; also the probe that picks initial patches.
       probe = trainBaseline(data, config, rng, opts.quiet);
-      baseline = evalLinear(probe, data, opts.quiet);
+      baseline = evalLinear(probe, data);
       log(opts.quiet, `baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
     }
     if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, train, probe, { rng, quiet: opts.quiet });
@@ -123,7 +123,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - tInit) / 1000 };
     meta.seconds.init = (Date.now() - tInit) / 1000;
   }
-  (meta as CheckpointMeta & { baseline?: typeof baseline }).baseline = baseline;
+  meta.baseline = baseline;
 
   const backboneTensors = (): HostTensors => {
     const out: HostTensors = new Map();
@@ -180,7 +180,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   if (meta.stage === 'push') {
     const tPush = Date.now();
     if (config.push.enabled) {
-      meta.push = pushPrototypes(head, data.sources.pushTrain ?? train, { quiet: opts.quiet });
+      meta.push = pushPrototypes(head, train, { quiet: opts.quiet });
     }
     const v = evalVal();
     meta.seconds.push = (Date.now() - tPush) / 1000;
@@ -196,7 +196,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   if (meta.stage === 'pushTune') {
     const phase = config.pushTune;
     if (phase.epochs > 0 && meta.push) {
-      head.tieToPatches(sourcePatchFeatures(meta.push, data.sources.pushTrain ?? train, head.spec.inputChannels));
+      head.tieToPatches(sourcePatchFeatures(meta.push, train, head.spec.inputChannels));
       // The backbone stays as pushed: tied features were read from it.
       const optimizer = new Adam(phaseGroups(phase, head, null));
       if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
@@ -237,7 +237,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     // on frozen features this stage can overfit the training similarities.
     const scoreNow = () => (valSims && valSims.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
     if (meta.epoch === 0) {
-      (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer = { epoch: 0, top1: scoreNow() };
+      meta.bestLastLayer = { epoch: 0, top1: scoreNow() };
       bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
     } else if (resumedBest) bestWeights = resumedBest;
     for (let e = meta.epoch; e < ll.epochs; e++) {
@@ -247,9 +247,9 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       const v = similarityAccuracy(head, valSims!);
       const sparsity = lastLayerSparsity(head);
       meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
-      const best = (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer;
+      const best = meta.bestLastLayer;
       if (ll.selectBest && v && best && v.top1 > best.top1) {
-        (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer = { epoch: e + 1, top1: v.top1 };
+        meta.bestLastLayer = { epoch: e + 1, top1: v.top1 };
         bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
       }
       if (e === ll.epochs - 1 || (e + 1) % 5 === 0) {
@@ -260,7 +260,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       await save(optimizer);
     }
     if (ll.selectBest && bestWeights) {
-      const best = (meta as CheckpointMeta & { bestLastLayer?: { epoch: number; top1: number } }).bestLastLayer;
+      const best = meta.bestLastLayer;
       head.lastLayer.assign(tf.tensor2d(bestWeights, head.lastLayer.shape as [number, number]));
       log(opts.quiet, `last layer: keeping epoch ${best?.epoch} (best validation top-1 ${(100 * (best?.top1 ?? NaN)).toFixed(1)}%)`);
     }
@@ -319,16 +319,15 @@ function meanDistance(push: CheckpointMeta['push']): string {
 
 function trainBaseline(data: PreparedData, config: TrainConfig, rng: Rng, quiet?: boolean): LinearModel {
   const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
-  return trainLinear(pooled, data.dataset.classes.length, { epochs: 30, lr: 1e-3, batchSize: 128, weightDecay: 1e-4, inputDropout: 0.2, rng, quiet });
+  return trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet });
 }
 
-function evalLinear(model: LinearModel, data: PreparedData, quiet?: boolean): { top1: number; top5: number } {
+function evalLinear(model: LinearModel, data: PreparedData): { top1: number; top5: number } {
   const val = data.sources.val!;
   if (!val.n) return { top1: NaN, top5: NaN };
   const pooled = pooledFeatures(val, { flip: false, quiet: true });
   const logits = linearLogits(model, pooled.x, pooled.n);
   const acc = accuracy({ n: pooled.n, numClasses: model.numClasses, logits, labels: pooled.labels });
-  void quiet;
   return { top1: acc.top1, top5: acc.top5 };
 }
 

@@ -92,7 +92,6 @@ export function lastLayerSparsity(head: ProtoHead, tol = 1e-3): number {
   return wrongClassSparsity({ shape: head.lastLayer.shape.slice(), data: w }, head.protoClass, tol);
 }
 
-export { Progress };
 
 /** Accuracy of the current last layer on precomputed similarities (no need to rerun the head). */
 export function similarityAccuracy(head: ProtoHead, data: { sims: Float32Array; labels: Int32Array; n: number }): { top1: number; top5: number; perClass: number[]; n: number } | null {

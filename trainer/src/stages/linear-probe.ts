@@ -29,6 +29,9 @@ export function pooledFeatures(source: FeatureSource, opts: { flip: boolean; bat
   return { x, labels, n, dim: D };
 }
 
+/** The baseline's recipe, shared by `train` (its summary row) and `baseline` (the command). */
+export const BASELINE_TRAINING = { epochs: 30, lr: 1e-3, batchSize: 128, weightDecay: 1e-4, inputDropout: 0.2 };
+
 export interface LinearModel {
   /** [D, C] */
   w: Float32Array;
