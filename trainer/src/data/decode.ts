@@ -9,6 +9,8 @@ export interface DecodeOptions {
   box?: [number, number, number, number];
   /** Resize the (cropped) image to size x size, ignoring aspect ratio as the ProtoPNet paper does. */
   size?: number;
+  /** Apply the EXIF orientation first (photos from phones); off for datasets, whose boxes refer to stored pixels. */
+  orient?: boolean;
 }
 
 /**
@@ -28,6 +30,7 @@ export async function decodeImage(path: string, opts: DecodeOptions = {}): Promi
   try {
     // 'truncated' makes libjpeg's "premature end of data" fatal instead of padding grey.
     const img = sharp(bytes, { failOn: 'truncated' });
+    if (opts.orient) img.autoOrient();
     if (opts.box) {
       const meta = await img.metadata();
       img.extract(clampBox(path, opts.box, meta.width, meta.height));

@@ -1,8 +1,9 @@
 import type { HostTensors } from '../head/tensors.ts';
 import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
+import type { PruningResult } from '../stages/prune-stage.ts';
 
-export const STAGES = ['warmup', 'joint', 'push', 'pushTune', 'lastLayer', 'done'] as const;
+export const STAGES = ['warmup', 'joint', 'push', 'pushTune', 'lastLayer', 'prune', 'done'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface MetricRow {
@@ -34,6 +35,8 @@ export interface CheckpointMeta {
   baseline?: { top1: number; top5: number } | null;
   /** Best last-layer epoch on validation so far (0 = as pushed). */
   bestLastLayer?: { epoch: number; top1: number };
+  /** What the prune stage decided (absent before it ran). */
+  pruning?: PruningResult | null;
 }
 
 export async function saveCheckpoint(path: string, meta: CheckpointMeta, tensors: HostTensors): Promise<void> {

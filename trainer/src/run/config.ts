@@ -101,6 +101,28 @@ export const TrainConfigSchema = z.object({
     /** Keep the epoch (0 = unchanged) with the best validation top-1; false = the paper (last epoch). */
     selectBest: z.boolean().default(false),
   }),
+  /**
+   * Paper Sec. 2.5: drop prototypes whose k nearest training patches hold fewer
+   * than `threshold` of their class, then re-optimise the last layer. 'auto'
+   * keeps the pruned model only if validation top-1 does not drop.
+   */
+  prune: z
+    .object({
+      mode: z.enum(['auto', 'on', 'off']).default('auto'),
+      k: z.number().int().positive().default(6),
+      threshold: z.number().int().nonnegative().default(3),
+    })
+    .default({ mode: 'auto', k: 6, threshold: 3 }),
+  /** The model bundle (explanations, atlas images, manifest) built at the end of training. */
+  bundle: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Nearest training and validation patches per prototype. */
+      nearest: z.number().int().nonnegative().default(5),
+      /** Part-based consistency/stability (needs part annotations; costs two passes over the split). */
+      partMetrics: z.boolean().default(true),
+    })
+    .default({ enabled: true, nearest: 5, partMetrics: true }),
   featureCacheDir: z.string().default('.cache/features'),
 });
 

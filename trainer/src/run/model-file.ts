@@ -5,6 +5,7 @@ import { ProtoHead, type HeadSpec } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
+import type { PruningResult } from '../stages/prune-stage.ts';
 import { pickTensors } from './checkpoint.ts';
 import { parseConfig, type TrainConfig } from './config.ts';
 import { Rng } from './rng.ts';
@@ -24,10 +25,13 @@ export interface ModelJson {
   head: HeadSpec;
   prototypeClass: number[];
   prototypes: PrototypeSource[] | null;
+  /** Prototypes removed by pruning (their last-layer rows are 0), with the reason. */
+  pruned: { prototype: number; reason: string }[];
+  pruning: PruningResult | null;
 }
 
 /** The trained model as files: model.json (readable) + weights.bin (head and trainable backbone). */
-export async function saveModel(dir: string, m: { config: TrainConfig; classes: string[]; head: ProtoHead; backbone: TrainableBackbone | null; push: PushRecord[] | null; trainItems: DatasetItem[] }): Promise<void> {
+export async function saveModel(dir: string, m: { config: TrainConfig; classes: string[]; head: ProtoHead; backbone: TrainableBackbone | null; push: PushRecord[] | null; trainItems: DatasetItem[]; pruning: PruningResult | null }): Promise<void> {
   const json: ModelJson = {
     format: 'protoatlas-model',
     version: 1,
@@ -38,6 +42,8 @@ export async function saveModel(dir: string, m: { config: TrainConfig; classes: 
     prototypes: m.push
       ? m.push.map((r) => ({ ...r, imageId: r.item >= 0 ? m.trainItems[r.item]?.id ?? null : null, imagePath: r.item >= 0 ? m.trainItems[r.item]?.path ?? null : null }))
       : null,
+    pruned: m.pruning?.applied ? m.pruning.candidates.map((c) => ({ prototype: c.prototype, reason: c.reason })) : [],
+    pruning: m.pruning,
   };
   const tensors: HostTensors = new Map(m.head.getWeights());
   if (m.backbone) for (const [k, v] of m.backbone.getWeights()) tensors.set(`backbone.${k}`, v);

@@ -8,8 +8,12 @@ import { computeSimilarities, lastLayerSparsity, similarityAccuracy, trainLastLa
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
+import { runPruneStage } from '../stages/prune-stage.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
 import { initBackend } from '../tf/backend.ts';
+import { buildBundle } from '../bundle/build-bundle.ts';
+import { bundleIsCurrent } from '../bundle/bundle-status.ts';
+import { formatBundleReport } from '../bundle/format-report.ts';
 import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { prepareData, type PreparedData } from './prepare-data.ts';
@@ -25,6 +29,8 @@ export interface TrainOptions {
   quiet?: boolean;
   /** Stop after this many epochs in total (tests of resume); the run is left resumable. */
   stopAfterEpochs?: number;
+  /** Do not build the bundle at the end (tests; `npm run bundle` builds it later). */
+  skipBundle?: boolean;
 }
 
 export interface TrainSummary {
@@ -36,6 +42,7 @@ export interface TrainSummary {
   /** Test is reported only; nothing is selected on it. */
   final: { val: Accuracy | null; test: Accuracy | null };
   lastLayerWrongClassNearZero: number | null;
+  pruning: { applied: boolean; candidates: number; note: string } | null;
   seconds: Record<string, number>;
   prototypes: number;
   finished: boolean;
@@ -267,17 +274,39 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     const v = evalVal();
     meta.seconds.lastLayer = (meta.seconds.lastLayer ?? 0) + (Date.now() - tLast) / 1000;
     meta.stageResults.lastLayer = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.lastLayer };
-    meta.stage = 'done';
+    meta.stage = 'prune';
     meta.epoch = 0;
     optimizer.dispose();
     await save(null);
     await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('lastLayer'));
   }
 
-  await saveModel(paths.model, { config, classes: data.dataset.classes, head, backbone: data.trainableBackbone, push: meta.push, trainItems: data.itemsBySplit.train });
+  // Paper Sec. 2.5: prune non-class-specific prototypes, re-optimise the last layer.
+  if (meta.stage === 'prune') {
+    const result = runPruneStage({ head, train, val, push: meta.push, config, classes: data.dataset.classes, rng, quiet: opts.quiet });
+    meta.pruning = result;
+    log(opts.quiet, `prune: ${result.candidates.length} candidate(s) (k=${result.k}, threshold ${result.threshold}); ${result.note}`);
+    const v = evalVal();
+    meta.seconds.prune = result.seconds;
+    meta.stageResults.prune = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: result.seconds };
+    meta.stage = 'done';
+    await save(null);
+    await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('prune'));
+  }
+
+  await saveModel(paths.model, { config, classes: data.dataset.classes, head, backbone: data.trainableBackbone, push: meta.push, trainItems: data.itemsBySplit.train, pruning: meta.pruning ?? null });
   const summary = buildSummary(true);
   await writeJson(paths.summary, summary);
   printSummary(summary, opts.quiet);
+  if (config.bundle.enabled && !opts.skipBundle) {
+    if (await bundleIsCurrent(opts.outDir)) {
+      log(opts.quiet, `bundle ${paths.bundle} is up to date`);
+    } else {
+      log(opts.quiet, `building the model bundle in ${paths.bundle}`);
+      const report = await buildBundle({ run: opts.outDir, data: data.dataset.root, quiet: opts.quiet });
+      log(opts.quiet, formatBundleReport(report));
+    }
+  }
   return summary;
 
   function partialSummary(): TrainSummary {
@@ -305,6 +334,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       stages: meta.stageResults,
       final: { val: finished ? evalVal() : null, test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null },
       lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
+      pruning: meta.pruning ? { applied: meta.pruning.applied, candidates: meta.pruning.candidates.length, note: meta.pruning.note } : null,
       seconds: { ...(meta.seconds as Record<string, number>), total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0) },
       prototypes: head.numPrototypes,
       finished,
@@ -343,6 +373,7 @@ export function printSummary(s: TrainSummary, quiet?: boolean): void {
     ['after push', s.stages.push?.top1, s.stages.push?.top5, s.stages.push?.seconds],
     ['after push-tune (tied)', s.stages.pushTune?.top1, s.stages.pushTune?.top5, s.stages.pushTune?.seconds],
     ['after last layer', s.stages.lastLayer?.top1, s.stages.lastLayer?.top5, s.stages.lastLayer?.seconds],
+    ['after pruning', s.stages.prune?.top1, s.stages.prune?.top5, s.stages.prune?.seconds],
   ];
   const lines = [
     `ProtoAtlas run summary (preset ${s.preset}, ${s.prototypes} prototypes, ${s.backend})`,

@@ -1,0 +1,192 @@
+import { z } from 'zod';
+
+/** Bumped on any change that an older reader would misread. */
+export const MANIFEST_SCHEMA_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+const BoxSchema = z.object({ x: z.number().int().nonnegative(), y: z.number().int().nonnegative(), w: z.number().int().positive(), h: z.number().int().positive() });
+const Rel = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'), 'must be a relative path inside the bundle (no "..", no leading "/")');
+const Unit = z.number().min(0).max(1);
+const Triple = z.tuple([z.number(), z.number(), z.number()]);
+
+const PatchRef = z.object({
+  /** Dataset image id (e.g. the CUB file name); the image itself is not shipped. */
+  imageId: z.string(),
+  classId: z.number().int().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  patch: z.object({ row: z.number().int().nonnegative(), col: z.number().int().nonnegative() }),
+  distance: z.number().nonnegative(),
+  /** 95th-percentile activation box in the image's own pixels. */
+  box: BoxSchema,
+  /** Picture of the patch (a crop at `box`); absent for metadata-only neighbours. */
+  file: Rel.nullable(),
+});
+
+const PrototypeSchema = z.object({
+  id: z.number().int().nonnegative(),
+  classId: z.number().int().nonnegative(),
+  /** Last-layer weights from this prototype to every class. */
+  weights: z.array(z.number()),
+  pruned: z.boolean(),
+  /** Why it was pruned (null when kept). */
+  prunedReason: z.string().nullable(),
+  /** The training patch this prototype was projected onto (null before push). */
+  source: z
+    .object({
+      imageId: z.string(),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      patch: z.object({ row: z.number().int().nonnegative(), col: z.number().int().nonnegative() }),
+      /** Latent squared distance moved at push. */
+      pushDistance: z.number().nonnegative(),
+      box: BoxSchema,
+      patchBox: BoxSchema,
+      receptiveField: BoxSchema.nullable(),
+    })
+    .nullable(),
+  files: z.object({ crop: Rel, source: Rel, heatmap: Rel }).nullable(),
+  nearest: z.object({ train: z.array(PatchRef), val: z.array(PatchRef) }),
+  /** Share of the nearest training patches from the prototype's own class. */
+  purity: Unit.nullable(),
+});
+
+const AccuracySchema = z.object({ top1: Unit, top5: Unit, n: z.number().int().nonnegative() });
+
+const CurvePoint = z.object({
+  stage: z.string(),
+  epoch: z.number().int().nonnegative(),
+  loss: z.number().nullable(),
+  trainAccuracy: z.number().nullable(),
+  valTop1: z.number().nullable(),
+  valTop5: z.number().nullable(),
+});
+
+const ModelFile = z.object({ path: Rel, bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export const ManifestSchema = z.object({
+  schema: z.literal('protoatlas-bundle'),
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+  model: z.object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
+    version: z.string().min(1),
+    createdAt: z.iso.datetime(),
+    preset: z.string(),
+    description: z.string(),
+  }),
+  classes: z.array(z.object({ id: z.number().int().nonnegative(), key: z.string(), name: z.string() })).min(1),
+  preprocessing: z.object({
+    size: z.number().int().positive(),
+    mean: Triple,
+    std: Triple,
+    /** How the photo becomes size x size: stretched, ignoring aspect (as in training). */
+    resize: z.literal('stretch'),
+    /** Tensor layout the trainer feeds; the ONNX export documents its own input. */
+    layout: z.enum(['NHWC', 'NCHW']),
+  }),
+  featureGrid: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive() }),
+  prototypeDim: z.number().int().positive(),
+  similarityEpsilon: z.number().positive(),
+  receptiveField: z.object({ size: z.number().positive(), stride: z.number().positive(), start: z.number() }).nullable(),
+  prototypes: z.array(PrototypeSchema).min(1),
+  files: z.object({
+    /** The trainer's own model (model.json + weights.bin): what `explain` runs. */
+    trainerModel: z.object({ json: Rel, weights: Rel }),
+    /** Backbone weights shipped with the bundle (frozen backbones), if any. */
+    backbone: z.array(ModelFile),
+    /** Exported ONNX models, when the export has run. */
+    onnx: z
+      .object({
+        fp32: ModelFile.nullable(),
+        int8: ModelFile.nullable(),
+        inputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])), layout: z.string() })),
+        outputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) })),
+      })
+      .nullable(),
+  }),
+  metrics: z.object({
+    val: AccuracySchema.nullable(),
+    test: AccuracySchema.nullable(),
+    baseline: z.object({ top1: Unit, top5: Unit }).nullable(),
+    explanation: z.object({
+      /** Mean share of the k nearest training patches from the prototype's class. */
+      purity: Unit.nullable(),
+      /** Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown. */
+      consistency: Unit.nullable(),
+      stability: Unit.nullable(),
+      /** Synthetic data: share of prototype boxes covering their class's true part. */
+      partCoverage: Unit.nullable(),
+    }),
+    pruning: z
+      .object({
+        k: z.number().int().positive(),
+        threshold: z.number().int().nonnegative(),
+        applied: z.boolean(),
+        pruned: z.number().int().nonnegative(),
+        before: AccuracySchema.nullable(),
+        after: AccuracySchema.nullable(),
+      })
+      .nullable(),
+    wrongClassNearZero: Unit.nullable(),
+  }),
+  curves: z.array(CurvePoint),
+  backbone: z.object({ kind: z.string(), description: z.string(), source: z.string(), sha256: z.string().nullable(), licence: z.string() }),
+  dataset: z.object({ layout: z.string(), name: z.string(), licence: z.string(), train: z.number().int(), val: z.number().int(), test: z.number().int() }),
+});
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type ManifestPrototype = Manifest['prototypes'][number];
+export type ManifestPatchRef = z.infer<typeof PatchRef>;
+
+/** A bundle's manifest failed validation; the message names the offending fields. */
+export class ManifestError extends Error {
+  readonly issues: { path: string; message: string }[];
+  constructor(source: string, issues: { path: string; message: string }[]) {
+    const shown = issues.slice(0, 5).map((i) => `  ${i.path || '(root)'}: ${i.message}`);
+    const more = issues.length > 5 ? `\n  ... and ${issues.length - 5} more` : '';
+    super(`${source} is not a valid ProtoAtlas bundle manifest:\n${shown.join('\n')}${more}\nRebuild the bundle with this version of ProtoAtlas (npm run bundle --workspace trainer -- <run dir>).`);
+    this.name = 'ManifestError';
+    this.issues = issues;
+  }
+}
+
+/**
+ * Validate a manifest (already JSON-parsed). Beyond the schema: every class and
+ * prototype id is its index, and weight rows have one weight per class.
+ */
+export function parseManifest(raw: unknown, source = MANIFEST_FILE): Manifest {
+  const r = ManifestSchema.safeParse(raw);
+  if (!r.success) {
+    throw new ManifestError(
+      source,
+      r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    );
+  }
+  const m = r.data;
+  const issues: { path: string; message: string }[] = [];
+  const C = m.classes.length;
+  m.classes.forEach((c, i) => {
+    if (c.id !== i) issues.push({ path: `classes.${i}.id`, message: `is ${c.id}, expected ${i} (ids are positions)` });
+  });
+  m.prototypes.forEach((p, i) => {
+    if (p.id !== i) issues.push({ path: `prototypes.${i}.id`, message: `is ${p.id}, expected ${i} (ids are positions)` });
+    if (p.classId >= C) issues.push({ path: `prototypes.${i}.classId`, message: `${p.classId} is not a class (there are ${C})` });
+    if (p.weights.length !== C) issues.push({ path: `prototypes.${i}.weights`, message: `has ${p.weights.length} weights, expected one per class (${C})` });
+    if (p.source && (p.source.patch.row >= m.featureGrid.height || p.source.patch.col >= m.featureGrid.width)) {
+      issues.push({ path: `prototypes.${i}.source.patch`, message: `lies outside the ${m.featureGrid.height}x${m.featureGrid.width} feature grid` });
+    }
+  });
+  if (issues.length) throw new ManifestError(source, issues);
+  return m;
+}
+
+/** The last layer as one row-major [prototypes x classes] array, for `explain`. */
+export function manifestLastLayer(m: Manifest): Float32Array {
+  const C = m.classes.length;
+  const out = new Float32Array(m.prototypes.length * C);
+  m.prototypes.forEach((p, j) => out.set(p.weights, j * C));
+  return out;
+}

@@ -1,0 +1,78 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { FrozenBackbone, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
+import { decodeImage, toNHWC } from '../data/decode.ts';
+import type { RgbImage } from '../data/types.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import type { FeatureShape } from '../backbone/types.ts';
+
+/** Per image: squared distance of every patch to every prototype, [HW, m] row-major (patch-major). */
+export interface ImageDistances {
+  data: Float32Array;
+  height: number;
+  width: number;
+  prototypes: number;
+}
+
+/**
+ * Runs a trained model (backbone + head) on pixels, in eval mode, for analysis
+ * that cannot use the feature cache: explanations of new photos, perturbed
+ * inputs (stability), heatmaps.
+ */
+export class ModelRunner {
+  readonly head: ProtoHead;
+  readonly preprocess: PreprocessSpec;
+  readonly featureShape: FeatureShape;
+  private readonly frozen: FrozenBackbone | null;
+  private readonly trainable: TrainableBackbone | null;
+
+  constructor(head: ProtoHead, backbone: { frozen: FrozenBackbone | null; trainable: TrainableBackbone | null }) {
+    const b = backbone.frozen ?? backbone.trainable;
+    if (!b) throw new Error('ModelRunner needs a backbone');
+    this.head = head;
+    this.frozen = backbone.frozen;
+    this.trainable = backbone.trainable;
+    this.preprocess = b.preprocess;
+    this.featureShape = b.featureShape;
+  }
+
+  /** Normalised NHWC input (preprocess.size squared) -> distance maps [n, HW, m]. */
+  async distanceMaps(input: Float32Array, n: number): Promise<Float32Array> {
+    const [H, W, D] = this.featureShape;
+    const size = this.preprocess.size;
+    let feats: tf.Tensor4D;
+    if (this.frozen) {
+      const f = await this.frozen.extract(input, n);
+      feats = tf.tensor4d(f, [n, H, W, D]);
+    } else {
+      feats = tf.tidy(() => this.trainable!.apply(tf.tensor4d(input, [n, size, size, 3]), false));
+    }
+    const d = this.head.distanceMaps(feats);
+    feats.dispose();
+    const out = (await d.data()) as Float32Array;
+    d.dispose();
+    return out;
+  }
+
+  /** Images already resized to preprocess.size; returns one map set per image. */
+  async imageDistances(images: RgbImage[], opts: { flip?: boolean; batchSize?: number } = {}): Promise<ImageDistances[]> {
+    const [H, W] = this.featureShape;
+    const m = this.head.numPrototypes;
+    const per = H * W * m;
+    const out: ImageDistances[] = [];
+    const bs = opts.batchSize ?? 32;
+    for (let s = 0; s < images.length; s += bs) {
+      const chunk = images.slice(s, s + bs);
+      const maps = await this.distanceMaps(toNHWC(chunk, this.preprocess, opts.flip ?? false), chunk.length);
+      chunk.forEach((_, k) => out.push({ data: maps.slice(k * per, (k + 1) * per), height: H, width: W, prototypes: m }));
+    }
+    return out;
+  }
+
+  /** Decode a file (optionally cropped), returning the model input and the original size. */
+  /** `orient`: apply EXIF orientation (user photos); dataset images are used as stored. */
+  async loadImage(path: string, box?: [number, number, number, number], opts: { orient?: boolean } = {}): Promise<{ input: RgbImage; width: number; height: number }> {
+    const full = await decodeImage(path, { box, orient: opts.orient });
+    const input = await decodeImage(path, { box, size: this.preprocess.size, orient: opts.orient });
+    return { input, width: full.width, height: full.height };
+  }
+}

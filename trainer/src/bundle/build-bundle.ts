@@ -1,0 +1,275 @@
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  activationBox,
+  activationMap,
+  cellBox,
+  MANIFEST_FILE,
+  MANIFEST_SCHEMA_VERSION,
+  parseManifest,
+  SIMILARITY_EPSILON,
+  type Box,
+  type DistanceMaps,
+  type Manifest,
+  type ManifestPatchRef,
+  type ManifestPrototype,
+} from '@protoatlas/shared';
+import { classPurity, nearestPatches, type PatchHit } from '../analysis/nearest-patches.ts';
+import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
+import type { DatasetItem } from '../data/types.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import { loadModel, readModelJson, type ModelJson } from '../run/model-file.ts';
+import { prepareData, resolveDataDir, type PreparedData } from '../run/prepare-data.ts';
+import { Progress } from '../run/progress.ts';
+import { exists, readJson, runPaths } from '../run/run-dir.ts';
+import { accuracy, predict } from '../stages/predict.ts';
+import { lastLayerSparsity } from '../stages/last-layer.ts';
+import { initBackend } from '../tf/backend.ts';
+import { bundledConfig, copyBackboneFiles } from './backbone-files.ts';
+import { computeExplanationMetrics } from './explanation-metrics.ts';
+import { fileRecord, mapLimit, sha256File, writeDirectoryAtomic } from './files.ts';
+import { ImageCache } from './image-cache.ts';
+import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
+import { sourceDistanceMaps } from './source-maps.ts';
+
+export interface BuildBundleOptions {
+  /** Run directory (with model/) of a finished training run. */
+  run: string;
+  /** Dataset folder; default: the one the run trained on (summary.json), or the built-in synthetic set. */
+  data?: string | null;
+  /** Bundle directory; default <run>/bundle. */
+  out?: string;
+  nearest?: number;
+  partMetrics?: boolean;
+  quiet?: boolean;
+}
+
+export interface BundleReport {
+  dir: string;
+  prototypes: number;
+  pruned: number;
+  imageBytes: number;
+  totalBytes: number;
+  seconds: Record<string, number>;
+  metrics: Manifest['metrics'];
+}
+
+const log = (quiet: boolean | undefined, msg: string) => {
+  if (!quiet) process.stderr.write(msg + '\n');
+};
+
+/** Sizes of the pictures (longest side, px): chosen so 2,000 prototypes stay under ~60 MB. */
+export const IMAGE_SIDES = { crop: 128, source: 224, heatmap: 224, nearest: 96 };
+
+/**
+ * Build a run's model bundle: push artefacts (boxes, crops, heatmaps), global
+ * analysis (nearest training and validation patches), explanation metrics and
+ * a validated manifest, written atomically.
+ */
+export async function buildBundle(opts: BuildBundleOptions): Promise<BundleReport> {
+  const t0 = Date.now();
+  const seconds: Record<string, number> = {};
+  const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
+  const paths = runPaths(opts.run);
+  const { json, config } = await readModelJson(opts.run);
+  if (!json.prototypes) throw new Error(`${opts.run}: the model has no push records (push is disabled or training has not finished); a bundle needs pushed prototypes`);
+  await initBackend(config.backend, { quiet: true });
+  const loaded = await loadModel(opts.run);
+  const head = loaded.head;
+  const summary = (await exists(paths.summary)) ? await readJson<{ dataset?: { root?: string }; baseline?: { top1: number; top5: number } | null; final?: { test?: { n: number; top1: number; top5: number } | null } }>(paths.summary) : null;
+  const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
+  const data = await prepareData(config, dataRoot, { quiet: opts.quiet, splits: ['train', 'val'], backboneWeights: loaded.backboneWeights });
+  checkClasses(json, data, dataRoot);
+  const out = opts.out ?? paths.bundle;
+  const m = head.numPrototypes;
+  const [H, W] = data.featureShape;
+  const train = data.sources.train!;
+  const val = data.sources.val!;
+  const trainItems = data.itemsBySplit.train;
+  const valItems = data.itemsBySplit.val;
+  const k = opts.nearest ?? config.bundle.nearest;
+
+  // Push records name images by id; the dataset order may differ from training time.
+  const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
+  const sourceItem = json.prototypes.map((p) => (p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1));
+  const missing = sourceItem.filter((i, j) => i < 0 && json.prototypes![j].imageId !== null).length;
+  if (missing) log(opts.quiet, `warning: ${missing} prototype source image(s) are not in ${dataRoot}; their pictures are left out`);
+  const pruned = new Array<boolean>(m).fill(false);
+  const prunedReason = new Array<string | null>(m).fill(null);
+  for (const p of json.pruned ?? []) {
+    pruned[p.prototype] = true;
+    prunedReason[p.prototype] = p.reason;
+  }
+
+  let t = Date.now();
+  const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: p.row * W + p.col } : null));
+  const trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
+  const valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);
+  const srcMaps = sourceDistanceMaps(head, train, sourceItem);
+  lap('globalAnalysis', t);
+
+  t = Date.now();
+  const explanation = await computeExplanationMetrics({ head, data, config, dataRoot, prototypes: json.prototypes, sourceItem, srcMaps, trainHits, pruned, partMetrics: opts.partMetrics ?? config.bundle.partMetrics, quiet: opts.quiet });
+  lap('metrics', t);
+
+  const valAcc = val.n ? accuracy(predict(head, val)) : null;
+  const lastLayer = head.lastLayer.dataSync() as Float32Array;
+  const C = head.spec.numClasses;
+  let imageBytes = 0;
+  let metrics: Manifest['metrics'] | undefined;
+
+  await writeDirectoryAtomic(out, async (tmp) => {
+    t = Date.now();
+    const cache = new ImageCache();
+    const digits = String(m - 1).length;
+    const progress = new Progress({ label: 'prototype pictures', total: m, unit: 'proto', quiet: opts.quiet });
+    const prototypes = await mapLimit(Array.from({ length: m }, (_, j) => j), 4, async (j): Promise<ManifestPrototype> => {
+      const dir = `prototypes/${String(j).padStart(digits, '0')}`;
+      await mkdir(join(tmp, dir), { recursive: true });
+      const write = async (name: string, bytes: Uint8Array) => {
+        await writeFile(join(tmp, dir, name), bytes);
+        imageBytes += bytes.length;
+        return `${dir}/${name}`;
+      };
+      const rec = json.prototypes![j];
+      let source: ManifestPrototype['source'] = null;
+      let files: ManifestPrototype['files'] = null;
+      if (sourceItem[j] >= 0 && srcMaps[j]) {
+        const item = trainItems[sourceItem[j]];
+        const img = await cache.image(item);
+        const maps = single(srcMaps[j]!, H, W);
+        const box = activationBox(maps, 0, img.width, img.height);
+        const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
+        files = {
+          crop: await write('crop.webp', await renderCrop(img, box, { maxSide: IMAGE_SIDES.crop })),
+          source: await write('source.webp', await renderSourceWithBox(img, box, { maxSide: IMAGE_SIDES.source, receptiveField: patchBox })),
+          heatmap: await write('heatmap.webp', await renderHeatmap(img, activationMap(maps, 0), H, W, { maxSide: IMAGE_SIDES.heatmap, box })),
+        };
+        source = { imageId: item.id, width: img.width, height: img.height, patch: { row: rec.row, col: rec.col }, pushDistance: Math.max(0, rec.distance), box, patchBox, receptiveField: null };
+      }
+      const nearTrain: ManifestPatchRef[] = [];
+      for (const [r, hit] of trainHits[j].entries()) {
+        const item = trainItems[hit.item];
+        const img = await cache.image(item);
+        const box = activationBox(single(hit.map, H, W), 0, img.width, img.height);
+        const file = await write(`nearest-${r + 1}.webp`, await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }));
+        nearTrain.push(patchRef(item, hit, box, img, W, file));
+      }
+      const nearVal: ManifestPatchRef[] = [];
+      for (const hit of valHits[j]) {
+        const item = valItems[hit.item];
+        const size = await cache.size(item);
+        nearVal.push(patchRef(item, hit, activationBox(single(hit.map, H, W), 0, size.width, size.height), size, W, null));
+      }
+      progress.tick(1);
+      return {
+        id: j,
+        classId: head.protoClass[j],
+        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C)),
+        pruned: pruned[j],
+        prunedReason: prunedReason[j],
+        source,
+        files,
+        nearest: { train: nearTrain, val: nearVal },
+        purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
+      };
+    });
+    progress.finish();
+    lap('pictures', t);
+
+    t = Date.now();
+    await mkdir(join(tmp, 'model'), { recursive: true });
+    const backboneFiles = await copyBackboneFiles(config, tmp);
+    const modelJson = JSON.parse(await readFile(join(paths.model, 'model.json'), 'utf8')) as ModelJson;
+    await writeFile(join(tmp, 'model', 'model.json'), JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2) + '\n');
+    await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
+    const weightsSha = await sha256File(join(tmp, 'model', 'weights.bin'));
+    const backboneRecords = await Promise.all(backboneFiles.map((f) => fileRecord(tmp, f)));
+    const createdAt = new Date().toISOString();
+    const backboneDescription = (data.frozenBackbone ?? data.trainableBackbone)!.description;
+    const manifest: Manifest = {
+      schema: 'protoatlas-bundle',
+      schemaVersion: MANIFEST_SCHEMA_VERSION,
+      model: {
+        id: `${config.preset.toLowerCase().replace(/[^a-z0-9._-]+/g, '-')}-${weightsSha.slice(0, 8)}`,
+        version: `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`,
+        createdAt,
+        preset: config.preset,
+        description: `ProtoPNet (${m} prototypes, ${C} classes) on ${backboneDescription}`,
+      },
+      classes: data.dataset.classes.map((key, id) => ({ id, key, name: displayName(key) })),
+      preprocessing: { size: data.preprocess.size, mean: data.preprocess.mean, std: data.preprocess.std, resize: 'stretch', layout: 'NHWC' },
+      featureGrid: { height: H, width: W, channels: data.featureShape[2] },
+      prototypeDim: head.prototypeDim,
+      similarityEpsilon: SIMILARITY_EPSILON,
+      receptiveField: null,
+      prototypes,
+      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx: null },
+      metrics: {
+        val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
+        test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,
+        baseline: summary?.baseline ?? null,
+        explanation: explanation.summary,
+        pruning: json.pruning
+          ? { k: json.pruning.k, threshold: json.pruning.threshold, applied: json.pruning.applied, pruned: json.pruning.applied ? json.pruning.candidates.length : 0, before: json.pruning.before, after: json.pruning.after }
+          : null,
+        wrongClassNearZero: lastLayerSparsity(head),
+      },
+      curves: await readCurves(paths.metrics),
+      backbone: backboneProvenance(config, backboneDescription, backboneRecords[0]?.sha256 ?? weightsSha),
+      dataset: { layout: data.dataset.layout, ...datasetProvenance(data.dataset.layout), train: trainItems.length, val: valItems.length, test: data.dataset.splits.test.length },
+    };
+    // Refuse to write a bundle that its own readers would refuse.
+    parseManifest(JSON.parse(JSON.stringify(manifest)), `${out}/${MANIFEST_FILE}`);
+    await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 1) + '\n');
+    lap('files', t);
+    metrics = manifest.metrics;
+  });
+  await data.frozenBackbone?.dispose();
+  seconds.total = (Date.now() - t0) / 1000;
+  return { dir: out, prototypes: m, pruned: pruned.filter(Boolean).length, imageBytes, totalBytes: await directoryBytes(out), seconds, metrics: metrics! };
+}
+
+/** One prototype's distance map as the shared explanation code expects it. */
+function single(map: Float32Array, height: number, width: number): DistanceMaps {
+  return { data: map, prototypes: 1, height, width, layout: 'prototype-major' };
+}
+
+function patchRef(item: DatasetItem, hit: PatchHit, box: Box, size: { width: number; height: number }, gridW: number, file: string | null): ManifestPatchRef {
+  return {
+    imageId: item.id,
+    classId: item.label,
+    width: size.width,
+    height: size.height,
+    patch: { row: Math.floor(hit.patch / gridW), col: hit.patch % gridW },
+    distance: Math.max(0, hit.distance),
+    box,
+    file,
+  };
+}
+
+function checkClasses(json: ModelJson, data: PreparedData, root: string): void {
+  const ds = data.dataset.classes;
+  if (ds.length !== json.classes.length || ds.some((c, i) => c !== json.classes[i])) {
+    throw new Error(`the dataset at ${root} has ${ds.length} classes that do not match the model's ${json.classes.length} (first: "${json.classes[0]}" vs "${ds[0]}"); pass --data <the dataset the model was trained on>`);
+  }
+}
+
+/** Training curves from the run's metrics.jsonl (one point per epoch). */
+async function readCurves(path: string): Promise<Manifest['curves']> {
+  if (!(await exists(path))) return [];
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return (await readFile(path, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .map((r) => ({ stage: String(r.stage), epoch: Number(r.epoch) || 0, loss: num(r.loss), trainAccuracy: num(r.trainAccuracy), valTop1: num(r.valTop1), valTop5: num(r.valTop5) }));
+}
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  }
+  return total;
+}

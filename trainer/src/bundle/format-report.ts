@@ -1,0 +1,20 @@
+import type { BundleReport } from './build-bundle.ts';
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+
+/** A short human summary of a built bundle. */
+export function formatBundleReport(r: BundleReport): string {
+  const e = r.metrics.explanation;
+  const p = r.metrics.pruning;
+  return [
+    `bundle written to ${r.dir}`,
+    `  ${r.prototypes} prototypes (${r.pruned} pruned), pictures ${mb(r.imageBytes)}, bundle ${mb(r.totalBytes)}`,
+    `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}), top-5 ${pct(r.metrics.val?.top5)}`,
+    `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}, stability ${pct(e.stability)}, synthetic part coverage ${pct(e.partCoverage)}`,
+    p ? `  pruning (k=${p.k}, threshold ${p.threshold}): ${p.applied ? `${p.pruned} pruned` : 'not applied'}; val top-1 ${pct(p.before?.top1)} -> ${pct(p.after?.top1)}` : '  pruning: not run',
+    `  time: ${Object.entries(r.seconds)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
+      .join(', ')}`,
+  ].join('\n');
+}

@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared';
+import { ModelRunner } from '../analysis/model-runner.ts';
+import { loadModel, readModelJson } from '../run/model-file.ts';
+import { buildBackbone } from '../run/prepare-data.ts';
+import { resolveRepoPath } from '../run/data-path.ts';
+import { exists } from '../run/run-dir.ts';
+import { initBackend } from '../tf/backend.ts';
+
+/** Read and validate a bundle's manifest; errors name the file and the field. */
+export async function readBundle(dir: string): Promise<{ dir: string; manifest: Manifest }> {
+  const path = join(dir, MANIFEST_FILE);
+  if (!(await exists(path))) {
+    throw new Error(`${dir} is not a ProtoAtlas bundle: ${path} is missing (build one with: npm run bundle --workspace trainer -- <run dir>)`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${e instanceof Error ? e.message : String(e)}); rebuild the bundle`);
+  }
+  return { dir, manifest: parseManifest(raw, path) };
+}
+
+/** The bundle's trainer model, ready to run on pixels (picks and initialises the tf backend). */
+export async function loadBundleRunner(dir: string, manifest: Manifest, opts: { quiet?: boolean } = {}): Promise<ModelRunner> {
+  const modelDir = join(dir, manifest.files.trainerModel.json, '..');
+  const { config } = await readModelJson(modelDir);
+  await initBackend(config.backend, { quiet: opts.quiet });
+  const loaded = await loadModel(modelDir);
+  const b = config.backbone;
+  // Backbone paths in a bundle are relative to the bundle.
+  const local = b.kind !== 'small-cnn' && b.path && !isAbsolute(b.path) ? { ...config, backbone: { ...b, path: join(dir, b.path) } } : config;
+  const backbone = await buildBackbone(local, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights: loaded.backboneWeights });
+  return new ModelRunner(loaded.head, backbone);
+}

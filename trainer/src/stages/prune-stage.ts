@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { nearestPatches } from '../analysis/nearest-patches.ts';
+import { maskSimilarities, prototypesToPrune, type PruneDecision } from '../analysis/prune.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import { Adam } from '../optim/adam.ts';
+import type { TrainConfig } from '../run/config.ts';
+import type { Rng } from '../run/rng.ts';
+import { computeSimilarities, similarityAccuracy, trainLastLayerEpoch } from './last-layer.ts';
+import type { PushRecord } from './push.ts';
+import type { FeatureSource } from './sources.ts';
+
+export interface PruningResult {
+  mode: 'auto' | 'on' | 'off';
+  k: number;
+  threshold: number;
+  /** Whether the pruned model was kept. */
+  applied: boolean;
+  candidates: PruneDecision[];
+  before: { top1: number; top5: number; n: number } | null;
+  after: { top1: number; top5: number; n: number } | null;
+  seconds: number;
+  note: string;
+}
+
+/**
+ * Prune, re-optimise the last layer with pruned prototypes silenced, and keep
+ * the result according to the mode. Pruned rows of the last layer are exactly 0,
+ * so a pruned prototype contributes nothing; its index stays (the atlas lists it as pruned).
+ */
+export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val: FeatureSource; push: PushRecord[] | null; config: TrainConfig; classes: string[]; rng: Rng; quiet?: boolean }): PruningResult {
+  const t0 = Date.now();
+  const { head, train, val, config } = args;
+  const { mode, k, threshold } = config.prune;
+  const done = (r: Omit<PruningResult, 'mode' | 'k' | 'threshold' | 'seconds'>): PruningResult => ({ mode, k, threshold, ...r, seconds: (Date.now() - t0) / 1000 });
+  if (mode === 'off') return done({ applied: false, candidates: [], before: null, after: null, note: 'pruning is off in the config' });
+  const exclude = args.push?.map((r) => (r.item >= 0 ? { item: r.item, patch: r.row * train.shape[1] + r.col } : null));
+  const hits = nearestPatches(head, train, k, { exclude, quiet: args.quiet, label: 'prune: nearest patches' });
+  const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
+  const m = head.numPrototypes;
+  const valSims = computeSimilarities(head, val, { flip: false, quiet: true });
+  const score = () => {
+    const a = similarityAccuracy(head, valSims);
+    return a ? { top1: a.top1, top5: a.top5, n: a.n } : null;
+  };
+  const before = score();
+  if (!candidates.length) return done({ applied: false, candidates, before, after: before, note: 'no prototype met the pruning rule' });
+
+  const original = head.lastLayer.dataSync().slice() as Float32Array;
+  const pruned = new Array<boolean>(m).fill(false);
+  for (const c of candidates) pruned[c.prototype] = true;
+  const C = head.spec.numClasses;
+  const zeroed = original.slice();
+  for (const c of candidates) zeroed.fill(0, c.prototype * C, (c.prototype + 1) * C);
+  head.lastLayer.assign(tf.tensor2d(zeroed, [m, C]));
+
+  const ll = config.lastLayer;
+  const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
+  const masked = { ...sims, sims: maskSimilarities(sims.sims, m, pruned) };
+  const optimizer = new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]] }]);
+  let best = { top1: score()?.top1 ?? -1, weights: head.lastLayer.dataSync().slice() as Float32Array };
+  for (let e = 0; e < ll.epochs; e++) {
+    trainLastLayerEpoch({ head, data: masked, batchSize: ll.batchSize, l1: ll.l1, optimizer, rng: args.rng });
+    const s = score();
+    if (ll.selectBest && s && s.top1 > best.top1) best = { top1: s.top1, weights: head.lastLayer.dataSync().slice() as Float32Array };
+  }
+  optimizer.dispose();
+  if (ll.selectBest) head.lastLayer.assign(tf.tensor2d(best.weights, [m, C]));
+  const after = score();
+  const worse = before && after ? after.top1 < before.top1 : false;
+  if (mode === 'auto' && worse) {
+    head.lastLayer.assign(tf.tensor2d(original, [m, C]));
+    return done({ applied: false, candidates, before, after, note: `not applied: validation top-1 would drop from ${pct(before!.top1)} to ${pct(after!.top1)} (mode auto)` });
+  }
+  return done({ applied: true, candidates, before, after, note: `pruned ${candidates.length} of ${m} prototypes; validation top-1 ${before ? pct(before.top1) : 'n/a'} -> ${after ? pct(after.top1) : 'n/a'}` });
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Pruned flags per prototype from a stage result (all false when nothing was applied). */
+export function prunedFlags(result: PruningResult | null | undefined, m: number): boolean[] {
+  const flags = new Array<boolean>(m).fill(false);
+  if (result?.applied) for (const c of result.candidates) flags[c.prototype] = true;
+  return flags;
+}
