@@ -13,16 +13,16 @@ describe('resume', () => {
     const data = join(dir, 'data');
     const config = tinyConfig(join(dir, 'cache'), { joint: { epochs: 2, batchSize: 16, inputDropout: 0.1 }, lastLayer: { epochs: 2, batchSize: 16 } });
 
-    const full = await trainRun({ config, dataDir: data, outDir: join(dir, 'full'), resume: false, quiet: true });
+    const full = await trainRun({ config, dataDir: data, outDir: join(dir, 'full'), resume: false, quiet: true, skipBundle: true });
     expect(full.finished).toBe(true);
 
     // Stop inside the joint phase (after warm-up 1 + joint 1), then inside the last layer stage.
-    const part1 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true, stopAfterEpochs: 2 });
+    const part1 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true, skipBundle: true, stopAfterEpochs: 2 });
     expect(part1.finished).toBe(false);
-    await expect(trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true })).rejects.toThrow(/--resume/);
-    const part2 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true, stopAfterEpochs: 2 });
+    await expect(trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: false, quiet: true, skipBundle: true })).rejects.toThrow(/--resume/);
+    const part2 = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true, skipBundle: true, stopAfterEpochs: 2 });
     expect(part2.finished).toBe(false);
-    const done = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true });
+    const done = await trainRun({ config, dataDir: data, outDir: join(dir, 'split'), resume: true, quiet: true, skipBundle: true });
     expect(done.finished).toBe(true);
 
     const a = await loadTensorFile(join(dir, 'full', 'model', 'weights.bin'));

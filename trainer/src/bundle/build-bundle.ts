@@ -78,7 +78,8 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const head = loaded.head;
   const summary = (await exists(paths.summary)) ? await readJson<{ dataset?: { root?: string }; baseline?: { top1: number; top5: number } | null; final?: { test?: { n: number; top1: number; top5: number } | null } }>(paths.summary) : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
-  const data = await prepareData(config, dataRoot, { quiet: opts.quiet, splits: ['train', 'val'], backboneWeights: loaded.backboneWeights });
+  // Originals only: pictures and neighbours never use the flipped copies.
+  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, { quiet: opts.quiet, splits: ['train', 'val'], backboneWeights: loaded.backboneWeights });
   checkClasses(json, data, dataRoot);
   const out = opts.out ?? paths.bundle;
   const m = head.numPrototypes;
