@@ -69,14 +69,50 @@ export function upsampleBicubic(map: ArrayLike<number>, inH: number, inW: number
   return out;
 }
 
-/** The value at a percentile (0-100) of an array, by the nearest-rank-with-interpolation rule numpy uses. */
+/** The value at a percentile (0-100) of an array, with numpy's default linear interpolation. */
 export function percentile(values: ArrayLike<number>, p: number): number {
-  if (values.length === 0) throw new Error('percentile of an empty array');
-  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
-  const pos = (Math.min(100, Math.max(0, p)) / 100) * (sorted.length - 1);
+  const n = values.length;
+  if (n === 0) throw new Error('percentile of an empty array');
+  const a = Float64Array.from(values as ArrayLike<number>);
+  const pos = (Math.min(100, Math.max(0, p)) / 100) * (n - 1);
   const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  const vLo = select(a, lo);
+  if (lo + 1 >= n || pos === lo) return vLo;
+  // After selection everything right of `lo` is >= a[lo]: the next order statistic is their minimum.
+  let vHi = Infinity;
+  for (let i = lo + 1; i < n; i++) if (a[i] < vHi) vHi = a[i];
+  return vLo + (vHi - vLo) * (pos - lo);
+}
+
+/** k-th smallest (0-based) by in-place quickselect: linear time, where sorting a 500x375 map took 25 ms. */
+function select(a: Float64Array, k: number): number {
+  let left = 0;
+  let right = a.length - 1;
+  while (right > left) {
+    // Median of three as pivot keeps sorted or constant inputs linear.
+    const mid = (left + right) >> 1;
+    const x = a[left];
+    const y = a[mid];
+    const z = a[right];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return a[k];
+  }
+  return a[k];
 }
 
 /**

@@ -79,3 +79,21 @@ describe('boxes', () => {
     expect(boxCoverage({ x: 0, y: 0, w: 10, h: 10 }, { x: 5, y: 5, w: 10, h: 10 })).toBeCloseTo(0.25, 12);
   });
 });
+
+describe('percentile by selection', () => {
+  it('agrees with sorting on random, constant and sorted arrays', () => {
+    let s = 3;
+    const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const sorted = (xs: number[], p: number) => {
+      const a = [...xs].sort((x, y) => x - y);
+      const pos = (p / 100) * (a.length - 1);
+      const lo = Math.floor(pos);
+      const hi = Math.min(a.length - 1, lo + 1);
+      return a[lo] + (a[hi] - a[lo]) * (pos - lo);
+    };
+    for (const n of [1, 2, 3, 10, 101, 1000]) {
+      const cases = [Array.from({ length: n }, r), Array.from({ length: n }, () => 7), Array.from({ length: n }, (_, i) => i), Array.from({ length: n }, (_, i) => n - i), Array.from({ length: n }, () => Math.floor(r() * 3))];
+      for (const xs of cases) for (const p of [0, 5, 50, 95, 99.9, 100]) expect(percentile(xs, p)).toBeCloseTo(sorted(xs, p), 12);
+    }
+  });
+});

@@ -14,8 +14,8 @@ export const BUNDLE_BACKBONE_DIR = 'backbone';
  */
 export async function copyBackboneFiles(config: TrainConfig, bundleDir: string): Promise<string[]> {
   const b = config.backbone;
-  if (b.kind === 'small-cnn') return [];
-  const src = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
+  const src = await backboneWeightsPath(config);
+  if (b.kind === 'small-cnn' || !src) return [];
   await mkdir(join(bundleDir, BUNDLE_BACKBONE_DIR), { recursive: true });
   const main = `${BUNDLE_BACKBONE_DIR}/${basename(src)}`;
   await copyFile(src, join(bundleDir, main));
@@ -36,4 +36,11 @@ export function bundledConfig(config: TrainConfig, backboneFiles: string[]): Tra
   const b = config.backbone;
   if (b.kind === 'small-cnn' || !backboneFiles.length) return config;
   return { ...config, backbone: { ...b, path: backboneFiles[0], url: undefined } };
+}
+
+/** The backbone's weights file on this machine (null for the small CNN, whose weights are in the model). */
+export async function backboneWeightsPath(config: TrainConfig): Promise<string | null> {
+  const b = config.backbone;
+  if (b.kind === 'small-cnn') return null;
+  return resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
 }

@@ -4,6 +4,7 @@ import {
   activationBox,
   activationMap,
   cellBox,
+  receptiveFieldBox,
   MANIFEST_FILE,
   MANIFEST_SCHEMA_VERSION,
   parseManifest,
@@ -25,7 +26,8 @@ import { exists, readJson, runPaths } from '../run/run-dir.ts';
 import { accuracy, predict } from '../stages/predict.ts';
 import { lastLayerSparsity } from '../stages/last-layer.ts';
 import { initBackend } from '../tf/backend.ts';
-import { bundledConfig, copyBackboneFiles } from './backbone-files.ts';
+import { backboneReceptiveField } from '../backbone/receptive-field.ts';
+import { backboneWeightsPath, bundledConfig, copyBackboneFiles } from './backbone-files.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
 import { fileRecord, mapLimit, sha256File, writeDirectoryAtomic } from './files.ts';
 import { ImageCache } from './image-cache.ts';
@@ -113,6 +115,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const explanation = await computeExplanationMetrics({ head, data, config, dataRoot, prototypes: json.prototypes, sourceItem, srcMaps, trainHits, pruned, partMetrics: opts.partMetrics ?? config.bundle.partMetrics, quiet: opts.quiet });
   lap('metrics', t);
 
+  const receptiveField = await backboneReceptiveField(config.backbone, await backboneWeightsPath(config));
   const valAcc = val.n ? accuracy(predict(head, val)) : null;
   const lastLayer = head.lastLayer.dataSync() as Float32Array;
   const C = head.spec.numClasses;
@@ -141,12 +144,15 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         const maps = single(srcMaps[j]!, H, W);
         const box = activationBox(maps, 0, img.width, img.height);
         const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
+        const rfBox = receptiveField ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height) : null;
+        // Deep backbones see (nearly) the whole image from every cell: drawing that says nothing.
+        const drawRf = rfBox && rfBox.w * rfBox.h < 0.9 * img.width * img.height ? rfBox : null;
         files = {
           crop: await write('crop.webp', await renderCrop(img, box, { maxSide: IMAGE_SIDES.crop })),
-          source: await write('source.webp', await renderSourceWithBox(img, box, { maxSide: IMAGE_SIDES.source, receptiveField: patchBox })),
+          source: await write('source.webp', await renderSourceWithBox(img, box, { maxSide: IMAGE_SIDES.source, receptiveField: drawRf })),
           heatmap: await write('heatmap.webp', await renderHeatmap(img, activationMap(maps, 0), H, W, { maxSide: IMAGE_SIDES.heatmap, box })),
         };
-        source = { imageId: item.id, width: img.width, height: img.height, patch: { row: rec.row, col: rec.col }, pushDistance: Math.max(0, rec.distance), box, patchBox, receptiveField: null };
+        source = { imageId: item.id, width: img.width, height: img.height, patch: { row: rec.row, col: rec.col }, pushDistance: Math.max(0, rec.distance), box, patchBox, receptiveField: rfBox };
       }
       const nearTrain: ManifestPatchRef[] = [];
       for (const [r, hit] of trainHits[j].entries()) {
@@ -203,7 +209,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       featureGrid: { height: H, width: W, channels: data.featureShape[2] },
       prototypeDim: head.prototypeDim,
       similarityEpsilon: SIMILARITY_EPSILON,
-      receptiveField: null,
+      receptiveField,
       prototypes,
       files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx: null },
       metrics: {
