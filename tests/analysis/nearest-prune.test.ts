@@ -79,6 +79,11 @@ describe('global analysis and pruning', () => {
     const img0 = all[0].find((h) => h.item === 0)!;
     expect(img0.patch).not.toBe(0);
     expect(img0.distance).toBeCloseTo(1, 6);
+    // patch -1 leaves the whole image out.
+    const noImage = nearestPatches(head, source, 8, { exclude: [{ item: 0, patch: -1 }, null, null, null], quiet: true });
+    expect(noImage[0].some((h) => h.item === 0)).toBe(false);
+    expect(noImage[0]).toHaveLength(7);
+    expect(noImage[1]).toHaveLength(8);
   });
 
   it('prunes the planted prototype and only it, with a reason', () => {

@@ -39,5 +39,12 @@ describe('end to end on synthetic birds', () => {
     // Chance is 25%; this seeded run measured 70.8% on the wasm backend.
     expect(report.top1).toBeGreaterThanOrEqual(0.55);
     expect(report.top5).toBe(1);
+    // Explanation quality on the same split: synthetic data has true parts but no CUB part files.
+    const e = report.explanations!;
+    expect(e.purity).toBeGreaterThan(0);
+    expect(e.purity).toBeLessThanOrEqual(1);
+    expect(e.partCoverage).not.toBeNull();
+    expect(e.consistency).toBeNull();
+    expect(e.notes.join(' ')).toMatch(/part annotations/);
   });
 });

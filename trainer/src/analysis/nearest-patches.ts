@@ -14,7 +14,7 @@ export interface PatchHit {
   map: Float32Array;
 }
 
-/** A patch not to count, e.g. the prototype's own source patch. */
+/** A patch not to count, e.g. the prototype's own source patch; patch -1 leaves out the whole image. */
 export interface ExcludedPatch {
   item: number;
   patch: number;
@@ -24,7 +24,8 @@ export interface ExcludedPatch {
  * Global analysis: for every prototype, the k images of a source whose best
  * patch is closest to it (one patch per image, as the reference code's
  * k-nearest search), nearest first. `exclude[j]` removes prototype j's own
- * source patch (that image may still appear with its next-best patch).
+ * source patch, or with patch -1 its whole source image (whose next-best
+ * patch is usually the neighbour of the source patch: a near duplicate).
  */
 export function nearestPatches(head: ProtoHead, source: FeatureSource, k: number, opts: { exclude?: (ExcludedPatch | null)[]; batchSize?: number; quiet?: boolean; label?: string } = {}): PatchHit[][] {
   const m = head.numPrototypes;
@@ -50,7 +51,8 @@ export function nearestPatches(head: ProtoHead, source: FeatureSource, k: number
       const skip = excl.get(item);
       const base = b * HW * m;
       for (let j = 0; j < m; j++) {
-        const skipPatch = skip?.get(j) ?? -1;
+        const skipPatch = skip?.get(j) ?? -2;
+        if (skipPatch === -1) continue;
         let best = Infinity;
         let bestP = -1;
         for (let p = 0; p < HW; p++) {

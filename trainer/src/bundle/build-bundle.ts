@@ -105,7 +105,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   }
 
   let t = Date.now();
-  const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: p.row * W + p.col } : null));
+  const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
   const trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
   const valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);
   const srcMaps = sourceDistanceMaps(head, train, sourceItem);
@@ -172,7 +172,8 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       return {
         id: j,
         classId: head.protoClass[j],
-        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C)),
+        // 9 significant digits round-trip float32 exactly and keep the manifest compact.
+        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C), (w) => Number(w.toPrecision(9))),
         pruned: pruned[j],
         prunedReason: prunedReason[j],
         source,
@@ -202,7 +203,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         version: `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`,
         createdAt,
         preset: config.preset,
-        description: `ProtoPNet (${m} prototypes, ${C} classes) on ${backboneDescription}`,
+        description: `ProtoPNet (${m} prototypes, ${C} classes) on ${config.backbone.kind === 'small-cnn' ? 'a small CNN trained from scratch' : (config.backbone.path ?? config.backbone.url ?? config.backbone.kind).split('/').pop()}`,
       },
       classes: data.dataset.classes.map((key, id) => ({ id, key, name: displayName(key) })),
       preprocessing: { size: data.preprocess.size, mean: data.preprocess.mean, std: data.preprocess.std, resize: 'stretch', layout: 'NHWC' },
@@ -228,7 +229,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     };
     // Refuse to write a bundle that its own readers would refuse.
     parseManifest(JSON.parse(JSON.stringify(manifest)), `${out}/${MANIFEST_FILE}`);
-    await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 1) + '\n');
+    await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest) + '\n');
     lap('files', t);
     metrics = manifest.metrics;
   });

@@ -3,6 +3,8 @@ import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
 import { loadModel, readModelJson } from './model-file.ts';
 import { prepareData } from './prepare-data.ts';
+import { ModelRunner } from '../analysis/model-runner.ts';
+import { splitExplanationMetrics, type SplitExplanationMetrics } from '../analysis/split-metrics.ts';
 
 export interface EvaluationReport {
   model: string;
@@ -13,10 +15,11 @@ export interface EvaluationReport {
   top5: number;
   perClass: { index: number; name: string; n: number; top1: number | null }[];
   skippedFiles: number;
+  explanations: SplitExplanationMetrics | null;
 }
 
 /** Top-1/top-5/per-class accuracy of a saved model on one split of any supported dataset. */
-export async function evaluateModel(opts: { model: string; data: string; split: SplitName; quiet?: boolean }): Promise<EvaluationReport> {
+export async function evaluateModel(opts: { model: string; data: string; split: SplitName; quiet?: boolean; explanations?: boolean }): Promise<EvaluationReport> {
   const { config } = await readModelJson(opts.model);
   await initBackend(config.backend, { quiet: opts.quiet });
   const loaded = await loadModel(opts.model);
@@ -30,6 +33,22 @@ export async function evaluateModel(opts: { model: string; data: string; split: 
     throw new Error(`split "${opts.split}" of ${opts.data} has no images${opts.split === 'test' ? ' (this copy has no test split: point --data at a full CUB-200-2011 folder, or use --split val)' : ''}`);
   }
   const acc: Accuracy = accuracy(predict(loaded.head, source));
+  const pruned = new Array<boolean>(loaded.head.numPrototypes).fill(false);
+  for (const p of loaded.json.pruned ?? []) pruned[p.prototype] = true;
+  const explanations =
+    opts.explanations === false
+      ? null
+      : await splitExplanationMetrics({
+          head: loaded.head,
+          source,
+          items: prepared.itemsBySplit[opts.split],
+          dataset: ds,
+          runner: new ModelRunner(loaded.head, { frozen: prepared.frozenBackbone, trainable: prepared.trainableBackbone }),
+          pruned,
+          k: loaded.config.bundle.nearest || 5,
+          quiet: opts.quiet,
+        });
+  await prepared.frozenBackbone?.dispose();
   const counts = new Array<number>(ds.classes.length).fill(0);
   for (const y of source.labels) counts[y]++;
   return {
@@ -41,6 +60,7 @@ export async function evaluateModel(opts: { model: string; data: string; split: 
     top5: acc.top5,
     perClass: ds.classes.map((name, index) => ({ index, name, n: counts[index], top1: Number.isNaN(acc.perClass[index]) ? null : acc.perClass[index] })),
     skippedFiles: prepared.skipped.length,
+    explanations,
   };
 }
 
@@ -52,5 +72,11 @@ export function formatEvaluation(r: EvaluationReport): string {
     `hardest classes: ${pc.slice(0, 5).map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
     `easiest classes: ${pc.slice(-5).reverse().map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
   ];
+  const e = r.explanations;
+  if (e) {
+    const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+    lines.push(`explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}, stability ${p(e.stability)}, synthetic part coverage ${p(e.partCoverage)}`);
+    for (const n of e.notes) lines.push(`  (${n})`);
+  }
   return lines.join('\n');
 }

@@ -33,7 +33,7 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
   const { mode, k, threshold } = config.prune;
   const done = (r: Omit<PruningResult, 'mode' | 'k' | 'threshold' | 'seconds'>): PruningResult => ({ mode, k, threshold, ...r, seconds: (Date.now() - t0) / 1000 });
   if (mode === 'off') return done({ applied: false, candidates: [], before: null, after: null, note: 'pruning is off in the config' });
-  const exclude = args.push?.map((r) => (r.item >= 0 ? { item: r.item, patch: r.row * train.shape[1] + r.col } : null));
+  const exclude = args.push?.map((r) => (r.item >= 0 ? { item: r.item, patch: -1 } : null));
   const hits = nearestPatches(head, train, k, { exclude, quiet: args.quiet, label: 'prune: nearest patches' });
   const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
   const m = head.numPrototypes;
