@@ -22,10 +22,13 @@ describe('receptive fields', () => {
     expect(tfSamePadding(7, 1, 1)).toBe(0);
   });
 
-  it('small CNN: the cells a pixel can influence are within the computed field', async () => {
-    const rf = smallCnnReceptiveField(56, 3);
-    expect(rf).toEqual({ size: 43, stride: 8, start: 7.5 });
-    const cnn = createSmallCnn({ inputSize: 56, channels: [8, 8, 8], seed: 3 });
+  it.each([
+    [2, { size: 43, stride: 8, start: 7.5 }],
+    [1, { size: 15, stride: 8, start: 7.5 }],
+  ] as const)('small CNN with %i conv(s) per stage: the cells a pixel can influence are within the computed field', async (convsPerStage, expected) => {
+    const rf = smallCnnReceptiveField(56, 3, convsPerStage);
+    expect(rf).toEqual(expected);
+    const cnn = createSmallCnn({ inputSize: 56, channels: [8, 8, 8], seed: 3, convsPerStage });
     const base = testValues(56 * 56 * 3, 2);
     const poked = base.slice();
     const [px, py] = [50, 10];
@@ -43,6 +46,7 @@ describe('receptive fields', () => {
     }
     // The cell whose field is centred nearest the pixel responds.
     expect(changed.has('0,5')).toBe(true);
+    if (convsPerStage === 1) expect(changed.size).toBeLessThanOrEqual(4); // 15 px field: at most 2x2 cells
     await cnn.dispose();
   });
 

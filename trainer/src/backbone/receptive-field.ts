@@ -20,14 +20,14 @@ export function tfSamePadding(inputSize: number, kernel: number, stride: number)
   return Math.floor(Math.max((out - 1) * stride + kernel - inputSize, 0) / 2);
 }
 
-/** The small CNN: per stage a 3x3 stride-2 conv then a 3x3 stride-1 conv, both 'same'. */
-export function smallCnnReceptiveField(inputSize: number, stages: number): ReceptiveField {
+/** The small CNN: per stage a 3x3 stride-2 conv then (convsPerStage 2) a 3x3 stride-1 conv, all 'same'. */
+export function smallCnnReceptiveField(inputSize: number, stages: number, convsPerStage = 2): ReceptiveField {
   const layers: SpatialLayer[] = [];
   let n = inputSize;
   for (let s = 0; s < stages; s++) {
     layers.push({ kernel: 3, stride: 2, padding: tfSamePadding(n, 3, 2) });
     n = Math.ceil(n / 2);
-    layers.push({ kernel: 3, stride: 1, padding: tfSamePadding(n, 3, 1) });
+    if (convsPerStage === 2) layers.push({ kernel: 3, stride: 1, padding: tfSamePadding(n, 3, 1) });
   }
   return composeReceptiveField(layers);
 }
@@ -120,8 +120,8 @@ export function layersReceptiveField(topology: { config?: { layers?: { class_nam
 }
 
 /** The receptive field of a configured backbone's feature map (null when it cannot be derived). */
-export async function backboneReceptiveField(b: { kind: 'small-cnn'; inputSize: number; channels: number[] } | { kind: 'onnx'; tap: string } | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } }, weightsPath: string | null): Promise<ReceptiveField | null> {
-  if (b.kind === 'small-cnn') return smallCnnReceptiveField(b.inputSize, b.channels.length);
+export async function backboneReceptiveField(b: { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number } | { kind: 'onnx'; tap: string } | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } }, weightsPath: string | null): Promise<ReceptiveField | null> {
+  if (b.kind === 'small-cnn') return smallCnnReceptiveField(b.inputSize, b.channels.length, b.convsPerStage ?? 2);
   if (!weightsPath) return null;
   if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap);
   const json = JSON.parse(await readFile(weightsPath, 'utf8')) as { modelTopology?: { config?: unknown; model_config?: { config?: unknown } } };

@@ -16,6 +16,11 @@ export interface SmallCnnOptions {
   /** Output channels of each stage, e.g. [32, 64, 128]; each stage halves the resolution. */
   channels: number[];
   seed: number;
+  /**
+   * Convolutions per stage: 2 (stride-2 then stride-1, receptive field 43 px at 56)
+   * or 1 (stride-2 only, 15 px): smaller fields make prototypes point at parts.
+   */
+  convsPerStage?: 1 | 2;
 }
 
 export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
@@ -23,7 +28,7 @@ export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
   const x = input({ shape: [opts.inputSize, opts.inputSize, 3], name: 'cnn_input' });
   let h: SymbolicTensor = x;
   opts.channels.forEach((c, s) => {
-    for (let j = 0; j < 2; j++) {
+    for (let j = 0; j < (opts.convsPerStage ?? 2); j++) {
       const conv = layers.conv2d({
         filters: c,
         kernelSize: 3,
@@ -41,9 +46,9 @@ export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
   const net = makeModel({ inputs: x, outputs: h, name: 'small_cnn' });
   initKernels(net.weights, opts.seed);
 
-  const arch = JSON.stringify({ kind: 'small-cnn', inputSize: opts.inputSize, channels: opts.channels });
+  const arch = JSON.stringify({ kind: 'small-cnn', inputSize: opts.inputSize, channels: opts.channels, ...(opts.convsPerStage === 1 ? { convsPerStage: 1 } : {}) });
   const backbone = wrapLayersModel(net, {
-    description: `small CNN ${opts.inputSize}px channels [${opts.channels.join(', ')}] seed ${opts.seed}`,
+    description: `small CNN ${opts.inputSize}px channels [${opts.channels.join(', ')}]${opts.convsPerStage === 1 ? ' (1 conv per stage)' : ''} seed ${opts.seed}`,
     preprocess: { size: opts.inputSize, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
     // The weights change in training, so the hash is taken from their current values.
     hash: () => weightsHash(arch, net.weights),

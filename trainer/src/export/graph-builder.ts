@@ -49,6 +49,11 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Every name taken so far. */
+  names(): string[] {
+    return [...this.used];
+  }
+
   /** Claims a name that must stay exactly as given (graph inputs and outputs). */
   claim(name: string): string {
     if (this.used.has(name)) throw new Error(`ONNX export: tensor name "${name}" is already used`);

@@ -35,6 +35,8 @@ export const BackboneSchema = z.discriminatedUnion('kind', [
     kind: z.literal('small-cnn'),
     inputSize: z.number().int().positive().default(56),
     channels: z.array(z.number().int().positive()).min(1).default([32, 64, 128]),
+    /** 2: stride-2 + stride-1 conv per stage; 1: stride-2 only (smaller receptive field). */
+    convsPerStage: z.union([z.literal(1), z.literal(2)]).default(2),
   }),
 ]);
 

@@ -61,7 +61,7 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
       return { frozen: model, trainable: null };
     }
     case 'small-cnn': {
-      const cnn = createSmallCnn({ inputSize: b.inputSize, channels: b.channels, seed: config.seed });
+      const cnn = createSmallCnn({ inputSize: b.inputSize, channels: b.channels, convsPerStage: b.convsPerStage, seed: config.seed });
       if (opts.backboneWeights?.size) cnn.setWeights(opts.backboneWeights);
       return { frozen: null, trainable: cnn };
     }

@@ -15,7 +15,7 @@ import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
 import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
+import { parseConfig, type TrainConfig } from './config.ts';
 import { prepareData, type PreparedData } from './prepare-data.ts';
 import { saveModel } from './model-file.ts';
 import { Rng } from './rng.ts';
@@ -67,7 +67,8 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   let config = opts.config;
   if (opts.resume && hasCheckpoint) {
     // The run's own resolved config wins, so a resume cannot silently change the recipe.
-    config = await readJson<TrainConfig>(paths.config);
+    // Parsed, so runs from older versions gain the defaults of newer fields (e.g. prune, bundle).
+    config = parseConfig(await readJson<unknown>(paths.config), paths.config);
     log(opts.quiet, `resuming ${opts.outDir} (preset ${config.preset})`);
   }
   await mkdir(paths.checkpoints, { recursive: true });
@@ -115,6 +116,8 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     if (data.trainableBackbone) data.trainableBackbone.setWeights(pickTensors(ck.tensors, 'backbone.', true));
     rng.setState(meta.rngState);
     resumedTensors = ck.tensors;
+    // A run finished before pruning existed goes through the prune stage on resume.
+    if (meta.stage === 'done' && meta.pruning === undefined) meta.stage = 'prune';
     baseline = meta.baseline ?? null;
   } else {
     const tInit = Date.now();

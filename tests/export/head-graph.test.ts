@@ -1,0 +1,92 @@
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OnnxDataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo } from '../../trainer/src/backbone/onnx-proto.ts';
+import { checkModel } from '../../trainer/src/export/check-graph.ts';
+import { buildHeadModel, headExportWeights } from '../../trainer/src/export/head-graph.ts';
+import type { HeadSpec } from '../../trainer/src/head/proto-head.ts';
+import { TINY_HEAD, headReference, maxAbsDiff, randomHead, randomValues, runOrt, toNchw, useCpuBackend } from './helpers.ts';
+
+beforeAll(useCpuBackend);
+
+const B = 2;
+const H = 3;
+const W = 4; // H != W catches swapped spatial axes
+const D = TINY_HEAD.inputChannels;
+
+const ADD_ONS: [string, HeadSpec['addOn']][] = [
+  ['relu → sigmoid (paper)', TINY_HEAD.addOn],
+  ['relu → l2norm (cub200 preset)', [{ channels: 10, activation: 'relu' }, { channels: 5, activation: 'l2norm' }]],
+  ['linear', [{ channels: 4, activation: 'linear' }]],
+  ['no add-on', []],
+];
+
+describe('head graph vs the trainer head', () => {
+  for (const [label, addOn] of ADD_ONS) {
+    for (const opset of [13, 18]) {
+      it(`${label}, opset ${opset}`, async () => {
+        const head = randomHead({ ...TINY_HEAD, addOn }, 7);
+        const features = randomValues(B * H * W * D, 3);
+        const ref = headReference(head, features, [B, H, W, D]);
+        const bytes = buildHeadModel(headExportWeights(head), { height: H, width: W, opset });
+        expect(checkModel(bytes)).toEqual({ opset, problems: [] });
+        const out = await runOrt(bytes, { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
+        const m = head.numPrototypes;
+        expect(out.logits.dims).toEqual([B, TINY_HEAD.numClasses]);
+        expect(out.similarities.dims).toEqual([B, m]);
+        expect(out.distances.dims).toEqual([B, m, H, W]);
+        expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits)).toBeLessThan(1e-4);
+        expect(maxAbsDiff(out.similarities.data as Float32Array, ref.similarities)).toBeLessThan(1e-4);
+        expect(maxAbsDiff(out.distances.data as Float32Array, ref.distances)).toBeLessThan(1e-4);
+        // Real values, not two zero tensors agreeing.
+        expect(Math.max(...Array.from(ref.distances))).toBeGreaterThan(0.1);
+        head.dispose();
+      });
+    }
+  }
+
+  it('puts Reduce axes in attributes before opset 18 and in inputs from 18', () => {
+    const w = headExportWeights(randomHead(TINY_HEAD, 1));
+    const reduceMin = (opset: number) => decodeModel(buildHeadModel(w, { height: H, width: W, opset })).graph.nodes.find((n) => n.opType === 'ReduceMin')!;
+    expect(reduceMin(13).inputs).toHaveLength(1);
+    expect(reduceMin(13).attributes).toHaveLength(2); // axes, keepdims
+    expect(reduceMin(18).inputs).toHaveLength(2);
+    expect(reduceMin(18).attributes).toHaveLength(1); // keepdims
+  });
+
+  it('exports the embedding of tied patches as the prototypes', async () => {
+    const head = randomHead(TINY_HEAD, 5);
+    // Tie prototypes to patches far from the random init, so a stale variable would show.
+    const m = head.numPrototypes;
+    head.tieToPatches(randomValues(m * D, 99, 2));
+    const features = randomValues(B * H * W * D, 4);
+    const ref = headReference(head, features, [B, H, W, D]);
+    const w = headExportWeights(head); // syncs the tied prototypes into the variable
+    const out = await runOrt(buildHeadModel(w, { height: H, width: W }), { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
+    expect(maxAbsDiff(out.similarities.data as Float32Array, ref.similarities)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits)).toBeLessThan(1e-4);
+    head.dispose();
+  });
+});
+
+describe('checkModel', () => {
+  it('reports reads before writes, double definitions, missing outputs and domains', () => {
+    const graph = makeGraph({
+      nodes: [
+        makeNode('Relu', ['b'], ['a']), // b is produced only later
+        makeNode('Relu', ['x'], ['b']),
+        makeNode('Relu', ['x'], ['b']),
+        makeNode('QLinearGlobalAveragePool', ['b'], ['c'], { domain: 'com.microsoft' }),
+      ],
+      inputs: [makeValueInfo('x', OnnxDataType.FLOAT, [1])],
+      outputs: [makeValueInfo('y', OnnxDataType.FLOAT, [1])],
+    });
+    const { opset, problems } = checkModel(encodeModel(makeModel(graph, { '': 13 })));
+    expect(opset).toBe(13);
+    expect(problems).toEqual([
+      'node 0 (Relu) reads "b" before anything produces it',
+      'tensor "b" is defined twice (again by node 2 (Relu))',
+      'node 3 (QLinearGlobalAveragePool) uses domain "com.microsoft" that the model does not import',
+      'graph output "y" is never produced',
+    ]);
+  });
+});
