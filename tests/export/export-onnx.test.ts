@@ -155,6 +155,12 @@ describe('exportOnnx on a small-CNN run dir', () => {
     expect(p.distances).toBeLessThan(1e-4);
   });
 
+  it('refuses a head whose input channels do not match the backbone', () => {
+    const wrong = randomHead({ inputChannels: 5, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, 1);
+    expect(() => buildProtoPNetOnnx({ kind: 'layers', model: cnn.model }, headExportWeights(wrong), pre)).toThrow(/backbone gives 8 channels, the head expects 5/);
+    wrong.dispose();
+  });
+
   it('says where no model is', async () => {
     await expect(exportOnnx(join(run, 'nope'), join(run, 'x.onnx'))).rejects.toThrow(/no trained model/);
   });

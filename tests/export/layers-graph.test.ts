@@ -43,16 +43,18 @@ describe('TF padding', () => {
 });
 
 describe('tfjs layers → ONNX', () => {
-  it('converts the small CNN with batch norm folded (non-trivial statistics)', async () => {
-    const cnn = createSmallCnn({ inputSize: 20, channels: [4, 8], seed: 2 });
-    randomizeLayers(cnn.model, 3);
-    const r = await compareFeatures(cnn.model, 20, 2, 4);
-    expect(r.ops.filter((o) => o === 'Conv')).toHaveLength(4);
-    expect(r.ops).not.toContain('BatchNormalization');
-    expect(r.maxAbs).toBeGreaterThan(0.5);
-    expect(r.diff).toBeLessThan(1e-4);
-    await cnn.dispose();
-  });
+  for (const convsPerStage of [2, 1] as const) {
+    it(`converts the small CNN (${convsPerStage} conv(s) per stage) with batch norm folded (non-trivial statistics)`, async () => {
+      const cnn = createSmallCnn({ inputSize: 20, channels: [4, 8], seed: 2, convsPerStage });
+      randomizeLayers(cnn.model, 3);
+      const r = await compareFeatures(cnn.model, 20, 2, 4);
+      expect(r.ops.filter((o) => o === 'Conv')).toHaveLength(2 * convsPerStage);
+      expect(r.ops).not.toContain('BatchNormalization');
+      expect(r.maxAbs).toBeGreaterThan(0.5);
+      expect(r.diff).toBeLessThan(1e-4);
+      await cnn.dispose();
+    });
+  }
 
   it('converts depthwise, zero padding, ReLU6, Add, Concatenate, pooling and a nested model', async () => {
     const size = 11; // odd: 'same' stride-2 padding differs from symmetric padding here

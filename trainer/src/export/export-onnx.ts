@@ -17,7 +17,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { resolveWeights } from '../backbone/download.ts';
 import type { LayersBackbone } from '../backbone/layers-model-backbone.ts';
-import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxDataType, type OnnxDim } from '../backbone/onnx-proto.ts';
+import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxValueInfo } from '../backbone/onnx-proto.ts';
 import { pruneGraph } from '../backbone/onnx-tap.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
@@ -89,7 +89,7 @@ function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: Im
   const b = new GraphBuilder(opset);
   const x = addImageInput(b, spec);
   const bb = addLayersModelNodes(b, model, x);
-  let outputs;
+  let outputs: OnnxValueInfo[];
   if (head) {
     if (bb.channels !== head.inputChannels) throw new Error(`ONNX export: the backbone gives ${bb.channels} channels, the head expects ${head.inputChannels}`);
     outputs = addHeadNodes(b, head, { features: bb.features, height: bb.height, width: bb.width });
@@ -135,8 +135,9 @@ function fromOnnx(bytes: Uint8Array, tap: string, head: HeadExportWeights, spec:
     // The adapter writes the backbone's own input tensor, which stops being a graph input.
     addImageInput(pre, spec, t.input);
   }
-  const headB = new GraphBuilder(opset, [...graphNames(model), ...pre.names()]);
   const fs = t.featureShape;
+  if (typeof fs?.[1] === 'number' && fs[1] !== head.inputChannels) throw new Error(`ONNX export: the tap gives ${fs[1]} channels, the head expects ${head.inputChannels}`);
+  const headB = new GraphBuilder(opset, [...graphNames(model), ...pre.names()]);
   const outputs = addHeadNodes(headB, head, { features: t.features, height: fs?.[2] ?? 'H', width: fs?.[3] ?? 'W' });
   const a = pre.encode();
   const h = headB.encode();
@@ -171,12 +172,19 @@ function outputSpecs(outputs: { name: string; shape?: OnnxDim[] }[]): OutputSpec
  */
 export async function verifyExport(e: OnnxExport): Promise<OnnxExport & { sessionMs: number }> {
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(e.bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(e.bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
+  } catch (err) {
+    throw new Error(`ONNX export: onnxruntime rejects the exported model: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const sessionMs = performance.now() - t0;
   try {
     const size = e.input.shape.slice(1).reduce<number>((a, d) => a * (d as number), 1);
     const feed = new ort.Tensor('float32', new Float32Array(size), [1, ...(e.input.shape.slice(1) as number[])]);
-    const res = await session.run({ [e.input.name]: feed });
+    const res = await session.run({ [e.input.name]: feed }).catch((err: unknown) => {
+      throw new Error(`ONNX export: the exported model fails on a blank image: ${err instanceof Error ? err.message : String(err)}`);
+    });
     const outputs = e.outputs.map((o) => {
       const dims = res[o.name]?.dims;
       if (!dims || dims.length !== o.shape.length) throw new Error(`ONNX export: output ${o.name} has dims [${dims}], expected rank ${o.shape.length}`);
