@@ -8,6 +8,8 @@ import { buildBundle } from '../../trainer/src/bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../../trainer/src/bundle/bundle-status.ts';
 import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { decodeImage } from '../../trainer/src/data/decode.ts';
+import * as ort from 'onnxruntime-node';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
@@ -94,6 +96,20 @@ describe('model bundle and local explanations', () => {
       expect(Math.abs(total - c.logit)).toBeLessThan(1e-5);
     }
     expect(forClass.evidence.every((x) => !manifest.prototypes[x.prototype].pruned)).toBe(true);
+
+    // The bundle's ONNX model (0-255 RGB in, normalised in the graph) agrees with the trainer.
+    const onnx = manifest.files.onnx!;
+    expect(onnx.fp32!.path).toBe('onnx/model.fp32.onnx');
+    expect(onnx.inputs[0]).toMatchObject({ name: 'image', layout: 'NHWC' });
+    expect(onnx.outputs.map((o) => o.name)).toEqual(['logits', 'similarities', 'distances']);
+    const session = await ort.InferenceSession.create(join(bundle, onnx.fp32!.path));
+    const size = manifest.preprocessing.size;
+    const input = await decodeImage(imagePath, { size });
+    const out = await session.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, size, size, 3]) });
+    const logits = out.logits.data as Float32Array;
+    // The trainer's logits count pruned prototypes as 0 too (their weights are 0).
+    e.logits.forEach((l, c) => expect(Math.abs(logits[c] - l)).toBeLessThan(1e-3));
+    await session.release();
   }, 120_000);
 
   it('refuses a bundle whose manifest is broken, naming the field', async () => {

@@ -28,6 +28,7 @@ import { lastLayerSparsity } from '../stages/last-layer.ts';
 import { initBackend } from '../tf/backend.ts';
 import { backboneReceptiveField } from '../backbone/receptive-field.ts';
 import { backboneWeightsPath, bundledConfig, copyBackboneFiles } from './backbone-files.ts';
+import { exportBundleOnnx } from './bundle-onnx.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
 import { fileRecord, mapLimit, sha256File, writeDirectoryAtomic } from './files.ts';
 import { ImageCache } from './image-cache.ts';
@@ -192,6 +193,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     await writeFile(join(tmp, 'model', 'model.json'), JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2) + '\n');
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
     const weightsSha = await sha256File(join(tmp, 'model', 'weights.bin'));
+    const tOnnx = Date.now();
+    const { onnx } = await exportBundleOnnx(opts.run, tmp, { backend: config.backend });
+    lap('onnx', tOnnx);
     const backboneRecords = await Promise.all(backboneFiles.map((f) => fileRecord(tmp, f)));
     const createdAt = new Date().toISOString();
     const backboneDescription = (data.frozenBackbone ?? data.trainableBackbone)!.description;
@@ -212,7 +216,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       similarityEpsilon: SIMILARITY_EPSILON,
       receptiveField,
       prototypes,
-      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx: null },
+      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx },
       metrics: {
         val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
         test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,

@@ -1,0 +1,26 @@
+import { join } from 'node:path';
+import type { Manifest } from '@protoatlas/shared';
+import { exportOnnx, type ExportResult } from '../export/export-onnx.ts';
+import type { BackendPreference } from '../tf/backend.ts';
+
+/** Where a bundle keeps its exported models (relative to the bundle). */
+export const ONNX_FILES = { fp32: 'onnx/model.fp32.onnx', int8: 'onnx/model.int8.onnx' } as const;
+
+/**
+ * Export the run's model into a bundle directory as ONNX and describe it for the
+ * manifest. The deployed input takes 0-255 RGB pixels (NHWC) and normalises in
+ * the graph, so the edge and the widget only resize: no normalisation code to
+ * keep in step with training.
+ */
+export async function exportBundleOnnx(run: string, bundleDir: string, opts: { backend?: BackendPreference } = {}): Promise<{ onnx: NonNullable<Manifest['files']['onnx']>; fp32: ExportResult }> {
+  const fp32 = await exportOnnx(run, join(bundleDir, ONNX_FILES.fp32), { input: 'nhwc-rgb255', backend: opts.backend });
+  return {
+    fp32,
+    onnx: {
+      fp32: { path: ONNX_FILES.fp32, bytes: fp32.bytes, sha256: fp32.sha256 },
+      int8: null,
+      inputs: fp32.manifest.inputs,
+      outputs: fp32.manifest.outputs,
+    },
+  };
+}

@@ -1,0 +1,35 @@
+import { join } from 'node:path';
+import { MANIFEST_FILE, parseManifest } from '@protoatlas/shared';
+import { exportBundleOnnx } from '../bundle/bundle-onnx.ts';
+import { readBundle } from '../bundle/read-bundle.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { readModelJson } from '../run/model-file.ts';
+import { runPaths } from '../run/run-dir.ts';
+import { parseCli, runMain, userPath } from './args.ts';
+
+const USAGE = `usage: npm run export --workspace trainer -- <run dir> [--bundle <bundle dir>]
+
+Exports the run's trained model as ONNX into its bundle (default <run dir>/bundle; build
+one first with npm run bundle) and records the files, input and outputs in manifest.json.
+Training and npm run bundle already do this; use it to refresh the models alone.`;
+
+runMain(async () => {
+  const { values, positionals } = parseCli({ bundle: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, USAGE);
+  if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
+  const run = userPath(positionals[0]);
+  const bundleDir = values.bundle ? userPath(values.bundle) : runPaths(run).bundle;
+  const { manifest } = await readBundle(bundleDir);
+  const { config } = await readModelJson(run);
+  const t0 = Date.now();
+  const { onnx, fp32 } = await exportBundleOnnx(run, bundleDir, { backend: config.backend });
+  const next = parseManifest({ ...manifest, files: { ...manifest.files, onnx } }, join(bundleDir, MANIFEST_FILE));
+  await writeFileAtomic(join(bundleDir, MANIFEST_FILE), JSON.stringify(next) + '\n');
+  const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+  process.stdout.write(
+    [
+      `exported ${fp32.file} (${mb(fp32.bytes)}, opset ${fp32.opset}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+      `  input  ${fp32.input.name} ${fp32.input.layout} [${fp32.manifest.inputs[0].shape.join(', ')}]: ${fp32.input.description}`,
+      ...fp32.manifest.outputs.map((o) => `  output ${o.name} [${o.shape.join(', ')}]`),
+    ].join('\n') + '\n',
+  );
+});
