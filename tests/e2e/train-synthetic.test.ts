@@ -13,7 +13,7 @@ describe('end to end on synthetic birds', () => {
     const data = join(dir, 'data');
     const out = join(dir, 'run');
     const config = tinyConfig(join(dir, 'cache'), {
-      backbone: { kind: 'small-cnn', inputSize: 56, channels: [12, 24, 32] },
+      backbone: { kind: 'small-cnn', inputSize: 56, channels: [12, 24, 32], convsPerStage: 2 },
       head: { addOn: [{ channels: 32, activation: 'relu' }, { channels: 16, activation: 'l2norm' }], prototypesPerClass: 2 },
       joint: { epochs: 8, batchSize: 16, schedule: 'cosine', lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } },
       pushTune: { epochs: 1, batchSize: 16, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },

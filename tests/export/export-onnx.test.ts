@@ -92,7 +92,7 @@ describe('exportOnnx on a small-CNN run dir', () => {
     run = await scratch('cnn');
     const config = resolveConfig('demo', {
       backend: 'cpu',
-      backbone: { kind: 'small-cnn', inputSize: size, channels: [4, 8] },
+      backbone: { kind: 'small-cnn', inputSize: size, channels: [4, 8], convsPerStage: 2 },
       head: { addOn, prototypesPerClass: 2 },
       featureCacheDir: join(run, 'cache'),
     });

@@ -68,7 +68,9 @@ const demo = {
   preset: 'demo',
   seed: 0,
   data: { valPerClass: 5, flip: true },
-  backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 64] },
+  // One conv per stage: a 15 px receptive field keeps prototypes on parts (synthetic part
+  // coverage 65% against 17.5% with two; test top-1 90.8% against 96.7%).
+  backbone: { kind: 'small-cnn', inputSize: 56, channels: [32, 64, 64], convsPerStage: 1 },
   head: {
     addOn: [
       { channels: 64, activation: 'relu' },
