@@ -33,6 +33,7 @@ function setup() {
     shape: [H, W, D],
     labels,
     canFlip: false,
+    canAugment: false,
     features: (idx) => {
       const out = new Float32Array(idx.length * H * W * D);
       idx.forEach((i, k) => out.set(feats.subarray(i * H * W * D, (i + 1) * H * W * D), k * H * W * D));

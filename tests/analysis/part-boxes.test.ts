@@ -76,6 +76,7 @@ describe('prototype boxes on synthetic birds', () => {
       shape: [G, G, D],
       labels,
       canFlip: false,
+      canAugment: false,
       features: (idx) => {
         const per = G * G * D;
         const out = new Float32Array(idx.length * per);

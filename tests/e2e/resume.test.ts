@@ -8,10 +8,15 @@ import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 process.env.PROTOATLAS_QUIET = '1';
 
 describe('resume', () => {
-  it('a run stopped mid-way and resumed ends bit-identical to an uninterrupted run', async () => {
+  it('a run stopped mid-way and resumed ends bit-identical to an uninterrupted run (online augmentation on)', async () => {
     const dir = await tinySyntheticData(3, 12, 4);
     const data = join(dir, 'data');
-    const config = tinyConfig(join(dir, 'cache'), { joint: { epochs: 2, batchSize: 16, inputDropout: 0.1 }, lastLayer: { epochs: 2, batchSize: 16 } });
+    const config = tinyConfig(join(dir, 'cache'), {
+      data: { valPerClass: 3, flip: true, augment: { enabled: true } },
+      joint: { epochs: 2, batchSize: 16, inputDropout: 0.1 },
+      lastLayer: { epochs: 2, batchSize: 16 },
+    });
+    expect(config.data.augment).toMatchObject({ enabled: true, rotation: 15, shear: 10 });
 
     const full = await trainRun({ config, dataDir: data, outDir: join(dir, 'full'), resume: false, quiet: true, skipBundle: true });
     expect(full.finished).toBe(true);

@@ -23,6 +23,7 @@ const source = {
   shape: [7, 7, D] as [number, number, number],
   labels: Int32Array.from({ length: n }, (_, i) => i % C),
   canFlip: false,
+  canAugment: false,
   features: (idx: number[]) => tf.tensor4d(new Float32Array(idx.length * 49 * D).map((_, k) => feats[k % feats.length]), [idx.length, 7, 7, D]),
 };
 const phase = { ...PhaseConfigDefaults, batchSize: B };

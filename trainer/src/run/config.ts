@@ -67,6 +67,20 @@ export const TrainConfigSchema = z.object({
     valPerClass: z.number().int().nonnegative().default(5),
     /** Use horizontally flipped copies of training images (offline augmentation). */
     flip: z.boolean().default(true),
+    /**
+     * Online augmentation when the backbone trains (images in memory): the paper's
+     * rotation, shear and skew, plus random crops. Ignored for cached frozen features.
+     */
+    augment: z
+      .object({
+        enabled: z.boolean().default(false),
+        rotation: z.number().min(0).max(45).default(15),
+        shear: z.number().min(0).max(30).default(10),
+        skew: z.number().min(0).max(0.45).default(0.2),
+        cropScale: z.number().min(0.3).max(1).default(0.8),
+        probability: z.number().min(0).max(1).default(0.5),
+      })
+      .default({ enabled: false, rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 0.5 }),
   }),
   backbone: BackboneSchema,
   head: z.object({

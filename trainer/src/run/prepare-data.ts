@@ -105,7 +105,9 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       const keep = items.map((_, i) => i).filter((i) => decoded.images[i] !== null);
       const kept = keep.map((i) => items[i]);
       itemsBySplit[split] = kept;
-      sources[split] = imageSource(keep.map((i) => decoded.images[i]!), labelsOf(kept), preprocess, trainable!);
+      const aug = config.data.augment;
+      const spec = split === 'train' && aug.enabled ? { rotation: aug.rotation, shear: aug.shear, skew: aug.skew, cropScale: aug.cropScale, probability: aug.probability } : null;
+      sources[split] = imageSource(keep.map((i) => decoded.images[i]!), labelsOf(kept), preprocess, trainable!, spec);
     }
   }
   return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };

@@ -73,12 +73,14 @@ export function trainPrototypeEpoch(args: {
   for (let s = 0; s < order.length; s += phase.batchSize) {
     const batch = order.slice(s, s + phase.batchSize);
     const flipped = batch.map(() => source.canFlip && rng.next() < 0.5);
+    // Drawn only when the source augments, so frozen-feature runs keep their random stream.
+    const augmentSeeds = source.canAugment && (args.backboneTraining ?? true) ? batch.map(() => rng.int(2 ** 31)) : undefined;
     const dropMask = phase.inputDropout > 0 ? channelDropMask(batch.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
     const labels = Int32Array.from(batch, (i) => source.labels[i]);
     let parts = [0, 0, 0, 0];
     const { value, grads } = tf.variableGrads(() => {
       const y = tf.tensor1d(labels, 'int32');
-      const feats = source.features(batch, flipped, args.backboneTraining ?? true);
+      const feats = source.features(batch, flipped, args.backboneTraining ?? true, augmentSeeds);
       const out = head.forward(feats, { dropMask, inputGrad: trainsFeatures });
       const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
       const ce = crossEntropy(out.logits, y);

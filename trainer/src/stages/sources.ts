@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
 import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
+import { augmentImage, type AugmentSpec } from '../data/augment.ts';
+import { Rng } from '../run/rng.ts';
 
 /** Minimal view of a feature store (backbone/feature-store.ts implements it). */
 export interface FeatureStoreLike {
@@ -20,8 +22,13 @@ export interface FeatureSource {
   readonly shape: FeatureShape;
   readonly labels: Int32Array;
   readonly canFlip: boolean;
-  /** Call inside a tf.tidy / gradient closure. */
-  features(indices: number[], flipped: boolean[], training: boolean): tf.Tensor4D;
+  /** True when `augmentSeeds` are honoured (images in memory with an augmentation spec). */
+  readonly canAugment: boolean;
+  /**
+   * Call inside a tf.tidy / gradient closure. `augmentSeeds[i]` (training only)
+   * seeds item i's random augmentation, so a run stays reproducible and resumable.
+   */
+  features(indices: number[], flipped: boolean[], training: boolean, augmentSeeds?: number[]): tf.Tensor4D;
 }
 
 export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | null, labels: Int32Array): FeatureSource {
@@ -32,6 +39,7 @@ export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | nu
     shape,
     labels,
     canFlip: flip !== null,
+    canAugment: false,
     features(indices, flipped) {
       const out = new Float32Array(indices.length * per);
       const plain: number[] = [];
@@ -59,17 +67,22 @@ export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | nu
   };
 }
 
-export function imageSource(images: RgbImage[], labels: Int32Array, pre: PreprocessSpec, backbone: TrainableBackbone): FeatureSource {
+export function imageSource(images: RgbImage[], labels: Int32Array, pre: PreprocessSpec, backbone: TrainableBackbone, augment: AugmentSpec | null = null): FeatureSource {
   return {
     n: images.length,
     shape: backbone.featureShape,
     labels,
     canFlip: true,
-    features(indices, flipped, training) {
+    canAugment: augment !== null,
+    features(indices, flipped, training, augmentSeeds) {
       const [h, w] = [pre.size, pre.size];
       const per = h * w * 3;
       const buf = new Float32Array(indices.length * per);
-      indices.forEach((idx, k) => buf.set(toNHWC([images[idx]], pre, flipped[k]), k * per));
+      indices.forEach((idx, k) => {
+        const seed = augmentSeeds?.[k];
+        if (training && augment && seed !== undefined) buf.set(toNHWC([augmentImage(images[idx], augment, new Rng(seed), flipped[k])], pre, false), k * per);
+        else buf.set(toNHWC([images[idx]], pre, flipped[k]), k * per);
+      });
       const x = tf.tensor4d(buf, [indices.length, h, w, 3]);
       return backbone.apply(x, training);
     },
@@ -84,6 +97,7 @@ export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource 
     shape: src.shape,
     labels,
     canFlip: src.canFlip,
-    features: (indices, flipped, training) => src.features(indices.map((i) => keep[i]), flipped, training),
+    canAugment: src.canAugment,
+    features: (indices, flipped, training, seeds) => src.features(indices.map((i) => keep[i]), flipped, training, seeds),
   };
 }

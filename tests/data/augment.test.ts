@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { augmentImage, homography, randomTransform, warp, PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
+import type { RgbImage } from '../../trainer/src/data/types.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+
+/** A 32x32 image: red left half, blue right half, a green 4x4 square at (4..7, 4..7). */
+function testImage(n = 32): RgbImage {
+  const data = new Uint8Array(n * n * 3);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const o = (y * n + x) * 3;
+    if (x >= 4 && x < 8 && y >= 4 && y < 8) data.set([0, 255, 0], o);
+    else data.set(x < n / 2 ? [255, 0, 0] : [0, 0, 255], o);
+  }
+  return { width: n, height: n, data };
+}
+
+const px = (img: RgbImage, x: number, y: number) => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+
+describe('online augmentation', () => {
+  it('solves the homography through four point pairs', () => {
+    const src: [number, number][] = [[0, 0], [10, 0], [10, 10], [0, 10]];
+    const dst: [number, number][] = [[1, 2], [9, 0], [11, 12], [0, 9]];
+    const h = homography(src, dst);
+    src.forEach(([x, y], i) => {
+      const z = h[6] * x + h[7] * y + h[8];
+      expect((h[0] * x + h[1] * y + h[2]) / z).toBeCloseTo(dst[i][0], 9);
+      expect((h[3] * x + h[4] * y + h[5]) / z).toBeCloseTo(dst[i][1], 9);
+    });
+  });
+
+  it('is the identity with nothing enabled, and a mirror with only the flip', () => {
+    const img = testImage();
+    const none = { rotation: 0, shear: 0, skew: 0, cropScale: 1, probability: 1 };
+    expect(Array.from(augmentImage(img, none, new Rng(1)).data)).toEqual(Array.from(img.data));
+    const flipped = augmentImage(img, none, new Rng(1), true);
+    expect(px(flipped, 31 - 5, 5)).toEqual([0, 255, 0]);
+    expect(px(flipped, 2, 20)).toEqual([0, 0, 255]);
+  });
+
+  it('rotates about the centre: a 90-degree output->input map turns left into top', () => {
+    const img = testImage();
+    const c = 16;
+    // Output (x, y) samples input at the point rotated by +90 degrees about the centre.
+    const m: Parameters<typeof warp>[1] = [0, -1, 2 * c, 1, 0, 0, 0, 0, 1];
+    const out = warp(img, m);
+    // Output (x, y) reads input (2c - y, x): the blue right half comes out on top, red below,
+    // and the green square at input (4..7, 4..7) lands at output x 4..7, y 25..28.
+    expect(px(out, 16, 3)).toEqual([0, 0, 255]);
+    expect(px(out, 16, 28)).toEqual([255, 0, 0]);
+    expect(px(out, 5, 26)).toEqual([0, 255, 0]);
+  });
+
+  it('is deterministic per seed, varies across seeds, keeps size and stays mostly recognisable', () => {
+    const img = testImage(64);
+    const spec = { ...PAPER_AUGMENT, probability: 1 };
+    const a = augmentImage(img, spec, new Rng(7));
+    const b = augmentImage(img, spec, new Rng(7));
+    const c = augmentImage(img, spec, new Rng(8));
+    expect(a.width).toBe(64);
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    expect(Array.from(a.data)).not.toEqual(Array.from(c.data));
+    // The centre stays inside the image content under the paper's magnitudes.
+    for (let s = 0; s < 20; s++) {
+      const t = randomTransform(64, spec, new Rng(s));
+      const z = t[6] * 32 + t[7] * 32 + t[8];
+      const [x, y] = [(t[0] * 32 + t[1] * 32 + t[2]) / z, (t[3] * 32 + t[4] * 32 + t[5]) / z];
+      expect(Math.hypot(x - 32, y - 32)).toBeLessThan(16);
+    }
+  });
+
+  it('refuses non-square images', () => {
+    expect(() => augmentImage({ width: 2, height: 3, data: new Uint8Array(18) }, PAPER_AUGMENT, new Rng(0))).toThrow(/square/);
+  });
+});
