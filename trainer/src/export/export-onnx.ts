@@ -242,6 +242,10 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     const b = config.backbone;
     let source: BackboneSource;
     let preprocess: PreprocessSpec;
+    if (b.kind === 'onnx' && b.trainable) {
+      // Splicing the original file would silently drop the fine-tuned weights.
+      throw new Error('ONNX export of a fine-tuned ONNX backbone (backbone.trainable: true) is not supported yet; export works for frozen ONNX backbones, tfjs-layers backbones and the small CNN');
+    }
     if (b.kind === 'onnx') {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
       source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap };

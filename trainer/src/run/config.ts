@@ -23,6 +23,8 @@ export const BackboneSchema = z.discriminatedUnion('kind', [
     tap: z.string().default('auto').describe("tensor to tap, or 'auto' = input of the global average pool"),
     preprocess: PreprocessSchema,
     threads: z.number().int().positive().optional(),
+    /** Import the graph as float TensorFlow.js ops so the joint stage can fine-tune it (int8 weights dequantised). */
+    trainable: z.boolean().default(false),
   }),
   z.object({
     kind: z.literal('tfjs-layers'),

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { loadOnnxBackbone } from '../backbone/onnx-backbone.ts';
+import { importOnnxBackbone } from '../backbone/onnx-import.ts';
 import { createSmallCnn } from '../backbone/small-cnn.ts';
 import { loadTfjsLayersBackbone } from '../backbone/tfjs-layers-backbone.ts';
 import { resolveWeights } from '../backbone/download.ts';
@@ -49,6 +50,11 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
   switch (b.kind) {
     case 'onnx': {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
+      if (b.trainable) {
+        const net = await importOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess });
+        if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
+        return { frozen: null, trainable: net };
+      }
       return { frozen: await loadOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess, threads: b.threads }), trainable: null };
     }
     case 'tfjs-layers': {

@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { decodeModel, tensorValues, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
+import { locateTap } from './onnx-tap.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
+import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
+
+/**
+ * An ONNX CNN (float, or int8 in QOperator form such as the model zoo's
+ * MobileNetV2) rebuilt as TensorFlow.js ops with float tf.Variables, so it can
+ * be fine-tuned. Quantised weights are dequantised (per-channel scales);
+ * each quantised activation keeps its representable range as a clip, which is
+ * exactly the ReLU/ReLU6 the int8 export folded into its output ranges.
+ */
+export interface OnnxImportOptions {
+  path: string;
+  /** Feature tensor: 'auto' = the input of the last global average pool. */
+  tap: string;
+  preprocess: PreprocessSpec;
+}
+
+type Step = (env: Map<string, tf.Tensor>) => void;
+
+interface ConvWeights {
+  name: string;
+  kernel: tf.Variable; // [kh, kw, in, out] or depthwise [kh, kw, in, 1]
+  bias: tf.Variable;
+}
+
+function attrInts(node: OnnxNode, name: string): number[] | null {
+  for (const a of node.attributes) {
+    const f = decodeMessage(a);
+    if (stringOf(f, 1) !== name) continue;
+    const ints = repeatedVarints(f, 8).map(toInt64);
+    if (ints.length) return ints;
+    const i = varintOf(f, 3);
+    if (i !== undefined) return [toInt64(i)];
+  }
+  return null;
+}
+
+export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<TrainableBackbone & FrozenBackbone> {
+  const bytes = new Uint8Array(await readFile(opts.path));
+  const graph = decodeModel(bytes).graph;
+  const tap = locateTap(graph, opts.tap).tensor;
+  const init = new Map(graph.initializers.map((t) => [t.name, t]));
+  const values = new Map<string, number[]>();
+  const val = (name: string): number[] => {
+    let v = values.get(name);
+    if (!v) {
+      const t = init.get(name);
+      if (!t) throw new Error(`ONNX import: "${name}" is not a constant (only constant weights and quantisation parameters are supported)`);
+      values.set(name, (v = tensorValues(t)));
+    }
+    return v;
+  };
+  const scalar = (name: string) => val(name)[0];
+  const rangeOf = (scaleName: string, zpName: string, zpType: number): [number, number] => {
+    const s = scalar(scaleName);
+    const zp = scalar(zpName);
+    const [lo, hi] = zpType === 3 ? [-128, 127] : [0, 255];
+    return [(lo - zp) * s, (hi - zp) * s];
+  };
+  const typeOf = (name: string) => (init.get(name) as OnnxTensor | undefined)?.dataType ?? 2;
+
+  const convs: ConvWeights[] = [];
+  const steps: Step[] = [];
+  const inputName = graph.inputs.find((i) => !init.has(i.name))?.name;
+  if (!inputName) throw new Error('ONNX import: the graph has no image input');
+  const needed = neededNodes(graph, tap);
+  for (const node of graph.nodes) {
+    if (!needed.has(node)) continue;
+    const [x] = node.inputs;
+    const y = node.outputs[0];
+    switch (node.opType) {
+      case 'QuantizeLinear': {
+        const [lo, hi] = rangeOf(node.inputs[1], node.inputs[2], typeOf(node.inputs[2]));
+        steps.push((env) => env.set(y, tf.clipByValue(env.get(x)!, lo, hi)));
+        break;
+      }
+      case 'DequantizeLinear':
+        steps.push((env) => env.set(y, env.get(x)!));
+        break;
+      case 'QLinearConv':
+      case 'Conv': {
+        const q = node.opType === 'QLinearConv';
+        const wName = q ? node.inputs[3] : node.inputs[1];
+        const bName = q ? node.inputs[8] : node.inputs[2];
+        const wT = init.get(wName);
+        if (!wT) throw new Error(`ONNX import: conv weight "${wName}" is not a constant`);
+        const [cout, cinPerGroup, kh, kw] = wT.dims;
+        const group = attrInts(node, 'group')?.[0] ?? 1;
+        const strides = attrInts(node, 'strides') ?? [1, 1];
+        const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+        const dil = attrInts(node, 'dilations') ?? [1, 1];
+        if (dil.some((d) => d !== 1)) throw new Error(`ONNX import: dilated conv ${node.name} is not supported`);
+        const raw = val(wName);
+        const wScale = q ? val(node.inputs[4]) : [1];
+        const wZp = q ? val(node.inputs[5]) : [0];
+        const xScale = q ? scalar(node.inputs[1]) : 1;
+        const depthwise = group > 1 && group === cout && cinPerGroup === 1;
+        if (group > 1 && !depthwise) throw new Error(`ONNX import: grouped conv ${node.name} (group ${group}) is not supported`);
+        // ONNX [out, in, kh, kw] -> tf [kh, kw, in, out] (depthwise: [kh, kw, channels, 1]).
+        const inC = depthwise ? cout : cinPerGroup;
+        const outC = depthwise ? 1 : cout;
+        const k = new Float32Array(kh * kw * inC * outC);
+        for (let o = 0; o < cout; o++) {
+          const sc = wScale.length > 1 ? wScale[o] : wScale[0];
+          const zp = wZp.length > 1 ? wZp[o] : wZp[0];
+          for (let i = 0; i < cinPerGroup; i++) {
+            for (let r = 0; r < kh; r++) {
+              for (let c = 0; c < kw; c++) {
+                const v = (raw[((o * cinPerGroup + i) * kh + r) * kw + c] - zp) * sc;
+                const dst = depthwise ? ((r * kw + c) * inC + o) * outC : ((r * kw + c) * inC + i) * outC + o;
+                k[dst] = v;
+              }
+            }
+          }
+        }
+        const b = new Float32Array(cout);
+        if (bName && init.has(bName)) {
+          const bq = val(bName);
+          for (let o = 0; o < cout; o++) b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
+        }
+        const name = node.name || y;
+        const weights: ConvWeights = {
+          name,
+          kernel: tf.variable(tf.tensor4d(k, [kh, kw, inC, outC]), true),
+          bias: tf.variable(tf.tensor1d(b), true),
+        };
+        convs.push(weights);
+        const range = q ? rangeOf(node.inputs[6], node.inputs[7], typeOf(node.inputs[7])) : null;
+        const padding: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]];
+        const st: [number, number] = [strides[0], strides[1]];
+        steps.push((env) => {
+          const input = env.get(x)!;
+          const padded = pads.some((p) => p !== 0) ? tf.pad(input, padding) : input;
+          const conv = depthwise
+            ? tf.depthwiseConv2d(padded as tf.Tensor4D, weights.kernel as tf.Tensor4D, st, 'valid')
+            : tf.conv2d(padded as tf.Tensor4D, weights.kernel as tf.Tensor4D, st, 'valid');
+          const out = tf.add(conv, weights.bias);
+          env.set(y, range ? tf.clipByValue(out, range[0], range[1]) : out);
+        });
+        break;
+      }
+      case 'QLinearAdd': {
+        const [a, , , bIn, , , cScale, cZp] = node.inputs;
+        const [lo, hi] = rangeOf(cScale, cZp, typeOf(cZp));
+        steps.push((env) => env.set(y, tf.clipByValue(tf.add(env.get(a)!, env.get(bIn)!), lo, hi)));
+        break;
+      }
+      case 'Add':
+        steps.push((env) => env.set(y, tf.add(env.get(node.inputs[0])!, env.get(node.inputs[1])!)));
+        break;
+      case 'Relu':
+        steps.push((env) => env.set(y, tf.relu(env.get(x)!)));
+        break;
+      case 'Clip': {
+        const lo = node.inputs[1] ? scalar(node.inputs[1]) : -Infinity;
+        const hi = node.inputs[2] ? scalar(node.inputs[2]) : Infinity;
+        steps.push((env) => env.set(y, tf.clipByValue(env.get(x)!, lo, hi)));
+        break;
+      }
+      default:
+        throw new Error(`ONNX import: operator ${node.opType} (${node.name}) on the way to the features is not supported; supported: QuantizeLinear, DequantizeLinear, QLinearConv, Conv, QLinearAdd, Add, Relu, Clip`);
+    }
+  }
+
+  const size = opts.preprocess.size;
+  const run = (x: tf.Tensor4D): tf.Tensor4D =>
+    tf.tidy(() => {
+      const env = new Map<string, tf.Tensor>([[inputName, x]]);
+      for (const s of steps) s(env);
+      const f = env.get(tap);
+      if (!f) throw new Error(`ONNX import: the tap "${tap}" was not computed`);
+      return f as tf.Tensor4D;
+    });
+  const probe = run(tf.zeros([1, size, size, 3]));
+  const featureShape = probe.shape.slice(1) as FeatureShape;
+  probe.dispose();
+  const hash = createHash('sha256').update(bytes).update(`\0import tap=${tap}`).digest('hex');
+  const vars = convs.flatMap((c) => [c.kernel, c.bias]);
+  const named = () => new Map(convs.flatMap((c, i) => [[`conv${i}.kernel`, c.kernel] as const, [`conv${i}.bias`, c.bias] as const]));
+
+  return {
+    hash,
+    description: `onnx ${opts.path} imported as trainable float (${convs.length} convs), tap ${tap}`,
+    preprocess: opts.preprocess,
+    featureShape,
+    // The graph is NCHW in ONNX; here it runs NHWC, as every tfjs backbone does.
+    apply: (x) => run(x),
+    async extract(batch, n) {
+      const per = size * size * 3;
+      const out = new Float32Array(n * featureShape[0] * featureShape[1] * featureShape[2]);
+      for (let s = 0; s < n; s += 16) {
+        const m = Math.min(16, n - s);
+        const y = run(tf.tensor4d(batch.subarray(s * per, (s + m) * per), [m, size, size, 3]));
+        out.set((await y.data()) as Float32Array, s * featureShape[0] * featureShape[1] * featureShape[2]);
+        y.dispose();
+      }
+      return out;
+    },
+    trainableVariables: () => vars,
+    getWeights() {
+      const out = new Map<string, { shape: number[]; data: Float32Array }>();
+      for (const [k, v] of named()) out.set(k, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+      return out;
+    },
+    setWeights(weights) {
+      for (const [k, v] of named()) {
+        const w = weights.get(k);
+        if (!w) throw new Error(`ONNX import: checkpoint lacks backbone weight "${k}"`);
+        v.assign(tf.tensor(w.data, w.shape));
+      }
+    },
+    async dispose() {
+      for (const v of vars) v.dispose();
+    },
+  } as TrainableBackbone & FrozenBackbone;
+}
+
+/** Nodes that feed the tap (everything else, e.g. the classifier, is dropped). */
+function neededNodes(graph: OnnxGraph, tap: string): Set<OnnxNode> {
+  const producer = new Map<string, OnnxNode>();
+  for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
+  const out = new Set<OnnxNode>();
+  const stack = [tap];
+  while (stack.length) {
+    const t = stack.pop()!;
+    const n = producer.get(t);
+    if (!n || out.has(n)) continue;
+    out.add(n);
+    stack.push(...n.inputs.filter(Boolean));
+  }
+  return out;
+}
