@@ -59,6 +59,8 @@ const PhaseSchema = z.object({
   gamma: z.number().positive().default(0.1),
   /** Dropout on the backbone features before the add-on layers (regularisation; 0 in the paper). */
   inputDropout: z.number().min(0).max(0.95).default(0).describe("channel dropout on backbone features per image (0 in the paper)"),
+  /** Split each batch into chunks of this size and accumulate gradients (same update, less memory). */
+  microBatch: z.number().int().positive().optional(),
 });
 
 export const TrainConfigSchema = z.object({

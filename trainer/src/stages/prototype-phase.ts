@@ -77,25 +77,47 @@ export function trainPrototypeEpoch(args: {
     const augmentSeeds = source.canAugment && (args.backboneTraining ?? true) ? batch.map(() => rng.int(2 ** 31)) : undefined;
     const dropMask = phase.inputDropout > 0 ? channelDropMask(batch.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
     const labels = Int32Array.from(batch, (i) => source.labels[i]);
+    // Micro-batches bound memory (a trainable MobileNetV2 at batch 32 exceeds wasm's heap);
+    // every loss term is a batch mean, so chunk gradients weighted by chunk share sum exactly.
+    const micro = Math.min(batch.length, phase.microBatch ?? batch.length);
     let parts = [0, 0, 0, 0];
-    const { value, grads } = tf.variableGrads(() => {
-      const y = tf.tensor1d(labels, 'int32');
-      const feats = source.features(batch, flipped, args.backboneTraining ?? true, augmentSeeds);
-      const out = head.forward(feats, { dropMask, inputGrad: trainsFeatures });
-      const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
-      const ce = crossEntropy(out.logits, y);
-      const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
-      const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
-      const total = tf.addN([tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)]) as tf.Scalar;
-      const pred = tf.argMax(out.logits, 1).dataSync();
-      let correct = 0;
-      pred.forEach((p, k) => (correct += p === labels[k] ? 1 : 0));
-      parts = [ce.dataSync()[0], clst.dataSync()[0], sep.dataSync()[0], correct];
-      return total;
-    }, vars);
-    optimizer.apply(grads);
-    const lossValue = value.dataSync()[0];
-    tf.dispose([value, ...Object.values(grads)]);
+    let lossValue = 0;
+    let acc: tf.NamedTensorMap | null = null;
+    for (let c = 0; c < batch.length; c += micro) {
+      const chunk = batch.slice(c, c + micro);
+      const w = chunk.length / batch.length;
+      const cFlipped = flipped.slice(c, c + micro);
+      const cSeeds = augmentSeeds?.slice(c, c + micro);
+      const cMask = dropMask?.subarray(c * head.spec.inputChannels, (c + chunk.length) * head.spec.inputChannels);
+      const cLabels = labels.subarray(c, c + chunk.length);
+      let chunkParts = [0, 0, 0, 0];
+      const { value, grads } = tf.variableGrads(() => {
+        const y = tf.tensor1d(cLabels, 'int32');
+        const feats = source.features(chunk, cFlipped, args.backboneTraining ?? true, cSeeds);
+        const out = head.forward(feats, { dropMask: cMask, inputGrad: trainsFeatures });
+        const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
+        const ce = crossEntropy(out.logits, y);
+        const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
+        const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
+        const total = tf.addN([tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)]) as tf.Scalar;
+        const pred = tf.argMax(out.logits, 1).dataSync();
+        let correct = 0;
+        pred.forEach((p, k) => (correct += p === cLabels[k] ? 1 : 0));
+        chunkParts = [ce.dataSync()[0], clst.dataSync()[0], sep.dataSync()[0], correct];
+        return tf.mul(total, w) as tf.Scalar;
+      }, vars);
+      lossValue += value.dataSync()[0];
+      parts = [parts[0] + chunkParts[0] * w, parts[1] + chunkParts[1] * w, parts[2] + chunkParts[2] * w, parts[3] + chunkParts[3]];
+      value.dispose();
+      if (!acc) acc = grads;
+      else {
+        const prev: tf.NamedTensorMap = acc;
+        acc = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(prev[k], g)]));
+        tf.dispose([...Object.values(prev), ...Object.values(grads)]);
+      }
+    }
+    optimizer.apply(acc!);
+    tf.dispose(Object.values(acc!));
     if (!Number.isFinite(lossValue)) throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
     const b = batch.length;
     sums = {

@@ -1,0 +1,52 @@
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { Adam } from '../../trainer/src/optim/adam.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
+import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
+
+function run(microBatch: number | undefined) {
+  const rng = new Rng(3);
+  const [n, H, W, D] = [12, 2, 2, 6];
+  const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next());
+  const source: FeatureSource = {
+    n,
+    shape: [H, W, D],
+    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
+    canFlip: false,
+    canAugment: false,
+    features: (idx) => tf.tensor4d(Float32Array.from(idx.flatMap((i) => Array.from(feats.subarray(i * H * W * D, (i + 1) * H * W * D)))), [idx.length, H, W, D]),
+  };
+  const head = new ProtoHead({ inputChannels: D, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  const phase = { ...PhaseConfigDefaults, batchSize: 12, inputDropout: 0.2, microBatch };
+  const opt = new Adam(phaseGroups(phase, head, null));
+  const stats = trainPrototypeEpoch({ label: 't', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
+  const w = head.getWeights();
+  head.dispose();
+  return { stats, w };
+}
+
+describe('micro-batches', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('accumulate to the same update and statistics as the whole batch', () => {
+    const whole = run(undefined);
+    for (const micro of [5, 4, 1]) {
+      const split = run(micro);
+      expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
+      expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
+      for (const [name, t] of whole.w) {
+        const other = split.w.get(name)!.data;
+        t.data.forEach((v, i) => expect(Math.abs(other[i] - v), `${name}[${i}] micro ${micro}`).toBeLessThan(1e-5));
+      }
+    }
+    // And an update did happen.
+    expect(whole.stats.loss).toBeGreaterThan(0);
+  });
+});
