@@ -47,12 +47,12 @@ function tinyInt8Model(seed: number): Uint8Array {
   f('w3_s', [0.01, 0.01, 0.01, 0.01], [4]);
   t.push(makeTensor('w3_zp', OnnxDataType.INT8, [4], [0, 0, 0, 0]));
   t.push(makeTensor('b3', OnnxDataType.INT32, [4], [0, 0, 0, 0]));
-  f('y3_s', [0.01]);
+  f('y3_s', [0.05]); // calibrated wide enough that the linear layer does not saturate
   u8('y3_zp', 128);
-  f('a_s', [0.015]);
-  u8('a_zp', 100);
-  f('p_s', [0.015]);
-  u8('p_zp', 100);
+  f('a_s', [0.04]);
+  u8('a_zp', 40);
+  f('p_s', [0.04]);
+  u8('p_zp', 40);
   const conv = (x: string, xs: string, xzp: string, w: string, y: string, ys: string, yzp: string, b: string, attrs: Uint8Array[]) =>
     makeNode('QLinearConv', [x, xs, xzp, w, `${w}_s`, `${w}_zp`, ys, yzp, b], [y], { name: y, attributes: attrs });
   const nodes = [
@@ -85,7 +85,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
     expect(a.length).toBe(b.length);
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    // A few quantisation steps (0.015) of rounding through three layers; a wrong layout or scale is off by far more.
+    // A few quantisation steps (0.04) of rounding through three layers; a wrong layout or scale is off by far more.
     expect(maxDiff).toBeLessThan(0.1);
     expect(Math.max(...b)).toBeGreaterThan(0.3);
     // The fused ReLU of conv1 (zero point 0) is kept as a clip.

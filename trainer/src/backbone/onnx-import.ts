@@ -9,9 +9,9 @@ import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } 
 /**
  * An ONNX CNN (float, or int8 in QOperator form such as the model zoo's
  * MobileNetV2) rebuilt as TensorFlow.js ops with float tf.Variables, so it can
- * be fine-tuned. Quantised weights are dequantised (per-channel scales);
- * each quantised activation keeps its representable range as a clip, which is
- * exactly the ReLU/ReLU6 the int8 export folded into its output ranges.
+ * be fine-tuned. Quantised weights are dequantised (per-channel scales); an
+ * output range that starts at 0 is the ReLU/ReLU6 the int8 export folded into
+ * it, and is kept as a fused ReLU with an upper cap.
  */
 export interface OnnxImportOptions {
   path: string;
@@ -131,23 +131,32 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
         };
         convs.push(weights);
         const range = q ? rangeOf(node.inputs[6], node.inputs[7], typeOf(node.inputs[7])) : null;
+        // A range starting at 0 is a fused ReLU (ReLU6 when it ends near 6): fuse the ReLU into the
+        // conv and cap above. A range around 0 is a linear layer: its int8 saturation is not an
+        // activation, so float training leaves it out (one less element-wise op and its gradient).
+        const relu = range !== null && range[0] === 0;
+        const symmetric = pads[0] === pads[2] && pads[1] === pads[3] && pads[0] === pads[1];
         const padding: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]];
         const st: [number, number] = [strides[0], strides[1]];
         steps.push((env) => {
-          const input = env.get(x)!;
-          const padded = pads.some((p) => p !== 0) ? tf.pad(input, padding) : input;
-          const conv = depthwise
-            ? tf.depthwiseConv2d(padded as tf.Tensor4D, weights.kernel as tf.Tensor4D, st, 'valid')
-            : tf.conv2d(padded as tf.Tensor4D, weights.kernel as tf.Tensor4D, st, 'valid');
-          const out = tf.add(conv, weights.bias);
-          env.set(y, range ? tf.clipByValue(out, range[0], range[1]) : out);
+          const input = env.get(x)! as tf.Tensor4D;
+          // Symmetric padding goes into the conv itself: no Pad op, no Slice in the backward pass.
+          const padded = symmetric ? input : (tf.pad(input, padding) as tf.Tensor4D);
+          const pad = symmetric ? pads[0] : 0;
+          const args = { x: padded, filter: weights.kernel as tf.Tensor4D, strides: st, pad, bias: weights.bias, activation: relu ? ('relu' as const) : ('linear' as const) };
+          const out = depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+          env.set(y, relu ? tf.minimum(out, range![1]) : out);
         });
         break;
       }
       case 'QLinearAdd': {
         const [a, , , bIn, , , cScale, cZp] = node.inputs;
         const [lo, hi] = rangeOf(cScale, cZp, typeOf(cZp));
-        steps.push((env) => env.set(y, tf.clipByValue(tf.add(env.get(a)!, env.get(bIn)!), lo, hi)));
+        // As for convs: only a range starting at 0 is an activation.
+        steps.push((env) => {
+          const sum = tf.add(env.get(a)!, env.get(bIn)!);
+          env.set(y, lo === 0 ? tf.clipByValue(sum, 0, hi) : sum);
+        });
         break;
       }
       case 'Add':
