@@ -63,6 +63,21 @@ const cub200 = deepMerge(cub200Paper, {
   lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-4, selectBest: true },
 });
 
+/**
+ * Fine-tuning (issue 7): the cub200 recipe with the int8 MobileNetV2 imported as a
+ * trainable float network, the paper's joint stage (features 1e-4, add-on and
+ * prototypes 3e-3) and online augmentation. On this CPU an epoch takes ~30 min;
+ * it is meant for a CUDA machine (tfjs-node-gpu).
+ */
+const cub200Finetune = deepMerge(cub200, {
+  preset: 'cub200-finetune',
+  backbone: { trainable: true },
+  data: { augment: { enabled: true } },
+  warmup: { epochs: 3, batchSize: 32, microBatch: 8 },
+  joint: { epochs: 10, batchSize: 32, microBatch: 8, lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'step', stepEpochs: 5, gamma: 0.1, inputDropout: 0.3 },
+  pushTune: { epochs: 3, batchSize: 32, microBatch: 8 },
+});
+
 /** Built-in demo: synthetic birds, a small CNN trained from scratch (joint stage trains it). */
 const demo = {
   preset: 'demo',
@@ -88,7 +103,7 @@ const demo = {
   lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4, selectBest: true },
 };
 
-export const PRESETS: Record<string, unknown> = { demo, cub200, 'cub200-paper': cub200Paper };
+export const PRESETS: Record<string, unknown> = { demo, cub200, 'cub200-paper': cub200Paper, 'cub200-finetune': cub200Finetune };
 export const PRESET_NAMES = Object.keys(PRESETS);
 
 /** Resolve a preset, then apply an optional override object (from a config file). */
