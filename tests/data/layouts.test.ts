@@ -134,3 +134,24 @@ describe('loadDataset layout detection', () => {
     for (const word of ['CUB-200-2011', 'train_cropped', 'synthetic.json', 'one folder per class']) expect(msg).toContain(word);
   });
 });
+
+describe('linked datasets', () => {
+  it('follows symbolic links to class folders', async () => {
+    const { mkdtemp, mkdir, symlink, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const sharpMod = (await import('sharp')).default;
+    const real = await mkdtemp(join(tmpdir(), 'protoatlas-real-'));
+    const linked = await mkdtemp(join(tmpdir(), 'protoatlas-linked-'));
+    for (const c of ['001.A', '002.B']) {
+      await mkdir(join(real, c));
+      await writeFile(join(real, c, 'x.png'), await sharpMod({ create: { width: 4, height: 4, channels: 3, background: '#888' } }).png().toBuffer());
+      await mkdir(join(linked, 'train_cropped'), { recursive: true });
+      await symlink(join(real, c), join(linked, 'train_cropped', c));
+    }
+    const { loadDataset } = await import('../../trainer/src/data/load-dataset.ts');
+    const ds = await loadDataset(linked, { valPerClass: 0, seed: 0 });
+    expect(ds.classes).toEqual(['001.A', '002.B']);
+    expect(ds.splits.train).toHaveLength(2);
+  });
+});

@@ -1,4 +1,5 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { SkippedFile } from './types.ts';
 
@@ -14,11 +15,19 @@ export function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Names of the visible subdirectories of `dir`, sorted. */
+/** A directory, or a symbolic link to one (datasets are often linked in, not copied). */
+async function isDir(dir: string, e: Dirent): Promise<boolean> {
+  if (e.isDirectory()) return true;
+  if (!e.isSymbolicLink()) return false;
+  return stat(join(dir, e.name)).then((s) => s.isDirectory(), () => false);
+}
+
+/** Names of the visible subdirectories of `dir` (links to directories included), sorted. */
 export async function listSubdirs(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
+  const flags = await Promise.all(entries.map((e) => isDir(dir, e)));
   return entries
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .filter((_, i) => flags[i])
     .map((e) => e.name)
     .sort(byCodePoint);
 }
@@ -33,7 +42,7 @@ export async function listImages(dir: string, skipped: SkippedFile[]): Promise<s
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const path = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listImages(path, skipped)));
+    if (await isDir(dir, e)) out.push(...(await listImages(path, skipped)));
     else if (!isImageFile(e.name)) skipped.push({ path, reason: `not an image file extension (${[...IMAGE_EXTENSIONS].join(' ')})` });
     else out.push(path);
   }
