@@ -4,3 +4,6 @@ export * from './geometry.ts';
 export * from './explain.ts';
 export * from './colormap.ts';
 export * from './manifest.ts';
+export * from './site-data.ts';
+export * from './exif.ts';
+export * from './image-resize.ts';

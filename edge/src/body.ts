@@ -1,0 +1,85 @@
+/**
+ * The upload: raw image bytes (image/jpeg, image/png, image/webp) or a
+ * multipart form with a file field `image`. The body is read with a hard cap,
+ * so a client cannot make the server buffer more than the limit.
+ */
+import { ApiError } from './errors.ts';
+
+export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
+export const MULTIPART = 'multipart/form-data';
+export const IMAGE_FIELD = 'image';
+
+export interface Upload {
+  bytes: Uint8Array;
+  /** The media type the client declared for the image (the part's type for multipart). */
+  declaredType: string;
+}
+
+function mediaType(header: string | null | undefined): string {
+  return (header ?? '').split(';')[0].trim().toLowerCase();
+}
+
+const tooLarge = (max: number) => new ApiError('body_too_large', `the body exceeds ${max} bytes (${Math.round(max / 1024 / 1024)} MB)`);
+
+/** Reads a stream into one buffer, stopping as soon as it passes `max` bytes. */
+export async function readCapped(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(max);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}
+
+/** Accepted request media types, for the 415 message and the OpenAPI document. */
+export const ACCEPTED_TYPES = [...IMAGE_TYPES, MULTIPART];
+
+/**
+ * The image of a POST /classify request. Errors: 415 for other media types,
+ * 413 past `maxBytes` (from Content-Length, or while reading), 411 for an
+ * empty body, 400 for a malformed form or one without an `image` file.
+ */
+export async function readUpload(req: Request, maxBytes: number): Promise<Upload> {
+  const type = mediaType(req.headers.get('content-type'));
+  const isImage = (IMAGE_TYPES as readonly string[]).includes(type);
+  if (!isImage && type !== MULTIPART) {
+    throw new ApiError('unsupported_media_type', `Content-Type ${type ? `"${type}"` : '(none)'} is not accepted: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`);
+  }
+  const declared = req.headers.get('content-length');
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes);
+  const bytes = await readCapped(req.body, maxBytes);
+  if (bytes.byteLength === 0) throw new ApiError('body_missing', 'the request has no body: send an image');
+  if (isImage) return { bytes, declaredType: type };
+  let form: FormData;
+  try {
+    form = await new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': req.headers.get('content-type')! } }).formData();
+  } catch {
+    throw new ApiError('bad_multipart', 'the multipart/form-data body could not be parsed');
+  }
+  const field = form.get(IMAGE_FIELD);
+  if (field === null || typeof field === 'string') {
+    const keys = new Set<string>();
+    form.forEach((_, k) => keys.add(`"${k}"`));
+    const names = [...keys];
+    throw new ApiError('missing_image_field', `the form has no file field "${IMAGE_FIELD}"${names.length ? ` (fields: ${names.join(', ')})` : ''}`);
+  }
+  const fileBytes = new Uint8Array(await field.arrayBuffer());
+  if (fileBytes.byteLength === 0) throw new ApiError('body_missing', `the "${IMAGE_FIELD}" file is empty`);
+  return { bytes: fileBytes, declaredType: mediaType(field.type) };
+}

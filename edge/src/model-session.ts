@@ -1,0 +1,90 @@
+/**
+ * The model: one onnxruntime-web session per isolate, created on first use from
+ * the bundle's ONNX file (int8 when the bundle has it, else fp32) and checked
+ * against the manifest's sha256. Runs are queued: the wasm runtime is single
+ * threaded, and interleaved runs would only share it worse.
+ */
+import type { Manifest } from '@protoatlas/shared';
+import type { AssetStore } from './assets.ts';
+import { ApiError } from './errors.ts';
+import { createOrtSession, ort } from './ort-runtime.ts';
+
+export interface ModelOutputs {
+  /** [m, H, W] squared distances, prototype-major (shared/explain.ts DistanceMaps). */
+  distances: Float32Array;
+  gridHeight: number;
+  gridWidth: number;
+}
+
+export interface ModelFileInfo {
+  precision: 'int8' | 'fp32';
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The ONNX file the edge runs: int8 when present, else fp32; null when the bundle has no export. */
+export function chooseModelFile(m: Manifest): ModelFileInfo | null {
+  const onnx = m.files.onnx;
+  if (!onnx) return null;
+  if (onnx.int8) return { precision: 'int8', ...onnx.int8 };
+  if (onnx.fp32) return { precision: 'fp32', ...onnx.fp32 };
+  return null;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export class ModelSession {
+  readonly file: ModelFileInfo;
+  readonly inputName: string;
+  readonly size: number;
+  private readonly session: ort.InferenceSession;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(file: ModelFileInfo, session: ort.InferenceSession, inputName: string, size: number) {
+    this.file = file;
+    this.session = session;
+    this.inputName = inputName;
+    this.size = size;
+  }
+
+  static async load(manifest: Manifest, assets: AssetStore, ortWasm: WebAssembly.Module): Promise<ModelSession> {
+    const file = chooseModelFile(manifest);
+    if (!file) throw new ApiError('model_unavailable', 'this bundle has no ONNX export: run `npm run export --workspace trainer -- <run>` and restage it');
+    const res = await assets.fetch(file.path);
+    if (!res.ok) throw new Error(`model file ${file.path} is missing from the static assets (HTTP ${res.status})`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const digest = await sha256Hex(bytes);
+    if (digest !== file.sha256) throw new Error(`model file ${file.path} has sha256 ${digest}, the manifest says ${file.sha256}: restage the bundle`);
+    const input = manifest.files.onnx!.inputs[0];
+    if (!input || input.layout !== 'NHWC') throw new Error(`the ONNX input must be NHWC RGB (got ${JSON.stringify(input)})`);
+    const session = await createOrtSession(ortWasm, bytes, { freeDimensionOverrides: { N: 1 } });
+    return new ModelSession(file, session, input.name, manifest.preprocessing.size);
+  }
+
+  /** One image (size x size x 3 floats, 0-255 RGB) through the graph. */
+  run(input: Float32Array): Promise<ModelOutputs> {
+    const next = this.queue.then(() => this.runNow(input));
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async runNow(input: Float32Array): Promise<ModelOutputs> {
+    const feeds = { [this.inputName]: new ort.Tensor('float32', input, [1, this.size, this.size, 3]) };
+    // Distances are all explain() needs (it recomputes logits from them), so only they are fetched.
+    const out = await this.session.run(feeds, ['distances']);
+    try {
+      const d = out.distances;
+      return {
+        distances: Float32Array.from(d.data as Float32Array),
+        gridHeight: d.dims[2],
+        gridWidth: d.dims[3],
+      };
+    } finally {
+      for (const t of Object.values(out)) t.dispose();
+    }
+  }
+}

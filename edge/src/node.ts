@@ -1,0 +1,64 @@
+/**
+ * Node entry (`npm run start --workspace edge`): the same app on
+ * @hono/node-server, reading the bundle directory named by PROTOATLAS_BUNDLE.
+ * Options: --port (default 8788, or PORT) and --host (default 127.0.0.1).
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { createApp } from './app.ts';
+import { readConfig, type EdgeConfig } from './config.ts';
+import { directoryAssetStore } from './node-assets.ts';
+import type { WasmModules } from './runtime.ts';
+
+const require = createRequire(import.meta.url);
+
+/** The wasm files the Worker imports, compiled once from node_modules. */
+export function nodeWasmModules(): () => Promise<WasmModules> {
+  let loaded: Promise<WasmModules> | null = null;
+  const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));
+  return () =>
+    (loaded ??= (async () => {
+      const [ort, jpeg, png, webp] = await Promise.all([
+        compile('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
+        compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+        compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
+        compile('@jsquash/webp/codec/dec/webp_dec.wasm'),
+      ]);
+      return { ort, jpeg, png, webp };
+    })());
+}
+
+/** The app on Node, for a bundle directory. */
+export function createNodeApp(bundleDir: string, config?: EdgeConfig) {
+  return createApp({
+    assets: directoryAssetStore(bundleDir),
+    wasm: nodeWasmModules(),
+    config: config ?? readConfig(process.env),
+    clientKey: (c) => {
+      try {
+        return getConnInfo(c).remote.address ?? 'anonymous';
+      } catch {
+        return 'anonymous';
+      }
+    },
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const bundle = process.env.PROTOATLAS_BUNDLE;
+  if (!bundle) {
+    console.error('PROTOATLAS_BUNDLE must name a model bundle directory (e.g. runs/demo/bundle)');
+    process.exit(2);
+  }
+  const port = Number(values.port ?? process.env.PORT ?? 8788);
+  const hostname = values.host ?? '127.0.0.1';
+  const app = createNodeApp(resolve(bundle));
+  serve({ fetch: app.fetch, port, hostname }, (info) => console.log(`ProtoAtlas edge on http://${hostname}:${info.port} (bundle ${resolve(bundle)})`));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,129 @@
+/**
+ * Request and response schemas (zod, with OpenAPI metadata): they validate the
+ * query and generate /openapi.json, so the document cannot drift from the code.
+ */
+import { z } from '@hono/zod-openapi';
+import { ERROR_CODES } from './errors.ts';
+
+export const MAX_TOP = 10;
+export const MAX_EVIDENCE = 20;
+
+/** A query integer: digits only, so "3.5", "1e1" or "" are refused rather than coerced. */
+const queryInt = (name: string, min: number, max: number, def: number, description: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return def;
+      const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
+      if (!(n >= min && n <= max)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .openapi({ param: { name, in: 'query' }, type: 'integer', minimum: min, maximum: max, default: def, description });
+
+export const ClassifyQuery = z.object({
+  top: queryInt('top', 1, MAX_TOP, 3, 'How many classes to return, most probable first.'),
+  evidence: queryInt('evidence', 0, MAX_EVIDENCE, 3, 'Prototypes shown per class, most points first.'),
+});
+
+export const BoxSchema = z
+  .object({ x: z.number().int(), y: z.number().int(), w: z.number().int(), h: z.number().int() })
+  .openapi('Box', { description: 'Left, top, width, height in the input image\'s own pixels (after EXIF orientation).' });
+
+export const EvidenceSchema = z
+  .object({
+    prototypeId: z.number().int(),
+    prototypeClassId: z.number().int(),
+    similarity: z.number().openapi({ description: 'log((d+1)/(d+eps)) at the best-matching patch.' }),
+    weight: z.number().openapi({ description: 'Last-layer weight from the prototype to this class.' }),
+    contribution: z.number().openapi({ description: 'similarity x weight: points given to this class. Over all prototypes they sum to the logit.' }),
+    box: BoxSchema,
+    prototypeImageUrl: z.string().nullable(),
+    sourceImageUrl: z.string().nullable(),
+    heatmapImageUrl: z.string().nullable(),
+  })
+  .openapi('Evidence');
+
+export const PredictionSchema = z
+  .object({
+    classId: z.number().int(),
+    label: z.string(),
+    key: z.string(),
+    probability: z.number(),
+    logit: z.number(),
+    evidence: z.array(EvidenceSchema),
+  })
+  .openapi('Prediction');
+
+export const ClassifyResponse = z
+  .object({
+    requestId: z.string(),
+    model: z.object({ id: z.string(), version: z.string(), precision: z.enum(['fp32', 'int8']) }),
+    image: z.object({ format: z.enum(['jpeg', 'png', 'webp']), width: z.number().int(), height: z.number().int(), orientation: z.number().int() }),
+    predictions: z.array(PredictionSchema),
+    timings: z
+      .object({ decode: z.number(), preprocess: z.number(), inference: z.number(), explain: z.number(), total: z.number() })
+      .openapi({ description: 'Server-side milliseconds.' }),
+  })
+  .openapi('ClassifyResponse');
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]),
+      message: z.string(),
+      requestId: z.string().optional(),
+    }),
+  })
+  .openapi('Error');
+
+export const HealthResponse = z.object({ ok: z.boolean(), model: z.object({ id: z.string(), version: z.string() }).nullable() }).openapi('Health');
+
+const AccuracySchema = z.object({ top1: z.number(), top5: z.number(), n: z.number().int() }).nullable();
+
+export const ModelCardResponse = z
+  .object({
+    id: z.string(),
+    version: z.string(),
+    description: z.string(),
+    preset: z.string(),
+    createdAt: z.string(),
+    classes: z.array(z.object({ id: z.number().int(), key: z.string(), name: z.string(), prototypes: z.number().int() })),
+    prototypes: z.object({ total: z.number().int(), live: z.number().int(), pruned: z.number().int() }),
+    input: z.object({ size: z.number().int(), resize: z.string(), layout: z.string() }),
+    accuracy: z.object({ validation: AccuracySchema, test: AccuracySchema, baseline: z.object({ top1: z.number(), top5: z.number() }).nullable() }),
+    explanation: z.object({ purity: z.number().nullable(), consistency: z.number().nullable(), stability: z.number().nullable(), partCoverage: z.number().nullable() }),
+    runtime: z.object({ engine: z.string(), precision: z.enum(['fp32', 'int8']), bytes: z.number().int(), sha256: z.string() }).nullable(),
+    backbone: z.object({ kind: z.string(), description: z.string(), licence: z.string() }),
+    dataset: z.object({ name: z.string(), licence: z.string() }),
+    links: z.object({ manifest: z.string().nullable() }),
+  })
+  .openapi('ModelCard');
+
+export const PrototypeParams = z.object({
+  id: z
+    .string()
+    .regex(/^\d{1,6}$/, 'id must be a prototype number')
+    .openapi({ param: { name: 'id', in: 'path' }, example: '0' }),
+});
+
+export const PrototypeResponse = z
+  .object({
+    id: z.number().int(),
+    classId: z.number().int(),
+    className: z.string(),
+    pruned: z.boolean(),
+    prunedReason: z.string().nullable(),
+    weight: z.number(),
+    weights: z.array(z.number()),
+    purity: z.number().nullable(),
+    source: z
+      .object({ imageId: z.string(), width: z.number().int(), height: z.number().int(), box: BoxSchema, patch: z.object({ row: z.number().int(), col: z.number().int() }) })
+      .nullable(),
+    images: z.object({ prototype: z.string().nullable(), source: z.string().nullable(), heatmap: z.string().nullable() }),
+    nearest: z.array(z.object({ imageId: z.string(), classId: z.number().int(), distance: z.number(), box: BoxSchema, image: z.string().nullable() })),
+  })
+  .openapi('Prototype');

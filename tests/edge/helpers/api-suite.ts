@@ -1,0 +1,254 @@
+/**
+ * The API's behaviour, as one suite run against each runtime: the Node app
+ * (in-process) and the Worker under workerd (wrangler dev, over HTTP).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseManifest, type Manifest } from '@protoatlas/shared';
+import { gif, pngBomb, solidPng, testImages, toJpeg, toWebpLossless, withOrientation6, type TestImage } from './images.ts';
+import { nativeLogits } from './native.ts';
+import { ensureTestBundle } from './test-bundle.ts';
+
+export type Fetch = (path: string, init?: RequestInit) => Promise<Response>;
+
+/** The rate limit both targets are started with; the last test exhausts it. */
+export const SUITE_RATE_LIMIT = 200;
+
+interface Evidence {
+  prototypeId: number;
+  similarity: number;
+  weight: number;
+  contribution: number;
+  box: { x: number; y: number; w: number; h: number };
+  prototypeImageUrl: string;
+  sourceImageUrl: string;
+}
+interface Prediction {
+  classId: number;
+  label: string;
+  probability: number;
+  logit: number;
+  evidence: Evidence[];
+}
+interface ClassifyBody {
+  requestId: string;
+  model: { id: string; version: string; precision: string };
+  image: { format: string; width: number; height: number; orientation: number };
+  predictions: Prediction[];
+  timings: Record<string, number>;
+}
+
+const post = (f: Fetch, body: BodyInit | null, type: string | null, query = '') =>
+  f(`/classify${query}`, { method: 'POST', body, headers: type ? { 'content-type': type } : {} });
+
+async function expectError(res: Response, status: number, code: string): Promise<string> {
+  const body = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+  expect({ status: res.status, code: body.error.code }).toEqual({ status, code });
+  expect(body.error.requestId).toBe(res.headers.get('x-request-id'));
+  expect(body.error.message.length).toBeGreaterThan(10);
+  return body.error.message;
+}
+
+export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fetch>): void {
+  describe(name, () => {
+    let f: Fetch;
+    let manifest: Manifest;
+    let images: TestImage[];
+    let native: Float32Array[];
+
+    beforeAll(async () => {
+      const tb = await ensureTestBundle();
+      manifest = parseManifest(JSON.parse(await readFile(join(tb.dir, 'manifest.json'), 'utf8')));
+      images = await testImages(tb.dataDir);
+      native = await nativeLogits(tb.dir, images);
+      f = await start(tb.dir);
+    }, 300_000);
+
+    async function classify(bytes: Uint8Array, type: string, query = '?top=4&evidence=20'): Promise<ClassifyBody> {
+      const res = await post(f, bytes as Uint8Array<ArrayBuffer>, type, query);
+      expect(res.status, await res.clone().text()).toBe(200);
+      return (await res.json()) as ClassifyBody;
+    }
+
+    function checkExplanation(r: ClassifyBody, img: { width: number; height: number }): void {
+      const live = manifest.prototypes.filter((p) => !p.pruned).length;
+      expect(r.predictions).toHaveLength(4);
+      const probs = r.predictions.map((p) => p.probability);
+      expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+      expect([...probs].sort((a, b) => b - a)).toEqual(probs);
+      for (const p of r.predictions) {
+        expect(p.label).toBe(manifest.classes[p.classId].name);
+        // Every live prototype is listed (evidence=20 > 8), so the points add up to the logit.
+        expect(p.evidence).toHaveLength(live);
+        expect(p.evidence.reduce((a, e) => a + e.contribution, 0)).toBeCloseTo(p.logit, 4);
+        for (const e of p.evidence) {
+          expect(e.contribution).toBeCloseTo(e.similarity * e.weight, 9);
+          expect(e.weight).toBeCloseTo(manifest.prototypes[e.prototypeId].weights[p.classId], 6);
+          expect(e.box.x).toBeGreaterThanOrEqual(0);
+          expect(e.box.y).toBeGreaterThanOrEqual(0);
+          expect(e.box.w).toBeGreaterThan(0);
+          expect(e.box.h).toBeGreaterThan(0);
+          expect(e.box.x + e.box.w).toBeLessThanOrEqual(img.width);
+          expect(e.box.y + e.box.h).toBeLessThanOrEqual(img.height);
+          expect(new URL(e.prototypeImageUrl).pathname).toBe(`/bundle/${manifest.prototypes[e.prototypeId].files!.crop}`);
+        }
+      }
+    }
+
+    it('classifies real PNG images as onnxruntime-node does, with evidence that sums to the logits', async () => {
+      for (const [i, img] of images.entries()) {
+        const r = await classify(img.png, 'image/png');
+        expect(r.model).toEqual({ id: manifest.model.id, version: manifest.model.version, precision: 'fp32' });
+        expect(r.image).toEqual({ format: 'png', width: 96, height: 64, orientation: 1 });
+        checkExplanation(r, img);
+        for (const p of r.predictions) expect(p.logit).toBeCloseTo(native[i][p.classId], 3);
+        const best = native[i].indexOf(Math.max(...native[i]));
+        expect(r.predictions[0].classId).toBe(best);
+        expect(r.timings.total).toBeGreaterThanOrEqual(r.timings.inference);
+      }
+    });
+
+    it('classifies WebP (lossless: the same pixels, the same answer) and JPEG (near it)', async () => {
+      const img = images[0];
+      const png = await classify(img.png, 'image/png');
+      const webp = await classify(await toWebpLossless(img.png), 'image/webp');
+      expect(webp.image.format).toBe('webp');
+      expect(webp.predictions).toEqual(png.predictions);
+      const jpeg = await classify(await toJpeg(img.png), 'image/jpeg');
+      expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 1 });
+      checkExplanation(jpeg, img);
+      jpeg.predictions.forEach((p, k) => expect(Math.abs(p.logit - png.predictions.find((q) => q.classId === p.classId)!.logit)).toBeLessThan(0.5 + 0 * k));
+    });
+
+    it('accepts multipart/form-data with an image field', async () => {
+      const form = new FormData();
+      form.append('note', 'hello');
+      form.append('image', new Blob([images[1].png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), 'bird.png');
+      const res = await f('/classify?top=1&evidence=2', { method: 'POST', body: form });
+      expect(res.status).toBe(200);
+      const r = (await res.json()) as ClassifyBody;
+      const direct = await classify(images[1].png, 'image/png', '?top=1&evidence=2');
+      expect(r.predictions).toEqual(direct.predictions);
+      expect(r.predictions[0].evidence).toHaveLength(2);
+    });
+
+    it('applies EXIF orientation: boxes are in the picture as displayed', async () => {
+      const img = images[2];
+      const upright = await classify(await toWebpLossless(img.png), 'image/webp');
+      const turned = await classify(await withOrientation6(img.png, 'webp'), 'image/webp');
+      expect(turned.image).toEqual({ format: 'webp', width: 96, height: 64, orientation: 6 });
+      for (const [k, p] of turned.predictions.entries()) {
+        expect(p.classId).toBe(upright.predictions[k].classId);
+        expect(p.logit).toBeCloseTo(upright.predictions[k].logit, 4);
+        expect(p.evidence.map((e) => e.box)).toEqual(upright.predictions[k].evidence.map((e) => e.box));
+      }
+      const jpeg = await classify(await withOrientation6(img.png, 'jpeg'), 'image/jpeg', '?top=1&evidence=1');
+      expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 6 });
+    });
+
+    it('refuses bad queries with 400', async () => {
+      for (const q of ['?top=0', '?top=11', '?top=abc', '?top=2.5', '?evidence=21', '?evidence=-1']) {
+        await expectError(await post(f, images[0].png as Uint8Array<ArrayBuffer>, 'image/png', q), 400, 'bad_query');
+      }
+    });
+
+    it('refuses a missing or zero-byte body with 411 and a body over 10 MB with 413', async () => {
+      await expectError(await post(f, null, 'image/jpeg'), 411, 'body_missing');
+      await expectError(await post(f, new Uint8Array(0), 'image/png'), 411, 'body_missing');
+      const big = new Uint8Array(10 * 1024 * 1024 + 1);
+      big.set([0xff, 0xd8, 0xff]);
+      await expectError(await post(f, big, 'image/jpeg'), 413, 'body_too_large');
+    });
+
+    it('refuses other media types with 415', async () => {
+      await expectError(await post(f, 'a bird, probably', 'text/plain'), 415, 'unsupported_media_type');
+      await expectError(await post(f, images[0].png as Uint8Array<ArrayBuffer>, null), 415, 'unsupported_media_type');
+      await expectError(await post(f, gif as Uint8Array<ArrayBuffer>, 'image/png'), 415, 'unsupported_media_type');
+    });
+
+    it('refuses a form without an image file field with 400', async () => {
+      const form = new FormData();
+      form.append('file', new Blob([images[0].png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), 'bird.png');
+      expect(await expectError(await f('/classify', { method: 'POST', body: form }), 400, 'missing_image_field')).toMatch(/"file"/);
+      const text = new FormData();
+      text.append('image', 'not a file');
+      await expectError(await f('/classify', { method: 'POST', body: text }), 400, 'missing_image_field');
+      await expectError(await post(f, 'garbage', 'multipart/form-data; boundary=xyz'), 400, 'bad_multipart');
+    });
+
+    it('refuses undecodable, truncated, bomb and tiny images with 422', async () => {
+      const jpeg = await toJpeg(images[0].png);
+      expect(await expectError(await post(f, jpeg.slice(0, Math.floor(jpeg.length * 0.6)), 'image/jpeg'), 422, 'undecodable_image')).toMatch(/truncated/);
+      const png = images[0].png;
+      expect(await expectError(await post(f, png.slice(0, png.length - 20), 'image/png'), 422, 'undecodable_image')).toMatch(/truncated/);
+      const junk = Uint8Array.from({ length: 4000 }, (_, i) => (i * 7919) % 251);
+      junk.set([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10]);
+      await expectError(await post(f, junk, 'image/jpeg'), 422, 'undecodable_image');
+      await expectError(await post(f, 'hello, world', 'image/webp'), 422, 'undecodable_image');
+      // 100,000 x 100,000 pixels in a few hundred bytes: refused from the header.
+      const bomb = pngBomb(100_000, 100_000);
+      expect(bomb.length).toBeLessThan(1000);
+      expect(await expectError(await post(f, bomb as Uint8Array<ArrayBuffer>, 'image/png'), 422, 'image_too_large')).toMatch(/100000x100000/);
+      expect(await expectError(await post(f, (await solidPng(15, 200)) as Uint8Array<ArrayBuffer>, 'image/png'), 422, 'image_too_small')).toMatch(/15x200/);
+      // The service is still healthy after all that.
+      expect((await classify(images[0].png, 'image/png', '?top=1&evidence=1')).predictions).toHaveLength(1);
+    });
+
+    it('serves health, the model card, prototypes, OpenAPI and a home page', async () => {
+      const h = await f('/healthz');
+      expect(await h.json()).toEqual({ ok: true, model: { id: manifest.model.id, version: manifest.model.version } });
+      const card = (await (await f('/model')).json()) as { classes: unknown[]; prototypes: { total: number }; accuracy: { validation: unknown; baseline: unknown }; version: string };
+      expect(card.classes).toHaveLength(4);
+      expect(card.prototypes.total).toBe(manifest.prototypes.length);
+      expect(card.accuracy.validation).toEqual(manifest.metrics.val);
+      expect(card.version).toBe(manifest.model.version);
+      const proto = (await (await f('/prototypes/3')).json()) as { id: number; classId: number; images: { prototype: string } };
+      expect(proto).toMatchObject({ id: 3, classId: manifest.prototypes[3].classId });
+      const pic = await f(new URL(proto.images.prototype).pathname);
+      expect(pic.status).toBe(200);
+      expect(pic.headers.get('content-type')).toBe('image/webp');
+      expect(pic.headers.get('cache-control')).toMatch(/max-age=\d+/);
+      expect(pic.headers.get('x-request-id')).toBeTruthy();
+      expect(new Uint8Array(await pic.arrayBuffer()).length).toBeGreaterThan(20);
+      await expectError(await f('/prototypes/99'), 404, 'not_found');
+      await expectError(await f('/prototypes/abc'), 404, 'not_found');
+      await expectError(await f('/bundle/model/weights.bin'), 404, 'not_found');
+      const doc = (await (await f('/openapi.json')).json()) as { paths: Record<string, Record<string, { parameters?: { name: string }[] }>> };
+      expect(Object.keys(doc.paths).sort()).toEqual(['/classify', '/healthz', '/model', '/prototypes/{id}']);
+      expect(doc.paths['/classify'].post.parameters!.map((p) => p.name).sort()).toEqual(['evidence', 'top']);
+      const home = await f('/');
+      expect(home.headers.get('content-type')).toMatch(/text\/html/);
+      expect(await home.text()).toMatch(/curl .*\/classify/);
+      await expectError(await f('/nope'), 404, 'not_found');
+    });
+
+    it('answers CORS preflights and sets a request id on every response', async () => {
+      const pre = await f('/classify', { method: 'OPTIONS', headers: { origin: 'https://birds.example', 'access-control-request-method': 'POST' } });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+      expect(pre.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      const mine = await f('/healthz', { headers: { 'x-request-id': 'trace-42' } });
+      expect(mine.headers.get('x-request-id')).toBe('trace-42');
+    });
+
+    // Last: it uses up the rate limit.
+    it('answers 429 once the configured rate limit is spent', async () => {
+      let status = 0;
+      let n = 0;
+      while (n < SUITE_RATE_LIMIT + 50) {
+        const res = await post(f, null, 'image/png');
+        n++;
+        status = res.status;
+        if (status === 429) {
+          expect(res.headers.get('retry-after')).toBe('60');
+          await expectError(res, 429, 'rate_limited');
+          break;
+        }
+        await res.body?.cancel();
+      }
+      expect(status).toBe(429);
+      expect(n).toBeLessThanOrEqual(SUITE_RATE_LIMIT + 1);
+    });
+  });
+}
