@@ -77,17 +77,33 @@ export function imageSource(images: RgbImage[], labels: Int32Array, pre: Preproc
     features(indices, flipped, training, augmentSeeds) {
       const [h, w] = [pre.size, pre.size];
       const per = h * w * 3;
-      const buf = new Float32Array(indices.length * per);
-      indices.forEach((idx, k) => {
-        const seed = augmentSeeds?.[k];
-        if (training && augment && seed !== undefined) buf.set(toNHWC([augmentImage(images[idx], augment, new Rng(seed), flipped[k])], pre, false), k * per);
-        else buf.set(toNHWC([images[idx]], pre, flipped[k]), k * per);
-      });
-      const x = tf.tensor4d(buf, [indices.length, h, w, 3]);
-      return backbone.apply(x, training);
+      const pixels = (idx: number[], from: number): tf.Tensor4D => {
+        const buf = new Float32Array(idx.length * per);
+        idx.forEach((item, j) => {
+          const k = from + j;
+          const seed = augmentSeeds?.[k];
+          if (training && augment && seed !== undefined) buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
+          else buf.set(toNHWC([images[item]], pre, flipped[k]), j * per);
+        });
+        return tf.tensor4d(buf, [idx.length, h, w, 3]);
+      };
+      // Inference batches (prediction, push, analysis) can be large; a full-size CNN's
+      // activations for 128 images overflow wasm's heap, so they run in chunks.
+      if (training || indices.length <= INFERENCE_CHUNK) return backbone.apply(pixels(indices, 0), training);
+      const parts: tf.Tensor4D[] = [];
+      for (let s = 0; s < indices.length; s += INFERENCE_CHUNK) {
+        const chunk = indices.slice(s, s + INFERENCE_CHUNK);
+        parts.push(tf.tidy(() => backbone.apply(pixels(chunk, s), false)));
+      }
+      const out = tf.concat(parts, 0) as tf.Tensor4D;
+      tf.dispose(parts);
+      return out;
     },
   };
 }
+
+/** Images per backbone call outside training. */
+const INFERENCE_CHUNK = 16;
 
 /** Subset of a source (e.g. valid items only). */
 export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource {
