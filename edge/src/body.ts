@@ -57,8 +57,11 @@ export const ACCEPTED_TYPES = [...IMAGE_TYPES, MULTIPART];
  */
 export async function readUpload(req: Request, maxBytes: number): Promise<Upload> {
   const type = mediaType(req.headers.get('content-type'));
+  // `curl --data-binary @bird.jpg` sends form-urlencoded; generic clients send octet-stream
+  // or nothing. Those bodies are accepted when their bytes are a JPEG, PNG or WebP.
+  const sniff = type === '' || type === 'application/octet-stream' || type === 'application/x-www-form-urlencoded';
   const isImage = (IMAGE_TYPES as readonly string[]).includes(type);
-  if (!isImage && type !== MULTIPART) {
+  if (!isImage && !sniff && type !== MULTIPART) {
     throw new ApiError('unsupported_media_type', `Content-Type ${type ? `"${type}"` : '(none)'} is not accepted: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`);
   }
   const declared = req.headers.get('content-length');
@@ -66,6 +69,13 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
   const bytes = await readCapped(req.body, maxBytes);
   if (bytes.byteLength === 0) throw new ApiError('body_missing', 'the request has no body: send an image');
   if (isImage) return { bytes, declaredType: type };
+  if (sniff) {
+    const detected = sniffImageType(bytes);
+    if (!detected) {
+      throw new ApiError('unsupported_media_type', `the body (Content-Type ${type ? `"${type}"` : 'none'}) is not a JPEG, PNG or WebP image: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`);
+    }
+    return { bytes, declaredType: detected };
+  }
   let form: FormData;
   try {
     form = await new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': req.headers.get('content-type')! } }).formData();
@@ -82,4 +92,13 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
   const fileBytes = new Uint8Array(await field.arrayBuffer());
   if (fileBytes.byteLength === 0) throw new ApiError('body_missing', `the "${IMAGE_FIELD}" file is empty`);
   return { bytes: fileBytes, declaredType: mediaType(field.type) };
+}
+
+/** The image type from the file's magic bytes, or null. */
+export function sniffImageType(b: Uint8Array): (typeof IMAGE_TYPES)[number] | null {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'image/png';
+  const ascii = (from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
+  if (b.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'image/webp';
+  return null;
 }

@@ -110,6 +110,14 @@ describe('model bundle and local explanations', () => {
     // The trainer's logits count pruned prototypes as 0 too (their weights are 0).
     e.logits.forEach((l, c) => expect(Math.abs(logits[c] - l)).toBeLessThan(1e-3));
     await session.release();
+    // The deployed int8 variant is smaller and gives the same answer.
+    expect(onnx.int8!.path).toBe('onnx/model.int8.onnx');
+    expect(onnx.int8!.bytes).toBeLessThan(onnx.fp32!.bytes);
+    const q = await ort.InferenceSession.create(join(bundle, onnx.int8!.path));
+    const qOut = await q.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, size, size, 3]) });
+    const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);
+    expect(argmax(qOut.logits.data as Float32Array)).toBe(argmax(logits));
+    await q.release();
   }, 120_000);
 
   it('refuses a bundle whose manifest is broken, naming the field', async () => {

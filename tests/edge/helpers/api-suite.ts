@@ -163,8 +163,18 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
 
     it('refuses other media types with 415', async () => {
       await expectError(await post(f, 'a bird, probably', 'text/plain'), 415, 'unsupported_media_type');
-      await expectError(await post(f, images[0].png as Uint8Array<ArrayBuffer>, null), 415, 'unsupported_media_type');
+      await expectError(await post(f, 'a bird, probably', null), 415, 'unsupported_media_type');
+      await expectError(await post(f, gif as Uint8Array<ArrayBuffer>, 'application/octet-stream'), 415, 'unsupported_media_type');
       await expectError(await post(f, gif as Uint8Array<ArrayBuffer>, 'image/png'), 415, 'unsupported_media_type');
+    });
+
+    it('accepts image bytes sent without an image type (`curl --data-binary @bird.png`) by their magic bytes', async () => {
+      for (const type of [null, 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+        const res = await post(f, images[0].png as Uint8Array<ArrayBuffer>, type, '?top=1&evidence=1');
+        expect(res.status, String(type)).toBe(200);
+        const body = (await res.json()) as { predictions: unknown[] };
+        expect(body.predictions).toHaveLength(1);
+      }
     });
 
     it('refuses a form without an image file field with 400', async () => {

@@ -194,7 +194,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
     const weightsSha = await sha256File(join(tmp, 'model', 'weights.bin'));
     const tOnnx = Date.now();
-    const { onnx } = await exportBundleOnnx(opts.run, tmp, { backend: config.backend });
+    const { onnx } = await exportBundleOnnx(opts.run, tmp, { backend: config.backend, dataDir: dataRoot });
     lap('onnx', tOnnx);
     const backboneRecords = await Promise.all(backboneFiles.map((f) => fileRecord(tmp, f)));
     const createdAt = new Date().toISOString();

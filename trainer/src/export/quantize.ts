@@ -1,5 +1,39 @@
 /**
- * WIP: QOperator → mixed float/int8 conversion.
+ * The int8 variants of an exported ProtoPNet (export-onnx.ts), and the graph
+ * rewrite that makes int8 models fast in onnxruntime-web (wasm). Measurements
+ * behind the choices: trainer/bench/export-web.ts.
+ *
+ * - quantizeStatic: float Conv nodes (tfjs backbones, the head's add-on layers)
+ *   get int8 weights (symmetric, per output channel or per tensor), int32 biases
+ *   and uint8 activations whose ranges come from calibration (calibrate.ts), as
+ *   'qoperator' (QLinearConv, what the ONNX model zoo ships) or 'qdq'
+ *   (QuantizeLinear/DequantizeLinear around float Conv, fused into QLinearConv by
+ *   onnxruntime at level 'extended'). A Relu that is a Conv's only reader folds
+ *   into the Conv's output range. The prototype layer stays float: the log
+ *   similarity log((d+1)/(d+1e-4)) is steep near d = 0.
+ * - quantizeWeightsOnly: int8 weights behind DequantizeLinear, float compute
+ *   and activations (for layers whose activations must not be rounded).
+ * - rewriteForWasm: the wasm build of onnxruntime (MLAS, 128-bit SIMD) has no
+ *   vectorised int8 depthwise kernel: a depthwise QLinearConv runs a scalar
+ *   loop (~30 of the ~55 ms of MobileNetV2-int8 at batch 1), while float
+ *   depthwise (im2col + SGEMM) takes ~10 ms. The rewrite replaces a QLinearConv
+ *   by the same integer arithmetic in float:
+ *
+ *     Cast(x_q) [- x_zp] → Conv(Cast(w_q - w_zp), Cast(bias_int32)) → Mul(x_s·w_s/y_s, ·) → QuantizeLinear(1, y_zp)
+ *
+ *   Integer operands and accumulators below 2^24 are exact in float32 whatever
+ *   the summation order or kernel, and the multiplier is the float32 number
+ *   QLinearConv requantises with, so the uint8 outputs are the same (applied
+ *   only where the largest possible accumulator stays below 2^24). Two
+ *   onnxruntime passes must not see through it: WeightBiasQuantization turns
+ *   DequantizeLinear → Conv(float weights) → QuantizeLinear back into a
+ *   (per-tensor) QLinearConv, hence Cast rather than DequantizeLinear; and
+ *   ConvMulFusion folds Conv → Mul(x, constant) into the weights (no longer
+ *   integers), hence the multiplier as the Mul's first input.
+ * - floatCompute: QOperator → float compute (int8 weights behind
+ *   DequantizeLinear, or float32). fp32 kernels and a small file, but not the
+ *   int8 model's numbers (activations no longer rounded to 8 bits): on the CUB
+ *   run it changes 18% of the top-1 answers, so it is measured, not deployed.
  */
 import {
   OnnxDataType,
@@ -9,31 +43,24 @@ import {
   makeAttribute,
   makeNode,
   makeTensor,
+  opsetImports,
   tensorValues,
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
 } from '../backbone/onnx-proto.ts';
-import { decodeMessage, varintOf } from '../backbone/protobuf-wire.ts';
+import { decodeMessage, repeatedVarints, toInt64, varintOf } from '../backbone/protobuf-wire.ts';
+import { assertValidModel } from './check-graph.ts';
 
-export type WeightStorage = 'float' | 'int8';
+// ---- shared graph-editing helpers ----------------------------------------------
 
-export type QOpKind = 'conv' | 'depthwise' | 'pointwise' | 'add' | 'input';
-
-export interface DequantizeOptions {
-  /** 'int8': weights stay int8 initialisers read through DequantizeLinear; 'float': folded to float32. Default 'int8'. */
-  weights?: WeightStorage;
-  /** Clip converted outputs to the range their uint8 tensor could hold: 'all', 'activations' (ranges starting at 0: ReLU/ReLU6), 'none'. Default 'all'. */
-  clip?: 'all' | 'activations' | 'none';
-  /** Which QLinear nodes become float. Default: all. */
-  toFloat?: (kind: QOpKind, node: OnnxNode) => boolean;
+export interface TensorRange {
+  min: number;
+  max: number;
 }
 
-export function dequantizeQOperator(bytes: Uint8Array, opts: DequantizeOptions = {}): Uint8Array {
-  return encodeModel(dequantizeModel(decodeModel(bytes), opts));
-}
-
-interface Q {
+/** Quantisation parameters of one tensor (scale/zero point per channel when longer than 1). */
+interface QParams {
   scale: number[];
   zeroPoint: number[];
   elemType: number;
@@ -41,7 +68,8 @@ interface Q {
   zeroPointName?: string;
 }
 
-function intAttr(n: OnnxNode, name: string): number | undefined {
+/** Integer attribute of a node (undefined when absent). */
+export function intAttribute(n: OnnxNode, name: string): number | undefined {
   for (const a of n.attributes) {
     if (attributeName(a) !== name) continue;
     const v = varintOf(decodeMessage(a), 3);
@@ -50,149 +78,560 @@ function intAttr(n: OnnxNode, name: string): number | undefined {
   return undefined;
 }
 
-export function dequantizeModel(model: OnnxModel, opts: DequantizeOptions = {}): OnnxModel {
-  const weights = opts.weights ?? 'int8';
-  const clipMode = opts.clip ?? 'all';
-  const toFloat = opts.toFloat ?? (() => true);
-  const g = model.graph;
-  const init = new Map(g.initializers.map((t) => [t.name, t]));
-  const used = new Set<string>();
-  for (const n of g.nodes) for (const t of [...n.inputs, ...n.outputs]) used.add(t);
-  for (const t of g.initializers) used.add(t.name);
-  for (const v of [...g.inputs, ...g.outputs]) used.add(v.name);
-  const fresh = (base: string): string => {
+/** Integer-list attribute of a node (undefined when absent). */
+export function intsAttribute(n: OnnxNode, name: string): number[] | undefined {
+  for (const a of n.attributes) if (attributeName(a) === name) return repeatedVarints(decodeMessage(a), 8).map(toInt64);
+  return undefined;
+}
+
+const isStd = (n: OnnxNode): boolean => n.domain === '' || n.domain === 'ai.onnx';
+
+/** Names, initializers and new nodes of a graph being rewritten. */
+class Editor {
+  readonly init: Map<string, OnnxTensor>;
+  readonly added: OnnxTensor[] = [];
+  readonly nodes: OnnxNode[] = [];
+  private readonly used = new Set<string>();
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(model: OnnxModel) {
+    const g = model.graph;
+    this.init = new Map(g.initializers.map((t) => [t.name, t]));
+    for (const n of g.nodes) for (const t of [...n.inputs, ...n.outputs]) this.used.add(t);
+    for (const t of g.initializers) this.used.add(t.name);
+    for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) this.used.add(v.name);
+  }
+
+  fresh(base: string): string {
     let name = base;
-    for (let i = 2; used.has(name); i++) name = `${base}_${i}`;
-    used.add(name);
+    for (let i = 2; this.used.has(name); i++) name = `${base}_${i}`;
+    this.used.add(name);
     return name;
-  };
-  const newInits: OnnxTensor[] = [];
-  const values = (name: string): number[] => {
-    const t = init.get(name);
-    if (!t) throw new Error(`quantize: ${name} is not an initializer`);
-    return tensorValues(t);
-  };
-  const qparams = (s: string, zp: string | undefined): Q => {
-    const scale = values(s);
-    const zpT = zp ? init.get(zp) : undefined;
-    return { scale, zeroPoint: zpT ? tensorValues(zpT) : scale.map(() => 0), elemType: zpT?.dataType ?? OnnxDataType.UINT8, scaleName: s, zeroPointName: zp || undefined };
-  };
-  const range = (q: Q): [number, number] => {
-    const [lo, hi] = q.elemType === OnnxDataType.INT8 ? [-128, 127] : [0, 255];
-    return [(lo - q.zeroPoint[0]) * q.scale[0], (hi - q.zeroPoint[0]) * q.scale[0]];
-  };
-  const floatInit = (base: string, dims: number[], data: ArrayLike<number>): string => {
-    const name = fresh(base);
-    newInits.push(makeTensor(name, OnnxDataType.FLOAT, dims, data));
+  }
+
+  values(name: string): number[] {
+    let v = this.cache.get(name);
+    if (!v) {
+      const t = this.init.get(name) ?? this.added.find((a) => a.name === name);
+      if (!t) throw new Error(`quantize: "${name}" is not an initializer`);
+      v = tensorValues(t);
+      this.cache.set(name, v);
+    }
+    return v;
+  }
+
+  tensor(base: string, type: number, dims: number[], data: ArrayLike<number>): string {
+    const name = this.fresh(base);
+    this.added.push(makeTensor(name, type, dims, data));
     return name;
-  };
+  }
 
-  const out: OnnxNode[] = [];
-  /** Quantised tensor → its float twin (made by a converted node, or by a DequantizeLinear added here). */
-  const floatName = new Map<string, string>();
-  /** Quantised tensor names that only exist as floats (their producer was converted). */
-  const floatOnly = new Map<string, Q>();
-  /** Quantisation parameters of every quantised activation, from the node that produced it. */
-  const qOf = new Map<string, Q>();
+  float(base: string, dims: number[], data: ArrayLike<number>): string {
+    return this.tensor(base, OnnxDataType.FLOAT, dims, data);
+  }
 
+  node(op: string, inputs: string[], outputs: string[], attributes: Uint8Array[] = [], domain = ''): void {
+    this.nodes.push(makeNode(op, inputs, outputs, { name: this.fresh(`${outputs[0]}_${op}`), attributes, domain }));
+  }
+
+  qparams(scaleName: string, zpName: string | undefined): QParams {
+    const scale = this.values(scaleName);
+    const zpT = zpName ? (this.init.get(zpName) ?? this.added.find((a) => a.name === zpName)) : undefined;
+    return {
+      scale,
+      zeroPoint: zpName && zpT ? this.values(zpName) : scale.map(() => 0),
+      elemType: zpT?.dataType ?? OnnxDataType.UINT8,
+      scaleName,
+      zeroPointName: zpName || undefined,
+    };
+  }
+
+  /** The rewritten model: new nodes, only referenced initializers, value info of retyped tensors dropped. */
+  finish(model: OnnxModel, retyped: Set<string> = new Set()): OnnxModel {
+    const g = model.graph;
+    const live = new Set(this.nodes.flatMap((n) => n.inputs));
+    const initializers = [...g.initializers, ...this.added].filter((t) => live.has(t.name));
+    const out = { ...model, graph: { ...g, nodes: this.nodes, initializers, valueInfo: g.valueInfo.filter((v) => !retyped.has(v.name)) } };
+    assertValidModel(out);
+    return out;
+  }
+}
+
+const at = (v: number[], c: number): number => (v.length === 1 ? v[0] : v[c]);
+
+// ---- 2. exact float emulation of QLinearConv (for wasm) ---------------------------
+
+export type QConvKind = 'depthwise' | 'pointwise' | 'spatial';
+
+/** depthwise: group > 1; pointwise: 1x1 kernel; spatial: any other kernel. */
+export function qconvKind(n: OnnxNode, weightDims: number[]): QConvKind {
+  if ((intAttribute(n, 'group') ?? 1) > 1) return 'depthwise';
+  return weightDims.slice(2).every((d) => d === 1) ? 'pointwise' : 'spatial';
+}
+
+export interface WasmRewriteOptions {
+  /** Which QLinearConv kinds to emulate in float. Default ['depthwise'] (the only kind the wasm build runs slower in int8; see bench/export-web.ts). */
+  kinds?: QConvKind[];
+}
+
+export interface WasmRewriteResult {
+  bytes: Uint8Array;
+  /** QLinearConv nodes rewritten, by kind. */
+  rewritten: Record<QConvKind, number>;
+  /** QLinearConv nodes left alone because their accumulators could exceed 2^24 (not exact in float). */
+  skipped: string[];
+}
+
+/** Largest float32 integer up to which every integer is exact. */
+const EXACT_FLOAT_INT = 2 ** 24;
+
+/**
+ * Replaces QLinearConv nodes by exact float emulations (see the file comment).
+ * Every other node, and every tensor name and type, stays as it was.
+ */
+export function rewriteForWasm(bytes: Uint8Array, opts: WasmRewriteOptions = {}): WasmRewriteResult {
+  const kinds = new Set(opts.kinds ?? ['depthwise']);
+  const model = decodeModel(bytes);
+  const e = new Editor(model);
+  const rewritten: Record<QConvKind, number> = { depthwise: 0, pointwise: 0, spatial: 0 };
+  const skipped: string[] = [];
+  for (const n of model.graph.nodes) {
+    const w = n.opType === 'QLinearConv' && isStd(n) ? e.init.get(n.inputs[3]) : undefined;
+    const kind = w ? qconvKind(n, w.dims) : undefined;
+    if (!w || !kind || !kinds.has(kind) || !e.init.has(n.inputs[1]) || !e.init.has(n.inputs[4]) || !e.init.has(n.inputs[6])) {
+      e.nodes.push(n);
+      continue;
+    }
+    if (!emulateQLinearConv(e, n, w)) {
+      skipped.push(n.name || n.outputs[0]);
+      e.nodes.push(n);
+      continue;
+    }
+    rewritten[kind]++;
+  }
+  return { bytes: encodeModel(e.finish(model)), rewritten, skipped };
+}
+
+function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
+  const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
+  const xq = e.qparams(xs, xzp);
+  const wq = e.qparams(ws, wzp);
+  const yq = e.qparams(ys, yzp);
+  if (xq.scale.length !== 1 || yq.scale.length !== 1) return false;
+  const cout = wt.dims[0];
+  const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
+  const wv = e.values(w);
+  const bv = b ? e.values(b) : undefined;
+  const wi = new Float32Array(wv.length);
+  // Worst-case |accumulator| per channel: every input at the far end of its range.
+  const xMax = Math.max(...(xq.elemType === OnnxDataType.INT8 ? [128 + xq.zeroPoint[0], 127 - xq.zeroPoint[0]] : [xq.zeroPoint[0], 255 - xq.zeroPoint[0]]).map(Math.abs));
+  for (let c = 0; c < cout; c++) {
+    const z = at(wq.zeroPoint, c);
+    let sum = 0;
+    for (let k = 0; k < per; k++) {
+      wi[c * per + k] = wv[c * per + k] - z;
+      sum += Math.abs(wi[c * per + k]);
+    }
+    if (sum * xMax + Math.abs(bv?.[c] ?? 0) >= EXACT_FLOAT_INT) return false;
+    for (let k = 0; k < per; k++) if (wi[c * per + k] < -128 || wi[c * per + k] > 127) return false;
+  }
+  let xf = e.fresh(`${x}_int`);
+  e.node('Cast', [x], [xf], [makeAttribute('to', OnnxDataType.FLOAT)]);
+  if (xq.zeroPoint[0] !== 0) {
+    // Padding then adds (x_zp - x_zp) = 0, as QLinearConv pads with the zero point.
+    const centred = e.fresh(`${x}_centred`);
+    e.node('Sub', [xf, e.float(`${x}_zero_point_float`, [], [xq.zeroPoint[0]])], [centred]);
+    xf = centred;
+  }
+  // Integer weights and biases stay int8 / int32 in the file; the Casts are constant-folded at session creation.
+  const wf = e.fresh(`${w}_int_float`);
+  e.node('Cast', [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, wi)], [wf], [makeAttribute('to', OnnxDataType.FLOAT)]);
+  const inputs = [xf, wf];
+  if (bv) {
+    const bf = e.fresh(`${b}_int_float`);
+    e.node('Cast', [b], [bf], [makeAttribute('to', OnnxDataType.FLOAT)]);
+    inputs.push(bf);
+  }
+  const acc = e.fresh(`${n.outputs[0]}_acc`);
+  e.nodes.push(makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_conv`), attributes: n.attributes }));
+  // onnxruntime's QLinearConv: output_scale[c] = x_scale * w_scale[c] / y_scale, in float32, then round(acc * scale).
+  const f = Math.fround;
+  const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
+  // Multiplier first: onnxruntime's ConvMulFusion folds Conv → Mul(x, constant) into the Conv weights, which
+  // makes the accumulators non-integer and the rounding no longer QLinearConv's; it only matches the
+  // constant as the Mul's second input.
+  const scaled = e.fresh(`${n.outputs[0]}_requantized`);
+  e.node('Mul', [e.float(`${n.outputs[0]}_multiplier`, [1, cout, 1, 1], mult), acc], [scaled]);
+  e.node('QuantizeLinear', [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])], [n.outputs[0]]);
+  return true;
+}
+
+// ---- 3. QOperator → float compute ---------------------------------------------------
+
+export interface FloatComputeOptions {
+  /** 'int8': weights stay int8 initialisers behind DequantizeLinear; 'float': folded to float32. Default 'int8'. */
+  weights?: 'int8' | 'float';
+  /** Clip converted outputs whose uint8 range starts at 0 (ReLU/ReLU6 folded into the range). Default true. */
+  clipActivations?: boolean;
+}
+
+/**
+ * Runs a QOperator model (QuantizeLinear / QLinearConv / QLinearAdd /
+ * DequantizeLinear) in float: activations are no longer rounded to 8 bits.
+ */
+export function floatCompute(bytes: Uint8Array, opts: FloatComputeOptions = {}): Uint8Array {
+  const model = decodeModel(bytes);
+  const e = new Editor(model);
+  const int8Weights = (opts.weights ?? 'int8') === 'int8';
+  const clipActs = opts.clipActivations ?? true;
+  /** Quantised tensor → the float tensor standing for it. */
+  const floatOf = new Map<string, string>();
+  const qOf = new Map<string, QParams>();
   const asFloat = (x: string): string => {
-    const f = floatName.get(x);
+    const f = floatOf.get(x);
     if (f) return f;
     const q = qOf.get(x);
     if (!q) throw new Error(`quantize: no quantisation parameters known for ${x}`);
-    const name = fresh(`${x}_float`);
-    out.push(makeNode('DequantizeLinear', [x, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [name], { name: fresh(`${x}_dequantize`) }));
-    floatName.set(x, name);
+    const name = e.fresh(`${x}_float`);
+    e.node('DequantizeLinear', [x, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [name]);
+    floatOf.set(x, name);
     return name;
   };
-  const asQuant = (x: string): string => {
-    const q = floatOnly.get(x);
-    if (!q) return x;
-    // Re-create the quantised tensor under its own name (first int8 reader).
-    out.push(makeNode('QuantizeLinear', [floatName.get(x)!, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [x], { name: fresh(`${x}_quantize`) }));
-    floatOnly.delete(x);
-    return x;
-  };
-  /** A float result standing for quantised tensor `y` (params q): clipped to q's range as configured. */
-  const floatResult = (y: string, value: string, q: Q): void => {
-    const [lo, hi] = range(q);
-    const clip = clipMode === 'all' || (clipMode === 'activations' && Math.abs(lo) < 1e-12);
+  const result = (y: string, value: string, q: QParams): void => {
+    const lo = ((q.elemType === OnnxDataType.INT8 ? -128 : 0) - q.zeroPoint[0]) * q.scale[0];
+    const hi = ((q.elemType === OnnxDataType.INT8 ? 127 : 255) - q.zeroPoint[0]) * q.scale[0];
     let v = value;
-    if (clip) {
-      v = fresh(`${y}_clipped`);
-      out.push(makeNode('Clip', [value, floatInit(`${y}_min`, [], [lo]), floatInit(`${y}_max`, [], [hi])], [v], { name: fresh(`${y}_clip`) }));
+    if (clipActs && lo === 0) {
+      v = e.fresh(`${y}_clipped`);
+      e.node('Clip', [value, e.float(`${y}_min`, [], [lo]), e.float(`${y}_max`, [], [hi])], [v]);
     }
-    floatName.set(y, v);
-    floatOnly.set(y, q);
+    floatOf.set(y, v);
     qOf.set(y, q);
   };
-
-  for (const n of g.nodes) {
-    const std = n.domain === '' || n.domain === 'ai.onnx';
-    if (std && n.opType === 'QuantizeLinear' && !init.has(n.inputs[0])) {
-      const q = qparams(n.inputs[1], n.inputs[2]);
-      if (toFloat('input', n)) {
-        floatResult(n.outputs[0], n.inputs[0], q);
-      } else {
-        out.push(n);
-        qOf.set(n.outputs[0], q);
-        floatName.set(n.outputs[0], n.inputs[0]);
-      }
-    } else if (std && n.opType === 'DequantizeLinear' && qOf.has(n.inputs[0])) {
-      out.push(makeNode('Identity', [asFloat(n.inputs[0])], [n.outputs[0]], { name: n.name }));
-    } else if (std && n.opType === 'QLinearConv') {
+  const materialised = new Set<string>();
+  /** A reader left untouched gets the uint8 tensor back (QuantizeLinear of its float stand-in) under its own name. */
+  const asQuant = (x: string): string => {
+    if (!convertedOutputs.has(x) || materialised.has(x)) return x;
+    const q = qOf.get(x)!;
+    e.node('QuantizeLinear', [floatOf.get(x)!, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [x]);
+    materialised.add(x);
+    return x;
+  };
+  /** Quantised inputs made by nodes this pass leaves alone take the reader's own parameters. */
+  const known = (x: string, q: QParams): void => {
+    if (!floatOf.has(x) && !qOf.has(x)) qOf.set(x, q);
+  };
+  const convertedOutputs = new Set<string>();
+  for (const n of model.graph.nodes) {
+    if (isStd(n) && n.opType === 'QuantizeLinear' && !e.init.has(n.inputs[0])) {
+      result(n.outputs[0], n.inputs[0], e.qparams(n.inputs[1], n.inputs[2]));
+      convertedOutputs.add(n.outputs[0]);
+    } else if (isStd(n) && n.opType === 'DequantizeLinear' && qOf.has(n.inputs[0])) {
+      e.node('Identity', [asFloat(n.inputs[0])], [n.outputs[0]]);
+    } else if (isStd(n) && n.opType === 'QLinearConv' && e.init.has(n.inputs[3])) {
       const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
-      const wt = init.get(w)!;
-      const group = intAttr(n, 'group') ?? 1;
-      const kind: QOpKind = group > 1 ? 'depthwise' : wt.dims.slice(2).every((d) => d === 1) ? 'pointwise' : 'conv';
-      const yq = qparams(ys, yzp);
-      if (!toFloat(kind, n)) {
-        out.push({ ...n, inputs: [asQuant(x), ...n.inputs.slice(1)] });
-        qOf.set(n.outputs[0], yq);
-        continue;
-      }
-      const xq = qparams(xs, xzp);
-      const wq = qparams(ws, wzp);
+      const wt = e.init.get(w)!;
+      const xq = e.qparams(xs, xzp);
+      const wq = e.qparams(ws, wzp);
       const cout = wt.dims[0];
-      const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-      const sc = (c: number): number => (wq.scale.length === 1 ? wq.scale[0] : wq.scale[c]);
-      const zc = (c: number): number => (wq.zeroPoint.length === 1 ? wq.zeroPoint[0] : wq.zeroPoint[c]);
+      known(x, xq);
       let wName: string;
-      if (weights === 'float') {
-        const wv = values(w);
-        const f = new Float32Array(wv.length);
-        for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) f[c * per + k] = (wv[c * per + k] - zc(c)) * sc(c);
-        wName = floatInit(`${w}_float`, wt.dims, f);
+      if (int8Weights) {
+        wName = e.fresh(`${w}_dequantized`);
+        e.node('DequantizeLinear', [w, ws, ...(wzp ? [wzp] : [])], [wName], wq.scale.length > 1 ? [makeAttribute('axis', 0)] : []);
       } else {
-        wName = fresh(`${w}_dequantized`);
-        const perChannel = wq.scale.length > 1;
-        out.push(makeNode('DequantizeLinear', [w, ws, ...(wzp ? [wzp] : [])], [wName], { name: fresh(`${w}_dequantize`), attributes: perChannel ? [makeAttribute('axis', 0)] : [] }));
+        const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
+        const wv = e.values(w);
+        const fw = new Float32Array(wv.length);
+        for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) fw[c * per + k] = (wv[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
+        wName = e.float(`${w}_float`, wt.dims, fw);
       }
       const inputs = [asFloat(x), wName];
-      if (b) {
-        const bv = values(b);
-        inputs.push(floatInit(`${b}_float`, [cout], bv.map((v, c) => v * xq.scale[0] * sc(c))));
-      }
-      const conv = fresh(`${n.outputs[0]}_conv`);
-      out.push(makeNode('Conv', inputs, [conv], { name: n.name || fresh('conv'), attributes: n.attributes }));
-      floatResult(n.outputs[0], conv, yq);
+      if (b) inputs.push(e.float(`${b}_float`, [cout], e.values(b).map((v, c) => v * xq.scale[0] * at(wq.scale, c))));
+      const conv = e.fresh(`${n.outputs[0]}_conv`);
+      e.nodes.push(makeNode('Conv', inputs, [conv], { name: n.name || e.fresh('conv'), attributes: n.attributes }));
+      result(n.outputs[0], conv, e.qparams(ys, yzp));
+      convertedOutputs.add(n.outputs[0]);
     } else if (n.domain === 'com.microsoft' && n.opType === 'QLinearAdd') {
-      const [a, , , bb, , , cs, czp] = n.inputs;
-      const cq = qparams(cs, czp);
-      if (!toFloat('add', n)) {
-        out.push({ ...n, inputs: n.inputs.map((t, i) => (i === 0 || i === 3 ? asQuant(t) : t)) });
-        qOf.set(n.outputs[0], cq);
-        continue;
-      }
-      const sum = fresh(`${n.outputs[0]}_sum`);
-      out.push(makeNode('Add', [asFloat(a), asFloat(bb)], [sum], { name: n.name || fresh('add') }));
-      floatResult(n.outputs[0], sum, cq);
+      const [a, aScale, aZero, b2, bScale, bZero, cs, czp] = n.inputs;
+      known(a, e.qparams(aScale, aZero));
+      known(b2, e.qparams(bScale, bZero));
+      const sum = e.fresh(`${n.outputs[0]}_sum`);
+      e.node('Add', [asFloat(a), asFloat(b2)], [sum]);
+      result(n.outputs[0], sum, e.qparams(cs, czp));
+      convertedOutputs.add(n.outputs[0]);
     } else {
-      out.push({ ...n, inputs: n.inputs.map(asQuant) });
+      e.nodes.push({ ...n, inputs: n.inputs.map(asQuant) });
     }
   }
-  const live = new Set(out.flatMap((n) => n.inputs));
-  const initializers = [...g.initializers.filter((t) => live.has(t.name)), ...newInits.filter((t) => live.has(t.name))];
-  const changed = new Set([...floatName.keys()]);
-  return { ...model, graph: { ...g, nodes: out, initializers, valueInfo: g.valueInfo.filter((v) => !changed.has(v.name)) } };
+  for (const o of model.graph.outputs) asQuant(o.name);
+  return encodeModel(e.finish(model, convertedOutputs));
+}
+
+// ---- 1. static quantisation -------------------------------------------------------------
+
+export type QuantFormat = 'qoperator' | 'qdq';
+export type WeightGranularity = 'per-channel' | 'per-tensor';
+
+export interface StaticQuantOptions {
+  /** Default 'qoperator'. */
+  format?: QuantFormat;
+  /** Default 'per-channel'. */
+  weights?: WeightGranularity;
+  /**
+   * Which float Conv nodes to quantise. Default: every Conv with initializer
+   * weights except the prototype layer (weights named *prototypes*).
+   */
+  include?: (node: OnnxNode) => boolean;
+}
+
+/** The default selection: keep the prototype distances (Conv with the prototypes) in float. */
+export const defaultQuantInclude = (n: OnnxNode): boolean => !n.inputs[1].includes('prototypes');
+
+interface ConvUnit {
+  conv: OnnxNode;
+  /** Node whose output is the unit's quantised output (the Conv, or the Relu folded into it). */
+  last: OnnxNode;
+  input: string;
+  output: string;
+}
+
+function convUnits(model: OnnxModel, include: (n: OnnxNode) => boolean): ConvUnit[] {
+  const g = model.graph;
+  const init = new Set(g.initializers.map((t) => t.name));
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  const readers = new Map<string, OnnxNode[]>();
+  for (const n of g.nodes) for (const t of n.inputs) readers.set(t, [...(readers.get(t) ?? []), n]);
+  const units: ConvUnit[] = [];
+  for (const n of g.nodes) {
+    if (!isStd(n) || n.opType !== 'Conv' || !init.has(n.inputs[1]) || (n.inputs[2] && !init.has(n.inputs[2])) || init.has(n.inputs[0]) || !include(n)) continue;
+    const r = readers.get(n.outputs[0]) ?? [];
+    const relu = r.length === 1 && isStd(r[0]) && r[0].opType === 'Relu' && !graphOutputs.has(n.outputs[0]) ? r[0] : undefined;
+    const last = relu ?? n;
+    units.push({ conv: n, last, input: n.inputs[0], output: last.outputs[0] });
+  }
+  return units;
+}
+
+/** Tensors whose ranges quantizeStatic needs (inputs and outputs of the quantised Conv units). */
+export function quantizationTargets(bytes: Uint8Array, opts: Pick<StaticQuantOptions, 'include'> = {}): string[] {
+  const units = convUnits(decodeModel(bytes), opts.include ?? defaultQuantInclude);
+  return [...new Set(units.flatMap((u) => [u.input, u.output]))];
+}
+
+/** uint8 asymmetric parameters covering [min, max] and 0. */
+export function activationParams(r: TensorRange): { scale: number; zeroPoint: number } {
+  const lo = Math.min(r.min, 0);
+  const hi = Math.max(r.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale = Math.fround((hi - lo) / 255);
+  return { scale, zeroPoint: Math.min(255, Math.max(0, Math.round(-lo / scale))) };
+}
+
+/** Symmetric int8 weights ([-127, 127]) of a [Cout, ...] kernel, one scale per output channel or one for all. */
+export function quantizeWeights(w: ArrayLike<number>, cout: number, granularity: WeightGranularity): { q: Int8Array; scale: number[] } {
+  const per = w.length / cout;
+  const absMax = new Array<number>(cout).fill(0);
+  for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) absMax[c] = Math.max(absMax[c], Math.abs(w[c * per + k]));
+  const all = Math.max(...absMax);
+  const scale = (granularity === 'per-channel' ? absMax : [all]).map((m) => Math.fround(m > 0 ? m / 127 : 1));
+  const q = new Int8Array(w.length);
+  for (let c = 0; c < cout; c++) {
+    const s = at(scale, c);
+    for (let k = 0; k < per; k++) q[c * per + k] = Math.max(-127, Math.min(127, Math.round(w[c * per + k] / s)));
+  }
+  return { q, scale };
+}
+
+export interface StaticQuantResult {
+  bytes: Uint8Array;
+  /** Conv nodes quantised (names or first outputs). */
+  quantized: string[];
+  /** Relu nodes folded into a Conv's output range. */
+  foldedRelu: number;
+}
+
+/**
+ * Static int8 quantisation of the selected Conv nodes with the calibrated
+ * `ranges` (calibrate.ts; tensor names from quantizationTargets). Tensors keep
+ * their names and float types where float readers remain.
+ */
+export function quantizeStatic(bytes: Uint8Array, ranges: ReadonlyMap<string, TensorRange>, opts: StaticQuantOptions = {}): StaticQuantResult {
+  const format = opts.format ?? 'qoperator';
+  const granularity = opts.weights ?? 'per-channel';
+  const model = decodeModel(bytes);
+  const opset = opsetImports(model).get('') ?? 0;
+  if (opset < 13 && granularity === 'per-channel' && format === 'qdq') throw new Error(`quantize: per-channel DequantizeLinear needs opset 13, the model has ${opset}`);
+  const units = convUnits(model, opts.include ?? defaultQuantInclude);
+  const byConv = new Map(units.map((u) => [u.conv, u]));
+  const folded = new Set(units.filter((u) => u.last !== u.conv).map((u) => u.last));
+  const e = new Editor(model);
+
+  const actParams = new Map<string, { scale: string; zeroPoint: string; value: { scale: number; zeroPoint: number } }>();
+  const params = (t: string): { scale: string; zeroPoint: string; value: { scale: number; zeroPoint: number } } => {
+    let p = actParams.get(t);
+    if (!p) {
+      const r = ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor "${t}" (calibrate quantizationTargets(model) first)`);
+      const v = activationParams(r);
+      p = { scale: e.float(`${t}_scale`, [], [v.scale]), zeroPoint: e.tensor(`${t}_zero_point`, OnnxDataType.UINT8, [], [v.zeroPoint]), value: v };
+      actParams.set(t, p);
+    }
+    return p;
+  };
+  /** Float tensor → its uint8 twin (a QuantizeLinear, or a QLinearConv output). */
+  const quantOf = new Map<string, string>();
+  const quantized = (t: string): string => {
+    let q = quantOf.get(t);
+    if (!q) {
+      const p = params(t);
+      q = e.fresh(`${t}_quantized`);
+      e.node('QuantizeLinear', [t, p.scale, p.zeroPoint], [q]);
+      quantOf.set(t, q);
+    }
+    return q;
+  };
+  /** In QDQ form every quantised tensor is read through one DequantizeLinear. */
+  const dqOf = new Map<string, string>();
+  const dequantized = (t: string): string => {
+    let d = dqOf.get(t);
+    if (!d) {
+      const p = params(t);
+      d = e.fresh(`${t}_dequantized`);
+      e.node('DequantizeLinear', [quantized(t), p.scale, p.zeroPoint], [d]);
+      dqOf.set(t, d);
+    }
+    return d;
+  };
+
+  const names: string[] = [];
+  for (const n of model.graph.nodes) {
+    if (folded.has(n)) continue; // emitted with its Conv
+    const u = byConv.get(n);
+    if (!u) {
+      e.nodes.push(n);
+      continue;
+    }
+    const [, w, b] = n.inputs;
+    const wt = e.init.get(w)!;
+    const cout = wt.dims[0];
+    const wq = quantizeWeights(e.values(w), cout, granularity);
+    const xp = params(u.input);
+    const yp = params(u.output);
+    const perAxis = wq.scale.length > 1 ? [makeAttribute('axis', 0)] : [];
+    const wQ = e.tensor(`${w}_quantized`, OnnxDataType.INT8, wt.dims, wq.q);
+    const wS = e.float(`${w}_scale`, [wq.scale.length], wq.scale);
+    const wZ = e.tensor(`${w}_zero_point`, OnnxDataType.INT8, [wq.scale.length], new Array(wq.scale.length).fill(0));
+    const bScale = Array.from({ length: cout }, (_, c) => Math.fround(xp.value.scale * at(wq.scale, c)));
+    const bQ = b ? e.tensor(`${b}_quantized`, OnnxDataType.INT32, [cout], e.values(b).map((v, c) => Math.round(v / bScale[c]))) : undefined;
+    names.push(n.name || n.outputs[0]);
+    if (format === 'qoperator') {
+      const yq = e.fresh(`${u.output}_quantized`);
+      e.nodes.push(
+        makeNode('QLinearConv', [quantized(u.input), xp.scale, xp.zeroPoint, wQ, wS, wZ, yp.scale, yp.zeroPoint, ...(bQ ? [bQ] : [])], [yq], {
+          name: n.name || e.fresh(`${yq}_conv`),
+          attributes: n.attributes,
+        }),
+      );
+      quantOf.set(u.output, yq);
+      // Float readers (and graph outputs) keep the original name.
+      e.node('DequantizeLinear', [yq, yp.scale, yp.zeroPoint], [u.output]);
+    } else {
+      const wD = e.fresh(`${w}_dequantized`);
+      e.node('DequantizeLinear', [wQ, wS, wZ], [wD], perAxis);
+      const inputs = [dequantized(u.input), wD];
+      if (bQ) {
+        const bD = e.fresh(`${b}_dequantized`);
+        e.node('DequantizeLinear', [bQ, e.float(`${b}_scale`, [cout], bScale)], [bD], perAxis);
+        inputs.push(bD);
+      }
+      const y = e.fresh(`${n.outputs[0]}_float`);
+      e.nodes.push(makeNode('Conv', inputs, [u.last === n ? y : n.outputs[0]], { name: n.name || e.fresh(`${y}_conv`), attributes: n.attributes }));
+      if (u.last !== n) e.nodes.push({ ...u.last, outputs: [y] });
+      const p = yp;
+      const q = e.fresh(`${u.output}_quantized`);
+      e.node('QuantizeLinear', [y, p.scale, p.zeroPoint], [q]);
+      quantOf.set(u.output, q);
+      e.node('DequantizeLinear', [q, p.scale, p.zeroPoint], [u.output]);
+      dqOf.set(u.output, u.output);
+    }
+  }
+  const out = e.finish(model);
+  // Topological order: QuantizeLinear nodes are emitted when first read, after their producers.
+  return { bytes: encodeModel(out), quantized: names, foldedRelu: folded.size };
+}
+
+// ---- weight-only int8 ------------------------------------------------------------------
+
+export interface WeightOnlyOptions {
+  /** Default 'per-channel' (output channels: Conv axis 0, MatMul weight [K, N] axis 1). */
+  weights?: WeightGranularity;
+  /** Which Conv / MatMul nodes (with initializer weights) to store in int8. Default: the same as defaultQuantInclude, Conv only. */
+  include?: (node: OnnxNode) => boolean;
+}
+
+/**
+ * Stores the selected float weights as int8 (symmetric, per output channel) read
+ * through DequantizeLinear; compute stays float and activations are untouched.
+ * A smaller file for layers whose activations must not be rounded (the head).
+ */
+export function quantizeWeightsOnly(bytes: Uint8Array, opts: WeightOnlyOptions = {}): StaticQuantResult {
+  const granularity = opts.weights ?? 'per-channel';
+  const include = opts.include ?? ((n: OnnxNode) => n.opType === 'Conv' && defaultQuantInclude(n));
+  const model = decodeModel(bytes);
+  const opset = opsetImports(model).get('') ?? 0;
+  const e = new Editor(model);
+  const names: string[] = [];
+  for (const n of model.graph.nodes) {
+    const wi = n.opType === 'Conv' ? 1 : n.opType === 'MatMul' ? 1 : -1;
+    const wt = wi >= 0 && isStd(n) ? e.init.get(n.inputs[wi]) : undefined;
+    if (!wt || wt.dataType !== OnnxDataType.FLOAT || !include(n) || (n.opType === 'MatMul' && wt.dims.length !== 2)) {
+      e.nodes.push(n);
+      continue;
+    }
+    const w = e.values(n.inputs[wi]);
+    // MatMul [K, N]: output channels are columns; quantise the transpose, store in [K, N] order.
+    const isMatMul = n.opType === 'MatMul';
+    const cout = isMatMul ? wt.dims[1] : wt.dims[0];
+    const k = w.length / cout;
+    const rows = isMatMul ? Array.from({ length: w.length }, (_, i) => w[(i % k) * cout + Math.floor(i / k)]) : w;
+    const q = quantizeWeights(rows, cout, granularity);
+    const stored = isMatMul ? Int8Array.from({ length: w.length }, (_, i) => q.q[(i % cout) * k + Math.floor(i / cout)]) : q.q;
+    const perAxis = q.scale.length > 1;
+    if (perAxis && opset < 13) throw new Error(`quantize: per-channel DequantizeLinear needs opset 13, the model has ${opset}`);
+    const wq = e.tensor(`${n.inputs[wi]}_int8`, OnnxDataType.INT8, wt.dims, stored);
+    const wd = e.fresh(`${n.inputs[wi]}_dequantized`);
+    e.node('DequantizeLinear', [wq, e.float(`${n.inputs[wi]}_scale`, [q.scale.length], q.scale)], [wd], perAxis ? [makeAttribute('axis', isMatMul ? 1 : 0)] : []);
+    e.nodes.push({ ...n, inputs: n.inputs.map((t, i) => (i === wi ? wd : t)) });
+    names.push(n.name || n.outputs[0]);
+  }
+  return { bytes: encodeModel(e.finish(model)), quantized: names, foldedRelu: 0 };
+}
+
+// ---- inspection -------------------------------------------------------------------------
+
+export interface ModelSummary {
+  bytes: number;
+  /** Node counts by (domain:)op type. */
+  ops: Record<string, number>;
+  /** Initializer payload bytes by element type name. */
+  weightBytes: Record<string, number>;
+}
+
+const TYPE_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64' };
+const TYPE_SIZE: Record<number, number> = { 1: 4, 2: 1, 3: 1, 6: 4, 7: 8 };
+
+export function summarizeModel(bytes: Uint8Array): ModelSummary {
+  const m = decodeModel(bytes);
+  const ops: Record<string, number> = {};
+  for (const n of m.graph.nodes) {
+    const k = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}:${n.opType}` : n.opType;
+    ops[k] = (ops[k] ?? 0) + 1;
+  }
+  const weightBytes: Record<string, number> = {};
+  for (const t of m.graph.initializers) {
+    const k = TYPE_NAMES[t.dataType] ?? `type${t.dataType}`;
+    weightBytes[k] = (weightBytes[k] ?? 0) + t.dims.reduce((a, d) => a * d, 1) * (TYPE_SIZE[t.dataType] ?? 0);
+  }
+  return { bytes: bytes.length, ops, weightBytes };
 }
