@@ -59,8 +59,9 @@ describe('embeddable classifier widget', () => {
     const problems = watchProblems(page);
     await page.goto(`${site.url}/try/`);
     const m = fx.manifest;
-    // Reference: the same ONNX model, the same shared resize and the same explain(), in Node.
-    const session = await ort.InferenceSession.create(join(fx.bundle, m.files.onnx!.fp32!.path));
+    // Reference: the same ONNX model (on wasm the widget runs the deployed int8 one, as the edge does),
+    // the same shared resize and the same explain(), in Node.
+    const session = await ort.InferenceSession.create(join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path));
     const S = m.preprocessing.size;
     const reference = async (path: string) => {
       const { data, info } = await sharp(path).ensureAlpha().raw().toBuffer({ resolveWithObject: true });

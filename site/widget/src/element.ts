@@ -169,7 +169,8 @@ export function defineClassifier(scriptUrl: string): void {
     #localClassifier(): Promise<LocalClassifier> {
       const bundle = this.getAttribute('bundle')!;
       const provider = this.getAttribute('provider') === 'wasm' ? 'wasm' : this.getAttribute('provider') === 'webgpu' ? 'webgpu' : 'auto';
-      const precision = this.getAttribute('precision') === 'int8' ? 'int8' : 'fp32';
+      // Default: the deployed model, as the edge runs it (int8 when the bundle has one).
+      const precision = this.getAttribute('precision') === 'fp32' ? 'fp32' : this.getAttribute('precision') === 'int8' ? 'int8' : 'auto';
       const key = [bundle, provider, precision, this.#ortBase()].join('|');
       if (!this.#local || key !== this.#localKey) {
         this.#localKey = key;

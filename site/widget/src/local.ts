@@ -39,15 +39,17 @@ export class LocalClassifier {
     private readonly pruned: boolean[],
   ) {}
 
-  static async create(bundle: string, ortBase: string, opts: { provider: 'auto' | Provider; precision: 'fp32' | 'int8' }): Promise<LocalClassifier> {
+  static async create(bundle: string, ortBase: string, opts: { provider: 'auto' | Provider; precision: 'auto' | 'fp32' | 'int8' }): Promise<LocalClassifier> {
     const bundleUrl = new URL(bundle.endsWith('/') ? bundle : `${bundle}/`, document.baseURI);
     const res = await fetch(new URL('manifest.json', bundleUrl));
     if (!res.ok) throw new Error(`no model bundle at ${bundleUrl.href} (${res.status})`);
     const manifest = (await res.json()) as BundleManifest;
     const onnx = manifest.files?.onnx;
-    const file = (opts.precision === 'int8' && onnx?.int8) || onnx?.fp32;
-    if (!onnx || !file) throw new Error('this bundle has no ONNX model for the browser: export one with `npm run export --workspace trainer -- <run dir>`');
     const provider: Provider = opts.provider === 'wasm' ? 'wasm' : (await hasWebGpu()) ? 'webgpu' : 'wasm';
+    // 'auto': int8 on wasm (what the edge runs: same answers in both modes), fp32 on WebGPU (float kernels).
+    const wantInt8 = opts.precision === 'int8' || (opts.precision === 'auto' && provider === 'wasm');
+    const file = (wantInt8 && onnx?.int8) || onnx?.fp32;
+    if (!onnx || !file) throw new Error('this bundle has no ONNX model for the browser: export one with `npm run export --workspace trainer -- <run dir>`');
     const base = new URL(ortBase, document.baseURI);
     // The WebGPU build also carries the wasm kernels (a fallback for unsupported ops); the wasm-only build is half the size.
     const ort = (await import(/* @vite-ignore */ new URL(provider === 'webgpu' ? 'ort.webgpu.bundle.min.mjs' : 'ort.wasm.bundle.min.mjs', base).href)) as OrtModule;

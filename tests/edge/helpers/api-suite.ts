@@ -99,7 +99,8 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
     it('classifies real PNG images as onnxruntime-node does, with evidence that sums to the logits', async () => {
       for (const [i, img] of images.entries()) {
         const r = await classify(img.png, 'image/png');
-        expect(r.model).toEqual({ id: manifest.model.id, version: manifest.model.version, precision: 'fp32' });
+        // The deployed model: int8 when the bundle has one.
+        expect(r.model).toEqual({ id: manifest.model.id, version: manifest.model.version, precision: manifest.files.onnx!.int8 ? 'int8' : 'fp32' });
         expect(r.image).toEqual({ format: 'png', width: 96, height: 64, orientation: 1 });
         checkExplanation(r, img);
         for (const p of r.predictions) expect(p.logit).toBeCloseTo(native[i][p.classId], 3);

@@ -1,4 +1,4 @@
-/** The reference: onnxruntime-node (native) on the bundle's ONNX file, fed the shared preprocessing. */
+/** The reference: onnxruntime-node (native) on the ONNX file the edge serves (int8 when the bundle has it), fed the shared preprocessing. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -7,7 +7,8 @@ import { parseManifest, resizeStretch } from '@protoatlas/shared';
 export async function nativeLogits(bundleDir: string, images: { rgb: Uint8Array; width: number; height: number }[]): Promise<Float32Array[]> {
   const manifest = parseManifest(JSON.parse(await readFile(join(bundleDir, 'manifest.json'), 'utf8')));
   const S = manifest.preprocessing.size;
-  const session = await ort.InferenceSession.create(join(bundleDir, manifest.files.onnx!.fp32!.path));
+  const onnx = manifest.files.onnx!;
+  const session = await ort.InferenceSession.create(join(bundleDir, (onnx.int8 ?? onnx.fp32)!.path));
   try {
     const out: Float32Array[] = [];
     for (const img of images) {
