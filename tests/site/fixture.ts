@@ -38,6 +38,7 @@ async function readFixture(): Promise<Fixture | null> {
     const bundle = join(CACHE, 'bundle');
     const manifest = parseManifest(JSON.parse(await readFile(join(bundle, MANIFEST_FILE), 'utf8')));
     if (!manifest.files.onnx?.fp32 || !(await exists(join(bundle, manifest.files.onnx.fp32.path)))) return null;
+    if (!manifest.files.onnx.int8 || !(await exists(join(bundle, manifest.files.onnx.int8.path)))) return null; // built before bundles carried int8
     return { bundle, manifest, photos: meta.photos.map((p: { file: string; classId: number }) => ({ path: join(CACHE, p.file), classId: p.classId })) };
   } catch {
     return null; // missing or from an older schema: rebuild

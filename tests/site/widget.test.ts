@@ -88,7 +88,8 @@ describe('embeddable classifier widget', () => {
       expect(r.predictions.map((p) => p.classId)).toEqual(ref.predictions.map((p) => p.classId));
       r.predictions.forEach((p, i) => {
         expect(p.label).toBe(m.classes[p.classId].name);
-        expect(p.logit).toBeCloseTo(ref.predictions[i].logit, 3);
+        // The int8 model: wasm and native int8 kernels may round differently in the last bit.
+        expect(p.logit).toBeCloseTo(ref.predictions[i].logit, 2);
         expect(p.evidence.map((e) => [e.prototypeId, e.box])).toEqual(ref.predictions[i].evidence.map((e) => [e.prototype, e.box]));
         for (const e of p.evidence) {
           expect(e.contribution).toBeCloseTo(e.similarity * e.weight, 5);

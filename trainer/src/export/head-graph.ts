@@ -8,7 +8,7 @@
  *   distances     Relu(||z||^2 - 2 z.p + ||p||^2)          [N, m, H, W]  (prototype-major maps)
  *   min           ReduceMin over H, W                      [N, m]
  *   similarities  Log((d + 1) / (d + eps))                 [N, m]
- *   logits        MatMul(similarities, lastLayer)          [N, C]
+ *   logits        MatMul(similarities, lastLayer) in float64 [N, C]
  *
  * This is the trainer's arithmetic (fast-ops.ts squaredDistancesFast, the
  * relu clamp included) in the same order; scaling P by 2 is exact in binary
@@ -111,7 +111,14 @@ export function addHeadNodes(b: GraphBuilder, w: HeadExportWeights, opts: HeadGr
   const ratio = b.add('Div', [b.add('Add', [dmin, one], `${pre}d_plus_1`), b.add('Add', [dmin, eps], `${pre}d_plus_eps`)], `${pre}ratio`);
   const sim = b.add('Log', [ratio], HEAD_OUTPUT_NAMES.similarities, {}, { output: HEAD_OUTPUT_NAMES.similarities });
   const lastLayer = b.floatInit(`${pre}last_layer`, [m, w.numClasses], w.lastLayer);
-  const logits = b.add('MatMul', [sim, lastLayer], HEAD_OUTPUT_NAMES.logits, {}, { output: HEAD_OUTPUT_NAMES.logits });
+  // The last layer sums m terms into logits of magnitude ~m: in float32 two summation orders
+  // differ by ~1e-3 at m = 2,000. Summing in float64 makes the export the exact reference
+  // (weights stay float32 in the file; the cast of the initializer folds at load).
+  const DOUBLE = 11;
+  const sim64 = b.add('Cast', [sim], `${pre}similarities_f64`, { to: DOUBLE });
+  const lastLayer64 = b.add('Cast', [lastLayer], `${pre}last_layer_f64`, { to: DOUBLE });
+  const logits64 = b.add('MatMul', [sim64, lastLayer64], `${pre}logits_f64`);
+  const logits = b.add('Cast', [logits64], HEAD_OUTPUT_NAMES.logits, { to: OnnxDataType.FLOAT }, { output: HEAD_OUTPUT_NAMES.logits });
 
   return [
     makeValueInfo(logits, OnnxDataType.FLOAT, [n, w.numClasses]),
