@@ -16,6 +16,7 @@ import { classifyRoute, healthRoute, modelRoute, prototypeRoute } from './openap
 import { memoryRateLimiter, type RateLimiter } from './rate-limit.ts';
 import { REQUEST_ID_HEADER, requestId, type RequestIdEnv } from './request-id.ts';
 import { Runtime, type WasmModules } from './runtime.ts';
+import { ortWasmMemoryBytes } from './ort-runtime.ts';
 
 export interface AppOptions {
   assets: AssetStore;
@@ -81,7 +82,7 @@ export function createApp(opts: AppOptions) {
 
   app.openapi(healthRoute, async (c) => {
     const b = await runtime.getBundle().catch(() => null);
-    return c.json({ ok: true, model: b ? { id: b.manifest.model.id, version: b.manifest.model.version } : null }, 200);
+    return c.json({ ok: true, model: b ? { id: b.manifest.model.id, version: b.manifest.model.version } : null, wasmMemoryBytes: ortWasmMemoryBytes() }, 200);
   });
 
   app.openapi(modelRoute, async (c) => c.json(modelCard(await runtime.getBundle(), origin(c)), 200));

@@ -13,6 +13,13 @@
 import * as ort from 'onnxruntime-web/wasm';
 
 let started: Promise<void> | null = null;
+/** The runtime's linear memory, once instantiated (reported by /healthz: the isolate limit counts it). */
+let wasmMemory: WebAssembly.Memory | null = null;
+
+/** Bytes of ort-web's wasm linear memory in this isolate, or null before the first session. */
+export function ortWasmMemoryBytes(): number | null {
+  return wasmMemory ? wasmMemory.buffer.byteLength : null;
+}
 
 function withPrecompiledWasm(module: WebAssembly.Module, placeholder: ArrayBuffer): () => void {
   const wasm = WebAssembly as { instantiate: (...args: unknown[]) => Promise<unknown> };
@@ -20,7 +27,12 @@ function withPrecompiledWasm(module: WebAssembly.Module, placeholder: ArrayBuffe
   wasm.instantiate = function (source: unknown, imports?: unknown) {
     const isPlaceholder = source === placeholder || (ArrayBuffer.isView(source) && source.buffer === placeholder);
     if (!isPlaceholder) return original.apply(WebAssembly, [source, imports]);
-    return (original.apply(WebAssembly, [module, imports]) as Promise<WebAssembly.Instance>).then((instance) => ({ instance, module }));
+    return (original.apply(WebAssembly, [module, imports]) as Promise<WebAssembly.Instance>).then((instance) => {
+      // Emscripten either exports its memory or imports it (under some module name).
+      const imported = Object.values((imports ?? {}) as Record<string, Record<string, unknown>>).flatMap((m) => (m && typeof m === 'object' ? Object.values(m) : []));
+      wasmMemory = ([...Object.values(instance.exports), ...imported].find((e) => e instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined) ?? null;
+      return { instance, module };
+    });
   };
   return () => {
     wasm.instantiate = original;

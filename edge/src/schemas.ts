@@ -80,7 +80,14 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
-export const HealthResponse = z.object({ ok: z.boolean(), model: z.object({ id: z.string(), version: z.string() }).nullable() }).openapi('Health');
+export const HealthResponse = z
+  .object({
+    ok: z.boolean(),
+    model: z.object({ id: z.string(), version: z.string() }).nullable(),
+    /** onnxruntime's wasm linear memory in this isolate (null before the first classification). */
+    wasmMemoryBytes: z.number().int().nullable(),
+  })
+  .openapi('Health');
 
 const AccuracySchema = z.object({ top1: z.number(), top5: z.number(), n: z.number().int() }).nullable();
 

@@ -207,8 +207,12 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
     });
 
     it('serves health, the model card, prototypes, OpenAPI and a home page', async () => {
-      const h = await f('/healthz');
-      expect(await h.json()).toEqual({ ok: true, model: { id: manifest.model.id, version: manifest.model.version } });
+      const h = (await (await f('/healthz')).json()) as { ok: boolean; model: unknown; wasmMemoryBytes: number | null };
+      expect(h).toMatchObject({ ok: true, model: { id: manifest.model.id, version: manifest.model.version } });
+      // Earlier tests classified, so onnxruntime's wasm memory exists: whole 64 KiB pages, well under 128 MB.
+      expect(h.wasmMemoryBytes! % 65536).toBe(0);
+      expect(h.wasmMemoryBytes!).toBeGreaterThan(1 << 20);
+      expect(h.wasmMemoryBytes!).toBeLessThan(128 << 20);
       const card = (await (await f('/model')).json()) as { classes: unknown[]; prototypes: { total: number }; accuracy: { validation: unknown; baseline: unknown }; version: string };
       expect(card.classes).toHaveLength(4);
       expect(card.prototypes.total).toBe(manifest.prototypes.length);
