@@ -110,6 +110,26 @@ describe('ONNX backbone imported as a trainable float network', () => {
     expect(Array.from(other.getWeights().get('conv0.bias')!.data)).toEqual(Array.from(bumped.get('conv0.bias')!.data));
   });
 
+  it('exports itself, with tuned weights, as a float ONNX graph that onnxruntime runs identically', async () => {
+    const net = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE });
+    // Stand in for fine-tuning: move every weight.
+    net.setWeights(new Map([...net.getWeights()].map(([k, t]) => [k, { shape: t.shape, data: t.data.map((v, i) => v + 0.01 * Math.sin(i)) }])));
+    const { bytes, tap } = net.toOnnx();
+    const file = join(path, '..', 'tuned.onnx');
+    await writeFile(file, bytes);
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file);
+    const x = testValues(2 * 8 * 8 * 3, 7);
+    const nchw = new Float32Array(x.length);
+    for (let n = 0; n < 2; n++) for (let h = 0; h < 8; h++) for (let w = 0; w < 8; w++) for (let c = 0; c < 3; c++) nchw[((n * 3 + c) * 8 + h) * 8 + w] = x[((n * 8 + h) * 8 + w) * 3 + c];
+    const out = (await session.run({ input: new ort.Tensor('float32', nchw, [2, 3, 8, 8]) }))[tap].data as Float32Array;
+    const mine = await net.extract(x, 2); // NHWC [2, 4, 4, 4]
+    let maxDiff = 0;
+    for (let n = 0; n < 2; n++) for (let c = 0; c < 4; c++) for (let h = 0; h < 4; h++) for (let w = 0; w < 4; w++) maxDiff = Math.max(maxDiff, Math.abs(out[((n * 4 + c) * 4 + h) * 4 + w] - mine[((n * 4 + h) * 4 + w) * 4 + c]));
+    expect(maxDiff).toBeLessThan(1e-5);
+    await session.release();
+  });
+
   it('names what it cannot import', async () => {
     await expect(importOnnxBackbone({ path, tap: 'pooled', preprocess: PRE })).rejects.toThrow(/QLinearGlobalAveragePool .* not supported/);
   });

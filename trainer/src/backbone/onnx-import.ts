@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeModel, tensorValues, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
+import { decodeModel, encodeModel, makeAttribute, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, OnnxDataType, tensorValues, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
 import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
@@ -40,7 +40,10 @@ function attrInts(node: OnnxNode, name: string): number[] | null {
   return null;
 }
 
-export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<TrainableBackbone & FrozenBackbone> {
+/** An imported backbone: trainable, usable frozen, and exportable with its current (tuned) weights. */
+export type ImportedOnnxBackbone = TrainableBackbone & FrozenBackbone & { toOnnx(): { bytes: Uint8Array; tap: string } };
+
+export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<ImportedOnnxBackbone> {
   const bytes = new Uint8Array(await readFile(opts.path));
   const graph = decodeModel(bytes).graph;
   const tap = locateTap(graph, opts.tap).tensor;
@@ -66,6 +69,8 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
 
   const convs: ConvWeights[] = [];
   const steps: Step[] = [];
+  // The same network as ONNX float ops, for exporting a fine-tuned copy.
+  const plan: PlanStep[] = [];
   const inputName = graph.inputs.find((i) => !init.has(i.name))?.name;
   if (!inputName) throw new Error('ONNX import: the graph has no image input');
   const needed = neededNodes(graph, tap);
@@ -77,10 +82,12 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
       case 'QuantizeLinear': {
         const [lo, hi] = rangeOf(node.inputs[1], node.inputs[2], typeOf(node.inputs[2]));
         steps.push((env) => env.set(y, tf.clipByValue(env.get(x)!, lo, hi)));
+        plan.push({ kind: 'clip', x, y, lo, hi });
         break;
       }
       case 'DequantizeLinear':
         steps.push((env) => env.set(y, env.get(x)!));
+        plan.push({ kind: 'identity', x, y });
         break;
       case 'QLinearConv':
       case 'Conv': {
@@ -147,6 +154,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
           const out = depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
           env.set(y, relu ? tf.minimum(out, range![1]) : out);
         });
+        plan.push({ kind: 'conv', x, y, weights, strides: st, pads, depthwise, hi: relu ? range![1] : null });
         break;
       }
       case 'QLinearAdd': {
@@ -157,18 +165,22 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
           const sum = tf.add(env.get(a)!, env.get(bIn)!);
           env.set(y, lo === 0 ? tf.clipByValue(sum, 0, hi) : sum);
         });
+        plan.push({ kind: 'add', a, b: bIn, y, hi: lo === 0 ? hi : null });
         break;
       }
       case 'Add':
         steps.push((env) => env.set(y, tf.add(env.get(node.inputs[0])!, env.get(node.inputs[1])!)));
+        plan.push({ kind: 'add', a: node.inputs[0], b: node.inputs[1], y, hi: null });
         break;
       case 'Relu':
         steps.push((env) => env.set(y, tf.relu(env.get(x)!)));
+        plan.push({ kind: 'clip', x, y, lo: 0, hi: Infinity });
         break;
       case 'Clip': {
         const lo = node.inputs[1] ? scalar(node.inputs[1]) : -Infinity;
         const hi = node.inputs[2] ? scalar(node.inputs[2]) : Infinity;
         steps.push((env) => env.set(y, tf.clipByValue(env.get(x)!, lo, hi)));
+        plan.push({ kind: 'clip', x, y, lo, hi });
         break;
       }
       default:
@@ -211,6 +223,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
       return out;
     },
     trainableVariables: () => vars,
+    toOnnx: () => planToOnnx(plan, inputName, tap, size),
     getWeights() {
       const out = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [k, v] of named()) out.set(k, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
@@ -226,7 +239,71 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Train
     async dispose() {
       for (const v of vars) v.dispose();
     },
-  } as TrainableBackbone & FrozenBackbone;
+  } as ImportedOnnxBackbone;
+}
+
+type PlanStep =
+  | { kind: 'identity'; x: string; y: string }
+  | { kind: 'clip'; x: string; y: string; lo: number; hi: number }
+  | { kind: 'conv'; x: string; y: string; weights: ConvWeights; strides: [number, number]; pads: number[]; depthwise: boolean; hi: number | null }
+  | { kind: 'add'; a: string; b: string; y: string; hi: number | null };
+
+/**
+ * The imported network as a float ONNX graph (input NCHW, the tap as output), with the
+ * variables' current values: a fine-tuned backbone exports like any ONNX backbone.
+ */
+function planToOnnx(plan: PlanStep[], input: string, tap: string, size: number): { bytes: Uint8Array; tap: string } {
+  const nodes: OnnxNode[] = [];
+  const inits: OnnxTensor[] = [];
+  let k = 0;
+  const scalar = (v: number) => {
+    const name = `tuned_c${k++}`;
+    inits.push(makeTensor(name, OnnxDataType.FLOAT, [], [v]));
+    return name;
+  };
+  const clip = (x: string, y: string, lo: number, hi: number) => {
+    const loName = Number.isFinite(lo) ? scalar(lo) : '';
+    const hiName = Number.isFinite(hi) ? scalar(hi) : '';
+    nodes.push(makeNode('Clip', hiName ? [x, loName, hiName] : [x, loName], [y], { name: `${y}_clip` }));
+  };
+  for (const st of plan) {
+    if (st.kind === 'identity') nodes.push(makeNode('Identity', [st.x], [st.y], { name: `${st.y}_id` }));
+    else if (st.kind === 'clip') clip(st.x, st.y, st.lo, st.hi);
+    else if (st.kind === 'add') {
+      const out = st.hi !== null ? `${st.y}_sum` : st.y;
+      nodes.push(makeNode('Add', [st.a, st.b], [out], { name: `${st.y}_add` }));
+      if (st.hi !== null) clip(out, st.y, 0, st.hi);
+    } else {
+      const [kh, kw, inC, outC] = st.weights.kernel.shape;
+      const kv = st.weights.kernel.dataSync() as Float32Array;
+      const cout = st.depthwise ? inC : outC;
+      const cinPerGroup = st.depthwise ? 1 : inC;
+      const w = new Float32Array(cout * cinPerGroup * kh * kw);
+      for (let o = 0; o < cout; o++)
+        for (let i = 0; i < cinPerGroup; i++)
+          for (let r = 0; r < kh; r++)
+            for (let c = 0; c < kw; c++) w[((o * cinPerGroup + i) * kh + r) * kw + c] = st.depthwise ? kv[(r * kw + c) * inC + o] : kv[((r * kw + c) * inC + i) * outC + o];
+      const wName = `${st.y}_tuned_w`;
+      const bName = `${st.y}_tuned_b`;
+      inits.push(makeTensor(wName, OnnxDataType.FLOAT, [cout, cinPerGroup, kh, kw], w), makeTensor(bName, OnnxDataType.FLOAT, [cout], st.weights.bias.dataSync() as Float32Array));
+      const out = st.hi !== null ? `${st.y}_conv` : st.y;
+      nodes.push(
+        makeNode('Conv', [st.x, wName, bName], [out], {
+          name: `${st.y}_conv_node`,
+          attributes: [makeAttribute('kernel_shape', [kh, kw]), makeAttribute('strides', st.strides), makeAttribute('pads', st.pads), makeAttribute('group', st.depthwise ? cout : 1)],
+        }),
+      );
+      if (st.hi !== null) clip(out, st.y, 0, st.hi);
+    }
+  }
+  const graph = makeGraph({
+    name: 'tuned_backbone',
+    nodes,
+    initializers: inits,
+    inputs: [makeValueInfo(input, OnnxDataType.FLOAT, ['N', 3, size, size])],
+    outputs: [makeValueInfo(tap, OnnxDataType.FLOAT)],
+  });
+  return { bytes: encodeModel(makeModel(graph, { '': 13 })), tap };
 }
 
 /** Nodes that feed the tap (everything else, e.g. the classifier, is dropped). */

@@ -194,7 +194,14 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
     const weightsSha = await sha256File(join(tmp, 'model', 'weights.bin'));
     const tOnnx = Date.now();
-    const { onnx } = await exportBundleOnnx(opts.run, tmp, { backend: config.backend, dataDir: dataRoot });
+    // A model that cannot be exported still gets its atlas; the edge and widget then say why they cannot run it.
+    const onnx = await exportBundleOnnx(opts.run, tmp, { backend: config.backend, dataDir: dataRoot }).then(
+      (r) => r.onnx,
+      (e: unknown) => {
+        log(opts.quiet, `warning: no ONNX export in this bundle: ${e instanceof Error ? e.message : String(e)}`);
+        return null;
+      },
+    );
     lap('onnx', tOnnx);
     const backboneRecords = await Promise.all(backboneFiles.map((f) => fileRecord(tmp, f)));
     const createdAt = new Date().toISOString();

@@ -23,6 +23,7 @@ import type { PreprocessSpec } from '../backbone/types.ts';
 import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
 import { loadModel } from '../run/model-file.ts';
 import { buildBackbone } from '../run/prepare-data.ts';
+import type { ImportedOnnxBackbone } from '../backbone/onnx-import.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import {
   addImageInput,
@@ -243,10 +244,15 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     let source: BackboneSource;
     let preprocess: PreprocessSpec;
     if (b.kind === 'onnx' && b.trainable) {
-      // Splicing the original file would silently drop the fine-tuned weights.
-      throw new Error('ONNX export of a fine-tuned ONNX backbone (backbone.trainable: true) is not supported yet; export works for frozen ONNX backbones, tfjs-layers backbones and the small CNN');
-    }
-    if (b.kind === 'onnx') {
+      // Fine-tuned: the original file would drop the tuned weights, so the imported network
+      // is written back as float ONNX ops with the run's weights.
+      const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });
+      const imported = built.trainable as ImportedOnnxBackbone;
+      const tuned = imported.toOnnx();
+      source = { kind: 'onnx', bytes: tuned.bytes, tap: tuned.tap };
+      preprocess = b.preprocess;
+      await imported.dispose();
+    } else if (b.kind === 'onnx') {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
       source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap };
       preprocess = b.preprocess;
