@@ -39,6 +39,11 @@ async function main(): Promise<number> {
   const wranglerArgs = [wranglerBin, command, '--config', join(ROOT, 'wrangler.toml'), '--assets', staged];
   if (command === 'dev') {
     if (!args.some((a) => a === '--ip' || a.startsWith('--ip='))) wranglerArgs.push('--ip', '127.0.0.1');
+    // The Worker reads its settings from bindings, not the process: pass PROTOATLAS_* settings
+    // (CORS origins, limits) from the environment as variables, over wrangler.toml's [vars].
+    for (const [k, v] of Object.entries(process.env)) {
+      if (k.startsWith('PROTOATLAS_') && k !== 'PROTOATLAS_BUNDLE' && k !== 'PROTOATLAS_QUIET' && v !== undefined && v !== '') wranglerArgs.push('--var', `${k}:${v}`);
+    }
     wranglerArgs.push('--show-interactive-dev-session=false');
   }
   wranglerArgs.push(...args);
