@@ -251,6 +251,17 @@ describe('int8 export of a tiny calibrated small-CNN run', () => {
       await web.release();
     }
   });
+
+  it("backbone 'weight-only' (fine-tuned backbones): every conv's weights int8, float compute, closer to fp32", async () => {
+    const r = await int8FromFp32(fp32, [], { backbone: 'weight-only' });
+    expect(r.quantized).toHaveLength(0); // nothing static: no calibration read
+    expect(r.weightOnly).toHaveLength(6); // 4 backbone + 2 add-on convs
+    expect(summarizeModel(r.bytes).ops.QLinearConv ?? 0).toBe(0);
+    expect(r.bytes.length).toBeLessThan(fp32.length * 0.6);
+    const ref = await logitsOf(fp32);
+    const span = Math.max(...ref) - Math.min(...ref);
+    expect(maxAbsDiff(await logitsOf(r.bytes), ref) / span).toBeLessThan(0.02);
+  });
 });
 
 // ---- exact float emulation of QLinearConv --------------------------------------------------------------------

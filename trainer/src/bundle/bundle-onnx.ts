@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Manifest } from '@protoatlas/shared';
 import { exportOnnx, type ExportResult } from '../export/export-onnx.ts';
 import { exportInt8, type ExportInt8Result } from '../export/quantize-export.ts';
+import { readModelJson } from '../run/model-file.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 
 /** Where a bundle keeps its exported models (relative to the bundle). */
@@ -16,7 +17,11 @@ export const ONNX_FILES = { fp32: 'onnx/model.fp32.onnx', int8: 'onnx/model.int8
 export async function exportBundleOnnx(run: string, bundleDir: string, opts: { backend?: BackendPreference; dataDir?: string | null; int8?: boolean } = {}): Promise<{ onnx: NonNullable<Manifest['files']['onnx']>; fp32: ExportResult; int8: ExportInt8Result | null }> {
   const fp32 = await exportOnnx(run, join(bundleDir, ONNX_FILES.fp32), { input: 'nhwc-rgb255', backend: opts.backend });
   // The deployed variant: int8 weights (calibrated on training images), float distances.
-  const int8 = opts.int8 === false ? null : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), { input: 'nhwc-rgb255', backend: opts.backend, dataDir: opts.dataDir ?? null });
+  // A fine-tuned ONNX backbone is exported in float: int8 weights with float compute keep its
+  // numbers (static int8 activations moved its logits by ~14 on a 20-species run).
+  const { config } = await readModelJson(run);
+  const tuned = config.backbone.kind === 'onnx' && config.backbone.trainable;
+  const int8 = opts.int8 === false ? null : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), { input: 'nhwc-rgb255', backend: opts.backend, dataDir: opts.dataDir ?? null, backbone: tuned ? 'weight-only' : 'static' });
   return {
     fp32,
     int8,

@@ -42,8 +42,12 @@ import {
 } from './quantize.ts';
 
 export interface Int8Options {
-  /** The backbone's float Conv layers (tfjs backbones): 'static' int8 (default) or left 'float'. An int8 ONNX backbone is int8 already. */
-  backbone?: 'static' | 'float';
+  /**
+   * The backbone's float Conv layers (tfjs or fine-tuned backbones): 'static' int8 (default),
+   * 'weight-only' (int8 weights, float compute: a fine-tuned backbone keeps its numbers and
+   * wasm runs float convs fast) or left 'float'. An int8 ONNX backbone is int8 already.
+   */
+  backbone?: 'static' | 'weight-only' | 'float';
   /**
    * The head's add-on Conv layers: 'weight-only' (default: int8 weights, float
    * activations), 'static' (int8 activations too) or 'float'. On the CUB run,
@@ -96,11 +100,11 @@ export async function int8FromFp32(fp32: Uint8Array, batches: Iterable<Calibrati
     );
   }
   let weightOnly: string[] = [];
-  if (head === 'weight-only') {
-    const w = quantizeWeightsOnly(bytes, { weights: opts.weights, include: (n) => n.opType === 'Conv' && isHead(n) && defaultQuantInclude(n) });
+  if (head === 'weight-only' || backbone === 'weight-only') {
+    const w = quantizeWeightsOnly(bytes, { weights: opts.weights, include: (n) => n.opType === 'Conv' && defaultQuantInclude(n) && (isHead(n) ? head === 'weight-only' : backbone === 'weight-only') });
     bytes = w.bytes;
     weightOnly = w.quantized;
-    if (w.quantized.length) notes.push(`weight-only int8: ${w.quantized.length} head Conv (float activations)`);
+    if (w.quantized.length) notes.push(`weight-only int8: ${w.quantized.length} Conv (float activations)`);
   }
   const w = rewriteForWasm(bytes, { kinds: opts.wasmKinds ?? ['depthwise'] });
   const n = Object.values(w.rewritten).reduce((a, b) => a + b, 0);
