@@ -30,7 +30,7 @@ import { saveModel } from '../../trainer/src/run/model-file.ts';
 import { resolveConfig } from '../../trainer/src/run/presets.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from '../backbone/helpers.ts';
-import { headReference, maxAbsDiff, randomHead, randomValues, randomizeLayers, runOrt, toNchw, useCpuBackend } from './helpers.ts';
+import { headReference, maxAbsDiff, randomHead, randomValues, runOrt, toNchw, useCpuBackend, randomSmallCnnRun } from './helpers.ts';
 
 beforeAll(useCpuBackend);
 
@@ -90,17 +90,8 @@ describe('exportOnnx on a small-CNN run dir', () => {
 
   beforeAll(async () => {
     run = await scratch('cnn');
-    const config = resolveConfig('demo', {
-      backend: 'cpu',
-      backbone: { kind: 'small-cnn', inputSize: size, channels: [4, 8], convsPerStage: 2 },
-      head: { addOn, prototypesPerClass: 2 },
-      featureCacheDir: join(run, 'cache'),
-    });
-    cnn = createSmallCnn({ inputSize: size, channels: [4, 8], seed: config.seed });
-    randomizeLayers(cnn.model, 5); // stands in for training: batch-norm statistics away from identity
+    ({ cnn, head } = await randomSmallCnnRun(run, { size, channels: [4, 8], addOn, prototypesPerClass: 2, classes, cnnSeed: 5, headSeed: 9 }));
     pre = cnn.preprocess;
-    head = randomHead({ inputChannels: 8, addOn, numClasses: classes.length, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, 9);
-    await saveModel(join(run, 'model'), { config, classes, head, backbone: cnn, push: null, trainItems: [], pruning: null });
   });
 
   afterAll(async () => {

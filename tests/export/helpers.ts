@@ -1,8 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
-import type { HeadSpec } from '../../trainer/src/head/proto-head.ts';
+import { join } from 'node:path';
+import { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
+import type { AddOnLayerSpec, HeadSpec } from '../../trainer/src/head/proto-head.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import type { TrainConfig } from '../../trainer/src/run/config.ts';
+import { saveModel } from '../../trainer/src/run/model-file.ts';
+import { resolveConfig } from '../../trainer/src/run/presets.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 
@@ -106,3 +111,25 @@ export const TINY_HEAD: HeadSpec = {
   prototypesPerClass: 2,
   incorrectClassWeight: -0.5,
 };
+
+/**
+ * A run directory holding an untrained small-CNN ProtoPNet with random weights
+ * (batch-norm statistics moved away from identity, as training would), the
+ * way export tests need one: the CNN and head stay live for reference forwards.
+ */
+export async function randomSmallCnnRun(
+  dir: string,
+  o: { size: number; channels: number[]; addOn: AddOnLayerSpec[]; prototypesPerClass: number; classes: string[]; cnnSeed: number; headSeed: number },
+): Promise<{ config: TrainConfig; cnn: ReturnType<typeof createSmallCnn>; head: ProtoHead }> {
+  const config = resolveConfig('demo', {
+    backend: 'cpu',
+    backbone: { kind: 'small-cnn', inputSize: o.size, channels: o.channels, convsPerStage: 2 },
+    head: { addOn: o.addOn, prototypesPerClass: o.prototypesPerClass },
+    featureCacheDir: join(dir, 'cache'),
+  });
+  const cnn = createSmallCnn({ inputSize: o.size, channels: o.channels, seed: config.seed, convsPerStage: 2 });
+  randomizeLayers(cnn.model, o.cnnSeed);
+  const head = randomHead({ inputChannels: o.channels[o.channels.length - 1], addOn: o.addOn, numClasses: o.classes.length, prototypesPerClass: o.prototypesPerClass, incorrectClassWeight: -0.5 }, o.headSeed);
+  await saveModel(join(dir, 'model'), { config, classes: o.classes, head, backbone: cnn, push: null, trainItems: [], pruning: null });
+  return { config, cnn, head };
+}

@@ -9,11 +9,9 @@ import type { RgbImage } from '../../trainer/src/data/types.ts';
 import { exportOnnx } from '../../trainer/src/export/export-onnx.ts';
 import { configureOrtWeb, createWebSession, ortWebDistDir, runFloat, runOrtWeb } from '../../trainer/src/export/ort-web.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { saveModel } from '../../trainer/src/run/model-file.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { cleanup, tempDir } from '../backbone/helpers.ts';
-import { headReference, maxAbsDiff, randomHead, randomizeLayers, runOrt, toNchw, useCpuBackend } from './helpers.ts';
+import { headReference, maxAbsDiff, runOrt, toNchw, useCpuBackend, randomSmallCnnRun } from './helpers.ts';
 
 beforeAll(useCpuBackend);
 
@@ -41,11 +39,7 @@ describe('onnxruntime-web (wasm) in Node', () => {
         { channels: 12, activation: 'relu' as const },
         { channels: 6, activation: 'l2norm' as const },
       ];
-      const config = resolveConfig('demo', { backend: 'cpu', backbone: { kind: 'small-cnn', inputSize: size, channels: [4, 8], convsPerStage: 2 }, head: { addOn, prototypesPerClass: 2 }, featureCacheDir: join(dir, 'cache') });
-      cnn = createSmallCnn({ inputSize: size, channels: [4, 8], seed: config.seed, convsPerStage: 2 });
-      randomizeLayers(cnn.model, 7);
-      head = randomHead({ inputChannels: 8, addOn, numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, 11);
-      await saveModel(join(dir, 'model'), { config, classes: ['a', 'b', 'c'], head, backbone: cnn, push: null, trainItems: [], pruning: null });
+      ({ cnn, head } = await randomSmallCnnRun(dir, { size, channels: [4, 8], addOn, prototypesPerClass: 2, classes: ['a', 'b', 'c'], cnnSeed: 7, headSeed: 11 }));
     });
 
     afterAll(async () => {

@@ -32,10 +32,8 @@ import {
 } from '../../trainer/src/export/quantize.ts';
 import { int8FromFp32 } from '../../trainer/src/export/quantize-export.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { saveModel } from '../../trainer/src/run/model-file.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from '../backbone/helpers.ts';
-import { maxAbsDiff, randomHead, randomValues, randomizeLayers, runOrt, useCpuBackend } from './helpers.ts';
+import { maxAbsDiff, randomValues, runOrt, useCpuBackend, randomSmallCnnRun } from './helpers.ts';
 
 beforeAll(useCpuBackend);
 
@@ -149,11 +147,7 @@ describe('int8 export of a tiny calibrated small-CNN run', () => {
       { channels: 32, activation: 'relu' as const },
       { channels: 16, activation: 'l2norm' as const },
     ];
-    const config = resolveConfig('demo', { backend: 'cpu', backbone: { kind: 'small-cnn', inputSize: size, channels: [16, 32], convsPerStage: 2 }, head: { addOn, prototypesPerClass: 3 }, featureCacheDir: join(dir, 'cache') });
-    cnn = createSmallCnn({ inputSize: size, channels: [16, 32], seed: config.seed, convsPerStage: 2 });
-    randomizeLayers(cnn.model, 5);
-    head = randomHead({ inputChannels: 32, addOn, numClasses: 4, prototypesPerClass: 3, incorrectClassWeight: -0.5 }, 13);
-    await saveModel(join(dir, 'model'), { config, classes: ['a', 'b', 'c', 'd'], head, backbone: cnn, push: null, trainItems: [], pruning: null });
+    ({ cnn, head } = await randomSmallCnnRun(dir, { size, channels: [16, 32], addOn, prototypesPerClass: 3, classes: ['a', 'b', 'c', 'd'], cnnSeed: 5, headSeed: 13 }));
     await exportOnnx(dir, join(dir, 'fp32.onnx'));
     fp32 = new Uint8Array(await readFile(join(dir, 'fp32.onnx')));
     for (let i = 0; i < 4; i++) calib.push({ image: { data: randomValues(8 * 3 * size * size, 100 + i), dims: [8, 3, size, size] } });

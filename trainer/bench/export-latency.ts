@@ -18,19 +18,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
-import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
-import type { LayersBackbone } from '../src/backbone/layers-model-backbone.ts';
 import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { decodeImage, toNHWC } from '../src/data/decode.ts';
 import type { InputFormat } from '../src/export/backbone-graph.ts';
 import { buildProtoPNetOnnx, exportOnnx, verifyExport, type OutputSpec } from '../src/export/export-onnx.ts';
 import { buildHeadModel, headExportWeights } from '../src/export/head-graph.ts';
 import { ProtoHead } from '../src/head/proto-head.ts';
-import { referenceDataDir, resolveDataPath, resolveRepoPath } from '../src/run/data-path.ts';
+import { referenceDataDir } from '../src/run/data-path.ts';
 import { loadModel } from '../src/run/model-file.ts';
-import { buildBackbone } from '../src/run/prepare-data.ts';
 import { Rng } from '../src/run/rng.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -136,33 +134,22 @@ async function timeHead(outs: OutputSpec[]): Promise<void> {
 
 /** onnxruntime vs the trainer (tfjs cpu backend) on prototype source images. */
 async function check(dir: string, bytes: Uint8Array, n: number): Promise<void> {
-  const { json, config, head, backboneWeights } = await loadModel(dir);
+  const { runner, model } = await loadModelRunner(dir);
+  const { json, head } = model;
   const paths = [...new Set((json.prototypes ?? []).map((p) => p.imagePath).filter((p): p is string => !!p))].slice(0, n);
   if (!paths.length) {
     console.log('check: the model records no prototype source images');
+    await runner.dispose();
     return;
   }
-  const b = config.backbone;
-  const pre: PreprocessSpec = b.kind === 'small-cnn' ? { size: b.inputSize, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } : b.preprocess;
+  const pre = runner.preprocess;
   const imgs = await Promise.all(paths.map((p) => decodeImage(p, { size: pre.size })));
   const x = toNHWC(imgs, pre, false);
   const k = imgs.length;
-  let features: Float32Array;
-  let shape: [number, number, number, number];
-  if (b.kind === 'onnx') {
-    const bb = await loadOnnxBackbone({ path: resolveDataPath(b.path!), tap: b.tap, preprocess: pre, threads: 1 });
-    features = await bb.extract(x, k);
-    shape = [k, ...bb.featureShape];
-    await bb.dispose();
-  } else {
-    const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });
-    const lb = (built.trainable ?? built.frozen) as LayersBackbone;
-    const y = tf.tidy(() => lb.apply(tf.tensor4d(x, [k, pre.size, pre.size, 3]), false));
-    features = Float32Array.from(y.dataSync() as Float32Array);
-    shape = y.shape;
-    y.dispose();
-    await lb.dispose();
-  }
+  const feats = await runner.features(x, k);
+  const features = Float32Array.from(feats.dataSync() as Float32Array);
+  const shape = feats.shape;
+  feats.dispose();
   const out = head.forward(tf.tensor4d(features, shape));
   const refLogits = out.logits.dataSync();
   const refSim = out.similarities.dataSync();

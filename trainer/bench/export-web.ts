@@ -24,23 +24,20 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
-import type { LayersBackbone } from '../src/backbone/layers-model-backbone.ts';
-import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
 import { decodeModel, encodeModel, makeAttribute, makeNode } from '../src/backbone/onnx-proto.ts';
-import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { decodeMany, toNHWC } from '../src/data/decode.ts';
 import { loadDataset } from '../src/data/load-dataset.ts';
 import type { RgbImage } from '../src/data/types.ts';
+import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { exportOnnx } from '../src/export/export-onnx.ts';
 import { createWebSession } from '../src/export/ort-web.ts';
 import { floatCompute, intAttribute, intsAttribute, quantizeWeightsOnly, rewriteForWasm, summarizeModel } from '../src/export/quantize.ts';
 import { calibrationBatches, calibrationTrainItems, inputBatch, int8FromFp32, type Int8Options } from '../src/export/quantize-export.ts';
 import type { CalibrationBatch } from '../src/export/calibrate.ts';
-import { resolveDataPath, resolveRepoPath } from '../src/run/data-path.ts';
+import { resolveRepoPath } from '../src/run/data-path.ts';
 import { loadModel } from '../src/run/model-file.ts';
-import { buildBackbone, resolveDataDir } from '../src/run/prepare-data.ts';
+import { resolveDataDir } from '../src/run/prepare-data.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
 const { values: args, positionals } = parseArgs({
@@ -267,34 +264,14 @@ try {
   head.dispose();
   if (args.json) await writeFile(args.json, JSON.stringify(report, null, 2));
 
-  /** The trainer's forward (tfjs head on the backbone's features) on decoded images. */
+  /** The trainer's forward (backbone, then the tfjs head) on decoded images. */
   async function trainerLogits(imgs: RgbImage[]): Promise<Float32Array> {
-    const b = config.backbone;
-    const pre: PreprocessSpec = spec.preprocess;
-    const x = toNHWC(imgs, pre, false);
-    const k = imgs.length;
-    let features: Float32Array;
-    let shape: [number, number, number, number];
-    if (b.kind === 'onnx') {
-      const bb = await loadOnnxBackbone({ path: resolveDataPath(b.path!), tap: b.tap, preprocess: pre, threads: 1 });
-      features = await bb.extract(x, k);
-      shape = [k, ...bb.featureShape];
-      await bb.dispose();
-    } else {
-      const { backboneWeights } = await loadModel(runDir);
-      const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });
-      const lb = (built.trainable ?? built.frozen) as LayersBackbone;
-      const y = tf.tidy(() => lb.apply(tf.tensor4d(x, [k, S, S, 3]), false));
-      features = Float32Array.from(y.dataSync() as Float32Array);
-      shape = y.shape as [number, number, number, number];
-      y.dispose();
-      await lb.dispose();
+    const { runner } = await loadModelRunner(runDir);
+    try {
+      return (await runner.forward(toNHWC(imgs, spec.preprocess, false), imgs.length)).logits;
+    } finally {
+      await runner.dispose();
     }
-    const f = tf.tensor4d(features, shape);
-    const out = head.forward(f);
-    const logits = Float32Array.from(out.logits.dataSync() as Float32Array);
-    tf.dispose([f, out.logits, out.similarities, out.minDistances]);
-    return logits;
   }
 } finally {
   await rm(tmp, { recursive: true, force: true });

@@ -35,17 +35,27 @@ export class ModelRunner {
     this.featureShape = b.featureShape;
   }
 
-  /** Normalised NHWC input (preprocess.size squared) -> distance maps [n, HW, m]. */
-  async distanceMaps(input: Float32Array, n: number): Promise<Float32Array> {
+  /** Backbone feature maps [n, H, W, D] for normalised NHWC input, in eval mode. */
+  async features(input: Float32Array, n: number): Promise<tf.Tensor4D> {
     const [H, W, D] = this.featureShape;
     const size = this.preprocess.size;
-    let feats: tf.Tensor4D;
-    if (this.frozen) {
-      const f = await this.frozen.extract(input, n);
-      feats = tf.tensor4d(f, [n, H, W, D]);
-    } else {
-      feats = tf.tidy(() => this.trainable!.apply(tf.tensor4d(input, [n, size, size, 3]), false));
-    }
+    if (this.frozen) return tf.tensor4d(await this.frozen.extract(input, n), [n, H, W, D]);
+    return tf.tidy(() => this.trainable!.apply(tf.tensor4d(input, [n, size, size, 3]), false));
+  }
+
+  /** The model's answer for normalised NHWC input: logits [n, C], similarities and min distances [n, m]. */
+  async forward(input: Float32Array, n: number): Promise<{ logits: Float32Array; similarities: Float32Array; minDistances: Float32Array }> {
+    const feats = await this.features(input, n);
+    const out = this.head.forward(feats);
+    feats.dispose();
+    const [logits, similarities, minDistances] = await Promise.all([out.logits.data(), out.similarities.data(), out.minDistances.data()]);
+    tf.dispose([out.logits, out.similarities, out.minDistances]);
+    return { logits: logits as Float32Array, similarities: similarities as Float32Array, minDistances: minDistances as Float32Array };
+  }
+
+  /** Normalised NHWC input (preprocess.size squared) -> distance maps [n, HW, m]. */
+  async distanceMaps(input: Float32Array, n: number): Promise<Float32Array> {
+    const feats = await this.features(input, n);
     const d = this.head.distanceMaps(feats);
     feats.dispose();
     const out = (await d.data()) as Float32Array;
@@ -66,6 +76,13 @@ export class ModelRunner {
       chunk.forEach((_, k) => out.push({ data: maps.slice(k * per, (k + 1) * per), height: H, width: W, prototypes: m }));
     }
     return out;
+  }
+
+  /** Frees the backbone (worker threads, variables) and the head. */
+  async dispose(): Promise<void> {
+    await this.frozen?.dispose();
+    this.trainable?.dispose();
+    this.head.dispose();
   }
 
   /** Decode a file (optionally cropped), returning the model input and the original size. */

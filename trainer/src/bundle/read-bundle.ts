@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared';
-import { ModelRunner } from '../analysis/model-runner.ts';
-import { loadModel, readModelJson } from '../run/model-file.ts';
-import { buildBackbone } from '../run/prepare-data.ts';
-import { resolveRepoPath } from '../run/data-path.ts';
+import { loadModelRunner } from '../analysis/load-model-runner.ts';
+import type { ModelRunner } from '../analysis/model-runner.ts';
+import { readModelJson } from '../run/model-file.ts';
 import { exists } from '../run/run-dir.ts';
 import { initBackend } from '../tf/backend.ts';
 
@@ -28,10 +27,6 @@ export async function loadBundleRunner(dir: string, manifest: Manifest, opts: { 
   const modelDir = join(dir, manifest.files.trainerModel.json, '..');
   const { config } = await readModelJson(modelDir);
   await initBackend(config.backend, { quiet: opts.quiet });
-  const loaded = await loadModel(modelDir);
-  const b = config.backbone;
   // Backbone paths in a bundle are relative to the bundle.
-  const local = b.kind !== 'small-cnn' && b.path && !isAbsolute(b.path) ? { ...config, backbone: { ...b, path: join(dir, b.path) } } : config;
-  const backbone = await buildBackbone(local, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights: loaded.backboneWeights });
-  return new ModelRunner(loaded.head, backbone);
+  return (await loadModelRunner(modelDir, { backboneBase: dir })).runner;
 }
