@@ -3,7 +3,7 @@
  * (similarities, logits, per-class evidence and boxes in the photo's pixels),
  * dressed with labels and picture URLs.
  */
-import { explain, type Box } from '@protoatlas/shared';
+import { explain } from '@protoatlas/shared';
 import { assetUrl, type LoadedBundle } from './bundle.ts';
 import type { ModelOutputs } from './model-session.ts';
 
@@ -20,25 +20,14 @@ export interface ExplainOptions {
  */
 export const BOX_SIDE = 160;
 
-/** A box found on the scaled-down image, in the full image's pixels (covering, clipped). */
-function scaleBox(b: Box, sx: number, sy: number, width: number, height: number): Box {
-  const x = Math.floor(b.x * sx);
-  const y = Math.floor(b.y * sy);
-  return { x, y, w: Math.min(width, Math.ceil((b.x + b.w) * sx)) - x, h: Math.min(height, Math.ceil((b.y + b.h) * sy)) - y };
-}
-
 export function explainPrediction(b: LoadedBundle, out: ModelOutputs, image: { width: number; height: number }, opts: ExplainOptions) {
   const m = b.manifest;
-  const scale = Math.min(1, BOX_SIDE / Math.max(image.width, image.height));
-  const small = { width: Math.max(1, Math.round(image.width * scale)), height: Math.max(1, Math.round(image.height * scale)) };
   const e = explain(
     { data: out.distances, prototypes: m.prototypes.length, height: out.gridHeight, width: out.gridWidth, layout: 'prototype-major' },
     b.explainModel,
-    small,
-    { top: opts.top, evidence: opts.evidence },
+    image,
+    { top: opts.top, evidence: opts.evidence, boxMaxSide: BOX_SIDE },
   );
-  const sx = image.width / small.width;
-  const sy = image.height / small.height;
   return e.predictions.map((p) => ({
     classId: p.classId,
     label: m.classes[p.classId].name,
@@ -53,7 +42,7 @@ export function explainPrediction(b: LoadedBundle, out: ModelOutputs, image: { w
         similarity: ev.similarity,
         weight: ev.weight,
         contribution: ev.contribution,
-        box: scale === 1 ? ev.box : scaleBox(ev.box, sx, sy, image.width, image.height),
+        box: ev.box,
         prototypeImageUrl: assetUrl(opts.origin, proto.files?.crop),
         sourceImageUrl: assetUrl(opts.origin, proto.files?.source),
         heatmapImageUrl: assetUrl(opts.origin, proto.files?.heatmap),

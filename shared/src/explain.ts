@@ -148,7 +148,12 @@ export function activationBox(d: DistanceMaps, j: number, imageW: number, imageH
  * and for each the prototypes that contributed most, with where they matched.
  * The same function runs in the trainer, the edge and the widget.
  */
-export function explain(d: DistanceMaps, model: ExplainModel, image: { width: number; height: number }, opts: { top?: number; evidence?: number } = {}): Explanation {
+export function explain(
+  d: DistanceMaps,
+  model: ExplainModel,
+  image: { width: number; height: number },
+  opts: { top?: number; evidence?: number; /** Longest side at which boxes are found (default BOX_RESOLUTION). */ boxMaxSide?: number } = {},
+): Explanation {
   const eps = model.epsilon ?? SIMILARITY_EPSILON;
   const best = bestPatches(d, eps);
   const logits = logitsFromSimilarities(best.similarity, model);
@@ -169,7 +174,7 @@ export function explain(d: DistanceMaps, model: ExplainModel, image: { width: nu
       probability: probabilities[classId],
       evidence: ranked.map((j) => {
         let box = boxCache.get(j);
-        if (!box) boxCache.set(j, (box = activationBox(d, j, image.width, image.height, { eps })));
+        if (!box) boxCache.set(j, (box = activationBox(d, j, image.width, image.height, { eps, maxSide: opts.boxMaxSide })));
         return {
           prototype: j,
           similarity: best.similarity[j],

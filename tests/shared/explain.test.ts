@@ -89,6 +89,15 @@ describe('explain', () => {
     expect(e.predictions[0].logit).toBeCloseTo(2 * logSimilarity(Math.fround(0.01)), 10);
   });
 
+  it('finds boxes at a chosen resolution, in the image\'s own pixels', () => {
+    const e = explain(dP, model, { width: 1000, height: 600 }, { top: 1, evidence: 3, boxMaxSide: 160 });
+    for (const ev of e.predictions[0].evidence) {
+      expect(ev.box).toEqual(activationBox(dP, ev.prototype, 1000, 600, { maxSide: 160 }));
+      expect(ev.box.x + ev.box.w).toBeLessThanOrEqual(1000);
+      expect(ev.box.y + ev.box.h).toBeLessThanOrEqual(600);
+    }
+  });
+
   it('rejects inconsistent shapes', () => {
     expect(() => explain({ ...dP, data: patchMajor.subarray(1) }, model, { width: 10, height: 10 })).toThrow(/expected 12 prototypes/);
     expect(() => explain(dP, { lastLayer: lastLayer.subarray(1), numClasses: C }, { width: 10, height: 10 })).toThrow(/last layer/);
