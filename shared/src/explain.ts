@@ -122,6 +122,11 @@ export function activationMap(d: DistanceMaps, j: number, eps = SIMILARITY_EPSIL
   return Float32Array.from({ length: hw }, (_, p) => logSimilarity(at(p, j), eps));
 }
 
+/** One prototype's H x W distance map (e.g. stored per prototype) as DistanceMaps, prototype 0. */
+export function singleMap(map: ArrayLike<number>, height: number, width: number): DistanceMaps {
+  return { data: map, prototypes: 1, height, width, layout: 'prototype-major' };
+}
+
 /** Largest side at which activation maps are upsampled for boxes; boxes are then scaled to the image. */
 export const BOX_RESOLUTION = 512;
 

@@ -18,7 +18,7 @@
  */
 import { boxCoverage, logSimilarity, upsampleBicubic, type Box } from '@protoatlas/shared';
 import type { FeatureShape, PreprocessSpec } from '../backbone/types.ts';
-import type { PartAnnotations, PartPoint } from '../data/cub-parts.ts';
+import { loadCubParts, type PartAnnotations, type PartPoint } from '../data/cub-parts.ts';
 import { toNHWC } from '../data/decode.ts';
 import type { SyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { DatasetItem, RgbImage } from '../data/types.ts';
@@ -350,4 +350,14 @@ export function syntheticPartCoverage(
     return { prototype: pb.prototype, coveredPart };
   });
   return { coverage: perPrototype.filter((p) => p.coveredPart !== null).length / perPrototype.length, perPrototype };
+}
+
+/**
+ * Consistency and stability on `items` when the dataset at `root` has CUB part
+ * annotations for at least one of them; null otherwise.
+ */
+export async function partMetricsWhereAnnotated(runner: PartMetricsRunner, root: string, items: DatasetItem[], opts: PartMetricsOptions = {}): Promise<PartMetricsResult | null> {
+  const annotations = await loadCubParts(root, items);
+  if (!annotations || !annotations.perItem.some((p) => p !== null)) return null;
+  return partMetrics(runner, items, annotations, opts);
 }

@@ -1,7 +1,6 @@
 import { relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { activationBox } from '@protoatlas/shared';
-import { loadCubParts } from '../data/cub-parts.ts';
+import { activationBox, singleMap } from '@protoatlas/shared';
 import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { Dataset, DatasetItem } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
@@ -9,7 +8,7 @@ import type { FeatureSource } from '../stages/sources.ts';
 import { ImageCache } from '../bundle/image-cache.ts';
 import type { ModelRunner } from './model-runner.ts';
 import { classPurity, nearestPatches } from './nearest-patches.ts';
-import { partMetrics, syntheticPartCoverage, type PrototypeBox } from './part-metrics.ts';
+import { partMetricsWhereAnnotated, syntheticPartCoverage, type PrototypeBox } from './part-metrics.ts';
 
 export interface SplitExplanationMetrics {
   /** Mean share, over live prototypes, of their k nearest patches in this split that come from their class. */
@@ -35,9 +34,8 @@ export async function splitExplanationMetrics(a: { head: ProtoHead; source: Feat
 
   let consistency: number | null = null;
   let stability: number | null = null;
-  const parts = await loadCubParts(a.dataset.root, items);
-  if (parts && parts.perItem.some((p) => p !== null)) {
-    const r = await partMetrics(a.runner, items, parts, { pruned: a.pruned, quiet: a.quiet });
+  const r = await partMetricsWhereAnnotated(a.runner, a.dataset.root, items, { pruned: a.pruned, quiet: a.quiet });
+  if (r) {
     consistency = r.consistency;
     stability = r.stability;
   } else notes.push('consistency/stability need part annotations (CUB parts/part_locs.txt): not available for this dataset');
@@ -62,7 +60,7 @@ export async function splitExplanationMetrics(a: { head: ProtoHead; source: Feat
           if (a.pruned[j] || head.protoClass[j] !== source.labels[i]) continue;
           const map = new Float32Array(HW);
           for (let p = 0; p < HW; p++) map[p] = d[(b * HW + p) * m + j];
-          boxes.push({ prototype: j, classId: head.protoClass[j], imageKey, box: activationBox({ data: map, prototypes: 1, height: H, width: W, layout: 'prototype-major' }, 0, size.width, size.height) });
+          boxes.push({ prototype: j, classId: head.protoClass[j], imageKey, box: activationBox(singleMap(map, H, W), 0, size.width, size.height) });
         }
       }
     }

@@ -9,8 +9,8 @@ import {
   MANIFEST_SCHEMA_VERSION,
   parseManifest,
   SIMILARITY_EPSILON,
+  singleMap,
   type Box,
-  type DistanceMaps,
   type Manifest,
   type ManifestPatchRef,
   type ManifestPrototype,
@@ -142,7 +142,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       if (sourceItem[j] >= 0 && srcMaps[j]) {
         const item = trainItems[sourceItem[j]];
         const img = await cache.image(item);
-        const maps = single(srcMaps[j]!, H, W);
+        const maps = singleMap(srcMaps[j]!, H, W);
         const box = activationBox(maps, 0, img.width, img.height);
         const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
         const rfBox = receptiveField ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height) : null;
@@ -159,7 +159,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       for (const [r, hit] of trainHits[j].entries()) {
         const item = trainItems[hit.item];
         const img = await cache.image(item);
-        const box = activationBox(single(hit.map, H, W), 0, img.width, img.height);
+        const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height);
         const file = await write(`nearest-${r + 1}.webp`, await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }));
         nearTrain.push(patchRef(item, hit, box, img, W, file));
       }
@@ -167,7 +167,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       for (const hit of valHits[j]) {
         const item = valItems[hit.item];
         const size = await cache.size(item);
-        nearVal.push(patchRef(item, hit, activationBox(single(hit.map, H, W), 0, size.width, size.height), size, W, null));
+        nearVal.push(patchRef(item, hit, activationBox(singleMap(hit.map, H, W), 0, size.width, size.height), size, W, null));
       }
       progress.tick(1);
       return {
@@ -247,11 +247,6 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   await data.frozenBackbone?.dispose();
   seconds.total = (Date.now() - t0) / 1000;
   return { dir: out, prototypes: m, pruned: pruned.filter(Boolean).length, imageBytes, totalBytes: await directoryBytes(out), seconds, metrics: metrics! };
-}
-
-/** One prototype's distance map as the shared explanation code expects it. */
-function single(map: Float32Array, height: number, width: number): DistanceMaps {
-  return { data: map, prototypes: 1, height, width, layout: 'prototype-major' };
 }
 
 function patchRef(item: DatasetItem, hit: PatchHit, box: Box, size: { width: number; height: number }, gridW: number, file: string | null): ManifestPatchRef {

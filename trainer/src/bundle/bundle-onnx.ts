@@ -22,7 +22,7 @@ export async function exportBundleOnnx(run: string, bundleDir: string, opts: { b
   // agreed with fp32 on only ~95% of validation images).
   const { config } = await readModelJson(run);
   const tuned = config.backbone.kind === 'onnx' && config.backbone.trainable;
-  const int8 = opts.int8 === false ? null : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), { input: 'nhwc-rgb255', backend: opts.backend, dataDir: opts.dataDir ?? null, backbone: tuned ? 'float' : 'static' });
+  const int8 = opts.int8 === false ? null : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), { input: 'nhwc-rgb255', backend: opts.backend, dataDir: opts.dataDir ?? null, backbone: tuned ? 'float' : 'static', fp32 });
   return {
     fp32,
     int8,

@@ -1,9 +1,8 @@
 import { relative } from 'node:path';
-import { activationBox, type Box } from '@protoatlas/shared';
+import { activationBox, singleMap, type Box } from '@protoatlas/shared';
 import { ModelRunner } from '../analysis/model-runner.ts';
 import { classPurity, type PatchHit } from '../analysis/nearest-patches.ts';
-import { partMetrics, syntheticPartCoverage, type PartMetricsResult, type PrototypeBox } from '../analysis/part-metrics.ts';
-import { loadCubParts } from '../data/cub-parts.ts';
+import { partMetricsWhereAnnotated, syntheticPartCoverage, type PartMetricsResult, type PrototypeBox } from '../analysis/part-metrics.ts';
 import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../run/config.ts';
@@ -46,11 +45,8 @@ export async function computeExplanationMetrics(a: {
   let parts: PartMetricsResult | null = null;
   const valItems = data.itemsBySplit.val;
   if (a.partMetrics && valItems.length) {
-    const annotations = await loadCubParts(data.dataset.root, valItems);
-    if (annotations && annotations.perItem.some((p) => p !== null)) {
-      const runner = new ModelRunner(head, { frozen: data.frozenBackbone, trainable: data.trainableBackbone });
-      parts = await partMetrics(runner, valItems, annotations, { pruned: a.pruned, quiet: a.quiet });
-    }
+    const runner = new ModelRunner(head, { frozen: data.frozenBackbone, trainable: data.trainableBackbone });
+    parts = await partMetricsWhereAnnotated(runner, data.dataset.root, valItems, { pruned: a.pruned, quiet: a.quiet });
   }
 
   let partCoverage: number | null = null;
@@ -64,7 +60,7 @@ export async function computeExplanationMetrics(a: {
       if (a.pruned[j] || a.sourceItem[j] < 0 || !map) continue;
       const item = data.itemsBySplit.train[a.sourceItem[j]];
       const size = await cache.size(item);
-      const box: Box = activationBox({ data: map, prototypes: 1, height: H, width: W, layout: 'prototype-major' }, 0, size.width, size.height);
+      const box: Box = activationBox(singleMap(map, H, W), 0, size.width, size.height);
       boxes.push({ prototype: j, classId: head.protoClass[j], imageKey: relative(data.dataset.root, item.path).split('\\').join('/'), box });
     }
     if (boxes.length) partCoverage = syntheticPartCoverage(manifest, boxes).coverage;

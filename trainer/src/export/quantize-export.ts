@@ -155,6 +155,8 @@ export interface ExportInt8Options extends ExportOnnxOptions, Int8Options {
   dataDir?: string | null;
   /** Training images used for calibration. Default 128. */
   calibrationImages?: number;
+  /** An fp32 export of the same run already on disk (the bundle writes one): reused, not redone. */
+  fp32?: ExportResult;
 }
 
 export interface ExportInt8Result extends ExportResult {
@@ -168,10 +170,17 @@ export interface ExportInt8Result extends ExportResult {
 
 /** Exports the run's fp32 model, then writes its int8 variant to `outFile` (checked in onnxruntime-node). */
 export async function exportInt8(runDir: string, outFile: string, opts: ExportInt8Options = {}): Promise<ExportInt8Result> {
-  const fp32File = `${outFile}.fp32.tmp`;
-  const fp32 = await exportOnnx(runDir, fp32File, opts);
-  const fp32Bytes = new Uint8Array(await readFile(fp32File));
-  await rm(fp32File, { force: true });
+  let fp32: ExportResult;
+  let fp32Bytes: Uint8Array;
+  if (opts.fp32) {
+    fp32 = opts.fp32;
+    fp32Bytes = new Uint8Array(await readFile(fp32.file));
+  } else {
+    const fp32File = `${outFile}.fp32.tmp`;
+    fp32 = await exportOnnx(runDir, fp32File, opts);
+    fp32Bytes = new Uint8Array(await readFile(fp32File));
+    await rm(fp32File, { force: true });
+  }
   const { config } = await readModelJson(runDir);
   const items = await calibrationTrainItems(config, opts.dataDir ?? null, opts.calibrationImages ?? 128);
   const q = await int8FromFp32(fp32Bytes, calibrationBatches(items, fp32.input), opts);
