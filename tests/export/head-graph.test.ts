@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OnnxDataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo } from '../../trainer/src/backbone/onnx-proto.ts';
@@ -46,11 +47,46 @@ describe('head graph vs the trainer head', () => {
 
   it('puts Reduce axes in attributes before opset 18 and in inputs from 18', () => {
     const w = headExportWeights(randomHead(TINY_HEAD, 1));
-    const reduceMin = (opset: number) => decodeModel(buildHeadModel(w, { height: H, width: W, opset })).graph.nodes.find((n) => n.opType === 'ReduceMin')!;
+    const reduceMin = (opset: number) => decodeModel(buildHeadModel(w, { height: H, width: W, opset })).graph.nodes.find((n) => n.outputs[0] === 'head/min_distances')!;
     expect(reduceMin(13).inputs).toHaveLength(1);
     expect(reduceMin(13).attributes).toHaveLength(2); // axes, keepdims
     expect(reduceMin(18).inputs).toHaveLength(2);
     expect(reduceMin(18).attributes).toHaveLength(1); // keepdims
+  });
+
+  it('gives exact similarities when a prototype nearly coincides with a patch (no cancellation in the minimum)', async () => {
+    // No add-on: z = features, scaled so ||z||^2 ~ 600 while d ~ 1e-5. The expansion
+    // ||z||^2 - 2z.p + ||p||^2 alone is off by ~1e-4 in d there, i.e. ~1 in similarity.
+    const head = randomHead({ ...TINY_HEAD, addOn: [] }, 11);
+    const m = head.numPrototypes;
+    const features = randomValues(B * H * W * D, 12, 10);
+    const noise = randomValues(m * D, 13, 1e-3);
+    const protos = new Float32Array(m * D);
+    for (let j = 0; j < m; j++) for (let k = 0; k < D; k++) protos[j * D + k] = features[((j % B) * H * W + (j % (H * W))) * D + k] + noise[j * D + k];
+    head.prototypes.assign(tf.tensor2d(protos, [m, D]));
+    const C = TINY_HEAD.numClasses;
+    const ll = head.lastLayer.dataSync();
+    const refSim = new Float64Array(B * m);
+    const refLogits = new Float64Array(B * C);
+    for (let b = 0; b < B; b++)
+      for (let j = 0; j < m; j++) {
+        let best = Infinity;
+        for (let p = 0; p < H * W; p++) {
+          let d = 0;
+          for (let k = 0; k < D; k++) d += (features[(b * H * W + p) * D + k] - protos[j * D + k]) ** 2;
+          best = Math.min(best, d);
+        }
+        refSim[b * m + j] = Math.log((best + 1) / (best + 1e-4));
+        for (let c = 0; c < C; c++) refLogits[b * C + c] += refSim[b * m + j] * ll[j * C + c];
+      }
+    expect(Math.max(...refSim)).toBeGreaterThan(8); // some prototypes sit on their patch
+    const trainer = headReference(head, features, [B, H, W, D]);
+    const out = await runOrt(buildHeadModel(headExportWeights(head), { height: H, width: W }), { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
+    for (const [name, sims, logits] of [['trainer', trainer.similarities, trainer.logits], ['onnx', out.similarities.data, out.logits.data]] as const) {
+      expect(maxAbsDiff(sims as Float32Array, Float32Array.from(refSim)), name).toBeLessThan(2e-3);
+      expect(maxAbsDiff(logits as Float32Array, Float32Array.from(refLogits)), name).toBeLessThan(5e-3);
+    }
+    head.dispose();
   });
 
   it('exports the embedding of tied patches as the prototypes', async () => {

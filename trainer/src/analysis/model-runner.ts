@@ -48,9 +48,9 @@ export class ModelRunner {
     const feats = await this.features(input, n);
     const out = this.head.forward(feats);
     feats.dispose();
-    const [logits, similarities, minDistances] = await Promise.all([out.logits.data(), out.similarities.data(), out.minDistances.data()]);
+    const [similarities, minDistances] = await Promise.all([out.similarities.data(), out.minDistances.data()]);
     tf.dispose([out.logits, out.similarities, out.minDistances]);
-    return { logits: logits as Float32Array, similarities: similarities as Float32Array, minDistances: minDistances as Float32Array };
+    return { logits: this.head.exactLogits(similarities as Float32Array, n), similarities: similarities as Float32Array, minDistances: minDistances as Float32Array };
   }
 
   /** Normalised NHWC input (preprocess.size squared) -> distance maps [n, HW, m]. */

@@ -6,13 +6,14 @@
  *   ||z||^2       ReduceSumSquare over channels            [N, 1, H, W]
  *   2 z.p         Conv1x1(z, 2P)                           [N, m, H, W]
  *   distances     Relu(||z||^2 - 2 z.p + ||p||^2)          [N, m, H, W]  (prototype-major maps)
- *   min           ReduceMin over H, W                      [N, m]
+ *   min           nearest patch k by ArgMin over H, W, then ||z_k - p||^2 directly  [N, m]
  *   similarities  Log((d + 1) / (d + eps))                 [N, m]
  *   logits        MatMul(similarities, lastLayer) in float64 [N, C]
  *
  * This is the trainer's arithmetic (fast-ops.ts squaredDistancesFast, the
- * relu clamp included) in the same order; scaling P by 2 is exact in binary
- * floating point, so folding it into the weights changes no value.
+ * relu clamp included, and refineMinDistances) in the same order; scaling P by
+ * 2 is exact in binary floating point, so folding it into the weights changes
+ * no value.
  *
  * Opset: any from 11 on; Reduce* axes are attributes below 18 and inputs from 18
  * (GraphBuilder.reduce). ReduceSum (axes input since 13) is not used.
@@ -100,12 +101,25 @@ export function addHeadNodes(b: GraphBuilder, w: HeadExportWeights, opts: HeadGr
     pp[j] = s;
   }
   const zz = b.reduce('ReduceSumSquare', z, [1], true, `${pre}z_sq`);
-  const zp2 = b.add('Conv', [z, b.floatInit(`${pre}prototypes_x2`, [m, w.prototypeDim, 1, 1], twoP)], `${pre}zp_x2`, { kernel_shape: [1, 1] });
+  const twoPName = b.floatInit(`${pre}prototypes_x2`, [m, w.prototypeDim, 1, 1], twoP);
+  const zp2 = b.add('Conv', [z, twoPName], `${pre}zp_x2`, { kernel_shape: [1, 1] });
   const diff = b.add('Sub', [zz, zp2], `${pre}zz_minus_2zp`);
   const sum = b.add('Add', [diff, b.floatInit(`${pre}prototypes_sq`, [1, m, 1, 1], pp)], `${pre}dist_raw`);
   const distances = b.add('Relu', [sum], HEAD_OUTPUT_NAMES.distances, {}, { output: HEAD_OUTPUT_NAMES.distances });
 
-  const dmin = b.reduce('ReduceMin', distances, [2, 3], false, `${pre}min_distances`);
+  // The expansion above loses ~1e-6 to cancellation, and the similarity is steep near 0
+  // (d = 0.07: 14 per unit of d), which summed over 2,000 prototypes moves logits by ~1e-3.
+  // So the expansion only picks each prototype's nearest patch; its distance is then
+  // recomputed directly as ||z_k - p||^2 (as the trainer does, fast-ops.ts refineMinDistances).
+  const hw = b.int64Init(`${pre}n_p_hw`, [3], [0, w.prototypeDim, -1]);
+  const patchesFirst = b.add('Transpose', [b.add('Reshape', [z, hw], `${pre}z_flat`)], `${pre}z_patches`, { perm: [0, 2, 1] });
+  const flatD = b.add('Reshape', [distances, b.int64Init(`${pre}n_m_hw`, [3], [0, m, -1])], `${pre}distances_flat`);
+  const nearest = b.add('ArgMin', [flatD], `${pre}nearest_patch`, { axis: 2, keepdims: 1 });
+  const zNearest = b.add('GatherND', [patchesFirst, nearest], `${pre}z_nearest`, { batch_dims: 1 });
+  // P = 2P / 2 exactly; one copy of the prototypes in the file (folded at session creation).
+  const protos = b.add('Mul', [b.add('Reshape', [twoPName, b.int64Init(`${pre}m_p`, [2], [m, w.prototypeDim])], `${pre}prototypes_x2_flat`), b.floatInit(`${pre}half`, [], [0.5])], `${pre}prototypes`);
+  const diffs = b.add('Sub', [zNearest, protos], `${pre}z_nearest_minus_p`);
+  const dmin = b.reduce('ReduceSumSquare', diffs, [2], false, `${pre}min_distances`);
   const one = b.floatInit(`${pre}one`, [], [1]);
   const eps = b.floatInit(`${pre}epsilon`, [], [w.epsilon]);
   const ratio = b.add('Div', [b.add('Add', [dmin, one], `${pre}d_plus_1`), b.add('Add', [dmin, eps], `${pre}d_plus_eps`)], `${pre}ratio`);

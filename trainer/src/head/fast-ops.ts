@@ -30,16 +30,20 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolea
  * image's patches. z: [B*HW, P] patch embeddings (image-major), protos: [m, P].
  * Returns [B, m]. Gradient: only the arg-min patch of each (image, prototype)
  * pair receives 2(z - p) * dy (and the prototype the opposite), computed sparsely.
+ * `refine`: the minimum is recomputed directly at the arg-min patch (refineMinDistances),
+ * for evaluation; training keeps the expansion's value (no host round trip).
  */
-export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: number, hw: number): tf.Tensor2D {
+export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: number, hw: number, refine = false): tf.Tensor2D {
   const f = tf.customGrad(((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const zz = zIn as tf.Tensor2D;
     const pp = pIn as tf.Tensor2D;
     const m = pp.shape[0];
     const d = squaredDistancesFast(zz, pp); // [B*HW, m]
     const d3 = tf.reshape(d, [batch, hw, m]);
-    const minD = tf.min(d3, 1) as tf.Tensor2D;
     const arg = tf.argMin(d3, 1); // [B, m] patch index within the image
+    const minD = refine
+      ? tf.tensor2d(refineMinDistances(zz.dataSync() as Float32Array, pp.dataSync() as Float32Array, arg.dataSync() as Int32Array, batch, hw), [batch, m])
+      : (tf.min(d3, 1) as tf.Tensor2D);
     save([zz, pp, arg]);
     return {
       value: minD,
@@ -71,6 +75,31 @@ export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: 
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(z, protos) as tf.Tensor2D;
+}
+
+/**
+ * ||z_k - p_j||^2 summed in float64 at each (image, prototype)'s nearest patch k
+ * (arg: [B, m] patch index within the image). The expansion in
+ * squaredDistancesFast loses ~1e-6 to cancellation; this is exact to float32
+ * rounding of the result, so two implementations (tfjs, the ONNX export) agree.
+ */
+export function refineMinDistances(z: Float32Array, protos: Float32Array, arg: Int32Array, batch: number, hw: number): Float32Array {
+  const m = arg.length / batch;
+  const P = protos.length / m;
+  const out = new Float32Array(batch * m);
+  for (let b = 0; b < batch; b++) {
+    for (let j = 0; j < m; j++) {
+      const row = (b * hw + arg[b * m + j]) * P;
+      const prow = j * P;
+      let s = 0;
+      for (let k = 0; k < P; k++) {
+        const t = z[row + k] - protos[prow + k];
+        s += t * t;
+      }
+      out[b * m + j] = s;
+    }
+  }
+  return out;
 }
 
 /** ||z||^2 - 2 z.p + ||p||^2 with the prototype matrix transposed up front (fast matmul path). */

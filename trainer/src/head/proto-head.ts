@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { logitsFromSimilarities } from '@protoatlas/shared';
 import { activation, type ActivationName } from './activations.ts';
 import { logActivation } from './distances.ts';
 import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
@@ -150,15 +151,30 @@ export class ProtoHead {
   }
 
   /** `inputGrad`: also differentiate w.r.t. the features (a trainable backbone sits in front). */
-  forward(features: tf.Tensor4D, opts: { dropMask?: Float32Array; inputGrad?: boolean } = {}): HeadOutput {
+  /** `training`: min distances from the expansion alone (no exact refinement, no host round trip). */
+  forward(features: tf.Tensor4D, opts: { dropMask?: Float32Array; inputGrad?: boolean; training?: boolean } = {}): HeadOutput {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features, opts.dropMask, opts.inputGrad ?? false);
-      const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w);
+      const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, !(opts.training ?? false));
       const similarities = logActivation(minDistances) as tf.Tensor2D;
       const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
       return { logits, minDistances, similarities };
     });
+  }
+
+  /**
+   * Evaluation logits from similarities [n, m], summed in float64 as the ONNX
+   * export does: a float32 matMul of m = 2,000 terms (logits ~ -1,000 with the
+   * initial -0.5 weights) is off by ~1e-3 depending on its summation order.
+   */
+  exactLogits(similarities: Float32Array, n: number): Float32Array {
+    const m = this.numPrototypes;
+    const C = this.spec.numClasses;
+    const model = { lastLayer: this.lastLayer.dataSync() as Float32Array, numClasses: C };
+    const out = new Float32Array(n * C);
+    for (let i = 0; i < n; i++) out.set(logitsFromSimilarities(similarities.subarray(i * m, (i + 1) * m), model), i * C);
+    return out;
   }
 
   /** Variables under stable names (tfjs variable names must be unique per process, so we keep our own). */

@@ -10,14 +10,14 @@ export interface Predictions {
   labels: Int32Array;
 }
 
-/** Logits for every item of a source (eval mode: no dropout, no flip). */
+/** Logits for every item of a source (eval mode: no dropout, no flip; summed in float64 like the ONNX export). */
 export function predict(head: ProtoHead, source: FeatureSource, batchSize = 128): Predictions {
   const C = head.spec.numClasses;
   const logits = new Float32Array(source.n * C);
   for (let s = 0; s < source.n; s += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-    const out = tf.tidy(() => head.forward(source.features(idx, idx.map(() => false), false)).logits);
-    logits.set(out.dataSync(), s * C);
+    const out = tf.tidy(() => head.forward(source.features(idx, idx.map(() => false), false)).similarities);
+    logits.set(head.exactLogits(out.dataSync() as Float32Array, idx.length), s * C);
     out.dispose();
   }
   return { n: source.n, numClasses: C, logits, labels: source.labels };

@@ -94,7 +94,7 @@ export function trainPrototypeEpoch(args: {
       const { value, grads } = tf.variableGrads(() => {
         const y = tf.tensor1d(cLabels, 'int32');
         const feats = source.features(chunk, cFlipped, args.backboneTraining ?? true, cSeeds);
-        const out = head.forward(feats, { dropMask: cMask, inputGrad: trainsFeatures });
+        const out = head.forward(feats, { dropMask: cMask, inputGrad: trainsFeatures, training: true });
         const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
         const ce = crossEntropy(out.logits, y);
         const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
