@@ -14,7 +14,8 @@ import {
   makeValueInfo,
   tensorValues,
 } from '../../trainer/src/backbone/onnx-proto.ts';
-import { insertTap } from '../../trainer/src/backbone/onnx-tap.ts';
+import { insertTap, tapForCompute } from '../../trainer/src/backbone/onnx-tap.ts';
+import { int8InFloat } from '../../trainer/src/export/int8-in-float.ts';
 import { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import { calibrate, type CalibrationBatch } from '../../trainer/src/export/calibrate.ts';
 import { checkModel } from '../../trainer/src/export/check-graph.ts';
@@ -218,7 +219,9 @@ describe('int8 export of a tiny calibrated small-CNN run', () => {
   it('weight-only int8 keeps float activations and stays closer to fp32', async () => {
     const w = quantizeWeightsOnly(fp32);
     expect(w.quantized).toHaveLength(6);
-    expect(count(w.bytes, 'DequantizeLinear')).toBe(6);
+    // Cast → Mul, which onnxruntime folds at load (a DequantizeLinear of a constant runs every time).
+    expect(count(w.bytes, 'DequantizeLinear')).toBe(0);
+    expect(count(w.bytes, 'Cast') - count(fp32, 'Cast')).toBe(6);
     expect(count(w.bytes, 'QuantizeLinear')).toBe(0);
     const ref = await logitsOf(fp32);
     const span = Math.max(...ref) - Math.min(...ref);
@@ -305,6 +308,55 @@ function tinyQOperator(): Uint8Array {
   return encodeModel(makeModel(graph, { '': 13 }, 7));
 }
 
+async function runFloat(bytes: Uint8Array, x: Float32Array, dims: number[], output: string, runtime: 'node' | 'web'): Promise<number[]> {
+  const s = runtime === 'web' ? await createWebSession(bytes) : await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  try {
+    const r = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, dims) }, [output]);
+    return Array.from(r[output].data as Float32Array);
+  } finally {
+    await s.release();
+  }
+}
+
+describe('int8InFloat (the whole QOperator graph on float kernels, same numbers)', () => {
+  const x = randomValues(4 * 3 * 81, 23, 1.5);
+  const dims = [4, 3, 9, 9];
+  it('converts every quantised op and reproduces the int8 outputs bit for bit (onnxruntime-node and -web)', async () => {
+    const src = tinyQOperator();
+    const r = int8InFloat(src);
+    expect(r.converted).toEqual({ QuantizeLinear: 1, QLinearConv: 3, DequantizeLinear: 1 });
+    for (const op of ['QLinearConv', 'QuantizeLinear', 'DequantizeLinear']) expect(count(r.bytes, op)).toBe(0);
+    const ref = await runFloat(src, x, dims, 'y', 'node');
+    expect(new Set(ref).size).toBeGreaterThan(10);
+    const same = async (runtime: 'node' | 'web') => maxAbsDiff(Float32Array.from(await runFloat(r.bytes, x, dims, 'y', runtime)), Float32Array.from(ref));
+    expect(await same('node')).toBe(0);
+    expect(await same('web')).toBe(0);
+  });
+  it('refuses a graph with a quantised op it has no float form for', () => {
+    const m = decodeModel(tinyQOperator());
+    m.graph.nodes.splice(4, 1, makeNode('QLinearGlobalAveragePool', ['a3', 'a3s', 'a3z', 'a3s', 'a3z'], ['y'], { domain: 'com.microsoft' }));
+    expect(() => int8InFloat(encodeModel(m))).toThrow(/QLinearGlobalAveragePool .* reads the quantised tensor a3/);
+  });
+});
+
+describe("tapForCompute 'float'", () => {
+  it('runs the tapped backbone on float kernels: the floatCompute numbers, no quantised output left', async () => {
+    const src = tinyQOperator();
+    const x = randomValues(2 * 3 * 81, 24, 1.5);
+    const t = tapForCompute(insertTap(src, { tap: 'a3' }), 'float');
+    expect(t.rawOutput).toBeUndefined();
+    expect(t.quantization).toBeUndefined();
+    expect(count(t.bytes, 'QLinearConv')).toBe(0);
+    const viaFloat = await runFloat(floatCompute(src, { weights: 'float' }), x, [2, 3, 9, 9], 'y', 'node');
+    for (const runtime of ['node', 'web'] as const) {
+      // Float kernels: wasm sums in another order than native.
+      expect(maxAbsDiff(Float32Array.from(await runFloat(t.bytes, x, [2, 3, 9, 9], t.floatOutput, runtime)), Float32Array.from(viaFloat)), runtime).toBeLessThanOrEqual(runtime === 'node' ? 0 : 1e-5);
+    }
+    const int8 = await runFloat(src, x, [2, 3, 9, 9], 'y', 'node');
+    expect(maxAbsDiff(Float32Array.from(int8), Float32Array.from(viaFloat))).toBeGreaterThan(0);
+  });
+});
+
 describe('rewriteForWasm', () => {
   const x = randomValues(4 * 3 * 81, 21, 1.5);
   const dims = [4, 3, 9, 9];
@@ -372,9 +424,10 @@ describe('rewriteForWasm', () => {
     const diff = maxAbsDiff(a, b);
     expect(diff).toBeGreaterThan(0);
     expect(diff).toBeLessThan(0.04 * 6); // a few output steps (scale 0.04)
-    // Stored weights: int8 + DequantizeLinear, or float32.
+    // Stored weights: int8 (Cast → Sub → Mul, folded at load), or float32; the same numbers.
     expect(decodeModel(f).graph.initializers.filter((t) => t.dataType === OnnxDataType.INT8 && t.dims.length === 4)).toHaveLength(2);
     const ff = floatCompute(src, { weights: 'float' });
+    expect((await runOrt(ff, { x: new ort.Tensor('float32', x, dims) })).y.data).toEqual(b);
     expect(decodeModel(ff).graph.initializers.filter((t) => t.dataType === OnnxDataType.FLOAT && t.dims.length === 4)).toHaveLength(3);
     expect(Array.from(tensorValues(decodeModel(ff).graph.initializers.find((t) => t.name.startsWith('w3'))!).slice(0, 2))).toEqual(
       Array.from(tensorValues(decodeModel(src).graph.initializers.find((t) => t.name === 'w3')!).slice(0, 2), (v) => Math.fround((v - 128) * Math.fround(0.01))),
@@ -390,6 +443,17 @@ describe('rewriteForWasm', () => {
       const ref = await runUint8(t.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node');
       expect(await runUint8(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node')).toEqual(ref);
       expect(await runUint8(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'web')).toEqual(ref);
+    });
+    it('int8InFloat keeps the tapped feature map bit for bit (QLinearAdd included)', async () => {
+      const t = insertTap(await readFile(MOBILENET_ONNX), { tap: 'auto' });
+      const m = decodeModel(t.bytes);
+      const floatOnly = encodeModel({ ...m, graph: { ...m.graph, outputs: m.graph.outputs.filter((o) => o.name === t.floatOutput) } });
+      const r = int8InFloat(floatOnly);
+      expect(r.converted['com.microsoft:QLinearAdd']).toBe(10);
+      const img = randomValues(3 * 224 * 224, 6, 1.2);
+      const ref = await runFloat(floatOnly, img, [1, 3, 224, 224], t.floatOutput, 'node');
+      // The same values (a -0 may stand for a +0).
+      expect(maxAbsDiff(Float32Array.from(await runFloat(r.bytes, img, [1, 3, 224, 224], t.floatOutput, 'node')), Float32Array.from(ref))).toBe(0);
     });
   });
 });

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { OnnxDataType } from './onnx-proto.ts';
-import { insertTap, type TapQuantization } from './onnx-tap.ts';
+import { insertTap, tapForCompute, type OnnxCompute, type TapQuantization } from './onnx-tap.ts';
 import type { FeatureQuantization, FeatureShape, FrozenBackbone, PreprocessSpec } from './types.ts';
 
 export interface OnnxBackboneOptions {
@@ -18,6 +18,8 @@ export interface OnnxBackboneOptions {
   preprocess: PreprocessSpec;
   /** onnxruntime intra-op threads; default = available cores (fastest on the 2-core target, see bench). */
   threads?: number;
+  /** A quantised model's arithmetic: 'int8' as published (default) or 'float' (its int8 weights on float kernels; onnx-tap.ts tapForCompute). */
+  compute?: OnnxCompute;
   /** The model's own input layout. Default 'NCHW' (ONNX zoo models). */
   layout?: 'NCHW' | 'NHWC';
   /**
@@ -41,7 +43,8 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
   } catch (e) {
     throw new Error(`ONNX backbone: cannot read ${opts.path} (${e instanceof Error ? e.message : String(e)})`);
   }
-  const tapped = insertTap(fileBytes, { tap: opts.tap ?? 'auto', nhwc: (opts.layout ?? 'NCHW') === 'NCHW' });
+  const compute = opts.compute ?? 'int8';
+  const tapped = tapForCompute(insertTap(fileBytes, { tap: opts.tap ?? 'auto', nhwc: (opts.layout ?? 'NCHW') === 'NCHW' }), compute);
   const threads = opts.threads ?? availableParallelism();
   const session = await ort.InferenceSession.create(tapped.bytes, {
     graphOptimizationLevel: 'all',
@@ -52,7 +55,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     // Flattened by the Node binding into session config entries ("session.intra_op.allow_spinning").
     extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
   });
-  const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).digest('hex');
+  const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).update(compute === 'int8' ? '' : `\0compute=${compute}`).digest('hex');
   const pre = opts.preprocess;
   const inputSize = pre.size * pre.size * 3;
 
@@ -74,7 +77,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     hash,
     // Pool workers each run a one-thread session: cheaper per image than one two-thread session.
     recipe: { module: import.meta.url, factory: 'loadOnnxBackbone', options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions },
-    description: `onnx ${opts.path} tap ${tapped.tensor}${tapped.quantization ? ' (int8)' : ''} ${threads} thread(s)`,
+    description: `onnx ${opts.path} tap ${tapped.tensor}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
     preprocess: pre,
     featureShape,
     tapTensor: tapped.tensor,

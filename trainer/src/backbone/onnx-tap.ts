@@ -18,6 +18,7 @@ import {
   type OnnxNode,
   type OnnxTensor,
 } from './onnx-proto.ts';
+import { floatCompute } from '../export/quantize.ts';
 
 export interface TapQuantization {
   scale: number;
@@ -190,4 +191,21 @@ export function pruneGraph(g: OnnxGraph): OnnxGraph {
     initializers: g.initializers.filter((t) => needed.has(t.name)),
     valueInfo: g.valueInfo.filter((v) => live.has(v.name) && !g.outputs.some((o) => o.name === v.name)),
   };
+}
+
+/** How a quantised (QOperator) backbone computes: as published, or on float kernels with its int8 weights. */
+export type OnnxCompute = 'int8' | 'float';
+
+/**
+ * The tapped model run on float kernels ('float'): the same int8 weights (folded
+ * to float at session creation), activations no longer rounded to 8 bits. On
+ * WebAssembly, which has no int8 dot-product instructions, this is the faster
+ * form of the network (trainer/bench/export-web.ts). The tap becomes a plain
+ * float output; there is no raw quantised output.
+ */
+export function tapForCompute(t: TappedModel, compute: OnnxCompute): TappedModel {
+  if (compute === 'int8' || !t.quantization) return t;
+  const model = decodeModel(t.bytes);
+  model.graph.outputs = model.graph.outputs.filter((o) => o.name !== t.rawOutput);
+  return { bytes: floatCompute(encodeModel(model), { weights: 'int8' }), tensor: t.tensor, input: t.input, floatOutput: t.floatOutput };
 }

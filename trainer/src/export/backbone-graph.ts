@@ -20,7 +20,7 @@
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { decodeModel, opsetImports, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxModel } from '../backbone/onnx-proto.ts';
-import { insertTap } from '../backbone/onnx-tap.ts';
+import { insertTap, tapForCompute, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import { decodeMessage, messageField, stringOf, varintField } from '../backbone/protobuf-wire.ts';
 import type { AttrValue, GraphBuilder } from './graph-builder.ts';
 
@@ -332,8 +332,8 @@ export interface TappedOnnxBackbone {
   opset: number;
 }
 
-export function tapOnnxBackbone(bytes: Uint8Array, tap = 'auto'): TappedOnnxBackbone {
-  const t = insertTap(bytes, { tap });
+export function tapOnnxBackbone(bytes: Uint8Array, tap = 'auto', compute: OnnxCompute = 'int8'): TappedOnnxBackbone {
+  const t = tapForCompute(insertTap(bytes, { tap }), compute);
   const model = decodeModel(t.bytes);
   const out = model.graph.outputs.find((o) => o.name === t.floatOutput);
   const opset = opsetImports(model).get('') ?? 0;

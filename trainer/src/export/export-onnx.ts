@@ -18,7 +18,7 @@ import * as ort from 'onnxruntime-node';
 import { resolveWeights } from '../backbone/download.ts';
 import type { LayersBackbone } from '../backbone/layers-model-backbone.ts';
 import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxValueInfo } from '../backbone/onnx-proto.ts';
-import { pruneGraph } from '../backbone/onnx-tap.ts';
+import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
 import { loadModel } from '../run/model-file.ts';
@@ -45,7 +45,7 @@ import { addHeadNodes, headExportWeights, irVersionFor, type HeadExportWeights }
 export type BackboneSource =
   | { kind: 'layers'; model: LayersModel }
   /** An ONNX model (bytes of the .onnx file) tapped at `tap` ('auto' = input of the last global average pool). */
-  | { kind: 'onnx'; bytes: Uint8Array; tap?: string };
+  | { kind: 'onnx'; bytes: Uint8Array; tap?: string; compute?: OnnxCompute };
 
 export interface BuildOptions {
   /** Default 'nchw-normalized'. */
@@ -71,7 +71,7 @@ export interface OnnxExport {
 /** Builds the whole model in memory (no files, no runtime). */
 export function buildProtoPNetOnnx(source: BackboneSource, head: HeadExportWeights, preprocess: PreprocessSpec, opts: BuildOptions = {}): OnnxExport {
   const spec = imageInputSpec(opts.input ?? 'nchw-normalized', preprocess);
-  return source.kind === 'layers' ? fromLayers(source.model, head, spec, opts.opset ?? 13) : fromOnnx(source.bytes, source.tap ?? 'auto', head, spec);
+  return source.kind === 'layers' ? fromLayers(source.model, head, spec, opts.opset ?? 13) : fromOnnx(source.bytes, source.tap ?? 'auto', source.compute ?? 'int8', head, spec);
 }
 
 /**
@@ -115,8 +115,8 @@ function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: Im
   };
 }
 
-function fromOnnx(bytes: Uint8Array, tap: string, head: HeadExportWeights, spec: ImageInputSpec): OnnxExport {
-  const t = tapOnnxBackbone(bytes, tap);
+function fromOnnx(bytes: Uint8Array, tap: string, compute: OnnxCompute, head: HeadExportWeights, spec: ImageInputSpec): OnnxExport {
+  const t = tapOnnxBackbone(bytes, tap, compute);
   const opset = exportOpset(t);
   const origInput = t.model.graph.inputs.find((i) => i.name === t.input);
   const s = spec.preprocess.size;
@@ -158,7 +158,7 @@ function fromOnnx(bytes: Uint8Array, tap: string, head: HeadExportWeights, spec:
     opset,
     input: spec,
     outputs: outputSpecs(outputs),
-    notes: [`onnx backbone tapped at ${t.features}${t.quantized ? ' (int8, dequantised)' : ''}, opset ${t.opset}${opset !== t.opset ? ` raised to ${opset}` : ''}`],
+    notes: [`onnx backbone tapped at ${t.features}${t.quantized ? ' (int8, dequantised)' : compute === 'float' ? ' (its int8 weights on float kernels)' : ''}, opset ${t.opset}${opset !== t.opset ? ` raised to ${opset}` : ''}`],
   };
 }
 
@@ -254,7 +254,7 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
       await imported.dispose();
     } else if (b.kind === 'onnx') {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
-      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap };
+      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: b.compute };
       preprocess = b.preprocess;
     } else {
       const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });

@@ -11,7 +11,7 @@
  *   onnxruntime at level 'extended'). A Relu that is a Conv's only reader folds
  *   into the Conv's output range. The prototype layer stays float: the log
  *   similarity log((d+1)/(d+1e-4)) is steep near d = 0.
- * - quantizeWeightsOnly: int8 weights behind DequantizeLinear, float compute
+ * - quantizeWeightsOnly: int8 weights (Cast → Mul scale, folded at load), float compute
  *   and activations (for layers whose activations must not be rounded).
  * - rewriteForWasm: the wasm build of onnxruntime (MLAS, 128-bit SIMD) has no
  *   vectorised int8 depthwise kernel: a depthwise QLinearConv runs a scalar
@@ -30,134 +30,25 @@
  *   (per-tensor) QLinearConv, hence Cast rather than DequantizeLinear; and
  *   ConvMulFusion folds Conv → Mul(x, constant) into the weights (no longer
  *   integers), hence the multiplier as the Mul's first input.
- * - floatCompute: QOperator → float compute (int8 weights behind
- *   DequantizeLinear, or float32). fp32 kernels and a small file, but not the
+ * - floatCompute: QOperator → float compute (int8 weights behind a
+ *   Cast → Mul folded at load, or float32). fp32 kernels and a small file, but not the
  *   int8 model's numbers (activations no longer rounded to 8 bits): on the CUB
  *   run it changes 18% of the top-1 answers, so it is measured, not deployed.
  */
 import {
   OnnxDataType,
-  attributeName,
   decodeModel,
   encodeModel,
   makeAttribute,
   makeNode,
-  makeTensor,
   opsetImports,
-  tensorValues,
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
 } from '../backbone/onnx-proto.ts';
-import { decodeMessage, repeatedVarints, toInt64, varintOf } from '../backbone/protobuf-wire.ts';
-import { assertValidModel } from './check-graph.ts';
+import { Editor, at, intAttribute, isStd, type QParams, type TensorRange } from './graph-editor.ts';
 
-// ---- shared graph-editing helpers ----------------------------------------------
-
-export interface TensorRange {
-  min: number;
-  max: number;
-}
-
-/** Quantisation parameters of one tensor (scale/zero point per channel when longer than 1). */
-interface QParams {
-  scale: number[];
-  zeroPoint: number[];
-  elemType: number;
-  scaleName: string;
-  zeroPointName?: string;
-}
-
-/** Integer attribute of a node (undefined when absent). */
-export function intAttribute(n: OnnxNode, name: string): number | undefined {
-  for (const a of n.attributes) {
-    if (attributeName(a) !== name) continue;
-    const v = varintOf(decodeMessage(a), 3);
-    return v === undefined ? undefined : Number(v);
-  }
-  return undefined;
-}
-
-/** Integer-list attribute of a node (undefined when absent). */
-export function intsAttribute(n: OnnxNode, name: string): number[] | undefined {
-  for (const a of n.attributes) if (attributeName(a) === name) return repeatedVarints(decodeMessage(a), 8).map(toInt64);
-  return undefined;
-}
-
-const isStd = (n: OnnxNode): boolean => n.domain === '' || n.domain === 'ai.onnx';
-
-/** Names, initializers and new nodes of a graph being rewritten. */
-class Editor {
-  readonly init: Map<string, OnnxTensor>;
-  readonly added: OnnxTensor[] = [];
-  readonly nodes: OnnxNode[] = [];
-  private readonly used = new Set<string>();
-  private readonly cache = new Map<string, number[]>();
-
-  constructor(model: OnnxModel) {
-    const g = model.graph;
-    this.init = new Map(g.initializers.map((t) => [t.name, t]));
-    for (const n of g.nodes) for (const t of [...n.inputs, ...n.outputs]) this.used.add(t);
-    for (const t of g.initializers) this.used.add(t.name);
-    for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) this.used.add(v.name);
-  }
-
-  fresh(base: string): string {
-    let name = base;
-    for (let i = 2; this.used.has(name); i++) name = `${base}_${i}`;
-    this.used.add(name);
-    return name;
-  }
-
-  values(name: string): number[] {
-    let v = this.cache.get(name);
-    if (!v) {
-      const t = this.init.get(name) ?? this.added.find((a) => a.name === name);
-      if (!t) throw new Error(`quantize: "${name}" is not an initializer`);
-      v = tensorValues(t);
-      this.cache.set(name, v);
-    }
-    return v;
-  }
-
-  tensor(base: string, type: number, dims: number[], data: ArrayLike<number>): string {
-    const name = this.fresh(base);
-    this.added.push(makeTensor(name, type, dims, data));
-    return name;
-  }
-
-  float(base: string, dims: number[], data: ArrayLike<number>): string {
-    return this.tensor(base, OnnxDataType.FLOAT, dims, data);
-  }
-
-  node(op: string, inputs: string[], outputs: string[], attributes: Uint8Array[] = [], domain = ''): void {
-    this.nodes.push(makeNode(op, inputs, outputs, { name: this.fresh(`${outputs[0]}_${op}`), attributes, domain }));
-  }
-
-  qparams(scaleName: string, zpName: string | undefined): QParams {
-    const scale = this.values(scaleName);
-    const zpT = zpName ? (this.init.get(zpName) ?? this.added.find((a) => a.name === zpName)) : undefined;
-    return {
-      scale,
-      zeroPoint: zpName && zpT ? this.values(zpName) : scale.map(() => 0),
-      elemType: zpT?.dataType ?? OnnxDataType.UINT8,
-      scaleName,
-      zeroPointName: zpName || undefined,
-    };
-  }
-
-  /** The rewritten model: new nodes, only referenced initializers, value info of retyped tensors dropped. */
-  finish(model: OnnxModel, retyped: Set<string> = new Set()): OnnxModel {
-    const g = model.graph;
-    const live = new Set(this.nodes.flatMap((n) => n.inputs));
-    const initializers = [...g.initializers, ...this.added].filter((t) => live.has(t.name));
-    const out = { ...model, graph: { ...g, nodes: this.nodes, initializers, valueInfo: g.valueInfo.filter((v) => !retyped.has(v.name)) } };
-    assertValidModel(out);
-    return out;
-  }
-}
-
-const at = (v: number[], c: number): number => (v.length === 1 ? v[0] : v[c]);
+export { intAttribute, intsAttribute, type TensorRange } from './graph-editor.ts';
 
 // ---- 2. exact float emulation of QLinearConv (for wasm) ---------------------------
 
@@ -337,8 +228,7 @@ export function floatCompute(bytes: Uint8Array, opts: FloatComputeOptions = {}):
       known(x, xq);
       let wName: string;
       if (int8Weights) {
-        wName = e.fresh(`${w}_dequantized`);
-        e.node('DequantizeLinear', [w, ws, ...(wzp ? [wzp] : [])], [wName], wq.scale.length > 1 ? [makeAttribute('axis', 0)] : []);
+        wName = e.dequantizedConstant(w, wt.dims, wq.scale, wq.zeroPoint, 0);
       } else {
         const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
         const wv = e.values(w);
@@ -579,7 +469,6 @@ export function quantizeWeightsOnly(bytes: Uint8Array, opts: WeightOnlyOptions =
   const granularity = opts.weights ?? 'per-channel';
   const include = opts.include ?? ((n: OnnxNode) => n.opType === 'Conv' && defaultQuantInclude(n));
   const model = decodeModel(bytes);
-  const opset = opsetImports(model).get('') ?? 0;
   const e = new Editor(model);
   const names: string[] = [];
   for (const n of model.graph.nodes) {
@@ -597,11 +486,8 @@ export function quantizeWeightsOnly(bytes: Uint8Array, opts: WeightOnlyOptions =
     const rows = isMatMul ? Array.from({ length: w.length }, (_, i) => w[(i % k) * cout + Math.floor(i / k)]) : w;
     const q = quantizeWeights(rows, cout, granularity);
     const stored = isMatMul ? Int8Array.from({ length: w.length }, (_, i) => q.q[(i % cout) * k + Math.floor(i / cout)]) : q.q;
-    const perAxis = q.scale.length > 1;
-    if (perAxis && opset < 13) throw new Error(`quantize: per-channel DequantizeLinear needs opset 13, the model has ${opset}`);
     const wq = e.tensor(`${n.inputs[wi]}_int8`, OnnxDataType.INT8, wt.dims, stored);
-    const wd = e.fresh(`${n.inputs[wi]}_dequantized`);
-    e.node('DequantizeLinear', [wq, e.float(`${n.inputs[wi]}_scale`, [q.scale.length], q.scale)], [wd], perAxis ? [makeAttribute('axis', isMatMul ? 1 : 0)] : []);
+    const wd = e.dequantizedConstant(wq, wt.dims, q.scale, q.scale.map(() => 0), isMatMul ? 1 : 0);
     e.nodes.push({ ...n, inputs: n.inputs.map((t, i) => (i === wi ? wd : t)) });
     names.push(n.name || n.outputs[0]);
   }

@@ -23,6 +23,11 @@ export const BackboneSchema = z.discriminatedUnion('kind', [
     tap: z.string().default('auto').describe("tensor to tap, or 'auto' = input of the global average pool"),
     preprocess: PreprocessSchema,
     threads: z.number().int().positive().optional(),
+    /**
+     * A quantised (QOperator) model's arithmetic: 'int8' as published, or 'float': its int8
+     * weights on float kernels (activations unrounded), the faster form in WebAssembly.
+     */
+    compute: z.enum(['int8', 'float']).default('int8'),
     /** Import the graph as float TensorFlow.js ops so the joint stage can fine-tune it (int8 weights dequantised). */
     trainable: z.boolean().default(false),
   }),

@@ -1,11 +1,18 @@
 import { IMAGENET_224, SYMMETRIC_224 } from '@protoatlas/shared';
 import { deepMerge, parseConfig, type TrainConfig } from './config.ts';
 
+/**
+ * The published int8 MobileNetV2, run on float kernels (its int8 weights, float
+ * activations): in onnxruntime-web's wasm build, which has no int8 dot-product
+ * instructions, that is the faster form (bench/export-web.ts), so the deployed
+ * model computes exactly what the head was trained on.
+ */
 const MOBILENET_ONNX = {
   kind: 'onnx' as const,
   path: 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx',
   tap: 'auto',
   preprocess: IMAGENET_224,
+  compute: 'float' as const,
 };
 
 /**
