@@ -3,7 +3,7 @@
  * (similarities, logits, per-class evidence and boxes in the photo's pixels),
  * dressed with labels and picture URLs.
  */
-import { explain } from '@protoatlas/shared';
+import { SERVED_BOX_SIDE, explain } from '@protoatlas/shared';
 import { assetUrl, type LoadedBundle } from './bundle.ts';
 import type { ModelOutputs } from './model-session.ts';
 
@@ -13,12 +13,6 @@ export interface ExplainOptions {
   origin: string;
 }
 
-/**
- * Longest side at which boxes are computed. A box comes from a 7x7-ish map
- * upsampled; at 500 px that upsampling and its percentile cost ~5 ms a box,
- * at 160 px a tenth of it, and the box moves by at most a few pixels.
- */
-export const BOX_SIDE = 160;
 
 export function explainPrediction(b: LoadedBundle, out: ModelOutputs, image: { width: number; height: number }, opts: ExplainOptions) {
   const m = b.manifest;
@@ -26,7 +20,7 @@ export function explainPrediction(b: LoadedBundle, out: ModelOutputs, image: { w
     { data: out.distances, prototypes: m.prototypes.length, height: out.gridHeight, width: out.gridWidth, layout: 'prototype-major' },
     b.explainModel,
     image,
-    { top: opts.top, evidence: opts.evidence, boxMaxSide: BOX_SIDE },
+    { top: opts.top, evidence: opts.evidence, boxMaxSide: SERVED_BOX_SIDE },
   );
   return e.predictions.map((p) => ({
     classId: p.classId,

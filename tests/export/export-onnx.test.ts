@@ -200,8 +200,8 @@ function tinyOnnxBackbone(opset: number, withSqueeze = false): Uint8Array {
 const IMAGENET: PreprocessSpec = { size: TINY.side, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 /** The trainer's path for an ONNX backbone: onnx-backbone.ts features (NHWC), then the head. */
-async function onnxReference(path: string, pre: PreprocessSpec, head: ProtoHead, imgs: RgbImage[]): Promise<ReturnType<typeof headReference>> {
-  const bb = await loadOnnxBackbone({ path, preprocess: pre, threads: 1 });
+async function onnxReference(path: string, pre: PreprocessSpec, head: ProtoHead, imgs: RgbImage[], compute: 'int8' | 'float' = 'int8'): Promise<ReturnType<typeof headReference>> {
+  const bb = await loadOnnxBackbone({ path, preprocess: pre, threads: 1, compute });
   try {
     const f = await bb.extract(toNHWC(imgs, pre, false), imgs.length);
     const [h, w, c] = bb.featureShape;
@@ -249,13 +249,14 @@ describe('ONNX backbone + head', () => {
     expect(exportOpset(tapOnnxBackbone(tinyOnnxBackbone(13, true)))).toBe(13);
   });
 
-  it('exports a run dir with an ONNX backbone, filling H and W from a check run', async () => {
-    const run = await scratch('onnx-run');
+  for (const compute of ['int8', 'float'] as const) {
+  it(`exports a run dir with an ONNX backbone (compute ${compute}), filling H and W from a check run`, async () => {
+    const run = await scratch(`onnx-run-${compute}`);
     const path = join(run, 'tiny.onnx');
     await writeFile(path, tinyOnnxBackbone(13));
     const config = resolveConfig('cub200', {
       backend: 'cpu',
-      backbone: { kind: 'onnx', path, tap: 'auto', preprocess: IMAGENET },
+      backbone: { kind: 'onnx', path, tap: 'auto', preprocess: IMAGENET, compute },
       head: { addOn: headSpec.addOn, prototypesPerClass: 2 },
       featureCacheDir: join(run, 'cache'),
     });
@@ -269,14 +270,16 @@ describe('ONNX backbone + head', () => {
     expect(r.sessionMs).toBeGreaterThan(0);
 
     const imgs = images(2, TINY.side, 6);
-    const ref = await onnxReference(path, IMAGENET, head, imgs);
+    const ref = await onnxReference(path, IMAGENET, head, imgs, compute);
     const res = await runOrt(await readFile(out), { image: new ort.Tensor('float32', pixels(imgs), [2, TINY.side, TINY.side, 3]) });
     const p = parity(res, ref);
     // The in-graph normalisation rounds like toNHWC, but one ulp at the input can move a uint8 step at the tap.
     expect(p.similarities).toBeLessThan(1e-3);
     expect(p.logits).toBeLessThan(1e-3);
+    if (compute === 'float') expect(decodeModel(await readFile(out)).graph.nodes.some((n) => n.opType === 'QLinearConv')).toBe(false);
     head.dispose();
   });
+  }
 
   describe.skipIf(!HAS_MOBILENET)(`real MobileNetV2-12 int8${HAS_MOBILENET ? '' : ` (skipped: ${NO_DATA_NOTE})`}`, () => {
     it('matches loadOnnxBackbone + head with a random head', async () => {

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { explain, manifestLastLayer, resizeStretch } from '@protoatlas/shared';
+import { SERVED_BOX_SIDE, explain, manifestLastLayer, resizeStretch } from '@protoatlas/shared';
 import type { ClassifyResponse, ClassifyResult } from '../../site/widget/src/types.ts';
 import { startWranglerDev } from '../../edge/scripts/dev-server.ts';
 import { buildSite, launchChromium, screenshot, serve, staticHandler, tinyFixture, watchProblems, type Fixture, type Served } from './fixture.ts';
@@ -72,7 +72,7 @@ describe('embeddable classifier widget', () => {
         { data: d.data as Float32Array, prototypes: d.dims[1], height: d.dims[2], width: d.dims[3], layout: 'prototype-major' },
         { lastLayer: manifestLastLayer(m), numClasses: m.classes.length, pruned: m.prototypes.map((p) => p.pruned), epsilon: m.similarityEpsilon },
         { width: info.width, height: info.height },
-        { top: 3, evidence: 3 },
+        { top: 3, evidence: 3, boxMaxSide: SERVED_BOX_SIDE },
       );
     };
     let r: ClassifyResult | null = null;

@@ -1,5 +1,5 @@
 import type * as Ort from 'onnxruntime-web';
-import { explain } from '../../../shared/src/explain.ts';
+import { SERVED_BOX_SIDE, explain } from '../../../shared/src/explain.ts';
 import { resizeStretch } from '../../../shared/src/image-resize.ts';
 import type { Manifest } from '../../../shared/src/manifest.ts';
 import type { ClassifyOptions, ClassifyResponse, Provider } from './types.ts';
@@ -101,7 +101,7 @@ export class LocalClassifier {
       { data, prototypes: m, height: H, width: W, layout: 'prototype-major' },
       { lastLayer: this.lastLayer, numClasses: C, pruned: this.pruned, epsilon: this.manifest.similarityEpsilon },
       { width: photo.width, height: photo.height },
-      opts,
+      { ...opts, boxMaxSide: SERVED_BOX_SIDE },
     );
     const t3 = performance.now();
     const crop = (j: number) => {

@@ -217,6 +217,8 @@ export interface ExportOnnxOptions extends BuildOptions {
   backend?: BackendPreference;
   /** Skip the onnxruntime check run. Default false. */
   skipVerify?: boolean;
+  /** Override the run's ONNX backbone compute (benchmarks: the int8 arithmetic of a 'float' run). */
+  backboneCompute?: OnnxCompute;
 }
 
 export interface ExportResult {
@@ -254,7 +256,7 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
       await imported.dispose();
     } else if (b.kind === 'onnx') {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
-      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: b.compute };
+      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: opts.backboneCompute ?? b.compute };
       preprocess = b.preprocess;
     } else {
       const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });

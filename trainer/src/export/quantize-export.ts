@@ -5,9 +5,12 @@
  *
  * - float backbones (tfjs: small CNN, MobileNetV2 0.35): static int8
  *   QOperator, weights per output channel, Relu folded into the ranges;
- * - an int8 ONNX backbone (the CUB preset's MobileNetV2-int8) is int8 already:
- *   its arithmetic is kept bit for bit (the head was trained on exactly those
- *   features; re-running it in float changes 18% of the CUB top-1 answers);
+ * - an int8 ONNX backbone keeps the arithmetic the head was trained on: with
+ *   compute 'float' (the CUB presets) its int8 weights on float kernels, stored
+ *   int8 and folded at load (W8A32: in wasm, which has no int8 dot products,
+ *   faster than int8 activations, bench/export-web.ts); with compute 'int8' its
+ *   QLinear ops bit for bit (switching between the two changes ~18% of the CUB
+ *   top-1 answers, so the deployed model never does);
  * - the head's add-on layers: int8 weights, float activations (static int8
  *   activations there change 2% of the CUB answers, weight-only 0.4%);
  * - prototype distances, the log similarity and the last layer: float;
