@@ -123,7 +123,7 @@ try {
     // The same run with the backbone's published int8 arithmetic: what int8 activations cost in
     // wasm. (The head was trained on float-compute features, so these rows agree less.)
     const file = join(tmp, 'int8-backbone.onnx');
-    await exportOnnx(runDir, file, { input: 'nhwc-rgb255', backboneCompute: 'int8' });
+    await exportOnnx(runDir, file, { backboneCompute: 'int8' });
     const q8 = new Uint8Array(await readFile(file));
     const asPublished = (await int8FromFp32(q8, calib, { wasmKinds: [] })).bytes;
     variants.push({ name: 'int8 act', bytes: asPublished, what: 'the backbone as published (int8 QLinearConv/QLinearAdd), weight-only int8 head' });

@@ -1,0 +1,162 @@
+/**
+ * The same onnxruntime-web session, the same .wasm and the same ONNX file, timed
+ * three ways, with nothing else in the measurement (no HTTP body, decode or
+ * explanation):
+ *   - onnxruntime-node (native, one thread);
+ *   - onnxruntime-web in Node (V8, wasm SIMD, one thread);
+ *   - onnxruntime-web inside workerd (`wrangler dev`), a bare Worker that runs
+ *     the session N times in one request and reports its own clock.
+ * It separates what the model costs in wasm from what the runtime adds.
+ *
+ *   PROTOATLAS_BUNDLE=runs/cub200/bundle node edge/bench/wasm-runtime.ts [runs per request=10]
+ */
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as ortNode from 'onnxruntime-node';
+import { parseManifest } from '@protoatlas/shared';
+
+const EDGE = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const RUNS = Number(process.argv[2] ?? 10);
+const require = createRequire(import.meta.url);
+
+const WORKER = `
+import * as ort from 'onnxruntime-web/wasm';
+import ortWasm from './ort.wasm';
+import model from './model.onnx.bin';
+let session = null;
+async function init() {
+  if (session) return session;
+  const placeholder = new ArrayBuffer(8);
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  ort.env.wasm.wasmBinary = placeholder;
+  const original = WebAssembly.instantiate;
+  WebAssembly.instantiate = (src, imports) =>
+    src === placeholder || (ArrayBuffer.isView(src) && src.buffer === placeholder)
+      ? original.call(WebAssembly, ortWasm, imports).then((instance) => ({ instance, module: ortWasm }))
+      : original.call(WebAssembly, src, imports);
+  try {
+    session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  } finally {
+    WebAssembly.instantiate = original;
+  }
+  return session;
+}
+export default {
+  async fetch(req) {
+    const s = await init();
+    const u = new URL(req.url);
+    const n = Number(u.searchParams.get('n') ?? 10);
+    const size = Number(u.searchParams.get('size'));
+    const x = new Float32Array(size * size * 3);
+    for (let i = 0; i < x.length; i++) x[i] = (i * 37) % 256;
+    const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', x, [1, size, size, 3]) };
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await s.run(feeds, ['distances']);
+    return Response.json({ msPerRun: (performance.now() - t0) / n });
+  },
+};
+`;
+
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+async function main(): Promise<void> {
+  const bundleEnv = process.env.PROTOATLAS_BUNDLE;
+  if (!bundleEnv) throw new Error('set PROTOATLAS_BUNDLE to a bundle directory with an ONNX export');
+  const bundle = resolve(process.env.INIT_CWD ?? process.cwd(), bundleEnv);
+  const manifest = parseManifest(JSON.parse(await readFile(join(bundle, 'manifest.json'), 'utf8')));
+  const file = manifest.files.onnx?.int8 ?? manifest.files.onnx?.fp32;
+  if (!file) throw new Error(`${bundle} has no ONNX export`);
+  const S = manifest.preprocessing.size;
+  const modelPath = join(bundle, file.path);
+  const x = Float32Array.from({ length: S * S * 3 }, (_, i) => (i * 37) % 256);
+  const ortWasm = require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm');
+
+  // Native.
+  const native: number[] = [];
+  {
+    const s = await ortNode.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
+    const feeds = { [s.inputNames[0]]: new ortNode.Tensor('float32', x, [1, S, S, 3]) };
+    for (let i = 0; i < 20; i++) await s.run(feeds, ['distances']);
+    for (let i = 0; i < 60; i++) {
+      const t = performance.now();
+      await s.run(feeds, ['distances']);
+      native.push(performance.now() - t);
+    }
+    await s.release();
+  }
+
+  // onnxruntime-web in Node (the /wasm entry, as the Worker imports it).
+  const web: number[] = [];
+  {
+    const ortWeb = (await import('onnxruntime-web/wasm')) as typeof import('onnxruntime-web');
+    ortWeb.env.wasm.numThreads = 1;
+    ortWeb.env.wasm.proxy = false;
+    ortWeb.env.wasm.wasmPaths = pathToFileURL(`${dirname(ortWasm)}/`).href;
+    const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const feeds = { [s.inputNames[0]]: new ortWeb.Tensor('float32', x, [1, S, S, 3]) };
+    // V8 optimises hot wasm functions after a baseline tier: warm up first.
+    for (let i = 0; i < 20; i++) await s.run(feeds, ['distances']);
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await s.run(feeds, ['distances']);
+      web.push(performance.now() - t);
+    }
+    await s.release();
+  }
+
+  // workerd.
+  const dir = join(EDGE, '.assets', 'bench-wasm-runtime');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'worker.js'), WORKER);
+  await copyFile(ortWasm, join(dir, 'ort.wasm'));
+  await copyFile(modelPath, join(dir, 'model.onnx.bin'));
+  await writeFile(
+    join(dir, 'wrangler.toml'),
+    ['name = "protoatlas-wasm-runtime-bench"', 'main = "worker.js"', 'compatibility_date = "2026-11-01"', '[[rules]]', 'type = "Data"', 'globs = ["**/*.bin"]', ''].join('\n'),
+  );
+  const port = 8830 + Math.floor(Math.random() * 100);
+  const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+  const child = spawn(process.execPath, [wrangler, 'dev', '--port', String(port), '--ip', '127.0.0.1', '--show-interactive-dev-session=false'], {
+    cwd: dir,
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  const workerd: number[] = [];
+  try {
+    const url = `http://127.0.0.1:${port}/?n=${RUNS}&size=${S}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const r = await fetch(url);
+        if (r.ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    for (let i = 0; i < 3; i++) await fetch(url); // warm-up
+    for (let i = 0; i < 6; i++) workerd.push(((await (await fetch(url)).json()) as { msPerRun: number }).msPerRun);
+  } finally {
+    process.kill(-child.pid!, 'SIGTERM');
+  }
+
+  const n = median(native);
+  const w = median(web);
+  const d = median(workerd);
+  console.log(JSON.stringify({
+    model: { id: manifest.model.id, file: file.path, input: S },
+    msPerRun: { native: +n.toFixed(2), webInNode: +w.toFixed(1), webInWorkerd: +d.toFixed(1) },
+    ratios: { webInNodeOverNative: +(w / n).toFixed(2), workerdOverNative: +(d / n).toFixed(2), workerdOverWebInNode: +(d / w).toFixed(2) },
+  }, null, 2));
+}
+
+await main();
