@@ -63,6 +63,18 @@ export default {
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
+/** Wall ms of `n` runs after `warm` untimed ones (V8 optimises hot wasm functions after a baseline tier). */
+async function timeRuns(run: () => Promise<unknown>, warm: number, n: number): Promise<number[]> {
+  for (let i = 0; i < warm; i++) await run();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await run();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const bundleEnv = process.env.PROTOATLAS_BUNDLE;
   if (!bundleEnv) throw new Error('set PROTOATLAS_BUNDLE to a bundle directory with an ONNX export');
@@ -76,21 +88,16 @@ async function main(): Promise<void> {
   const ortWasm = require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm');
 
   // Native.
-  const native: number[] = [];
+  let native: number[];
   {
     const s = await ortNode.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
     const feeds = { [s.inputNames[0]]: new ortNode.Tensor('float32', x, [1, S, S, 3]) };
-    for (let i = 0; i < 20; i++) await s.run(feeds, ['distances']);
-    for (let i = 0; i < 60; i++) {
-      const t = performance.now();
-      await s.run(feeds, ['distances']);
-      native.push(performance.now() - t);
-    }
+    native = await timeRuns(() => s.run(feeds, ['distances']), 20, 60);
     await s.release();
   }
 
   // onnxruntime-web in Node (the /wasm entry, as the Worker imports it).
-  const web: number[] = [];
+  let web: number[];
   {
     const ortWeb = (await import('onnxruntime-web/wasm')) as typeof import('onnxruntime-web');
     ortWeb.env.wasm.numThreads = 1;
@@ -98,13 +105,7 @@ async function main(): Promise<void> {
     ortWeb.env.wasm.wasmPaths = pathToFileURL(`${dirname(ortWasm)}/`).href;
     const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
     const feeds = { [s.inputNames[0]]: new ortWeb.Tensor('float32', x, [1, S, S, 3]) };
-    // V8 optimises hot wasm functions after a baseline tier: warm up first.
-    for (let i = 0; i < 20; i++) await s.run(feeds, ['distances']);
-    for (let i = 0; i < 30; i++) {
-      const t = performance.now();
-      await s.run(feeds, ['distances']);
-      web.push(performance.now() - t);
-    }
+    web = await timeRuns(() => s.run(feeds, ['distances']), 20, 30);
     await s.release();
   }
 

@@ -50,20 +50,12 @@ function argmax(v: ArrayLike<number>, n: number): number[] {
   });
 }
 
-async function runUint8(bytes: Uint8Array, x: Float32Array, dims: number[], output: string, runtime: 'node' | 'web', level: 'disabled' | 'all' = 'all'): Promise<number[]> {
-  if (runtime === 'web') {
-    const s = await createWebSession(bytes, { graphOptimizationLevel: level });
-    try {
-      const r = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, dims) }, [output]);
-      return Array.from(r[output].data as Uint8Array);
-    } finally {
-      await s.release();
-    }
-  }
-  const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: level, logSeverityLevel: 3 });
+/** One output of a model run on a float input, in onnxruntime-node or onnxruntime-web. */
+async function runOutput(bytes: Uint8Array, x: Float32Array, dims: number[], output: string, runtime: 'node' | 'web', level: 'disabled' | 'all' = 'all'): Promise<number[]> {
+  const s = runtime === 'web' ? await createWebSession(bytes, { graphOptimizationLevel: level }) : await ort.InferenceSession.create(bytes, { graphOptimizationLevel: level, logSeverityLevel: 3 });
   try {
     const r = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, dims) }, [output]);
-    return Array.from(r[output].data as Uint8Array);
+    return Array.from(r[output].data as Uint8Array | Float32Array);
   } finally {
     await s.release();
   }
@@ -308,16 +300,6 @@ function tinyQOperator(): Uint8Array {
   return encodeModel(makeModel(graph, { '': 13 }, 7));
 }
 
-async function runFloat(bytes: Uint8Array, x: Float32Array, dims: number[], output: string, runtime: 'node' | 'web'): Promise<number[]> {
-  const s = runtime === 'web' ? await createWebSession(bytes) : await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  try {
-    const r = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, dims) }, [output]);
-    return Array.from(r[output].data as Float32Array);
-  } finally {
-    await s.release();
-  }
-}
-
 describe('int8InFloat (the whole QOperator graph on float kernels, same numbers)', () => {
   const x = randomValues(4 * 3 * 81, 23, 1.5);
   const dims = [4, 3, 9, 9];
@@ -326,9 +308,9 @@ describe('int8InFloat (the whole QOperator graph on float kernels, same numbers)
     const r = int8InFloat(src);
     expect(r.converted).toEqual({ QuantizeLinear: 1, QLinearConv: 3, DequantizeLinear: 1 });
     for (const op of ['QLinearConv', 'QuantizeLinear', 'DequantizeLinear']) expect(count(r.bytes, op)).toBe(0);
-    const ref = await runFloat(src, x, dims, 'y', 'node');
+    const ref = await runOutput(src, x, dims, 'y', 'node');
     expect(new Set(ref).size).toBeGreaterThan(10);
-    const same = async (runtime: 'node' | 'web') => maxAbsDiff(Float32Array.from(await runFloat(r.bytes, x, dims, 'y', runtime)), Float32Array.from(ref));
+    const same = async (runtime: 'node' | 'web') => maxAbsDiff(Float32Array.from(await runOutput(r.bytes, x, dims, 'y', runtime)), Float32Array.from(ref));
     expect(await same('node')).toBe(0);
     expect(await same('web')).toBe(0);
   });
@@ -347,12 +329,12 @@ describe("tapForCompute 'float'", () => {
     expect(t.rawOutput).toBeUndefined();
     expect(t.quantization).toBeUndefined();
     expect(count(t.bytes, 'QLinearConv')).toBe(0);
-    const viaFloat = await runFloat(floatCompute(src, { weights: 'float' }), x, [2, 3, 9, 9], 'y', 'node');
+    const viaFloat = await runOutput(floatCompute(src, { weights: 'float' }), x, [2, 3, 9, 9], 'y', 'node');
     for (const runtime of ['node', 'web'] as const) {
       // Float kernels: wasm sums in another order than native.
-      expect(maxAbsDiff(Float32Array.from(await runFloat(t.bytes, x, [2, 3, 9, 9], t.floatOutput, runtime)), Float32Array.from(viaFloat)), runtime).toBeLessThanOrEqual(runtime === 'node' ? 0 : 1e-5);
+      expect(maxAbsDiff(Float32Array.from(await runOutput(t.bytes, x, [2, 3, 9, 9], t.floatOutput, runtime)), Float32Array.from(viaFloat)), runtime).toBeLessThanOrEqual(runtime === 'node' ? 0 : 1e-5);
     }
-    const int8 = await runFloat(src, x, [2, 3, 9, 9], 'y', 'node');
+    const int8 = await runOutput(src, x, [2, 3, 9, 9], 'y', 'node');
     expect(maxAbsDiff(Float32Array.from(int8), Float32Array.from(viaFloat))).toBeGreaterThan(0);
   });
 });
@@ -377,11 +359,11 @@ describe('rewriteForWasm', () => {
     expect(inits.filter((t) => t.dataType === OnnxDataType.FLOAT && t.dims.length === 4 && t.dims[0] > 1)).toHaveLength(0);
     expect(inits.filter((t) => t.dataType === OnnxDataType.INT8 && t.dims.length === 4)).toHaveLength(3);
     for (const t of ['a1', 'a2', 'a3']) {
-      const ref = await runUint8(probe, x, dims, t, 'node', 'disabled');
+      const ref = await runOutput(probe, x, dims, t, 'node', 'disabled');
       expect(ref.some((v) => v > 0 && v < 255)).toBe(true);
-      expect(await runUint8(r.bytes, x, dims, t, 'node', 'all')).toEqual(ref);
-      expect(await runUint8(r.bytes, x, dims, t, 'node', 'disabled')).toEqual(ref);
-      expect(await runUint8(r.bytes, x, dims, t, 'web', 'all')).toEqual(ref);
+      expect(await runOutput(r.bytes, x, dims, t, 'node', 'all')).toEqual(ref);
+      expect(await runOutput(r.bytes, x, dims, t, 'node', 'disabled')).toEqual(ref);
+      expect(await runOutput(r.bytes, x, dims, t, 'web', 'all')).toEqual(ref);
     }
   });
 
@@ -440,9 +422,9 @@ describe('rewriteForWasm', () => {
       const r = rewriteForWasm(t.bytes);
       expect(r.rewritten.depthwise).toBe(17);
       const img = randomValues(3 * 224 * 224, 5, 1.2);
-      const ref = await runUint8(t.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node');
-      expect(await runUint8(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node')).toEqual(ref);
-      expect(await runUint8(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'web')).toEqual(ref);
+      const ref = await runOutput(t.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node');
+      expect(await runOutput(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node')).toEqual(ref);
+      expect(await runOutput(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'web')).toEqual(ref);
     });
     it('int8InFloat keeps the tapped feature map bit for bit (QLinearAdd included)', async () => {
       const t = insertTap(await readFile(MOBILENET_ONNX), { tap: 'auto' });
@@ -451,9 +433,9 @@ describe('rewriteForWasm', () => {
       const r = int8InFloat(floatOnly);
       expect(r.converted['com.microsoft:QLinearAdd']).toBe(10);
       const img = randomValues(3 * 224 * 224, 6, 1.2);
-      const ref = await runFloat(floatOnly, img, [1, 3, 224, 224], t.floatOutput, 'node');
+      const ref = await runOutput(floatOnly, img, [1, 3, 224, 224], t.floatOutput, 'node');
       // The same values (a -0 may stand for a +0).
-      expect(maxAbsDiff(Float32Array.from(await runFloat(r.bytes, img, [1, 3, 224, 224], t.floatOutput, 'node')), Float32Array.from(ref))).toBe(0);
+      expect(maxAbsDiff(Float32Array.from(await runOutput(r.bytes, img, [1, 3, 224, 224], t.floatOutput, 'node')), Float32Array.from(ref))).toBe(0);
     });
   });
 });

@@ -140,5 +140,31 @@ export class Editor {
   }
 }
 
+/** Every integer up to 2^24 is exact in float32. */
+export const EXACT_FLOAT_INT = 2 ** 24;
+
+/** The centred integer range [q_min - z, q_max - z] of a tensor quantised with `q` (scalar zero point). */
+export function centredRange(q: QParams): [number, number] {
+  const z = q.zeroPoint[0];
+  return q.elemType === OnnxDataType.INT8 ? [-128 - z, 127 - z] : [-z, 255 - z];
+}
+
+/**
+ * The first output channel of a [Cout, ...] integer kernel whose worst-case
+ * |accumulator| (every input at the far end of `xRange`, plus the bias) reaches
+ * 2^24, where float32 sums stop being exact; -1 when none does.
+ */
+export function inexactChannel(w: ArrayLike<number>, wz: number[], b: ArrayLike<number> | undefined, cout: number, xRange: [number, number]): number {
+  const per = w.length / cout;
+  const xMax = Math.max(Math.abs(xRange[0]), Math.abs(xRange[1]));
+  for (let c = 0; c < cout; c++) {
+    const z = at(wz, c);
+    let sum = 0;
+    for (let k = 0; k < per; k++) sum += Math.abs(w[c * per + k] - z);
+    if (sum * xMax + Math.abs(b?.[c] ?? 0) >= EXACT_FLOAT_INT) return c;
+  }
+  return -1;
+}
+
 export const at = (v: number[], c: number): number => (v.length === 1 ? v[0] : v[c]);
 

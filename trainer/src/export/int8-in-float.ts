@@ -29,7 +29,7 @@
  * DequantizeLinear, which onnxruntime's constant folding leaves alone).
  */
 import { OnnxDataType, decodeModel, encodeModel, makeAttribute, makeNode } from '../backbone/onnx-proto.ts';
-import { Editor, at, isStd, type QParams } from './graph-editor.ts';
+import { Editor, at, centredRange, inexactChannel, isStd, type QParams } from './graph-editor.ts';
 
 export interface Int8InFloatResult {
   bytes: Uint8Array;
@@ -42,20 +42,6 @@ export class Int8InFloatError extends Error {}
 
 const f = Math.fround;
 
-/** Every integer up to 2^24 is exact in float32. */
-const EXACT_FLOAT_INT = 2 ** 24;
-
-/** Refuses a layer whose worst-case accumulator (every input at the far end of its range) could exceed 2^24. */
-function assertExactAccumulators(w: number[], wz: number[], b: number[] | undefined, cout: number, xRange: [number, number], layer: string): void {
-  const per = w.length / cout;
-  const xMax = Math.max(Math.abs(xRange[0]), Math.abs(xRange[1]));
-  for (let c = 0; c < cout; c++) {
-    let sum = 0;
-    for (let k = 0; k < per; k++) sum += Math.abs(w[c * per + k] - at(wz, c));
-    if (sum * xMax + Math.abs(b?.[c] ?? 0) >= EXACT_FLOAT_INT) throw new Int8InFloatError(`${layer}: output channel ${c} could accumulate past 2^24, not exact in float32`);
-  }
-}
-
 /** The float-kernel form of a QOperator graph (see the file comment). */
 export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
   const model = decodeModel(bytes);
@@ -64,10 +50,6 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
   const centred = new Map<string, { name: string; q: QParams }>();
   const converted: Record<string, number> = {};
   const count = (op: string): void => void (converted[op] = (converted[op] ?? 0) + 1);
-  const range = (q: QParams): [number, number] => {
-    const z = q.zeroPoint[0];
-    return q.elemType === OnnxDataType.INT8 ? [-128 - z, 127 - z] : [-z, 255 - z];
-  };
   const scalarParams = (scale: string, zp: string | undefined, what: string): QParams => {
     const q = e.qparams(scale, zp);
     if (q.scale.length !== 1 || q.zeroPoint.length !== 1) throw new Int8InFloatError(`${what}: per-channel activation parameters are not supported`);
@@ -80,7 +62,7 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
   };
   /** Clip to the output's integer range, then Round (the order onnxruntime can fuse). */
   const requantized = (y: string, value: string, q: QParams): void => {
-    const [lo, hi] = range(q);
+    const [lo, hi] = centredRange(q);
     const clipped = e.fresh(`${y}_clipped`);
     e.node('Clip', [value, e.float(`${y}_lo`, [], [lo]), e.float(`${y}_hi`, [], [hi])], [clipped]);
     const rounded = e.fresh(`${y}_centred`);
@@ -96,7 +78,7 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       const q = scalarParams(s, z, n.outputs[0]);
       const div = e.fresh(`${n.outputs[0]}_scaled`);
       e.node('Div', [x, e.float(`${n.outputs[0]}_scale`, [], [q.scale[0]])], [div]);
-      const [lo, hi] = range(q);
+      const [lo, hi] = centredRange(q);
       const rounded = e.fresh(`${n.outputs[0]}_rounded`);
       e.node('Round', [div], [rounded]);
       const c = e.fresh(`${n.outputs[0]}_centred`);
@@ -115,7 +97,8 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       // onnxruntime's requantisation multiplier, in float32: x_scale * w_scale[c] / y_scale.
       const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
       const ones = wt.dims.slice(1).map(() => 1);
-      assertExactAccumulators(e.values(w), wq.zeroPoint, b ? e.values(b) : undefined, cout, range(xq), n.outputs[0]);
+      const inexact = inexactChannel(e.values(w), wq.zeroPoint, b ? e.values(b) : undefined, cout, centredRange(xq));
+      if (inexact >= 0) throw new Int8InFloatError(`${n.outputs[0]}: output channel ${inexact} could accumulate past 2^24, not exact in float32`);
       let wf = e.fresh(`${w}_float`);
       e.node('Cast', [w], [wf], [makeAttribute('to', OnnxDataType.FLOAT)]);
       if (wq.zeroPoint.some((z) => z !== 0)) {

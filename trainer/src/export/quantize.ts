@@ -46,7 +46,7 @@ import {
   type OnnxNode,
   type OnnxTensor,
 } from '../backbone/onnx-proto.ts';
-import { Editor, at, intAttribute, isStd, type QParams, type TensorRange } from './graph-editor.ts';
+import { Editor, at, centredRange, inexactChannel, intAttribute, isStd, type QParams, type TensorRange } from './graph-editor.ts';
 
 export { intAttribute, intsAttribute, type TensorRange } from './graph-editor.ts';
 
@@ -72,9 +72,6 @@ export interface WasmRewriteResult {
   /** QLinearConv nodes left alone because their accumulators could exceed 2^24 (not exact in float). */
   skipped: string[];
 }
-
-/** Largest float32 integer up to which every integer is exact. */
-const EXACT_FLOAT_INT = 2 ** 24;
 
 /**
  * Replaces QLinearConv nodes by exact float emulations (see the file comment).
@@ -113,19 +110,10 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
   const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
   const wv = e.values(w);
   const bv = b ? e.values(b) : undefined;
+  if (inexactChannel(wv, wq.zeroPoint, bv, cout, centredRange(xq)) >= 0) return false;
   const wi = new Float32Array(wv.length);
-  // Worst-case |accumulator| per channel: every input at the far end of its range.
-  const xMax = Math.max(...(xq.elemType === OnnxDataType.INT8 ? [128 + xq.zeroPoint[0], 127 - xq.zeroPoint[0]] : [xq.zeroPoint[0], 255 - xq.zeroPoint[0]]).map(Math.abs));
-  for (let c = 0; c < cout; c++) {
-    const z = at(wq.zeroPoint, c);
-    let sum = 0;
-    for (let k = 0; k < per; k++) {
-      wi[c * per + k] = wv[c * per + k] - z;
-      sum += Math.abs(wi[c * per + k]);
-    }
-    if (sum * xMax + Math.abs(bv?.[c] ?? 0) >= EXACT_FLOAT_INT) return false;
-    for (let k = 0; k < per; k++) if (wi[c * per + k] < -128 || wi[c * per + k] > 127) return false;
-  }
+  for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) wi[c * per + k] = wv[c * per + k] - at(wq.zeroPoint, c);
+  if (wi.some((v) => v < -128 || v > 127)) return false;
   let xf = e.fresh(`${x}_int`);
   e.node('Cast', [x], [xf], [makeAttribute('to', OnnxDataType.FLOAT)]);
   if (xq.zeroPoint[0] !== 0) {
