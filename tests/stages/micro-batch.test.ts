@@ -9,7 +9,7 @@ import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/proto
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
 
-function run(microBatch: number | undefined) {
+async function run(microBatch: number | undefined) {
   const rng = new Rng(3);
   const [n, H, W, D] = [12, 2, 2, 6];
   const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next());
@@ -24,7 +24,7 @@ function run(microBatch: number | undefined) {
   const head = new ProtoHead({ inputChannels: D, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
   const phase = { ...PhaseConfigDefaults, batchSize: 12, inputDropout: 0.2, microBatch };
   const opt = new Adam(phaseGroups(phase, head, null));
-  const stats = trainPrototypeEpoch({ label: 't', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
+  const stats = await trainPrototypeEpoch({ label: 't', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
   const w = head.getWeights();
   head.dispose();
   return { stats, w };
@@ -35,10 +35,10 @@ describe('micro-batches', () => {
     await tf.setBackend('cpu');
   });
 
-  it('accumulate to the same update and statistics as the whole batch', () => {
-    const whole = run(undefined);
+  it('accumulate to the same update and statistics as the whole batch', async () => {
+    const whole = await run(undefined);
     for (const micro of [5, 4, 1]) {
-      const split = run(micro);
+      const split = await run(micro);
       expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
       expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
       for (const [name, t] of whole.w) {

@@ -28,7 +28,7 @@ const source = {
 };
 const phase = { ...PhaseConfigDefaults, batchSize: B };
 const opt = new Adam(phaseGroups(phase, head, null));
-trainPrototypeEpoch({ label: 'warm', phase, head, source: { ...source, n: B }, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
-const stats = trainPrototypeEpoch({ label: 'bench', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
+await trainPrototypeEpoch({ label: 'warm', phase, head, source: { ...source, n: B }, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
+const stats = await trainPrototypeEpoch({ label: 'bench', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
 const msPerBatch = (stats.seconds * 1000) / (n / B);
 console.log(`${info.description}: batch ${B}, ${M} prototypes, D=${D}: ${msPerBatch.toFixed(0)} ms/batch, ${(msPerBatch / B).toFixed(2)} ms/image -> ${((msPerBatch / B) * 4994 / 1000).toFixed(0)} s per CUB epoch (4,994 images)`);

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { decodeMany } from '../data/decode.ts';
 import type { DatasetItem } from '../data/types.ts';
 import { inferBatch } from './feature-batch.ts';
+import { buildFromRecipe } from './recipe.ts';
 import type { BackboneRecipe, FrozenBackbone } from './types.ts';
 
 export interface WorkerJob {
@@ -31,10 +32,7 @@ const fail = (e: unknown): void => send({ type: 'error', message: e instanceof E
 
 let backbone: FrozenBackbone;
 try {
-  const mod = (await import(recipe.module)) as Record<string, (o: unknown) => Promise<FrozenBackbone> | FrozenBackbone>;
-  const factory = mod[recipe.factory];
-  if (typeof factory !== 'function') throw new Error(`${recipe.module} has no export ${recipe.factory}`);
-  backbone = await factory(recipe.options);
+  backbone = await buildFromRecipe<FrozenBackbone>(recipe);
   if (backbone.hash !== hash) throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
   let chain = Promise.resolve();
   port.on('message', (job: WorkerJob) => {

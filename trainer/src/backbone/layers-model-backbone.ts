@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
+import type { BackboneRecipe, FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
 
 export type LayersBackbone = FrozenBackbone & TrainableBackbone & { readonly model: LayersModel };
 
@@ -18,6 +18,8 @@ export interface WrapOptions {
   extractBatch?: number;
   /** Disposed with the backbone (e.g. the full model the cut model was taken from). */
   owner?: { dispose(): unknown };
+  /** Rebuilds the architecture in a worker thread (TrainableBackbone.workerRecipe). */
+  workerRecipe?: BackboneRecipe;
 }
 
 export function wrapLayersModel(model: LayersModel, opts: WrapOptions): LayersBackbone {
@@ -44,6 +46,7 @@ export function wrapLayersModel(model: LayersModel, opts: WrapOptions): LayersBa
       return hashOf();
     },
     description: opts.description,
+    workerRecipe: opts.workerRecipe,
     preprocess: pre,
     featureShape,
     async extract(batch, n) {

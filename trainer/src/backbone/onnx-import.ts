@@ -223,6 +223,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
       return out;
     },
     trainableVariables: () => vars,
+    workerRecipe: { module: import.meta.url, factory: 'importOnnxBackbone', options: opts },
     toOnnx: () => planToOnnx(plan, inputName, tap, size),
     getWeights() {
       const out = new Map<string, { shape: number[]; data: Float32Array }>();

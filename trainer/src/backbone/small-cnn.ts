@@ -52,6 +52,7 @@ export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
     preprocess: { size: opts.inputSize, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
     // The weights change in training, so the hash is taken from their current values.
     hash: () => weightsHash(arch, net.weights),
+    workerRecipe: { module: import.meta.url, factory: 'createSmallCnn', options: opts },
   });
   return backbone;
 }

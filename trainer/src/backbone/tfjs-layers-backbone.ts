@@ -47,7 +47,12 @@ export async function loadTfjsLayersBackbone(opts: TfjsLayersBackboneOptions): P
   const preprocess = opts.preprocess ?? { size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
   if (preprocess.size !== size) throw new Error(`tfjs backbone: preprocess.size ${preprocess.size} does not match the model input ${size}`);
   const hash = createHash('sha256').update(files.jsonBytes).update(new Uint8Array(files.weightData)).update(`\0cut=${cutName}`).digest('hex');
-  return wrapLayersModel(cut, { description: `tfjs-layers ${opts.modelJsonPath} cut at ${cutName}`, preprocess, hash });
+  return wrapLayersModel(cut, {
+    description: `tfjs-layers ${opts.modelJsonPath} cut at ${cutName}`,
+    preprocess,
+    hash,
+    workerRecipe: { module: import.meta.url, factory: 'loadTfjsLayersBackbone', options: opts },
+  });
 }
 
 function isContainer(l: Layerish | Container): l is Container {

@@ -66,4 +66,9 @@ export interface TrainableBackbone {
   getWeights(): Map<string, { shape: number[]; data: Float32Array }>;
   setWeights(weights: Map<string, { shape: number[]; data: Float32Array }>): void;
   dispose(): void;
+  /**
+   * How to build the same architecture in a worker thread (gradient workers,
+   * stages/grad-pool.ts); its weights are then sent over. Absent: main thread only.
+   */
+  readonly workerRecipe?: BackboneRecipe;
 }

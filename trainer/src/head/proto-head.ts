@@ -122,6 +122,17 @@ export class ProtoHead {
     this.syncTiedPrototypes();
   }
 
+  /** Undo tieToPatches: prototypes are free variables again (holding their last tied values). */
+  untie(): void {
+    this.tied?.dispose();
+    this.tied = null;
+  }
+
+  /** The tied patches' backbone features [m * D], or null when untied. */
+  tiedFeatures(): Float32Array | null {
+    return this.tied ? (this.tied.dataSync() as Float32Array).slice() : null;
+  }
+
   get isTied(): boolean {
     return this.tied !== null;
   }

@@ -149,6 +149,12 @@ export const TrainConfigSchema = z.object({
     })
     .default({ enabled: true, nearest: 5, partMetrics: true }),
   featureCacheDir: z.string().default('.cache/features'),
+  /**
+   * Threads computing each batch's gradients while a trainable backbone runs on a
+   * single-threaded backend (tfjs wasm): 'auto' = one per core. Each thread takes
+   * whole micro-batches; the update is the one a single thread makes.
+   */
+  trainThreads: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
 });
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;

@@ -10,7 +10,8 @@ import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import { generateSynthetic } from '../data/synthetic.ts';
 import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
-import { cachedSource, imageSource, type FeatureSource } from '../stages/sources.ts';
+import { cachedSource, imageSource, sharedImageSource, type FeatureSource } from '../stages/sources.ts';
+import { packImages } from '../data/shared-images.ts';
 import type { TrainConfig } from './config.ts';
 import { resolveDataPath, resolveRepoPath } from './data-path.ts';
 import { exists } from './run-dir.ts';
@@ -113,7 +114,12 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       itemsBySplit[split] = kept;
       const aug = config.data.augment;
       const spec = split === 'train' && aug.enabled ? { rotation: aug.rotation, shear: aug.shear, skew: aug.skew, cropScale: aug.cropScale, probability: aug.probability } : null;
-      sources[split] = imageSource(keep.map((i) => decoded.images[i]!), labelsOf(kept), preprocess, trainable!, spec);
+      // The training split goes to shared memory, where gradient workers read it too.
+      const images = keep.map((i) => decoded.images[i]!);
+      sources[split] =
+        split === 'train'
+          ? sharedImageSource({ images: packImages(images), labels: labelsOf(kept), preprocess, augment: spec }, trainable!)
+          : imageSource(images, labelsOf(kept), preprocess, trainable!, spec);
     }
   }
   return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };

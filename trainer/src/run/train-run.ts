@@ -10,12 +10,14 @@ import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
 import { runPruneStage } from '../stages/prune-stage.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
-import { initBackend } from '../tf/backend.ts';
+import { initBackend, type BackendPreference } from '../tf/backend.ts';
+import type { TrainableBackbone } from '../backbone/types.ts';
+import { GradPool, resolveTrainThreads } from '../stages/grad-pool.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
 import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
-import { parseConfig, type TrainConfig } from './config.ts';
+import { parseConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { prepareData, type PreparedData } from './prepare-data.ts';
 import { saveModel } from './model-file.ts';
 import { Rng } from './rng.ts';
@@ -58,6 +60,20 @@ function stageIndex(s: Stage): number {
 
 /** Runs (or resumes) the three ProtoPNet stages and writes the run directory. */
 export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
+  const threads: GradThreads = { pool: null };
+  try {
+    return await runStages(opts, threads);
+  } finally {
+    await threads.pool?.close();
+  }
+}
+
+/** Gradient worker threads, started on the first epoch that trains a backbone and closed when the run ends. */
+interface GradThreads {
+  pool: GradPool | null;
+}
+
+async function runStages(opts: TrainOptions, threads: GradThreads): Promise<TrainSummary> {
   const paths = runPaths(opts.outDir);
   const hasCheckpoint = await exists(paths.lastCheckpoint);
   if (hasCheckpoint && !opts.resume) {
@@ -92,6 +108,20 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   );
   const train = data.sources.train!;
   const val = data.sources.val!;
+  let threadsResolved = false;
+  const gradThreads = async (phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone } | null> => {
+    const backbone = data.trainableBackbone;
+    // Threads take whole micro-batches; a phase without them runs on this thread.
+    if (!backbone || !phase.microBatch) return null;
+    if (!threads.pool && !threadsResolved) {
+      threadsResolved = true;
+      const { threads: n, why } = resolveTrainThreads(config.trainThreads, backend.name, backbone, train);
+      log(opts.quiet, `gradient threads: ${n} (${why})`);
+      if (n < 2) return null;
+      threads.pool = await GradPool.start({ threads: n, backbone, source: train, head, backend: backend.name as BackendPreference });
+    }
+    return threads.pool ? { pool: threads.pool, backbone } : null;
+  };
   const evalVal = (): Accuracy | null => (val.n ? accuracy(predict(head, val)) : null);
 
   let meta: CheckpointMeta = {
@@ -168,7 +198,8 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     for (let e = meta.epoch; e < phase.epochs; e++) {
       if (stopRequested()) return partialSummary();
       setPhaseLearningRates(optimizer, phase, e);
-      const stats = trainPrototypeEpoch({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet });
+      const pool = await gradThreads(phase);
+      const stats = await trainPrototypeEpoch({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, pool });
       const v = evalVal();
       meta.history.push({ stage: phaseName, epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
       log(opts.quiet, `${phaseName} epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)} clst ${stats.clusterCost.toFixed(3)} sep ${stats.separationCost.toFixed(3)}) train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
@@ -214,7 +245,8 @@ export async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
       for (let e = meta.epoch; e < phase.epochs; e++) {
         if (stopRequested()) return partialSummary();
         setPhaseLearningRates(optimizer, phase, e);
-        const stats = trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false });
+        const pool = await gradThreads(phase);
+        const stats = await trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false, pool });
         head.syncTiedPrototypes();
         const v = evalVal();
         meta.history.push({ stage: 'pushTune', epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });

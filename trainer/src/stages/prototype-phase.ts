@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
-import { classIdentity } from '../head/last-layer.ts';
-import { clusterCost, crossEntropy, separationCost } from '../head/losses.ts';
 import { channelDropMask, type ProtoHead } from '../head/proto-head.ts';
 import { Adam, type ParamGroup } from '../optim/adam.ts';
 import type { PhaseConfig, TrainConfig } from '../run/config.ts';
 import { Progress } from '../run/progress.ts';
 import type { Rng } from '../run/rng.ts';
 import { lrFactor } from './schedule.ts';
+import type { GradPool } from './grad-pool.ts';
+import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
 
 export type PrototypePhaseName = 'warmup' | 'joint' | 'pushTune';
@@ -46,8 +46,9 @@ export function setPhaseLearningRates(opt: Adam, phase: PhaseConfig, epoch: numb
 /**
  * One epoch of stage 1 (warm-up or joint): CE + λ1·Clst + λ2·Sep with the
  * optimizer's groups. Shuffling, flips and dropout seeds all come from `rng`.
+ * With a gradient pool, each batch's micro-batches are spread over its threads.
  */
-export function trainPrototypeEpoch(args: {
+export async function trainPrototypeEpoch(args: {
   label: string;
   phase: PhaseConfig;
   head: ProtoHead;
@@ -58,79 +59,62 @@ export function trainPrototypeEpoch(args: {
   quiet?: boolean;
   /** Backbone in training mode (batch-norm statistics update), as the paper's model.train(); false when features must stay fixed. */
   backboneTraining?: boolean;
-}): EpochStats {
+  /** Data-parallel gradient threads (trainable backbones on single-threaded backends). */
+  pool?: { pool: GradPool; backbone: TrainableBackbone | null } | null;
+}): Promise<EpochStats> {
   const { phase, head, source, loss, optimizer, rng } = args;
   const start = Date.now();
+  const backboneTraining = args.backboneTraining ?? true;
   const order = rng.shuffle(Array.from({ length: source.n }, (_, i) => i));
-  const identityT = tf.tidy(() => {
-    const id = classIdentity(head.protoClass, head.spec.numClasses);
-    return tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])); // [C, m]
-  });
+  const vars = optimizer.variables();
+  const ctx = gradContext({ head, source, loss, vars, trainsFeatures: optimizer.groups.some((g) => g.name === 'features'), backboneTraining });
+  const pool = args.pool?.pool ?? null;
+  if (pool) {
+    const names = optimizer.groups.flatMap((g) => g.vars.map(([n]) => n));
+    await pool.beginPhase({ phase, loss, backboneTraining, names }, head, args.pool!.backbone);
+  }
   const progress = new Progress({ label: args.label, total: source.n, unit: 'img', quiet: args.quiet });
   let sums = { loss: 0, ce: 0, clst: 0, sep: 0, correct: 0 };
-  const vars = optimizer.variables();
-  const trainsFeatures = optimizer.groups.some((g) => g.name === 'features');
   for (let s = 0; s < order.length; s += phase.batchSize) {
-    const batch = order.slice(s, s + phase.batchSize);
-    const flipped = batch.map(() => source.canFlip && rng.next() < 0.5);
+    const indices = order.slice(s, s + phase.batchSize);
+    const flipped = indices.map(() => source.canFlip && rng.next() < 0.5);
     // Drawn only when the source augments, so frozen-feature runs keep their random stream.
-    const augmentSeeds = source.canAugment && (args.backboneTraining ?? true) ? batch.map(() => rng.int(2 ** 31)) : undefined;
-    const dropMask = phase.inputDropout > 0 ? channelDropMask(batch.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
-    const labels = Int32Array.from(batch, (i) => source.labels[i]);
-    // Micro-batches bound memory (a trainable MobileNetV2 at batch 32 exceeds wasm's heap);
-    // every loss term is a batch mean, so chunk gradients weighted by chunk share sum exactly.
-    const micro = Math.min(batch.length, phase.microBatch ?? batch.length);
-    let parts = [0, 0, 0, 0];
-    let lossValue = 0;
-    let acc: tf.NamedTensorMap | null = null;
-    for (let c = 0; c < batch.length; c += micro) {
-      const chunk = batch.slice(c, c + micro);
-      const w = chunk.length / batch.length;
-      const cFlipped = flipped.slice(c, c + micro);
-      const cSeeds = augmentSeeds?.slice(c, c + micro);
-      const cMask = dropMask?.subarray(c * head.spec.inputChannels, (c + chunk.length) * head.spec.inputChannels);
-      const cLabels = labels.subarray(c, c + chunk.length);
-      let chunkParts = [0, 0, 0, 0];
-      const { value, grads } = tf.variableGrads(() => {
-        const y = tf.tensor1d(cLabels, 'int32');
-        const feats = source.features(chunk, cFlipped, args.backboneTraining ?? true, cSeeds);
-        const out = head.forward(feats, { dropMask: cMask, inputGrad: trainsFeatures, training: true });
-        const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
-        const ce = crossEntropy(out.logits, y);
-        const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
-        const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
-        const total = tf.addN([tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)]) as tf.Scalar;
-        const pred = tf.argMax(out.logits, 1).dataSync();
-        let correct = 0;
-        pred.forEach((p, k) => (correct += p === cLabels[k] ? 1 : 0));
-        chunkParts = [ce.dataSync()[0], clst.dataSync()[0], sep.dataSync()[0], correct];
-        return tf.mul(total, w) as tf.Scalar;
-      }, vars);
-      lossValue += value.dataSync()[0];
-      parts = [parts[0] + chunkParts[0] * w, parts[1] + chunkParts[1] * w, parts[2] + chunkParts[2] * w, parts[3] + chunkParts[3]];
-      value.dispose();
-      if (!acc) acc = grads;
-      else {
-        const prev: tf.NamedTensorMap = acc;
-        acc = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.add(prev[k], g)]));
-        tf.dispose([...Object.values(prev), ...Object.values(grads)]);
-      }
+    const augmentSeeds = source.canAugment && backboneTraining ? indices.map(() => rng.int(2 ** 31)) : undefined;
+    const dropMask = phase.inputDropout > 0 ? channelDropMask(indices.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
+    const labels = Int32Array.from(indices, (i) => source.labels[i]);
+    // Micro-batches bound memory (a trainable MobileNetV2 at batch 32 exceeds wasm's heap) and
+    // are the unit of work of the gradient threads; every loss term is a batch mean, so chunk
+    // gradients weighted by chunk share sum to the whole batch's. (Not split unless configured:
+    // batch-norm statistics would then come from smaller batches.)
+    const micro = phase.microBatch ?? indices.length;
+    const jobs = splitBatch({ indices, flipped, augmentSeeds, dropMask, labels }, micro, head.spec.inputChannels);
+    const local = (mb: MicroBatch) => microBatchGrads(ctx, mb);
+    const results = pool ? await pool.run(jobs, ctx, local) : jobs.map(local);
+    // Summed in micro-batch order whichever thread computed them: the same floats as one thread.
+    let acc = results[0].grads;
+    for (const r of results.slice(1)) {
+      const prev = acc;
+      acc = prev.map((g, k) => tf.add(g, r.grads[k]));
+      tf.dispose([...prev, ...r.grads]);
     }
-    optimizer.apply(acc!);
-    tf.dispose(Object.values(acc!));
+    optimizer.apply(Object.fromEntries(vars.map((v, k) => [v.name, acc[k]])));
+    tf.dispose(acc);
+    pool?.syncVariables(vars);
+    const lossValue = results.reduce((a, r) => a + r.value, 0);
     if (!Number.isFinite(lossValue)) throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
-    const b = batch.length;
+    const b = indices.length;
+    const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
     sums = {
       loss: sums.loss + lossValue * b,
-      ce: sums.ce + parts[0] * b,
-      clst: sums.clst + parts[1] * b,
-      sep: sums.sep + parts[2] * b,
-      correct: sums.correct + parts[3],
+      ce: sums.ce + part(0) * b,
+      clst: sums.clst + part(1) * b,
+      sep: sums.sep + part(2) * b,
+      correct: sums.correct + results.reduce((a, r) => a + r.terms[3], 0),
     };
     const seen = Math.min(s + b, order.length);
     progress.tick(b, `loss ${(sums.loss / seen).toFixed(3)} acc ${((100 * sums.correct) / seen).toFixed(1)}%`);
   }
-  identityT.dispose();
+  ctx.identityT.dispose();
   const n = Math.max(1, order.length);
   progress.finish();
   return {

@@ -3,6 +3,7 @@ import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbon
 import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
 import { augmentImage, type AugmentSpec } from '../data/augment.ts';
+import { imageViews, type SharedImages } from '../data/shared-images.ts';
 import { Rng } from '../run/rng.ts';
 
 /** Minimal view of a feature store (backbone/feature-store.ts implements it). */
@@ -29,6 +30,16 @@ export interface FeatureSource {
    * seeds item i's random augmentation, so a run stays reproducible and resumable.
    */
   features(indices: number[], flipped: boolean[], training: boolean, augmentSeeds?: number[]): tf.Tensor4D;
+  /** Present when the images sit in shared memory: a gradient worker rebuilds the same source from it. */
+  readonly shared?: SharedImageSource;
+}
+
+/** Everything a worker thread needs to rebuild an image source (structured-cloneable, images not copied). */
+export interface SharedImageSource {
+  images: SharedImages;
+  labels: Int32Array;
+  preprocess: PreprocessSpec;
+  augment: AugmentSpec | null;
 }
 
 export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | null, labels: Int32Array): FeatureSource {
@@ -100,6 +111,11 @@ export function imageSource(images: RgbImage[], labels: Int32Array, pre: Preproc
       return out;
     },
   };
+}
+
+/** An image source over images in a SharedArrayBuffer, so gradient workers can share them. */
+export function sharedImageSource(shared: SharedImageSource, backbone: TrainableBackbone): FeatureSource {
+  return { ...imageSource(imageViews(shared.images), shared.labels, shared.preprocess, backbone, shared.augment), shared };
 }
 
 /** Images per backbone call outside training. */

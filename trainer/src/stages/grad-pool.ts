@@ -1,0 +1,155 @@
+/**
+ * Data-parallel gradient threads for the joint stage on single-threaded
+ * backends (tfjs wasm in Node): each worker holds a copy of the backbone and
+ * head, and computes some of every batch's micro-batches while the main thread
+ * computes the rest. The main thread sums the gradients in micro-batch order
+ * (so the update is bit-identical to one thread's), applies Adam, and sends the
+ * new values of the trained variables back before the next step.
+ *
+ * Batch-norm moving statistics (a training-mode side effect) follow the main
+ * thread's micro-batches only, as PyTorch's DistributedDataParallel keeps rank
+ * 0's; gradients do not depend on them.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainableBackbone } from '../backbone/types.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import type { HostTensors } from '../head/tensors.ts';
+import type { PhaseConfig, TrainConfig } from '../run/config.ts';
+import type { BackendPreference } from '../tf/backend.ts';
+import type { GradContext, MicroBatch, MicroResult } from './grad-step.ts';
+import type { FeatureSource } from './sources.ts';
+import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-worker.ts';
+
+/** How many gradient threads a run uses, and why (printed at start). */
+export function resolveTrainThreads(setting: 'auto' | number, backend: string, backbone: TrainableBackbone | null, source: FeatureSource): { threads: number; why: string } {
+  if (!backbone) return { threads: 1, why: 'the backbone is frozen (features come from the cache)' };
+  if (!backbone.workerRecipe) return { threads: 1, why: 'this backbone cannot be rebuilt in a worker thread' };
+  if (!source.shared) return { threads: 1, why: 'the training images are not in shared memory' };
+  if (setting !== 'auto') return { threads: setting, why: 'trainThreads in the config' };
+  if (backend !== 'wasm' && backend !== 'cpu') return { threads: 1, why: `the ${backend} backend uses every core itself` };
+  const cores = availableParallelism();
+  return { threads: cores, why: `${backend} runs one thread; one gradient thread per core (${cores})` };
+}
+
+export interface PhaseSetup {
+  phase: PhaseConfig;
+  loss: TrainConfig['loss'];
+  backboneTraining: boolean;
+  /** Stable names of the trained variables, in GradContext.vars order (checked against the worker's). */
+  names: string[];
+}
+
+export class GradPool {
+  /** Threads computing gradients, the main thread included. */
+  readonly threads: number;
+  private readonly workers: Worker[];
+  private readonly pending = new Map<number, { resolve: (r: GradWorkerReply) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private failure: Error | null = null;
+  private closed = false;
+
+  private constructor(workers: Worker[]) {
+    this.workers = workers;
+    this.threads = workers.length + 1;
+    workers.forEach((w, i) => {
+      w.on('message', (m: GradWorkerReply) => {
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        this.pending.delete(m.id);
+        if (m.type === 'error') p.reject(new Error(`gradient worker ${i + 1}: ${m.message}`));
+        else p.resolve(m);
+      });
+      w.on('error', (e) => this.fail(new Error(`gradient worker ${i + 1} crashed: ${e.message}`)));
+      w.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`gradient worker ${i + 1} exited with code ${code}`));
+      });
+    });
+  }
+
+  /** Starts `threads - 1` workers over a source whose images are in shared memory. */
+  static async start(opts: { threads: number; backbone: TrainableBackbone; source: FeatureSource; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
+    const { backbone, source, head } = opts;
+    if (!backbone.workerRecipe) throw new Error(`gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`);
+    if (!source.shared) throw new Error('gradient workers: the training images are not in shared memory');
+    const init: GradWorkerInit = { backbone: backbone.workerRecipe, headSpec: head.spec, source: source.shared, backend: opts.backend };
+    const workers = Array.from({ length: Math.max(0, opts.threads - 1) }, () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }));
+    const pool = new GradPool(workers);
+    try {
+      await Promise.all(workers.map((w) => pool.request(w, { type: 'ping', id: 0 })));
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  /** Full weights (and the tied patches, if any) to every worker, and the phase's variables. */
+  async beginPhase(setup: PhaseSetup, head: ProtoHead, backbone: TrainableBackbone | null): Promise<void> {
+    const weights: HostTensors = new Map([...head.getWeights(), ...(backbone ? [...backbone.getWeights()].map(([k, v]) => [`backbone.${k}`, v] as const) : [])]);
+    const tied = head.tiedFeatures();
+    await Promise.all(
+      this.workers.map((w) => this.request(w, { type: 'phase', id: 0, phase: setup.phase, loss: setup.loss, backboneTraining: setup.backboneTraining, names: setup.names, weights, tied })),
+    );
+  }
+
+  /** New values of the trained variables after an optimiser step (messages keep order, so no wait is needed). */
+  syncVariables(vars: tf.Variable[]): void {
+    const values = vars.map((v) => v.dataSync() as Float32Array);
+    for (const w of this.workers) w.postMessage({ type: 'vars', id: -1, values } satisfies GradWorkerRequest);
+  }
+
+  /**
+   * Gradients of every micro-batch, in order: micro-batch i runs on thread
+   * i mod threads (0 = this thread, computed with `local` while workers run).
+   */
+  async run(batches: MicroBatch[], ctx: GradContext, local: (mb: MicroBatch) => MicroResult): Promise<MicroResult[]> {
+    if (this.failure) throw this.failure;
+    const remote = this.workers.map((w, k) => {
+      const mine = batches.filter((_, i) => i % this.threads === k + 1);
+      return mine.length ? this.request(w, { type: 'grads', id: 0, batches: mine }) : Promise.resolve(null);
+    });
+    // Surface a worker failure only after our own share is done, without an unhandled rejection meanwhile.
+    remote.forEach((p) => p.catch(() => undefined));
+    const out: MicroResult[] = new Array(batches.length);
+    batches.forEach((mb, i) => {
+      if (i % this.threads === 0) out[i] = local(mb);
+    });
+    const replies = await Promise.all(remote);
+    replies.forEach((r, k) => {
+      if (!r) return;
+      if (r.type !== 'grads') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+      let j = 0;
+      batches.forEach((_, i) => {
+        if (i % this.threads !== k + 1) return;
+        const g = r.results[j++];
+        out[i] = { value: g.value, terms: g.terms, grads: g.grads.map((data, v) => tf.tensor(data, ctx.vars[v].shape)) };
+      });
+    });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(new Error('gradient workers closed'));
+    this.pending.clear();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private request(w: Worker, msg: GradWorkerRequest): Promise<GradWorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ ...msg, id });
+    });
+  }
+
+  private fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}

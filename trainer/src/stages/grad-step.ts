@@ -1,0 +1,103 @@
+/**
+ * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep, weighted by
+ * the micro-batch's share of the batch, and its gradients. The main thread and
+ * the gradient workers (grad-worker.ts) run this same function, so a batch
+ * split across threads sums to the update one thread would make.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { classIdentity } from '../head/last-layer.ts';
+import { clusterCost, crossEntropy, separationCost } from '../head/losses.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import type { TrainConfig } from '../run/config.ts';
+import type { FeatureSource } from './sources.ts';
+
+/** A micro-batch with every random choice already drawn (structured-cloneable, for workers). */
+export interface MicroBatch {
+  indices: number[];
+  flipped: boolean[];
+  /** Per-item augmentation seeds; absent when the source does not augment. */
+  augmentSeeds?: number[];
+  /** Channel-dropout mask [n, D]. */
+  dropMask?: Float32Array;
+  labels: Int32Array;
+  /** This micro-batch's share of the batch (its loss is a batch mean). */
+  weight: number;
+}
+
+export interface MicroResult {
+  /** Weighted total loss. */
+  value: number;
+  /** Unweighted cross-entropy, cluster and separation costs, and the count of correct predictions. */
+  terms: [number, number, number, number];
+  /** Gradients in the order of GradContext.vars. */
+  grads: tf.Tensor[];
+}
+
+export interface GradContext {
+  head: ProtoHead;
+  source: FeatureSource;
+  loss: TrainConfig['loss'];
+  vars: tf.Variable[];
+  /** The backbone is among the trained variables: the head passes gradients to its input. */
+  trainsFeatures: boolean;
+  /** Backbone in training mode (augmentation, batch-norm batch statistics). */
+  backboneTraining: boolean;
+  /** [C, m] own-class mask rows, one per class. */
+  identityT: tf.Tensor2D;
+}
+
+export function gradContext(args: Omit<GradContext, 'identityT'>): GradContext {
+  const identityT = tf.tidy(() => {
+    const id = classIdentity(args.head.protoClass, args.head.spec.numClasses);
+    return tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])) as tf.Tensor2D;
+  });
+  return { ...args, identityT };
+}
+
+/**
+ * Splits a batch into micro-batches of at most `micro` items. Every random draw
+ * happened before (in the caller's Rng order), so the split does not change them.
+ */
+export function splitBatch(
+  batch: { indices: number[]; flipped: boolean[]; augmentSeeds?: number[]; dropMask?: Float32Array; labels: Int32Array },
+  micro: number,
+  channels: number,
+): MicroBatch[] {
+  const out: MicroBatch[] = [];
+  const n = batch.indices.length;
+  for (let c = 0; c < n; c += micro) {
+    const end = Math.min(n, c + micro);
+    out.push({
+      indices: batch.indices.slice(c, end),
+      flipped: batch.flipped.slice(c, end),
+      augmentSeeds: batch.augmentSeeds?.slice(c, end),
+      dropMask: batch.dropMask?.slice(c * channels, end * channels),
+      labels: batch.labels.slice(c, end),
+      weight: (end - c) / n,
+    });
+  }
+  return out;
+}
+
+export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
+  const { head, source, loss } = ctx;
+  let terms: MicroResult['terms'] = [0, 0, 0, 0];
+  const { value, grads } = tf.variableGrads(() => {
+    const y = tf.tensor1d(mb.labels, 'int32');
+    const feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
+    const out = head.forward(feats, { dropMask: mb.dropMask, inputGrad: ctx.trainsFeatures, training: true });
+    const ownMask = tf.gather(ctx.identityT, y) as tf.Tensor2D;
+    const ce = crossEntropy(out.logits, y);
+    const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
+    const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
+    const total = tf.addN([tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)]) as tf.Scalar;
+    const pred = tf.argMax(out.logits, 1).dataSync();
+    let correct = 0;
+    pred.forEach((p, k) => (correct += p === mb.labels[k] ? 1 : 0));
+    terms = [ce.dataSync()[0], clst.dataSync()[0], sep.dataSync()[0], correct];
+    return tf.mul(total, mb.weight) as tf.Scalar;
+  }, ctx.vars);
+  const v = value.dataSync()[0];
+  value.dispose();
+  return { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
+}

@@ -1,0 +1,115 @@
+/**
+ * Worker-thread side of grad-pool.ts: a copy of the backbone and head that
+ * computes the micro-batches it is sent, with the same code as the main
+ * thread (grad-step.ts), and takes the trained variables' new values after
+ * every step.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import { buildFromRecipe } from '../backbone/recipe.ts';
+import type { BackboneRecipe, TrainableBackbone } from '../backbone/types.ts';
+import { ProtoHead, type HeadSpec } from '../head/proto-head.ts';
+import type { HostTensors } from '../head/tensors.ts';
+import type { PhaseConfig, TrainConfig } from '../run/config.ts';
+import { Rng } from '../run/rng.ts';
+import { initBackend, type BackendPreference } from '../tf/backend.ts';
+import { gradContext, microBatchGrads, type GradContext, type MicroBatch } from './grad-step.ts';
+import { phaseGroups } from './prototype-phase.ts';
+import { sharedImageSource, type FeatureSource, type SharedImageSource } from './sources.ts';
+
+export interface GradWorkerInit {
+  backbone: BackboneRecipe;
+  headSpec: HeadSpec;
+  source: SharedImageSource;
+  backend: BackendPreference;
+}
+
+export type GradWorkerRequest =
+  | { type: 'ping'; id: number }
+  | { type: 'phase'; id: number; phase: PhaseConfig; loss: TrainConfig['loss']; backboneTraining: boolean; names: string[]; weights: HostTensors; tied: Float32Array | null }
+  | { type: 'vars'; id: number; values: Float32Array[] }
+  | { type: 'grads'; id: number; batches: MicroBatch[] };
+
+export type GradWorkerReply =
+  | { type: 'ok'; id: number }
+  | { type: 'grads'; id: number; results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[] }
+  | { type: 'error'; id: number; message: string };
+
+const port = parentPort;
+if (!port) throw new Error('grad-worker.ts runs only as a worker thread');
+const init = workerData as GradWorkerInit;
+
+// Messages are handled one at a time, in order, after start-up.
+interface Model {
+  backbone: TrainableBackbone;
+  head: ProtoHead;
+  source: FeatureSource;
+}
+let ready: Promise<Model> = (async () => {
+  await initBackend(init.backend, { quiet: true });
+  const backbone = await buildFromRecipe<TrainableBackbone>(init.backbone);
+  const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
+  return { backbone, head, source: sharedImageSource(init.source, backbone) };
+})();
+// A start-up failure is reported in answer to the first request (below), not as a crash.
+ready.catch(() => undefined);
+let ctx: GradContext | null = null;
+
+port.on('message', (msg: GradWorkerRequest) => {
+  ready = ready.then(async (model) => {
+    try {
+      const reply = handle(msg, model);
+      if (reply) port.postMessage(reply, reply.type === 'grads' ? reply.results.flatMap((r) => r.grads.map((g) => g.buffer as ArrayBuffer)) : []);
+    } catch (e) {
+      port.postMessage({ type: 'error', id: msg.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies GradWorkerReply);
+    }
+    return model;
+  });
+  // A failed start-up answers every request with its error.
+  ready.catch((e: unknown) => port.postMessage({ type: 'error', id: msg.id, message: `start-up failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}` } satisfies GradWorkerReply));
+});
+
+function handle(msg: GradWorkerRequest, { backbone, head, source }: Model): GradWorkerReply | null {
+  switch (msg.type) {
+    case 'ping':
+      return { type: 'ok', id: msg.id };
+    case 'phase': {
+      head.setWeights(msg.weights);
+      const bb = new Map([...msg.weights].filter(([k]) => k.startsWith('backbone.')).map(([k, v]) => [k.slice('backbone.'.length), v]));
+      backbone.setWeights(bb);
+      if (msg.tied) head.tieToPatches(msg.tied);
+      else head.untie();
+      ctx?.identityT.dispose();
+      const groups = phaseGroups(msg.phase, head, backbone);
+      const names = groups.flatMap((g) => g.vars.map(([n]) => n));
+      if (names.join('\n') !== msg.names.join('\n')) throw new Error(`trained variables differ from the main thread's (${names.length} here, ${msg.names.length} there)`);
+      ctx = gradContext({
+        head,
+        source,
+        loss: msg.loss,
+        vars: groups.flatMap((g) => g.vars.map(([, v]) => v)),
+        trainsFeatures: groups.some((g) => g.name === 'features'),
+        backboneTraining: msg.backboneTraining,
+      });
+      return { type: 'ok', id: msg.id };
+    }
+    case 'vars': {
+      if (!ctx) throw new Error('variables sent before a phase began');
+      const c = ctx;
+      if (msg.values.length !== c.vars.length) throw new Error(`got ${msg.values.length} variable values for ${c.vars.length} variables`);
+      msg.values.forEach((data, i) => tf.tidy(() => c.vars[i].assign(tf.tensor(data, c.vars[i].shape))));
+      return null;
+    }
+    case 'grads': {
+      if (!ctx) throw new Error('gradients asked for before a phase began');
+      const c = ctx;
+      const results = msg.batches.map((mb) => {
+        const r = microBatchGrads(c, mb);
+        const grads = r.grads.map((g) => g.dataSync().slice() as Float32Array);
+        tf.dispose(r.grads);
+        return { value: r.value, terms: r.terms, grads };
+      });
+      return { type: 'grads', id: msg.id, results };
+    }
+  }
+}
