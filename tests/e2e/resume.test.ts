@@ -41,4 +41,45 @@ describe('resume', () => {
     expect(metricsB.length).toBe(1 + 2 + 3 + 2); // warm-up, joint, push-tune, last layer
     expect(metricsB.map((m) => m.loss)).toEqual(metricsA.map((m) => m.loss));
   });
+
+  it('a run killed inside epochs resumes from its mid-epoch checkpoints, bit-identical (gradient threads on)', async () => {
+    const dir = await tinySyntheticData(3, 12, 4);
+    const data = join(dir, 'data');
+    const config = tinyConfig(join(dir, 'cache'), {
+      data: { valPerClass: 3, flip: true, augment: { enabled: true } },
+      warmup: { epochs: 1, batchSize: 8 },
+      joint: { epochs: 2, batchSize: 8, microBatch: 4, inputDropout: 0.1 },
+      pushTune: { epochs: 1, batchSize: 8, microBatch: 4 },
+      lastLayer: { epochs: 1, batchSize: 16 },
+      checkpointMinutes: 0,
+      trainThreads: 2,
+    });
+    const full = await trainRun({ config, dataDir: data, outDir: join(dir, 'full'), resume: false, quiet: true, skipBundle: true });
+    expect(full.finished).toBe(true);
+
+    // 27 training images in batches of 8: 4 batches per epoch, a stop possible after the first 3.
+    // Stops after 2, 5 and 4 such batches: inside warm-up, joint epoch 2 and push-tune.
+    const out = join(dir, 'split');
+    const stops: { stage: string; epoch: number; nextItem?: number }[] = [];
+    for (const stopAfterBatches of [2, 5, 4]) {
+      const part = await trainRun({ config, dataDir: data, outDir: out, resume: true, quiet: true, skipBundle: true, stopAfterBatches });
+      const ck = await loadTensorFile<{ stage: string; epoch: number; epochProgress?: { nextItem: number } }>(join(out, 'checkpoints', 'last.ckpt'));
+      stops.push({ stage: ck.meta.stage, epoch: ck.meta.epoch, nextItem: ck.meta.epochProgress?.nextItem });
+      expect(part.finished, JSON.stringify(stops)).toBe(false);
+    }
+    expect(stops).toEqual([
+      { stage: 'warmup', epoch: 0, nextItem: 16 },
+      { stage: 'joint', epoch: 1, nextItem: 8 },
+      { stage: 'pushTune', epoch: 0, nextItem: 16 },
+    ]);
+    const done = await trainRun({ config, dataDir: data, outDir: out, resume: true, quiet: true, skipBundle: true });
+    expect(done.finished).toBe(true);
+
+    const a = await loadTensorFile(join(dir, 'full', 'model', 'weights.bin'));
+    const b = await loadTensorFile(join(out, 'model', 'weights.bin'));
+    for (const [name, t] of a.tensors) expect(Array.from(b.tensors.get(name)!.data), name).toEqual(Array.from(t.data));
+    const metrics = async (d: string) => (await readFile(join(d, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const [ma, mb] = [await metrics(join(dir, 'full')), await metrics(out)];
+    expect(mb.map((m) => [m.stage, m.epoch, m.loss, m.trainAccuracy])).toEqual(ma.map((m) => [m.stage, m.epoch, m.loss, m.trainAccuracy]));
+  });
 });

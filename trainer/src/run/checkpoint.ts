@@ -2,6 +2,7 @@ import type { HostTensors } from '../head/tensors.ts';
 import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
 import type { PruningResult } from '../stages/prune-stage.ts';
+import type { EpochProgress } from '../stages/prototype-phase.ts';
 
 export const STAGES = ['warmup', 'joint', 'push', 'pushTune', 'lastLayer', 'prune', 'done'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -35,6 +36,8 @@ export interface CheckpointMeta {
   baseline?: { top1: number; top5: number } | null;
   /** Best last-layer epoch on validation so far (0 = as pushed). */
   bestLastLayer?: { epoch: number; top1: number };
+  /** Set when the checkpoint was taken inside an epoch of `stage` (epoch `epoch + 1`). */
+  epochProgress?: EpochProgress;
   /** What the prune stage decided (absent before it ran). */
   pruning?: PruningResult | null;
 }

@@ -155,6 +155,8 @@ export const TrainConfigSchema = z.object({
    * whole micro-batches; the update is the one a single thread makes.
    */
   trainThreads: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
+  /** Save a checkpoint inside an epoch at most this often, so a killed run loses at most this much (0 = after every batch). */
+  checkpointMinutes: z.number().nonnegative().default(10),
 });
 
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;

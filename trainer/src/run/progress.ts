@@ -10,10 +10,13 @@ export interface ProgressOptions {
   logEveryMs?: number;
   /** Silence (tests). */
   quiet?: boolean;
+  /** Already done before this process (a resumed job): counted in the bar, not in the rate. */
+  initial?: number;
 }
 
 export class Progress {
-  private done = 0;
+  private done: number;
+  private readonly initial: number;
   private readonly start = Date.now();
   private lastDraw = 0;
   private extra = '';
@@ -25,8 +28,11 @@ export class Progress {
       logEveryMs: 10_000,
       quiet: process.env.PROTOATLAS_QUIET === '1',
       stream: process.stderr,
+      initial: 0,
       ...opts,
     };
+    this.initial = this.opts.initial;
+    this.done = this.initial;
   }
 
   /** Advance by `n` and optionally set a trailing status (e.g. "loss 0.41"). */
@@ -60,7 +66,7 @@ export class Progress {
     const filled = Math.round(frac * width);
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const secs = this.elapsedSeconds();
-    const rate = secs > 0 ? this.done / secs : 0;
+    const rate = secs > 0 ? (this.done - this.initial) / secs : 0;
     const eta = rate > 0 ? (total - this.done) / rate : NaN;
     const timing = final ? `in ${formatSeconds(secs)}` : `ETA ${formatSeconds(eta)}`;
     const line = `${label} ${bar} ${this.done}/${total} ${unit} ${rate.toFixed(1)} ${unit}/s ${timing}${this.extra ? ' · ' + this.extra : ''}`;

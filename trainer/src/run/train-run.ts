@@ -7,7 +7,7 @@ import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
 import { computeSimilarities, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch } from '../stages/last-layer.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
-import { phaseGroups, setPhaseLearningRates, trainPrototypeEpoch, type PrototypePhaseName } from '../stages/prototype-phase.ts';
+import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress, type MidEpochCheckpoint, type PrototypePhaseName } from '../stages/prototype-phase.ts';
 import { runPruneStage } from '../stages/prune-stage.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
@@ -31,6 +31,8 @@ export interface TrainOptions {
   quiet?: boolean;
   /** Stop after this many epochs in total (tests of resume); the run is left resumable. */
   stopAfterEpochs?: number;
+  /** Stop inside an epoch after this many stage-1 batches in this process (tests of mid-epoch resume). */
+  stopAfterBatches?: number;
   /** Do not build the bundle at the end (tests; `npm run bundle` builds it later). */
   skipBundle?: boolean;
 }
@@ -186,20 +188,38 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     await writeMetrics(paths.metrics, meta.history);
   };
   const stopRequested = () => opts.stopAfterEpochs !== undefined && epochsThisProcess >= opts.stopAfterEpochs;
+  let batchesThisProcess = 0;
+  const midEpoch = (optimizer: Adam): MidEpochCheckpoint => ({
+    everySeconds: config.checkpointMinutes * 60,
+    save: async (progress) => {
+      meta.epochProgress = progress;
+      await save(optimizer);
+    },
+    stop: () => opts.stopAfterBatches !== undefined && ++batchesThisProcess >= opts.stopAfterBatches,
+  });
+  /** The progress of the epoch the checkpoint stopped in, once (later epochs start afresh). */
+  const takeProgress = (): EpochProgress | null => {
+    const p = meta.epochProgress ?? null;
+    delete meta.epochProgress;
+    return p;
+  };
 
   // Stage 1: warm-up then joint.
   for (const phaseName of ['warmup', 'joint'] as PrototypePhaseName[]) {
     if (stageIndex(meta.stage) > stageIndex(phaseName)) continue;
     const phase = config[phaseName];
     const optimizer = new Adam(phaseGroups(phase, head, data.trainableBackbone));
-    if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+    if (resumedTensors && (meta.epoch > 0 || meta.epochProgress)) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
     resumedTensors = null;
     const tStage = Date.now();
     for (let e = meta.epoch; e < phase.epochs; e++) {
       if (stopRequested()) return partialSummary();
       setPhaseLearningRates(optimizer, phase, e);
       const pool = await gradThreads(phase);
-      const stats = await trainPrototypeEpoch({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, pool });
+      const resumeFrom = takeProgress();
+      const stats = await trainEpochSteps({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, pool, resumeFrom, checkpoint: midEpoch(optimizer) });
+      if (stats === 'stopped') return partialSummary();
+      delete meta.epochProgress; // saved inside the epoch just finished
       const v = evalVal();
       meta.history.push({ stage: phaseName, epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
       log(opts.quiet, `${phaseName} epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)} clst ${stats.clusterCost.toFixed(3)} sep ${stats.separationCost.toFixed(3)}) train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
@@ -240,13 +260,16 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       head.tieToPatches(sourcePatchFeatures(meta.push, train, head.spec.inputChannels));
       // The backbone stays as pushed: tied features were read from it.
       const optimizer = new Adam(phaseGroups(phase, head, null));
-      if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+      if (resumedTensors && (meta.epoch > 0 || meta.epochProgress)) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
       resumedTensors = null;
       for (let e = meta.epoch; e < phase.epochs; e++) {
         if (stopRequested()) return partialSummary();
         setPhaseLearningRates(optimizer, phase, e);
         const pool = await gradThreads(phase);
-        const stats = await trainPrototypeEpoch({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false, pool });
+        const resumeFrom = takeProgress();
+        const stats = await trainEpochSteps({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false, pool, resumeFrom, checkpoint: midEpoch(optimizer) });
+        if (stats === 'stopped') return partialSummary();
+        delete meta.epochProgress;
         head.syncTiedPrototypes();
         const v = evalVal();
         meta.history.push({ stage: 'pushTune', epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });

@@ -12,6 +12,35 @@ import type { FeatureSource } from './sources.ts';
 
 export type PrototypePhaseName = 'warmup' | 'joint' | 'pushTune';
 
+interface EpochSums {
+  loss: number;
+  ce: number;
+  clst: number;
+  sep: number;
+  correct: number;
+}
+
+/** Where an epoch stands after some batches: with the weights and optimiser state, enough to finish it exactly. */
+export interface EpochProgress {
+  /** Rng state before the epoch's shuffle. */
+  startRngState: number;
+  /** Items in the epoch (a resume on changed data is refused). */
+  items: number;
+  /** Position in the shuffled order where the next batch starts. */
+  nextItem: number;
+  /** Rng state after the last finished batch's draws. */
+  rngState: number;
+  sums: EpochSums;
+  seconds: number;
+}
+
+export interface MidEpochCheckpoint {
+  everySeconds: number;
+  save(progress: EpochProgress): Promise<void>;
+  /** Asked after each batch; true saves and stops the epoch (tests of resume). */
+  stop?(): boolean;
+}
+
 export interface EpochStats {
   loss: number;
   crossEntropy: number;
@@ -43,12 +72,8 @@ export function setPhaseLearningRates(opt: Adam, phase: PhaseConfig, epoch: numb
   opt.setLearningRate('features', phase.lr.features * f);
 }
 
-/**
- * One epoch of stage 1 (warm-up or joint): CE + λ1·Clst + λ2·Sep with the
- * optimizer's groups. Shuffling, flips and dropout seeds all come from `rng`.
- * With a gradient pool, each batch's micro-batches are spread over its threads.
- */
-export async function trainPrototypeEpoch(args: {
+/** What one stage-1 epoch trains, on what, and how. */
+export interface EpochArgs {
   label: string;
   phase: PhaseConfig;
   head: ProtoHead;
@@ -61,11 +86,38 @@ export async function trainPrototypeEpoch(args: {
   backboneTraining?: boolean;
   /** Data-parallel gradient threads (trainable backbones on single-threaded backends). */
   pool?: { pool: GradPool; backbone: TrainableBackbone | null } | null;
-}): Promise<EpochStats> {
+  /** Continue an epoch a checkpoint stopped inside. */
+  resumeFrom?: EpochProgress | null;
+  /** Mid-epoch checkpoints: long epochs (a fine-tune's are ~20 min) lose no more than `everySeconds` when killed. */
+  checkpoint?: MidEpochCheckpoint;
+}
+
+/** One epoch to its end (no stop requests). */
+export async function trainPrototypeEpoch(args: EpochArgs & { checkpoint?: Omit<MidEpochCheckpoint, 'stop'> }): Promise<EpochStats> {
+  return (await trainEpochSteps(args)) as EpochStats;
+}
+
+/**
+ * One epoch of stage 1 (warm-up, joint, push-tune): CE + λ1·Clst + λ2·Sep with
+ * the optimizer's groups. Shuffling, flips and dropout seeds all come from `rng`.
+ * With a gradient pool, each batch's micro-batches are spread over its threads.
+ * Returns 'stopped' when `checkpoint.stop` asked to stop (progress saved).
+ */
+export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'stopped'> {
   const { phase, head, source, loss, optimizer, rng } = args;
   const start = Date.now();
   const backboneTraining = args.backboneTraining ?? true;
+  const resume = args.resumeFrom ?? null;
+  // The shuffle is redrawn from the epoch's starting state, so a resumed epoch visits the same order.
+  if (resume) rng.setState(resume.startRngState);
+  const startRngState = rng.getState();
   const order = rng.shuffle(Array.from({ length: source.n }, (_, i) => i));
+  if (resume) {
+    if (resume.items !== source.n) throw new Error(`${args.label}: the checkpoint's epoch has ${resume.items} items, the data now ${source.n}; the dataset changed since the run started`);
+    rng.setState(resume.rngState);
+  }
+  const secondsBefore = resume?.seconds ?? 0;
+  let lastSave = Date.now();
   const vars = optimizer.variables();
   const ctx = gradContext({ head, source, loss, vars, trainsFeatures: optimizer.groups.some((g) => g.name === 'features'), backboneTraining });
   const pool = args.pool?.pool ?? null;
@@ -73,9 +125,9 @@ export async function trainPrototypeEpoch(args: {
     const names = optimizer.groups.flatMap((g) => g.vars.map(([n]) => n));
     await pool.beginPhase({ phase, loss, backboneTraining, names }, head, args.pool!.backbone);
   }
-  const progress = new Progress({ label: args.label, total: source.n, unit: 'img', quiet: args.quiet });
-  let sums = { loss: 0, ce: 0, clst: 0, sep: 0, correct: 0 };
-  for (let s = 0; s < order.length; s += phase.batchSize) {
+  const progress = new Progress({ label: args.label, total: source.n, unit: 'img', quiet: args.quiet, initial: resume?.nextItem ?? 0 });
+  let sums: EpochSums = resume ? { ...resume.sums } : { loss: 0, ce: 0, clst: 0, sep: 0, correct: 0 };
+  for (let s = resume?.nextItem ?? 0; s < order.length; s += phase.batchSize) {
     const indices = order.slice(s, s + phase.batchSize);
     const flipped = indices.map(() => source.canFlip && rng.next() < 0.5);
     // Drawn only when the source augments, so frozen-feature runs keep their random stream.
@@ -113,6 +165,19 @@ export async function trainPrototypeEpoch(args: {
     };
     const seen = Math.min(s + b, order.length);
     progress.tick(b, `loss ${(sums.loss / seen).toFixed(3)} acc ${((100 * sums.correct) / seen).toFixed(1)}%`);
+    const ck = args.checkpoint;
+    if (ck && seen < order.length) {
+      const stop = ck.stop?.() ?? false;
+      if (stop || Date.now() - lastSave >= ck.everySeconds * 1000) {
+        await ck.save({ startRngState, items: source.n, nextItem: seen, rngState: rng.getState(), sums: { ...sums }, seconds: secondsBefore + (Date.now() - start) / 1000 });
+        lastSave = Date.now();
+      }
+      if (stop) {
+        progress.finish();
+        ctx.identityT.dispose();
+        return 'stopped';
+      }
+    }
   }
   ctx.identityT.dispose();
   const n = Math.max(1, order.length);
@@ -123,6 +188,6 @@ export async function trainPrototypeEpoch(args: {
     clusterCost: sums.clst / n,
     separationCost: sums.sep / n,
     trainAccuracy: sums.correct / n,
-    seconds: (Date.now() - start) / 1000,
+    seconds: secondsBefore + (Date.now() - start) / 1000,
   };
 }
