@@ -9,6 +9,7 @@ import { Rng } from '../../trainer/src/run/rng.ts';
 import { GradPool } from '../../trainer/src/stages/grad-pool.ts';
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
 import { sharedImageSource } from '../../trainer/src/stages/sources.ts';
+import { snapshotFeatures } from '../../trainer/src/stages/feature-snapshot.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
 
@@ -30,7 +31,7 @@ async function train(threads: number, mode: 'joint' | 'tied') {
   const backbone = createSmallCnn(cnnOptions);
   const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
   const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
-  const pool = threads > 1 ? await GradPool.start({ threads, backbone, source, head, backend: 'wasm' }) : null;
+  const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { train: source }, head, backend: 'wasm' }) : null;
   const rng = new Rng(9);
   const stats: EpochStats[] = [];
   try {
@@ -90,12 +91,46 @@ describe('gradient worker threads', () => {
     await fresh.dispose();
   });
 
+  it('snapshot eval-mode features across threads equal to the image source, mirrored copies included', async () => {
+    const backbone = createSmallCnn(cnnOptions);
+    const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
+    // Weights the workers do not start with: the snapshot must use the current ones.
+    const tuned = new Map([...backbone.getWeights()].map(([k, v]) => [k, { shape: v.shape, data: v.data.map((x, i) => x * 1.5 + (i % 3) * 0.01) }]));
+    backbone.setWeights(tuned);
+    const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
+    const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
+    try {
+      await pool.setBackboneWeights(backbone);
+      const snap = await snapshotFeatures(source, { name: 'train', flip: true, pool, quiet: true, chunk: 3 }); // 5 chunks on 3 threads
+      expect(snap.n).toBe(N);
+      expect(snap.canAugment).toBe(false);
+      const items = Array.from({ length: N }, (_, i) => i);
+      for (const mirrored of [false, true]) {
+        const flips = items.map(() => mirrored);
+        const want = tf.tidy(() => source.features(items, flips, false)).dataSync();
+        const got = tf.tidy(() => snap.features(items, flips, false)).dataSync();
+        expect(got.length).toBe(want.length);
+        let diff = 0;
+        want.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - got[i]))));
+        expect(diff, mirrored ? 'mirrored' : 'original').toBe(0);
+      }
+      // Mirroring changes the features, so the second set is not a copy of the first.
+      const a = tf.tidy(() => snap.features([0], [false], false)).dataSync();
+      const b = tf.tidy(() => snap.features([0], [true], false)).dataSync();
+      expect(a.some((v, i) => v !== b[i])).toBe(true);
+    } finally {
+      await pool.close();
+      head.dispose();
+      await backbone.dispose();
+    }
+  });
+
   it('report a worker that cannot start, naming the cause', async () => {
     const backbone = createSmallCnn(cnnOptions);
     const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: null }, backbone);
     const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
     const broken = Object.assign(Object.create(Object.getPrototypeOf(backbone)), backbone, { workerRecipe: { module: backbone.workerRecipe!.module, factory: 'noSuchFactory', options: {} } });
-    await expect(GradPool.start({ threads: 2, backbone: broken, source, head, backend: 'wasm' })).rejects.toThrow(/gradient worker 1: start-up failed: .*no export noSuchFactory/);
+    await expect(GradPool.start({ threads: 2, backbone: broken, sources: { train: source }, head, backend: 'wasm' })).rejects.toThrow(/gradient worker 1: start-up failed: .*no export noSuchFactory/);
     head.dispose();
     await backbone.dispose();
   });

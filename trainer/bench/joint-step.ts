@@ -46,7 +46,7 @@ const head = new ProtoHead({ inputChannels: D, addOn: [{ channels: 128, activati
 const size = backbone.preprocess.size;
 const images = packImages(Array.from({ length: B }, () => ({ width: size, height: size, data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)) })));
 const source = sharedImageSource({ images, labels: Int32Array.from({ length: B }, (_, i) => i % C), preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
-const pool = threads > 1 ? await GradPool.start({ threads, backbone, source, head, backend: info.name as BackendPreference }) : null;
+const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { train: source }, head, backend: info.name as BackendPreference }) : null;
 // The paper's joint learning rates: features 1e-4, add-on 3e-3, prototypes 3e-3.
 const phase = { ...PhaseConfigDefaults, batchSize: B, microBatch, lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } };
 const opt = new Adam(phaseGroups(phase, head, backbone));

@@ -10,7 +10,7 @@ import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import { generateSynthetic } from '../data/synthetic.ts';
 import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
-import { cachedSource, imageSource, sharedImageSource, type FeatureSource } from '../stages/sources.ts';
+import { cachedSource, sharedImageSource, type FeatureSource } from '../stages/sources.ts';
 import { packImages } from '../data/shared-images.ts';
 import type { TrainConfig } from './config.ts';
 import { resolveDataPath, resolveRepoPath } from './data-path.ts';
@@ -114,12 +114,9 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       itemsBySplit[split] = kept;
       const aug = config.data.augment;
       const spec = split === 'train' && aug.enabled ? { rotation: aug.rotation, shear: aug.shear, skew: aug.skew, cropScale: aug.cropScale, probability: aug.probability } : null;
-      // The training split goes to shared memory, where gradient workers read it too.
-      const images = keep.map((i) => decoded.images[i]!);
-      sources[split] =
-        split === 'train'
-          ? sharedImageSource({ images: packImages(images), labels: labelsOf(kept), preprocess, augment: spec }, trainable!)
-          : imageSource(images, labelsOf(kept), preprocess, trainable!, spec);
+      // In shared memory, where gradient workers read them too.
+      const images = packImages(keep.map((i) => decoded.images[i]!));
+      sources[split] = sharedImageSource({ images, labels: labelsOf(kept), preprocess, augment: spec }, trainable!);
     }
   }
   return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };

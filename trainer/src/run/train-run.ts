@@ -13,6 +13,8 @@ import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { GradPool, resolveTrainThreads } from '../stages/grad-pool.ts';
+import { snapshotFeatures } from '../stages/feature-snapshot.ts';
+import type { FeatureSource } from '../stages/sources.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
@@ -108,21 +110,40 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     },
     rng,
   );
-  const train = data.sources.train!;
-  const val = data.sources.val!;
+  let train = data.sources.train!;
+  let val = data.sources.val!;
   let threadsResolved = false;
+  /** The gradient threads, started on first use; null: this thread alone. */
+  const gradPool = async (): Promise<GradPool | null> => {
+    const backbone = data.trainableBackbone;
+    if (!backbone) return null;
+    if (!threadsResolved) {
+      threadsResolved = true;
+      const { threads: n, why } = resolveTrainThreads(config.trainThreads, backend.name, backbone, data.sources.train!);
+      log(opts.quiet, `gradient threads: ${n} (${why})`);
+      const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => src?.shared)) as { train: FeatureSource } & Record<string, FeatureSource>;
+      if (n >= 2) threads.pool = await GradPool.start({ threads: n, backbone, sources: shared, head, backend: backend.name as BackendPreference });
+    }
+    return threads.pool;
+  };
   const gradThreads = async (phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone } | null> => {
     const backbone = data.trainableBackbone;
-    // Threads take whole micro-batches; a phase without them runs on this thread.
-    if (!backbone || !phase.microBatch) return null;
-    if (!threads.pool && !threadsResolved) {
-      threadsResolved = true;
-      const { threads: n, why } = resolveTrainThreads(config.trainThreads, backend.name, backbone, train);
-      log(opts.quiet, `gradient threads: ${n} (${why})`);
-      if (n < 2) return null;
-      threads.pool = await GradPool.start({ threads: n, backbone, source: train, head, backend: backend.name as BackendPreference });
-    }
-    return threads.pool ? { pool: threads.pool, backbone } : null;
+    // Threads take whole micro-batches of images; a phase without them, or on the
+    // feature snapshot (push-tune), runs on this thread.
+    if (!backbone || !phase.microBatch || !train.shared) return null;
+    const pool = await gradPool();
+    return pool ? { pool, backbone } : null;
+  };
+  /** After the joint stage the backbone is fixed: its features are computed once for every later stage. */
+  const snapshotAfterJoint = async (): Promise<void> => {
+    const backbone = data.trainableBackbone;
+    if (!backbone || !train.shared) return;
+    const pool = await gradPool();
+    await pool?.setBackboneWeights(backbone);
+    const t0 = Date.now();
+    train = await snapshotFeatures(train, { name: 'train', flip: train.canFlip, pool, quiet: opts.quiet });
+    if (val.n) val = await snapshotFeatures(val, { name: 'val', flip: false, pool, quiet: opts.quiet });
+    meta.seconds.snapshot = (meta.seconds.snapshot ?? 0) + (Date.now() - t0) / 1000;
   };
   const evalVal = (): Accuracy | null => (val.n ? accuracy(predict(head, val)) : null);
 
@@ -236,6 +257,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     await save(null);
     await copyFile(paths.lastCheckpoint, paths.stageCheckpoint(phaseName));
   }
+
+  await snapshotAfterJoint();
 
   // Stage 2: push.
   if (meta.stage === 'push') {

@@ -68,12 +68,19 @@ export class GradPool {
     });
   }
 
-  /** Starts `threads - 1` workers over a source whose images are in shared memory. */
-  static async start(opts: { threads: number; backbone: TrainableBackbone; source: FeatureSource; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
-    const { backbone, source, head } = opts;
+  /**
+   * Starts `threads - 1` workers over sources whose images are in shared memory:
+   * `train` is trained on; every source can be asked for feature maps.
+   */
+  static async start(opts: { threads: number; backbone: TrainableBackbone; sources: { train: FeatureSource } & Record<string, FeatureSource>; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
+    const { backbone, head } = opts;
     if (!backbone.workerRecipe) throw new Error(`gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`);
-    if (!source.shared) throw new Error('gradient workers: the training images are not in shared memory');
-    const init: GradWorkerInit = { backbone: backbone.workerRecipe, headSpec: head.spec, source: source.shared, backend: opts.backend };
+    const sources: GradWorkerInit['sources'] = {};
+    for (const [name, source] of Object.entries(opts.sources)) {
+      if (!source.shared) throw new Error(`gradient workers: the ${name} images are not in shared memory`);
+      sources[name] = source.shared;
+    }
+    const init: GradWorkerInit = { backbone: backbone.workerRecipe, headSpec: head.spec, sources, backend: opts.backend };
     const workers = Array.from({ length: Math.max(0, opts.threads - 1) }, () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }));
     const pool = new GradPool(workers);
     try {
@@ -128,6 +135,19 @@ export class GradPool {
       });
     });
     return out;
+  }
+
+  /** The backbone's current weights to every worker (before feature requests). */
+  async setBackboneWeights(backbone: TrainableBackbone): Promise<void> {
+    const weights = backbone.getWeights();
+    await Promise.all(this.workers.map((w) => this.request(w, { type: 'backbone', id: 0, weights })));
+  }
+
+  /** Eval-mode feature maps of `indices` of a named source, computed by worker `k` (0-based). */
+  async features(k: number, source: string, indices: number[], flipped: boolean[]): Promise<Float32Array> {
+    const r = await this.request(this.workers[k], { type: 'features', id: 0, source, indices, flipped });
+    if (r.type !== 'features') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+    return r.data;
   }
 
   async close(): Promise<void> {

@@ -20,7 +20,8 @@ import { sharedImageSource, type FeatureSource, type SharedImageSource } from '.
 export interface GradWorkerInit {
   backbone: BackboneRecipe;
   headSpec: HeadSpec;
-  source: SharedImageSource;
+  /** Image sources by name ('train' trains; others are only read by feature requests). */
+  sources: Record<string, SharedImageSource>;
   backend: BackendPreference;
 }
 
@@ -28,11 +29,14 @@ export type GradWorkerRequest =
   | { type: 'ping'; id: number }
   | { type: 'phase'; id: number; phase: PhaseConfig; loss: TrainConfig['loss']; backboneTraining: boolean; names: string[]; weights: HostTensors; tied: Float32Array | null }
   | { type: 'vars'; id: number; values: Float32Array[] }
-  | { type: 'grads'; id: number; batches: MicroBatch[] };
+  | { type: 'grads'; id: number; batches: MicroBatch[] }
+  | { type: 'backbone'; id: number; weights: HostTensors }
+  | { type: 'features'; id: number; source: string; indices: number[]; flipped: boolean[] };
 
 export type GradWorkerReply =
   | { type: 'ok'; id: number }
   | { type: 'grads'; id: number; results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[] }
+  | { type: 'features'; id: number; data: Float32Array }
   | { type: 'error'; id: number; message: string };
 
 const port = parentPort;
@@ -43,13 +47,14 @@ const init = workerData as GradWorkerInit;
 interface Model {
   backbone: TrainableBackbone;
   head: ProtoHead;
-  source: FeatureSource;
+  sources: Map<string, FeatureSource>;
 }
 let ready: Promise<Model> = (async () => {
   await initBackend(init.backend, { quiet: true });
   const backbone = await buildFromRecipe<TrainableBackbone>(init.backbone);
   const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
-  return { backbone, head, source: sharedImageSource(init.source, backbone) };
+  const sources = new Map(Object.entries(init.sources).map(([name, shared]) => [name, sharedImageSource(shared, backbone)] as const));
+  return { backbone, head, sources };
 })();
 // A start-up failure is reported in answer to the first request (below), not as a crash.
 ready.catch(() => undefined);
@@ -59,7 +64,7 @@ port.on('message', (msg: GradWorkerRequest) => {
   ready = ready.then(async (model) => {
     try {
       const reply = handle(msg, model);
-      if (reply) port.postMessage(reply, reply.type === 'grads' ? reply.results.flatMap((r) => r.grads.map((g) => g.buffer as ArrayBuffer)) : []);
+      if (reply) port.postMessage(reply, transferables(reply));
     } catch (e) {
       port.postMessage({ type: 'error', id: msg.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies GradWorkerReply);
     }
@@ -69,7 +74,18 @@ port.on('message', (msg: GradWorkerRequest) => {
   ready.catch((e: unknown) => port.postMessage({ type: 'error', id: msg.id, message: `start-up failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}` } satisfies GradWorkerReply));
 });
 
-function handle(msg: GradWorkerRequest, { backbone, head, source }: Model): GradWorkerReply | null {
+function transferables(reply: GradWorkerReply): ArrayBuffer[] {
+  if (reply.type === 'grads') return reply.results.flatMap((r) => r.grads.map((g) => g.buffer as ArrayBuffer));
+  if (reply.type === 'features') return [reply.data.buffer as ArrayBuffer];
+  return [];
+}
+
+function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): GradWorkerReply | null {
+  const source = (name: string): FeatureSource => {
+    const s = sources.get(name);
+    if (!s) throw new Error(`no image source "${name}" in this worker (has ${[...sources.keys()].join(', ')})`);
+    return s;
+  };
   switch (msg.type) {
     case 'ping':
       return { type: 'ok', id: msg.id };
@@ -85,7 +101,7 @@ function handle(msg: GradWorkerRequest, { backbone, head, source }: Model): Grad
       if (names.join('\n') !== msg.names.join('\n')) throw new Error(`trained variables differ from the main thread's (${names.length} here, ${msg.names.length} there)`);
       ctx = gradContext({
         head,
-        source,
+        source: source('train'),
         loss: msg.loss,
         vars: groups.flatMap((g) => g.vars.map(([, v]) => v)),
         trainsFeatures: groups.some((g) => g.name === 'features'),
@@ -110,6 +126,15 @@ function handle(msg: GradWorkerRequest, { backbone, head, source }: Model): Grad
         return { value: r.value, terms: r.terms, grads };
       });
       return { type: 'grads', id: msg.id, results };
+    }
+    case 'backbone':
+      backbone.setWeights(msg.weights);
+      return { type: 'ok', id: msg.id };
+    case 'features': {
+      const t = tf.tidy(() => source(msg.source).features(msg.indices, msg.flipped, false));
+      const data = t.dataSync().slice() as Float32Array;
+      t.dispose();
+      return { type: 'features', id: msg.id, data };
     }
   }
 }

@@ -1,0 +1,55 @@
+/**
+ * Once a trainable backbone stops training (after the joint stage), every later
+ * stage (push, push-tune, last layer, pruning, evaluation) reads the same
+ * eval-mode feature maps. Computing them once per image, spread over the
+ * gradient threads, replaces about six backbone passes over the data with one
+ * (two with mirrored copies).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createFeatureStore, type FeatureStore } from '../backbone/feature-store.ts';
+import { Progress } from '../run/progress.ts';
+import type { GradPool } from './grad-pool.ts';
+import { cachedSource, type FeatureSource } from './sources.ts';
+
+/** Images per backbone call, as the image source's own inference chunks. */
+const CHUNK = 16;
+
+/**
+ * A cached source holding `source`'s eval-mode features (and its mirrored images'
+ * when `flip`). `name` is the source's name in the pool's workers.
+ */
+export async function snapshotFeatures(source: FeatureSource, opts: { name: string; flip: boolean; pool: GradPool | null; quiet?: boolean; chunk?: number }): Promise<FeatureSource> {
+  const chunk = opts.chunk ?? CHUNK;
+  const sets = opts.flip ? [false, true] : [false];
+  const stores: FeatureStore[] = [];
+  const progress = new Progress({ label: `features ${opts.name}`, total: source.n * sets.length, unit: 'img', quiet: opts.quiet });
+  const threads = opts.pool?.threads ?? 1;
+  for (const mirrored of sets) {
+    const store = createFeatureStore({ n: source.n, shape: source.shape, encoding: 'float32' });
+    const per = source.shape[0] * source.shape[1] * source.shape[2];
+    const chunks: number[][] = [];
+    for (let s = 0; s < source.n; s += chunk) chunks.push(Array.from({ length: Math.min(chunk, source.n - s) }, (_, k) => s + k));
+    const put = (idx: number[], data: Float32Array) => {
+      idx.forEach((item, k) => store.set(item, data.subarray(k * per, (k + 1) * per)));
+      progress.tick(idx.length);
+    };
+    // Chunk c runs on thread c mod threads; the workers' requests are queued first.
+    const remote = chunks.flatMap((idx, c) => {
+      const k = c % threads;
+      if (k === 0 || !opts.pool) return [];
+      return [opts.pool.features(k - 1, opts.name, idx, idx.map(() => mirrored)).then((data) => put(idx, data))];
+    });
+    remote.forEach((p) => p.catch(() => undefined)); // awaited below
+    for (let c = 0; c < chunks.length; c += threads) {
+      const idx = chunks[c];
+      const t = tf.tidy(() => source.features(idx, idx.map(() => mirrored), false));
+      put(idx, t.dataSync() as Float32Array);
+      t.dispose();
+      await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
+    }
+    await Promise.all(remote);
+    stores.push(store);
+  }
+  progress.finish();
+  return cachedSource(stores[0], stores[1] ?? null, source.labels);
+}
