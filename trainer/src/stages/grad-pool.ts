@@ -6,6 +6,8 @@
  * (so the update is bit-identical to one thread's), applies Adam, and sends the
  * new values of the trained variables back before the next step.
  *
+ * The same workers compute eval-mode feature maps on request (feature-snapshot.ts).
+ *
  * Batch-norm moving statistics (a training-mode side effect) follow the main
  * thread's micro-batches only, as PyTorch's DistributedDataParallel keeps rank
  * 0's; gradients do not depend on them.
