@@ -73,7 +73,7 @@ const cub200 = deepMerge(cub200Paper, {
 /**
  * Fine-tuning (issue 7): the cub200 recipe with the int8 MobileNetV2 imported as a
  * trainable float network, the paper's joint stage (features 1e-4, add-on and
- * prototypes 3e-3) and online augmentation. On this CPU an epoch takes ~30 min;
+ * prototypes 3e-3) and online augmentation. On a 2-core CPU (wasm, two gradient threads) an epoch takes ~20 min;
  * it is meant for a CUDA machine (tfjs-node-gpu).
  */
 const cub200Finetune = deepMerge(cub200, {
