@@ -27,6 +27,7 @@ import { accuracy, predict } from '../stages/predict.ts';
 import { lastLayerSparsity } from '../stages/last-layer.ts';
 import { initBackend } from '../tf/backend.ts';
 import { backboneReceptiveField } from '../backbone/receptive-field.ts';
+import { snapshotSplits } from '../stages/feature-snapshot.ts';
 import { backboneWeightsPath, bundledConfig, copyBackboneFiles } from './backbone-files.ts';
 import { exportBundleOnnx } from './bundle-onnx.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
@@ -76,7 +77,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const paths = runPaths(opts.run);
   const { json, config } = await readModelJson(opts.run);
   if (!json.prototypes) throw new Error(`${opts.run}: the model has no push records (push is disabled or training has not finished); a bundle needs pushed prototypes`);
-  await initBackend(config.backend, { quiet: true });
+  const backend = await initBackend(config.backend, { quiet: true });
   const loaded = await loadModel(opts.run);
   const head = loaded.head;
   const summary = (await exists(paths.summary)) ? await readJson<{ dataset?: { root?: string }; baseline?: { top1: number; top5: number } | null; final?: { test?: { n: number; top1: number; top5: number } | null } }>(paths.summary) : null;
@@ -84,6 +85,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   // Originals only: pictures and neighbours never use the flipped copies.
   const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, { quiet: opts.quiet, splits: ['train', 'val'], backboneWeights: loaded.backboneWeights });
   checkClasses(json, data, dataRoot);
+  // A fine-tuned backbone runs on images: compute each image's features once, over every core.
+  let t = Date.now();
+  await snapshotSplits(data, ['train', 'val'], { threads: config.trainThreads, backend: backend.name, head, quiet: opts.quiet });
+  lap('features', t);
   const out = opts.out ?? paths.bundle;
   const m = head.numPrototypes;
   const [H, W] = data.featureShape;
@@ -105,7 +110,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     prunedReason[p.prototype] = p.reason;
   }
 
-  let t = Date.now();
+  t = Date.now();
   const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
   const trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
   const valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);

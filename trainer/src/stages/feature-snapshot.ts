@@ -8,7 +8,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createFeatureStore, type FeatureStore } from '../backbone/feature-store.ts';
 import { Progress } from '../run/progress.ts';
-import type { GradPool } from './grad-pool.ts';
+import type { TrainableBackbone } from '../backbone/types.ts';
+import type { SplitName } from '../data/types.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import type { BackendPreference } from '../tf/backend.ts';
+import { GradPool, resolveTrainThreads } from './grad-pool.ts';
 import { cachedSource, type FeatureSource } from './sources.ts';
 
 /** Images per backbone call, as the image source's own inference chunks. */
@@ -52,4 +56,32 @@ export async function snapshotFeatures(source: FeatureSource, opts: { name: stri
   }
   progress.finish();
   return cachedSource(stores[0], stores[1] ?? null, source.labels);
+}
+
+/**
+ * Snapshots of the named splits of a trainable-backbone dataset (no mirrored
+ * copies), computed over a short-lived pool of gradient threads: for analysis
+ * of a finished run (the bundle), where each image's features are read several
+ * times. Frozen backbones already read the on-disk cache; nothing changes then.
+ */
+export async function snapshotSplits(
+  data: { trainableBackbone: TrainableBackbone | null; sources: Partial<Record<SplitName, FeatureSource>> },
+  splits: SplitName[],
+  opts: { threads: 'auto' | number; backend: string; head: ProtoHead; quiet?: boolean },
+): Promise<void> {
+  const backbone = data.trainableBackbone;
+  const train = data.sources.train;
+  if (!backbone || !train?.shared) return;
+  const { threads } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
+  const shared = Object.fromEntries(splits.flatMap((s) => (data.sources[s]?.shared ? [[s, data.sources[s]!]] : []))) as { train: FeatureSource } & Record<string, FeatureSource>;
+  const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { ...shared, train }, head: opts.head, backend: opts.backend as BackendPreference }) : null;
+  try {
+    await pool?.setBackboneWeights(backbone);
+    for (const split of splits) {
+      const src = data.sources[split];
+      if (src?.shared && src.n) data.sources[split] = await snapshotFeatures(src, { name: split, flip: false, pool, quiet: opts.quiet });
+    }
+  } finally {
+    await pool?.close();
+  }
 }
