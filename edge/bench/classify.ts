@@ -12,12 +12,12 @@
  *   PROTOATLAS_BUNDLE=runs/demo/bundle npm run bench --workspace edge
  */
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { parseManifest, resizeStretch } from '@protoatlas/shared';
+import { resizeStretch } from '@protoatlas/shared';
+import { benchBundle } from './bench-bundle.ts';
 import { startWranglerDev } from '../scripts/dev-server.ts';
 
 /** Requests per load run (EDGE_BENCH_REQUESTS; 2,000 by default, as the issue asks). */
@@ -42,12 +42,7 @@ function workerdRssMb(pgid: number): number {
 }
 
 async function main(): Promise<void> {
-  const bundleEnv = process.env.PROTOATLAS_BUNDLE;
-  if (!bundleEnv) throw new Error('set PROTOATLAS_BUNDLE to a bundle directory with an ONNX export');
-  const bundle = resolve(process.env.INIT_CWD ?? process.cwd(), bundleEnv);
-  const manifest = parseManifest(JSON.parse(await readFile(join(bundle, 'manifest.json'), 'utf8')));
-  const onnx = manifest.files.onnx?.int8 ?? manifest.files.onnx?.fp32;
-  if (!onnx) throw new Error(`${bundle} has no ONNX export`);
+  const { dir: bundle, manifest, onnx } = await benchBundle();
   const S = manifest.preprocessing.size;
 
   // A 500x375 JPEG from the bundle's own pictures (a prototype's source image).

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as ortNode from 'onnxruntime-node';
-import { parseManifest } from '@protoatlas/shared';
+import { benchBundle } from './bench-bundle.ts';
 
 const EDGE = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const RUNS = Number(process.argv[2] ?? 10);
@@ -76,12 +76,7 @@ async function timeRuns(run: () => Promise<unknown>, warm: number, n: number): P
 }
 
 async function main(): Promise<void> {
-  const bundleEnv = process.env.PROTOATLAS_BUNDLE;
-  if (!bundleEnv) throw new Error('set PROTOATLAS_BUNDLE to a bundle directory with an ONNX export');
-  const bundle = resolve(process.env.INIT_CWD ?? process.cwd(), bundleEnv);
-  const manifest = parseManifest(JSON.parse(await readFile(join(bundle, 'manifest.json'), 'utf8')));
-  const file = manifest.files.onnx?.int8 ?? manifest.files.onnx?.fp32;
-  if (!file) throw new Error(`${bundle} has no ONNX export`);
+  const { dir: bundle, manifest, onnx: file } = await benchBundle();
   const S = manifest.preprocessing.size;
   const modelPath = join(bundle, file.path);
   const x = Float32Array.from({ length: S * S * 3 }, (_, i) => (i * 37) % 256);

@@ -10,11 +10,10 @@ import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress, type MidEpochCheckpoint, type PrototypePhaseName } from '../stages/prototype-phase.ts';
 import { runPruneStage } from '../stages/prune-stage.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
-import { initBackend, type BackendPreference } from '../tf/backend.ts';
+import { initBackend } from '../tf/backend.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
-import { GradPool, resolveTrainThreads } from '../stages/grad-pool.ts';
+import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { snapshotFeatures } from '../stages/feature-snapshot.ts';
-import type { FeatureSource } from '../stages/sources.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
@@ -119,10 +118,9 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     if (!backbone) return null;
     if (!threadsResolved) {
       threadsResolved = true;
-      const { threads: n, why } = resolveTrainThreads(config.trainThreads, backend.name, backbone, data.sources.train!);
-      log(opts.quiet, `gradient threads: ${n} (${why})`);
-      const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => src?.shared)) as { train: FeatureSource } & Record<string, FeatureSource>;
-      if (n >= 2) threads.pool = await GradPool.start({ threads: n, backbone, sources: shared, head, backend: backend.name as BackendPreference });
+      const started = await startGradPoolFor(data, { threads: config.trainThreads, backend: backend.name, head });
+      log(opts.quiet, `gradient threads: ${started.threads} (${started.why})`);
+      threads.pool = started.pool;
     }
     return threads.pool;
   };

@@ -11,8 +11,7 @@ import { Progress } from '../run/progress.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { BackendPreference } from '../tf/backend.ts';
-import { GradPool, resolveTrainThreads } from './grad-pool.ts';
+import { startGradPoolFor, type GradPool } from './grad-pool.ts';
 import { cachedSource, type FeatureSource } from './sources.ts';
 
 /** Images per backbone call, as the image source's own inference chunks. */
@@ -70,11 +69,8 @@ export async function snapshotSplits(
   opts: { threads: 'auto' | number; backend: string; head: ProtoHead; quiet?: boolean },
 ): Promise<void> {
   const backbone = data.trainableBackbone;
-  const train = data.sources.train;
-  if (!backbone || !train?.shared) return;
-  const { threads } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
-  const shared = Object.fromEntries(splits.flatMap((s) => (data.sources[s]?.shared ? [[s, data.sources[s]!]] : []))) as { train: FeatureSource } & Record<string, FeatureSource>;
-  const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { ...shared, train }, head: opts.head, backend: opts.backend as BackendPreference }) : null;
+  if (!backbone || !data.sources.train?.shared) return;
+  const { pool } = await startGradPoolFor(data, opts);
   try {
     await pool?.setBackboneWeights(backbone);
     for (const split of splits) {

@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
+import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import type { PhaseConfig, TrainConfig } from '../run/config.ts';
@@ -33,6 +34,25 @@ export function resolveTrainThreads(setting: 'auto' | number, backend: string, b
   if (backend !== 'wasm' && backend !== 'cpu') return { threads: 1, why: `the ${backend} backend uses every core itself` };
   const cores = availableParallelism();
   return { threads: cores, why: `${backend} runs one thread; one gradient thread per core (${cores})` };
+}
+
+/**
+ * Starts the pool a run's settings call for, over every source whose images are
+ * in shared memory; `pool` is null when this thread works alone, and `why` says
+ * how the thread count was chosen.
+ */
+export async function startGradPoolFor(
+  data: { trainableBackbone: TrainableBackbone | null; sources: Partial<Record<SplitName, FeatureSource>> },
+  opts: { threads: 'auto' | number; backend: string; head: ProtoHead },
+): Promise<{ pool: GradPool | null; threads: number; why: string }> {
+  const backbone = data.trainableBackbone;
+  const train = data.sources.train;
+  if (!backbone || !train) return { pool: null, threads: 1, why: 'no trainable backbone' };
+  const { threads, why } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
+  if (threads < 2) return { pool: null, threads, why };
+  const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => src?.shared)) as { train: FeatureSource } & Record<string, FeatureSource>;
+  const pool = await GradPool.start({ threads, backbone, sources: shared, head: opts.head, backend: opts.backend as BackendPreference });
+  return { pool, threads, why };
 }
 
 export interface PhaseSetup {
