@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { OnnxDataType } from './onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute, type TapQuantization } from './onnx-tap.ts';
+import type { OutputStride } from './output-stride.ts';
 import type { FeatureQuantization, FeatureShape, FrozenBackbone, PreprocessSpec } from './types.ts';
 
 export interface OnnxBackboneOptions {
@@ -27,6 +28,8 @@ export interface OnnxBackboneOptions {
    * batch and steals the core that image decoding (sharp) runs on.
    */
   allowSpinning?: boolean;
+  /** Dilate the network for a finer feature map (output-stride.ts); absent = as published. */
+  outputStride?: OutputStride;
 }
 
 export interface OnnxBackbone extends FrozenBackbone {
@@ -44,7 +47,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     throw new Error(`ONNX backbone: cannot read ${opts.path} (${e instanceof Error ? e.message : String(e)})`);
   }
   const compute = opts.compute ?? 'int8';
-  const tapped = tapForCompute(insertTap(fileBytes, { tap: opts.tap ?? 'auto', nhwc: (opts.layout ?? 'NCHW') === 'NCHW' }), compute);
+  const tapped = tapForCompute(insertTap(fileBytes, { tap: opts.tap ?? 'auto', nhwc: (opts.layout ?? 'NCHW') === 'NCHW', outputStride: opts.outputStride }), compute);
   const threads = opts.threads ?? availableParallelism();
   const session = await ort.InferenceSession.create(tapped.bytes, {
     graphOptimizationLevel: 'all',
@@ -55,7 +58,9 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     // Flattened by the Node binding into session config entries ("session.intra_op.allow_spinning").
     extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
   });
-  const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).update(compute === 'int8' ? '' : `\0compute=${compute}`).digest('hex');
+  const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).update(compute === 'int8' ? '' : `\0compute=${compute}`)
+    .update(opts.outputStride ? `\0outputStride=${opts.outputStride}` : '')
+    .digest('hex');
   const pre = opts.preprocess;
   const inputSize = pre.size * pre.size * 3;
 
@@ -77,7 +82,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     hash,
     // Pool workers each run a one-thread session: cheaper per image than one two-thread session.
     recipe: { module: import.meta.url, factory: 'loadOnnxBackbone', options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions },
-    description: `onnx ${opts.path} tap ${tapped.tensor}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
+    description: `onnx ${opts.path} tap ${tapped.tensor}${opts.outputStride ? ` output stride ${opts.outputStride}` : ''}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
     preprocess: pre,
     featureShape,
     tapTensor: tapped.tensor,

@@ -19,6 +19,7 @@ import {
   type OnnxTensor,
 } from './onnx-proto.ts';
 import { floatCompute } from '../export/quantize.ts';
+import { setOutputStride, type OutputStride } from './output-stride.ts';
 
 export interface TapQuantization {
   scale: number;
@@ -42,6 +43,8 @@ export interface TapOptions {
   keepOriginalOutputs?: boolean;
   /** The model is NCHW: add Transposes so that it takes NHWC input and gives NHWC outputs. */
   nhwc?: boolean;
+  /** Dilate the network so the tap is at most this many pixels per cell (output-stride.ts); absent = as published. */
+  outputStride?: OutputStride;
 }
 
 export interface TappedModel {
@@ -102,7 +105,7 @@ function quantParamsAt(node: OnnxNode, k: number, init: Map<string, OnnxTensor>)
 /** Rewrites a model so that its outputs are the tap (float, plus raw when quantised). */
 export function insertTap(modelBytes: Uint8Array, opts: TapOptions): TappedModel {
   const model = decodeModel(modelBytes);
-  const g = model.graph;
+  const g = opts.outputStride ? setOutputStride(model.graph, opts.outputStride) : model.graph;
   const loc = locateTap(g, opts.tap);
   const names = new Set<string>();
   for (const n of g.nodes) for (const t of [...n.inputs, ...n.outputs]) names.add(t);

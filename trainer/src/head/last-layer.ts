@@ -38,7 +38,7 @@ export function wrongClassMask(protoClass: Int32Array, numClasses: number): Host
   return hostTensor(id.shape, data);
 }
 
-/** Share of wrong-class weights whose magnitude is below `tol` (stage 3's sparsity report). */
+/** Share of wrong-class weights whose magnitude is below `tol`, or exactly 0 when tol is 0 (stage 3's sparsity report). */
 export function wrongClassSparsity(weights: HostTensor, protoClass: Int32Array, tol = 1e-3): number {
   const C = weights.shape[1];
   let near = 0;
@@ -47,7 +47,8 @@ export function wrongClassSparsity(weights: HostTensor, protoClass: Int32Array, 
     for (let c = 0; c < C; c++) {
       if (c === protoClass[j]) continue;
       total++;
-      if (Math.abs(weights.data[j * C + c]) < tol) near++;
+      const w = Math.abs(weights.data[j * C + c]);
+      if (tol === 0 ? w === 0 : w < tol) near++;
     }
   }
   return total === 0 ? 1 : near / total;

@@ -6,6 +6,12 @@ export interface ParamGroup {
   lr: number;
   /** [stable name, variable] pairs; stable names key the saved state. */
   vars: [string, tf.Variable][];
+  /**
+   * An L1 penalty lambda * sum(|w * mask|) applied as a proximal step after each
+   * update (soft-thresholding in Adam's own metric), so penalised weights reach
+   * exactly 0; a gradient of |w| only makes them oscillate around it.
+   */
+  l1?: { lambda: number; mask: tf.Tensor };
 }
 
 /**
@@ -59,8 +65,9 @@ export class Adam {
           const v = this.v.get(name)!;
           m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1)));
           v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2)));
-          const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), this.eps));
-          variable.assign(tf.sub(variable, tf.mul(update, g.lr)));
+          const scale = tf.add(tf.sqrt(tf.div(v, bc2)), this.eps);
+          const stepped = tf.sub(variable, tf.mul(tf.div(tf.div(m, bc1), scale), g.lr));
+          variable.assign(g.l1 ? softThreshold(stepped, tf.div(tf.mul(g.l1.mask, g.lr * g.l1.lambda), scale)) : stepped);
         }
       }
     });
@@ -87,4 +94,9 @@ export class Adam {
   dispose(): void {
     for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
   }
+}
+
+/** prox of t * |w| elementwise: sign(w) * max(|w| - t, 0). */
+export function softThreshold(w: tf.Tensor, t: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.sign(w), tf.relu(tf.sub(tf.abs(w), t))));
 }

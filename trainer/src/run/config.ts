@@ -28,6 +28,11 @@ export const BackboneSchema = z.discriminatedUnion('kind', [
      * weights on float kernels (activations unrounded), the faster form in WebAssembly.
      */
     compute: z.enum(['int8', 'float']).default('int8'),
+    /**
+     * Pixels per feature-map cell: 16 dilates the last stage (DeepLab) so MobileNetV2 gives a 14x14 grid at
+     * 224 px instead of 7x7, with the same weights. Absent: the network as published.
+     */
+    outputStride: z.union([z.literal(8), z.literal(16), z.literal(32)]).optional(),
     /** Import the graph as float TensorFlow.js ops so the joint stage can fine-tune it (int8 weights dequantised). */
     trainable: z.boolean().default(false),
   }),
@@ -123,6 +128,11 @@ export const TrainConfigSchema = z.object({
     batchSize: z.number().int().positive().default(80),
     lr: z.number().positive().default(1e-4),
     l1: z.number().nonnegative().default(1e-4),
+    /**
+     * How the L1 term on wrong-class weights is optimised: 'subgradient' adds its gradient (the paper's code;
+     * weights hover near their start), 'proximal' soft-thresholds after each step so they reach exactly 0.
+     */
+    l1Solver: z.enum(['subgradient', 'proximal']).default('subgradient'),
     /** Keep the epoch (0 = unchanged) with the best validation top-1; false = the paper (last epoch). */
     selectBest: z.boolean().default(false),
   }),

@@ -56,7 +56,7 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
         if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: net };
       }
-      return { frozen: await loadOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess, threads: b.threads, compute: b.compute }), trainable: null };
+      return { frozen: await loadOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess, threads: b.threads, compute: b.compute, outputStride: b.outputStride }), trainable: null };
     }
     case 'tfjs-layers': {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);

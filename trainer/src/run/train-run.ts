@@ -4,7 +4,7 @@ import { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
-import { computeSimilarities, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch } from '../stages/last-layer.ts';
+import { computeSimilarities, lastLayerOptimizer, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from '../stages/last-layer.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress, type MidEpochCheckpoint, type PrototypePhaseName } from '../stages/prototype-phase.ts';
@@ -47,6 +47,8 @@ export interface TrainSummary {
   /** Test is reported only; nothing is selected on it. */
   final: { val: Accuracy | null; test: Accuracy | null };
   lastLayerWrongClassNearZero: number | null;
+  /** Share of wrong-class weights exactly 0 (stage 3's L1 with the proximal solver). */
+  lastLayerWrongClassZero: number | null;
   pruning: { applied: boolean; candidates: number; note: string } | null;
   seconds: Record<string, number>;
   prototypes: number;
@@ -314,7 +316,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
   if (meta.stage === 'lastLayer') {
     const tLast = Date.now();
     const ll = config.lastLayer;
-    const optimizer = new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]] }]);
+    const mask = wrongClassMaskTensor(head);
+    const optimizer = lastLayerOptimizer(head, ll, mask);
     if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
     resumedTensors = null;
     const sims = ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
@@ -329,17 +332,18 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     for (let e = meta.epoch; e < ll.epochs; e++) {
       if (stopRequested()) return partialSummary();
       const t = Date.now();
-      const stats = trainLastLayerEpoch({ head, data: sims!, batchSize: ll.batchSize, l1: ll.l1, optimizer, rng });
+      const stats = trainLastLayerEpoch({ head, data: sims!, batchSize: ll.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng });
       const v = similarityAccuracy(head, valSims!);
       const sparsity = lastLayerSparsity(head);
-      meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
+      const zero = lastLayerSparsity(head, 0);
+      meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, wrongClassZero: zero, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
       const best = meta.bestLastLayer;
       if (ll.selectBest && v && best && v.top1 > best.top1) {
         meta.bestLastLayer = { epoch: e + 1, top1: v.top1 };
         bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
       }
       if (e === ll.epochs - 1 || (e + 1) % 5 === 0) {
-        log(opts.quiet, `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} wrong-class weights near 0: ${(100 * sparsity).toFixed(1)}%`);
+        log(opts.quiet, `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} wrong-class weights exactly 0: ${(100 * zero).toFixed(1)}%`);
       }
       meta.epoch = e + 1;
       epochsThisProcess++;
@@ -356,6 +360,7 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     meta.stage = 'prune';
     meta.epoch = 0;
     optimizer.dispose();
+    mask.dispose();
     await save(null);
     await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('lastLayer'));
   }
@@ -413,6 +418,7 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       stages: meta.stageResults,
       final: { val: finished ? evalVal() : null, test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null },
       lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
+      lastLayerWrongClassZero: finished ? lastLayerSparsity(head, 0) : null,
       pruning: meta.pruning ? { applied: meta.pruning.applied, candidates: meta.pruning.candidates.length, note: meta.pruning.note } : null,
       seconds: { ...(meta.seconds as Record<string, number>), total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0) },
       prototypes: head.numPrototypes,
@@ -460,7 +466,7 @@ export function printSummary(s: TrainSummary, quiet?: boolean): void {
     `${'stage'.padEnd(26)} ${'val top-1'.padStart(9)} ${'top-5'.padStart(7)} ${'time'.padStart(7)}`,
     ...rows.map(([name, t1, t5, sec]) => `${name.padEnd(26)} ${pct(t1).padStart(9)} ${pct(t5).padStart(7)} ${sec === undefined ? '' : `${sec.toFixed(0)}s`.padStart(7)}`),
     ...(s.final.test ? [`test split (${s.final.test.n} images, reported only): top-1 ${pct(s.final.test.top1).trim()}, top-5 ${pct(s.final.test.top5).trim()}`] : []),
-    `wrong-class last-layer weights near zero (|w| < 1e-3): ${pct(s.lastLayerWrongClassNearZero ?? undefined)}`,
+    `wrong-class last-layer weights exactly 0: ${pct(s.lastLayerWrongClassZero ?? undefined)}; near 0 (|w| < 1e-3): ${pct(s.lastLayerWrongClassNearZero ?? undefined)}`,
     `total time ${s.seconds.total.toFixed(0)}s`,
   ];
   process.stderr.write(lines.join('\n') + '\n');

@@ -41,19 +41,46 @@ export interface LastLayerEpoch {
   trainAccuracy: number;
 }
 
-/** One epoch of stage 3: CE + l1·|W ⊙ wrong-class mask| on precomputed similarities. */
+export interface LastLayerSettings {
+  lr: number;
+  l1: number;
+  /** 'proximal': the L1 term is a soft-threshold step (exact zeros); 'subgradient': its gradient, as the paper. */
+  l1Solver: 'proximal' | 'subgradient';
+}
+
+/** The mask of wrong-class connections, as a tensor (the caller disposes it). */
+export function wrongClassMaskTensor(head: ProtoHead): tf.Tensor2D {
+  const host = wrongClassMask(head.protoClass, head.spec.numClasses);
+  return tf.tensor2d(host.data, host.shape as [number, number]);
+}
+
+/**
+ * Stage 3's optimiser over the last layer. With the proximal solver the L1 term
+ * lives in the optimiser (soft-thresholding after each Adam step), so the
+ * objective CE + l1·|W ⊙ mask| is minimised with wrong-class weights reaching exactly 0.
+ */
+export function lastLayerOptimizer(head: ProtoHead, ll: LastLayerSettings, mask: tf.Tensor2D): Adam {
+  const l1 = ll.l1Solver === 'proximal' && ll.l1 > 0 ? { lambda: ll.l1, mask } : undefined;
+  return new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]], l1 }]);
+}
+
+/**
+ * One epoch of stage 3: CE + l1·|W ⊙ wrong-class mask| on precomputed similarities.
+ * With `proximal`, the optimiser applies the L1 term (lastLayerOptimizer), so the gradient is CE's alone.
+ */
 export function trainLastLayerEpoch(args: {
   head: ProtoHead;
   data: { sims: Float32Array; labels: Int32Array; n: number };
   batchSize: number;
   l1: number;
+  proximal?: boolean;
   optimizer: Adam;
   rng: Rng;
 }): LastLayerEpoch {
   const { head, data, optimizer, rng } = args;
   const m = head.numPrototypes;
-  const maskHost = wrongClassMask(head.protoClass, head.spec.numClasses);
-  const mask = tf.tensor2d(maskHost.data, maskHost.shape as [number, number]);
+  const mask = wrongClassMaskTensor(head);
+  const l1Gradient = args.proximal ? 0 : args.l1;
   const order = rng.shuffle(Array.from({ length: data.n }, (_, i) => i));
   let lossSum = 0;
   let ceSum = 0;
@@ -73,10 +100,10 @@ export function trainLastLayerEpoch(args: {
       let c = 0;
       pred.forEach((p, k) => (c += p === labels[k] ? 1 : 0));
       parts = [ce.dataSync()[0], l1.dataSync()[0], c];
-      return tf.add(ce, tf.mul(l1, args.l1)) as tf.Scalar;
+      return tf.add(ce, tf.mul(l1, l1Gradient)) as tf.Scalar;
     }, [head.lastLayer]);
     optimizer.apply(grads);
-    lossSum += value.dataSync()[0] * batch.length;
+    lossSum += (value.dataSync()[0] + (args.proximal ? args.l1 * parts[1] : 0)) * batch.length;
     tf.dispose([value, ...Object.values(grads)]);
     ceSum += parts[0] * batch.length;
     l1Last = parts[1];
@@ -87,11 +114,11 @@ export function trainLastLayerEpoch(args: {
   return { loss: lossSum / n, crossEntropy: ceSum / n, l1: l1Last, trainAccuracy: correct / n };
 }
 
+/** Share of wrong-class weights with |w| < tol; tol 0 counts weights that are exactly 0. */
 export function lastLayerSparsity(head: ProtoHead, tol = 1e-3): number {
   const w = head.lastLayer.dataSync() as Float32Array;
   return wrongClassSparsity({ shape: head.lastLayer.shape.slice(), data: w }, head.protoClass, tol);
 }
-
 
 /** Accuracy of the current last layer on precomputed similarities (no need to rerun the head). */
 export function similarityAccuracy(head: ProtoHead, data: { sims: Float32Array; labels: Int32Array; n: number }): { top1: number; top5: number; perClass: number[]; n: number } | null {

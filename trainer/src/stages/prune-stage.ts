@@ -2,10 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { nearestPatches } from '../analysis/nearest-patches.ts';
 import { maskSimilarities, prototypesToPrune, type PruneDecision } from '../analysis/prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { Adam } from '../optim/adam.ts';
 import type { TrainConfig } from '../run/config.ts';
 import type { Rng } from '../run/rng.ts';
-import { computeSimilarities, similarityAccuracy, trainLastLayerEpoch } from './last-layer.ts';
+import { computeSimilarities, lastLayerOptimizer, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from './last-layer.ts';
 import type { PushRecord } from './push.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -56,14 +55,16 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
   const ll = config.lastLayer;
   const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
   const masked = { ...sims, sims: maskSimilarities(sims.sims, m, pruned) };
-  const optimizer = new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]] }]);
+  const mask = wrongClassMaskTensor(head);
+  const optimizer = lastLayerOptimizer(head, ll, mask);
   let best = { top1: score()?.top1 ?? -1, weights: head.lastLayer.dataSync().slice() as Float32Array };
   for (let e = 0; e < ll.epochs; e++) {
-    trainLastLayerEpoch({ head, data: masked, batchSize: ll.batchSize, l1: ll.l1, optimizer, rng: args.rng });
+    trainLastLayerEpoch({ head, data: masked, batchSize: ll.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng: args.rng });
     const s = score();
     if (ll.selectBest && s && s.top1 > best.top1) best = { top1: s.top1, weights: head.lastLayer.dataSync().slice() as Float32Array };
   }
   optimizer.dispose();
+  mask.dispose();
   if (ll.selectBest) head.lastLayer.assign(tf.tensor2d(best.weights, [m, C]));
   const after = score();
   const worse = before && after ? after.top1 < before.top1 : false;

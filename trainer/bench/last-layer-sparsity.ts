@@ -1,0 +1,93 @@
+/**
+ * Stage 3's accuracy against sparsity: from a run's push-tune checkpoint (the
+ * last layer as it enters stage 3), fit the last layer with each L1 strength and
+ * solver and print validation top-1 beside the share of wrong-class weights that
+ * are exactly 0. The default strength of the presets is picked from this curve.
+ *
+ *   node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] [--epochs N] [--l1 a,b,c]
+ */
+import { parseArgs } from 'node:util';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { ProtoHead } from '../src/head/proto-head.ts';
+import { Rng } from '../src/run/rng.ts';
+import { loadCheckpoint, pickTensors } from '../src/run/checkpoint.ts';
+import { parseConfig } from '../src/run/config.ts';
+import { prepareData } from '../src/run/prepare-data.ts';
+import { readJson, runPaths } from '../src/run/run-dir.ts';
+import { referenceDataDir } from '../src/run/data-path.ts';
+import { initBackend } from '../src/tf/backend.ts';
+import {
+  computeSimilarities,
+  lastLayerOptimizer,
+  lastLayerSparsity,
+  similarityAccuracy,
+  trainLastLayerEpoch,
+  wrongClassMaskTensor,
+  type LastLayerSettings,
+} from '../src/stages/last-layer.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    data: { type: 'string' },
+    epochs: { type: 'string', default: '10' },
+    l1: { type: 'string', default: '0,1e-4,3e-4,1e-3,3e-3,1e-2' },
+    lr: { type: 'string', default: '1e-3' },
+  },
+});
+const run = positionals[0];
+if (!run) {
+  console.log('usage: node trainer/bench/last-layer-sparsity.ts <run dir> [--data dir] [--epochs N] [--l1 a,b,c] [--lr x]');
+  process.exit(1);
+}
+const paths = runPaths(resolve(run));
+const config = parseConfig(await readJson<unknown>(paths.config), paths.config);
+await initBackend(config.backend, { quiet: true });
+const dataDir = values.data ?? (config.backbone.kind === 'small-cnn' ? null : join(referenceDataDir(), 'cub200'));
+const data = await prepareData(config, dataDir, { quiet: true, runDir: paths.dir, splits: ['train', 'val'] });
+const ckpt = await loadCheckpoint(paths.stageCheckpoint('pushTune'));
+const head = new ProtoHead(
+  {
+    inputChannels: data.featureShape[2],
+    addOn: config.head.addOn as ProtoHead['spec']['addOn'],
+    numClasses: data.dataset.classes.length,
+    prototypesPerClass: config.head.prototypesPerClass,
+    incorrectClassWeight: config.head.incorrectClassWeight,
+  },
+  new Rng(config.seed),
+);
+head.setWeights(pickTensors(ckpt.tensors, 'head.'));
+const start = head.lastLayer.dataSync().slice() as Float32Array;
+const sims = computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: true });
+const valSims = computeSimilarities(head, data.sources.val!, { flip: false, quiet: true });
+const epochs = Number(values.epochs);
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
+
+const entering = similarityAccuracy(head, valSims)!;
+console.log(`${run}: ${head.numPrototypes} prototypes, ${sims.n} training similarity rows, ${valSims.n} validation images`);
+console.log(`entering stage 3: val top-1 ${pct(entering.top1)}, wrong-class weights exactly 0 ${pct(lastLayerSparsity(head, 0))}`);
+console.log(`${'solver'.padEnd(12)} ${'lr'.padStart(7)} ${'l1'.padStart(8)} ${'epochs'.padStart(6)} ${'val top-1'.padStart(9)} ${'best'.padStart(7)} ${'exact 0'.padStart(7)} ${'|w|<1e-3'.padStart(8)} ${'seconds'.padStart(7)}`);
+
+const settings: LastLayerSettings[] = [
+  { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
+  ...values.l1!.split(',').map((s) => ({ lr: Number(values.lr), l1: Number(s), l1Solver: 'proximal' as const })),
+];
+for (const ll of settings) {
+  head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));
+  const mask = wrongClassMaskTensor(head);
+  const optimizer = lastLayerOptimizer(head, ll, mask);
+  const rng = new Rng(config.seed);
+  const t0 = Date.now();
+  let best = 0;
+  for (let e = 0; e < epochs; e++) {
+    trainLastLayerEpoch({ head, data: sims, batchSize: config.lastLayer.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng });
+    best = Math.max(best, similarityAccuracy(head, valSims)!.top1);
+  }
+  const v = similarityAccuracy(head, valSims)!;
+  optimizer.dispose();
+  mask.dispose();
+  console.log(
+    `${ll.l1Solver.padEnd(12)} ${ll.lr.toExponential(0).padStart(7)} ${ll.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
+  );
+}
