@@ -20,7 +20,7 @@ import { inferBatch, type BatchResult } from './feature-batch.ts';
 import { asBytes, dataBytes, readFeatureData, readFeatureHeader, writeFeatureFile, type FeatureFileHeader } from './feature-file.ts';
 import { featureCacheKey } from './feature-key.ts';
 import { runInWorkers } from './feature-pool.ts';
-import { bytesPerElement, createFeatureStore, type FeatureEncoding, type FeatureStore } from './feature-store.ts';
+import { allocateFeatureData, bytesPerElement, createFeatureStore, type FeatureEncoding, type FeatureStore } from './feature-store.ts';
 import type { FrozenBackbone } from './types.ts';
 
 export interface ExtractOptions {
@@ -362,7 +362,7 @@ async function loadWhole(
   const h = found.header;
   if (!sameLayout(h, key, n, { shape, encoding }) || h.start !== 0 || h.count !== n) return undefined;
   const total = n * shape[0] * shape[1] * shape[2];
-  const data = encoding === 'uint8' ? new Uint8Array(total) : encoding === 'float16' ? new Uint16Array(total) : new Float32Array(total);
+  const data = allocateFeatureData(encoding, total);
   if (asBytes(data).byteLength !== dataBytes(h)) return undefined;
   await readFeatureData(path, found.dataOffset, asBytes(data));
   const store = createFeatureStore({ n, shape, encoding, quantization: h.quantization }, data);

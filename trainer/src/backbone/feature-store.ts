@@ -43,7 +43,7 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
   const size = shape[0] * shape[1] * shape[2];
   const total = n * size;
   if (encoding === 'uint8' && !quantization) throw new Error('FeatureStore: uint8 encoding needs scale and zero point');
-  const buffer = data ?? allocate(encoding, total);
+  const buffer = data ?? allocateFeatureData(encoding, total);
   if (buffer.length !== total) throw new Error(`FeatureStore: buffer holds ${buffer.length} values, expected ${n}x${shape.join('x')} = ${total}`);
   checkType(encoding, buffer);
 
@@ -108,8 +108,13 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
   };
 }
 
-function allocate(encoding: FeatureEncoding, total: number): Uint8Array | Uint16Array | Float32Array {
-  return encoding === 'uint8' ? new Uint8Array(total) : encoding === 'float16' ? new Uint16Array(total) : new Float32Array(total);
+/**
+ * A zero-filled buffer for `total` values, in shared memory: gradient worker
+ * threads then read the same features without a copy per thread.
+ */
+export function allocateFeatureData(encoding: FeatureEncoding, total: number): Uint8Array | Uint16Array | Float32Array {
+  const shared = new SharedArrayBuffer(total * bytesPerElement(encoding));
+  return encoding === 'uint8' ? new Uint8Array(shared) : encoding === 'float16' ? new Uint16Array(shared) : new Float32Array(shared);
 }
 
 function checkType(encoding: FeatureEncoding, data: Uint8Array | Uint16Array | Float32Array): void {

@@ -101,7 +101,8 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         const strides = attrInts(node, 'strides') ?? [1, 1];
         const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
         const dil = attrInts(node, 'dilations') ?? [1, 1];
-        if (dil.some((d) => d !== 1)) throw new Error(`ONNX import: dilated conv ${node.name} is not supported`);
+        // tfjs has no gradient for dilated depthwise convolutions, so a dilated (outputStride) network cannot train here.
+        if (dil.some((d) => d !== 1)) throw new Error(`ONNX import: dilated conv ${node.name} is not supported (a trainable backbone cannot use outputStride)`);
         const raw = val(wName);
         const wScale = q ? val(node.inputs[4]) : [1];
         const wZp = q ? val(node.inputs[5]) : [0];

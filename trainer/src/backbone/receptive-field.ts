@@ -3,6 +3,7 @@ import { composeReceptiveField, type ReceptiveField } from '@protoatlas/shared';
 import { decodeMessage, repeatedVarints, stringOf, toInt64 } from './protobuf-wire.ts';
 import { decodeModel, type OnnxGraph } from './onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
+import { setOutputStride, type OutputStride } from './output-stride.ts';
 
 /** One spatial layer as far as receptive fields care: kernel, stride, padding before. */
 export interface SpatialLayer {
@@ -62,8 +63,10 @@ export function onnxReceptiveField(graph: OnnxGraph, tensor: string): ReceptiveF
       const wName = node.opType === 'QLinearConv' ? node.inputs[3] : node.inputs[1];
       const kernel = intsAttr(node.attributes, 'kernel_shape')?.[0] ?? weights.get(wName)?.[2] ?? 1;
       const stride = intsAttr(node.attributes, 'strides')?.[0] ?? 1;
+      const dilation = intsAttr(node.attributes, 'dilations')?.[0] ?? 1;
       const pads = intsAttr(node.attributes, 'pads');
-      rf = composeOnto(rf, { kernel, stride, padding: pads?.[0] ?? 0 });
+      // A dilated kernel spans dilation * (k - 1) + 1 input cells.
+      rf = composeOnto(rf, { kernel: dilation * (kernel - 1) + 1, stride, padding: pads?.[0] ?? 0 });
     }
     for (const o of node.outputs) fields.set(o, rf);
     if (node.outputs.includes(tensor)) break;
@@ -82,8 +85,9 @@ function composeOnto(rf: ReceptiveField, l: SpatialLayer): ReceptiveField {
 }
 
 /** Receptive field of the tap of an ONNX backbone file. */
-export async function onnxFileReceptiveField(path: string, tap: string): Promise<ReceptiveField> {
-  const graph = decodeModel(new Uint8Array(await readFile(path))).graph;
+export async function onnxFileReceptiveField(path: string, tap: string, outputStride?: OutputStride): Promise<ReceptiveField> {
+  const published = decodeModel(new Uint8Array(await readFile(path))).graph;
+  const graph = outputStride ? setOutputStride(published, outputStride) : published;
   return onnxReceptiveField(graph, locateTap(graph, tap).tensor);
 }
 
@@ -120,10 +124,10 @@ export function layersReceptiveField(topology: { config?: { layers?: { class_nam
 }
 
 /** The receptive field of a configured backbone's feature map (null when it cannot be derived). */
-export async function backboneReceptiveField(b: { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number } | { kind: 'onnx'; tap: string } | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } }, weightsPath: string | null): Promise<ReceptiveField | null> {
+export async function backboneReceptiveField(b: { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number } | { kind: 'onnx'; tap: string; outputStride?: OutputStride } | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } }, weightsPath: string | null): Promise<ReceptiveField | null> {
   if (b.kind === 'small-cnn') return smallCnnReceptiveField(b.inputSize, b.channels.length, b.convsPerStage ?? 2);
   if (!weightsPath) return null;
-  if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap);
+  if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap, b.outputStride);
   const json = JSON.parse(await readFile(weightsPath, 'utf8')) as { modelTopology?: { config?: unknown; model_config?: { config?: unknown } } };
   const topo = json.modelTopology?.model_config ?? json.modelTopology;
   return layersReceptiveField(topo as Parameters<typeof layersReceptiveField>[0], b.preprocess.size, b.cutLayer);

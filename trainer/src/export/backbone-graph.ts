@@ -21,6 +21,7 @@ import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { decodeModel, opsetImports, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxModel } from '../backbone/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute } from '../backbone/onnx-tap.ts';
+import type { OutputStride } from '../backbone/output-stride.ts';
 import { decodeMessage, messageField, stringOf, varintField } from '../backbone/protobuf-wire.ts';
 import type { AttrValue, GraphBuilder } from './graph-builder.ts';
 
@@ -332,8 +333,8 @@ export interface TappedOnnxBackbone {
   opset: number;
 }
 
-export function tapOnnxBackbone(bytes: Uint8Array, tap = 'auto', compute: OnnxCompute = 'int8'): TappedOnnxBackbone {
-  const t = tapForCompute(insertTap(bytes, { tap }), compute);
+export function tapOnnxBackbone(bytes: Uint8Array, tap = 'auto', compute: OnnxCompute = 'int8', outputStride?: OutputStride): TappedOnnxBackbone {
+  const t = tapForCompute(insertTap(bytes, { tap, outputStride }), compute);
   const model = decodeModel(t.bytes);
   const out = model.graph.outputs.find((o) => o.name === t.floatOutput);
   const opset = opsetImports(model).get('') ?? 0;

@@ -19,6 +19,7 @@ import { resolveWeights } from '../backbone/download.ts';
 import type { LayersBackbone } from '../backbone/layers-model-backbone.ts';
 import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxValueInfo } from '../backbone/onnx-proto.ts';
 import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
+import type { OutputStride } from '../backbone/output-stride.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
 import { loadModel } from '../run/model-file.ts';
@@ -45,7 +46,7 @@ import { addHeadNodes, headExportWeights, irVersionFor, type HeadExportWeights }
 export type BackboneSource =
   | { kind: 'layers'; model: LayersModel }
   /** An ONNX model (bytes of the .onnx file) tapped at `tap` ('auto' = input of the last global average pool). */
-  | { kind: 'onnx'; bytes: Uint8Array; tap?: string; compute?: OnnxCompute };
+  | { kind: 'onnx'; bytes: Uint8Array; tap?: string; compute?: OnnxCompute; outputStride?: OutputStride };
 
 export interface BuildOptions {
   /** Default 'nchw-normalized'. */
@@ -71,7 +72,7 @@ export interface OnnxExport {
 /** Builds the whole model in memory (no files, no runtime). */
 export function buildProtoPNetOnnx(source: BackboneSource, head: HeadExportWeights, preprocess: PreprocessSpec, opts: BuildOptions = {}): OnnxExport {
   const spec = imageInputSpec(opts.input ?? 'nchw-normalized', preprocess);
-  return source.kind === 'layers' ? fromLayers(source.model, head, spec, opts.opset ?? 13) : fromOnnx(source.bytes, source.tap ?? 'auto', source.compute ?? 'int8', head, spec);
+  return source.kind === 'layers' ? fromLayers(source.model, head, spec, opts.opset ?? 13) : fromOnnx(source, head, spec);
 }
 
 /**
@@ -115,8 +116,9 @@ function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: Im
   };
 }
 
-function fromOnnx(bytes: Uint8Array, tap: string, compute: OnnxCompute, head: HeadExportWeights, spec: ImageInputSpec): OnnxExport {
-  const t = tapOnnxBackbone(bytes, tap, compute);
+function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadExportWeights, spec: ImageInputSpec): OnnxExport {
+  const compute = source.compute ?? 'int8';
+  const t = tapOnnxBackbone(source.bytes, source.tap ?? 'auto', compute, source.outputStride);
   const opset = exportOpset(t);
   const origInput = t.model.graph.inputs.find((i) => i.name === t.input);
   const s = spec.preprocess.size;
@@ -256,7 +258,7 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
       await imported.dispose();
     } else if (b.kind === 'onnx') {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
-      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: opts.backboneCompute ?? b.compute };
+      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: opts.backboneCompute ?? b.compute, outputStride: b.outputStride };
       preprocess = b.preprocess;
     } else {
       const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });

@@ -10,7 +10,7 @@ import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import { generateSynthetic } from '../data/synthetic.ts';
 import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
-import { cachedSource, sharedImageSource, type FeatureSource } from '../stages/sources.ts';
+import { sharedFeatureSource, sharedImageSource, type FeatureSource, type SharedStore } from '../stages/sources.ts';
 import { packImages } from '../data/shared-images.ts';
 import type { TrainConfig } from './config.ts';
 import { resolveDataPath, resolveRepoPath } from './data-path.ts';
@@ -52,6 +52,9 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
     case 'onnx': {
       const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
       if (b.trainable) {
+        if (b.outputStride && b.outputStride !== 32) {
+          throw new Error(`backbone.outputStride ${b.outputStride} needs a frozen backbone: tfjs cannot train dilated depthwise convolutions (set trainable: false, or drop outputStride)`);
+        }
         const net = await importOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess });
         if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: net };
@@ -103,8 +106,16 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       const keep = items.map((_, i) => i).filter((i) => orig.valid[i] && (!mirrored || mirrored.valid[i]));
       const kept = keep.map((i) => items[i]);
       itemsBySplit[split] = kept;
-      const remap = (store: typeof orig.store) => ({ n: keep.length, shape: store.shape, batch: (idx: number[], out?: Float32Array) => store.batch(idx.map((i) => keep[i]), out) });
-      sources[split] = cachedSource(remap(orig.store), mirrored ? remap(mirrored.store) : null, labelsOf(kept));
+      const shared = (store: typeof orig.store): SharedStore => ({
+        spec: { n: store.n, shape: store.shape, encoding: store.encoding, quantization: store.quantization },
+        data: store.data,
+      });
+      sources[split] = sharedFeatureSource({
+        orig: shared(orig.store),
+        flip: mirrored ? shared(mirrored.store) : null,
+        keep: Int32Array.from(keep),
+        labels: labelsOf(kept),
+      });
     } else {
       const size = preprocess.size;
       const decoded = await decodeMany(items, size, {});

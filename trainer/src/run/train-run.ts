@@ -116,8 +116,7 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
   let threadsResolved = false;
   /** The gradient threads, started on first use; null: this thread alone. */
   const gradPool = async (): Promise<GradPool | null> => {
-    const backbone = data.trainableBackbone;
-    if (!backbone) return null;
+    if (!data.trainableBackbone && !train.sharedFeatures) return null;
     if (!threadsResolved) {
       threadsResolved = true;
       const started = await startGradPoolFor(data, { threads: config.trainThreads, backend: backend.name, head });
@@ -126,11 +125,11 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     }
     return threads.pool;
   };
-  const gradThreads = async (phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone } | null> => {
+  const gradThreads = async (phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone | null } | null> => {
     const backbone = data.trainableBackbone;
-    // Threads take whole micro-batches of images; a phase without them, or on the
-    // feature snapshot (push-tune), runs on this thread.
-    if (!backbone || !phase.microBatch || !train.shared) return null;
+    // Threads take whole micro-batches (of images, or of cached features for a frozen backbone);
+    // a phase without them, or on the feature snapshot (push-tune), runs on this thread.
+    if (!phase.microBatch || !(backbone ? train.shared : train.sharedFeatures)) return null;
     const pool = await gradPool();
     return pool ? { pool, backbone } : null;
   };

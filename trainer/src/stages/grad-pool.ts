@@ -27,9 +27,12 @@ import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-
 
 /** How many gradient threads a run uses, and why (printed at start). */
 export function resolveTrainThreads(setting: 'auto' | number, backend: string, backbone: TrainableBackbone | null, source: FeatureSource): { threads: number; why: string } {
-  if (!backbone) return { threads: 1, why: 'the backbone is frozen (features come from the cache)' };
-  if (!backbone.workerRecipe) return { threads: 1, why: 'this backbone cannot be rebuilt in a worker thread' };
-  if (!source.shared) return { threads: 1, why: 'the training images are not in shared memory' };
+  if (!backbone) {
+    if (!source.sharedFeatures) return { threads: 1, why: 'the cached features are not in shared memory' };
+  } else {
+    if (!backbone.workerRecipe) return { threads: 1, why: 'this backbone cannot be rebuilt in a worker thread' };
+    if (!source.shared) return { threads: 1, why: 'the training images are not in shared memory' };
+  }
   if (setting !== 'auto') return { threads: setting, why: 'trainThreads in the config' };
   if (backend !== 'wasm' && backend !== 'cpu') return { threads: 1, why: `the ${backend} backend uses every core itself` };
   const cores = availableParallelism();
@@ -47,10 +50,11 @@ export async function startGradPoolFor(
 ): Promise<{ pool: GradPool | null; threads: number; why: string }> {
   const backbone = data.trainableBackbone;
   const train = data.sources.train;
-  if (!backbone || !train) return { pool: null, threads: 1, why: 'no trainable backbone' };
+  if (!train) return { pool: null, threads: 1, why: 'no training source' };
   const { threads, why } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
   if (threads < 2) return { pool: null, threads, why };
-  const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => src?.shared)) as { train: FeatureSource } & Record<string, FeatureSource>;
+  const inShared = (src: FeatureSource | undefined) => (backbone ? !!src?.shared : !!src?.sharedFeatures);
+  const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => inShared(src))) as { train: FeatureSource } & Record<string, FeatureSource>;
   const pool = await GradPool.start({ threads, backbone, sources: shared, head: opts.head, backend: opts.backend as BackendPreference });
   return { pool, threads, why };
 }
@@ -94,15 +98,21 @@ export class GradPool {
    * Starts `threads - 1` workers over sources whose images are in shared memory:
    * `train` is trained on; every source can be asked for feature maps.
    */
-  static async start(opts: { threads: number; backbone: TrainableBackbone; sources: { train: FeatureSource } & Record<string, FeatureSource>; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
+  static async start(opts: { threads: number; backbone: TrainableBackbone | null; sources: { train: FeatureSource } & Record<string, FeatureSource>; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
     const { backbone, head } = opts;
-    if (!backbone.workerRecipe) throw new Error(`gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`);
+    if (backbone && !backbone.workerRecipe) throw new Error(`gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`);
     const sources: GradWorkerInit['sources'] = {};
+    const featureSources: GradWorkerInit['featureSources'] = {};
     for (const [name, source] of Object.entries(opts.sources)) {
-      if (!source.shared) throw new Error(`gradient workers: the ${name} images are not in shared memory`);
-      sources[name] = source.shared;
+      if (backbone) {
+        if (!source.shared) throw new Error(`gradient workers: the ${name} images are not in shared memory`);
+        sources[name] = source.shared;
+      } else {
+        if (!source.sharedFeatures) throw new Error(`gradient workers: the ${name} features are not in shared memory`);
+        featureSources[name] = source.sharedFeatures;
+      }
     }
-    const init: GradWorkerInit = { backbone: backbone.workerRecipe, headSpec: head.spec, sources, backend: opts.backend };
+    const init: GradWorkerInit = { backbone: backbone?.workerRecipe ?? null, headSpec: head.spec, sources, featureSources, backend: opts.backend };
     const workers = Array.from({ length: Math.max(0, opts.threads - 1) }, () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }));
     const pool = new GradPool(workers);
     try {

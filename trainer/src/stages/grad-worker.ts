@@ -15,13 +15,16 @@ import { Rng } from '../run/rng.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import { gradContext, microBatchGrads, type GradContext, type MicroBatch } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
-import { sharedImageSource, type FeatureSource, type SharedImageSource } from './sources.ts';
+import { sharedFeatureSource, sharedImageSource, type FeatureSource, type SharedFeatureSource, type SharedImageSource } from './sources.ts';
 
 export interface GradWorkerInit {
-  backbone: BackboneRecipe;
+  /** The trainable backbone's recipe; null when the head trains on cached features. */
+  backbone: BackboneRecipe | null;
   headSpec: HeadSpec;
   /** Image sources by name ('train' trains; others are only read by feature requests). */
   sources: Record<string, SharedImageSource>;
+  /** Cached-feature sources by name (frozen backbones). */
+  featureSources: Record<string, SharedFeatureSource>;
   backend: BackendPreference;
 }
 
@@ -45,15 +48,19 @@ const init = workerData as GradWorkerInit;
 
 // Messages are handled one at a time, in order, after start-up.
 interface Model {
-  backbone: TrainableBackbone;
+  backbone: TrainableBackbone | null;
   head: ProtoHead;
   sources: Map<string, FeatureSource>;
 }
 let ready: Promise<Model> = (async () => {
   await initBackend(init.backend, { quiet: true });
-  const backbone = await buildFromRecipe<TrainableBackbone>(init.backbone);
+  const backbone = init.backbone ? await buildFromRecipe<TrainableBackbone>(init.backbone) : null;
   const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
-  const sources = new Map(Object.entries(init.sources).map(([name, shared]) => [name, sharedImageSource(shared, backbone)] as const));
+  const sources = new Map<string, FeatureSource>(Object.entries(init.featureSources).map(([name, shared]) => [name, sharedFeatureSource(shared)] as const));
+  for (const [name, shared] of Object.entries(init.sources)) {
+    if (!backbone) throw new Error(`image source "${name}" sent without a backbone to run on it`);
+    sources.set(name, sharedImageSource(shared, backbone));
+  }
   return { backbone, head, sources };
 })();
 // A start-up failure is reported in answer to the first request (below), not as a crash.
@@ -92,7 +99,7 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
     case 'phase': {
       head.setWeights(msg.weights);
       const bb = new Map([...msg.weights].filter(([k]) => k.startsWith('backbone.')).map(([k, v]) => [k.slice('backbone.'.length), v]));
-      backbone.setWeights(bb);
+      backbone?.setWeights(bb);
       if (msg.tied) head.tieToPatches(msg.tied);
       else head.untie();
       ctx?.identityT.dispose();
@@ -128,6 +135,7 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
       return { type: 'grads', id: msg.id, results };
     }
     case 'backbone':
+      if (!backbone) throw new Error('backbone weights sent to a worker that trains on cached features');
       backbone.setWeights(msg.weights);
       return { type: 'ok', id: msg.id };
     case 'features': {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { createFeatureStore, type FeatureStoreSpec } from '../backbone/feature-store.ts';
 import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
 import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
@@ -32,6 +33,23 @@ export interface FeatureSource {
   features(indices: number[], flipped: boolean[], training: boolean, augmentSeeds?: number[]): tf.Tensor4D;
   /** Present when the images sit in shared memory: a gradient worker rebuilds the same source from it. */
   readonly shared?: SharedImageSource;
+  /** Present when cached feature maps sit in shared memory: a gradient worker rebuilds the same source from it. */
+  readonly sharedFeatures?: SharedFeatureSource;
+}
+
+/** A feature store's layout and its buffer (a view of a SharedArrayBuffer). */
+export interface SharedStore {
+  spec: FeatureStoreSpec;
+  data: Uint8Array | Uint16Array | Float32Array;
+}
+
+/** Everything a worker thread needs to rebuild a cached-feature source (structured-cloneable, features not copied). */
+export interface SharedFeatureSource {
+  orig: SharedStore;
+  flip: SharedStore | null;
+  /** Store index of each item (items the backbone could not read are left out). */
+  keep: Int32Array;
+  labels: Int32Array;
 }
 
 /** Everything a worker thread needs to rebuild an image source (structured-cloneable, images not copied). */
@@ -111,6 +129,15 @@ export function imageSource(images: RgbImage[], labels: Int32Array, pre: Preproc
       return out;
     },
   };
+}
+
+/** A cached-feature source over stores in shared memory, so gradient workers can share them. */
+export function sharedFeatureSource(shared: SharedFeatureSource): FeatureSource {
+  const view = (s: SharedStore): FeatureStoreLike => {
+    const store = createFeatureStore(s.spec, s.data);
+    return { n: shared.keep.length, shape: store.shape, batch: (idx, out) => store.batch(idx.map((i) => shared.keep[i]), out) };
+  };
+  return { ...cachedSource(view(shared.orig), shared.flip ? view(shared.flip) : null, shared.labels), sharedFeatures: shared };
 }
 
 /** An image source over images in a SharedArrayBuffer, so gradient workers can share them. */

@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFeatureStore } from '../../trainer/src/backbone/feature-store.ts';
+import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { Adam } from '../../trainer/src/optim/adam.ts';
+import { parseConfig } from '../../trainer/src/run/config.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+import { GradPool, resolveTrainThreads } from '../../trainer/src/stages/grad-pool.ts';
+import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
+import { cachedSource, sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';
+import { initBackend } from '../../trainer/src/tf/backend.ts';
+
+// 15 cached feature maps of 3x3x6 (float16, as float backbones store them), one unreadable item left out.
+const N = 15;
+const shape: [number, number, number] = [3, 3, 6];
+const rng0 = new Rng(4);
+const store = (): SharedStore => {
+  const s = createFeatureStore({ n: N, shape, encoding: 'float16' });
+  for (let i = 0; i < N; i++) s.set(i, Float32Array.from({ length: 54 }, () => rng0.next() * 2));
+  return { spec: { n: N, shape, encoding: 'float16' }, data: s.data };
+};
+const orig = store();
+const flip = store();
+const keep = Int32Array.from({ length: N - 1 }, (_, i) => (i < 6 ? i : i + 1));
+const labels = Int32Array.from(keep, (i) => i % 3);
+const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
+const phase = parseConfig(
+  {
+    preset: 't',
+    data: {},
+    backbone: { kind: 'small-cnn' },
+    head: {},
+    loss,
+    warmup: { epochs: 2, batchSize: 10, microBatch: 3, inputDropout: 0.2, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } },
+    joint: { epochs: 0 },
+    push: {},
+    lastLayer: {},
+  },
+  'test',
+).warmup;
+
+async function train(threads: number, mode: 'warmup' | 'tied') {
+  const source = sharedFeatureSource({ orig, flip, keep, labels });
+  const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'l2norm' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  const pool = threads > 1 ? await GradPool.start({ threads, backbone: null, sources: { train: source }, head, backend: 'wasm' }) : null;
+  const rng = new Rng(9);
+  const stats: EpochStats[] = [];
+  try {
+    if (mode === 'tied') head.tieToPatches(Float32Array.from({ length: head.numPrototypes * 6 }, (_, i) => (i % 7) / 7));
+    const run = mode === 'tied' ? { ...phase, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 } } : phase;
+    const opt = new Adam(phaseGroups(run, head, null));
+    for (let e = 0; e < 2; e++) {
+      stats.push(await trainPrototypeEpoch({ label: 't', phase: run, head, source, loss, optimizer: opt, rng, quiet: true, backboneTraining: false, pool: pool && { pool, backbone: null } }));
+    }
+    if (mode === 'tied') head.syncTiedPrototypes();
+    opt.dispose();
+  } finally {
+    await pool?.close();
+  }
+  const weights = head.getWeights();
+  head.dispose();
+  return { stats, weights };
+}
+
+describe('gradient worker threads over cached features (frozen backbone)', () => {
+  beforeAll(async () => {
+    await initBackend('wasm', { quiet: true });
+  });
+  afterAll(() => tf.disposeVariables());
+
+  it('read the same feature maps as a plain cached source, flipped copies and left-out items included', () => {
+    const shared = sharedFeatureSource({ orig, flip, keep, labels });
+    const view = (s: SharedStore) => {
+      const st = createFeatureStore(s.spec, s.data);
+      return { n: keep.length, shape, batch: (idx: number[]) => st.batch(idx.map((i) => keep[i])) };
+    };
+    const plain = cachedSource(view(orig), view(flip), labels);
+    const idx = [0, 5, 6, 13];
+    const flipped = [false, true, false, true];
+    const a = tf.tidy(() => shared.features(idx, flipped, false).dataSync());
+    const b = tf.tidy(() => plain.features(idx, flipped, false).dataSync());
+    expect(Array.from(a)).toEqual(Array.from(b));
+    // Item 6 of the source is store item 7 (item 6 was left out).
+    const direct = createFeatureStore(orig.spec, orig.data).get(7);
+    expect(Array.from(a.subarray(2 * 54, 3 * 54))).toEqual(Array.from(direct));
+    expect(orig.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('use one thread per core on wasm when the features are in shared memory', () => {
+    const shared = sharedFeatureSource({ orig, flip, keep, labels });
+    expect(resolveTrainThreads('auto', 'wasm', null, shared).threads).toBeGreaterThanOrEqual(1);
+    expect(resolveTrainThreads(2, 'wasm', null, shared)).toEqual({ threads: 2, why: 'trainThreads in the config' });
+    const unshared = cachedSource({ n: 1, shape, batch: () => new Float32Array(54) }, null, new Int32Array(1));
+    expect(resolveTrainThreads(2, 'wasm', null, unshared).threads).toBe(1);
+  });
+
+  it.each(['warmup', 'tied'] as const)('make the same %s updates as one thread, bit for bit, with 2 and 3 threads', async (mode) => {
+    const one = await train(1, mode);
+    expect(one.stats[0].loss).toBeGreaterThan(0);
+    for (const threads of [2, 3]) {
+      const many = await train(threads, mode);
+      many.stats.forEach((s, e) => expect(s.loss, `epoch ${e} loss, ${threads} threads`).toBe(one.stats[e].loss));
+      for (const [name, t] of one.weights) {
+        const other = many.weights.get(name)!.data;
+        let diff = 0;
+        t.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(other[i] - v))));
+        expect(diff, `${name} with ${threads} threads`).toBe(0);
+      }
+    }
+    // Training moved the add-on weights.
+    const fresh = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'l2norm' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const [name, w0] = [...fresh.getWeights()][0];
+    expect(one.weights.get(name)!.data.some((v, i) => v !== w0.data[i])).toBe(true);
+    fresh.dispose();
+  });
+});
