@@ -119,6 +119,10 @@ export const ManifestSchema = z.object({
       stability: Unit.nullable(),
       /** Synthetic data: share of prototype boxes covering their class's true part. */
       partCoverage: Unit.nullable(),
+      /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
+      measuredOn: z.object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() }).nullable().optional(),
+      /** 95% intervals of consistency and stability over redrawn images (bootstrap). */
+      interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
     }),
     pruning: z
       .object({
@@ -131,6 +135,8 @@ export const ManifestSchema = z.object({
       })
       .nullable(),
     wrongClassNearZero: Unit.nullable(),
+    /** Wrong-class last-layer weights that are exactly 0 (stage 3's L1 with the proximal solver). */
+    wrongClassZero: Unit.nullable().optional(),
   }),
   curves: z.array(CurvePoint),
   backbone: z.object({ kind: z.string(), description: z.string(), source: z.string(), sha256: z.string().nullable(), licence: z.string() }),

@@ -209,6 +209,8 @@ export interface PartMetricsResult {
   perPrototype: PrototypePartMetrics[];
   /** Images with part annotations that were used. */
   images: number;
+  /** 95% intervals from resampling each class's images with replacement (bootstrapIntervals). */
+  interval95: { consistency: [number, number]; stability: [number, number] };
   halfSize: number;
   threshold: number;
 }
@@ -304,9 +306,56 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
     ),
     perPrototype,
     images: used.length,
+    interval95: bootstrapIntervals(observations, noisyHits, protoClass, { threshold, seed: opts.seed ?? 0 }),
     halfSize,
     threshold,
   };
+}
+
+/**
+ * 95% percentile intervals of consistency and stability when the images are
+ * redrawn: each replicate resamples every class's images with replacement (the
+ * same draw for all prototypes of that class, whose observations are aligned by
+ * image) and recomputes both scores. With few images per class the intervals are
+ * wide, which is the point of reporting them.
+ */
+export function bootstrapIntervals(
+  observations: PartObservation[][],
+  noisyHits: Uint8Array[][],
+  protoClass: Int32Array,
+  opts: { threshold?: number; replicates?: number; seed?: number } = {},
+): { consistency: [number, number]; stability: [number, number] } {
+  const replicates = opts.replicates ?? 200;
+  const rng = new Rng(opts.seed ?? 0);
+  const cons: number[] = [];
+  const stab: number[] = [];
+  for (let r = 0; r < replicates; r++) {
+    const draws = new Map<number, number[]>();
+    const obs: PartObservation[][] = [];
+    const clean: Uint8Array[][] = [];
+    const noisy: Uint8Array[][] = [];
+    observations.forEach((list, j) => {
+      let draw = draws.get(protoClass[j]);
+      if (!draw) {
+        draw = Array.from({ length: list.length }, () => rng.int(list.length));
+        draws.set(protoClass[j], draw);
+      }
+      if (draw.length !== list.length) throw new Error(`bootstrapIntervals: prototypes of class ${protoClass[j]} saw different image counts`);
+      obs.push(draw.map((k) => list[k]));
+      clean.push(draw.map((k) => list[k].hits));
+      noisy.push(draw.map((k) => noisyHits[j][k]));
+    });
+    cons.push(consistencyScore(obs, opts.threshold));
+    stab.push(stabilityScore(clean, noisy));
+  }
+  return { consistency: percentileInterval(cons), stability: percentileInterval(stab) };
+}
+
+function percentileInterval(values: number[]): [number, number] {
+  const v = values.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return [NaN, NaN];
+  const at = (q: number) => v[Math.min(v.length - 1, Math.max(0, Math.round(q * (v.length - 1))))];
+  return [at(0.025), at(0.975)];
 }
 
 /** A prototype's box on one synthetic image, in that image's pixels. */

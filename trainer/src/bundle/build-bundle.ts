@@ -83,7 +83,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const summary = (await exists(paths.summary)) ? await readJson<{ dataset?: { root?: string }; baseline?: { top1: number; top5: number } | null; final?: { test?: { n: number; top1: number; top5: number } | null } }>(paths.summary) : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
   // Originals only: pictures and neighbours never use the flipped copies.
-  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, { quiet: opts.quiet, splits: ['train', 'val'], backboneWeights: loaded.backboneWeights });
+  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, { quiet: opts.quiet, splits: config.data.metricsPerClass > 0 ? ['train', 'val', 'metrics'] : ['train', 'val'], backboneWeights: loaded.backboneWeights });
   checkClasses(json, data, dataRoot);
   // A fine-tuned backbone runs on images: compute each image's features once, over every core.
   let t = Date.now();
@@ -238,6 +238,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
           ? { k: json.pruning.k, threshold: json.pruning.threshold, applied: json.pruning.applied, pruned: json.pruning.applied ? json.pruning.candidates.length : 0, before: json.pruning.before, after: json.pruning.after }
           : null,
         wrongClassNearZero: lastLayerSparsity(head),
+        wrongClassZero: lastLayerSparsity(head, 0),
       },
       curves: await readCurves(paths.metrics),
       backbone: backboneProvenance(config, backboneDescription, backboneRecords[0]?.sha256 ?? weightsSha),

@@ -11,7 +11,14 @@ import type { PrototypeSource } from '../run/model-file.ts';
 import { ImageCache } from './image-cache.ts';
 
 export interface ExplanationMetrics {
-  summary: { purity: number | null; consistency: number | null; stability: number | null; partCoverage: number | null };
+  summary: {
+    purity: number | null;
+    consistency: number | null;
+    stability: number | null;
+    partCoverage: number | null;
+    measuredOn: { split: 'val' | 'metrics'; images: number } | null;
+    interval95: { consistency: [number, number]; stability: [number, number] } | null;
+  };
   purityPerPrototype: number[];
   parts: PartMetricsResult | null;
 }
@@ -43,10 +50,12 @@ export async function computeExplanationMetrics(a: {
   const purity = mean(purityPerPrototype.filter((p, j) => !a.pruned[j] && !Number.isNaN(p)));
 
   let parts: PartMetricsResult | null = null;
-  const valItems = data.itemsBySplit.val;
-  if (a.partMetrics && valItems.length) {
+  // The held-out metrics split when the run has one: validation images also drove choices (best epoch, pruning).
+  const split = data.itemsBySplit.metrics.length ? 'metrics' : 'val';
+  const items = data.itemsBySplit[split];
+  if (a.partMetrics && items.length) {
     const runner = new ModelRunner(head, { frozen: data.frozenBackbone, trainable: data.trainableBackbone });
-    parts = await partMetricsWhereAnnotated(runner, data.dataset.root, valItems, { pruned: a.pruned, quiet: a.quiet });
+    parts = await partMetricsWhereAnnotated(runner, data.dataset.root, items, { pruned: a.pruned, quiet: a.quiet });
   }
 
   let partCoverage: number | null = null;
@@ -66,7 +75,14 @@ export async function computeExplanationMetrics(a: {
     if (boxes.length) partCoverage = syntheticPartCoverage(manifest, boxes).coverage;
   }
   return {
-    summary: { purity, consistency: parts?.consistency ?? null, stability: parts?.stability ?? null, partCoverage },
+    summary: {
+      purity,
+      consistency: parts?.consistency ?? null,
+      stability: parts?.stability ?? null,
+      partCoverage,
+      measuredOn: parts ? { split, images: parts.images } : null,
+      interval95: parts ? parts.interval95 : null,
+    },
     purityPerPrototype,
     parts,
   };

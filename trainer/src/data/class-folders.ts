@@ -16,7 +16,7 @@ export interface SplitDir {
  */
 export async function loadClassFolders(root: string, splitDirs: SplitDir[], layout: string): Promise<Dataset> {
   const skipped: SkippedFile[] = [];
-  const splits: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [] };
+  const splits: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [], metrics: [] };
   const [first, ...rest] = splitDirs;
   const classes = await listSubdirs(first.dir);
   if (classes.length === 0) {

@@ -51,7 +51,7 @@ export async function loadCubOfficial(root: string): Promise<Dataset> {
   const boxes = keyedToImages(file('bounding_boxes.txt'), boxRows, images);
 
   const present = await listPresentFiles(join(base, 'images'), [...images.values()].map((r) => r.fields[1]));
-  const ds: Dataset = { layout: 'cub-official', root: base, classes, splits: { train: [], val: [], test: [] }, skipped: [] };
+  const ds: Dataset = { layout: 'cub-official', root: base, classes, splits: { train: [], val: [], test: [], metrics: [] }, skipped: [] };
   const listed = new Array<number>(classes.length).fill(0);
   const onDisk = new Array<number>(classes.length).fill(0);
   for (const [id, imageRow] of images) {

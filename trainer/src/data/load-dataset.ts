@@ -13,6 +13,8 @@ import type { Dataset } from './types.ts';
 export interface LoadDatasetOptions {
   /** Training images per class held out as validation (ignored if the dataset has a val split). */
   valPerClass: number;
+  /** Further training images per class held out for explanation metrics only (the 'metrics' split). Default 0. */
+  metricsPerClass?: number;
   seed: number;
 }
 
@@ -38,6 +40,13 @@ export async function loadDataset(root: string, opts: LoadDatasetOptions): Promi
     ds.splits.train = train;
     ds.splits.val = val;
   }
+  const metricsPerClass = opts.metricsPerClass ?? 0;
+  if (metricsPerClass > 0) {
+    // A second, independent draw from what is left: validation images stay the same whatever metricsPerClass is.
+    const { train, val: held } = holdOutValidation(ds.splits.train, ds.classes.length, metricsPerClass, opts.seed + 1, ds.classes, 'metricsPerClass');
+    ds.splits.train = train;
+    ds.splits.metrics = held;
+  }
   return ds;
 }
 
@@ -51,9 +60,10 @@ async function loadByLayout(root: string): Promise<Dataset> {
 
 /** One line, e.g. "cub-cropped at /data/cub200: 200 classes, 4994 train / 1000 val / 0 test images, 0 skipped". */
 export function describeDataset(ds: Dataset): string {
-  const { train, val, test } = ds.splits;
+  const { train, val, test, metrics } = ds.splits;
+  const held = metrics.length ? ` / ${metrics.length} metrics` : '';
   return (
     `${ds.layout} at ${ds.root}: ${ds.classes.length} classes, ` +
-    `${train.length} train / ${val.length} val / ${test.length} test images, ${ds.skipped.length} skipped`
+    `${train.length} train / ${val.length} val / ${test.length} test${held} images, ${ds.skipped.length} skipped`
   );
 }

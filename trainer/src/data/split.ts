@@ -13,6 +13,8 @@ export function holdOutValidation(
   perClass: number,
   seed: number,
   classNames?: string[],
+  /** The config field that asked for the hold-out, for error messages. */
+  field = 'valPerClass',
 ): { train: DatasetItem[]; val: DatasetItem[] } {
   if (!Number.isInteger(perClass) || perClass < 0) throw new Error(`holdOutValidation: perClass must be a non-negative integer, got ${perClass}`);
   if (perClass === 0) return { train: [...train], val: [] };
@@ -27,8 +29,8 @@ export function holdOutValidation(
     // Keep at least one training image per class, or that class could never be learnt.
     if (indices.length <= perClass) {
       const name = classNames?.[label] ?? `class ${label}`;
-      throw new DatasetError(`${name} has ${indices.length} training images, too few to hold out ${perClass} for validation`, {
-        fix: `lower valPerClass below ${indices.length} or add images to the class`,
+      throw new DatasetError(`${name} has ${indices.length} training images, too few to hold out ${perClass} (${field})`, {
+        fix: `lower ${field} below ${indices.length} or add images to the class`,
       });
     }
     for (const i of rng.shuffle([...indices]).slice(0, perClass)) isVal[i] = 1;

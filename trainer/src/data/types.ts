@@ -10,7 +10,11 @@ export interface DatasetItem {
   box?: [number, number, number, number];
 }
 
-export type SplitName = 'train' | 'val' | 'test';
+/**
+ * 'metrics': training-split images held out for explanation metrics only (data.metricsPerClass):
+ * nothing is trained on them and no choice is made on them, unlike 'val'.
+ */
+export type SplitName = 'train' | 'val' | 'test' | 'metrics';
 
 /** A dataset as loaded from disk: class names and the three splits. */
 export interface Dataset {

@@ -79,6 +79,11 @@ export const TrainConfigSchema = z.object({
   backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   data: z.object({
     valPerClass: z.number().int().nonnegative().default(5),
+    /**
+     * Training images per class held out for explanation metrics only (consistency and stability need
+     * enough images per class for their 80% rule; validation images drive choices, these never do).
+     */
+    metricsPerClass: z.number().int().nonnegative().default(0),
     /** Use horizontally flipped copies of training images (offline augmentation). */
     flip: z.boolean().default(true),
     /**

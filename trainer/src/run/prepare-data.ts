@@ -84,13 +84,13 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
  */
 export async function prepareData(config: TrainConfig, dataDir: string | null, opts: { quiet?: boolean; runDir?: string; splits: SplitName[]; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> }): Promise<PreparedData> {
   const root = await resolveDataDir(config, dataDir, opts.quiet);
-  const dataset = await loadDataset(root, { valPerClass: config.data.valPerClass, seed: config.seed });
+  const dataset = await loadDataset(root, { valPerClass: config.data.valPerClass, metricsPerClass: config.data.metricsPerClass, seed: config.seed });
   const cacheDir = resolveRepoPath(config.featureCacheDir);
   const { frozen, trainable } = await buildBackbone(config, { cacheDir, backboneWeights: opts.backboneWeights });
   const preprocess = (frozen ?? trainable)!.preprocess;
   const featureShape = (frozen ?? trainable)!.featureShape;
   const sources: PreparedData['sources'] = {};
-  const itemsBySplit: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [] };
+  const itemsBySplit: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [], metrics: [] };
   const skipped: SkippedFile[] = [];
   const labelsOf = (items: DatasetItem[]) => Int32Array.from(items, (it) => it.label);
 

@@ -57,6 +57,7 @@ const cub200Paper = {
  */
 const cub200 = deepMerge(cub200Paper, {
   preset: 'cub200',
+  backbone: { outputStride: 16 },
   head: {
     addOn: [
       { channels: 128, activation: 'relu' },
@@ -64,10 +65,10 @@ const cub200 = deepMerge(cub200Paper, {
     ],
     prototypeInit: 'patches',
   },
-  warmup: { epochs: 8, batchSize: 64, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
+  warmup: { epochs: 6, batchSize: 64, microBatch: 32, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
   joint: { epochs: 0 },
-  pushTune: { epochs: 6, batchSize: 64, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
-  lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-4, selectBest: true },
+  pushTune: { epochs: 4, batchSize: 64, microBatch: 32, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
+  lastLayer: { epochs: 10, batchSize: 128, lr: 1e-3, l1: 1e-3, l1Solver: 'proximal', selectBest: true },
 });
 
 /**
@@ -78,7 +79,8 @@ const cub200 = deepMerge(cub200Paper, {
  */
 const cub200Finetune = deepMerge(cub200, {
   preset: 'cub200-finetune',
-  backbone: { trainable: true },
+  // tfjs has no gradient for dilated depthwise convolutions: the trainable network keeps its published stride.
+  backbone: { trainable: true, outputStride: 32 },
   data: { augment: { enabled: true } },
   warmup: { epochs: 3, batchSize: 32, microBatch: 8 },
   joint: { epochs: 10, batchSize: 32, microBatch: 8, lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'step', stepEpochs: 5, gamma: 0.1, inputDropout: 0.3 },
