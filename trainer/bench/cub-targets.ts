@@ -1,38 +1,85 @@
 /**
- * Benchmark of the issue's CUB targets: runs a preset end to end (features,
- * stage 1, push, last layer) on the reference CUB copy and prints wall time,
- * peak memory and validation accuracy beside the same-backbone baseline.
+ * Benchmark of the CUB model-quality targets. With a preset it runs that preset
+ * end to end (features, stages, bundle) on the reference CUB copy; with
+ * `--run <dir>` it reads a finished run and its bundle instead. It prints wall
+ * time, peak memory, validation accuracy beside the same-backbone baseline, the
+ * patch grid, the median prototype box, last-layer sparsity and the explanation
+ * metrics with their intervals.
  *
- *   node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>]
+ *   node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] [--config overrides.json]
+ *   node trainer/bench/cub-targets.ts --run runs/cub200
  *
  * Needs ../shared/data (or $PROTOPNET_DATA). A second run reuses the feature cache;
  * delete .cache/features to time extraction too.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseManifest, type Manifest } from '@protoatlas/shared';
 import { referenceDataDir } from '../src/run/data-path.ts';
 import { resolveConfig } from '../src/run/presets.ts';
-import { exists } from '../src/run/run-dir.ts';
-import { trainRun } from '../src/run/train-run.ts';
+import { exists, readJson, runPaths } from '../src/run/run-dir.ts';
+import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 
-const preset = process.argv[2] ?? 'cub200';
-const out = resolve(process.argv[3] ?? `runs/bench-${preset}`);
-const data = join(referenceDataDir(), 'cub200');
-if (!(await exists(data))) {
-  console.log(`skipped: ${data} not found (set PROTOPNET_DATA to the folder holding cub200/)`);
-  process.exit(0);
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { run: { type: 'string' }, config: { type: 'string' } } });
+const pct = (x: number | null | undefined) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+let dir: string;
+let wall: number | null = null;
+let peakGb: number | null = null;
+if (values.run) {
+  dir = resolve(values.run);
+} else {
+  const preset = positionals[0] ?? 'cub200';
+  dir = resolve(positionals[1] ?? `runs/bench-${preset}`);
+  const data = join(referenceDataDir(), 'cub200');
+  if (!(await exists(data))) {
+    console.log(`skipped: ${data} not found (set PROTOPNET_DATA to the folder holding cub200/)`);
+    process.exit(0);
+  }
+  const override = values.config ? JSON.parse(await readFile(values.config, 'utf8')) : undefined;
+  await rm(dir, { recursive: true, force: true });
+  const t0 = Date.now();
+  await trainRun({ config: resolveConfig(preset, override), dataDir: data, outDir: dir, resume: false });
+  wall = (Date.now() - t0) / 1000;
+  peakGb = process.resourceUsage().maxRSS / 1024 / 1024;
 }
-await rm(out, { recursive: true, force: true });
-const t0 = Date.now();
-const summary = await trainRun({ config: resolveConfig(preset), dataDir: data, outDir: out, resume: false });
-const wall = (Date.now() - t0) / 1000;
-const peakGb = process.resourceUsage().maxRSS / 1024 / 1024;
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-console.log(`\n== ${preset} on ${data}`);
-console.log(`wall time            ${(wall / 60).toFixed(1)} min (target <= 20)  [features ${summary.seconds.features?.toFixed(0)}s]`);
-console.log(`peak memory (RSS)    ${peakGb.toFixed(2)} GB (target <= 8)`);
-console.log(`baseline val top-1   ${pct(summary.baseline?.top1)}`);
-console.log(`after warm-up/joint  ${pct(summary.stages.joint?.top1 ?? summary.stages.warmup?.top1)}`);
-console.log(`after push           ${pct(summary.stages.push?.top1)}`);
-console.log(`final val top-1      ${pct(summary.final.val?.top1)} (target >= 60%)   top-5 ${pct(summary.final.val?.top5)}`);
-console.log(`run directory        ${out}`);
+
+const paths = runPaths(dir);
+const summary = await readJson<TrainSummary>(paths.summary);
+const manifestPath = join(paths.bundle, 'manifest.json');
+const manifest: Manifest | null = (await exists(manifestPath)) ? parseManifest(JSON.parse(await readFile(manifestPath, 'utf8')), manifestPath) : null;
+
+/** Median share of the image that a prototype's box (95th-percentile activation region) covers. */
+function medianBoxShare(m: Manifest): number | null {
+  const shares = m.prototypes
+    .filter((p) => !p.pruned && p.source)
+    .map((p) => (p.source!.box.w * p.source!.box.h) / (p.source!.width * p.source!.height))
+    .sort((a, b) => a - b);
+  return shares.length ? shares[Math.floor(shares.length / 2)] : null;
+}
+
+const e = manifest?.metrics.explanation;
+const ci = (i: [number, number] | undefined) => (i ? ` (95% ${pct(i[0])}-${pct(i[1])})` : '');
+console.log(`\n== ${summary.preset}: ${dir}`);
+if (wall !== null) console.log(`wall time             ${(wall / 60).toFixed(1)} min (target <= 30)  [features ${summary.seconds.features?.toFixed(0)}s]`);
+else console.log(`training time         ${(summary.seconds.total / 60).toFixed(1)} min (stages, from summary.json; bundle not included)`);
+if (peakGb !== null) console.log(`peak memory (RSS)     ${peakGb.toFixed(2)} GB (target <= 8)`);
+console.log(`baseline val top-1    ${pct(summary.baseline?.top1)} (same backbone, GAP + linear)`);
+console.log(`after warm-up         ${pct(summary.stages.warmup?.top1)}`);
+console.log(`after push            ${pct(summary.stages.push?.top1)}`);
+console.log(`after push-tune       ${pct(summary.stages.pushTune?.top1)}`);
+console.log(`final val top-1       ${pct(summary.final.val?.top1)} (target >= baseline; goal 75%)   top-5 ${pct(summary.final.val?.top5)}`);
+console.log(`wrong-class weights   ${pct(summary.lastLayerWrongClassZero)} exactly 0 (target >= 90%)`);
+if (manifest) {
+  const g = manifest.featureGrid;
+  const box = medianBoxShare(manifest);
+  console.log(`patch grid            ${g.height}x${g.width}x${g.channels} (target >= 14x14)`);
+  console.log(`median prototype box  ${pct(box)} of the image (target <= 12.5%)`);
+  console.log(`purity                ${pct(e?.purity)}`);
+  console.log(`consistency           ${pct(e?.consistency)}${ci(e?.interval95?.consistency)}`);
+  console.log(`stability             ${pct(e?.stability)}${ci(e?.interval95?.stability)} (goal >= 60%)`);
+  console.log(`measured on           ${e?.measuredOn ? `${e.measuredOn.images} ${e.measuredOn.split} images` : 'n/a'}`);
+} else {
+  console.log(`no bundle in ${paths.bundle}: grid, boxes and explanation metrics need one (npm run bundle --workspace trainer -- ${dir})`);
+}
