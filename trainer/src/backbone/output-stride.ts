@@ -43,7 +43,10 @@ function withAttributes(node: OnnxNode, set: Record<string, number[]>): OnnxNode
  * Value infos of tensors whose size changed are dropped (their recorded shapes
  * would be wrong); runtimes infer them again.
  */
-export function setOutputStride(graph: OnnxGraph, outputStride: OutputStride): OnnxGraph {
+export function setOutputStride(graph: OnnxGraph, outputStride: number): OnnxGraph {
+  if (!Number.isInteger(outputStride) || outputStride < 1 || (outputStride & (outputStride - 1)) !== 0) {
+    throw new Error(`output stride must be a power of two, got ${outputStride}`);
+  }
   const kernels = new Map(graph.initializers.map((t) => [t.name, t.dims]));
   const stride = new Map<string, number>();
   const rate = new Map<string, number>();
