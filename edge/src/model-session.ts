@@ -4,7 +4,7 @@
  * against the manifest's sha256. Runs are queued: the wasm runtime is single
  * threaded, and interleaved runs would only share it worse.
  */
-import type { Manifest } from '@protoatlas/shared';
+import { sha256Hex, type Manifest } from '@protoatlas/shared';
 import type { AssetStore } from './assets.ts';
 import { ApiError } from './errors.ts';
 import { createOrtSession, ort } from './ort-runtime.ts';
@@ -30,11 +30,6 @@ export function chooseModelFile(m: Manifest): ModelFileInfo | null {
   if (onnx.int8) return { precision: 'int8', ...onnx.int8 };
   if (onnx.fp32) return { precision: 'fp32', ...onnx.fp32 };
   return null;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 export class ModelSession {

@@ -7,3 +7,4 @@ export * from './manifest.ts';
 export * from './site-data.ts';
 export * from './exif.ts';
 export * from './image-resize.ts';
+export * from './sha256.ts';

@@ -1,14 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { syncDirectory, syncTree } from '../io/atomic.ts';
+import { sha256File } from '../io/sha256.ts';
 import { exists } from '../run/run-dir.ts';
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
 
 export async function fileRecord(root: string, rel: string): Promise<{ path: string; bytes: number; sha256: string }> {
   const abs = join(root, rel);
@@ -18,7 +12,8 @@ export async function fileRecord(root: string, rel: string): Promise<{ path: str
 /**
  * Build a directory atomically: everything is written into a temporary sibling,
  * which replaces `out` only when `build` succeeds. A failed or interrupted build
- * leaves the previous bundle untouched.
+ * leaves the previous bundle untouched; the new tree is flushed to disk before
+ * it takes the final name, and the parent directory after.
  */
 export async function writeDirectoryAtomic(out: string, build: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
@@ -30,10 +25,12 @@ export async function writeDirectoryAtomic(out: string, build: (tmp: string) => 
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+  await syncTree(tmp);
   const old = join(dirname(out), `.${basename(out)}.old-${process.pid}`);
   const hadOld = await exists(out);
   if (hadOld) await rename(out, old);
   await rename(tmp, out);
+  await syncDirectory(dirname(out));
   if (hadOld) await rm(old, { recursive: true, force: true });
 }
 
