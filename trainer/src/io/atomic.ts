@@ -5,7 +5,7 @@
  * whole, never an empty or torn file under the final name.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { access, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A unique temporary name next to `path` (same directory, so the rename cannot cross file systems). */
@@ -107,4 +107,52 @@ export async function syncTree(dir: string): Promise<void> {
     else if (entry.isFile()) await syncFile(p);
   }
   await syncDirectory(dir);
+}
+
+/**
+ * Build a directory atomically: everything is written into a temporary sibling,
+ * which replaces `out` only when `build` succeeds. A failed or interrupted build
+ * leaves the previous directory untouched; the new tree is flushed to disk
+ * before it takes the final name, and the parent directory after. The swap is
+ * two renames: a writer killed between them leaves the old tree as a hidden
+ * sibling, which the next build puts back first.
+ */
+export async function writeDirectoryAtomic(out: string, build: (tmp: string) => Promise<void>): Promise<void> {
+  const parent = dirname(out);
+  await mkdir(parent, { recursive: true });
+  await restoreInterruptedSwap(out);
+  const tmp = join(parent, `.${basename(out)}.tmp-${process.pid}`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await build(tmp);
+    await syncTree(tmp);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const old = join(parent, `.${basename(out)}.old-${process.pid}`);
+  const hadOld = await pathExists(out);
+  if (hadOld) await rename(out, old);
+  await rename(tmp, out);
+  await syncDirectory(parent);
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/** The hidden copy a killed swap left (`.<name>.old-<pid>`), put back when `out` itself is missing. */
+export async function restoreInterruptedSwap(out: string): Promise<boolean> {
+  if (await pathExists(out)) return false;
+  const prefix = `.${basename(out)}.old-`;
+  const stray = (await readdir(dirname(out)).catch(() => [] as string[])).filter((n) => n.startsWith(prefix)).sort();
+  if (!stray.length) return false;
+  await rename(join(dirname(out), stray[stray.length - 1]), out);
+  await syncDirectory(dirname(out));
+  return true;
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
