@@ -34,6 +34,7 @@ import { computeExplanationMetrics } from './explanation-metrics.ts';
 import { writeDirectoryAtomic } from '../io/atomic.ts';
 import { sha256File } from '../io/sha256.ts';
 import { fileRecord, mapLimit } from './files.ts';
+import { integrityList } from './integrity.ts';
 import { ImageCache } from './image-cache.ts';
 import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
 import { sourceDistanceMaps } from './source-maps.ts';
@@ -230,7 +231,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       similarityEpsilon: SIMILARITY_EPSILON,
       receptiveField,
       prototypes,
-      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx },
+      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx, integrity: await integrityList(tmp) },
       metrics: {
         val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
         test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,
