@@ -48,19 +48,29 @@ export interface ServeOptions {
  * matching If-None-Match is answered 304 without reading the file; other files
  * (the manifest) keep the store's own ETag and revalidation.
  */
-export async function serveAsset(store: AssetStore, path: string, req: Request, opts: ServeOptions): Promise<Response | null> {
+export async function serveAsset(
+  store: AssetStore,
+  path: string,
+  req: Request,
+  opts: ServeOptions,
+): Promise<Response | null> {
   if (!isPublicBundlePath(path)) return null;
   const cacheControl = `public, max-age=${opts.maxAge}`;
   const inm = req.headers.get('if-none-match');
   const record = opts.record;
   if (record) {
     const etag = `"${record.sha256}"`;
-    if (etagMatches(inm, etag)) return new Response(null, { status: 304, headers: { etag, 'cache-control': cacheControl } });
+    if (etagMatches(inm, etag)) {
+      return new Response(null, { status: 304, headers: { etag, 'cache-control': cacheControl } });
+    }
     const res = await store.fetch(path);
     if (res.status === 404) return null;
     if (!res.ok) return res;
+    const headers = new Headers({ etag, 'cache-control': cacheControl, 'content-type': contentTypeFor(path) });
+    // The length of what is sent, from the store; a HEAD without one states the listed size.
+    const length = res.headers.get('content-length') ?? (req.method === 'HEAD' ? String(record.bytes) : null);
+    if (length) headers.set('content-length', length);
     if (req.method === 'HEAD') await res.body?.cancel();
-    const headers = { etag, 'cache-control': cacheControl, 'content-type': contentTypeFor(path), 'content-length': String(record.bytes) };
     return new Response(req.method === 'HEAD' ? null : res.body, { status: 200, headers });
   }
   const res = await store.fetch(path, { headers: inm ? { 'if-none-match': inm } : {} });

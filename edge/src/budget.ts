@@ -33,6 +33,8 @@ export class RequestBudget {
 
   /** `p`, or 503 when the budget runs out first (`p` still settles; its result is dropped). */
   async within<T>(p: Promise<T>, waitingFor: string): Promise<T> {
+    // Whatever happens here, a late failure of `p` is not an unhandled rejection.
+    p.catch(() => {});
     this.check(waitingFor);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<never>((_, reject) => {
@@ -46,8 +48,9 @@ export class RequestBudget {
   }
 
   private exceeded(step: string): ApiError {
-    return new ApiError('over_time_budget', `the request ran out of its ${this.ms} ms time budget at step "${step}" (PROTOATLAS_REQUEST_BUDGET_MS); the service is busy or the image is large: try again, or send a smaller image`, {
-      'retry-after': '1',
-    });
+    const message =
+      `the request ran out of its ${this.ms} ms time budget at step "${step}" (PROTOATLAS_REQUEST_BUDGET_MS); ` +
+      'the service is busy or the image is large: try again, or send a smaller image';
+    return new ApiError('over_time_budget', message, { 'retry-after': '1' });
   }
 }

@@ -36,7 +36,8 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   const limit = deps.rateLimiter ? await deps.rateLimiter.limit({ key: deps.clientKey(c) }) : null;
   if (limit && !limit.success) {
     const wait = limit.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
-    throw new ApiError('rate_limited', `too many classify requests: try again in ${wait} s`, { 'retry-after': String(wait) });
+    const message = `too many classify requests: try again in ${wait} s`;
+    throw new ApiError('rate_limited', message, { 'retry-after': String(wait) });
   }
   const { config } = deps;
   const upload = await budget.within(readUpload(c.req.raw, config.maxBodyBytes), 'reading the upload');
@@ -51,7 +52,9 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   readImageHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
 
-  const [bundle, model, decoder] = await budget.within(Promise.all([deps.runtime.getBundle(), deps.runtime.getModel(), deps.runtime.getDecoder()]), 'loading the model');
+  const { runtime } = deps;
+  const ready = Promise.all([runtime.getBundle(), runtime.getModel(), runtime.getDecoder()]);
+  const [bundle, model, decoder] = await budget.within(ready, 'loading the model');
   budget.check('decoding');
   const t1 = performance.now();
   const img = await decoder.decode(head.format, bytes, head);

@@ -51,15 +51,20 @@ export class ModelIntegrityError extends ApiError {
  */
 export async function loadModelFile(manifest: Manifest, assets: AssetStore): Promise<VerifiedModel> {
   const file = chooseModelFile(manifest);
-  if (!file) throw new ModelIntegrityError('this bundle has no ONNX export: run `npm run export --workspace trainer -- <run>` and restage it');
+  if (!file) {
+    const how = 'run `npm run export --workspace trainer -- <run>` and restage it';
+    throw new ModelIntegrityError(`this bundle has no ONNX export: ${how}`);
+  }
   const res = await assets.fetch(file.path);
-  if (res.status === 404) throw new ModelIntegrityError(`the model file ${file.path} is missing from the bundle: restage the bundle`);
+  if (res.status === 404) throw new ModelIntegrityError(`the model file ${file.path} is missing: restage the bundle`);
   if (!res.ok) throw new Error(`model file ${file.path} could not be read from the static assets (HTTP ${res.status})`);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const fix = 'the bundle is damaged or mixed; check it with `npm run bundle --workspace trainer -- --verify <bundle>` and restage it';
-  if (bytes.length !== file.bytes) throw new ModelIntegrityError(`model file ${file.path} has ${bytes.length} bytes, the manifest says ${file.bytes}: ${fix}`);
+  const fix = 'the bundle is damaged or mixed; check it (`npm run bundle --workspace trainer -- --verify <bundle>`), restage it';
+  const refuse = (found: string, listed: string) =>
+    new ModelIntegrityError(`model file ${file.path} has ${found}, the manifest says ${listed}: ${fix}`);
+  if (bytes.length !== file.bytes) throw refuse(`${bytes.length} bytes`, String(file.bytes));
   const digest = await sha256Hex(bytes);
-  if (digest !== file.sha256) throw new ModelIntegrityError(`model file ${file.path} has sha256 ${digest}, the manifest says ${file.sha256}: ${fix}`);
+  if (digest !== file.sha256) throw refuse(`sha256 ${digest}`, file.sha256);
   return { file, bytes };
 }
 

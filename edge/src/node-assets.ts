@@ -14,7 +14,8 @@ export function directoryAssetStore(dir: string): AssetStore {
       if (!info?.isFile()) return new Response(null, { status: 404 });
       const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
       const headers = { etag, 'content-type': contentTypeFor(path) };
-      if (etagMatches(new Headers(init?.headers).get('if-none-match'), etag)) return new Response(null, { status: 304, headers });
+      const ifNoneMatch = new Headers(init?.headers).get('if-none-match');
+      if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
       return new Response(new Uint8Array(await readFile(file)), { status: 200, headers: { ...headers, 'content-length': String(info.size) } });
     },
   };

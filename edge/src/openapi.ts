@@ -14,7 +14,10 @@ export const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
   summary: 'Readiness: the model the service answers with, checked against the bundle manifest',
-  responses: { 200: json(HealthResponse, 'Ready'), 503: json(HealthResponse, 'Not ready: no bundle, or its model file does not match the manifest (see error)') },
+  responses: {
+    200: json(HealthResponse, 'Ready'),
+    503: json(HealthResponse, 'Not ready: no bundle, or its model file does not match the manifest (see error)'),
+  },
 });
 
 export const modelRoute = createRoute({
@@ -58,6 +61,6 @@ export const classifyRoute = createRoute({
     422: error('undecodable_image, image_too_large (over the pixel limit, from the header) or image_too_small'),
     429: error('rate_limited (Retry-After says when to retry)'),
     500: error('internal_error, logged with the request id'),
-    503: error('model_unavailable (no ONNX export, or a model file that does not match the manifest) or over_time_budget (Retry-After)'),
+    503: error('model_unavailable (no ONNX export, or a model that does not match the manifest), or over_time_budget'),
   },
 });

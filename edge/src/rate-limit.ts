@@ -31,7 +31,10 @@ export function memoryRateLimiter(perMinute: number, now: () => number = Date.no
         if (buckets.size >= maxKeys) buckets.delete(buckets.keys().next().value!);
       }
       buckets.set(key, b);
-      if (b.tokens < 1) return { success: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
+      if (b.tokens < 1) {
+        // When the bucket holds a whole token again.
+        return { success: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
+      }
       b.tokens -= 1;
       return { success: true };
     },

@@ -51,7 +51,8 @@ export class Runtime {
         const { manifest } = await this.getBundle();
         const verified = loadModelFile(manifest, this.assets);
         // A classification that comes first answers the health check too.
-        this.once(() => this.modelCheck, (p) => (this.modelCheck = p), () => verified.then((v) => v.file)).catch(() => {});
+        const check = () => verified.then((v) => v.file);
+        this.once(() => this.modelCheck, (p) => (this.modelCheck = p), check).catch(() => {});
         return ModelSession.create(manifest, await verified, (await this.wasm()).ort);
       },
     );

@@ -215,16 +215,17 @@ function integrityIssues(m: Manifest): { path: string; message: string }[] {
   const list = m.files.integrity;
   if (!list) return [];
   const issues: { path: string; message: string }[] = [];
+  const issue = (message: string) => issues.push({ path: 'files.integrity', message });
   const byPath = new Map(list.map((f) => [f.path, f]));
-  if (byPath.size !== list.length) issues.push({ path: 'files.integrity', message: 'lists a path twice' });
+  if (byPath.size !== list.length) issue('lists a path twice');
   for (const path of referencedFiles(m)) {
-    if (!byPath.has(path)) issues.push({ path: 'files.integrity', message: `does not list ${path}, which the manifest names` });
+    if (!byPath.has(path)) issue(`does not list ${path}, which the manifest names`);
   }
   const { onnx, backbone } = m.files;
   for (const f of [onnx?.fp32, onnx?.int8, ...backbone]) {
     const listed = f && byPath.get(f.path);
     if (listed && (listed.sha256 !== f.sha256 || listed.bytes !== f.bytes)) {
-      issues.push({ path: 'files.integrity', message: `${f.path} is listed with a different size or sha256 than its model record` });
+      issue(`${f.path} is listed with a different size or sha256 than its model record`);
     }
   }
   return issues;

@@ -55,19 +55,26 @@ describe('RequestBudget', () => {
     }
     expect(err).toBeInstanceOf(ApiError);
     expect(err).toMatchObject({ status: 503, code: 'over_time_budget', headers: { 'retry-after': '1' } });
-    expect((err as Error).message).toMatch(/ran out of its 50 ms time budget at step "decoding" \(PROTOATLAS_REQUEST_BUDGET_MS\)/);
+    expect((err as Error).message).toMatch(
+      /ran out of its 50 ms time budget at step "decoding" \(PROTOATLAS_REQUEST_BUDGET_MS\)/,
+    );
   });
 
   it('cuts a wait short when the budget runs out first, and lets a prompt one through', async () => {
     const b = new RequestBudget(30);
     await expect(b.within(Promise.resolve(7), 'loading the model')).resolves.toBe(7);
-    await expect(b.within(new Promise(() => {}), 'waiting for the model')).rejects.toMatchObject({ code: 'over_time_budget', message: expect.stringContaining('"waiting for the model"') });
+    await expect(b.within(new Promise(() => {}), 'waiting for the model')).rejects.toMatchObject({
+      code: 'over_time_budget',
+      message: expect.stringContaining('"waiting for the model"'),
+    });
   });
 
   it('is read from PROTOATLAS_REQUEST_BUDGET_MS, and a bad value fails at start-up', () => {
     expect(readConfig({}).requestBudgetMs).toBe(DEFAULT_CONFIG.requestBudgetMs);
     expect(readConfig({ PROTOATLAS_REQUEST_BUDGET_MS: '2500' }).requestBudgetMs).toBe(2500);
-    expect(() => readConfig({ PROTOATLAS_REQUEST_BUDGET_MS: 'soon' })).toThrow(/PROTOATLAS_REQUEST_BUDGET_MS must be a number >= 1, got "soon"/);
+    expect(() => readConfig({ PROTOATLAS_REQUEST_BUDGET_MS: 'soon' })).toThrow(
+      /PROTOATLAS_REQUEST_BUDGET_MS must be a number >= 1, got "soon"/,
+    );
   });
 });
 
@@ -84,14 +91,23 @@ describe('edge on Node: budget and bundle integrity', () => {
   }, 300_000);
 
   const classify = (app: { request: (p: string, i: RequestInit) => Response | Promise<Response> }) =>
-    app.request('/classify', { method: 'POST', body: png as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'image/png' } });
+    app.request('/classify', {
+      method: 'POST',
+      body: png as Uint8Array<ArrayBuffer>,
+      headers: { 'content-type': 'image/png' },
+    });
 
-  it('a classification whose clock passes the budget answers 503 over_time_budget, then the next one succeeds', async () => {
+  it('past its time budget a classification answers 503 over_time_budget; the next one succeeds', async () => {
     let t = 0;
     let slow = true;
     // Every reading of a slow clock is 400 ms later than the last: the budget of 1 s runs out mid-request.
     const now = () => (slow ? (t += 400) : t);
-    const app = createApp({ assets: directoryAssetStore(bundle), wasm: nodeWasmModules(), config: { ...DEFAULT_CONFIG, requestBudgetMs: 1000 }, now });
+    const app = createApp({
+      assets: directoryAssetStore(bundle),
+      wasm: nodeWasmModules(),
+      config: { ...DEFAULT_CONFIG, requestBudgetMs: 1000 },
+      now,
+    });
     const res = await classify(app);
     expect(res.headers.get('retry-after')).toBe('1');
     const err = await errorOf(res);
@@ -111,25 +127,33 @@ describe('edge on Node: budget and bundle integrity', () => {
     return dir;
   }
 
-  it('refuses a bundle whose model does not match the manifest: /healthz 503 with the reason, classify and the model file 503', async () => {
+  it('a model that does not match the manifest: /healthz 503 with the reason, classify and the file 503', async () => {
     const app = createNodeApp(await damagedCopy(), DEFAULT_CONFIG);
     const health = await app.request('/healthz');
     expect(health.status).toBe(503);
     const h = (await health.json()) as { ok: boolean; error: string; model: { id: string } };
     expect(h.ok).toBe(false);
     expect(h.model.id).toBe(manifest.model.id);
-    expect(h.error).toMatch(new RegExp(`model file ${manifest.files.onnx!.int8!.path} has sha256 [0-9a-f]{64}, the manifest says ${manifest.files.onnx!.int8!.sha256}: .*--verify`));
+    const int8 = manifest.files.onnx!.int8!;
+    expect(h.error).toMatch(
+      new RegExp(`model file ${int8.path} has sha256 [0-9a-f]{64}, the manifest says ${int8.sha256}: .*--verify`),
+    );
     const c = await errorOf(await classify(app));
     expect(c).toMatchObject({ status: 503, code: 'model_unavailable' });
     expect(c.message).toBe(h.error);
-    expect((await errorOf(await app.request(`/bundle/${manifest.files.onnx!.int8!.path}`))).code).toBe('model_unavailable');
+    expect((await errorOf(await app.request(`/bundle/${manifest.files.onnx!.int8!.path}`))).code).toBe(
+      'model_unavailable',
+    );
     // The atlas side of the bundle is still served.
     expect((await app.request('/model')).status).toBe(200);
   });
 
   it('the Node server refuses to start on such a bundle, saying why', async () => {
     const dir = await damagedCopy();
-    const r = await promisify(execFile)(process.execPath, [NODE_ENTRY, '--port', '0'], { env: { ...process.env, PROTOATLAS_BUNDLE: dir }, timeout: 60_000 }).then(
+    const r = await promisify(execFile)(process.execPath, [NODE_ENTRY, '--port', '0'], {
+      env: { ...process.env, PROTOATLAS_BUNDLE: dir },
+      timeout: 60_000,
+    }).then(
       () => null,
       (e: { code: number; stderr: string }) => e,
     );

@@ -10,15 +10,23 @@ import { VALUES } from './helpers/kill-writer.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/kill-writer.ts', import.meta.url));
 
-/** Start the writer, wait for its first complete write, let it run `ms` more, then SIGKILL it. */
-async function killWriterAfter(mode: 'file' | 'dir', path: string, ms: number): Promise<void> {
+/**
+ * Start the writer, wait until it has finished `writes` writes, let it run `ms` more (into the next write),
+ * then SIGKILL it. Counting writes, rather than waiting a fixed time, puts the kill in either version's write
+ * however fast the machine writes.
+ */
+async function killWriterAfter(mode: 'file' | 'dir', path: string, writes: number, ms: number): Promise<void> {
   const child = spawn(process.execPath, [WRITER, mode, path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
-    child.on('exit', (code) => reject(new Error(`writer exited (${code}) before its first write: ${stderr}`)));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(`wrote ${writes}\n`)) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`writer exited (${code}) before write ${writes}: ${stderr}`)));
   });
   await new Promise((r) => setTimeout(r, ms));
   child.kill('SIGKILL');
@@ -38,29 +46,29 @@ async function expectWholeVersion(path: string): Promise<number> {
 
 describe('atomic writes under kill', () => {
   // Random kill points; the seed is printed so a failure can be replayed.
-  const seed = Date.now() % 100_000;
+  const seed = 1 + (Date.now() % 99_999);
   let s = seed;
-  const nextDelay = () => ((s = (s * 16807) % 2147483647) % 250) + 1;
+  const next = (n: number) => (s = (s * 16807) % 2147483647) % n;
 
   it(`a checkpoint writer killed at random points leaves the old or the new file, whole (seed ${seed})`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-kill-'));
     const path = join(dir, 'last.ckpt');
     const seen = new Set<number>();
     for (let round = 0; round < 12; round++) {
-      await killWriterAfter('file', path, nextDelay());
+      await killWriterAfter('file', path, 1 + (round % 2) + 2 * next(2), next(40));
       seen.add(await expectWholeVersion(path));
     }
-    // The kills landed at different points of the write cycle, not always between the same two writes.
+    // The kills found both versions: they did not always land between the same two writes.
     expect(seen.size).toBe(2);
     // Killed writers leave at most their temporary files behind, never anything under the final name.
     expect((await readdir(dir)).filter((n) => !n.startsWith('.last.ckpt.tmp-'))).toEqual(['last.ckpt']);
   });
 
-  it(`a bundle-directory writer killed at random points leaves the old or the new tree, whole (seed ${seed})`, async () => {
+  it(`a bundle-directory writer killed at random points leaves the old or new tree, whole (seed ${seed})`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-kill-'));
     const out = join(dir, 'bundle');
     for (let round = 0; round < 8; round++) {
-      await killWriterAfter('dir', out, nextDelay());
+      await killWriterAfter('dir', out, 1 + next(3), next(40));
       // A kill between the swap's two renames leaves the old tree hidden; the next writer puts it back.
       await restoreInterruptedSwap(out);
       const version = await expectWholeVersion(join(out, 'weights.bin'));
@@ -83,7 +91,12 @@ describe('atomic writes are durable', () => {
     const orig = proto.sync;
     vi.spyOn(proto, 'sync').mockImplementation(async function (this: unknown) {
       // Whether the final name exists tells which side of the rename the flush is on.
-      synced.push(await access(target).then(() => true, () => false));
+      synced.push(
+        await access(target).then(
+          () => true,
+          () => false,
+        ),
+      );
       return orig.call(this);
     });
     await writeFileAtomic(target, '{"a":1}');

@@ -2,7 +2,13 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeTensorFile, encodeTensorFile, loadTensorFile, META_KEY, saveTensorFile } from '../../trainer/src/io/tensor-file.ts';
+import {
+  decodeTensorFile,
+  encodeTensorFile,
+  loadTensorFile,
+  META_KEY,
+  saveTensorFile,
+} from '../../trainer/src/io/tensor-file.ts';
 import { loadCheckpoint } from '../../trainer/src/run/checkpoint.ts';
 import type { HostTensors } from '../../trainer/src/head/tensors.ts';
 
@@ -24,7 +30,7 @@ describe('tensor files in the safetensors layout', () => {
     ['b', { shape: [1, 1], data: new Float32Array([0.5]) }],
   ]);
 
-  it('writes exactly the layout of the spec: u64 LE header size, JSON padded with spaces to 8 bytes, contiguous F32 data', () => {
+  it('writes the layout of the spec: u64 LE header size, JSON space-padded to 8 bytes, contiguous F32 data', () => {
     const bytes = encodeTensorFile({ x: 1 }, tensors);
     const header =
       '{"__metadata__":{"protoatlas":"{\\"x\\":1}"},' +
@@ -58,7 +64,9 @@ describe('tensor files in the safetensors layout', () => {
     for (const [name, v] of t) {
       const got = back.tensors.get(name)!;
       expect(got.shape, name).toEqual(v.shape);
-      expect(Array.from(new Uint32Array(got.data.slice().buffer)), name).toEqual(Array.from(new Uint32Array(v.data.slice().buffer)));
+      expect(Array.from(new Uint32Array(got.data.slice().buffer)), name).toEqual(
+        Array.from(new Uint32Array(v.data.slice().buffer)),
+      );
     }
     const raw = await readFile(join(dir, 'w.bin'));
     const n = Number(raw.readBigUInt64LE(0));
@@ -68,7 +76,9 @@ describe('tensor files in the safetensors layout', () => {
   });
 
   it('reads files from other writers: any header order, no metadata; tensors come in data order', () => {
-    const header = '{"second":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"first":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
+    const header =
+      '{"second":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},' +
+      '"first":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
     const file = decodeTensorFile(specFile(header, [...f32(0x40000000), ...f32(0x40400000)]));
     expect(file.meta).toBeUndefined();
     expect([...file.tensors.keys()]).toEqual(['first', 'second']);
@@ -77,7 +87,9 @@ describe('tensor files in the safetensors layout', () => {
   });
 
   it('still reads the earlier PATLAS01 layout', () => {
-    const json = Buffer.from(JSON.stringify({ meta: { v: 1 }, tensors: [{ name: 'a', shape: [2], offset: 0, length: 2 }] }));
+    const json = Buffer.from(
+      JSON.stringify({ meta: { v: 1 }, tensors: [{ name: 'a', shape: [2], offset: 0, length: 2 }] }),
+    );
     const headerLen = Math.ceil((json.length + 12) / 4) * 4 - 12;
     const bytes = new Uint8Array(12 + headerLen + 8);
     bytes.set(Buffer.from('PATLAS01'), 0);
@@ -93,14 +105,27 @@ describe('tensor files in the safetensors layout', () => {
   it('refuses broken files with messages that name the file and the problem', async () => {
     const good = encodeTensorFile({}, tensors);
     expect(() => decodeTensorFile(good.subarray(0, 5), 'x.ckpt')).toThrow(/x\.ckpt is not a safetensors file: 5 bytes/);
-    expect(() => decodeTensorFile(good.subarray(0, 40), 'x.ckpt')).toThrow(/header length \d+ does not fit in its 40 bytes/);
-    expect(() => decodeTensorFile(good.subarray(0, good.length - 2), 'x.ckpt')).toThrow(/tensor b has data_offsets \[8,12\].*truncated/);
+    expect(() => decodeTensorFile(good.subarray(0, 40), 'x.ckpt')).toThrow(
+      /header length \d+ does not fit in its 40 bytes/,
+    );
+    expect(() => decodeTensorFile(good.subarray(0, good.length - 2), 'x.ckpt')).toThrow(
+      /tensor b has data_offsets \[8,12\].*truncated/,
+    );
     const f16 = specFile('{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}', [0, 0, 0, 0]);
     expect(() => decodeTensorFile(f16, 'y')).toThrow(/tensor h has dtype F16; ProtoAtlas reads F32 tensors only/);
-    expect(() => decodeTensorFile(specFile('{"a":', []), 'z')).toThrow(/z is not a safetensors file: its header is not JSON/);
-    expect(() => encodeTensorFile({}, new Map([['__metadata__', { shape: [1], data: new Float32Array(1) }]]))).toThrow(/reserved/);
+    expect(() => decodeTensorFile(specFile('{"a":', []), 'z')).toThrow(
+      /z is not a safetensors file: its header is not JSON/,
+    );
+    expect(() => encodeTensorFile({}, new Map([['__metadata__', { shape: [1], data: new Float32Array(1) }]]))).toThrow(
+      /reserved/,
+    );
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-st-'));
-    await writeFile(join(dir, 'foreign.ckpt'), specFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', f32(0)));
-    await expect(loadCheckpoint(join(dir, 'foreign.ckpt'))).rejects.toThrow(/foreign\.ckpt: no ProtoAtlas checkpoint metadata/);
+    await writeFile(
+      join(dir, 'foreign.ckpt'),
+      specFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', f32(0)),
+    );
+    await expect(loadCheckpoint(join(dir, 'foreign.ckpt'))).rejects.toThrow(
+      /foreign\.ckpt: no ProtoAtlas checkpoint metadata/,
+    );
   });
 });

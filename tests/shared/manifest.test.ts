@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestError, ManifestSchema, manifestLastLayer, parseManifest, referencedFiles, type Manifest } from '@protoatlas/shared';
+import {
+  ManifestError,
+  ManifestSchema,
+  manifestLastLayer,
+  parseManifest,
+  referencedFiles,
+  type Manifest,
+} from '@protoatlas/shared';
 
 /** A small valid manifest: 2 classes, 2 prototypes. */
 export function tinyManifest(): Manifest {
@@ -120,11 +127,14 @@ describe('bundle manifest schema', () => {
     it('must cover every named file and agree with the model records', () => {
       const m = withIntegrity();
       m.files.integrity = m.files.integrity!.filter((f) => f.path !== 'prototypes/1/crop.webp');
-      expect(() => parseManifest(m)).toThrow(/files\.integrity: does not list prototypes\/1\/crop\.webp, which the manifest names/);
+      const unlisted = /files\.integrity: does not list prototypes\/1\/crop\.webp, which the manifest names/;
+      expect(() => parseManifest(m)).toThrow(unlisted);
       const n = withIntegrity();
-      n.files.onnx = { fp32: { path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('1') }, int8: null, inputs: [], outputs: [] };
+      const fp32 = { path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('1') };
+      n.files.onnx = { fp32, int8: null, inputs: [], outputs: [] };
       n.files.integrity!.push({ path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('2') });
-      expect(() => parseManifest(n)).toThrow(/onnx\/model\.fp32\.onnx is listed with a different size or sha256 than its model record/);
+      const disagrees = /onnx\/model\.fp32\.onnx is listed with a different size or sha256 than its model record/;
+      expect(() => parseManifest(n)).toThrow(disagrees);
       n.files.integrity!.push({ path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('1') });
       expect(() => parseManifest(n)).toThrow(/lists a path twice/);
     });

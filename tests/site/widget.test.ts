@@ -146,8 +146,15 @@ describe('embeddable classifier widget', () => {
             evidence: m.prototypes
               .filter((p) => p.classId === c)
               .map((p, k) => ({
-                ...{ prototypeId: p.id, prototypeClassId: p.classId, similarity: 1.5, weight: 1, contribution: 1.5 - k * 0.25, box: { x: 8 + k * 20, y: 10, w: 20, h: 24 } },
-                ...{ prototypeImageUrl: `${site.url}/bundle/${p.files!.crop}`, sourceImageUrl: null, heatmapImageUrl: null },
+                prototypeId: p.id,
+                prototypeClassId: p.classId,
+                similarity: 1.5,
+                weight: 1,
+                contribution: 1.5 - k * 0.25,
+                box: { x: 8 + k * 20, y: 10, w: 20, h: 24 },
+                prototypeImageUrl: `${site.url}/bundle/${p.files!.crop}`,
+                sourceImageUrl: null,
+                heatmapImageUrl: null,
               })),
           })),
           timings: { totalMs: 3 },

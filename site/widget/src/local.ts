@@ -65,7 +65,8 @@ export class LocalClassifier {
     const C = manifest.classes.length;
     const lastLayer = new Float32Array(manifest.prototypes.length * C);
     manifest.prototypes.forEach((p, j) => lastLayer.set(p.weights, j * C));
-    return new LocalClassifier(provider, precision, ort, session, manifest, bundleUrl, lastLayer, manifest.prototypes.map((p) => p.pruned));
+    const pruned = manifest.prototypes.map((p) => p.pruned);
+    return new LocalClassifier(provider, precision, ort, session, manifest, bundleUrl, lastLayer, pruned);
   }
 
   /** Model input side S: the photo is stretched to S x S, ignoring aspect, as in training. */

@@ -4,7 +4,11 @@
  * erases them, no zod reaches the browser.
  */
 import type { z } from '@hono/zod-openapi';
-import type { ClassifyResponse as EdgeClassifyResponse, EvidenceSchema, PredictionSchema } from '../../../edge/src/schemas.ts';
+import type {
+  ClassifyResponse as EdgeClassifyResponse,
+  EvidenceSchema,
+  PredictionSchema,
+} from '../../../edge/src/schemas.ts';
 
 type EdgeResponse = z.infer<typeof EdgeClassifyResponse>;
 

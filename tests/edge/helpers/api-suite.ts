@@ -208,7 +208,8 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
 
     it('serves health, the model card, prototypes, OpenAPI and a home page', async () => {
       const h = (await (await f('/healthz')).json()) as { ok: boolean; model: unknown; wasmMemoryBytes: number | null };
-      expect(h).toMatchObject({ ok: true, error: null, model: { id: manifest.model.id, version: manifest.model.version } });
+      const model = { id: manifest.model.id, version: manifest.model.version };
+      expect(h).toMatchObject({ ok: true, error: null, model });
       // Earlier tests classified, so onnxruntime's wasm memory exists: whole 64 KiB pages, well under 128 MB.
       expect(h.wasmMemoryBytes! % 65536).toBe(0);
       expect(h.wasmMemoryBytes!).toBeGreaterThan(1 << 20);
@@ -247,7 +248,7 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       expect(mine.headers.get('x-request-id')).toBe('trace-42');
     });
 
-    it('answers HEAD and conditional GET for bundle files: the manifest sha256 is the ETag, a match is 304', async () => {
+    it('answers HEAD and conditional GET for bundle files: ETag = the listed sha256, a match is 304', async () => {
       const crop = manifest.prototypes[2].files!.crop;
       const record = manifest.files.integrity!.find((r) => r.path === crop)!;
       const full = await f(`/bundle/${crop}`);

@@ -3,7 +3,7 @@
  * forever, alternating two versions, until it is killed. Usage:
  *   node kill-writer.ts file <path> | dir <path>
  * Each version's content says which version it is, so the reader can tell a
- * whole file from a torn one. Prints "started" once the first write is done.
+ * whole file from a torn one. Prints "wrote <n>" after each complete write.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
         await writeFile(join(tmp, 'manifest.json'), JSON.stringify({ version }));
       });
     }
-    if (i === 0) process.stdout.write('started\n');
+    process.stdout.write(`wrote ${i + 1}\n`);
   }
 }
 

@@ -231,7 +231,12 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       similarityEpsilon: SIMILARITY_EPSILON,
       receptiveField,
       prototypes,
-      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx, integrity: await integrityList(tmp) },
+      files: {
+        trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' },
+        backbone: backboneRecords,
+        onnx,
+        integrity: await integrityList(tmp),
+      },
       metrics: {
         val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
         test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,

@@ -24,6 +24,9 @@ export function formatBundleReport(r: BundleReport): string {
 
 /** The outcome of `npm run bundle -- --verify`. */
 export function formatVerifyReport(r: VerifyReport): string {
-  if (!r.problems.length) return `${r.dir}: OK, ${r.verified} files (${mb(r.bytes)}) match the manifest's sizes and sha256`;
-  return [`${r.dir}: ${r.problems.length} problem(s); ${r.verified} files match`, ...r.problems.map((p) => `  ${p}`)].join('\n');
+  if (!r.problems.length) {
+    return `${r.dir}: OK, ${r.verified} files (${mb(r.bytes)}) match the manifest's sizes and sha256`;
+  }
+  const head = `${r.dir}: ${r.problems.length} problem(s); ${r.verified} files match`;
+  return [head, ...r.problems.map((p) => `  ${p}`)].join('\n');
 }

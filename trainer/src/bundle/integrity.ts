@@ -37,7 +37,9 @@ export async function verifyBundle(dir: string): Promise<VerifyReport> {
   const { manifest } = await readBundle(dir);
   const list = manifest.files.integrity;
   if (!list) {
-    return { dir, verified: 0, bytes: 0, problems: [`${dir}/${MANIFEST_FILE} has no files.integrity list (the bundle predates it): rebuild it with npm run bundle --workspace trainer -- <run dir>`] };
+    const fix = 'rebuild it with npm run bundle --workspace trainer -- <run dir>';
+    const problem = `${dir}/${MANIFEST_FILE} has no files.integrity list (the bundle predates it): ${fix}`;
+    return { dir, verified: 0, bytes: 0, problems: [problem] };
   }
   const problems: string[] = [];
   let verified = 0;
@@ -47,14 +49,17 @@ export async function verifyBundle(dir: string): Promise<VerifyReport> {
     if (!onDisk.has(want.path)) return void problems.push(`${want.path}: missing`);
     const got = await fileRecord(dir, want.path);
     if (got.bytes !== want.bytes) problems.push(`${want.path}: ${got.bytes} bytes, the manifest says ${want.bytes}`);
-    else if (got.sha256 !== want.sha256) problems.push(`${want.path}: sha256 ${got.sha256}, the manifest says ${want.sha256}`);
-    else {
+    else if (got.sha256 !== want.sha256) {
+      problems.push(`${want.path}: sha256 ${got.sha256}, the manifest says ${want.sha256}`);
+    } else {
       verified++;
       bytes += got.bytes;
     }
   });
   const listed = new Set(list.map((f) => f.path));
-  for (const path of onDisk) if (!listed.has(path)) problems.push(`${path}: not in the manifest's integrity list (left over, or added by hand)`);
+  for (const path of onDisk) {
+    if (!listed.has(path)) problems.push(`${path}: not in the manifest's integrity list (left over, or added by hand)`);
+  }
   problems.sort();
   return { dir, verified, bytes, problems };
 }

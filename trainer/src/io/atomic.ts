@@ -93,7 +93,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
 const IO_CHUNK = 1 << 30;
 
 async function writeAll(fh: import('node:fs/promises').FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.byteLength; ) {
+  for (let done = 0; done < chunk.byteLength;) {
     const { bytesWritten } = await fh.write(chunk, done, Math.min(IO_CHUNK, chunk.byteLength - done));
     done += bytesWritten;
   }

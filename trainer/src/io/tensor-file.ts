@@ -37,7 +37,9 @@ export function encodeTensorFile<M>(meta: M, tensors: HostTensors): Uint8Array {
   for (const [name, t] of tensors) {
     if (name === '__metadata__') throw new Error('a tensor cannot be named "__metadata__" (reserved by safetensors)');
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new Error(`tensor ${name}: shape ${JSON.stringify(t.shape)} needs ${n} values, has ${t.data.length}`);
+    if (n !== t.data.length) {
+      throw new Error(`tensor ${name}: shape ${JSON.stringify(t.shape)} needs ${n} values, has ${t.data.length}`);
+    }
     const entry: HeaderEntry = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
     header[name] = entry;
     offset += n * 4;
@@ -59,13 +61,16 @@ export function encodeTensorFile<M>(meta: M, tensors: HostTensors): Uint8Array {
 }
 
 export function decodeTensorFile<M>(bytes: Uint8Array, source = 'tensor file'): TensorFile<M> {
-  if (bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(0, 8)) === LEGACY_MAGIC) return decodeLegacy<M>(bytes, source);
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) === LEGACY_MAGIC) return decodeLegacy<M>(bytes, source);
   const notOurs = `${source} is not a safetensors file`;
-  if (bytes.length < 8) throw new Error(`${notOurs}: ${bytes.length} bytes, shorter than the 8-byte header length; was it truncated?`);
+  if (bytes.length < 8) {
+    throw new Error(`${notOurs}: ${bytes.length} bytes, shorter than the 8-byte header length; was it truncated?`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
   if (headerLen > MAX_HEADER || 8 + headerLen > bytes.length) {
-    throw new Error(`${notOurs}: header length ${headerLen} does not fit in its ${bytes.length} bytes; was it truncated or written by another tool?`);
+    const why = 'was it truncated or written by another tool?';
+    throw new Error(`${notOurs}: header length ${headerLen} does not fit in its ${bytes.length} bytes; ${why}`);
   }
   let header: Record<string, unknown>;
   try {
@@ -84,11 +89,16 @@ export function decodeTensorFile<M>(bytes: Uint8Array, source = 'tensor file'): 
       continue;
     }
     const e = value as HeaderEntry;
-    if (e?.dtype !== 'F32') throw new Error(`${source}: tensor ${name} has dtype ${String(e?.dtype)}; ProtoAtlas reads F32 tensors only`);
+    if (e?.dtype !== 'F32') {
+      throw new Error(`${source}: tensor ${name} has dtype ${String(e?.dtype)}; ProtoAtlas reads F32 tensors only`);
+    }
     const [begin, end] = e.data_offsets ?? [];
     const n = (e.shape ?? []).reduce((a, b) => a * b, 1);
-    if (!(Number.isInteger(begin) && Number.isInteger(end) && begin <= end && end <= dataBytes && end - begin === n * 4)) {
-      throw new Error(`${source}: tensor ${name} has data_offsets ${JSON.stringify(e.data_offsets)} for shape ${JSON.stringify(e.shape)} in ${dataBytes} data bytes; is the file truncated?`);
+    const fits =
+      Number.isInteger(begin) && Number.isInteger(end) && begin % 4 === 0 && begin <= end && end <= dataBytes;
+    if (!fits || end - begin !== n * 4) {
+      const where = `data_offsets ${JSON.stringify(e.data_offsets)} for shape ${JSON.stringify(e.shape)}`;
+      throw new Error(`${source}: tensor ${name} has ${where} in ${dataBytes} data bytes; is the file truncated?`);
     }
     entries.push([name, e]);
   }
@@ -96,7 +106,9 @@ export function decodeTensorFile<M>(bytes: Uint8Array, source = 'tensor file'): 
   entries.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
   const floats = readFloats(bytes, dataStart, dataBytes >> 2);
   const tensors: HostTensors = new Map();
-  for (const [name, e] of entries) tensors.set(name, { shape: e.shape, data: floats.subarray(e.data_offsets[0] / 4, e.data_offsets[1] / 4) });
+  for (const [name, e] of entries) {
+    tensors.set(name, { shape: e.shape, data: floats.subarray(e.data_offsets[0] / 4, e.data_offsets[1] / 4) });
+  }
   return { meta: meta as M, tensors };
 }
 
@@ -119,10 +131,12 @@ function decodeLegacy<M>(bytes: Uint8Array, source: string): TensorFile<M> {
   };
   const dataStart = 12 + headerLen;
   const total = header.tensors.reduce((a, e) => a + e.length, 0);
-  if (bytes.length < dataStart + total * 4) throw new Error(`${source} is truncated: expected ${dataStart + total * 4} bytes, found ${bytes.length}`);
+  if (bytes.length < dataStart + total * 4)
+    throw new Error(`${source} is truncated: expected ${dataStart + total * 4} bytes, found ${bytes.length}`);
   const floats = readFloats(bytes, dataStart, total);
   const tensors: HostTensors = new Map();
-  for (const e of header.tensors) tensors.set(e.name, { shape: e.shape, data: floats.subarray(e.offset, e.offset + e.length) });
+  for (const e of header.tensors)
+    tensors.set(e.name, { shape: e.shape, data: floats.subarray(e.offset, e.offset + e.length) });
   return { meta: header.meta, tensors };
 }
 
