@@ -32,18 +32,21 @@ function run(args: string[], env: Record<string, string> = {}, opts: { backgroun
 async function waitFor(url: string, label: string, child: ChildProcess, timeoutMs = 120_000): Promise<void> {
   const start = Date.now();
   let exited = false;
+  let reason = '';
   child.on('exit', () => (exited = true));
   while (Date.now() - start < timeoutMs) {
     if (exited) throw new Error(`${label} stopped while starting (see its output above)`);
     try {
       const r = await fetch(url);
       if (r.ok) return;
+      // A health check's reason for 503 (e.g. a damaged bundle), shown if it never becomes ready.
+      reason = ((await r.json().catch(() => null)) as { error?: string } | null)?.error ?? reason;
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(`${label} did not answer ${url} within ${timeoutMs / 1000} s`);
+  throw new Error(`${label} did not answer ${url} within ${timeoutMs / 1000} s${reason ? `: ${reason}` : ''}`);
 }
 
 function prefix(child: ChildProcess, tag: string): void {

@@ -8,6 +8,7 @@ import type { Context } from 'hono';
 import { cors } from 'hono/cors';
 import { ASSET_PREFIX, serveAsset, type AssetStore } from './assets.ts';
 import { modelCard, prototypeDetails } from './bundle.ts';
+import { chooseModelFile } from './model-session.ts';
 import { classify } from './classify.ts';
 import { DEFAULT_CONFIG, type EdgeConfig } from './config.ts';
 import { ApiError, errorBody, type ErrorStatus } from './errors.ts';
@@ -29,6 +30,8 @@ export interface AppOptions {
   clientKey?: (c: Context) => string;
   /** Structured log lines (500s); console.error by default. */
   log?: (entry: Record<string, unknown>) => void;
+  /** The clock of the per-request time budget (tests give their own). */
+  now?: () => number;
 }
 
 const defaultClientKey = (c: Context) => c.req.header('cf-connecting-ip') ?? 'anonymous';
@@ -80,9 +83,13 @@ export function createApp(opts: AppOptions) {
     return c.html(homePage(origin(c), m));
   });
 
+  // Healthy = the bundle loads and its model matches the manifest; else 503 with the reason.
   app.openapi(healthRoute, async (c) => {
-    const b = await runtime.getBundle().catch(() => null);
-    return c.json({ ok: true, model: b ? { id: b.manifest.model.id, version: b.manifest.model.version } : null, wasmMemoryBytes: ortWasmMemoryBytes() }, 200);
+    const b = await runtime.getBundle().catch((e: unknown) => e as Error);
+    const problem = b instanceof Error ? b : await runtime.checkModel().then(() => null, (e: unknown) => e as Error);
+    const model = b instanceof Error ? null : { id: b.manifest.model.id, version: b.manifest.model.version };
+    const body = { ok: !problem, model, wasmMemoryBytes: ortWasmMemoryBytes(), error: problem?.message ?? null };
+    return problem ? c.json(body, 503) : c.json(body, 200);
   });
 
   app.openapi(modelRoute, async (c) => c.json(modelCard(await runtime.getBundle(), origin(c)), 200));
@@ -96,7 +103,7 @@ export function createApp(opts: AppOptions) {
   });
 
   app.openAPIRegistry.registerPath(classifyRoute);
-  app.post('/classify', (c) => classify(c, { runtime, config, rateLimiter, clientKey }));
+  app.post('/classify', (c) => classify(c, { runtime, config, rateLimiter, clientKey, now: opts.now }));
 
   app.doc31('/openapi.json', (c) => ({
     openapi: '3.1.0',
@@ -111,7 +118,11 @@ export function createApp(opts: AppOptions) {
     } catch {
       throw new ApiError('not_found', 'malformed file path');
     }
-    const res = await serveAsset(opts.assets, path, c.req.raw, config.assetMaxAge);
+    const bundle = await runtime.getBundle().catch(() => null);
+    // The model file is served (to the widget) only once it has matched the manifest.
+    if (bundle && path === chooseModelFile(bundle.manifest)?.path) await runtime.checkModel();
+    const record = bundle?.manifest.files.integrity?.find((f) => f.path === path) ?? null;
+    const res = await serveAsset(opts.assets, path, c.req.raw, { maxAge: config.assetMaxAge, record });
     if (!res) throw new ApiError('not_found', `no bundle file ${path}`);
     return res;
   });

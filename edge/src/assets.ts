@@ -4,6 +4,7 @@
  * static-assets binding (the bundle staged under /bundle/); on Node, the
  * bundle directory itself. Served to clients under /bundle/<path>.
  */
+import { contentTypeFor, type ManifestFileRecord } from '@protoatlas/shared';
 
 export interface AssetStore {
   /** A bundle file by relative path ('prototypes/0000/crop.webp'); 404 when absent. */
@@ -26,32 +27,57 @@ export function workersAssetStore(binding: { fetch: (req: Request) => Promise<Re
   };
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  json: 'application/json; charset=utf-8',
-  webp: 'image/webp',
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  onnx: 'application/octet-stream',
-};
+/** Whether an If-None-Match header names `etag` (weak comparison, lists and "*" included). */
+export function etagMatches(ifNoneMatch: string | null, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  const strip = (t: string) => t.trim().replace(/^W\//, '');
+  return ifNoneMatch.split(',').some((t) => t.trim() === '*' || strip(t) === strip(etag));
+}
 
-export function contentTypeFor(path: string): string {
-  return CONTENT_TYPES[path.slice(path.lastIndexOf('.') + 1).toLowerCase()] ?? 'application/octet-stream';
+export interface ServeOptions {
+  /** Cache-Control max-age, seconds. */
+  maxAge: number;
+  /** The file's entry in the manifest's integrity list: its sha256 becomes the ETag. */
+  record?: ManifestFileRecord | null;
 }
 
 /**
- * Static-file response for a client: the store's answer with the app's cache
- * policy. Bundle files only change with the model version, so a day of caching
- * plus the store's ETag for revalidation.
+ * Static-file response for a client, for GET and HEAD: the store's answer with
+ * the app's cache policy. A file in the manifest's integrity list gets its
+ * sha256 as a strong ETag (the same on every deployment of the bundle), and a
+ * matching If-None-Match is answered 304 without reading the file; other files
+ * (the manifest) keep the store's own ETag and revalidation.
  */
-export async function serveAsset(store: AssetStore, path: string, req: Request, maxAge: number): Promise<Response | null> {
+export async function serveAsset(
+  store: AssetStore,
+  path: string,
+  req: Request,
+  opts: ServeOptions,
+): Promise<Response | null> {
   if (!isPublicBundlePath(path)) return null;
-  const headers: Record<string, string> = {};
+  const cacheControl = `public, max-age=${opts.maxAge}`;
   const inm = req.headers.get('if-none-match');
-  if (inm) headers['if-none-match'] = inm;
-  const res = await store.fetch(path, { headers });
+  const record = opts.record;
+  if (record) {
+    const etag = `"${record.sha256}"`;
+    if (etagMatches(inm, etag)) {
+      return new Response(null, { status: 304, headers: { etag, 'cache-control': cacheControl } });
+    }
+    const res = await store.fetch(path);
+    if (res.status === 404) return null;
+    if (!res.ok) return res;
+    const headers = new Headers({ etag, 'cache-control': cacheControl, 'content-type': contentTypeFor(path) });
+    // The length of what is sent, from the store; a HEAD without one states the listed size.
+    const length = res.headers.get('content-length') ?? (req.method === 'HEAD' ? String(record.bytes) : null);
+    if (length) headers.set('content-length', length);
+    if (req.method === 'HEAD') await res.body?.cancel();
+    return new Response(req.method === 'HEAD' ? null : res.body, { status: 200, headers });
+  }
+  const res = await store.fetch(path, { headers: inm ? { 'if-none-match': inm } : {} });
   if (res.status === 404) return null;
+  if (req.method === 'HEAD') await res.body?.cancel();
   const out = new Response(req.method === 'HEAD' ? null : res.body, res);
-  out.headers.set('cache-control', `public, max-age=${maxAge}`);
+  out.headers.set('cache-control', cacheControl);
   if (!out.headers.has('content-type') && res.status === 200) out.headers.set('content-type', contentTypeFor(path));
   return out;
 }

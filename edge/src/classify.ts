@@ -8,11 +8,12 @@ import { readOrientation } from '@protoatlas/shared';
 import type { Context } from 'hono';
 import { readUpload } from './body.ts';
 import type { EdgeConfig } from './config.ts';
+import { RequestBudget } from './budget.ts';
 import { ApiError } from './errors.ts';
 import { explainPrediction } from './explain-response.ts';
 import { readImageHeader } from './image-header.ts';
 import { toModelInput } from './preprocess.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import { DEFAULT_RETRY_AFTER_SECONDS, type RateLimiter } from './rate-limit.ts';
 import type { Runtime } from './runtime.ts';
 import { ClassifyQuery } from './schemas.ts';
 
@@ -21,19 +22,25 @@ export interface ClassifyDeps {
   config: EdgeConfig;
   rateLimiter: RateLimiter | null;
   clientKey: (c: Context) => string;
+  /** The clock of the time budget (tests give their own). */
+  now?: () => number;
 }
 
 const ms = (a: number, b: number) => Math.round((b - a) * 100) / 100;
 
 export async function classify(c: Context<{ Variables: { requestId: string } }>, deps: ClassifyDeps): Promise<Response> {
   const t0 = performance.now();
+  const budget = new RequestBudget(deps.config.requestBudgetMs, deps.now);
   const q = ClassifyQuery.safeParse(c.req.query());
   if (!q.success) throw new ApiError('bad_query', q.error.issues.map((i) => i.message).join('; '));
-  if (deps.rateLimiter && !(await deps.rateLimiter.limit({ key: deps.clientKey(c) })).success) {
-    throw new ApiError('rate_limited', 'too many classify requests: try again in a minute', { 'retry-after': '60' });
+  const limit = deps.rateLimiter ? await deps.rateLimiter.limit({ key: deps.clientKey(c) }) : null;
+  if (limit && !limit.success) {
+    const wait = limit.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
+    const message = `too many classify requests: try again in ${wait} s`;
+    throw new ApiError('rate_limited', message, { 'retry-after': String(wait) });
   }
   const { config } = deps;
-  const upload = await readUpload(c.req.raw, config.maxBodyBytes);
+  const upload = await budget.within(readUpload(c.req.raw, config.maxBodyBytes), 'reading the upload');
   const bytes = upload.bytes;
   const head = readImageHeader(bytes, { checkComplete: false });
   if (head.width * head.height > config.maxPixels) {
@@ -45,13 +52,17 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   readImageHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
 
-  const [bundle, model, decoder] = await Promise.all([deps.runtime.getBundle(), deps.runtime.getModel(), deps.runtime.getDecoder()]);
+  const { runtime } = deps;
+  const ready = Promise.all([runtime.getBundle(), runtime.getModel(), runtime.getDecoder()]);
+  const [bundle, model, decoder] = await budget.within(ready, 'loading the model');
+  budget.check('decoding');
   const t1 = performance.now();
   const img = await decoder.decode(head.format, bytes, head);
   const t2 = performance.now();
+  budget.check('preprocessing');
   const input = toModelInput(img, orientation, model.size);
   const t3 = performance.now();
-  const out = await model.run(input.tensor);
+  const out = await budget.within(model.run(input.tensor, () => budget.check('inference')), 'waiting for the model');
   const t4 = performance.now();
   const origin = new URL(c.req.url).origin;
   const predictions = explainPrediction(bundle, out, input, { top: q.data.top, evidence: q.data.evidence, origin });

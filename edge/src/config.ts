@@ -16,6 +16,8 @@ export interface EdgeConfig {
   rateLimitPerMinute: number;
   /** Cache-Control max-age of bundle files (they are immutable per model version). */
   assetMaxAge: number;
+  /** Milliseconds a classification may take before it answers 503 over_time_budget (below the platform's CPU limit). */
+  requestBudgetMs: number;
 }
 
 export const DEFAULT_CONFIG: EdgeConfig = {
@@ -25,6 +27,8 @@ export const DEFAULT_CONFIG: EdgeConfig = {
   corsOrigins: ['*'],
   rateLimitPerMinute: 0,
   assetMaxAge: 86_400,
+  // Under Workers' default CPU limit per request (30 s), with room for the step that is running.
+  requestBudgetMs: 10_000,
 };
 
 function num(v: unknown, name: string, fallback: number, min: number): number {
@@ -47,5 +51,11 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
       .filter(Boolean),
     rateLimitPerMinute: num(env.PROTOATLAS_RATE_LIMIT_PER_MINUTE, 'PROTOATLAS_RATE_LIMIT_PER_MINUTE', DEFAULT_CONFIG.rateLimitPerMinute, 0),
     assetMaxAge: num(env.PROTOATLAS_ASSET_MAX_AGE, 'PROTOATLAS_ASSET_MAX_AGE', DEFAULT_CONFIG.assetMaxAge, 0),
+    requestBudgetMs: num(
+      env.PROTOATLAS_REQUEST_BUDGET_MS,
+      'PROTOATLAS_REQUEST_BUDGET_MS',
+      DEFAULT_CONFIG.requestBudgetMs,
+      1,
+    ),
   };
 }

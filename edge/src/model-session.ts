@@ -1,10 +1,10 @@
 /**
  * The model: one onnxruntime-web session per isolate, created on first use from
- * the bundle's ONNX file (int8 when the bundle has it, else fp32) and checked
- * against the manifest's sha256. Runs are queued: the wasm runtime is single
+ * the bundle's ONNX file (int8 when the bundle has it, else fp32) once it has
+ * matched the manifest's size and sha256. Runs are queued: the wasm runtime is single
  * threaded, and interleaved runs would only share it worse.
  */
-import type { Manifest } from '@protoatlas/shared';
+import { sha256Hex, type Manifest } from '@protoatlas/shared';
 import type { AssetStore } from './assets.ts';
 import { ApiError } from './errors.ts';
 import { createOrtSession, ort } from './ort-runtime.ts';
@@ -32,9 +32,40 @@ export function chooseModelFile(m: Manifest): ModelFileInfo | null {
   return null;
 }
 
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+export interface VerifiedModel {
+  file: ModelFileInfo;
+  bytes: Uint8Array;
+}
+
+/** The model is absent from or does not match the bundle: permanent until the bundle is restaged. */
+export class ModelIntegrityError extends ApiError {
+  constructor(message: string) {
+    super('model_unavailable', message);
+  }
+}
+
+/**
+ * The bundle's ONNX file, checked against the manifest's size and sha256 before
+ * anything runs it. A mismatch (a corrupt or mixed bundle) is a ModelIntegrityError;
+ * a failed fetch is an ordinary error, worth retrying.
+ */
+export async function loadModelFile(manifest: Manifest, assets: AssetStore): Promise<VerifiedModel> {
+  const file = chooseModelFile(manifest);
+  if (!file) {
+    const how = 'run `npm run export --workspace trainer -- <run>` and restage it';
+    throw new ModelIntegrityError(`this bundle has no ONNX export: ${how}`);
+  }
+  const res = await assets.fetch(file.path);
+  if (res.status === 404) throw new ModelIntegrityError(`the model file ${file.path} is missing: restage the bundle`);
+  if (!res.ok) throw new Error(`model file ${file.path} could not be read from the static assets (HTTP ${res.status})`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const fix = 'the bundle is damaged or mixed; check it (`npm run bundle --workspace trainer -- --verify <bundle>`), restage it';
+  const refuse = (found: string, listed: string) =>
+    new ModelIntegrityError(`model file ${file.path} has ${found}, the manifest says ${listed}: ${fix}`);
+  if (bytes.length !== file.bytes) throw refuse(`${bytes.length} bytes`, String(file.bytes));
+  const digest = await sha256Hex(bytes);
+  if (digest !== file.sha256) throw refuse(`sha256 ${digest}`, file.sha256);
+  return { file, bytes };
 }
 
 export class ModelSession {
@@ -51,23 +82,24 @@ export class ModelSession {
     this.size = size;
   }
 
-  static async load(manifest: Manifest, assets: AssetStore, ortWasm: WebAssembly.Module): Promise<ModelSession> {
-    const file = chooseModelFile(manifest);
-    if (!file) throw new ApiError('model_unavailable', 'this bundle has no ONNX export: run `npm run export --workspace trainer -- <run>` and restage it');
-    const res = await assets.fetch(file.path);
-    if (!res.ok) throw new Error(`model file ${file.path} is missing from the static assets (HTTP ${res.status})`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    const digest = await sha256Hex(bytes);
-    if (digest !== file.sha256) throw new Error(`model file ${file.path} has sha256 ${digest}, the manifest says ${file.sha256}: restage the bundle`);
+  /** A session over model bytes already checked by loadModelFile. */
+  static async create(manifest: Manifest, model: VerifiedModel, ortWasm: WebAssembly.Module): Promise<ModelSession> {
     const input = manifest.files.onnx!.inputs[0];
     if (!input || input.layout !== 'NHWC') throw new Error(`the ONNX input must be NHWC RGB (got ${JSON.stringify(input)})`);
-    const session = await createOrtSession(ortWasm, bytes, { freeDimensionOverrides: { N: 1 } });
-    return new ModelSession(file, session, input.name, manifest.preprocessing.size);
+    const session = await createOrtSession(ortWasm, model.bytes, { freeDimensionOverrides: { N: 1 } });
+    return new ModelSession(model.file, session, input.name, manifest.preprocessing.size);
   }
 
-  /** One image (size x size x 3 floats, 0-255 RGB) through the graph. */
-  run(input: Float32Array): Promise<ModelOutputs> {
-    const next = this.queue.then(() => this.runNow(input));
+  /**
+   * One image (size x size x 3 floats, 0-255 RGB) through the graph.
+   * `beforeRun` is called when the run's turn comes and may throw to skip it
+   * (a request whose time budget ran out while queued).
+   */
+  run(input: Float32Array, beforeRun?: () => void): Promise<ModelOutputs> {
+    const next = this.queue.then(() => {
+      beforeRun?.();
+      return this.runNow(input);
+    });
     this.queue = next.catch(() => {});
     return next;
   }

@@ -1,7 +1,8 @@
 /** The asset store on Node: files read from the bundle directory. */
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { contentTypeFor, isPublicBundlePath, type AssetStore } from './assets.ts';
+import { contentTypeFor } from '@protoatlas/shared';
+import { etagMatches, isPublicBundlePath, type AssetStore } from './assets.ts';
 
 export function directoryAssetStore(dir: string): AssetStore {
   const root = resolve(dir);
@@ -13,7 +14,8 @@ export function directoryAssetStore(dir: string): AssetStore {
       if (!info?.isFile()) return new Response(null, { status: 404 });
       const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
       const headers = { etag, 'content-type': contentTypeFor(path) };
-      if (new Headers(init?.headers).get('if-none-match') === etag) return new Response(null, { status: 304, headers });
+      const ifNoneMatch = new Headers(init?.headers).get('if-none-match');
+      if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
       return new Response(new Uint8Array(await readFile(file)), { status: 200, headers: { ...headers, 'content-length': String(info.size) } });
     },
   };

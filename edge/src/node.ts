@@ -58,6 +58,12 @@ async function main(): Promise<void> {
   const port = Number(values.port ?? process.env.PORT ?? 8788);
   const hostname = values.host ?? '127.0.0.1';
   const app = createNodeApp(resolve(bundle));
+  // Refuse, before listening, a bundle the service could not answer with (the same check as /healthz).
+  const health = (await (await app.request('/healthz')).json()) as { ok: boolean; error: string | null };
+  if (!health.ok) {
+    console.error(`ProtoAtlas edge: refusing to serve ${resolve(bundle)}: ${health.error}`);
+    process.exit(1);
+  }
   serve({ fetch: app.fetch, port, hostname }, (info) => console.log(`ProtoAtlas edge on http://${hostname}:${info.port} (bundle ${resolve(bundle)})`));
 }
 

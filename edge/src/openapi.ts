@@ -13,8 +13,11 @@ const error = (description: string) => json(ErrorSchema, description);
 export const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
-  summary: 'Liveness, and the model the service answers with',
-  responses: { 200: json(HealthResponse, 'Up') },
+  summary: 'Readiness: the model the service answers with, checked against the bundle manifest',
+  responses: {
+    200: json(HealthResponse, 'Ready'),
+    503: json(HealthResponse, 'Not ready: no bundle, or its model file does not match the manifest (see error)'),
+  },
 });
 
 export const modelRoute = createRoute({
@@ -56,8 +59,8 @@ export const classifyRoute = createRoute({
     413: error('body_too_large: over the body limit'),
     415: error('unsupported_media_type'),
     422: error('undecodable_image, image_too_large (over the pixel limit, from the header) or image_too_small'),
-    429: error('rate_limited'),
+    429: error('rate_limited (Retry-After says when to retry)'),
     500: error('internal_error, logged with the request id'),
-    503: error('model_unavailable: the bundle has no ONNX export'),
+    503: error('model_unavailable (no ONNX export, or a model that does not match the manifest), or over_time_budget'),
   },
 });

@@ -6,8 +6,12 @@
  */
 
 export interface RateLimiter {
-  limit(opts: { key: string }): Promise<{ success: boolean }>;
+  /** `retryAfterSeconds`: when the next request would pass (the Workers binding does not say). */
+  limit(opts: { key: string }): Promise<{ success: boolean; retryAfterSeconds?: number }>;
 }
+
+/** Retry-After when the limiter does not say: the Workers binding's longest period. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 
 /** Token bucket per key: `perMinute` burst, refilled continuously. Keys idle past a full refill are dropped. */
 export function memoryRateLimiter(perMinute: number, now: () => number = Date.now, maxKeys = 10_000): RateLimiter {
@@ -27,7 +31,10 @@ export function memoryRateLimiter(perMinute: number, now: () => number = Date.no
         if (buckets.size >= maxKeys) buckets.delete(buckets.keys().next().value!);
       }
       buckets.set(key, b);
-      if (b.tokens < 1) return { success: false };
+      if (b.tokens < 1) {
+        // When the bucket holds a whole token again.
+        return { success: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) };
+      }
       b.tokens -= 1;
       return { success: true };
     },

@@ -86,6 +86,8 @@ export const HealthResponse = z
     model: z.object({ id: z.string(), version: z.string() }).nullable(),
     /** onnxruntime's wasm linear memory in this isolate (null before the first classification). */
     wasmMemoryBytes: z.number().int().nullable(),
+    /** Why the service cannot classify (no bundle, or a model that does not match the manifest); null when ok. */
+    error: z.string().nullable(),
   })
   .openapi('Health');
 

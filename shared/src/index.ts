@@ -7,3 +7,5 @@ export * from './manifest.ts';
 export * from './site-data.ts';
 export * from './exif.ts';
 export * from './image-resize.ts';
+export * from './sha256.ts';
+export * from './content-types.ts';

@@ -106,6 +106,12 @@ export const ManifestSchema = z.object({
         outputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) })),
       })
       .nullable(),
+    /**
+     * Size and sha256 of every file in the bundle but manifest.json, sorted by
+     * path: what `npm run bundle -- --verify` and the edge check. Absent in
+     * bundles built before it was added (they still load, unverified).
+     */
+    integrity: z.array(ModelFile).optional(),
   }),
   metrics: z.object({
     val: AccuracySchema.nullable(),
@@ -144,6 +150,7 @@ export const ManifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
+export type ManifestFileRecord = z.infer<typeof ModelFile>;
 export type ManifestPrototype = Manifest['prototypes'][number];
 export type ManifestPatchRef = z.infer<typeof PatchRef>;
 
@@ -185,8 +192,43 @@ export function parseManifest(raw: unknown, source = MANIFEST_FILE): Manifest {
       issues.push({ path: `prototypes.${i}.source.patch`, message: `lies outside the ${m.featureGrid.height}x${m.featureGrid.width} feature grid` });
     }
   });
+  issues.push(...integrityIssues(m));
   if (issues.length) throw new ManifestError(source, issues);
   return m;
+}
+
+/** Every file the manifest names (models, pictures), for the integrity list to cover. */
+export function referencedFiles(m: Manifest): string[] {
+  const out = new Set<string>();
+  const { onnx, trainerModel, backbone } = m.files;
+  for (const f of [onnx?.fp32, onnx?.int8, ...backbone]) if (f) out.add(f.path);
+  out.add(trainerModel.json).add(trainerModel.weights);
+  for (const p of m.prototypes) {
+    if (p.files) out.add(p.files.crop).add(p.files.source).add(p.files.heatmap);
+    for (const n of [...p.nearest.train, ...p.nearest.val]) if (n.file) out.add(n.file);
+  }
+  return [...out].sort();
+}
+
+/** The integrity list, when present, must cover every named file and agree with the model records. */
+function integrityIssues(m: Manifest): { path: string; message: string }[] {
+  const list = m.files.integrity;
+  if (!list) return [];
+  const issues: { path: string; message: string }[] = [];
+  const issue = (message: string) => issues.push({ path: 'files.integrity', message });
+  const byPath = new Map(list.map((f) => [f.path, f]));
+  if (byPath.size !== list.length) issue('lists a path twice');
+  for (const path of referencedFiles(m)) {
+    if (!byPath.has(path)) issue(`does not list ${path}, which the manifest names`);
+  }
+  const { onnx, backbone } = m.files;
+  for (const f of [onnx?.fp32, onnx?.int8, ...backbone]) {
+    const listed = f && byPath.get(f.path);
+    if (listed && (listed.sha256 !== f.sha256 || listed.bytes !== f.bytes)) {
+      issue(`${f.path} is listed with a different size or sha256 than its model record`);
+    }
+  }
+  return issues;
 }
 
 /** The last layer as one row-major [prototypes x classes] array, for `explain`. */

@@ -1,25 +1,15 @@
 import { copyFile, cp, mkdir, mkdtemp, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AstroIntegration } from 'astro';
-import { MANIFEST_FILE } from '@protoatlas/shared';
+import { contentTypeFor, MANIFEST_FILE } from '@protoatlas/shared';
 import { bundleDir, BUNDLE_URL_DIR } from './lib/atlas.ts';
 import { buildWidget } from '../widget/build.ts';
 
 /** Bundle parts the site serves: pictures for the pages, the manifest and ONNX model for the widget's local mode. */
 const SERVED = [MANIFEST_FILE, 'prototypes', 'onnx'];
-
-const TYPES: Record<string, string> = {
-  '.json': 'application/json',
-  '.webp': 'image/webp',
-  '.png': 'image/png',
-  '.onnx': 'application/octet-stream',
-  '.wasm': 'application/wasm',
-  '.mjs': 'text/javascript',
-  '.js': 'text/javascript',
-};
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
@@ -72,7 +62,7 @@ export function protoatlas(): AstroIntegration {
           stat(file).then(
             (s) => {
               if (!s.isFile()) return next();
-              res.setHeader('content-type', TYPES[extname(file)] ?? 'application/octet-stream');
+              res.setHeader('content-type', contentTypeFor(file));
               res.setHeader('content-length', s.size);
               createReadStream(file).pipe(res);
             },

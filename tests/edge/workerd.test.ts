@@ -8,6 +8,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { apiSuite, SUITE_RATE_LIMIT } from './helpers/api-suite.ts';
+import { testImages } from './helpers/images.ts';
+import { ensureTestBundle } from './helpers/test-bundle.ts';
 import { startWranglerDev, type DevServer } from '../../edge/scripts/dev-server.ts';
 
 let server: DevServer | null = null;
@@ -21,6 +23,23 @@ apiSuite('edge API in workerd (wrangler dev)', async (bundleDir) => {
 describe('edge API in workerd: the server', () => {
   it('logged no fault while the suite ran', () => {
     expect(server?.output() ?? '').not.toMatch(/"level":"error"|Uncaught|exceeded/);
+  });
+});
+
+describe('edge API in workerd: the time budget', () => {
+  it('a classification past PROTOATLAS_REQUEST_BUDGET_MS answers 503 over_time_budget with Retry-After', async () => {
+    // The suite's server is done; this one shares its staged bundle, so it starts after that one stops.
+    await server?.stop();
+    const tb = await ensureTestBundle();
+    server = await startWranglerDev(tb.dir, ['--var', 'PROTOATLAS_REQUEST_BUDGET_MS:1']);
+    const png = (await testImages(tb.dataDir))[0].png;
+    // The first classification loads the model (I/O, so workerd's clock moves): far over 1 ms.
+    const init = { method: 'POST', body: png as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'image/png' } };
+    const res = await fetch(`${server.url}/classify`, init);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect({ status: res.status, code: body.error.code }).toEqual({ status: 503, code: 'over_time_budget' });
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(body.error.message).toMatch(/ran out of its 1 ms time budget at step "/);
   });
 });
 

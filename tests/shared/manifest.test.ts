@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestError, manifestLastLayer, parseManifest, type Manifest } from '@protoatlas/shared';
+import {
+  ManifestError,
+  ManifestSchema,
+  manifestLastLayer,
+  parseManifest,
+  referencedFiles,
+  type Manifest,
+} from '@protoatlas/shared';
 
 /** A small valid manifest: 2 classes, 2 prototypes. */
 export function tinyManifest(): Manifest {
@@ -78,5 +85,58 @@ describe('bundle manifest schema', () => {
     m.prototypes[0].weights = [1];
     m.prototypes[1].classId = 5;
     expect(() => parseManifest(m)).toThrow(/prototypes\.0\.weights: has 1 weights, expected one per class \(2\)[\s\S]*prototypes\.1\.classId/);
+  });
+
+  describe('files.integrity', () => {
+    const sha = (c: string) => c.repeat(64);
+    const withIntegrity = (): Manifest => {
+      const m = tinyManifest();
+      m.files.integrity = referencedFiles(m).map((path, i) => ({ path, bytes: 100 + i, sha256: sha('abcdef'[i % 6]) }));
+      return m;
+    };
+
+    it('lists every file the manifest names: models and each prototype picture', () => {
+      expect(referencedFiles(tinyManifest())).toEqual([
+        'model/model.json',
+        'model/weights.bin',
+        'prototypes/0/crop.webp',
+        'prototypes/0/heatmap.webp',
+        'prototypes/0/nearest-1.webp',
+        'prototypes/0/source.webp',
+        'prototypes/1/crop.webp',
+        'prototypes/1/heatmap.webp',
+        'prototypes/1/nearest-1.webp',
+        'prototypes/1/source.webp',
+      ]);
+    });
+
+    it('is optional: manifests written before it still parse, and it round-trips when present', () => {
+      expect(parseManifest(JSON.parse(JSON.stringify(tinyManifest()))).files.integrity).toBeUndefined();
+      const m = withIntegrity();
+      expect(parseManifest(JSON.parse(JSON.stringify(m))).files.integrity).toEqual(m.files.integrity);
+    });
+
+    it('is ignored by a reader of the schema without it (no version bump needed)', () => {
+      // The schema as it was: files without `integrity`. zod objects drop unknown keys.
+      const before = ManifestSchema.extend({ files: ManifestSchema.shape.files.omit({ integrity: true }) });
+      const r = before.safeParse(JSON.parse(JSON.stringify(withIntegrity())));
+      expect(r.success).toBe(true);
+      expect(r.data!.files).not.toHaveProperty('integrity');
+    });
+
+    it('must cover every named file and agree with the model records', () => {
+      const m = withIntegrity();
+      m.files.integrity = m.files.integrity!.filter((f) => f.path !== 'prototypes/1/crop.webp');
+      const unlisted = /files\.integrity: does not list prototypes\/1\/crop\.webp, which the manifest names/;
+      expect(() => parseManifest(m)).toThrow(unlisted);
+      const n = withIntegrity();
+      const fp32 = { path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('1') };
+      n.files.onnx = { fp32, int8: null, inputs: [], outputs: [] };
+      n.files.integrity!.push({ path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('2') });
+      const disagrees = /onnx\/model\.fp32\.onnx is listed with a different size or sha256 than its model record/;
+      expect(() => parseManifest(n)).toThrow(disagrees);
+      n.files.integrity!.push({ path: 'onnx/model.fp32.onnx', bytes: 10, sha256: sha('1') });
+      expect(() => parseManifest(n)).toThrow(/lists a path twice/);
+    });
   });
 });

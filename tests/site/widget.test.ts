@@ -136,15 +136,26 @@ describe('embeddable classifier widget', () => {
         const m = fx.manifest;
         const url = new URL(req.url ?? '/', 'http://x');
         const body: ClassifyResponse = {
-          model: { id: m.model.id, version: m.model.version },
+          model: { id: m.model.id, version: m.model.version, precision: 'int8' },
           predictions: [1, 0].slice(0, Number(url.searchParams.get('top'))).map((c, i) => ({
             classId: c,
             label: m.classes[c].name,
+            key: m.classes[c].key,
             probability: i === 0 ? 0.8 : 0.2,
             logit: 2 - i,
             evidence: m.prototypes
               .filter((p) => p.classId === c)
-              .map((p, k) => ({ prototypeId: p.id, similarity: 1.5, weight: 1, contribution: 1.5 - k * 0.25, box: { x: 8 + k * 20, y: 10, w: 20, h: 24 }, prototypeImageUrl: `${site.url}/bundle/${p.files!.crop}`, sourceImageUrl: null })),
+              .map((p, k) => ({
+                prototypeId: p.id,
+                prototypeClassId: p.classId,
+                similarity: 1.5,
+                weight: 1,
+                contribution: 1.5 - k * 0.25,
+                box: { x: 8 + k * 20, y: 10, w: 20, h: 24 },
+                prototypeImageUrl: `${site.url}/bundle/${p.files!.crop}`,
+                sourceImageUrl: null,
+                heatmapImageUrl: null,
+              })),
           })),
           timings: { totalMs: 3 },
         };

@@ -31,6 +31,7 @@ async function hasWebGpu(): Promise<boolean> {
 export class LocalClassifier {
   private constructor(
     readonly provider: Provider,
+    readonly precision: 'int8' | 'fp32',
     private readonly ort: OrtModule,
     private readonly session: Ort.InferenceSession,
     private readonly manifest: BundleManifest,
@@ -49,6 +50,7 @@ export class LocalClassifier {
     // 'auto': int8 on wasm (what the edge runs: same answers in both modes), fp32 on WebGPU (float kernels).
     const wantInt8 = opts.precision === 'int8' || (opts.precision === 'auto' && provider === 'wasm');
     const file = (wantInt8 && onnx?.int8) || onnx?.fp32;
+    const precision = file && file === onnx?.int8 ? 'int8' : 'fp32';
     if (!onnx || !file) throw new Error('this bundle has no ONNX model for the browser: export one with `npm run export --workspace trainer -- <run dir>`');
     const base = new URL(ortBase, document.baseURI);
     // The WebGPU build also carries the wasm kernels (a fallback for unsupported ops); the wasm-only build is half the size.
@@ -63,7 +65,8 @@ export class LocalClassifier {
     const C = manifest.classes.length;
     const lastLayer = new Float32Array(manifest.prototypes.length * C);
     manifest.prototypes.forEach((p, j) => lastLayer.set(p.weights, j * C));
-    return new LocalClassifier(provider, ort, session, manifest, bundleUrl, lastLayer, manifest.prototypes.map((p) => p.pruned));
+    const pruned = manifest.prototypes.map((p) => p.pruned);
+    return new LocalClassifier(provider, precision, ort, session, manifest, bundleUrl, lastLayer, pruned);
   }
 
   /** Model input side S: the photo is stretched to S x S, ignoring aspect, as in training. */
@@ -104,29 +107,28 @@ export class LocalClassifier {
       { ...opts, boxMaxSide: SERVED_BOX_SIDE },
     );
     const t3 = performance.now();
-    const crop = (j: number) => {
+    const picture = (j: number, kind: 'crop' | 'source' | 'heatmap') => {
       const f = this.manifest.prototypes[j]?.files;
-      return f ? new URL(f.crop, this.bundleUrl).href : null;
-    };
-    const source = (j: number) => {
-      const f = this.manifest.prototypes[j]?.files;
-      return f ? new URL(f.source, this.bundleUrl).href : null;
+      return f ? new URL(f[kind], this.bundleUrl).href : null;
     };
     return {
-      model: { id: this.manifest.model.id, version: this.manifest.model.version },
+      model: { id: this.manifest.model.id, version: this.manifest.model.version, precision: this.precision },
       predictions: e.predictions.map((p) => ({
         classId: p.classId,
         label: this.manifest.classes[p.classId]?.name ?? `class ${p.classId}`,
+        key: this.manifest.classes[p.classId]?.key ?? String(p.classId),
         probability: p.probability,
         logit: p.logit,
         evidence: p.evidence.map((v) => ({
           prototypeId: v.prototype,
+          prototypeClassId: this.manifest.prototypes[v.prototype].classId,
           similarity: v.similarity,
           weight: v.weight,
           contribution: v.contribution,
           box: v.box,
-          prototypeImageUrl: crop(v.prototype),
-          sourceImageUrl: source(v.prototype),
+          prototypeImageUrl: picture(v.prototype, 'crop'),
+          sourceImageUrl: picture(v.prototype, 'source'),
+          heatmapImageUrl: picture(v.prototype, 'heatmap'),
         })),
       })),
       timings: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, explainMs: t3 - t2 },

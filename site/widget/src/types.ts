@@ -1,32 +1,29 @@
-import type { Box } from '../../../shared/src/geometry.ts';
+/**
+ * The widget's view of POST /classify, derived from the edge's zod schemas
+ * (edge/src/schemas.ts) so the two cannot drift. Type-only imports: esbuild
+ * erases them, no zod reaches the browser.
+ */
+import type { z } from '@hono/zod-openapi';
+import type {
+  ClassifyResponse as EdgeClassifyResponse,
+  EvidenceSchema,
+  PredictionSchema,
+} from '../../../edge/src/schemas.ts';
 
-/** One prototype's share of a class score: the edge's contract, also produced by local mode. */
-export interface EvidenceItem {
-  prototypeId: number;
-  similarity: number;
-  weight: number;
-  /** Points contributed: similarity x weight. */
-  contribution: number;
-  /** Where the prototype matched, in the photo's own pixels. */
-  box: Box;
-  prototypeImageUrl: string | null;
-  sourceImageUrl?: string | null;
-}
+type EdgeResponse = z.infer<typeof EdgeClassifyResponse>;
 
-export interface Prediction {
-  classId: number;
-  label: string;
-  probability: number;
-  logit: number;
-  evidence: EvidenceItem[];
-}
+/** One prototype's share of a class score. */
+export type EvidenceItem = z.infer<typeof EvidenceSchema>;
 
-/** POST /classify's answer (edge/), which local mode mirrors so one renderer serves both. */
-export interface ClassifyResponse {
-  model: { id: string; version: string };
-  predictions: Prediction[];
-  /** The photo as the edge decoded it (EXIF orientation applied): the frame its boxes are in. */
-  image?: { width: number; height: number };
+export type Prediction = z.infer<typeof PredictionSchema>;
+
+/**
+ * The edge's answer, which local mode mirrors so one renderer serves both:
+ * all of it but what only a server knows (request id, upload format, its timings' names).
+ */
+export interface ClassifyResponse extends Pick<EdgeResponse, 'model' | 'predictions'> {
+  /** The photo as decoded (EXIF orientation applied): the frame its boxes are in. */
+  image?: Pick<EdgeResponse['image'], 'width' | 'height'>;
   timings?: Record<string, number>;
 }
 

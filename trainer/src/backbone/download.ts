@@ -3,12 +3,13 @@
  * verified by sha256. Downloads stream to a temp file that is renamed into
  * place only after the hash matches, so a cache never holds a bad file.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { access, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
+import { commitTempFile, tempPathFor } from '../io/atomic.ts';
+import { sha256File } from '../io/sha256.ts';
 
 export interface FetchProgress {
   received: number;
@@ -43,12 +44,10 @@ export async function fetchToCache(url: string, opts: FetchToCacheOptions): Prom
   const lengthHeader = res.headers.get('content-length');
   const total = lengthHeader ? Number(lengthHeader) : undefined;
 
-  const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const hash = createHash('sha256');
+  const tmp = tempPathFor(dest);
   let received = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
       received += chunk.length;
       opts.onProgress?.({ received, total });
       done(null, chunk);
@@ -60,12 +59,12 @@ export async function fetchToCache(url: string, opts: FetchToCacheOptions): Prom
     await rm(tmp, { force: true });
     throw new Error(`download of ${url} failed after ${received} bytes: ${describe(e)}`);
   }
-  const actual = hash.digest('hex');
+  const actual = await sha256File(tmp);
   if (actual !== expected) {
     await rm(tmp, { force: true });
     throw new Error(`sha256 mismatch for ${url}: expected ${expected}, got ${actual}; the file was not kept`);
   }
-  await rename(tmp, dest);
+  await commitTempFile(tmp, dest);
   return dest;
 }
 
@@ -89,14 +88,6 @@ export async function resolveWeights(spec: WeightsSpec, cacheDir: string): Promi
     return fetchToCache(spec.url, { sha256: spec.sha256, cacheDir });
   }
   throw new Error('backbone weights: give a "path" to a local file or a "url" with its "sha256"');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(path), async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) h.update(chunk);
-  });
-  return h.digest('hex');
 }
 
 async function fileExists(path: string): Promise<boolean> {

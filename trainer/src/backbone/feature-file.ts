@@ -2,11 +2,11 @@
  * On-disk format of cached feature maps (whole stores and resumable chunks):
  *   8 bytes magic "PAFEAT01" | uint32 LE header length | JSON header | zero padding
  *   to a 64-byte boundary | raw little-endian values (count * H * W * D elements).
- * Files are written to a temporary name and renamed, so a reader never sees a
+ * Files are written atomically (io/atomic.ts), so a reader never sees a
  * half-written file; a file whose size does not match its header is ignored.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { SkippedFile } from '../data/types.ts';
 import { bytesPerElement, type FeatureEncoding } from './feature-store.ts';
 import type { FeatureQuantization, FeatureShape } from './types.ts';
@@ -39,7 +39,7 @@ export function dataBytes(h: Pick<FeatureFileHeader, 'count' | 'shape' | 'encodi
   return h.count * h.shape[0] * h.shape[1] * h.shape[2] * bytesPerElement(h.encoding);
 }
 
-/** Writes header + data atomically (temp file + rename). */
+/** Writes header + data atomically and durably. */
 export async function writeFeatureFile(path: string, header: FeatureFileHeader, data: Uint8Array): Promise<void> {
   if (data.byteLength !== dataBytes(header)) throw new Error(`writeFeatureFile: ${data.byteLength} data bytes, header says ${dataBytes(header)}`);
   const json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -49,18 +49,7 @@ export async function writeFeatureFile(path: string, header: FeatureFileHeader, 
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(json.length, 8);
   json.copy(head, 12);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'w');
-  try {
-    await writeAll(fh, head, 0);
-    await writeAll(fh, data, padded);
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await writeFileAtomic(path, [head, data]);
 }
 
 /** Reads a file's header; undefined when the file is missing, truncated or not a feature file. */
@@ -102,14 +91,6 @@ export async function readFeatureData(path: string, dataOffset: number, dst: Uin
     }
   } finally {
     await fh.close();
-  }
-}
-
-async function writeAll(fh: Awaited<ReturnType<typeof open>>, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.byteLength; ) {
-    const len = Math.min(IO_CHUNK, data.byteLength - done);
-    const { bytesWritten } = await fh.write(data, done, len, position + done);
-    done += bytesWritten;
   }
 }
 

@@ -3,9 +3,10 @@
  * without fetch or tfjs-node: an IOHandler that reads them, and one that
  * writes them.
  */
-import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { io } from '@tensorflow/tfjs-core';
+import { writeFileAtomic } from '../io/atomic.ts';
 
 interface ModelJson {
   modelTopology: object;
@@ -93,15 +94,9 @@ export function dirSaveHandler(dir: string): io.IOHandler {
         generatedBy: artifacts.generatedBy,
         convertedBy: artifacts.convertedBy ?? null,
       };
-      await writeAtomic(join(dir, 'weights.bin'), bytes);
-      await writeAtomic(join(dir, 'model.json'), Buffer.from(JSON.stringify(json)));
+      await writeFileAtomic(join(dir, 'weights.bin'), bytes);
+      await writeFileAtomic(join(dir, 'model.json'), JSON.stringify(json));
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
     },
   };
-}
-
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }

@@ -31,7 +31,10 @@ import { snapshotSplits } from '../stages/feature-snapshot.ts';
 import { backboneWeightsPath, bundledConfig, copyBackboneFiles } from './backbone-files.ts';
 import { exportBundleOnnx } from './bundle-onnx.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
-import { fileRecord, mapLimit, sha256File, writeDirectoryAtomic } from './files.ts';
+import { writeDirectoryAtomic } from '../io/atomic.ts';
+import { sha256File } from '../io/sha256.ts';
+import { fileRecord, mapLimit } from './files.ts';
+import { integrityList } from './integrity.ts';
 import { ImageCache } from './image-cache.ts';
 import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
 import { sourceDistanceMaps } from './source-maps.ts';
@@ -228,7 +231,12 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       similarityEpsilon: SIMILARITY_EPSILON,
       receptiveField,
       prototypes,
-      files: { trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' }, backbone: backboneRecords, onnx },
+      files: {
+        trainerModel: { json: 'model/model.json', weights: 'model/weights.bin' },
+        backbone: backboneRecords,
+        onnx,
+        integrity: await integrityList(tmp),
+      },
       metrics: {
         val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
         test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,

@@ -1,40 +1,11 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { exists } from '../run/run-dir.ts';
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
+/** Bundle file helpers: the manifest's record of a file, and bounded parallel work. */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from '../io/sha256.ts';
 
 export async function fileRecord(root: string, rel: string): Promise<{ path: string; bytes: number; sha256: string }> {
   const abs = join(root, rel);
   return { path: rel, bytes: (await stat(abs)).size, sha256: await sha256File(abs) };
-}
-
-/**
- * Build a directory atomically: everything is written into a temporary sibling,
- * which replaces `out` only when `build` succeeds. A failed or interrupted build
- * leaves the previous bundle untouched.
- */
-export async function writeDirectoryAtomic(out: string, build: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  try {
-    await build(tmp);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  const old = join(dirname(out), `.${basename(out)}.old-${process.pid}`);
-  const hadOld = await exists(out);
-  if (hadOld) await rename(out, old);
-  await rename(tmp, out);
-  if (hadOld) await rm(old, { recursive: true, force: true });
 }
 
 /** Run `fn` over items with at most `limit` in flight (sharp work runs on libuv's pool). */

@@ -1,4 +1,5 @@
 import type { BundleReport } from './build-bundle.ts';
+import type { VerifyReport } from './integrity.ts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
@@ -19,4 +20,13 @@ export function formatBundleReport(r: BundleReport): string {
       .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
       .join(', ')}`,
   ].join('\n');
+}
+
+/** The outcome of `npm run bundle -- --verify`. */
+export function formatVerifyReport(r: VerifyReport): string {
+  if (!r.problems.length) {
+    return `${r.dir}: OK, ${r.verified} files (${mb(r.bytes)}) match the manifest's sizes and sha256`;
+  }
+  const head = `${r.dir}: ${r.problems.length} problem(s); ${r.verified} files match`;
+  return [head, ...r.problems.map((p) => `  ${p}`)].join('\n');
 }

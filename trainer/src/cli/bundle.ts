@@ -1,12 +1,17 @@
 import { buildBundle } from '../bundle/build-bundle.ts';
-import { formatBundleReport } from '../bundle/format-report.ts';
+import { formatBundleReport, formatVerifyReport } from '../bundle/format-report.ts';
+import { verifyBundle } from '../bundle/integrity.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run bundle --workspace trainer -- <run dir> [--data <dataset dir>] [--out <bundle dir>] [--nearest 5] [--no-part-metrics]
+       npm run bundle --workspace trainer -- --verify <bundle dir>
 
 Builds the model bundle of a finished run: prototype crops, source images with
 boxes, heatmaps, nearest training/validation patches, explanation metrics and
-manifest.json. Default output: <run dir>/bundle (replaced atomically).`;
+manifest.json with the size and sha256 of every file. Default output:
+<run dir>/bundle (replaced atomically).
+--verify checks a bundle against its manifest (every file present, of the listed
+size and sha256, none extra) and exits 1 on any difference.`;
 
 runMain(async () => {
   const { values, positionals } = parseCli(
@@ -15,10 +20,18 @@ runMain(async () => {
       out: { type: 'string' },
       nearest: { type: 'string' },
       'no-part-metrics': { type: 'boolean', default: false },
+      verify: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     USAGE,
   );
+  if (values.verify) {
+    if (positionals.length !== 1) throw new Error(`give exactly one bundle directory to verify\n\n${USAGE}`);
+    const report = await verifyBundle(userPath(positionals[0]));
+    process.stdout.write(formatVerifyReport(report) + '\n');
+    if (report.problems.length) process.exit(1);
+    return;
+  }
   if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
   const nearest = values.nearest === undefined ? undefined : Number(values.nearest);
   if (nearest !== undefined && !(Number.isInteger(nearest) && nearest >= 0 && nearest <= 50)) throw new Error(`--nearest must be an integer 0-50 (got "${values.nearest}")`);

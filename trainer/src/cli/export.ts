@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { MANIFEST_FILE, parseManifest } from '@protoatlas/shared';
 import { exportBundleOnnx } from '../bundle/bundle-onnx.ts';
+import { integrityList } from '../bundle/integrity.ts';
 import { readBundle } from '../bundle/read-bundle.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { readModelJson } from '../run/model-file.ts';
@@ -25,7 +26,8 @@ runMain(async () => {
   const summaryPath = runPaths(run).summary;
   const trainedOn = (await exists(summaryPath)) ? (await readJson<{ dataset?: { root?: string } }>(summaryPath)).dataset?.root ?? null : null;
   const { onnx, fp32, int8 } = await exportBundleOnnx(run, bundleDir, { backend: config.backend, dataDir: values.data ? userPath(values.data) : trainedOn });
-  const next = parseManifest({ ...manifest, files: { ...manifest.files, onnx } }, join(bundleDir, MANIFEST_FILE));
+  const files = { ...manifest.files, onnx, integrity: await integrityList(bundleDir) };
+  const next = parseManifest({ ...manifest, files }, join(bundleDir, MANIFEST_FILE));
   await writeFileAtomic(join(bundleDir, MANIFEST_FILE), JSON.stringify(next) + '\n');
   const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   process.stdout.write(

@@ -10,9 +10,8 @@
  *                               prototype, one H x W map per prototype (prototype-major,
  *                               shared/explain.ts DistanceMaps 'prototype-major')
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { sha256Hex } from '@protoatlas/shared';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { resolveWeights } from '../backbone/download.ts';
@@ -21,6 +20,7 @@ import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxData
 import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { OutputStride } from '../backbone/output-stride.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
 import { loadModel } from '../run/model-file.ts';
 import { buildBackbone } from '../run/prepare-data.ts';
@@ -268,12 +268,11 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     }
     let e: OnnxExport & { sessionMs?: number } = buildProtoPNetOnnx(source, weights, preprocess, opts);
     if (!opts.skipVerify) e = await verifyExport(e);
-    await mkdir(dirname(outFile), { recursive: true });
-    await writeFile(outFile, e.bytes);
+    await writeFileAtomic(outFile, e.bytes);
     return {
       file: outFile,
       bytes: e.bytes.length,
-      sha256: createHash('sha256').update(e.bytes).digest('hex'),
+      sha256: await sha256Hex(e.bytes),
       opset: e.opset,
       input: e.input,
       outputs: e.outputs,

@@ -17,14 +17,14 @@
  * - finally every depthwise QLinearConv is emulated in float with the same
  *   uint8 results (rewriteForWasm), because wasm has no SIMD int8 depthwise kernel.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { sha256Hex } from '@protoatlas/shared';
 import * as ort from 'onnxruntime-node';
 import type { OnnxNode } from '../backbone/onnx-proto.ts';
 import { decodeMany, toNHWC } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import type { DatasetItem, RgbImage } from '../data/types.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { TrainConfig } from '../run/config.ts';
 import { readModelJson } from '../run/model-file.ts';
 import { resolveDataDir } from '../run/prepare-data.ts';
@@ -190,14 +190,13 @@ export async function exportInt8(runDir: string, outFile: string, opts: ExportIn
   // The int8 model must load and run where the trainer checks models.
   const s = await ort.InferenceSession.create(q.bytes, { logSeverityLevel: 3 });
   await s.release();
-  await mkdir(dirname(outFile), { recursive: true });
-  await writeFile(outFile, q.bytes);
+  await writeFileAtomic(outFile, q.bytes);
   const sum = summarizeModel(q.bytes);
   return {
     ...fp32,
     file: outFile,
     bytes: q.bytes.length,
-    sha256: createHash('sha256').update(q.bytes).digest('hex'),
+    sha256: await sha256Hex(q.bytes),
     notes: [...fp32.notes, ...q.notes, `int8 weights ${((sum.weightBytes.int8 ?? 0) / 2 ** 20).toFixed(2)} MiB, float ${((sum.weightBytes.float32 ?? 0) / 2 ** 20).toFixed(2)} MiB`],
     sessionMs: null,
     precision: 'int8',

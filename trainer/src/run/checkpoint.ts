@@ -48,6 +48,9 @@ export async function saveCheckpoint(path: string, meta: CheckpointMeta, tensors
 
 export async function loadCheckpoint(path: string): Promise<{ meta: CheckpointMeta; tensors: HostTensors }> {
   const file = await loadTensorFile<CheckpointMeta>(path);
+  if (!file.meta) {
+    throw new Error(`${path}: no ProtoAtlas checkpoint metadata (__metadata__.protoatlas); train did not write it`);
+  }
   if (file.meta.version !== 1) throw new Error(`${path}: checkpoint version ${file.meta.version} is not supported`);
   return file;
 }
