@@ -335,6 +335,13 @@ export function bootstrapIntervals(
     const clean: Uint8Array[][] = [];
     const noisy: Uint8Array[][] = [];
     observations.forEach((list, j) => {
+      // Pruned prototypes have no observations: they stay out of both scores.
+      if (!list.length) {
+        obs.push([]);
+        clean.push([]);
+        noisy.push([]);
+        return;
+      }
       let draw = draws.get(protoClass[j]);
       if (!draw) {
         draw = Array.from({ length: list.length }, () => rng.int(list.length));
