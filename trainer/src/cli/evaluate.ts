@@ -3,7 +3,7 @@ import { evaluateModel, formatEvaluation } from '../run/evaluate-run.ts';
 import { writeJson } from '../run/run-dir.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
-const USAGE = `usage: npm run evaluate --workspace trainer -- --model <run dir or model dir> --data <dataset dir> --split <train|val|test> [--out <file.json>] [--no-explanations]
+const USAGE = `usage: npm run evaluate --workspace trainer -- --model <run dir or model dir> --data <dataset dir> --split <train|val|test|metrics> [--out <file.json>] [--no-explanations]
 
 Reports top-1/top-5 and per-class accuracy, and explanation quality on the same split:
 purity of each prototype's nearest patches, consistency and stability (Huang et al., ICCV 2023;
@@ -22,7 +22,7 @@ runMain(async () => {
     USAGE,
   );
   if (!values.model || !values.data) throw new Error(`--model and --data are required\n\n${USAGE}`);
-  if (!['train', 'val', 'test'].includes(values.split!)) throw new Error(`--split must be train, val or test (got "${values.split}")`);
+  if (!['train', 'val', 'test', 'metrics'].includes(values.split!)) throw new Error(`--split must be train, val, test or metrics (got "${values.split}")`);
   const report = await evaluateModel({ model: userPath(values.model!), data: userPath(values.data!), split: values.split as SplitName, explanations: !values['no-explanations'] });
   process.stdout.write(formatEvaluation(report) + '\n');
   if (values.out) {
