@@ -21,8 +21,17 @@ const PRE = { size: 8, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 
  * and a residual QLinearAdd, then the global pool whose input is the tap.
  */
 function tinyInt8Model(seed: number): Uint8Array {
+  return tinyInt8(seed).bytes;
+}
+
+/** The int8 weights of the tiny network (drawn in this order) and the model. */
+function tinyInt8(seed: number): { bytes: Uint8Array; w1: number[]; w2: number[]; w3: number[] } {
   const rng = new Rng(seed);
-  const int8 = (n: number) => Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * 100));
+  const drawn: number[][] = [];
+  const int8 = (n: number) => {
+    drawn.push(Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * 100)));
+    return drawn[drawn.length - 1];
+  };
   const t: ReturnType<typeof makeTensor>[] = [];
   const f = (name: string, v: number[], dims: number[] = []) => t.push(makeTensor(name, OnnxDataType.FLOAT, dims, v));
   const u8 = (name: string, v: number) => t.push(makeTensor(name, OnnxDataType.UINT8, [], [v]));
@@ -65,7 +74,43 @@ function tinyInt8Model(seed: number): Uint8Array {
     makeNode('DequantizeLinear', ['pooled', 'p_s', 'p_zp'], ['output']),
   ];
   const graph = makeGraph({ nodes, initializers: t, inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, 8, 8])], outputs: [makeValueInfo('output', OnnxDataType.FLOAT)] });
-  return encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
+  return { bytes: encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 })), w1: drawn[0], w2: drawn[1], w3: drawn[2] };
+}
+
+/**
+ * The float network the int8 graph stands for, written out in float64 on NHWC [n, 8, 8, 3]:
+ * int8 weights dequantised (per-channel scale, bias = b x x_scale x w_scale), activations
+ * not rounded; the input clipped to its quantised range; output ranges starting at 0
+ * (conv1, conv2) are ReLUs capped at their top, the others (conv3, the add) are linear.
+ */
+function floatReference(x: Float32Array, n: number, m: ReturnType<typeof tinyInt8>): Float64Array {
+  type Map3 = { h: number; w: number; c: number; v: Float64Array };
+  const at = (t: Map3, i: number, y: number, xx: number, c: number) => (y < 0 || xx < 0 || y >= t.h || xx >= t.w ? 0 : t.v[((i * t.h + y) * t.w + xx) * t.c + c]);
+  const conv = (t: Map3, w: number[], ws: number[], b: number[], xs: number, cout: number, k: number, stride: number, pad: number, depthwise: boolean, lo: number, hi: number): Map3 => {
+    const h = Math.floor((t.h + 2 * pad - k) / stride) + 1;
+    const ww = Math.floor((t.w + 2 * pad - k) / stride) + 1;
+    const cin = depthwise ? 1 : t.c;
+    const v = new Float64Array(n * h * ww * cout);
+    for (let i = 0; i < n; i++)
+      for (let y = 0; y < h; y++)
+        for (let xx = 0; xx < ww; xx++)
+          for (let o = 0; o < cout; o++) {
+            let s = b[o] * xs * ws[o];
+            for (let ci = 0; ci < cin; ci++)
+              for (let r = 0; r < k; r++)
+                for (let c = 0; c < k; c++) {
+                  const inC = depthwise ? o : ci;
+                  s += w[((o * cin + ci) * k + r) * k + c] * ws[o] * at(t, i, y * stride - pad + r, xx * stride - pad + c, inC);
+                }
+            v[((i * h + y) * ww + xx) * cout + o] = Math.min(hi, Math.max(lo, s));
+          }
+    return { h, w: ww, c: cout, v };
+  };
+  const input: Map3 = { h: 8, w: 8, c: 3, v: Float64Array.from(x, (v) => Math.min(127 * 0.02, Math.max(-128 * 0.02, v))) };
+  const y1 = conv(input, m.w1, [0.004, 0.005, 0.003, 0.006], [100, -200, 50, 0], 0.02, 4, 3, 2, 1, false, 0, 2.55);
+  const y2 = conv(y1, m.w2, [0.01, 0.01, 0.012, 0.008], [10, 0, -10, 5], 0.01, 4, 3, 1, 1, true, 0, 255 * 0.012);
+  const y3 = conv(y2, m.w3, [0.01, 0.01, 0.01, 0.01], [0, 0, 0, 0], 0.012, 4, 1, 1, 0, false, -Infinity, Infinity);
+  return y3.v.map((v, i) => v + y1.v[i]);
 }
 
 describe('ONNX backbone imported as a trainable float network', () => {
@@ -74,6 +119,20 @@ describe('ONNX backbone imported as a trainable float network', () => {
     await tf.setBackend('cpu');
     path = join(await mkdtemp(join(tmpdir(), 'protoatlas-import-')), 'tiny-int8.onnx');
     await writeFile(path, tinyInt8Model(4));
+  });
+
+  it('computes the float network the int8 graph stands for (float64 reference, 1e-5)', async () => {
+    const imported = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE });
+    const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2); // +-6: the input clip at +-2.56 matters
+    const got = await imported.extract(x, 2);
+    const want = floatReference(x, 2, tinyInt8(4));
+    expect(got.length).toBe(want.length);
+    let maxDiff = 0;
+    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+    expect(maxDiff).toBeLessThan(1e-5);
+    // The reference is not degenerate: both signs, values well above the tolerance.
+    expect(Math.max(...want)).toBeGreaterThan(0.3);
+    expect(Math.min(...want)).toBeLessThan(-0.1);
   });
 
   it('computes what onnxruntime computes on the int8 graph, up to int8 rounding', async () => {
