@@ -194,7 +194,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
   });
 
   const mobilenet = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
-  it.skipIf(!existsSync(mobilenet))('MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features', async () => {
+  it.skipIf(!existsSync(mobilenet))(`MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features${existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`}`, async () => {
     const pre = { size: 224, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
     const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre });
     expect(imported.featureShape).toEqual([7, 7, 1280]);

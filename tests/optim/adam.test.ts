@@ -9,7 +9,10 @@ class ReferenceAdam {
   private m: number[];
   private v: number[];
   private t = 0;
-  constructor(private readonly size: number, private readonly beta1 = 0.9, private readonly beta2 = 0.999, private readonly eps = 1e-8) {
+  private readonly beta1 = 0.9;
+  private readonly beta2 = 0.999;
+  private readonly eps = 1e-8;
+  constructor(size: number) {
     this.m = new Array<number>(size).fill(0);
     this.v = new Array<number>(size).fill(0);
   }
