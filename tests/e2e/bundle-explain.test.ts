@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { contributions, logSimilarity, type Manifest } from '@protoatlas/shared';
+import { contributions, logSimilarity, ManifestError, type Manifest } from '@protoatlas/shared';
 import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
 import { buildBundle } from '../../trainer/src/bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../../trainer/src/bundle/bundle-status.ts';
@@ -163,7 +163,8 @@ describe('model bundle and local explanations', () => {
     const m = JSON.parse(JSON.stringify(manifest));
     delete m.prototypes[2].weights;
     await writeFile(join(broken, 'manifest.json'), JSON.stringify(m));
-    await expect(readBundle(broken)).rejects.toThrow(/prototypes\.2\.weights/);
+    await expect(readBundle(broken)).rejects.toThrow(ManifestError);
+    await expect(readBundle(broken)).rejects.toThrow(/broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n  prototypes\.2\.weights: /);
     await writeFile(join(broken, 'manifest.json'), '{ not json');
     await expect(readBundle(broken)).rejects.toThrow(/manifest\.json is not valid JSON/);
     await expect(readBundle(join(dir, 'nowhere'))).rejects.toThrow(/not a ProtoAtlas bundle/);
