@@ -11,9 +11,10 @@ import { Rng } from '../../trainer/src/run/rng.ts';
 
 export const TINY_ONNX = { side: 32, channels: [8, 8, 16], grid: 8 };
 
-export function tinyQLinearBackbone(seed: number): Uint8Array {
+/** `input`: the graph input's name (the model zoo's MobileNetV2 says 'input'). */
+export function tinyQLinearBackbone(seed: number, input = 'input'): Uint8Array {
   const rng = new Rng(seed);
-  const g = new GraphBuilder(13, ['input']);
+  const g = new GraphBuilder(13, [input]);
   const typed = (base: string, type: number, dims: number[], data: number[]) => {
     const name = g.fresh(base);
     g.initializers.set(name, { name, dims, type, data });
@@ -23,7 +24,7 @@ export function tinyQLinearBackbone(seed: number): Uint8Array {
   const u8 = (base: string, v: number) => typed(base, OnnxDataType.UINT8, [], [v]);
   const int8s = (n: number) => Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * 110));
 
-  let x = g.add('QuantizeLinear', ['input', scale('x_s', 0.02), u8('x_zp', 110)], 'x_q');
+  let x = g.add('QuantizeLinear', [input, scale('x_s', 0.02), u8('x_zp', 110)], 'x_q');
   let [xs, xzp] = ['x_s', 'x_zp'];
   const conv = (name: string, cin: number, cout: number, k: number, stride: number, group: number, wScale: number, yScale: number) => {
     const per = cin / group;
@@ -51,7 +52,7 @@ export function tinyQLinearBackbone(seed: number): Uint8Array {
     name: 'tiny_qlinear',
     nodes,
     initializers,
-    inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, TINY_ONNX.side, TINY_ONNX.side])],
+    inputs: [makeValueInfo(input, OnnxDataType.FLOAT, ['N', 3, TINY_ONNX.side, TINY_ONNX.side])],
     outputs: [makeValueInfo('logits', OnnxDataType.FLOAT, ['N', 5])],
   });
   return encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
