@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { DatasetError } from '../../trainer/src/data/errors.ts';
 import * as ort from 'onnxruntime-node';
-import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
+import { imagesUnder, tinyConfig, tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
@@ -129,9 +129,7 @@ describe('model bundle and local explanations', () => {
     const onnx = manifest.files.onnx!;
     const [fp32, int8] = await Promise.all([onnx.fp32!, onnx.int8!].map((f) => ort.InferenceSession.create(join(bundle, f.path))));
     const size = manifest.preprocessing.size;
-    const photos = (await readdir(join(dir, 'data'), { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name))
-      .map((e) => join(e.parentPath, e.name));
+    const photos = await imagesUnder(join(dir, 'data'));
     expect(photos.length).toBe(3 * 24);
     const agree = { top1: 0, nearest: 0 };
     const nearest = new Set<number>();

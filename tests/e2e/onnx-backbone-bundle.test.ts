@@ -5,7 +5,7 @@
  * (W8A32: int8 weights, float activations) must agree with the fp32 export and
  * with the trainer.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,16 +18,11 @@ import { resolveConfig } from '../../trainer/src/run/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
 import { TINY_ONNX, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
-import { tinySyntheticData } from './tiny-run.ts';
+import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
 const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);
-
-async function imagesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name)).map((e) => join(e.parentPath, e.name)).sort();
-}
 
 describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deployed int8 model', () => {
   let dir: string;
