@@ -38,8 +38,21 @@ describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deploye
     const config = resolveConfig('cub200', {
       backend: 'wasm',
       data: { valPerClass: 3 },
-      backbone: { kind: 'onnx', path: backbone, tap: 'auto', preprocess: { size: TINY_ONNX.side, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }, compute: 'float', threads: 1 },
-      head: { addOn: [{ channels: 16, activation: 'relu' }, { channels: 8, activation: 'l2norm' }], prototypesPerClass: 2 },
+      backbone: {
+        kind: 'onnx',
+        path: backbone,
+        tap: 'auto',
+        preprocess: { size: TINY_ONNX.side, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+        compute: 'float',
+        threads: 1,
+      },
+      head: {
+        addOn: [
+          { channels: 16, activation: 'relu' },
+          { channels: 8, activation: 'l2norm' },
+        ],
+        prototypesPerClass: 2,
+      },
       warmup: { epochs: 6, batchSize: 16 },
       pushTune: { epochs: 1, batchSize: 16 },
       lastLayer: { epochs: 3, batchSize: 32 },
@@ -66,7 +79,8 @@ describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deploye
     expect(ops).not.toContain('QLinearConv');
     expect(ops.filter((o) => o === 'Conv').length).toBeGreaterThanOrEqual(3 + 2); // backbone + add-on layers
     const int8Weights = int8.graph.initializers.filter((t) => t.dataType === OnnxDataType.INT8);
-    const wanted = TINY_ONNX.channels[0] * 3 * 9 + TINY_ONNX.channels[1] * 9 + TINY_ONNX.channels[1] * TINY_ONNX.channels[2];
+    const wanted =
+      TINY_ONNX.channels[0] * 3 * 9 + TINY_ONNX.channels[1] * 9 + TINY_ONNX.channels[1] * TINY_ONNX.channels[2];
     expect(int8Weights.reduce((s, t) => s + t.dims.reduce((a, b) => a * b, 1), 0)).toBeGreaterThanOrEqual(wanted);
   });
 
@@ -86,7 +100,10 @@ describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deploye
       const top = argmax(a.logits.data as Float32Array);
       if (top === argmax(b.logits.data as Float32Array)) agree++;
       classes.add(top);
-      worstDistance = Math.max(worstDistance, maxAbsDiff(a.distances.data as Float32Array, b.distances.data as Float32Array));
+      worstDistance = Math.max(
+        worstDistance,
+        maxAbsDiff(a.distances.data as Float32Array, b.distances.data as Float32Array),
+      );
     }
     await Promise.all([fp32.release(), int8.release()]);
     // The model is not degenerate: it predicts more than one class.

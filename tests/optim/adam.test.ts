@@ -1,4 +1,4 @@
-/** Adam (trainer/src/optim/adam.ts) against Adam written out by hand in float64, per parameter group and learning rate. */
+/** Adam (trainer/src/optim/adam.ts) against Adam written out by hand in float64, per group and learning rate. */
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +56,10 @@ describe('Adam', () => {
       { name: 'features', lr: 0, vars: [['frozen', frozen]] },
     ]);
     const [refA, refB] = [new ReferenceAdam(3), new ReferenceAdam(2)];
-    let [pa, pb] = [[1, -1, 0.5], [0.2, 0.3]];
+    let [pa, pb] = [
+      [1, -1, 0.5],
+      [0.2, 0.3],
+    ];
     const lrs = [
       [1e-2, 3e-3],
       [1e-2, 3e-3],
@@ -66,7 +69,11 @@ describe('Adam', () => {
     for (let s = 0; s < 4; s++) {
       opt.setLearningRate('addOn', lrs[s][0]);
       opt.setLearningRate('prototypes', lrs[s][1]);
-      const grads = { [a.name]: tf.tensor1d(GRADS_A[s]), [b.name]: tf.tensor1d(GRADS_B[s]), [frozen.name]: tf.tensor1d([1, 1]) };
+      const grads = {
+        [a.name]: tf.tensor1d(GRADS_A[s]),
+        [b.name]: tf.tensor1d(GRADS_B[s]),
+        [frozen.name]: tf.tensor1d([1, 1]),
+      };
       opt.apply(grads);
       pa = refA.step(pa, GRADS_A[s], lrs[s][0]);
       pb = refB.step(pb, GRADS_B[s], lrs[s][1]);

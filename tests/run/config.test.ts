@@ -6,7 +6,11 @@ const bad = (override: unknown) => () => resolveConfig('demo', override, 'overri
 
 describe('config overrides', () => {
   it('merge onto the preset: objects merge, arrays and scalars replace', () => {
-    const c = resolveConfig('demo', { warmup: { epochs: 4 }, head: { addOn: [{ channels: 8, activation: 'relu' }] } }, 'o.json');
+    const c = resolveConfig(
+      'demo',
+      { warmup: { epochs: 4 }, head: { addOn: [{ channels: 8, activation: 'relu' }] } },
+      'o.json',
+    );
     expect(c.warmup.epochs).toBe(4);
     expect(c.warmup.batchSize).toBe(32); // kept from the preset
     expect(c.head.addOn).toEqual([{ channels: 8, activation: 'relu' }]);
@@ -28,7 +32,9 @@ describe('config overrides', () => {
   it('refuse a misspelt field instead of silently ignoring it', () => {
     expect(bad({ warmpu: { epochs: 3 } })).toThrow(/- warmpu: not a config field/);
     expect(bad({ prune: { treshold: 2 } })).toThrow(/- prune\.treshold: not a config field/);
-    expect(bad({ head: { addOn: [{ channels: 4, activation: 'relu', bias: false }] } })).toThrow(/- head\.addOn\.0\.bias: not a config field/);
+    expect(bad({ head: { addOn: [{ channels: 4, activation: 'relu', bias: false }] } })).toThrow(
+      /- head\.addOn\.0\.bias: not a config field/,
+    );
   });
 
   it('refuse an unknown preset, listing the known ones', () => {

@@ -21,7 +21,11 @@ const sq = (a: number[], b: number[]) => a.reduce((s, v, i) => s + (v - b[i]) **
 
 describe('k-means medoids', () => {
   // Three far-apart 2-D clusters of 5 points (a deterministic jitter), patch ids shuffled.
-  const centres = [[0, 0], [100, 0], [0, 100]];
+  const centres = [
+    [0, 0],
+    [100, 0],
+    [0, 100],
+  ];
   const points: number[][] = [];
   centres.forEach(([cx, cy], c) => {
     for (let i = 0; i < 5; i++) points.push([cx + Math.sin(7 * c + i) * 0.8, cy + Math.cos(3 * c + 2 * i) * 0.8]);
@@ -32,7 +36,9 @@ describe('k-means medoids', () => {
   const medoid = (c: number) => {
     const members = [0, 1, 2, 3, 4].map((i) => c * 5 + i);
     const mean = [0, 1].map((d) => members.reduce((s, p) => s + Math.fround(points[p][d]), 0) / 5);
-    return members.reduce((best, p) => (sq(points[p].map(Math.fround), mean) < sq(points[best].map(Math.fround), mean) ? p : best));
+    return members.reduce((best, p) =>
+      sq(points[p].map(Math.fround), mean) < sq(points[best].map(Math.fround), mean) ? p : best,
+    );
   };
 
   it('returns, for each cluster, the real patch nearest its mean, whatever the seed', () => {
@@ -40,7 +46,10 @@ describe('k-means medoids', () => {
     for (const seed of [1, 2, 3, 4, 5]) {
       const patches = new Rng(seed).shuffle(points.map((_, i) => i));
       const got = kmeansMedoids(z, 2, patches, 3, new Rng(seed), 10);
-      expect([...got].sort((a, b) => a - b), `seed ${seed}`).toEqual(want);
+      expect(
+        [...got].sort((a, b) => a - b),
+        `seed ${seed}`,
+      ).toEqual(want);
     }
   });
 
@@ -75,7 +84,11 @@ function gridSource(): { source: FeatureSource; feats: Float32Array } {
     labels,
     canFlip: false,
     canAugment: false,
-    features: (idx) => tf.tensor4d(idx.flatMap((i) => Array.from(feats.subarray(i * 12, (i + 1) * 12))), [idx.length, 2, 2, 3]),
+    features: (idx) =>
+      tf.tensor4d(
+        idx.flatMap((i) => Array.from(feats.subarray(i * 12, (i + 1) * 12))),
+        [idx.length, 2, 2, 3],
+      ),
   };
   return { source, feats };
 }
@@ -83,14 +96,22 @@ function gridSource(): { source: FeatureSource; feats: Float32Array } {
 describe('prototype initialisation from patches', () => {
   it('places every prototype exactly on a real patch of its own class', () => {
     const { source, feats } = gridSource();
-    const head = new ProtoHead({ inputChannels: 3, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const head = new ProtoHead(
+      { inputChannels: 3, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
+      new Rng(1),
+    );
     initPrototypesFromPatches(head, source, null, { rng: new Rng(3), quiet: true });
     const protos = head.prototypes.dataSync();
     for (let j = 0; j < 4; j++) {
       const v = Array.from(protos.subarray(j * 3, j * 3 + 3));
-      const at = Array.from({ length: 24 }, (_, q) => q).filter((q) => sq(Array.from(feats.subarray(q * 3, q * 3 + 3)), v) === 0);
+      const at = Array.from({ length: 24 }, (_, q) => q).filter(
+        (q) => sq(Array.from(feats.subarray(q * 3, q * 3 + 3)), v) === 0,
+      );
       expect(at.length, `prototype ${j} on a patch`).toBeGreaterThan(0);
-      expect(at.some((q) => source.labels[Math.floor(q / 4)] === head.protoClass[j]), `prototype ${j} own class`).toBe(true);
+      expect(
+        at.some((q) => source.labels[Math.floor(q / 4)] === head.protoClass[j]),
+        `prototype ${j} own class`,
+      ).toBe(true);
     }
     // Two prototypes of a class are two different patches.
     expect(Array.from(protos.subarray(0, 3))).not.toEqual(Array.from(protos.subarray(3, 6)));
@@ -99,9 +120,17 @@ describe('prototype initialisation from patches', () => {
 
   it('with a probe, keeps only the most class-evidential patches as candidates', () => {
     const { source } = gridSource();
-    const head = new ProtoHead({ inputChannels: 3, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const head = new ProtoHead(
+      { inputChannels: 3, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
+      new Rng(1),
+    );
     // Class score: +-channel 0 (sign by class) plus channel 2: evidential patches score ~5, background < 1.
-    const probe: LinearModel = { w: Float32Array.from([1, -1, 0, 0, 1, 1]), b: Float32Array.from([0, 0]), dim: 3, numClasses: 2 };
+    const probe: LinearModel = {
+      w: Float32Array.from([1, -1, 0, 0, 1, 1]),
+      b: Float32Array.from([0, 0]),
+      dim: 3,
+      numClasses: 2,
+    };
     // 12 patches per class, keep 25% = 3: the three evidential ones.
     initPrototypesFromPatches(head, source, probe, { rng: new Rng(3), keepFraction: 0.25, quiet: true });
     const protos = head.prototypes.dataSync();
@@ -118,8 +147,16 @@ describe('linear probe (the baseline)', () => {
   it('pools features by the mean over the grid, mirrored copies after the originals', () => {
     const { source } = gridSource();
     // A stand-in "mirror" that negates the features, so the copies are told apart.
-    const sign = (flipped: boolean[]) => tf.tensor4d(flipped.flatMap((f) => Array<number>(12).fill(f ? -1 : 1)), [flipped.length, 2, 2, 3]);
-    const flipping: FeatureSource = { ...source, canFlip: true, features: (idx, flipped) => tf.mul(source.features(idx, flipped, false), sign(flipped)) as tf.Tensor4D };
+    const sign = (flipped: boolean[]) =>
+      tf.tensor4d(
+        flipped.flatMap((f) => Array<number>(12).fill(f ? -1 : 1)),
+        [flipped.length, 2, 2, 3],
+      );
+    const flipping: FeatureSource = {
+      ...source,
+      canFlip: true,
+      features: (idx, flipped) => tf.mul(source.features(idx, flipped, false), sign(flipped)) as tf.Tensor4D,
+    };
     const p = pooledFeatures(flipping, { flip: true, quiet: true });
     expect(p.n).toBe(12);
     // Image 0: patches (1, 0, 4), (-0.2, -0.4, 0), (0.1, -0.4, 0), (0.4, -0.4, 0).
@@ -133,10 +170,23 @@ describe('linear probe (the baseline)', () => {
   it('is softmax regression with L2 weight decay under Adam and a cosine lr, step for step', () => {
     // Full-batch (order-free) epochs, no dropout: the result is fixed by the maths.
     // No gradient entry is 0 at the start (Adam's first step would then hang on round-off).
-    const x = [[1.1, 0.5], [0.2, -1], [-0.7, 0.3], [0.1, 0.9]];
+    const x = [
+      [1.1, 0.5],
+      [0.2, -1],
+      [-0.7, 0.3],
+      [0.1, 0.9],
+    ];
     const y = [0, 1, 2, 0];
     const [D, C, n, lr, wd, epochs] = [2, 3, 4, 0.05, 0.5, 4];
-    const got = trainLinear({ x: Float32Array.from(x.flat()), labels: Int32Array.from(y), n, dim: D }, C, { epochs, lr, batchSize: n, weightDecay: wd, inputDropout: 0, rng: new Rng(1), quiet: true });
+    const got = trainLinear({ x: Float32Array.from(x.flat()), labels: Int32Array.from(y), n, dim: D }, C, {
+      epochs,
+      lr,
+      batchSize: n,
+      weightDecay: wd,
+      inputDropout: 0,
+      rng: new Rng(1),
+      quiet: true,
+    });
     // Reference in float64: loss = mean CE + wd/2 |W|^2 (bias not decayed), Adam (0.9, 0.999, 1e-8).
     const W = new Array<number>(D * C).fill(0);
     const b = new Array<number>(C).fill(0);
@@ -176,8 +226,19 @@ describe('linear probe (the baseline)', () => {
     const rng = new Rng(4);
     const n = 60;
     const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
-    const x = Float32Array.from({ length: n * 4 }, (_, q) => (q % 4 === labels[Math.floor(q / 4)] ? 2 : 0) + rng.normal() * 0.3);
-    const model = trainLinear({ x, labels, n, dim: 4 }, 3, { epochs: 30, lr: 0.05, batchSize: 16, weightDecay: 1e-4, inputDropout: 0.2, rng: new Rng(2), quiet: true });
+    const x = Float32Array.from(
+      { length: n * 4 },
+      (_, q) => (q % 4 === labels[Math.floor(q / 4)] ? 2 : 0) + rng.normal() * 0.3,
+    );
+    const model = trainLinear({ x, labels, n, dim: 4 }, 3, {
+      epochs: 30,
+      lr: 0.05,
+      batchSize: 16,
+      weightDecay: 1e-4,
+      inputDropout: 0.2,
+      rng: new Rng(2),
+      quiet: true,
+    });
     const logits = linearLogits(model, x, n);
     let correct = 0;
     for (let i = 0; i < n; i++) {

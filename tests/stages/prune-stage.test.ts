@@ -20,13 +20,20 @@ function source(points: [number, number][], labels: number[]): FeatureSource {
     labels: Int32Array.from(labels),
     canFlip: false,
     canAugment: false,
-    features: (idx) => tf.tensor4d(idx.flatMap((i) => points[i]), [idx.length, 1, 1, 2]),
+    features: (idx) =>
+      tf.tensor4d(
+        idx.flatMap((i) => points[i]),
+        [idx.length, 1, 1, 2],
+      ),
   };
 }
 
 // Training patches: class 0 around (0, 0), class 1 around (5, 5).
 const TRAIN = source(
-  [...Array.from({ length: 8 }, (_, i): [number, number] => [0.05 * i, 0.03 * i]), ...Array.from({ length: 8 }, (_, i): [number, number] => [5 + 0.04 * i, 5 - 0.02 * i])],
+  [
+    ...Array.from({ length: 8 }, (_, i): [number, number] => [0.05 * i, 0.03 * i]),
+    ...Array.from({ length: 8 }, (_, i): [number, number] => [5 + 0.04 * i, 5 - 0.02 * i]),
+  ],
   [...Array(8).fill(0), ...Array(8).fill(1)],
 );
 
@@ -36,7 +43,10 @@ const TRAIN = source(
  * a strong class-0 weight.
  */
 function head(): ProtoHead {
-  const h = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  const h = new ProtoHead(
+    { inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
+    new Rng(1),
+  );
   h.prototypes.assign(tf.tensor2d([0, 0, 5, 5.2, 5, 5, 5, 5.1], [4, 2]));
   h.lastLayer.assign(tf.tensor2d([1, 0, 3, 0, 0, 1, 0, 1], [4, 2]));
   return h;
@@ -44,14 +54,35 @@ function head(): ProtoHead {
 const LAST_LAYER = [1, 0, 3, 0, 0, 1, 0, 1];
 
 /** Validation where prototype 1 is what classifies a class-0 image at (5, 6): pruning it costs that image. */
-const VAL_NEEDS_PROTOTYPE_1 = source([[5, 6], [5, 5]], [0, 1]);
+const VAL_NEEDS_PROTOTYPE_1 = source(
+  [
+    [5, 6],
+    [5, 5],
+  ],
+  [0, 1],
+);
 /** Validation that prototype 1 does not help: pruning changes no answer. */
-const VAL_WITHOUT_IT = source([[0, 0.1], [5, 5]], [0, 1]);
+const VAL_WITHOUT_IT = source(
+  [
+    [0, 0.1],
+    [5, 5],
+  ],
+  [0, 1],
+);
 
 const run = (mode: 'auto' | 'on' | 'off', val: FeatureSource) => {
   const h = head();
   const config = resolveConfig('demo', { prune: { mode, k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
-  const result = runPruneStage({ head: h, train: TRAIN, val, push: null, config, classes: ['a', 'b'], rng: new Rng(2), quiet: true });
+  const result = runPruneStage({
+    head: h,
+    train: TRAIN,
+    val,
+    push: null,
+    config,
+    classes: ['a', 'b'],
+    rng: new Rng(2),
+    quiet: true,
+  });
   const weights = Array.from(h.lastLayer.dataSync());
   h.dispose();
   return { result, weights };

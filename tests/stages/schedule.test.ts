@@ -37,7 +37,8 @@ describe('learning-rate schedules', () => {
       ...Array(5).fill({ features: 1e-6, addOn: 3e-5, prototypes: 3e-5 }),
     ];
     lrs.forEach((lr, e) => {
-      for (const [g, v] of Object.entries(expected[e] as Record<string, number>)) expect(lr[g], `epoch ${e} ${g}`).toBeCloseTo(v, 15);
+      for (const [g, v] of Object.entries(expected[e] as Record<string, number>))
+        expect(lr[g], `epoch ${e} ${g}`).toBeCloseTo(v, 15);
       expect(lr.lastLayer).toBe(0);
     });
   });
@@ -46,7 +47,10 @@ describe('learning-rate schedules', () => {
     const warmup = resolveConfig('cub200').warmup;
     expect(warmup).toMatchObject({ epochs: 8, schedule: 'cosine' });
     // 0.5 (1 + cos(pi e / 8)) for e = 0..7, written out.
-    const factors = [1, 0.9619397662556434, 0.8535533905932737, 0.6913417161825449, 0.5, 0.30865828381745514, 0.14644660940672627, 0.03806023374435663];
+    const factors = [
+      1, 0.9619397662556434, 0.8535533905932737, 0.6913417161825449, 0.5, 0.30865828381745514, 0.14644660940672627,
+      0.03806023374435663,
+    ];
     lrsPerEpoch(warmup).forEach((lr, e) => {
       expect(lr.addOn, `epoch ${e}`).toBeCloseTo(3e-3 * factors[e], 15);
       expect(lr.prototypes, `epoch ${e}`).toBeCloseTo(3e-3 * factors[e], 15);

@@ -18,6 +18,10 @@ async function listFiles(path: string): Promise<string[]> {
 export async function sourceKey(root: string, sources: string[]): Promise<string> {
   const h = createHash('sha256');
   const files = (await Promise.all(sources.map((s) => listFiles(join(root, s))))).flat().sort();
-  for (const f of files) h.update(relative(root, f)).update('\0').update(await readFile(f)).update('\0');
+  for (const f of files)
+    h.update(relative(root, f))
+      .update('\0')
+      .update(await readFile(f))
+      .update('\0');
   return h.digest('hex').slice(0, 16);
 }
