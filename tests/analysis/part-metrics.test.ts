@@ -273,7 +273,9 @@ describe('loadCubParts', () => {
 const CUB = join(referenceDataDir(), 'cub200');
 const HAVE_CUB = existsSync(join(CUB, 'meta', 'parts', 'part_locs.txt'));
 
-describe.skipIf(!HAVE_CUB)(`real CUB parts${HAVE_CUB ? '' : ` (skipped: ${CUB}/meta/parts/part_locs.txt not found; set PROTOPNET_DATA)`}`, () => {
+const NO_CUB = ` (skipped: ${CUB}/meta/parts/part_locs.txt not found; set PROTOPNET_DATA)`;
+
+describe.skipIf(!HAVE_CUB)(`real CUB parts${HAVE_CUB ? '' : NO_CUB}`, () => {
   it('puts every visible part of the first images inside their cropped image', async () => {
     const ds = await loadCubCropped(CUB);
     const items = ds.splits.train.slice(0, 40);

@@ -74,7 +74,8 @@ function tinyInt8(seed: number): { bytes: Uint8Array; w1: number[]; w2: number[]
     makeNode('DequantizeLinear', ['pooled', 'p_s', 'p_zp'], ['output']),
   ];
   const graph = makeGraph({ nodes, initializers: t, inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, 8, 8])], outputs: [makeValueInfo('output', OnnxDataType.FLOAT)] });
-  return { bytes: encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 })), w1: drawn[0], w2: drawn[1], w3: drawn[2] };
+  const bytes = encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
+  return { bytes, w1: drawn[0], w2: drawn[1], w3: drawn[2] };
 }
 
 /**
@@ -85,8 +86,12 @@ function tinyInt8(seed: number): { bytes: Uint8Array; w1: number[]; w2: number[]
  */
 function floatReference(x: Float32Array, n: number, m: ReturnType<typeof tinyInt8>): Float64Array {
   type Map3 = { h: number; w: number; c: number; v: Float64Array };
-  const at = (t: Map3, i: number, y: number, xx: number, c: number) => (y < 0 || xx < 0 || y >= t.h || xx >= t.w ? 0 : t.v[((i * t.h + y) * t.w + xx) * t.c + c]);
-  const conv = (t: Map3, w: number[], ws: number[], b: number[], xs: number, cout: number, k: number, stride: number, pad: number, depthwise: boolean, lo: number, hi: number): Map3 => {
+  const at = (t: Map3, i: number, y: number, xx: number, c: number) =>
+    y < 0 || xx < 0 || y >= t.h || xx >= t.w ? 0 : t.v[((i * t.h + y) * t.w + xx) * t.c + c];
+  type Layer = { w: number[]; ws: number[]; b: number[]; xs: number; cout: number; k: number };
+  type Conv = Layer & { stride: number; pad: number };
+  const conv = (t: Map3, l: Conv, depthwise: boolean, lo: number, hi: number): Map3 => {
+    const { w, ws, b, xs, cout, k, stride, pad } = l;
     const h = Math.floor((t.h + 2 * pad - k) / stride) + 1;
     const ww = Math.floor((t.w + 2 * pad - k) / stride) + 1;
     const cin = depthwise ? 1 : t.c;
@@ -100,16 +105,21 @@ function floatReference(x: Float32Array, n: number, m: ReturnType<typeof tinyInt
               for (let r = 0; r < k; r++)
                 for (let c = 0; c < k; c++) {
                   const inC = depthwise ? o : ci;
-                  s += w[((o * cin + ci) * k + r) * k + c] * ws[o] * at(t, i, y * stride - pad + r, xx * stride - pad + c, inC);
+                  const v = at(t, i, y * stride - pad + r, xx * stride - pad + c, inC);
+                  s += w[((o * cin + ci) * k + r) * k + c] * ws[o] * v;
                 }
             v[((i * h + y) * ww + xx) * cout + o] = Math.min(hi, Math.max(lo, s));
           }
     return { h, w: ww, c: cout, v };
   };
-  const input: Map3 = { h: 8, w: 8, c: 3, v: Float64Array.from(x, (v) => Math.min(127 * 0.02, Math.max(-128 * 0.02, v))) };
-  const y1 = conv(input, m.w1, [0.004, 0.005, 0.003, 0.006], [100, -200, 50, 0], 0.02, 4, 3, 2, 1, false, 0, 2.55);
-  const y2 = conv(y1, m.w2, [0.01, 0.01, 0.012, 0.008], [10, 0, -10, 5], 0.01, 4, 3, 1, 1, true, 0, 255 * 0.012);
-  const y3 = conv(y2, m.w3, [0.01, 0.01, 0.01, 0.01], [0, 0, 0, 0], 0.012, 4, 1, 1, 0, false, -Infinity, Infinity);
+  const clipped = Float64Array.from(x, (v) => Math.min(127 * 0.02, Math.max(-128 * 0.02, v)));
+  const input: Map3 = { h: 8, w: 8, c: 3, v: clipped };
+  const l1 = { w: m.w1, ws: [0.004, 0.005, 0.003, 0.006], b: [100, -200, 50, 0], xs: 0.02, cout: 4, k: 3 };
+  const y1 = conv(input, { ...l1, stride: 2, pad: 1 }, false, 0, 2.55);
+  const l2 = { w: m.w2, ws: [0.01, 0.01, 0.012, 0.008], b: [10, 0, -10, 5], xs: 0.01, cout: 4, k: 3 };
+  const y2 = conv(y1, { ...l2, stride: 1, pad: 1 }, true, 0, 255 * 0.012);
+  const l3 = { w: m.w3, ws: [0.01, 0.01, 0.01, 0.01], b: [0, 0, 0, 0], xs: 0.012, cout: 4, k: 1 };
+  const y3 = conv(y2, { ...l3, stride: 1, pad: 0 }, false, -Infinity, Infinity);
   return y3.v.map((v, i) => v + y1.v[i]);
 }
 
@@ -194,7 +204,9 @@ describe('ONNX backbone imported as a trainable float network', () => {
   });
 
   const mobilenet = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
-  it.skipIf(!existsSync(mobilenet))(`MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features${existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`}`, async () => {
+  const noMobilenet = existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`;
+  const realTitle = `MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features${noMobilenet}`;
+  it.skipIf(!existsSync(mobilenet))(realTitle, async () => {
     const pre = { size: 224, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
     const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre });
     expect(imported.featureShape).toEqual([7, 7, 1280]);

@@ -69,7 +69,8 @@ describe('online augmentation', () => {
   });
 
   // Each transform alone (probability 1), read back from the output->input matrix over many seeds.
-  const only = (t: Partial<typeof PAPER_AUGMENT>) => ({ rotation: 0, shear: 0, skew: 0, cropScale: 1, probability: 1, ...t });
+  const NONE = { rotation: 0, shear: 0, skew: 0, cropScale: 1, probability: 1 };
+  const only = (t: Partial<typeof PAPER_AUGMENT>) => ({ ...NONE, ...t });
   const deg = (rad: number) => (rad * 180) / Math.PI;
   const SEEDS = Array.from({ length: 300 }, (_, s) => s);
 

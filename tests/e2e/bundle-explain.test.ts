@@ -16,7 +16,8 @@ import { imagesUnder, tinyConfig, tinySyntheticData } from './tiny-run.ts';
 process.env.PROTOATLAS_QUIET = '1';
 
 const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 describe('model bundle and local explanations', () => {
   let dir: string;
@@ -127,7 +128,8 @@ describe('model bundle and local explanations', () => {
 
   it('the deployed int8 model gives the fp32 answers on (nearly) every image of the dataset', async () => {
     const onnx = manifest.files.onnx!;
-    const [fp32, int8] = await Promise.all([onnx.fp32!, onnx.int8!].map((f) => ort.InferenceSession.create(join(bundle, f.path))));
+    const open = (f: { path: string }) => ort.InferenceSession.create(join(bundle, f.path));
+    const [fp32, int8] = await Promise.all([open(onnx.fp32!), open(onnx.int8!)]);
     const size = manifest.preprocessing.size;
     const photos = await imagesUnder(join(dir, 'data'));
     expect(photos.length).toBe(3 * 24);
@@ -162,7 +164,9 @@ describe('model bundle and local explanations', () => {
     delete m.prototypes[2].weights;
     await writeFile(join(broken, 'manifest.json'), JSON.stringify(m));
     await expect(readBundle(broken)).rejects.toThrow(ManifestError);
-    await expect(readBundle(broken)).rejects.toThrow(/broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n  prototypes\.2\.weights: /);
+    await expect(readBundle(broken)).rejects.toThrow(
+      /broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n  prototypes\.2\.weights: /,
+    );
     await writeFile(join(broken, 'manifest.json'), '{ not json');
     await expect(readBundle(broken)).rejects.toThrow(/manifest\.json is not valid JSON/);
     await expect(readBundle(join(dir, 'nowhere'))).rejects.toThrow(/not a ProtoAtlas bundle/);

@@ -15,7 +15,10 @@ export async function tinySyntheticData(classes = 4, trainPerClass = 24, testPer
 /** Every image file under a dataset folder (all splits), sorted. */
 export async function imagesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name)).map((e) => join(e.parentPath, e.name)).sort();
+  return entries
+    .filter((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }
 
 /** The demo preset shrunk: a tiny CNN, few prototypes, few epochs. */

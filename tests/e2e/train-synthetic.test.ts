@@ -20,7 +20,12 @@ describe('end to end on synthetic birds', () => {
     const config = tinyConfig(join(dir, 'cache'), {
       backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
       head: { addOn: [{ channels: 32, activation: 'relu' }, { channels: 16, activation: 'l2norm' }], prototypesPerClass: 2 },
-      joint: { epochs: 8, batchSize: 32, schedule: 'cosine', lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } },
+      joint: {
+        epochs: 8,
+        batchSize: 32,
+        schedule: 'cosine',
+        lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+      },
       pushTune: { epochs: 3, batchSize: 32, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },
       lastLayer: { epochs: 6, batchSize: 64, lr: 1e-2, selectBest: true },
     });
@@ -31,7 +36,8 @@ describe('end to end on synthetic birds', () => {
 
     // Run directory: resolved config, one metrics line per epoch, summary, model.
     const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    expect(metrics.map((m) => m.stage)).toEqual(['warmup', ...Array(8).fill('joint'), ...Array(3).fill('pushTune'), ...Array(6).fill('lastLayer')]);
+    const stages = ['warmup', ...Array(8).fill('joint'), ...Array(3).fill('pushTune'), ...Array(6).fill('lastLayer')];
+    expect(metrics.map((m) => m.stage)).toEqual(stages);
     expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).preset).toBe('demo');
     const model = JSON.parse(await readFile(join(out, 'model', 'model.json'), 'utf8'));
     expect(model.prototypes).toHaveLength(8);

@@ -66,7 +66,8 @@ describe('cluster and separation costs on a tiny batch', () => {
 
   it("the trainer's own step computes CE + 0.8 Clst - 0.08 Sep, matching values worked by hand", () => {
     // 1-D features, no add-on: prototypes 0, 1 (class 0) and 3, 6 (class 1); one patch per image.
-    const head = new ProtoHead({ inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };
+    const head = new ProtoHead(spec, new Rng(1));
     head.prototypes.assign(tf.tensor2d([0, 1, 3, 6], [4, 1]));
     const x = [0.5, 4]; // image 0 is class 0, image 1 class 1
     const source: FeatureSource = {
@@ -87,8 +88,11 @@ describe('cluster and separation costs on a tiny batch', () => {
       - Math.log(Math.exp(logits[1][1]) / (Math.exp(logits[1][0]) + Math.exp(logits[1][1])))) / 2;
     const clstHand = (0.25 + 1) / 2; // nearest own-class prototype
     const sepHand = (6.25 + 9) / 2; // nearest other-class prototype
-    const ctx = gradContext({ head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, vars: [head.prototypes], trainsFeatures: false, backboneTraining: false });
-    const r = microBatchGrads(ctx, { indices: [0, 1], flipped: [false, false], labels: Int32Array.from([0, 1]), weight: 1 });
+    const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
+    const vars = [head.prototypes];
+    const ctx = gradContext({ head, source, loss, vars, trainsFeatures: false, backboneTraining: false });
+    const both = { indices: [0, 1], flipped: [false, false], labels: Int32Array.from([0, 1]), weight: 1 };
+    const r = microBatchGrads(ctx, both);
     expect(r.terms[0]).toBeCloseTo(ceHand, 5);
     expect(r.terms[1]).toBeCloseTo(clstHand, 6);
     expect(r.terms[2]).toBeCloseTo(sepHand, 6);

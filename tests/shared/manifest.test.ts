@@ -74,7 +74,8 @@ describe('bundle manifest schema', () => {
     const m = tinyManifest();
     m.prototypes[0].files!.crop = '../../etc/passwd';
     expect(() => parseManifest(m)).toThrow(ManifestError);
-    expect(() => parseManifest(m)).toThrow(expect.objectContaining({ issues: [expect.objectContaining({ path: 'prototypes.0.files.crop' })] }));
+    const crop = expect.objectContaining({ path: 'prototypes.0.files.crop' });
+    expect(() => parseManifest(m)).toThrow(expect.objectContaining({ issues: [crop] }));
   });
 
   it('checks cross-field consistency: weights per class, ids, classes', () => {

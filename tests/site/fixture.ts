@@ -76,7 +76,13 @@ export async function tinyFixture(): Promise<Fixture> {
     const run = join(dir, 'run');
     const config = tinyConfig(join(dir, 'cache'), {
       backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
-      head: { addOn: [{ channels: 32, activation: 'relu' }, { channels: 16, activation: 'l2norm' }], prototypesPerClass: 2 },
+      head: {
+        addOn: [
+          { channels: 32, activation: 'relu' },
+          { channels: 16, activation: 'l2norm' },
+        ],
+        prototypesPerClass: 2,
+      },
       joint: { epochs: 10, batchSize: 16 },
       pushTune: { epochs: 1, batchSize: 16, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },
       lastLayer: { epochs: 5, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },

@@ -125,15 +125,21 @@ export function resolveConfig(preset: string, override?: unknown, overrideSource
   // The schema drops fields it does not know, so a misspelt override would silently do nothing.
   const unknown = unknownFields(override, config);
   if (unknown.length) {
-    throw new Error(`invalid training config (${source}):\n${unknown.map((f) => `  - ${f}: not a config field (misspelt?)`).join('\n')}`);
+    const lines = unknown.map((f) => `  - ${f}: not a config field (misspelt?)`);
+    throw new Error(`invalid training config (${source}):\n${lines.join('\n')}`);
   }
   return config;
 }
 
 /** Paths of override fields that the parsed config does not have. */
 function unknownFields(override: unknown, parsed: unknown, path = ''): string[] {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (Array.isArray(override) && Array.isArray(parsed)) return override.flatMap((v, i) => unknownFields(v, parsed[i], `${path}${i}.`));
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (Array.isArray(override) && Array.isArray(parsed)) {
+    return override.flatMap((v, i) => unknownFields(v, parsed[i], `${path}${i}.`));
+  }
   if (!isObject(override) || !isObject(parsed)) return [];
-  return Object.entries(override).flatMap(([k, v]) => (k in parsed ? unknownFields(v, parsed[k], `${path}${k}.`) : [`${path}${k}`]));
+  return Object.entries(override).flatMap(([k, v]) =>
+    k in parsed ? unknownFields(v, parsed[k], `${path}${k}.`) : [`${path}${k}`],
+  );
 }
