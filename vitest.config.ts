@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Every skipped test is listed with its reason at the end of a run.
+    reporters: ['default', './tests/support/skip-reasons.ts'],
   },
 });

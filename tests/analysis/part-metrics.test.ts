@@ -29,6 +29,7 @@ import { loadSynthetic } from '../../trainer/src/data/synthetic-dataset.ts';
 import type { SyntheticImageInfo, SyntheticManifest } from '../../trainer/src/data/synthetic-manifest.ts';
 import type { DatasetItem, RgbImage } from '../../trainer/src/data/types.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 import { cleanup, tempDir, writeSolid, writeText } from '../data/fixtures.ts';
@@ -269,11 +270,12 @@ describe('loadCubParts', () => {
   });
 });
 
-const CUB = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'cub200');
+const CUB = join(referenceDataDir(), 'cub200');
 const HAVE_CUB = existsSync(join(CUB, 'meta', 'parts', 'part_locs.txt'));
-if (!HAVE_CUB) console.warn(`skipping real CUB part checks: ${CUB}/meta/parts not found`);
 
-describe.skipIf(!HAVE_CUB)('real CUB parts', () => {
+const NO_CUB = ` (skipped: ${CUB}/meta/parts/part_locs.txt not found; set PROTOPNET_DATA)`;
+
+describe.skipIf(!HAVE_CUB)(`real CUB parts${HAVE_CUB ? '' : NO_CUB}`, () => {
   it('puts every visible part of the first images inside their cropped image', async () => {
     const ds = await loadCubCropped(CUB);
     const items = ds.splits.train.slice(0, 40);

@@ -70,7 +70,64 @@ describe('float16', () => {
     expect(Number.isNaN(back[11])).toBe(true);
   });
 
-  it('portable fallback agrees with the native conversion bit for bit', () => {
+  // IEEE 754 binary16 by its definition, written independently of float16.ts.
+  const refDecode = (h: number): number => {
+    const sign = h >= 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 31;
+    const f = h % 1024;
+    if (e === 31) return f ? NaN : sign * Infinity;
+    return e === 0 ? sign * (f / 1024) * 2 ** -14 : sign * (1 + f / 1024) * 2 ** (e - 15);
+  };
+  /** Nearest half by bisection over the (monotonic) positive finite codes, ties to the even code. */
+  const refEncode = (x: number): number => {
+    if (Number.isNaN(x)) return 0x7e00;
+    const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+    const a = Math.abs(x);
+    if (a >= 65520) return sign | 0x7c00; // halfway between 65504 and 2^16 rounds to infinity
+    let lo = 0;
+    let hi = 0x7bff;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (refDecode(mid) <= a) lo = mid;
+      else hi = mid;
+    }
+    const [dl, dh] = [a - refDecode(lo), refDecode(hi) - a];
+    return sign | (dl < dh ? lo : dh < dl ? hi : lo % 2 === 0 ? lo : hi);
+  };
+  const f16round = (Math as unknown as { f16round?: (x: number) => number }).f16round;
+
+  it('portable path agrees with IEEE half precision (independent reference), every code and many values', () => {
+    const every = Uint16Array.from({ length: 65536 }, (_, h) => h);
+    const decoded = new Float32Array(65536);
+    decodeFloat16Js(every, decoded);
+    for (let h = 0; h < 65536; h++) {
+      const want = refDecode(h);
+      if (Number.isNaN(want)) expect(Number.isNaN(decoded[h]), `code ${h}`).toBe(true);
+      else if (decoded[h] !== want) expect(decoded[h], `code ${h}`).toBe(want);
+    }
+    // Random magnitudes over the whole range, exact ties, subnormals, overflow edges.
+    const values = Array.from({ length: 20000 }, (_, i) => Math.sin(i * 0.77) * 10 ** ((i % 14) - 8));
+    for (let h = 0; h < 0x7c00; h += 97) values.push((refDecode(h) + refDecode(h + 1)) / 2, -refDecode(h));
+    values.push(65504, 65519.99, 65520, 1e6, -1e6, 2 ** -25, 2 ** -25 + 2 ** -40, 3 * 2 ** -26, 0, -0);
+    const src = Float32Array.from(values);
+    const bits = new Uint16Array(src.length);
+    encodeFloat16Js(src, bits);
+    let wrong = 0;
+    src.forEach((x, i) => {
+      if (bits[i] !== refEncode(x) && wrong++ < 5) expect(bits[i], `encode ${x}`).toBe(refEncode(x));
+    });
+    expect(wrong).toBe(0);
+    // Where the runtime has Math.f16round, it is a third opinion.
+    if (f16round) {
+      const back = new Float32Array(src.length);
+      decodeFloat16Js(bits, back);
+      src.forEach((x, i) => expect(Object.is(back[i], f16round(x)), `f16round ${x}`).toBe(true));
+    }
+  });
+
+  const hasNative = 'Float16Array' in globalThis;
+  const noNative = hasNative ? '' : ' (skipped: this runtime has no Float16Array)';
+  it.skipIf(!hasNative)(`portable fallback agrees with the native conversion bit for bit${noNative}`, () => {
     const src = Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i * 0.77) * 10 ** ((i % 14) - 8));
     const a = new Uint16Array(src.length);
     const b = new Uint16Array(src.length);

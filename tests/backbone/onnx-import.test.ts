@@ -21,8 +21,17 @@ const PRE = { size: 8, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 
  * and a residual QLinearAdd, then the global pool whose input is the tap.
  */
 function tinyInt8Model(seed: number): Uint8Array {
+  return tinyInt8(seed).bytes;
+}
+
+/** The int8 weights of the tiny network (drawn in this order) and the model. */
+function tinyInt8(seed: number): { bytes: Uint8Array; w1: number[]; w2: number[]; w3: number[] } {
   const rng = new Rng(seed);
-  const int8 = (n: number) => Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * 100));
+  const drawn: number[][] = [];
+  const int8 = (n: number) => {
+    drawn.push(Array.from({ length: n }, () => Math.round((rng.next() * 2 - 1) * 100)));
+    return drawn[drawn.length - 1];
+  };
   const t: ReturnType<typeof makeTensor>[] = [];
   const f = (name: string, v: number[], dims: number[] = []) => t.push(makeTensor(name, OnnxDataType.FLOAT, dims, v));
   const u8 = (name: string, v: number) => t.push(makeTensor(name, OnnxDataType.UINT8, [], [v]));
@@ -65,7 +74,53 @@ function tinyInt8Model(seed: number): Uint8Array {
     makeNode('DequantizeLinear', ['pooled', 'p_s', 'p_zp'], ['output']),
   ];
   const graph = makeGraph({ nodes, initializers: t, inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, 8, 8])], outputs: [makeValueInfo('output', OnnxDataType.FLOAT)] });
-  return encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
+  const bytes = encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
+  return { bytes, w1: drawn[0], w2: drawn[1], w3: drawn[2] };
+}
+
+/**
+ * The float network the int8 graph stands for, written out in float64 on NHWC [n, 8, 8, 3]:
+ * int8 weights dequantised (per-channel scale, bias = b x x_scale x w_scale), activations
+ * not rounded; the input clipped to its quantised range; output ranges starting at 0
+ * (conv1, conv2) are ReLUs capped at their top, the others (conv3, the add) are linear.
+ */
+function floatReference(x: Float32Array, n: number, m: ReturnType<typeof tinyInt8>): Float64Array {
+  type Map3 = { h: number; w: number; c: number; v: Float64Array };
+  const at = (t: Map3, i: number, y: number, xx: number, c: number) =>
+    y < 0 || xx < 0 || y >= t.h || xx >= t.w ? 0 : t.v[((i * t.h + y) * t.w + xx) * t.c + c];
+  type Layer = { w: number[]; ws: number[]; b: number[]; xs: number; cout: number; k: number };
+  type Conv = Layer & { stride: number; pad: number };
+  const conv = (t: Map3, l: Conv, depthwise: boolean, lo: number, hi: number): Map3 => {
+    const { w, ws, b, xs, cout, k, stride, pad } = l;
+    const h = Math.floor((t.h + 2 * pad - k) / stride) + 1;
+    const ww = Math.floor((t.w + 2 * pad - k) / stride) + 1;
+    const cin = depthwise ? 1 : t.c;
+    const v = new Float64Array(n * h * ww * cout);
+    for (let i = 0; i < n; i++)
+      for (let y = 0; y < h; y++)
+        for (let xx = 0; xx < ww; xx++)
+          for (let o = 0; o < cout; o++) {
+            let s = b[o] * xs * ws[o];
+            for (let ci = 0; ci < cin; ci++)
+              for (let r = 0; r < k; r++)
+                for (let c = 0; c < k; c++) {
+                  const inC = depthwise ? o : ci;
+                  const v = at(t, i, y * stride - pad + r, xx * stride - pad + c, inC);
+                  s += w[((o * cin + ci) * k + r) * k + c] * ws[o] * v;
+                }
+            v[((i * h + y) * ww + xx) * cout + o] = Math.min(hi, Math.max(lo, s));
+          }
+    return { h, w: ww, c: cout, v };
+  };
+  const clipped = Float64Array.from(x, (v) => Math.min(127 * 0.02, Math.max(-128 * 0.02, v)));
+  const input: Map3 = { h: 8, w: 8, c: 3, v: clipped };
+  const l1 = { w: m.w1, ws: [0.004, 0.005, 0.003, 0.006], b: [100, -200, 50, 0], xs: 0.02, cout: 4, k: 3 };
+  const y1 = conv(input, { ...l1, stride: 2, pad: 1 }, false, 0, 2.55);
+  const l2 = { w: m.w2, ws: [0.01, 0.01, 0.012, 0.008], b: [10, 0, -10, 5], xs: 0.01, cout: 4, k: 3 };
+  const y2 = conv(y1, { ...l2, stride: 1, pad: 1 }, true, 0, 255 * 0.012);
+  const l3 = { w: m.w3, ws: [0.01, 0.01, 0.01, 0.01], b: [0, 0, 0, 0], xs: 0.012, cout: 4, k: 1 };
+  const y3 = conv(y2, { ...l3, stride: 1, pad: 0 }, false, -Infinity, Infinity);
+  return y3.v.map((v, i) => v + y1.v[i]);
 }
 
 describe('ONNX backbone imported as a trainable float network', () => {
@@ -74,6 +129,20 @@ describe('ONNX backbone imported as a trainable float network', () => {
     await tf.setBackend('cpu');
     path = join(await mkdtemp(join(tmpdir(), 'protoatlas-import-')), 'tiny-int8.onnx');
     await writeFile(path, tinyInt8Model(4));
+  });
+
+  it('computes the float network the int8 graph stands for (float64 reference, 1e-5)', async () => {
+    const imported = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE });
+    const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2); // +-6: the input clip at +-2.56 matters
+    const got = await imported.extract(x, 2);
+    const want = floatReference(x, 2, tinyInt8(4));
+    expect(got.length).toBe(want.length);
+    let maxDiff = 0;
+    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+    expect(maxDiff).toBeLessThan(1e-5);
+    // The reference is not degenerate: both signs, values well above the tolerance.
+    expect(Math.max(...want)).toBeGreaterThan(0.3);
+    expect(Math.min(...want)).toBeLessThan(-0.1);
   });
 
   it('computes what onnxruntime computes on the int8 graph, up to int8 rounding', async () => {
@@ -135,7 +204,9 @@ describe('ONNX backbone imported as a trainable float network', () => {
   });
 
   const mobilenet = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
-  it.skipIf(!existsSync(mobilenet))('MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features', async () => {
+  const noMobilenet = existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`;
+  const realTitle = `MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features${noMobilenet}`;
+  it.skipIf(!existsSync(mobilenet))(realTitle, async () => {
     const pre = { size: 224, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
     const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre });
     expect(imported.featureShape).toEqual([7, 7, 1280]);

@@ -92,7 +92,9 @@ describe('receptive fields', () => {
   });
 
   const mobilenet = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
-  it.skipIf(!existsSync(mobilenet))('MobileNetV2 (int8 ONNX, ../shared/data): 491 px field, stride 32', async () => {
+  const noMobilenet = existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`;
+  const realTitle = `MobileNetV2 (int8 ONNX, ../shared/data): 491 px field, stride 32${noMobilenet}`;
+  it.skipIf(!existsSync(mobilenet))(realTitle, async () => {
     expect(await backboneReceptiveField({ kind: 'onnx', tap: 'auto' }, mobilenet)).toEqual({ size: 491, stride: 32, start: 0.5 });
   });
 });

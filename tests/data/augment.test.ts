@@ -68,6 +68,92 @@ describe('online augmentation', () => {
     }
   });
 
+  // Each transform alone (probability 1), read back from the output->input matrix over many seeds.
+  const NONE = { rotation: 0, shear: 0, skew: 0, cropScale: 1, probability: 1 };
+  const only = (t: Partial<typeof PAPER_AUGMENT>) => ({ ...NONE, ...t });
+  const deg = (rad: number) => (rad * 180) / Math.PI;
+  const SEEDS = Array.from({ length: 300 }, (_, s) => s);
+
+  it('samples rotations uniformly within +-rotation degrees, about the centre', () => {
+    const angles = SEEDS.map((s) => {
+      const t = randomTransform(64, only({ rotation: 15 }), new Rng(s));
+      expect(t[0]).toBeCloseTo(t[4], 12); // a pure rotation
+      expect(t[1]).toBeCloseTo(-t[3], 12);
+      // The centre is fixed.
+      expect(t[0] * 32 + t[1] * 32 + t[2]).toBeCloseTo(32, 9);
+      return deg(Math.atan2(t[3], t[0]));
+    });
+    expect(Math.max(...angles.map(Math.abs))).toBeLessThanOrEqual(15 + 1e-9);
+    expect(Math.max(...angles)).toBeGreaterThan(14);
+    expect(Math.min(...angles)).toBeLessThan(-14);
+    expect(angles.filter((a) => Math.abs(a) < 7.5).length / angles.length).toBeCloseTo(0.5, 1);
+  });
+
+  it('samples shears within +-shear degrees, along x or y', () => {
+    const along = { x: 0, y: 0 };
+    const angles = SEEDS.map((s) => {
+      const t = randomTransform(64, only({ shear: 10 }), new Rng(s));
+      expect([t[0], t[4], t[8]]).toEqual([1, 1, 1]);
+      expect(t[1] === 0 || t[3] === 0).toBe(true);
+      if (t[1] !== 0) along.x++;
+      else along.y++;
+      return deg(Math.atan(t[1] + t[3]));
+    });
+    expect(Math.max(...angles.map(Math.abs))).toBeLessThanOrEqual(10 + 1e-9);
+    expect(Math.max(...angles.map(Math.abs))).toBeGreaterThan(9.3);
+    expect(Math.min(along.x, along.y)).toBeGreaterThan(100);
+  });
+
+  it('crops a square window of cropScale..1 of the side, always inside the image', () => {
+    const sides = SEEDS.map((s) => {
+      const t = randomTransform(64, only({ cropScale: 0.8 }), new Rng(s));
+      expect(t[0]).toBe(t[4]);
+      expect([t[1], t[3], t[6], t[7]]).toEqual([0, 0, 0, 0]);
+      // The output's corners read input points inside [0, 64].
+      const [x0, y0, x1, y1] = [t[2], t[5], t[0] * 64 + t[2], t[4] * 64 + t[5]];
+      for (const v of [x0, y0, x1, y1]) {
+        expect(v).toBeGreaterThanOrEqual(-1e-9);
+        expect(v).toBeLessThanOrEqual(64 + 1e-9);
+      }
+      return t[0];
+    });
+    expect(Math.min(...sides)).toBeGreaterThanOrEqual(0.8);
+    expect(Math.min(...sides)).toBeLessThan(0.81);
+    expect(Math.max(...sides)).toBeLessThanOrEqual(1);
+    expect(Math.max(...sides)).toBeGreaterThan(0.99);
+  });
+
+  it('skews by tilting one side inwards by up to skew x side', () => {
+    const moves = SEEDS.map((s) => {
+      const t = randomTransform(64, only({ skew: 0.2 }), new Rng(s));
+      const at = (x: number, y: number) => {
+        const z = t[6] * x + t[7] * y + t[8];
+        return [(t[0] * x + t[1] * y + t[2]) / z, (t[3] * x + t[4] * y + t[5]) / z];
+      };
+      // Output -> input: exactly two image corners map off themselves, by the same distance.
+      const shifts = [[0, 0], [64, 0], [64, 64], [0, 64]].map(([x, y]) => {
+        const [u, v] = at(x, y);
+        return Math.hypot(u - x, v - y);
+      });
+      const moved = shifts.filter((d) => d > 1e-6);
+      expect(moved.length === 0 || moved.length === 2).toBe(true);
+      if (moved.length === 2) expect(moved[0]).toBeCloseTo(moved[1], 6);
+      return Math.max(...shifts);
+    });
+    // A tilted corner reads the input up to skew x side = 12.8 px away.
+    expect(Math.max(...moves)).toBeLessThanOrEqual(0.2 * 64 + 1e-6);
+    expect(Math.max(...moves)).toBeGreaterThan(12);
+  });
+
+  it('applies each transform with the configured probability', () => {
+    const spec = { ...PAPER_AUGMENT, shear: 0, skew: 0, cropScale: 1 }; // rotation alone, p = 0.5
+    const rotated = SEEDS.filter((s) => randomTransform(64, spec, new Rng(s))[1] !== 0).length / SEEDS.length;
+    expect(rotated).toBeGreaterThan(0.4);
+    expect(rotated).toBeLessThan(0.6);
+    const never = SEEDS.slice(0, 50).map((s) => randomTransform(64, { ...PAPER_AUGMENT, probability: 0 }, new Rng(s)));
+    for (const t of never) expect(t).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  });
+
   it('refuses non-square images', () => {
     expect(() => augmentImage({ width: 2, height: 3, data: new Uint8Array(18) }, PAPER_AUGMENT, new Rng(0))).toThrow(/square/);
   });

@@ -2,17 +2,22 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { contributions, logSimilarity, type Manifest } from '@protoatlas/shared';
+import { contributions, logSimilarity, ManifestError, type Manifest } from '@protoatlas/shared';
 import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
 import { buildBundle } from '../../trainer/src/bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../../trainer/src/bundle/bundle-status.ts';
 import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
+import { DatasetError } from '../../trainer/src/data/errors.ts';
 import * as ort from 'onnxruntime-node';
-import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
+import { imagesUnder, tinyConfig, tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
+
+const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 describe('model bundle and local explanations', () => {
   let dir: string;
@@ -66,6 +71,8 @@ describe('model bundle and local explanations', () => {
     expect(manifest.metrics.pruning).toMatchObject({ k: 6, threshold: 3, applied: true });
     // Pruned prototypes are flagged with a reason and have an all-zero weight row.
     const pruned = manifest.prototypes.filter((p) => p.pruned);
+    expect(pruned.length).toBeGreaterThan(0);
+    expect(pruned.length).toBeLessThan(manifest.prototypes.length);
     expect(pruned.length).toBe(manifest.metrics.pruning!.pruned);
     for (const p of pruned) {
       expect(p.prunedReason).toMatch(/of its 6 nearest training patches/);
@@ -115,9 +122,39 @@ describe('model bundle and local explanations', () => {
     expect(onnx.int8!.bytes).toBeLessThan(onnx.fp32!.bytes);
     const q = await ort.InferenceSession.create(join(bundle, onnx.int8!.path));
     const qOut = await q.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, size, size, 3]) });
-    const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);
     expect(argmax(qOut.logits.data as Float32Array)).toBe(argmax(logits));
     await q.release();
+  }, 120_000);
+
+  it('the deployed int8 model gives the fp32 answers on (nearly) every image of the dataset', async () => {
+    const onnx = manifest.files.onnx!;
+    const open = (f: { path: string }) => ort.InferenceSession.create(join(bundle, f.path));
+    const [fp32, int8] = await Promise.all([open(onnx.fp32!), open(onnx.int8!)]);
+    const size = manifest.preprocessing.size;
+    const photos = await imagesUnder(join(dir, 'data'));
+    expect(photos.length).toBe(3 * 24);
+    const agree = { top1: 0, nearest: 0 };
+    const nearest = new Set<number>();
+    let worstDistance = 0;
+    let largestDistance = 0;
+    for (const photo of photos) {
+      const img = await decodeImage(photo, { size });
+      const feed = { image: new ort.Tensor('float32', Float32Array.from(img.data), [1, size, size, 3]) };
+      const [a, b] = [await fp32.run(feed), await int8.run(feed)];
+      if (argmax(a.logits.data as Float32Array) === argmax(b.logits.data as Float32Array)) agree.top1++;
+      // The most similar prototype, pruned or not: the int8 model must find the same evidence.
+      const top = argmax(a.similarities.data as Float32Array);
+      nearest.add(top);
+      if (top === argmax(b.similarities.data as Float32Array)) agree.nearest++;
+      const da = a.distances.data as Float32Array;
+      worstDistance = Math.max(worstDistance, maxDiff(da, b.distances.data as Float32Array));
+      largestDistance = Math.max(largestDistance, ...da);
+    }
+    await Promise.all([fp32.release(), int8.release()]);
+    expect(nearest.size).toBeGreaterThan(2); // the images reach several prototypes
+    expect(agree.top1 / photos.length).toBeGreaterThanOrEqual(0.95);
+    expect(agree.nearest / photos.length).toBeGreaterThanOrEqual(0.9);
+    expect(worstDistance / largestDistance).toBeLessThan(0.1);
   }, 120_000);
 
   it('refuses a bundle whose manifest is broken, naming the field', async () => {
@@ -126,7 +163,10 @@ describe('model bundle and local explanations', () => {
     const m = JSON.parse(JSON.stringify(manifest));
     delete m.prototypes[2].weights;
     await writeFile(join(broken, 'manifest.json'), JSON.stringify(m));
-    await expect(readBundle(broken)).rejects.toThrow(/prototypes\.2\.weights/);
+    await expect(readBundle(broken)).rejects.toThrow(ManifestError);
+    await expect(readBundle(broken)).rejects.toThrow(
+      /broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n  prototypes\.2\.weights: /,
+    );
     await writeFile(join(broken, 'manifest.json'), '{ not json');
     await expect(readBundle(broken)).rejects.toThrow(/manifest\.json is not valid JSON/);
     await expect(readBundle(join(dir, 'nowhere'))).rejects.toThrow(/not a ProtoAtlas bundle/);
@@ -134,7 +174,9 @@ describe('model bundle and local explanations', () => {
 
   it('replaces a bundle atomically and leaves the old one when a build fails', async () => {
     const before = await stat(join(bundle, 'manifest.json'));
-    await expect(buildBundle({ run, data: join(dir, 'nowhere'), quiet: true })).rejects.toThrow();
+    const failed = buildBundle({ run, data: join(dir, 'nowhere'), quiet: true });
+    await expect(failed).rejects.toThrow(DatasetError);
+    await expect(failed).rejects.toThrow(/nowhere: dataset folder does not exist\. Fix: point at a folder/);
     expect((await stat(join(bundle, 'manifest.json'))).mtimeMs).toBe(before.mtimeMs);
     // A model change makes the bundle stale.
     const weights = join(run, 'model', 'weights.bin');

@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSynthetic } from '../../trainer/src/data/synthetic.ts';
@@ -10,6 +10,15 @@ export async function tinySyntheticData(classes = 4, trainPerClass = 24, testPer
   const dir = await mkdtemp(join(tmpdir(), 'protoatlas-e2e-'));
   await generateSynthetic(join(dir, 'data'), { classes, trainPerClass, testPerClass, seed: 11 });
   return dir;
+}
+
+/** Every image file under a dataset folder (all splits), sorted. */
+export async function imagesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }
 
 /** The demo preset shrunk: a tiny CNN, few prototypes, few epochs. */

@@ -21,8 +21,12 @@ apiSuite('edge API in workerd (wrangler dev)', async (bundleDir) => {
 });
 
 describe('edge API in workerd: the server', () => {
-  it('logged no fault while the suite ran', () => {
-    expect(server?.output() ?? '').not.toMatch(/"level":"error"|Uncaught|exceeded/);
+  it('started, answered, and logged no fault while the suite ran', () => {
+    // Without a server the suite above failed already; this check must not pass on an empty log.
+    expect(server, 'wrangler dev never started').not.toBeNull();
+    const log = server!.output();
+    expect(log).toMatch(/Ready on http/);
+    expect(log).not.toMatch(/"level":"error"|Uncaught|exceeded/);
   });
 });
 

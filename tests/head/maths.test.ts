@@ -7,6 +7,8 @@ import { classIdentity, initLastLayer, prototypeClasses, wrongClassMask, wrongCl
 import { clusterCost, crossEntropy, maskedL1, separationCost } from '../../trainer/src/head/losses.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
+import { gradContext, microBatchGrads } from '../../trainer/src/stages/grad-step.ts';
+import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -54,15 +56,54 @@ describe('cluster and separation costs on a tiny batch', () => {
     // image 0: min(0.5,7) = 0.5; image 1: min(2,4) = 2 -> mean 1.25
     expect(separationCost(minDist(), own, 10).dataSync()[0]).toBeCloseTo(1.25, 6);
   });
-  it('total loss CE + 0.8 Clst - 0.08 Sep', () => {
+  it('cross-entropy of a tiny batch', () => {
     const logits = tf.tensor2d([2, 0, 0, 1], [2, 2]);
     const labels = tf.tensor1d([0, 1], 'int32');
     const ce = crossEntropy(logits, labels).dataSync()[0];
     // image 0: -log(e^2/(e^2+1)) = 0.126928; image 1: -log(e/(1+e)) = 0.313262
     expect(ce).toBeCloseTo((0.1269280110429725 + 0.31326168751822286) / 2, 6);
-    const own = tf.gather(idT(), labels) as tf.Tensor2D;
-    const total = ce + 0.8 * clusterCost(minDist(), own, 10).dataSync()[0] - 0.08 * separationCost(minDist(), own, 10).dataSync()[0];
-    expect(total).toBeCloseTo(0.22009484928 + 2.4 - 0.1, 5);
+  });
+
+  it("the trainer's own step computes CE + 0.8 Clst - 0.08 Sep, matching values worked by hand", () => {
+    // 1-D features, no add-on: prototypes 0, 1 (class 0) and 3, 6 (class 1); one patch per image.
+    const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };
+    const head = new ProtoHead(spec, new Rng(1));
+    head.prototypes.assign(tf.tensor2d([0, 1, 3, 6], [4, 1]));
+    const x = [0.5, 4]; // image 0 is class 0, image 1 class 1
+    const source: FeatureSource = {
+      n: 2,
+      shape: [1, 1, 1],
+      labels: Int32Array.from([0, 1]),
+      canFlip: false,
+      canAugment: false,
+      features: (idx) => tf.tensor4d(idx.map((i) => x[i]), [idx.length, 1, 1, 1]),
+    };
+    // Distances: image 0 -> 0.25, 0.25, 6.25, 30.25; image 1 -> 16, 9, 1, 4.
+    const d = [[0.25, 0.25, 6.25, 30.25], [16, 9, 1, 4]];
+    const sim = (v: number) => Math.log((v + 1) / (v + 1e-4));
+    // Last layer as initialised: +1 own class, -0.5 the other.
+    const w = [[1, -0.5], [1, -0.5], [-0.5, 1], [-0.5, 1]];
+    const logits = d.map((row) => [0, 1].map((c) => row.reduce((s, v, j) => s + sim(v) * w[j][c], 0)));
+    const ceHand = (-Math.log(Math.exp(logits[0][0]) / (Math.exp(logits[0][0]) + Math.exp(logits[0][1])))
+      - Math.log(Math.exp(logits[1][1]) / (Math.exp(logits[1][0]) + Math.exp(logits[1][1])))) / 2;
+    const clstHand = (0.25 + 1) / 2; // nearest own-class prototype
+    const sepHand = (6.25 + 9) / 2; // nearest other-class prototype
+    const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
+    const vars = [head.prototypes];
+    const ctx = gradContext({ head, source, loss, vars, trainsFeatures: false, backboneTraining: false });
+    const both = { indices: [0, 1], flipped: [false, false], labels: Int32Array.from([0, 1]), weight: 1 };
+    const r = microBatchGrads(ctx, both);
+    expect(r.terms[0]).toBeCloseTo(ceHand, 5);
+    expect(r.terms[1]).toBeCloseTo(clstHand, 6);
+    expect(r.terms[2]).toBeCloseTo(sepHand, 6);
+    expect(r.terms[3]).toBe(2); // both images classified correctly
+    expect(r.value).toBeCloseTo(ceHand + 0.8 * clstHand - 0.08 * sepHand, 5);
+    // Half the batch carries half the weight.
+    const half = microBatchGrads(ctx, { indices: [1], flipped: [false], labels: Int32Array.from([1]), weight: 0.5 });
+    const ce1 = Math.log(Math.exp(logits[1][0]) + Math.exp(logits[1][1])) - logits[1][1];
+    expect(half.value).toBeCloseTo(0.5 * (ce1 + 0.8 * 1 - 0.08 * 9), 5);
+    tf.dispose([...r.grads, ...half.grads]);
+    head.dispose();
   });
 });
 

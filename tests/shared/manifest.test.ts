@@ -62,28 +62,27 @@ describe('bundle manifest schema', () => {
   it('refuses a broken manifest and names the field', () => {
     const m = tinyManifest() as unknown as { prototypes: { classId: unknown; files: { crop: string } }[]; schemaVersion: number };
     m.prototypes[1].classId = 'blue';
+    expect(() => parseManifest(m, 'bundle/manifest.json')).toThrow(ManifestError);
     expect(() => parseManifest(m, 'bundle/manifest.json')).toThrow(/bundle\/manifest\.json.*\n.*prototypes\.1\.classId/);
     const n = tinyManifest() as unknown as { schemaVersion: number };
     n.schemaVersion = 2;
+    expect(() => parseManifest(n)).toThrow(ManifestError);
     expect(() => parseManifest(n)).toThrow(/schemaVersion/);
   });
 
   it('refuses paths that leave the bundle', () => {
     const m = tinyManifest();
     m.prototypes[0].files!.crop = '../../etc/passwd';
-    try {
-      parseManifest(m);
-      expect.unreachable();
-    } catch (e) {
-      expect(e).toBeInstanceOf(ManifestError);
-      expect((e as ManifestError).issues[0].path).toBe('prototypes.0.files.crop');
-    }
+    expect(() => parseManifest(m)).toThrow(ManifestError);
+    const crop = expect.objectContaining({ path: 'prototypes.0.files.crop' });
+    expect(() => parseManifest(m)).toThrow(expect.objectContaining({ issues: [crop] }));
   });
 
   it('checks cross-field consistency: weights per class, ids, classes', () => {
     const m = tinyManifest();
     m.prototypes[0].weights = [1];
     m.prototypes[1].classId = 5;
+    expect(() => parseManifest(m)).toThrow(ManifestError);
     expect(() => parseManifest(m)).toThrow(/prototypes\.0\.weights: has 1 weights, expected one per class \(2\)[\s\S]*prototypes\.1\.classId/);
   });
 

@@ -8,14 +8,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from '../e2e/tiny-run.ts';
+import { sourceKey } from '../support/source-key.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const SITE = join(ROOT, 'site');
 /** Screenshots and other artefacts a CI run keeps. */
 export const ARTIFACTS = join(ROOT, 'artifacts', 'site');
 const CACHE = join(ROOT, '.cache', 'site-fixture');
-/** Bump when the fixture recipe changes, so stale caches are rebuilt. */
-const RECIPE = 'v1';
+/** The code that builds the fixture: a change to any of it rebuilds the cached bundle. */
+const SOURCES = ['trainer/src', 'shared/src', 'tests/site/fixture.ts', 'tests/e2e/tiny-run.ts'];
 
 export interface Fixture {
   bundle: string;
@@ -31,10 +32,10 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-async function readFixture(): Promise<Fixture | null> {
+async function readFixture(key: string): Promise<Fixture | null> {
   try {
     const meta = JSON.parse(await readFile(join(CACHE, 'fixture.json'), 'utf8'));
-    if (meta.recipe !== RECIPE) return null;
+    if (meta.sourceKey !== key) return null;
     const bundle = join(CACHE, 'bundle');
     const manifest = parseManifest(JSON.parse(await readFile(join(bundle, MANIFEST_FILE), 'utf8')));
     if (!manifest.files.onnx?.fp32 || !(await exists(join(bundle, manifest.files.onnx.fp32.path)))) return null;
@@ -52,9 +53,10 @@ async function readFixture(): Promise<Fixture | null> {
  */
 export async function tinyFixture(): Promise<Fixture> {
   const lock = `${CACHE}.lock`;
+  const key = await sourceKey(ROOT, SOURCES);
   await mkdir(join(ROOT, '.cache'), { recursive: true });
   for (let i = 0; ; i++) {
-    const ready = await readFixture();
+    const ready = await readFixture(key);
     if (ready) return ready;
     try {
       await mkdir(lock);
@@ -67,13 +69,25 @@ export async function tinyFixture(): Promise<Fixture> {
     }
   }
   try {
-    const again = await readFixture();
+    const again = await readFixture(key);
     if (again) return again;
     process.env.PROTOATLAS_QUIET = '1';
     const dir = await tinySyntheticData(3, 20, 4);
     const run = join(dir, 'run');
     const config = tinyConfig(join(dir, 'cache'), {
+      backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
+      head: {
+        addOn: [
+          { channels: 32, activation: 'relu' },
+          { channels: 16, activation: 'l2norm' },
+        ],
+        prototypesPerClass: 2,
+      },
+      joint: { epochs: 10, batchSize: 16 },
       pushTune: { epochs: 1, batchSize: 16, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },
+      lastLayer: { epochs: 5, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
+      // Pruning always applied, so the atlas shows pruned prototypes (the atlas test checks there are some).
+      prune: { mode: 'on', k: 6, threshold: 3 },
       bundle: { enabled: true, nearest: 3, partMetrics: true },
     });
     await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
@@ -90,9 +104,9 @@ export async function tinyFixture(): Promise<Fixture> {
         photos.push({ file, classId: c.id });
       }
     }
-    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ recipe: RECIPE, photos }));
+    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key, photos }));
     await rm(dir, { recursive: true, force: true });
-    return (await readFixture())!;
+    return (await readFixture(key))!;
   } finally {
     await rm(lock, { recursive: true, force: true });
   }

@@ -71,7 +71,9 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
   });
 
-  it.skipIf(hasNative)('auto falls back to wasm when tfjs-node is absent; tensorflow then fails', async () => {
+  const nativeNote = hasNative ? ' (skipped: @tensorflow/tfjs-node is installed)' : '';
+  const fallbackTitle = `auto falls back to wasm when tfjs-node is absent; tensorflow then fails${nativeNote}`;
+  it.skipIf(hasNative)(fallbackTitle, async () => {
     await initBackend('cpu', { quiet: true });
     const info = await initBackend('auto', { quiet: true });
     expect(info.name).toBe('wasm');
@@ -79,7 +81,9 @@ describe('initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
   });
 
-  it.runIf(hasNative)('auto picks native TensorFlow when installed', async () => {
+  // @tensorflow/tfjs-node is optional and not installed by npm ci: its install downloads a prebuilt libtensorflow.
+  const noNativeNote = hasNative ? '' : ' (skipped: @tensorflow/tfjs-node is not installed)';
+  it.runIf(hasNative)(`auto picks native TensorFlow when installed${noNativeNote}`, async () => {
     const info = await initBackend('auto', { quiet: true });
     expect(info.name).toBe('tensorflow');
   });

@@ -4,29 +4,14 @@
  * sources, so a code change rebuilds it. Parallel test files share the build
  * through a lock directory.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceKey } from '../../support/source-key.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const CACHE = join(ROOT, '.cache', 'edge-test-bundle');
 const SOURCES = ['trainer/src', 'shared/src', 'tests/edge/helpers/test-bundle.ts', 'tests/e2e/tiny-run.ts'];
-
-async function listFiles(path: string): Promise<string[]> {
-  const s = await stat(path);
-  if (!s.isDirectory()) return [path];
-  const out: string[] = [];
-  for (const e of await readdir(path, { withFileTypes: true })) out.push(...(await listFiles(join(path, e.name))));
-  return out;
-}
-
-async function sourceKey(): Promise<string> {
-  const h = createHash('sha256');
-  const files = (await Promise.all(SOURCES.map((s) => listFiles(join(ROOT, s))))).flat().sort();
-  for (const f of files) h.update(relative(ROOT, f)).update('\0').update(await readFile(f)).update('\0');
-  return h.digest('hex').slice(0, 16);
-}
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
@@ -69,7 +54,7 @@ async function build(target: string): Promise<void> {
 
 /** The cached tiny bundle, building it first if needed (about a minute on a clean clone). */
 export async function ensureTestBundle(): Promise<TestBundle> {
-  const target = join(CACHE, await sourceKey());
+  const target = join(CACHE, await sourceKey(ROOT, SOURCES));
   const result = { dir: join(target, 'bundle'), dataDir: join(target, 'data') };
   if (await exists(join(target, 'bundle', 'manifest.json'))) return result;
   await mkdir(CACHE, { recursive: true });

@@ -127,16 +127,24 @@ function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadE
     throw new Error(`ONNX export: the backbone takes [${shape.join(', ')}], the preprocess spec says 3x${s}x${s}`);
   }
   let model = t.model;
+  let input = t.input;
   const names = graphNames(model);
+  if (input === spec.name) {
+    // A backbone whose own input has the deployed input's name: its input moves aside.
+    for (let i = 2; names.has(input); i++) input = `${t.input}_backbone${i > 2 ? `_${i}` : ''}`;
+    model = renameInput(model, t.input, input, origInput?.shape ?? ['N', 3, s, s]);
+    names.delete(t.input);
+    names.add(input);
+  }
   if (names.has(spec.name)) throw new Error(`ONNX export: the backbone already has a tensor named "${spec.name}"`);
-  names.delete(t.input);
+  names.delete(input);
   const pre = new GraphBuilder(opset, names);
   if (spec.format === 'nchw-normalized') {
-    model = renameInput(model, t.input, spec.name, spec.shape);
+    model = renameInput(model, input, spec.name, spec.shape);
     pre.claim(spec.name);
   } else {
     // The adapter writes the backbone's own input tensor, which stops being a graph input.
-    addImageInput(pre, spec, t.input);
+    addImageInput(pre, spec, input);
   }
   const fs = t.featureShape;
   if (typeof fs?.[1] === 'number' && fs[1] !== head.inputChannels) throw new Error(`ONNX export: the tap gives ${fs[1]} channels, the head expects ${head.inputChannels}`);
@@ -150,7 +158,7 @@ function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadE
     name: 'protopnet',
     nodes: [...a.nodes, ...g.nodes, ...h.nodes],
     initializers: [...g.initializers, ...a.initializers, ...h.initializers],
-    inputs: spec.format === 'nchw-normalized' ? g.inputs : [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape), ...g.inputs.filter((i) => i.name !== t.input)],
+    inputs: spec.format === 'nchw-normalized' ? g.inputs : [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape), ...g.inputs.filter((i) => i.name !== input)],
     outputs,
   });
   const out = withOpset({ ...model, graph }, opset, irVersionFor(opset));

@@ -120,5 +120,26 @@ export function resolveConfig(preset: string, override?: unknown, overrideSource
   const base = PRESETS[preset];
   if (!base) throw new Error(`unknown preset "${preset}"; choose one of: ${PRESET_NAMES.join(', ')}`);
   const merged = deepMerge(base, override);
-  return parseConfig(merged, override === undefined ? `preset ${preset}` : `preset ${preset} + ${overrideSource}`);
+  const source = override === undefined ? `preset ${preset}` : `preset ${preset} + ${overrideSource}`;
+  const config = parseConfig(merged, source);
+  // The schema drops fields it does not know, so a misspelt override would silently do nothing.
+  const unknown = unknownFields(override, config);
+  if (unknown.length) {
+    const lines = unknown.map((f) => `  - ${f}: not a config field (misspelt?)`);
+    throw new Error(`invalid training config (${source}):\n${lines.join('\n')}`);
+  }
+  return config;
+}
+
+/** Paths of override fields that the parsed config does not have. */
+function unknownFields(override: unknown, parsed: unknown, path = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (Array.isArray(override) && Array.isArray(parsed)) {
+    return override.flatMap((v, i) => unknownFields(v, parsed[i], `${path}${i}.`));
+  }
+  if (!isObject(override) || !isObject(parsed)) return [];
+  return Object.entries(override).flatMap(([k, v]) =>
+    k in parsed ? unknownFields(v, parsed[k], `${path}${k}.`) : [`${path}${k}`],
+  );
 }

@@ -1,0 +1,43 @@
+/** Config overrides: merged onto a preset, validated, and a bad field is named in the error. */
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../trainer/src/run/presets.ts';
+
+const bad = (override: unknown) => () => resolveConfig('demo', override, 'overrides.json');
+
+describe('config overrides', () => {
+  it('merge onto the preset: objects merge, arrays and scalars replace', () => {
+    const c = resolveConfig(
+      'demo',
+      { warmup: { epochs: 4 }, head: { addOn: [{ channels: 8, activation: 'relu' }] } },
+      'o.json',
+    );
+    expect(c.warmup.epochs).toBe(4);
+    expect(c.warmup.batchSize).toBe(32); // kept from the preset
+    expect(c.head.addOn).toEqual([{ channels: 8, activation: 'relu' }]);
+    expect(c.head.prototypesPerClass).toBe(5);
+  });
+
+  it('name the bad field and the source of the override', () => {
+    expect(bad({ warmup: { epochs: -1 } })).toThrow(/preset demo \+ overrides\.json[\s\S]*- warmup\.epochs: .*>=0/);
+    expect(bad({ prune: { mode: 'sometimes' } })).toThrow(/- prune\.mode: .*"auto"\|"on"\|"off"/);
+    expect(bad({ backbone: { kind: 'resnet' } })).toThrow(/- backbone\.kind: .*'onnx' \| 'tfjs-layers' \| 'small-cnn'/);
+    expect(bad({ head: { addOn: [{ channels: 4, activation: 'tanhh' }] } })).toThrow(/- head\.addOn\.0\.activation: /);
+    expect(bad({ lastLayer: { lr: 'fast' } })).toThrow(/- lastLayer\.lr: .*number/);
+  });
+
+  it('name every bad field at once', () => {
+    expect(bad({ seed: -3, joint: { batchSize: 0 } })).toThrow(/- seed: [\s\S]*- joint\.batchSize: /);
+  });
+
+  it('refuse a misspelt field instead of silently ignoring it', () => {
+    expect(bad({ warmpu: { epochs: 3 } })).toThrow(/- warmpu: not a config field/);
+    expect(bad({ prune: { treshold: 2 } })).toThrow(/- prune\.treshold: not a config field/);
+    expect(bad({ head: { addOn: [{ channels: 4, activation: 'relu', bias: false }] } })).toThrow(
+      /- head\.addOn\.0\.bias: not a config field/,
+    );
+  });
+
+  it('refuse an unknown preset, listing the known ones', () => {
+    expect(() => resolveConfig('cub300')).toThrow(/unknown preset "cub300"; choose one of: .*demo.*cub200/);
+  });
+});

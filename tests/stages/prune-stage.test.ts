@@ -1,0 +1,127 @@
+/**
+ * The pruning stage's keep rule (trainer/src/stages/prune-stage.ts): 'auto' keeps
+ * the pruned model only when validation top-1 does not drop; 'on' always keeps
+ * it; 'off' does nothing. Hand-placed 2-D features make every outcome known.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { resolveConfig } from '../../trainer/src/run/presets.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+import { runPruneStage } from '../../trainer/src/stages/prune-stage.ts';
+import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+
+/** One 1x1x2 feature map per item. */
+function source(points: [number, number][], labels: number[]): FeatureSource {
+  return {
+    n: points.length,
+    shape: [1, 1, 2],
+    labels: Int32Array.from(labels),
+    canFlip: false,
+    canAugment: false,
+    features: (idx) =>
+      tf.tensor4d(
+        idx.flatMap((i) => points[i]),
+        [idx.length, 1, 1, 2],
+      ),
+  };
+}
+
+// Training patches: class 0 around (0, 0), class 1 around (5, 5).
+const TRAIN = source(
+  [
+    ...Array.from({ length: 8 }, (_, i): [number, number] => [0.05 * i, 0.03 * i]),
+    ...Array.from({ length: 8 }, (_, i): [number, number] => [5 + 0.04 * i, 5 - 0.02 * i]),
+  ],
+  [...Array(8).fill(0), ...Array(8).fill(1)],
+);
+
+/**
+ * Prototypes 0, 1 belong to class 0; 2, 3 to class 1. Prototype 1 sits among class-1 patches
+ * (its 6 nearest training patches are all class 1: pruned with k = 6, threshold 3) but carries
+ * a strong class-0 weight.
+ */
+function head(): ProtoHead {
+  const h = new ProtoHead(
+    { inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
+    new Rng(1),
+  );
+  h.prototypes.assign(tf.tensor2d([0, 0, 5, 5.2, 5, 5, 5, 5.1], [4, 2]));
+  h.lastLayer.assign(tf.tensor2d([1, 0, 3, 0, 0, 1, 0, 1], [4, 2]));
+  return h;
+}
+const LAST_LAYER = [1, 0, 3, 0, 0, 1, 0, 1];
+
+/** Validation where prototype 1 is what classifies a class-0 image at (5, 6): pruning it costs that image. */
+const VAL_NEEDS_PROTOTYPE_1 = source(
+  [
+    [5, 6],
+    [5, 5],
+  ],
+  [0, 1],
+);
+/** Validation that prototype 1 does not help: pruning changes no answer. */
+const VAL_WITHOUT_IT = source(
+  [
+    [0, 0.1],
+    [5, 5],
+  ],
+  [0, 1],
+);
+
+const run = (mode: 'auto' | 'on' | 'off', val: FeatureSource) => {
+  const h = head();
+  const config = resolveConfig('demo', { prune: { mode, k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
+  const result = runPruneStage({
+    head: h,
+    train: TRAIN,
+    val,
+    push: null,
+    config,
+    classes: ['a', 'b'],
+    rng: new Rng(2),
+    quiet: true,
+  });
+  const weights = Array.from(h.lastLayer.dataSync());
+  h.dispose();
+  return { result, weights };
+};
+
+describe('pruning stage', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('finds the prototype whose nearest training patches are of another class', () => {
+    const { result } = run('on', VAL_WITHOUT_IT);
+    expect(result.candidates.map((c) => c.prototype)).toEqual([1]);
+  });
+
+  it("'auto' leaves the model untouched when validation top-1 would drop", () => {
+    const { result, weights } = run('auto', VAL_NEEDS_PROTOTYPE_1);
+    expect(result.before!.top1).toBe(1);
+    expect(result.after!.top1).toBe(0.5);
+    expect(result.applied).toBe(false);
+    expect(result.note).toBe('not applied: validation top-1 would drop from 100.0% to 50.0% (mode auto)');
+    expect(weights).toEqual(LAST_LAYER);
+  });
+
+  it("'auto' applies pruning when validation top-1 does not drop: the pruned row is exactly 0", () => {
+    const { result, weights } = run('auto', VAL_WITHOUT_IT);
+    expect(result.before!.top1).toBe(1);
+    expect(result.after!.top1).toBe(1);
+    expect(result.applied).toBe(true);
+    expect(weights).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
+  });
+
+  it("'on' prunes even at a cost; 'off' does nothing", () => {
+    const on = run('on', VAL_NEEDS_PROTOTYPE_1);
+    expect(on.result.applied).toBe(true);
+    expect(on.result.after!.top1).toBe(0.5);
+    expect(on.weights).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
+    const off = run('off', VAL_NEEDS_PROTOTYPE_1);
+    expect(off.result).toMatchObject({ applied: false, candidates: [], before: null });
+    expect(off.weights).toEqual(LAST_LAYER);
+  });
+});
