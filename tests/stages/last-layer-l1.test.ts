@@ -8,6 +8,7 @@ import { Rng } from '../../trainer/src/run/rng.ts';
 import {
   lastLayerOptimizer,
   lastLayerSparsity,
+  recenterRows,
   similarityAccuracy,
   trainLastLayerEpoch,
   wrongClassMaskTensor,
@@ -90,5 +91,26 @@ describe('stage 3 solvers on separable similarities', () => {
     const { head, val } = fit('subgradient');
     expect(lastLayerSparsity(head, 0)).toBe(0);
     expect(val.top1).toBe(1);
+  });
+});
+
+describe('recentering the last layer', () => {
+  it('turns +1/-0.5 into +1.5/0 with the same softmax, and gives each row the least wrong-class L1 its shift allows', () => {
+    const head = new ProtoHead({ inputChannels: 4, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const x = tf.tensor2d([0.5, 2, 0.1, 3, 1, 0, 4, 0.2, 0.3, 0.9, 1.1, 0.4], [2, 6]);
+    const before = tf.tidy(() => tf.softmax(tf.matMul(x, head.lastLayer as tf.Tensor2D)).dataSync());
+    recenterRows(head);
+    const w = Array.from(head.lastLayer.dataSync());
+    // Rows are prototypes (2 per class, class-major): own weight 1 - (-0.5) = 1.5, every wrong-class weight exactly 0.
+    expect(w).toEqual([1.5, 0, 0, 1.5, 0, 0, 0, 1.5, 0, 0, 1.5, 0, 0, 0, 1.5, 0, 0, 1.5]);
+    const after = tf.tidy(() => tf.softmax(tf.matMul(x, head.lastLayer as tf.Tensor2D)).dataSync());
+    after.forEach((p, i) => expect(p).toBeCloseTo(before[i], 6));
+    expect(lastLayerSparsity(head, 0)).toBe(1);
+    // A row with wrong-class weights -0.2, 0.4 (median 0.1 for two entries) moves by -0.1.
+    head.lastLayer.assign(tf.tensor2d([0.7, -0.2, 0.4, ...w.slice(3)], [6, 3]));
+    recenterRows(head);
+    const row = Array.from(head.lastLayer.dataSync().slice(0, 3));
+    [0.6, -0.3, 0.3].forEach((v, i) => expect(row[i]).toBeCloseTo(v, 6));
+    head.dispose();
   });
 });

@@ -21,6 +21,7 @@ import {
   computeSimilarities,
   lastLayerOptimizer,
   lastLayerSparsity,
+  recenterRows,
   similarityAccuracy,
   trainLastLayerEpoch,
   wrongClassMaskTensor,
@@ -75,6 +76,7 @@ const settings: LastLayerSettings[] = [
 ];
 for (const ll of settings) {
   head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));
+  if (ll.l1Solver === 'proximal') recenterRows(head);
   const mask = wrongClassMaskTensor(head);
   const optimizer = lastLayerOptimizer(head, ll, mask);
   const rng = new Rng(config.seed);

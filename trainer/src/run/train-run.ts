@@ -4,7 +4,7 @@ import { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
-import { computeSimilarities, lastLayerOptimizer, lastLayerSparsity, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from '../stages/last-layer.ts';
+import { computeSimilarities, lastLayerOptimizer, lastLayerSparsity, recenterRows, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from '../stages/last-layer.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress, type MidEpochCheckpoint, type PrototypePhaseName } from '../stages/prototype-phase.ts';
@@ -325,6 +325,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     // on frozen features this stage can overfit the training similarities.
     const scoreNow = () => (valSims && valSims.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
     if (meta.epoch === 0) {
+      // The same classifier with its wrong-class weights at 0 (softmax ignores a per-row shift).
+      if (ll.l1Solver === 'proximal') recenterRows(head);
       meta.bestLastLayer = { epoch: 0, top1: scoreNow() };
       bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
     } else if (resumedBest) bestWeights = resumedBest;

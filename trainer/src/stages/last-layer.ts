@@ -110,8 +110,37 @@ export function trainLastLayerEpoch(args: {
     correct += parts[2];
   }
   mask.dispose();
+  // The L1 optimum within each row's softmax-invariant shift (recenterRows): exact, and free.
+  if (args.proximal) recenterRows(head);
   const n = Math.max(1, data.n);
   return { loss: lossSum / n, crossEntropy: ceSum / n, l1: l1Last, trainAccuracy: correct / n };
+}
+
+/**
+ * Moves each prototype's row of the last layer by a constant so that the median
+ * of its wrong-class weights is 0. Adding k to every weight of row j adds
+ * k * similarity_j to every class's logit alike, which softmax ignores: logits,
+ * predictions and cross-entropy are unchanged, and the median is the shift that
+ * minimises the row's wrong-class L1 norm. So the paper's +1/-0.5 start is the
+ * same classifier as +1.5/0, and stage 3 can start (and stay) at exact zeros
+ * without paying any accuracy for them.
+ */
+export function recenterRows(head: ProtoHead): void {
+  const C = head.spec.numClasses;
+  const m = head.numPrototypes;
+  const w = head.lastLayer.dataSync().slice() as Float32Array;
+  const wrong = new Float32Array(Math.max(0, C - 1));
+  for (let j = 0; j < m; j++) {
+    const own = head.protoClass[j];
+    let k = 0;
+    for (let c = 0; c < C; c++) if (c !== own) wrong[k++] = w[j * C + c];
+    if (!k) continue;
+    wrong.sort();
+    const median = k % 2 ? wrong[(k - 1) / 2] : (wrong[k / 2 - 1] + wrong[k / 2]) / 2;
+    // Entries equal to the median become exactly 0 (x - x == 0 in floating point).
+    for (let c = 0; c < C; c++) w[j * C + c] -= median;
+  }
+  head.lastLayer.assign(tf.tensor2d(w, [m, C]));
 }
 
 /** Share of wrong-class weights with |w| < tol; tol 0 counts weights that are exactly 0. */

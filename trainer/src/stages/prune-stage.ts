@@ -4,7 +4,7 @@ import { maskSimilarities, prototypesToPrune, type PruneDecision } from '../anal
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../run/config.ts';
 import type { Rng } from '../run/rng.ts';
-import { computeSimilarities, lastLayerOptimizer, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from './last-layer.ts';
+import { computeSimilarities, lastLayerOptimizer, recenterRows, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from './last-layer.ts';
 import type { PushRecord } from './push.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -55,6 +55,7 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
   const ll = config.lastLayer;
   const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
   const masked = { ...sims, sims: maskSimilarities(sims.sims, m, pruned) };
+  if (ll.l1Solver === 'proximal') recenterRows(head);
   const mask = wrongClassMaskTensor(head);
   const optimizer = lastLayerOptimizer(head, ll, mask);
   let best = { top1: score()?.top1 ?? -1, weights: head.lastLayer.dataSync().slice() as Float32Array };
