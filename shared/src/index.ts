@@ -9,3 +9,5 @@ export * from './exif.ts';
 export * from './image-resize.ts';
 export * from './sha256.ts';
 export * from './content-types.ts';
+export * from './jpeg-wasm.ts';
+export * from './image-header.ts';
