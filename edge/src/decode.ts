@@ -122,8 +122,8 @@ export class ImageDecoder {
     } catch (e) {
       throw undecodable('jpeg', e instanceof JpegDecodeError ? e.message : String(e));
     }
-    // libjpeg rounds a scaled size up.
-    checkSize('jpeg', img, { width: Math.ceil(expected.width / scale), height: Math.ceil(expected.height / scale) }, img.data.length);
+    // A scaled size rounds down, as in libvips.
+    checkSize('jpeg', img, { width: Math.floor(expected.width / scale), height: Math.floor(expected.height / scale) }, img.data.length);
     return { ...img, scale };
   }
 }

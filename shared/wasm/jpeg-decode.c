@@ -3,8 +3,8 @@
  * built to a standalone .wasm (build.sh). It decodes a JPEG held in memory to
  * 8-bit RGB at 1/1, 1/2, 1/4 or 1/8 scale (libjpeg's DCT-domain scaling), the
  * way libvips' jpegload does for the trainer (sharp): baseline, progressive and
- * arithmetic JPEGs; grey replicated to RGB; CMYK and YCCK read as CMYK (Adobe
- * files store it inverted) and turned into sRGB through a table sampled from
+ * arithmetic JPEGs; grey replicated to RGB; CMYK and YCCK read as CMYK and
+ * turned into sRGB through a table sampled from
  * libvips' own CMYK -> sRGB transform (cmyk-srgb-table.h, made by
  * cmyk-table.ts), so the colours are the trainer's.
  *
@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "jpeglib.h"
 #include "cmyk-srgb-table.h"
 
@@ -76,49 +77,50 @@ static uint8_t clamp_byte(float v) {
 }
 
 /*
- * One CMYK pixel to sRGB: the table holds the transform at every 17th level of
- * each ink; between nodes, tetrahedral interpolation over C, M, Y at the two
- * nearest K planes, then linear in K (how lcms evaluates 4-input tables).
+ * One CMYK pixel to sRGB the way lcms evaluates its 4-input table: each ink
+ * at position v * (NODES - 1) / 255 on the grid; tetrahedral interpolation
+ * over M, Y, K in the two nearest C planes, then linear in C.
  */
 static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb) {
-  const int n = CMYK_TABLE_NODES, step = CMYK_TABLE_STEP;
+  const int n = CMYK_TABLE_NODES;
   int idx[4];
   float f[4];
   for (int i = 0; i < 4; i++) {
-    int v = cmyk[i];
-    idx[i] = v / step;
-    if (idx[i] >= n - 1) idx[i] = n - 2;
-    f[i] = (float)(v - idx[i] * step) / (float)step;
+    const float pos = (float)cmyk[i] * (float)(n - 1) / 255.f;
+    idx[i] = (int)pos;
+    if (idx[i] > n - 2) idx[i] = n - 2;
+    f[i] = pos - (float)idx[i];
   }
+  /* node (c, m, y, k) sits at ((c * n + m) * n + y) * n + k */
+  const int sk = 1, sy = n, sm = n * n, sc = n * n * n;
+  const float rx = f[1], ry = f[2], rz = f[3];
+  int a, b;
+  float fa, fb, fc;
+  /* order the three fractions to pick the tetrahedron */
+  if (rx >= ry && ry >= rz) { a = sm; b = sm + sy; fa = rx; fb = ry; fc = rz; }
+  else if (rx >= rz && rz >= ry) { a = sm; b = sm + sk; fa = rx; fb = rz; fc = ry; }
+  else if (rz >= rx && rx >= ry) { a = sk; b = sk + sm; fa = rz; fb = rx; fc = ry; }
+  else if (ry >= rx && rx >= rz) { a = sy; b = sy + sm; fa = ry; fb = rx; fc = rz; }
+  else if (ry >= rz && rz >= rx) { a = sy; b = sy + sk; fa = ry; fb = rz; fc = rx; }
+  else { a = sk; b = sk + sy; fa = rz; fb = ry; fc = rx; }
+  const int full = sm + sy + sk;
   float out[2][3];
-  for (int kk = 0; kk < 2; kk++) {
-    const uint8_t *t = cmyk_srgb_table;
-    /* node (c, m, y, k) sits at ((k * n + y) * n + m) * n + c */
-    const int sc = 1, sm = n, sy = n * n;
-    const int base = ((idx[3] + kk) * n * n * n + idx[2] * sy + idx[1] * sm + idx[0] * sc);
-    const float rx = f[0], ry = f[1], rz = f[2];
-    int a, b;
-    float fa, fb, fc;
-    /* order the three fractions to pick the tetrahedron */
-    if (rx >= ry && ry >= rz) { a = sc; b = sc + sm; fa = rx; fb = ry; fc = rz; }
-    else if (rx >= rz && rz >= ry) { a = sc; b = sc + sy; fa = rx; fb = rz; fc = ry; }
-    else if (rz >= rx && rx >= ry) { a = sy; b = sy + sc; fa = rz; fb = rx; fc = ry; }
-    else if (ry >= rx && rx >= rz) { a = sm; b = sm + sc; fa = ry; fb = rx; fc = rz; }
-    else if (ry >= rz && rz >= rx) { a = sm; b = sm + sy; fa = ry; fb = rz; fc = rx; }
-    else { a = sy; b = sy + sm; fa = rz; fb = ry; fc = rx; }
-    const int full = sc + sm + sy;
+  for (int cc = 0; cc < 2; cc++) {
+    const uint8_t *t = cmyk_srgb_table + (size_t)((idx[0] + cc) * sc + idx[1] * sm + idx[2] * sy + idx[3] * sk) * 3;
     for (int ch = 0; ch < 3; ch++) {
-      float c0 = t[base * 3 + ch], ca = t[(base + a) * 3 + ch];
-      float cb = t[(base + b) * 3 + ch], cf = t[(base + full) * 3 + ch];
-      out[kk][ch] = c0 + (ca - c0) * fa + (cb - ca) * fb + (cf - cb) * fc;
+      const float c0 = t[ch], ca = t[a * 3 + ch], cb = t[b * 3 + ch], cf = t[full * 3 + ch];
+      out[cc][ch] = c0 + (ca - c0) * fa + (cb - ca) * fb + (cf - cb) * fc;
     }
   }
-  for (int ch = 0; ch < 3; ch++) rgb[ch] = clamp_byte(out[0][ch] + (out[1][ch] - out[0][ch]) * f[3]);
+  for (int ch = 0; ch < 3; ch++) rgb[ch] = clamp_byte(out[0][ch] + (out[1][ch] - out[0][ch]) * f[0]);
 }
 
 /*
  * Decodes at 1/denom (1, 2, 4 or 8) to packed RGB, width x height in info.
- * Returns the pixels (free with jd_free).
+ * As libvips' jpegload: the scaled size rounds down (libjpeg rounds up and
+ * fills the partial last column and row, which libvips drops), and CMYK is
+ * always read as inverted (Adobe's convention, which libvips applies to every
+ * CMYK JPEG). Returns the pixels (free with jd_free).
  */
 EXPORT uint8_t *jd_decode(const uint8_t *src, size_t len, int denom) {
   struct jpeg_decompress_struct cinfo;
@@ -131,28 +133,31 @@ EXPORT uint8_t *jd_decode(const uint8_t *src, size_t len, int denom) {
   /* libjpeg turns YCCK into CMYK itself; grey and YCbCr into RGB */
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   jpeg_start_decompress(&cinfo);
-  const uint32_t w = cinfo.output_width, h = cinfo.output_height;
+  const uint32_t w = cinfo.image_width / (unsigned)denom, h = cinfo.image_height / (unsigned)denom;
+  if (w == 0 || h == 0) jd_fail("the image is smaller than the decoding scale");
   info[INFO_WIDTH] = w;
   info[INFO_HEIGHT] = h;
   uint8_t *out = malloc((size_t)w * h * 3);
-  uint8_t *row4 = cmyk ? malloc((size_t)w * 4) : NULL;
-  if (!out || (cmyk && !row4)) jd_fail("out of memory for the decoded image");
-  const int invert = cmyk && cinfo.saw_Adobe_marker;
+  const size_t row_bytes = (size_t)cinfo.output_width * (cmyk ? 4 : 3);
+  uint8_t *row = malloc(row_bytes);
+  if (!out || !row) jd_fail("out of memory for the decoded image");
   while (cinfo.output_scanline < h) {
     uint8_t *dst = out + (size_t)cinfo.output_scanline * w * 3;
-    JSAMPROW row = cmyk ? row4 : dst;
-    jpeg_read_scanlines(&cinfo, &row, 1);
-    if (!cmyk) continue;
+    JSAMPROW rows[1] = { row };
+    jpeg_read_scanlines(&cinfo, rows, 1);
+    if (!cmyk) {
+      memcpy(dst, row, (size_t)w * 3);
+      continue;
+    }
     for (uint32_t x = 0; x < w; x++) {
-      uint8_t *p = row4 + x * 4;
-      if (invert) {
-        p[0] = 255 - p[0]; p[1] = 255 - p[1]; p[2] = 255 - p[2]; p[3] = 255 - p[3];
-      }
+      uint8_t *p = row + x * 4;
+      p[0] = 255 - p[0]; p[1] = 255 - p[1]; p[2] = 255 - p[2]; p[3] = 255 - p[3];
       cmyk_to_rgb(p, dst + x * 3);
     }
   }
-  jpeg_finish_decompress(&cinfo);
+  /* The rows past h (a partial last row at this scale) are not needed. */
+  jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  free(row4);
+  free(row);
   return out;
 }
