@@ -71,6 +71,11 @@ export class ImageDecoder {
     ensureImageData();
   }
 
+  /** The JPEG decoder's largest wasm memory so far (null before the first JPEG). */
+  get jpegPeakMemoryBytes(): number | null {
+    return this.jpeg.peakMemoryBytes;
+  }
+
   private emscriptenOptions(): Record<string, unknown> {
     const sink = (text: string) => {
       if (this.messages.length < 20) this.messages.push(String(text));

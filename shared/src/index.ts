@@ -11,3 +11,4 @@ export * from './sha256.ts';
 export * from './content-types.ts';
 export * from './jpeg-wasm.ts';
 export * from './image-header.ts';
+export * from './model-input.ts';

@@ -56,12 +56,18 @@ interface Exports {
   _initialize(): void;
 }
 
-/** Past this much wasm memory a finished decode drops the instance, so its memory is freed. */
-const RESET_ABOVE_BYTES = 64 * 1024 * 1024;
+/**
+ * Past this much wasm memory a finished decode drops the instance, so its
+ * memory is freed (wasm memory never shrinks). A baseline 12 MP JPEG stays
+ * below it; a progressive one holds its whole coefficient array and goes above.
+ */
+const RESET_ABOVE_BYTES = 16 * 1024 * 1024;
 
 export class WasmJpegDecoder {
   private exports: Exports | null = null;
   private readonly module: WebAssembly.Module;
+  /** The largest this decoder's wasm memory has been (null before the first use). */
+  peakMemoryBytes: number | null = null;
 
   constructor(module: WebAssembly.Module) {
     this.module = module;
@@ -112,7 +118,9 @@ export class WasmJpegDecoder {
       new Uint8Array(ex.memory.buffer, src, bytes.length).set(bytes);
       const out = fn(ex, src);
       ex.jd_free(src);
-      if (ex.memory.buffer.byteLength > RESET_ABOVE_BYTES) this.exports = null;
+      const used = ex.memory.buffer.byteLength;
+      this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, used);
+      if (used > RESET_ABOVE_BYTES) this.exports = null;
       return out;
     } catch (e) {
       this.exports = null;
