@@ -31,7 +31,7 @@ type EmscriptenInit = (module: WebAssembly.Module, overrides?: Record<string, un
 const initWebp = initWebpRaw as unknown as EmscriptenInit;
 
 /** The decoders build ImageData, which Node (and possibly a runtime) lacks. */
-function ensureImageData(): void {
+export function ensureImageData(): void {
   const g = globalThis as { ImageData?: unknown };
   if (typeof g.ImageData === 'function') return;
   g.ImageData = class ImageData {
