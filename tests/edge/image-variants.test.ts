@@ -126,6 +126,29 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
   });
 });
 
+describe('JPEG decoder failures', () => {
+  it('turns a libjpeg error into a 422 with its reason, and decodes the next file afresh', async () => {
+    const good = new Uint8Array(await raw(64, 48).jpeg().toBuffer());
+    const bad = good.slice();
+    // The frame header's sample precision: 12 bits, which this 8-bit build refuses.
+    let sof = 2;
+    while (!(bad[sof] === 0xff && bad[sof + 1] === 0xc0)) sof++;
+    bad[sof + 4] = 12;
+    const head = readUploadHeader(bad, { checkComplete: true });
+    let err: unknown = null;
+    try {
+      await decoder.decode('jpeg', bad, head, 16);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ApiError);
+    expect([(err as ApiError).status, (err as ApiError).code]).toEqual([422, 'undecodable_image']);
+    expect((err as Error).message).toMatch(/JPEG image could not be decoded: Unsupported JPEG data precision 12/);
+    const ok = await edgeInput(good, 16);
+    expect(ok.input.tensor.length).toBe(16 * 16 * 3);
+  });
+});
+
 describe('PNG and WebP variants', () => {
   const S = 64;
   it('16-bit, palette with transparency, grey+alpha and RGBA PNGs match the trainer\'s input', async () => {

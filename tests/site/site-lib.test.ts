@@ -21,6 +21,9 @@ describe('picture sizes from file headers', () => {
       expect([kind, imageSizeFromHeader(buf.subarray(0, 32))]).toEqual([kind, { format: kind === 'png' ? 'png' : 'webp', width: 37, height: 23 }]);
     }
     expect(imageSizeFromHeader(new TextEncoder().encode('GIF89a, not a picture we read.....'))).toBeNull();
+    // A JPEG's frame header comes after its metadata: readable from a file's first bytes too.
+    const jpeg = await sharp(px, raw).withMetadata({ orientation: 3 }).jpeg().toBuffer();
+    expect(imageSizeFromHeader(jpeg.subarray(0, 1024))).toEqual({ format: 'jpeg', width: 37, height: 23 });
   });
 });
 
