@@ -15,11 +15,10 @@ import decodeJsquash, { init as initJsquash } from '@jsquash/jpeg/decode.js';
 import { WasmJpegDecoder, jpegShrinkOnLoad, readImageHeader } from '@protoatlas/shared';
 import { ensureImageData } from '../src/decode.ts';
 import { benchBundle } from './bench-bundle.ts';
-import { benchPhotos } from './photos.ts';
+import { benchPhotos, pct } from './photos.ts';
 
 const require = createRequire(import.meta.url);
 const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, size: { type: 'string' } } });
@@ -31,10 +30,13 @@ async function main(): Promise<void> {
 
   const mine = new WasmJpegDecoder(await compile('@protoatlas/shared/wasm/jpeg-decode.wasm'));
   ensureImageData();
-  await (initJsquash as unknown as (m: WebAssembly.Module) => Promise<void>)(await compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+  const initOld = initJsquash as unknown as (m: WebAssembly.Module) => Promise<void>;
+  await initOld(await compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
 
   console.log(`model input ${size}; ${runs} decodes each after 5 warm-up; ms p50 / p99`);
-  console.log('photo'.padEnd(24) + 'scale'.padStart(6) + 'libjpeg-turbo wasm'.padStart(22) + '@jsquash/jpeg'.padStart(18) + 'ratio'.padStart(8));
+  const columns = ['photo'.padEnd(24), 'scale'.padStart(6), 'libjpeg-turbo wasm'.padStart(22)];
+  columns.push('@jsquash/jpeg'.padStart(18));
+  console.log(columns.join('') + 'ratio'.padStart(8));
   for (const photo of photos) {
     const head = readImageHeader(photo.bytes);
     const scale = jpegShrinkOnLoad(head.width, head.height, size, size);
@@ -60,7 +62,9 @@ async function main(): Promise<void> {
       b.push(await runOld());
     }
     const cell = (xs: number[]) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)}`;
-    console.log(photo.name.padEnd(24) + `1/${scale}`.padStart(6) + cell(a).padStart(22) + cell(b).padStart(18) + `${(pct(b, 50) / pct(a, 50)).toFixed(1)}x`.padStart(8));
+    const ratio = `${(pct(b, 50) / pct(a, 50)).toFixed(1)}x`;
+    const row = [photo.name.padEnd(24), `1/${scale}`.padStart(6), cell(a).padStart(22), cell(b).padStart(18), ratio.padStart(8)];
+    console.log(row.join(''));
   }
 }
 

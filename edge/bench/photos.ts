@@ -33,7 +33,8 @@ interface Photo {
   bytes: Uint8Array;
 }
 
-const pct = (xs: number[], p: number) => {
+/** The p-th percentile of xs. */
+export const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
@@ -41,9 +42,12 @@ const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
 /** A picture enlarged to w x h with a camera-like grain (JPEG/PNG sizes like real photos). */
 async function photoPixels(source: string | null, w: number, h: number): Promise<Sharp> {
-  const base = source ? sharp(source) : sharp({ create: { width: 64, height: 48, channels: 3, background: '#5080a0' } });
+  const plain = { create: { width: 64, height: 48, channels: 3 as const, background: '#5080a0' } };
+  const base = source ? sharp(source) : sharp(plain);
   const big = await base.resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).removeAlpha().raw().toBuffer();
-  const grain = await sharp({ create: { width: w, height: h, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 10 } } }).raw().toBuffer();
+  const noise = { type: 'gaussian' as const, mean: 128, sigma: 10 };
+  const grey = { width: w, height: h, channels: 3 as const, background: '#808080', noise };
+  const grain = await sharp({ create: grey }).raw().toBuffer();
   for (let i = 0; i < big.length; i++) big[i] = Math.max(0, Math.min(255, big[i] + grain[i] - 128));
   return sharp(big, { raw: { width: w, height: h, channels: 3 } });
 }
@@ -56,7 +60,11 @@ export async function benchPhotos(source: string | null): Promise<Photo[]> {
   return [
     { name: '500x375 JPEG', type: 'image/jpeg', bytes: u8(await small.jpeg({ quality: 90 }).toBuffer()) },
     { name: '12 MP JPEG', type: 'image/jpeg', bytes: u8(await p12.clone().jpeg({ quality: 90 }).toBuffer()) },
-    { name: '12 MP JPEG progressive', type: 'image/jpeg', bytes: u8(await p12.clone().jpeg({ quality: 90, progressive: true }).toBuffer()) },
+    {
+      name: '12 MP JPEG progressive',
+      type: 'image/jpeg',
+      bytes: u8(await p12.clone().jpeg({ quality: 90, progressive: true }).toBuffer()),
+    },
     { name: '12 MP PNG', type: 'image/png', bytes: u8(await p12.clone().png({ compressionLevel: 6 }).toBuffer()) },
     { name: '4K WebP', type: 'image/webp', bytes: u8(await k4.webp({ quality: 85 }).toBuffer()) },
   ];
@@ -83,7 +91,9 @@ async function measure(targets: Target[], photos: Photo[], runs: number): Promis
       const res = await t.post(photo);
       const body = (await res.json()) as { timings?: Record<Step, number>; error?: unknown };
       const wall = performance.now() - t0;
-      if (res.status !== 200 || !body.timings) throw new Error(`${t.label}, ${photo.name}: HTTP ${res.status} ${JSON.stringify(body)}`);
+      if (res.status !== 200 || !body.timings) {
+        throw new Error(`${t.label}, ${photo.name}: HTTP ${res.status} ${JSON.stringify(body)}`);
+      }
       return { wall, ...body.timings };
     };
     // V8 compiles hot wasm in tiers: the first requests run the baseline code.
@@ -91,8 +101,12 @@ async function measure(targets: Target[], photos: Photo[], runs: number): Promis
     const samples: Sample[][] = targets.map(() => []);
     for (let i = 0; i < runs; i++) for (const [k, t] of targets.entries()) samples[k].push(await once(t));
     samples.forEach((xs, k) => {
-      const stat = (key: Step | 'wall'): Stat => ({ p50: pct(xs.map((x) => x[key]), 50), p99: pct(xs.map((x) => x[key]), 99) });
-      rows[k].push({ photo: photo.name, bytes: photo.bytes.length, wall: stat('wall'), ...(Object.fromEntries(STEPS.map((key) => [key, stat(key)])) as Record<Step, Stat>) });
+      const stat = (key: Step | 'wall'): Stat => {
+        const v = xs.map((x) => x[key]);
+        return { p50: pct(v, 50), p99: pct(v, 99) };
+      };
+      const steps = Object.fromEntries(STEPS.map((key) => [key, stat(key)])) as Record<Step, Stat>;
+      rows[k].push({ photo: photo.name, bytes: photo.bytes.length, wall: stat('wall'), ...steps });
     });
   }
   return rows;
@@ -112,27 +126,37 @@ function print(label: string, rows: Row[]): void {
 function printRatio(label: string, base: Row[], mine: Row[]): void {
   console.log(`\n${label}: p50 of the base code / p50 of this checkout (x faster)`);
   console.log('photo'.padEnd(24) + COLUMNS.map((h) => h.padStart(14)).join(''));
-  base.forEach((b, i) => console.log(b.photo.padEnd(24) + COLUMNS.map((k) => `${(b[k].p50 / mine[i][k].p50).toFixed(2)}x`.padStart(14)).join('')));
+  base.forEach((b, i) => {
+    const cells = COLUMNS.map((k) => `${(b[k].p50 / mine[i][k].p50).toFixed(2)}x`.padStart(14));
+    console.log(b.photo.padEnd(24) + cells.join(''));
+  });
 }
 
-const post = (url: string): Post => (p) =>
-  fetch(`${url}/classify`, { method: 'POST', body: p.bytes as Uint8Array<ArrayBuffer>, headers: { 'content-type': p.type } });
+/** The request init of a photo upload. */
+const upload = (p: Photo): RequestInit => ({
+  method: 'POST',
+  body: p.bytes as Uint8Array<ArrayBuffer>,
+  headers: { 'content-type': p.type },
+});
+const post = (url: string): Post => (p) => fetch(`${url}/classify`, upload(p));
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, only: { type: 'string' }, base: { type: 'string' } } });
+  const options = { runs: { type: 'string' }, only: { type: 'string' }, base: { type: 'string' } } as const;
+  const { values } = parseArgs({ options });
   const runs = Number(values.runs ?? 40);
   const { dir: bundle, manifest } = await benchBundle();
   const picture = manifest.prototypes.find((p) => p.files)?.files?.source;
   const photos = await benchPhotos(picture ? join(bundle, picture) : null);
   const base = values.base ? resolve(process.env.INIT_CWD ?? process.cwd(), values.base) : null;
-  console.log(`bundle ${bundle} (${manifest.model.id}, input ${manifest.preprocessing.size}); ${runs} runs per photo after 8 warm-up`);
+  const model = `${manifest.model.id}, input ${manifest.preprocessing.size}`;
+  console.log(`bundle ${bundle} (${model}); ${runs} runs per photo after 8 warm-up`);
   if (base) console.log(`base code: ${base}/edge/src, taking turns with this checkout's`);
 
   if (values.only !== 'workerd') {
     const app = async (entry: string) => {
       const { createNodeApp } = (await import(entry)) as typeof import('../src/node.ts');
       const a = createNodeApp(bundle, { ...DEFAULT_CONFIG, maxBodyBytes: MAX_BODY });
-      return async (p: Photo) => a.fetch(new Request('http://bench/classify', { method: 'POST', body: p.bytes as Uint8Array<ArrayBuffer>, headers: { 'content-type': p.type } }));
+      return async (p: Photo) => a.fetch(new Request('http://bench/classify', upload(p)));
     };
     const targets: Target[] = [{ label: 'this checkout', post: await app('../src/node.ts') }];
     if (base) targets.push({ label: 'base', post: await app(join(base, 'edge/src/node.ts')) });

@@ -7,7 +7,13 @@
  */
 import { decode as decodePngWasm, init as initPngRaw } from '@jsquash/png/decode.js';
 import decodeWebpWasm, { init as initWebpRaw } from '@jsquash/webp/decode.js';
-import { JpegDecodeError, WasmJpegDecoder, jpegShrinkOnLoad, type ImageFormat, type JpegScale } from '@protoatlas/shared';
+import {
+  JpegDecodeError,
+  WasmJpegDecoder,
+  jpegShrinkOnLoad,
+  type ImageFormat,
+  type JpegScale,
+} from '@protoatlas/shared';
 import { ApiError } from './errors.ts';
 
 export interface DecoderModules {
@@ -15,6 +21,11 @@ export interface DecoderModules {
   jpeg: WebAssembly.Module;
   png: WebAssembly.Module;
   webp: WebAssembly.Module;
+}
+
+interface Size {
+  width: number;
+  height: number;
 }
 
 export interface DecodedImage {
@@ -93,7 +104,7 @@ export class ImageDecoder {
    * sharp's resize would use (never below the target), PNG and WebP whole.
    * Any decoder failure becomes a 422 with the decoder's reason.
    */
-  async decode(format: ImageFormat, bytes: Uint8Array, expected: { width: number; height: number }, target: number): Promise<DecodedImage> {
+  async decode(format: ImageFormat, bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     if (format === 'jpeg') return this.decodeJpeg(bytes, expected, target);
     // The jsquash decoders take an ArrayBuffer of exactly the file.
     const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
@@ -119,7 +130,7 @@ export class ImageDecoder {
     return { data: img.data, width: img.width, height: img.height, channels: 4, scale: 1 };
   }
 
-  private async decodeJpeg(bytes: Uint8Array, expected: { width: number; height: number }, target: number): Promise<DecodedImage> {
+  private async decodeJpeg(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     const scale = jpegShrinkOnLoad(expected.width, expected.height, target, target);
     let img;
     try {
@@ -128,15 +139,19 @@ export class ImageDecoder {
       throw undecodable('jpeg', e instanceof JpegDecodeError ? e.message : String(e));
     }
     // A scaled size rounds down, as in libvips.
-    checkSize('jpeg', img, { width: Math.floor(expected.width / scale), height: Math.floor(expected.height / scale) }, img.data.length);
+    const scaled = { width: Math.floor(expected.width / scale), height: Math.floor(expected.height / scale) };
+    checkSize('jpeg', img, scaled, img.data.length);
     return { ...img, scale };
   }
 }
 
-const undecodable = (format: ImageFormat, why: string) => new ApiError('undecodable_image', `the ${format.toUpperCase()} image could not be decoded: ${why}`);
+const undecodable = (format: ImageFormat, why: string) =>
+  new ApiError('undecodable_image', `the ${format.toUpperCase()} image could not be decoded: ${why}`);
 
-function checkSize(format: ImageFormat, img: { data: ArrayLike<number>; width: number; height: number }, expected: { width: number; height: number }, bytes: number): void {
+function checkSize(format: ImageFormat, img: Size & { data: ArrayLike<number> }, expected: Size, bytes: number): void {
   if (img.width !== expected.width || img.height !== expected.height || img.data.length !== bytes) {
-    throw new ApiError('undecodable_image', `the ${format.toUpperCase()} image decoded to ${img.width}x${img.height}, but its header says ${expected.width}x${expected.height}`);
+    const got = `${img.width}x${img.height}`;
+    const want = `${expected.width}x${expected.height}`;
+    throw new ApiError('undecodable_image', `the ${format.toUpperCase()} image decoded to ${got}, expected ${want}`);
   }
 }

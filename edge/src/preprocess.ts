@@ -15,6 +15,12 @@ export interface ModelInput {
 }
 
 /** `stored`: the file's own size (a JPEG may have been decoded smaller). */
-export function toModelInput(img: DecodedImage, stored: { width: number; height: number }, orientation: Orientation, size: number): ModelInput {
-  return { tensor: Float32Array.from(modelInputRgb(img, orientation, size)), ...orientedSize(stored.width, stored.height, orientation) };
+export function toModelInput(
+  img: DecodedImage,
+  stored: { width: number; height: number },
+  orientation: Orientation,
+  size: number,
+): ModelInput {
+  const tensor = Float32Array.from(modelInputRgb(img, orientation, size));
+  return { tensor, ...orientedSize(stored.width, stored.height, orientation) };
 }

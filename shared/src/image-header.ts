@@ -27,7 +27,11 @@ export class ImageHeaderError extends Error {
 }
 
 /** Media types of the formats we decode. */
-export const IMAGE_MEDIA_TYPES: Record<ImageFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+export const IMAGE_MEDIA_TYPES: Record<ImageFormat, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+};
 
 const u16be = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const u32be = (b: Uint8Array, o: number) => b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
@@ -147,7 +151,8 @@ function webpHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
     size = { width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
   } else if (chunk === 'VP8X') {
     // Flags byte: bit 1 marks an animation, which libwebp's still-image decoder cannot read.
-    if (b[d] & 0x02) throw new ImageHeaderError('unsupported', 'animated WebP images are not supported: send a still image (JPEG, PNG or WebP)');
+    const why = 'animated WebP images are not supported: send a still image (JPEG, PNG or WebP)';
+    if (b[d] & 0x02) throw new ImageHeaderError('unsupported', why);
     size = { width: 1 + (b[d + 4] | (b[d + 5] << 8) | (b[d + 6] << 16)), height: 1 + (b[d + 7] | (b[d + 8] << 8) | (b[d + 9] << 16)) };
   } else {
     throw undecodable(`corrupt WebP: unknown first chunk "${chunk}"`);

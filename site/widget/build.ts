@@ -46,7 +46,8 @@ export async function buildWidget(outDir: string, opts: { ort?: boolean } = {}):
     logLevel: 'silent',
   });
   // The shared JPEG decoder local mode fetches (next to the script).
-  await copyFile(createRequire(import.meta.url).resolve('@protoatlas/shared/wasm/jpeg-decode.wasm'), join(outDir, JPEG_WASM_FILE));
+  const jpegWasm = createRequire(import.meta.url).resolve('@protoatlas/shared/wasm/jpeg-decode.wasm');
+  await copyFile(jpegWasm, join(outDir, JPEG_WASM_FILE));
   if (opts.ort !== false) {
     // The exported wasm path lies in dist/, next to every other file we need.
     const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));

@@ -77,12 +77,12 @@ export class LocalClassifier {
 
   /**
    * `file` is the photo as sent, `photo` the browser's decode of it (for its displayed size).
-   * `jpegWasmUrl`: the shared JPEG decoder, so both modes feed the model the trainer's input.
+   * `jpegWasm`: URL of the shared JPEG decoder, so both modes feed the model the trainer's input.
    */
-  async classify(file: Blob, photo: ImageBitmap, opts: ClassifyOptions, jpegWasmUrl: string): Promise<ClassifyResponse> {
+  async classify(file: Blob, photo: ImageBitmap, opts: ClassifyOptions, jpegWasm: string): Promise<ClassifyResponse> {
     const t0 = performance.now();
     const S = this.size;
-    const rgb = await photoPixels(file, photo, S, jpegWasmUrl);
+    const rgb = await photoPixels(file, photo, S, jpegWasm);
     // NHWC RGB 0..255: normalisation happens inside the exported graph.
     const input = Float32Array.from(rgb);
     const t1 = performance.now();

@@ -30,11 +30,16 @@ function jpegDecoder(wasmUrl: string): Promise<WasmJpegDecoder> {
 }
 
 /** S x S x 3 bytes of model input for `photo` (`bitmap` is the browser's decode of it). */
-export async function photoPixels(photo: Blob, bitmap: ImageBitmap, size: number, jpegWasmUrl: string): Promise<Uint8Array> {
+export async function photoPixels(
+  photo: Blob,
+  bitmap: ImageBitmap,
+  size: number,
+  jpegWasm: string,
+): Promise<Uint8Array> {
   const bytes = new Uint8Array(await photo.arrayBuffer());
   if (sniffImageFormat(bytes) === 'jpeg') {
     const head = readImageHeader(bytes, { checkComplete: false });
-    const decoder = await jpegDecoder(jpegWasmUrl);
+    const decoder = await jpegDecoder(jpegWasm);
     try {
       const stored = await decoder.decode(bytes, jpegShrinkOnLoad(head.width, head.height, size, size));
       return modelInputRgb(stored, readOrientation(bytes), size);
