@@ -2,7 +2,7 @@
 # Builds jpeg-decode.wasm (libjpeg-turbo's decompressor + jpeg-decode.c) with
 # Debian's emscripten. The .wasm is committed; rebuild only to change it.
 #
-#   apt-get install emscripten node-acorn
+#   apt-get install emscripten
 #   bash shared/wasm/build.sh [libjpeg-turbo source dir]
 #
 # Without a source dir it runs `apt-get source libjpeg-turbo` (needs a deb-src
