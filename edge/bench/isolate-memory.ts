@@ -1,15 +1,20 @@
 /**
  * Isolate memory of the edge under workerd: starts `wrangler dev` with the
  * inspector, classifies a photo N times at concurrency C, and samples the V8
- * heap (DevTools protocol) and onnxruntime's wasm memory (/healthz) before,
- * after warm-up and after the load. Workers limit an isolate to 128 MB.
+ * heap (DevTools protocol), onnxruntime's wasm memory and the JPEG decoder's
+ * peak wasm memory (/healthz) before, after warm-up and after the load.
+ * Workers limit an isolate to 128 MB. <photo> is a file, or `12mp` /
+ * `12mp-progressive` for the 12 MP JPEGs of the photo benchmark (made with sharp).
  *
  *   PROTOATLAS_BUNDLE=runs/demo/bundle node_modules/.bin/node edge/bench/isolate-memory.ts [requests=2000] [concurrency=8] <photo>
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { join } from 'node:path';
+import { benchBundle } from './bench-bundle.ts';
 import { Inspector } from './inspector.ts';
+import { benchPhotos } from './photos.ts';
 
 const [nArg, cArg, photoArg] = process.argv.slice(2);
 const N = Number(nArg ?? 2000);
@@ -18,7 +23,15 @@ if (!process.env.PROTOATLAS_BUNDLE || !photoArg) {
   console.error('usage: PROTOATLAS_BUNDLE=<bundle> node edge/bench/isolate-memory.ts [requests] [concurrency] <photo>');
   process.exit(2);
 }
-const photo = await readFile(resolve(photoArg));
+async function generated(name: string): Promise<Uint8Array> {
+  const { dir, manifest } = await benchBundle();
+  const picture = manifest.prototypes.find((p) => p.files)?.files?.source;
+  const photos = await benchPhotos(picture ? join(dir, picture) : null);
+  return photos.find((p) => p.name === name)!.bytes;
+}
+const GENERATED: Record<string, string> = { '12mp': '12 MP JPEG', '12mp-progressive': '12 MP JPEG progressive' };
+const photo = GENERATED[photoArg] ? await generated(GENERATED[photoArg]) : await readFile(resolve(photoArg));
+console.log(`photo: ${photoArg} (${(photo.length / 1048576).toFixed(2)} MB)`);
 const port = 8795;
 const inspectorPort = 9235;
 const dev = spawn(process.execPath, ['edge/scripts/wrangler.ts', 'dev', '--port', String(port), '--inspector-port', String(inspectorPort)], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -37,13 +50,17 @@ try {
   const sample = async (label: string) => {
     await inspector.send('HeapProfiler.collectGarbage').catch(() => undefined);
     const heap = await inspector.send<{ usedSize: number; totalSize: number }>('Runtime.getHeapUsage');
-    const health = (await (await fetch(`${base}/healthz`)).json()) as { wasmMemoryBytes: number | null };
-    const mb = (b: number | null) => (b === null ? 'n/a' : `${(b / 1048576).toFixed(1)} MB`);
-    const total = heap.totalSize + (health.wasmMemoryBytes ?? 0);
-    console.log(`${label.padEnd(22)} JS heap used ${mb(heap.usedSize)} (allocated ${mb(heap.totalSize)}), ort wasm memory ${mb(health.wasmMemoryBytes)}, isolate ≈ ${mb(total)}`);
+    const health = (await (await fetch(`${base}/healthz`)).json()) as { wasmMemoryBytes: number | null; jpegDecoderPeakBytes?: number | null };
+    const mb = (b: number | null | undefined) => (b == null ? 'n/a' : `${(b / 1048576).toFixed(1)} MB`);
+    // The decoder's peak, not its current size: it may have been dropped since (memory freed at GC).
+    const total = heap.totalSize + (health.wasmMemoryBytes ?? 0) + (health.jpegDecoderPeakBytes ?? 0);
+    console.log(
+      `${label.padEnd(22)} JS heap used ${mb(heap.usedSize)} (allocated ${mb(heap.totalSize)}), ort wasm memory ${mb(health.wasmMemoryBytes)}, ` +
+        `JPEG decoder peak ${mb(health.jpegDecoderPeakBytes)}, isolate ≤ ${mb(total)}`,
+    );
   };
   const classify = async () => {
-    const r = await fetch(`${base}/classify?top=3&evidence=3`, { method: 'POST', body: photo, headers: { 'content-type': 'application/octet-stream' } });
+    const r = await fetch(`${base}/classify?top=3&evidence=3`, { method: 'POST', body: photo as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
     if (r.status !== 200) throw new Error(`classify answered ${r.status}: ${await r.text()}`);
     await r.arrayBuffer();
   };

@@ -88,7 +88,13 @@ export function createApp(opts: AppOptions) {
     const b = await runtime.getBundle().catch((e: unknown) => e as Error);
     const problem = b instanceof Error ? b : await runtime.checkModel().then(() => null, (e: unknown) => e as Error);
     const model = b instanceof Error ? null : { id: b.manifest.model.id, version: b.manifest.model.version };
-    const body = { ok: !problem, model, wasmMemoryBytes: ortWasmMemoryBytes(), error: problem?.message ?? null };
+    const body = {
+      ok: !problem,
+      model,
+      wasmMemoryBytes: ortWasmMemoryBytes(),
+      jpegDecoderPeakBytes: runtime.jpegDecoderPeakBytes(),
+      error: problem?.message ?? null,
+    };
     return problem ? c.json(body, 503) : c.json(body, 200);
   });
 

@@ -3,6 +3,7 @@
  * multipart form with a file field `image`. The body is read with a hard cap,
  * so a client cannot make the server buffer more than the limit.
  */
+import { IMAGE_MEDIA_TYPES, sniffImageFormat } from '@protoatlas/shared';
 import { ApiError } from './errors.ts';
 
 export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'] as const;
@@ -95,10 +96,7 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
 }
 
 /** The image type from the file's magic bytes, or null. */
-export function sniffImageType(b: Uint8Array): (typeof IMAGE_TYPES)[number] | null {
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'image/png';
-  const ascii = (from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
-  if (b.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'image/webp';
-  return null;
+export function sniffImageType(b: Uint8Array): string | null {
+  const format = sniffImageFormat(b);
+  return format ? IMAGE_MEDIA_TYPES[format] : null;
 }

@@ -11,11 +11,11 @@ import type { EdgeConfig } from './config.ts';
 import { RequestBudget } from './budget.ts';
 import { ApiError } from './errors.ts';
 import { explainPrediction } from './explain-response.ts';
-import { readImageHeader } from './image-header.ts';
 import { toModelInput } from './preprocess.ts';
 import { DEFAULT_RETRY_AFTER_SECONDS, type RateLimiter } from './rate-limit.ts';
 import type { Runtime } from './runtime.ts';
 import { ClassifyQuery } from './schemas.ts';
+import { readUploadHeader } from './upload-header.ts';
 
 export interface ClassifyDeps {
   runtime: Runtime;
@@ -42,14 +42,14 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   const { config } = deps;
   const upload = await budget.within(readUpload(c.req.raw, config.maxBodyBytes), 'reading the upload');
   const bytes = upload.bytes;
-  const head = readImageHeader(bytes, { checkComplete: false });
+  const head = readUploadHeader(bytes, { checkComplete: false });
   if (head.width * head.height > config.maxPixels) {
     throw new ApiError('image_too_large', `the image is ${head.width}x${head.height} (${((head.width * head.height) / 1e6).toFixed(1)} megapixels); the limit is ${config.maxPixels / 1e6} megapixels`);
   }
   if (Math.min(head.width, head.height) < config.minSide) {
     throw new ApiError('image_too_small', `the image is ${head.width}x${head.height}; both sides must be at least ${config.minSide} px`);
   }
-  readImageHeader(bytes, { checkComplete: true });
+  readUploadHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
 
   const { runtime } = deps;
@@ -57,10 +57,10 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   const [bundle, model, decoder] = await budget.within(ready, 'loading the model');
   budget.check('decoding');
   const t1 = performance.now();
-  const img = await decoder.decode(head.format, bytes, head);
+  const img = await decoder.decode(head.format, bytes, head, model.size);
   const t2 = performance.now();
   budget.check('preprocessing');
-  const input = toModelInput(img, orientation, model.size);
+  const input = toModelInput(img, head, orientation, model.size);
   const t3 = performance.now();
   const out = await budget.within(model.run(input.tensor, () => budget.check('inference')), 'waiting for the model');
   const t4 = performance.now();

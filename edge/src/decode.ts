@@ -1,34 +1,48 @@
 /**
- * Image decoders that run in workerd and Node alike: the @jsquash WebAssembly
- * builds of mozjpeg, the Rust png crate and libwebp. Their .wasm files are
- * handed in precompiled (workerd forbids compiling wasm at run time; the
- * Worker imports them as modules, Node compiles them once at start).
+ * Image decoders that run in workerd and Node alike: the shared libjpeg-turbo
+ * build (decoding straight to a reduced scale, as the trainer's sharp does) and
+ * the @jsquash WebAssembly builds of the Rust png crate and libwebp. Their .wasm
+ * files are handed in precompiled (workerd forbids compiling wasm at run time;
+ * the Worker imports them as modules, Node compiles them once at start).
  */
-import decodeJpegWasm, { init as initJpegRaw } from '@jsquash/jpeg/decode.js';
 import { decode as decodePngWasm, init as initPngRaw } from '@jsquash/png/decode.js';
 import decodeWebpWasm, { init as initWebpRaw } from '@jsquash/webp/decode.js';
+import {
+  JpegDecodeError,
+  WasmJpegDecoder,
+  jpegShrinkOnLoad,
+  type ImageFormat,
+  type JpegScale,
+} from '@protoatlas/shared';
 import { ApiError } from './errors.ts';
-import type { ImageFormat } from './image-header.ts';
 
 export interface DecoderModules {
+  /** shared/wasm/jpeg-decode.wasm */
   jpeg: WebAssembly.Module;
   png: WebAssembly.Module;
   webp: WebAssembly.Module;
 }
 
-export interface DecodedImage {
-  /** RGBA, 8 bits per channel, row-major. */
-  data: Uint8ClampedArray | Uint8Array;
+interface Size {
   width: number;
   height: number;
 }
 
+export interface DecodedImage {
+  /** 8 bits per channel, row-major, RGB or RGBA. */
+  data: Uint8ClampedArray | Uint8Array;
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  /** The stored image was decoded at 1/scale of its size. */
+  scale: JpegScale;
+}
+
 type EmscriptenInit = (module: WebAssembly.Module, overrides?: Record<string, unknown>) => Promise<void>;
-const initJpeg = initJpegRaw as unknown as EmscriptenInit;
 const initWebp = initWebpRaw as unknown as EmscriptenInit;
 
 /** The decoders build ImageData, which Node (and possibly a runtime) lacks. */
-function ensureImageData(): void {
+export function ensureImageData(): void {
   const g = globalThis as { ImageData?: unknown };
   if (typeof g.ImageData === 'function') return;
   g.ImageData = class ImageData {
@@ -57,14 +71,20 @@ const RESET_AFTER_PIXELS = 8_000_000;
  */
 export class ImageDecoder {
   private readonly modules: DecoderModules;
+  private readonly jpeg: WasmJpegDecoder;
   private pngReady: Promise<unknown> | null = null;
-  private jpegReady = false;
   private webpReady = false;
   private messages: string[] = [];
 
   constructor(modules: DecoderModules) {
     this.modules = modules;
+    this.jpeg = new WasmJpegDecoder(modules.jpeg);
     ensureImageData();
+  }
+
+  /** The JPEG decoder's largest wasm memory so far (null before the first JPEG). */
+  get jpegPeakMemoryBytes(): number | null {
+    return this.jpeg.peakMemoryBytes;
   }
 
   private emscriptenOptions(): Record<string, unknown> {
@@ -74,27 +94,24 @@ export class ImageDecoder {
     return { print: sink, printErr: sink };
   }
 
-  private resetJpeg(): void {
-    void initJpeg(this.modules.jpeg, this.emscriptenOptions());
-    this.jpegReady = true;
-  }
-
   private resetWebp(): void {
     void initWebp(this.modules.webp, this.emscriptenOptions());
     this.webpReady = true;
   }
 
-  /** Decodes to RGBA; any decoder failure becomes a 422 with the decoder's reason. */
-  async decode(format: ImageFormat, bytes: Uint8Array, expected: { width: number; height: number }): Promise<DecodedImage> {
-    // The decoders take an ArrayBuffer of exactly the file.
+  /**
+   * Decodes for a model input of `target` x `target`: a JPEG at the DCT scale
+   * sharp's resize would use (never below the target), PNG and WebP whole.
+   * Any decoder failure becomes a 422 with the decoder's reason.
+   */
+  async decode(format: ImageFormat, bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
+    if (format === 'jpeg') return this.decodeJpeg(bytes, expected, target);
+    // The jsquash decoders take an ArrayBuffer of exactly the file.
     const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
     this.messages = [];
-    let img: DecodedImage;
+    let img: { data: Uint8ClampedArray | Uint8Array; width: number; height: number };
     try {
-      if (format === 'jpeg') {
-        if (!this.jpegReady) this.resetJpeg();
-        img = await decodeJpegWasm(buffer);
-      } else if (format === 'webp') {
+      if (format === 'webp') {
         if (!this.webpReady) this.resetWebp();
         img = await decodeWebpWasm(buffer);
       } else {
@@ -104,18 +121,37 @@ export class ImageDecoder {
       }
     } catch (e) {
       // A failed emscripten call may leave its instance in a bad state: start afresh.
-      if (format === 'jpeg') this.jpegReady = false;
       if (format === 'webp') this.webpReady = false;
       const why = this.messages.find((m) => m.trim()) ?? (e instanceof Error ? e.message : 'decoder error');
-      throw new ApiError('undecodable_image', `the ${format.toUpperCase()} image could not be decoded: ${why.trim()}`);
+      throw undecodable(format, why.trim());
     }
-    if (img.width * img.height > RESET_AFTER_PIXELS) {
-      if (format === 'jpeg') this.jpegReady = false;
-      if (format === 'webp') this.webpReady = false;
+    if (format === 'webp' && img.width * img.height > RESET_AFTER_PIXELS) this.webpReady = false;
+    checkSize(format, img, expected, img.width * img.height * 4);
+    return { data: img.data, width: img.width, height: img.height, channels: 4, scale: 1 };
+  }
+
+  private async decodeJpeg(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
+    const scale = jpegShrinkOnLoad(expected.width, expected.height, target, target);
+    let img;
+    try {
+      img = await this.jpeg.decode(bytes, scale);
+    } catch (e) {
+      throw undecodable('jpeg', e instanceof JpegDecodeError ? e.message : String(e));
     }
-    if (img.width !== expected.width || img.height !== expected.height || img.data.length !== img.width * img.height * 4) {
-      throw new ApiError('undecodable_image', `the ${format.toUpperCase()} image decoded to ${img.width}x${img.height}, but its header says ${expected.width}x${expected.height}`);
-    }
-    return img;
+    // A scaled size rounds down, as in libvips.
+    const scaled = { width: Math.floor(expected.width / scale), height: Math.floor(expected.height / scale) };
+    checkSize('jpeg', img, scaled, img.data.length);
+    return { ...img, scale };
+  }
+}
+
+const undecodable = (format: ImageFormat, why: string) =>
+  new ApiError('undecodable_image', `the ${format.toUpperCase()} image could not be decoded: ${why}`);
+
+function checkSize(format: ImageFormat, img: Size & { data: ArrayLike<number> }, expected: Size, bytes: number): void {
+  if (img.width !== expected.width || img.height !== expected.height || img.data.length !== bytes) {
+    const got = `${img.width}x${img.height}`;
+    const want = `${expected.width}x${expected.height}`;
+    throw new ApiError('undecodable_image', `the ${format.toUpperCase()} image decoded to ${got}, expected ${want}`);
   }
 }

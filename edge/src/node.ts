@@ -24,7 +24,7 @@ export function nodeWasmModules(): () => Promise<WasmModules> {
     (loaded ??= (async () => {
       const [ort, jpeg, png, webp] = await Promise.all([
         compile('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
-        compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'),
+        compile('@protoatlas/shared/wasm/jpeg-decode.wasm'),
         compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
         compile('@jsquash/webp/codec/dec/webp_dec.wasm'),
       ]);

@@ -1,11 +1,9 @@
 /**
- * Decoded pixels to model input, exactly as training saw images: the photo as
- * displayed (EXIF orientation applied), alpha on white, stretched to S x S
- * (aspect ignored), 8-bit RGB; the graph normalises. The stored image is
- * resized first and the S x S result turned: the same pixels as turning first
- * (each axis is filtered independently), without rotating a full-size photo.
+ * Decoded pixels to the model's input tensor (shared modelInputRgb: the
+ * trainer's preprocessing), with the size boxes are given in: the stored
+ * image's, as displayed.
  */
-import { orientedSize, orientPixels, resizeStretch, type Orientation } from '@protoatlas/shared';
+import { modelInputRgb, orientedSize, type Orientation } from '@protoatlas/shared';
 import type { DecodedImage } from './decode.ts';
 
 export interface ModelInput {
@@ -16,8 +14,13 @@ export interface ModelInput {
   height: number;
 }
 
-export function toModelInput(img: DecodedImage, orientation: Orientation, size: number): ModelInput {
-  const rgb = resizeStretch({ data: img.data, width: img.width, height: img.height, channels: 4 }, size, size);
-  const turned = orientPixels(rgb, size, size, 3, orientation).data;
-  return { tensor: Float32Array.from(turned), ...orientedSize(img.width, img.height, orientation) };
+/** `stored`: the file's own size (a JPEG may have been decoded smaller). */
+export function toModelInput(
+  img: DecodedImage,
+  stored: { width: number; height: number },
+  orientation: Orientation,
+  size: number,
+): ModelInput {
+  const tensor = Float32Array.from(modelInputRgb(img, orientation, size));
+  return { tensor, ...orientedSize(stored.width, stored.height, orientation) };
 }

@@ -20,6 +20,7 @@ export class Runtime {
   private model: Promise<ModelSession> | null = null;
   private modelCheck: Promise<ModelFileInfo> | null = null;
   private decoder: Promise<ImageDecoder> | null = null;
+  private decoderNow: ImageDecoder | null = null;
 
   constructor(assets: AssetStore, wasm: () => Promise<WasmModules>) {
     this.assets = assets;
@@ -72,6 +73,15 @@ export class Runtime {
   }
 
   getDecoder(): Promise<ImageDecoder> {
-    return this.once(() => this.decoder, (p) => (this.decoder = p), async () => new ImageDecoder(await this.wasm()));
+    return this.once(
+      () => this.decoder,
+      (p) => (this.decoder = p),
+      async () => (this.decoderNow = new ImageDecoder(await this.wasm())),
+    );
+  }
+
+  /** The JPEG decoder's largest wasm memory so far, for /healthz (null before the first JPEG). */
+  jpegDecoderPeakBytes(): number | null {
+    return this.decoderNow?.jpegPeakMemoryBytes ?? null;
   }
 }

@@ -88,6 +88,8 @@ export const HealthResponse = z
     wasmMemoryBytes: z.number().int().nullable(),
     /** Why the service cannot classify (no bundle, or a model that does not match the manifest); null when ok. */
     error: z.string().nullable(),
+    /** The largest the JPEG decoder's wasm memory has been (null before the first JPEG). */
+    jpegDecoderPeakBytes: z.number().int().nullable(),
   })
   .openapi('Health');
 

@@ -4,7 +4,7 @@
  * compilation); the bundle's files come from the static-assets binding.
  */
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
-import jpegWasm from '@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm';
+import jpegWasm from '@protoatlas/shared/wasm/jpeg-decode.wasm';
 import pngWasm from '@jsquash/png/codec/pkg/squoosh_png_bg.wasm';
 import webpWasm from '@jsquash/webp/codec/dec/webp_dec.wasm';
 import { createApp, type EdgeApp } from './app.ts';

@@ -9,3 +9,6 @@ export * from './exif.ts';
 export * from './image-resize.ts';
 export * from './sha256.ts';
 export * from './content-types.ts';
+export * from './jpeg-wasm.ts';
+export * from './image-header.ts';
+export * from './model-input.ts';

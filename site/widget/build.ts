@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { JPEG_WASM_FILE } from './src/photo-pixels.ts';
 
 export const WIDGET_FILE = 'protoatlas-classifier.js';
 
@@ -27,8 +28,8 @@ export interface WidgetBuild {
 
 /**
  * Build the widget into outDir: one classic script (embeddable from any origin
- * without CORS on the script itself) plus onnxruntime-web's files under ort/,
- * which the script imports only in local mode.
+ * without CORS on the script itself), the shared JPEG decoder (jpeg-decode.wasm)
+ * and onnxruntime-web's files under ort/, which the script loads only in local mode.
  */
 export async function buildWidget(outDir: string, opts: { ort?: boolean } = {}): Promise<WidgetBuild> {
   await mkdir(outDir, { recursive: true });
@@ -44,6 +45,9 @@ export async function buildWidget(outDir: string, opts: { ort?: boolean } = {}):
     legalComments: 'none',
     logLevel: 'silent',
   });
+  // The shared JPEG decoder local mode fetches (next to the script).
+  const jpegWasm = createRequire(import.meta.url).resolve('@protoatlas/shared/wasm/jpeg-decode.wasm');
+  await copyFile(jpegWasm, join(outDir, JPEG_WASM_FILE));
   if (opts.ort !== false) {
     // The exported wasm path lies in dist/, next to every other file we need.
     const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { orientedSize, orientPixels, readOrientation, resizeStretch, type Orientation } from '@protoatlas/shared';
 import { ApiError } from '../../edge/src/errors.ts';
-import { readImageHeader } from '../../edge/src/image-header.ts';
+import { readUploadHeader } from '../../edge/src/upload-header.ts';
 import { memoryRateLimiter } from '../../edge/src/rate-limit.ts';
 import { pngBomb } from './helpers/images.ts';
 
@@ -88,18 +88,18 @@ describe('image headers', () => {
       ['webp', await img.clone().webp({ lossless: true }).toBuffer()],
       ['webp', await img.clone().withMetadata({ orientation: 3 }).webp().toBuffer()],
     ] as const;
-    for (const [format, buf] of cases) expect(readImageHeader(new Uint8Array(buf))).toEqual({ format, width: 123, height: 45 });
+    for (const [format, buf] of cases) expect(readUploadHeader(new Uint8Array(buf), { checkComplete: true })).toEqual({ format, width: 123, height: 45 });
   });
 
   it('refuses truncated files, and reads a bomb\'s size without inflating it', async () => {
     const jpeg = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#406080' } }).jpeg().toBuffer());
-    expect(code(() => readImageHeader(jpeg.slice(0, jpeg.length - 2)))).toBe('422 undecodable_image');
-    expect(readImageHeader(jpeg.slice(0, 300), { checkComplete: false })).toEqual({ format: 'jpeg', width: 64, height: 64 });
+    expect(code(() => readUploadHeader(jpeg.slice(0, jpeg.length - 2), { checkComplete: true }))).toBe('422 undecodable_image');
+    expect(readUploadHeader(jpeg.slice(0, 300), { checkComplete: false })).toEqual({ format: 'jpeg', width: 64, height: 64 });
     const webp = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#406080' } }).webp().toBuffer());
-    expect(code(() => readImageHeader(webp.slice(0, webp.length - 5)))).toBe('422 undecodable_image');
-    expect(readImageHeader(pngBomb(50_000, 60_000))).toEqual({ format: 'png', width: 50_000, height: 60_000 });
-    expect(code(() => readImageHeader(new TextEncoder().encode('GIF89a....')))).toBe('415 unsupported_media_type');
-    expect(code(() => readImageHeader(new Uint8Array([1, 2, 3])))).toBe('422 undecodable_image');
+    expect(code(() => readUploadHeader(webp.slice(0, webp.length - 5), { checkComplete: true }))).toBe('422 undecodable_image');
+    expect(readUploadHeader(pngBomb(50_000, 60_000), { checkComplete: true })).toEqual({ format: 'png', width: 50_000, height: 60_000 });
+    expect(code(() => readUploadHeader(new TextEncoder().encode('GIF89a....'), { checkComplete: true }))).toBe('415 unsupported_media_type');
+    expect(code(() => readUploadHeader(new Uint8Array([1, 2, 3]), { checkComplete: true }))).toBe('422 undecodable_image');
   });
 });
 

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { lookAlikes, speciesGroup, speciesSlug, votesFor, type Manifest } from '@protoatlas/shared';
-import { imageSizeFromHeader } from '../../site/src/lib/image-size.ts';
+import { imageSizeFromHeader, lookAlikes, speciesGroup, speciesSlug, votesFor, type Manifest } from '@protoatlas/shared';
 import { barChart, lineChart, niceTicks, runs } from '../../site/src/lib/charts.ts';
 import { bundleDir } from '../../site/src/lib/atlas.ts';
 
@@ -18,8 +17,13 @@ describe('picture sizes from file headers', () => {
       alpha: await sharp(Buffer.alloc(37 * 23 * 4, 90), { raw: { width: 37, height: 23, channels: 4 } }).webp().toBuffer(),
       png: await sharp(px, raw).png().toBuffer(),
     };
-    for (const [kind, buf] of Object.entries(cases)) expect([kind, imageSizeFromHeader(buf.subarray(0, 32))]).toEqual([kind, { width: 37, height: 23 }]);
+    for (const [kind, buf] of Object.entries(cases)) {
+      expect([kind, imageSizeFromHeader(buf.subarray(0, 32))]).toEqual([kind, { format: kind === 'png' ? 'png' : 'webp', width: 37, height: 23 }]);
+    }
     expect(imageSizeFromHeader(new TextEncoder().encode('GIF89a, not a picture we read.....'))).toBeNull();
+    // A JPEG's frame header comes after its metadata: readable from a file's first bytes too.
+    const jpeg = await sharp(px, raw).withMetadata({ orientation: 3 }).jpeg().toBuffer();
+    expect(imageSizeFromHeader(jpeg.subarray(0, 1024))).toEqual({ format: 'jpeg', width: 37, height: 23 });
   });
 });
 

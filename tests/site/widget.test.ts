@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { SERVED_BOX_SIDE, explain, manifestLastLayer, resizeStretch } from '@protoatlas/shared';
 import type { ClassifyResponse, ClassifyResult } from '../../site/widget/src/types.ts';
+import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { startWranglerDev } from '../../edge/scripts/dev-server.ts';
 import { buildSite, launchChromium, screenshot, serve, staticHandler, tinyFixture, watchProblems, type Fixture, type Served } from './fixture.ts';
 
@@ -115,6 +116,59 @@ describe('embeddable classifier widget', () => {
     await screenshot(page, 'widget-local-wasm');
     // Headless Chromium has no GPU: probing for WebGPU logs this once, and the widget falls back to wasm as it should.
     expect(problems.filter((p) => p !== 'console warning: No available adapters.')).toEqual([]);
+    await page.close();
+  });
+
+  it('local mode reads CMYK, progressive and 16-bit/palette/grey+alpha photos as the trainer does', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const problems = watchProblems(page);
+    await page.goto(`${site.url}/try/`);
+    const m = fx.manifest;
+    const S = m.preprocessing.size;
+    const session = await ort.InferenceSession.create(join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path));
+    const dir = await mkdtemp(join(tmpdir(), 'protoatlas-widget-variants-'));
+    // The reference is the trainer's own decode (sharp: shrink-on-load, CMYK profile, 16-bit to 8, alpha on white).
+    const reference = async (path: string) => {
+      const input = await decodeImage(path, { size: S, orient: true });
+      const meta = await sharp(path).metadata();
+      const o = await session.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, S, S, 3]) });
+      const d = o.distances;
+      return explain(
+        { data: d.data as Float32Array, prototypes: d.dims[1], height: d.dims[2], width: d.dims[3], layout: 'prototype-major' },
+        { lastLayer: manifestLastLayer(m), numClasses: m.classes.length, pruned: m.prototypes.map((p) => p.pruned), epsilon: m.similarityEpsilon },
+        { width: meta.width!, height: meta.height! },
+        { top: 3, evidence: 3, boxMaxSide: SERVED_BOX_SIDE },
+      );
+    };
+    const src = sharp(fx.photos[1].path).resize(1000, 750, { fit: 'fill' });
+    const rgba = await src.clone().ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    for (let i = 3; i < rgba.data.length; i += 4) rgba.data[i] = (i >> 2) % 1000 < 200 ? 0 : 255;
+    const withAlpha = () => sharp(rgba.data, { raw: { width: 1000, height: 750, channels: 4 } });
+    const variants: [string, Buffer][] = [
+      ['cmyk.jpg', await src.clone().toColourspace('cmyk').jpeg({ quality: 92 }).toBuffer()],
+      ['progressive.jpg', await src.clone().jpeg({ quality: 92, progressive: true }).toBuffer()],
+      ['sixteen.png', await src.clone().toColourspace('rgb16').png().toBuffer()],
+      ['palette.png', await withAlpha().png({ palette: true, colours: 128 }).toBuffer()],
+      ['grey-alpha.png', await withAlpha().toColourspace('b-w').png().toBuffer()],
+    ];
+    for (const [name, bytes] of variants) {
+      const path = join(dir, name);
+      await writeFile(path, bytes);
+      const ref = await reference(path);
+      const r = await classifyIn(page, path);
+      expect([name, r.mode, r.image]).toEqual([name, 'local', { width: 1000, height: 750 }]);
+      expect([name, r.predictions.map((p) => p.classId)]).toEqual([name, ref.predictions.map((p) => p.classId)]);
+      r.predictions.forEach((p, i) => {
+        // JPEG: the shared wasm, the trainer's pixels. PNG: Chromium's decoder, whose pixels differ a little more;
+        // the tiny int8 test model quantises its input and amplifies that (docs/edge-performance.md).
+        expect([name, Math.abs(p.logit - ref.predictions[i].logit) < (name.endsWith('.jpg') ? 0.05 : 0.3)]).toEqual([name, true]);
+      });
+    }
+    // The JPEG decoder came from the widget's folder.
+    expect(site.requests.map((q) => q.url)).toContain('/widget/jpeg-decode.wasm');
+    expect(problems.filter((p) => p !== 'console warning: No available adapters.')).toEqual([]);
+    await session.release();
+    await rm(dir, { recursive: true, force: true });
     await page.close();
   });
 

@@ -1,4 +1,5 @@
 import { LocalClassifier } from './local.ts';
+import { JPEG_WASM_FILE } from './photo-pixels.ts';
 import { classifyRemote } from './remote.ts';
 import { CSS } from './styles.ts';
 import type { ClassifyResponse, ClassifyResult, EvidenceItem, Mode, Prediction, Provider } from './types.ts';
@@ -210,7 +211,7 @@ export function defineClassifier(scriptUrl: string): void {
           provider = local.provider;
           this.#renderMode(provider);
           this.#say('Looking for prototypes in your photo…');
-          res = await local.classify(bitmap, opts);
+          res = await local.classify(photo, bitmap, opts, new URL(JPEG_WASM_FILE, scriptUrl).href);
         }
         if (busy.signal.aborted) return null;
         const result: ClassifyResult = { ...fitBoxes(res, bitmap), mode, provider, image: { width: bitmap.width, height: bitmap.height } };

@@ -1,7 +1,7 @@
 import type * as Ort from 'onnxruntime-web';
 import { SERVED_BOX_SIDE, explain } from '../../../shared/src/explain.ts';
-import { resizeStretch } from '../../../shared/src/image-resize.ts';
 import type { Manifest } from '../../../shared/src/manifest.ts';
+import { photoPixels } from './photo-pixels.ts';
 import type { ClassifyOptions, ClassifyResponse, Provider } from './types.ts';
 
 type OrtModule = typeof Ort;
@@ -75,20 +75,14 @@ export class LocalClassifier {
     return typeof s === 'number' ? s : this.manifest.preprocessing.size;
   }
 
-  async classify(photo: ImageBitmap, opts: ClassifyOptions): Promise<ClassifyResponse> {
+  /**
+   * `file` is the photo as sent, `photo` the browser's decode of it (for its displayed size).
+   * `jpegWasm`: URL of the shared JPEG decoder, so both modes feed the model the trainer's input.
+   */
+  async classify(file: Blob, photo: ImageBitmap, opts: ClassifyOptions, jpegWasm: string): Promise<ClassifyResponse> {
     const t0 = performance.now();
     const S = this.size;
-    // The photo's own pixels (EXIF orientation already applied by createImageBitmap), resized by the
-    // same shared code as the edge, so both modes feed the model the same input.
-    const canvas = document.createElement('canvas');
-    canvas.width = photo.width;
-    canvas.height = photo.height;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    if (!ctx) throw new Error('this browser cannot read image pixels (no 2D canvas)');
-    ctx.drawImage(photo, 0, 0);
-    const rgba = ctx.getImageData(0, 0, photo.width, photo.height).data;
-    canvas.width = canvas.height = 0; // free the full-size buffer now, not at GC
-    const rgb = resizeStretch({ data: rgba, width: photo.width, height: photo.height, channels: 4 }, S, S);
+    const rgb = await photoPixels(file, photo, S, jpegWasm);
     // NHWC RGB 0..255: normalisation happens inside the exported graph.
     const input = Float32Array.from(rgb);
     const t1 = performance.now();

@@ -2,12 +2,14 @@
  * The API's behaviour, as one suite run against each runtime: the Node app
  * (in-process) and the Worker under workerd (wrangler dev, over HTTP).
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, type Manifest } from '@protoatlas/shared';
 import { gif, pngBomb, solidPng, testImages, toJpeg, toWebpLossless, withOrientation6, type TestImage } from './images.ts';
-import { nativeLogits } from './native.ts';
+import { nativeLogits, trainerLogits } from './native.ts';
 import { ensureTestBundle } from './test-bundle.ts';
 
 export type Fetch = (path: string, init?: RequestInit) => Promise<Response>;
@@ -120,6 +122,30 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 1 });
       checkExplanation(jpeg, img);
       jpeg.predictions.forEach((p, k) => expect(Math.abs(p.logit - png.predictions.find((q) => q.classId === p.classId)!.logit)).toBeLessThan(0.5 + 0 * k));
+    });
+
+    it('classifies large, progressive, turned and CMYK JPEGs as the trainer\'s own decode does', async () => {
+      const tb = await ensureTestBundle();
+      const dir = await mkdtemp(join(tmpdir(), 'protoatlas-large-'));
+      // Decoded at a reduced DCT scale, as sharp reads it for the trainer.
+      const big = sharp(images[1].png).resize(2000, 1500, { fit: 'fill' });
+      const files: [string, Buffer, { width: number; height: number; orientation: number }][] = [
+        ['large.jpg', await big.clone().jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
+        ['progressive.jpg', await big.clone().jpeg({ quality: 90, progressive: true }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
+        ['turned.jpg', await big.clone().rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 6 }],
+        ['cmyk.jpg', await big.clone().toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
+      ];
+      for (const [name, bytes] of files) await writeFile(join(dir, name), bytes);
+      const ref = await trainerLogits(tb.dir, files.map(([name]) => join(dir, name)));
+      for (const [k, [name, bytes, image]] of files.entries()) {
+        const r = await classify(new Uint8Array(bytes), 'image/jpeg');
+        expect([name, r.image]).toEqual([name, { format: 'jpeg', ...image }]);
+        checkExplanation(r, image);
+        expect([name, r.predictions[0].classId]).toEqual([name, ref[k].indexOf(Math.max(...ref[k]))]);
+        // The tiny int8 test model quantises its input, so inputs a fraction of a level apart move its
+        // logits visibly (docs/edge-performance.md); the top class is the answer that must not change.
+        for (const p of r.predictions) expect([name, Math.abs(p.logit - ref[k][p.classId]) < 0.2]).toEqual([name, true]);
+      }
     });
 
     it('accepts multipart/form-data with an image field', async () => {

@@ -1,10 +1,10 @@
 /**
- * What an upload is, read from its bytes before any decoding: the format (by
- * signature, whatever the Content-Type said), its size from the header (so a
+ * The one reader of image headers (the edge's uploads, the site's pictures):
+ * what a file is, read from its bytes before any decoding. The format by
+ * signature (whatever a Content-Type said), the size from the header (so a
  * decompression bomb is refused without inflating it), and whether the file
  * is complete (decoders happily return a half-grey picture from a truncated one).
  */
-import { ApiError } from './errors.ts';
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp';
 
@@ -13,6 +13,25 @@ export interface ImageHeader {
   width: number;
   height: number;
 }
+
+/**
+ * Why a header was refused: `unsupported` for an image format (or feature)
+ * we recognise but do not decode, `undecodable` for anything broken.
+ */
+export class ImageHeaderError extends Error {
+  readonly kind: 'unsupported' | 'undecodable';
+  constructor(kind: 'unsupported' | 'undecodable', message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** Media types of the formats we decode. */
+export const IMAGE_MEDIA_TYPES: Record<ImageFormat, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+};
 
 const u16be = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const u32be = (b: Uint8Array, o: number) => b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
@@ -28,16 +47,24 @@ function otherFormat(b: Uint8Array): string | null {
   return null;
 }
 
-export function sniffFormat(b: Uint8Array): ImageFormat {
+/** The format from the file's signature, or null for anything else. */
+export function sniffImageFormat(b: Uint8Array): ImageFormat | null {
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
   if (b.length >= 8 && u32be(b, 0) === 0x89504e47 && u32be(b, 4) === 0x0d0a1a0a) return 'png';
   if (b.length >= 12 && ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 4) === 'WEBP') return 'webp';
-  const other = otherFormat(b);
-  if (other) throw new ApiError('unsupported_media_type', `${other} images are not supported: send JPEG, PNG or WebP`);
-  throw new ApiError('undecodable_image', 'the body is not a JPEG, PNG or WebP image');
+  return null;
 }
 
-const undecodable = (why: string) => new ApiError('undecodable_image', why);
+/** The format, or an ImageHeaderError saying what the bytes are instead. */
+export function sniffFormat(b: Uint8Array): ImageFormat {
+  const format = sniffImageFormat(b);
+  if (format) return format;
+  const other = otherFormat(b);
+  if (other) throw new ImageHeaderError('unsupported', `${other} images are not supported: send JPEG, PNG or WebP`);
+  throw undecodable('the body is not a JPEG, PNG or WebP image');
+}
+
+const undecodable = (why: string) => new ImageHeaderError('undecodable', why);
 
 /** SOF markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not. */
 const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
@@ -88,7 +115,7 @@ function jpegHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
 }
 
 function pngHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
-  if (b.length < 33 || ascii(b, 12, 4) !== 'IHDR') throw undecodable('corrupt PNG: no IHDR header');
+  if (b.length < 24 || ascii(b, 12, 4) !== 'IHDR') throw undecodable('corrupt PNG: no IHDR header');
   const size = { width: u32be(b, 16), height: u32be(b, 20) };
   if (size.width === 0 || size.height === 0) throw undecodable('corrupt PNG: zero size');
   if (!checkComplete) return { format: 'png', ...size };
@@ -123,6 +150,9 @@ function webpHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
     const bits = u32le(b, d + 1);
     size = { width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
   } else if (chunk === 'VP8X') {
+    // Flags byte: bit 1 marks an animation, which libwebp's still-image decoder cannot read.
+    const why = 'animated WebP images are not supported: send a still image (JPEG, PNG or WebP)';
+    if (b[d] & 0x02) throw new ImageHeaderError('unsupported', why);
     size = { width: 1 + (b[d + 4] | (b[d + 5] << 8) | (b[d + 6] << 16)), height: 1 + (b[d + 7] | (b[d + 8] << 8) | (b[d + 9] << 16)) };
   } else {
     throw undecodable(`corrupt WebP: unknown first chunk "${chunk}"`);
@@ -141,7 +171,7 @@ function webpHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
 
 /**
  * Format and size from the header. With `checkComplete`, also walks the file's
- * structure to its end marker, refusing truncated files.
+ * structure to its end marker, refusing truncated files. Throws ImageHeaderError.
  */
 export function readImageHeader(b: Uint8Array, opts: { checkComplete?: boolean } = {}): ImageHeader {
   const format = sniffFormat(b);
@@ -149,4 +179,14 @@ export function readImageHeader(b: Uint8Array, opts: { checkComplete?: boolean }
   if (format === 'jpeg') return jpegHeader(b, full);
   if (format === 'png') return pngHeader(b, full);
   return webpHeader(b, full);
+}
+
+/** Format and size, or null when the bytes are not a readable JPEG, PNG or WebP header. */
+export function imageSizeFromHeader(b: Uint8Array): ImageHeader | null {
+  try {
+    return readImageHeader(b, { checkComplete: false });
+  } catch (e) {
+    if (e instanceof ImageHeaderError) return null;
+    throw e;
+  }
 }

@@ -1,0 +1,71 @@
+/**
+ * JPEG decoding alone, in Node: the shared libjpeg-turbo wasm at the scale the
+ * edge picks for the model input (sharp's shrink-on-load) against the previous
+ * decoder, @jsquash/jpeg (MozJPEG, whole image), on the photo benchmark's
+ * JPEGs, taking turns so a busy machine slows both alike.
+ *
+ *   PROTOATLAS_BUNDLE=runs/demo/bundle node edge/bench/decode.ts [--runs 40] [--size 224]
+ * (the bundle only supplies the picture the photos are made from)
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import decodeJsquash, { init as initJsquash } from '@jsquash/jpeg/decode.js';
+import { WasmJpegDecoder, jpegShrinkOnLoad, readImageHeader } from '@protoatlas/shared';
+import { ensureImageData } from '../src/decode.ts';
+import { benchBundle } from './bench-bundle.ts';
+import { benchPhotos, pct } from './photos.ts';
+
+const require = createRequire(import.meta.url);
+const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, size: { type: 'string' } } });
+  const runs = Number(values.runs ?? 40);
+  const size = Number(values.size ?? 224);
+  const { dir, manifest } = await benchBundle();
+  const picture = manifest.prototypes.find((p) => p.files)?.files?.source;
+  const photos = (await benchPhotos(picture ? join(dir, picture) : null)).filter((p) => p.type === 'image/jpeg');
+
+  const mine = new WasmJpegDecoder(await compile('@protoatlas/shared/wasm/jpeg-decode.wasm'));
+  ensureImageData();
+  const initOld = initJsquash as unknown as (m: WebAssembly.Module) => Promise<void>;
+  await initOld(await compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+
+  console.log(`model input ${size}; ${runs} decodes each after 5 warm-up; ms p50 / p99`);
+  const columns = ['photo'.padEnd(24), 'scale'.padStart(6), 'libjpeg-turbo wasm'.padStart(22)];
+  columns.push('@jsquash/jpeg'.padStart(18));
+  console.log(columns.join('') + 'ratio'.padStart(8));
+  for (const photo of photos) {
+    const head = readImageHeader(photo.bytes);
+    const scale = jpegShrinkOnLoad(head.width, head.height, size, size);
+    const buffer = photo.bytes.slice().buffer;
+    const runMine = async () => {
+      const t = performance.now();
+      await mine.decode(photo.bytes, scale);
+      return performance.now() - t;
+    };
+    const runOld = async () => {
+      const t = performance.now();
+      await decodeJsquash(buffer);
+      return performance.now() - t;
+    };
+    for (let i = 0; i < 5; i++) {
+      await runMine();
+      await runOld();
+    }
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      a.push(await runMine());
+      b.push(await runOld());
+    }
+    const cell = (xs: number[]) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)}`;
+    const ratio = `${(pct(b, 50) / pct(a, 50)).toFixed(1)}x`;
+    const row = [photo.name.padEnd(24), `1/${scale}`.padStart(6), cell(a).padStart(22), cell(b).padStart(18), ratio.padStart(8)];
+    console.log(row.join(''));
+  }
+}
+
+await main();

@@ -1,0 +1,157 @@
+/**
+ * The JPEG decoder every runtime shares: libjpeg-turbo built to WebAssembly
+ * (shared/wasm/jpeg-decode.wasm, see build.sh there), decoding straight to a
+ * reduced scale in the DCT domain, as libvips does for the trainer's sharp
+ * resize ("shrink-on-load"). The caller hands in the compiled module: workerd
+ * imports .wasm files as modules, Node and browsers compile the bytes once.
+ *
+ * An instance that failed mid-decode is dropped (libjpeg's error exit leaves
+ * its heap half-used) and so is one whose memory grew past a big decode.
+ */
+
+/** 8-bit RGB pixels, row-major. */
+export interface RgbPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3;
+}
+
+export interface JpegInfo {
+  width: number;
+  height: number;
+  /** libjpeg's J_COLOR_SPACE of the file: 1 grey, 2 RGB, 3 YCbCr, 4 CMYK, 5 YCCK. */
+  colorSpace: number;
+  progressive: boolean;
+  /** An Adobe APP14 marker (its CMYK is stored inverted). */
+  adobe: boolean;
+}
+
+/** The scales libjpeg decodes at: 1/1, 1/2, 1/4, 1/8. */
+export type JpegScale = 1 | 2 | 4 | 8;
+
+/**
+ * The DCT scale sharp's resize(outW, outH, { fit: 'fill' }) decodes a JPEG at
+ * (its fastShrinkOnLoad rule): the largest of 8, 4, 2 not above the smaller
+ * reduction factor, halved when the factor is exactly that integer (libjpeg's
+ * rounding). The result is never smaller than the output.
+ */
+export function jpegShrinkOnLoad(width: number, height: number, outW: number, outH: number): JpegScale {
+  const shrink = Math.min(width / outW, height / outH);
+  let s: JpegScale = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
+  if (s > 1 && Math.trunc(shrink) === s) s = (s / 2) as JpegScale;
+  return s;
+}
+
+/** A libjpeg failure: `message` is libjpeg's own text. */
+export class JpegDecodeError extends Error {}
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  jd_info(): number;
+  jd_alloc(n: number): number;
+  jd_free(p: number): void;
+  jd_header(src: number, len: number): number;
+  jd_decode(src: number, len: number, denom: number): number;
+  _initialize(): void;
+}
+
+/**
+ * Past this much wasm memory a finished decode drops the instance, so its
+ * memory is freed (wasm memory never shrinks). A baseline 12 MP JPEG stays
+ * below it; a progressive one holds its whole coefficient array and goes above.
+ */
+const RESET_ABOVE_BYTES = 16 * 1024 * 1024;
+
+export class WasmJpegDecoder {
+  private exports: Exports | null = null;
+  private readonly module: WebAssembly.Module;
+  /** The largest this decoder's wasm memory has been (null before the first use). */
+  peakMemoryBytes: number | null = null;
+
+  constructor(module: WebAssembly.Module) {
+    this.module = module;
+  }
+
+  private async instance(): Promise<Exports> {
+    if (this.exports) return this.exports;
+    let memory: WebAssembly.Memory | null = null;
+    const text = (p: number) => {
+      const b = new Uint8Array(memory!.buffer, p);
+      const end = b.indexOf(0);
+      return new TextDecoder().decode(b.subarray(0, end < 0 ? 200 : end));
+    };
+    const imports = {
+      env: {
+        jd_fail: (p: number) => {
+          throw new JpegDecodeError(text(p));
+        },
+        emscripten_notify_memory_growth: () => {},
+      },
+      wasi_snapshot_preview1: {
+        proc_exit: (code: number) => {
+          throw new JpegDecodeError(`the JPEG decoder exited (${code})`);
+        },
+        // No environment: libjpeg asks only for JPEGMEM.
+        environ_sizes_get: (countPtr: number, sizePtr: number) => {
+          new DataView(memory!.buffer).setUint32(countPtr, 0, true);
+          new DataView(memory!.buffer).setUint32(sizePtr, 0, true);
+          return 0;
+        },
+        environ_get: () => 0,
+      },
+    };
+    const inst = await WebAssembly.instantiate(this.module, imports);
+    const ex = inst.exports as unknown as Exports;
+    memory = ex.memory;
+    ex._initialize();
+    this.exports = ex;
+    return ex;
+  }
+
+  /** Runs `fn` with the file copied into wasm memory; a failure drops the instance. */
+  private async withFile<T>(bytes: Uint8Array, fn: (ex: Exports, src: number) => T): Promise<T> {
+    const ex = await this.instance();
+    const src = ex.jd_alloc(bytes.length);
+    if (!src) throw new JpegDecodeError('out of memory for the file');
+    try {
+      new Uint8Array(ex.memory.buffer, src, bytes.length).set(bytes);
+      const out = fn(ex, src);
+      ex.jd_free(src);
+      const used = ex.memory.buffer.byteLength;
+      this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, used);
+      if (used > RESET_ABOVE_BYTES) this.exports = null;
+      return out;
+    } catch (e) {
+      this.exports = null;
+      if (e instanceof JpegDecodeError) throw e;
+      // A wasm trap (out of memory, unreachable) reads as a decode failure too.
+      throw new JpegDecodeError(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  private static info(ex: Exports): JpegInfo & { warnings: number } {
+    const i = new Uint32Array(ex.memory.buffer, ex.jd_info(), 6);
+    return { width: i[0], height: i[1], colorSpace: i[2], progressive: i[3] === 1, warnings: i[4], adobe: i[5] === 1 };
+  }
+
+  /** The stored size and colour space, from the headers only. */
+  async header(bytes: Uint8Array): Promise<JpegInfo> {
+    return this.withFile(bytes, (ex, src) => {
+      ex.jd_header(src, bytes.length);
+      const { warnings: _, ...info } = WasmJpegDecoder.info(ex);
+      return info;
+    });
+  }
+
+  /** Decodes at 1/scale to RGB (grey replicated, CMYK and YCCK converted as libvips does). */
+  async decode(bytes: Uint8Array, scale: JpegScale = 1): Promise<RgbPixels> {
+    return this.withFile(bytes, (ex, src) => {
+      const p = ex.jd_decode(src, bytes.length, scale);
+      const { width, height } = WasmJpegDecoder.info(ex);
+      const data = new Uint8Array(ex.memory.buffer, p, width * height * 3).slice();
+      ex.jd_free(p);
+      return { data, width, height, channels: 3 as const };
+    });
+  }
+}

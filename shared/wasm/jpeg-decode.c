@@ -1,0 +1,163 @@
+/*
+ * jpeg-decode: a small C API over libjpeg-turbo's decompressor for ProtoAtlas,
+ * built to a standalone .wasm (build.sh). It decodes a JPEG held in memory to
+ * 8-bit RGB at 1/1, 1/2, 1/4 or 1/8 scale (libjpeg's DCT-domain scaling), the
+ * way libvips' jpegload does for the trainer (sharp): baseline, progressive and
+ * arithmetic JPEGs; grey replicated to RGB; CMYK and YCCK read as CMYK and
+ * turned into sRGB through a table sampled from
+ * libvips' own CMYK -> sRGB transform (cmyk-srgb-table.h, made by
+ * cmyk-table.ts), so the colours are the trainer's.
+ *
+ * Errors: libjpeg's fatal errors call the imported jd_fail(message), which
+ * throws in JavaScript; the caller then drops this instance (its heap may hold
+ * a half-built decoder) and makes a fresh one. Warnings are counted, not printed.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jpeglib.h"
+#include "cmyk-srgb-table.h"
+
+__attribute__((import_module("env"), import_name("jd_fail"))) void jd_fail(const char *message);
+
+#define EXPORT __attribute__((visibility("default"), used))
+
+/* Filled by jd_header and jd_decode; read by JavaScript through jd_info(). */
+enum { INFO_WIDTH, INFO_HEIGHT, INFO_COLOR_SPACE, INFO_PROGRESSIVE, INFO_WARNINGS, INFO_ADOBE, INFO_LEN };
+static uint32_t info[INFO_LEN];
+
+static void fail_exit(j_common_ptr cinfo) {
+  char text[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, text);
+  jd_fail(text);
+  abort(); /* jd_fail never returns */
+}
+
+static void no_output(j_common_ptr cinfo) { (void)cinfo; }
+
+static void count_warnings(j_common_ptr cinfo, int level) {
+  if (level < 0) info[INFO_WARNINGS]++;
+  (void)cinfo;
+}
+
+EXPORT uint32_t *jd_info(void) { return info; }
+EXPORT void *jd_alloc(size_t n) { return malloc(n); }
+EXPORT void jd_free(void *p) { free(p); }
+
+static void open_decoder(struct jpeg_decompress_struct *cinfo, struct jpeg_error_mgr *err,
+                         const uint8_t *src, size_t len) {
+  cinfo->err = jpeg_std_error(err);
+  err->error_exit = fail_exit;
+  err->output_message = no_output;
+  err->emit_message = count_warnings;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, src, (unsigned long)len);
+  jpeg_read_header(cinfo, TRUE);
+  info[INFO_WIDTH] = cinfo->image_width;
+  info[INFO_HEIGHT] = cinfo->image_height;
+  info[INFO_COLOR_SPACE] = cinfo->jpeg_color_space;
+  info[INFO_PROGRESSIVE] = cinfo->progressive_mode ? 1 : 0;
+  info[INFO_ADOBE] = cinfo->saw_Adobe_marker ? 1 : 0;
+}
+
+/* Header only: fills info (stored size, colour space). Returns 1. */
+EXPORT int jd_header(const uint8_t *src, size_t len) {
+  struct jpeg_decompress_struct cinfo;
+  struct jpeg_error_mgr err;
+  info[INFO_WARNINGS] = 0;
+  open_decoder(&cinfo, &err, src, len);
+  jpeg_destroy_decompress(&cinfo);
+  return 1;
+}
+
+static uint8_t clamp_byte(float v) {
+  return v <= 0.f ? 0 : v >= 255.f ? 255 : (uint8_t)(v + 0.5f);
+}
+
+/*
+ * One CMYK pixel to sRGB the way lcms evaluates its 4-input table: each ink
+ * at position v * (NODES - 1) / 255 on the grid; tetrahedral interpolation
+ * over M, Y, K in the two nearest C planes, then linear in C.
+ */
+static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb) {
+  const int n = CMYK_TABLE_NODES;
+  int idx[4];
+  float f[4];
+  for (int i = 0; i < 4; i++) {
+    const float pos = (float)cmyk[i] * (float)(n - 1) / 255.f;
+    idx[i] = (int)pos;
+    if (idx[i] > n - 2) idx[i] = n - 2;
+    f[i] = pos - (float)idx[i];
+  }
+  /* node (c, m, y, k) sits at ((c * n + m) * n + y) * n + k */
+  const int sk = 1, sy = n, sm = n * n, sc = n * n * n;
+  const float rx = f[1], ry = f[2], rz = f[3];
+  int a, b;
+  float fa, fb, fc;
+  /* order the three fractions to pick the tetrahedron */
+  if (rx >= ry && ry >= rz) { a = sm; b = sm + sy; fa = rx; fb = ry; fc = rz; }
+  else if (rx >= rz && rz >= ry) { a = sm; b = sm + sk; fa = rx; fb = rz; fc = ry; }
+  else if (rz >= rx && rx >= ry) { a = sk; b = sk + sm; fa = rz; fb = rx; fc = ry; }
+  else if (ry >= rx && rx >= rz) { a = sy; b = sy + sm; fa = ry; fb = rx; fc = rz; }
+  else if (ry >= rz && rz >= rx) { a = sy; b = sy + sk; fa = ry; fb = rz; fc = rx; }
+  else { a = sk; b = sk + sy; fa = rz; fb = ry; fc = rx; }
+  const int full = sm + sy + sk;
+  float out[2][3];
+  for (int cc = 0; cc < 2; cc++) {
+    const uint8_t *t = cmyk_srgb_table + (size_t)((idx[0] + cc) * sc + idx[1] * sm + idx[2] * sy + idx[3] * sk) * 3;
+    for (int ch = 0; ch < 3; ch++) {
+      const float c0 = t[ch], ca = t[a * 3 + ch], cb = t[b * 3 + ch], cf = t[full * 3 + ch];
+      out[cc][ch] = c0 + (ca - c0) * fa + (cb - ca) * fb + (cf - cb) * fc;
+    }
+  }
+  for (int ch = 0; ch < 3; ch++) rgb[ch] = clamp_byte(out[0][ch] + (out[1][ch] - out[0][ch]) * f[0]);
+}
+
+/*
+ * Decodes at 1/denom (1, 2, 4 or 8) to packed RGB, width x height in info.
+ * As libvips' jpegload: the scaled size rounds down (libjpeg rounds up and
+ * fills the partial last column and row, which libvips drops), and CMYK is
+ * always read as inverted (Adobe's convention, which libvips applies to every
+ * CMYK JPEG). Returns the pixels (free with jd_free).
+ */
+EXPORT uint8_t *jd_decode(const uint8_t *src, size_t len, int denom) {
+  struct jpeg_decompress_struct cinfo;
+  struct jpeg_error_mgr err;
+  info[INFO_WARNINGS] = 0;
+  open_decoder(&cinfo, &err, src, len);
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = (unsigned)denom;
+  const int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  /* libjpeg turns YCCK into CMYK itself; grey and YCbCr into RGB */
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  jpeg_start_decompress(&cinfo);
+  const uint32_t w = cinfo.image_width / (unsigned)denom, h = cinfo.image_height / (unsigned)denom;
+  if (w == 0 || h == 0) jd_fail("the image is smaller than the decoding scale");
+  info[INFO_WIDTH] = w;
+  info[INFO_HEIGHT] = h;
+  uint8_t *out = malloc((size_t)w * h * 3);
+  const size_t row_bytes = (size_t)cinfo.output_width * (cmyk ? 4 : 3);
+  uint8_t *row = malloc(row_bytes);
+  if (!out || !row) jd_fail("out of memory for the decoded image");
+  while (cinfo.output_scanline < h) {
+    uint8_t *dst = out + (size_t)cinfo.output_scanline * w * 3;
+    JSAMPROW rows[1] = { row };
+    jpeg_read_scanlines(&cinfo, rows, 1);
+    if (!cmyk) {
+      memcpy(dst, row, (size_t)w * 3);
+      continue;
+    }
+    for (uint32_t x = 0; x < w; x++) {
+      uint8_t *p = row + x * 4;
+      p[0] = 255 - p[0]; p[1] = 255 - p[1]; p[2] = 255 - p[2]; p[3] = 255 - p[3];
+      cmyk_to_rgb(p, dst + x * 3);
+    }
+  }
+  /* The rows past h (a partial last row at this scale) are not needed. */
+  jpeg_abort_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  free(row);
+  return out;
+}
