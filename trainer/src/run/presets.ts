@@ -68,7 +68,7 @@ const cub200 = deepMerge(cub200Paper, {
   warmup: { epochs: 6, batchSize: 64, microBatch: 32, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
   joint: { epochs: 0 },
   pushTune: { epochs: 4, batchSize: 64, microBatch: 32, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
-  lastLayer: { epochs: 10, batchSize: 128, lr: 1e-3, l1: 1e-3, l1Solver: 'proximal', selectBest: true },
+  lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-2, l1Solver: 'proximal', selectBest: true },
 });
 
 /**
