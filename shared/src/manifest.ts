@@ -127,7 +127,7 @@ export const ManifestSchema = z.object({
       partCoverage: Unit.nullable(),
       /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
       measuredOn: z.object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() }).nullable().optional(),
-      /** 95% intervals of consistency and stability over redrawn images (bootstrap). */
+      /** 95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors). */
       interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
     }),
     pruning: z

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetError } from '../../trainer/src/data/errors.ts';
 import { loadDataset } from '../../trainer/src/data/load-dataset.ts';
-import { bootstrapIntervals, consistencyScore, type PartObservation } from '../../trainer/src/analysis/part-metrics.ts';
+import { consistencyScore, prototypeIntervals, type PartObservation } from '../../trainer/src/analysis/part-metrics.ts';
 import { cleanup, tempDir, writeSolid } from './fixtures.ts';
 
 describe('the metrics split (data.metricsPerClass)', () => {
@@ -33,23 +33,21 @@ describe('the metrics split (data.metricsPerClass)', () => {
   });
 });
 
-describe('bootstrap intervals of consistency and stability', () => {
+describe('intervals of consistency and stability across prototypes', () => {
   const obs = (hit: number): PartObservation => ({ hits: Uint8Array.from([hit, 0]), visible: Uint8Array.from([1, 1]) });
-  it('collapse to the point value when every image agrees, and widen when images disagree', () => {
-    // Class 0: prototype 0 always on part 0 (consistent), prototype 1 never on a part; class 1: prototype 2 on part 0 in 4 of 5 images.
-    const observations = [[obs(1), obs(1), obs(1)], [obs(0), obs(0), obs(0)], [obs(1), obs(1), obs(1), obs(1), obs(0)]];
+  it('are Wilson score intervals for consistency and mean +- 1.96 standard errors for stability', () => {
+    // 10 prototypes with 5 images each: 4 always on part 0 (consistent), 6 never on a part; prototype 9 unevaluated.
+    const observations = Array.from({ length: 11 }, (_, j) => (j === 10 ? [] : Array.from({ length: 5 }, () => obs(j < 4 ? 1 : 0))));
     const clean = observations.map((list) => list.map((o) => o.hits));
-    const protoClass = Int32Array.from([0, 0, 1]);
-    const same = bootstrapIntervals(observations, clean, protoClass, { replicates: 100 });
-    expect(same.stability).toEqual([1, 1]);
-    // The point value is 2/3 (prototypes 0 and 2 consistent at 80%); redrawn images of class 1 fall below 4 in 5 often.
-    expect(consistencyScore(observations)).toBeCloseTo(2 / 3, 10);
-    expect(same.consistency[0]).toBeCloseTo(1 / 3, 10);
-    expect(same.consistency[1]).toBeCloseTo(2 / 3, 10);
-    // Noise flips prototype 0's part in one image: stability below 1 in some redraws.
-    const noisy = clean.map((list, j) => list.map((h, k) => (j === 0 && k === 0 ? Uint8Array.from([0, 0]) : h)));
-    const shaken = bootstrapIntervals(observations, noisy, protoClass, { replicates: 200 });
-    expect(shaken.stability[0]).toBeLessThan(1 - 1 / 9);
-    expect(shaken.stability[1]).toBe(1);
+    // Noise flips one image of prototypes 0 and 1: their stability is 4/5, the others 1.
+    const noisy = clean.map((list, j) => list.map((h, k) => (j < 2 && k === 0 ? Uint8Array.from([1 - h[0], 0]) : h)));
+    const r = prototypeIntervals(observations, noisy);
+    expect(consistencyScore(observations)).toBeCloseTo(0.4, 10);
+    // Wilson, n = 10, p = 0.4, z = 1.96: 0.1682 .. 0.6873.
+    expect(r.consistency[0]).toBeCloseTo(0.1682, 3);
+    expect(r.consistency[1]).toBeCloseTo(0.6873, 3);
+    // Stability values: two of 0.8, eight of 1; mean 0.96, sd 0.08433, se 0.02667.
+    expect(r.stability[0]).toBeCloseTo(0.96 - 1.96 * 0.0843274 / Math.sqrt(10), 4);
+    expect(r.stability[1]).toBeCloseTo(Math.min(1, 0.96 + 1.96 * 0.0843274 / Math.sqrt(10)), 4);
   });
 });

@@ -209,7 +209,7 @@ export interface PartMetricsResult {
   perPrototype: PrototypePartMetrics[];
   /** Images with part annotations that were used. */
   images: number;
-  /** 95% intervals from resampling each class's images with replacement (bootstrapIntervals). */
+  /** 95% intervals across prototypes (prototypeIntervals). */
   interval95: { consistency: [number, number]; stability: [number, number] };
   halfSize: number;
   threshold: number;
@@ -306,63 +306,42 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
     ),
     perPrototype,
     images: used.length,
-    interval95: bootstrapIntervals(observations, noisyHits, protoClass, { threshold, seed: opts.seed ?? 0 }),
+    interval95: prototypeIntervals(observations, noisyHits, threshold),
     halfSize,
     threshold,
   };
 }
 
 /**
- * 95% percentile intervals of consistency and stability when the images are
- * redrawn: each replicate resamples every class's images with replacement (the
- * same draw for all prototypes of that class, whose observations are aligned by
- * image) and recomputes both scores. With few images per class the intervals are
- * wide, which is the point of reporting them.
+ * 95% intervals of consistency and stability across prototypes: Wilson's score
+ * interval for the share of consistent prototypes, and mean ± 1.96 standard
+ * errors for the mean stability. They say how far the scores could move with
+ * another draw of prototypes like these. They do not cover the bias of few images
+ * per class (with 5, "≥ 80% of images" is 4 of 5, which chance reaches often):
+ * only more images fix that (data.metricsPerClass). Resampling the images
+ * themselves is no help there: duplicated images make prototypes look more
+ * consistent, so such intervals miss the point estimate.
  */
-export function bootstrapIntervals(
+export function prototypeIntervals(
   observations: PartObservation[][],
   noisyHits: Uint8Array[][],
-  protoClass: Int32Array,
-  opts: { threshold?: number; replicates?: number; seed?: number } = {},
+  threshold = CONSISTENCY_THRESHOLD,
 ): { consistency: [number, number]; stability: [number, number] } {
-  const replicates = opts.replicates ?? 200;
-  const rng = new Rng(opts.seed ?? 0);
-  const cons: number[] = [];
-  const stab: number[] = [];
-  for (let r = 0; r < replicates; r++) {
-    const draws = new Map<number, number[]>();
-    const obs: PartObservation[][] = [];
-    const clean: Uint8Array[][] = [];
-    const noisy: Uint8Array[][] = [];
-    observations.forEach((list, j) => {
-      // Pruned prototypes have no observations: they stay out of both scores.
-      if (!list.length) {
-        obs.push([]);
-        clean.push([]);
-        noisy.push([]);
-        return;
-      }
-      let draw = draws.get(protoClass[j]);
-      if (!draw) {
-        draw = Array.from({ length: list.length }, () => rng.int(list.length));
-        draws.set(protoClass[j], draw);
-      }
-      if (draw.length !== list.length) throw new Error(`bootstrapIntervals: prototypes of class ${protoClass[j]} saw different image counts`);
-      obs.push(draw.map((k) => list[k]));
-      clean.push(draw.map((k) => list[k].hits));
-      noisy.push(draw.map((k) => noisyHits[j][k]));
-    });
-    cons.push(consistencyScore(obs, opts.threshold));
-    stab.push(stabilityScore(clean, noisy));
-  }
-  return { consistency: percentileInterval(cons), stability: percentileInterval(stab) };
-}
-
-function percentileInterval(values: number[]): [number, number] {
-  const v = values.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!v.length) return [NaN, NaN];
-  const at = (q: number) => v[Math.min(v.length - 1, Math.max(0, Math.round(q * (v.length - 1))))];
-  return [at(0.025), at(0.975)];
+  const evaluated = observations.map((obs, j) => j).filter((j) => observations[j].length > 0);
+  const n = evaluated.length;
+  if (!n) return { consistency: [NaN, NaN], stability: [NaN, NaN] };
+  const z = 1.96;
+  const p = evaluated.filter((j) => prototypeConsistency(observations[j], threshold).consistent).length / n;
+  const centre = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
+  const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  const stab = evaluated.map((j) => prototypeStability(observations[j].map((o) => o.hits), noisyHits[j]));
+  const mean = stab.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(stab.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  const clip = (x: number) => Math.min(1, Math.max(0, x));
+  return {
+    consistency: [clip(centre - half), clip(centre + half)],
+    stability: [clip(mean - (z * sd) / Math.sqrt(n)), clip(mean + (z * sd) / Math.sqrt(n))],
+  };
 }
 
 /** A prototype's box on one synthetic image, in that image's pixels. */
