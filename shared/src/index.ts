@@ -12,3 +12,4 @@ export * from './content-types.ts';
 export * from './jpeg-wasm.ts';
 export * from './image-header.ts';
 export * from './model-input.ts';
+export * from './edits.ts';

@@ -26,6 +26,12 @@ const PatchRef = z.object({
   file: Rel.nullable(),
 });
 
+export const REVIEW_KINDS = ['background', 'duplicate', 'impure'] as const;
+const ReviewFlag = z.object({ kind: z.enum(REVIEW_KINDS), reason: z.string() });
+
+export const HISTORY_ACTIONS = ['drop', 'relabel', 'forbid', 'keep', 'repush'] as const;
+const HistoryEntry = z.object({ version: z.string(), action: z.enum(HISTORY_ACTIONS), note: z.string() });
+
 const PrototypeSchema = z.object({
   id: z.number().int().nonnegative(),
   classId: z.number().int().nonnegative(),
@@ -52,6 +58,24 @@ const PrototypeSchema = z.object({
   nearest: z.object({ train: z.array(PatchRef), val: z.array(PatchRef) }),
   /** Share of the nearest training patches from the prototype's own class. */
   purity: Unit.nullable(),
+  /** Huang et al.'s part metrics of this prototype (part-annotated data only). */
+  parts: z
+    .object({
+      /** Images of its class it was evaluated on. */
+      images: z.number().int().nonnegative(),
+      consistent: z.boolean(),
+      topPart: z.string().nullable(),
+      topPartFrequency: Unit,
+      stability: Unit,
+      /** Share of those images where its region covers no annotated part (background). */
+      noPart: Unit,
+    })
+    .nullable()
+    .optional(),
+  /** Why a person may want to drop or forbid it (candidate finder); empty when nothing stands out. */
+  review: z.array(ReviewFlag).optional(),
+  /** What edits did to it, oldest first (absent in a bundle never edited). */
+  history: z.array(HistoryEntry).optional(),
 });
 
 const AccuracySchema = z.object({ top1: Unit, top5: Unit, n: z.number().int().nonnegative() });
@@ -65,6 +89,33 @@ const CurvePoint = z.object({
   valTop5: z.number().nullable(),
 });
 
+const ExplanationSchema = z.object({
+  /** Mean share of the k nearest training patches from the prototype's class. */
+  purity: Unit.nullable(),
+  /** Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown. */
+  consistency: Unit.nullable(),
+  stability: Unit.nullable(),
+  /** Synthetic data: share of prototype boxes covering their class's true part. */
+  partCoverage: Unit.nullable(),
+  /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
+  measuredOn: z.object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() }).nullable().optional(),
+  /** 95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors). */
+  interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
+});
+
+/** One model version in an edit chain, with what it scored. */
+const VersionSchema = z.object({
+  id: z.string(),
+  version: z.string(),
+  createdAt: z.iso.datetime(),
+  /** Version it was edited from (null: trained). */
+  parent: z.string().nullable(),
+  edits: z.object({ drop: z.number().int().nonnegative(), relabel: z.number().int().nonnegative(), forbid: z.number().int().nonnegative(), keep: z.number().int().nonnegative() }),
+  val: AccuracySchema.nullable(),
+  explanation: ExplanationSchema,
+  livePrototypes: z.number().int().nonnegative(),
+});
+
 const ModelFile = z.object({ path: Rel, bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
 export const ManifestSchema = z.object({
@@ -76,6 +127,8 @@ export const ManifestSchema = z.object({
     createdAt: z.iso.datetime(),
     preset: z.string(),
     description: z.string(),
+    /** The version this one was edited from (`npm run edit`); absent or null for a trained model. */
+    parent: z.object({ id: z.string(), version: z.string() }).nullable().optional(),
   }),
   classes: z.array(z.object({ id: z.number().int().nonnegative(), key: z.string(), name: z.string() })).min(1),
   preprocessing: z.object({
@@ -117,19 +170,7 @@ export const ManifestSchema = z.object({
     val: AccuracySchema.nullable(),
     test: AccuracySchema.nullable(),
     baseline: z.object({ top1: Unit, top5: Unit }).nullable(),
-    explanation: z.object({
-      /** Mean share of the k nearest training patches from the prototype's class. */
-      purity: Unit.nullable(),
-      /** Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown. */
-      consistency: Unit.nullable(),
-      stability: Unit.nullable(),
-      /** Synthetic data: share of prototype boxes covering their class's true part. */
-      partCoverage: Unit.nullable(),
-      /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
-      measuredOn: z.object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() }).nullable().optional(),
-      /** 95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors). */
-      interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
-    }),
+    explanation: ExplanationSchema,
     pruning: z
       .object({
         k: z.number().int().positive(),
@@ -147,12 +188,17 @@ export const ManifestSchema = z.object({
   curves: z.array(CurvePoint),
   backbone: z.object({ kind: z.string(), description: z.string(), source: z.string(), sha256: z.string().nullable(), licence: z.string() }),
   dataset: z.object({ layout: z.string(), name: z.string(), licence: z.string(), train: z.number().int(), val: z.number().int(), test: z.number().int() }),
+  /** The version chain, oldest first, ending with this version (absent for a model never edited). */
+  lineage: z.array(VersionSchema).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestFileRecord = z.infer<typeof ModelFile>;
 export type ManifestPrototype = Manifest['prototypes'][number];
 export type ManifestPatchRef = z.infer<typeof PatchRef>;
+export type ManifestVersion = z.infer<typeof VersionSchema>;
+export type ReviewKind = (typeof REVIEW_KINDS)[number];
+export type HistoryAction = (typeof HISTORY_ACTIONS)[number];
 
 /** A bundle's manifest failed validation; the message names the offending fields. */
 export class ManifestError extends Error {

@@ -200,6 +200,8 @@ export interface PrototypePartMetrics {
   topPart: string | null;
   topPartFrequency: number;
   stability: number;
+  /** Share of the images where its region covers no annotated part (a background prototype). */
+  noPart: number;
 }
 
 export interface PartMetricsResult {
@@ -296,6 +298,7 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
       topPart: c.topPart >= 0 ? parts.names[c.topPart] : null,
       topPartFrequency: c.topPartFrequency,
       stability: prototypeStability(observations[j].map((o) => o.hits), noisyHits[j]),
+      noPart: observations[j].filter((o) => o.hits.every((h) => h === 0)).length / observations[j].length,
     });
   }
   return {

@@ -1,9 +1,10 @@
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   activationBox,
   activationMap,
   cellBox,
+  editCounts,
   receptiveFieldBox,
   MANIFEST_FILE,
   MANIFEST_SCHEMA_VERSION,
@@ -14,8 +15,10 @@ import {
   type Manifest,
   type ManifestPatchRef,
   type ManifestPrototype,
+  type ManifestVersion,
 } from '@protoatlas/shared';
-import { classPurity, nearestPatches, type PatchHit } from '../analysis/nearest-patches.ts';
+import { nearestPatches, type PatchHit } from '../analysis/nearest-patches.ts';
+import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
 import type { DatasetItem } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
@@ -49,6 +52,11 @@ export interface BuildBundleOptions {
   nearest?: number;
   partMetrics?: boolean;
   quiet?: boolean;
+  /**
+   * The parent bundle of an edit that moved no prototype (drop, relabel): its
+   * pictures, boxes and nearest patches are reused instead of recomputed.
+   */
+  reuse?: { dir: string; manifest: Manifest };
 }
 
 export interface BundleReport {
@@ -100,6 +108,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const trainItems = data.itemsBySplit.train;
   const valItems = data.itemsBySplit.val;
   const k = opts.nearest ?? config.bundle.nearest;
+  const reuse = opts.reuse ?? null;
+  if (reuse && (reuse.manifest.prototypes.length !== m || reuse.manifest.featureGrid.height !== H || reuse.manifest.featureGrid.width !== W)) {
+    throw new Error(`${reuse.dir} does not describe this model's ${m} prototypes on a ${H}x${W} grid; it cannot be reused`);
+  }
 
   // Push records name images by id; the dataset order may differ from training time.
   const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
@@ -114,15 +126,57 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   }
 
   t = Date.now();
-  const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
-  const trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
-  const valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);
-  const srcMaps = sourceDistanceMaps(head, train, sourceItem);
+  let trainHits: PatchHit[][] = [];
+  let valHits: PatchHit[][] = [];
+  let srcMaps: (Float32Array | null)[] = [];
+  if (!reuse) {
+    const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
+    trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
+    valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);
+    srcMaps = sourceDistanceMaps(head, train, sourceItem);
+  }
   lap('globalAnalysis', t);
 
   t = Date.now();
-  const explanation = await computeExplanationMetrics({ head, data, config, dataRoot, prototypes: json.prototypes, sourceItem, srcMaps, trainHits, pruned, partMetrics: opts.partMetrics ?? config.bundle.partMetrics, quiet: opts.quiet });
+  const sizeCache = new ImageCache();
+  const sourceBoxes = await Promise.all(
+    json.prototypes.map(async (_, j) => {
+      if (reuse) {
+        const src = reuse.manifest.prototypes[j].source;
+        return src && sourceItem[j] >= 0 ? { item: sourceItem[j], box: src.box } : null;
+      }
+      const map = srcMaps[j];
+      if (sourceItem[j] < 0 || !map) return null;
+      const size = await sizeCache.size(trainItems[sourceItem[j]]);
+      return { item: sourceItem[j], box: activationBox(singleMap(map, H, W), 0, size.width, size.height) };
+    }),
+  );
+  const neighbourClasses = reuse ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => n.classId)) : trainHits.map((hits) => hits.map((h) => train.labels[h.item]));
+  // A prototype that kept its class keeps its part metrics (they depend only on its embedding and class).
+  const known = reuse
+    ? { parts: reuse.manifest.prototypes.map((p, j) => (p.classId === head.protoClass[j] && p.parts !== undefined ? p.parts : undefined)), measuredOn: reuse.manifest.metrics.explanation.measuredOn ?? null }
+    : undefined;
+  const explanation = await computeExplanationMetrics({ head, data, sourceBoxes, neighbourClasses, pruned, partMetrics: opts.partMetrics ?? config.bundle.partMetrics, known, quiet: opts.quiet });
   lap('metrics', t);
+
+  const nearestCells = reuse
+    ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => ({ imageId: n.imageId, classId: n.classId, row: n.patch.row, col: n.patch.col })))
+    : trainHits.map((hits) => hits.map((h) => ({ imageId: trainItems[h.item].id, classId: train.labels[h.item], row: Math.floor(h.patch / W), col: h.patch % W })));
+  const candidates: CandidatePrototype[] = json.prototypes.map((rec, j) => ({
+    classId: head.protoClass[j],
+    pruned: pruned[j],
+    purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
+    source: rec.imageId !== null && rec.row >= 0 ? { imageId: rec.imageId, row: rec.row, col: rec.col } : null,
+    nearest: nearestCells[j],
+    noPart: explanation.partsPerPrototype[j]?.noPart ?? null,
+    birdShare: explanation.birdShare[j],
+  }));
+  const review = reviewCandidates(candidates, head.prototypes.dataSync() as Float32Array, head.prototypeDim, { height: H, width: W }, data.dataset.classes.map(displayName));
+  const lineage = json.lineage ?? null;
+  // The version names the weights, so it is known before anything is written.
+  const weightsSha = await sha256File(join(paths.model, 'weights.bin'));
+  const createdAt = new Date().toISOString();
+  const version = `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`;
 
   const receptiveField = await backboneReceptiveField(config.backbone, await backboneWeightsPath(config));
   const valAcc = val.n ? accuracy(predict(head, val)) : null;
@@ -135,6 +189,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     t = Date.now();
     const cache = new ImageCache();
     const digits = String(m - 1).length;
+    if (reuse) {
+      await cp(join(reuse.dir, 'prototypes'), join(tmp, 'prototypes'), { recursive: true });
+      imageBytes = await directoryBytes(join(tmp, 'prototypes'));
+    }
     const progress = new Progress({ label: 'prototype pictures', total: m, unit: 'proto', quiet: opts.quiet });
     const prototypes = await mapLimit(Array.from({ length: m }, (_, j) => j), 4, async (j): Promise<ManifestPrototype> => {
       const dir = `prototypes/${String(j).padStart(digits, '0')}`;
@@ -145,6 +203,26 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         return `${dir}/${name}`;
       };
       const rec = json.prototypes![j];
+      const parts = explanation.partsPerPrototype[j];
+      const extra: Partial<ManifestPrototype> = {
+        ...(parts ? { parts } : {}),
+        review: review[j],
+        ...(lineage?.history[j]?.length ? { history: lineage.history[j].map((h) => ({ ...h, version: h.version === 'next' ? version : h.version })) } : {}),
+      };
+      const common = {
+        id: j,
+        classId: head.protoClass[j],
+        // 9 significant digits round-trip float32 exactly and keep the manifest compact.
+        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C), (w) => Number(w.toPrecision(9))),
+        pruned: pruned[j],
+        prunedReason: prunedReason[j],
+        purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
+      };
+      if (reuse) {
+        const old = reuse.manifest.prototypes[j];
+        progress.tick(1);
+        return { ...common, source: old.source, files: old.files, nearest: old.nearest, ...extra };
+      }
       let source: ManifestPrototype['source'] = null;
       let files: ManifestPrototype['files'] = null;
       if (sourceItem[j] >= 0 && srcMaps[j]) {
@@ -178,18 +256,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         nearVal.push(patchRef(item, hit, activationBox(singleMap(hit.map, H, W), 0, size.width, size.height), size, W, null));
       }
       progress.tick(1);
-      return {
-        id: j,
-        classId: head.protoClass[j],
-        // 9 significant digits round-trip float32 exactly and keep the manifest compact.
-        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C), (w) => Number(w.toPrecision(9))),
-        pruned: pruned[j],
-        prunedReason: prunedReason[j],
-        source,
-        files,
-        nearest: { train: nearTrain, val: nearVal },
-        purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
-      };
+      return { ...common, source, files, nearest: { train: nearTrain, val: nearVal }, ...extra };
     });
     progress.finish();
     lap('pictures', t);
@@ -200,7 +267,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     const modelJson = JSON.parse(await readFile(join(paths.model, 'model.json'), 'utf8')) as ModelJson;
     await writeFile(join(tmp, 'model', 'model.json'), JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2) + '\n');
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
-    const weightsSha = await sha256File(join(tmp, 'model', 'weights.bin'));
+    if ((await sha256File(join(tmp, 'model', 'weights.bin'))) !== weightsSha) throw new Error(`${paths.model}/weights.bin changed while the bundle was being built`);
     const tOnnx = Date.now();
     // A model that cannot be exported still gets its atlas; the edge and widget then say why they cannot run it.
     const onnx = await exportBundleOnnx(opts.run, tmp, { backend: config.backend, dataDir: dataRoot }).then(
@@ -212,17 +279,31 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     );
     lap('onnx', tOnnx);
     const backboneRecords = await Promise.all(backboneFiles.map((f) => fileRecord(tmp, f)));
-    const createdAt = new Date().toISOString();
     const backboneDescription = (data.frozenBackbone ?? data.trainableBackbone)!.description;
+    const modelId = `${config.preset.toLowerCase().replace(/[^a-z0-9._-]+/g, '-')}-${weightsSha.slice(0, 8)}`;
+    const valMetrics = valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null;
+    const self: ManifestVersion | null = lineage
+      ? {
+          id: modelId,
+          version,
+          createdAt,
+          parent: lineage.parent.version,
+          edits: editCounts(lineage.edits),
+          val: valMetrics,
+          explanation: explanation.summary,
+          livePrototypes: pruned.filter((p) => !p).length,
+        }
+      : null;
     const manifest: Manifest = {
       schema: 'protoatlas-bundle',
       schemaVersion: MANIFEST_SCHEMA_VERSION,
       model: {
-        id: `${config.preset.toLowerCase().replace(/[^a-z0-9._-]+/g, '-')}-${weightsSha.slice(0, 8)}`,
-        version: `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`,
+        id: modelId,
+        version,
         createdAt,
         preset: config.preset,
         description: `ProtoPNet (${m} prototypes, ${C} classes) on ${config.backbone.kind === 'small-cnn' ? 'a small CNN trained from scratch' : (config.backbone.path ?? config.backbone.url ?? config.backbone.kind).split('/').pop()}`,
+        ...(lineage ? { parent: { id: lineage.parent.id, version: lineage.parent.version } } : {}),
       },
       classes: data.dataset.classes.map((key, id) => ({ id, key, name: displayName(key) })),
       preprocessing: { size: data.preprocess.size, mean: data.preprocess.mean, std: data.preprocess.std, resize: 'stretch', layout: 'NHWC' },
@@ -238,7 +319,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         integrity: await integrityList(tmp),
       },
       metrics: {
-        val: valAcc ? { top1: valAcc.top1, top5: valAcc.top5, n: valAcc.n } : null,
+        val: valMetrics,
         test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,
         baseline: summary?.baseline ?? null,
         explanation: explanation.summary,
@@ -251,6 +332,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       curves: await readCurves(paths.metrics),
       backbone: backboneProvenance(config, backboneDescription, backboneRecords[0]?.sha256 ?? weightsSha),
       dataset: { layout: data.dataset.layout, ...datasetProvenance(data.dataset.layout), train: trainItems.length, val: valItems.length, test: data.dataset.splits.test.length },
+      ...(lineage && self ? { lineage: [...lineage.chain, self] } : {}),
     };
     // Refuse to write a bundle that its own readers would refuse.
     parseManifest(JSON.parse(JSON.stringify(manifest)), `${out}/${MANIFEST_FILE}`);

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { nearestPatches } from '../analysis/nearest-patches.ts';
-import { maskSimilarities, prototypesToPrune, type PruneDecision } from '../analysis/prune.ts';
+import { prototypesToPrune, type PruneDecision } from '../analysis/prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../run/config.ts';
 import type { Rng } from '../run/rng.ts';
-import { computeSimilarities, lastLayerOptimizer, recenterRows, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from './last-layer.ts';
+import { computeSimilarities, similarityAccuracy } from './last-layer.ts';
+import { refitLastLayer } from './refit-last-layer.ts';
 import type { PushRecord } from './push.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -48,25 +49,8 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
   const pruned = new Array<boolean>(m).fill(false);
   for (const c of candidates) pruned[c.prototype] = true;
   const C = head.spec.numClasses;
-  const zeroed = original.slice();
-  for (const c of candidates) zeroed.fill(0, c.prototype * C, (c.prototype + 1) * C);
-  head.lastLayer.assign(tf.tensor2d(zeroed, [m, C]));
-
-  const ll = config.lastLayer;
   const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
-  const masked = { ...sims, sims: maskSimilarities(sims.sims, m, pruned) };
-  if (ll.l1Solver === 'proximal') recenterRows(head);
-  const mask = wrongClassMaskTensor(head);
-  const optimizer = lastLayerOptimizer(head, ll, mask);
-  let best = { top1: score()?.top1 ?? -1, weights: head.lastLayer.dataSync().slice() as Float32Array };
-  for (let e = 0; e < ll.epochs; e++) {
-    trainLastLayerEpoch({ head, data: masked, batchSize: ll.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng: args.rng });
-    const s = score();
-    if (ll.selectBest && s && s.top1 > best.top1) best = { top1: s.top1, weights: head.lastLayer.dataSync().slice() as Float32Array };
-  }
-  optimizer.dispose();
-  mask.dispose();
-  if (ll.selectBest) head.lastLayer.assign(tf.tensor2d(best.weights, [m, C]));
+  refitLastLayer({ head, train: sims, val: valSims, ll: config.lastLayer, removed: pruned, rng: args.rng });
   const after = score();
   const worse = before && after ? after.top1 < before.top1 : false;
   if (mode === 'auto' && worse) {

@@ -21,7 +21,11 @@ export interface PushRecord {
  * training images of its own class (originals, not flipped copies). Returns
  * the records; the head's prototypes are overwritten.
  */
-export function pushPrototypes(head: ProtoHead, source: FeatureSource, opts: { batchSize?: number; quiet?: boolean } = {}): PushRecord[] {
+export function pushPrototypes(
+  head: ProtoHead,
+  source: FeatureSource,
+  opts: { batchSize?: number; quiet?: boolean; /** Patches no prototype may be projected onto: item -> patch indices (forbidden concepts). */ exclude?: Map<number, Set<number>> } = {},
+): PushRecord[] {
   const m = head.numPrototypes;
   const P = head.prototypeDim;
   const [H, W] = source.shape;
@@ -48,8 +52,10 @@ export function pushPrototypes(head: ProtoHead, source: FeatureSource, opts: { b
     tf.dispose([zT, dT]);
     idx.forEach((item, k) => {
       const protos = byClass.get(source.labels[item]) ?? [];
+      const banned = opts.exclude?.get(item);
       for (const j of protos) {
         for (let p = 0; p < HW; p++) {
+          if (banned?.has(p)) continue;
           const v = d[(k * HW + p) * m + j];
           if (v < best[j]) {
             best[j] = v;

@@ -1,0 +1,79 @@
+import { applyEdits, type EditReport, type VersionFigures } from '../edit/apply-edits.ts';
+import { formatBundleReport } from '../bundle/format-report.ts';
+import { parseCli, runMain, userPath } from './args.ts';
+
+const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
+       [--data <dataset dir>] [--forget-epochs 3] [--forget-weight 1] [--remember-weight 1] [--forget-lr 1e-3] [--force]
+
+Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
+finished run and writes a new run directory with the edited model and its
+bundle. The parent run is not changed. Drop and relabel refit the last layer;
+forbid and keep fine-tune add-on and prototypes (ProtoPDebug), then re-push.
+Prints validation accuracy and explanation metrics before and after.`;
+
+runMain(async () => {
+  const { values, positionals } = parseCli(
+    {
+      edits: { type: 'string' },
+      out: { type: 'string' },
+      data: { type: 'string' },
+      'forget-epochs': { type: 'string' },
+      'forget-weight': { type: 'string' },
+      'remember-weight': { type: 'string' },
+      'forget-lr': { type: 'string' },
+      force: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
+  if (!values.edits) throw new Error(`--edits <edits.json> is required\n\n${USAGE}`);
+  if (!values.out) throw new Error(`--out <new run dir> is required (edits never change a run in place)\n\n${USAGE}`);
+  const num = (name: string, v: string | undefined, ok: (x: number) => boolean): number | undefined => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!ok(x)) throw new Error(`--${name} must be ${name === 'forget-epochs' ? 'an integer 0-100' : 'a non-negative number'} (got "${v}")`);
+    return x;
+  };
+  const epochs = num('forget-epochs', values['forget-epochs'], (x) => Number.isInteger(x) && x >= 0 && x <= 100);
+  const forget = num('forget-weight', values['forget-weight'], (x) => Number.isFinite(x) && x >= 0);
+  const remember = num('remember-weight', values['remember-weight'], (x) => Number.isFinite(x) && x >= 0);
+  const lr = num('forget-lr', values['forget-lr'], (x) => Number.isFinite(x) && x > 0);
+  const report = await applyEdits({
+    run: userPath(positionals[0]),
+    edits: userPath(values.edits),
+    out: userPath(values.out),
+    data: values.data ? userPath(values.data) : null,
+    force: values.force,
+    forget: {
+      ...(epochs !== undefined ? { epochs } : {}),
+      ...(forget !== undefined ? { forget } : {}),
+      ...(remember !== undefined ? { remember } : {}),
+      ...(lr !== undefined ? { lr: { addOn: lr, prototypes: lr } } : {}),
+    },
+  });
+  process.stdout.write(formatEditReport(report) + '\n');
+});
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+function figures(f: VersionFigures): string[] {
+  const e = f.explanation;
+  return [pct(f.val?.top1), pct(f.val?.top5), pct(f.test?.top1), pct(e?.purity), pct(e?.consistency), pct(e?.stability), pct(e?.partCoverage), String(f.livePrototypes)];
+}
+
+export function formatEditReport(r: EditReport): string {
+  const names = ['val top-1', 'val top-5', 'test top-1', 'purity', 'consistency', 'stability', 'part coverage', 'live prototypes'];
+  const b = figures(r.before);
+  const a = figures(r.after);
+  const c = r.counts;
+  const lines = [
+    `edited ${r.parent.id} ${r.parent.version} -> ${r.version ?? '(no bundle)'} in ${r.out}`,
+    `edits: ${c.drop} drop, ${c.relabel} relabel, ${c.forbid} forbid, ${c.keep} keep${r.forget ? `; ${r.moved} prototype(s) moved at the re-push` : ''}`,
+    `${''.padEnd(16)} ${'before'.padStart(8)} ${'after'.padStart(8)}`,
+    ...names.map((n, i) => `${n.padEnd(16)} ${b[i].padStart(8)} ${a[i].padStart(8)}`),
+    `time: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}s`).join(', ')}`,
+  ];
+  if (r.bundle) lines.push(formatBundleReport(r.bundle));
+  return lines.join('\n');
+}

@@ -1,0 +1,279 @@
+/**
+ * Apply an edits file to a finished run and write a new run directory: a new
+ * model (recording its parent and the edits) and its bundle. The parent run is
+ * never changed. Drop and relabel refit the last layer (stage 3) on
+ * similarities; forbid/keep first fine-tune add-on and prototypes with the
+ * forgetting/remembering terms, then re-push every prototype.
+ */
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { checkEdits, editCounts, parseEdits, type EditAction, type EditsFile, type Manifest, type ManifestVersion } from '@protoatlas/shared';
+import { buildBundle, type BundleReport } from '../bundle/build-bundle.ts';
+import { sha256File } from '../bundle/files.ts';
+import { readBundle } from '../bundle/read-bundle.ts';
+import { displayName } from '../bundle/provenance.ts';
+import { initLastLayer } from '../head/last-layer.ts';
+import { loadModel, readModelJson, saveModel, type ModelLineage } from '../run/model-file.ts';
+import { prepareData, resolveDataDir } from '../run/prepare-data.ts';
+import { exists, readJson, runPaths, writeJson } from '../run/run-dir.ts';
+import { Rng } from '../run/rng.ts';
+import { snapshotSplits } from '../stages/feature-snapshot.ts';
+import { DEFAULT_FORGET, forgetConcepts, type ForgetEpoch, type ForgetOptions } from '../stages/forget-concepts.ts';
+import { computeSimilarities } from '../stages/last-layer.ts';
+import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
+import { pushPrototypes, type PushRecord } from '../stages/push.ts';
+import { refitLastLayer } from '../stages/refit-last-layer.ts';
+import { initBackend } from '../tf/backend.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import { patchFeatures, resolvePatches, type SplitFeatures } from './concept-features.ts';
+
+export interface ApplyEditsOptions {
+  /** The parent run directory (with model/ and bundle/). */
+  run: string;
+  /** Path of the edits file, or the parsed file. */
+  edits: string | EditsFile;
+  /** The new run directory (must not hold a model yet). */
+  out: string;
+  data?: string | null;
+  forget?: Partial<ForgetOptions>;
+  /** Apply even when the edits file names another model version. */
+  force?: boolean;
+  /** Do not build the bundle (tests of the model alone). */
+  skipBundle?: boolean;
+  quiet?: boolean;
+}
+
+/** What a version scored: the figures reported before and after an edit. */
+export interface VersionFigures {
+  val: { top1: number; top5: number; n: number } | null;
+  test: { top1: number; top5: number; n: number } | null;
+  explanation: Manifest['metrics']['explanation'] | null;
+  livePrototypes: number;
+}
+
+export interface EditReport {
+  out: string;
+  parent: { id: string; version: string };
+  version: string | null;
+  counts: Record<EditAction, number>;
+  before: VersionFigures;
+  after: VersionFigures;
+  forget: ForgetEpoch[] | null;
+  /** Prototypes whose source patch changed at the re-push. */
+  moved: number;
+  seconds: Record<string, number>;
+  bundle: BundleReport | null;
+}
+
+const log = (quiet: boolean | undefined, msg: string) => {
+  if (!quiet) process.stderr.write(msg + '\n');
+};
+
+const acc = (a: Accuracy | null) => (a ? { top1: a.top1, top5: a.top5, n: a.n } : null);
+
+export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
+  const t0 = Date.now();
+  const seconds: Record<string, number> = {};
+  const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
+  const parentPaths = runPaths(opts.run);
+  const outPaths = runPaths(opts.out);
+  if (resolve(opts.run) === resolve(opts.out)) throw new Error(`--out must be a new run directory: edits never change ${opts.run} in place`);
+  if (await exists(join(outPaths.model, 'model.json'))) throw new Error(`${opts.out} already holds a model; choose a new --out (edits never overwrite a version)`);
+
+  const { json, config } = await readModelJson(opts.run);
+  if (!json.prototypes) throw new Error(`${opts.run}: the model has no push records (training has not finished); edit a finished run`);
+  if (!(await exists(join(parentPaths.bundle, 'manifest.json')))) {
+    throw new Error(`${opts.run} has no bundle (${parentPaths.bundle}); build it first: npm run bundle --workspace trainer -- ${opts.run}`);
+  }
+  const parent = (await readBundle(parentPaths.bundle)).manifest;
+  const parentSha = await sha256File(join(parentPaths.model, 'weights.bin'));
+  const bundleSha = await sha256File(join(parentPaths.bundle, parent.files.trainerModel.weights));
+  if (parentSha !== bundleSha) throw new Error(`${parentPaths.bundle} was built from other weights than ${parentPaths.model}; rebuild it (npm run bundle --workspace trainer -- ${opts.run})`);
+
+  const editsSource = typeof opts.edits === 'string' ? opts.edits : 'edits';
+  const edits = typeof opts.edits === 'string' ? parseEdits(await readJsonFile(opts.edits), opts.edits) : parseEdits(opts.edits, editsSource);
+  const m = json.prototypeClass.length;
+  const C = json.classes.length;
+  checkEdits(edits, { prototypes: m, classes: C, grid: parent.featureGrid }, editsSource);
+  if (edits.model && (edits.model.id !== parent.model.id || edits.model.version !== parent.model.version) && !opts.force) {
+    throw new Error(`${editsSource} was made for model ${edits.model.id} version ${edits.model.version}, but ${opts.run} is ${parent.model.id} version ${parent.model.version}; prototype ids may mean other prototypes. Pass --force to apply anyway`);
+  }
+  const counts = editCounts(edits);
+  const concepts = counts.forbid + counts.keep > 0;
+
+  const backend = await initBackend(config.backend, { quiet: true });
+  const loaded = await loadModel(opts.run);
+  const head = loaded.head;
+  const summary = (await exists(parentPaths.summary)) ? await readJson<Record<string, unknown> & { dataset?: { root?: string }; final?: Record<string, unknown> }>(parentPaths.summary) : null;
+  const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
+  let t = Date.now();
+  const data = await prepareData(config, dataRoot, { quiet: opts.quiet, splits: ['train', 'val', 'test'], backboneWeights: loaded.backboneWeights });
+  if (data.dataset.classes.join('\n') !== json.classes.join('\n')) {
+    throw new Error(`the dataset at ${dataRoot} has other classes than the model (${data.dataset.classes.length} vs ${json.classes.length}); pass --data <the dataset the model was trained on>`);
+  }
+  // A fine-tuned backbone is fixed here: its features are computed once per image.
+  await snapshotSplits(data, ['train', 'val', 'test'], { threads: config.trainThreads, backend: backend.name, head, quiet: opts.quiet });
+  lap('features', t);
+  const train = data.sources.train!;
+  const val = data.sources.val!;
+  const test = data.sources.test;
+  const trainItems = data.itemsBySplit.train;
+
+  const before: VersionFigures = {
+    val: parent.metrics.val,
+    test: parent.metrics.test,
+    explanation: parent.metrics.explanation,
+    livePrototypes: parent.prototypes.filter((p) => !p.pruned).length,
+  };
+  const history: ModelLineage['history'] = {};
+  parent.prototypes.forEach((p) => p.history?.length && (history[p.id] = [...p.history]));
+  const note = (j: number, action: ModelLineage['history'][string][number]['action'], text: string) => (history[j] ??= []).push({ version: 'next', action, note: text });
+
+  // Drops and relabels.
+  const pruned = new Map<number, string>(json.pruned.map((p) => [p.prototype, p.reason]));
+  const rows = head.lastLayer.dataSync().slice() as Float32Array;
+  for (const e of edits.edits) {
+    if (e.action === 'drop') {
+      pruned.set(e.prototype, `dropped by an edit: ${e.reason}`);
+      note(e.prototype, 'drop', e.reason);
+    } else if (e.action === 'relabel') {
+      const from = head.protoClass[e.prototype];
+      head.protoClass[e.prototype] = e.classId;
+      // Start the refit from the paper's initial row for its new class.
+      const init = initLastLayer(Int32Array.of(e.classId), C, 1, config.head.incorrectClassWeight);
+      rows.set(init.data, e.prototype * C);
+      note(e.prototype, 'relabel', `moved from ${displayName(json.classes[from])} to ${displayName(json.classes[e.classId])}${e.note ? `: ${e.note}` : ''}`);
+    }
+  }
+  head.lastLayer.assign(tf.tensor2d(rows, [m, C]));
+  const removed = Array.from({ length: m }, (_, j) => pruned.has(j));
+  const rng = new Rng(config.seed + 1);
+
+  // Forbid / keep: fine-tune with the concept terms, then re-push.
+  let forget: ForgetEpoch[] | null = null;
+  const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
+  let push: PushRecord[] = json.prototypes.map((p) => ({ ...p, item: p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1 }));
+  let moved = 0;
+  if (concepts) {
+    t = Date.now();
+    const splits: SplitFeatures[] = [
+      { name: 'train', items: trainItems, source: train },
+      { name: 'val', items: data.itemsBySplit.val, source: val },
+    ];
+    const forbidPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'forbid' ? e.patches : [])), splits, 'forbid');
+    const keepPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'keep' ? e.patches : [])), splits, 'keep');
+    const options: ForgetOptions = { ...DEFAULT_FORGET, ...opts.forget, lr: { ...DEFAULT_FORGET.lr, ...opts.forget?.lr } };
+    log(opts.quiet, `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.epochs} epoch(s)`);
+    forget = forgetConcepts({
+      head,
+      train,
+      loss: config.loss,
+      forbidden: forbidPatches.length ? patchFeatures(forbidPatches, splits) : null,
+      keep: keepPatches.length ? patchFeatures(keepPatches, splits) : null,
+      removed,
+      options,
+      rng,
+      quiet: opts.quiet,
+    });
+    lap('forget', t);
+    t = Date.now();
+    // No prototype may land on a forbidden patch.
+    const exclude = new Map<number, Set<number>>();
+    const W = data.featureShape[1];
+    for (const p of forbidPatches) if (p.split === 'train') (exclude.get(p.item) ?? exclude.set(p.item, new Set()).get(p.item)!).add(p.row * W + p.col);
+    const pushed = pushPrototypes(head, train, { quiet: opts.quiet, exclude });
+    for (const r of pushed) {
+      const was = push[r.prototype];
+      if (was.item !== r.item || was.row !== r.row || was.col !== r.col) {
+        moved++;
+        note(r.prototype, 'repush', `re-pushed after the concept edits: now ${r.item >= 0 ? trainItems[r.item].id : 'no image'} cell (${r.row}, ${r.col})`);
+      }
+    }
+    push = pushed;
+    for (const e of edits.edits) {
+      if ((e.action === 'forbid' || e.action === 'keep') && e.fromPrototype !== undefined) {
+        note(e.fromPrototype, e.action, `${e.action === 'forbid' ? 'forbade' : 'kept'} its concept "${e.concept}" (${e.patches.length} patches)${e.note ? `: ${e.note}` : ''}`);
+      }
+    }
+    lap('push', t);
+  }
+
+  t = Date.now();
+  const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet });
+  const valSims = val.n ? computeSimilarities(head, val, { flip: false, quiet: true }) : null;
+  const refit = refitLastLayer({ head, train: sims, val: valSims, ll: config.lastLayer, removed, rng });
+  lap('lastLayer', t);
+  log(opts.quiet, `last layer refit: kept epoch ${refit.epoch} (validation top-1 ${(100 * refit.top1).toFixed(1)}%)`);
+  const valAcc = val.n ? accuracy(predict(head, val)) : null;
+  const testAcc = test?.n ? accuracy(predict(head, test)) : null;
+
+  t = Date.now();
+  const chain: ManifestVersion[] = parent.lineage ?? [
+    {
+      id: parent.model.id,
+      version: parent.model.version,
+      createdAt: parent.model.createdAt,
+      parent: parent.model.parent?.version ?? null,
+      edits: { drop: 0, relabel: 0, forbid: 0, keep: 0 },
+      val: parent.metrics.val,
+      explanation: parent.metrics.explanation,
+      livePrototypes: before.livePrototypes,
+    },
+  ];
+  const lineage: ModelLineage = { parent: { run: resolve(opts.run), id: parent.model.id, version: parent.model.version, weightsSha256: parentSha }, edits, chain, history };
+  await mkdir(outPaths.model, { recursive: true });
+  await saveModel(outPaths.model, {
+    config,
+    classes: json.classes,
+    head,
+    backbone: data.trainableBackbone,
+    push,
+    trainItems,
+    pruning: json.pruning,
+    pruned: [...pruned].sort((a, b) => a[0] - b[0]).map(([prototype, reason]) => ({ prototype, reason })),
+    lineage,
+  });
+  await writeJson(outPaths.config, config);
+  await writeJson(join(opts.out, 'edits.json'), edits);
+  if (await exists(parentPaths.metrics)) await copyFile(parentPaths.metrics, outPaths.metrics);
+  await writeJson(outPaths.summary, {
+    ...(summary ?? {}),
+    dataset: { ...(summary?.dataset ?? {}), root: dataRoot },
+    final: { val: valAcc, test: testAcc },
+    prototypes: m,
+    edit: { parent: lineage.parent, counts, forget, refit, moved },
+  });
+  lap('save', t);
+  await data.frozenBackbone?.dispose();
+
+  let bundle: BundleReport | null = null;
+  if (!opts.skipBundle) {
+    t = Date.now();
+    // Drop and relabel leave every prototype where it was: its pictures and neighbours are reused.
+    bundle = await buildBundle({ run: opts.out, data: dataRoot, quiet: opts.quiet, reuse: concepts ? undefined : { dir: parentPaths.bundle, manifest: parent } });
+    lap('bundle', t);
+  }
+  seconds.total = (Date.now() - t0) / 1000;
+  const after: VersionFigures = {
+    val: acc(valAcc),
+    test: acc(testAcc),
+    explanation: bundle?.metrics.explanation ?? null,
+    livePrototypes: removed.filter((r) => !r).length,
+  };
+  const version = bundle ? (await readBundle(bundle.dir)).manifest.model.version : null;
+  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, seconds, bundle };
+}
+
+async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new Error(`cannot read the edits file ${path}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Concept-level debugging (ProtoPDebug, Bontempelli et al., ICLR 2023): fine-tune
+ * the add-on layers and prototypes with the usual ProtoPNet loss plus a
+ * forgetting term (the similarity of every prototype to each forbidden patch)
+ * and minus a remembering term (the similarity of each kept patch to the
+ * prototypes of its class). Patches are single feature-grid cells read from the
+ * fixed backbone's features, so no backbone runs here. The last layer stays
+ * fixed; the caller re-pushes and refits it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { classIdentity } from '../head/last-layer.ts';
+import { logActivation } from '../head/distances.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
+import { Adam } from '../optim/adam.ts';
+import type { PhaseConfig, TrainConfig } from '../run/config.ts';
+import { Progress } from '../run/progress.ts';
+import type { Rng } from '../run/rng.ts';
+import { gradContext, microBatchGrads, splitBatch } from './grad-step.ts';
+import { phaseGroups } from './prototype-phase.ts';
+import type { FeatureSource } from './sources.ts';
+
+/** Backbone features of concept patches: [n, D], with the class of each patch's image. */
+export interface ConceptPatches {
+  n: number;
+  features: Float32Array;
+  classes: Int32Array;
+}
+
+export interface ForgetOptions {
+  epochs: number;
+  batchSize: number;
+  lr: { addOn: number; prototypes: number };
+  /** λ of the forgetting term. */
+  forget: number;
+  /** λ of the remembering term. */
+  remember: number;
+}
+
+export const DEFAULT_FORGET: ForgetOptions = { epochs: 3, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
+
+export interface ForgetEpoch {
+  epoch: number;
+  loss: number;
+  crossEntropy: number;
+  forgetting: number;
+  remembering: number;
+  trainAccuracy: number;
+  seconds: number;
+}
+
+/**
+ * Similarity [n, m] of each patch (backbone features [n, D]) to each prototype.
+ * Distances from explicit differences: the expanded form's relu clamps round-off
+ * below 0 and would cut the gradient exactly where a prototype sits on a patch.
+ */
+export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.Tensor2D {
+  return tf.tidy(() => {
+    const f = tf.tensor4d(patches.features, [patches.n, 1, 1, head.spec.inputChannels]);
+    const z = head.embed(f, undefined, true);
+    const diff = tf.sub(tf.expandDims(z, 1), tf.expandDims(head.currentPrototypes(), 0));
+    return logActivation(tf.sum(tf.square(diff), 2)) as tf.Tensor2D;
+  });
+}
+
+/** Forgetting term: mean over forbidden patches of the summed similarity to every prototype. */
+export function forgettingLoss(head: ProtoHead, forbidden: ConceptPatches, live?: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const sims = patchSimilarities(head, forbidden);
+    return tf.mean(tf.sum(live ? tf.mul(sims, live) : sims, 1)) as tf.Scalar;
+  });
+}
+
+/** Remembering term: mean over kept patches of the summed similarity to their own class's prototypes. */
+export function rememberingLoss(head: ProtoHead, keep: ConceptPatches, live?: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const sims = patchSimilarities(head, keep);
+    const id = classIdentity(head.protoClass, head.spec.numClasses);
+    const own = tf.gather(tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])), tf.tensor1d(keep.classes, 'int32'));
+    const mask = live ? tf.mul(own, live) : own;
+    return tf.mean(tf.sum(tf.mul(sims, mask), 1)) as tf.Scalar;
+  });
+}
+
+/**
+ * Fine-tune add-on and prototypes on `train` (fixed backbone features) with
+ * CE + Clst + Sep + λf·forgetting − λr·remembering. `removed` prototypes are
+ * left out of both concept terms (they no longer vote).
+ */
+export function forgetConcepts(args: {
+  head: ProtoHead;
+  train: FeatureSource;
+  loss: TrainConfig['loss'];
+  forbidden: ConceptPatches | null;
+  keep: ConceptPatches | null;
+  removed: ArrayLike<boolean>;
+  options: ForgetOptions;
+  rng: Rng;
+  quiet?: boolean;
+}): ForgetEpoch[] {
+  const { head, train, options: o, rng } = args;
+  const phase: PhaseConfig = {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: { features: 0, addOn: o.lr.addOn, prototypes: o.lr.prototypes, lastLayer: 0 },
+    schedule: 'constant',
+    stepEpochs: 5,
+    gamma: 0.1,
+    inputDropout: 0,
+  };
+  if (head.isTied) head.untie();
+  const optimizer = new Adam(phaseGroups(phase, head, null));
+  const vars = optimizer.variables();
+  const ctx = gradContext({ head, source: train, loss: args.loss, vars, trainsFeatures: false, backboneTraining: false });
+  const live = tf.tensor1d(Float32Array.from({ length: head.numPrototypes }, (_, j) => (args.removed[j] ? 0 : 1)));
+  const out: ForgetEpoch[] = [];
+  try {
+    for (let e = 0; e < o.epochs; e++) {
+      const t0 = Date.now();
+      const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
+      const sums = { loss: 0, ce: 0, forget: 0, remember: 0, correct: 0 };
+      const progress = new Progress({ label: `forget ${e + 1}/${o.epochs}`, total: train.n, unit: 'img', quiet: args.quiet });
+      for (let s = 0; s < order.length; s += o.batchSize) {
+        const indices = order.slice(s, s + o.batchSize);
+        const flipped = indices.map(() => train.canFlip && rng.next() < 0.5);
+        const labels = Int32Array.from(indices, (i) => train.labels[i]);
+        const [mb] = splitBatch({ indices, flipped, labels }, indices.length, head.spec.inputChannels);
+        const data = microBatchGrads(ctx, mb);
+        let terms = [0, 0];
+        const concept = tf.variableGrads(() => {
+          const f = args.forbidden ? forgettingLoss(head, args.forbidden, live) : tf.scalar(0);
+          const r = args.keep ? rememberingLoss(head, args.keep, live) : tf.scalar(0);
+          terms = [f.dataSync()[0], r.dataSync()[0]];
+          return tf.sub(tf.mul(f, o.forget), tf.mul(r, o.remember)) as tf.Scalar;
+        }, vars);
+        const grads = Object.fromEntries(vars.map((v, k) => [v.name, tf.add(data.grads[k], concept.grads[v.name])]));
+        optimizer.apply(grads);
+        const total = data.value + concept.value.dataSync()[0];
+        tf.dispose([...data.grads, concept.value, ...Object.values(concept.grads), ...Object.values(grads)]);
+        if (!Number.isFinite(total)) throw new Error(`forget: loss became ${total}; lower --forget-lr or --forget-weight`);
+        const b = indices.length;
+        sums.loss += total * b;
+        sums.ce += data.terms[0] * b;
+        sums.forget += terms[0] * b;
+        sums.remember += terms[1] * b;
+        sums.correct += data.terms[3];
+        progress.tick(b, `loss ${(sums.loss / Math.min(s + b, order.length)).toFixed(3)} forget ${terms[0].toFixed(3)}`);
+      }
+      progress.finish();
+      const n = Math.max(1, order.length);
+      out.push({ epoch: e + 1, loss: sums.loss / n, crossEntropy: sums.ce / n, forgetting: sums.forget / n, remembering: sums.remember / n, trainAccuracy: sums.correct / n, seconds: (Date.now() - t0) / 1000 });
+    }
+  } finally {
+    live.dispose();
+    ctx.identityT.dispose();
+    optimizer.dispose();
+  }
+  return out;
+}
