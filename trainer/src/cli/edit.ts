@@ -3,7 +3,7 @@ import { formatBundleReport } from '../bundle/format-report.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
-       [--data <dataset dir>] [--forget-epochs 3] [--forget-weight 1] [--remember-weight 1] [--forget-lr 1e-3] [--force]
+       [--data <dataset dir>] [--forget-epochs 10] [--forget-weight 1] [--remember-weight 1] [--forget-lr 1e-3] [--force]
 
 Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
 finished run and writes a new run directory with the edited model and its

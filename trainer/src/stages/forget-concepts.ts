@@ -36,7 +36,7 @@ export interface ForgetOptions {
   remember: number;
 }
 
-export const DEFAULT_FORGET: ForgetOptions = { epochs: 3, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
+export const DEFAULT_FORGET: ForgetOptions = { epochs: 10, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
 
 export interface ForgetEpoch {
   epoch: number;

@@ -1,0 +1,34 @@
+/**
+ * How strongly a model still matches a concept: for each concept patch, the
+ * highest similarity any live prototype reaches on it, beside a reference level
+ * (the median over validation images of the best live-prototype similarity on
+ * the image: what the model typically "recognises" in a photo).
+ */
+import type { ProtoHead } from '../head/proto-head.ts';
+import { patchSimilarities, type ConceptPatches } from '../stages/forget-concepts.ts';
+import { computeSimilarities } from '../stages/last-layer.ts';
+import type { FeatureSource } from '../stages/sources.ts';
+
+export interface ConceptMatch {
+  /** Per patch: max similarity over live prototypes. */
+  perPatch: number[];
+  /** Median over images of the source of the best live-prototype similarity on the image. */
+  typical: number;
+}
+
+const liveMax = (row: ArrayLike<number>, removed: ArrayLike<boolean>) => {
+  let best = -Infinity;
+  for (let j = 0; j < row.length; j++) if (!removed[j] && row[j] > best) best = row[j];
+  return best;
+};
+
+export function conceptMatch(head: ProtoHead, removed: ArrayLike<boolean>, patches: ConceptPatches, images: FeatureSource): ConceptMatch {
+  const m = head.numPrototypes;
+  const t = patchSimilarities(head, patches);
+  const sims = t.dataSync() as Float32Array;
+  t.dispose();
+  const perPatch = Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
+  const all = computeSimilarities(head, images, { flip: false, quiet: true });
+  const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort((a, b) => a - b);
+  return { perPatch, typical: best.length ? best[Math.floor(best.length / 2)] : NaN };
+}
