@@ -99,6 +99,17 @@ export const ModelCardResponse = z
   .object({
     id: z.string(),
     version: z.string(),
+    parent: z.object({ id: z.string(), version: z.string() }).nullable().openapi({ description: 'The version this one was edited from (npm run edit); null for a trained model' }),
+    versions: z.array(
+      z.object({
+        id: z.string(),
+        version: z.string(),
+        parent: z.string().nullable(),
+        createdAt: z.string(),
+        edits: z.object({ drop: z.number().int(), relabel: z.number().int(), forbid: z.number().int(), keep: z.number().int() }),
+        validation: AccuracySchema,
+      }),
+    ),
     description: z.string(),
     preset: z.string(),
     createdAt: z.string(),
