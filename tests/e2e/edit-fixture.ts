@@ -1,0 +1,72 @@
+/**
+ * A tiny trained run WITH its bundle and dataset, for the prototype-debugging
+ * tests (edits need the run, not just a bundle). Built once (~30 s) into
+ * .cache/edit-run-fixture and reused; a lock directory keeps parallel test files
+ * from training twice. Tests copy nothing into it: edits write new run dirs elsewhere.
+ */
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const CACHE = join(ROOT, '.cache', 'edit-run-fixture');
+/** Bump when the recipe or the bundle format changes. */
+const RECIPE = 'v1';
+
+export interface EditFixture {
+  run: string;
+  data: string;
+}
+
+async function ready(): Promise<EditFixture | null> {
+  try {
+    const meta = JSON.parse(await readFile(join(CACHE, 'fixture.json'), 'utf8'));
+    if (meta.recipe !== RECIPE) return null;
+    await stat(join(CACHE, 'run', 'bundle', 'manifest.json'));
+    return { run: join(CACHE, 'run'), data: join(CACHE, 'data') };
+  } catch {
+    return null;
+  }
+}
+
+export async function editFixture(): Promise<EditFixture> {
+  const lock = `${CACHE}.lock`;
+  await mkdir(join(ROOT, '.cache'), { recursive: true });
+  for (;;) {
+    const r = await ready();
+    if (r) return r;
+    try {
+      await mkdir(lock);
+      break;
+    } catch {
+      const s = await stat(lock).catch(() => null);
+      if (s && Date.now() - s.mtimeMs > 300_000) await rm(lock, { recursive: true, force: true });
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+  }
+  try {
+    const again = await ready();
+    if (again) return again;
+    process.env.PROTOATLAS_QUIET = '1';
+    await rm(CACHE, { recursive: true, force: true });
+    await mkdir(CACHE, { recursive: true });
+    const tmp = await tinySyntheticData(3, 20, 4);
+    const { rename } = await import('node:fs/promises');
+    await rename(join(tmp, 'data'), join(CACHE, 'data'));
+    const config = tinyConfig(join(CACHE, 'features'), {
+      backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
+      head: { addOn: [{ channels: 16, activation: 'relu' }, { channels: 8, activation: 'l2norm' }], prototypesPerClass: 3 },
+      joint: { epochs: 6, batchSize: 16 },
+      prune: { mode: 'off', k: 6, threshold: 3 },
+      lastLayer: { epochs: 4, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
+      bundle: { enabled: true, nearest: 3, partMetrics: true },
+    });
+    await trainRun({ config, dataDir: join(CACHE, 'data'), outDir: join(CACHE, 'run'), resume: false, quiet: true });
+    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ recipe: RECIPE }));
+    await rm(tmp, { recursive: true, force: true });
+    return (await ready())!;
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
