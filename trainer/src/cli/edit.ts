@@ -3,7 +3,7 @@ import { formatBundleReport } from '../bundle/format-report.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
-       [--data <dataset dir>] [--forget-epochs 10] [--forget-weight 1] [--remember-weight 1] [--forget-lr 1e-3] [--force]
+       [--data <dataset dir>] [--forget-steps 150] [--forget-weight 1] [--remember-weight 1] [--forget-lr 1e-3] [--force]
 
 Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
 finished run and writes a new run directory with the edited model and its
@@ -17,7 +17,7 @@ runMain(async () => {
       edits: { type: 'string' },
       out: { type: 'string' },
       data: { type: 'string' },
-      'forget-epochs': { type: 'string' },
+      'forget-steps': { type: 'string' },
       'forget-weight': { type: 'string' },
       'remember-weight': { type: 'string' },
       'forget-lr': { type: 'string' },
@@ -32,10 +32,10 @@ runMain(async () => {
   const num = (name: string, v: string | undefined, ok: (x: number) => boolean): number | undefined => {
     if (v === undefined) return undefined;
     const x = Number(v);
-    if (!ok(x)) throw new Error(`--${name} must be ${name === 'forget-epochs' ? 'an integer 0-100' : 'a non-negative number'} (got "${v}")`);
+    if (!ok(x)) throw new Error(`--${name} must be ${name === 'forget-steps' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`);
     return x;
   };
-  const epochs = num('forget-epochs', values['forget-epochs'], (x) => Number.isInteger(x) && x >= 0 && x <= 100);
+  const steps = num('forget-steps', values['forget-steps'], (x) => Number.isInteger(x) && x >= 1 && x <= 100000);
   const forget = num('forget-weight', values['forget-weight'], (x) => Number.isFinite(x) && x >= 0);
   const remember = num('remember-weight', values['remember-weight'], (x) => Number.isFinite(x) && x >= 0);
   const lr = num('forget-lr', values['forget-lr'], (x) => Number.isFinite(x) && x > 0);
@@ -46,7 +46,7 @@ runMain(async () => {
     data: values.data ? userPath(values.data) : null,
     force: values.force,
     forget: {
-      ...(epochs !== undefined ? { epochs } : {}),
+      ...(steps !== undefined ? { steps } : {}),
       ...(forget !== undefined ? { forget } : {}),
       ...(remember !== undefined ? { remember } : {}),
       ...(lr !== undefined ? { lr: { addOn: lr, prototypes: lr } } : {}),

@@ -163,7 +163,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     const forbidPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'forbid' ? e.patches : [])), splits, 'forbid');
     const keepPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'keep' ? e.patches : [])), splits, 'keep');
     const options: ForgetOptions = { ...DEFAULT_FORGET, ...opts.forget, lr: { ...DEFAULT_FORGET.lr, ...opts.forget?.lr } };
-    log(opts.quiet, `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.epochs} epoch(s)`);
+    log(opts.quiet, `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.steps} steps of ${options.batchSize} images`);
     forget = forgetConcepts({
       head,
       train,

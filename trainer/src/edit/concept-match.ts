@@ -1,8 +1,8 @@
 /**
  * How strongly a model still matches a concept: for each concept patch, the
  * highest similarity any live prototype reaches on it, beside a reference level
- * (the median over validation images of the best live-prototype similarity on
- * the image: what the model typically "recognises" in a photo).
+ * (over validation images, the best live-prototype similarity on each image:
+ * its median, what the model typically "recognises" in a photo, and its minimum).
  */
 import type { ProtoHead } from '../head/proto-head.ts';
 import { patchSimilarities, type ConceptPatches } from '../stages/forget-concepts.ts';
@@ -14,6 +14,8 @@ export interface ConceptMatch {
   perPatch: number[];
   /** Median over images of the source of the best live-prototype similarity on the image. */
   typical: number;
+  /** The lowest of those: the weakest best match the model makes on any image. */
+  weakest: number;
 }
 
 const liveMax = (row: ArrayLike<number>, removed: ArrayLike<boolean>) => {
@@ -30,5 +32,5 @@ export function conceptMatch(head: ProtoHead, removed: ArrayLike<boolean>, patch
   const perPatch = Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
   const all = computeSimilarities(head, images, { flip: false, quiet: true });
   const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort((a, b) => a - b);
-  return { perPatch, typical: best.length ? best[Math.floor(best.length / 2)] : NaN };
+  return { perPatch, typical: best.length ? best[Math.floor(best.length / 2)] : NaN, weakest: best.length ? best[0] : NaN };
 }

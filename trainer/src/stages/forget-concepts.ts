@@ -27,7 +27,8 @@ export interface ConceptPatches {
 }
 
 export interface ForgetOptions {
-  epochs: number;
+  /** Optimiser steps (batches); passes over the data repeat as needed. A step count, not epochs: the cost then does not grow with the dataset. */
+  steps: number;
   batchSize: number;
   lr: { addOn: number; prototypes: number };
   /** λ of the forgetting term. */
@@ -36,10 +37,12 @@ export interface ForgetOptions {
   remember: number;
 }
 
-export const DEFAULT_FORGET: ForgetOptions = { epochs: 10, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
+export const DEFAULT_FORGET: ForgetOptions = { steps: 150, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
 
+/** Figures of one pass over the training data (the last may be partial). */
 export interface ForgetEpoch {
   epoch: number;
+  steps: number;
   loss: number;
   crossEntropy: number;
   forgetting: number;
@@ -99,7 +102,7 @@ export function forgetConcepts(args: {
 }): ForgetEpoch[] {
   const { head, train, options: o, rng } = args;
   const phase: PhaseConfig = {
-    epochs: o.epochs,
+    epochs: 1,
     batchSize: o.batchSize,
     lr: { features: 0, addOn: o.lr.addOn, prototypes: o.lr.prototypes, lastLayer: 0 },
     schedule: 'constant',
@@ -114,12 +117,17 @@ export function forgetConcepts(args: {
   const live = tf.tensor1d(Float32Array.from({ length: head.numPrototypes }, (_, j) => (args.removed[j] ? 0 : 1)));
   const out: ForgetEpoch[] = [];
   try {
-    for (let e = 0; e < o.epochs; e++) {
+    const perPass = Math.ceil(train.n / o.batchSize);
+    const passes = Math.ceil(o.steps / Math.max(1, perPass));
+    let done = 0;
+    for (let e = 0; e < passes && done < o.steps; e++) {
       const t0 = Date.now();
-      const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));
+      const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i)).slice(0, (o.steps - done) * o.batchSize);
       const sums = { loss: 0, ce: 0, forget: 0, remember: 0, correct: 0 };
-      const progress = new Progress({ label: `forget ${e + 1}/${o.epochs}`, total: train.n, unit: 'img', quiet: args.quiet });
+      let steps = 0;
+      const progress = new Progress({ label: `forget ${e + 1}/${passes}`, total: order.length, unit: 'img', quiet: args.quiet });
       for (let s = 0; s < order.length; s += o.batchSize) {
+        steps++;
         const indices = order.slice(s, s + o.batchSize);
         const flipped = indices.map(() => train.canFlip && rng.next() < 0.5);
         const labels = Int32Array.from(indices, (i) => train.labels[i]);
@@ -146,8 +154,9 @@ export function forgetConcepts(args: {
         progress.tick(b, `loss ${(sums.loss / Math.min(s + b, order.length)).toFixed(3)} forget ${terms[0].toFixed(3)}`);
       }
       progress.finish();
+      done += steps;
       const n = Math.max(1, order.length);
-      out.push({ epoch: e + 1, loss: sums.loss / n, crossEntropy: sums.ce / n, forgetting: sums.forget / n, remembering: sums.remember / n, trainAccuracy: sums.correct / n, seconds: (Date.now() - t0) / 1000 });
+      out.push({ epoch: e + 1, steps, loss: sums.loss / n, crossEntropy: sums.ce / n, forgetting: sums.forget / n, remembering: sums.remember / n, trainAccuracy: sums.correct / n, seconds: (Date.now() - t0) / 1000 });
     }
   } finally {
     live.dispose();
