@@ -23,16 +23,17 @@ describe('review candidates', () => {
   it('flags background by missing parts and by the border, with the reason', () => {
     const borderCells = [0, 1, 2, 3].map((i) => ({ imageId: `b${i}`, row: 0, col: i, classId: 0 }));
     const flags = reviewCandidates(
-      [proto({ noPart: 0.75 }), proto({ source: { imageId: 's', row: 6, col: 6 }, nearest: borderCells }), proto({ noPart: null, coveredPart: null }), proto({ noPart: 0.75, pruned: true })],
-      spread(4),
+      [proto({ noPart: 0.75 }), proto({ source: { imageId: 's', row: 6, col: 6 }, nearest: borderCells }), proto({ noPart: null, birdShare: 0.1 }), proto({ noPart: null, birdShare: 0.3 }), proto({ noPart: 0.75, pruned: true })],
+      spread(5),
       2,
       grid,
       names,
     );
     expect(flags[0]).toEqual([{ kind: 'background', reason: "its region covers no annotated bird part on 75% of Red Bird's validation images" }]);
     expect(flags[1]).toEqual([{ kind: 'background', reason: 'activates on the image border: 5 of its 5 patches lie on the outer ring of the 7×7 grid' }]);
-    expect(flags[2]).toEqual([{ kind: 'background', reason: "its box on the source image covers none of Red Bird's distinguishing parts" }]);
-    expect(flags[3]).toEqual([]); // pruned: nothing to review
+    expect(flags[2]).toEqual([{ kind: 'background', reason: 'only 10% of its box on the source image lies on the bird' }]);
+    expect(flags[3]).toEqual([]);
+    expect(flags[4]).toEqual([]); // pruned: nothing to review
   });
 
   it('flags impure prototypes with the species their neighbours come from', () => {
