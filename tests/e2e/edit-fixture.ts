@@ -12,7 +12,7 @@ import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const CACHE = join(ROOT, '.cache', 'edit-run-fixture');
 /** Bump when the recipe or the bundle format changes. */
-const RECIPE = 'v1';
+const RECIPE = 'v2';
 
 export interface EditFixture {
   run: string;

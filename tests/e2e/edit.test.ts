@@ -122,6 +122,21 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
       expect(await sha(join(work, 'v2', 'bundle', crop))).toBe(await sha(join(fx.run, 'bundle', crop)));
     });
 
+    it('a second edit of the same parent refits on the cached similarities, to the same weights', async () => {
+      const again = await applyEdits({
+        run: fx.run,
+        out: join(work, 'v2-again'),
+        edits: file([
+          { action: 'drop', prototype: dropped, reason: 'sky in the background' },
+          { action: 'relabel', prototype: moved, classId: target, note: 'its neighbours say so' },
+        ]),
+        quiet: true,
+        skipBundle: true,
+      });
+      expect(again.similaritiesCached).toBe(true);
+      expect(await sha(join(work, 'v2-again', 'model', 'weights.bin'))).toBe(await sha(join(work, 'v2', 'model', 'weights.bin')));
+    });
+
     it('the edge reports the version and its parent', async () => {
       const card = async (dir: string) => (await (await createNodeApp(dir, DEFAULT_CONFIG).request('/model')).json()) as { version: string; parent: unknown; versions: { version: string; validation: unknown }[] };
       const edited = await card(join(work, 'v2', 'bundle'));

@@ -23,6 +23,7 @@ import { computeSimilarities } from '../stages/last-layer.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { pushPrototypes, type PushRecord } from '../stages/push.ts';
 import { refitLastLayer } from '../stages/refit-last-layer.ts';
+import { cachedSimilarities, runSimilarityKeys, similarityCacheDir } from '../stages/similarity-cache.ts';
 import { initBackend } from '../tf/backend.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { patchFeatures, resolvePatches, type SplitFeatures } from './concept-features.ts';
@@ -61,6 +62,8 @@ export interface EditReport {
   forget: ForgetEpoch[] | null;
   /** Prototypes whose source patch changed at the re-push. */
   moved: number;
+  /** The training similarities came from the cache (no pass over the data). */
+  similaritiesCached: boolean;
   seconds: Record<string, number>;
   bundle: BundleReport | null;
 }
@@ -199,12 +202,18 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   }
 
   t = Date.now();
-  const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet });
-  const valSims = val.n ? computeSimilarities(head, val, { flip: false, quiet: true }) : null;
-  const refit = refitLastLayer({ head, train: sims, val: valSims, ll: config.lastLayer, removed, rng });
+  // Similarities depend on the embedding only: drop and relabel find them cached (from training or an earlier edit).
+  const keys = runSimilarityKeys(head, config, data, data.trainableBackbone ? loaded.backboneWeights : null);
+  const simDir = similarityCacheDir(config);
+  const trainSims = await cachedSimilarities(simDir, keys.train, m, () => computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }));
+  const valSims = val.n ? (await cachedSimilarities(simDir, keys.val, m, () => computeSimilarities(head, val, { flip: false, quiet: true }))).sims : null;
+  lap('similarities', t);
+  t = Date.now();
+  const refit = refitLastLayer({ head, train: trainSims.sims, val: valSims, ll: config.lastLayer, removed, rng });
   lap('lastLayer', t);
-  log(opts.quiet, `last layer refit: kept epoch ${refit.epoch} (validation top-1 ${(100 * refit.top1).toFixed(1)}%)`);
-  const valAcc = val.n ? accuracy(predict(head, val)) : null;
+  log(opts.quiet, `last layer refit${trainSims.cached ? ' on cached similarities' : ''}: kept epoch ${refit.epoch} (validation top-1 ${(100 * refit.top1).toFixed(1)}%)`);
+  // The same logits predict() would give, from the similarities already at hand.
+  const valAcc = valSims ? accuracy({ n: valSims.n, numClasses: C, logits: head.exactLogits(valSims.sims, valSims.n), labels: valSims.labels }) : null;
   const testAcc = test?.n ? accuracy(predict(head, test)) : null;
 
   t = Date.now();
@@ -255,13 +264,13 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   }
   seconds.total = (Date.now() - t0) / 1000;
   const after: VersionFigures = {
-    val: acc(valAcc),
+    val: bundle?.metrics.val ?? acc(valAcc),
     test: acc(testAcc),
     explanation: bundle?.metrics.explanation ?? null,
     livePrototypes: removed.filter((r) => !r).length,
   };
   const version = bundle ? (await readBundle(bundle.dir)).manifest.model.version : null;
-  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, seconds, bundle };
+  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, similaritiesCached: trainSims.cached, seconds, bundle };
 }
 
 async function readJsonFile(path: string): Promise<unknown> {

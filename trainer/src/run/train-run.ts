@@ -14,6 +14,7 @@ import { initBackend } from '../tf/backend.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { snapshotFeatures } from '../stages/feature-snapshot.ts';
+import { storeRunSimilarities } from '../stages/similarity-cache.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
@@ -321,6 +322,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     resumedTensors = null;
     const sims = ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
     const valSims = ll.epochs > meta.epoch ? computeSimilarities(head, val, { flip: false, quiet: true }) : null;
+    // Kept for edits that leave the embedding alone (drop, relabel: trainer/src/edit/).
+    if (sims && valSims) await storeRunSimilarities(head, config, data, { train: sims, val: valSims });
     // Keep the last-layer weights that do best on validation (epoch 0 = as they came out of push):
     // on frozen features this stage can overfit the training similarities.
     const scoreNow = () => (valSims && valSims.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
