@@ -37,7 +37,7 @@ export interface ForgetOptions {
   remember: number;
 }
 
-export const DEFAULT_FORGET: ForgetOptions = { steps: 150, batchSize: 64, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
+export const DEFAULT_FORGET: ForgetOptions = { steps: 150, batchSize: 32, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
 
 /** Figures of one pass over the training data (the last may be partial). */
 export interface ForgetEpoch {
