@@ -1,0 +1,88 @@
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { logSimilarity } from '@protoatlas/shared';
+import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
+import { Rng } from '../../trainer/src/run/rng.ts';
+import { forgetConcepts, forgettingLoss, rememberingLoss } from '../../trainer/src/stages/forget-concepts.ts';
+import { pushPrototypes } from '../../trainer/src/stages/push.ts';
+import { cachedSource } from '../../trainer/src/stages/sources.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** No add-on layers: a patch's embedding is its feature vector, so distances are plain. */
+function plainHead(prototypes: number[][]): ProtoHead {
+  const head = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: prototypes.length / 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  head.prototypes.assign(tf.tensor2d(prototypes.flat(), [prototypes.length, 2]));
+  return head;
+}
+
+const d2 = (a: number[], b: number[]) => (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2;
+
+describe('concept terms (ProtoPDebug)', () => {
+  const protos = [
+    [0, 0],
+    [1, 0],
+    [3, 3],
+    [0, 2],
+  ]; // classes 0, 0, 1, 1
+  const patches = [
+    [0, 0],
+    [3, 2],
+  ];
+  const concept = { n: 2, features: Float32Array.from(patches.flat()), classes: Int32Array.from([1, 0]) };
+
+  it('forgetting = mean over patches of the summed similarity to every live prototype', () => {
+    const head = plainHead(protos);
+    const expected = patches.map((f) => protos.reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
+    expect(forgettingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
+    // A dropped prototype (here the one on the first patch) no longer counts.
+    const live = tf.tensor1d([0, 1, 1, 1]);
+    const without = patches.map((f) => protos.slice(1).reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
+    expect(forgettingLoss(head, concept, live).dataSync()[0]).toBeCloseTo(without, 4);
+  });
+
+  it('remembering = mean over patches of the summed similarity to the prototypes of the patch class', () => {
+    const head = plainHead(protos);
+    // Patch 0 is class 1 (prototypes 2, 3); patch 1 is class 0 (prototypes 0, 1).
+    const expected = (logSimilarity(d2(patches[0], protos[2])) + logSimilarity(d2(patches[0], protos[3])) + logSimilarity(d2(patches[1], protos[0])) + logSimilarity(d2(patches[1], protos[1]))) / 2;
+    expect(rememberingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
+  });
+
+  it('fine-tuning with the forgetting term moves the prototype that sits on a forbidden patch away, and push then avoids it', () => {
+    // One image per class, two patches each; prototype 0 sits exactly on image 0's first patch.
+    const maps = [
+      [0, 0, 1, 1],
+      [3, 3, 3.2, 3.1],
+    ];
+    const src = cachedSource({ n: 2, shape: [1, 2, 2], batch: (idx: number[]) => Float32Array.from(idx.flatMap((i) => maps[i])) }, null, Int32Array.from([0, 1]));
+    const head = plainHead([
+      [0, 0],
+      [3, 3],
+    ]);
+    const forbidden = { n: 1, features: Float32Array.from([0, 0]), classes: Int32Array.from([0]) };
+    const before = forgettingLoss(head, forbidden).dataSync()[0];
+    expect(before).toBeCloseTo(logSimilarity(0) + logSimilarity(18), 4);
+    const log = forgetConcepts({
+      head,
+      train: src,
+      loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
+      forbidden,
+      keep: null,
+      removed: [false, false],
+      options: { steps: 40, batchSize: 2, lr: { addOn: 0, prototypes: 0.05 }, forget: 1, remember: 0 },
+      rng: new Rng(2),
+      quiet: true,
+    });
+    expect(log.reduce((a, e) => a + e.steps, 0)).toBe(40);
+    const p0 = Array.from(head.prototypes.dataSync()).slice(0, 2);
+    expect(d2(p0, [0, 0])).toBeGreaterThan(0.5);
+    expect(forgettingLoss(head, forbidden).dataSync()[0]).toBeLessThan(before - 5);
+    // Re-push with the forbidden patch excluded: prototype 0 lands on the other patch of its class's image.
+    const rec = pushPrototypes(head, src, { quiet: true, exclude: new Map([[0, new Set([0])]]) });
+    expect(rec[0]).toMatchObject({ item: 0, row: 0, col: 1 });
+  });
+});
