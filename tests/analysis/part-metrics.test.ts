@@ -416,10 +416,10 @@ describe('partMetrics (fake model)', () => {
     expect(runner.noisyCalls).toBe(7);
     expect(res.perPrototype).toEqual([
       // tl on 4 of 5 images: consistent at exactly 0.8; image 1 moves under noise.
-      { prototype: 0, classIndex: 0, images: 5, consistent: true, topPart: 'tl', topPartFrequency: 0.8, stability: 0.8 },
-      { prototype: 1, classIndex: 0, images: 5, consistent: false, topPart: 'tl', topPartFrequency: 0.4, stability: 1 },
-      // br covered on the one image where it is visible: 1/1.
-      { prototype: 2, classIndex: 1, images: 2, consistent: true, topPart: 'br', topPartFrequency: 1, stability: 0.5 },
+      { prototype: 0, classIndex: 0, images: 5, consistent: true, topPart: 'tl', topPartFrequency: 0.8, stability: 0.8, noPart: 0 },
+      { prototype: 1, classIndex: 0, images: 5, consistent: false, topPart: 'tl', topPartFrequency: 0.4, stability: 1, noPart: 0 },
+      // br covered on the one image where it is visible: 1/1; on image 6 (br hidden) it covers no part.
+      { prototype: 2, classIndex: 1, images: 2, consistent: true, topPart: 'br', topPartFrequency: 1, stability: 0.5, noPart: 0.5 },
     ]);
     expect(res.consistency).toBeCloseTo(2 / 3, 12);
     expect(res.stability).toBeCloseTo((0.8 + 1 + 0.5) / 3, 12);

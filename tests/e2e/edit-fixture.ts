@@ -1,12 +1,13 @@
 /**
  * A tiny trained run WITH its bundle and dataset, for the prototype-debugging
- * tests (edits need the run, not just a bundle). Built once (~30 s) into
- * .cache/edit-run-fixture and reused; a lock directory keeps parallel test files
- * from training twice. Tests copy nothing into it: edits write new run dirs elsewhere.
+ * tests (edits need the run, not just a bundle). Built once (~10 s) into
+ * .cache/edit-run-fixture and reused. Edits write their new runs elsewhere; only
+ * the similarity cache beside the run's features grows.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { cachedBuild } from './cached-build.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -31,28 +32,11 @@ async function ready(): Promise<EditFixture | null> {
 }
 
 export async function editFixture(): Promise<EditFixture> {
-  const lock = `${CACHE}.lock`;
-  await mkdir(join(ROOT, '.cache'), { recursive: true });
-  for (;;) {
-    const r = await ready();
-    if (r) return r;
-    try {
-      await mkdir(lock);
-      break;
-    } catch {
-      const s = await stat(lock).catch(() => null);
-      if (s && Date.now() - s.mtimeMs > 300_000) await rm(lock, { recursive: true, force: true });
-      await new Promise((res) => setTimeout(res, 1000));
-    }
-  }
-  try {
-    const again = await ready();
-    if (again) return again;
+  return cachedBuild(CACHE, ready, async () => {
     process.env.PROTOATLAS_QUIET = '1';
     await rm(CACHE, { recursive: true, force: true });
     await mkdir(CACHE, { recursive: true });
     const tmp = await tinySyntheticData(3, 20, 4);
-    const { rename } = await import('node:fs/promises');
     await rename(join(tmp, 'data'), join(CACHE, 'data'));
     const config = tinyConfig(join(CACHE, 'features'), {
       backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
@@ -66,7 +50,5 @@ export async function editFixture(): Promise<EditFixture> {
     await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ recipe: RECIPE }));
     await rm(tmp, { recursive: true, force: true });
     return (await ready())!;
-  } finally {
-    await rm(lock, { recursive: true, force: true });
-  }
+  });
 }

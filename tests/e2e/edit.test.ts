@@ -49,21 +49,18 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     let dropped: number;
     let moved: number;
     let target: number;
+    const dropAndRelabel = () =>
+      file([
+        { action: 'drop', prototype: dropped, reason: 'sky in the background' },
+        { action: 'relabel', prototype: moved, classId: target, note: 'its neighbours say so' },
+      ]);
 
     beforeAll(async () => {
       const live = parent.prototypes.filter((p) => !p.pruned);
       dropped = live[0].id;
       moved = live[live.length - 1].id;
       target = (parent.prototypes[moved].classId + 1) % parent.classes.length;
-      report = await applyEdits({
-        run: fx.run,
-        out: join(work, 'v2'),
-        edits: file([
-          { action: 'drop', prototype: dropped, reason: 'sky in the background' },
-          { action: 'relabel', prototype: moved, classId: target, note: 'its neighbours say so' },
-        ]),
-        quiet: true,
-      });
+      report = await applyEdits({ run: fx.run, out: join(work, 'v2'), edits: dropAndRelabel(), quiet: true });
       child = (await readBundle(join(work, 'v2', 'bundle'))).manifest;
     }, 300_000);
 
@@ -123,16 +120,7 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     });
 
     it('a second edit of the same parent refits on the cached similarities, to the same weights', async () => {
-      const again = await applyEdits({
-        run: fx.run,
-        out: join(work, 'v2-again'),
-        edits: file([
-          { action: 'drop', prototype: dropped, reason: 'sky in the background' },
-          { action: 'relabel', prototype: moved, classId: target, note: 'its neighbours say so' },
-        ]),
-        quiet: true,
-        skipBundle: true,
-      });
+      const again = await applyEdits({ run: fx.run, out: join(work, 'v2-again'), edits: dropAndRelabel(), quiet: true, skipBundle: true });
       expect(again.similaritiesCached).toBe(true);
       expect(await sha(join(work, 'v2-again', 'model', 'weights.bin'))).toBe(await sha(join(work, 'v2', 'model', 'weights.bin')));
     });

@@ -9,6 +9,7 @@ import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared'
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from '../e2e/tiny-run.ts';
 import { sourceKey } from '../support/source-key.ts';
+import { cachedBuild } from '../e2e/cached-build.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const SITE = join(ROOT, 'site');
@@ -52,25 +53,8 @@ async function readFixture(key: string): Promise<Fixture | null> {
  * A lock directory keeps parallel test files from training twice.
  */
 export async function tinyFixture(): Promise<Fixture> {
-  const lock = `${CACHE}.lock`;
   const key = await sourceKey(ROOT, SOURCES);
-  await mkdir(join(ROOT, '.cache'), { recursive: true });
-  for (let i = 0; ; i++) {
-    const ready = await readFixture(key);
-    if (ready) return ready;
-    try {
-      await mkdir(lock);
-      break;
-    } catch {
-      const s = await stat(lock).catch(() => null);
-      // A lock older than 5 minutes was left by a killed run.
-      if (s && Date.now() - s.mtimeMs > 300_000) await rm(lock, { recursive: true, force: true });
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  try {
-    const again = await readFixture(key);
-    if (again) return again;
+  return cachedBuild(CACHE, () => readFixture(key), async () => {
     process.env.PROTOATLAS_QUIET = '1';
     const dir = await tinySyntheticData(3, 20, 4);
     const run = join(dir, 'run');
@@ -107,9 +91,7 @@ export async function tinyFixture(): Promise<Fixture> {
     await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key, photos }));
     await rm(dir, { recursive: true, force: true });
     return (await readFixture(key))!;
-  } finally {
-    await rm(lock, { recursive: true, force: true });
-  }
+  });
 }
 
 /** `astro build` of the site from a bundle into outDir, as `npm run build --workspace site` does. */

@@ -1,20 +1,13 @@
 import { relative } from 'node:path';
 import { boxCoverage, type Box } from '@protoatlas/shared';
 import { ModelRunner } from '../analysis/model-runner.ts';
-import { partMetricsWhereAnnotated, syntheticPartCoverage, type PrototypeBox } from '../analysis/part-metrics.ts';
+import { partMetricsWhereAnnotated, syntheticPartCoverage, type PrototypeBox, type PrototypePartMetrics } from '../analysis/part-metrics.ts';
 import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { PreparedData } from '../run/prepare-data.ts';
 
 /** One prototype's part metrics, as the manifest stores them. */
-export interface PrototypeParts {
-  images: number;
-  consistent: boolean;
-  topPart: string | null;
-  topPartFrequency: number;
-  stability: number;
-  noPart: number;
-}
+export type PrototypeParts = Omit<PrototypePartMetrics, 'prototype' | 'classIndex'>;
 
 export interface ExplanationMetrics {
   summary: {
@@ -86,7 +79,8 @@ export async function computeExplanationMetrics(a: {
       if (parts) {
         evaluatedParts = true;
         for (const p of parts.perPrototype) {
-          partsPerPrototype[p.prototype] = { images: p.images, consistent: p.consistent, topPart: p.topPart, topPartFrequency: p.topPartFrequency, stability: p.stability, noPart: p.noPart };
+          const { prototype, classIndex: _class, ...stored } = p;
+          partsPerPrototype[prototype] = stored;
         }
         if (!known) {
           measuredOn = { split, images: parts.images };
