@@ -41,6 +41,11 @@ describe('atlas review mode', () => {
     servers.push(site1);
     const page = await browser.newPage({ acceptDownloads: true });
     const problems = watchProblems(page);
+    // Leave a page only once its requests are done: navigating away aborts them (e.g. the favicon).
+    const open = async (url: string) => {
+      await page.goto(url);
+      await page.waitForLoadState('networkidle');
+    };
     const live = parent.prototypes.filter((p) => !p.pruned);
     const [drop, forbid] = [live[0].id, live[2].id];
 
@@ -49,7 +54,7 @@ describe('atlas review mode', () => {
       [drop, 'Drop it', 'sky in the background'],
       [forbid, 'Forbid its concept', 'photo border'],
     ] as const) {
-      await page.goto(`${site1.url}/prototypes/${id}/`);
+      await open(`${site1.url}/prototypes/${id}/`);
       const form = page.locator('form[data-review-form]');
       await expect.poll(() => form.isVisible()).toBe(true);
       await form.getByLabel(label).check();
@@ -59,10 +64,11 @@ describe('atlas review mode', () => {
     }
     // A reload keeps the mark (localStorage), and the form shows it.
     await page.reload();
+    await page.waitForLoadState('networkidle');
     expect(await page.locator('form[data-review-form] input[value="forbid"]').isChecked()).toBe(true);
 
     // The review page lists the marks and the candidates, and downloads the file.
-    await page.goto(`${site1.url}/review/`);
+    await open(`${site1.url}/review/`);
     await expect.poll(() => page.locator('tr[data-mark]').count()).toBe(2);
     expect(await page.locator('tr[data-mark]').allInnerTexts()).toEqual([expect.stringContaining('drop'), expect.stringContaining('forbid')]);
     const flagged = parent.prototypes.filter((p) => !p.pruned && (p.review?.length ?? 0) > 0);
@@ -87,15 +93,15 @@ describe('atlas review mode', () => {
     const site2 = await serve(staticHandler(join(work, 'site2')));
     servers.push(site2);
 
-    await page.goto(`${site2.url}/prototypes/${drop}/`);
+    await open(`${site2.url}/prototypes/${drop}/`);
     expect(await page.locator('h1 [data-status]').innerText()).toBe('pruned');
     const history = page.locator('ol.history li');
     expect(await history.count()).toBe(1);
     expect(await history.innerText()).toBe(`drop in version ${child.model.version}: sky in the background`);
-    await page.goto(`${site2.url}/prototypes/${forbid}/`);
+    await open(`${site2.url}/prototypes/${forbid}/`);
     expect(await page.locator('ol.history li[data-action="forbid"]').innerText()).toContain('forbade its concept');
 
-    await page.goto(`${site2.url}/`);
+    await open(`${site2.url}/`);
     const rows = page.locator('table[data-versions] tbody tr');
     expect(await rows.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.version))).toEqual([parent.model.version, child.model.version]);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -104,7 +110,7 @@ describe('atlas review mode', () => {
     expect(await rows.nth(1).innerText()).toContain('1 dropped, 1 concept forbidden');
     await screenshot(page, 'review-versions');
     // Marks belong to a version: the new atlas starts with none.
-    await page.goto(`${site2.url}/review/`);
+    await open(`${site2.url}/review/`);
     await expect.poll(() => page.locator('[data-empty]').isVisible()).toBe(true);
     expect(problems).toEqual([]);
     await page.close();
