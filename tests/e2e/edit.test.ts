@@ -169,6 +169,11 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
     expect(mean(a.perPatch)).toBeLessThan(mean(b.perPatch));
     expect(Math.max(...a.perPatch)).toBeLessThan(Math.max(...b.perPatch));
+    // The edit's own report says the same, measured on the model it saved.
+    const said = report.concepts!.forbidden!;
+    said.before.forEach((x, i) => expect(x).toBeCloseTo(b.perPatch[i], 3));
+    said.after.forEach((x, i) => expect(x).toBeCloseTo(a.perPatch[i], 3));
+    expect(report.concepts!.kept).toBeNull();
   }, 300_000);
 
   it('refuses bad edits with a message naming the field, and never overwrites a run', async () => {

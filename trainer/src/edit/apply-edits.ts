@@ -27,6 +27,7 @@ import { cachedSimilarities, runSimilarityKeys, similarityCacheDir } from '../st
 import { initBackend } from '../tf/backend.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { patchFeatures, resolvePatches, type SplitFeatures } from './concept-features.ts';
+import { conceptBestMatch } from './concept-match.ts';
 
 export interface ApplyEditsOptions {
   /** The parent run directory (with model/ and bundle/). */
@@ -52,6 +53,11 @@ export interface VersionFigures {
   livePrototypes: number;
 }
 
+export interface ConceptMatchChange {
+  before: number[];
+  after: number[];
+}
+
 export interface EditReport {
   out: string;
   parent: { id: string; version: string };
@@ -64,6 +70,8 @@ export interface EditReport {
   moved: number;
   /** The training similarities came from the cache (no pass over the data). */
   similaritiesCached: boolean;
+  /** Forbid/keep: per concept patch, the highest similarity any live prototype reaches on it, before and after. */
+  concepts: { forbidden: ConceptMatchChange | null; kept: ConceptMatchChange | null } | null;
   seconds: Record<string, number>;
   bundle: BundleReport | null;
 }
@@ -102,7 +110,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     throw new Error(`${editsSource} was made for model ${edits.model.id} version ${edits.model.version}, but ${opts.run} is ${parent.model.id} version ${parent.model.version}; prototype ids may mean other prototypes. Pass --force to apply anyway`);
   }
   const counts = editCounts(edits);
-  const concepts = counts.forbid + counts.keep > 0;
+  const hasConcepts = counts.forbid + counts.keep > 0;
 
   const backend = await initBackend(config.backend, { quiet: true });
   const loaded = await loadModel(opts.run);
@@ -157,7 +165,8 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
   let push: PushRecord[] = json.prototypes.map((p) => ({ ...p, item: p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1 }));
   let moved = 0;
-  if (concepts) {
+  let concepts: EditReport['concepts'] = null;
+  if (hasConcepts) {
     t = Date.now();
     const splits: SplitFeatures[] = [
       { name: 'train', items: trainItems, source: train },
@@ -167,12 +176,16 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     const keepPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'keep' ? e.patches : [])), splits, 'keep');
     const options: ForgetOptions = { ...DEFAULT_FORGET, ...opts.forget, lr: { ...DEFAULT_FORGET.lr, ...opts.forget?.lr } };
     log(opts.quiet, `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.steps} steps of ${options.batchSize} images`);
+    const forbidden = forbidPatches.length ? patchFeatures(forbidPatches, splits) : null;
+    const keep = keepPatches.length ? patchFeatures(keepPatches, splits) : null;
+    const bestMatch = (c: typeof forbidden) => (c ? conceptBestMatch(head, removed, c) : null);
+    const matchBefore = { forbidden: bestMatch(forbidden), kept: bestMatch(keep) };
     forget = forgetConcepts({
       head,
       train,
       loss: config.loss,
-      forbidden: forbidPatches.length ? patchFeatures(forbidPatches, splits) : null,
-      keep: keepPatches.length ? patchFeatures(keepPatches, splits) : null,
+      forbidden,
+      keep,
       removed,
       options,
       rng,
@@ -193,6 +206,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       }
     }
     push = pushed;
+    concepts = { forbidden: pair(matchBefore.forbidden, bestMatch(forbidden)), kept: pair(matchBefore.kept, bestMatch(keep)) };
     for (const e of edits.edits) {
       if ((e.action === 'forbid' || e.action === 'keep') && e.fromPrototype !== undefined) {
         note(e.fromPrototype, e.action, `${e.action === 'forbid' ? 'forbade' : 'kept'} its concept "${e.concept}" (${e.patches.length} patches)${e.note ? `: ${e.note}` : ''}`);
@@ -259,7 +273,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   if (!opts.skipBundle) {
     t = Date.now();
     // Drop and relabel leave every prototype where it was: its pictures and neighbours are reused.
-    bundle = await buildBundle({ run: opts.out, data: dataRoot, quiet: opts.quiet, reuse: concepts ? undefined : { dir: parentPaths.bundle, manifest: parent } });
+    bundle = await buildBundle({ run: opts.out, data: dataRoot, quiet: opts.quiet, reuse: hasConcepts ? undefined : { dir: parentPaths.bundle, manifest: parent } });
     lap('bundle', t);
   }
   seconds.total = (Date.now() - t0) / 1000;
@@ -270,8 +284,10 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     livePrototypes: removed.filter((r) => !r).length,
   };
   const version = bundle ? (await readBundle(bundle.dir)).manifest.model.version : null;
-  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, similaritiesCached: trainSims.cached, seconds, bundle };
+  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, similaritiesCached: trainSims.cached, concepts, seconds, bundle };
 }
+
+const pair = (before: number[] | null, after: number[] | null): ConceptMatchChange | null => (before && after ? { before, after } : null);
 
 async function readJsonFile(path: string): Promise<unknown> {
   let text: string;

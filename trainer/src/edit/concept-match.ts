@@ -24,12 +24,18 @@ const liveMax = (row: ArrayLike<number>, removed: ArrayLike<boolean>) => {
   return best;
 };
 
-export function conceptMatch(head: ProtoHead, removed: ArrayLike<boolean>, patches: ConceptPatches, images: FeatureSource): ConceptMatch {
+/** Per patch, the highest similarity any live prototype reaches on it. */
+export function conceptBestMatch(head: ProtoHead, removed: ArrayLike<boolean>, patches: ConceptPatches): number[] {
   const m = head.numPrototypes;
   const t = patchSimilarities(head, patches);
   const sims = t.dataSync() as Float32Array;
   t.dispose();
-  const perPatch = Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
+  return Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
+}
+
+export function conceptMatch(head: ProtoHead, removed: ArrayLike<boolean>, patches: ConceptPatches, images: FeatureSource): ConceptMatch {
+  const m = head.numPrototypes;
+  const perPatch = conceptBestMatch(head, removed, patches);
   const all = computeSimilarities(head, images, { flip: false, quiet: true });
   const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort((a, b) => a - b);
   return { perPatch, typical: best.length ? best[Math.floor(best.length / 2)] : NaN, weakest: best.length ? best[0] : NaN };
