@@ -81,5 +81,7 @@ export function prototypeDetails(b: LoadedBundle, p: ManifestPrototype, origin: 
       heatmap: assetUrl(origin, p.files?.heatmap),
     },
     nearest: p.nearest.train.map((n) => ({ imageId: n.imageId, classId: n.classId, distance: n.distance, box: n.box, image: assetUrl(origin, n.file) })),
+    history: p.history ?? [],
+    review: p.review ?? [],
   };
 }

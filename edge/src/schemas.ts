@@ -147,5 +147,9 @@ export const PrototypeResponse = z
       .nullable(),
     images: z.object({ prototype: z.string().nullable(), source: z.string().nullable(), heatmap: z.string().nullable() }),
     nearest: z.array(z.object({ imageId: z.string(), classId: z.number().int(), distance: z.number(), box: BoxSchema, image: z.string().nullable() })),
+    /** What edits did to it (npm run edit), oldest first; empty for a model never edited. */
+    history: z.array(z.object({ version: z.string(), action: z.string(), note: z.string() })),
+    /** Why the candidate finder suggests reviewing it; empty when nothing stands out. */
+    review: z.array(z.object({ kind: z.string(), reason: z.string() })),
   })
   .openapi('Prototype');

@@ -132,6 +132,9 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
       expect(edited.parent).toEqual({ id: parent.model.id, version: parent.model.version });
       expect(edited.versions.map((v) => v.version)).toEqual([parent.model.version, child.model.version]);
       expect(edited.versions[0].validation).toEqual(parent.metrics.val);
+      const proto = (await (await createNodeApp(join(work, 'v2', 'bundle'), DEFAULT_CONFIG).request(`/prototypes/${dropped}`)).json()) as { pruned: boolean; history: unknown[] };
+      expect(proto.pruned).toBe(true);
+      expect(proto.history).toEqual(child.prototypes[dropped].history);
       const original = await card(join(fx.run, 'bundle'));
       expect(original.parent).toBeNull();
       expect(original.versions).toEqual([]);
