@@ -9,7 +9,7 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { checkEdits, editCounts, parseEdits, type EditAction, type EditsFile, type Manifest, type ManifestVersion } from '@protoatlas/shared';
 import { buildBundle, type BundleReport } from '../bundle/build-bundle.ts';
-import { sha256File } from '../bundle/files.ts';
+import { sha256File } from '../io/sha256.ts';
 import { readBundle } from '../bundle/read-bundle.ts';
 import { displayName } from '../bundle/provenance.ts';
 import { initLastLayer } from '../head/last-layer.ts';
