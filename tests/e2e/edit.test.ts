@@ -179,6 +179,29 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     expect(report.concepts!.kept).toBeNull();
   }, 300_000);
 
+  it('a kept concept stays matched while a forbidden one is forgotten in the same edit', async () => {
+    const live = parent.prototypes.filter((p) => !p.pruned);
+    const [f, k] = [live[1], live.find((p) => p.classId !== live[1].classId)!];
+    const report = await applyEdits({
+      run: fx.run,
+      out: join(work, 'forbid-keep'),
+      edits: file([
+        { action: 'forbid', concept: 'this one', patches: prototypeConcept(f), fromPrototype: f.id },
+        { action: 'keep', concept: 'that one', patches: prototypeConcept(k), fromPrototype: k.id },
+      ]),
+      quiet: true,
+    });
+    const max = (xs: number[]) => Math.max(...xs);
+    const { forbidden, kept } = report.concepts!;
+    expect(forbidden!.after.length).toBe(prototypeConcept(f).length);
+    expect(kept!.after.length).toBe(prototypeConcept(k).length);
+    expect(max(forbidden!.after)).toBeLessThan(max(forbidden!.before));
+    expect(max(kept!.after)).toBeGreaterThan(max(forbidden!.after));
+    const child = (await readBundle(join(work, 'forbid-keep', 'bundle'))).manifest;
+    expect(child.lineage![1].edits).toEqual({ drop: 0, relabel: 0, forbid: 1, keep: 1 });
+    expect(child.prototypes[k.id].history!.map((h) => h.action)).toContain('keep');
+  }, 300_000);
+
   it('refuses bad edits with a message naming the field, and never overwrites a run', async () => {
     const out = join(work, 'bad');
     await expect(applyEdits({ run: fx.run, out, edits: file([{ action: 'drop', prototype: 999, reason: 'x' }]), quiet: true })).rejects.toThrow(/edits\.0\.prototype: 999 is not a prototype/);
