@@ -25,13 +25,29 @@ const Note = z.string().max(2000).optional();
 
 export const EditSchema = z.discriminatedUnion('action', [
   /** Remove a prototype: its last-layer row becomes 0 and the last layer is refit. */
-  z.object({ action: z.literal('drop'), prototype: Id, reason: z.string().trim().min(1, 'say why the prototype is dropped') }),
+  z.object({
+    action: z.literal('drop'),
+    prototype: Id,
+    reason: z.string().trim().min(1, 'say why the prototype is dropped'),
+  }),
   /** Move a prototype to another class; the last layer is refit. */
   z.object({ action: z.literal('relabel'), prototype: Id, classId: Id, note: Note }),
   /** No prototype may look like these patches (e.g. sky, a photo border). */
-  z.object({ action: z.literal('forbid'), concept: z.string().trim().min(1), patches: z.array(ConceptPatchSchema).min(1), fromPrototype: Id.optional(), note: Note }),
+  z.object({
+    action: z.literal('forbid'),
+    concept: z.string().trim().min(1),
+    patches: z.array(ConceptPatchSchema).min(1),
+    fromPrototype: Id.optional(),
+    note: Note,
+  }),
   /** Some prototype of each patch's class must keep looking like these patches. */
-  z.object({ action: z.literal('keep'), concept: z.string().trim().min(1), patches: z.array(ConceptPatchSchema).min(1), fromPrototype: Id.optional(), note: Note }),
+  z.object({
+    action: z.literal('keep'),
+    concept: z.string().trim().min(1),
+    patches: z.array(ConceptPatchSchema).min(1),
+    fromPrototype: Id.optional(),
+    note: Note,
+  }),
 ]);
 
 export const EditsFileSchema = z.object({
@@ -60,7 +76,11 @@ export class EditsError extends Error {
 /** Validate an (already JSON-parsed) edits file against the schema. */
 export function parseEdits(raw: unknown, source = 'edits.json'): EditsFile {
   const r = EditsFileSchema.safeParse(raw);
-  if (!r.success) throw new EditsError(source, r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  if (!r.success)
+    throw new EditsError(
+      source,
+      r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    );
   return r.data;
 }
 
@@ -68,23 +88,40 @@ export function parseEdits(raw: unknown, source = 'edits.json'): EditsFile {
  * Check edits against the model they apply to: prototype and class ids exist,
  * patches lie on the feature grid, and no prototype gets two conflicting edits.
  */
-export function checkEdits(edits: EditsFile, model: { prototypes: number; classes: number; grid: { height: number; width: number } }, source = 'edits.json'): void {
+export function checkEdits(
+  edits: EditsFile,
+  model: { prototypes: number; classes: number; grid: { height: number; width: number } },
+  source = 'edits.json',
+): void {
   const issues: { path: string; message: string }[] = [];
   const touched = new Map<number, string>();
   edits.edits.forEach((e, i) => {
     const at = `edits.${i}`;
     if (e.action === 'drop' || e.action === 'relabel') {
-      if (e.prototype >= model.prototypes) issues.push({ path: `${at}.prototype`, message: `${e.prototype} is not a prototype (the model has ${model.prototypes}: 0-${model.prototypes - 1})` });
+      if (e.prototype >= model.prototypes)
+        issues.push({
+          path: `${at}.prototype`,
+          message: `${e.prototype} is not a prototype (the model has ${model.prototypes}: 0-${model.prototypes - 1})`,
+        });
       const before = touched.get(e.prototype);
-      if (before) issues.push({ path: `${at}.prototype`, message: `prototype ${e.prototype} already has a "${before}" edit; give each prototype one drop or relabel` });
+      if (before)
+        issues.push({
+          path: `${at}.prototype`,
+          message: `prototype ${e.prototype} already has a "${before}" edit; give each prototype one drop or relabel`,
+        });
       touched.set(e.prototype, e.action);
     }
-    if (e.action === 'relabel' && e.classId >= model.classes) issues.push({ path: `${at}.classId`, message: `${e.classId} is not a class (the model has ${model.classes})` });
+    if (e.action === 'relabel' && e.classId >= model.classes)
+      issues.push({ path: `${at}.classId`, message: `${e.classId} is not a class (the model has ${model.classes})` });
     if (e.action === 'forbid' || e.action === 'keep') {
-      if (e.fromPrototype !== undefined && e.fromPrototype >= model.prototypes) issues.push({ path: `${at}.fromPrototype`, message: `${e.fromPrototype} is not a prototype` });
+      if (e.fromPrototype !== undefined && e.fromPrototype >= model.prototypes)
+        issues.push({ path: `${at}.fromPrototype`, message: `${e.fromPrototype} is not a prototype` });
       e.patches.forEach((p, k) => {
         if (p.row >= model.grid.height || p.col >= model.grid.width) {
-          issues.push({ path: `${at}.patches.${k}`, message: `cell (${p.row}, ${p.col}) lies outside the ${model.grid.height}x${model.grid.width} feature grid` });
+          issues.push({
+            path: `${at}.patches.${k}`,
+            message: `cell (${p.row}, ${p.col}) lies outside the ${model.grid.height}x${model.grid.width} feature grid`,
+          });
         }
       });
     }

@@ -6,7 +6,11 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-export async function cachedBuild<T>(cache: string, ready: () => Promise<T | null>, build: () => Promise<T>): Promise<T> {
+export async function cachedBuild<T>(
+  cache: string,
+  ready: () => Promise<T | null>,
+  build: () => Promise<T>,
+): Promise<T> {
   const lock = `${cache}.lock`;
   await mkdir(dirname(cache), { recursive: true });
   for (;;) {

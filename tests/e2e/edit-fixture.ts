@@ -40,7 +40,13 @@ export async function editFixture(): Promise<EditFixture> {
     await rename(join(tmp, 'data'), join(CACHE, 'data'));
     const config = tinyConfig(join(CACHE, 'features'), {
       backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
-      head: { addOn: [{ channels: 16, activation: 'relu' }, { channels: 8, activation: 'l2norm' }], prototypesPerClass: 3 },
+      head: {
+        addOn: [
+          { channels: 16, activation: 'relu' },
+          { channels: 8, activation: 'l2norm' },
+        ],
+        prototypesPerClass: 3,
+      },
       joint: { epochs: 6, batchSize: 16 },
       prune: { mode: 'off', k: 6, threshold: 3 },
       lastLayer: { epochs: 4, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },

@@ -20,7 +20,10 @@ import { createNodeApp } from '../../edge/src/node.ts';
 import { DEFAULT_CONFIG } from '../../edge/src/config.ts';
 import { editFixture, type EditFixture } from './edit-fixture.ts';
 
-const sha = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 describe('npm run edit (applyEdits) on a tiny run', () => {
   let fx: EditFixture;
@@ -41,7 +44,12 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const file = (edits: EditsFile['edits']): EditsFile => ({ schema: 'protoatlas-edits', version: 1, model: { id: parent.model.id, version: parent.model.version }, edits });
+  const file = (edits: EditsFile['edits']): EditsFile => ({
+    schema: 'protoatlas-edits',
+    version: 1,
+    model: { id: parent.model.id, version: parent.model.version },
+    edits,
+  });
 
   describe('drop and relabel', () => {
     let report: EditReport;
@@ -73,10 +81,22 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
       expect(child.model.parent).toEqual({ id: parent.model.id, version: parent.model.version });
       expect(child.model.version).not.toBe(parent.model.version);
       expect(child.lineage!.map((v) => v.version)).toEqual([parent.model.version, child.model.version]);
-      expect(child.lineage![0]).toMatchObject({ parent: null, val: parent.metrics.val, livePrototypes: parent.prototypes.filter((p) => !p.pruned).length });
-      expect(child.lineage![1]).toMatchObject({ parent: parent.model.version, edits: { drop: 1, relabel: 1, forbid: 0, keep: 0 }, val: child.metrics.val });
+      expect(child.lineage![0]).toMatchObject({
+        parent: null,
+        val: parent.metrics.val,
+        livePrototypes: parent.prototypes.filter((p) => !p.pruned).length,
+      });
+      expect(child.lineage![1]).toMatchObject({
+        parent: parent.model.version,
+        edits: { drop: 1, relabel: 1, forbid: 0, keep: 0 },
+        val: child.metrics.val,
+      });
       const { json } = await readModelJson(join(work, 'v2'));
-      expect(json.lineage!.parent).toMatchObject({ id: parent.model.id, version: parent.model.version, weightsSha256: parentSha });
+      expect(json.lineage!.parent).toMatchObject({
+        id: parent.model.id,
+        version: parent.model.version,
+        weightsSha256: parentSha,
+      });
       expect(json.lineage!.edits.edits).toHaveLength(2);
       expect(JSON.parse(await readFile(join(work, 'v2', 'edits.json'), 'utf8')).edits).toHaveLength(2);
       expect(report.before.val).toEqual(parent.metrics.val);
@@ -102,7 +122,9 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
       const loaded = await loadModel(join(work, 'v2'));
       expect(loaded.head.protoClass[moved]).toBe(target);
       const C = child.classes.length;
-      expect(Array.from((loaded.head.lastLayer.dataSync() as Float32Array).subarray(dropped * C, (dropped + 1) * C))).toEqual(new Array(C).fill(0));
+      expect(
+        Array.from((loaded.head.lastLayer.dataSync() as Float32Array).subarray(dropped * C, (dropped + 1) * C)),
+      ).toEqual(new Array(C).fill(0));
       // Purity of the relabelled prototype is recomputed against its new class.
       const own = r.nearest.train.filter((n) => n.classId === target).length;
       expect(r.purity).toBeCloseTo(own / r.nearest.train.length, 12);
@@ -120,19 +142,34 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     });
 
     it('a second edit of the same parent refits on the cached similarities, to the same weights', async () => {
-      const again = await applyEdits({ run: fx.run, out: join(work, 'v2-again'), edits: dropAndRelabel(), quiet: true, skipBundle: true });
+      const again = await applyEdits({
+        run: fx.run,
+        out: join(work, 'v2-again'),
+        edits: dropAndRelabel(),
+        quiet: true,
+        skipBundle: true,
+      });
       expect(again.similaritiesCached).toBe(true);
-      expect(await sha(join(work, 'v2-again', 'model', 'weights.bin'))).toBe(await sha(join(work, 'v2', 'model', 'weights.bin')));
+      expect(await sha(join(work, 'v2-again', 'model', 'weights.bin'))).toBe(
+        await sha(join(work, 'v2', 'model', 'weights.bin')),
+      );
     });
 
     it('the edge reports the version and its parent', async () => {
-      const card = async (dir: string) => (await (await createNodeApp(dir, DEFAULT_CONFIG).request('/model')).json()) as { version: string; parent: unknown; versions: { version: string; validation: unknown }[] };
+      const card = async (dir: string) =>
+        (await (await createNodeApp(dir, DEFAULT_CONFIG).request('/model')).json()) as {
+          version: string;
+          parent: unknown;
+          versions: { version: string; validation: unknown }[];
+        };
       const edited = await card(join(work, 'v2', 'bundle'));
       expect(edited.version).toBe(child.model.version);
       expect(edited.parent).toEqual({ id: parent.model.id, version: parent.model.version });
       expect(edited.versions.map((v) => v.version)).toEqual([parent.model.version, child.model.version]);
       expect(edited.versions[0].validation).toEqual(parent.metrics.val);
-      const proto = (await (await createNodeApp(join(work, 'v2', 'bundle'), DEFAULT_CONFIG).request(`/prototypes/${dropped}`)).json()) as { pruned: boolean; history: unknown[] };
+      const proto = (await (
+        await createNodeApp(join(work, 'v2', 'bundle'), DEFAULT_CONFIG).request(`/prototypes/${dropped}`)
+      ).json()) as { pruned: boolean; history: unknown[] };
       expect(proto.pruned).toBe(true);
       expect(proto.history).toEqual(child.prototypes[dropped].history);
       const original = await card(join(fx.run, 'bundle'));
@@ -145,7 +182,12 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     const live = parent.prototypes.filter((p) => !p.pruned);
     const from = live[1].id;
     const concept = prototypeConcept(parent.prototypes[from]);
-    const report = await applyEdits({ run: fx.run, out: join(work, 'forbid'), edits: file([{ action: 'forbid', concept: 'this prototype', patches: concept, fromPrototype: from }]), quiet: true });
+    const report = await applyEdits({
+      run: fx.run,
+      out: join(work, 'forbid'),
+      edits: file([{ action: 'forbid', concept: 'this prototype', patches: concept, fromPrototype: from }]),
+      quiet: true,
+    });
     expect(report.counts.forbid).toBe(1);
     expect(report.forget!.length).toBeGreaterThan(0);
     // The forgetting term fell while fine-tuning.
@@ -157,12 +199,20 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     const banned = new Set(concept.map((c) => `${c.imageId}@${c.row},${c.col}`));
     const { json } = await readModelJson(join(work, 'forbid'));
     for (const p of json.prototypes!) expect(banned.has(`${p.imageId}@${p.row},${p.col}`)).toBe(false);
-    expect(parent.prototypes.some((p) => p.source && banned.has(`${p.source.imageId}@${p.source.patch.row},${p.source.patch.col}`))).toBe(true);
+    expect(
+      parent.prototypes.some(
+        (p) => p.source && banned.has(`${p.source.imageId}@${p.source.patch.row},${p.source.patch.col}`),
+      ),
+    ).toBe(true);
     // Before, the prototype sat on its own source patch (similarity log(1/eps)); after, no live prototype comes close.
     await initBackend('wasm', { quiet: true });
     const before = await loadModel(fx.run);
     const after = await loadModel(join(work, 'forbid'));
-    const data = await prepareData({ ...before.config, data: { ...before.config.data, flip: false } }, fx.data, { quiet: true, splits: ['train', 'val'], backboneWeights: before.backboneWeights });
+    const data = await prepareData({ ...before.config, data: { ...before.config.data, flip: false } }, fx.data, {
+      quiet: true,
+      splits: ['train', 'val'],
+      backboneWeights: before.backboneWeights,
+    });
     const splits = [{ name: 'train', items: data.itemsBySplit.train, source: data.sources.train! }];
     const features = patchFeatures(resolvePatches(concept, splits, 'concept'), splits);
     const none = new Array<boolean>(parent.prototypes.length).fill(false);
@@ -204,15 +254,48 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
 
   it('refuses bad edits with a message naming the field, and never overwrites a run', async () => {
     const out = join(work, 'bad');
-    await expect(applyEdits({ run: fx.run, out, edits: file([{ action: 'drop', prototype: 999, reason: 'x' }]), quiet: true })).rejects.toThrow(/edits\.0\.prototype: 999 is not a prototype/);
-    await expect(applyEdits({ run: fx.run, out, edits: file([{ action: 'relabel', prototype: 0, classId: 42 }]), quiet: true })).rejects.toThrow(/edits\.0\.classId: 42 is not a class/);
-    await expect(applyEdits({ run: fx.run, out, edits: { ...file([{ action: 'drop', prototype: 0, reason: 'x' }]), model: { id: 'other', version: '1' } }, quiet: true })).rejects.toThrow(/--force/);
-    await expect(applyEdits({ run: fx.run, out: fx.run, edits: file([{ action: 'drop', prototype: 0, reason: 'x' }]), quiet: true })).rejects.toThrow(/never change/);
-    await expect(applyEdits({ run: fx.run, out: join(work, 'v2'), edits: file([{ action: 'drop', prototype: 0, reason: 'x' }]), quiet: true })).rejects.toThrow(/already holds a model/);
+    await expect(
+      applyEdits({ run: fx.run, out, edits: file([{ action: 'drop', prototype: 999, reason: 'x' }]), quiet: true }),
+    ).rejects.toThrow(/edits\.0\.prototype: 999 is not a prototype/);
+    await expect(
+      applyEdits({ run: fx.run, out, edits: file([{ action: 'relabel', prototype: 0, classId: 42 }]), quiet: true }),
+    ).rejects.toThrow(/edits\.0\.classId: 42 is not a class/);
+    await expect(
+      applyEdits({
+        run: fx.run,
+        out,
+        edits: { ...file([{ action: 'drop', prototype: 0, reason: 'x' }]), model: { id: 'other', version: '1' } },
+        quiet: true,
+      }),
+    ).rejects.toThrow(/--force/);
+    await expect(
+      applyEdits({
+        run: fx.run,
+        out: fx.run,
+        edits: file([{ action: 'drop', prototype: 0, reason: 'x' }]),
+        quiet: true,
+      }),
+    ).rejects.toThrow(/never change/);
+    await expect(
+      applyEdits({
+        run: fx.run,
+        out: join(work, 'v2'),
+        edits: file([{ action: 'drop', prototype: 0, reason: 'x' }]),
+        quiet: true,
+      }),
+    ).rejects.toThrow(/already holds a model/);
     const broken = join(work, 'broken.json');
-    await writeFile(broken, '{"schema": "protoatlas-edits", "version": 1, "edits": [{"action": "drop", "prototype": 1}]');
+    await writeFile(
+      broken,
+      '{"schema": "protoatlas-edits", "version": 1, "edits": [{"action": "drop", "prototype": 1}]',
+    );
     await expect(applyEdits({ run: fx.run, out, edits: broken, quiet: true })).rejects.toThrow(/not valid JSON/);
-    await writeFile(broken, JSON.stringify({ schema: 'protoatlas-edits', version: 1, edits: [{ action: 'drop', prototype: 1 }] }));
-    await expect(applyEdits({ run: fx.run, out, edits: broken, quiet: true })).rejects.toThrow(/broken\.json is not a valid ProtoAtlas edits file:\n {2}edits\.0\.reason/);
+    await writeFile(
+      broken,
+      JSON.stringify({ schema: 'protoatlas-edits', version: 1, edits: [{ action: 'drop', prototype: 1 }] }),
+    );
+    await expect(applyEdits({ run: fx.run, out, edits: broken, quiet: true })).rejects.toThrow(
+      /broken\.json is not a valid ProtoAtlas edits file:\n {2}edits\.0\.reason/,
+    );
   }, 120_000);
 });

@@ -25,7 +25,14 @@ describe('edits file', () => {
   });
 
   it('names each bad field', () => {
-    const bad = { schema: 'protoatlas-edits', version: 2, edits: [{ action: 'drop', prototype: -1, reason: ' ' }, { action: 'rename', prototype: 0 }] };
+    const bad = {
+      schema: 'protoatlas-edits',
+      version: 2,
+      edits: [
+        { action: 'drop', prototype: -1, reason: ' ' },
+        { action: 'rename', prototype: 0 },
+      ],
+    };
     let err: unknown;
     try {
       parseEdits(bad, 'my-edits.json');
@@ -44,11 +51,24 @@ describe('edits file', () => {
 
   it('checks ids, classes, grid cells and conflicting edits against the model', () => {
     const e = valid();
-    e.edits.push({ action: 'drop', prototype: 2, reason: 'twice' }, { action: 'drop', prototype: 4, reason: 'x' }, { action: 'relabel', prototype: 0, classId: 2 });
-    (e.edits[2] as { patches: { row: number }[] }).patches[0].row = 7;
-    expect(() => checkEdits(e, model, 'e.json')).toThrow(
-      /edits\.2\.patches\.0: cell \(7, 6\) lies outside the 7x7 feature grid[\s\S]*edits\.4\.prototype: prototype 2 already has a "relabel" edit[\s\S]*edits\.5\.prototype: 4 is not a prototype[\s\S]*edits\.6\.classId: 2 is not a class/,
+    e.edits.push(
+      { action: 'drop', prototype: 2, reason: 'twice' },
+      { action: 'drop', prototype: 4, reason: 'x' },
+      { action: 'relabel', prototype: 0, classId: 2 },
     );
+    (e.edits[2] as { patches: { row: number }[] }).patches[0].row = 7;
+    let message = '';
+    try {
+      checkEdits(e, model, 'e.json');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n').slice(1)).toEqual([
+      '  edits.2.patches.0: cell (7, 6) lies outside the 7x7 feature grid',
+      '  edits.4.prototype: prototype 2 already has a "relabel" edit; give each prototype one drop or relabel',
+      '  edits.5.prototype: 4 is not a prototype (the model has 4: 0-3)',
+      '  edits.6.classId: 2 is not a class (the model has 2)',
+    ]);
   });
 
   it('a prototype concept is its source patch and nearest training patches', () => {
@@ -71,7 +91,11 @@ describe('review marks (atlas review mode)', () => {
   it('stores marks per model version and turns them into a valid edits file', () => {
     const store = memory();
     const concept = [{ imageId: 'x.png', row: 1, col: 1 }];
-    saveMarks(store, ref, { '10': { action: 'forbid', note: 'sky', concept }, '2': { action: 'drop', note: '', concept: [] }, '3': { action: 'keep', note: '', concept } });
+    saveMarks(store, ref, {
+      '10': { action: 'forbid', note: 'sky', concept },
+      '2': { action: 'drop', note: '', concept: [] },
+      '3': { action: 'keep', note: '', concept },
+    });
     expect([...store.map.keys()]).toEqual([storageKey(ref)]);
     const marks = loadMarks(store, ref);
     expect(loadMarks(store, { ...ref, version: 'other' })).toEqual({});
@@ -83,14 +107,19 @@ describe('review marks (atlas review mode)', () => {
       { action: 'keep', concept: 'prototype 3', patches: concept, fromPrototype: 3 },
       { action: 'forbid', concept: 'prototype 10: sky', patches: concept, fromPrototype: 10, note: 'sky' },
     ]);
-    expect(editCommand(ref)).toBe('npm run edit --workspace trainer -- <run dir> --edits edits-demo-0123abcd.json --out <new run dir>');
+    expect(editCommand(ref)).toBe(
+      'npm run edit --workspace trainer -- <run dir> --edits edits-demo-0123abcd.json --out <new run dir>',
+    );
   });
 
   it('ignores unreadable or foreign entries in storage', () => {
     const store = memory();
     store.setItem(storageKey(ref), '{not json');
     expect(loadMarks(store, ref)).toEqual({});
-    store.setItem(storageKey(ref), JSON.stringify({ abc: { action: 'drop' }, '4': { action: 'explode' }, '5': { action: 'drop', note: 3 } }));
+    store.setItem(
+      storageKey(ref),
+      JSON.stringify({ abc: { action: 'drop' }, '4': { action: 'explode' }, '5': { action: 'drop', note: 3 } }),
+    );
     expect(loadMarks(store, ref)).toEqual({ '5': { action: 'drop', note: '', concept: [] } });
   });
 });

@@ -60,7 +60,9 @@ describe('atlas review mode', () => {
       await form.getByLabel(label).check();
       await form.getByLabel('Note').fill(note);
       await form.getByRole('button', { name: 'Mark' }).click();
-      await expect.poll(() => form.locator('[data-status]').innerText()).toMatch(new RegExp(`^Marked: ${label === 'Drop it' ? 'drop' : 'forbid'} \\(${note}\\)`));
+      await expect
+        .poll(() => form.locator('[data-status]').innerText())
+        .toMatch(new RegExp(`^Marked: ${label === 'Drop it' ? 'drop' : 'forbid'} \\(${note}\\)`));
     }
     // A reload keeps the mark (localStorage), and the form shows it.
     await page.reload();
@@ -70,19 +72,44 @@ describe('atlas review mode', () => {
     // The review page lists the marks and the candidates, and downloads the file.
     await open(`${site1.url}/review/`);
     await expect.poll(() => page.locator('tr[data-mark]').count()).toBe(2);
-    expect(await page.locator('tr[data-mark]').allInnerTexts()).toEqual([expect.stringContaining('drop'), expect.stringContaining('forbid')]);
+    expect(await page.locator('tr[data-mark]').allInnerTexts()).toEqual([
+      expect.stringContaining('drop'),
+      expect.stringContaining('forbid'),
+    ]);
     const flagged = parent.prototypes.filter((p) => !p.pruned && (p.review?.length ?? 0) > 0);
-    expect(new Set(await page.locator('[data-candidate]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.candidate)))).toEqual(new Set(flagged.map((p) => String(p.id))));
-    expect(await page.locator('[data-command]').inputValue()).toContain('npm run edit --workspace trainer -- <run dir> --edits edits-');
+    expect(
+      new Set(
+        await page
+          .locator('[data-candidate]')
+          .evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.candidate)),
+      ),
+    ).toEqual(new Set(flagged.map((p) => String(p.id))));
+    expect(await page.locator('[data-command]').inputValue()).toContain(
+      'npm run edit --workspace trainer -- <run dir> --edits edits-',
+    );
     await screenshot(page, 'review-marks');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /^Download edits-/ }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: /^Download edits-/ }).click(),
+    ]);
     const saved = join(work, download.suggestedFilename());
     await download.saveAs(saved);
     const edits = parseEdits(JSON.parse(await readFile(saved, 'utf8')), saved);
     expect(edits.model).toEqual({ id: parent.model.id, version: parent.model.version });
     expect(edits.edits).toEqual([
       { action: 'drop', prototype: drop, reason: 'sky in the background' },
-      expect.objectContaining({ action: 'forbid', fromPrototype: forbid, note: 'photo border', patches: expect.arrayContaining([{ imageId: parent.prototypes[forbid].source!.imageId, row: parent.prototypes[forbid].source!.patch.row, col: parent.prototypes[forbid].source!.patch.col }]) }),
+      expect.objectContaining({
+        action: 'forbid',
+        fromPrototype: forbid,
+        note: 'photo border',
+        patches: expect.arrayContaining([
+          {
+            imageId: parent.prototypes[forbid].source!.imageId,
+            row: parent.prototypes[forbid].source!.patch.row,
+            col: parent.prototypes[forbid].source!.patch.col,
+          },
+        ]),
+      }),
     ]);
     expect(problems).toEqual([]);
 
@@ -103,7 +130,10 @@ describe('atlas review mode', () => {
 
     await open(`${site2.url}/`);
     const rows = page.locator('table[data-versions] tbody tr');
-    expect(await rows.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.version))).toEqual([parent.model.version, child.model.version]);
+    expect(await rows.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.version))).toEqual([
+      parent.model.version,
+      child.model.version,
+    ]);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     expect(await rows.nth(0).innerText()).toContain(pct(parent.metrics.val!.top1));
     expect(await rows.nth(1).innerText()).toContain(pct(child.metrics.val!.top1));

@@ -15,7 +15,16 @@ beforeAll(async () => {
 
 /** No add-on layers: a patch's embedding is its feature vector, so distances are plain. */
 function plainHead(prototypes: number[][]): ProtoHead {
-  const head = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: prototypes.length / 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  const head = new ProtoHead(
+    {
+      inputChannels: 2,
+      addOn: [],
+      numClasses: 2,
+      prototypesPerClass: prototypes.length / 2,
+      incorrectClassWeight: -0.5,
+    },
+    new Rng(1),
+  );
   head.prototypes.assign(tf.tensor2d(prototypes.flat(), [prototypes.length, 2]));
   return head;
 }
@@ -37,28 +46,39 @@ describe('concept terms (ProtoPDebug)', () => {
 
   it('forgetting = mean over patches of the summed similarity to every live prototype', () => {
     const head = plainHead(protos);
-    const expected = patches.map((f) => protos.reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
+    const expected =
+      patches.map((f) => protos.reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
     expect(forgettingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
     // A dropped prototype (here the one on the first patch) no longer counts.
     const live = tf.tensor1d([0, 1, 1, 1]);
-    const without = patches.map((f) => protos.slice(1).reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
+    const without =
+      patches.map((f) => protos.slice(1).reduce((s, p) => s + logSimilarity(d2(f, p)), 0)).reduce((a, b) => a + b) / 2;
     expect(forgettingLoss(head, concept, live).dataSync()[0]).toBeCloseTo(without, 4);
   });
 
   it('remembering = mean over patches of the summed similarity to the prototypes of the patch class', () => {
     const head = plainHead(protos);
     // Patch 0 is class 1 (prototypes 2, 3); patch 1 is class 0 (prototypes 0, 1).
-    const expected = (logSimilarity(d2(patches[0], protos[2])) + logSimilarity(d2(patches[0], protos[3])) + logSimilarity(d2(patches[1], protos[0])) + logSimilarity(d2(patches[1], protos[1]))) / 2;
+    const expected =
+      (logSimilarity(d2(patches[0], protos[2])) +
+        logSimilarity(d2(patches[0], protos[3])) +
+        logSimilarity(d2(patches[1], protos[0])) +
+        logSimilarity(d2(patches[1], protos[1]))) /
+      2;
     expect(rememberingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
   });
 
-  it('fine-tuning with the forgetting term moves the prototype that sits on a forbidden patch away, and push then avoids it', () => {
+  it('the forgetting term moves a prototype off a forbidden patch, and push then avoids the patch', () => {
     // One image per class, two patches each; prototype 0 sits exactly on image 0's first patch.
     const maps = [
       [0, 0, 1, 1],
       [3, 3, 3.2, 3.1],
     ];
-    const src = cachedSource({ n: 2, shape: [1, 2, 2], batch: (idx: number[]) => Float32Array.from(idx.flatMap((i) => maps[i])) }, null, Int32Array.from([0, 1]));
+    const src = cachedSource(
+      { n: 2, shape: [1, 2, 2], batch: (idx: number[]) => Float32Array.from(idx.flatMap((i) => maps[i])) },
+      null,
+      Int32Array.from([0, 1]),
+    );
     const head = plainHead([
       [0, 0],
       [3, 3],

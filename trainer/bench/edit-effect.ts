@@ -28,9 +28,20 @@ import { prepareData } from '../src/run/prepare-data.ts';
 import { readJson, runPaths } from '../src/run/run-dir.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { data: { type: 'string' }, only: { type: 'string' }, 'forget-weight': { type: 'string' }, 'forget-steps': { type: 'string' } } });
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    data: { type: 'string' },
+    only: { type: 'string' },
+    'forget-weight': { type: 'string' },
+    'forget-steps': { type: 'string' },
+  },
+});
 const steps = new Set((values.only ?? 'background,drop50,relabel,forbid').split(','));
-const forget = { ...(values['forget-weight'] ? { forget: Number(values['forget-weight']) } : {}), ...(values['forget-steps'] ? { steps: Number(values['forget-steps']) } : {}) };
+const forget = {
+  ...(values['forget-weight'] ? { forget: Number(values['forget-weight']) } : {}),
+  ...(values['forget-steps'] ? { steps: Number(values['forget-steps']) } : {}),
+};
 if (!positionals[0]) {
   console.log('usage: node trainer/bench/edit-effect.ts <run dir> [work dir] [--data <dataset>]');
   process.exit(2);
@@ -42,18 +53,33 @@ const summary = await readJson<{ dataset?: { root?: string } }>(runPaths(run).su
 const data = values.data ? resolve(values.data) : (summary.dataset?.root ?? null);
 await rm(work, { recursive: true, force: true });
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-const flagged = (kind: string) => parent.prototypes.filter((p) => !p.pruned && p.review?.some((r) => r.kind === kind)).map((p) => p.id);
-const file = (edits: Edit[]): EditsFile => ({ schema: 'protoatlas-edits', version: 1, model: { id: parent.model.id, version: parent.model.version }, edits });
+const pct = (x: number | null | undefined) =>
+  x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
+const flagged = (kind: string) =>
+  parent.prototypes.filter((p) => !p.pruned && p.review?.some((r) => r.kind === kind)).map((p) => p.id);
+const file = (edits: Edit[]): EditsFile => ({
+  schema: 'protoatlas-edits',
+  version: 1,
+  model: { id: parent.model.id, version: parent.model.version },
+  edits,
+});
 const live = parent.prototypes.filter((p) => !p.pruned).length;
-console.log(`run ${run}: ${parent.prototypes.length} prototypes (${live} live), ${parent.classes.length} classes, model ${parent.model.version}`);
-for (const kind of ['background', 'duplicate', 'impure']) console.log(`  flagged ${kind.padEnd(10)} ${flagged(kind).length}`);
+console.log(
+  `run ${run}: ${parent.prototypes.length} prototypes (${live} live), ${parent.classes.length} classes, model ` +
+    `${parent.model.version}`,
+);
+for (const kind of ['background', 'duplicate', 'impure'])
+  console.log(`  flagged ${kind.padEnd(10)} ${flagged(kind).length}`);
 
 function show(name: string, r: EditReport): void {
   const b = r.before;
   const a = r.after;
-  console.log(`\n== ${name}: ${r.counts.drop} drop, ${r.counts.relabel} relabel, ${r.counts.forbid} forbid -> ${r.out}`);
-  console.log(`  wall time          ${r.seconds.total.toFixed(1)} s (bundle ${r.seconds.bundle?.toFixed(1) ?? 'n/a'} s)`);
+  console.log(
+    `\n== ${name}: ${r.counts.drop} drop, ${r.counts.relabel} relabel, ${r.counts.forbid} forbid -> ${r.out}`,
+  );
+  console.log(
+    `  wall time          ${r.seconds.total.toFixed(1)} s (bundle ${r.seconds.bundle?.toFixed(1) ?? 'n/a'} s)`,
+  );
   console.log(`  val top-1          ${pct(b.val?.top1)} -> ${pct(a.val?.top1)}`);
   console.log(`  test top-1         ${pct(b.test?.top1)} -> ${pct(a.test?.top1)}`);
   console.log(`  consistency        ${pct(b.explanation?.consistency)} -> ${pct(a.explanation?.consistency)}`);
@@ -65,36 +91,75 @@ function show(name: string, r: EditReport): void {
 
 const background = flagged('background');
 if (background.length && steps.has('background')) {
-  const r = await applyEdits({ run, out: join(work, 'drop-background'), data, edits: file(background.map((prototype) => ({ action: 'drop', prototype, reason: 'flagged as background' }))), quiet: true });
+  const r = await applyEdits({
+    run,
+    out: join(work, 'drop-background'),
+    data,
+    edits: file(background.map((prototype) => ({ action: 'drop', prototype, reason: 'flagged as background' }))),
+    quiet: true,
+  });
   show(`drop all ${background.length} background candidates`, r);
 }
 
 const order = [...new Set([...background, ...flagged('impure'), ...flagged('duplicate')])];
 const fifty = order.slice(0, Math.min(50, live - parent.classes.length));
-if (fifty.length && steps.has('drop50')) show(`drop ${fifty.length}`, await applyEdits({ run, out: join(work, 'drop-50'), data, edits: file(fifty.map((prototype) => ({ action: 'drop', prototype, reason: 'benchmark' }))), quiet: true }));
+if (fifty.length && steps.has('drop50'))
+  show(
+    `drop ${fifty.length}`,
+    await applyEdits({
+      run,
+      out: join(work, 'drop-50'),
+      data,
+      edits: file(fifty.map((prototype) => ({ action: 'drop', prototype, reason: 'benchmark' }))),
+      quiet: true,
+    }),
+  );
 
 const relabels = flagged('impure')
   .map((id) => {
     const p = parent.prototypes[id];
     const counts = new Map<number, number>();
-    for (const n of p.nearest.train) if (n.classId !== p.classId) counts.set(n.classId, (counts.get(n.classId) ?? 0) + 1);
+    for (const n of p.nearest.train)
+      if (n.classId !== p.classId) counts.set(n.classId, (counts.get(n.classId) ?? 0) + 1);
     const [classId] = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0] ?? [-1];
     return { id, classId };
   })
   .filter((r) => r.classId >= 0)
   .slice(0, 10);
 if (relabels.length && steps.has('relabel')) {
-  show(`relabel ${relabels.length}`, await applyEdits({ run, out: join(work, 'relabel-10'), data, edits: file(relabels.map((r) => ({ action: 'relabel', prototype: r.id, classId: r.classId }))), quiet: true }));
+  show(
+    `relabel ${relabels.length}`,
+    await applyEdits({
+      run,
+      out: join(work, 'relabel-10'),
+      data,
+      edits: file(relabels.map((r) => ({ action: 'relabel', prototype: r.id, classId: r.classId }))),
+      quiet: true,
+    }),
+  );
 }
 
 // Forbid: the concept of the background/border prototypes, judged on their nearest validation patches.
-const borderish = parent.prototypes.filter((p) => !p.pruned && p.review?.some((r) => r.kind === 'background' && r.reason.includes('border'))).map((p) => p.id);
+const borderish = parent.prototypes
+  .filter((p) => !p.pruned && p.review?.some((r) => r.kind === 'background' && r.reason.includes('border')))
+  .map((p) => p.id);
 const forbidFrom = (borderish.length ? borderish : background).slice(0, 10);
 if (forbidFrom.length && steps.has('forbid')) {
-  const edits: Edit[] = forbidFrom.map((id) => ({ action: 'forbid', concept: `background of prototype ${id}`, patches: prototypeConcept(parent.prototypes[id]), fromPrototype: id }));
-  const heldOut: ConceptPatch[] = forbidFrom.flatMap((id) => parent.prototypes[id].nearest.val.map((n) => ({ imageId: n.imageId, row: n.patch.row, col: n.patch.col })));
+  const edits: Edit[] = forbidFrom.map((id) => ({
+    action: 'forbid',
+    concept: `background of prototype ${id}`,
+    patches: prototypeConcept(parent.prototypes[id]),
+    fromPrototype: id,
+  }));
+  const heldOut: ConceptPatch[] = forbidFrom.flatMap((id) =>
+    parent.prototypes[id].nearest.val.map((n) => ({ imageId: n.imageId, row: n.patch.row, col: n.patch.col })),
+  );
   const r = await applyEdits({ run, out: join(work, 'forbid'), data, edits: file(edits), forget, quiet: true });
-  show(`forbid the concept of ${forbidFrom.length} background prototype(s) (${edits.reduce((a, e) => a + (e.action === 'forbid' ? e.patches.length : 0), 0)} patches)`, r);
+  show(
+    `forbid the concept of ${forbidFrom.length} background prototype(s) ` +
+      `(${edits.reduce((a, e) => a + (e.action === 'forbid' ? e.patches.length : 0), 0)} patches)`,
+    r,
+  );
   if (heldOut.length) await heldOutMatch(parent, r.out, heldOut);
 }
 
@@ -102,17 +167,29 @@ async function heldOutMatch(m: Manifest, child: string, patches: ConceptPatch[])
   const before = await loadModel(run);
   const after = await loadModel(child);
   await initBackend(before.config.backend, { quiet: true });
-  const prepared = await prepareData({ ...before.config, data: { ...before.config.data, flip: false } }, data, { quiet: true, splits: ['val'], backboneWeights: before.backboneWeights });
+  const prepared = await prepareData({ ...before.config, data: { ...before.config.data, flip: false } }, data, {
+    quiet: true,
+    splits: ['val'],
+    backboneWeights: before.backboneWeights,
+  });
   const splits = [{ name: 'val', items: prepared.itemsBySplit.val, source: prepared.sources.val! }];
   const features = patchFeatures(resolvePatches(patches, splits, 'held-out patches'), splits);
   const removedBefore = m.prototypes.map((p) => p.pruned);
-  const removedAfter = after.json.pruned.reduce((a, p) => ((a[p.prototype] = true), a), new Array<boolean>(m.prototypes.length).fill(false));
+  const removedAfter = after.json.pruned.reduce(
+    (a, p) => ((a[p.prototype] = true), a),
+    new Array<boolean>(m.prototypes.length).fill(false),
+  );
   const b = conceptMatch(before.head, removedBefore, features, prepared.sources.val!);
   const a = conceptMatch(after.head, removedAfter, features, prepared.sources.val!);
   const threshold = b.weakest;
-  const stats = (xs: number[]) => `mean ${(xs.reduce((s, x) => s + x, 0) / xs.length).toFixed(3)}, max ${Math.max(...xs).toFixed(3)}, below threshold ${xs.filter((x) => x < threshold).length}/${xs.length}`;
+  const stats = (xs: number[]) =>
+    `mean ${(xs.reduce((s, x) => s + x, 0) / xs.length).toFixed(3)}, max ${Math.max(...xs).toFixed(3)}, below ` +
+    `threshold ${xs.filter((x) => x < threshold).length}/${xs.length}`;
   console.log(`  held-out concept patches (nearest validation patches of the forbidden prototypes): ${patches.length}`);
-  console.log(`  threshold: the parent's weakest best match on any validation image = ${threshold.toFixed(3)} (median over images ${b.typical.toFixed(3)}; after the edit ${a.weakest.toFixed(3)} and ${a.typical.toFixed(3)})`);
+  console.log(
+    `  threshold: the parent's weakest best match on any validation image = ${threshold.toFixed(3)} (median over ` +
+      `images ${b.typical.toFixed(3)}; after the edit ${a.weakest.toFixed(3)} and ${a.typical.toFixed(3)})`,
+  );
   console.log(`  max similarity to any live prototype, before: ${stats(b.perPatch)}`);
   console.log(`  max similarity to any live prototype, after:  ${stats(a.perPatch)}`);
   await prepared.frozenBackbone?.dispose();

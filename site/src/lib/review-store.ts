@@ -33,7 +33,11 @@ export function loadMarks(storage: Pick<Storage, 'getItem'>, model: ModelRef): M
     const out: Marks = {};
     for (const [id, m] of Object.entries(raw)) {
       if (!/^\d+$/.test(id) || !m || !ACTIONS.includes(m.action as MarkAction)) continue;
-      out[id] = { action: m.action as MarkAction, note: typeof m.note === 'string' ? m.note : '', concept: Array.isArray(m.concept) ? m.concept : [] };
+      out[id] = {
+        action: m.action as MarkAction,
+        note: typeof m.note === 'string' ? m.note : '',
+        concept: Array.isArray(m.concept) ? m.concept : [],
+      };
     }
     return out;
   } catch {
@@ -52,8 +56,15 @@ export function editsFromMarks(marks: Marks, model: ModelRef): EditsFile {
     .map(([key, m]) => {
       const id = Number(key);
       const note = m.note.trim();
-      if (m.action === 'drop') return { action: 'drop', prototype: id, reason: note || 'marked for removal in the atlas review' };
-      return { action: m.action, concept: `prototype ${id}${note ? `: ${note}` : ''}`, patches: m.concept, fromPrototype: id, ...(note ? { note } : {}) };
+      if (m.action === 'drop')
+        return { action: 'drop', prototype: id, reason: note || 'marked for removal in the atlas review' };
+      return {
+        action: m.action,
+        concept: `prototype ${id}${note ? `: ${note}` : ''}`,
+        patches: m.concept,
+        fromPrototype: id,
+        ...(note ? { note } : {}),
+      };
     });
   return { schema: 'protoatlas-edits', version: 1, model: { id: model.id, version: model.version }, edits };
 }

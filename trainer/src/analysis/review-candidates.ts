@@ -51,32 +51,59 @@ export const REVIEW_RULES = {
  * Flags per prototype (empty list: nothing stands out). `vectors` are the
  * prototype embeddings [m, dim]; `grid` the feature grid; `classNames` for reasons.
  */
-export function reviewCandidates(protos: CandidatePrototype[], vectors: Float32Array, dim: number, grid: { height: number; width: number }, classNames: string[], rules = REVIEW_RULES): ReviewFlag[][] {
+export function reviewCandidates(
+  protos: CandidatePrototype[],
+  vectors: Float32Array,
+  dim: number,
+  grid: { height: number; width: number },
+  classNames: string[],
+  rules = REVIEW_RULES,
+): ReviewFlag[][] {
   const m = protos.length;
   const flags: ReviewFlag[][] = Array.from({ length: m }, () => []);
   const name = (c: number) => classNames[c] ?? `class ${c}`;
-  const onBorder = (c: CellRef) => grid.height > 2 && grid.width > 2 && (c.row === 0 || c.col === 0 || c.row === grid.height - 1 || c.col === grid.width - 1);
+  const onBorder = (c: CellRef) =>
+    grid.height > 2 &&
+    grid.width > 2 &&
+    (c.row === 0 || c.col === 0 || c.row === grid.height - 1 || c.col === grid.width - 1);
   const pct = (x: number) => `${Math.round(100 * x)}%`;
   const short = (x: number) => String(Number(x.toPrecision(2)));
 
   protos.forEach((p, j) => {
     if (p.pruned) return;
     if (p.noPart !== null && p.noPart >= rules.noPart) {
-      flags[j].push({ kind: 'background', reason: `its region covers no annotated bird part on ${pct(p.noPart)} of ${name(p.classId)}'s validation images` });
+      flags[j].push({
+        kind: 'background',
+        reason:
+          `its region covers no annotated bird part on ${pct(p.noPart)} of ${name(p.classId)}'s validation ` + `images`,
+      });
     } else if (p.birdShare !== undefined && p.birdShare < rules.birdShare) {
-      flags[j].push({ kind: 'background', reason: `only ${pct(p.birdShare)} of its box on the source image lies on the bird` });
+      flags[j].push({
+        kind: 'background',
+        reason: `only ${pct(p.birdShare)} of its box on the source image lies on the bird`,
+      });
     }
     const cells = [...(p.source ? [p.source] : []), ...p.nearest];
     const border = cells.filter(onBorder).length;
     if (cells.length >= 3 && border / cells.length >= rules.border) {
-      flags[j].push({ kind: 'background', reason: `activates on the image border: ${border} of its ${cells.length} patches lie on the outer ring of the ${grid.height}×${grid.width} grid` });
+      flags[j].push({
+        kind: 'background',
+        reason:
+          `activates on the image border: ${border} of its ${cells.length} patches lie on the outer ring of ` +
+          `the ${grid.height}×${grid.width} grid`,
+      });
     }
     if (p.purity !== null && p.purity < rules.purity && p.nearest.length) {
       const own = p.nearest.filter((n) => n.classId === p.classId).length;
       const others = new Map<number, number>();
       for (const n of p.nearest) if (n.classId !== p.classId) others.set(n.classId, (others.get(n.classId) ?? 0) + 1);
       const [main, count] = [...others].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0];
-      flags[j].push({ kind: 'impure', reason: `only ${own} of its ${p.nearest.length} nearest training patches are ${name(p.classId)}; most of the others (${count}) are ${name(main)}` });
+      flags[j].push({
+        kind: 'impure',
+        reason:
+          `only ${own} of its ${p.nearest.length} nearest training patches are ${name(p.classId)}; most of ` +
+          `the others (${count}) are ${name(main)}`,
+      });
     }
   });
 
@@ -101,9 +128,13 @@ export function reviewCandidates(protos: CandidatePrototype[], vectors: Float32A
       pairs.push([a, b, d]);
     }
   }
-  const nnLive = live.map((j) => nn[j]).filter(Number.isFinite).sort((a, b) => a - b);
+  const nnLive = live
+    .map((j) => nn[j])
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   const median = nnLive.length ? nnLive[Math.floor(nnLive.length / 2)] : 0;
-  const images = (p: CandidatePrototype) => new Set([...(p.source ? [p.source.imageId] : []), ...p.nearest.map((n) => n.imageId)]);
+  const images = (p: CandidatePrototype) =>
+    new Set([...(p.source ? [p.source.imageId] : []), ...p.nearest.map((n) => n.imageId)]);
   const flagged = new Set<number>();
   for (const [a, b, d] of pairs.sort((u, v) => u[2] - v[2])) {
     if (flagged.has(b) || !(d <= rules.duplicateDistance * median || d === 0)) continue;
@@ -115,7 +146,11 @@ export function reviewCandidates(protos: CandidatePrototype[], vectors: Float32A
     flagged.add(b);
     flags[b].push({
       kind: 'duplicate',
-      reason: `near-duplicate of prototype ${a}${protos[a].classId === protos[b].classId ? '' : ` (${name(protos[a].classId)})`}: embeddings ${short(d)} apart (a prototype's nearest other is typically ${short(median)}), ${shared} of ${Math.min(ia.size, ib.size)} nearest training images shared`,
+      reason:
+        `near-duplicate of prototype ` +
+        `${a}${protos[a].classId === protos[b].classId ? '' : ` (${name(protos[a].classId)})`}: embeddings ` +
+        `${short(d)} apart (a prototype's nearest other is typically ${short(median)}), ${shared} of ` +
+        `${Math.min(ia.size, ib.size)} nearest training images shared`,
     });
   }
   return flags;

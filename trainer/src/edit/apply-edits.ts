@@ -7,7 +7,15 @@
  */
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { checkEdits, editCounts, parseEdits, type EditAction, type EditsFile, type Manifest, type ManifestVersion } from '@protoatlas/shared';
+import {
+  checkEdits,
+  editCounts,
+  parseEdits,
+  type EditAction,
+  type EditsFile,
+  type Manifest,
+  type ManifestVersion,
+} from '@protoatlas/shared';
 import { buildBundle, type BundleReport } from '../bundle/build-bundle.ts';
 import { sha256File } from '../io/sha256.ts';
 import { readBundle } from '../bundle/read-bundle.ts';
@@ -88,26 +96,47 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
   const parentPaths = runPaths(opts.run);
   const outPaths = runPaths(opts.out);
-  if (resolve(opts.run) === resolve(opts.out)) throw new Error(`--out must be a new run directory: edits never change ${opts.run} in place`);
-  if (await exists(join(outPaths.model, 'model.json'))) throw new Error(`${opts.out} already holds a model; choose a new --out (edits never overwrite a version)`);
+  if (resolve(opts.run) === resolve(opts.out))
+    throw new Error(`--out must be a new run directory: edits never change ${opts.run} in place`);
+  if (await exists(join(outPaths.model, 'model.json')))
+    throw new Error(`${opts.out} already holds a model; choose a new --out (edits never overwrite a version)`);
 
   const { json, config } = await readModelJson(opts.run);
-  if (!json.prototypes) throw new Error(`${opts.run}: the model has no push records (training has not finished); edit a finished run`);
+  if (!json.prototypes)
+    throw new Error(`${opts.run}: the model has no push records (training has not finished); edit a finished run`);
   if (!(await exists(join(parentPaths.bundle, 'manifest.json')))) {
-    throw new Error(`${opts.run} has no bundle (${parentPaths.bundle}); build it first: npm run bundle --workspace trainer -- ${opts.run}`);
+    throw new Error(
+      `${opts.run} has no bundle (${parentPaths.bundle}); build it first: npm run bundle --workspace trainer -- ` +
+        `${opts.run}`,
+    );
   }
   const parent = (await readBundle(parentPaths.bundle)).manifest;
   const parentSha = await sha256File(join(parentPaths.model, 'weights.bin'));
   const bundleSha = await sha256File(join(parentPaths.bundle, parent.files.trainerModel.weights));
-  if (parentSha !== bundleSha) throw new Error(`${parentPaths.bundle} was built from other weights than ${parentPaths.model}; rebuild it (npm run bundle --workspace trainer -- ${opts.run})`);
+  if (parentSha !== bundleSha)
+    throw new Error(
+      `${parentPaths.bundle} was built from other weights than ${parentPaths.model}; rebuild it (npm run bundle ` +
+        `--workspace trainer -- ${opts.run})`,
+    );
 
   const editsSource = typeof opts.edits === 'string' ? opts.edits : 'edits';
-  const edits = typeof opts.edits === 'string' ? parseEdits(await readJsonFile(opts.edits), opts.edits) : parseEdits(opts.edits, editsSource);
+  const edits =
+    typeof opts.edits === 'string'
+      ? parseEdits(await readJsonFile(opts.edits), opts.edits)
+      : parseEdits(opts.edits, editsSource);
   const m = json.prototypeClass.length;
   const C = json.classes.length;
   checkEdits(edits, { prototypes: m, classes: C, grid: parent.featureGrid }, editsSource);
-  if (edits.model && (edits.model.id !== parent.model.id || edits.model.version !== parent.model.version) && !opts.force) {
-    throw new Error(`${editsSource} was made for model ${edits.model.id} version ${edits.model.version}, but ${opts.run} is ${parent.model.id} version ${parent.model.version}; prototype ids may mean other prototypes. Pass --force to apply anyway`);
+  if (
+    edits.model &&
+    (edits.model.id !== parent.model.id || edits.model.version !== parent.model.version) &&
+    !opts.force
+  ) {
+    throw new Error(
+      `${editsSource} was made for model ${edits.model.id} version ${edits.model.version}, but ${opts.run} is ` +
+        `${parent.model.id} version ${parent.model.version}; prototype ids may mean other prototypes. Pass --force ` +
+        `to apply anyway`,
+    );
   }
   const counts = editCounts(edits);
   const hasConcepts = counts.forbid + counts.keep > 0;
@@ -115,15 +144,31 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   const backend = await initBackend(config.backend, { quiet: true });
   const loaded = await loadModel(opts.run);
   const head = loaded.head;
-  const summary = (await exists(parentPaths.summary)) ? await readJson<Record<string, unknown> & { dataset?: { root?: string }; final?: Record<string, unknown> }>(parentPaths.summary) : null;
+  const summary = (await exists(parentPaths.summary))
+    ? await readJson<Record<string, unknown> & { dataset?: { root?: string }; final?: Record<string, unknown> }>(
+        parentPaths.summary,
+      )
+    : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
   let t = Date.now();
-  const data = await prepareData(config, dataRoot, { quiet: opts.quiet, splits: ['train', 'val', 'test'], backboneWeights: loaded.backboneWeights });
+  const data = await prepareData(config, dataRoot, {
+    quiet: opts.quiet,
+    splits: ['train', 'val', 'test'],
+    backboneWeights: loaded.backboneWeights,
+  });
   if (data.dataset.classes.join('\n') !== json.classes.join('\n')) {
-    throw new Error(`the dataset at ${dataRoot} has other classes than the model (${data.dataset.classes.length} vs ${json.classes.length}); pass --data <the dataset the model was trained on>`);
+    throw new Error(
+      `the dataset at ${dataRoot} has other classes than the model (${data.dataset.classes.length} vs ` +
+        `${json.classes.length}); pass --data <the dataset the model was trained on>`,
+    );
   }
   // A fine-tuned backbone is fixed here: its features are computed once per image.
-  await snapshotSplits(data, ['train', 'val', 'test'], { threads: config.trainThreads, backend: backend.name, head, quiet: opts.quiet });
+  await snapshotSplits(data, ['train', 'val', 'test'], {
+    threads: config.trainThreads,
+    backend: backend.name,
+    head,
+    quiet: opts.quiet,
+  });
   lap('features', t);
   const train = data.sources.train!;
   const val = data.sources.val!;
@@ -138,7 +183,8 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   };
   const history: ModelLineage['history'] = {};
   parent.prototypes.forEach((p) => p.history?.length && (history[p.id] = [...p.history]));
-  const note = (j: number, action: ModelLineage['history'][string][number]['action'], text: string) => (history[j] ??= []).push({ version: 'next', action, note: text });
+  const note = (j: number, action: ModelLineage['history'][string][number]['action'], text: string) =>
+    (history[j] ??= []).push({ version: 'next', action, note: text });
 
   // Drops and relabels.
   const pruned = new Map<number, string>(json.pruned.map((p) => [p.prototype, p.reason]));
@@ -153,7 +199,12 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       // Start the refit from the paper's initial row for its new class.
       const init = initLastLayer(Int32Array.of(e.classId), C, 1, config.head.incorrectClassWeight);
       rows.set(init.data, e.prototype * C);
-      note(e.prototype, 'relabel', `moved from ${displayName(json.classes[from])} to ${displayName(json.classes[e.classId])}${e.note ? `: ${e.note}` : ''}`);
+      note(
+        e.prototype,
+        'relabel',
+        `moved from ${displayName(json.classes[from])} to ` +
+          `${displayName(json.classes[e.classId])}${e.note ? `: ${e.note}` : ''}`,
+      );
     }
   }
   head.lastLayer.assign(tf.tensor2d(rows, [m, C]));
@@ -163,7 +214,10 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   // Forbid / keep: fine-tune with the concept terms, then re-push.
   let forget: ForgetEpoch[] | null = null;
   const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
-  let push: PushRecord[] = json.prototypes.map((p) => ({ ...p, item: p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1 }));
+  let push: PushRecord[] = json.prototypes.map((p) => ({
+    ...p,
+    item: p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1,
+  }));
   let moved = 0;
   let concepts: EditReport['concepts'] = null;
   if (hasConcepts) {
@@ -172,10 +226,26 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       { name: 'train', items: trainItems, source: train },
       { name: 'val', items: data.itemsBySplit.val, source: val },
     ];
-    const forbidPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'forbid' ? e.patches : [])), splits, 'forbid');
-    const keepPatches = resolvePatches(edits.edits.flatMap((e) => (e.action === 'keep' ? e.patches : [])), splits, 'keep');
-    const options: ForgetOptions = { ...DEFAULT_FORGET, ...opts.forget, lr: { ...DEFAULT_FORGET.lr, ...opts.forget?.lr } };
-    log(opts.quiet, `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.steps} steps of ${options.batchSize} images`);
+    const forbidPatches = resolvePatches(
+      edits.edits.flatMap((e) => (e.action === 'forbid' ? e.patches : [])),
+      splits,
+      'forbid',
+    );
+    const keepPatches = resolvePatches(
+      edits.edits.flatMap((e) => (e.action === 'keep' ? e.patches : [])),
+      splits,
+      'keep',
+    );
+    const options: ForgetOptions = {
+      ...DEFAULT_FORGET,
+      ...opts.forget,
+      lr: { ...DEFAULT_FORGET.lr, ...opts.forget?.lr },
+    };
+    log(
+      opts.quiet,
+      `forget: ${forbidPatches.length} forbidden and ${keepPatches.length} kept patch(es), ${options.steps} steps ` +
+        `of ${options.batchSize} images`,
+    );
     const forbidden = forbidPatches.length ? patchFeatures(forbidPatches, splits) : null;
     const keep = keepPatches.length ? patchFeatures(keepPatches, splits) : null;
     const bestMatch = (c: typeof forbidden) => (c ? conceptBestMatch(head, removed, c) : null);
@@ -196,20 +266,35 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     // No prototype may land on a forbidden patch.
     const exclude = new Map<number, Set<number>>();
     const W = data.featureShape[1];
-    for (const p of forbidPatches) if (p.split === 'train') (exclude.get(p.item) ?? exclude.set(p.item, new Set()).get(p.item)!).add(p.row * W + p.col);
+    for (const p of forbidPatches)
+      if (p.split === 'train')
+        (exclude.get(p.item) ?? exclude.set(p.item, new Set()).get(p.item)!).add(p.row * W + p.col);
     const pushed = pushPrototypes(head, train, { quiet: opts.quiet, exclude });
     for (const r of pushed) {
       const was = push[r.prototype];
       if (was.item !== r.item || was.row !== r.row || was.col !== r.col) {
         moved++;
-        note(r.prototype, 'repush', `re-pushed after the concept edits: now ${r.item >= 0 ? trainItems[r.item].id : 'no image'} cell (${r.row}, ${r.col})`);
+        note(
+          r.prototype,
+          'repush',
+          `re-pushed after the concept edits: now ${r.item >= 0 ? trainItems[r.item].id : 'no image'} cell ` +
+            `(${r.row}, ${r.col})`,
+        );
       }
     }
     push = pushed;
-    concepts = { forbidden: pair(matchBefore.forbidden, bestMatch(forbidden)), kept: pair(matchBefore.kept, bestMatch(keep)) };
+    concepts = {
+      forbidden: pair(matchBefore.forbidden, bestMatch(forbidden)),
+      kept: pair(matchBefore.kept, bestMatch(keep)),
+    };
     for (const e of edits.edits) {
       if ((e.action === 'forbid' || e.action === 'keep') && e.fromPrototype !== undefined) {
-        note(e.fromPrototype, e.action, `${e.action === 'forbid' ? 'forbade' : 'kept'} its concept "${e.concept}" (${e.patches.length} patches)${e.note ? `: ${e.note}` : ''}`);
+        note(
+          e.fromPrototype,
+          e.action,
+          `${e.action === 'forbid' ? 'forbade' : 'kept'} its concept "${e.concept}" (${e.patches.length} ` +
+            `patches)${e.note ? `: ${e.note}` : ''}`,
+        );
       }
     }
     lap('push', t);
@@ -219,15 +304,34 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   // Similarities depend on the embedding only: drop and relabel find them cached (from training or an earlier edit).
   const keys = runSimilarityKeys(head, config, data, data.trainableBackbone ? loaded.backboneWeights : null);
   const simDir = similarityCacheDir(config);
-  const trainSims = await cachedSimilarities(simDir, keys.train, m, () => computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }));
-  const valSims = val.n ? (await cachedSimilarities(simDir, keys.val, m, () => computeSimilarities(head, val, { flip: false, quiet: true }))).sims : null;
+  const trainSims = await cachedSimilarities(simDir, keys.train, m, () =>
+    computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }),
+  );
+  const valSims = val.n
+    ? (
+        await cachedSimilarities(simDir, keys.val, m, () =>
+          computeSimilarities(head, val, { flip: false, quiet: true }),
+        )
+      ).sims
+    : null;
   lap('similarities', t);
   t = Date.now();
   const refit = refitLastLayer({ head, train: trainSims.sims, val: valSims, ll: config.lastLayer, removed, rng });
   lap('lastLayer', t);
-  log(opts.quiet, `last layer refit${trainSims.cached ? ' on cached similarities' : ''}: kept epoch ${refit.epoch} (validation top-1 ${(100 * refit.top1).toFixed(1)}%)`);
+  log(
+    opts.quiet,
+    `last layer refit${trainSims.cached ? ' on cached similarities' : ''}: kept epoch ${refit.epoch} (validation ` +
+      `top-1 ${(100 * refit.top1).toFixed(1)}%)`,
+  );
   // The same logits predict() would give, from the similarities already at hand.
-  const valAcc = valSims ? accuracy({ n: valSims.n, numClasses: C, logits: head.exactLogits(valSims.sims, valSims.n), labels: valSims.labels }) : null;
+  const valAcc = valSims
+    ? accuracy({
+        n: valSims.n,
+        numClasses: C,
+        logits: head.exactLogits(valSims.sims, valSims.n),
+        labels: valSims.labels,
+      })
+    : null;
   const testAcc = test?.n ? accuracy(predict(head, test)) : null;
 
   t = Date.now();
@@ -243,7 +347,12 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       livePrototypes: before.livePrototypes,
     },
   ];
-  const lineage: ModelLineage = { parent: { run: resolve(opts.run), id: parent.model.id, version: parent.model.version, weightsSha256: parentSha }, edits, chain, history };
+  const lineage: ModelLineage = {
+    parent: { run: resolve(opts.run), id: parent.model.id, version: parent.model.version, weightsSha256: parentSha },
+    edits,
+    chain,
+    history,
+  };
   await mkdir(outPaths.model, { recursive: true });
   await saveModel(outPaths.model, {
     config,
@@ -273,7 +382,12 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   if (!opts.skipBundle) {
     t = Date.now();
     // Drop and relabel leave every prototype where it was: its pictures and neighbours are reused.
-    bundle = await buildBundle({ run: opts.out, data: dataRoot, quiet: opts.quiet, reuse: hasConcepts ? undefined : { dir: parentPaths.bundle, manifest: parent } });
+    bundle = await buildBundle({
+      run: opts.out,
+      data: dataRoot,
+      quiet: opts.quiet,
+      reuse: hasConcepts ? undefined : { dir: parentPaths.bundle, manifest: parent },
+    });
     lap('bundle', t);
   }
   seconds.total = (Date.now() - t0) / 1000;
@@ -284,10 +398,24 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     livePrototypes: removed.filter((r) => !r).length,
   };
   const version = bundle ? (await readBundle(bundle.dir)).manifest.model.version : null;
-  return { out: opts.out, parent: { id: parent.model.id, version: parent.model.version }, version, counts, before, after, forget, moved, similaritiesCached: trainSims.cached, concepts, seconds, bundle };
+  return {
+    out: opts.out,
+    parent: { id: parent.model.id, version: parent.model.version },
+    version,
+    counts,
+    before,
+    after,
+    forget,
+    moved,
+    similaritiesCached: trainSims.cached,
+    concepts,
+    seconds,
+    bundle,
+  };
 }
 
-const pair = (before: number[] | null, after: number[] | null): ConceptMatchChange | null => (before && after ? { before, after } : null);
+const pair = (before: number[] | null, after: number[] | null): ConceptMatchChange | null =>
+  before && after ? { before, after } : null;
 
 async function readJsonFile(path: string): Promise<unknown> {
   let text: string;

@@ -26,7 +26,10 @@ export function resolvePatches(patches: ConceptPatch[], splits: SplitFeatures[],
   const missing = patches.filter((p) => !index.has(p.imageId)).map((p) => p.imageId);
   if (missing.length) {
     const shown = [...new Set(missing)].slice(0, 5).join(', ');
-    throw new Error(`${what}: ${missing.length} patch(es) name images that are not in the dataset (${shown}); pass --data <the dataset the model was trained on>`);
+    throw new Error(
+      `${what}: ${missing.length} patch(es) name images that are not in the dataset (${shown}); pass --data <the ` +
+        `dataset the model was trained on>`,
+    );
   }
   return patches.map((p) => ({ ...p, ...index.get(p.imageId)! }));
 }

@@ -33,10 +33,21 @@ export function conceptBestMatch(head: ProtoHead, removed: ArrayLike<boolean>, p
   return Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
 }
 
-export function conceptMatch(head: ProtoHead, removed: ArrayLike<boolean>, patches: ConceptPatches, images: FeatureSource): ConceptMatch {
+export function conceptMatch(
+  head: ProtoHead,
+  removed: ArrayLike<boolean>,
+  patches: ConceptPatches,
+  images: FeatureSource,
+): ConceptMatch {
   const m = head.numPrototypes;
   const perPatch = conceptBestMatch(head, removed, patches);
   const all = computeSimilarities(head, images, { flip: false, quiet: true });
-  const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort((a, b) => a - b);
-  return { perPatch, typical: best.length ? best[Math.floor(best.length / 2)] : NaN, weakest: best.length ? best[0] : NaN };
+  const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort(
+    (a, b) => a - b,
+  );
+  return {
+    perPatch,
+    typical: best.length ? best[Math.floor(best.length / 2)] : NaN,
+    weakest: best.length ? best[0] : NaN,
+  };
 }

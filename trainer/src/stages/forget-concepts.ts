@@ -27,7 +27,10 @@ export interface ConceptPatches {
 }
 
 export interface ForgetOptions {
-  /** Optimiser steps (batches); passes over the data repeat as needed. A step count, not epochs: the cost then does not grow with the dataset. */
+  /**
+   * Optimiser steps (batches); passes over the data repeat as needed. A step count,
+   * not epochs: the cost then does not grow with the dataset.
+   */
   steps: number;
   batchSize: number;
   lr: { addOn: number; prototypes: number };
@@ -37,7 +40,13 @@ export interface ForgetOptions {
   remember: number;
 }
 
-export const DEFAULT_FORGET: ForgetOptions = { steps: 150, batchSize: 32, lr: { addOn: 1e-3, prototypes: 1e-3 }, forget: 1, remember: 1 };
+export const DEFAULT_FORGET: ForgetOptions = {
+  steps: 150,
+  batchSize: 32,
+  lr: { addOn: 1e-3, prototypes: 1e-3 },
+  forget: 1,
+  remember: 1,
+};
 
 /** Figures of one pass over the training data (the last may be partial). */
 export interface ForgetEpoch {
@@ -78,7 +87,10 @@ export function rememberingLoss(head: ProtoHead, keep: ConceptPatches, live?: tf
   return tf.tidy(() => {
     const sims = patchSimilarities(head, keep);
     const id = classIdentity(head.protoClass, head.spec.numClasses);
-    const own = tf.gather(tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])), tf.tensor1d(keep.classes, 'int32'));
+    const own = tf.gather(
+      tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])),
+      tf.tensor1d(keep.classes, 'int32'),
+    );
     const mask = live ? tf.mul(own, live) : own;
     return tf.mean(tf.sum(tf.mul(sims, mask), 1)) as tf.Scalar;
   });
@@ -113,7 +125,14 @@ export function forgetConcepts(args: {
   if (head.isTied) head.untie();
   const optimizer = new Adam(phaseGroups(phase, head, null));
   const vars = optimizer.variables();
-  const ctx = gradContext({ head, source: train, loss: args.loss, vars, trainsFeatures: false, backboneTraining: false });
+  const ctx = gradContext({
+    head,
+    source: train,
+    loss: args.loss,
+    vars,
+    trainsFeatures: false,
+    backboneTraining: false,
+  });
   const live = tf.tensor1d(Float32Array.from({ length: head.numPrototypes }, (_, j) => (args.removed[j] ? 0 : 1)));
   const out: ForgetEpoch[] = [];
   try {
@@ -125,7 +144,12 @@ export function forgetConcepts(args: {
       const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i)).slice(0, (o.steps - done) * o.batchSize);
       const sums = { loss: 0, ce: 0, forget: 0, remember: 0, correct: 0 };
       let steps = 0;
-      const progress = new Progress({ label: `forget ${e + 1}/${passes}`, total: order.length, unit: 'img', quiet: args.quiet });
+      const progress = new Progress({
+        label: `forget ${e + 1}/${passes}`,
+        total: order.length,
+        unit: 'img',
+        quiet: args.quiet,
+      });
       for (let s = 0; s < order.length; s += o.batchSize) {
         steps++;
         const indices = order.slice(s, s + o.batchSize);
@@ -144,19 +168,32 @@ export function forgetConcepts(args: {
         optimizer.apply(grads);
         const total = data.value + concept.value.dataSync()[0];
         tf.dispose([...data.grads, concept.value, ...Object.values(concept.grads), ...Object.values(grads)]);
-        if (!Number.isFinite(total)) throw new Error(`forget: loss became ${total}; lower --forget-lr or --forget-weight`);
+        if (!Number.isFinite(total))
+          throw new Error(`forget: loss became ${total}; lower --forget-lr or --forget-weight`);
         const b = indices.length;
         sums.loss += total * b;
         sums.ce += data.terms[0] * b;
         sums.forget += terms[0] * b;
         sums.remember += terms[1] * b;
         sums.correct += data.terms[3];
-        progress.tick(b, `loss ${(sums.loss / Math.min(s + b, order.length)).toFixed(3)} forget ${terms[0].toFixed(3)}`);
+        progress.tick(
+          b,
+          `loss ${(sums.loss / Math.min(s + b, order.length)).toFixed(3)} forget ${terms[0].toFixed(3)}`,
+        );
       }
       progress.finish();
       done += steps;
       const n = Math.max(1, order.length);
-      out.push({ epoch: e + 1, steps, loss: sums.loss / n, crossEntropy: sums.ce / n, forgetting: sums.forget / n, remembering: sums.remember / n, trainAccuracy: sums.correct / n, seconds: (Date.now() - t0) / 1000 });
+      out.push({
+        epoch: e + 1,
+        steps,
+        loss: sums.loss / n,
+        crossEntropy: sums.ce / n,
+        forgetting: sums.forget / n,
+        remembering: sums.remember / n,
+        trainAccuracy: sums.correct / n,
+        seconds: (Date.now() - t0) / 1000,
+      });
     }
   } finally {
     live.dispose();

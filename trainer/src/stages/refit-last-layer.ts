@@ -37,7 +37,14 @@ export function zeroRows(head: ProtoHead, removed: ArrayLike<boolean>): void {
  * `train` similarities (removed columns masked, so their rows get no gradient),
  * keeping the best validation epoch when `ll.selectBest`.
  */
-export function refitLastLayer(args: { head: ProtoHead; train: Similarities; val: Similarities | null; ll: TrainConfig['lastLayer']; removed: ArrayLike<boolean>; rng: Rng }): RefitResult {
+export function refitLastLayer(args: {
+  head: ProtoHead;
+  train: Similarities;
+  val: Similarities | null;
+  ll: TrainConfig['lastLayer'];
+  removed: ArrayLike<boolean>;
+  rng: Rng;
+}): RefitResult {
   const { head, ll, removed } = args;
   const m = head.numPrototypes;
   const C = head.spec.numClasses;
@@ -52,9 +59,18 @@ export function refitLastLayer(args: { head: ProtoHead; train: Similarities; val
   const optimizer = lastLayerOptimizer(head, ll, mask);
   let best = { top1: score(), epoch: 0, weights: head.lastLayer.dataSync().slice() as Float32Array };
   for (let e = 0; e < ll.epochs; e++) {
-    trainLastLayerEpoch({ head, data: masked, batchSize: ll.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng: args.rng });
+    trainLastLayerEpoch({
+      head,
+      data: masked,
+      batchSize: ll.batchSize,
+      l1: ll.l1,
+      proximal: ll.l1Solver === 'proximal',
+      optimizer,
+      rng: args.rng,
+    });
     const s = score();
-    if (ll.selectBest && (s > best.top1 || Number.isNaN(best.top1))) best = { top1: s, epoch: e + 1, weights: head.lastLayer.dataSync().slice() as Float32Array };
+    if (ll.selectBest && (s > best.top1 || Number.isNaN(best.top1)))
+      best = { top1: s, epoch: e + 1, weights: head.lastLayer.dataSync().slice() as Float32Array };
   }
   optimizer.dispose();
   mask.dispose();

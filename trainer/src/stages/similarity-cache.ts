@@ -32,8 +32,10 @@ export function similarityKey(head: ProtoHead, id: FeatureIdentity): string {
   const h = createHash('sha256');
   h.update(MAGIC).update(JSON.stringify(id.backbone)).update(String(id.flip)).update(id.items.join('\n'));
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  for (const [name, v] of head.namedVariables()) if (name !== 'head.last_layer') h.update(name).update(bytes(v.dataSync() as Float32Array));
-  for (const [name, t] of [...(id.backboneWeights ?? new Map())].sort((a, b) => (a[0] < b[0] ? -1 : 1))) h.update(name).update(bytes(t.data));
+  for (const [name, v] of head.namedVariables())
+    if (name !== 'head.last_layer') h.update(name).update(bytes(v.dataSync() as Float32Array));
+  for (const [name, t] of [...(id.backboneWeights ?? new Map())].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
+    h.update(name).update(bytes(t.data));
   return h.digest('hex').slice(0, 32);
 }
 
@@ -45,11 +47,19 @@ export async function loadSimilarities(dir: string, key: string): Promise<Simila
     return null;
   }
   const headerLength = buf.readUInt32LE(0);
-  const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as { magic: string; n: number; m: number };
+  const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as {
+    magic: string;
+    n: number;
+    m: number;
+  };
   if (header.magic !== MAGIC || buf.length !== 4 + headerLength + header.n * header.m * 4 + header.n * 4) return null;
   const body = buf.subarray(4 + headerLength);
   const copy = new Uint8Array(body); // aligned copy
-  return { n: header.n, sims: new Float32Array(copy.buffer, 0, header.n * header.m), labels: new Int32Array(copy.buffer, header.n * header.m * 4, header.n) };
+  return {
+    n: header.n,
+    sims: new Float32Array(copy.buffer, 0, header.n * header.m),
+    labels: new Int32Array(copy.buffer, header.n * header.m * 4, header.n),
+  };
 }
 
 export async function saveSimilarities(dir: string, key: string, s: Similarities, m: number): Promise<void> {
@@ -63,7 +73,12 @@ export async function saveSimilarities(dir: string, key: string, s: Similarities
 }
 
 /** Cached similarities, or compute and store them. */
-export async function cachedSimilarities(dir: string, key: string, m: number, compute: () => Similarities): Promise<{ sims: Similarities; cached: boolean }> {
+export async function cachedSimilarities(
+  dir: string,
+  key: string,
+  m: number,
+  compute: () => Similarities,
+): Promise<{ sims: Similarities; cached: boolean }> {
   const hit = await loadSimilarities(dir, key);
   if (hit) return { sims: hit, cached: true };
   const sims = compute();
@@ -80,10 +95,19 @@ export function similarityCacheDir(config: { featureCacheDir: string }): string 
 export function runSimilarityKeys(
   head: ProtoHead,
   config: { backbone: unknown; data: { flip: boolean } },
-  data: { itemsBySplit: { train: { id: string }[]; val: { id: string }[] }; sources: { train?: { canFlip: boolean } }; trainableBackbone: { getWeights(): HostTensors } | null },
+  data: {
+    itemsBySplit: { train: { id: string }[]; val: { id: string }[] };
+    sources: { train?: { canFlip: boolean } };
+    trainableBackbone: { getWeights(): HostTensors } | null;
+  },
   backboneWeights: HostTensors | null = data.trainableBackbone?.getWeights() ?? null,
 ): { train: string; val: string } {
-  const id = (items: { id: string }[], flip: boolean): FeatureIdentity => ({ backbone: config.backbone, backboneWeights, items: items.map((i) => i.id), flip });
+  const id = (items: { id: string }[], flip: boolean): FeatureIdentity => ({
+    backbone: config.backbone,
+    backboneWeights,
+    items: items.map((i) => i.id),
+    flip,
+  });
   return {
     train: similarityKey(head, id(data.itemsBySplit.train, config.data.flip && (data.sources.train?.canFlip ?? false))),
     val: similarityKey(head, id(data.itemsBySplit.val, false)),
