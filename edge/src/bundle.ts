@@ -42,7 +42,14 @@ export function modelCard(b: LoadedBundle, origin: string) {
     /** The version this one was edited from (npm run edit); null for a trained model. */
     parent: m.model.parent ?? null,
     /** Every version of the edit chain with its validation accuracy (empty for a model never edited). */
-    versions: (m.lineage ?? []).map((v) => ({ id: v.id, version: v.version, parent: v.parent, createdAt: v.createdAt, edits: v.edits, validation: v.val })),
+    versions: (m.lineage ?? []).map((v) => ({
+      id: v.id,
+      version: v.version,
+      parent: v.parent,
+      createdAt: v.createdAt,
+      edits: v.edits,
+      validation: v.val,
+    })),
     description: m.model.description,
     preset: m.model.preset,
     createdAt: m.model.createdAt,

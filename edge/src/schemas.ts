@@ -95,18 +95,23 @@ export const HealthResponse = z
 
 const AccuracySchema = z.object({ top1: z.number(), top5: z.number(), n: z.number().int() }).nullable();
 
+const Int = z.number().int();
+
 export const ModelCardResponse = z
   .object({
     id: z.string(),
     version: z.string(),
-    parent: z.object({ id: z.string(), version: z.string() }).nullable().openapi({ description: 'The version this one was edited from (npm run edit); null for a trained model' }),
+    parent: z
+      .object({ id: z.string(), version: z.string() })
+      .nullable()
+      .openapi({ description: 'The version this one was edited from (npm run edit); null for a trained model' }),
     versions: z.array(
       z.object({
         id: z.string(),
         version: z.string(),
         parent: z.string().nullable(),
         createdAt: z.string(),
-        edits: z.object({ drop: z.number().int(), relabel: z.number().int(), forbid: z.number().int(), keep: z.number().int() }),
+        edits: z.object({ drop: Int, relabel: Int, forbid: Int, keep: Int }),
         validation: AccuracySchema,
       }),
     ),

@@ -103,6 +103,8 @@ const ExplanationSchema = z.object({
   interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
 });
 
+const Count = z.number().int().nonnegative();
+
 /** One model version in an edit chain, with what it scored. */
 const VersionSchema = z.object({
   id: z.string(),
@@ -110,7 +112,7 @@ const VersionSchema = z.object({
   createdAt: z.iso.datetime(),
   /** Version it was edited from (null: trained). */
   parent: z.string().nullable(),
-  edits: z.object({ drop: z.number().int().nonnegative(), relabel: z.number().int().nonnegative(), forbid: z.number().int().nonnegative(), keep: z.number().int().nonnegative() }),
+  edits: z.object({ drop: Count, relabel: Count, forbid: Count, keep: Count }),
   val: AccuracySchema.nullable(),
   explanation: ExplanationSchema,
   livePrototypes: z.number().int().nonnegative(),

@@ -109,8 +109,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const valItems = data.itemsBySplit.val;
   const k = opts.nearest ?? config.bundle.nearest;
   const reuse = opts.reuse ?? null;
-  if (reuse && (reuse.manifest.prototypes.length !== m || reuse.manifest.featureGrid.height !== H || reuse.manifest.featureGrid.width !== W)) {
-    throw new Error(`${reuse.dir} does not describe this model's ${m} prototypes on a ${H}x${W} grid; it cannot be reused`);
+  const parentGrid = reuse?.manifest.featureGrid;
+  if (reuse && (reuse.manifest.prototypes.length !== m || parentGrid!.height !== H || parentGrid!.width !== W)) {
+    const what = `this model's ${m} prototypes on a ${H}x${W} grid`;
+    throw new Error(`${reuse.dir} does not describe ${what}; it cannot be reused`);
   }
 
   // Push records name images by id; the dataset order may differ from training time.
@@ -132,7 +134,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   if (!reuse) {
     const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
     trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
-    valHits = val.n ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' }) : Array.from({ length: m }, () => []);
+    valHits = val.n
+      ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' })
+      : Array.from({ length: m }, () => []);
     srcMaps = sourceDistanceMaps(head, train, sourceItem);
   }
   lap('globalAnalysis', t);
@@ -151,17 +155,37 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       return { item: sourceItem[j], box: activationBox(singleMap(map, H, W), 0, size.width, size.height) };
     }),
   );
-  const neighbourClasses = reuse ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => n.classId)) : trainHits.map((hits) => hits.map((h) => train.labels[h.item]));
+  const neighbourClasses = reuse
+    ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => n.classId))
+    : trainHits.map((hits) => hits.map((h) => train.labels[h.item]));
   // A prototype that kept its class keeps its part metrics (they depend only on its embedding and class).
   const known = reuse
-    ? { parts: reuse.manifest.prototypes.map((p, j) => (p.classId === head.protoClass[j] && p.parts !== undefined ? p.parts : undefined)), measuredOn: reuse.manifest.metrics.explanation.measuredOn ?? null }
+    ? {
+        parts: reuse.manifest.prototypes.map((p, j) => (p.classId === head.protoClass[j] ? p.parts : undefined)),
+        measuredOn: reuse.manifest.metrics.explanation.measuredOn ?? null,
+      }
     : undefined;
-  const explanation = await computeExplanationMetrics({ head, data, sourceBoxes, neighbourClasses, pruned, partMetrics: opts.partMetrics ?? config.bundle.partMetrics, known, quiet: opts.quiet });
+  const partMetrics = opts.partMetrics ?? config.bundle.partMetrics;
+  const explanation = await computeExplanationMetrics({
+    head,
+    data,
+    sourceBoxes,
+    neighbourClasses,
+    pruned,
+    partMetrics,
+    known,
+    quiet: opts.quiet,
+  });
   lap('metrics', t);
 
   const nearestCells = reuse
-    ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => ({ imageId: n.imageId, classId: n.classId, row: n.patch.row, col: n.patch.col })))
-    : trainHits.map((hits) => hits.map((h) => ({ imageId: trainItems[h.item].id, classId: train.labels[h.item], row: Math.floor(h.patch / W), col: h.patch % W })));
+    ? reuse.manifest.prototypes.map((p) => p.nearest.train.map(({ imageId, classId, patch }) => ({ imageId, classId, ...patch })))
+    : trainHits.map((hits) =>
+        hits.map((h) => {
+          const cell = { row: Math.floor(h.patch / W), col: h.patch % W };
+          return { imageId: trainItems[h.item].id, classId: train.labels[h.item], ...cell };
+        }),
+      );
   const candidates: CandidatePrototype[] = json.prototypes.map((rec, j) => ({
     classId: head.protoClass[j],
     pruned: pruned[j],
@@ -171,7 +195,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     noPart: explanation.partsPerPrototype[j]?.noPart ?? null,
     birdShare: explanation.birdShare[j],
   }));
-  const review = reviewCandidates(candidates, head.prototypes.dataSync() as Float32Array, head.prototypeDim, { height: H, width: W }, data.dataset.classes.map(displayName));
+  const vectors = head.prototypes.dataSync() as Float32Array;
+  const names = data.dataset.classes.map(displayName);
+  const review = reviewCandidates(candidates, vectors, head.prototypeDim, { height: H, width: W }, names);
   const lineage = json.lineage ?? null;
   // The version names the weights, so it is known before anything is written.
   const weightsSha = await sha256File(join(paths.model, 'weights.bin'));
@@ -204,10 +230,12 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       };
       const rec = json.prototypes![j];
       const parts = explanation.partsPerPrototype[j];
+      // The new version's entries were written before its name was known ("next").
+      const history = (lineage?.history[j] ?? []).map((h) => (h.version === 'next' ? { ...h, version } : h));
       const extra: Partial<ManifestPrototype> = {
         ...(parts ? { parts } : {}),
         review: review[j],
-        ...(lineage?.history[j]?.length ? { history: lineage.history[j].map((h) => ({ ...h, version: h.version === 'next' ? version : h.version })) } : {}),
+        ...(history.length ? { history } : {}),
       };
       const common = {
         id: j,
@@ -267,7 +295,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     const modelJson = JSON.parse(await readFile(join(paths.model, 'model.json'), 'utf8')) as ModelJson;
     await writeFile(join(tmp, 'model', 'model.json'), JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2) + '\n');
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
-    if ((await sha256File(join(tmp, 'model', 'weights.bin'))) !== weightsSha) throw new Error(`${paths.model}/weights.bin changed while the bundle was being built`);
+    if ((await sha256File(join(tmp, 'model', 'weights.bin'))) !== weightsSha) {
+      throw new Error(`${paths.model}/weights.bin changed while the bundle was being built`);
+    }
     const tOnnx = Date.now();
     // A model that cannot be exported still gets its atlas; the edge and widget then say why they cannot run it.
     const onnx = await exportBundleOnnx(opts.run, tmp, { backend: config.backend, dataDir: dataRoot }).then(

@@ -1,7 +1,12 @@
 import { relative } from 'node:path';
 import { boxCoverage, type Box } from '@protoatlas/shared';
 import { ModelRunner } from '../analysis/model-runner.ts';
-import { partMetricsWhereAnnotated, syntheticPartCoverage, type PrototypeBox, type PrototypePartMetrics } from '../analysis/part-metrics.ts';
+import {
+  partMetricsWhereAnnotated,
+  syntheticPartCoverage,
+  type PrototypeBox,
+  type PrototypePartMetrics,
+} from '../analysis/part-metrics.ts';
 import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { PreparedData } from '../run/prepare-data.ts';
@@ -21,7 +26,10 @@ export interface ExplanationMetrics {
   purityPerPrototype: number[];
   /** Per prototype: part metrics (null: not evaluated, e.g. pruned or no part annotations). */
   partsPerPrototype: (PrototypeParts | null)[];
-  /** Synthetic data, per prototype: the largest share of its source box inside one bird part's box (head, body, ...); undefined: not judged. */
+  /**
+   * Synthetic data, per prototype: the largest share of its source box inside one
+   * bird part's box (head, body, ...); undefined: not judged.
+   */
   birdShare: (number | undefined)[];
 }
 
@@ -47,12 +55,17 @@ export async function computeExplanationMetrics(a: {
   neighbourClasses: number[][];
   pruned: boolean[];
   partMetrics: boolean;
-  known?: { parts: (PrototypeParts | null | undefined)[]; measuredOn: { split: 'val' | 'metrics'; images: number } | null };
+  known?: {
+    parts: (PrototypeParts | null | undefined)[];
+    measuredOn: { split: 'val' | 'metrics'; images: number } | null;
+  };
   quiet?: boolean;
 }): Promise<ExplanationMetrics> {
   const { head, data } = a;
   const m = head.numPrototypes;
-  const purityPerPrototype = a.neighbourClasses.map((cs, j) => (cs.length ? cs.filter((c) => c === head.protoClass[j]).length / cs.length : NaN));
+  const purityPerPrototype = a.neighbourClasses.map((cs, j) =>
+    cs.length ? cs.filter((c) => c === head.protoClass[j]).length / cs.length : NaN,
+  );
   const purity = mean(purityPerPrototype.filter((p, j) => !a.pruned[j] && !Number.isNaN(p)));
 
   const partsPerPrototype: (PrototypeParts | null)[] = new Array(m).fill(null);
@@ -75,7 +88,12 @@ export async function computeExplanationMetrics(a: {
       const classes = new Set(head.protoClass.filter((_, j) => todo[j]));
       const items = known ? splitItems.filter((it) => classes.has(it.label)) : splitItems;
       const runner = new ModelRunner(head, { frozen: data.frozenBackbone, trainable: data.trainableBackbone });
-      const parts = items.length ? await partMetricsWhereAnnotated(runner, data.dataset.root, items, { pruned: todo.map((t) => !t), quiet: a.quiet }) : null;
+      const parts = items.length
+        ? await partMetricsWhereAnnotated(runner, data.dataset.root, items, {
+            pruned: todo.map((t) => !t),
+            quiet: a.quiet,
+          })
+        : null;
       if (parts) {
         evaluatedParts = true;
         for (const p of parts.perPrototype) {
@@ -102,13 +120,25 @@ export async function computeExplanationMetrics(a: {
     a.sourceBoxes.forEach((s, j) => {
       if (a.pruned[j] || !s) return;
       const item = data.itemsBySplit.train[s.item];
-      boxes.push({ prototype: j, classId: head.protoClass[j], imageKey: relative(data.dataset.root, item.path).split('\\').join('/'), box: s.box });
+      boxes.push({
+        prototype: j,
+        classId: head.protoClass[j],
+        imageKey: relative(data.dataset.root, item.path).split('\\').join('/'),
+        box: s.box,
+      });
     });
     if (boxes.length) partCoverage = syntheticPartCoverage(manifest, boxes).coverage;
     for (const b of boxes) {
-      const parts = Object.values(manifest.images[b.imageKey]?.parts ?? {}).filter((q): q is [number, number, number, number] => q !== null);
+      const parts = Object.values(manifest.images[b.imageKey]?.parts ?? {}).filter(
+        (q): q is [number, number, number, number] => q !== null,
+      );
       birdShare[b.prototype] = Math.max(0, ...parts.map(([x, y, w, h]) => boxCoverage({ x, y, w, h }, b.box)));
     }
   }
-  return { summary: { purity, consistency, stability, partCoverage, measuredOn, interval95 }, purityPerPrototype, partsPerPrototype, birdShare };
+  return {
+    summary: { purity, consistency, stability, partCoverage, measuredOn, interval95 },
+    purityPerPrototype,
+    partsPerPrototype,
+    birdShare,
+  };
 }

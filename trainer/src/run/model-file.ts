@@ -71,7 +71,9 @@ export async function saveModel(
     prototypes: m.push
       ? m.push.map((r) => ({ ...r, imageId: r.item >= 0 ? m.trainItems[r.item]?.id ?? null : null, imagePath: r.item >= 0 ? m.trainItems[r.item]?.path ?? null : null }))
       : null,
-    pruned: m.pruned ?? (m.pruning?.applied ? m.pruning.candidates.map((c) => ({ prototype: c.prototype, reason: c.reason })) : []),
+    pruned:
+      m.pruned ??
+      (m.pruning?.applied ? m.pruning.candidates.map((c) => ({ prototype: c.prototype, reason: c.reason })) : []),
     pruning: m.pruning,
     ...(m.lineage ? { lineage: m.lineage } : {}),
   };

@@ -24,7 +24,12 @@ export interface PushRecord {
 export function pushPrototypes(
   head: ProtoHead,
   source: FeatureSource,
-  opts: { batchSize?: number; quiet?: boolean; /** Patches no prototype may be projected onto: item -> patch indices (forbidden concepts). */ exclude?: Map<number, Set<number>> } = {},
+  opts: {
+    batchSize?: number;
+    quiet?: boolean;
+    /** Patches no prototype may be projected onto: item -> patch indices (forbidden concepts). */
+    exclude?: Map<number, Set<number>>;
+  } = {},
 ): PushRecord[] {
   const m = head.numPrototypes;
   const P = head.prototypeDim;
