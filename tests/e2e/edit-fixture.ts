@@ -7,23 +7,24 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { sourceKey } from '../support/source-key.ts';
 import { cachedBuild } from './cached-build.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const CACHE = join(ROOT, '.cache', 'edit-run-fixture');
-/** Bump when the recipe or the bundle format changes. */
-const RECIPE = 'v2';
+/** The code that builds the fixture: a change to any of it rebuilds the fixture. */
+const SOURCES = ['trainer/src', 'shared/src', 'tests/e2e/tiny-run.ts', 'tests/e2e/edit-fixture.ts'];
 
 export interface EditFixture {
   run: string;
   data: string;
 }
 
-async function ready(): Promise<EditFixture | null> {
+async function ready(key: string): Promise<EditFixture | null> {
   try {
     const meta = JSON.parse(await readFile(join(CACHE, 'fixture.json'), 'utf8'));
-    if (meta.recipe !== RECIPE) return null;
+    if (meta.sourceKey !== key) return null;
     await stat(join(CACHE, 'run', 'bundle', 'manifest.json'));
     return { run: join(CACHE, 'run'), data: join(CACHE, 'data') };
   } catch {
@@ -32,7 +33,8 @@ async function ready(): Promise<EditFixture | null> {
 }
 
 export async function editFixture(): Promise<EditFixture> {
-  return cachedBuild(CACHE, ready, async () => {
+  const key = await sourceKey(ROOT, SOURCES);
+  return cachedBuild(CACHE, () => ready(key), async () => {
     process.env.PROTOATLAS_QUIET = '1';
     await rm(CACHE, { recursive: true, force: true });
     await mkdir(CACHE, { recursive: true });
@@ -53,8 +55,8 @@ export async function editFixture(): Promise<EditFixture> {
       bundle: { enabled: true, nearest: 3, partMetrics: true },
     });
     await trainRun({ config, dataDir: join(CACHE, 'data'), outDir: join(CACHE, 'run'), resume: false, quiet: true });
-    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ recipe: RECIPE }));
+    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key }));
     await rm(tmp, { recursive: true, force: true });
-    return (await ready())!;
+    return (await ready(key))!;
   });
 }
