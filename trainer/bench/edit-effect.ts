@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { prototypeConcept, type ConceptPatch, type Edit, type EditsFile, type Manifest } from '@protoatlas/shared';
 import { readBundle } from '../src/bundle/read-bundle.ts';
+import { reviewCandidates, type CandidatePrototype, type ReviewFlag } from '../src/analysis/review-candidates.ts';
 import { applyEdits, type EditReport } from '../src/edit/apply-edits.ts';
 import { conceptMatch } from '../src/edit/concept-match.ts';
 import { patchFeatures, resolvePatches } from '../src/edit/concept-features.ts';
@@ -55,8 +56,10 @@ await rm(work, { recursive: true, force: true });
 
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
-const flagged = (kind: string) =>
-  parent.prototypes.filter((p) => !p.pruned && p.review?.some((r) => r.kind === kind)).map((p) => p.id);
+// Bundles built before the candidate finder carry no flags: compute them here from the manifest
+// and the model's prototype vectors (border, duplicate and impure rules; part rules need part metrics).
+const flags = parent.prototypes.some((p) => p.review) ? parent.prototypes.map((p) => p.review ?? []) : await computeFlags(parent);
+const flagged = (kind: string) => parent.prototypes.filter((p, j) => !p.pruned && flags[j].some((r) => r.kind === kind)).map((p) => p.id);
 const file = (edits: Edit[]): EditsFile => ({
   schema: 'protoatlas-edits',
   version: 1,
@@ -141,7 +144,7 @@ if (relabels.length && steps.has('relabel')) {
 
 // Forbid: the concept of the background/border prototypes, judged on their nearest validation patches.
 const borderish = parent.prototypes
-  .filter((p) => !p.pruned && p.review?.some((r) => r.kind === 'background' && r.reason.includes('border')))
+  .filter((p, j) => !p.pruned && flags[j].some((r) => r.kind === 'background' && r.reason.includes('border')))
   .map((p) => p.id);
 const forbidFrom = (borderish.length ? borderish : background).slice(0, 10);
 if (forbidFrom.length && steps.has('forbid')) {
@@ -193,4 +196,19 @@ async function heldOutMatch(m: Manifest, child: string, patches: ConceptPatch[])
   console.log(`  max similarity to any live prototype, before: ${stats(b.perPatch)}`);
   console.log(`  max similarity to any live prototype, after:  ${stats(a.perPatch)}`);
   await prepared.frozenBackbone?.dispose();
+}
+
+async function computeFlags(m: Manifest): Promise<ReviewFlag[][]> {
+  await initBackend('wasm', { quiet: true });
+  const { head } = await loadModel(run);
+  const protos: CandidatePrototype[] = m.prototypes.map((p) => ({
+    classId: p.classId,
+    pruned: p.pruned,
+    purity: p.purity,
+    source: p.source ? { imageId: p.source.imageId, ...p.source.patch } : null,
+    nearest: p.nearest.train.map((n) => ({ imageId: n.imageId, classId: n.classId, ...n.patch })),
+    noPart: p.parts?.noPart ?? null,
+  }));
+  const vectors = head.prototypes.dataSync() as Float32Array;
+  return reviewCandidates(protos, vectors, head.prototypeDim, m.featureGrid, m.classes.map((c) => c.name));
 }
