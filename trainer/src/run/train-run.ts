@@ -14,6 +14,8 @@ import { initBackend } from '../tf/backend.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { snapshotFeatures } from '../stages/feature-snapshot.ts';
+import { cachedSource } from '../stages/sources.ts';
+import type { SplitName } from '../data/types.ts';
 import { storeRunSimilarities } from '../stages/similarity-cache.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
@@ -386,6 +388,13 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
   const summary = buildSummary(true);
   await writeJson(paths.summary, summary);
   printSummary(summary, opts.quiet);
+  // The bundle reads its own copy of the features: let the training copy go first (the
+  // gradient workers hold the shared buffers too), or both sit in memory at once.
+  await threads.pool?.close();
+  threads.pool = null;
+  for (const split of Object.keys(data.sources) as SplitName[]) delete data.sources[split];
+  const released = cachedSource({ n: 0, shape: train.shape, batch: () => new Float32Array(0) }, null, new Int32Array(0));
+  train = val = released;
   if (config.bundle.enabled && !opts.skipBundle) {
     if (await bundleIsCurrent(opts.outDir)) {
       log(opts.quiet, `bundle ${paths.bundle} is up to date`);
