@@ -7,7 +7,7 @@ export const ACTIVATIONS = {
   linear: (x: tf.Tensor) => x,
   /**
    * Unit L2 norm per patch (rows of [N, P]). Bounds squared distances to [0, 4],
-   * where log((d+1)/(d+1e-4)) has its useful range (see README: add-on design).
+   * where log((d+1)/(d+1e-4)) has its useful range (docs/cub-preset.md, change 2).
    */
   l2norm: (x: tf.Tensor) => tf.div(x, tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), 1e-12))),
 } as const;
