@@ -20,8 +20,16 @@ const sitePort = Number(process.env.SITE_PORT ?? 4321);
 const host = '127.0.0.1';
 const children: ChildProcess[] = [];
 
-function run(args: string[], env: Record<string, string> = {}, opts: { background?: boolean } = {}): Promise<number> | ChildProcess {
-  const child = spawn(NPM, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: opts.background ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { background?: boolean } = {},
+): Promise<number> | ChildProcess {
+  const child = spawn(NPM, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: opts.background ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+  });
   if (opts.background) {
     children.push(child);
     return child;
@@ -74,19 +82,32 @@ function sampleImage(): string | null {
 async function main(): Promise<void> {
   const bundle = resolve(ROOT, process.env.PROTOATLAS_BUNDLE ?? 'runs/demo/bundle');
   if (!existsSync(join(bundle, 'manifest.json'))) {
-    if (process.env.PROTOATLAS_BUNDLE) throw new Error(`${bundle} has no manifest.json: build it with npm run bundle --workspace trainer -- <run dir>`);
+    if (process.env.PROTOATLAS_BUNDLE)
+      throw new Error(`${bundle} has no manifest.json: build it with npm run bundle --workspace trainer -- <run dir>`);
     console.error('protoatlas: no demo bundle yet: training the demo (synthetic birds, a few minutes)');
     if ((await run(['run', 'demo'])) !== 0) throw new Error('npm run demo failed');
   }
   const api = `http://${host}:${edgePort}/classify`;
   console.error(`protoatlas: building the atlas from ${relative(ROOT, bundle) || bundle}`);
-  if ((await run(['run', 'build', '--workspace', 'site'], { PROTOATLAS_BUNDLE: bundle, PROTOATLAS_API: api })) !== 0) throw new Error('atlas build failed');
+  if ((await run(['run', 'build', '--workspace', 'site'], { PROTOATLAS_BUNDLE: bundle, PROTOATLAS_API: api })) !== 0)
+    throw new Error('atlas build failed');
 
-  const edge = run(['run', 'dev', '--workspace', 'edge', '--', '--port', String(edgePort)], { PROTOATLAS_BUNDLE: bundle, PROTOATLAS_CORS_ORIGINS: `http://${host}:${sitePort},http://localhost:${sitePort}` }, { background: true }) as ChildProcess;
+  const edge = run(
+    ['run', 'dev', '--workspace', 'edge', '--', '--port', String(edgePort)],
+    { PROTOATLAS_BUNDLE: bundle, PROTOATLAS_CORS_ORIGINS: `http://${host}:${sitePort},http://localhost:${sitePort}` },
+    { background: true },
+  ) as ChildProcess;
   prefix(edge, 'edge');
-  const site = run(['run', 'preview', '--workspace', 'site', '--', '--port', String(sitePort), '--host', host], {}, { background: true }) as ChildProcess;
+  const site = run(
+    ['run', 'preview', '--workspace', 'site', '--', '--port', String(sitePort), '--host', host],
+    {},
+    { background: true },
+  ) as ChildProcess;
   prefix(site, 'atlas');
-  await Promise.all([waitFor(`http://${host}:${edgePort}/healthz`, 'the edge API (wrangler dev)', edge), waitFor(`http://${host}:${sitePort}/`, 'the atlas preview', site)]);
+  await Promise.all([
+    waitFor(`http://${host}:${edgePort}/healthz`, 'the edge API (wrangler dev)', edge),
+    waitFor(`http://${host}:${sitePort}/`, 'the atlas preview', site),
+  ]);
 
   const img = sampleImage();
   console.log(

@@ -47,13 +47,20 @@ async function main(): Promise<void> {
 
   // A 500x375 JPEG from the bundle's own pictures (a prototype's source image).
   const picture = manifest.prototypes.find((p) => p.files)?.files?.source;
-  const base = picture ? sharp(join(bundle, picture)) : sharp({ create: { width: 64, height: 48, channels: 3, background: '#5080a0' } });
+  const base = picture
+    ? sharp(join(bundle, picture))
+    : sharp({ create: { width: 64, height: 48, channels: 3, background: '#5080a0' } });
   const jpeg = await base.resize(500, 375, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
 
   // Native reference: the same file, the same input tensor.
   const rgb = await sharp(jpeg).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const tensor = Float32Array.from(resizeStretch({ data: rgb.data, width: rgb.info.width, height: rgb.info.height, channels: 3 }, S, S));
-  const session = await ort.InferenceSession.create(join(bundle, onnx.path), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  const tensor = Float32Array.from(
+    resizeStretch({ data: rgb.data, width: rgb.info.width, height: rgb.info.height, channels: 3 }, S, S),
+  );
+  const session = await ort.InferenceSession.create(join(bundle, onnx.path), {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: 1,
+  });
   const feeds = { [manifest.files.onnx!.inputs[0].name]: new ort.Tensor('float32', tensor, [1, S, S, 3]) };
   const native: number[] = [];
   for (let i = 0; i < 330; i++) {
@@ -84,15 +91,37 @@ async function main(): Promise<void> {
     const memBefore = workerdRssMb(pgid);
     const samples: number[] = [];
     const timer = setInterval(() => samples.push(workerdRssMb(pgid)), 500);
-    const load = await autocannon({ url, method: 'POST', body: jpeg, headers, connections: 8, amount: LOAD_REQUESTS, timeout: 60 });
+    const load = await autocannon({
+      url,
+      method: 'POST',
+      body: jpeg,
+      headers,
+      connections: 8,
+      amount: LOAD_REQUESTS,
+      timeout: 60,
+    });
     clearInterval(timer);
     const memAfter = workerdRssMb(pgid);
-    const again = await autocannon({ url, method: 'POST', body: jpeg, headers, connections: 8, amount: LOAD_REQUESTS, timeout: 60 });
+    const again = await autocannon({
+      url,
+      method: 'POST',
+      body: jpeg,
+      headers,
+      connections: 8,
+      amount: LOAD_REQUESTS,
+      timeout: 60,
+    });
     const memAfterAgain = workerdRssMb(pgid);
 
     const nativeMedian = pct(native, 50);
     const result = {
-      bundle: { model: manifest.model.id, precision: manifest.files.onnx?.int8 ? 'int8' : 'fp32', input: S, prototypes: manifest.prototypes.length, classes: manifest.classes.length },
+      bundle: {
+        model: manifest.model.id,
+        precision: manifest.files.onnx?.int8 ? 'int8' : 'fp32',
+        input: S,
+        prototypes: manifest.prototypes.length,
+        classes: manifest.classes.length,
+      },
       image: { width: 500, height: 375, bytes: jpeg.length },
       inferenceMs: {
         // workerd's clock has millisecond steps: the mean over many requests is the finer estimate.
@@ -101,7 +130,11 @@ async function main(): Promise<void> {
         nativeMedian: round(nativeMedian, 3),
         ratio: round(mean(inference) / nativeMedian),
       },
-      endToEndMs: { p50: round(pct(e2e, 50)), p99: round(pct(e2e, 99)), serverTotalMean: round(mean(seq.map((r) => r.server.total))) },
+      endToEndMs: {
+        p50: round(pct(e2e, 50)),
+        p99: round(pct(e2e, 99)),
+        serverTotalMean: round(mean(seq.map((r) => r.server.total))),
+      },
       load: {
         requests: load.requests.total,
         concurrency: 8,
@@ -111,8 +144,18 @@ async function main(): Promise<void> {
         latencyMs: { p50: load.latency.p50, p90: load.latency.p90, p99: load.latency.p99, max: load.latency.max },
         requestsPerSecond: round(load.requests.average, 1),
       },
-      secondLoad: { errors: again.errors, timeouts: again.timeouts, non2xx: again.non2xx, latencyMs: { p50: again.latency.p50, p99: again.latency.p99 } },
-      workerdRssMb: { beforeLoad: memBefore, duringMax: samples.length ? Math.max(...samples) : null, afterLoad: memAfter, afterSecondLoad: memAfterAgain },
+      secondLoad: {
+        errors: again.errors,
+        timeouts: again.timeouts,
+        non2xx: again.non2xx,
+        latencyMs: { p50: again.latency.p50, p99: again.latency.p99 },
+      },
+      workerdRssMb: {
+        beforeLoad: memBefore,
+        duringMax: samples.length ? Math.max(...samples) : null,
+        afterLoad: memAfter,
+        afterSecondLoad: memAfterAgain,
+      },
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

@@ -63,7 +63,13 @@ async function main(): Promise<void> {
     }
     const cell = (xs: number[]) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)}`;
     const ratio = `${(pct(b, 50) / pct(a, 50)).toFixed(1)}x`;
-    const row = [photo.name.padEnd(24), `1/${scale}`.padStart(6), cell(a).padStart(22), cell(b).padStart(18), ratio.padStart(8)];
+    const row = [
+      photo.name.padEnd(24),
+      `1/${scale}`.padStart(6),
+      cell(a).padStart(22),
+      cell(b).padStart(18),
+      ratio.padStart(8),
+    ];
     console.log(row.join(''));
   }
 }

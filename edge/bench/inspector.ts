@@ -13,12 +13,28 @@ export class Inspector {
   private nextId = 1;
   private readonly pending = new Map<number, (v: unknown) => void>();
 
-  static async open(port: number, path = '/ws', origin = 'https://devtools.devprod.cloudflare.dev'): Promise<Inspector> {
+  static async open(
+    port: number,
+    path = '/ws',
+    origin = 'https://devtools.devprod.cloudflare.dev',
+  ): Promise<Inspector> {
     const c = new Inspector();
     await new Promise<void>((resolve, reject) => {
       const s = connect(port, '127.0.0.1', () => {
         const key = randomBytes(16).toString('base64');
-        s.write([`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${key}`, 'Sec-WebSocket-Version: 13', `Origin: ${origin}`, '', ''].join('\r\n'));
+        s.write(
+          [
+            `GET ${path} HTTP/1.1`,
+            `Host: 127.0.0.1:${port}`,
+            'Upgrade: websocket',
+            'Connection: Upgrade',
+            `Sec-WebSocket-Key: ${key}`,
+            'Sec-WebSocket-Version: 13',
+            `Origin: ${origin}`,
+            '',
+            '',
+          ].join('\r\n'),
+        );
       });
       c.socket = s;
       let upgraded = false;
@@ -28,7 +44,8 @@ export class Inspector {
           const end = c.buf.indexOf('\r\n\r\n');
           if (end < 0) return;
           const head = c.buf.subarray(0, end).toString();
-          if (!/^HTTP\/1\.1 101/.test(head)) return reject(new Error(`inspector refused the connection: ${head.split('\r\n')[0]}`));
+          if (!/^HTTP\/1\.1 101/.test(head))
+            return reject(new Error(`inspector refused the connection: ${head.split('\r\n')[0]}`));
           upgraded = true;
           c.buf = c.buf.subarray(end + 4);
           resolve();
@@ -70,7 +87,10 @@ export class Inspector {
     const id = this.nextId++;
     const data = Buffer.from(JSON.stringify({ id, method, params }));
     const mask = randomBytes(4);
-    const head = data.length < 126 ? Buffer.from([0x81, 0x80 | data.length]) : Buffer.from([0x81, 0x80 | 126, data.length >> 8, data.length & 0xff]);
+    const head =
+      data.length < 126
+        ? Buffer.from([0x81, 0x80 | data.length])
+        : Buffer.from([0x81, 0x80 | 126, data.length >> 8, data.length & 0xff]);
     const masked = Buffer.from(data.map((b, i) => b ^ mask[i % 4]));
     this.socket.write(Buffer.concat([head, mask, masked]));
     return new Promise<T>((resolve, reject) => {

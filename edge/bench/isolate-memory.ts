@@ -34,7 +34,11 @@ const photo = GENERATED[photoArg] ? await generated(GENERATED[photoArg]) : await
 console.log(`photo: ${photoArg} (${(photo.length / 1048576).toFixed(2)} MB)`);
 const port = 8795;
 const inspectorPort = 9235;
-const dev = spawn(process.execPath, ['edge/scripts/wrangler.ts', 'dev', '--port', String(port), '--inspector-port', String(inspectorPort)], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+const dev = spawn(
+  process.execPath,
+  ['edge/scripts/wrangler.ts', 'dev', '--port', String(port), '--inspector-port', String(inspectorPort)],
+  { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+);
 const base = `http://127.0.0.1:${port}`;
 try {
   for (let i = 0; ; i++) {
@@ -50,7 +54,10 @@ try {
   const sample = async (label: string) => {
     await inspector.send('HeapProfiler.collectGarbage').catch(() => undefined);
     const heap = await inspector.send<{ usedSize: number; totalSize: number }>('Runtime.getHeapUsage');
-    const health = (await (await fetch(`${base}/healthz`)).json()) as { wasmMemoryBytes: number | null; jpegDecoderPeakBytes?: number | null };
+    const health = (await (await fetch(`${base}/healthz`)).json()) as {
+      wasmMemoryBytes: number | null;
+      jpegDecoderPeakBytes?: number | null;
+    };
     const mb = (b: number | null | undefined) => (b == null ? 'n/a' : `${(b / 1048576).toFixed(1)} MB`);
     // The decoder's peak, not its current size: it may have been dropped since (memory freed at GC).
     const total = heap.totalSize + (health.wasmMemoryBytes ?? 0) + (health.jpegDecoderPeakBytes ?? 0);
@@ -60,7 +67,11 @@ try {
     );
   };
   const classify = async () => {
-    const r = await fetch(`${base}/classify?top=3&evidence=3`, { method: 'POST', body: photo as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
+    const r = await fetch(`${base}/classify?top=3&evidence=3`, {
+      method: 'POST',
+      body: photo as Uint8Array<ArrayBuffer>,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     if (r.status !== 200) throw new Error(`classify answered ${r.status}: ${await r.text()}`);
     await r.arrayBuffer();
   };

@@ -138,7 +138,10 @@ const upload = (p: Photo): RequestInit => ({
   body: p.bytes as Uint8Array<ArrayBuffer>,
   headers: { 'content-type': p.type },
 });
-const post = (url: string): Post => (p) => fetch(`${url}/classify`, upload(p));
+const post =
+  (url: string): Post =>
+  (p) =>
+    fetch(`${url}/classify`, upload(p));
 
 async function main(): Promise<void> {
   const options = { runs: { type: 'string' }, only: { type: 'string' }, base: { type: 'string' } } as const;

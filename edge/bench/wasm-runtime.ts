@@ -85,7 +85,11 @@ async function main(): Promise<void> {
   // Native.
   let native: number[];
   {
-    const s = await ortNode.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 });
+    const s = await ortNode.InferenceSession.create(modelPath, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+    });
     const feeds = { [s.inputNames[0]]: new ortNode.Tensor('float32', x, [1, S, S, 3]) };
     native = await timeRuns(() => s.run(feeds, ['distances']), 20, 60);
     await s.release();
@@ -98,7 +102,10 @@ async function main(): Promise<void> {
     ortWeb.env.wasm.numThreads = 1;
     ortWeb.env.wasm.proxy = false;
     ortWeb.env.wasm.wasmPaths = pathToFileURL(`${dirname(ortWasm)}/`).href;
-    const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
     const feeds = { [s.inputNames[0]]: new ortWeb.Tensor('float32', x, [1, S, S, 3]) };
     web = await timeRuns(() => s.run(feeds, ['distances']), 20, 30);
     await s.release();
@@ -112,16 +119,28 @@ async function main(): Promise<void> {
   await copyFile(modelPath, join(dir, 'model.onnx.bin'));
   await writeFile(
     join(dir, 'wrangler.toml'),
-    ['name = "protoatlas-wasm-runtime-bench"', 'main = "worker.js"', 'compatibility_date = "2026-11-01"', '[[rules]]', 'type = "Data"', 'globs = ["**/*.bin"]', ''].join('\n'),
+    [
+      'name = "protoatlas-wasm-runtime-bench"',
+      'main = "worker.js"',
+      'compatibility_date = "2026-11-01"',
+      '[[rules]]',
+      'type = "Data"',
+      'globs = ["**/*.bin"]',
+      '',
+    ].join('\n'),
   );
   const port = 8830 + Math.floor(Math.random() * 100);
   const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
-  const child = spawn(process.execPath, [wrangler, 'dev', '--port', String(port), '--ip', '127.0.0.1', '--show-interactive-dev-session=false'], {
-    cwd: dir,
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [wrangler, 'dev', '--port', String(port), '--ip', '127.0.0.1', '--show-interactive-dev-session=false'],
+    {
+      cwd: dir,
+      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));
@@ -148,11 +167,21 @@ async function main(): Promise<void> {
   const n = median(native);
   const w = median(web);
   const d = median(workerd);
-  console.log(JSON.stringify({
-    model: { id: manifest.model.id, file: file.path, input: S },
-    msPerRun: { native: +n.toFixed(2), webInNode: +w.toFixed(1), webInWorkerd: +d.toFixed(1) },
-    ratios: { webInNodeOverNative: +(w / n).toFixed(2), workerdOverNative: +(d / n).toFixed(2), workerdOverWebInNode: +(d / w).toFixed(2) },
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        model: { id: manifest.model.id, file: file.path, input: S },
+        msPerRun: { native: +n.toFixed(2), webInNode: +w.toFixed(1), webInWorkerd: +d.toFixed(1) },
+        ratios: {
+          webInNodeOverNative: +(w / n).toFixed(2),
+          workerdOverNative: +(d / n).toFixed(2),
+          workerdOverWebInNode: +(d / w).toFixed(2),
+        },
+      },
+      null,
+      2,
+    ),
+  );
 }
 
 await main();

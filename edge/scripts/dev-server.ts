@@ -29,7 +29,11 @@ export interface DevServer {
   stop: () => Promise<void>;
 }
 
-export async function startWranglerDev(bundleDir: string, extraArgs: string[] = [], timeoutMs = 90_000): Promise<DevServer> {
+export async function startWranglerDev(
+  bundleDir: string,
+  extraArgs: string[] = [],
+  timeoutMs = 90_000,
+): Promise<DevServer> {
   const port = await freePort();
   const npm = process.env.npm_execpath;
   // Through npm when the tests run under it (the documented command), else the same script directly.

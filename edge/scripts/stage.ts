@@ -31,9 +31,15 @@ async function place(src: string, dst: string): Promise<void> {
   }
 }
 
-export async function stageBundle(bundleDir: string, outDir: string): Promise<{ manifest: Manifest; files: number; bytes: number }> {
+export async function stageBundle(
+  bundleDir: string,
+  outDir: string,
+): Promise<{ manifest: Manifest; files: number; bytes: number }> {
   const root = resolve(bundleDir);
-  const manifest = parseManifest(JSON.parse(await readFile(join(root, 'manifest.json'), 'utf8')), join(root, 'manifest.json'));
+  const manifest = parseManifest(
+    JSON.parse(await readFile(join(root, 'manifest.json'), 'utf8')),
+    join(root, 'manifest.json'),
+  );
   const target = join(resolve(outDir), 'bundle');
   await rm(resolve(outDir), { recursive: true, force: true });
   let n = 0;
@@ -42,10 +48,15 @@ export async function stageBundle(bundleDir: string, outDir: string): Promise<{ 
     const src = join(root, top);
     const info = await stat(src).catch(() => null);
     if (!info) continue;
-    const list = info.isDirectory() ? files(src) : (async function* () { yield src; })();
+    const list = info.isDirectory()
+      ? files(src)
+      : (async function* () {
+          yield src;
+        })();
     for await (const f of list) {
       const size = (await stat(f)).size;
-      if (size > MAX_ASSET_BYTES) throw new Error(`${f} is ${size} bytes; Workers static assets take at most ${MAX_ASSET_BYTES}`);
+      if (size > MAX_ASSET_BYTES)
+        throw new Error(`${f} is ${size} bytes; Workers static assets take at most ${MAX_ASSET_BYTES}`);
       await place(f, join(target, relative(root, f)));
       n++;
       bytes += size;
@@ -61,5 +72,7 @@ if (import.meta.main) {
     process.exit(2);
   }
   const r = await stageBundle(bundle, out);
-  console.log(`staged ${r.manifest.model.id} (${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB) into ${resolve(out)}/bundle`);
+  console.log(
+    `staged ${r.manifest.model.id} (${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB) into ${resolve(out)}/bundle`,
+  );
 }

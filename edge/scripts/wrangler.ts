@@ -26,14 +26,21 @@ async function main(): Promise<number> {
   }
   const bundleEnv = process.env.PROTOATLAS_BUNDLE;
   if (!bundleEnv) {
-    console.error('PROTOATLAS_BUNDLE must name a model bundle directory (e.g. runs/demo/bundle; `npm run demo` builds one)');
+    console.error(
+      'PROTOATLAS_BUNDLE must name a model bundle directory (e.g. runs/demo/bundle; `npm run demo` builds one)',
+    );
     return 2;
   }
   // npm runs workspace scripts in the workspace: a relative path means the caller's directory.
   const bundle = resolve(process.env.INIT_CWD ?? process.cwd(), bundleEnv);
-  const staged = command === 'deploy' ? join(EDGE, '.assets', 'deploy') : join(EDGE, '.assets', `dev-${createHash('sha256').update(bundle).digest('hex').slice(0, 12)}`);
+  const staged =
+    command === 'deploy'
+      ? join(EDGE, '.assets', 'deploy')
+      : join(EDGE, '.assets', `dev-${createHash('sha256').update(bundle).digest('hex').slice(0, 12)}`);
   const r = await stageBundle(bundle, staged);
-  console.error(`protoatlas: serving ${r.manifest.model.id} ${r.manifest.model.version} from ${bundle} (${r.files} files staged)`);
+  console.error(
+    `protoatlas: serving ${r.manifest.model.id} ${r.manifest.model.version} from ${bundle} (${r.files} files staged)`,
+  );
 
   const wranglerBin = join(createRequire(import.meta.url).resolve('wrangler/package.json'), '..', 'bin', 'wrangler.js');
   const wranglerArgs = [wranglerBin, command, '--config', join(ROOT, 'wrangler.toml'), '--assets', staged];
@@ -42,7 +49,14 @@ async function main(): Promise<number> {
     // The Worker reads its settings from bindings, not the process: pass PROTOATLAS_* settings
     // (CORS origins, limits) from the environment as variables, over wrangler.toml's [vars].
     for (const [k, v] of Object.entries(process.env)) {
-      if (k.startsWith('PROTOATLAS_') && k !== 'PROTOATLAS_BUNDLE' && k !== 'PROTOATLAS_QUIET' && v !== undefined && v !== '') wranglerArgs.push('--var', `${k}:${v}`);
+      if (
+        k.startsWith('PROTOATLAS_') &&
+        k !== 'PROTOATLAS_BUNDLE' &&
+        k !== 'PROTOATLAS_QUIET' &&
+        v !== undefined &&
+        v !== ''
+      )
+        wranglerArgs.push('--var', `${k}:${v}`);
     }
     wranglerArgs.push('--show-interactive-dev-session=false');
   }

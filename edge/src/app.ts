@@ -40,7 +40,12 @@ export function createApp(opts: AppOptions) {
   const config = opts.config ?? DEFAULT_CONFIG;
   const runtime = new Runtime(opts.assets, opts.wasm);
   const log = opts.log ?? ((e) => console.error(JSON.stringify(e)));
-  const rateLimiter = opts.rateLimiter !== undefined ? opts.rateLimiter : config.rateLimitPerMinute > 0 ? memoryRateLimiter(config.rateLimitPerMinute) : null;
+  const rateLimiter =
+    opts.rateLimiter !== undefined
+      ? opts.rateLimiter
+      : config.rateLimitPerMinute > 0
+        ? memoryRateLimiter(config.rateLimitPerMinute)
+        : null;
   const clientKey = opts.clientKey ?? defaultClientKey;
 
   const app = new OpenAPIHono<RequestIdEnv>({
@@ -70,23 +75,40 @@ export function createApp(opts: AppOptions) {
       for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return c.json(errorBody(err.code, err.message, id), err.status as ErrorStatus);
     }
-    log({ level: 'error', requestId: id, method: c.req.method, path: new URL(c.req.url).pathname, message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+    log({
+      level: 'error',
+      requestId: id,
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
+      message: err instanceof Error ? err.message : String(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    });
     return c.json(errorBody('internal_error', `internal error; quote request id ${id}`, id), 500);
   });
-  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`, c.get('requestId')), 404));
+  app.notFound((c) =>
+    c.json(errorBody('not_found', `no route ${c.req.method} ${new URL(c.req.url).pathname}`, c.get('requestId')), 404),
+  );
 
   const origin = (c: Context) => new URL(c.req.url).origin;
 
   app.get('/', async (c) => {
     const b = await runtime.getBundle().catch(() => null);
-    const m = b ? { id: b.manifest.model.id, version: b.manifest.model.version, classes: b.manifest.classes.length } : null;
+    const m = b
+      ? { id: b.manifest.model.id, version: b.manifest.model.version, classes: b.manifest.classes.length }
+      : null;
     return c.html(homePage(origin(c), m));
   });
 
   // Healthy = the bundle loads and its model matches the manifest; else 503 with the reason.
   app.openapi(healthRoute, async (c) => {
     const b = await runtime.getBundle().catch((e: unknown) => e as Error);
-    const problem = b instanceof Error ? b : await runtime.checkModel().then(() => null, (e: unknown) => e as Error);
+    const problem =
+      b instanceof Error
+        ? b
+        : await runtime.checkModel().then(
+            () => null,
+            (e: unknown) => e as Error,
+          );
     const model = b instanceof Error ? null : { id: b.manifest.model.id, version: b.manifest.model.version };
     const body = {
       ok: !problem,
@@ -104,7 +126,11 @@ export function createApp(opts: AppOptions) {
     const b = await runtime.getBundle();
     const id = Number(c.req.valid('param').id);
     const p = b.manifest.prototypes[id];
-    if (!p) throw new ApiError('not_found', `no prototype ${id}: this model has ${b.manifest.prototypes.length} (0-${b.manifest.prototypes.length - 1})`);
+    if (!p)
+      throw new ApiError(
+        'not_found',
+        `no prototype ${id}: this model has ${b.manifest.prototypes.length} (0-${b.manifest.prototypes.length - 1})`,
+      );
     return c.json(prototypeDetails(b, p, origin(c)), 200);
   });
 
@@ -113,7 +139,11 @@ export function createApp(opts: AppOptions) {
 
   app.doc31('/openapi.json', (c) => ({
     openapi: '3.1.0',
-    info: { title: 'ProtoAtlas edge API', version: '1', description: 'Bird identification explained with prototypes (ProtoPNet, "This Looks Like That").' },
+    info: {
+      title: 'ProtoAtlas edge API',
+      version: '1',
+      description: 'Bird identification explained with prototypes (ProtoPNet, "This Looks Like That").',
+    },
     servers: [{ url: origin(c) }],
   }));
 

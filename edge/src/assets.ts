@@ -16,14 +16,21 @@ export const ASSET_PREFIX = '/bundle/';
 
 /** Only these parts of a bundle are public: not the trainer's model or the backbone copy. */
 export function isPublicBundlePath(path: string): boolean {
-  if (!path || path.startsWith('/') || path.includes('\\') || path.split('/').some((s) => s === '..' || s === '.' || s === '')) return false;
+  if (
+    !path ||
+    path.startsWith('/') ||
+    path.includes('\\') ||
+    path.split('/').some((s) => s === '..' || s === '.' || s === '')
+  )
+    return false;
   return path === 'manifest.json' || path.startsWith('prototypes/') || path.startsWith('onnx/');
 }
 
 /** Workers: the ASSETS binding, with the staged bundle under /bundle/. */
 export function workersAssetStore(binding: { fetch: (req: Request) => Promise<Response> }): AssetStore {
   return {
-    fetch: (path, init) => binding.fetch(new Request(`https://assets.invalid${ASSET_PREFIX}${path}`, { headers: init?.headers })),
+    fetch: (path, init) =>
+      binding.fetch(new Request(`https://assets.invalid${ASSET_PREFIX}${path}`, { headers: init?.headers })),
   };
 }
 

@@ -20,7 +20,8 @@ function mediaType(header: string | null | undefined): string {
   return (header ?? '').split(';')[0].trim().toLowerCase();
 }
 
-const tooLarge = (max: number) => new ApiError('body_too_large', `the body exceeds ${max} bytes (${Math.round(max / 1024 / 1024)} MB)`);
+const tooLarge = (max: number) =>
+  new ApiError('body_too_large', `the body exceeds ${max} bytes (${Math.round(max / 1024 / 1024)} MB)`);
 
 /** Reads a stream into one buffer, stopping as soon as it passes `max` bytes. */
 export async function readCapped(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
@@ -63,7 +64,10 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
   const sniff = type === '' || type === 'application/octet-stream' || type === 'application/x-www-form-urlencoded';
   const isImage = (IMAGE_TYPES as readonly string[]).includes(type);
   if (!isImage && !sniff && type !== MULTIPART) {
-    throw new ApiError('unsupported_media_type', `Content-Type ${type ? `"${type}"` : '(none)'} is not accepted: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`);
+    throw new ApiError(
+      'unsupported_media_type',
+      `Content-Type ${type ? `"${type}"` : '(none)'} is not accepted: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`,
+    );
   }
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes);
@@ -73,13 +77,18 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
   if (sniff) {
     const detected = sniffImageType(bytes);
     if (!detected) {
-      throw new ApiError('unsupported_media_type', `the body (Content-Type ${type ? `"${type}"` : 'none'}) is not a JPEG, PNG or WebP image: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`);
+      throw new ApiError(
+        'unsupported_media_type',
+        `the body (Content-Type ${type ? `"${type}"` : 'none'}) is not a JPEG, PNG or WebP image: send ${IMAGE_TYPES.join(', ')} bytes, or ${MULTIPART} with a file field "${IMAGE_FIELD}"`,
+      );
     }
     return { bytes, declaredType: detected };
   }
   let form: FormData;
   try {
-    form = await new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': req.headers.get('content-type')! } }).formData();
+    form = await new Response(bytes as Uint8Array<ArrayBuffer>, {
+      headers: { 'content-type': req.headers.get('content-type')! },
+    }).formData();
   } catch {
     throw new ApiError('bad_multipart', 'the multipart/form-data body could not be parsed');
   }
@@ -88,7 +97,10 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
     const keys = new Set<string>();
     form.forEach((_, k) => keys.add(`"${k}"`));
     const names = [...keys];
-    throw new ApiError('missing_image_field', `the form has no file field "${IMAGE_FIELD}"${names.length ? ` (fields: ${names.join(', ')})` : ''}`);
+    throw new ApiError(
+      'missing_image_field',
+      `the form has no file field "${IMAGE_FIELD}"${names.length ? ` (fields: ${names.join(', ')})` : ''}`,
+    );
   }
   const fileBytes = new Uint8Array(await field.arrayBuffer());
   if (fileBytes.byteLength === 0) throw new ApiError('body_missing', `the "${IMAGE_FIELD}" file is empty`);

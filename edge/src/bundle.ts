@@ -2,7 +2,13 @@
  * The loaded bundle: its manifest (validated by the shared schema), what the
  * API says about the model and each prototype, and the public URLs of its files.
  */
-import { manifestLastLayer, parseManifest, type ExplainModel, type Manifest, type ManifestPrototype } from '@protoatlas/shared';
+import {
+  manifestLastLayer,
+  parseManifest,
+  type ExplainModel,
+  type Manifest,
+  type ManifestPrototype,
+} from '@protoatlas/shared';
 import { ASSET_PREFIX, type AssetStore } from './assets.ts';
 import { chooseModelFile } from './model-session.ts';
 
@@ -14,7 +20,10 @@ export interface LoadedBundle {
 
 export async function loadBundle(assets: AssetStore): Promise<LoadedBundle> {
   const res = await assets.fetch('manifest.json');
-  if (!res.ok) throw new Error(`the bundle's manifest.json is missing from the static assets (HTTP ${res.status}); stage a bundle (PROTOATLAS_BUNDLE)`);
+  if (!res.ok)
+    throw new Error(
+      `the bundle's manifest.json is missing from the static assets (HTTP ${res.status}); stage a bundle (PROTOATLAS_BUNDLE)`,
+    );
   const manifest = parseManifest(await res.json(), 'manifest.json');
   return {
     manifest,
@@ -53,7 +62,12 @@ export function modelCard(b: LoadedBundle, origin: string) {
     description: m.model.description,
     preset: m.model.preset,
     createdAt: m.model.createdAt,
-    classes: m.classes.map((c) => ({ id: c.id, key: c.key, name: c.name, prototypes: m.prototypes.filter((p) => p.classId === c.id && !p.pruned).length })),
+    classes: m.classes.map((c) => ({
+      id: c.id,
+      key: c.key,
+      name: c.name,
+      prototypes: m.prototypes.filter((p) => p.classId === c.id && !p.pruned).length,
+    })),
     prototypes: { total: m.prototypes.length, live, pruned: m.prototypes.length - live },
     input: { size: m.preprocessing.size, resize: m.preprocessing.resize, layout: 'NHWC RGB 0-255' },
     accuracy: {
@@ -62,7 +76,9 @@ export function modelCard(b: LoadedBundle, origin: string) {
       baseline: m.metrics.baseline,
     },
     explanation: m.metrics.explanation,
-    runtime: file ? { engine: 'onnxruntime-web (wasm)', precision: file.precision, bytes: file.bytes, sha256: file.sha256 } : null,
+    runtime: file
+      ? { engine: 'onnxruntime-web (wasm)', precision: file.precision, bytes: file.bytes, sha256: file.sha256 }
+      : null,
     backbone: { kind: m.backbone.kind, description: m.backbone.description, licence: m.backbone.licence },
     dataset: { name: m.dataset.name, licence: m.dataset.licence },
     links: { manifest: assetUrl(origin, 'manifest.json') },
@@ -81,13 +97,27 @@ export function prototypeDetails(b: LoadedBundle, p: ManifestPrototype, origin: 
     weight: p.weights[p.classId],
     weights: p.weights,
     purity: p.purity,
-    source: p.source ? { imageId: p.source.imageId, width: p.source.width, height: p.source.height, box: p.source.box, patch: p.source.patch } : null,
+    source: p.source
+      ? {
+          imageId: p.source.imageId,
+          width: p.source.width,
+          height: p.source.height,
+          box: p.source.box,
+          patch: p.source.patch,
+        }
+      : null,
     images: {
       prototype: assetUrl(origin, p.files?.crop),
       source: assetUrl(origin, p.files?.source),
       heatmap: assetUrl(origin, p.files?.heatmap),
     },
-    nearest: p.nearest.train.map((n) => ({ imageId: n.imageId, classId: n.classId, distance: n.distance, box: n.box, image: assetUrl(origin, n.file) })),
+    nearest: p.nearest.train.map((n) => ({
+      imageId: n.imageId,
+      classId: n.classId,
+      distance: n.distance,
+      box: n.box,
+      image: assetUrl(origin, n.file),
+    })),
     history: p.history ?? [],
     review: p.review ?? [],
   };

@@ -28,7 +28,10 @@ export interface ClassifyDeps {
 
 const ms = (a: number, b: number) => Math.round((b - a) * 100) / 100;
 
-export async function classify(c: Context<{ Variables: { requestId: string } }>, deps: ClassifyDeps): Promise<Response> {
+export async function classify(
+  c: Context<{ Variables: { requestId: string } }>,
+  deps: ClassifyDeps,
+): Promise<Response> {
   const t0 = performance.now();
   const budget = new RequestBudget(deps.config.requestBudgetMs, deps.now);
   const q = ClassifyQuery.safeParse(c.req.query());
@@ -44,10 +47,16 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   const bytes = upload.bytes;
   const head = readUploadHeader(bytes, { checkComplete: false });
   if (head.width * head.height > config.maxPixels) {
-    throw new ApiError('image_too_large', `the image is ${head.width}x${head.height} (${((head.width * head.height) / 1e6).toFixed(1)} megapixels); the limit is ${config.maxPixels / 1e6} megapixels`);
+    throw new ApiError(
+      'image_too_large',
+      `the image is ${head.width}x${head.height} (${((head.width * head.height) / 1e6).toFixed(1)} megapixels); the limit is ${config.maxPixels / 1e6} megapixels`,
+    );
   }
   if (Math.min(head.width, head.height) < config.minSide) {
-    throw new ApiError('image_too_small', `the image is ${head.width}x${head.height}; both sides must be at least ${config.minSide} px`);
+    throw new ApiError(
+      'image_too_small',
+      `the image is ${head.width}x${head.height}; both sides must be at least ${config.minSide} px`,
+    );
   }
   readUploadHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
@@ -62,7 +71,10 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
   budget.check('preprocessing');
   const input = toModelInput(img, head, orientation, model.size);
   const t3 = performance.now();
-  const out = await budget.within(model.run(input.tensor, () => budget.check('inference')), 'waiting for the model');
+  const out = await budget.within(
+    model.run(input.tensor, () => budget.check('inference')),
+    'waiting for the model',
+  );
   const t4 = performance.now();
   const origin = new URL(c.req.url).origin;
   const predictions = explainPrediction(bundle, out, input, { top: q.data.top, evidence: q.data.evidence, origin });
@@ -74,6 +86,12 @@ export async function classify(c: Context<{ Variables: { requestId: string } }>,
     model: { id: m.id, version: m.version, precision: model.file.precision },
     image: { format: head.format, width: input.width, height: input.height, orientation },
     predictions,
-    timings: { decode: ms(t1, t2), preprocess: ms(t2, t3), inference: ms(t3, t4), explain: ms(t4, t5), total: ms(t0, t5) },
+    timings: {
+      decode: ms(t1, t2),
+      preprocess: ms(t2, t3),
+      inference: ms(t3, t4),
+      explain: ms(t4, t5),
+      total: ms(t0, t5),
+    },
   });
 }

@@ -40,7 +40,10 @@ function num(v: unknown, name: string, fallback: number, min: number): number {
 
 /** Reads PROTOATLAS_* settings; a malformed one fails loudly at start-up rather than per request. */
 export function readConfig(env: Record<string, unknown>): EdgeConfig {
-  const origins = typeof env.PROTOATLAS_CORS_ORIGINS === 'string' && env.PROTOATLAS_CORS_ORIGINS.trim() !== '' ? env.PROTOATLAS_CORS_ORIGINS : '*';
+  const origins =
+    typeof env.PROTOATLAS_CORS_ORIGINS === 'string' && env.PROTOATLAS_CORS_ORIGINS.trim() !== ''
+      ? env.PROTOATLAS_CORS_ORIGINS
+      : '*';
   return {
     maxBodyBytes: num(env.PROTOATLAS_MAX_BODY_BYTES, 'PROTOATLAS_MAX_BODY_BYTES', DEFAULT_CONFIG.maxBodyBytes, 1),
     maxPixels: num(env.PROTOATLAS_MAX_PIXELS, 'PROTOATLAS_MAX_PIXELS', DEFAULT_CONFIG.maxPixels, 1),
@@ -49,7 +52,12 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
-    rateLimitPerMinute: num(env.PROTOATLAS_RATE_LIMIT_PER_MINUTE, 'PROTOATLAS_RATE_LIMIT_PER_MINUTE', DEFAULT_CONFIG.rateLimitPerMinute, 0),
+    rateLimitPerMinute: num(
+      env.PROTOATLAS_RATE_LIMIT_PER_MINUTE,
+      'PROTOATLAS_RATE_LIMIT_PER_MINUTE',
+      DEFAULT_CONFIG.rateLimitPerMinute,
+      0,
+    ),
     assetMaxAge: num(env.PROTOATLAS_ASSET_MAX_AGE, 'PROTOATLAS_ASSET_MAX_AGE', DEFAULT_CONFIG.assetMaxAge, 0),
     requestBudgetMs: num(
       env.PROTOATLAS_REQUEST_BUDGET_MS,

@@ -107,7 +107,10 @@ export class ImageDecoder {
   async decode(format: ImageFormat, bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     if (format === 'jpeg') return this.decodeJpeg(bytes, expected, target);
     // The jsquash decoders take an ArrayBuffer of exactly the file.
-    const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+    const buffer =
+      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+        ? (bytes.buffer as ArrayBuffer)
+        : (bytes.slice().buffer as ArrayBuffer);
     this.messages = [];
     let img: { data: Uint8ClampedArray | Uint8Array; width: number; height: number };
     try {
@@ -132,7 +135,7 @@ export class ImageDecoder {
 
   private async decodeJpeg(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     const scale = jpegShrinkOnLoad(expected.width, expected.height, target, target);
-    let img;
+    let img: Awaited<ReturnType<typeof this.jpeg.decode>>;
     try {
       img = await this.jpeg.decode(bytes, scale);
     } catch (e) {

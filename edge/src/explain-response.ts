@@ -13,11 +13,21 @@ export interface ExplainOptions {
   origin: string;
 }
 
-
-export function explainPrediction(b: LoadedBundle, out: ModelOutputs, image: { width: number; height: number }, opts: ExplainOptions) {
+export function explainPrediction(
+  b: LoadedBundle,
+  out: ModelOutputs,
+  image: { width: number; height: number },
+  opts: ExplainOptions,
+) {
   const m = b.manifest;
   const e = explain(
-    { data: out.distances, prototypes: m.prototypes.length, height: out.gridHeight, width: out.gridWidth, layout: 'prototype-major' },
+    {
+      data: out.distances,
+      prototypes: m.prototypes.length,
+      height: out.gridHeight,
+      width: out.gridWidth,
+      layout: 'prototype-major',
+    },
     b.explainModel,
     image,
     { top: opts.top, evidence: opts.evidence, boxMaxSide: SERVED_BOX_SIDE },

@@ -1,10 +1,12 @@
 /** GET /: what this service is, and how to call it. */
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function homePage(origin: string, model: { id: string; version: string; classes: number } | null): string {
-  const o = escape(origin);
-  const about = model ? `Model <code>${escape(model.id)}</code> (version ${escape(model.version)}, ${model.classes} classes).` : 'No model is loaded.';
+  const o = escapeHtml(origin);
+  const about = model
+    ? `Model <code>${escapeHtml(model.id)}</code> (version ${escapeHtml(model.version)}, ${model.classes} classes).`
+    : 'No model is loaded.';
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>ProtoAtlas edge API</title>

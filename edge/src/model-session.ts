@@ -59,7 +59,8 @@ export async function loadModelFile(manifest: Manifest, assets: AssetStore): Pro
   if (res.status === 404) throw new ModelIntegrityError(`the model file ${file.path} is missing: restage the bundle`);
   if (!res.ok) throw new Error(`model file ${file.path} could not be read from the static assets (HTTP ${res.status})`);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const fix = 'the bundle is damaged or mixed; check it (`npm run bundle --workspace trainer -- --verify <bundle>`), restage it';
+  const fix =
+    'the bundle is damaged or mixed; check it (`npm run bundle --workspace trainer -- --verify <bundle>`), restage it';
   const refuse = (found: string, listed: string) =>
     new ModelIntegrityError(`model file ${file.path} has ${found}, the manifest says ${listed}: ${fix}`);
   if (bytes.length !== file.bytes) throw refuse(`${bytes.length} bytes`, String(file.bytes));
@@ -85,7 +86,7 @@ export class ModelSession {
   /** A session over model bytes already checked by loadModelFile. */
   static async create(manifest: Manifest, model: VerifiedModel, ortWasm: WebAssembly.Module): Promise<ModelSession> {
     const input = manifest.files.onnx!.inputs[0];
-    if (!input || input.layout !== 'NHWC') throw new Error(`the ONNX input must be NHWC RGB (got ${JSON.stringify(input)})`);
+    if (input?.layout !== 'NHWC') throw new Error(`the ONNX input must be NHWC RGB (got ${JSON.stringify(input)})`);
     const session = await createOrtSession(ortWasm, model.bytes, { freeDimensionOverrides: { N: 1 } });
     return new ModelSession(model.file, session, input.name, manifest.preprocessing.size);
   }

@@ -16,7 +16,10 @@ export function directoryAssetStore(dir: string): AssetStore {
       const headers = { etag, 'content-type': contentTypeFor(path) };
       const ifNoneMatch = new Headers(init?.headers).get('if-none-match');
       if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
-      return new Response(new Uint8Array(await readFile(file)), { status: 200, headers: { ...headers, 'content-length': String(info.size) } });
+      return new Response(new Uint8Array(await readFile(file)), {
+        status: 200,
+        headers: { ...headers, 'content-length': String(info.size) },
+      });
     },
   };
 }

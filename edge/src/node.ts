@@ -64,7 +64,9 @@ async function main(): Promise<void> {
     console.error(`ProtoAtlas edge: refusing to serve ${resolve(bundle)}: ${health.error}`);
     process.exit(1);
   }
-  serve({ fetch: app.fetch, port, hostname }, (info) => console.log(`ProtoAtlas edge on http://${hostname}:${info.port} (bundle ${resolve(bundle)})`));
+  serve({ fetch: app.fetch, port, hostname }, (info) =>
+    console.log(`ProtoAtlas edge on http://${hostname}:${info.port} (bundle ${resolve(bundle)})`),
+  );
 }
 
 if (import.meta.main) await main();

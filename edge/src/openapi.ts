@@ -5,9 +5,20 @@
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { IMAGE_FIELD, IMAGE_TYPES, MULTIPART } from './body.ts';
-import { ClassifyQuery, ClassifyResponse, ErrorSchema, HealthResponse, ModelCardResponse, PrototypeParams, PrototypeResponse } from './schemas.ts';
+import {
+  ClassifyQuery,
+  ClassifyResponse,
+  ErrorSchema,
+  HealthResponse,
+  ModelCardResponse,
+  PrototypeParams,
+  PrototypeResponse,
+} from './schemas.ts';
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ content: { 'application/json': { schema } }, description });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
 const error = (description: string) => json(ErrorSchema, description);
 
 export const healthRoute = createRoute({

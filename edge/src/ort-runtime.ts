@@ -24,13 +24,18 @@ export function ortWasmMemoryBytes(): number | null {
 function withPrecompiledWasm(module: WebAssembly.Module, placeholder: ArrayBuffer): () => void {
   const wasm = WebAssembly as { instantiate: (...args: unknown[]) => Promise<unknown> };
   const original = wasm.instantiate;
-  wasm.instantiate = function (source: unknown, imports?: unknown) {
+  wasm.instantiate = (source: unknown, imports?: unknown) => {
     const isPlaceholder = source === placeholder || (ArrayBuffer.isView(source) && source.buffer === placeholder);
     if (!isPlaceholder) return original.apply(WebAssembly, [source, imports]);
     return (original.apply(WebAssembly, [module, imports]) as Promise<WebAssembly.Instance>).then((instance) => {
       // Emscripten either exports its memory or imports it (under some module name).
-      const imported = Object.values((imports ?? {}) as Record<string, Record<string, unknown>>).flatMap((m) => (m && typeof m === 'object' ? Object.values(m) : []));
-      wasmMemory = ([...Object.values(instance.exports), ...imported].find((e) => e instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined) ?? null;
+      const imported = Object.values((imports ?? {}) as Record<string, Record<string, unknown>>).flatMap((m) =>
+        m && typeof m === 'object' ? Object.values(m) : [],
+      );
+      wasmMemory =
+        ([...Object.values(instance.exports), ...imported].find((e) => e instanceof WebAssembly.Memory) as
+          | WebAssembly.Memory
+          | undefined) ?? null;
       return { instance, module };
     });
   };
@@ -43,7 +48,7 @@ function withPrecompiledWasm(module: WebAssembly.Module, placeholder: ArrayBuffe
  * Starts ort-web's runtime once per isolate (later calls share the first).
  * The first session creation is what actually instantiates the wasm.
  */
-export function startOrt(module: WebAssembly.Module): Promise<void> {
+export function startOrt(_module: WebAssembly.Module): Promise<void> {
   started ??= (async () => {
     const placeholder = new ArrayBuffer(8);
     ort.env.wasm.numThreads = 1;
@@ -55,7 +60,11 @@ export function startOrt(module: WebAssembly.Module): Promise<void> {
 }
 
 /** Creates a session on the wasm provider, instantiating the runtime from `module` if this is the first. */
-export async function createOrtSession(module: WebAssembly.Module, model: Uint8Array, opts: { freeDimensionOverrides?: Record<string, number> } = {}): Promise<ort.InferenceSession> {
+export async function createOrtSession(
+  module: WebAssembly.Module,
+  model: Uint8Array,
+  opts: { freeDimensionOverrides?: Record<string, number> } = {},
+): Promise<ort.InferenceSession> {
   await startOrt(module);
   const restore = withPrecompiledWasm(module, ort.env.wasm.wasmBinary as ArrayBuffer);
   try {

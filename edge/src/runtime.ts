@@ -28,7 +28,11 @@ export class Runtime {
   }
 
   /** A promise made once; a failure is forgotten (the next call retries) unless the bundle itself is bad. */
-  private once<T>(get: () => Promise<T> | null, set: (p: Promise<T> | null) => void, make: () => Promise<T>): Promise<T> {
+  private once<T>(
+    get: () => Promise<T> | null,
+    set: (p: Promise<T> | null) => void,
+    make: () => Promise<T>,
+  ): Promise<T> {
     let p = get();
     if (!p) {
       p = make();
@@ -41,7 +45,11 @@ export class Runtime {
   }
 
   getBundle(): Promise<LoadedBundle> {
-    return this.once(() => this.bundle, (p) => (this.bundle = p), () => loadBundle(this.assets));
+    return this.once(
+      () => this.bundle,
+      (p) => (this.bundle = p),
+      () => loadBundle(this.assets),
+    );
   }
 
   getModel(): Promise<ModelSession> {
@@ -53,7 +61,11 @@ export class Runtime {
         const verified = loadModelFile(manifest, this.assets);
         // A classification that comes first answers the health check too.
         const check = () => verified.then((v) => v.file);
-        this.once(() => this.modelCheck, (p) => (this.modelCheck = p), check).catch(() => {});
+        this.once(
+          () => this.modelCheck,
+          (p) => (this.modelCheck = p),
+          check,
+        ).catch(() => {});
         return ModelSession.create(manifest, await verified, (await this.wasm()).ort);
       },
     );

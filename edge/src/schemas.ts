@@ -31,7 +31,9 @@ export const ClassifyQuery = z.object({
 
 export const BoxSchema = z
   .object({ x: z.number().int(), y: z.number().int(), w: z.number().int(), h: z.number().int() })
-  .openapi('Box', { description: 'Left, top, width, height in the input image\'s own pixels (after EXIF orientation).' });
+  .openapi('Box', {
+    description: "Left, top, width, height in the input image's own pixels (after EXIF orientation).",
+  });
 
 export const EvidenceSchema = z
   .object({
@@ -39,7 +41,9 @@ export const EvidenceSchema = z
     prototypeClassId: z.number().int(),
     similarity: z.number().openapi({ description: 'log((d+1)/(d+eps)) at the best-matching patch.' }),
     weight: z.number().openapi({ description: 'Last-layer weight from the prototype to this class.' }),
-    contribution: z.number().openapi({ description: 'similarity x weight: points given to this class. Over all prototypes they sum to the logit.' }),
+    contribution: z.number().openapi({
+      description: 'similarity x weight: points given to this class. Over all prototypes they sum to the logit.',
+    }),
     box: BoxSchema,
     prototypeImageUrl: z.string().nullable(),
     sourceImageUrl: z.string().nullable(),
@@ -62,10 +66,21 @@ export const ClassifyResponse = z
   .object({
     requestId: z.string(),
     model: z.object({ id: z.string(), version: z.string(), precision: z.enum(['fp32', 'int8']) }),
-    image: z.object({ format: z.enum(['jpeg', 'png', 'webp']), width: z.number().int(), height: z.number().int(), orientation: z.number().int() }),
+    image: z.object({
+      format: z.enum(['jpeg', 'png', 'webp']),
+      width: z.number().int(),
+      height: z.number().int(),
+      orientation: z.number().int(),
+    }),
     predictions: z.array(PredictionSchema),
     timings: z
-      .object({ decode: z.number(), preprocess: z.number(), inference: z.number(), explain: z.number(), total: z.number() })
+      .object({
+        decode: z.number(),
+        preprocess: z.number(),
+        inference: z.number(),
+        explain: z.number(),
+        total: z.number(),
+      })
       .openapi({ description: 'Server-side milliseconds.' }),
   })
   .openapi('ClassifyResponse');
@@ -118,12 +133,25 @@ export const ModelCardResponse = z
     description: z.string(),
     preset: z.string(),
     createdAt: z.string(),
-    classes: z.array(z.object({ id: z.number().int(), key: z.string(), name: z.string(), prototypes: z.number().int() })),
+    classes: z.array(
+      z.object({ id: z.number().int(), key: z.string(), name: z.string(), prototypes: z.number().int() }),
+    ),
     prototypes: z.object({ total: z.number().int(), live: z.number().int(), pruned: z.number().int() }),
     input: z.object({ size: z.number().int(), resize: z.string(), layout: z.string() }),
-    accuracy: z.object({ validation: AccuracySchema, test: AccuracySchema, baseline: z.object({ top1: z.number(), top5: z.number() }).nullable() }),
-    explanation: z.object({ purity: z.number().nullable(), consistency: z.number().nullable(), stability: z.number().nullable(), partCoverage: z.number().nullable() }),
-    runtime: z.object({ engine: z.string(), precision: z.enum(['fp32', 'int8']), bytes: z.number().int(), sha256: z.string() }).nullable(),
+    accuracy: z.object({
+      validation: AccuracySchema,
+      test: AccuracySchema,
+      baseline: z.object({ top1: z.number(), top5: z.number() }).nullable(),
+    }),
+    explanation: z.object({
+      purity: z.number().nullable(),
+      consistency: z.number().nullable(),
+      stability: z.number().nullable(),
+      partCoverage: z.number().nullable(),
+    }),
+    runtime: z
+      .object({ engine: z.string(), precision: z.enum(['fp32', 'int8']), bytes: z.number().int(), sha256: z.string() })
+      .nullable(),
     backbone: z.object({ kind: z.string(), description: z.string(), licence: z.string() }),
     dataset: z.object({ name: z.string(), licence: z.string() }),
     links: z.object({ manifest: z.string().nullable() }),
@@ -148,10 +176,28 @@ export const PrototypeResponse = z
     weights: z.array(z.number()),
     purity: z.number().nullable(),
     source: z
-      .object({ imageId: z.string(), width: z.number().int(), height: z.number().int(), box: BoxSchema, patch: z.object({ row: z.number().int(), col: z.number().int() }) })
+      .object({
+        imageId: z.string(),
+        width: z.number().int(),
+        height: z.number().int(),
+        box: BoxSchema,
+        patch: z.object({ row: z.number().int(), col: z.number().int() }),
+      })
       .nullable(),
-    images: z.object({ prototype: z.string().nullable(), source: z.string().nullable(), heatmap: z.string().nullable() }),
-    nearest: z.array(z.object({ imageId: z.string(), classId: z.number().int(), distance: z.number(), box: BoxSchema, image: z.string().nullable() })),
+    images: z.object({
+      prototype: z.string().nullable(),
+      source: z.string().nullable(),
+      heatmap: z.string().nullable(),
+    }),
+    nearest: z.array(
+      z.object({
+        imageId: z.string(),
+        classId: z.number().int(),
+        distance: z.number(),
+        box: BoxSchema,
+        image: z.string().nullable(),
+      }),
+    ),
     /** What edits did to it (npm run edit), oldest first; empty for a model never edited. */
     history: z.array(z.object({ version: z.string(), action: z.string(), note: z.string() })),
     /** Why the candidate finder suggests reviewing it; empty when nothing stands out. */

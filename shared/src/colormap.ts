@@ -23,7 +23,11 @@ export function colormap(t: number): [number, number, number] {
   const f = x - i;
   const a = ANCHORS[i];
   const b = ANCHORS[i + 1];
-  return [Math.round(a[0] + (b[0] - a[0]) * f), Math.round(a[1] + (b[1] - a[1]) * f), Math.round(a[2] + (b[2] - a[2]) * f)];
+  return [
+    Math.round(a[0] + (b[0] - a[0]) * f),
+    Math.round(a[1] + (b[1] - a[1]) * f),
+    Math.round(a[2] + (b[2] - a[2]) * f),
+  ];
 }
 
 /** Map a float array to packed RGB, normalised to its own min..max. */

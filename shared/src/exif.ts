@@ -17,7 +17,10 @@ export function tiffOrientation(b: Uint8Array, start = 0, end = b.length): Orien
   const be = b[start] === 0x4d && b[start + 1] === 0x4d;
   if (!le && !be) return 1;
   const u16 = (o: number) => (le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1]);
-  const u32 = (o: number) => (le ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 2 ** 24 : b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]));
+  const u32 = (o: number) =>
+    le
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 2 ** 24
+      : b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
   if (u16(start + 2) !== 42) return 1;
   const ifd = start + u32(start + 4);
   if (ifd + 2 > end) return 1;
@@ -36,7 +39,14 @@ export function tiffOrientation(b: Uint8Array, start = 0, end = b.length): Orien
 
 /** Skips the "Exif\0\0" prefix some writers put before the TIFF header. */
 function exifPayload(b: Uint8Array, start: number, end: number): Orientation {
-  const hasPrefix = end - start >= 6 && b[start] === 0x45 && b[start + 1] === 0x78 && b[start + 2] === 0x69 && b[start + 3] === 0x66 && b[start + 4] === 0 && b[start + 5] === 0;
+  const hasPrefix =
+    end - start >= 6 &&
+    b[start] === 0x45 &&
+    b[start + 1] === 0x78 &&
+    b[start + 2] === 0x69 &&
+    b[start + 3] === 0x66 &&
+    b[start + 4] === 0 &&
+    b[start + 5] === 0;
   return tiffOrientation(b, hasPrefix ? start + 6 : start, end);
 }
 
@@ -55,7 +65,14 @@ function jpegOrientation(b: Uint8Array): Orientation {
     const len = (b[o + 2] << 8) | b[o + 3];
     if (len < 2) return 1;
     const end = Math.min(b.length, o + 2 + len);
-    if (marker === 0xe1 && end - (o + 4) >= 6 && b[o + 4] === 0x45 && b[o + 5] === 0x78 && b[o + 6] === 0x69 && b[o + 7] === 0x66) {
+    if (
+      marker === 0xe1 &&
+      end - (o + 4) >= 6 &&
+      b[o + 4] === 0x45 &&
+      b[o + 5] === 0x78 &&
+      b[o + 6] === 0x69 &&
+      b[o + 7] === 0x66
+    ) {
       return exifPayload(b, o + 4, end);
     }
     o += 2 + len;
@@ -94,7 +111,18 @@ export function readOrientation(bytes: Uint8Array): Orientation {
   const b = bytes;
   if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) return jpegOrientation(b);
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return pngOrientation(b);
-  if (b.length >= 12 && b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) return webpOrientation(b);
+  if (
+    b.length >= 12 &&
+    b[0] === 0x52 &&
+    b[1] === 0x49 &&
+    b[2] === 0x46 &&
+    b[3] === 0x46 &&
+    b[8] === 0x57 &&
+    b[9] === 0x45 &&
+    b[10] === 0x42 &&
+    b[11] === 0x50
+  )
+    return webpOrientation(b);
   return 1;
 }
 
@@ -137,9 +165,16 @@ export function storedPixel(x: number, y: number, w: number, h: number, o: Orien
  * Interleaved pixels (any channel count and element type) stored as w x h,
  * turned into the displayed picture. Orientation 1 returns the input itself.
  */
-export function orientPixels<T extends Uint8Array | Uint8ClampedArray | Float32Array>(data: T, width: number, height: number, channels: number, o: Orientation): { data: T; width: number; height: number } {
+export function orientPixels<T extends Uint8Array | Uint8ClampedArray | Float32Array>(
+  data: T,
+  width: number,
+  height: number,
+  channels: number,
+  o: Orientation,
+): { data: T; width: number; height: number } {
   if (o === 1) return { data, width, height };
-  if (data.length !== width * height * channels) throw new Error(`orientPixels: ${data.length} values, expected ${width}x${height}x${channels}`);
+  if (data.length !== width * height * channels)
+    throw new Error(`orientPixels: ${data.length} values, expected ${width}x${height}x${channels}`);
   const out = new (data.constructor as new (n: number) => T)(data.length);
   const size = orientedSize(width, height, o);
   let d = 0;

@@ -62,12 +62,17 @@ function distanceAt(d: DistanceMaps): (p: number, j: number) => number {
 function checkMaps(d: DistanceMaps): void {
   const expected = d.prototypes * d.height * d.width;
   if (d.data.length !== expected) {
-    throw new Error(`distance maps hold ${d.data.length} values, expected ${d.prototypes} prototypes x ${d.height}x${d.width} = ${expected}`);
+    throw new Error(
+      `distance maps hold ${d.data.length} values, expected ${d.prototypes} prototypes x ${d.height}x${d.width} = ${expected}`,
+    );
   }
 }
 
 /** Min distance and its patch per prototype, and the similarity there. */
-export function bestPatches(d: DistanceMaps, eps = SIMILARITY_EPSILON): { distance: Float64Array; patch: Int32Array; similarity: Float64Array } {
+export function bestPatches(
+  d: DistanceMaps,
+  eps = SIMILARITY_EPSILON,
+): { distance: Float64Array; patch: Int32Array; similarity: Float64Array } {
   checkMaps(d);
   const at = distanceAt(d);
   const hw = d.height * d.width;
@@ -90,7 +95,8 @@ export function bestPatches(d: DistanceMaps, eps = SIMILARITY_EPSILON): { distan
 export function logitsFromSimilarities(similarities: ArrayLike<number>, model: ExplainModel): Float64Array {
   const m = similarities.length;
   const C = model.numClasses;
-  if (model.lastLayer.length !== m * C) throw new Error(`last layer has ${model.lastLayer.length} weights, expected ${m} prototypes x ${C} classes`);
+  if (model.lastLayer.length !== m * C)
+    throw new Error(`last layer has ${model.lastLayer.length} weights, expected ${m} prototypes x ${C} classes`);
   const logits = new Float64Array(C);
   for (let j = 0; j < m; j++) {
     if (model.pruned?.[j]) continue;
@@ -111,7 +117,9 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
 /** Points contributed by every prototype to class c (0 for pruned ones). */
 export function contributions(similarities: ArrayLike<number>, model: ExplainModel, classId: number): Float64Array {
   const C = model.numClasses;
-  return Float64Array.from({ length: similarities.length }, (_, j) => (model.pruned?.[j] ? 0 : similarities[j] * model.lastLayer[j * C + classId]));
+  return Float64Array.from({ length: similarities.length }, (_, j) =>
+    model.pruned?.[j] ? 0 : similarities[j] * model.lastLayer[j * C + classId],
+  );
 }
 
 /** Prototype j's similarity map (H x W, row-major) from its distance map. */
@@ -142,7 +150,13 @@ export const SERVED_BOX_SIDE = 160;
  * Where prototype j activates in an image of imageW x imageH: its similarity
  * map upsampled bicubically, then the smallest box covering the top 5%.
  */
-export function activationBox(d: DistanceMaps, j: number, imageW: number, imageH: number, opts: { percentile?: number; eps?: number; maxSide?: number } = {}): Box {
+export function activationBox(
+  d: DistanceMaps,
+  j: number,
+  imageW: number,
+  imageH: number,
+  opts: { percentile?: number; eps?: number; maxSide?: number } = {},
+): Box {
   const scale = Math.min(1, (opts.maxSide ?? BOX_RESOLUTION) / Math.max(imageW, imageH));
   const w = Math.max(1, Math.round(imageW * scale));
   const h = Math.max(1, Math.round(imageH * scale));
@@ -153,7 +167,12 @@ export function activationBox(d: DistanceMaps, j: number, imageW: number, imageH
   const sy = imageH / h;
   const x = Math.floor(b.x * sx);
   const y = Math.floor(b.y * sy);
-  return { x, y, w: Math.min(imageW, Math.ceil((b.x + b.w) * sx)) - x, h: Math.min(imageH, Math.ceil((b.y + b.h) * sy)) - y };
+  return {
+    x,
+    y,
+    w: Math.min(imageW, Math.ceil((b.x + b.w) * sx)) - x,
+    h: Math.min(imageH, Math.ceil((b.y + b.h) * sy)) - y,
+  };
 }
 
 /**
@@ -165,7 +184,11 @@ export function explain(
   d: DistanceMaps,
   model: ExplainModel,
   image: { width: number; height: number },
-  opts: { top?: number; evidence?: number; /** Longest side at which boxes are found (default BOX_RESOLUTION). */ boxMaxSide?: number } = {},
+  opts: {
+    top?: number;
+    evidence?: number /** Longest side at which boxes are found (default BOX_RESOLUTION). */;
+    boxMaxSide?: number;
+  } = {},
 ): Explanation {
   const eps = model.epsilon ?? SIMILARITY_EPSILON;
   const best = bestPatches(d, eps);
@@ -173,7 +196,9 @@ export function explain(
   const probabilities = softmax(logits);
   const top = Math.max(1, Math.min(opts.top ?? 3, model.numClasses));
   const perClass = Math.max(0, opts.evidence ?? 3);
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, top);
+  const order = Array.from(logits.keys())
+    .sort((a, b) => logits[b] - logits[a] || a - b)
+    .slice(0, top);
   const boxCache = new Map<number, Box>();
   const predictions = order.map((classId): ClassExplanation => {
     const contrib = contributions(best.similarity, model, classId);
@@ -187,7 +212,8 @@ export function explain(
       probability: probabilities[classId],
       evidence: ranked.map((j) => {
         let box = boxCache.get(j);
-        if (!box) boxCache.set(j, (box = activationBox(d, j, image.width, image.height, { eps, maxSide: opts.boxMaxSide })));
+        if (!box)
+          boxCache.set(j, (box = activationBox(d, j, image.width, image.height, { eps, maxSide: opts.boxMaxSide })));
         return {
           prototype: j,
           similarity: best.similarity[j],

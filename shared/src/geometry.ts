@@ -44,8 +44,15 @@ function axisTaps(inSize: number, outSize: number): { idx: Int32Array; wts: Floa
  * Bicubic upsampling of a row-major map (inH x inW) to outH x outW, separable,
  * pixel-centre aligned with edge clamping. Used for activation heatmaps.
  */
-export function upsampleBicubic(map: ArrayLike<number>, inH: number, inW: number, outH: number, outW: number): Float32Array {
-  if (map.length !== inH * inW) throw new Error(`upsampleBicubic: map has ${map.length} values, expected ${inH}x${inW}`);
+export function upsampleBicubic(
+  map: ArrayLike<number>,
+  inH: number,
+  inW: number,
+  outH: number,
+  outW: number,
+): Float32Array {
+  if (map.length !== inH * inW)
+    throw new Error(`upsampleBicubic: map has ${map.length} values, expected ${inH}x${inW}`);
   if (outH < 1 || outW < 1) throw new Error(`upsampleBicubic: output size ${outW}x${outH} must be positive`);
   const cols = axisTaps(inW, outW);
   const rows = axisTaps(inH, outH);
@@ -94,7 +101,7 @@ function select(a: Float64Array, k: number): number {
     const x = a[left];
     const y = a[mid];
     const z = a[right];
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    const pivot = x < y ? (y < z ? y : Math.max(x, z)) : x < z ? x : Math.max(y, z);
     let i = left;
     let j = right;
     while (i <= j) {
@@ -120,7 +127,8 @@ function select(a: Float64Array, k: number): number {
  * activation is at or above the given percentile (95 by default) of the map.
  */
 export function percentileBox(map: ArrayLike<number>, width: number, height: number, p = 95): Box {
-  if (map.length !== width * height) throw new Error(`percentileBox: map has ${map.length} values, expected ${width}x${height}`);
+  if (map.length !== width * height)
+    throw new Error(`percentileBox: map has ${map.length} values, expected ${width}x${height}`);
   const threshold = percentile(map, p);
   let x0 = width;
   let y0 = height;
@@ -172,7 +180,14 @@ export function composeReceptiveField(layers: { kernel: number; stride: number; 
  * The receptive field of cell (row, col) mapped to an image of imageW x imageH
  * (the network input is the image resized to inputSize squared), clipped to the image.
  */
-export function receptiveFieldBox(rf: ReceptiveField, row: number, col: number, inputSize: number, imageW: number, imageH: number): Box {
+export function receptiveFieldBox(
+  rf: ReceptiveField,
+  row: number,
+  col: number,
+  inputSize: number,
+  imageW: number,
+  imageH: number,
+): Box {
   const half = rf.size / 2;
   const cx = rf.start + col * rf.stride;
   const cy = rf.start + row * rf.stride;

@@ -42,7 +42,11 @@ const ascii = (b: Uint8Array, o: number, n: number) => String.fromCharCode(...b.
 function otherFormat(b: Uint8Array): string | null {
   if (ascii(b, 0, 4) === 'GIF8') return 'GIF';
   if (ascii(b, 0, 2) === 'BM' && b.length > 26) return 'BMP';
-  if ((b[0] === 0x49 && b[1] === 0x49 && b[2] === 42 && b[3] === 0) || (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 42)) return 'TIFF';
+  if (
+    (b[0] === 0x49 && b[1] === 0x49 && b[2] === 42 && b[3] === 0) ||
+    (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 42)
+  )
+    return 'TIFF';
   if (ascii(b, 4, 4) === 'ftyp') return /^(avif|avis)/.test(ascii(b, 8, 4)) ? 'AVIF' : 'HEIF/MP4';
   return null;
 }
@@ -143,7 +147,8 @@ function webpHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
   const d = 20;
   let size: { width: number; height: number };
   if (chunk === 'VP8 ') {
-    if (b[d + 3] !== 0x9d || b[d + 4] !== 0x01 || b[d + 5] !== 0x2a) throw undecodable('corrupt WebP: bad VP8 frame header');
+    if (b[d + 3] !== 0x9d || b[d + 4] !== 0x01 || b[d + 5] !== 0x2a)
+      throw undecodable('corrupt WebP: bad VP8 frame header');
     size = { width: (b[d + 6] | (b[d + 7] << 8)) & 0x3fff, height: (b[d + 8] | (b[d + 9] << 8)) & 0x3fff };
   } else if (chunk === 'VP8L') {
     if (b[d] !== 0x2f) throw undecodable('corrupt WebP: bad VP8L signature');
@@ -153,7 +158,10 @@ function webpHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
     // Flags byte: bit 1 marks an animation, which libwebp's still-image decoder cannot read.
     const why = 'animated WebP images are not supported: send a still image (JPEG, PNG or WebP)';
     if (b[d] & 0x02) throw new ImageHeaderError('unsupported', why);
-    size = { width: 1 + (b[d + 4] | (b[d + 5] << 8) | (b[d + 6] << 16)), height: 1 + (b[d + 7] | (b[d + 8] << 8) | (b[d + 9] << 16)) };
+    size = {
+      width: 1 + (b[d + 4] | (b[d + 5] << 8) | (b[d + 6] << 16)),
+      height: 1 + (b[d + 7] | (b[d + 8] << 8) | (b[d + 9] << 16)),
+    };
   } else {
     throw undecodable(`corrupt WebP: unknown first chunk "${chunk}"`);
   }

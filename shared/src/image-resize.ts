@@ -78,7 +78,12 @@ export function boxShrinkFactor(inSize: number, outSize: number): number {
  * Box-average by integer factors (kx, ky) into float RGB, alpha flattened;
  * the last, partial block repeats the edge pixel.
  */
-function boxShrink(src: PixelSource, kx: number, ky: number, bg: readonly [number, number, number]): { data: Float32Array; width: number; height: number } {
+function boxShrink(
+  src: PixelSource,
+  kx: number,
+  ky: number,
+  bg: readonly [number, number, number],
+): { data: Float32Array; width: number; height: number } {
   const { width: W, height: H, channels: ch, data } = src;
   const sw = Math.max(1, Math.round(W / kx));
   const sh = Math.max(1, Math.round(H / ky));
@@ -125,8 +130,10 @@ function boxShrink(src: PixelSource, kx: number, ky: number, bg: readonly [numbe
  */
 export function resizeStretch(src: PixelSource, outW: number, outH: number, opts: ResizeOptions = {}): Uint8Array {
   const { width: W, height: H } = src;
-  if (W < 1 || H < 1 || outW < 1 || outH < 1) throw new Error(`resizeStretch: sizes must be positive (${W}x${H} -> ${outW}x${outH})`);
-  if (src.data.length !== W * H * src.channels) throw new Error(`resizeStretch: ${src.data.length} values, expected ${W}x${H}x${src.channels}`);
+  if (W < 1 || H < 1 || outW < 1 || outH < 1)
+    throw new Error(`resizeStretch: sizes must be positive (${W}x${H} -> ${outW}x${outH})`);
+  if (src.data.length !== W * H * src.channels)
+    throw new Error(`resizeStretch: ${src.data.length} values, expected ${W}x${H}x${src.channels}`);
   const bg = opts.background ?? [255, 255, 255];
   const shrunk = boxShrink(src, boxShrinkFactor(W, outW), boxShrinkFactor(H, outH), bg);
   const sw = shrunk.width;

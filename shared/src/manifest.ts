@@ -4,11 +4,19 @@ import { z } from 'zod';
 export const MANIFEST_SCHEMA_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
 
-const BoxSchema = z.object({ x: z.number().int().nonnegative(), y: z.number().int().nonnegative(), w: z.number().int().positive(), h: z.number().int().positive() });
+const BoxSchema = z.object({
+  x: z.number().int().nonnegative(),
+  y: z.number().int().nonnegative(),
+  w: z.number().int().positive(),
+  h: z.number().int().positive(),
+});
 const Rel = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'), 'must be a relative path inside the bundle (no "..", no leading "/")');
+  .refine(
+    (p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'),
+    'must be a relative path inside the bundle (no "..", no leading "/")',
+  );
 const Unit = z.number().min(0).max(1);
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
 
@@ -98,9 +106,15 @@ const ExplanationSchema = z.object({
   /** Synthetic data: share of prototype boxes covering their class's true part. */
   partCoverage: Unit.nullable(),
   /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
-  measuredOn: z.object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() }).nullable().optional(),
+  measuredOn: z
+    .object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() })
+    .nullable()
+    .optional(),
   /** 95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors). */
-  interval95: z.object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) }).nullable().optional(),
+  interval95: z
+    .object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) })
+    .nullable()
+    .optional(),
 });
 
 const Count = z.number().int().nonnegative();
@@ -118,7 +132,11 @@ const VersionSchema = z.object({
   livePrototypes: z.number().int().nonnegative(),
 });
 
-const ModelFile = z.object({ path: Rel, bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+const ModelFile = z.object({
+  path: Rel,
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
 
 export const ManifestSchema = z.object({
   schema: z.literal('protoatlas-bundle'),
@@ -142,10 +160,16 @@ export const ManifestSchema = z.object({
     /** Tensor layout the trainer feeds; the ONNX export documents its own input. */
     layout: z.enum(['NHWC', 'NCHW']),
   }),
-  featureGrid: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive() }),
+  featureGrid: z.object({
+    height: z.number().int().positive(),
+    width: z.number().int().positive(),
+    channels: z.number().int().positive(),
+  }),
   prototypeDim: z.number().int().positive(),
   similarityEpsilon: z.number().positive(),
-  receptiveField: z.object({ size: z.number().positive(), stride: z.number().positive(), start: z.number() }).nullable(),
+  receptiveField: z
+    .object({ size: z.number().positive(), stride: z.number().positive(), start: z.number() })
+    .nullable(),
   prototypes: z.array(PrototypeSchema).min(1),
   files: z.object({
     /** The trainer's own model (model.json + weights.bin): what `explain` runs. */
@@ -157,7 +181,9 @@ export const ManifestSchema = z.object({
       .object({
         fp32: ModelFile.nullable(),
         int8: ModelFile.nullable(),
-        inputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])), layout: z.string() })),
+        inputs: z.array(
+          z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])), layout: z.string() }),
+        ),
         outputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) })),
       })
       .nullable(),
@@ -188,8 +214,21 @@ export const ManifestSchema = z.object({
     wrongClassZero: Unit.nullable().optional(),
   }),
   curves: z.array(CurvePoint),
-  backbone: z.object({ kind: z.string(), description: z.string(), source: z.string(), sha256: z.string().nullable(), licence: z.string() }),
-  dataset: z.object({ layout: z.string(), name: z.string(), licence: z.string(), train: z.number().int(), val: z.number().int(), test: z.number().int() }),
+  backbone: z.object({
+    kind: z.string(),
+    description: z.string(),
+    source: z.string(),
+    sha256: z.string().nullable(),
+    licence: z.string(),
+  }),
+  dataset: z.object({
+    layout: z.string(),
+    name: z.string(),
+    licence: z.string(),
+    train: z.number().int(),
+    val: z.number().int(),
+    test: z.number().int(),
+  }),
   /** The version chain, oldest first, ending with this version (absent for a model never edited). */
   lineage: z.array(VersionSchema).optional(),
 });
@@ -208,7 +247,9 @@ export class ManifestError extends Error {
   constructor(source: string, issues: { path: string; message: string }[]) {
     const shown = issues.slice(0, 5).map((i) => `  ${i.path || '(root)'}: ${i.message}`);
     const more = issues.length > 5 ? `\n  ... and ${issues.length - 5} more` : '';
-    super(`${source} is not a valid ProtoAtlas bundle manifest:\n${shown.join('\n')}${more}\nRebuild the bundle with this version of ProtoAtlas (npm run bundle --workspace trainer -- <run dir>).`);
+    super(
+      `${source} is not a valid ProtoAtlas bundle manifest:\n${shown.join('\n')}${more}\nRebuild the bundle with this version of ProtoAtlas (npm run bundle --workspace trainer -- <run dir>).`,
+    );
     this.name = 'ManifestError';
     this.issues = issues;
   }
@@ -233,11 +274,20 @@ export function parseManifest(raw: unknown, source = MANIFEST_FILE): Manifest {
     if (c.id !== i) issues.push({ path: `classes.${i}.id`, message: `is ${c.id}, expected ${i} (ids are positions)` });
   });
   m.prototypes.forEach((p, i) => {
-    if (p.id !== i) issues.push({ path: `prototypes.${i}.id`, message: `is ${p.id}, expected ${i} (ids are positions)` });
-    if (p.classId >= C) issues.push({ path: `prototypes.${i}.classId`, message: `${p.classId} is not a class (there are ${C})` });
-    if (p.weights.length !== C) issues.push({ path: `prototypes.${i}.weights`, message: `has ${p.weights.length} weights, expected one per class (${C})` });
+    if (p.id !== i)
+      issues.push({ path: `prototypes.${i}.id`, message: `is ${p.id}, expected ${i} (ids are positions)` });
+    if (p.classId >= C)
+      issues.push({ path: `prototypes.${i}.classId`, message: `${p.classId} is not a class (there are ${C})` });
+    if (p.weights.length !== C)
+      issues.push({
+        path: `prototypes.${i}.weights`,
+        message: `has ${p.weights.length} weights, expected one per class (${C})`,
+      });
     if (p.source && (p.source.patch.row >= m.featureGrid.height || p.source.patch.col >= m.featureGrid.width)) {
-      issues.push({ path: `prototypes.${i}.source.patch`, message: `lies outside the ${m.featureGrid.height}x${m.featureGrid.width} feature grid` });
+      issues.push({
+        path: `prototypes.${i}.source.patch`,
+        message: `lies outside the ${m.featureGrid.height}x${m.featureGrid.width} feature grid`,
+      });
     }
   });
   issues.push(...integrityIssues(m));

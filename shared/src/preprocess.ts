@@ -15,7 +15,11 @@ export const IMAGENET_224: Preprocessing = { size: 224, mean: IMAGENET_MEAN, std
 export const SYMMETRIC_224: Preprocessing = { size: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
 
 /** Normalise packed RGB bytes (HWC) into float32 HWC with the given mean/std. */
-export function normalizeRgb(rgb: Uint8Array, pre: Pick<Preprocessing, 'mean' | 'std'>, out?: Float32Array): Float32Array {
+export function normalizeRgb(
+  rgb: Uint8Array,
+  pre: Pick<Preprocessing, 'mean' | 'std'>,
+  out?: Float32Array,
+): Float32Array {
   const res = out ?? new Float32Array(rgb.length);
   const [m0, m1, m2] = pre.mean;
   const [s0, s1, s2] = pre.std;

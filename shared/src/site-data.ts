@@ -23,7 +23,11 @@ export const atlasPath = {
 
 /** A loose family for filtering: the last word of the common name ("Black footed Albatross" -> "Albatross"). */
 export function speciesGroup(name: string): string {
-  const last = name.trim().split(/[\s_]+/).pop() ?? name;
+  const last =
+    name
+      .trim()
+      .split(/[\s_]+/)
+      .pop() ?? name;
   return last ? last[0].toUpperCase() + last.slice(1) : name;
 }
 

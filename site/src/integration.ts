@@ -74,7 +74,9 @@ export function protoatlas(): AstroIntegration {
         const out = fileURLToPath(dir);
         const t0 = Date.now();
         const [, widget] = await Promise.all([copyBundle(bundleDir(), out), buildWidget(join(out, 'widget'))]);
-        logger.info(`bundle copied and widget built in ${Date.now() - t0} ms; widget ${(widget.bytes / 1024).toFixed(1)} KB (${(widget.gzipBytes / 1024).toFixed(1)} KB gzip)`);
+        logger.info(
+          `bundle copied and widget built in ${Date.now() - t0} ms; widget ${(widget.bytes / 1024).toFixed(1)} KB (${(widget.gzipBytes / 1024).toFixed(1)} KB gzip)`,
+        );
       },
     },
   };

@@ -41,12 +41,27 @@ function setup() {
     },
   };
   // 2 classes x 2 prototypes, class-major: 0,1 -> class 0; 2,3 -> class 1.
-  const head = new ProtoHead({ inputChannels: D, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(0));
+  const head = new ProtoHead(
+    { inputChannels: D, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
+    new Rng(0),
+  );
   const protos = new Float32Array([
-    1, 0, 0, 0, // class 0, part 0: clean
-    0, 0, 1, 0, // class 0 but on part 2, which only class-1 images show: a planted, impure prototype
-    0, 1, 0, 0, // class 1, part 1
-    0, 1, 0, 0, // class 1, part 1
+    1,
+    0,
+    0,
+    0, // class 0, part 0: clean
+    0,
+    0,
+    1,
+    0, // class 0 but on part 2, which only class-1 images show: a planted, impure prototype
+    0,
+    1,
+    0,
+    0, // class 1, part 1
+    0,
+    1,
+    0,
+    0, // class 1, part 1
   ]);
   head.prototypes.assign(tf.tensor2d(protos, [4, D]));
   return { head, source, labels };
@@ -72,7 +87,7 @@ describe('global analysis and pruning', () => {
     expect(hits[1].every((h) => h.patch === 2)).toBe(true);
   });
 
-  it('excludes the prototype\'s own source patch but keeps the image\'s next-best patch', () => {
+  it("excludes the prototype's own source patch but keeps the image's next-best patch", () => {
     const { head, source } = setup();
     const hits = nearestPatches(head, source, 2, { exclude: [{ item: 0, patch: 0 }, null, null, null], quiet: true });
     expect(hits[0].map((h) => h.item)).toEqual([1, 2]);
@@ -81,7 +96,10 @@ describe('global analysis and pruning', () => {
     expect(img0.patch).not.toBe(0);
     expect(img0.distance).toBeCloseTo(1, 6);
     // patch -1 leaves the whole image out.
-    const noImage = nearestPatches(head, source, 8, { exclude: [{ item: 0, patch: -1 }, null, null, null], quiet: true });
+    const noImage = nearestPatches(head, source, 8, {
+      exclude: [{ item: 0, patch: -1 }, null, null, null],
+      quiet: true,
+    });
     expect(noImage[0].some((h) => h.item === 0)).toBe(false);
     expect(noImage[0]).toHaveLength(7);
     expect(noImage[1]).toHaveLength(8);
@@ -97,7 +115,7 @@ describe('global analysis and pruning', () => {
     expect(classPurity(hits, head.protoClass, labels)).toEqual([1, 0, 1, 1]);
   });
 
-  it('masks pruned prototypes\' similarities', () => {
+  it("masks pruned prototypes' similarities", () => {
     const sims = Float32Array.from([1, 2, 3, 4, 5, 6]);
     expect(Array.from(maskSimilarities(sims, 3, [false, true, false]))).toEqual([1, 0, 3, 4, 0, 6]);
   });

@@ -25,7 +25,7 @@ import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 const PALETTE: [string, (r: number, g: number, b: number) => boolean][] = [
   ['yellow', (r, g, b) => r > 190 && g > 160 && b < 110],
   ['red', (r, g, b) => r > 160 && g < 90 && b < 90],
-  ['blue', (r, g, b) => b > 160 && r < 110],
+  ['blue', (r, _g, b) => b > 160 && r < 110],
   ['white', (r, g, b) => r > 215 && g > 215 && b > 215],
 ];
 const SIZE = 56;
@@ -64,13 +64,16 @@ describe('prototype boxes on synthetic birds', () => {
     await tf.setBackend('cpu');
     const root = join(await mkdtemp(join(tmpdir(), 'protoatlas-parts-')), 'data');
     manifest = await generateSynthetic(root, { classes: 4, trainPerClass: 12, testPerClass: 0, seed: 5 });
-    keys = Object.keys(manifest.images).filter((k) => manifest.images[k].split === 'train').sort();
+    keys = Object.keys(manifest.images)
+      .filter((k) => manifest.images[k].split === 'train')
+      .sort();
     feats = new Float32Array(keys.length * G * G * D);
-    for (const [i, k] of keys.entries()) feats.set(cellFeatures((await decodeImage(join(root, k), { size: SIZE })).data), i * G * G * D);
+    for (const [i, k] of keys.entries())
+      feats.set(cellFeatures((await decodeImage(join(root, k), { size: SIZE })).data), i * G * G * D);
     labels = Int32Array.from(keys, (k) => manifest.images[k].label);
   }, 60_000);
 
-  it('push puts each wing-bar prototype on its class\'s wing bar, and its box covers the part', () => {
+  it("push puts each wing-bar prototype on its class's wing bar, and its box covers the part", () => {
     const source: FeatureSource = {
       n: keys.length,
       shape: [G, G, D],
@@ -85,7 +88,10 @@ describe('prototype boxes on synthetic birds', () => {
       },
     };
     const C = manifest.classes.length;
-    const head = new ProtoHead({ inputChannels: D, addOn: [], numClasses: C, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(0));
+    const head = new ProtoHead(
+      { inputChannels: D, addOn: [], numClasses: C, prototypesPerClass: 1, incorrectClassWeight: -0.5 },
+      new Rng(0),
+    );
     // Start each prototype at the idea of its class's wing bar: a cell mostly of that colour.
     const init = new Float32Array(C * D);
     manifest.classes.forEach((cls, c) => {
@@ -95,12 +101,21 @@ describe('prototype boxes on synthetic birds', () => {
     });
     head.prototypes.assign(tf.tensor2d(init, [C, D]));
     const records = pushPrototypes(head, source, { quiet: true });
-    const maps = sourceDistanceMaps(head, source, records.map((r) => r.item));
+    const maps = sourceDistanceMaps(
+      head,
+      source,
+      records.map((r) => r.item),
+    );
     const boxes: PrototypeBox[] = [];
     records.forEach((r, j) => {
       if (!manifest.classes[r.classIndex].attributes.wingbar) return;
       const img = manifest.images[keys[r.item]];
-      const box: Box = activationBox({ data: maps[j]!, prototypes: 1, height: G, width: G, layout: 'prototype-major' }, 0, manifest.size, manifest.size);
+      const box: Box = activationBox(
+        { data: maps[j]!, prototypes: 1, height: G, width: G, layout: 'prototype-major' },
+        0,
+        manifest.size,
+        manifest.size,
+      );
       boxes.push({ prototype: j, classId: r.classIndex, imageKey: keys[r.item], box });
       expect(img.label).toBe(r.classIndex);
     });

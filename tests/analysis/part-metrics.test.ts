@@ -59,7 +59,12 @@ describe('part presence (fixed box around the maximum)', () => {
       { part: 3, x: 300, y: 232 }, // y 116: just below
       { part: 4, x: 350, y: 150 }, // well inside
     ];
-    const hits = partPresence(peakMap(2, 5), 7, 7, points, 6, { imageW: 448, imageH: 448, inputSize: 224, halfSize: 36 });
+    const hits = partPresence(peakMap(2, 5), 7, 7, points, 6, {
+      imageW: 448,
+      imageH: 448,
+      inputSize: 224,
+      halfSize: 36,
+    });
     expect(Array.from(hits)).toEqual([1, 1, 0, 0, 1, 0]);
   });
 
@@ -85,11 +90,7 @@ describe('consistency', () => {
   const fourOfFive = obs(3, [[0], [0], [0, 1], [0], [2]]); // part 0: 4/5 = 0.8
   const threeOfFour = obs(3, [[0], [0], [0], [1]]); // part 0: 0.75
   // Part 1 visible on 2 of 6 images and covered on both: 2/2, whatever the other images.
-  const rareButAlways = obs(
-    3,
-    [[1], [1], [], [], [], []],
-    [[0, 1], [1], [0], [0], [0], [0]],
-  );
+  const rareButAlways = obs(3, [[1], [1], [], [], [], []], [[0, 1], [1], [0], [0], [0], [0]]);
   const never = obs(3, [[], [], []]);
 
   it('is met at exactly the threshold and not just below', () => {
@@ -119,7 +120,12 @@ describe('stability', () => {
   const v = (...bits: number[]) => Uint8Array.from(bits);
   it('is the share of images whose part vector is unchanged, averaged over prototypes', () => {
     const clean = [v(1, 0, 0), v(0, 1, 1), v(0, 0, 0), v(1, 1, 0)];
-    expect(prototypeStability(clean, clean.map((x) => x.slice()))).toBe(1);
+    expect(
+      prototypeStability(
+        clean,
+        clean.map((x) => x.slice()),
+      ),
+    ).toBe(1);
     const noisy = [v(1, 0, 0), v(0, 1, 0), v(0, 0, 0), v(1, 1, 0)]; // one part of one image changed
     expect(prototypeStability(clean, noisy)).toBe(0.75);
     expect(stabilityScore([clean, [v(1, 0, 0), v(0, 0, 1)]], [noisy, [v(1, 0, 0), v(0, 0, 0)]])).toBe((0.75 + 0.5) / 2);
@@ -160,7 +166,10 @@ describe('loadCubParts', () => {
     await writeSolid(join(dir, 'train_cropped', '001.A', 'A_2.png'), 20, 10, [0, 0, 0]);
     await writeSolid(join(dir, 'train_cropped', '002.B', 'B_5.png'), 20, 10, [0, 0, 0]);
     await writeText(join(dir, 'meta', 'images.txt'), '1 001.A/A_1.png\n2 001.A/A_2.png\n5 002.B/B_5.png\n');
-    await writeText(join(dir, 'meta', 'bounding_boxes.txt'), '1 10.0 20.0 20.0 10.0\n2 3.7 0.2 20.0 10.0\n5 0 0 20 10\n');
+    await writeText(
+      join(dir, 'meta', 'bounding_boxes.txt'),
+      '1 10.0 20.0 20.0 10.0\n2 3.7 0.2 20.0 10.0\n5 0 0 20 10\n',
+    );
     if (parts) await writeText(join(dir, 'meta', 'parts', 'parts.txt'), parts);
     if (locs) await writeText(join(dir, 'meta', 'parts', 'part_locs.txt'), locs);
   }
@@ -176,7 +185,7 @@ describe('loadCubParts', () => {
 
   it('places visible parts on the crop (pre-cropped layout, boxes from meta/)', async () => {
     const dir = join(root, 'ok');
-    await writeCropped(dir, LOCS + '\n');
+    await writeCropped(dir, `${LOCS}\n`);
     const ds = await loadCubCropped(dir);
     const items = ds.splits.train;
     expect(items.map((it) => it.id)).toEqual(['1', '2', '5']);
@@ -338,7 +347,11 @@ describe('syntheticPartCoverage', () => {
   });
 
   it('rejects unknown images', () => {
-    expect(() => syntheticPartCoverage(manifest, [{ prototype: 0, classId: 0, imageKey: 'nope.png', box: { x: 0, y: 0, w: 1, h: 1 } }])).toThrow(/nope.png/);
+    expect(() =>
+      syntheticPartCoverage(manifest, [
+        { prototype: 0, classId: 0, imageKey: 'nope.png', box: { x: 0, y: 0, w: 1, h: 1 } },
+      ]),
+    ).toThrow(/nope.png/);
   });
 });
 
@@ -347,11 +360,19 @@ describe('syntheticPartCoverage', () => {
  * 20k; with std 0.1 its normalised value is 0.78k, so k survives the +-0.25 noise.
  * Prototype j's distance is 0 in the cell peaks[k][j] (noisy[k][j] under noise), 10 elsewhere.
  */
-function fakeRunner(protoClass: number[], peaks: number[][], noisyPeaks: Record<string, number>): PartMetricsRunner & { noisyCalls: number } {
+function fakeRunner(
+  protoClass: number[],
+  peaks: number[][],
+  noisyPeaks: Record<string, number>,
+): PartMetricsRunner & { noisyCalls: number } {
   const m = protoClass.length;
   const runner = {
     noisyCalls: 0,
-    preprocess: { size: 8, mean: [0, 0, 0] as [number, number, number], std: [0.1, 0.1, 0.1] as [number, number, number] },
+    preprocess: {
+      size: 8,
+      mean: [0, 0, 0] as [number, number, number],
+      std: [0.1, 0.1, 0.1] as [number, number, number],
+    },
     featureShape: [2, 2, 1] as [number, number, number],
     head: { protoClass: Int32Array.from(protoClass) },
     async loadImage(path: string): Promise<{ input: RgbImage; width: number; height: number }> {
@@ -416,10 +437,37 @@ describe('partMetrics (fake model)', () => {
     expect(runner.noisyCalls).toBe(7);
     expect(res.perPrototype).toEqual([
       // tl on 4 of 5 images: consistent at exactly 0.8; image 1 moves under noise.
-      { prototype: 0, classIndex: 0, images: 5, consistent: true, topPart: 'tl', topPartFrequency: 0.8, stability: 0.8, noPart: 0 },
-      { prototype: 1, classIndex: 0, images: 5, consistent: false, topPart: 'tl', topPartFrequency: 0.4, stability: 1, noPart: 0 },
+      {
+        prototype: 0,
+        classIndex: 0,
+        images: 5,
+        consistent: true,
+        topPart: 'tl',
+        topPartFrequency: 0.8,
+        stability: 0.8,
+        noPart: 0,
+      },
+      {
+        prototype: 1,
+        classIndex: 0,
+        images: 5,
+        consistent: false,
+        topPart: 'tl',
+        topPartFrequency: 0.4,
+        stability: 1,
+        noPart: 0,
+      },
       // br covered on the one image where it is visible: 1/1; on image 6 (br hidden) it covers no part.
-      { prototype: 2, classIndex: 1, images: 2, consistent: true, topPart: 'br', topPartFrequency: 1, stability: 0.5, noPart: 0.5 },
+      {
+        prototype: 2,
+        classIndex: 1,
+        images: 2,
+        consistent: true,
+        topPart: 'br',
+        topPartFrequency: 1,
+        stability: 0.5,
+        noPart: 0.5,
+      },
     ]);
     expect(res.consistency).toBeCloseTo(2 / 3, 12);
     expect(res.stability).toBeCloseTo((0.8 + 1 + 0.5) / 3, 12);
@@ -427,7 +475,12 @@ describe('partMetrics (fake model)', () => {
 
   it('skips pruned prototypes and is fully stable without noise', async () => {
     const runner = fakeRunner(protoClass, peaks, noisyPeaks);
-    const res = await partMetrics(runner, items, parts, { halfSize: 3, quiet: true, pruned: [false, true], noiseStd: 0 });
+    const res = await partMetrics(runner, items, parts, {
+      halfSize: 3,
+      quiet: true,
+      pruned: [false, true],
+      noiseStd: 0,
+    });
     expect(res.perPrototype.map((p) => p.prototype)).toEqual([0, 2]);
     expect(res.consistency).toBe(1);
     expect(res.stability).toBe(1);
@@ -436,7 +489,9 @@ describe('partMetrics (fake model)', () => {
 
   it('fails clearly when no image has annotations', async () => {
     const none: PartAnnotations = { names: NAMES, perItem: items.map(() => null), source: '/x/meta' };
-    await expect(partMetrics(fakeRunner(protoClass, peaks, {}), items, none, { quiet: true })).rejects.toThrow(/none of the 8 images has part annotations \(from \/x\/meta\)/);
+    await expect(partMetrics(fakeRunner(protoClass, peaks, {}), items, none, { quiet: true })).rejects.toThrow(
+      /none of the 8 images has part annotations \(from \/x\/meta\)/,
+    );
   });
 });
 
@@ -466,13 +521,27 @@ describe('partMetrics (tiny real model on synthetic birds)', () => {
       source: dir,
     };
     const cnn = createSmallCnn({ inputSize: 32, channels: [4, 8], seed: 2 });
-    const head = new ProtoHead({ inputChannels: 8, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(2));
+    const head = new ProtoHead(
+      {
+        inputChannels: 8,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: 2,
+        prototypesPerClass: 2,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(2),
+    );
     const runner = new ModelRunner(head, { frozen: null, trainable: cnn });
 
     const res = await partMetrics(runner, items, parts, { quiet: true, batchSize: 3, seed: 4 });
     expect(res.images).toBe(8);
     expect(res.halfSize).toBe(defaultHalfSize(32));
-    expect(res.perPrototype.map((p) => [p.prototype, p.images])).toEqual([[0, 4], [1, 4], [2, 4], [3, 4]]);
+    expect(res.perPrototype.map((p) => [p.prototype, p.images])).toEqual([
+      [0, 4],
+      [1, 4],
+      [2, 4],
+      [3, 4],
+    ]);
 
     // Recompute each prototype's part frequencies through ModelRunner.imageDistances.
     const loaded = await Promise.all(items.map((it) => runner.loadImage(it.path)));
@@ -482,8 +551,16 @@ describe('partMetrics (tiny real model on synthetic birds)', () => {
       items.forEach((it, i) => {
         if (it.label !== p.classIndex) return;
         const sim = Array.from({ length: 64 }, (_, q) => logSimilarity(maps[i].data[q * 4 + p.prototype]));
-        const hits = partPresence(sim, 8, 8, parts.perItem[i]!, names.length, { imageW: 48, imageH: 48, inputSize: 32, halfSize: res.halfSize });
-        o.push({ hits, visible: Uint8Array.from(names, (_, k) => (parts.perItem[i]!.some((pt) => pt.part === k) ? 1 : 0)) });
+        const hits = partPresence(sim, 8, 8, parts.perItem[i]!, names.length, {
+          imageW: 48,
+          imageH: 48,
+          inputSize: 32,
+          halfSize: res.halfSize,
+        });
+        o.push({
+          hits,
+          visible: Uint8Array.from(names, (_, k) => (parts.perItem[i]!.some((pt) => pt.part === k) ? 1 : 0)),
+        });
       });
       const c = prototypeConsistency(o);
       expect(p.topPartFrequency).toBe(c.topPartFrequency);

@@ -2,7 +2,11 @@ import { explain, type DistanceMaps, type ExplainModel } from '@protoatlas/share
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../../trainer/src/analysis/render.ts';
-import { reasoningPageInput, renderReasoningPage, type ReasoningPageInput } from '../../trainer/src/analysis/reasoning-page.ts';
+import {
+  reasoningPageInput,
+  renderReasoningPage,
+  type ReasoningPageInput,
+} from '../../trainer/src/analysis/reasoning-page.ts';
 import type { RgbImage } from '../../trainer/src/data/types.ts';
 
 type Rgb = [number, number, number];
@@ -16,7 +20,8 @@ function solid(width: number, height: number, c: Rgb): RgbImage {
 /** Left half red, right half blue. */
 function twoColour(width: number, height: number): RgbImage {
   const img = solid(width, height, [220, 30, 30]);
-  for (let y = 0; y < height; y++) for (let x = width / 2; x < width; x++) img.data.set([30, 30, 220], (y * width + x) * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = width / 2; x < width; x++) img.data.set([30, 30, 220], (y * width + x) * 3);
   return img;
 }
 
@@ -33,7 +38,9 @@ async function decode(webp: Uint8Array): Promise<{ width: number; height: number
 
 /** Within `tol` per channel: lossy WebP moves flat colours by a few levels. */
 function expectNear(actual: Rgb, expected: Rgb, tol = 12): void {
-  actual.forEach((v, c) => expect(Math.abs(v - expected[c]), `channel ${c} of [${actual}] vs [${expected}]`).toBeLessThanOrEqual(tol));
+  actual.forEach((v, c) =>
+    expect(Math.abs(v - expected[c]), `channel ${c} of [${actual}] vs [${expected}]`).toBeLessThanOrEqual(tol),
+  );
 }
 
 const GREY: Rgb = [128, 128, 128];
@@ -81,7 +88,11 @@ describe('renderSourceWithBox', () => {
 
   it('scales the box with the image and draws the receptive field in cyan', async () => {
     const out = await decode(
-      await renderSourceWithBox(solid(400, 200, GREY), { x: 100, y: 40, w: 160, h: 80 }, { maxSide: 200, receptiveField: { x: 20, y: 20, w: 360, h: 160 } }),
+      await renderSourceWithBox(
+        solid(400, 200, GREY),
+        { x: 100, y: 40, w: 160, h: 80 },
+        { maxSide: 200, receptiveField: { x: 20, y: 20, w: 360, h: 160 } },
+      ),
     );
     expect([out.width, out.height]).toEqual([200, 100]);
     // Box at half scale: {50, 20, 80, 40}.
@@ -113,7 +124,9 @@ describe('renderHeatmap', () => {
     const plain = await decode(await renderHeatmap(solid(448, 224, GREY), peak, 7, 7, { opacity: 0, maxSide: 224 }));
     expect([plain.width, plain.height]).toEqual([224, 112]);
     expectNear(plain.at(3, 3), GREY);
-    const boxed = await decode(await renderHeatmap(solid(448, 224, GREY), peak, 7, 7, { box: { x: 200, y: 100, w: 100, h: 60 } }));
+    const boxed = await decode(
+      await renderHeatmap(solid(448, 224, GREY), peak, 7, 7, { box: { x: 200, y: 100, w: 100, h: 60 } }),
+    );
     expect(isYellow(boxed.at(101, 65)), `box edge ${boxed.at(101, 65)}`).toBe(true);
   });
 });
@@ -125,11 +138,17 @@ describe('input validation', () => {
     await expect(renderCrop(img, { x: -1, y: 0, w: 5, h: 5 })).rejects.toThrow(/not inside/);
     await expect(renderCrop(img, { x: 0, y: 0, w: 0, h: 5 })).rejects.toThrow(/positive size/);
     await expect(renderCrop(img, { x: 0.5, y: 0, w: 5, h: 5 })).rejects.toThrow(/integer/);
-    await expect(renderSourceWithBox(img, { x: 0, y: 0, w: 5, h: 5 }, { receptiveField: { x: 0, y: 0, w: 41, h: 5 } })).rejects.toThrow(/receptiveField .* not inside/);
+    await expect(
+      renderSourceWithBox(img, { x: 0, y: 0, w: 5, h: 5 }, { receptiveField: { x: 0, y: 0, w: 41, h: 5 } }),
+    ).rejects.toThrow(/receptiveField .* not inside/);
   });
   it('rejects bad images, sizes, maps and opacity', async () => {
-    await expect(renderCrop({ width: 4, height: 4, data: new Uint8Array(47) }, { x: 0, y: 0, w: 1, h: 1 })).rejects.toThrow(/48/);
-    await expect(renderCrop({ width: 0, height: 4, data: new Uint8Array(0) }, { x: 0, y: 0, w: 1, h: 1 })).rejects.toThrow(/positive/);
+    await expect(
+      renderCrop({ width: 4, height: 4, data: new Uint8Array(47) }, { x: 0, y: 0, w: 1, h: 1 }),
+    ).rejects.toThrow(/48/);
+    await expect(
+      renderCrop({ width: 0, height: 4, data: new Uint8Array(0) }, { x: 0, y: 0, w: 1, h: 1 }),
+    ).rejects.toThrow(/positive/);
     await expect(renderCrop(img, { x: 0, y: 0, w: 5, h: 5 }, { maxSide: 0 })).rejects.toThrow(/maxSide/);
     await expect(renderHeatmap(img, new Float32Array(48), 7, 7)).rejects.toThrow(/48 values, expected 7x7/);
     await expect(renderHeatmap(img, new Float32Array([0, NaN, 0, 0]), 2, 2)).rejects.toThrow(/finite/);
@@ -152,8 +171,22 @@ describe('reasoning page', () => {
     return {
       fileName: `a<b>&"c'.jpg`,
       classes: [
-        { className: '<Tufted> "Titmouse" & Co', probability: 0.9234, logit: 4.5, totalPoints: 4.5, prototypeCount: 10, rows: [row(3, 2.345678, 1.25), row(7, 1, -0.5)] },
-        { className: 'Blue Jay', probability: 0.0004, logit: 1, totalPoints: 1.2, prototypeCount: 10, rows: [row(4, 0.5, 1)] },
+        {
+          className: '<Tufted> "Titmouse" & Co',
+          probability: 0.9234,
+          logit: 4.5,
+          totalPoints: 4.5,
+          prototypeCount: 10,
+          rows: [row(3, 2.345678, 1.25), row(7, 1, -0.5)],
+        },
+        {
+          className: 'Blue Jay',
+          probability: 0.0004,
+          logit: 1,
+          totalPoints: 1.2,
+          prototypeCount: 10,
+          rows: [row(4, 0.5, 1)],
+        },
       ],
     };
   }
@@ -193,8 +226,18 @@ describe('reasoning page', () => {
 
   it('fills the page input from an explanation', async () => {
     // 2x2 grid, 3 prototypes (0, 1 of class 0; 2 of class 1), prototype 1 pruned.
-    const maps: DistanceMaps = { data: Float32Array.from([0.1, 5, 2, 3, 5, 1, 4, 5, 0.5, 6, 6, 6]), prototypes: 3, height: 2, width: 2, layout: 'prototype-major' };
-    const model: ExplainModel = { lastLayer: Float32Array.from([1, -0.5, 0.3, 0.2, -0.5, 1]), numClasses: 2, pruned: [false, true, false] };
+    const maps: DistanceMaps = {
+      data: Float32Array.from([0.1, 5, 2, 3, 5, 1, 4, 5, 0.5, 6, 6, 6]),
+      prototypes: 3,
+      height: 2,
+      width: 2,
+      layout: 'prototype-major',
+    };
+    const model: ExplainModel = {
+      lastLayer: Float32Array.from([1, -0.5, 0.3, 0.2, -0.5, 1]),
+      numClasses: 2,
+      pruned: [false, true, false],
+    };
     const image = solid(64, 48, GREY);
     const ex = explain(maps, model, image, { top: 2, evidence: 2 });
     const asked: number[] = [];

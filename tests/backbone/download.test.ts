@@ -43,7 +43,11 @@ describe('fetchToCache', () => {
   it('downloads, verifies and reports progress, then serves the cached copy without a request', async () => {
     const cacheDir = join(dir, 'ok');
     const progress: number[] = [];
-    const p = await fetchToCache(`${base}/weights.bin`, { sha256: payloadSha, cacheDir, onProgress: (e) => progress.push(e.received) });
+    const p = await fetchToCache(`${base}/weights.bin`, {
+      sha256: payloadSha,
+      cacheDir,
+      onProgress: (e) => progress.push(e.received),
+    });
     expect(p).toBe(join(cacheDir, 'weights.bin'));
     expect(Buffer.compare(await readFile(p), payload)).toBe(0);
     expect(progress.at(-1)).toBe(payload.length);
@@ -78,12 +82,16 @@ describe('fetchToCache', () => {
 
   it('reports HTTP errors clearly', async () => {
     const cacheDir = join(dir, 'missing');
-    await expect(fetchToCache(`${base}/nothing.bin`, { sha256: payloadSha, cacheDir })).rejects.toThrow(new RegExp(`${base}/nothing\\.bin.*404`));
+    await expect(fetchToCache(`${base}/nothing.bin`, { sha256: payloadSha, cacheDir })).rejects.toThrow(
+      new RegExp(`${base}/nothing\\.bin.*404`),
+    );
     expect(await readdir(cacheDir)).toEqual([]);
   });
 
   it('reports unreachable servers clearly', async () => {
-    await expect(fetchToCache('http://127.0.0.1:1/x.bin', { sha256: payloadSha, cacheDir: join(dir, 'down') })).rejects.toThrow(/download of http:\/\/127\.0\.0\.1:1\/x\.bin failed/);
+    await expect(
+      fetchToCache('http://127.0.0.1:1/x.bin', { sha256: payloadSha, cacheDir: join(dir, 'down') }),
+    ).rejects.toThrow(/download of http:\/\/127\.0\.0\.1:1\/x\.bin failed/);
   });
 });
 
@@ -91,7 +99,9 @@ describe('resolveWeights', () => {
   it('prefers a local path', async () => {
     const local = join(dir, 'local.bin');
     await writeFile(local, 'x');
-    expect(await resolveWeights({ path: local, url: `${base}/weights.bin`, sha256: payloadSha }, join(dir, 'rw'))).toBe(local);
+    expect(await resolveWeights({ path: local, url: `${base}/weights.bin`, sha256: payloadSha }, join(dir, 'rw'))).toBe(
+      local,
+    );
   });
 
   it('downloads a URL into the cache', async () => {
@@ -104,7 +114,9 @@ describe('resolveWeights', () => {
     const err = (await resolveWeights({ path: missing }, dir).catch((e: Error) => e)) as Error;
     expect(err.message).toContain(missing);
     expect(err.message).toMatch(/PROTOPNET_DATA|url/);
-    const withUrl = (await resolveWeights({ path: missing, url: `${base}/weights.bin` }, dir).catch((e: Error) => e)) as Error;
+    const withUrl = (await resolveWeights({ path: missing, url: `${base}/weights.bin` }, dir).catch(
+      (e: Error) => e,
+    )) as Error;
     expect(withUrl.message).toContain(`${base}/weights.bin`);
   });
 

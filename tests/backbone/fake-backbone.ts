@@ -2,7 +2,12 @@
  * Test backbone for the feature cache; also loadable in a worker thread
  * through its recipe (createFakeBackbone), so the pooled path can be tested.
  */
-import type { BackboneRecipe, FeatureQuantization, FrozenBackbone, PreprocessSpec } from '../../trainer/src/backbone/types.ts';
+import type {
+  BackboneRecipe,
+  FeatureQuantization,
+  FrozenBackbone,
+  PreprocessSpec,
+} from '../../trainer/src/backbone/types.ts';
 
 export const SIZE = 8;
 export const PRE: PreprocessSpec = { size: SIZE, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
@@ -19,7 +24,8 @@ export interface FakeOptions {
 export function createFakeBackbone(o: FakeOptions): FakeBackbone {
   const bb = new FakeBackbone(o.hash, o.quantization);
   if (o.failAfter !== undefined) bb.failAfter = o.failAfter;
-  if (o.pooled) bb.recipe = { module: import.meta.url, factory: 'createFakeBackbone', options: { ...o, pooled: false } };
+  if (o.pooled)
+    bb.recipe = { module: import.meta.url, factory: 'createFakeBackbone', options: { ...o, pooled: false } };
   return bb;
 }
 
@@ -41,7 +47,8 @@ export class FakeBackbone implements FrozenBackbone {
   constructor(hash = 'fake-v1', quantization?: FeatureQuantization) {
     this.hash = hash;
     this.quantization = quantization;
-    if (quantization) this.extractQuantized = async (batch: Float32Array, n: number) => this.quantize(await this.extract(batch, n));
+    if (quantization)
+      this.extractQuantized = async (batch: Float32Array, n: number) => this.quantize(await this.extract(batch, n));
   }
 
   extractQuantized?: (batch: Float32Array, n: number) => Promise<Uint8Array>;
@@ -53,7 +60,8 @@ export class FakeBackbone implements FrozenBackbone {
     for (let i = 0; i < n; i++)
       for (let y = 0; y < SIZE; y++)
         for (let x = 0; x < SIZE; x++)
-          for (let c = 0; c < 3; c++) out[i * 12 + ((y >> 2) * 2 + (x >> 2)) * 3 + c] += batch[((i * SIZE + y) * SIZE + x) * 3 + c] / 16;
+          for (let c = 0; c < 3; c++)
+            out[i * 12 + ((y >> 2) * 2 + (x >> 2)) * 3 + c] += batch[((i * SIZE + y) * SIZE + x) * 3 + c] / 16;
     return out;
   }
 

@@ -11,7 +11,6 @@ import { decodeMany, toNHWC } from '../../trainer/src/data/decode.ts';
 import type { DatasetItem } from '../../trainer/src/data/types.ts';
 import { DATA_DIR, HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from './helpers.ts';
 
-
 let dir: string;
 let items: DatasetItem[];
 const BAD = 5;
@@ -25,7 +24,9 @@ beforeAll(async () => {
     if (i === BAD) await writeFile(path, 'not an image');
     else {
       const px = Uint8Array.from({ length: 12 * 10 * 3 }, (_, j) => (j * (i + 3) * 7 + i * 31) % 256);
-      await sharp(px, { raw: { width: 12, height: 10, channels: 3 } }).png().toFile(path);
+      await sharp(px, { raw: { width: 12, height: 10, channels: 3 } })
+        .png()
+        .toFile(path);
     }
     items.push({ id: `img${i}`, path, label: i % 3, box: i === 2 ? [1, 1, 9, 8] : undefined });
   }
@@ -39,7 +40,13 @@ async function direct(list: DatasetItem[], flip: boolean): Promise<(Float32Array
   return Promise.all(images.map(async (img) => (img ? bb.extract(toNHWC([img], PRE, flip), 1) : null)));
 }
 
-const opts = (cacheDir: string, extra: object = {}) => ({ cacheDir, quiet: true, batchSize: 3, chunkSize: 4, ...extra });
+const opts = (cacheDir: string, extra: object = {}) => ({
+  cacheDir,
+  quiet: true,
+  batchSize: 3,
+  chunkSize: 4,
+  ...extra,
+});
 
 describe('extractFeatures', () => {
   it('extracts, skips the bad image, then loads the same store from the cache', async () => {
@@ -68,7 +75,12 @@ describe('extractFeatures', () => {
     expect(second.key).toBe(first.key);
     expect(second.valid).toEqual(first.valid);
     expect(second.skipped).toEqual(first.skipped);
-    expect(Buffer.compare(Buffer.from(second.store.data.buffer, second.store.data.byteOffset, second.store.data.byteLength), Buffer.from(first.store.data.buffer, first.store.data.byteOffset, first.store.data.byteLength))).toBe(0);
+    expect(
+      Buffer.compare(
+        Buffer.from(second.store.data.buffer, second.store.data.byteOffset, second.store.data.byteLength),
+        Buffer.from(first.store.data.buffer, first.store.data.byteOffset, first.store.data.byteLength),
+      ),
+    ).toBe(0);
   });
 
   it('changes the key when the items, a file, the flip or the backbone change', async () => {
@@ -77,12 +89,18 @@ describe('extractFeatures', () => {
     const fewer = await extractFeatures(new FakeBackbone(), items.slice(1), { flip: false, ...opts(cacheDir) });
     expect(fewer.cacheHit).toBe(false);
     expect(fewer.key).not.toBe(base.key);
-    const reboxed = items.map((it, i) => (i === 3 ? { ...it, box: [0, 0, 5, 5] as [number, number, number, number] } : it));
-    expect((await extractFeatures(new FakeBackbone(), reboxed, { flip: false, ...opts(cacheDir) })).key).not.toBe(base.key);
+    const reboxed = items.map((it, i) =>
+      i === 3 ? { ...it, box: [0, 0, 5, 5] as [number, number, number, number] } : it,
+    );
+    expect((await extractFeatures(new FakeBackbone(), reboxed, { flip: false, ...opts(cacheDir) })).key).not.toBe(
+      base.key,
+    );
     const flipped = await extractFeatures(new FakeBackbone(), items, { flip: true, ...opts(cacheDir) });
     expect(flipped.key).not.toBe(base.key);
     expect(flipped.store.get(0)[0]).not.toBeCloseTo(base.store.get(0)[0], 3);
-    expect((await extractFeatures(new FakeBackbone('fake-v2'), items, { flip: false, ...opts(cacheDir) })).key).not.toBe(base.key);
+    expect(
+      (await extractFeatures(new FakeBackbone('fake-v2'), items, { flip: false, ...opts(cacheDir) })).key,
+    ).not.toBe(base.key);
     await utimes(items[0].path, new Date(), new Date(Date.now() + 5000));
     const touched = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
     expect(touched.cacheHit).toBe(false);
@@ -93,7 +111,9 @@ describe('extractFeatures', () => {
     const cacheDir = join(dir, 'c3');
     const crashing = new FakeBackbone();
     crashing.failAfter = 5; // chunk 0 (4 images) completes; the first batch of chunk 1 crashes
-    await expect(extractFeatures(crashing, items, { flip: false, ...opts(cacheDir) })).rejects.toThrow(/simulated crash/);
+    await expect(extractFeatures(crashing, items, { flip: false, ...opts(cacheDir) })).rejects.toThrow(
+      /simulated crash/,
+    );
     const parts = (await readdir(cacheDir)).filter((n) => n.endsWith('.parts'));
     expect(parts).toHaveLength(1);
     expect((await readdir(join(cacheDir, parts[0]))).filter((n) => n.endsWith('.feat'))).toHaveLength(1);
@@ -129,15 +149,23 @@ describe('extractFeatures', () => {
     expect(r.store.data.byteLength).toBe(items.length * 12);
     const want = await direct(items, false);
     const got = r.store.get(1);
-    for (let j = 0; j < 12; j++) expect(got[j]).toBeCloseTo((Math.round(want[1]![j] / q.scale + q.zeroPoint) - q.zeroPoint) * q.scale, 6);
-    const again = await extractFeatures(new FakeBackbone('fake-q', q), items, { flip: false, ...opts(join(dir, 'c4')) });
+    for (let j = 0; j < 12; j++)
+      expect(got[j]).toBeCloseTo((Math.round(want[1]![j] / q.scale + q.zeroPoint) - q.zeroPoint) * q.scale, 6);
+    const again = await extractFeatures(new FakeBackbone('fake-q', q), items, {
+      flip: false,
+      ...opts(join(dir, 'c4')),
+    });
     expect(again.cacheHit).toBe(true);
     expect(again.store.quantization).toEqual(q);
     expect(Array.from(again.store.get(1))).toEqual(Array.from(got));
   });
 
   it('keeps float32 when asked', async () => {
-    const r = await extractFeatures(new FakeBackbone(), items, { flip: true, floatEncoding: 'float32', ...opts(join(dir, 'c5')) });
+    const r = await extractFeatures(new FakeBackbone(), items, {
+      flip: true,
+      floatEncoding: 'float32',
+      ...opts(join(dir, 'c5')),
+    });
     const want = await direct(items, true);
     expect(r.store.encoding).toBe('float32');
     expect(Array.from(r.store.get(3))).toEqual(Array.from(want[3]!));
@@ -177,8 +205,16 @@ describe('extractFeatureSets', () => {
 describe('extraction on worker threads', () => {
   it('gives the same stores as the main thread, for float and quantised backbones', async () => {
     for (const quantization of [undefined, { scale: 0.02, zeroPoint: 50 }]) {
-      const inThread = await extractFeatureSets(new FakeBackbone('pool', quantization), items, { flips: [false, true], workers: 0, ...opts(join(dir, 'p-main')) });
-      const pooled = await extractFeatureSets(createFakeBackbone({ hash: 'pool', quantization, pooled: true }), items, { flips: [false, true], workers: 2, ...opts(join(dir, 'p-pool')) });
+      const inThread = await extractFeatureSets(new FakeBackbone('pool', quantization), items, {
+        flips: [false, true],
+        workers: 0,
+        ...opts(join(dir, 'p-main')),
+      });
+      const pooled = await extractFeatureSets(createFakeBackbone({ hash: 'pool', quantization, pooled: true }), items, {
+        flips: [false, true],
+        workers: 2,
+        ...opts(join(dir, 'p-pool')),
+      });
       pooled.forEach((p, f) => {
         expect(p.cacheHit).toBe(false);
         expect(p.key).toBe(inThread[f].key);
@@ -186,7 +222,12 @@ describe('extraction on worker threads', () => {
         expect(p.skipped).toEqual(inThread[f].skipped);
         const a = inThread[f].store.data;
         const b = p.store.data;
-        expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(0);
+        expect(
+          Buffer.compare(
+            Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+            Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+          ),
+        ).toBe(0);
       });
       expect((await readdir(join(dir, 'p-pool'))).filter((n) => !n.endsWith('.feat'))).toEqual([]);
     }
@@ -195,18 +236,30 @@ describe('extraction on worker threads', () => {
   it('resumes after a worker crash', async () => {
     const cacheDir = join(dir, 'p-crash');
     const crashing = createFakeBackbone({ hash: 'pool-crash', failAfter: 5, pooled: true });
-    await expect(extractFeatures(crashing, items, { flip: false, workers: 1, ...opts(cacheDir) })).rejects.toThrow(/simulated crash/);
-    const r = await extractFeatures(createFakeBackbone({ hash: 'pool-crash', pooled: true }), items, { flip: false, workers: 2, ...opts(cacheDir) });
+    await expect(extractFeatures(crashing, items, { flip: false, workers: 1, ...opts(cacheDir) })).rejects.toThrow(
+      /simulated crash/,
+    );
+    const r = await extractFeatures(createFakeBackbone({ hash: 'pool-crash', pooled: true }), items, {
+      flip: false,
+      workers: 2,
+      ...opts(cacheDir),
+    });
     expect(r.resumed).toBe(4);
     expect(r.valid[BAD]).toBe(false);
-    const fresh = await extractFeatures(new FakeBackbone('pool-crash'), items, { flip: false, workers: 0, ...opts(join(dir, 'p-crash-fresh')) });
+    const fresh = await extractFeatures(new FakeBackbone('pool-crash'), items, {
+      flip: false,
+      workers: 0,
+      ...opts(join(dir, 'p-crash-fresh')),
+    });
     expect(Buffer.compare(Buffer.from(r.store.data.buffer), Buffer.from(fresh.store.data.buffer))).toBe(0);
   });
 
   it('refuses a worker copy whose hash differs', async () => {
     const bb = createFakeBackbone({ hash: 'one', pooled: true });
     (bb.recipe!.options as { hash: string }).hash = 'other';
-    await expect(extractFeatures(bb, items, { flip: false, workers: 1, ...opts(join(dir, 'p-hash')) })).rejects.toThrow(/hash/);
+    await expect(extractFeatures(bb, items, { flip: false, workers: 1, ...opts(join(dir, 'p-hash')) })).rejects.toThrow(
+      /hash/,
+    );
   });
 });
 
@@ -215,7 +268,12 @@ describe('feature cache with the real int8 MobileNetV2', () => {
     const cub = join(DATA_DIR, 'cub200/train_cropped/001.Black_footed_Albatross');
     ctx.skip(!HAS_MOBILENET || !existsSync(cub), NO_DATA_NOTE);
     const names = (await readdir(cub)).sort().slice(0, 5);
-    const real: DatasetItem[] = names.map((n, i) => ({ id: n, path: join(cub, n), label: 0, box: i === 0 ? [10, 10, 100, 80] : undefined }));
+    const real: DatasetItem[] = names.map((n, i) => ({
+      id: n,
+      path: join(cub, n),
+      label: 0,
+      box: i === 0 ? [10, 10, 100, 80] : undefined,
+    }));
     const pre: PreprocessSpec = { size: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     const bb = await loadOnnxBackbone({ path: MOBILENET_ONNX, preprocess: pre });
     try {

@@ -5,7 +5,8 @@ import { createFeatureStore } from '../../trainer/src/backbone/feature-store.ts'
 describe('FeatureStore', () => {
   const shape: [number, number, number] = [2, 2, 3];
   const size = 12;
-  const maps = (n: number): Float32Array[] => Array.from({ length: n }, (_, i) => Float32Array.from({ length: size }, (_, j) => Math.sin(i * 13 + j) * 3));
+  const maps = (n: number): Float32Array[] =>
+    Array.from({ length: n }, (_, i) => Float32Array.from({ length: size }, (_, j) => Math.sin(i * 13 + j) * 3));
 
   it('stores uint8 exactly and dequantises with scale and zero point', () => {
     const store = createFeatureStore({ n: 3, shape, encoding: 'uint8', quantization: { scale: 0.5, zeroPoint: 10 } });
@@ -29,7 +30,8 @@ describe('FeatureStore', () => {
     });
     expect(Array.from(f32.get(2))).toEqual(Array.from(m[2]));
     const h = f16.get(2);
-    for (let j = 0; j < size; j++) expect(Math.abs(h[j] - m[2][j])).toBeLessThanOrEqual(Math.abs(m[2][j]) * 2 ** -11 + 1e-7);
+    for (let j = 0; j < size; j++)
+      expect(Math.abs(h[j] - m[2][j])).toBeLessThanOrEqual(Math.abs(m[2][j]) * 2 ** -11 + 1e-7);
     expect(f16.data.byteLength).toBe(4 * size * 2);
   });
 
@@ -57,7 +59,20 @@ describe('FeatureStore', () => {
 
 describe('float16', () => {
   it('round-trips representable values and rounds to nearest even', () => {
-    const src = Float32Array.from([0, -0, 1, -2.5, 65504, 1 / 1024, 2 ** -24, 1e-9, 70000, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN]);
+    const src = Float32Array.from([
+      0,
+      -0,
+      1,
+      -2.5,
+      65504,
+      1 / 1024,
+      2 ** -24,
+      1e-9,
+      70000,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      NaN,
+    ]);
     const bits = new Uint16Array(src.length);
     encodeFloat16(src, bits);
     const back = new Float32Array(src.length);

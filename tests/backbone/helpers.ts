@@ -44,12 +44,18 @@ export function tinyFloatModel(): Uint8Array {
   const graph = makeGraph({
     name: 'tiny_float',
     nodes: [
-      makeNode('Conv', ['X', 'W', 'B'], ['conv'], { name: 'conv', attributes: [makeAttribute('kernel_shape', [1, 1])] }),
+      makeNode('Conv', ['X', 'W', 'B'], ['conv'], {
+        name: 'conv',
+        attributes: [makeAttribute('kernel_shape', [1, 1])],
+      }),
       makeNode('Relu', ['conv'], ['relu'], { name: 'relu' }),
       makeNode('GlobalAveragePool', ['relu'], ['pool'], { name: 'gap' }),
       makeNode('Flatten', ['pool'], ['Y'], { name: 'flatten' }),
     ],
-    initializers: [makeTensor('W', OnnxDataType.FLOAT, [cOut, cIn, 1, 1], w), makeTensor('B', OnnxDataType.FLOAT, [cOut], b)],
+    initializers: [
+      makeTensor('W', OnnxDataType.FLOAT, [cOut, cIn, 1, 1], w),
+      makeTensor('B', OnnxDataType.FLOAT, [cOut], b),
+    ],
     inputs: [makeValueInfo('X', OnnxDataType.FLOAT, ['N', cIn, side, side])],
     outputs: [makeValueInfo('Y', OnnxDataType.FLOAT, ['N', cOut])],
   });
@@ -85,7 +91,10 @@ export function tinyQuantModel(int8 = false): Uint8Array {
     name: 'tiny_quant',
     nodes: [
       makeNode('QuantizeLinear', ['X', 'x_scale', 'x_zp'], ['xq'], { name: 'quantize' }),
-      makeNode('QLinearGlobalAveragePool', ['xq', 'x_scale', 'x_zp', 'y_scale', 'y_zp'], ['yq'], { name: 'qgap', domain: 'com.microsoft' }),
+      makeNode('QLinearGlobalAveragePool', ['xq', 'x_scale', 'x_zp', 'y_scale', 'y_zp'], ['yq'], {
+        name: 'qgap',
+        domain: 'com.microsoft',
+      }),
       makeNode('DequantizeLinear', ['yq', 'y_scale', 'y_zp'], ['Y'], { name: 'dequantize' }),
     ],
     initializers: [
@@ -110,6 +119,7 @@ export function nchwToNhwc(x: ArrayLike<number>, n: number, c: number, h: number
   const out = new Float32Array(n * c * h * w);
   for (let i = 0; i < n; i++)
     for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) out[((i * h + y) * w + xx) * c + ch] = x[((i * c + ch) * h + y) * w + xx];
+      for (let y = 0; y < h; y++)
+        for (let xx = 0; xx < w; xx++) out[((i * h + y) * w + xx) * c + ch] = x[((i * c + ch) * h + y) * w + xx];
   return out;
 }

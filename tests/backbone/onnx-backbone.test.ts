@@ -32,7 +32,12 @@ const spec = (size: number): PreprocessSpec => ({ size, mean: [0, 0, 0], std: [1
 describe('loadOnnxBackbone on tiny models', () => {
   it('extracts NHWC features of a float model tapped at the pool input', async () => {
     const { cIn, cOut, side } = TINY_CONV;
-    const bb = await loadOnnxBackbone({ path: join(dir, 'float.onnx'), tap: 'auto', preprocess: spec(side), threads: 1 });
+    const bb = await loadOnnxBackbone({
+      path: join(dir, 'float.onnx'),
+      tap: 'auto',
+      preprocess: spec(side),
+      threads: 1,
+    });
     try {
       expect(bb.featureShape).toEqual([side, side, cOut]);
       expect(bb.quantization).toBeUndefined();
@@ -63,7 +68,11 @@ describe('loadOnnxBackbone on tiny models', () => {
   for (const int8 of [false, true]) {
     it(`reports quantisation and raw ${int8 ? 'int8 (shifted to uint8)' : 'uint8'} features of a quantised model`, async () => {
       const { scale, zeroPoint, channels, side } = TINY_Q;
-      const bb = await loadOnnxBackbone({ path: join(dir, int8 ? 'quant-int8.onnx' : 'quant.onnx'), preprocess: spec(side), threads: 1 });
+      const bb = await loadOnnxBackbone({
+        path: join(dir, int8 ? 'quant-int8.onnx' : 'quant.onnx'),
+        preprocess: spec(side),
+        threads: 1,
+      });
       try {
         expect(bb.featureShape).toEqual([side, side, channels]);
         expect(bb.quantization!.zeroPoint).toBe(zeroPoint);
@@ -72,10 +81,19 @@ describe('loadOnnxBackbone on tiny models', () => {
         const nchw = testValues(n * channels * side * side, 10);
         const x = nchwToNhwc(nchw, n, channels, side, side);
         const q = await bb.extractQuantized!(x, n);
-        const wantQ = Array.from(nchwToNhwc(Array.from(nchw, (v) => Math.min(255, Math.max(0, Math.round(v / scale) + zeroPoint))), n, channels, side, side));
+        const wantQ = Array.from(
+          nchwToNhwc(
+            Array.from(nchw, (v) => Math.min(255, Math.max(0, Math.round(v / scale) + zeroPoint))),
+            n,
+            channels,
+            side,
+            side,
+          ),
+        );
         expect(Array.from(q)).toEqual(wantQ);
         const f = await bb.extract(x, n);
-        for (let i = 0; i < f.length; i++) expect(f[i]).toBeCloseTo((q[i] - bb.quantization!.zeroPoint) * bb.quantization!.scale, 6);
+        for (let i = 0; i < f.length; i++)
+          expect(f[i]).toBeCloseTo((q[i] - bb.quantization!.zeroPoint) * bb.quantization!.scale, 6);
       } finally {
         await bb.dispose();
       }
@@ -83,7 +101,9 @@ describe('loadOnnxBackbone on tiny models', () => {
   }
 
   it('says which file it could not read', async () => {
-    await expect(loadOnnxBackbone({ path: join(dir, 'missing.onnx'), preprocess: spec(4) })).rejects.toThrow(/missing\.onnx/);
+    await expect(loadOnnxBackbone({ path: join(dir, 'missing.onnx'), preprocess: spec(4) })).rejects.toThrow(
+      /missing\.onnx/,
+    );
   });
 });
 

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
-import { encodeModel, makeAttribute, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, OnnxDataType } from '../../trainer/src/backbone/onnx-proto.ts';
+import {
+  encodeModel,
+  makeAttribute,
+  makeGraph,
+  makeModel,
+  makeNode,
+  makeTensor,
+  makeValueInfo,
+  OnnxDataType,
+} from '../../trainer/src/backbone/onnx-proto.ts';
 import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { testValues } from './helpers.ts';
@@ -62,18 +71,45 @@ function tinyInt8(seed: number): { bytes: Uint8Array; w1: number[]; w2: number[]
   u8('a_zp', 40);
   f('p_s', [0.04]);
   u8('p_zp', 40);
-  const conv = (x: string, xs: string, xzp: string, w: string, y: string, ys: string, yzp: string, b: string, attrs: Uint8Array[]) =>
-    makeNode('QLinearConv', [x, xs, xzp, w, `${w}_s`, `${w}_zp`, ys, yzp, b], [y], { name: y, attributes: attrs });
+  const conv = (
+    x: string,
+    xs: string,
+    xzp: string,
+    w: string,
+    y: string,
+    ys: string,
+    yzp: string,
+    b: string,
+    attrs: Uint8Array[],
+  ) => makeNode('QLinearConv', [x, xs, xzp, w, `${w}_s`, `${w}_zp`, ys, yzp, b], [y], { name: y, attributes: attrs });
   const nodes = [
     makeNode('QuantizeLinear', ['input', 'x_s', 'x_zp'], ['xq']),
-    conv('xq', 'x_s', 'x_zp', 'w1', 'y1', 'y1_s', 'y1_zp', 'b1', [makeAttribute('kernel_shape', [3, 3]), makeAttribute('strides', [2, 2]), makeAttribute('pads', [1, 1, 1, 1])]),
-    conv('y1', 'y1_s', 'y1_zp', 'w2', 'y2', 'y2_s', 'y2_zp', 'b2', [makeAttribute('kernel_shape', [3, 3]), makeAttribute('pads', [1, 1, 1, 1]), makeAttribute('group', 4)]),
+    conv('xq', 'x_s', 'x_zp', 'w1', 'y1', 'y1_s', 'y1_zp', 'b1', [
+      makeAttribute('kernel_shape', [3, 3]),
+      makeAttribute('strides', [2, 2]),
+      makeAttribute('pads', [1, 1, 1, 1]),
+    ]),
+    conv('y1', 'y1_s', 'y1_zp', 'w2', 'y2', 'y2_s', 'y2_zp', 'b2', [
+      makeAttribute('kernel_shape', [3, 3]),
+      makeAttribute('pads', [1, 1, 1, 1]),
+      makeAttribute('group', 4),
+    ]),
     conv('y2', 'y2_s', 'y2_zp', 'w3', 'y3', 'y3_s', 'y3_zp', 'b3', [makeAttribute('kernel_shape', [1, 1])]),
-    makeNode('QLinearAdd', ['y3', 'y3_s', 'y3_zp', 'y1', 'y1_s', 'y1_zp', 'a_s', 'a_zp'], ['sum'], { domain: 'com.microsoft' }),
-    makeNode('QLinearGlobalAveragePool', ['sum', 'a_s', 'a_zp', 'p_s', 'p_zp'], ['pooled'], { domain: 'com.microsoft', attributes: [makeAttribute('channels_last', 0)] }),
+    makeNode('QLinearAdd', ['y3', 'y3_s', 'y3_zp', 'y1', 'y1_s', 'y1_zp', 'a_s', 'a_zp'], ['sum'], {
+      domain: 'com.microsoft',
+    }),
+    makeNode('QLinearGlobalAveragePool', ['sum', 'a_s', 'a_zp', 'p_s', 'p_zp'], ['pooled'], {
+      domain: 'com.microsoft',
+      attributes: [makeAttribute('channels_last', 0)],
+    }),
     makeNode('DequantizeLinear', ['pooled', 'p_s', 'p_zp'], ['output']),
   ];
-  const graph = makeGraph({ nodes, initializers: t, inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, 8, 8])], outputs: [makeValueInfo('output', OnnxDataType.FLOAT)] });
+  const graph = makeGraph({
+    nodes,
+    initializers: t,
+    inputs: [makeValueInfo('input', OnnxDataType.FLOAT, ['N', 3, 8, 8])],
+    outputs: [makeValueInfo('output', OnnxDataType.FLOAT)],
+  });
   const bytes = encodeModel(makeModel(graph, { '': 13, 'com.microsoft': 1 }));
   return { bytes, w1: drawn[0], w2: drawn[1], w3: drawn[2] };
 }
@@ -182,7 +218,14 @@ describe('ONNX backbone imported as a trainable float network', () => {
   it('exports itself, with tuned weights, as a float ONNX graph that onnxruntime runs identically', async () => {
     const net = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE });
     // Stand in for fine-tuning: move every weight.
-    net.setWeights(new Map([...net.getWeights()].map(([k, t]) => [k, { shape: t.shape, data: t.data.map((v, i) => v + 0.01 * Math.sin(i)) }])));
+    net.setWeights(
+      new Map(
+        [...net.getWeights()].map(([k, t]) => [
+          k,
+          { shape: t.shape, data: t.data.map((v, i) => v + 0.01 * Math.sin(i)) },
+        ]),
+      ),
+    );
     const { bytes, tap } = net.toOnnx();
     const file = join(path, '..', 'tuned.onnx');
     await writeFile(file, bytes);
@@ -190,34 +233,60 @@ describe('ONNX backbone imported as a trainable float network', () => {
     const session = await ort.InferenceSession.create(file);
     const x = testValues(2 * 8 * 8 * 3, 7);
     const nchw = new Float32Array(x.length);
-    for (let n = 0; n < 2; n++) for (let h = 0; h < 8; h++) for (let w = 0; w < 8; w++) for (let c = 0; c < 3; c++) nchw[((n * 3 + c) * 8 + h) * 8 + w] = x[((n * 8 + h) * 8 + w) * 3 + c];
+    for (let n = 0; n < 2; n++)
+      for (let h = 0; h < 8; h++)
+        for (let w = 0; w < 8; w++)
+          for (let c = 0; c < 3; c++) nchw[((n * 3 + c) * 8 + h) * 8 + w] = x[((n * 8 + h) * 8 + w) * 3 + c];
     const out = (await session.run({ input: new ort.Tensor('float32', nchw, [2, 3, 8, 8]) }))[tap].data as Float32Array;
     const mine = await net.extract(x, 2); // NHWC [2, 4, 4, 4]
     let maxDiff = 0;
-    for (let n = 0; n < 2; n++) for (let c = 0; c < 4; c++) for (let h = 0; h < 4; h++) for (let w = 0; w < 4; w++) maxDiff = Math.max(maxDiff, Math.abs(out[((n * 4 + c) * 4 + h) * 4 + w] - mine[((n * 4 + h) * 4 + w) * 4 + c]));
+    for (let n = 0; n < 2; n++)
+      for (let c = 0; c < 4; c++)
+        for (let h = 0; h < 4; h++)
+          for (let w = 0; w < 4; w++)
+            maxDiff = Math.max(
+              maxDiff,
+              Math.abs(out[((n * 4 + c) * 4 + h) * 4 + w] - mine[((n * 4 + h) * 4 + w) * 4 + c]),
+            );
     expect(maxDiff).toBeLessThan(1e-5);
     await session.release();
   });
 
   it('names what it cannot import', async () => {
-    await expect(importOnnxBackbone({ path, tap: 'pooled', preprocess: PRE })).rejects.toThrow(/QLinearGlobalAveragePool .* not supported/);
+    await expect(importOnnxBackbone({ path, tap: 'pooled', preprocess: PRE })).rejects.toThrow(
+      /QLinearGlobalAveragePool .* not supported/,
+    );
   });
 
   const mobilenet = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
   const noMobilenet = existsSync(mobilenet) ? '' : ` (skipped: ${mobilenet} not found; set PROTOPNET_DATA)`;
   const realTitle = `MobileNetV2 int8 (../shared/data): same 7x7x1280 map, close to the int8 features${noMobilenet}`;
-  it.skipIf(!existsSync(mobilenet))(realTitle, async () => {
-    const pre = { size: 224, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
-    const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre });
-    expect(imported.featureShape).toEqual([7, 7, 1280]);
-    expect(imported.trainableVariables()).toHaveLength(104);
-    const reference = await loadOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre, threads: 1 });
-    const x = testValues(224 * 224 * 3, 9);
-    const [a, b] = [await imported.extract(x, 1), await reference.extract(x, 1)];
-    let dot = 0, na = 0, nb = 0;
-    for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] ** 2; nb += b[i] ** 2; }
-    // 52 int8 layers of rounding separate the two (measured 0.94 on CUB photos; layer by layer 1.000 -> 0.98).
-    expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.85);
-    await reference.dispose();
-  }, 60_000);
+  it.skipIf(!existsSync(mobilenet))(
+    realTitle,
+    async () => {
+      const pre = {
+        size: 224,
+        mean: [0.485, 0.456, 0.406] as [number, number, number],
+        std: [0.229, 0.224, 0.225] as [number, number, number],
+      };
+      const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre });
+      expect(imported.featureShape).toEqual([7, 7, 1280]);
+      expect(imported.trainableVariables()).toHaveLength(104);
+      const reference = await loadOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre, threads: 1 });
+      const x = testValues(224 * 224 * 3, 9);
+      const [a, b] = [await imported.extract(x, 1), await reference.extract(x, 1)];
+      let dot = 0,
+        na = 0,
+        nb = 0;
+      for (let i = 0; i < a.length; i++) {
+        dot += a[i] * b[i];
+        na += a[i] ** 2;
+        nb += b[i] ** 2;
+      }
+      // 52 int8 layers of rounding separate the two (measured 0.94 on CUB photos; layer by layer 1.000 -> 0.98).
+      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.85);
+      await reference.dispose();
+    },
+    60_000,
+  );
 });

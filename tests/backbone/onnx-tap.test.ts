@@ -48,7 +48,9 @@ describe('tap on a float model', () => {
 
   it('wraps the graph in NHWC transposes', async () => {
     const t = insertTap(tinyFloatModel(), { tap: 'auto', nhwc: true });
-    const out = await run(t.bytes, { [t.input]: new ort.Tensor('float32', nchwToNhwc(x, n, cIn, side, side), [n, side, side, cIn]) });
+    const out = await run(t.bytes, {
+      [t.input]: new ort.Tensor('float32', nchwToNhwc(x, n, cIn, side, side), [n, side, side, cIn]),
+    });
     const y = out[t.floatOutput];
     expect(y.dims).toEqual([n, side, side, cOut]);
     expectClose(y.data as Float32Array, nchwToNhwc(tinyConvRelu(x, n), n, cOut, side, side));
@@ -84,14 +86,22 @@ describe('tap on a quantised model', () => {
     expect(Array.from(raw.data as Uint8Array)).toEqual(expectedQ);
     const f = out[t.floatOutput];
     expect(f.type).toBe('float32');
-    expectClose(f.data as Float32Array, expectedQ.map((q) => (q - zeroPoint) * Math.fround(scale)), 1e-6);
+    expectClose(
+      f.data as Float32Array,
+      expectedQ.map((q) => (q - zeroPoint) * Math.fround(scale)),
+      1e-6,
+    );
     expect(Object.keys(out).sort()).toEqual([t.floatOutput, t.rawOutput].sort());
   });
 
   it('taps by name and transposes to NHWC', async () => {
     const t = insertTap(tinyQuantModel(), { tap: 'xq', nhwc: true });
-    const out = await run(t.bytes, { [t.input]: new ort.Tensor('float32', nchwToNhwc(x, n, channels, side, side), [n, side, side, channels]) });
+    const out = await run(t.bytes, {
+      [t.input]: new ort.Tensor('float32', nchwToNhwc(x, n, channels, side, side), [n, side, side, channels]),
+    });
     expect(out[t.rawOutput!].dims).toEqual([n, side, side, channels]);
-    expect(Array.from(out[t.rawOutput!].data as Uint8Array)).toEqual(Array.from(nchwToNhwc(expectedQ, n, channels, side, side)));
+    expect(Array.from(out[t.rawOutput!].data as Uint8Array)).toEqual(
+      Array.from(nchwToNhwc(expectedQ, n, channels, side, side)),
+    );
   });
 });

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../../trainer/src/backbone/protobuf-wire.ts';
-import { encodeModel, makeAttribute, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, OnnxDataType, type OnnxNode } from '../../trainer/src/backbone/onnx-proto.ts';
+import {
+  encodeModel,
+  makeAttribute,
+  makeGraph,
+  makeModel,
+  makeNode,
+  makeTensor,
+  makeValueInfo,
+  OnnxDataType,
+  type OnnxNode,
+} from '../../trainer/src/backbone/onnx-proto.ts';
 import { setOutputStride } from '../../trainer/src/backbone/output-stride.ts';
 import { onnxReceptiveField } from '../../trainer/src/backbone/receptive-field.ts';
 import { MOBILENET_ONNX, HAS_MOBILENET, NO_DATA_NOTE } from './helpers.ts';
@@ -13,12 +23,24 @@ const W1 = Array.from({ length: 9 }, (_, i) => (i % 3) - 1 + 0.25 * i);
 const W2 = Array.from({ length: 9 }, (_, i) => Math.sin(i + 1));
 const W3 = Array.from({ length: 9 }, (_, i) => Math.cos(2 * i));
 const conv = (x: string, y: string, w: string, s: number) =>
-  makeNode('Conv', [x, w], [y], { name: y, attributes: [makeAttribute('kernel_shape', [3, 3]), makeAttribute('strides', [s, s]), makeAttribute('pads', [1, 1, 1, 1]), makeAttribute('group', 1)] });
+  makeNode('Conv', [x, w], [y], {
+    name: y,
+    attributes: [
+      makeAttribute('kernel_shape', [3, 3]),
+      makeAttribute('strides', [s, s]),
+      makeAttribute('pads', [1, 1, 1, 1]),
+      makeAttribute('group', 1),
+    ],
+  });
 const graph = makeGraph({
   nodes: [conv('x', 'a', 'w1', 2), conv('a', 'b', 'w2', 2), conv('b', 'y', 'w3', 1)],
   inputs: [makeValueInfo('x', OnnxDataType.FLOAT, [1, 1, 16, 16])],
   outputs: [makeValueInfo('y', OnnxDataType.FLOAT)],
-  initializers: [makeTensor('w1', OnnxDataType.FLOAT, [1, 1, 3, 3], W1), makeTensor('w2', OnnxDataType.FLOAT, [1, 1, 3, 3], W2), makeTensor('w3', OnnxDataType.FLOAT, [1, 1, 3, 3], W3)],
+  initializers: [
+    makeTensor('w1', OnnxDataType.FLOAT, [1, 1, 3, 3], W1),
+    makeTensor('w2', OnnxDataType.FLOAT, [1, 1, 3, 3], W2),
+    makeTensor('w3', OnnxDataType.FLOAT, [1, 1, 3, 3], W3),
+  ],
 });
 
 const ints = (node: OnnxNode, name: string) => {
@@ -30,7 +52,14 @@ const ints = (node: OnnxNode, name: string) => {
 };
 
 /** Direct 3x3 convolution, zero padding `pad`, dilation `d`, stride `s` (the reference). */
-function conv2d(x: Float64Array, side: number, w: number[], s: number, d: number, pad: number): { y: Float64Array; side: number } {
+function conv2d(
+  x: Float64Array,
+  side: number,
+  w: number[],
+  s: number,
+  d: number,
+  pad: number,
+): { y: Float64Array; side: number } {
   const out = Math.floor((side + 2 * pad - d * 2 - 1) / s) + 1;
   const y = new Float64Array(out * out);
   for (let i = 0; i < out; i++)
@@ -77,7 +106,9 @@ describe('output stride by dilation', () => {
     expect(diff).toBeLessThan(1e-5);
     // The published network gives 4x4.
     const plain = await ort.InferenceSession.create(encodeModel(makeModel(graph, { '': 13 })));
-    expect(((await plain.run({ x: new ort.Tensor('float32', x, [1, 1, 16, 16]) })).y as ort.Tensor).dims).toEqual([1, 1, 4, 4]);
+    expect(((await plain.run({ x: new ort.Tensor('float32', x, [1, 1, 16, 16]) })).y as ort.Tensor).dims).toEqual([
+      1, 1, 4, 4,
+    ]);
   });
 
   it('receptive fields count the dilated kernel span and the finer stride', () => {
@@ -86,31 +117,45 @@ describe('output stride by dilation', () => {
     expect(onnxReceptiveField(setOutputStride(graph, 2), 'y')).toMatchObject({ size: 15, stride: 2 });
   });
 
-  it.skipIf(!HAS_MOBILENET)(`MobileNetV2 at output stride 16 gives a 14x14x1280 map whose mean is close to the published 7x7 map's (${HAS_MOBILENET ? 'data present' : NO_DATA_NOTE})`, async () => {
-    const x = Float32Array.from({ length: 224 * 224 * 3 }, (_, i) => Math.sin(i * 0.001) * 1.5);
-    const b32 = await loadOnnxBackbone({ path: MOBILENET_ONNX, preprocess: IMAGENET_224, compute: 'float', threads: 1 });
-    const b16 = await loadOnnxBackbone({ path: MOBILENET_ONNX, preprocess: IMAGENET_224, compute: 'float', threads: 1, outputStride: 16 });
-    expect(b32.featureShape).toEqual([7, 7, 1280]);
-    expect(b16.featureShape).toEqual([14, 14, 1280]);
-    expect(b16.hash).not.toBe(b32.hash);
-    const [f32, f16] = [await b32.extract(x, 1), await b16.extract(x, 1)];
-    // Same weights, so pooled features agree closely (cosine), though not exactly.
-    const pool = (f: Float32Array, cells: number) => {
-      const p = new Float64Array(1280);
-      for (let k = 0; k < cells; k++) for (let c = 0; c < 1280; c++) p[c] += f[k * 1280 + c] / cells;
-      return p;
-    };
-    const [p32, p16] = [pool(f32, 49), pool(f16, 196)];
-    let dot = 0;
-    let n32 = 0;
-    let n16 = 0;
-    for (let c = 0; c < 1280; c++) {
-      dot += p32[c] * p16[c];
-      n32 += p32[c] ** 2;
-      n16 += p16[c] ** 2;
-    }
-    expect(dot / Math.sqrt(n32 * n16)).toBeGreaterThan(0.8);
-    await b32.dispose();
-    await b16.dispose();
-  });
+  it.skipIf(!HAS_MOBILENET)(
+    `MobileNetV2 at output stride 16 gives a 14x14x1280 map whose mean is close to the published 7x7 map's (${HAS_MOBILENET ? 'data present' : NO_DATA_NOTE})`,
+    async () => {
+      const x = Float32Array.from({ length: 224 * 224 * 3 }, (_, i) => Math.sin(i * 0.001) * 1.5);
+      const b32 = await loadOnnxBackbone({
+        path: MOBILENET_ONNX,
+        preprocess: IMAGENET_224,
+        compute: 'float',
+        threads: 1,
+      });
+      const b16 = await loadOnnxBackbone({
+        path: MOBILENET_ONNX,
+        preprocess: IMAGENET_224,
+        compute: 'float',
+        threads: 1,
+        outputStride: 16,
+      });
+      expect(b32.featureShape).toEqual([7, 7, 1280]);
+      expect(b16.featureShape).toEqual([14, 14, 1280]);
+      expect(b16.hash).not.toBe(b32.hash);
+      const [f32, f16] = [await b32.extract(x, 1), await b16.extract(x, 1)];
+      // Same weights, so pooled features agree closely (cosine), though not exactly.
+      const pool = (f: Float32Array, cells: number) => {
+        const p = new Float64Array(1280);
+        for (let k = 0; k < cells; k++) for (let c = 0; c < 1280; c++) p[c] += f[k * 1280 + c] / cells;
+        return p;
+      };
+      const [p32, p16] = [pool(f32, 49), pool(f16, 196)];
+      let dot = 0;
+      let n32 = 0;
+      let n16 = 0;
+      for (let c = 0; c < 1280; c++) {
+        dot += p32[c] * p16[c];
+        n32 += p32[c] ** 2;
+        n16 += p16[c] ** 2;
+      }
+      expect(dot / Math.sqrt(n32 * n16)).toBeGreaterThan(0.8);
+      await b32.dispose();
+      await b16.dispose();
+    },
+  );
 });

@@ -46,12 +46,26 @@ describe('protobuf wire format', () => {
     writeVarint(neg, -1);
     expect(neg.length).toBe(10);
     expect(toInt64(readVarint(Uint8Array.from(neg), 0)[0])).toBe(-1);
-    expect([...Uint8Array.from((() => { const o: number[] = []; writeVarint(o, 300); return o; })())]).toEqual([0xac, 0x02]);
+    expect([
+      ...Uint8Array.from(
+        (() => {
+          const o: number[] = [];
+          writeVarint(o, 300);
+          return o;
+        })(),
+      ),
+    ]).toEqual([0xac, 0x02]);
   });
 
   it('decodes what it encodes, byte for byte, with nested messages', () => {
     const inner = [stringField(1, 'héllo'), varintField(2, 42)];
-    const fields = [varintField(1, 7), messageField(3, inner), float32Field(4, 1.5), packedFloat32Field(5, [1, -2, 0.25]), stringField(6, '')];
+    const fields = [
+      varintField(1, 7),
+      messageField(3, inner),
+      float32Field(4, 1.5),
+      packedFloat32Field(5, [1, -2, 0.25]),
+      stringField(6, ''),
+    ];
     const bytes = encodeMessage(fields);
     const back = decodeMessage(bytes);
     expect(encodeMessage(back)).toEqual(bytes);
@@ -84,7 +98,11 @@ describe('protobuf wire format', () => {
 describe('ONNX model reader/writer', () => {
   it('lists nodes, initializer scalars, inputs and outputs of a model it wrote', () => {
     const m = decodeModel(tinyQuantModel());
-    expect(m.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual([':QuantizeLinear', 'com.microsoft:QLinearGlobalAveragePool', ':DequantizeLinear']);
+    expect(m.graph.nodes.map((n) => `${n.domain}:${n.opType}`)).toEqual([
+      ':QuantizeLinear',
+      'com.microsoft:QLinearGlobalAveragePool',
+      ':DequantizeLinear',
+    ]);
     expect(m.graph.nodes[1].inputs).toEqual(['xq', 'x_scale', 'x_zp', 'y_scale', 'y_zp']);
     const init = new Map(m.graph.initializers.map((t) => [t.name, t]));
     expect(tensorScalar(init.get('x_scale')!)).toBeCloseTo(0.1, 7);
@@ -92,7 +110,12 @@ describe('ONNX model reader/writer', () => {
     expect(init.get('x_zp')!.dataType).toBe(OnnxDataType.UINT8);
     expect(m.graph.inputs[0]).toMatchObject({ name: 'X', elemType: OnnxDataType.FLOAT, shape: ['N', 3, 3, 3] });
     expect(m.graph.outputs.map((o) => o.name)).toEqual(['Y']);
-    expect(opsetImports(m)).toEqual(new Map([['', 13], ['com.microsoft', 1]]));
+    expect(opsetImports(m)).toEqual(
+      new Map([
+        ['', 13],
+        ['com.microsoft', 1],
+      ]),
+    );
   });
 
   it('re-encodes a decoded model to identical bytes', () => {
@@ -110,7 +133,11 @@ describe('ONNX model reader/writer', () => {
   it('builds nodes with attributes', () => {
     const n = makeNode('Transpose', ['a'], ['b'], { attributes: [makeAttribute('perm', [0, 2, 3, 1])] });
     expect(attributeName(n.attributes[0])).toBe('perm');
-    const g = makeGraph({ nodes: [n], inputs: [makeValueInfo('a', 1, [1, 2, 3, 4])], outputs: [makeValueInfo('b', 1)] });
+    const g = makeGraph({
+      nodes: [n],
+      inputs: [makeValueInfo('a', 1, [1, 2, 3, 4])],
+      outputs: [makeValueInfo('b', 1)],
+    });
     const back = decodeModel(encodeModel(makeModel(g, { '': 13 })));
     expect(back.graph.nodes[0]).toMatchObject({ opType: 'Transpose', inputs: ['a'], outputs: ['b'] });
     expect(back.graph.outputs[0].shape).toBeUndefined();

@@ -49,11 +49,15 @@ describe('createSmallCnn', () => {
     const before = net.getWeights().get('cnn_s0_conv0/kernel')!.data.slice();
     const hashBefore = net.hash;
     const opt = tf.train.sgd(0.1);
-    opt.minimize(() => {
-      const y = net.apply(x, true);
-      expect(y.shape).toEqual([2, 4, 4, 8]);
-      return tf.mean(tf.square(y)) as tf.Scalar;
-    }, false, vars);
+    opt.minimize(
+      () => {
+        const y = net.apply(x, true);
+        expect(y.shape).toEqual([2, 4, 4, 8]);
+        return tf.mean(tf.square(y)) as tf.Scalar;
+      },
+      false,
+      vars,
+    );
     const after = net.getWeights().get('cnn_s0_conv0/kernel')!.data;
     expect(after.some((v, i) => v !== before[i])).toBe(true);
     expect(net.hash).not.toBe(hashBefore);

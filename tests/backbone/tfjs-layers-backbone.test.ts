@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { initializers, input, layers, model as makeModel, sequential, type LayersModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
+import {
+  initializers,
+  input,
+  layers,
+  model as makeModel,
+  sequential,
+  type LayersModel,
+  type SymbolicTensor,
+} from '@tensorflow/tfjs-layers';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dirSaveHandler } from '../../trainer/src/backbone/tfjs-files.ts';
@@ -15,12 +23,24 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
   dir = await tempDir('tfjs');
   const x = input({ shape: [8, 8, 3], name: 'base_input' });
-  let h = layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', name: 'c1', kernelInitializer: initializers.glorotUniform({ seed: 1 }) }).apply(x) as SymbolicTensor;
+  let h = layers
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      name: 'c1',
+      kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+    })
+    .apply(x) as SymbolicTensor;
   h = layers.batchNormalization({ name: 'bn1' }).apply(h) as SymbolicTensor;
   h = layers.reLU({ name: 'out_relu' }).apply(h) as SymbolicTensor;
   const tail = layers.conv2d({ filters: 2, kernelSize: 1, name: 'c2' }).apply(h) as SymbolicTensor;
   const base = makeModel({ inputs: x, outputs: tail, name: 'base' });
-  const full = sequential({ name: 'outer', layers: [base, layers.globalAveragePooling2d({ name: 'gap' }), layers.dense({ units: 3, name: 'head' })] });
+  const full = sequential({
+    name: 'outer',
+    layers: [base, layers.globalAveragePooling2d({ name: 'gap' }), layers.dense({ units: 3, name: 'head' })],
+  });
   await full.save(dirSaveHandler(join(dir, 'm')));
   reference = makeModel({ inputs: base.inputs, outputs: base.getLayer('out_relu').output as SymbolicTensor });
 });
@@ -38,7 +58,9 @@ describe('loadTfjsLayersBackbone', () => {
     expect(got.length).toBe(want.length);
     for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
     // The head was dropped: only the base's weights up to out_relu remain.
-    expect([...bb.getWeights().keys()].sort()).toEqual(['bn1/beta', 'bn1/gamma', 'bn1/moving_mean', 'bn1/moving_variance', 'c1/kernel', 'c1/bias'].sort());
+    expect([...bb.getWeights().keys()].sort()).toEqual(
+      ['bn1/beta', 'bn1/gamma', 'bn1/moving_mean', 'bn1/moving_variance', 'c1/kernel', 'c1/bias'].sort(),
+    );
     expect(bb.trainableVariables()).toHaveLength(4);
     await bb.dispose();
   });
@@ -69,9 +91,15 @@ describe('loadTfjsLayersBackbone', () => {
   });
 
   it('names a missing layer and missing files', async () => {
-    await expect(loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'm', 'model.json'), cutLayer: 'block_99' })).rejects.toThrow(/no layer "block_99"/);
-    await expect(loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'nope', 'model.json') })).rejects.toThrow(/nope\/model\.json/);
-    await expect(loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'm', 'model.json'), weightsPath: join(dir, 'gone.bin') })).rejects.toThrow(/gone\.bin/);
+    await expect(
+      loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'm', 'model.json'), cutLayer: 'block_99' }),
+    ).rejects.toThrow(/no layer "block_99"/);
+    await expect(loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'nope', 'model.json') })).rejects.toThrow(
+      /nope\/model\.json/,
+    );
+    await expect(
+      loadTfjsLayersBackbone({ modelJsonPath: join(dir, 'm', 'model.json'), weightsPath: join(dir, 'gone.bin') }),
+    ).rejects.toThrow(/gone\.bin/);
   });
 
   it('loads the real Teachable Machine MobileNetV2 0.35 cut at out_relu', async (ctx) => {

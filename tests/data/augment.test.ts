@@ -6,20 +6,32 @@ import { Rng } from '../../trainer/src/run/rng.ts';
 /** A 32x32 image: red left half, blue right half, a green 4x4 square at (4..7, 4..7). */
 function testImage(n = 32): RgbImage {
   const data = new Uint8Array(n * n * 3);
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    const o = (y * n + x) * 3;
-    if (x >= 4 && x < 8 && y >= 4 && y < 8) data.set([0, 255, 0], o);
-    else data.set(x < n / 2 ? [255, 0, 0] : [0, 0, 255], o);
-  }
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++) {
+      const o = (y * n + x) * 3;
+      if (x >= 4 && x < 8 && y >= 4 && y < 8) data.set([0, 255, 0], o);
+      else data.set(x < n / 2 ? [255, 0, 0] : [0, 0, 255], o);
+    }
   return { width: n, height: n, data };
 }
 
-const px = (img: RgbImage, x: number, y: number) => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+const px = (img: RgbImage, x: number, y: number) =>
+  Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
 
 describe('online augmentation', () => {
   it('solves the homography through four point pairs', () => {
-    const src: [number, number][] = [[0, 0], [10, 0], [10, 10], [0, 10]];
-    const dst: [number, number][] = [[1, 2], [9, 0], [11, 12], [0, 9]];
+    const src: [number, number][] = [
+      [0, 0],
+      [10, 0],
+      [10, 10],
+      [0, 10],
+    ];
+    const dst: [number, number][] = [
+      [1, 2],
+      [9, 0],
+      [11, 12],
+      [0, 9],
+    ];
     const h = homography(src, dst);
     src.forEach(([x, y], i) => {
       const z = h[6] * x + h[7] * y + h[8];
@@ -131,7 +143,12 @@ describe('online augmentation', () => {
         return [(t[0] * x + t[1] * y + t[2]) / z, (t[3] * x + t[4] * y + t[5]) / z];
       };
       // Output -> input: exactly two image corners map off themselves, by the same distance.
-      const shifts = [[0, 0], [64, 0], [64, 64], [0, 64]].map(([x, y]) => {
+      const shifts = [
+        [0, 0],
+        [64, 0],
+        [64, 64],
+        [0, 64],
+      ].map(([x, y]) => {
         const [u, v] = at(x, y);
         return Math.hypot(u - x, v - y);
       });
@@ -155,6 +172,8 @@ describe('online augmentation', () => {
   });
 
   it('refuses non-square images', () => {
-    expect(() => augmentImage({ width: 2, height: 3, data: new Uint8Array(18) }, PAPER_AUGMENT, new Rng(0))).toThrow(/square/);
+    expect(() => augmentImage({ width: 2, height: 3, data: new Uint8Array(18) }, PAPER_AUGMENT, new Rng(0))).toThrow(
+      /square/,
+    );
   });
 });

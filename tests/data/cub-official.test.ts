@@ -30,11 +30,11 @@ async function writeCubFixture(root: string): Promise<string> {
       boxes.push(id === 9 ? `${id} 35.0 25.0 20.0 20.0` : `${id} 10.4 5.6 7.2 5.1`);
     }
   }
-  await writeText(join(base, 'classes.txt'), CLASSES.map((n, i) => `${i + 1} ${n}`).join('\n') + '\n');
-  await writeText(join(base, 'images.txt'), images.join('\n') + '\n');
-  await writeText(join(base, 'image_class_labels.txt'), labels.join('\n') + '\n');
-  await writeText(join(base, 'train_test_split.txt'), split.join('\r\n') + '\r\n'); // Windows line ends are fine
-  await writeText(join(base, 'bounding_boxes.txt'), boxes.join('\n') + '\n');
+  await writeText(join(base, 'classes.txt'), `${CLASSES.map((n, i) => `${i + 1} ${n}`).join('\n')}\n`);
+  await writeText(join(base, 'images.txt'), `${images.join('\n')}\n`);
+  await writeText(join(base, 'image_class_labels.txt'), `${labels.join('\n')}\n`);
+  await writeText(join(base, 'train_test_split.txt'), `${split.join('\r\n')}\r\n`); // Windows line ends are fine
+  await writeText(join(base, 'bounding_boxes.txt'), `${boxes.join('\n')}\n`);
   return base;
 }
 
@@ -105,7 +105,10 @@ describe('official CUB layout', () => {
     const ds = await loadCubOfficial(root);
     const { images, skipped } = await decodeMany(ds.splits.train.slice(0, 2), 4);
     expect(skipped).toEqual([]);
-    expect(images.map((i) => [i!.width, i!.height])).toEqual([[4, 4], [4, 4]]);
+    expect(images.map((i) => [i!.width, i!.height])).toEqual([
+      [4, 4],
+      [4, 4],
+    ]);
     const [r, g] = pixelAt(images[0]!, 0, 0);
     expect(r).toBeGreaterThanOrEqual(50);
     expect(r).toBeLessThanOrEqual(60); // the crop's left columns, not the image's (0)
@@ -141,7 +144,10 @@ describe('official CUB metadata errors', () => {
   });
 
   it('an empty class names classes.txt and its line', async () => {
-    await writeFile(join(base, 'classes.txt'), [...CLASSES, '004.Ghost_Bird'].map((n, i) => `${i + 1} ${n}`).join('\n'));
+    await writeFile(
+      join(base, 'classes.txt'),
+      [...CLASSES, '004.Ghost_Bird'].map((n, i) => `${i + 1} ${n}`).join('\n'),
+    );
     const err = await loadError();
     expect(err.message).toContain('classes.txt:4');
     expect(err.message).toContain('004.Ghost_Bird');

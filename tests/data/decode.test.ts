@@ -18,7 +18,9 @@ beforeAll(async () => {
   const odd = join(root, 'odd');
   // A noisy JPEG cut in half: enough bytes for the header, not for the scan data.
   const noise = new Uint8Array(64 * 64 * 3).map((_, i) => (i * 7919) % 251);
-  const jpeg = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  const jpeg = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   await mkdir(bad, { recursive: true });
   await mkdir(odd, { recursive: true });
   await writeFile(join(bad, 'truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
@@ -80,7 +82,9 @@ describe('decodeMany on a folder with bad files', () => {
       onProgress: (n) => (progress += n),
     });
     expect(progress).toBe(7);
-    expect(skipped.map((s) => s.path)).toEqual(['text.jpg', 'truncated.jpg', 'zero.jpg'].map((f) => join(root, 'bad', f)));
+    expect(skipped.map((s) => s.path)).toEqual(
+      ['text.jpg', 'truncated.jpg', 'zero.jpg'].map((f) => join(root, 'bad', f)),
+    );
     expect(seen.sort()).toEqual(skipped.map((s) => s.path).sort());
     expect(skipped[0].reason).toMatch(/unsupported image format/);
     expect(skipped[1].reason).toMatch(/premature end|corrupt or truncated/i);
@@ -118,7 +122,9 @@ describe('decodeMany on a folder with bad files', () => {
 });
 
 function expectNear(got: number[], want: number[], tolerance: number): void {
-  got.forEach((v, c) => expect(Math.abs(v - want[c]), `channel ${c}: ${v} vs ${want[c]}`).toBeLessThanOrEqual(tolerance));
+  got.forEach((v, c) =>
+    expect(Math.abs(v - want[c]), `channel ${c}: ${v} vs ${want[c]}`).toBeLessThanOrEqual(tolerance),
+  );
 }
 
 describe('decodeImage geometry', () => {
@@ -135,7 +141,11 @@ describe('decodeImage geometry', () => {
 
 describe('toNHWC', () => {
   const img = { width: 2, height: 2, data: new Uint8Array([255, 0, 0, 0, 255, 0, 0, 0, 255, 51, 102, 204]) };
-  const pre = { size: 2, mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.25, 0.5] as [number, number, number] };
+  const pre = {
+    size: 2,
+    mean: [0.5, 0.5, 0.5] as [number, number, number],
+    std: [0.5, 0.25, 0.5] as [number, number, number],
+  };
 
   it('scales to [0,1], subtracts mean, divides by std', () => {
     const x = toNHWC([img], pre, false);

@@ -18,7 +18,12 @@ export async function writeText(path: string, text: string): Promise<void> {
 }
 
 /** A solid-colour image in the format given by the extension (.png / .jpg). */
-export async function writeSolid(path: string, width: number, height: number, rgb: [number, number, number]): Promise<void> {
+export async function writeSolid(
+  path: string,
+  width: number,
+  height: number,
+  rgb: [number, number, number],
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const img = sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
   await (path.endsWith('.png') ? img.png() : img.jpeg()).toFile(path);
@@ -27,7 +32,9 @@ export async function writeSolid(path: string, width: number, height: number, rg
 /** Lossless PNG whose pixel (x, y) is (5x, 5y, 77 + k): crops can be checked exactly. */
 export async function writeGradientPng(path: string, width: number, height: number, k = 0): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await sharp(gradientPixels(width, height, k), { raw: { width, height, channels: 3 } }).png().toFile(path);
+  await sharp(gradientPixels(width, height, k), { raw: { width, height, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 export function gradientPixels(width: number, height: number, k = 0): Uint8Array {

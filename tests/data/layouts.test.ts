@@ -47,7 +47,11 @@ describe('pre-cropped CUB layout', () => {
       '11 001.Black_footed_Albatross/B_1.jpg\n12 001.Black_footed_Albatross/B_2.jpg\n40 002.Laysan_Albatross/L_9.jpg\n',
     );
     const ds = await loadCubCropped(root);
-    expect(ds.splits.train.map((i) => i.id).slice(0, 3)).toEqual(['11', '12', 'train_cropped/001.Black_footed_Albatross/B_3.jpg']);
+    expect(ds.splits.train.map((i) => i.id).slice(0, 3)).toEqual([
+      '11',
+      '12',
+      'train_cropped/001.Black_footed_Albatross/B_3.jpg',
+    ]);
     expect(ds.splits.test[0].id).toBe('40');
   });
 
@@ -131,7 +135,8 @@ describe('loadDataset layout detection', () => {
     expect(err).toBeInstanceOf(DatasetError);
     const msg = (err as Error).message;
     expect(msg).toContain('no known dataset layout');
-    for (const word of ['CUB-200-2011', 'train_cropped', 'synthetic.json', 'one folder per class']) expect(msg).toContain(word);
+    for (const word of ['CUB-200-2011', 'train_cropped', 'synthetic.json', 'one folder per class'])
+      expect(msg).toContain(word);
   });
 });
 
@@ -145,7 +150,12 @@ describe('linked datasets', () => {
     const linked = await mkdtemp(join(tmpdir(), 'protoatlas-linked-'));
     for (const c of ['001.A', '002.B']) {
       await mkdir(join(real, c));
-      await writeFile(join(real, c, 'x.png'), await sharpMod({ create: { width: 4, height: 4, channels: 3, background: '#888' } }).png().toBuffer());
+      await writeFile(
+        join(real, c, 'x.png'),
+        await sharpMod({ create: { width: 4, height: 4, channels: 3, background: '#888' } })
+          .png()
+          .toBuffer(),
+      );
       await mkdir(join(linked, 'train_cropped'), { recursive: true });
       await symlink(join(real, c), join(linked, 'train_cropped', c));
     }

@@ -10,7 +10,8 @@ describe('the metrics split (data.metricsPerClass)', () => {
   beforeAll(async () => {
     root = await tempDir('metrics-split-');
     // 3 classes x 9 images, one folder per class.
-    for (let c = 0; c < 3; c++) for (let k = 0; k < 9; k++) await writeSolid(join(root, `class${c}`, `${k}.png`), 4, 4, [c * 50, k * 20, 0]);
+    for (let c = 0; c < 3; c++)
+      for (let k = 0; k < 9; k++) await writeSolid(join(root, `class${c}`, `${k}.png`), 4, 4, [c * 50, k * 20, 0]);
   });
   afterAll(() => cleanup(root));
 
@@ -37,7 +38,9 @@ describe('intervals of consistency and stability across prototypes', () => {
   const obs = (hit: number): PartObservation => ({ hits: Uint8Array.from([hit, 0]), visible: Uint8Array.from([1, 1]) });
   it('are Wilson score intervals for consistency and mean +- 1.96 standard errors for stability', () => {
     // 10 prototypes with 5 images each: 4 always on part 0 (consistent), 6 never on a part; prototype 9 unevaluated.
-    const observations = Array.from({ length: 11 }, (_, j) => (j === 10 ? [] : Array.from({ length: 5 }, () => obs(j < 4 ? 1 : 0))));
+    const observations = Array.from({ length: 11 }, (_, j) =>
+      j === 10 ? [] : Array.from({ length: 5 }, () => obs(j < 4 ? 1 : 0)),
+    );
     const clean = observations.map((list) => list.map((o) => o.hits));
     // Noise flips one image of prototypes 0 and 1: their stability is 4/5, the others 1.
     const noisy = clean.map((list, j) => list.map((h, k) => (j < 2 && k === 0 ? Uint8Array.from([1 - h[0], 0]) : h)));
@@ -47,7 +50,7 @@ describe('intervals of consistency and stability across prototypes', () => {
     expect(r.consistency[0]).toBeCloseTo(0.1682, 3);
     expect(r.consistency[1]).toBeCloseTo(0.6873, 3);
     // Stability values: two of 0.8, eight of 1; mean 0.96, sd 0.08433, se 0.02667.
-    expect(r.stability[0]).toBeCloseTo(0.96 - 1.96 * 0.0843274 / Math.sqrt(10), 4);
-    expect(r.stability[1]).toBeCloseTo(Math.min(1, 0.96 + 1.96 * 0.0843274 / Math.sqrt(10)), 4);
+    expect(r.stability[0]).toBeCloseTo(0.96 - (1.96 * 0.0843274) / Math.sqrt(10), 4);
+    expect(r.stability[1]).toBeCloseTo(Math.min(1, 0.96 + (1.96 * 0.0843274) / Math.sqrt(10)), 4);
   });
 });

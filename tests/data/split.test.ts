@@ -37,7 +37,13 @@ describe('holdOutValidation', () => {
   });
 
   it('different seeds pick different validation items', () => {
-    const picks = new Set([0, 1, 2, 3, 4].map((s) => holdOutValidation(items(), 3, 2, s).val.map((i) => i.id).join(',')));
+    const picks = new Set(
+      [0, 1, 2, 3, 4].map((s) =>
+        holdOutValidation(items(), 3, 2, s)
+          .val.map((i) => i.id)
+          .join(','),
+      ),
+    );
     expect(picks.size).toBeGreaterThan(1);
   });
 

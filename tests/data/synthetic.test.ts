@@ -46,7 +46,8 @@ describe('generateSynthetic', () => {
   it('is byte-for-byte deterministic for a seed, and the seed matters', async () => {
     const files = await listFiles(dirA);
     expect(await listFiles(dirB)).toEqual(files);
-    for (const f of files) expect(Buffer.compare(await readFile(join(dirA, f)), await readFile(join(dirB, f))), f).toBe(0);
+    for (const f of files)
+      expect(Buffer.compare(await readFile(join(dirA, f)), await readFile(join(dirB, f))), f).toBe(0);
     const other = await tempDir('synth-c');
     try {
       await generateSynthetic(other, { ...OPTS, seed: 12 });
@@ -60,7 +61,9 @@ describe('generateSynthetic', () => {
   it('decides the class by parts only: any two classes differ in at least two parts', () => {
     for (let a = 0; a < manifest.classes.length; a++) {
       for (let b = a + 1; b < manifest.classes.length; b++) {
-        expect(differingParts(manifest.classes[a].attributes, manifest.classes[b].attributes).length).toBeGreaterThanOrEqual(2);
+        expect(
+          differingParts(manifest.classes[a].attributes, manifest.classes[b].attributes).length,
+        ).toBeGreaterThanOrEqual(2);
       }
     }
     for (const c of manifest.classes) {
@@ -120,8 +123,14 @@ describe('generateSynthetic', () => {
     for (const [rel, info] of Object.entries(manifest.images).slice(0, 12)) {
       const img = await decodeImage(join(dirA, rel));
       expect([img.width, img.height]).toEqual([64, 64]);
-      expect(countNear(img, info.parts.beak!, colours[info.attributes.beak.split('-')[0]]), `${rel} beak`).toBeGreaterThanOrEqual(6);
-      expect(countNear(img, info.parts.wingbar!, colours[info.attributes.wingbar]), `${rel} wing bar`).toBeGreaterThanOrEqual(15);
+      expect(
+        countNear(img, info.parts.beak!, colours[info.attributes.beak.split('-')[0]]),
+        `${rel} beak`,
+      ).toBeGreaterThanOrEqual(6);
+      expect(
+        countNear(img, info.parts.wingbar!, colours[info.attributes.wingbar]),
+        `${rel} wing bar`,
+      ).toBeGreaterThanOrEqual(15);
     }
   });
 

@@ -42,7 +42,16 @@ describe('model bundle and local explanations', () => {
     expect(manifest.classes).toHaveLength(3);
     expect(manifest.prototypes).toHaveLength(6);
     expect(manifest.dataset).toMatchObject({ layout: 'synthetic', train: 3 * 17, val: 9 });
-    expect(manifest.curves.map((c) => c.stage)).toEqual(['warmup', 'joint', 'joint', 'joint', 'pushTune', 'lastLayer', 'lastLayer', 'lastLayer']);
+    expect(manifest.curves.map((c) => c.stage)).toEqual([
+      'warmup',
+      'joint',
+      'joint',
+      'joint',
+      'pushTune',
+      'lastLayer',
+      'lastLayer',
+      'lastLayer',
+    ]);
     const model = JSON.parse(await readFile(join(run, 'model', 'model.json'), 'utf8'));
     for (const p of manifest.prototypes) {
       const src = p.source!;
@@ -81,7 +90,7 @@ describe('model bundle and local explanations', () => {
     expect(await bundleIsCurrent(run)).toBe(true);
   });
 
-  it('explains a prototype\'s own source image with that prototype, at its source box', async () => {
+  it("explains a prototype's own source image with that prototype, at its source box", async () => {
     const runner = await loadBundleRunner(bundle, manifest, { quiet: true });
     const live = manifest.prototypes.filter((p) => !p.pruned);
     const p = live[0];
@@ -97,7 +106,11 @@ describe('model bundle and local explanations', () => {
     expect(ev.box).toEqual(p.source!.box);
     expect(ev.patch).toEqual(p.source!.patch);
     // Points contributed by all live prototypes add up to the logit.
-    const model2 = { lastLayer: manifest.prototypes.flatMap((q) => q.weights), numClasses: 3, pruned: manifest.prototypes.map((q) => q.pruned) };
+    const model2 = {
+      lastLayer: manifest.prototypes.flatMap((q) => q.weights),
+      numClasses: 3,
+      pruned: manifest.prototypes.map((q) => q.pruned),
+    };
     for (const c of e.predictions) {
       const total = contributions(e.similarities, model2, c.classId).reduce((a, b) => a + b, 0);
       expect(Math.abs(total - c.logit)).toBeLessThan(1e-5);
@@ -112,7 +125,9 @@ describe('model bundle and local explanations', () => {
     const session = await ort.InferenceSession.create(join(bundle, onnx.fp32!.path));
     const size = manifest.preprocessing.size;
     const input = await decodeImage(imagePath, { size });
-    const out = await session.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, size, size, 3]) });
+    const out = await session.run({
+      image: new ort.Tensor('float32', Float32Array.from(input.data), [1, size, size, 3]),
+    });
     const logits = out.logits.data as Float32Array;
     // The trainer's logits count pruned prototypes as 0 too (their weights are 0).
     e.logits.forEach((l, c) => expect(Math.abs(logits[c] - l)).toBeLessThan(1e-3));
@@ -165,7 +180,7 @@ describe('model bundle and local explanations', () => {
     await writeFile(join(broken, 'manifest.json'), JSON.stringify(m));
     await expect(readBundle(broken)).rejects.toThrow(ManifestError);
     await expect(readBundle(broken)).rejects.toThrow(
-      /broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n  prototypes\.2\.weights: /,
+      /broken\/manifest\.json is not a valid ProtoAtlas bundle manifest:\n {2}prototypes\.2\.weights: /,
     );
     await writeFile(join(broken, 'manifest.json'), '{ not json');
     await expect(readBundle(broken)).rejects.toThrow(/manifest\.json is not valid JSON/);
@@ -181,7 +196,10 @@ describe('model bundle and local explanations', () => {
     // A model change makes the bundle stale.
     const weights = join(run, 'model', 'weights.bin');
     const bytes = await readFile(weights);
-    await writeFile(weights, Buffer.concat([bytes.subarray(0, bytes.length - 1), Buffer.from([bytes[bytes.length - 1] ^ 1])]));
+    await writeFile(
+      weights,
+      Buffer.concat([bytes.subarray(0, bytes.length - 1), Buffer.from([bytes[bytes.length - 1] ^ 1])]),
+    );
     expect(await bundleIsCurrent(run)).toBe(false);
     await writeFile(weights, bytes);
     await rm(join(dir, 'broken'), { recursive: true, force: true });

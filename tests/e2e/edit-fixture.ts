@@ -34,29 +34,33 @@ async function ready(key: string): Promise<EditFixture | null> {
 
 export async function editFixture(): Promise<EditFixture> {
   const key = await sourceKey(ROOT, SOURCES);
-  return cachedBuild(CACHE, () => ready(key), async () => {
-    process.env.PROTOATLAS_QUIET = '1';
-    await rm(CACHE, { recursive: true, force: true });
-    await mkdir(CACHE, { recursive: true });
-    const tmp = await tinySyntheticData(3, 20, 4);
-    await rename(join(tmp, 'data'), join(CACHE, 'data'));
-    const config = tinyConfig(join(CACHE, 'features'), {
-      backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
-      head: {
-        addOn: [
-          { channels: 16, activation: 'relu' },
-          { channels: 8, activation: 'l2norm' },
-        ],
-        prototypesPerClass: 3,
-      },
-      joint: { epochs: 6, batchSize: 16 },
-      prune: { mode: 'off', k: 6, threshold: 3 },
-      lastLayer: { epochs: 4, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
-      bundle: { enabled: true, nearest: 3, partMetrics: true },
-    });
-    await trainRun({ config, dataDir: join(CACHE, 'data'), outDir: join(CACHE, 'run'), resume: false, quiet: true });
-    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key }));
-    await rm(tmp, { recursive: true, force: true });
-    return (await ready(key))!;
-  });
+  return cachedBuild(
+    CACHE,
+    () => ready(key),
+    async () => {
+      process.env.PROTOATLAS_QUIET = '1';
+      await rm(CACHE, { recursive: true, force: true });
+      await mkdir(CACHE, { recursive: true });
+      const tmp = await tinySyntheticData(3, 20, 4);
+      await rename(join(tmp, 'data'), join(CACHE, 'data'));
+      const config = tinyConfig(join(CACHE, 'features'), {
+        backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
+        head: {
+          addOn: [
+            { channels: 16, activation: 'relu' },
+            { channels: 8, activation: 'l2norm' },
+          ],
+          prototypesPerClass: 3,
+        },
+        joint: { epochs: 6, batchSize: 16 },
+        prune: { mode: 'off', k: 6, threshold: 3 },
+        lastLayer: { epochs: 4, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
+        bundle: { enabled: true, nearest: 3, partMetrics: true },
+      });
+      await trainRun({ config, dataDir: join(CACHE, 'data'), outDir: join(CACHE, 'run'), resume: false, quiet: true });
+      await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key }));
+      await rm(tmp, { recursive: true, force: true });
+      return (await ready(key))!;
+    },
+  );
 }

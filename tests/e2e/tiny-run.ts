@@ -27,7 +27,13 @@ export function tinyConfig(cacheDir: string, override: object = {}): TrainConfig
     backend: 'wasm',
     data: { valPerClass: 3 },
     backbone: { kind: 'small-cnn', inputSize: 56, channels: [8, 16, 16], convsPerStage: 2 },
-    head: { addOn: [{ channels: 16, activation: 'relu' }, { channels: 8, activation: 'sigmoid' }], prototypesPerClass: 2 },
+    head: {
+      addOn: [
+        { channels: 16, activation: 'relu' },
+        { channels: 8, activation: 'sigmoid' },
+      ],
+      prototypesPerClass: 2,
+    },
     warmup: { epochs: 1, batchSize: 16 },
     joint: { epochs: 3, batchSize: 16, inputDropout: 0.1 },
     lastLayer: { epochs: 3, batchSize: 32 },

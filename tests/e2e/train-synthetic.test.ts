@@ -19,7 +19,13 @@ describe('end to end on synthetic birds', () => {
     // One conv per stage (small receptive fields), as the demo preset: prototype boxes then sit on parts.
     const config = tinyConfig(join(dir, 'cache'), {
       backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
-      head: { addOn: [{ channels: 32, activation: 'relu' }, { channels: 16, activation: 'l2norm' }], prototypesPerClass: 2 },
+      head: {
+        addOn: [
+          { channels: 32, activation: 'relu' },
+          { channels: 16, activation: 'l2norm' },
+        ],
+        prototypesPerClass: 2,
+      },
       joint: {
         epochs: 8,
         batchSize: 32,
@@ -35,7 +41,10 @@ describe('end to end on synthetic birds', () => {
     expect(summary.dataset).toMatchObject({ classes: 4, train: 4 * 97, val: 12, test: 48, skippedFiles: 0 });
 
     // Run directory: resolved config, one metrics line per epoch, summary, model.
-    const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const stages = ['warmup', ...Array(8).fill('joint'), ...Array(3).fill('pushTune'), ...Array(6).fill('lastLayer')];
     expect(metrics.map((m) => m.stage)).toEqual(stages);
     expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).preset).toBe('demo');

@@ -72,7 +72,7 @@ async function compare(name: string, bytes: Uint8Array, S: number) {
 }
 
 describe('JPEG decoded at the scale sharp reads it at', () => {
-  it('picks the scale of sharp\'s shrink-on-load, never below the model input', () => {
+  it("picks the scale of sharp's shrink-on-load, never below the model input", () => {
     expect(jpegShrinkOnLoad(4000, 3000, 224, 224)).toBe(8);
     expect(jpegShrinkOnLoad(500, 375, 224, 224)).toBe(1);
     expect(jpegShrinkOnLoad(1000, 750, 224, 224)).toBe(2);
@@ -81,14 +81,19 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
     expect(jpegShrinkOnLoad(1000, 900, 224, 224)).toBe(2);
     expect(jpegShrinkOnLoad(1792, 1792, 224, 224)).toBe(4);
     expect(jpegShrinkOnLoad(500, 460, 224, 224)).toBe(1);
-    for (const [w, h] of [[4000, 3000], [640, 480], [3000, 1000], [225, 4000]]) {
+    for (const [w, h] of [
+      [4000, 3000],
+      [640, 480],
+      [3000, 1000],
+      [225, 4000],
+    ]) {
       const s = jpegShrinkOnLoad(w, h, 224, 224);
       expect(Math.ceil(w / s)).toBeGreaterThanOrEqual(224);
       expect(Math.ceil(h / s)).toBeGreaterThanOrEqual(224);
     }
   });
 
-  it('baseline, progressive, greyscale and EXIF-turned JPEGs match the trainer\'s input', async () => {
+  it("baseline, progressive, greyscale and EXIF-turned JPEGs match the trainer's input", async () => {
     const base = raw(1000, 750);
     const cases = {
       baseline: await base.clone().jpeg({ quality: 90 }).toBuffer(),
@@ -98,7 +103,10 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
       turned: await base.clone().rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer(),
     };
     for (const [name, buf] of Object.entries(cases)) {
-      for (const [S, scale] of [[56, 8], [224, 2]] as const) {
+      for (const [S, scale] of [
+        [56, 8],
+        [224, 2],
+      ] as const) {
         const r = await compare(`${name}.jpg`, new Uint8Array(buf), S);
         expect({ name, S, scale: r.scale }).toEqual({ name, S, scale });
         expect({ name, S, close: r.mean < 0.3 && r.max <= 2 }).toEqual({ name, S, close: true });
@@ -108,7 +116,7 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
     expect([turned.input.width, turned.input.height]).toEqual([1000, 750]);
   });
 
-  it('CMYK (Adobe, inverted) and YCCK JPEGs get the trainer\'s colours', async () => {
+  it("CMYK (Adobe, inverted) and YCCK JPEGs get the trainer's colours", async () => {
     const cmyk = new Uint8Array(await raw(1000, 750).toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer());
     for (const S of [56, 224]) {
       const r = await compare('cmyk.jpg', cmyk, S);
@@ -120,7 +128,12 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
       expect({ S, close: r.mean < 0.4 && r.max <= 3 }).toEqual({ S, close: true });
     }
     // A flat colour: naive CMYK arithmetic would be off by tens of levels.
-    const solid = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#1e5aa0' } }).toColourspace('cmyk').jpeg().toBuffer());
+    const solid = new Uint8Array(
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: '#1e5aa0' } })
+        .toColourspace('cmyk')
+        .jpeg()
+        .toBuffer(),
+    );
     const r = await compare('solid-cmyk.jpg', solid, 32);
     expect(r.max).toBeLessThanOrEqual(1);
   });
@@ -151,22 +164,32 @@ describe('JPEG decoder failures', () => {
 
 describe('PNG and WebP variants', () => {
   const S = 64;
-  it('16-bit, palette with transparency, grey+alpha and RGBA PNGs match the trainer\'s input', async () => {
+  it("16-bit, palette with transparency, grey+alpha and RGBA PNGs match the trainer's input", async () => {
     const w = 160;
     const h = 120;
     const rgb = card(w, h);
     const rgba = Buffer.alloc(w * h * 4);
     for (let i = 0; i < w * h; i++) {
       rgba.set(rgb.subarray(i * 3, i * 3 + 3), i * 4);
-      rgba[i * 4 + 3] = (i % w) < 40 ? 0 : (i % w) < 80 ? 128 : 255;
+      rgba[i * 4 + 3] = i % w < 40 ? 0 : i % w < 80 ? 128 : 255;
     }
     const u16 = new Uint16Array(w * h * 3);
     for (let i = 0; i < u16.length; i++) u16[i] = rgb[i] * 257 + ((i * 131) % 257);
     const cases = {
-      rgba: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer(),
-      sixteenBit: await sharp(Buffer.from(u16.buffer), { raw: { width: w, height: h, channels: 3 } }).toColourspace('rgb16').png().toBuffer(),
-      paletteAlpha: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).png({ palette: true, colours: 64, dither: 0 }).toBuffer(),
-      greyAlpha: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).toColourspace('b-w').png().toBuffer(),
+      rgba: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+        .png()
+        .toBuffer(),
+      sixteenBit: await sharp(Buffer.from(u16.buffer), { raw: { width: w, height: h, channels: 3 } })
+        .toColourspace('rgb16')
+        .png()
+        .toBuffer(),
+      paletteAlpha: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+        .png({ palette: true, colours: 64, dither: 0 })
+        .toBuffer(),
+      greyAlpha: await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+        .toColourspace('b-w')
+        .png()
+        .toBuffer(),
     };
     const meta = await sharp(cases.sixteenBit).metadata();
     expect(meta.depth).toBe('ushort');
@@ -185,9 +208,11 @@ describe('PNG and WebP variants', () => {
     const rgba = Buffer.alloc(w * h * 4);
     for (let i = 0; i < w * h; i++) {
       rgba.set(rgb.subarray(i * 3, i * 3 + 3), i * 4);
-      rgba[i * 4 + 3] = (i % w) < 40 ? 0 : 255;
+      rgba[i * 4 + 3] = i % w < 40 ? 0 : 255;
     }
-    const webp = await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).webp({ lossless: true }).toBuffer();
+    const webp = await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+      .webp({ lossless: true })
+      .toBuffer();
     const r = await compare('alpha.webp', new Uint8Array(webp), S);
     expect(r.mean).toBeLessThan(1);
     expect(r.max).toBeLessThanOrEqual(16);
@@ -197,8 +222,16 @@ describe('PNG and WebP variants', () => {
   });
 
   it('refuses an animated WebP with a clear 415', async () => {
-    const frames = [0, 1].map((k) => sharp({ create: { width: 32, height: 32, channels: 3, background: k ? '#ff0000' : '#00ff00' } }).png().toBuffer());
-    const anim = new Uint8Array(await sharp(await Promise.all(frames), { join: { animated: true } }).webp().toBuffer());
+    const frames = [0, 1].map((k) =>
+      sharp({ create: { width: 32, height: 32, channels: 3, background: k ? '#ff0000' : '#00ff00' } })
+        .png()
+        .toBuffer(),
+    );
+    const anim = new Uint8Array(
+      await sharp(await Promise.all(frames), { join: { animated: true } })
+        .webp()
+        .toBuffer(),
+    );
     let err: unknown = null;
     try {
       await edgeInput(anim, 16);

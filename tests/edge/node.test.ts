@@ -23,11 +23,21 @@ describe('edge API on Node: faults', () => {
     expect(res.status).toBe(500);
     expect(body.error.code).toBe('internal_error');
     expect(body.error.requestId).toBe(res.headers.get('x-request-id'));
-    expect(logged).toEqual([expect.objectContaining({ level: 'error', requestId: body.error.requestId, path: '/model', message: 'disk on fire' })]);
+    expect(logged).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        requestId: body.error.requestId,
+        path: '/model',
+        message: 'disk on fire',
+      }),
+    ]);
   });
 
   it('refuses a streamed body past 10 MB while reading it', async () => {
-    const app = createApp({ assets: { fetch: async () => new Response(null, { status: 404 }) }, wasm: nodeWasmModules() });
+    const app = createApp({
+      assets: { fetch: async () => new Response(null, { status: 404 }) },
+      wasm: nodeWasmModules(),
+    });
     let sent = 0;
     const body = new ReadableStream<Uint8Array>({
       pull(ctl) {
@@ -36,7 +46,12 @@ describe('edge API on Node: faults', () => {
         if (sent > 64 << 20) ctl.close();
       },
     });
-    const res = await app.request('/classify', { method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, duplex: 'half' } as RequestInit);
+    const res = await app.request('/classify', {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'image/jpeg' },
+      duplex: 'half',
+    } as RequestInit);
     expect(res.status).toBe(413);
     // It stopped reading soon after the limit rather than buffering everything.
     expect(sent).toBeLessThan(16 << 20);

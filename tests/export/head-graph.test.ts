@@ -1,11 +1,28 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OnnxDataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo } from '../../trainer/src/backbone/onnx-proto.ts';
+import {
+  OnnxDataType,
+  decodeModel,
+  encodeModel,
+  makeGraph,
+  makeModel,
+  makeNode,
+  makeValueInfo,
+} from '../../trainer/src/backbone/onnx-proto.ts';
 import { checkModel } from '../../trainer/src/export/check-graph.ts';
 import { buildHeadModel, headExportWeights } from '../../trainer/src/export/head-graph.ts';
 import type { HeadSpec } from '../../trainer/src/head/proto-head.ts';
-import { TINY_HEAD, headReference, maxAbsDiff, randomHead, randomValues, runOrt, toNchw, useCpuBackend } from './helpers.ts';
+import {
+  TINY_HEAD,
+  headReference,
+  maxAbsDiff,
+  randomHead,
+  randomValues,
+  runOrt,
+  toNchw,
+  useCpuBackend,
+} from './helpers.ts';
 
 beforeAll(useCpuBackend);
 
@@ -16,7 +33,13 @@ const D = TINY_HEAD.inputChannels;
 
 const ADD_ONS: [string, HeadSpec['addOn']][] = [
   ['relu → sigmoid (paper)', TINY_HEAD.addOn],
-  ['relu → l2norm (cub200 preset)', [{ channels: 10, activation: 'relu' }, { channels: 5, activation: 'l2norm' }]],
+  [
+    'relu → l2norm (cub200 preset)',
+    [
+      { channels: 10, activation: 'relu' },
+      { channels: 5, activation: 'l2norm' },
+    ],
+  ],
   ['linear', [{ channels: 4, activation: 'linear' }]],
   ['no add-on', []],
 ];
@@ -30,7 +53,9 @@ describe('head graph vs the trainer head', () => {
         const ref = headReference(head, features, [B, H, W, D]);
         const bytes = buildHeadModel(headExportWeights(head), { height: H, width: W, opset });
         expect(checkModel(bytes)).toEqual({ opset, problems: [] });
-        const out = await runOrt(bytes, { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
+        const out = await runOrt(bytes, {
+          features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]),
+        });
         const m = head.numPrototypes;
         expect(out.logits.dims).toEqual([B, TINY_HEAD.numClasses]);
         expect(out.similarities.dims).toEqual([B, m]);
@@ -47,7 +72,10 @@ describe('head graph vs the trainer head', () => {
 
   it('puts Reduce axes in attributes before opset 18 and in inputs from 18', () => {
     const w = headExportWeights(randomHead(TINY_HEAD, 1));
-    const reduceMin = (opset: number) => decodeModel(buildHeadModel(w, { height: H, width: W, opset })).graph.nodes.find((n) => n.outputs[0] === 'head/min_distances')!;
+    const reduceMin = (opset: number) =>
+      decodeModel(buildHeadModel(w, { height: H, width: W, opset })).graph.nodes.find(
+        (n) => n.outputs[0] === 'head/min_distances',
+      )!;
     expect(reduceMin(13).inputs).toHaveLength(1);
     expect(reduceMin(13).attributes).toHaveLength(2); // axes, keepdims
     expect(reduceMin(18).inputs).toHaveLength(2);
@@ -62,7 +90,9 @@ describe('head graph vs the trainer head', () => {
     const features = randomValues(B * H * W * D, 12, 10);
     const noise = randomValues(m * D, 13, 1e-3);
     const protos = new Float32Array(m * D);
-    for (let j = 0; j < m; j++) for (let k = 0; k < D; k++) protos[j * D + k] = features[((j % B) * H * W + (j % (H * W))) * D + k] + noise[j * D + k];
+    for (let j = 0; j < m; j++)
+      for (let k = 0; k < D; k++)
+        protos[j * D + k] = features[((j % B) * H * W + (j % (H * W))) * D + k] + noise[j * D + k];
     head.prototypes.assign(tf.tensor2d(protos, [m, D]));
     const C = TINY_HEAD.numClasses;
     const ll = head.lastLayer.dataSync();
@@ -81,8 +111,13 @@ describe('head graph vs the trainer head', () => {
       }
     expect(Math.max(...refSim)).toBeGreaterThan(8); // some prototypes sit on their patch
     const trainer = headReference(head, features, [B, H, W, D]);
-    const out = await runOrt(buildHeadModel(headExportWeights(head), { height: H, width: W }), { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
-    for (const [name, sims, logits] of [['trainer', trainer.similarities, trainer.logits], ['onnx', out.similarities.data, out.logits.data]] as const) {
+    const out = await runOrt(buildHeadModel(headExportWeights(head), { height: H, width: W }), {
+      features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]),
+    });
+    for (const [name, sims, logits] of [
+      ['trainer', trainer.similarities, trainer.logits],
+      ['onnx', out.similarities.data, out.logits.data],
+    ] as const) {
       expect(maxAbsDiff(sims as Float32Array, Float32Array.from(refSim)), name).toBeLessThan(2e-3);
       expect(maxAbsDiff(logits as Float32Array, Float32Array.from(refLogits)), name).toBeLessThan(5e-3);
     }
@@ -97,7 +132,9 @@ describe('head graph vs the trainer head', () => {
     const features = randomValues(B * H * W * D, 4);
     const ref = headReference(head, features, [B, H, W, D]);
     const w = headExportWeights(head); // syncs the tied prototypes into the variable
-    const out = await runOrt(buildHeadModel(w, { height: H, width: W }), { features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]) });
+    const out = await runOrt(buildHeadModel(w, { height: H, width: W }), {
+      features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]),
+    });
     expect(maxAbsDiff(out.similarities.data as Float32Array, ref.similarities)).toBeLessThan(1e-4);
     expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits)).toBeLessThan(1e-4);
     head.dispose();

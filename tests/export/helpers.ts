@@ -38,17 +38,24 @@ export function randomizeLayers(model: LayersModel, seed: number): void {
     const kind = w.originalName.split('/').pop()!;
     const n = w.shape.reduce<number>((a, d) => a * (d as number), 1);
     const gen: () => number =
-      kind === 'gamma' ? () => 0.5 + rng.next()
-      : kind === 'moving_variance' ? () => 0.3 + 2 * rng.next()
-      : kind === 'moving_mean' || kind === 'beta' || kind === 'bias' ? () => rng.normal() * 0.3
-      : () => rng.normal() * 0.3;
+      kind === 'gamma'
+        ? () => 0.5 + rng.next()
+        : kind === 'moving_variance'
+          ? () => 0.3 + 2 * rng.next()
+          : kind === 'moving_mean' || kind === 'beta' || kind === 'bias'
+            ? () => rng.normal() * 0.3
+            : () => rng.normal() * 0.3;
     const t = tf.tensor(Float32Array.from({ length: n }, gen), w.shape as number[]);
     w.write(t);
     t.dispose();
   }
 }
 
-export async function runOrt(bytes: Uint8Array, feeds: Record<string, ort.Tensor>, opts: ort.InferenceSession.SessionOptions = {}): Promise<Record<string, ort.Tensor>> {
+export async function runOrt(
+  bytes: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+  opts: ort.InferenceSession.SessionOptions = {},
+): Promise<Record<string, ort.Tensor>> {
   const s = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, ...opts });
   try {
     return (await s.run(feeds)) as Record<string, ort.Tensor>;
@@ -69,7 +76,8 @@ export function toNchw(x: ArrayLike<number>, n: number, h: number, w: number, c:
   const out = new Float32Array(n * c * h * w);
   for (let i = 0; i < n; i++)
     for (let y = 0; y < h; y++)
-      for (let xx = 0; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[((i * c + ch) * h + y) * w + xx] = x[((i * h + y) * w + xx) * c + ch];
+      for (let xx = 0; xx < w; xx++)
+        for (let ch = 0; ch < c; ch++) out[((i * c + ch) * h + y) * w + xx] = x[((i * h + y) * w + xx) * c + ch];
   return out;
 }
 
@@ -87,7 +95,11 @@ export interface HeadReference {
 }
 
 /** The trainer's head on NHWC features, distances re-laid from [B, HW, m] to [B, m, HW]. */
-export function headReference(head: ProtoHead, features: Float32Array, shape: [number, number, number, number]): HeadReference {
+export function headReference(
+  head: ProtoHead,
+  features: Float32Array,
+  shape: [number, number, number, number],
+): HeadReference {
   const [b, h, w] = shape;
   const m = head.numPrototypes;
   const f = tf.tensor4d(features, shape);
@@ -95,8 +107,14 @@ export function headReference(head: ProtoHead, features: Float32Array, shape: [n
   const maps = head.distanceMaps(f);
   const d = maps.dataSync();
   const distances = new Float32Array(b * m * h * w);
-  for (let i = 0; i < b; i++) for (let p = 0; p < h * w; p++) for (let j = 0; j < m; j++) distances[(i * m + j) * h * w + p] = d[(i * h * w + p) * m + j];
-  const ref = { logits: Float32Array.from(out.logits.dataSync()), similarities: Float32Array.from(out.similarities.dataSync()), distances };
+  for (let i = 0; i < b; i++)
+    for (let p = 0; p < h * w; p++)
+      for (let j = 0; j < m; j++) distances[(i * m + j) * h * w + p] = d[(i * h * w + p) * m + j];
+  const ref = {
+    logits: Float32Array.from(out.logits.dataSync()),
+    similarities: Float32Array.from(out.similarities.dataSync()),
+    distances,
+  };
   tf.dispose([f, out.logits, out.minDistances, out.similarities, maps]);
   return ref;
 }
@@ -119,7 +137,15 @@ export const TINY_HEAD: HeadSpec = {
  */
 export async function randomSmallCnnRun(
   dir: string,
-  o: { size: number; channels: number[]; addOn: AddOnLayerSpec[]; prototypesPerClass: number; classes: string[]; cnnSeed: number; headSeed: number },
+  o: {
+    size: number;
+    channels: number[];
+    addOn: AddOnLayerSpec[];
+    prototypesPerClass: number;
+    classes: string[];
+    cnnSeed: number;
+    headSeed: number;
+  },
 ): Promise<{ config: TrainConfig; cnn: ReturnType<typeof createSmallCnn>; head: ProtoHead }> {
   const config = resolveConfig('demo', {
     backend: 'cpu',
@@ -129,7 +155,24 @@ export async function randomSmallCnnRun(
   });
   const cnn = createSmallCnn({ inputSize: o.size, channels: o.channels, seed: config.seed, convsPerStage: 2 });
   randomizeLayers(cnn.model, o.cnnSeed);
-  const head = randomHead({ inputChannels: o.channels[o.channels.length - 1], addOn: o.addOn, numClasses: o.classes.length, prototypesPerClass: o.prototypesPerClass, incorrectClassWeight: -0.5 }, o.headSeed);
-  await saveModel(join(dir, 'model'), { config, classes: o.classes, head, backbone: cnn, push: null, trainItems: [], pruning: null });
+  const head = randomHead(
+    {
+      inputChannels: o.channels[o.channels.length - 1],
+      addOn: o.addOn,
+      numClasses: o.classes.length,
+      prototypesPerClass: o.prototypesPerClass,
+      incorrectClassWeight: -0.5,
+    },
+    o.headSeed,
+  );
+  await saveModel(join(dir, 'model'), {
+    config,
+    classes: o.classes,
+    head,
+    backbone: cnn,
+    push: null,
+    trainItems: [],
+    pruning: null,
+  });
   return { config, cnn, head };
 }

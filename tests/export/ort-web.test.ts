@@ -3,11 +3,17 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
+import type { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import { toNHWC } from '../../trainer/src/data/decode.ts';
 import type { RgbImage } from '../../trainer/src/data/types.ts';
 import { exportOnnx } from '../../trainer/src/export/export-onnx.ts';
-import { configureOrtWeb, createWebSession, ortWebDistDir, runFloat, runOrtWeb } from '../../trainer/src/export/ort-web.ts';
+import {
+  configureOrtWeb,
+  createWebSession,
+  ortWebDistDir,
+  runFloat,
+  runOrtWeb,
+} from '../../trainer/src/export/ort-web.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
 import { cleanup, tempDir } from '../backbone/helpers.ts';
@@ -17,7 +23,11 @@ beforeAll(useCpuBackend);
 
 function images(n: number, size: number, seed: number): RgbImage[] {
   const rng = new Rng(seed);
-  return Array.from({ length: n }, () => ({ width: size, height: size, data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)) }));
+  return Array.from({ length: n }, () => ({
+    width: size,
+    height: size,
+    data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)),
+  }));
 }
 
 describe('onnxruntime-web (wasm) in Node', () => {
@@ -39,7 +49,15 @@ describe('onnxruntime-web (wasm) in Node', () => {
         { channels: 12, activation: 'relu' as const },
         { channels: 6, activation: 'l2norm' as const },
       ];
-      ({ cnn, head } = await randomSmallCnnRun(dir, { size, channels: [4, 8], addOn, prototypesPerClass: 2, classes: ['a', 'b', 'c'], cnnSeed: 7, headSeed: 11 }));
+      ({ cnn, head } = await randomSmallCnnRun(dir, {
+        size,
+        channels: [4, 8],
+        addOn,
+        prototypesPerClass: 2,
+        classes: ['a', 'b', 'c'],
+        cnnSeed: 7,
+        headSeed: 11,
+      }));
     });
 
     afterAll(async () => {

@@ -3,7 +3,13 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { logActivation, squaredDistances } from '../../trainer/src/head/distances.ts';
-import { classIdentity, initLastLayer, prototypeClasses, wrongClassMask, wrongClassSparsity } from '../../trainer/src/head/last-layer.ts';
+import {
+  classIdentity,
+  initLastLayer,
+  prototypeClasses,
+  wrongClassMask,
+  wrongClassSparsity,
+} from '../../trainer/src/head/last-layer.ts';
 import { clusterCost, crossEntropy, maskedL1, separationCost } from '../../trainer/src/head/losses.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/run/rng.ts';
@@ -76,16 +82,30 @@ describe('cluster and separation costs on a tiny batch', () => {
       labels: Int32Array.from([0, 1]),
       canFlip: false,
       canAugment: false,
-      features: (idx) => tf.tensor4d(idx.map((i) => x[i]), [idx.length, 1, 1, 1]),
+      features: (idx) =>
+        tf.tensor4d(
+          idx.map((i) => x[i]),
+          [idx.length, 1, 1, 1],
+        ),
     };
     // Distances: image 0 -> 0.25, 0.25, 6.25, 30.25; image 1 -> 16, 9, 1, 4.
-    const d = [[0.25, 0.25, 6.25, 30.25], [16, 9, 1, 4]];
+    const d = [
+      [0.25, 0.25, 6.25, 30.25],
+      [16, 9, 1, 4],
+    ];
     const sim = (v: number) => Math.log((v + 1) / (v + 1e-4));
     // Last layer as initialised: +1 own class, -0.5 the other.
-    const w = [[1, -0.5], [1, -0.5], [-0.5, 1], [-0.5, 1]];
+    const w = [
+      [1, -0.5],
+      [1, -0.5],
+      [-0.5, 1],
+      [-0.5, 1],
+    ];
     const logits = d.map((row) => [0, 1].map((c) => row.reduce((s, v, j) => s + sim(v) * w[j][c], 0)));
-    const ceHand = (-Math.log(Math.exp(logits[0][0]) / (Math.exp(logits[0][0]) + Math.exp(logits[0][1])))
-      - Math.log(Math.exp(logits[1][1]) / (Math.exp(logits[1][0]) + Math.exp(logits[1][1])))) / 2;
+    const ceHand =
+      (-Math.log(Math.exp(logits[0][0]) / (Math.exp(logits[0][0]) + Math.exp(logits[0][1]))) -
+        Math.log(Math.exp(logits[1][1]) / (Math.exp(logits[1][0]) + Math.exp(logits[1][1])))) /
+      2;
     const clstHand = (0.25 + 1) / 2; // nearest own-class prototype
     const sepHand = (6.25 + 9) / 2; // nearest other-class prototype
     const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
@@ -111,7 +131,9 @@ describe('last layer', () => {
   it('initialises +1 own class, -0.5 others', () => {
     const w = initLastLayer(prototypeClasses(3, 2), 3);
     expect(w.shape).toEqual([6, 3]);
-    expect(Array.from(w.data)).toEqual([1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1]);
+    expect(Array.from(w.data)).toEqual([
+      1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1, -0.5, -0.5, -0.5, 1, -0.5, -0.5, 1,
+    ]);
   });
   it('L1 mask covers exactly the wrong-class connections', () => {
     const pc = prototypeClasses(2, 1);
@@ -126,7 +148,10 @@ describe('last layer', () => {
 
 describe('ProtoHead forward', () => {
   it('computes logits = log-similarity of the closest patch times the last layer', () => {
-    const head = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
+    const head = new ProtoHead(
+      { inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 },
+      new Rng(1),
+    );
     head.prototypes.assign(tf.tensor2d([0, 0, 1, 1], [2, 2]));
     // one image, 1x2 grid: patches (0,0.5) and (1,1)
     const feats = tf.tensor4d([0, 0.5, 1, 1], [1, 1, 2, 2]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkEdits, editCounts, EditsError, parseEdits, prototypeConcept, type EditsFile } from '@protoatlas/shared';
 import { editCommand, editsFromMarks, loadMarks, saveMarks, storageKey } from '../../site/src/lib/review-store.ts';
-import { tinyManifest } from './manifest.test.ts';
+import { tinyManifest } from '../support/tiny-manifest.ts';
 
 const model = { prototypes: 4, classes: 2, grid: { height: 7, width: 7 } };
 const valid = (): EditsFile => ({

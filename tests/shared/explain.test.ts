@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { activationBox, bestPatches, contributions, explain, logitsFromSimilarities, logSimilarity, softmax, type DistanceMaps } from '@protoatlas/shared';
+import {
+  activationBox,
+  bestPatches,
+  contributions,
+  explain,
+  logitsFromSimilarities,
+  logSimilarity,
+  softmax,
+  type DistanceMaps,
+} from '@protoatlas/shared';
 
 /** A seeded pseudo-random generator so the numbers are fixed. */
 function lcg(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function randomCase(m: number, C: number, H: number, W: number, seed: number) {
@@ -32,7 +41,8 @@ describe('explain', () => {
       const sum = p.evidence.reduce((a, ev) => a + ev.contribution, 0);
       expect(Math.abs(sum - p.logit)).toBeLessThan(1e-5);
       // Ranked by contribution, highest first.
-      for (let i = 1; i < p.evidence.length; i++) expect(p.evidence[i - 1].contribution).toBeGreaterThanOrEqual(p.evidence[i].contribution);
+      for (let i = 1; i < p.evidence.length; i++)
+        expect(p.evidence[i - 1].contribution).toBeGreaterThanOrEqual(p.evidence[i].contribution);
     }
     const probs = e.predictions.map((p) => p.probability);
     expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
@@ -89,7 +99,7 @@ describe('explain', () => {
     expect(e.predictions[0].logit).toBeCloseTo(2 * logSimilarity(Math.fround(0.01)), 10);
   });
 
-  it('finds boxes at a chosen resolution, in the image\'s own pixels', () => {
+  it("finds boxes at a chosen resolution, in the image's own pixels", () => {
     const e = explain(dP, model, { width: 1000, height: 600 }, { top: 1, evidence: 3, boxMaxSide: 160 });
     for (const ev of e.predictions[0].evidence) {
       expect(ev.box).toEqual(activationBox(dP, ev.prototype, 1000, 600, { maxSide: 160 }));
@@ -99,8 +109,12 @@ describe('explain', () => {
   });
 
   it('rejects inconsistent shapes', () => {
-    expect(() => explain({ ...dP, data: patchMajor.subarray(1) }, model, { width: 10, height: 10 })).toThrow(/expected 12 prototypes/);
-    expect(() => explain(dP, { lastLayer: lastLayer.subarray(1), numClasses: C }, { width: 10, height: 10 })).toThrow(/last layer/);
+    expect(() => explain({ ...dP, data: patchMajor.subarray(1) }, model, { width: 10, height: 10 })).toThrow(
+      /expected 12 prototypes/,
+    );
+    expect(() => explain(dP, { lastLayer: lastLayer.subarray(1), numClasses: C }, { width: 10, height: 10 })).toThrow(
+      /last layer/,
+    );
   });
 
   it('softmax is stable for large logits', () => {

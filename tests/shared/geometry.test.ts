@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { boxCoverage, boxIoU, cellBox, composeReceptiveField, percentile, percentileBox, receptiveFieldBox, upsampleBicubic } from '@protoatlas/shared';
+import {
+  boxCoverage,
+  boxIoU,
+  cellBox,
+  composeReceptiveField,
+  percentile,
+  percentileBox,
+  receptiveFieldBox,
+  upsampleBicubic,
+} from '@protoatlas/shared';
 
 describe('percentile', () => {
   it('interpolates like numpy', () => {
@@ -25,9 +34,11 @@ describe('percentileBox', () => {
     expect(p95).toBeGreaterThan(0);
     const box = percentileBox(map, w, h, 95);
     // Everything >= p95 must be inside, and the box is tight.
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (map[y * w + x] >= p95) {
-      expect(x >= box.x && x < box.x + box.w && y >= box.y && y < box.y + box.h).toBe(true);
-    }
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        if (map[y * w + x] >= p95) {
+          expect(x >= box.x && x < box.x + box.w && y >= box.y && y < box.y + box.h).toBe(true);
+        }
     expect(box).toEqual({ x: 3, y: 0, w: 12, h: 9 });
     // With only the block above the threshold the box is exactly the block.
     expect(percentileBox(map, w, h, 97)).toEqual({ x: 12, y: 4, w: 3, h: 2 });
@@ -83,7 +94,7 @@ describe('boxes', () => {
 describe('percentile by selection', () => {
   it('agrees with sorting on random, constant and sorted arrays', () => {
     let s = 3;
-    const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const r = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
     const sorted = (xs: number[], p: number) => {
       const a = [...xs].sort((x, y) => x - y);
       const pos = (p / 100) * (a.length - 1);
@@ -92,8 +103,15 @@ describe('percentile by selection', () => {
       return a[lo] + (a[hi] - a[lo]) * (pos - lo);
     };
     for (const n of [1, 2, 3, 10, 101, 1000]) {
-      const cases = [Array.from({ length: n }, r), Array.from({ length: n }, () => 7), Array.from({ length: n }, (_, i) => i), Array.from({ length: n }, (_, i) => n - i), Array.from({ length: n }, () => Math.floor(r() * 3))];
-      for (const xs of cases) for (const p of [0, 5, 50, 95, 99.9, 100]) expect(percentile(xs, p)).toBeCloseTo(sorted(xs, p), 12);
+      const cases = [
+        Array.from({ length: n }, r),
+        Array.from({ length: n }, () => 7),
+        Array.from({ length: n }, (_, i) => i),
+        Array.from({ length: n }, (_, i) => n - i),
+        Array.from({ length: n }, () => Math.floor(r() * 3)),
+      ];
+      for (const xs of cases)
+        for (const p of [0, 5, 50, 95, 99.9, 100]) expect(percentile(xs, p)).toBeCloseTo(sorted(xs, p), 12);
     }
   });
 });

@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speciesSlug } from '@protoatlas/shared';
-import { buildSite, launchChromium, screenshot, serve, staticHandler, tinyFixture, watchProblems, type Fixture, type Served } from './fixture.ts';
+import {
+  buildSite,
+  launchChromium,
+  screenshot,
+  serve,
+  staticHandler,
+  tinyFixture,
+  watchProblems,
+  type Fixture,
+  type Served,
+} from './fixture.ts';
 
 describe('atlas site built from a bundle', () => {
   let fx: Fixture;
@@ -29,8 +39,12 @@ describe('atlas site built from a bundle', () => {
 
   it('writes one page per species and per prototype, with the bundle pictures and the widget', async () => {
     const m = fx.manifest;
-    expect((await readdir(join(out, 'species'))).sort()).toEqual([...m.classes.map((c) => speciesSlug(c.key)), 'index.html'].sort());
-    expect((await readdir(join(out, 'prototypes'))).sort()).toEqual([...m.prototypes.map((p) => String(p.id)), 'index.html'].sort());
+    expect((await readdir(join(out, 'species'))).sort()).toEqual(
+      [...m.classes.map((c) => speciesSlug(c.key)), 'index.html'].sort(),
+    );
+    expect((await readdir(join(out, 'prototypes'))).sort()).toEqual(
+      [...m.prototypes.map((p) => String(p.id)), 'index.html'].sort(),
+    );
     const p0 = m.prototypes[0];
     for (const f of [p0.files!.crop, p0.files!.source, p0.files!.heatmap, 'manifest.json', m.files.onnx!.fp32!.path]) {
       expect((await readFile(join(out, 'bundle', f))).length).toBeGreaterThan(0);
@@ -67,7 +81,7 @@ describe('atlas site built from a bundle', () => {
     }
     expect(problems).toEqual([]);
     // The model card shows accuracy and the training curves as charts.
-    await page.goto(site.url + '/');
+    await page.goto(`${site.url}/`);
     const top1 = m.metrics.test?.top1 ?? m.metrics.val!.top1;
     expect(await page.locator('[data-metric="top1"]').innerText()).toBe(`${(top1 * 100).toFixed(1)}%`);
     expect(await page.locator('[data-metric="prototypes"]').innerText()).toBe('6');
@@ -78,7 +92,7 @@ describe('atlas site built from a bundle', () => {
   it('search finds a species; the pruned filter narrows the list', async () => {
     const page = await browser.newPage();
     const problems = watchProblems(page);
-    await page.goto(site.url + '/species/');
+    await page.goto(`${site.url}/species/`);
     const target = fx.manifest.classes[2];
     const visible = () => page.locator('#species-list > li:visible a.cover').allInnerTexts();
     expect(await visible()).toHaveLength(3);
@@ -92,7 +106,9 @@ describe('atlas site built from a bundle', () => {
     await expect.poll(() => page.locator('#species-empty').isVisible()).toBe(true);
     await page.getByLabel('Search species').fill('');
     expect(await visible()).toHaveLength(3);
-    const withPruned = fx.manifest.classes.filter((c) => fx.manifest.prototypes.some((p) => p.classId === c.id && p.pruned)).map((c) => c.name);
+    const withPruned = fx.manifest.classes
+      .filter((c) => fx.manifest.prototypes.some((p) => p.classId === c.id && p.pruned))
+      .map((c) => c.name);
     // The fixture prunes (mode 'on'), and not in every species, so the filter has something to narrow.
     expect(withPruned.length).toBeGreaterThan(0);
     expect(withPruned.length).toBeLessThan(fx.manifest.classes.length);
@@ -109,7 +125,9 @@ describe('atlas site built from a bundle', () => {
     const page = await browser.newPage();
     const p = fx.manifest.prototypes[3];
     await page.goto(`${site.url}/prototypes/${p.id}/`);
-    const sizes = await page.$$eval('#pictures img', (els) => (els as HTMLImageElement[]).map((i) => [i.complete, i.naturalWidth > 0]));
+    const sizes = await page.$$eval('#pictures img', (els) =>
+      (els as HTMLImageElement[]).map((i) => [i.complete, i.naturalWidth > 0]),
+    );
     expect(sizes).toEqual([
       [true, true],
       [true, true],
@@ -123,7 +141,11 @@ describe('atlas site built from a bundle', () => {
     const neighbours = page.locator('.neighbour');
     expect(await neighbours.count()).toBe(p.nearest.train.length);
     await neighbours.last().scrollIntoViewIfNeeded();
-    await expect.poll(() => neighbours.locator('img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0))).toBe(true);
+    await expect
+      .poll(() =>
+        neighbours.locator('img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0)),
+      )
+      .toBe(true);
     const n0 = p.nearest.train[0];
     expect(await neighbours.first().locator('svg.where rect.box').getAttribute('x')).toBe(String(n0.box.x));
     expect(await page.locator('h1 .badge').getAttribute('data-status')).toBe(p.pruned ? 'pruned' : 'live');
@@ -133,7 +155,7 @@ describe('atlas site built from a bundle', () => {
   it('the try page offers both modes when built with an API, remote first, and shifts no layout', async () => {
     const page = await browser.newPage();
     const problems = watchProblems(page);
-    await page.goto(site.url + '/try/');
+    await page.goto(`${site.url}/try/`);
     const w = page.locator('protoatlas-classifier');
     expect(await w.getAttribute('api')).toBe('http://127.0.0.1:9/classify');
     expect(await w.getAttribute('bundle')).toBe('/bundle/');
@@ -148,7 +170,9 @@ describe('atlas site built from a bundle', () => {
       () =>
         new Promise<number>((done) => {
           let total = 0;
-          new PerformanceObserver((l) => l.getEntries().forEach((e) => (total += (e as unknown as { value: number }).value))).observe({ type: 'layout-shift', buffered: true });
+          new PerformanceObserver((l) =>
+            l.getEntries().forEach((e) => (total += (e as unknown as { value: number }).value)),
+          ).observe({ type: 'layout-shift', buffered: true });
           setTimeout(() => done(total), 300);
         }),
     );
@@ -160,7 +184,7 @@ describe('atlas site built from a bundle', () => {
   it('works without JavaScript (search hidden, everything else there) and by keyboard', async () => {
     const ctx = await browser.newContext({ javaScriptEnabled: false });
     const page = await ctx.newPage();
-    await page.goto(site.url + '/species/');
+    await page.goto(`${site.url}/species/`);
     expect(await page.locator('#species-search').isVisible()).toBe(false);
     expect(await page.locator('#species-list > li').count()).toBe(3);
     await page.goto(`${site.url}/species/${speciesSlug(fx.manifest.classes[0].key)}/`);
@@ -169,7 +193,7 @@ describe('atlas site built from a bundle', () => {
     await ctx.close();
     // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
     const kb = await browser.newPage();
-    await kb.goto(site.url + '/');
+    await kb.goto(`${site.url}/`);
     await kb.keyboard.press('Tab');
     expect(await kb.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
     await kb.keyboard.press('Enter');

@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -41,7 +47,14 @@ async function readFixture(key: string): Promise<Fixture | null> {
     const manifest = parseManifest(JSON.parse(await readFile(join(bundle, MANIFEST_FILE), 'utf8')));
     if (!manifest.files.onnx?.fp32 || !(await exists(join(bundle, manifest.files.onnx.fp32.path)))) return null;
     if (!manifest.files.onnx.int8 || !(await exists(join(bundle, manifest.files.onnx.int8.path)))) return null; // built before bundles carried int8
-    return { bundle, manifest, photos: meta.photos.map((p: { file: string; classId: number }) => ({ path: join(CACHE, p.file), classId: p.classId })) };
+    return {
+      bundle,
+      manifest,
+      photos: meta.photos.map((p: { file: string; classId: number }) => ({
+        path: join(CACHE, p.file),
+        classId: p.classId,
+      })),
+    };
   } catch {
     return null; // missing or from an older schema: rebuild
   }
@@ -54,48 +67,56 @@ async function readFixture(key: string): Promise<Fixture | null> {
  */
 export async function tinyFixture(): Promise<Fixture> {
   const key = await sourceKey(ROOT, SOURCES);
-  return cachedBuild(CACHE, () => readFixture(key), async () => {
-    process.env.PROTOATLAS_QUIET = '1';
-    const dir = await tinySyntheticData(3, 20, 4);
-    const run = join(dir, 'run');
-    const config = tinyConfig(join(dir, 'cache'), {
-      backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
-      head: {
-        addOn: [
-          { channels: 32, activation: 'relu' },
-          { channels: 16, activation: 'l2norm' },
-        ],
-        prototypesPerClass: 2,
-      },
-      joint: { epochs: 10, batchSize: 16 },
-      pushTune: { epochs: 1, batchSize: 16, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },
-      lastLayer: { epochs: 5, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
-      // Pruning always applied, so the atlas shows pruned prototypes (the atlas test checks there are some).
-      prune: { mode: 'on', k: 6, threshold: 3 },
-      bundle: { enabled: true, nearest: 3, partMetrics: true },
-    });
-    await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
-    await rm(CACHE, { recursive: true, force: true });
-    await mkdir(join(CACHE, 'photos'), { recursive: true });
-    await cp(join(run, 'bundle'), join(CACHE, 'bundle'), { recursive: true });
-    const manifest = parseManifest(JSON.parse(await readFile(join(CACHE, 'bundle', MANIFEST_FILE), 'utf8')));
-    const photos: { file: string; classId: number }[] = [];
-    for (const c of manifest.classes) {
-      const folder = join(dir, 'data', 'test', c.key);
-      for (const f of (await readdir(folder)).sort().slice(0, 2)) {
-        const file = join('photos', `${c.id}-${f}`);
-        await cp(join(folder, f), join(CACHE, file));
-        photos.push({ file, classId: c.id });
+  return cachedBuild(
+    CACHE,
+    () => readFixture(key),
+    async () => {
+      process.env.PROTOATLAS_QUIET = '1';
+      const dir = await tinySyntheticData(3, 20, 4);
+      const run = join(dir, 'run');
+      const config = tinyConfig(join(dir, 'cache'), {
+        backbone: { kind: 'small-cnn', inputSize: 56, channels: [16, 32, 32], convsPerStage: 1 },
+        head: {
+          addOn: [
+            { channels: 32, activation: 'relu' },
+            { channels: 16, activation: 'l2norm' },
+          ],
+          prototypesPerClass: 2,
+        },
+        joint: { epochs: 10, batchSize: 16 },
+        pushTune: { epochs: 1, batchSize: 16, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 } },
+        lastLayer: { epochs: 5, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
+        // Pruning always applied, so the atlas shows pruned prototypes (the atlas test checks there are some).
+        prune: { mode: 'on', k: 6, threshold: 3 },
+        bundle: { enabled: true, nearest: 3, partMetrics: true },
+      });
+      await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
+      await rm(CACHE, { recursive: true, force: true });
+      await mkdir(join(CACHE, 'photos'), { recursive: true });
+      await cp(join(run, 'bundle'), join(CACHE, 'bundle'), { recursive: true });
+      const manifest = parseManifest(JSON.parse(await readFile(join(CACHE, 'bundle', MANIFEST_FILE), 'utf8')));
+      const photos: { file: string; classId: number }[] = [];
+      for (const c of manifest.classes) {
+        const folder = join(dir, 'data', 'test', c.key);
+        for (const f of (await readdir(folder)).sort().slice(0, 2)) {
+          const file = join('photos', `${c.id}-${f}`);
+          await cp(join(folder, f), join(CACHE, file));
+          photos.push({ file, classId: c.id });
+        }
       }
-    }
-    await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key, photos }));
-    await rm(dir, { recursive: true, force: true });
-    return (await readFixture(key))!;
-  });
+      await writeFile(join(CACHE, 'fixture.json'), JSON.stringify({ sourceKey: key, photos }));
+      await rm(dir, { recursive: true, force: true });
+      return (await readFixture(key))!;
+    },
+  );
 }
 
 /** `astro build` of the site from a bundle into outDir, as `npm run build --workspace site` does. */
-export async function buildSite(bundle: string, outDir: string, env: Record<string, string> = {}): Promise<{ ms: number; log: string }> {
+export async function buildSite(
+  bundle: string,
+  outDir: string,
+  env: Record<string, string> = {},
+): Promise<{ ms: number; log: string }> {
   const t0 = Date.now();
   const astro = join(ROOT, 'node_modules', 'astro', 'bin', 'astro.mjs');
   const child = spawn(process.execPath, [astro, 'build', '--outDir', outDir], {
@@ -132,7 +153,9 @@ export interface Served {
 }
 
 /** An HTTP server on 127.0.0.1 with a handler; every request is recorded. */
-export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>): Promise<Served> {
+export async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>,
+): Promise<Served> {
   const requests: Served['requests'] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
@@ -170,7 +193,11 @@ export function staticHandler(root: string, headers: OutgoingHttpHeaders = {}) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': s.size, ...headers });
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'content-length': s.size,
+      ...headers,
+    });
     if (req.method === 'HEAD') return void res.end();
     createReadStream(file).pipe(res);
   };
@@ -180,7 +207,16 @@ export function staticHandler(root: string, headers: OutgoingHttpHeaders = {}) {
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+      '--no-first-run',
+    ],
   });
 }
 

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { imageSizeFromHeader, lookAlikes, speciesGroup, speciesSlug, votesFor, type Manifest } from '@protoatlas/shared';
+import {
+  imageSizeFromHeader,
+  lookAlikes,
+  speciesGroup,
+  speciesSlug,
+  votesFor,
+  type Manifest,
+} from '@protoatlas/shared';
 import { barChart, lineChart, niceTicks, runs } from '../../site/src/lib/charts.ts';
 import { bundleDir } from '../../site/src/lib/atlas.ts';
 
@@ -14,11 +21,16 @@ describe('picture sizes from file headers', () => {
     const cases = {
       lossy: await sharp(px, raw).webp({ quality: 80 }).toBuffer(),
       lossless: await sharp(px, raw).webp({ lossless: true }).toBuffer(),
-      alpha: await sharp(Buffer.alloc(37 * 23 * 4, 90), { raw: { width: 37, height: 23, channels: 4 } }).webp().toBuffer(),
+      alpha: await sharp(Buffer.alloc(37 * 23 * 4, 90), { raw: { width: 37, height: 23, channels: 4 } })
+        .webp()
+        .toBuffer(),
       png: await sharp(px, raw).png().toBuffer(),
     };
     for (const [kind, buf] of Object.entries(cases)) {
-      expect([kind, imageSizeFromHeader(buf.subarray(0, 32))]).toEqual([kind, { format: kind === 'png' ? 'png' : 'webp', width: 37, height: 23 }]);
+      expect([kind, imageSizeFromHeader(buf.subarray(0, 32))]).toEqual([
+        kind,
+        { format: kind === 'png' ? 'png' : 'webp', width: 37, height: 23 },
+      ]);
     }
     expect(imageSizeFromHeader(new TextEncoder().encode('GIF89a, not a picture we read.....'))).toBeNull();
     // A JPEG's frame header comes after its metadata: readable from a file's first bytes too.
@@ -35,7 +47,13 @@ describe('chart geometry', () => {
   });
 
   it('draws lines with gaps for missing values, stage bands and a reference level', () => {
-    const c = lineChart([{ name: 'a', values: [0, 0.5, null, 1] }], { yMin: 0, yMax: 1, bands: runs(['w', 'w', 'j', 'j']), refs: [{ value: 0.5, label: 'base' }], frame: { width: 340, height: 140, left: 20, right: 20, top: 20, bottom: 20 } });
+    const c = lineChart([{ name: 'a', values: [0, 0.5, null, 1] }], {
+      yMin: 0,
+      yMax: 1,
+      bands: runs(['w', 'w', 'j', 'j']),
+      refs: [{ value: 0.5, label: 'base' }],
+      frame: { width: 340, height: 140, left: 20, right: 20, top: 20, bottom: 20 },
+    });
     // x spans 20..320 over 4 points; y 120 (0) .. 20 (1). The null breaks the line into two.
     expect(c.lines[0].d).toBe('M20 120L120 70M320 20');
     expect(c.bands.map((b) => [b.label, b.x, b.w])).toEqual([
@@ -59,7 +77,9 @@ describe('chart geometry', () => {
   });
 
   it('draws one bar per class in three paths, the highlighted one apart', () => {
-    const c = barChart([1, -0.5, 0, 0.25], 0, { frame: { width: 100, height: 100, left: 0, right: 0, top: 0, bottom: 0 } });
+    const c = barChart([1, -0.5, 0, 0.25], 0, {
+      frame: { width: 100, height: 100, left: 0, right: 0, top: 0, bottom: 0 },
+    });
     expect(c.highlight.match(/M/g)).toHaveLength(1);
     expect(c.positive.match(/M/g)).toHaveLength(1); // 0.25 (the zero weight draws nothing)
     expect(c.negative.match(/M/g)).toHaveLength(1);
@@ -77,7 +97,12 @@ describe('atlas facts from a manifest', () => {
     nearest: { train: nearest.map((c) => ({ classId: c })), val: [] },
   });
   const m = {
-    prototypes: [proto(0, 0, [1, 0.3, -0.5], [0, 1, 1]), proto(1, 1, [0.2, 1, -0.5], [1, 0]), proto(2, 2, [0.6, -0.5, 1], [2], true), proto(3, 2, [0.05, -0.5, 1], [0, 2])],
+    prototypes: [
+      proto(0, 0, [1, 0.3, -0.5], [0, 1, 1]),
+      proto(1, 1, [0.2, 1, -0.5], [1, 0]),
+      proto(2, 2, [0.6, -0.5, 1], [2], true),
+      proto(3, 2, [0.05, -0.5, 1], [0, 2]),
+    ],
   } as unknown as Pick<Manifest, 'prototypes'>;
 
   it('lists the other species whose live prototypes vote for a class, strongest first', () => {

@@ -10,20 +10,37 @@ import { SERVED_BOX_SIDE, explain, manifestLastLayer, resizeStretch } from '@pro
 import type { ClassifyResponse, ClassifyResult } from '../../site/widget/src/types.ts';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { startWranglerDev } from '../../edge/scripts/dev-server.ts';
-import { buildSite, launchChromium, screenshot, serve, staticHandler, tinyFixture, watchProblems, type Fixture, type Served } from './fixture.ts';
+import {
+  buildSite,
+  launchChromium,
+  screenshot,
+  serve,
+  staticHandler,
+  tinyFixture,
+  watchProblems,
+  type Fixture,
+  type Served,
+} from './fixture.ts';
 
 /** What a careful self-hosting page sets: no inline script or style, wasm allowed only for local mode. */
-const STRICT_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+const STRICT_CSP =
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'";
 
 /** Pick a photo in the widget and wait for its result (a fresh one: the previous result is replaced). */
 async function classifyIn(page: Page, photo: string, selector = 'protoatlas-classifier'): Promise<ClassifyResult> {
   await page.evaluate((s) => {
     const el = document.querySelector(s)!;
     (window as unknown as { __result?: unknown }).__result = undefined;
-    el.addEventListener('protoatlas-result', (e) => ((window as unknown as { __result?: unknown }).__result = (e as CustomEvent).detail), { once: true });
+    el.addEventListener(
+      'protoatlas-result',
+      (e) => ((window as unknown as { __result?: unknown }).__result = (e as CustomEvent).detail),
+      { once: true },
+    );
   }, selector);
   await page.locator(`${selector} input[type=file]`).first().setInputFiles(photo);
-  await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined, undefined, { timeout: 60_000 });
+  await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result !== undefined, undefined, {
+    timeout: 60_000,
+  });
   return page.evaluate(() => JSON.parse(JSON.stringify((window as unknown as { __result?: unknown }).__result)));
 }
 
@@ -62,7 +79,9 @@ describe('embeddable classifier widget', () => {
     const m = fx.manifest;
     // Reference: the same ONNX model (on wasm the widget runs the deployed int8 one, as the edge does),
     // the same shared resize and the same explain(), in Node.
-    const session = await ort.InferenceSession.create(join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path));
+    const session = await ort.InferenceSession.create(
+      join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path),
+    );
     const S = m.preprocessing.size;
     const reference = async (path: string) => {
       const { data, info } = await sharp(path).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -70,8 +89,19 @@ describe('embeddable classifier widget', () => {
       const o = await session.run({ image: new ort.Tensor('float32', Float32Array.from(rgb), [1, S, S, 3]) });
       const d = o.distances;
       return explain(
-        { data: d.data as Float32Array, prototypes: d.dims[1], height: d.dims[2], width: d.dims[3], layout: 'prototype-major' },
-        { lastLayer: manifestLastLayer(m), numClasses: m.classes.length, pruned: m.prototypes.map((p) => p.pruned), epsilon: m.similarityEpsilon },
+        {
+          data: d.data as Float32Array,
+          prototypes: d.dims[1],
+          height: d.dims[2],
+          width: d.dims[3],
+          layout: 'prototype-major',
+        },
+        {
+          lastLayer: manifestLastLayer(m),
+          numClasses: m.classes.length,
+          pruned: m.prototypes.map((p) => p.pruned),
+          epsilon: m.similarityEpsilon,
+        },
         { width: info.width, height: info.height },
         { top: 3, evidence: 3, boxMaxSide: SERVED_BOX_SIDE },
       );
@@ -91,7 +121,9 @@ describe('embeddable classifier widget', () => {
         expect(p.label).toBe(m.classes[p.classId].name);
         // The int8 model: wasm and native int8 kernels may round differently in the last bit.
         expect(p.logit).toBeCloseTo(ref.predictions[i].logit, 2);
-        expect(p.evidence.map((e) => [e.prototypeId, e.box])).toEqual(ref.predictions[i].evidence.map((e) => [e.prototype, e.box]));
+        expect(p.evidence.map((e) => [e.prototypeId, e.box])).toEqual(
+          ref.predictions[i].evidence.map((e) => [e.prototype, e.box]),
+        );
         for (const e of p.evidence) {
           expect(e.contribution).toBeCloseTo(e.similarity * e.weight, 5);
           expect(e.prototypeImageUrl).toBe(`${site.url}/bundle/${m.prototypes[e.prototypeId].files!.crop}`);
@@ -107,8 +139,16 @@ describe('embeddable classifier widget', () => {
     expect(await w.locator('.pred h3').first().innerText()).toContain(top.label);
     const pairs = w.locator('.pred').first().locator('.pair');
     expect(await pairs.count()).toBe(top.evidence.length);
-    expect(await pairs.first().locator('.points').innerText()).toContain(`${top.evidence[0].contribution >= 0 ? '+' : '−'}${Math.abs(top.evidence[0].contribution).toFixed(2)} points`);
-    await expect.poll(() => pairs.locator('img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.complete && i.naturalWidth > 0))).toBe(true);
+    expect(await pairs.first().locator('.points').innerText()).toContain(
+      `${top.evidence[0].contribution >= 0 ? '+' : '−'}${Math.abs(top.evidence[0].contribution).toFixed(2)} points`,
+    );
+    await expect
+      .poll(() =>
+        pairs
+          .locator('img')
+          .evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.complete && i.naturalWidth > 0)),
+      )
+      .toBe(true);
     // onnxruntime's wasm build was fetched (from the widget's own folder); its WebGPU build was not.
     const urls = site.requests.map((q) => q.url);
     expect(urls).toContain('/widget/ort/ort-wasm-simd-threaded.wasm');
@@ -125,7 +165,9 @@ describe('embeddable classifier widget', () => {
     await page.goto(`${site.url}/try/`);
     const m = fx.manifest;
     const S = m.preprocessing.size;
-    const session = await ort.InferenceSession.create(join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path));
+    const session = await ort.InferenceSession.create(
+      join(fx.bundle, (m.files.onnx!.int8 ?? m.files.onnx!.fp32)!.path),
+    );
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-widget-variants-'));
     // The reference is the trainer's own decode (sharp: shrink-on-load, CMYK profile, 16-bit to 8, alpha on white).
     const reference = async (path: string) => {
@@ -134,8 +176,19 @@ describe('embeddable classifier widget', () => {
       const o = await session.run({ image: new ort.Tensor('float32', Float32Array.from(input.data), [1, S, S, 3]) });
       const d = o.distances;
       return explain(
-        { data: d.data as Float32Array, prototypes: d.dims[1], height: d.dims[2], width: d.dims[3], layout: 'prototype-major' },
-        { lastLayer: manifestLastLayer(m), numClasses: m.classes.length, pruned: m.prototypes.map((p) => p.pruned), epsilon: m.similarityEpsilon },
+        {
+          data: d.data as Float32Array,
+          prototypes: d.dims[1],
+          height: d.dims[2],
+          width: d.dims[3],
+          layout: 'prototype-major',
+        },
+        {
+          lastLayer: manifestLastLayer(m),
+          numClasses: m.classes.length,
+          pruned: m.prototypes.map((p) => p.pruned),
+          epsilon: m.similarityEpsilon,
+        },
         { width: meta.width!, height: meta.height! },
         { top: 3, evidence: 3, boxMaxSide: SERVED_BOX_SIDE },
       );
@@ -161,7 +214,10 @@ describe('embeddable classifier widget', () => {
       r.predictions.forEach((p, i) => {
         // JPEG: the shared wasm, the trainer's pixels. PNG: Chromium's decoder, whose pixels differ a little more;
         // the tiny int8 test model quantises its input and amplifies that (docs/edge-performance.md).
-        expect([name, Math.abs(p.logit - ref.predictions[i].logit) < (name.endsWith('.jpg') ? 0.05 : 0.3)]).toEqual([name, true]);
+        expect([name, Math.abs(p.logit - ref.predictions[i].logit) < (name.endsWith('.jpg') ? 0.05 : 0.3)]).toEqual([
+          name,
+          true,
+        ]);
       });
     }
     // The JPEG decoder came from the widget's folder.
@@ -181,12 +237,20 @@ describe('embeddable classifier widget', () => {
     beforeAll(async () => {
       // A stand-in for the edge's POST /classify (edge/ is built in parallel): the same contract and CORS.
       api = await serve(async (req, res) => {
-        const cors = { 'access-control-allow-origin': req.headers.origin ?? '*', 'access-control-allow-methods': 'POST, OPTIONS', 'access-control-allow-headers': 'content-type', vary: 'origin' };
+        const cors = {
+          'access-control-allow-origin': req.headers.origin ?? '*',
+          'access-control-allow-methods': 'POST, OPTIONS',
+          'access-control-allow-headers': 'content-type',
+          vary: 'origin',
+        };
         if (req.method === 'OPTIONS') return void res.writeHead(204, cors).end();
         const chunks: Buffer[] = [];
         for await (const c of req) chunks.push(c as Buffer);
         lastBody = Buffer.concat(chunks);
-        if (fail) return void res.writeHead(415, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'unsupported_image', message: 'not a JPEG, PNG or WebP image' } }));
+        if (fail)
+          return void res
+            .writeHead(415, { ...cors, 'content-type': 'application/json' })
+            .end(JSON.stringify({ error: { code: 'unsupported_image', message: 'not a JPEG, PNG or WebP image' } }));
         const m = fx.manifest;
         const url = new URL(req.url ?? '/', 'http://x');
         const body: ClassifyResponse = {
@@ -218,7 +282,10 @@ describe('embeddable classifier widget', () => {
       // The embedding page, on its own origin, for the API named in ?api=.
       host = await serve((req, res) => {
         const url = new URL(req.url ?? '/', 'http://x');
-        if (url.pathname === '/blank.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>blank</title><p>blank</p>');
+        if (url.pathname === '/blank.html')
+          return void res
+            .writeHead(200, { 'content-type': 'text/html' })
+            .end('<!doctype html><title>blank</title><p>blank</p>');
         const apiOrigin = new URL(url.searchParams.get('api') ?? api.url).origin;
         res
           .writeHead(200, {
@@ -258,8 +325,14 @@ describe('embeddable classifier widget', () => {
       const w = page.locator('protoatlas-classifier');
       expect(await w.locator('.mode').innerText()).toMatch(/Mode: remote · edge API/);
       expect(await w.locator('.pair').count()).toBe(r.predictions.reduce((n, p) => n + p.evidence.length, 0));
-      expect(await w.locator('.pair a').first().getAttribute('href')).toBe(`${site.url}/prototypes/${r.predictions[0].evidence[0].prototypeId}/`);
-      await expect.poll(() => w.locator('.pair img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0))).toBe(true);
+      expect(await w.locator('.pair a').first().getAttribute('href')).toBe(
+        `${site.url}/prototypes/${r.predictions[0].evidence[0].prototypeId}/`,
+      );
+      await expect
+        .poll(() =>
+          w.locator('.pair img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0)),
+        )
+        .toBe(true);
       // Remote mode never loads onnxruntime.
       expect(site.requests.slice(seen).some((q) => q.url.startsWith('/widget/ort/'))).toBe(false);
       await screenshot(page, 'widget-remote-cross-origin');
@@ -267,7 +340,9 @@ describe('embeddable classifier widget', () => {
       // An API error reaches the user as a message.
       fail = true;
       await w.locator('input[type=file]').first().setInputFiles(photo);
-      await expect.poll(() => w.locator('.status').innerText()).toBe('Could not classify: the API refused the photo: not a JPEG, PNG or WebP image');
+      await expect
+        .poll(() => w.locator('.status').innerText())
+        .toBe('Could not classify: the API refused the photo: not a JPEG, PNG or WebP image');
       expect(await w.locator('.status').getAttribute('role')).toBe('alert');
       fail = false;
       await page.close();
@@ -289,12 +364,18 @@ describe('embeddable classifier widget', () => {
         expect(r.predictions.map((p) => p.classId)).toEqual(local.predictions.slice(0, 2).map((p) => p.classId));
         r.predictions.forEach((p, i) => {
           expect(p.logit).toBeCloseTo(local.predictions[i].logit, 3);
-          expect(p.evidence.map((e) => [e.prototypeId, e.box])).toEqual(local.predictions[i].evidence.slice(0, 2).map((e) => [e.prototypeId, e.box]));
+          expect(p.evidence.map((e) => [e.prototypeId, e.box])).toEqual(
+            local.predictions[i].evidence.slice(0, 2).map((e) => [e.prototypeId, e.box]),
+          );
         });
         // The prototype crops come from the edge's own copy of the bundle.
         expect(r.predictions[0].evidence[0].prototypeImageUrl).toMatch(new RegExp(`^${edge.url}/`));
         const w = page.locator('protoatlas-classifier');
-        await expect.poll(() => w.locator('.pair img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0))).toBe(true);
+        await expect
+          .poll(() =>
+            w.locator('.pair img').evaluateAll((els) => (els as HTMLImageElement[]).every((i) => i.naturalWidth > 0)),
+          )
+          .toBe(true);
         await screenshot(page, 'widget-remote-edge-wrangler');
         expect(problems).toEqual([]);
         await page.close();

@@ -16,7 +16,11 @@ const shape: [number, number, number] = [3, 3, 6];
 const rng0 = new Rng(4);
 const store = (): SharedStore => {
   const s = createFeatureStore({ n: N, shape, encoding: 'float16' });
-  for (let i = 0; i < N; i++) s.set(i, Float32Array.from({ length: 54 }, () => rng0.next() * 2));
+  for (let i = 0; i < N; i++)
+    s.set(
+      i,
+      Float32Array.from({ length: 54 }, () => rng0.next() * 2),
+    );
   return { spec: { n: N, shape, encoding: 'float16' }, data: s.data };
 };
 const orig = store();
@@ -31,7 +35,13 @@ const phase = parseConfig(
     backbone: { kind: 'small-cnn' },
     head: {},
     loss,
-    warmup: { epochs: 2, batchSize: 10, microBatch: 3, inputDropout: 0.2, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } },
+    warmup: {
+      epochs: 2,
+      batchSize: 10,
+      microBatch: 3,
+      inputDropout: 0.2,
+      lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+    },
     joint: { epochs: 0 },
     push: {},
     lastLayer: {},
@@ -41,16 +51,45 @@ const phase = parseConfig(
 
 async function train(threads: number, mode: 'warmup' | 'tied') {
   const source = sharedFeatureSource({ orig, flip, keep, labels });
-  const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'l2norm' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
-  const pool = threads > 1 ? await GradPool.start({ threads, backbone: null, sources: { train: source }, head, backend: 'wasm' }) : null;
+  const head = new ProtoHead(
+    {
+      inputChannels: 6,
+      addOn: [
+        { channels: 5, activation: 'relu' },
+        { channels: 4, activation: 'l2norm' },
+      ],
+      numClasses: 3,
+      prototypesPerClass: 2,
+      incorrectClassWeight: -0.5,
+    },
+    new Rng(1),
+  );
+  const pool =
+    threads > 1
+      ? await GradPool.start({ threads, backbone: null, sources: { train: source }, head, backend: 'wasm' })
+      : null;
   const rng = new Rng(9);
   const stats: EpochStats[] = [];
   try {
-    if (mode === 'tied') head.tieToPatches(Float32Array.from({ length: head.numPrototypes * 6 }, (_, i) => (i % 7) / 7));
+    if (mode === 'tied')
+      head.tieToPatches(Float32Array.from({ length: head.numPrototypes * 6 }, (_, i) => (i % 7) / 7));
     const run = mode === 'tied' ? { ...phase, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 } } : phase;
     const opt = new Adam(phaseGroups(run, head, null));
     for (let e = 0; e < 2; e++) {
-      stats.push(await trainPrototypeEpoch({ label: 't', phase: run, head, source, loss, optimizer: opt, rng, quiet: true, backboneTraining: false, pool: pool && { pool, backbone: null } }));
+      stats.push(
+        await trainPrototypeEpoch({
+          label: 't',
+          phase: run,
+          head,
+          source,
+          loss,
+          optimizer: opt,
+          rng,
+          quiet: true,
+          backboneTraining: false,
+          pool: pool && { pool, backbone: null },
+        }),
+      );
     }
     if (mode === 'tied') head.syncTiedPrototypes();
     opt.dispose();
@@ -94,23 +133,38 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
     expect(resolveTrainThreads(2, 'wasm', null, unshared).threads).toBe(1);
   });
 
-  it.each(['warmup', 'tied'] as const)('make the same %s updates as one thread, bit for bit, with 2 and 3 threads', async (mode) => {
-    const one = await train(1, mode);
-    expect(one.stats[0].loss).toBeGreaterThan(0);
-    for (const threads of [2, 3]) {
-      const many = await train(threads, mode);
-      many.stats.forEach((s, e) => expect(s.loss, `epoch ${e} loss, ${threads} threads`).toBe(one.stats[e].loss));
-      for (const [name, t] of one.weights) {
-        const other = many.weights.get(name)!.data;
-        let diff = 0;
-        t.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(other[i] - v))));
-        expect(diff, `${name} with ${threads} threads`).toBe(0);
+  it.each(['warmup', 'tied'] as const)(
+    'make the same %s updates as one thread, bit for bit, with 2 and 3 threads',
+    async (mode) => {
+      const one = await train(1, mode);
+      expect(one.stats[0].loss).toBeGreaterThan(0);
+      for (const threads of [2, 3]) {
+        const many = await train(threads, mode);
+        many.stats.forEach((s, e) => expect(s.loss, `epoch ${e} loss, ${threads} threads`).toBe(one.stats[e].loss));
+        for (const [name, t] of one.weights) {
+          const other = many.weights.get(name)!.data;
+          let diff = 0;
+          t.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(other[i] - v))));
+          expect(diff, `${name} with ${threads} threads`).toBe(0);
+        }
       }
-    }
-    // Training moved the add-on weights.
-    const fresh = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'l2norm' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
-    const [name, w0] = [...fresh.getWeights()][0];
-    expect(one.weights.get(name)!.data.some((v, i) => v !== w0.data[i])).toBe(true);
-    fresh.dispose();
-  });
+      // Training moved the add-on weights.
+      const fresh = new ProtoHead(
+        {
+          inputChannels: 6,
+          addOn: [
+            { channels: 5, activation: 'relu' },
+            { channels: 4, activation: 'l2norm' },
+          ],
+          numClasses: 3,
+          prototypesPerClass: 2,
+          incorrectClassWeight: -0.5,
+        },
+        new Rng(1),
+      );
+      const [name, w0] = [...fresh.getWeights()][0];
+      expect(one.weights.get(name)!.data.some((v, i) => v !== w0.data[i])).toBe(true);
+      fresh.dispose();
+    },
+  );
 });

@@ -16,12 +16,24 @@ import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
 const N = 14;
 const SIZE = 16;
 const imgRng = new Rng(5);
-const images = packImages(Array.from({ length: N }, () => ({ width: SIZE, height: SIZE, data: Uint8Array.from({ length: SIZE * SIZE * 3 }, () => imgRng.int(256)) })));
+const images = packImages(
+  Array.from({ length: N }, () => ({
+    width: SIZE,
+    height: SIZE,
+    data: Uint8Array.from({ length: SIZE * SIZE * 3 }, () => imgRng.int(256)),
+  })),
+);
 const labels = Int32Array.from({ length: N }, (_, i) => i % 3);
 const cnnOptions = { inputSize: SIZE, channels: [4, 6], convsPerStage: 1 as const, seed: 2 };
 const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
 // Joint-stage learning rates, micro-batches of 2 and a last batch of 4 (14 = 10 + 4).
-const phase = { ...PhaseConfigDefaults, batchSize: 10, microBatch: 2, inputDropout: 0.2, lr: { features: 1e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } };
+const phase = {
+  ...PhaseConfigDefaults,
+  batchSize: 10,
+  microBatch: 2,
+  inputDropout: 0.2,
+  lr: { features: 1e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+};
 
 /**
  * Two epochs of joint training, or one of push-tune (prototypes tied to patches,
@@ -29,15 +41,44 @@ const phase = { ...PhaseConfigDefaults, batchSize: 10, microBatch: 2, inputDropo
  */
 async function train(threads: number, mode: 'joint' | 'tied') {
   const backbone = createSmallCnn(cnnOptions);
-  const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
-  const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
-  const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { train: source }, head, backend: 'wasm' }) : null;
+  const source = sharedImageSource(
+    { images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT },
+    backbone,
+  );
+  const head = new ProtoHead(
+    {
+      inputChannels: 6,
+      addOn: [
+        { channels: 5, activation: 'relu' },
+        { channels: 4, activation: 'sigmoid' },
+      ],
+      numClasses: 3,
+      prototypesPerClass: 2,
+      incorrectClassWeight: -0.5,
+    },
+    new Rng(1),
+  );
+  const pool =
+    threads > 1 ? await GradPool.start({ threads, backbone, sources: { train: source }, head, backend: 'wasm' }) : null;
   const rng = new Rng(9);
   const stats: EpochStats[] = [];
   try {
     if (mode === 'joint') {
       const opt = new Adam(phaseGroups(phase, head, backbone));
-      for (let e = 0; e < 2; e++) stats.push(await trainPrototypeEpoch({ label: 't', phase, head, source, loss, optimizer: opt, rng, quiet: true, pool: pool && { pool, backbone } }));
+      for (let e = 0; e < 2; e++)
+        stats.push(
+          await trainPrototypeEpoch({
+            label: 't',
+            phase,
+            head,
+            source,
+            loss,
+            optimizer: opt,
+            rng,
+            quiet: true,
+            pool: pool && { pool, backbone },
+          }),
+        );
       opt.dispose();
     } else {
       // Batch-norm moving statistics are the main thread's alone after joint epochs (see
@@ -45,7 +86,20 @@ async function train(threads: number, mode: 'joint' | 'tied') {
       head.tieToPatches(Float32Array.from({ length: head.numPrototypes * 6 }, (_, i) => (i % 7) / 7));
       const tune = { ...phase, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 } };
       const opt2 = new Adam(phaseGroups(tune, head, null));
-      stats.push(await trainPrototypeEpoch({ label: 't', phase: tune, head, source, loss, optimizer: opt2, rng, quiet: true, backboneTraining: false, pool: pool && { pool, backbone } }));
+      stats.push(
+        await trainPrototypeEpoch({
+          label: 't',
+          phase: tune,
+          head,
+          source,
+          loss,
+          optimizer: opt2,
+          rng,
+          quiet: true,
+          backboneTraining: false,
+          pool: pool && { pool, backbone },
+        }),
+      );
       head.syncTiedPrototypes();
       opt2.dispose();
     }
@@ -65,39 +119,59 @@ describe('gradient worker threads', () => {
   });
   afterAll(() => tf.disposeVariables());
 
-  it.each(['joint', 'tied'] as const)('make the same %s updates as one thread, bit for bit, with 2 and 3 threads', async (mode) => {
-    const one = await train(1, mode);
-    expect(one.stats[0].loss).toBeGreaterThan(0);
-    for (const threads of [2, 3]) {
-      const many = await train(threads, mode);
-      expect(many.stats).toHaveLength(mode === 'joint' ? 2 : 1);
-      many.stats.forEach((s, e) => {
-        expect(s.loss, `epoch ${e} loss, ${threads} threads`).toBe(one.stats[e].loss);
-        expect(s.trainAccuracy).toBe(one.stats[e].trainAccuracy);
-      });
-      for (const [name, t] of one.weights) {
-        const other = many.weights.get(name)!.data;
-        let diff = 0;
-        t.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(other[i] - v))));
-        expect(diff, `${name} with ${threads} threads`).toBe(0);
+  it.each(['joint', 'tied'] as const)(
+    'make the same %s updates as one thread, bit for bit, with 2 and 3 threads',
+    async (mode) => {
+      const one = await train(1, mode);
+      expect(one.stats[0].loss).toBeGreaterThan(0);
+      for (const threads of [2, 3]) {
+        const many = await train(threads, mode);
+        expect(many.stats).toHaveLength(mode === 'joint' ? 2 : 1);
+        many.stats.forEach((s, e) => {
+          expect(s.loss, `epoch ${e} loss, ${threads} threads`).toBe(one.stats[e].loss);
+          expect(s.trainAccuracy).toBe(one.stats[e].trainAccuracy);
+        });
+        for (const [name, t] of one.weights) {
+          const other = many.weights.get(name)!.data;
+          let diff = 0;
+          t.data.forEach((v, i) => (diff = Math.max(diff, Math.abs(other[i] - v))));
+          expect(diff, `${name} with ${threads} threads`).toBe(0);
+        }
       }
-    }
-    if (mode === 'tied') return;
-    // And joint training moved the backbone (the features group is really trained).
-    const fresh = createSmallCnn(cnnOptions);
-    const kernel = [...fresh.getWeights()].find(([k]) => k.endsWith('/kernel'))!;
-    const moved = one.weights.get(kernel[0])!.data.some((v, i) => v !== kernel[1].data[i]);
-    expect(moved).toBe(true);
-    await fresh.dispose();
-  });
+      if (mode === 'tied') return;
+      // And joint training moved the backbone (the features group is really trained).
+      const fresh = createSmallCnn(cnnOptions);
+      const kernel = [...fresh.getWeights()].find(([k]) => k.endsWith('/kernel'))!;
+      const moved = one.weights.get(kernel[0])!.data.some((v, i) => v !== kernel[1].data[i]);
+      expect(moved).toBe(true);
+      await fresh.dispose();
+    },
+  );
 
   it('snapshot eval-mode features across threads equal to the image source, mirrored copies included', async () => {
     const backbone = createSmallCnn(cnnOptions);
-    const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
+    const source = sharedImageSource(
+      { images, labels, preprocess: backbone.preprocess, augment: PAPER_AUGMENT },
+      backbone,
+    );
     // Weights the workers do not start with: the snapshot must use the current ones.
-    const tuned = new Map([...backbone.getWeights()].map(([k, v]) => [k, { shape: v.shape, data: v.data.map((x, i) => x * 1.5 + (i % 3) * 0.01) }]));
+    const tuned = new Map(
+      [...backbone.getWeights()].map(([k, v]) => [
+        k,
+        { shape: v.shape, data: v.data.map((x, i) => x * 1.5 + (i % 3) * 0.01) },
+      ]),
+    );
     backbone.setWeights(tuned);
-    const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
+    const head = new ProtoHead(
+      {
+        inputChannels: 6,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: 3,
+        prototypesPerClass: 1,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(1),
+    );
     const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
     try {
       await pool.setBackboneWeights(backbone);
@@ -128,9 +202,22 @@ describe('gradient worker threads', () => {
   it('report a worker that cannot start, naming the cause', async () => {
     const backbone = createSmallCnn(cnnOptions);
     const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: null }, backbone);
-    const head = new ProtoHead({ inputChannels: 6, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(1));
-    const broken = Object.assign(Object.create(Object.getPrototypeOf(backbone)), backbone, { workerRecipe: { module: backbone.workerRecipe!.module, factory: 'noSuchFactory', options: {} } });
-    await expect(GradPool.start({ threads: 2, backbone: broken, sources: { train: source }, head, backend: 'wasm' })).rejects.toThrow(/gradient worker 1: start-up failed: .*no export noSuchFactory/);
+    const head = new ProtoHead(
+      {
+        inputChannels: 6,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: 3,
+        prototypesPerClass: 1,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(1),
+    );
+    const broken = Object.assign(Object.create(Object.getPrototypeOf(backbone)), backbone, {
+      workerRecipe: { module: backbone.workerRecipe!.module, factory: 'noSuchFactory', options: {} },
+    });
+    await expect(
+      GradPool.start({ threads: 2, backbone: broken, sources: { train: source }, head, backend: 'wasm' }),
+    ).rejects.toThrow(/gradient worker 1: start-up failed: .*no export noSuchFactory/);
     head.dispose();
     await backbone.dispose();
   });

@@ -65,21 +65,39 @@ describe('stage 3 solvers on separable similarities', () => {
     }
     return { sims, labels, n };
   };
-  const fit = (solver: 'proximal' | 'subgradient') => {
-    const head = new ProtoHead({ inputChannels: 4, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: C, prototypesPerClass: perClass, incorrectClassWeight: -0.5 }, new Rng(1));
+  const fitWith = (solver: 'proximal' | 'subgradient') => {
+    const head = new ProtoHead(
+      {
+        inputChannels: 4,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: C,
+        prototypesPerClass: perClass,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(1),
+    );
     const ll = { lr: 0.01, l1: 0.01, l1Solver: solver } as const;
     const mask = wrongClassMaskTensor(head);
     const optimizer = lastLayerOptimizer(head, ll, mask);
     const rng = new Rng(2);
     const train = make(200, 3);
-    for (let e = 0; e < 30; e++) trainLastLayerEpoch({ head, data: train, batchSize: 20, l1: ll.l1, proximal: solver === 'proximal', optimizer, rng });
+    for (let e = 0; e < 30; e++)
+      trainLastLayerEpoch({
+        head,
+        data: train,
+        batchSize: 20,
+        l1: ll.l1,
+        proximal: solver === 'proximal',
+        optimizer,
+        rng,
+      });
     optimizer.dispose();
     mask.dispose();
     return { head, val: similarityAccuracy(head, make(80, 4))! };
   };
 
   it('the proximal solver sets wrong-class weights exactly to 0 and keeps accuracy', () => {
-    const { head, val } = fit('proximal');
+    const { head, val } = fitWith('proximal');
     expect(lastLayerSparsity(head, 0)).toBeGreaterThan(0.9);
     expect(val.top1).toBe(1);
     // Own-class weights are not penalised: they stay positive.
@@ -88,7 +106,7 @@ describe('stage 3 solvers on separable similarities', () => {
   });
 
   it('the subgradient solver (the paper) leaves no weight exactly at 0', () => {
-    const { head, val } = fit('subgradient');
+    const { head, val } = fitWith('subgradient');
     expect(lastLayerSparsity(head, 0)).toBe(0);
     expect(val.top1).toBe(1);
   });
@@ -96,7 +114,16 @@ describe('stage 3 solvers on separable similarities', () => {
 
 describe('recentering the last layer', () => {
   it('turns +1/-0.5 into +1.5/0 with the same softmax, and gives each row the least wrong-class L1 its shift allows', () => {
-    const head = new ProtoHead({ inputChannels: 4, addOn: [{ channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+    const head = new ProtoHead(
+      {
+        inputChannels: 4,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: 3,
+        prototypesPerClass: 2,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(1),
+    );
     const x = tf.tensor2d([0.5, 2, 0.1, 3, 1, 0, 4, 0.2, 0.3, 0.9, 1.1, 0.4], [2, 6]);
     const before = tf.tidy(() => tf.softmax(tf.matMul(x, head.lastLayer as tf.Tensor2D)).dataSync());
     recenterRows(head);

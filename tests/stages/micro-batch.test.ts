@@ -19,12 +19,37 @@ async function run(microBatch: number | undefined) {
     labels: Int32Array.from({ length: n }, (_, i) => i % 3),
     canFlip: false,
     canAugment: false,
-    features: (idx) => tf.tensor4d(Float32Array.from(idx.flatMap((i) => Array.from(feats.subarray(i * H * W * D, (i + 1) * H * W * D)))), [idx.length, H, W, D]),
+    features: (idx) =>
+      tf.tensor4d(
+        Float32Array.from(idx.flatMap((i) => Array.from(feats.subarray(i * H * W * D, (i + 1) * H * W * D)))),
+        [idx.length, H, W, D],
+      ),
   };
-  const head = new ProtoHead({ inputChannels: D, addOn: [{ channels: 5, activation: 'relu' }, { channels: 4, activation: 'sigmoid' }], numClasses: 3, prototypesPerClass: 2, incorrectClassWeight: -0.5 }, new Rng(1));
+  const head = new ProtoHead(
+    {
+      inputChannels: D,
+      addOn: [
+        { channels: 5, activation: 'relu' },
+        { channels: 4, activation: 'sigmoid' },
+      ],
+      numClasses: 3,
+      prototypesPerClass: 2,
+      incorrectClassWeight: -0.5,
+    },
+    new Rng(1),
+  );
   const phase = { ...PhaseConfigDefaults, batchSize: 12, inputDropout: 0.2, microBatch };
   const opt = new Adam(phaseGroups(phase, head, null));
-  const stats = await trainPrototypeEpoch({ label: 't', phase, head, source, loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 }, optimizer: opt, rng, quiet: true });
+  const stats = await trainPrototypeEpoch({
+    label: 't',
+    phase,
+    head,
+    source,
+    loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
+    optimizer: opt,
+    rng,
+    quiet: true,
+  });
   const w = head.getWeights();
   head.dispose();
   return { stats, w };

@@ -22,10 +22,21 @@ function store(maps: number[][]) {
 
 describe('push', () => {
   it('moves each prototype onto the nearest patch of an image of its own class', () => {
-    const head = new ProtoHead({ inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 }, new Rng(3));
+    const head = new ProtoHead(
+      { inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 },
+      new Rng(3),
+    );
     head.prototypes.assign(tf.tensor2d([0, 0, 5, 5], [2, 2]));
     // image 0 (class 0): patches (0.1,0.1) and (4.9,5); image 1 (class 1): (1,1), (3,3); image 2 (class 0): (0.2,0)
-    const src = cachedSource(store([[0.1, 0.1, 4.9, 5], [1, 1, 3, 3], [0.2, 0, 9, 9]]), null, Int32Array.from([0, 1, 0]));
+    const src = cachedSource(
+      store([
+        [0.1, 0.1, 4.9, 5],
+        [1, 1, 3, 3],
+        [0.2, 0, 9, 9],
+      ]),
+      null,
+      Int32Array.from([0, 1, 0]),
+    );
     const rec = pushPrototypes(head, src, { quiet: true, batchSize: 2 });
     // Prototype 0 (class 0): nearest own-class patch is image 0 col 0 (d = 0.02).
     expect(rec[0]).toMatchObject({ prototype: 0, classIndex: 0, item: 0, row: 0, col: 0 });

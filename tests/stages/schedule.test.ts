@@ -45,7 +45,12 @@ describe('learning-rate schedules', () => {
 
   it('cosine: 0.5 (1 + cos(pi e / E)), from the full lr down towards 0', () => {
     const base = resolveConfig('demo').warmup;
-    const warmup = { ...base, epochs: 8, schedule: 'cosine' as const, lr: { ...base.lr, addOn: 3e-3, prototypes: 3e-3 } };
+    const warmup = {
+      ...base,
+      epochs: 8,
+      schedule: 'cosine' as const,
+      lr: { ...base.lr, addOn: 3e-3, prototypes: 3e-3 },
+    };
     // 0.5 (1 + cos(pi e / 8)) for e = 0..7, written out.
     const factors = [
       1, 0.9619397662556434, 0.8535533905932737, 0.6913417161825449, 0.5, 0.30865828381745514, 0.14644660940672627,

@@ -42,7 +42,12 @@ function loss(x: tf.Tensor4D, p: Record<string, tf.Tensor>): tf.Scalar {
   h = tf.leakyRelu(tf.conv2d(h, p.pw as tf.Tensor4D, 1, 'same'), 0.1);
   h = tf.add(h, p.pwBias) as tf.Tensor4D;
   h = tf.fused.depthwiseConv2d({ x: h, filter: p.dw2 as tf.Tensor4D, strides: 1, pad: 'same', activation: 'relu6' });
-  const padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+  const padded = tf.pad(h, [
+    [0, 0],
+    [1, 1],
+    [1, 1],
+    [0, 0],
+  ]);
   const pooled = tf.maxPool(tf.avgPool(padded, 2, 1, 'valid'), 2, 2, 'same');
   // ProtoPNet head: add-on 1x1 conv + sigmoid, squared L2 to prototypes,
   // min over positions, log-similarity, last layer, CE + L1 + cluster terms.

@@ -36,7 +36,7 @@ describe('seededNormal / seededUniform', () => {
     disposeAll(n, u);
   });
 
-  it('continue the caller\'s Rng stream (consecutive draws differ)', () => {
+  it("continue the caller's Rng stream (consecutive draws differ)", () => {
     const rng = new Rng(3);
     const a = seededUniform([3], rng);
     const b = seededUniform([3], rng);

@@ -68,8 +68,28 @@ const CONV_CASES: ConvCase[] = [
   { x: [2, 5, 5, 8], filter: [1, 1, 8, 6], strides: 1, pad: 'same' },
   { x: [2, 7, 7, 8], filter: [1, 1, 8, 6], strides: 2, pad: 'valid' },
   { x: [3, 5, 6, 4], filter: [1, 1, 4, 9], strides: 1, pad: 'valid' },
-  { x: [2, 5, 6, 4], filter: [1, 1, 4, 9], strides: 1, pad: [[0, 0], [0, 1], [0, 2], [0, 0]] },
-  { x: [2, 7, 6, 3], filter: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  {
+    x: [2, 5, 6, 4],
+    filter: [1, 1, 4, 9],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [0, 0],
+    ],
+  },
+  {
+    x: [2, 7, 6, 3],
+    filter: [3, 3, 3, 4],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
   { x: [4, 6, 6, 5], filter: [3, 3, 5, 7], strides: 1, pad: 'valid' },
 ];
 
@@ -81,7 +101,17 @@ const DEPTHWISE_CASES: ConvCase[] = [
   { x: [2, 9, 9, 3], filter: [3, 3, 3, 2], strides: 2, pad: 'same' },
   { x: [2, 11, 10, 3], filter: [5, 5, 3, 2], strides: 2, pad: 'valid' },
   { x: [1, 6, 5, 5], filter: [3, 3, 5, 1], strides: [1, 2], pad: 'same' },
-  { x: [2, 7, 6, 2], filter: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [2, 1], [1, 0], [0, 0]] },
+  {
+    x: [2, 7, 6, 2],
+    filter: [3, 3, 2, 2],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [2, 1],
+      [1, 0],
+      [0, 0],
+    ],
+  },
 ];
 
 describe('registration', () => {
@@ -112,8 +142,12 @@ describe('Conv2DBackpropFilter / Conv2DBackpropInput vs cpu', () => {
       const filter = { shape: c.filter, values: randn(c.filter, 2) };
       const dy = { shape: dyShape, values: randn(dyShape, 3) };
       const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' } as unknown as NamedAttrMap;
-      expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(TOL);
-      expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(TOL);
+      expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(
+        TOL,
+      );
+      expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(
+        TOL,
+      );
     });
   }
 
@@ -125,8 +159,12 @@ describe('Conv2DBackpropFilter / Conv2DBackpropInput vs cpu', () => {
       const filter = { shape: c.filter, values: randn(c.filter, 5) };
       const dy = { shape: dyShape, values: randn(dyShape, 6) };
       const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' } as unknown as NamedAttrMap;
-      expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(TOL);
-      expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(TOL);
+      expect(await compareKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter })).toBeLessThan(
+        TOL,
+      );
+      expect(await compareKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x })).toBeLessThan(
+        TOL,
+      );
     }
   });
 
@@ -269,7 +307,14 @@ describe('replaced kernels (Tile, Sum, Mean, Conv2DBackpropInput fallback) vs cp
     const w = randn(filterShape, 43);
     const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW', inputShape: xShape } as unknown as NamedAttrMap;
     await same(
-      () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor(w, filterShape) }, attrs) as tf.Tensor,
+      () =>
+        tf
+          .engine()
+          .runKernel(
+            'Conv2DBackpropInput',
+            { dy: tf.tensor(dy, dyShape), filter: tf.tensor(w, filterShape) },
+            attrs,
+          ) as tf.Tensor,
     );
   });
 });
@@ -324,12 +369,16 @@ describe('finite differences on wasm', () => {
         ? tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad as 'same')
         : tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad);
     const loss = (x: Float32Array, w: Float32Array): number =>
-      tf.tidy(() => tf.sum(tf.mul(tf.tensor(rv, yShape), conv(tf.tensor(x, c.x), tf.tensor(w, c.filter)))).dataSync()[0]);
+      tf.tidy(
+        () => tf.sum(tf.mul(tf.tensor(rv, yShape), conv(tf.tensor(x, c.x), tf.tensor(w, c.filter)))).dataSync()[0],
+      );
     const [gx, gw] = tf.tidy(() =>
-      tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.tensor(rv, yShape), conv(x, w))))([
-        tf.tensor(xv, c.x),
-        tf.tensor(wv, c.filter),
-      ]).map((g) => tf.keep(g)),
+      tf
+        .grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.tensor(rv, yShape), conv(x, w))))([
+          tf.tensor(xv, c.x),
+          tf.tensor(wv, c.filter),
+        ])
+        .map((g) => tf.keep(g)),
     );
     const analytic = [gx.dataSync(), gw.dataSync()];
     tf.dispose([gx, gw]);
@@ -342,9 +391,7 @@ describe('finite differences on wasm', () => {
         plus[i] += eps;
         minus[i] -= eps;
         numeric[i] =
-          arg === 0
-            ? (loss(plus, wv) - loss(minus, wv)) / (2 * eps)
-            : (loss(xv, plus) - loss(xv, minus)) / (2 * eps);
+          arg === 0 ? (loss(plus, wv) - loss(minus, wv)) / (2 * eps) : (loss(xv, plus) - loss(xv, minus)) / (2 * eps);
       }
       expect(relMaxDiff(analytic[arg], numeric)).toBeLessThan(2e-3);
     }

@@ -21,8 +21,12 @@ import { resolveConfig } from '../src/run/presets.ts';
 import { exists, readJson, runPaths } from '../src/run/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { run: { type: 'string' }, config: { type: 'string' } } });
-const pct = (x: number | null | undefined) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { run: { type: 'string' }, config: { type: 'string' } },
+});
+const pct = (x: number | null | undefined) =>
+  x === undefined || x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 
 let dir: string;
 let wall: number | null = null;
@@ -48,7 +52,9 @@ if (values.run) {
 const paths = runPaths(dir);
 const summary = await readJson<TrainSummary>(paths.summary);
 const manifestPath = join(paths.bundle, 'manifest.json');
-const manifest: Manifest | null = (await exists(manifestPath)) ? parseManifest(JSON.parse(await readFile(manifestPath, 'utf8')), manifestPath) : null;
+const manifest: Manifest | null = (await exists(manifestPath))
+  ? parseManifest(JSON.parse(await readFile(manifestPath, 'utf8')), manifestPath)
+  : null;
 
 /** Median share of the image that a prototype's box (95th-percentile activation region) covers. */
 function medianBoxShare(m: Manifest): number | null {
@@ -62,14 +68,22 @@ function medianBoxShare(m: Manifest): number | null {
 const e = manifest?.metrics.explanation;
 const ci = (i: [number, number] | undefined) => (i ? ` (95% ${pct(i[0])}-${pct(i[1])})` : '');
 console.log(`\n== ${summary.preset}: ${dir}`);
-if (wall !== null) console.log(`wall time             ${(wall / 60).toFixed(1)} min (target <= 30)  [features ${summary.seconds.features?.toFixed(0)}s]`);
-else console.log(`training time         ${(summary.seconds.total / 60).toFixed(1)} min (stages, from summary.json; bundle not included)`);
+if (wall !== null)
+  console.log(
+    `wall time             ${(wall / 60).toFixed(1)} min (target <= 30)  [features ${summary.seconds.features?.toFixed(0)}s]`,
+  );
+else
+  console.log(
+    `training time         ${(summary.seconds.total / 60).toFixed(1)} min (stages, from summary.json; bundle not included)`,
+  );
 if (peakGb !== null) console.log(`peak memory (RSS)     ${peakGb.toFixed(2)} GB (target <= 8)`);
 console.log(`baseline val top-1    ${pct(summary.baseline?.top1)} (same backbone, GAP + linear)`);
 console.log(`after warm-up         ${pct(summary.stages.warmup?.top1)}`);
 console.log(`after push            ${pct(summary.stages.push?.top1)}`);
 console.log(`after push-tune       ${pct(summary.stages.pushTune?.top1)}`);
-console.log(`final val top-1       ${pct(summary.final.val?.top1)} (target >= baseline; goal 75%)   top-5 ${pct(summary.final.val?.top5)}`);
+console.log(
+  `final val top-1       ${pct(summary.final.val?.top1)} (target >= baseline; goal 75%)   top-5 ${pct(summary.final.val?.top5)}`,
+);
 console.log(`wrong-class weights   ${pct(summary.lastLayerWrongClassZero)} exactly 0 (target >= 90%)`);
 if (manifest) {
   const g = manifest.featureGrid;
@@ -81,5 +95,7 @@ if (manifest) {
   console.log(`stability             ${pct(e?.stability)}${ci(e?.interval95?.stability)} (goal >= 60%)`);
   console.log(`measured on           ${e?.measuredOn ? `${e.measuredOn.images} ${e.measuredOn.split} images` : 'n/a'}`);
 } else {
-  console.log(`no bundle in ${paths.bundle}: grid, boxes and explanation metrics need one (npm run bundle --workspace trainer -- ${dir})`);
+  console.log(
+    `no bundle in ${paths.bundle}: grid, boxes and explanation metrics need one (npm run bundle --workspace trainer -- ${dir})`,
+  );
 }

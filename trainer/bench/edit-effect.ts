@@ -58,8 +58,11 @@ const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 // Bundles built before the candidate finder carry no flags: compute them here from the manifest
 // and the model's prototype vectors (border, duplicate and impure rules; part rules need part metrics).
-const flags = parent.prototypes.some((p) => p.review) ? parent.prototypes.map((p) => p.review ?? []) : await computeFlags(parent);
-const flagged = (kind: string) => parent.prototypes.filter((p, j) => !p.pruned && flags[j].some((r) => r.kind === kind)).map((p) => p.id);
+const flags = parent.prototypes.some((p) => p.review)
+  ? parent.prototypes.map((p) => p.review ?? [])
+  : await computeFlags(parent);
+const flagged = (kind: string) =>
+  parent.prototypes.filter((p, j) => !p.pruned && flags[j].some((r) => r.kind === kind)).map((p) => p.id);
 const file = (edits: Edit[]): EditsFile => ({
   schema: 'protoatlas-edits',
   version: 1,
@@ -178,10 +181,8 @@ async function heldOutMatch(m: Manifest, child: string, patches: ConceptPatch[])
   const splits = [{ name: 'val', items: prepared.itemsBySplit.val, source: prepared.sources.val! }];
   const features = patchFeatures(resolvePatches(patches, splits, 'held-out patches'), splits);
   const removedBefore = m.prototypes.map((p) => p.pruned);
-  const removedAfter = after.json.pruned.reduce(
-    (a, p) => ((a[p.prototype] = true), a),
-    new Array<boolean>(m.prototypes.length).fill(false),
-  );
+  const removedAfter = new Array<boolean>(m.prototypes.length).fill(false);
+  for (const p of after.json.pruned) removedAfter[p.prototype] = true;
   const b = conceptMatch(before.head, removedBefore, features, prepared.sources.val!);
   const a = conceptMatch(after.head, removedAfter, features, prepared.sources.val!);
   const threshold = b.weakest;
@@ -210,5 +211,11 @@ async function computeFlags(m: Manifest): Promise<ReviewFlag[][]> {
     noPart: p.parts?.noPart ?? null,
   }));
   const vectors = head.prototypes.dataSync() as Float32Array;
-  return reviewCandidates(protos, vectors, head.prototypeDim, m.featureGrid, m.classes.map((c) => c.name));
+  return reviewCandidates(
+    protos,
+    vectors,
+    head.prototypeDim,
+    m.featureGrid,
+    m.classes.map((c) => c.name),
+  );
 }

@@ -41,7 +41,8 @@ const { values: args, positionals } = parseArgs({
   },
 });
 const input = args.input as InputFormat;
-if (input !== 'nchw-normalized' && input !== 'nhwc-rgb255') throw new Error(`--input must be nchw-normalized or nhwc-rgb255, got ${args.input}`);
+if (input !== 'nchw-normalized' && input !== 'nhwc-rgb255')
+  throw new Error(`--input must be nchw-normalized or nhwc-rgb255, got ${args.input}`);
 const runs = Number(args.runs);
 const threads = Number(args.threads);
 const runDir = positionals[0];
@@ -58,28 +59,53 @@ try {
     const r = await exportOnnx(runDir, file, { input });
     inputShape = r.input.shape.map((d) => (typeof d === 'number' ? d : 1));
     outputs = r.outputs;
-    console.log(`exported ${runDir} → ${file} in ${(performance.now() - t0).toFixed(0)} ms (opset ${r.opset}; ${r.notes.join('; ')})`);
+    console.log(
+      `exported ${runDir} → ${file} in ${(performance.now() - t0).toFixed(0)} ms (opset ${r.opset}; ${r.notes.join('; ')})`,
+    );
   } else {
     const path = join(referenceDataDir(), 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
     const pre: PreprocessSpec = { size: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     const head = new ProtoHead(
-      { inputChannels: 1280, addOn: [{ channels: 128, activation: 'relu' }, { channels: 128, activation: 'l2norm' }], numClasses: 200, prototypesPerClass: 10, incorrectClassWeight: -0.5 },
+      {
+        inputChannels: 1280,
+        addOn: [
+          { channels: 128, activation: 'relu' },
+          { channels: 128, activation: 'l2norm' },
+        ],
+        numClasses: 200,
+        prototypesPerClass: 10,
+        incorrectClassWeight: -0.5,
+      },
       new Rng(0),
     );
-    const e = await verifyExport(buildProtoPNetOnnx({ kind: 'onnx', bytes: await readFile(path) }, headExportWeights(head), pre, { input }));
+    const e = await verifyExport(
+      buildProtoPNetOnnx({ kind: 'onnx', bytes: await readFile(path) }, headExportWeights(head), pre, { input }),
+    );
     head.dispose();
     await writeFile(file, e.bytes);
     inputShape = e.input.shape.map((d) => (typeof d === 'number' ? d : 1));
     outputs = e.outputs;
-    console.log(`exported a random cub200-preset head on ${path} in ${(performance.now() - t0).toFixed(0)} ms (opset ${e.opset}; ${e.notes.join('; ')})`);
+    console.log(
+      `exported a random cub200-preset head on ${path} in ${(performance.now() - t0).toFixed(0)} ms (opset ${e.opset}; ${e.notes.join('; ')})`,
+    );
   }
   const bytes = await readFile(file);
-  console.log(`model: ${(bytes.length / 2 ** 20).toFixed(2)} MiB; input image [${inputShape}] (${input}); outputs ${outputs.map((o) => `${o.name} [${o.shape}]`).join(', ')}`);
+  console.log(
+    `model: ${(bytes.length / 2 ** 20).toFixed(2)} MiB; input image [${inputShape}] (${input}); outputs ${outputs.map((o) => `${o.name} [${o.shape}]`).join(', ')}`,
+  );
 
   const session = await timeSessions(bytes, 5);
-  const x = new ort.Tensor('float32', Float32Array.from({ length: inputShape.reduce((a, b) => a * b, 1) }, (_, i) => (input === 'nhwc-rgb255' ? 128 + 100 * Math.sin(i * 0.01) : Math.sin(i * 0.01))), inputShape);
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: inputShape.reduce((a, b) => a * b, 1) }, (_, i) =>
+      input === 'nhwc-rgb255' ? 128 + 100 * Math.sin(i * 0.01) : Math.sin(i * 0.01),
+    ),
+    inputShape,
+  );
   const full = await latency(session, { image: x });
-  console.log(`batch 1, ${threads} thread(s), ${runs} runs: median ${full.median.toFixed(2)} ms, p90 ${full.p90.toFixed(2)} ms`);
+  console.log(
+    `batch 1, ${threads} thread(s), ${runs} runs: median ${full.median.toFixed(2)} ms, p90 ${full.p90.toFixed(2)} ms`,
+  );
   await session.release();
 
   // The head alone, on a feature map of the exported size: its share of the latency.
@@ -95,15 +121,26 @@ async function timeSessions(bytes: Uint8Array, n: number): Promise<ort.Inference
   for (let i = 0; i < n; i++) {
     await last?.release();
     const t = performance.now();
-    last = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', logSeverityLevel: 3 });
+    last = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      logSeverityLevel: 3,
+    });
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  console.log(`session creation: median ${times[Math.floor(n / 2)].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times[n - 1].toFixed(0)}) over ${n}`);
+  console.log(
+    `session creation: median ${times[Math.floor(n / 2)].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times[n - 1].toFixed(0)}) over ${n}`,
+  );
   return last!;
 }
 
-async function latency(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<{ median: number; p90: number }> {
+async function latency(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+): Promise<{ median: number; p90: number }> {
   for (let i = 0; i < 5; i++) await session.run(feeds);
   const t: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -121,14 +158,37 @@ async function timeHead(outs: OutputSpec[]): Promise<void> {
   const spec = runDir ? (await loadModel(runDir)).head : null;
   const head =
     spec ??
-    new ProtoHead({ inputChannels: 1280, addOn: [{ channels: 128, activation: 'relu' }, { channels: 128, activation: 'l2norm' }], numClasses: 200, prototypesPerClass: 10, incorrectClassWeight: -0.5 }, new Rng(0));
+    new ProtoHead(
+      {
+        inputChannels: 1280,
+        addOn: [
+          { channels: 128, activation: 'relu' },
+          { channels: 128, activation: 'l2norm' },
+        ],
+        numClasses: 200,
+        prototypesPerClass: 10,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(0),
+    );
   const c = head.spec.inputChannels;
   const bytes = buildHeadModel(headExportWeights(head), { height: h, width: w });
   head.dispose();
-  const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3 });
-  const f = new ort.Tensor('float32', Float32Array.from({ length: c * h * w }, (_, i) => Math.abs(Math.sin(i))), [1, c, h, w]);
+  const s = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    logSeverityLevel: 3,
+  });
+  const f = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: c * h * w }, (_, i) => Math.abs(Math.sin(i))),
+    [1, c, h, w],
+  );
   const r = await latency(s, { features: f });
-  console.log(`head alone (features [1, ${c}, ${h}, ${w}]): median ${r.median.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms`);
+  console.log(
+    `head alone (features [1, ${c}, ${h}, ${w}]): median ${r.median.toFixed(2)} ms, p90 ${r.p90.toFixed(2)} ms`,
+  );
   await s.release();
 }
 
@@ -136,7 +196,10 @@ async function timeHead(outs: OutputSpec[]): Promise<void> {
 async function check(dir: string, bytes: Uint8Array, n: number): Promise<void> {
   const { runner, model } = await loadModelRunner(dir);
   const { json, head } = model;
-  const paths = [...new Set((json.prototypes ?? []).map((p) => p.imagePath).filter((p): p is string => !!p))].slice(0, n);
+  const paths = [...new Set((json.prototypes ?? []).map((p) => p.imagePath).filter((p): p is string => !!p))].slice(
+    0,
+    n,
+  );
   if (!paths.length) {
     console.log('check: the model records no prototype source images');
     await runner.dispose();
@@ -157,18 +220,27 @@ async function check(dir: string, bytes: Uint8Array, n: number): Promise<void> {
   // Same photos through the exported graph.
   const feed =
     input === 'nhwc-rgb255'
-      ? new ort.Tensor('float32', Float32Array.from(imgs.flatMap((im) => Array.from(im.data))), [k, pre.size, pre.size, 3])
+      ? new ort.Tensor('float32', Float32Array.from(imgs.flatMap((im) => Array.from(im.data))), [
+          k,
+          pre.size,
+          pre.size,
+          3,
+        ])
       : new ort.Tensor('float32', nhwcToNchw(x, k, pre.size), [k, 3, pre.size, pre.size]);
   const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
   const res = await session.run({ image: feed });
   await session.release();
   const logits = res.logits.data as Float32Array;
   const sim = res.similarities.data as Float32Array;
-  const diff = (a: ArrayLike<number>, bb: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - bb[i])), 0);
+  const diff = (a: ArrayLike<number>, bb: ArrayLike<number>) =>
+    Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - bb[i])), 0);
   const C = head.spec.numClasses;
   let agree = 0;
   for (let i = 0; i < k; i++) {
-    const am = (v: ArrayLike<number>) => Array.from(v).slice(i * C, (i + 1) * C).reduce((best, val, j, arr) => (val > arr[best] ? j : best), 0);
+    const am = (v: ArrayLike<number>) =>
+      Array.from(v)
+        .slice(i * C, (i + 1) * C)
+        .reduce((best, val, j, arr) => (val > arr[best] ? j : best), 0);
     if (am(logits) === am(refLogits)) agree++;
   }
   console.log(
@@ -178,13 +250,19 @@ async function check(dir: string, bytes: Uint8Array, n: number): Promise<void> {
   // Both sides expand ||z||^2 - 2 z.p + ||p||^2 in float32, which cancels badly near d = 0, where
   // log((d+1)/(d+1e-4)) is steepest. Float64 distances from the same embeddings show who is off.
   const exact = exactSimilarities(head, features, shape);
-  console.log(`  vs float64 distances: trainer max |Δsimilarity| ${diff(refSim, exact).toExponential(2)}, onnx ${diff(sim, exact).toExponential(2)}`);
+  console.log(
+    `  vs float64 distances: trainer max |Δsimilarity| ${diff(refSim, exact).toExponential(2)}, onnx ${diff(sim, exact).toExponential(2)}`,
+  );
   tf.dispose([out.logits, out.similarities, out.minDistances]);
   head.dispose();
 }
 
 /** Similarities from float64 squared distances ||z - p||^2 (z: the trainer's float32 embeddings). */
-function exactSimilarities(head: ProtoHead, features: Float32Array, shape: [number, number, number, number]): Float64Array {
+function exactSimilarities(
+  head: ProtoHead,
+  features: Float32Array,
+  shape: [number, number, number, number],
+): Float64Array {
   const [k, h, w] = shape;
   const zt = head.embed(tf.tensor4d(features, shape));
   const z = zt.dataSync() as Float32Array;
@@ -210,6 +288,7 @@ function exactSimilarities(head: ProtoHead, features: Float32Array, shape: [numb
 function nhwcToNchw(x: Float32Array, n: number, s: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let i = 0; i < n; i++)
-    for (let p = 0; p < s * s; p++) for (let c = 0; c < 3; c++) out[(i * 3 + c) * s * s + p] = x[(i * s * s + p) * 3 + c];
+    for (let p = 0; p < s * s; p++)
+      for (let c = 0; c < 3; c++) out[(i * 3 + c) * s * s + p] = x[(i * s * s + p) * 3 + c];
   return out;
 }

@@ -35,9 +35,22 @@ import type { RgbImage } from '../src/data/types.ts';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { exportOnnx } from '../src/export/export-onnx.ts';
 import { createWebSession } from '../src/export/ort-web.ts';
-import { floatCompute, intAttribute, intsAttribute, quantizeWeightsOnly, rewriteForWasm, summarizeModel } from '../src/export/quantize.ts';
+import {
+  floatCompute,
+  intAttribute,
+  intsAttribute,
+  quantizeWeightsOnly,
+  rewriteForWasm,
+  summarizeModel,
+} from '../src/export/quantize.ts';
 import { int8InFloat } from '../src/export/int8-in-float.ts';
-import { calibrationBatches, calibrationTrainItems, inputBatch, int8FromFp32, type Int8Options } from '../src/export/quantize-export.ts';
+import {
+  calibrationBatches,
+  calibrationTrainItems,
+  inputBatch,
+  int8FromFp32,
+  type Int8Options,
+} from '../src/export/quantize-export.ts';
 import type { CalibrationBatch } from '../src/export/calibrate.ts';
 import { resolveRepoPath } from '../src/run/data-path.ts';
 import { loadModel } from '../src/run/model-file.ts';
@@ -65,7 +78,11 @@ const ROUNDS = Number(args.rounds);
 await initBackend('cpu', { quiet: true });
 const tmp = await mkdtemp(join(tmpdir(), 'protoatlas-export-web-'));
 const log = (s: string): void => console.log(s);
-const report: Record<string, unknown> = { run: runDir, cpu: `${(await import('node:os')).cpus()[0]?.model}`, ort: '1.30.0 (node native, web wasm SIMD 1 thread)' };
+const report: Record<string, unknown> = {
+  run: runDir,
+  cpu: `${(await import('node:os')).cpus()[0]?.model}`,
+  ort: '1.30.0 (node native, web wasm SIMD 1 thread)',
+};
 
 try {
   // ---- fp32 export and data ------------------------------------------------------------
@@ -75,7 +92,9 @@ try {
   const fp32 = new Uint8Array(await readFile(fp32File));
   const spec = exp.input;
   const S = spec.preprocess.size;
-  log(`fp32 export of ${runDir}: ${mb(fp32.length)} in ${(performance.now() - t0).toFixed(0)} ms (${exp.notes.join('; ')})`);
+  log(
+    `fp32 export of ${runDir}: ${mb(fp32.length)} in ${(performance.now() - t0).toFixed(0)} ms (${exp.notes.join('; ')})`,
+  );
 
   const { config, head } = await loadModel(runDir);
   const dataDir = args.data ?? (await summaryDataRoot(runDir));
@@ -89,36 +108,97 @@ try {
   const calibItems = await calibrationTrainItems(config, dataDir ?? null, Number(args.calib));
   const calib: CalibrationBatch[] = [];
   for await (const b of calibrationBatches(calibItems, spec)) calib.push(b);
-  log(`data: ${root}: ${valImages.length} validation images, ${calibItems.length} calibration (training) images, decoded in ${((performance.now() - tDec) / 1000).toFixed(1)} s`);
+  log(
+    `data: ${root}: ${valImages.length} validation images, ${calibItems.length} calibration (training) images, decoded in ${((performance.now() - tDec) / 1000).toFixed(1)} s`,
+  );
 
   // ---- variants -----------------------------------------------------------------------------
   const hasQConv = decodeModel(fp32).graph.nodes.some((n) => n.opType === 'QLinearConv');
-  const hasFloatBackbone = decodeModel(fp32).graph.nodes.some((n) => n.opType === 'Conv' && !n.inputs[1].startsWith('head/'));
+  const hasFloatBackbone = decodeModel(fp32).graph.nodes.some(
+    (n) => n.opType === 'Conv' && !n.inputs[1].startsWith('head/'),
+  );
   interface Variant {
     name: string;
     bytes: Uint8Array;
     what: string;
     diagnostic?: boolean;
   }
-  const variants: Variant[] = [{ name: 'fp32', bytes: fp32, what: hasQConv ? 'export as is (int8 QOperator backbone, fp32 head)' : 'export as is' }];
+  const variants: Variant[] = [
+    {
+      name: 'fp32',
+      bytes: fp32,
+      what: hasQConv ? 'export as is (int8 QOperator backbone, fp32 head)' : 'export as is',
+    },
+  ];
   const int8 = async (name: string, what: string, o: Int8Options): Promise<void> => {
     const t = performance.now();
     const r = await int8FromFp32(fp32, calib, o);
-    variants.push({ name, bytes: r.bytes, what: `${what} [${r.notes.join('; ')}; built in ${((performance.now() - t) / 1000).toFixed(1)} s]` });
+    variants.push({
+      name,
+      bytes: r.bytes,
+      what: `${what} [${r.notes.join('; ')}; built in ${((performance.now() - t) / 1000).toFixed(1)} s]`,
+    });
   };
   const staticHead = hasFloatBackbone ? ({} as Int8Options) : ({ head: 'static' } as Int8Options);
-  await int8('int8 qop/pc', 'static QOperator, per-channel weights', { ...staticHead, format: 'qoperator', weights: 'per-channel', wasmKinds: [] });
-  await int8('int8 qop/pt', 'static QOperator, per-tensor weights', { ...staticHead, format: 'qoperator', weights: 'per-tensor', wasmKinds: [] });
-  await int8('int8 qdq/pc', 'static QDQ, per-channel weights', { ...staticHead, format: 'qdq', weights: 'per-channel', wasmKinds: [] });
-  await int8('int8 qdq/pt', 'static QDQ, per-tensor weights', { ...staticHead, format: 'qdq', weights: 'per-tensor', wasmKinds: [] });
-  variants.push({ name: 'w8 head', bytes: quantizeWeightsOnly(fp32, { include: (n) => n.opType === 'Conv' && n.inputs[1].startsWith('head/addon') }).bytes, what: 'weight-only int8 head add-on, rest as fp32' });
+  await int8('int8 qop/pc', 'static QOperator, per-channel weights', {
+    ...staticHead,
+    format: 'qoperator',
+    weights: 'per-channel',
+    wasmKinds: [],
+  });
+  await int8('int8 qop/pt', 'static QOperator, per-tensor weights', {
+    ...staticHead,
+    format: 'qoperator',
+    weights: 'per-tensor',
+    wasmKinds: [],
+  });
+  await int8('int8 qdq/pc', 'static QDQ, per-channel weights', {
+    ...staticHead,
+    format: 'qdq',
+    weights: 'per-channel',
+    wasmKinds: [],
+  });
+  await int8('int8 qdq/pt', 'static QDQ, per-tensor weights', {
+    ...staticHead,
+    format: 'qdq',
+    weights: 'per-tensor',
+    wasmKinds: [],
+  });
+  variants.push({
+    name: 'w8 head',
+    bytes: quantizeWeightsOnly(fp32, { include: (n) => n.opType === 'Conv' && n.inputs[1].startsWith('head/addon') })
+      .bytes,
+    what: 'weight-only int8 head add-on, rest as fp32',
+  });
   if (hasQConv) {
-    variants.push({ name: 'float compute', bytes: floatCompute(fp32, { weights: 'int8' }), what: 'QLinearConv → DequantizeLinear(int8 weights) + float Conv: no activation rounding' });
-    variants.push({ name: 'fp32+dw emul', bytes: rewriteForWasm(fp32).bytes, what: 'fp32 with depthwise QLinearConv emulated in float (same numbers)' });
-    variants.push({ name: 'diag: no dw int8', bytes: dropDepthwise(fp32), what: 'fp32 without its depthwise convs (timing only)', diagnostic: true });
-    variants.push({ name: 'diag: no dw float', bytes: dropDepthwise(floatCompute(fp32, { weights: 'float' })), what: 'float compute without depthwise convs (timing only)', diagnostic: true });
+    variants.push({
+      name: 'float compute',
+      bytes: floatCompute(fp32, { weights: 'int8' }),
+      what: 'QLinearConv → DequantizeLinear(int8 weights) + float Conv: no activation rounding',
+    });
+    variants.push({
+      name: 'fp32+dw emul',
+      bytes: rewriteForWasm(fp32).bytes,
+      what: 'fp32 with depthwise QLinearConv emulated in float (same numbers)',
+    });
+    variants.push({
+      name: 'diag: no dw int8',
+      bytes: dropDepthwise(fp32),
+      what: 'fp32 without its depthwise convs (timing only)',
+      diagnostic: true,
+    });
+    variants.push({
+      name: 'diag: no dw float',
+      bytes: dropDepthwise(floatCompute(fp32, { weights: 'float' })),
+      what: 'float compute without depthwise convs (timing only)',
+      diagnostic: true,
+    });
   }
-  if (hasFloatBackbone) await int8('int8 +dw emul', 'static QOperator per-channel + depthwise emulation', { format: 'qoperator', weights: 'per-channel' });
+  if (hasFloatBackbone)
+    await int8('int8 +dw emul', 'static QOperator per-channel + depthwise emulation', {
+      format: 'qoperator',
+      weights: 'per-channel',
+    });
   if (config.backbone.kind === 'onnx' && config.backbone.compute === 'float' && !config.backbone.trainable) {
     // The same run with the backbone's published int8 arithmetic: what int8 activations cost in
     // wasm. (The head was trained on float-compute features, so these rows agree less.)
@@ -126,15 +206,30 @@ try {
     await exportOnnx(runDir, file, { backboneCompute: 'int8' });
     const q8 = new Uint8Array(await readFile(file));
     const asPublished = (await int8FromFp32(q8, calib, { wasmKinds: [] })).bytes;
-    variants.push({ name: 'int8 act', bytes: asPublished, what: 'the backbone as published (int8 QLinearConv/QLinearAdd), weight-only int8 head' });
-    variants.push({ name: 'int8 act +dw emul', bytes: rewriteForWasm(asPublished).bytes, what: 'int8 act with depthwise QLinearConv emulated in float (same numbers)' });
+    variants.push({
+      name: 'int8 act',
+      bytes: asPublished,
+      what: 'the backbone as published (int8 QLinearConv/QLinearAdd), weight-only int8 head',
+    });
+    variants.push({
+      name: 'int8 act +dw emul',
+      bytes: rewriteForWasm(asPublished).bytes,
+      what: 'int8 act with depthwise QLinearConv emulated in float (same numbers)',
+    });
     const exact = int8InFloat(asPublished);
-    variants.push({ name: 'int8 act in float', bytes: exact.bytes, what: `int8 act with every quantised op in exact float form (same numbers: ${Object.entries(exact.converted).map(([k, v]) => `${v} ${k}`).join(', ')})` });
+    variants.push({
+      name: 'int8 act in float',
+      bytes: exact.bytes,
+      what: `int8 act with every quantised op in exact float form (same numbers: ${Object.entries(exact.converted)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')})`,
+    });
   }
   await int8('deployed', 'int8FromFp32 defaults', {});
   if (args.keep) {
     await mkdir(args.keep, { recursive: true });
-    for (const v of variants) if (!v.diagnostic) await writeFile(join(args.keep, `${v.name.replace(/[^a-z0-9]+/gi, '-')}.onnx`), v.bytes);
+    for (const v of variants)
+      if (!v.diagnostic) await writeFile(join(args.keep, `${v.name.replace(/[^a-z0-9]+/gi, '-')}.onnx`), v.bytes);
   }
 
   // ---- sessions and latency -------------------------------------------------------------
@@ -175,11 +270,37 @@ try {
   const rows: Row[] = [];
   const sessions: { n: ort.InferenceSession; w: ort.InferenceSession }[] = [];
   for (const v of variants) {
-    const nodeCreate = median(await repeat(3, async () => timed(() => ort.InferenceSession.create(v.bytes, nodeOpts()), (s) => s.release())));
-    const webCreate = median(await repeat(3, async () => timed(() => createWebSession(v.bytes), (s) => s.release())));
+    const nodeCreate = median(
+      await repeat(3, async () =>
+        timed(
+          () => ort.InferenceSession.create(v.bytes, nodeOpts()),
+          (s) => s.release(),
+        ),
+      ),
+    );
+    const webCreate = median(
+      await repeat(3, async () =>
+        timed(
+          () => createWebSession(v.bytes),
+          (s) => s.release(),
+        ),
+      ),
+    );
     sessions.push({ n: await ort.InferenceSession.create(v.bytes, nodeOpts()), w: await createWebSession(v.bytes) });
     const s = summarizeModel(v.bytes);
-    rows.push({ name: v.name, what: v.what, mb: v.bytes.length / 2 ** 20, int8MiB: (s.weightBytes.int8 ?? 0) / 2 ** 20, nodeCreate, webCreate, node: [], web: [], nodeWall: [], webWall: [], diagnostic: !!v.diagnostic });
+    rows.push({
+      name: v.name,
+      what: v.what,
+      mb: v.bytes.length / 2 ** 20,
+      int8MiB: (s.weightBytes.int8 ?? 0) / 2 ** 20,
+      nodeCreate,
+      webCreate,
+      node: [],
+      web: [],
+      nodeWall: [],
+      webWall: [],
+      diagnostic: !!v.diagnostic,
+    });
   }
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < variants.length; i++) {
@@ -203,7 +324,9 @@ try {
     return out;
   };
   const tEval = performance.now();
-  const evalSessions = await Promise.all(variants.map((v) => (v.diagnostic ? null : ort.InferenceSession.create(v.bytes, { logSeverityLevel: 3 }))));
+  const evalSessions = await Promise.all(
+    variants.map((v) => (v.diagnostic ? null : ort.InferenceSession.create(v.bytes, { logSeverityLevel: 3 }))),
+  );
   const ref = await predict(evalSessions[0]!, 32);
   for (let i = 0; i < variants.length; i++) {
     const s = evalSessions[i];
@@ -215,17 +338,28 @@ try {
   }
   const webEval = args['web-eval'];
   for (let i = 0; i < variants.length; i++) {
-    if (variants[i].diagnostic || webEval === 'none' || (webEval === 'deployed' && !['fp32', 'deployed'].includes(variants[i].name))) continue;
+    if (
+      variants[i].diagnostic ||
+      webEval === 'none' ||
+      (webEval === 'deployed' && !['fp32', 'deployed'].includes(variants[i].name))
+    )
+      continue;
     const p = await predict(sessions[i].w, 1);
     rows[i].webAgree = share(p, ref);
     rows[i].webTop1 = share(p, labels);
   }
-  log(`validation split evaluated in ${((performance.now() - tEval) / 1000).toFixed(0)} s (node batch 32; web batch 1)`);
+  log(
+    `validation split evaluated in ${((performance.now() - tEval) / 1000).toFixed(0)} s (node batch 32; web batch 1)`,
+  );
 
   // ---- table ------------------------------------------------------------------------------------
   log('');
-  log(`batch 1, one thread: median CPU ms per run (wall ms); sessions: median of 3 creations (ms); agreement = top-1 equal to fp32 (onnxruntime-node) on ${valImages.length} validation images`);
-  log(`${'variant'.padEnd(18)} ${'MiB'.padStart(5)} ${'int8'.padStart(5)} ${'node ms'.padStart(13)} ${'web ms'.padStart(13)} ${'web/node'.padStart(8)} ${'create n/w'.padStart(11)} ${'agree'.padStart(7)} ${'top-1'.padStart(6)} ${'web agree'.padStart(9)} ${'web top-1'.padStart(9)}`);
+  log(
+    `batch 1, one thread: median CPU ms per run (wall ms); sessions: median of 3 creations (ms); agreement = top-1 equal to fp32 (onnxruntime-node) on ${valImages.length} validation images`,
+  );
+  log(
+    `${'variant'.padEnd(18)} ${'MiB'.padStart(5)} ${'int8'.padStart(5)} ${'node ms'.padStart(13)} ${'web ms'.padStart(13)} ${'web/node'.padStart(8)} ${'create n/w'.padStart(11)} ${'agree'.padStart(7)} ${'top-1'.padStart(6)} ${'web agree'.padStart(9)} ${'web top-1'.padStart(9)}`,
+  );
   for (const r of rows) {
     const n = median(r.node);
     const w = median(r.web);
@@ -235,26 +369,49 @@ try {
   }
   log('');
   for (const r of rows) log(`  ${r.name}: ${r.what}`);
-  report.rows = rows.map((r) => ({ ...r, nodeMs: median(r.node), webMs: median(r.web), ratio: median(r.web) / median(r.node) }));
+  report.rows = rows.map((r) => ({
+    ...r,
+    nodeMs: median(r.node),
+    webMs: median(r.web),
+    ratio: median(r.web) / median(r.node),
+  }));
 
   // ---- graph optimisation levels (deployed, web) ---------------------------------------------
   const deployed = variants.find((v) => v.name === 'deployed')!;
   const levels: Record<string, { create: number; ms: number }> = {};
   for (const level of ['disabled', 'basic', 'extended', 'all'] as const) {
-    const create = median(await repeat(3, async () => timed(() => createWebSession(deployed.bytes, { graphOptimizationLevel: level }), (s) => s.release())));
+    const create = median(
+      await repeat(3, async () =>
+        timed(
+          () => createWebSession(deployed.bytes, { graphOptimizationLevel: level }),
+          (s) => s.release(),
+        ),
+      ),
+    );
     const s = await createWebSession(deployed.bytes, { graphOptimizationLevel: level });
     const ms = (await latency(() => s.run(feeds))).cpu;
     await s.release();
     levels[level] = { create, ms };
   }
   {
-    const create = median(await repeat(3, async () => timed(() => createWebSession(deployed.bytes, { freeDimensionOverrides: { N: 1 } }), (s) => s.release())));
+    const create = median(
+      await repeat(3, async () =>
+        timed(
+          () => createWebSession(deployed.bytes, { freeDimensionOverrides: { N: 1 } }),
+          (s) => s.release(),
+        ),
+      ),
+    );
     const s = await createWebSession(deployed.bytes, { freeDimensionOverrides: { N: 1 } });
     const ms = (await latency(() => s.run(feeds))).cpu;
     await s.release();
     levels['all, N=1'] = { create, ms };
   }
-  log(`deployed in onnxruntime-web by graphOptimizationLevel (create ms / run CPU ms): ${Object.entries(levels).map(([k, v]) => `${k} ${v.create.toFixed(0)}/${v.ms.toFixed(1)}`).join(', ')}`);
+  log(
+    `deployed in onnxruntime-web by graphOptimizationLevel (create ms / run CPU ms): ${Object.entries(levels)
+      .map(([k, v]) => `${k} ${v.create.toFixed(0)}/${v.ms.toFixed(1)}`)
+      .join(', ')}`,
+  );
   report.levels = levels;
   for (const s of sessions) {
     await s.n.release();
@@ -267,18 +424,28 @@ try {
     const imgs = valImages.slice(0, P);
     const b = inputBatch(imgs, spec);
     const ns = await ort.InferenceSession.create(fp32, { logSeverityLevel: 3 });
-    const nodeLogits = (await ns.run({ [spec.name]: new ort.Tensor('float32', b.data, b.dims) }, ['logits'])).logits.data as Float32Array;
+    const nodeLogits = (await ns.run({ [spec.name]: new ort.Tensor('float32', b.data, b.dims) }, ['logits'])).logits
+      .data as Float32Array;
     await ns.release();
     const ws = await createWebSession(fp32);
     const webLogits = new Float32Array(nodeLogits.length);
     const C = nodeLogits.length / P;
     for (let i = 0; i < P; i++) {
       const x = inputBatch([imgs[i]], spec);
-      webLogits.set((await ws.run({ [spec.name]: new ort.Tensor('float32', x.data, x.dims) }, ['logits'])).logits.data as Float32Array, i * C);
+      webLogits.set(
+        (await ws.run({ [spec.name]: new ort.Tensor('float32', x.data, x.dims) }, ['logits'])).logits
+          .data as Float32Array,
+        i * C,
+      );
     }
     await ws.release();
     const trainer = await trainerLogits(imgs);
-    const parity = { nodeVsTrainer: maxAbs(nodeLogits, trainer), webVsTrainer: maxAbs(webLogits, trainer), webVsNode: maxAbs(webLogits, nodeLogits), logitRange: range(trainer) };
+    const parity = {
+      nodeVsTrainer: maxAbs(nodeLogits, trainer),
+      webVsTrainer: maxAbs(webLogits, trainer),
+      webVsNode: maxAbs(webLogits, nodeLogits),
+      logitRange: range(trainer),
+    };
     log(
       `fp32 parity on ${P} validation images, max |Δlogit|: onnxruntime-node vs trainer ${parity.nodeVsTrainer.toExponential(2)}, ` +
         `onnxruntime-web vs trainer ${parity.webVsTrainer.toExponential(2)}, web vs node ${parity.webVsNode.toExponential(2)} (logits span ${parity.logitRange.toFixed(1)})`,
@@ -304,7 +471,13 @@ try {
 // ---- helpers -------------------------------------------------------------------------------------
 
 function nodeOpts(): ort.InferenceSession.SessionOptions {
-  return { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', logSeverityLevel: 3 };
+  return {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    logSeverityLevel: 3,
+  };
 }
 
 async function timed<T>(make: () => Promise<T>, done: (t: T) => Promise<unknown>): Promise<number> {
@@ -394,7 +567,10 @@ function dropDepthwise(bytes: Uint8Array): Uint8Array {
     const stride = intsAttribute(n, 'strides')?.[0] ?? 1;
     return stride === 1
       ? makeNode('Identity', [n.inputs[0]], n.outputs, { name: n.name })
-      : makeNode('MaxPool', [n.inputs[0]], n.outputs, { name: n.name, attributes: [makeAttribute('kernel_shape', [1, 1]), makeAttribute('strides', [stride, stride])] });
+      : makeNode('MaxPool', [n.inputs[0]], n.outputs, {
+          name: n.name,
+          attributes: [makeAttribute('kernel_shape', [1, 1]), makeAttribute('strides', [stride, stride])],
+        });
   });
   return encodeModel({ ...m, graph: { ...m.graph, nodes } });
 }

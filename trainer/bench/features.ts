@@ -44,14 +44,27 @@ async function extraction(): Promise<void> {
   if (args.limit) items = items.slice(0, Number(args.limit));
   const backbone = await loadOnnxBackbone({ path: modelPath, tap: 'auto', preprocess: IMAGENET, threads });
   const workers = availableParallelism();
-  console.log(`${items.length} images x 2 (original + flipped), ${backbone.description}; extraction on ${workers} worker threads x 1 onnxruntime thread`);
-  const opts = { flips: [false, true], cacheDir: args.cache, progressLabel: 'features', batchSize: args.batch ? Number(args.batch) : undefined };
+  console.log(
+    `${items.length} images x 2 (original + flipped), ${backbone.description}; extraction on ${workers} worker threads x 1 onnxruntime thread`,
+  );
+  const opts = {
+    flips: [false, true],
+    cacheDir: args.cache,
+    progressLabel: 'features',
+    batchSize: args.batch ? Number(args.batch) : undefined,
+  };
 
   if (args.fresh) {
     // Drop only this extraction's cache files (found through a dry key computation).
     const { featureCacheKey } = await import('../src/backbone/feature-key.ts');
     for (const flip of opts.flips) {
-      const key = await featureCacheKey({ backboneHash: backbone.hash, preprocess: IMAGENET, flip, encoding: 'uint8', items });
+      const key = await featureCacheKey({
+        backboneHash: backbone.hash,
+        preprocess: IMAGENET,
+        flip,
+        encoding: 'uint8',
+        items,
+      });
       await rm(join(args.cache, `${key}.feat`), { force: true });
       await rm(join(args.cache, `${key}.parts`), { recursive: true, force: true });
     }
@@ -69,12 +82,19 @@ async function extraction(): Promise<void> {
     console.log(`cache hit: loaded ${sets.length} x ${items.length} feature maps in ${secs.toFixed(2)} s`);
   } else {
     const done = items.length - Math.min(...sets.map((s) => s.resumed));
-    console.log(`extracted ${done} images in ${secs.toFixed(1)} s wall (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU): ${(done / secs).toFixed(1)} images/s, ${((2 * done) / secs).toFixed(1)} inferences/s`);
+    console.log(
+      `extracted ${done} images in ${secs.toFixed(1)} s wall (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU): ${(done / secs).toFixed(1)} images/s, ${((2 * done) / secs).toFixed(1)} inferences/s`,
+    );
     const tm = sets[0].timing;
-    console.log(`  of which waiting for decodes ${(tm.decodeWaitMs / 1000).toFixed(1)} s, preprocessing + inference ${(tm.inferenceMs / 1000).toFixed(1)} s`);
-    if (sets.some((s) => s.resumed > 0)) console.log(`(resumed ${Math.max(...sets.map((s) => s.resumed))} images from an interrupted run)`);
+    console.log(
+      `  of which waiting for decodes ${(tm.decodeWaitMs / 1000).toFixed(1)} s, preprocessing + inference ${(tm.inferenceMs / 1000).toFixed(1)} s`,
+    );
+    if (sets.some((s) => s.resumed > 0))
+      console.log(`(resumed ${Math.max(...sets.map((s) => s.resumed))} images from an interrupted run)`);
   }
-  console.log(`skipped images: ${skipped}; store: ${sets[0].store.encoding} ${sets[0].store.shape.join('x')}; cache on disk: ${(bytes / 2 ** 20).toFixed(0)} MiB in ${args.cache}`);
+  console.log(
+    `skipped images: ${skipped}; store: ${sets[0].store.encoding} ${sets[0].store.shape.join('x')}; cache on disk: ${(bytes / 2 ** 20).toFixed(0)} MiB in ${args.cache}`,
+  );
   console.log(`peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   await backbone.dispose();
 
@@ -84,7 +104,9 @@ async function extraction(): Promise<void> {
     const t1 = performance.now();
     const reloaded = await extractFeatureSets(again, items, { ...opts, quiet: true });
     const loadSecs = (performance.now() - t1) / 1000;
-    console.log(`second run: cache ${reloaded.every((s) => s.cacheHit) ? 'hit' : 'MISS'}, loaded in ${loadSecs.toFixed(2)} s; peak RSS now ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+    console.log(
+      `second run: cache ${reloaded.every((s) => s.cacheHit) ? 'hit' : 'MISS'}, loaded in ${loadSecs.toFixed(2)} s; peak RSS now ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+    );
     await again.dispose();
   }
   const files = await readdir(args.cache);
@@ -104,7 +126,9 @@ async function throughput(): Promise<void> {
       for (let r = 0; r < reps; r++) await bb.extractQuantized!(x, batch);
       const wall = (performance.now() - t0) / reps / batch;
       const c = process.cpuUsage(c0);
-      rows.push(`threads ${t}  batch ${String(batch).padStart(2)}  ${wall.toFixed(2)} ms/image wall  ${((c.user + c.system) / 1000 / reps / batch).toFixed(2)} ms/image CPU`);
+      rows.push(
+        `threads ${t}  batch ${String(batch).padStart(2)}  ${wall.toFixed(2)} ms/image wall  ${((c.user + c.system) / 1000 / reps / batch).toFixed(2)} ms/image CPU`,
+      );
       console.log(rows.at(-1));
     }
     await bb.dispose();

@@ -34,32 +34,95 @@ const info = await initBackend((process.env.BACKEND as 'auto') ?? 'auto');
 const data = referenceDataDir();
 let backbone: TrainableBackbone;
 if (which === 'onnx-mobilenetv2') {
-  backbone = await importOnnxBackbone({ path: join(data, 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx'), tap: 'auto', preprocess: IMAGENET_224 });
+  backbone = await importOnnxBackbone({
+    path: join(data, 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx'),
+    tap: 'auto',
+    preprocess: IMAGENET_224,
+  });
 } else if (which === 'teachable-0.35') {
-  backbone = await loadTfjsLayersBackbone({ modelJsonPath: join(data, 'backbones/teachable-mobilenetv2-0.35/model.json'), cutLayer: 'out_relu', preprocess: SYMMETRIC_224 });
+  backbone = await loadTfjsLayersBackbone({
+    modelJsonPath: join(data, 'backbones/teachable-mobilenetv2-0.35/model.json'),
+    cutLayer: 'out_relu',
+    preprocess: SYMMETRIC_224,
+  });
 } else throw new Error(`unknown backbone "${which}": onnx-mobilenetv2 or teachable-0.35`);
 
 const rng = new Rng(0);
 const C = 200;
 const D = backbone.featureShape[2];
-const head = new ProtoHead({ inputChannels: D, addOn: [{ channels: 128, activation: 'relu' }, { channels: 128, activation: 'sigmoid' }], numClasses: C, prototypesPerClass: 10, incorrectClassWeight: -0.5 }, rng);
+const head = new ProtoHead(
+  {
+    inputChannels: D,
+    addOn: [
+      { channels: 128, activation: 'relu' },
+      { channels: 128, activation: 'sigmoid' },
+    ],
+    numClasses: C,
+    prototypesPerClass: 10,
+    incorrectClassWeight: -0.5,
+  },
+  rng,
+);
 const size = backbone.preprocess.size;
-const images = packImages(Array.from({ length: B }, () => ({ width: size, height: size, data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)) })));
-const source = sharedImageSource({ images, labels: Int32Array.from({ length: B }, (_, i) => i % C), preprocess: backbone.preprocess, augment: PAPER_AUGMENT }, backbone);
-const pool = threads > 1 ? await GradPool.start({ threads, backbone, sources: { train: source }, head, backend: info.name as BackendPreference }) : null;
+const images = packImages(
+  Array.from({ length: B }, () => ({
+    width: size,
+    height: size,
+    data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)),
+  })),
+);
+const source = sharedImageSource(
+  {
+    images,
+    labels: Int32Array.from({ length: B }, (_, i) => i % C),
+    preprocess: backbone.preprocess,
+    augment: PAPER_AUGMENT,
+  },
+  backbone,
+);
+const pool =
+  threads > 1
+    ? await GradPool.start({
+        threads,
+        backbone,
+        sources: { train: source },
+        head,
+        backend: info.name as BackendPreference,
+      })
+    : null;
 // The paper's joint learning rates: features 1e-4, add-on 3e-3, prototypes 3e-3.
-const phase = { ...PhaseConfigDefaults, batchSize: B, microBatch, lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 } };
+const phase = {
+  ...PhaseConfigDefaults,
+  batchSize: B,
+  microBatch,
+  lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+};
 const opt = new Adam(phaseGroups(phase, head, backbone));
 const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
 const times: number[] = [];
 for (let s = 0; s < steps + 1; s++) {
   const t = performance.now();
-  await trainPrototypeEpoch({ label: 'joint step', phase, head, source, loss, optimizer: opt, rng, quiet: true, backboneTraining: true, pool: pool && { pool, backbone } });
+  await trainPrototypeEpoch({
+    label: 'joint step',
+    phase,
+    head,
+    source,
+    loss,
+    optimizer: opt,
+    rng,
+    quiet: true,
+    backboneTraining: true,
+    pool: pool && { pool, backbone },
+  });
   if (s > 0) times.push((performance.now() - t) / 1000); // the first step compiles kernels
 }
 await pool?.close();
 times.sort((a, b) => a - b);
 const med = times[Math.floor(times.length / 2)];
 console.log(`backend: ${info.description}`);
-console.log(`joint step, ${which} (${backbone.trainableVariables().length} backbone tensors) + 2,000-prototype head, batch ${B} (micro-batches of ${microBatch}) at ${size}px, augmentation on, ${threads} gradient thread(s)`);
-console.log(`median ${med.toFixed(2)} s/step over ${times.length} steps (${((med * 1000) / B).toFixed(0)} ms/image); a 4,994-image CUB epoch ≈ ${((med * 4994) / B / 60).toFixed(1)} min`);
+console.log(
+  `joint step, ${which} (${backbone.trainableVariables().length} backbone tensors) + 2,000-prototype head, batch ${B} (micro-batches of ${microBatch}) at ${size}px, augmentation on, ${threads} gradient thread(s)`,
+);
+console.log(
+  `median ${med.toFixed(2)} s/step over ${times.length} steps (${((med * 1000) / B).toFixed(0)} ms/image); a 4,994-image CUB epoch ≈ ${((med * 4994) / B / 60).toFixed(1)} min`,
+);

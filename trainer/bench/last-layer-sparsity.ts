@@ -39,7 +39,9 @@ const { values, positionals } = parseArgs({
 });
 const run = positionals[0];
 if (!run) {
-  console.log('usage: node trainer/bench/last-layer-sparsity.ts <run dir> [--data dir] [--epochs N] [--l1 a,b,c] [--lr x]');
+  console.log(
+    'usage: node trainer/bench/last-layer-sparsity.ts <run dir> [--data dir] [--epochs N] [--l1 a,b,c] [--lr x]',
+  );
   process.exit(1);
 }
 const paths = runPaths(resolve(run));
@@ -66,9 +68,15 @@ const epochs = Number(values.epochs);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
 
 const entering = similarityAccuracy(head, valSims)!;
-console.log(`${run}: ${head.numPrototypes} prototypes, ${sims.n} training similarity rows, ${valSims.n} validation images`);
-console.log(`entering stage 3: val top-1 ${pct(entering.top1)}, wrong-class weights exactly 0 ${pct(lastLayerSparsity(head, 0))}`);
-console.log(`${'solver'.padEnd(12)} ${'lr'.padStart(7)} ${'l1'.padStart(8)} ${'epochs'.padStart(6)} ${'val top-1'.padStart(9)} ${'best'.padStart(7)} ${'exact 0'.padStart(7)} ${'|w|<1e-3'.padStart(8)} ${'seconds'.padStart(7)}`);
+console.log(
+  `${run}: ${head.numPrototypes} prototypes, ${sims.n} training similarity rows, ${valSims.n} validation images`,
+);
+console.log(
+  `entering stage 3: val top-1 ${pct(entering.top1)}, wrong-class weights exactly 0 ${pct(lastLayerSparsity(head, 0))}`,
+);
+console.log(
+  `${'solver'.padEnd(12)} ${'lr'.padStart(7)} ${'l1'.padStart(8)} ${'epochs'.padStart(6)} ${'val top-1'.padStart(9)} ${'best'.padStart(7)} ${'exact 0'.padStart(7)} ${'|w|<1e-3'.padStart(8)} ${'seconds'.padStart(7)}`,
+);
 
 const settings: LastLayerSettings[] = [
   { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
@@ -83,7 +91,15 @@ for (const ll of settings) {
   const t0 = Date.now();
   let best = 0;
   for (let e = 0; e < epochs; e++) {
-    trainLastLayerEpoch({ head, data: sims, batchSize: config.lastLayer.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng });
+    trainLastLayerEpoch({
+      head,
+      data: sims,
+      batchSize: config.lastLayer.batchSize,
+      l1: ll.l1,
+      proximal: ll.l1Solver === 'proximal',
+      optimizer,
+      rng,
+    });
     best = Math.max(best, similarityAccuracy(head, valSims)!.top1);
   }
   const v = similarityAccuracy(head, valSims)!;

@@ -17,7 +17,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Box } from '@protoatlas/shared';
 import sharp from 'sharp';
-import { PATCH_MAX_SIDE, WEBP_OPTIONS, renderCrop, renderHeatmap, renderSourceWithBox } from '../src/analysis/render.ts';
+import {
+  PATCH_MAX_SIDE,
+  WEBP_OPTIONS,
+  renderCrop,
+  renderHeatmap,
+  renderSourceWithBox,
+} from '../src/analysis/render.ts';
 import { decodeImage } from '../src/data/decode.ts';
 import type { RgbImage } from '../src/data/types.ts';
 import { referenceDataDir } from '../src/run/data-path.ts';
@@ -59,7 +65,9 @@ function randomBox(img: RgbImage): Box {
 function randomMap(n: number): Float32Array {
   const cy = rand() * n;
   const cx = rand() * n;
-  return Float32Array.from({ length: n * n }, (_, i) => Math.exp(-(((Math.floor(i / n) - cy) ** 2 + ((i % n) - cx) ** 2) / 4)));
+  return Float32Array.from({ length: n * n }, (_, i) =>
+    Math.exp(-(((Math.floor(i / n) - cy) ** 2 + ((i % n) - cx) ** 2) / 4)),
+  );
 }
 
 const root = join(referenceDataDir(), 'cub200/train_cropped');
@@ -88,7 +96,12 @@ interface Sizes {
 async function renderPrototype(i: number): Promise<Sizes> {
   const img = images[i];
   const box = randomBox(img);
-  const rf = { x: Math.max(0, box.x - 10), y: Math.max(0, box.y - 10), w: Math.min(img.width - Math.max(0, box.x - 10), box.w + 20), h: Math.min(img.height - Math.max(0, box.y - 10), box.h + 20) };
+  const rf = {
+    x: Math.max(0, box.x - 10),
+    y: Math.max(0, box.y - 10),
+    w: Math.min(img.width - Math.max(0, box.x - 10), box.w + 20),
+    h: Math.min(img.height - Math.max(0, box.y - 10), box.h + 20),
+  };
   const [source, heatmap, crop, ...patches] = await Promise.all([
     renderSourceWithBox(img, box, { receptiveField: rf }),
     renderHeatmap(img, randomMap(7), 7, 7, { box }),
@@ -98,16 +111,25 @@ async function renderPrototype(i: number): Promise<Sizes> {
       return renderCrop(other, randomBox(other), { maxSide: PATCH_MAX_SIDE });
     }),
   ]);
-  return { source: source.length, heatmap: heatmap.length, crop: crop.length, patches: patches.reduce((a, b) => a + b.length, 0) };
+  return {
+    source: source.length,
+    heatmap: heatmap.length,
+    crop: crop.length,
+    patches: patches.reduce((a, b) => a + b.length, 0),
+  };
 }
 
 const sizes = await Promise.all(images.map((_, i) => renderPrototype(i)));
 const mean = (k: keyof Sizes) => sizes.reduce((a, s) => a + s[k], 0) / sizes.length;
 const total = mean('source') + mean('heatmap') + mean('crop') + mean('patches');
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
-console.log(`${images.length} CUB photos (mean ${Math.round(images.reduce((a, m) => a + m.width, 0) / images.length)}x${Math.round(images.reduce((a, m) => a + m.height, 0) / images.length)}), WebP q${WEBP_OPTIONS.quality} effort ${WEBP_OPTIONS.effort}`);
-console.log(`  source+box ${kb(mean('source'))}, heatmap ${kb(mean('heatmap'))}, crop ${kb(mean('crop'))}, 5 patches ${kb(mean('patches'))}`);
-console.log(`  per prototype ${kb(total)}; 2,000 prototypes ${(total * 2000 / 1024 / 1024).toFixed(1)} MB`);
+console.log(
+  `${images.length} CUB photos (mean ${Math.round(images.reduce((a, m) => a + m.width, 0) / images.length)}x${Math.round(images.reduce((a, m) => a + m.height, 0) / images.length)}), WebP q${WEBP_OPTIONS.quality} effort ${WEBP_OPTIONS.effort}`,
+);
+console.log(
+  `  source+box ${kb(mean('source'))}, heatmap ${kb(mean('heatmap'))}, crop ${kb(mean('crop'))}, 5 patches ${kb(mean('patches'))}`,
+);
+console.log(`  per prototype ${kb(total)}; 2,000 prototypes ${((total * 2000) / 1024 / 1024).toFixed(1)} MB`);
 
 // Timing: `concurrency` prototypes in flight, as a caller would run them; libvips threads limited to match.
 const concurrency = Number(args.concurrency);
@@ -125,6 +147,10 @@ const perProto = (performance.now() - t1) / jobs;
 // CPU time (all threads) is the robust figure on a shared machine; wall time depends on the load.
 const cpu = process.cpuUsage(cpu0);
 const cpuPer = (cpu.user + cpu.system) / 1000 / jobs;
-console.log(`  render ${cpuPer.toFixed(1)} ms CPU per prototype -> 2,000 on 2 idle cores in ~${((cpuPer * 2000) / 2 / 1000).toFixed(0)} s`);
-console.log(`  wall ${perProto.toFixed(1)} ms per prototype (${concurrency} in flight, 1 libvips thread each, ${jobs} prototypes, load average ${loadavg()[0].toFixed(1)})`);
+console.log(
+  `  render ${cpuPer.toFixed(1)} ms CPU per prototype -> 2,000 on 2 idle cores in ~${((cpuPer * 2000) / 2 / 1000).toFixed(0)} s`,
+);
+console.log(
+  `  wall ${perProto.toFixed(1)} ms per prototype (${concurrency} in flight, 1 libvips thread each, ${jobs} prototypes, load average ${loadavg()[0].toFixed(1)})`,
+);
 console.log(`  plus JPEG decode ${decodeMs.toFixed(1)} ms per image (6 per prototype if none are cached)`);

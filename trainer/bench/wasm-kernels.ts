@@ -26,13 +26,62 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { label: 'conv 3x3 s2  32x56x56x3 -> 32', depthwise: false, x: [32, 56, 56, 3], filter: [3, 3, 3, 32], strides: 2, pad: 'same' },
-  { label: 'conv 3x3 s1  32x28x28x32 -> 32', depthwise: false, x: [32, 28, 28, 32], filter: [3, 3, 32, 32], strides: 1, pad: 'same' },
-  { label: 'conv 1x1     32x28x28x32 -> 64', depthwise: false, x: [32, 28, 28, 32], filter: [1, 1, 32, 64], strides: 1, pad: 'same' },
-  { label: 'conv 1x1     32x7x7x1280 -> 128', depthwise: false, x: [32, 7, 7, 1280], filter: [1, 1, 1280, 128], strides: 1, pad: 'valid' },
-  { label: 'dw 3x3 s1    32x28x28x32', depthwise: true, x: [32, 28, 28, 32], filter: [3, 3, 32, 1], strides: 1, pad: 'same' },
-  { label: 'dw 3x3 s2    32x56x56x32', depthwise: true, x: [32, 56, 56, 32], filter: [3, 3, 32, 1], strides: 2, pad: 'same' },
-  { label: 'dw 3x3 s1    32x14x14x96 x2', depthwise: true, x: [32, 14, 14, 96], filter: [3, 3, 96, 2], strides: 1, pad: 'same' },
+  {
+    label: 'conv 3x3 s2  32x56x56x3 -> 32',
+    depthwise: false,
+    x: [32, 56, 56, 3],
+    filter: [3, 3, 3, 32],
+    strides: 2,
+    pad: 'same',
+  },
+  {
+    label: 'conv 3x3 s1  32x28x28x32 -> 32',
+    depthwise: false,
+    x: [32, 28, 28, 32],
+    filter: [3, 3, 32, 32],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    label: 'conv 1x1     32x28x28x32 -> 64',
+    depthwise: false,
+    x: [32, 28, 28, 32],
+    filter: [1, 1, 32, 64],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    label: 'conv 1x1     32x7x7x1280 -> 128',
+    depthwise: false,
+    x: [32, 7, 7, 1280],
+    filter: [1, 1, 1280, 128],
+    strides: 1,
+    pad: 'valid',
+  },
+  {
+    label: 'dw 3x3 s1    32x28x28x32',
+    depthwise: true,
+    x: [32, 28, 28, 32],
+    filter: [3, 3, 32, 1],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    label: 'dw 3x3 s2    32x56x56x32',
+    depthwise: true,
+    x: [32, 56, 56, 32],
+    filter: [3, 3, 32, 1],
+    strides: 2,
+    pad: 'same',
+  },
+  {
+    label: 'dw 3x3 s1    32x14x14x96 x2',
+    depthwise: true,
+    x: [32, 14, 14, 96],
+    filter: [3, 3, 96, 2],
+    strides: 1,
+    pad: 'same',
+  },
 ];
 
 const args = process.argv.slice(2);
@@ -113,19 +162,31 @@ function benchCase(c: Case, reps: number): Record<string, number> {
 function benchTrainStep(reps: number): number {
   const rng = new Rng(2);
   const shapes: Record<string, number[]> = {
-    c1: [3, 3, 3, 32], g1: [32], b1: [32],
-    d1: [3, 3, 32, 1], p1: [1, 1, 32, 64],
-    d2: [3, 3, 64, 1], p2: [1, 1, 64, 128],
-    fc: [128, 10], fb: [10],
+    c1: [3, 3, 3, 32],
+    g1: [32],
+    b1: [32],
+    d1: [3, 3, 32, 1],
+    p1: [1, 1, 32, 64],
+    d2: [3, 3, 64, 1],
+    p2: [1, 1, 64, 128],
+    fc: [128, 10],
+    fb: [10],
   };
   const v: Record<string, tf.Variable> = {};
   for (const [k, shape] of Object.entries(shapes)) {
-    const init = k === 'g1' ? tf.ones(shape) : k === 'b1' || k === 'fb' ? tf.zeros(shape) : seededNormal(shape, rng, 0.1);
+    const init =
+      k === 'g1' ? tf.ones(shape) : k === 'b1' || k === 'fb' ? tf.zeros(shape) : seededNormal(shape, rng, 0.1);
     v[k] = tf.variable(init);
     init.dispose();
   }
   const x = seededNormal([32, 56, 56, 3], rng) as tf.Tensor4D;
-  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 10), 'int32'), 10);
+  const labels = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: 32 }, (_, i) => i % 10),
+      'int32',
+    ),
+    10,
+  );
   const loss = (): tf.Scalar => {
     let h = tf.conv2d(x, v.c1 as tf.Tensor4D, 2, 'same');
     const { mean, variance } = tf.moments(h, [0, 1, 2]);
@@ -158,10 +219,18 @@ for (const backend of withCpu ? (['wasm', 'cpu'] as const) : (['wasm'] as const)
   steps.push({ backend, ms: benchTrainStep(reps) });
 }
 
-console.log(`CPU ms per call (best of ${REPS} on wasm${withCpu ? ', a single cold call on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`);
-console.log(`${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}${'dFilter'.padStart(8)}${'dInput'.padStart(8)}${'stock dX'.padStart(9)}`);
+console.log(
+  `CPU ms per call (best of ${REPS} on wasm${withCpu ? ', a single cold call on cpu' : ''}); stock dX = the Conv2DBackpropInput tfjs-backend-wasm ships`,
+);
+console.log(
+  `${'backend'.padEnd(8)}${'shape'.padEnd(34)}${'forward'.padStart(8)}${'dFilter'.padStart(8)}${'dInput'.padStart(8)}${'stock dX'.padStart(9)}`,
+);
 for (const { backend, label, r } of results) {
-  console.log(`${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`);
+  console.log(
+    `${backend.padEnd(8)}${label.padEnd(34)}${fmt(r.forward)}${fmt(r.filter)}${fmt(r.input)} ${fmt(r.stockInput)}`,
+  );
 }
-console.log('\nOne Adam step, MobileNet-style CNN (conv s2 → BN → relu6 → dw/pw ×2 → mean → dense), batch 32, 56×56×3:');
+console.log(
+  '\nOne Adam step, MobileNet-style CNN (conv s2 → BN → relu6 → dw/pw ×2 → mean → dense), batch 32, 56×56×3:',
+);
 for (const { backend, ms } of steps) console.log(`${backend.padEnd(8)}${fmt(ms)} ms`);

@@ -23,12 +23,23 @@ for (const [name, b] of variants) {
   const feeds = { image: new ortNode.Tensor('float32', x, [1, 224, 224, 3]) };
   let out = (await n.run(feeds)).logits.data as Float32Array;
   const tn: number[] = [];
-  for (let i = 0; i < 21; i++) { const t = performance.now(); out = (await n.run(feeds)).logits.data as Float32Array; tn.push(performance.now() - t); }
+  for (let i = 0; i < 21; i++) {
+    const t = performance.now();
+    out = (await n.run(feeds)).logits.data as Float32Array;
+    tn.push(performance.now() - t);
+  }
   ref ??= out;
-  let d = 0; out.forEach((v, i) => (d = Math.max(d, Math.abs(v - ref![i]))));
+  let d = 0;
+  out.forEach((v, i) => (d = Math.max(d, Math.abs(v - ref![i]))));
   const w = await createWebSession(b, {});
   const tw: number[] = [];
-  for (let i = 0; i < 15; i++) { const t = performance.now(); await w.run({ image: new (await import('onnxruntime-web')).Tensor('float32', x, [1, 224, 224, 3]) }); tw.push(performance.now() - t); }
+  for (let i = 0; i < 15; i++) {
+    const t = performance.now();
+    await w.run({ image: new (await import('onnxruntime-web')).Tensor('float32', x, [1, 224, 224, 3]) });
+    tw.push(performance.now() - t);
+  }
   const med = (a: number[]) => a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
-  console.log(`${name.padEnd(34)} node ${med(tn).toFixed(1)} ms  web ${med(tw).toFixed(1)} ms  ratio ${(med(tw) / med(tn)).toFixed(1)}x  max|logit - stock| ${d.toExponential(1)}`);
+  console.log(
+    `${name.padEnd(34)} node ${med(tn).toFixed(1)} ms  web ${med(tw).toFixed(1)} ms  ratio ${(med(tw) / med(tn)).toFixed(1)}x  max|logit - stock| ${d.toExponential(1)}`,
+  );
 }

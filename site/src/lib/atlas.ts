@@ -71,7 +71,10 @@ export interface Atlas {
  */
 export function bundleDir(env: NodeJS.ProcessEnv = process.env): string {
   const raw = env.PROTOATLAS_BUNDLE;
-  if (!raw) throw new Error('PROTOATLAS_BUNDLE is not set: point it at a model bundle, e.g. PROTOATLAS_BUNDLE=runs/demo/bundle npm run build --workspace site');
+  if (!raw)
+    throw new Error(
+      'PROTOATLAS_BUNDLE is not set: point it at a model bundle, e.g. PROTOATLAS_BUNDLE=runs/demo/bundle npm run build --workspace site',
+    );
   const dir = isAbsolute(raw) ? raw : resolve(env.INIT_CWD ?? process.cwd(), raw);
   if (!existsSync(join(dir, MANIFEST_FILE))) throw new Error(`PROTOATLAS_BUNDLE=${raw}: no ${MANIFEST_FILE} in ${dir}`);
   return dir;
@@ -92,7 +95,10 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
 }
 
 export async function loadAtlas(dir: string): Promise<Atlas> {
-  const manifest = parseManifest(JSON.parse(await readFile(join(dir, MANIFEST_FILE), 'utf8')), join(dir, MANIFEST_FILE));
+  const manifest = parseManifest(
+    JSON.parse(await readFile(join(dir, MANIFEST_FILE), 'utf8')),
+    join(dir, MANIFEST_FILE),
+  );
   const files = new Set<string>();
   for (const p of manifest.prototypes) {
     if (p.files) for (const f of [p.files.crop, p.files.source, p.files.heatmap]) files.add(f);
@@ -152,8 +158,8 @@ export async function loadAtlas(dir: string): Promise<Atlas> {
     species,
     prototypes,
     groups,
-    votesFor: (c) => votes.get(c) ?? (votes.set(c, votesFor(manifest, c)), votes.get(c)!),
-    lookAlikes: (c) => alikes.get(c) ?? (alikes.set(c, lookAlikes(manifest, c)), alikes.get(c)!),
+    votesFor: (c) => memo(votes, c, () => votesFor(manifest, c)),
+    lookAlikes: (c) => memo(alikes, c, () => lookAlikes(manifest, c)),
   };
 }
 
@@ -163,4 +169,14 @@ let cached: Promise<Atlas> | null = null;
 export function atlas(): Promise<Atlas> {
   cached ??= loadAtlas(bundleDir());
   return cached;
+}
+
+/** The cached value for key, computed once. */
+function memo<K, V>(cache: Map<K, V>, key: K, compute: () => V): V {
+  let v = cache.get(key);
+  if (v === undefined) {
+    v = compute();
+    cache.set(key, v);
+  }
+  return v;
 }

@@ -75,7 +75,9 @@ export function lineChart(
     hi = Math.ceil(Math.log10(all.length ? Math.max(...all) : 10));
     if (hi <= lo) hi = lo + 1;
     ticks = [];
-    for (let e = lo; e <= hi; e++) for (const m of hi - lo <= 2 ? [1, 2, 5] : [1]) if (e + Math.log10(m) <= hi) ticks.push(Number((m * 10 ** e).toPrecision(6)));
+    for (let e = lo; e <= hi; e++)
+      for (const m of hi - lo <= 2 ? [1, 2, 5] : [1])
+        if (e + Math.log10(m) <= hi) ticks.push(Number((m * 10 ** e).toPrecision(6)));
   } else {
     lo = opts.yMin ?? (all.length ? Math.min(...all) : 0);
     hi = opts.yMax ?? (all.length ? Math.max(...all) : 1);
@@ -113,7 +115,9 @@ export function lineChart(
     frame,
     lines,
     yTicks: ticks.map((v) => ({ y: r1(yAt(v)), label: label(v) })),
-    xTicks: Array.from({ length: n }, (_, i) => i).filter((i) => i % every === 0 || i === n - 1).map((i) => ({ x: r1(xAt(i)), label: String(i + 1) })),
+    xTicks: Array.from({ length: n }, (_, i) => i)
+      .filter((i) => i % every === 0 || i === n - 1)
+      .map((i) => ({ x: r1(xAt(i)), label: String(i + 1) })),
     bands: (opts.bands ?? []).map((b) => {
       const x0 = Math.max(frame.left, xAt(b.from) - step / 2);
       const x1 = Math.min(frame.width - frame.right, xAt(b.to) + step / 2);
@@ -149,7 +153,11 @@ export interface BarChart {
  * One bar per class, drawn as three SVG paths instead of hundreds of rects
  * (2,000 pages x 200 classes must stay cheap to build and to load).
  */
-export function barChart(values: ArrayLike<number>, highlight: number | null, opts: { frame?: Partial<Frame> } = {}): BarChart {
+export function barChart(
+  values: ArrayLike<number>,
+  highlight: number | null,
+  opts: { frame?: Partial<Frame> } = {},
+): BarChart {
   const frame: Frame = { width: 640, height: 200, left: 44, right: 8, top: 12, bottom: 12, ...opts.frame };
   const n = values.length;
   let lo = 0;
@@ -184,11 +192,23 @@ export function barChart(values: ArrayLike<number>, highlight: number | null, op
     else if (v > 0) positive += d;
     else negative += d;
   }
-  return { frame, positive, negative, highlight: hl, zeroY: r2(zeroY), yTicks: ticks.map((v) => ({ y: r2(yAt(v)), label: String(v) })), barWidth };
+  return {
+    frame,
+    positive,
+    negative,
+    highlight: hl,
+    zeroY: r2(zeroY),
+    yTicks: ticks.map((v) => ({ y: r2(yAt(v)), label: String(v) })),
+    barWidth,
+  };
 }
 
 /** A box inside a width x height image, as percentages for an overlay. */
-export function boxPercent(box: { x: number; y: number; w: number; h: number }, width: number, height: number): { left: string; top: string; width: string; height: string } {
+export function boxPercent(
+  box: { x: number; y: number; w: number; h: number },
+  width: number,
+  height: number,
+): { left: string; top: string; width: string; height: string } {
   const p = (v: number, of: number) => `${Math.round((v / of) * 10000) / 100}%`;
   return { left: p(box.x, width), top: p(box.y, height), width: p(box.w, width), height: p(box.h, height) };
 }

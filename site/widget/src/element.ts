@@ -7,7 +7,11 @@ import type { ClassifyResponse, ClassifyResult, EvidenceItem, Mode, Prediction, 
 type Attrs = Record<string, string | boolean | undefined>;
 
 /** Small DOM builder: no innerHTML, so the widget also works under Trusted Types. */
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Node | string | null | false)[]): HTMLElementTagNameMap[K] {
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Node | string | null | false)[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === false) continue;
@@ -83,7 +87,12 @@ export function defineClassifier(scriptUrl: string): void {
 
     #build(): void {
       const pick = h('input', { type: 'file', accept: 'image/*', 'aria-label': 'Choose a photo' });
-      const camera = h('input', { type: 'file', accept: 'image/*', capture: 'environment', 'aria-label': 'Take a photo' });
+      const camera = h('input', {
+        type: 'file',
+        accept: 'image/*',
+        capture: 'environment',
+        'aria-label': 'Take a photo',
+      });
       for (const input of [pick, camera]) {
         input.addEventListener('change', () => {
           const f = input.files?.[0];
@@ -132,7 +141,12 @@ export function defineClassifier(scriptUrl: string): void {
       this.#modeLine = h('p', { class: 'mode', part: 'mode' });
       this.#status = h('p', { class: 'status', part: 'status', role: 'status', 'aria-live': 'polite' });
       this.#results = h('div', { class: 'results', part: 'results' });
-      this.#root.append(h('div', { class: 'top' }, this.#modeLine, this.#switch), this.#drop, this.#status, this.#results);
+      this.#root.append(
+        h('div', { class: 'top' }, this.#modeLine, this.#switch),
+        this.#drop,
+        this.#status,
+        this.#results,
+      );
       this.#renderMode(null);
     }
 
@@ -144,7 +158,11 @@ export function defineClassifier(scriptUrl: string): void {
       this.#modeLine.replaceChildren(
         'Mode: ',
         h('b', {}, mode === 'remote' ? 'remote' : mode === 'local' ? 'local' : 'none'),
-        mode === 'remote' ? ' · edge API' : mode === 'local' ? ` · onnxruntime-web ${provider ? (provider === 'webgpu' ? 'WebGPU' : 'WebAssembly') : '(WebGPU where available, else WebAssembly)'}` : ' · set api or bundle',
+        mode === 'remote'
+          ? ' · edge API'
+          : mode === 'local'
+            ? ` · onnxruntime-web ${provider ? (provider === 'webgpu' ? 'WebGPU' : 'WebAssembly') : '(WebGPU where available, else WebAssembly)'}`
+            : ' · set api or bundle',
       );
       this.#modeLine.dataset.mode = mode ?? '';
       this.#modeLine.dataset.provider = provider ?? '';
@@ -169,9 +187,19 @@ export function defineClassifier(scriptUrl: string): void {
 
     #localClassifier(): Promise<LocalClassifier> {
       const bundle = this.getAttribute('bundle')!;
-      const provider = this.getAttribute('provider') === 'wasm' ? 'wasm' : this.getAttribute('provider') === 'webgpu' ? 'webgpu' : 'auto';
+      const provider =
+        this.getAttribute('provider') === 'wasm'
+          ? 'wasm'
+          : this.getAttribute('provider') === 'webgpu'
+            ? 'webgpu'
+            : 'auto';
       // Default: the deployed model, as the edge runs it (int8 when the bundle has one).
-      const precision = this.getAttribute('precision') === 'fp32' ? 'fp32' : this.getAttribute('precision') === 'int8' ? 'int8' : 'auto';
+      const precision =
+        this.getAttribute('precision') === 'fp32'
+          ? 'fp32'
+          : this.getAttribute('precision') === 'int8'
+            ? 'int8'
+            : 'auto';
       const key = [bundle, provider, precision, this.#ortBase()].join('|');
       if (!this.#local || key !== this.#localKey) {
         this.#localKey = key;
@@ -190,7 +218,10 @@ export function defineClassifier(scriptUrl: string): void {
         this.#error('this widget needs an api="…/classify" or a bundle="…/bundle/" attribute');
         return null;
       }
-      const opts = { top: intAttr(this.getAttribute('top'), 3, 20), evidence: intAttr(this.getAttribute('evidence'), 3, 10) };
+      const opts = {
+        top: intAttr(this.getAttribute('top'), 3, 20),
+        evidence: intAttr(this.getAttribute('evidence'), 3, 10),
+      };
       this.#results.replaceChildren();
       this.setAttribute('aria-busy', 'true');
       try {
@@ -200,7 +231,7 @@ export function defineClassifier(scriptUrl: string): void {
         } catch {
           throw new Error('this file could not be read as an image');
         }
-        let res;
+        let res: Awaited<ReturnType<typeof classifyRemote>>;
         let provider: Provider | null = null;
         if (mode === 'remote') {
           this.#say('Sending the photo to the edge API…');
@@ -214,7 +245,12 @@ export function defineClassifier(scriptUrl: string): void {
           res = await local.classify(photo, bitmap, opts, new URL(JPEG_WASM_FILE, scriptUrl).href);
         }
         if (busy.signal.aborted) return null;
-        const result: ClassifyResult = { ...fitBoxes(res, bitmap), mode, provider, image: { width: bitmap.width, height: bitmap.height } };
+        const result: ClassifyResult = {
+          ...fitBoxes(res, bitmap),
+          mode,
+          provider,
+          image: { width: bitmap.width, height: bitmap.height },
+        };
         this.#last = result;
         this.#render(result, bitmap);
         const top = result.predictions[0];
@@ -238,21 +274,50 @@ export function defineClassifier(scriptUrl: string): void {
           { class: 'pred', part: 'prediction', 'aria-label': `${rank + 1}. ${p.label}` },
           h('h3', {}, p.label, h('span', {}, pct(p.probability))),
           h('div', { class: 'bar', role: 'presentation' }, h('i')),
-          p.evidence.length ? h('ul', { class: 'pairs', 'aria-label': `Why ${p.label}` }, ...p.evidence.map((e) => this.#pair(e, photo, atlas))) : h('p', {}, 'No live prototype contributed.'),
+          p.evidence.length
+            ? h(
+                'ul',
+                { class: 'pairs', 'aria-label': `Why ${p.label}` },
+                ...p.evidence.map((e) => this.#pair(e, photo, atlas)),
+              )
+            : h('p', {}, 'No live prototype contributed.'),
         ),
       );
       // Widths through the CSSOM, never style attributes (blocked by a strict style-src).
-      cards.forEach((c, i) => ((c.querySelector('.bar i') as HTMLElement).style.width = pct(r.predictions[i].probability)));
+      cards.forEach(
+        (c, i) => ((c.querySelector('.bar i') as HTMLElement).style.width = pct(r.predictions[i].probability)),
+      );
       this.#results.replaceChildren(...cards);
     }
 
     #pair(e: EvidenceItem, photo: ImageBitmap, atlas: string | null): HTMLLIElement {
-      const canvas = h('canvas', { role: 'img', 'aria-label': `Your photo, region ${e.box.x},${e.box.y} ${e.box.w}×${e.box.h}` });
-      drawPhotoWithBox(canvas, photo, e.box, getComputedStyle(this).getPropertyValue('--protoatlas-box').trim() || '#f59e0b');
+      const canvas = h('canvas', {
+        role: 'img',
+        'aria-label': `Your photo, region ${e.box.x},${e.box.y} ${e.box.w}×${e.box.h}`,
+      });
+      drawPhotoWithBox(
+        canvas,
+        photo,
+        e.box,
+        getComputedStyle(this).getPropertyValue('--protoatlas-box').trim() || '#f59e0b',
+      );
       const img = e.prototypeImageUrl
-        ? h('img', { src: e.prototypeImageUrl, alt: `Prototype ${e.prototypeId}`, width: '160', height: '160', loading: 'lazy', decoding: 'async' })
+        ? h('img', {
+            src: e.prototypeImageUrl,
+            alt: `Prototype ${e.prototypeId}`,
+            width: '160',
+            height: '160',
+            loading: 'lazy',
+            decoding: 'async',
+          })
         : h('p', {}, `Prototype ${e.prototypeId}`);
-      const caption = atlas ? h('a', { href: new URL(`prototypes/${e.prototypeId}/`, new URL(atlas, document.baseURI)).href }, `prototype ${e.prototypeId}`) : `prototype ${e.prototypeId}`;
+      const caption = atlas
+        ? h(
+            'a',
+            { href: new URL(`prototypes/${e.prototypeId}/`, new URL(atlas, document.baseURI)).href },
+            `prototype ${e.prototypeId}`,
+          )
+        : `prototype ${e.prototypeId}`;
       return h(
         'li',
         { class: 'pair', part: 'evidence', 'data-prototype': String(e.prototypeId) },
@@ -278,12 +343,25 @@ function fitBoxes(r: ClassifyResponse, photo: ImageBitmap): ClassifyResponse {
   if (!from || (from.width === photo.width && from.height === photo.height)) return r;
   const sx = photo.width / from.width;
   const sy = photo.height / from.height;
-  const fit = (b: EvidenceItem['box']) => ({ x: Math.round(b.x * sx), y: Math.round(b.y * sy), w: Math.max(1, Math.round(b.w * sx)), h: Math.max(1, Math.round(b.h * sy)) });
-  return { ...r, predictions: r.predictions.map((p) => ({ ...p, evidence: p.evidence.map((e) => ({ ...e, box: fit(e.box) })) })) };
+  const fit = (b: EvidenceItem['box']) => ({
+    x: Math.round(b.x * sx),
+    y: Math.round(b.y * sy),
+    w: Math.max(1, Math.round(b.w * sx)),
+    h: Math.max(1, Math.round(b.h * sy)),
+  });
+  return {
+    ...r,
+    predictions: r.predictions.map((p) => ({ ...p, evidence: p.evidence.map((e) => ({ ...e, box: fit(e.box) })) })),
+  };
 }
 
 /** The whole photo, scaled into a square canvas, with the matched region outlined. */
-function drawPhotoWithBox(canvas: HTMLCanvasElement, photo: ImageBitmap, box: { x: number; y: number; w: number; h: number }, colour: string): void {
+function drawPhotoWithBox(
+  canvas: HTMLCanvasElement,
+  photo: ImageBitmap,
+  box: { x: number; y: number; w: number; h: number },
+  colour: string,
+): void {
   const side = 320;
   canvas.width = side;
   canvas.height = side;

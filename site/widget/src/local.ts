@@ -7,7 +7,10 @@ import type { ClassifyOptions, ClassifyResponse, Provider } from './types.ts';
 type OrtModule = typeof Ort;
 
 /** What local mode reads of the manifest (no zod in the browser: the site already validated it). */
-type BundleManifest = Pick<Manifest, 'model' | 'classes' | 'prototypes' | 'preprocessing' | 'similarityEpsilon' | 'files'>;
+type BundleManifest = Pick<
+  Manifest,
+  'model' | 'classes' | 'prototypes' | 'preprocessing' | 'similarityEpsilon' | 'files'
+>;
 
 interface GpuNavigator {
   gpu?: { requestAdapter(): Promise<unknown> };
@@ -40,7 +43,11 @@ export class LocalClassifier {
     private readonly pruned: boolean[],
   ) {}
 
-  static async create(bundle: string, ortBase: string, opts: { provider: 'auto' | Provider; precision: 'auto' | 'fp32' | 'int8' }): Promise<LocalClassifier> {
+  static async create(
+    bundle: string,
+    ortBase: string,
+    opts: { provider: 'auto' | Provider; precision: 'auto' | 'fp32' | 'int8' },
+  ): Promise<LocalClassifier> {
     const bundleUrl = new URL(bundle.endsWith('/') ? bundle : `${bundle}/`, document.baseURI);
     const res = await fetch(new URL('manifest.json', bundleUrl));
     if (!res.ok) throw new Error(`no model bundle at ${bundleUrl.href} (${res.status})`);
@@ -51,17 +58,25 @@ export class LocalClassifier {
     const wantInt8 = opts.precision === 'int8' || (opts.precision === 'auto' && provider === 'wasm');
     const file = (wantInt8 && onnx?.int8) || onnx?.fp32;
     const precision = file && file === onnx?.int8 ? 'int8' : 'fp32';
-    if (!onnx || !file) throw new Error('this bundle has no ONNX model for the browser: export one with `npm run export --workspace trainer -- <run dir>`');
+    if (!onnx || !file)
+      throw new Error(
+        'this bundle has no ONNX model for the browser: export one with `npm run export --workspace trainer -- <run dir>`',
+      );
     const base = new URL(ortBase, document.baseURI);
     // The WebGPU build also carries the wasm kernels (a fallback for unsupported ops); the wasm-only build is half the size.
-    const ort = (await import(/* @vite-ignore */ new URL(provider === 'webgpu' ? 'ort.webgpu.bundle.min.mjs' : 'ort.wasm.bundle.min.mjs', base).href)) as OrtModule;
+    const ort = (await import(
+      /* @vite-ignore */ new URL(provider === 'webgpu' ? 'ort.webgpu.bundle.min.mjs' : 'ort.wasm.bundle.min.mjs', base)
+        .href
+    )) as OrtModule;
     ort.env.wasm.wasmPaths = base.href;
     // One thread: no worker from a blob: URL (strict CSP) and no cross-origin isolation needed.
     ort.env.wasm.numThreads = 1;
     const modelRes = await fetch(new URL(file.path, bundleUrl));
     if (!modelRes.ok) throw new Error(`could not load the model ${file.path} (${modelRes.status})`);
     const bytes = new Uint8Array(await modelRes.arrayBuffer());
-    const session = await ort.InferenceSession.create(bytes, { executionProviders: provider === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'] });
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: provider === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
+    });
     const C = manifest.classes.length;
     const lastLayer = new Float32Array(manifest.prototypes.length * C);
     manifest.prototypes.forEach((p, j) => lastLayer.set(p.weights, j * C));

@@ -1,13 +1,23 @@
 import type { ClassifyOptions, ClassifyResponse } from './types.ts';
 
 /** POST the photo's bytes to the edge API and return its explanation. */
-export async function classifyRemote(api: string, photo: Blob, opts: ClassifyOptions, signal?: AbortSignal): Promise<ClassifyResponse> {
+export async function classifyRemote(
+  api: string,
+  photo: Blob,
+  opts: ClassifyOptions,
+  signal?: AbortSignal,
+): Promise<ClassifyResponse> {
   const url = new URL(api, document.baseURI);
   url.searchParams.set('top', String(opts.top));
   url.searchParams.set('evidence', String(opts.evidence));
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', body: photo, headers: { 'content-type': photo.type || 'application/octet-stream' }, signal });
+    res = await fetch(url, {
+      method: 'POST',
+      body: photo,
+      headers: { 'content-type': photo.type || 'application/octet-stream' },
+      signal,
+    });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new Error(`could not reach ${url.origin} (offline, or the API does not allow this site's origin)`);

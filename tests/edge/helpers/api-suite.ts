@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, type Manifest } from '@protoatlas/shared';
-import { gif, pngBomb, solidPng, testImages, toJpeg, toWebpLossless, withOrientation6, type TestImage } from './images.ts';
+import {
+  gif,
+  pngBomb,
+  solidPng,
+  testImages,
+  toJpeg,
+  toWebpLossless,
+  withOrientation6,
+  type TestImage,
+} from './images.ts';
 import { nativeLogits, trainerLogits } from './native.ts';
 import { ensureTestBundle } from './test-bundle.ts';
 
@@ -93,7 +102,9 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
           expect(e.box.h).toBeGreaterThan(0);
           expect(e.box.x + e.box.w).toBeLessThanOrEqual(img.width);
           expect(e.box.y + e.box.h).toBeLessThanOrEqual(img.height);
-          expect(new URL(e.prototypeImageUrl).pathname).toBe(`/bundle/${manifest.prototypes[e.prototypeId].files!.crop}`);
+          expect(new URL(e.prototypeImageUrl).pathname).toBe(
+            `/bundle/${manifest.prototypes[e.prototypeId].files!.crop}`,
+          );
         }
       }
     }
@@ -102,7 +113,11 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       for (const [i, img] of images.entries()) {
         const r = await classify(img.png, 'image/png');
         // The deployed model: int8 when the bundle has one.
-        expect(r.model).toEqual({ id: manifest.model.id, version: manifest.model.version, precision: manifest.files.onnx!.int8 ? 'int8' : 'fp32' });
+        expect(r.model).toEqual({
+          id: manifest.model.id,
+          version: manifest.model.version,
+          precision: manifest.files.onnx!.int8 ? 'int8' : 'fp32',
+        });
         expect(r.image).toEqual({ format: 'png', width: 96, height: 64, orientation: 1 });
         checkExplanation(r, img);
         for (const p of r.predictions) expect(p.logit).toBeCloseTo(native[i][p.classId], 3);
@@ -121,22 +136,45 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       const jpeg = await classify(await toJpeg(img.png), 'image/jpeg');
       expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 1 });
       checkExplanation(jpeg, img);
-      jpeg.predictions.forEach((p, k) => expect(Math.abs(p.logit - png.predictions.find((q) => q.classId === p.classId)!.logit)).toBeLessThan(0.5 + 0 * k));
+      jpeg.predictions.forEach((p, k) =>
+        expect(Math.abs(p.logit - png.predictions.find((q) => q.classId === p.classId)!.logit)).toBeLessThan(
+          0.5 + 0 * k,
+        ),
+      );
     });
 
-    it('classifies large, progressive, turned and CMYK JPEGs as the trainer\'s own decode does', async () => {
+    it("classifies large, progressive, turned and CMYK JPEGs as the trainer's own decode does", async () => {
       const tb = await ensureTestBundle();
       const dir = await mkdtemp(join(tmpdir(), 'protoatlas-large-'));
       // Decoded at a reduced DCT scale, as sharp reads it for the trainer.
       const big = sharp(images[1].png).resize(2000, 1500, { fit: 'fill' });
       const files: [string, Buffer, { width: number; height: number; orientation: number }][] = [
-        ['large.jpg', await big.clone().jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
-        ['progressive.jpg', await big.clone().jpeg({ quality: 90, progressive: true }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
-        ['turned.jpg', await big.clone().rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 6 }],
-        ['cmyk.jpg', await big.clone().toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(), { width: 2000, height: 1500, orientation: 1 }],
+        [
+          'large.jpg',
+          await big.clone().jpeg({ quality: 90 }).toBuffer(),
+          { width: 2000, height: 1500, orientation: 1 },
+        ],
+        [
+          'progressive.jpg',
+          await big.clone().jpeg({ quality: 90, progressive: true }).toBuffer(),
+          { width: 2000, height: 1500, orientation: 1 },
+        ],
+        [
+          'turned.jpg',
+          await big.clone().rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer(),
+          { width: 2000, height: 1500, orientation: 6 },
+        ],
+        [
+          'cmyk.jpg',
+          await big.clone().toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(),
+          { width: 2000, height: 1500, orientation: 1 },
+        ],
       ];
       for (const [name, bytes] of files) await writeFile(join(dir, name), bytes);
-      const ref = await trainerLogits(tb.dir, files.map(([name]) => join(dir, name)));
+      const ref = await trainerLogits(
+        tb.dir,
+        files.map(([name]) => join(dir, name)),
+      );
       for (const [k, [name, bytes, image]] of files.entries()) {
         const r = await classify(new Uint8Array(bytes), 'image/jpeg');
         expect([name, r.image]).toEqual([name, { format: 'jpeg', ...image }]);
@@ -144,7 +182,8 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
         expect([name, r.predictions[0].classId]).toEqual([name, ref[k].indexOf(Math.max(...ref[k]))]);
         // The tiny int8 test model quantises its input, so inputs a fraction of a level apart move its
         // logits visibly (docs/edge-performance.md); the top class is the answer that must not change.
-        for (const p of r.predictions) expect([name, Math.abs(p.logit - ref[k][p.classId]) < 0.2]).toEqual([name, true]);
+        for (const p of r.predictions)
+          expect([name, Math.abs(p.logit - ref[k][p.classId]) < 0.2]).toEqual([name, true]);
       }
     });
 
@@ -191,7 +230,11 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
     it('refuses other media types with 415', async () => {
       await expectError(await post(f, 'a bird, probably', 'text/plain'), 415, 'unsupported_media_type');
       await expectError(await post(f, 'a bird, probably', null), 415, 'unsupported_media_type');
-      await expectError(await post(f, gif as Uint8Array<ArrayBuffer>, 'application/octet-stream'), 415, 'unsupported_media_type');
+      await expectError(
+        await post(f, gif as Uint8Array<ArrayBuffer>, 'application/octet-stream'),
+        415,
+        'unsupported_media_type',
+      );
       await expectError(await post(f, gif as Uint8Array<ArrayBuffer>, 'image/png'), 415, 'unsupported_media_type');
     });
 
@@ -207,7 +250,9 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
     it('refuses a form without an image file field with 400', async () => {
       const form = new FormData();
       form.append('file', new Blob([images[0].png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), 'bird.png');
-      expect(await expectError(await f('/classify', { method: 'POST', body: form }), 400, 'missing_image_field')).toMatch(/"file"/);
+      expect(
+        await expectError(await f('/classify', { method: 'POST', body: form }), 400, 'missing_image_field'),
+      ).toMatch(/"file"/);
       const text = new FormData();
       text.append('image', 'not a file');
       await expectError(await f('/classify', { method: 'POST', body: text }), 400, 'missing_image_field');
@@ -216,9 +261,17 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
 
     it('refuses undecodable, truncated, bomb and tiny images with 422', async () => {
       const jpeg = await toJpeg(images[0].png);
-      expect(await expectError(await post(f, jpeg.slice(0, Math.floor(jpeg.length * 0.6)), 'image/jpeg'), 422, 'undecodable_image')).toMatch(/truncated/);
+      expect(
+        await expectError(
+          await post(f, jpeg.slice(0, Math.floor(jpeg.length * 0.6)), 'image/jpeg'),
+          422,
+          'undecodable_image',
+        ),
+      ).toMatch(/truncated/);
       const png = images[0].png;
-      expect(await expectError(await post(f, png.slice(0, png.length - 20), 'image/png'), 422, 'undecodable_image')).toMatch(/truncated/);
+      expect(
+        await expectError(await post(f, png.slice(0, png.length - 20), 'image/png'), 422, 'undecodable_image'),
+      ).toMatch(/truncated/);
       const junk = Uint8Array.from({ length: 4000 }, (_, i) => (i * 7919) % 251);
       junk.set([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10]);
       await expectError(await post(f, junk, 'image/jpeg'), 422, 'undecodable_image');
@@ -226,8 +279,16 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       // 100,000 x 100,000 pixels in a few hundred bytes: refused from the header.
       const bomb = pngBomb(100_000, 100_000);
       expect(bomb.length).toBeLessThan(1000);
-      expect(await expectError(await post(f, bomb as Uint8Array<ArrayBuffer>, 'image/png'), 422, 'image_too_large')).toMatch(/100000x100000/);
-      expect(await expectError(await post(f, (await solidPng(15, 200)) as Uint8Array<ArrayBuffer>, 'image/png'), 422, 'image_too_small')).toMatch(/15x200/);
+      expect(
+        await expectError(await post(f, bomb as Uint8Array<ArrayBuffer>, 'image/png'), 422, 'image_too_large'),
+      ).toMatch(/100000x100000/);
+      expect(
+        await expectError(
+          await post(f, (await solidPng(15, 200)) as Uint8Array<ArrayBuffer>, 'image/png'),
+          422,
+          'image_too_small',
+        ),
+      ).toMatch(/15x200/);
       // The service is still healthy after all that.
       expect((await classify(images[0].png, 'image/png', '?top=1&evidence=1')).predictions).toHaveLength(1);
     });
@@ -240,12 +301,21 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       expect(h.wasmMemoryBytes! % 65536).toBe(0);
       expect(h.wasmMemoryBytes!).toBeGreaterThan(1 << 20);
       expect(h.wasmMemoryBytes!).toBeLessThan(128 << 20);
-      const card = (await (await f('/model')).json()) as { classes: unknown[]; prototypes: { total: number }; accuracy: { validation: unknown; baseline: unknown }; version: string };
+      const card = (await (await f('/model')).json()) as {
+        classes: unknown[];
+        prototypes: { total: number };
+        accuracy: { validation: unknown; baseline: unknown };
+        version: string;
+      };
       expect(card.classes).toHaveLength(4);
       expect(card.prototypes.total).toBe(manifest.prototypes.length);
       expect(card.accuracy.validation).toEqual(manifest.metrics.val);
       expect(card.version).toBe(manifest.model.version);
-      const proto = (await (await f('/prototypes/3')).json()) as { id: number; classId: number; images: { prototype: string } };
+      const proto = (await (await f('/prototypes/3')).json()) as {
+        id: number;
+        classId: number;
+        images: { prototype: string };
+      };
       expect(proto).toMatchObject({ id: 3, classId: manifest.prototypes[3].classId });
       const pic = await f(new URL(proto.images.prototype).pathname);
       expect(pic.status).toBe(200);
@@ -256,7 +326,9 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       await expectError(await f('/prototypes/99'), 404, 'not_found');
       await expectError(await f('/prototypes/abc'), 404, 'not_found');
       await expectError(await f('/bundle/model/weights.bin'), 404, 'not_found');
-      const doc = (await (await f('/openapi.json')).json()) as { paths: Record<string, Record<string, { parameters?: { name: string }[] }>> };
+      const doc = (await (await f('/openapi.json')).json()) as {
+        paths: Record<string, Record<string, { parameters?: { name: string }[] }>>;
+      };
       expect(Object.keys(doc.paths).sort()).toEqual(['/classify', '/healthz', '/model', '/prototypes/{id}']);
       expect(doc.paths['/classify'].post.parameters!.map((p) => p.name).sort()).toEqual(['evidence', 'top']);
       const home = await f('/');
@@ -266,7 +338,10 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
     });
 
     it('answers CORS preflights and sets a request id on every response', async () => {
-      const pre = await f('/classify', { method: 'OPTIONS', headers: { origin: 'https://birds.example', 'access-control-request-method': 'POST' } });
+      const pre = await f('/classify', {
+        method: 'OPTIONS',
+        headers: { origin: 'https://birds.example', 'access-control-request-method': 'POST' },
+      });
       expect(pre.status).toBe(204);
       expect(pre.headers.get('access-control-allow-origin')).toBe('*');
       expect(pre.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);

@@ -32,13 +32,17 @@ export async function testImages(dataDir: string): Promise<TestImage[]> {
   );
 }
 
-export const toJpeg = async (png: Uint8Array, quality = 95) => new Uint8Array(await sharp(png).jpeg({ quality }).toBuffer());
-export const toWebpLossless = async (png: Uint8Array) => new Uint8Array(await sharp(png).webp({ lossless: true }).toBuffer());
+export const toJpeg = async (png: Uint8Array, quality = 95) =>
+  new Uint8Array(await sharp(png).jpeg({ quality }).toBuffer());
+export const toWebpLossless = async (png: Uint8Array) =>
+  new Uint8Array(await sharp(png).webp({ lossless: true }).toBuffer());
 
 /** The same picture stored turned back, with EXIF orientation 6 saying "rotate 90 degrees clockwise to view". */
 export async function withOrientation6(png: Uint8Array, format: 'jpeg' | 'webp'): Promise<Uint8Array> {
   const stored = sharp(png).rotate(270).withMetadata({ orientation: 6 });
-  return new Uint8Array(await (format === 'jpeg' ? stored.jpeg({ quality: 95 }) : stored.webp({ lossless: true })).toBuffer());
+  return new Uint8Array(
+    await (format === 'jpeg' ? stored.jpeg({ quality: 95 }) : stored.webp({ lossless: true })).toBuffer(),
+  );
 }
 
 function pngChunk(type: string, data: Uint8Array): Uint8Array {
@@ -59,10 +63,19 @@ export function pngBomb(width: number, height: number): Uint8Array {
   v.setUint32(4, height);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const idat = deflateSync(new Uint8Array(64 * 1024));
-  return Uint8Array.from([...[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], ...pngChunk('IHDR', ihdr), ...pngChunk('IDAT', idat), ...pngChunk('IEND', new Uint8Array(0))]);
+  return Uint8Array.from([
+    ...[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+    ...pngChunk('IHDR', ihdr),
+    ...pngChunk('IDAT', idat),
+    ...pngChunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 export const solidPng = async (width: number, height: number) =>
-  new Uint8Array(await sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer());
+  new Uint8Array(
+    await sharp({ create: { width, height, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer(),
+  );
 
 export const gif = Uint8Array.from(Buffer.from('R0lGODlhAQABAIAAAAAAAP///ywAAAAAAQABAAACAUwAOw==', 'base64'));

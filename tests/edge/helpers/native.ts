@@ -5,7 +5,10 @@ import * as ort from 'onnxruntime-node';
 import { parseManifest, resizeStretch } from '@protoatlas/shared';
 import { decodeImage } from '../../../trainer/src/data/decode.ts';
 
-export async function nativeLogits(bundleDir: string, images: { rgb: Uint8Array; width: number; height: number }[]): Promise<Float32Array[]> {
+export async function nativeLogits(
+  bundleDir: string,
+  images: { rgb: Uint8Array; width: number; height: number }[],
+): Promise<Float32Array[]> {
   const manifest = parseManifest(JSON.parse(await readFile(join(bundleDir, 'manifest.json'), 'utf8')));
   const S = manifest.preprocessing.size;
   const onnx = manifest.files.onnx!;
@@ -13,7 +16,9 @@ export async function nativeLogits(bundleDir: string, images: { rgb: Uint8Array;
   try {
     const out: Float32Array[] = [];
     for (const img of images) {
-      const input = Float32Array.from(resizeStretch({ data: img.rgb, width: img.width, height: img.height, channels: 3 }, S, S));
+      const input = Float32Array.from(
+        resizeStretch({ data: img.rgb, width: img.width, height: img.height, channels: 3 }, S, S),
+      );
       const r = await session.run({ image: new ort.Tensor('float32', input, [1, S, S, 3]) });
       out.push(Float32Array.from(r.logits.data as Float32Array));
     }

@@ -38,7 +38,13 @@ async function build(target: string): Promise<void> {
     bundle: { enabled: true, nearest: 2, partMetrics: false },
     // The demo's recipe shrunk: unit-norm latent and one conv per stage learn in seconds.
     backbone: { kind: 'small-cnn', inputSize: 56, channels: [32, 64, 64], convsPerStage: 1 },
-    head: { addOn: [{ channels: 32, activation: 'relu' }, { channels: 16, activation: 'l2norm' }], prototypesPerClass: 2 },
+    head: {
+      addOn: [
+        { channels: 32, activation: 'relu' },
+        { channels: 16, activation: 'l2norm' },
+      ],
+      prototypesPerClass: 2,
+    },
     joint: { epochs: 20, batchSize: 32 },
     lastLayer: { epochs: 5, batchSize: 32, lr: 1e-2, l1: 1e-4, selectBest: true },
   });

@@ -9,11 +9,20 @@ import { ModelRunner } from './model-runner.ts';
  * pixels. Call after initBackend. `backboneBase`: relative backbone paths in
  * the model's config resolve against it (a bundle keeps its own copy).
  */
-export async function loadModelRunner(dir: string, opts: { backboneBase?: string } = {}): Promise<{ runner: ModelRunner; model: LoadedModel }> {
+export async function loadModelRunner(
+  dir: string,
+  opts: { backboneBase?: string } = {},
+): Promise<{ runner: ModelRunner; model: LoadedModel }> {
   const model = await loadModel(dir);
   const { config } = model;
   const b = config.backbone;
-  const local = opts.backboneBase && b.kind !== 'small-cnn' && b.path && !isAbsolute(b.path) ? { ...config, backbone: { ...b, path: join(opts.backboneBase, b.path) } } : config;
-  const backbone = await buildBackbone(local, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights: model.backboneWeights });
+  const local =
+    opts.backboneBase && b.kind !== 'small-cnn' && b.path && !isAbsolute(b.path)
+      ? { ...config, backbone: { ...b, path: join(opts.backboneBase, b.path) } }
+      : config;
+  const backbone = await buildBackbone(local, {
+    cacheDir: resolveRepoPath(config.featureCacheDir),
+    backboneWeights: model.backboneWeights,
+  });
   return { runner: new ModelRunner(model.head, backbone), model };
 }

@@ -44,13 +44,20 @@ export class ModelRunner {
   }
 
   /** The model's answer for normalised NHWC input: logits [n, C], similarities and min distances [n, m]. */
-  async forward(input: Float32Array, n: number): Promise<{ logits: Float32Array; similarities: Float32Array; minDistances: Float32Array }> {
+  async forward(
+    input: Float32Array,
+    n: number,
+  ): Promise<{ logits: Float32Array; similarities: Float32Array; minDistances: Float32Array }> {
     const feats = await this.features(input, n);
     const out = this.head.forward(feats);
     feats.dispose();
     const [similarities, minDistances] = await Promise.all([out.similarities.data(), out.minDistances.data()]);
     tf.dispose([out.logits, out.similarities, out.minDistances]);
-    return { logits: this.head.exactLogits(similarities as Float32Array, n), similarities: similarities as Float32Array, minDistances: minDistances as Float32Array };
+    return {
+      logits: this.head.exactLogits(similarities as Float32Array, n),
+      similarities: similarities as Float32Array,
+      minDistances: minDistances as Float32Array,
+    };
   }
 
   /** Normalised NHWC input (preprocess.size squared) -> distance maps [n, HW, m]. */
@@ -64,7 +71,10 @@ export class ModelRunner {
   }
 
   /** Images already resized to preprocess.size; returns one map set per image. */
-  async imageDistances(images: RgbImage[], opts: { flip?: boolean; batchSize?: number } = {}): Promise<ImageDistances[]> {
+  async imageDistances(
+    images: RgbImage[],
+    opts: { flip?: boolean; batchSize?: number } = {},
+  ): Promise<ImageDistances[]> {
     const [H, W] = this.featureShape;
     const m = this.head.numPrototypes;
     const per = H * W * m;
@@ -73,7 +83,9 @@ export class ModelRunner {
     for (let s = 0; s < images.length; s += bs) {
       const chunk = images.slice(s, s + bs);
       const maps = await this.distanceMaps(toNHWC(chunk, this.preprocess, opts.flip ?? false), chunk.length);
-      chunk.forEach((_, k) => out.push({ data: maps.slice(k * per, (k + 1) * per), height: H, width: W, prototypes: m }));
+      chunk.forEach((_, k) =>
+        out.push({ data: maps.slice(k * per, (k + 1) * per), height: H, width: W, prototypes: m }),
+      );
     }
     return out;
   }
@@ -87,7 +99,11 @@ export class ModelRunner {
 
   /** Decode a file (optionally cropped), returning the model input and the original size. */
   /** `orient`: apply EXIF orientation (user photos); dataset images are used as stored. */
-  async loadImage(path: string, box?: [number, number, number, number], opts: { orient?: boolean } = {}): Promise<{ input: RgbImage; width: number; height: number }> {
+  async loadImage(
+    path: string,
+    box?: [number, number, number, number],
+    opts: { orient?: boolean } = {},
+  ): Promise<{ input: RgbImage; width: number; height: number }> {
     const full = await decodeImage(path, { box, orient: opts.orient });
     const input = await decodeImage(path, { box, size: this.preprocess.size, orient: opts.orient });
     return { input, width: full.width, height: full.height };

@@ -27,7 +27,12 @@ export interface ExcludedPatch {
  * source patch, or with patch -1 its whole source image (whose next-best
  * patch is usually the neighbour of the source patch: a near duplicate).
  */
-export function nearestPatches(head: ProtoHead, source: FeatureSource, k: number, opts: { exclude?: (ExcludedPatch | null)[]; batchSize?: number; quiet?: boolean; label?: string } = {}): PatchHit[][] {
+export function nearestPatches(
+  head: ProtoHead,
+  source: FeatureSource,
+  k: number,
+  opts: { exclude?: (ExcludedPatch | null)[]; batchSize?: number; quiet?: boolean; label?: string } = {},
+): PatchHit[][] {
   const m = head.numPrototypes;
   const [H, W] = source.shape;
   const HW = H * W;
@@ -41,10 +46,23 @@ export function nearestPatches(head: ProtoHead, source: FeatureSource, k: number
     excl.get(e.item)!.set(j, e.patch);
   });
   const bs = opts.batchSize ?? 64;
-  const progress = new Progress({ label: opts.label ?? 'nearest patches', total: source.n, unit: 'img', quiet: opts.quiet });
+  const progress = new Progress({
+    label: opts.label ?? 'nearest patches',
+    total: source.n,
+    unit: 'img',
+    quiet: opts.quiet,
+  });
   for (let s = 0; s < source.n; s += bs) {
     const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, i) => s + i);
-    const t = tf.tidy(() => head.distanceMaps(source.features(idx, idx.map(() => false), false)));
+    const t = tf.tidy(() =>
+      head.distanceMaps(
+        source.features(
+          idx,
+          idx.map(() => false),
+          false,
+        ),
+      ),
+    );
     const d = t.dataSync() as Float32Array; // [B, HW, m]
     t.dispose();
     idx.forEach((item, b) => {
@@ -79,14 +97,23 @@ export function nearestPatches(head: ProtoHead, source: FeatureSource, k: number
 /** Keep `list` sorted by distance (ties: lower item first) and at most k long. */
 function insertSorted(list: PatchHit[], hit: PatchHit, k: number): void {
   let i = list.length;
-  while (i > 0 && (list[i - 1].distance > hit.distance || (list[i - 1].distance === hit.distance && list[i - 1].item > hit.item))) i--;
+  while (
+    i > 0 &&
+    (list[i - 1].distance > hit.distance || (list[i - 1].distance === hit.distance && list[i - 1].item > hit.item))
+  )
+    i--;
   if (i >= k) return;
   list.splice(i, 0, hit);
   if (list.length > k) list.pop();
 }
 
 /** Share of each prototype's nearest patches that come from its own class. */
-export function classPurity(hits: PatchHit[][], protoClass: ArrayLike<number>, labels: ArrayLike<number>, k?: number): number[] {
+export function classPurity(
+  hits: PatchHit[][],
+  protoClass: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  k?: number,
+): number[] {
   return hits.map((list, j) => {
     const top = k === undefined ? list : list.slice(0, k);
     if (!top.length) return NaN;

@@ -46,7 +46,13 @@ export interface InputRegion {
 }
 
 /** The fixed-size region around the first maximum of the bicubically upsampled map. */
-export function activationRegion(map: ArrayLike<number>, mapH: number, mapW: number, inputSize: number, halfSize: number): InputRegion {
+export function activationRegion(
+  map: ArrayLike<number>,
+  mapH: number,
+  mapW: number,
+  inputSize: number,
+  halfSize: number,
+): InputRegion {
   const up = upsampleBicubic(map, mapH, mapW, inputSize, inputSize);
   let best = 0;
   // Strict '>' keeps the first maximum in row-major order, as np.where(...)[0][0] does.
@@ -76,7 +82,14 @@ export interface PresenceGeometry {
 }
 
 /** The 0/1 vector of parts (length numParts) lying in the prototype's region on this image. */
-export function partPresence(map: ArrayLike<number>, mapH: number, mapW: number, points: PartPoint[], numParts: number, g: PresenceGeometry): Uint8Array {
+export function partPresence(
+  map: ArrayLike<number>,
+  mapH: number,
+  mapW: number,
+  points: PartPoint[],
+  numParts: number,
+  g: PresenceGeometry,
+): Uint8Array {
   const region = activationRegion(map, mapH, mapW, g.inputSize, g.halfSize);
   const hits = new Uint8Array(numParts);
   for (const p of points) {
@@ -109,13 +122,17 @@ export interface PrototypeConsistency {
 }
 
 /** Consistency of one prototype over the images of its class. */
-export function prototypeConsistency(observations: PartObservation[], threshold = CONSISTENCY_THRESHOLD): PrototypeConsistency {
+export function prototypeConsistency(
+  observations: PartObservation[],
+  threshold = CONSISTENCY_THRESHOLD,
+): PrototypeConsistency {
   if (observations.length === 0) return { consistent: false, topPart: -1, topPartFrequency: 0 };
   const numParts = observations[0].hits.length;
   const covered = new Float64Array(numParts);
   const shown = new Float64Array(numParts);
   for (const o of observations) {
-    if (o.hits.length !== numParts || o.visible.length !== numParts) throw new Error(`prototypeConsistency: part vectors must all have ${numParts} entries`);
+    if (o.hits.length !== numParts || o.visible.length !== numParts)
+      throw new Error(`prototypeConsistency: part vectors must all have ${numParts} entries`);
     for (let k = 0; k < numParts; k++) {
       if (o.hits[k] && !o.visible[k]) throw new Error(`prototypeConsistency: part ${k} is covered but not visible`);
       covered[k] += o.hits[k];
@@ -144,7 +161,8 @@ export function consistencyScore(perPrototype: PartObservation[][], threshold = 
 
 /** Share of images whose part vector is the same with and without noise. */
 export function prototypeStability(clean: Uint8Array[], noisy: Uint8Array[]): number {
-  if (clean.length !== noisy.length) throw new Error(`prototypeStability: ${clean.length} clean vs ${noisy.length} noisy vectors`);
+  if (clean.length !== noisy.length)
+    throw new Error(`prototypeStability: ${clean.length} clean vs ${noisy.length} noisy vectors`);
   if (clean.length === 0) return NaN;
   let same = 0;
   clean.forEach((a, i) => {
@@ -157,7 +175,8 @@ export function prototypeStability(clean: Uint8Array[], noisy: Uint8Array[]): nu
 
 /** Mean prototypeStability over prototypes; prototypes without images are left out (NaN if none remain). */
 export function stabilityScore(clean: Uint8Array[][], noisy: Uint8Array[][]): number {
-  if (clean.length !== noisy.length) throw new Error(`stabilityScore: ${clean.length} clean vs ${noisy.length} noisy prototypes`);
+  if (clean.length !== noisy.length)
+    throw new Error(`stabilityScore: ${clean.length} clean vs ${noisy.length} noisy prototypes`);
   const values = clean.map((c, j) => prototypeStability(c, noisy[j])).filter((s) => !Number.isNaN(s));
   return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
 }
@@ -175,7 +194,10 @@ export interface PartMetricsRunner {
   readonly featureShape: FeatureShape;
   readonly head: { readonly protoClass: Int32Array };
   distanceMaps(input: Float32Array, n: number): Promise<Float32Array>;
-  loadImage(path: string, box?: [number, number, number, number]): Promise<{ input: RgbImage; width: number; height: number }>;
+  loadImage(
+    path: string,
+    box?: [number, number, number, number],
+  ): Promise<{ input: RgbImage; width: number; height: number }>;
 }
 
 export interface PartMetricsOptions {
@@ -230,8 +252,14 @@ export interface PartMetricsResult {
  * as in the paper; with [-1, 1] preprocessing (std 0.5) that is about twice as much
  * noise in pixel terms as with ImageNet normalisation.
  */
-export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[], parts: PartAnnotations, opts: PartMetricsOptions = {}): Promise<PartMetricsResult> {
-  if (parts.perItem.length !== items.length) throw new Error(`partMetrics: ${items.length} items but part annotations for ${parts.perItem.length}`);
+export async function partMetrics(
+  runner: PartMetricsRunner,
+  items: DatasetItem[],
+  parts: PartAnnotations,
+  opts: PartMetricsOptions = {},
+): Promise<PartMetricsResult> {
+  if (parts.perItem.length !== items.length)
+    throw new Error(`partMetrics: ${items.length} items but part annotations for ${parts.perItem.length}`);
   const size = runner.preprocess.size;
   const [H, W] = runner.featureShape;
   const HW = H * W;
@@ -253,7 +281,8 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
     protosOfClass.set(protoClass[j], list);
   }
   const used = items.map((_, i) => i).filter((i) => parts.perItem[i] !== null);
-  if (used.length === 0) throw new Error(`partMetrics: none of the ${items.length} images has part annotations (from ${parts.source})`);
+  if (used.length === 0)
+    throw new Error(`partMetrics: none of the ${items.length} images has part annotations (from ${parts.source})`);
 
   const observations: PartObservation[][] = Array.from({ length: m }, () => []);
   const noisyHits: Uint8Array[][] = Array.from({ length: m }, () => []);
@@ -267,18 +296,26 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
   for (let s = 0; s < used.length; s += batchSize) {
     const batch = used.slice(s, s + batchSize);
     const loaded = await Promise.all(batch.map((i) => runner.loadImage(items[i].path, items[i].box)));
-    const input = toNHWC(loaded.map((l) => l.input), runner.preprocess, false);
+    const input = toNHWC(
+      loaded.map((l) => l.input),
+      runner.preprocess,
+      false,
+    );
     const clean = await runner.distanceMaps(input, batch.length);
     const noisy = await runner.distanceMaps(addClippedNoise(input, rng, noiseStd, noiseClip), batch.length);
     for (const maps of [clean, noisy]) {
-      if (maps.length !== batch.length * HW * m) throw new Error(`partMetrics: distance maps have ${maps.length} values, expected ${batch.length}x${HW}x${m}`);
+      if (maps.length !== batch.length * HW * m)
+        throw new Error(`partMetrics: distance maps have ${maps.length} values, expected ${batch.length}x${HW}x${m}`);
     }
     batch.forEach((i, b) => {
       const points = parts.perItem[i]!;
       const geometry = { imageW: loaded[b].width, imageH: loaded[b].height, inputSize: size, halfSize };
       const visible = visibleParts(points, numParts);
       for (const j of protosOfClass.get(items[i].label) ?? []) {
-        observations[j].push({ hits: partPresence(similarityMap(clean, b, j), H, W, points, numParts, geometry), visible });
+        observations[j].push({
+          hits: partPresence(similarityMap(clean, b, j), H, W, points, numParts, geometry),
+          visible,
+        });
         noisyHits[j].push(partPresence(similarityMap(noisy, b, j), H, W, points, numParts, geometry));
       }
     });
@@ -297,7 +334,10 @@ export async function partMetrics(runner: PartMetricsRunner, items: DatasetItem[
       consistent: c.consistent,
       topPart: c.topPart >= 0 ? parts.names[c.topPart] : null,
       topPartFrequency: c.topPartFrequency,
-      stability: prototypeStability(observations[j].map((o) => o.hits), noisyHits[j]),
+      stability: prototypeStability(
+        observations[j].map((o) => o.hits),
+        noisyHits[j],
+      ),
       noPart: observations[j].filter((o) => o.hits.every((h) => h === 0)).length / observations[j].length,
     });
   }
@@ -330,14 +370,19 @@ export function prototypeIntervals(
   noisyHits: Uint8Array[][],
   threshold = CONSISTENCY_THRESHOLD,
 ): { consistency: [number, number]; stability: [number, number] } {
-  const evaluated = observations.map((obs, j) => j).filter((j) => observations[j].length > 0);
+  const evaluated = observations.map((_obs, j) => j).filter((j) => observations[j].length > 0);
   const n = evaluated.length;
   if (!n) return { consistency: [NaN, NaN], stability: [NaN, NaN] };
   const z = 1.96;
   const p = evaluated.filter((j) => prototypeConsistency(observations[j], threshold).consistent).length / n;
   const centre = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
   const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
-  const stab = evaluated.map((j) => prototypeStability(observations[j].map((o) => o.hits), noisyHits[j]));
+  const stab = evaluated.map((j) =>
+    prototypeStability(
+      observations[j].map((o) => o.hits),
+      noisyHits[j],
+    ),
+  );
   const mean = stab.reduce((a, b) => a + b, 0) / n;
   const sd = n > 1 ? Math.sqrt(stab.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
   const clip = (x: number) => Math.min(1, Math.max(0, x));
@@ -374,9 +419,15 @@ export function syntheticPartCoverage(
   if (prototypeBoxes.length === 0) throw new Error('syntheticPartCoverage: no prototype boxes given');
   const perPrototype = prototypeBoxes.map((pb) => {
     const image = manifest.images[pb.imageKey];
-    if (!image) throw new Error(`syntheticPartCoverage: image "${pb.imageKey}" (prototype ${pb.prototype}) is not in the synthetic manifest`);
+    if (!image)
+      throw new Error(
+        `syntheticPartCoverage: image "${pb.imageKey}" (prototype ${pb.prototype}) is not in the synthetic manifest`,
+      );
     const cls = manifest.classes[pb.classId];
-    if (!cls) throw new Error(`syntheticPartCoverage: class ${pb.classId} (prototype ${pb.prototype}) is not in the synthetic manifest`);
+    if (!cls)
+      throw new Error(
+        `syntheticPartCoverage: class ${pb.classId} (prototype ${pb.prototype}) is not in the synthetic manifest`,
+      );
     let coveredPart: string | null = null;
     for (const part of cls.discriminativeParts) {
       const b = image.parts[part];
@@ -394,8 +445,13 @@ export function syntheticPartCoverage(
  * Consistency and stability on `items` when the dataset at `root` has CUB part
  * annotations for at least one of them; null otherwise.
  */
-export async function partMetricsWhereAnnotated(runner: PartMetricsRunner, root: string, items: DatasetItem[], opts: PartMetricsOptions = {}): Promise<PartMetricsResult | null> {
+export async function partMetricsWhereAnnotated(
+  runner: PartMetricsRunner,
+  root: string,
+  items: DatasetItem[],
+  opts: PartMetricsOptions = {},
+): Promise<PartMetricsResult | null> {
   const annotations = await loadCubParts(root, items);
-  if (!annotations || !annotations.perItem.some((p) => p !== null)) return null;
+  if (!annotations?.perItem.some((p) => p !== null)) return null;
   return partMetrics(runner, items, annotations, opts);
 }

@@ -13,7 +13,13 @@ export interface PruneDecision {
  * The paper's pruning rule (Sec. 2.5): a prototype whose k nearest training
  * patches hold fewer than `threshold` of its own class is not class-specific.
  */
-export function prototypesToPrune(hits: PatchHit[][], protoClass: ArrayLike<number>, labels: ArrayLike<number>, classNames: string[], opts: { k: number; threshold: number }): PruneDecision[] {
+export function prototypesToPrune(
+  hits: PatchHit[][],
+  protoClass: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  classNames: string[],
+  opts: { k: number; threshold: number },
+): PruneDecision[] {
   const out: PruneDecision[] = [];
   hits.forEach((list, j) => {
     const top = list.slice(0, opts.k);
@@ -21,7 +27,8 @@ export function prototypesToPrune(hits: PatchHit[][], protoClass: ArrayLike<numb
     const own = top.filter((h) => labels[h.item] === protoClass[j]).length;
     if (own < opts.threshold) {
       const others = new Map<number, number>();
-      for (const h of top) if (labels[h.item] !== protoClass[j]) others.set(labels[h.item], (others.get(labels[h.item]) ?? 0) + 1);
+      for (const h of top)
+        if (labels[h.item] !== protoClass[j]) others.set(labels[h.item], (others.get(labels[h.item]) ?? 0) + 1);
       const main = [...others.entries()].sort((a, b) => b[1] - a[1])[0];
       out.push({
         prototype: j,

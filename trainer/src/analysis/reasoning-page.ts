@@ -68,34 +68,41 @@ export interface ReasoningSources {
 /** Fill the page input from an Explanation: renders the boxed input images, sums all points. */
 export async function reasoningPageInput(src: ReasoningSources): Promise<ReasoningPageInput> {
   const { explanation, model } = src;
-  const live = Array.from({ length: explanation.similarities.length }, (_, j) => !model.pruned?.[j]).filter(Boolean).length;
+  const live = Array.from({ length: explanation.similarities.length }, (_, j) => !model.pruned?.[j]).filter(
+    Boolean,
+  ).length;
   // A prototype that is evidence for several classes has one box: render it once.
   const evidence = new Map<number, Promise<PageImage>>();
   const pictures = new Map<number, Promise<PageImage>>();
-  const classes = explanation.predictions.map(async (p): Promise<ReasoningClass> => ({
-    className: className(src.classNames, p.classId),
-    probability: p.probability,
-    logit: p.logit,
-    totalPoints: contributions(explanation.similarities, model, p.classId).reduce((a, b) => a + b, 0),
-    prototypeCount: live,
-    rows: await Promise.all(
-      p.evidence.map(async (e): Promise<ReasoningRow> => {
-        if (!evidence.has(e.prototype)) {
-          evidence.set(e.prototype, renderSourceWithBox(src.image, e.box, { maxSide: src.evidenceMaxSide ?? 160 }).then(withSize));
-        }
-        if (!pictures.has(e.prototype)) pictures.set(e.prototype, Promise.resolve(src.prototypeImage(e.prototype)));
-        return {
-          prototype: e.prototype,
-          prototypeClass: className(src.classNames, src.prototypeClass[e.prototype]),
-          similarity: e.similarity,
-          weight: e.weight,
-          contribution: e.contribution,
-          evidence: await evidence.get(e.prototype)!,
-          prototypeImage: await pictures.get(e.prototype)!,
-        };
-      }),
-    ),
-  }));
+  const classes = explanation.predictions.map(
+    async (p): Promise<ReasoningClass> => ({
+      className: className(src.classNames, p.classId),
+      probability: p.probability,
+      logit: p.logit,
+      totalPoints: contributions(explanation.similarities, model, p.classId).reduce((a, b) => a + b, 0),
+      prototypeCount: live,
+      rows: await Promise.all(
+        p.evidence.map(async (e): Promise<ReasoningRow> => {
+          if (!evidence.has(e.prototype)) {
+            evidence.set(
+              e.prototype,
+              renderSourceWithBox(src.image, e.box, { maxSide: src.evidenceMaxSide ?? 160 }).then(withSize),
+            );
+          }
+          if (!pictures.has(e.prototype)) pictures.set(e.prototype, Promise.resolve(src.prototypeImage(e.prototype)));
+          return {
+            prototype: e.prototype,
+            prototypeClass: className(src.classNames, src.prototypeClass[e.prototype]),
+            similarity: e.similarity,
+            weight: e.weight,
+            contribution: e.contribution,
+            evidence: await evidence.get(e.prototype)!,
+            prototypeImage: await pictures.get(e.prototype)!,
+          };
+        }),
+      ),
+    }),
+  );
   return { fileName: src.fileName, classes: await Promise.all(classes) };
 }
 
@@ -226,7 +233,10 @@ tfoot th,tfoot td{padding:.4rem 0}
 export function renderReasoningPage(input: ReasoningPageInput): string {
   const file = escapeHtml(input.fileName);
   const top = input.classes
-    .map((c, i) => `<li><a href="#class-${i + 1}">${escapeHtml(c.className)} <strong>${escapeHtml(formatPercent(c.probability))}</strong></a></li>`)
+    .map(
+      (c, i) =>
+        `<li><a href="#class-${i + 1}">${escapeHtml(c.className)} <strong>${escapeHtml(formatPercent(c.probability))}</strong></a></li>`,
+    )
     .join('');
   return `<!doctype html>
 <html lang="en">

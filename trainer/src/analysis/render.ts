@@ -66,7 +66,8 @@ export async function renderSourceWithBox(image: RgbImage, box: Box, opts: Sourc
   checkBox(box, image, 'box');
   if (opts.receptiveField) checkBox(opts.receptiveField, image, 'receptiveField');
   const small = await downscale(image, checkMaxSide(opts.maxSide ?? SOURCE_MAX_SIDE));
-  if (opts.receptiveField) drawRect(small, scaleBox(opts.receptiveField, image, small), RF_COLOUR, strokeWidth(small) - 1, null, 6);
+  if (opts.receptiveField)
+    drawRect(small, scaleBox(opts.receptiveField, image, small), RF_COLOUR, strokeWidth(small) - 1, null, 6);
   drawBox(small, scaleBox(box, image, small));
   return encode(small);
 }
@@ -75,12 +76,23 @@ export async function renderSourceWithBox(image: RgbImage, box: Box, opts: Sourc
  * A low-resolution activation map (larger = more similar) upsampled bicubically
  * to the picture, normalised min..max, coloured and blended over the image.
  */
-export async function renderHeatmap(image: RgbImage, activation: ArrayLike<number>, mapH: number, mapW: number, opts: HeatmapOptions = {}): Promise<Buffer> {
+export async function renderHeatmap(
+  image: RgbImage,
+  activation: ArrayLike<number>,
+  mapH: number,
+  mapW: number,
+  opts: HeatmapOptions = {},
+): Promise<Buffer> {
   checkImage(image);
-  if (!isPositiveInt(mapH) || !isPositiveInt(mapW)) throw new RangeError(`renderHeatmap: map size ${mapW}x${mapH} must be positive integers`);
-  if (activation.length !== mapH * mapW) throw new RangeError(`renderHeatmap: activation has ${activation.length} values, expected ${mapH}x${mapW} = ${mapH * mapW}`);
+  if (!isPositiveInt(mapH) || !isPositiveInt(mapW))
+    throw new RangeError(`renderHeatmap: map size ${mapW}x${mapH} must be positive integers`);
+  if (activation.length !== mapH * mapW)
+    throw new RangeError(
+      `renderHeatmap: activation has ${activation.length} values, expected ${mapH}x${mapW} = ${mapH * mapW}`,
+    );
   for (let i = 0; i < activation.length; i++) {
-    if (!Number.isFinite(activation[i])) throw new RangeError(`renderHeatmap: activation[${i}] is ${activation[i]}, expected a finite number`);
+    if (!Number.isFinite(activation[i]))
+      throw new RangeError(`renderHeatmap: activation[${i}] is ${activation[i]}, expected a finite number`);
   }
   const opacity = opts.opacity ?? 0.4;
   if (!(opacity >= 0 && opacity <= 1)) throw new RangeError(`renderHeatmap: opacity ${opacity} must be within 0..1`);
@@ -99,8 +111,12 @@ function isPositiveInt(n: number): boolean {
 
 function checkImage(image: RgbImage): void {
   const { width, height, data } = image;
-  if (!isPositiveInt(width) || !isPositiveInt(height)) throw new RangeError(`image size ${width}x${height} must be positive integers`);
-  if (data.length !== width * height * 3) throw new RangeError(`image data holds ${data.length} bytes, expected ${width}x${height}x3 = ${width * height * 3}`);
+  if (!isPositiveInt(width) || !isPositiveInt(height))
+    throw new RangeError(`image size ${width}x${height} must be positive integers`);
+  if (data.length !== width * height * 3)
+    throw new RangeError(
+      `image data holds ${data.length} bytes, expected ${width}x${height}x3 = ${width * height * 3}`,
+    );
 }
 
 function checkBox(box: Box, image: RgbImage, name: string): void {
@@ -126,7 +142,8 @@ function rawInput(image: RgbImage): ReturnType<typeof sharp> {
 
 /** The image with its longer side at most maxSide, as raw RGB we can draw on. */
 async function downscale(image: RgbImage, maxSide: number): Promise<RgbImage> {
-  if (image.width <= maxSide && image.height <= maxSide) return { width: image.width, height: image.height, data: Uint8Array.from(image.data) };
+  if (image.width <= maxSide && image.height <= maxSide)
+    return { width: image.width, height: image.height, data: Uint8Array.from(image.data) };
   const { data, info } = await rawInput(image)
     .resize(maxSide, maxSide, { fit: 'inside' })
     .raw()

@@ -74,8 +74,7 @@ export function reviewCandidates(
     if (p.noPart !== null && p.noPart >= rules.noPart) {
       flags[j].push({
         kind: 'background',
-        reason:
-          `its region covers no annotated bird part on ${pct(p.noPart)} of ${name(p.classId)}'s validation ` + `images`,
+        reason: `its region covers no annotated bird part on ${pct(p.noPart)} of ${name(p.classId)}'s validation images`,
       });
     } else if (p.birdShare !== undefined && p.birdShare < rules.birdShare) {
       flags[j].push({
@@ -108,7 +107,7 @@ export function reviewCandidates(
   });
 
   // Near-duplicates: pairs much closer than prototypes usually are to their nearest other prototype.
-  const live = protos.map((p, j) => j).filter((j) => !protos[j].pruned);
+  const live = protos.map((_p, j) => j).filter((j) => !protos[j].pruned);
   const d2 = (a: number, b: number) => {
     let s = 0;
     for (let k = 0; k < dim; k++) {

@@ -25,12 +25,23 @@ export interface SplitExplanationMetrics {
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 /** Explanation quality measured on one split, next to its accuracy. */
-export async function splitExplanationMetrics(a: { head: ProtoHead; source: FeatureSource; items: DatasetItem[]; dataset: Dataset; runner: ModelRunner; pruned: boolean[]; k?: number; quiet?: boolean }): Promise<SplitExplanationMetrics> {
+export async function splitExplanationMetrics(a: {
+  head: ProtoHead;
+  source: FeatureSource;
+  items: DatasetItem[];
+  dataset: Dataset;
+  runner: ModelRunner;
+  pruned: boolean[];
+  k?: number;
+  quiet?: boolean;
+}): Promise<SplitExplanationMetrics> {
   const { head, source, items } = a;
   const k = a.k ?? 5;
   const notes: string[] = [];
   const hits = nearestPatches(head, source, k, { quiet: a.quiet, label: 'nearest patches' });
-  const purity = mean(classPurity(hits, head.protoClass, source.labels).filter((p, j) => !a.pruned[j] && !Number.isNaN(p)));
+  const purity = mean(
+    classPurity(hits, head.protoClass, source.labels).filter((p, j) => !a.pruned[j] && !Number.isNaN(p)),
+  );
 
   let consistency: number | null = null;
   let stability: number | null = null;
@@ -38,7 +49,8 @@ export async function splitExplanationMetrics(a: { head: ProtoHead; source: Feat
   if (r) {
     consistency = r.consistency;
     stability = r.stability;
-  } else notes.push('consistency/stability need part annotations (CUB parts/part_locs.txt): not available for this dataset');
+  } else
+    notes.push('consistency/stability need part annotations (CUB parts/part_locs.txt): not available for this dataset');
 
   let partCoverage: number | null = null;
   if (a.dataset.layout === 'synthetic') {
@@ -50,7 +62,15 @@ export async function splitExplanationMetrics(a: { head: ProtoHead; source: Feat
     const boxes: PrototypeBox[] = [];
     for (let s = 0; s < source.n; s += 64) {
       const idx = Array.from({ length: Math.min(64, source.n - s) }, (_, i) => s + i);
-      const t = tf.tidy(() => head.distanceMaps(source.features(idx, idx.map(() => false), false)));
+      const t = tf.tidy(() =>
+        head.distanceMaps(
+          source.features(
+            idx,
+            idx.map(() => false),
+            false,
+          ),
+        ),
+      );
       const d = t.dataSync() as Float32Array;
       t.dispose();
       for (const [b, i] of idx.entries()) {
@@ -60,7 +80,12 @@ export async function splitExplanationMetrics(a: { head: ProtoHead; source: Feat
           if (a.pruned[j] || head.protoClass[j] !== source.labels[i]) continue;
           const map = new Float32Array(HW);
           for (let p = 0; p < HW; p++) map[p] = d[(b * HW + p) * m + j];
-          boxes.push({ prototype: j, classId: head.protoClass[j], imageKey, box: activationBox(singleMap(map, H, W), 0, size.width, size.height) });
+          boxes.push({
+            prototype: j,
+            classId: head.protoClass[j],
+            imageKey,
+            box: activationBox(singleMap(map, H, W), 0, size.width, size.height),
+          });
         }
       }
     }

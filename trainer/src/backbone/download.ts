@@ -84,7 +84,10 @@ export async function resolveWeights(spec: WeightsSpec, cacheDir: string): Promi
     throw new Error(`backbone weights not found: ${spec.path}; ${where}`);
   }
   if (spec.url) {
-    if (!spec.sha256) throw new Error(`backbone weights URL ${spec.url} has no sha256: add the file's sha256 so the download can be verified`);
+    if (!spec.sha256)
+      throw new Error(
+        `backbone weights URL ${spec.url} has no sha256: add the file's sha256 so the download can be verified`,
+      );
     return fetchToCache(spec.url, { sha256: spec.sha256, cacheDir });
   }
   throw new Error('backbone weights: give a "path" to a local file or a "url" with its "sha256"');

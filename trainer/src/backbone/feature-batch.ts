@@ -42,7 +42,9 @@ export async function inferBatch(
       continue;
     }
     const x = toNHWC(images, backbone.preprocess, flip);
-    outputs.push(quantized ? await backbone.extractQuantized!(x, images.length) : await backbone.extract(x, images.length));
+    outputs.push(
+      quantized ? await backbone.extractQuantized!(x, images.length) : await backbone.extract(x, images.length),
+    );
   }
   return { invalid, skipped, outputs };
 }

@@ -17,10 +17,23 @@ import { decodeMany } from '../data/decode.ts';
 import type { DatasetItem, RgbImage, SkippedFile } from '../data/types.ts';
 import { Progress } from '../run/progress.ts';
 import { inferBatch, type BatchResult } from './feature-batch.ts';
-import { asBytes, dataBytes, readFeatureData, readFeatureHeader, writeFeatureFile, type FeatureFileHeader } from './feature-file.ts';
+import {
+  asBytes,
+  dataBytes,
+  readFeatureData,
+  readFeatureHeader,
+  writeFeatureFile,
+  type FeatureFileHeader,
+} from './feature-file.ts';
 import { featureCacheKey } from './feature-key.ts';
 import { runInWorkers } from './feature-pool.ts';
-import { allocateFeatureData, bytesPerElement, createFeatureStore, type FeatureEncoding, type FeatureStore } from './feature-store.ts';
+import {
+  allocateFeatureData,
+  bytesPerElement,
+  createFeatureStore,
+  type FeatureEncoding,
+  type FeatureStore,
+} from './feature-store.ts';
 import type { FrozenBackbone } from './types.ts';
 
 export interface ExtractOptions {
@@ -66,7 +79,11 @@ export interface ExtractTiming {
   inferenceMs: number;
 }
 
-export async function extractFeatures(backbone: FrozenBackbone, items: readonly DatasetItem[], opts: ExtractOptions): Promise<ExtractResult> {
+export async function extractFeatures(
+  backbone: FrozenBackbone,
+  items: readonly DatasetItem[],
+  opts: ExtractOptions,
+): Promise<ExtractResult> {
   const { flip, ...rest } = opts;
   const [result] = await extractFeatureSets(backbone, items, { ...rest, flips: [flip] });
   return result;
@@ -90,12 +107,27 @@ export async function extractFeatureSets(
 
   const targets: Target[] = [];
   for (const flip of opts.flips) {
-    const key = await featureCacheKey({ backboneHash: backbone.hash, preprocess: backbone.preprocess, flip, encoding, items });
+    const key = await featureCacheKey({
+      backboneHash: backbone.hash,
+      preprocess: backbone.preprocess,
+      flip,
+      encoding,
+      items,
+    });
     const path = join(opts.cacheDir, `${key}.feat`);
     await removeStaleTemps(opts.cacheDir, key);
     const loaded = await loadWhole(path, key, n, shape, encoding);
     const t: Target = loaded
-      ? { flip, key, path, partsDir: '', ...loaded, chunkDone: new Array(chunks).fill(true), cacheHit: true, resumed: 0 }
+      ? {
+          flip,
+          key,
+          path,
+          partsDir: '',
+          ...loaded,
+          chunkDone: new Array(chunks).fill(true),
+          cacheHit: true,
+          resumed: 0,
+        }
       : {
           flip,
           key,
@@ -114,7 +146,8 @@ export async function extractFeatureSets(
 
   const pending = targets.filter((t) => !t.cacheHit);
   const timing: ExtractTiming = { totalMs: 0, decodeWaitMs: 0, inferenceMs: 0 };
-  for (const t of targets) if (t.cacheHit) await rm(join(opts.cacheDir, `${t.key}.parts`), { recursive: true, force: true });
+  for (const t of targets)
+    if (t.cacheHit) await rm(join(opts.cacheDir, `${t.key}.parts`), { recursive: true, force: true });
   if (pending.length > 0) {
     const t0 = performance.now();
     await runExtraction(backbone, items, pending, { ...opts, batchSize, chunkSize, encoding, mapSize }, timing);
@@ -192,7 +225,12 @@ async function runExtraction(
   for (const t of targets) await mkdir(t.partsDir, { recursive: true });
   const resumed = Math.max(...targets.map((t) => t.resumed));
   const flips = targets.map((t) => (t.flip ? 'flipped' : 'original')).join('+');
-  const progress = new Progress({ label: `${o.progressLabel ?? 'features'} (${flips})`, total: todo, unit: 'img', quiet: o.quiet });
+  const progress = new Progress({
+    label: `${o.progressLabel ?? 'features'} (${flips})`,
+    total: todo,
+    unit: 'img',
+    quiet: o.quiet,
+  });
   if (resumed > 0 && !o.quiet) process.stderr.write(`resuming feature extraction: ${resumed} images already done\n`);
 
   /** Stores one batch's results; writes a chunk file when its last batch is in. */
@@ -262,7 +300,9 @@ async function runInThread(
   const fill = (): void => {
     while (queue.length <= lookahead && started < batches.length) {
       const b = batches[started++];
-      const p = decodeMany(items.slice(b.start, b.end), backbone.preprocess.size, { concurrency: o.decodeConcurrency ?? 8 });
+      const p = decodeMany(items.slice(b.start, b.end), backbone.preprocess.size, {
+        concurrency: o.decodeConcurrency ?? 8,
+      });
       p.catch(() => undefined); // awaited below; this only avoids an unhandled-rejection crash meanwhile
       queue.push(p);
     }
@@ -276,7 +316,13 @@ async function runInThread(
     fill();
     const tInfer = performance.now();
     const paths = items.slice(b.start, b.end).map((it) => it.path);
-    const r = await inferBatch(backbone, decoded, paths, b.targets.map((t) => t.flip), quantized);
+    const r = await inferBatch(
+      backbone,
+      decoded,
+      paths,
+      b.targets.map((t) => t.flip),
+      quantized,
+    );
     timing.inferenceMs += performance.now() - tInfer;
     await accept(i, r);
   }
@@ -312,7 +358,14 @@ function chunkPath(t: Target, chunk: number): string {
   return join(t.partsDir, `chunk-${String(chunk).padStart(5, '0')}.feat`);
 }
 
-async function writeChunk(t: Target, chunk: number, start: number, count: number, encoding: FeatureEncoding, backbone: string): Promise<void> {
+async function writeChunk(
+  t: Target,
+  chunk: number,
+  start: number,
+  count: number,
+  encoding: FeatureEncoding,
+  backbone: string,
+): Promise<void> {
   const bpe = bytesPerElement(encoding);
   const size = t.store.shape[0] * t.store.shape[1] * t.store.shape[2];
   const bytes = asBytes(t.store.data).subarray(start * size * bpe, (start + count) * size * bpe);
@@ -337,8 +390,18 @@ async function restoreChunks(t: Target, chunkSize: number, n: number): Promise<v
     const start = c * chunkSize;
     const count = Math.min(n, start + chunkSize) - start;
     const found = await readFeatureHeader(p);
-    if (!found || !sameLayout(found.header, t.key, n, t.store) || found.header.start !== start || found.header.count !== count) continue;
-    await readFeatureData(p, found.dataOffset, asBytes(t.store.data).subarray(start * size * bpe, (start + count) * size * bpe));
+    if (
+      !found ||
+      !sameLayout(found.header, t.key, n, t.store) ||
+      found.header.start !== start ||
+      found.header.count !== count
+    )
+      continue;
+    await readFeatureData(
+      p,
+      found.dataOffset,
+      asBytes(t.store.data).subarray(start * size * bpe, (start + count) * size * bpe),
+    );
     for (const i of found.header.invalid) t.invalid.add(i);
     for (const s of found.header.skipped) t.skipped.set(s.index, { path: s.path, reason: s.reason });
     t.chunkDone[c] = true;
@@ -346,7 +409,12 @@ async function restoreChunks(t: Target, chunkSize: number, n: number): Promise<v
   }
 }
 
-function sameLayout(h: FeatureFileHeader, key: string, n: number, like: Pick<FeatureStore, 'shape' | 'encoding'>): boolean {
+function sameLayout(
+  h: FeatureFileHeader,
+  key: string,
+  n: number,
+  like: Pick<FeatureStore, 'shape' | 'encoding'>,
+): boolean {
   return h.key === key && h.total === n && h.encoding === like.encoding && h.shape.join('x') === like.shape.join('x');
 }
 

@@ -5,7 +5,7 @@
  * Files are written atomically (io/atomic.ts), so a reader never sees a
  * half-written file; a file whose size does not match its header is ignored.
  */
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { SkippedFile } from '../data/types.ts';
 import { bytesPerElement, type FeatureEncoding } from './feature-store.ts';
@@ -41,7 +41,8 @@ export function dataBytes(h: Pick<FeatureFileHeader, 'count' | 'shape' | 'encodi
 
 /** Writes header + data atomically and durably. */
 export async function writeFeatureFile(path: string, header: FeatureFileHeader, data: Uint8Array): Promise<void> {
-  if (data.byteLength !== dataBytes(header)) throw new Error(`writeFeatureFile: ${data.byteLength} data bytes, header says ${dataBytes(header)}`);
+  if (data.byteLength !== dataBytes(header))
+    throw new Error(`writeFeatureFile: ${data.byteLength} data bytes, header says ${dataBytes(header)}`);
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const headLen = 12 + json.length;
   const padded = Math.ceil(headLen / ALIGN) * ALIGN;
@@ -53,8 +54,10 @@ export async function writeFeatureFile(path: string, header: FeatureFileHeader, 
 }
 
 /** Reads a file's header; undefined when the file is missing, truncated or not a feature file. */
-export async function readFeatureHeader(path: string): Promise<{ header: FeatureFileHeader; dataOffset: number } | undefined> {
-  let fh;
+export async function readFeatureHeader(
+  path: string,
+): Promise<{ header: FeatureFileHeader; dataOffset: number } | undefined> {
+  let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch {

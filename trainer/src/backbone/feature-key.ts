@@ -22,7 +22,9 @@ export interface FeatureKeyInput {
 export async function featureCacheKey(input: FeatureKeyInput): Promise<string> {
   const stats = await statAll(input.items.map((i) => i.path));
   const h = createHash('sha256');
-  h.update(`${KEY_VERSION}\n${input.backboneHash}\n${JSON.stringify(input.preprocess)}\nflip=${input.flip}\n${input.encoding}\n${input.items.length}\n`);
+  h.update(
+    `${KEY_VERSION}\n${input.backboneHash}\n${JSON.stringify(input.preprocess)}\nflip=${input.flip}\n${input.encoding}\n${input.items.length}\n`,
+  );
   input.items.forEach((item, i) => {
     h.update(`${item.id}\t${item.path}\t${item.box ? item.box.join(',') : ''}\t${stats[i]}\n`);
   });

@@ -53,18 +53,29 @@ export async function runInWorkers(
         failed = true;
         // Let a chunk write in progress finish, so a re-run can resume from it.
         const err = e instanceof Error ? e : new Error(String(e));
-        acceptChain.then(() => reject(err), () => reject(err));
+        acceptChain.then(
+          () => reject(err),
+          () => reject(err),
+        );
       };
       const dispatch = (w: Worker): void => {
         while (!failed && next < batches.length && (outstanding.get(w) ?? 0) < depth) {
           const id = next++;
-          const job: WorkerJob = { id, items: batches[id].items, flips: batches[id].flips, quantized: opts.quantized, decodeConcurrency: opts.decodeConcurrency };
+          const job: WorkerJob = {
+            id,
+            items: batches[id].items,
+            flips: batches[id].flips,
+            quantized: opts.quantized,
+            decodeConcurrency: opts.decodeConcurrency,
+          };
           outstanding.set(w, (outstanding.get(w) ?? 0) + 1);
           w.postMessage(job);
         }
       };
       for (let i = 0; i < count; i++) {
-        const w = new Worker(new URL('./feature-worker.ts', import.meta.url), { workerData: { recipe: opts.recipe, hash: opts.hash } });
+        const w = new Worker(new URL('./feature-worker.ts', import.meta.url), {
+          workerData: { recipe: opts.recipe, hash: opts.hash },
+        });
         workers.push(w);
         w.on('error', fail);
         w.on('exit', (code) => {
@@ -79,7 +90,9 @@ export async function runInWorkers(
             stats.inferenceMs += m.inferenceMs;
             dispatch(w);
             acceptChain = acceptChain
-              .then(() => (failed ? undefined : accept(m.id, { invalid: m.invalid, skipped: m.skipped, outputs: m.outputs })))
+              .then(() =>
+                failed ? undefined : accept(m.id, { invalid: m.invalid, skipped: m.skipped, outputs: m.outputs }),
+              )
               .then(() => {
                 if (++finished === batches.length) resolve();
               })

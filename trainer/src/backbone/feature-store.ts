@@ -38,13 +38,17 @@ export function bytesPerElement(encoding: FeatureEncoding): number {
 }
 
 /** A store over `data` (e.g. loaded from a cache file), or a zero-filled new one. */
-export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | Uint16Array | Float32Array): FeatureStore {
+export function createFeatureStore(
+  spec: FeatureStoreSpec,
+  data?: Uint8Array | Uint16Array | Float32Array,
+): FeatureStore {
   const { n, shape, encoding, quantization } = spec;
   const size = shape[0] * shape[1] * shape[2];
   const total = n * size;
   if (encoding === 'uint8' && !quantization) throw new Error('FeatureStore: uint8 encoding needs scale and zero point');
   const buffer = data ?? allocateFeatureData(encoding, total);
-  if (buffer.length !== total) throw new Error(`FeatureStore: buffer holds ${buffer.length} values, expected ${n}x${shape.join('x')} = ${total}`);
+  if (buffer.length !== total)
+    throw new Error(`FeatureStore: buffer holds ${buffer.length} values, expected ${n}x${shape.join('x')} = ${total}`);
   checkType(encoding, buffer);
 
   // uint8 → float via a 256-entry table: exact and fast.
@@ -52,7 +56,8 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
   if (quantization) for (let q = 0; q < 256; q++) lut[q] = (q - quantization.zeroPoint) * quantization.scale;
 
   const checkIndex = (i: number): void => {
-    if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`FeatureStore: index ${i} out of range 0..${n - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= n)
+      throw new RangeError(`FeatureStore: index ${i} out of range 0..${n - 1}`);
   };
   const readInto = (i: number, out: Float32Array, at: number): void => {
     checkIndex(i);
@@ -82,13 +87,15 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
     },
     batch(indices, out) {
       const dst = out ?? new Float32Array(indices.length * size);
-      if (dst.length < indices.length * size) throw new Error(`FeatureStore.batch: out has ${dst.length} floats, needs ${indices.length * size}`);
+      if (dst.length < indices.length * size)
+        throw new Error(`FeatureStore.batch: out has ${dst.length} floats, needs ${indices.length * size}`);
       indices.forEach((idx, k) => readInto(idx, dst, k * size));
       return dst;
     },
     set(i, features) {
       checkIndex(i);
-      if (features.length !== size) throw new Error(`FeatureStore.set: got ${features.length} floats, expected ${size}`);
+      if (features.length !== size)
+        throw new Error(`FeatureStore.set: got ${features.length} floats, expected ${size}`);
       const start = i * size;
       if (encoding === 'float32') (buffer as Float32Array).set(features, start);
       else if (encoding === 'float16') encodeFloat16(features, (buffer as Uint16Array).subarray(start, start + size));
@@ -96,7 +103,8 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
         // Float input into a quantised store: requantise (exact when the floats came from this quantisation).
         const q = quantization!;
         const dst = (buffer as Uint8Array).subarray(start, start + size);
-        for (let j = 0; j < size; j++) dst[j] = Math.min(255, Math.max(0, Math.round(features[j] / q.scale + q.zeroPoint)));
+        for (let j = 0; j < size; j++)
+          dst[j] = Math.min(255, Math.max(0, Math.round(features[j] / q.scale + q.zeroPoint)));
       }
     },
     setQuantized(i, q) {
@@ -114,10 +122,19 @@ export function createFeatureStore(spec: FeatureStoreSpec, data?: Uint8Array | U
  */
 export function allocateFeatureData(encoding: FeatureEncoding, total: number): Uint8Array | Uint16Array | Float32Array {
   const shared = new SharedArrayBuffer(total * bytesPerElement(encoding));
-  return encoding === 'uint8' ? new Uint8Array(shared) : encoding === 'float16' ? new Uint16Array(shared) : new Float32Array(shared);
+  return encoding === 'uint8'
+    ? new Uint8Array(shared)
+    : encoding === 'float16'
+      ? new Uint16Array(shared)
+      : new Float32Array(shared);
 }
 
 function checkType(encoding: FeatureEncoding, data: Uint8Array | Uint16Array | Float32Array): void {
-  const ok = encoding === 'uint8' ? data instanceof Uint8Array : encoding === 'float16' ? data instanceof Uint16Array : data instanceof Float32Array;
+  const ok =
+    encoding === 'uint8'
+      ? data instanceof Uint8Array
+      : encoding === 'float16'
+        ? data instanceof Uint16Array
+        : data instanceof Float32Array;
   if (!ok) throw new Error(`FeatureStore: ${data.constructor.name} does not match encoding ${encoding}`);
 }

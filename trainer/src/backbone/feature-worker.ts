@@ -20,7 +20,15 @@ export interface WorkerJob {
 
 export type WorkerMessage =
   | { type: 'ready' }
-  | { type: 'result'; id: number; invalid: number[]; skipped: { path: string; reason: string }[]; outputs: (Uint8Array | Float32Array)[]; decodeWaitMs: number; inferenceMs: number }
+  | {
+      type: 'result';
+      id: number;
+      invalid: number[];
+      skipped: { path: string; reason: string }[];
+      outputs: (Uint8Array | Float32Array)[];
+      decodeWaitMs: number;
+      inferenceMs: number;
+    }
   | { type: 'error'; message: string };
 
 const port = parentPort;
@@ -28,12 +36,14 @@ if (!port) throw new Error('feature-worker.ts runs only as a worker thread');
 const { recipe, hash } = workerData as { recipe: BackboneRecipe; hash: string };
 
 const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
-const fail = (e: unknown): void => send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+const fail = (e: unknown): void =>
+  send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
 
 let backbone: FrozenBackbone;
 try {
   backbone = await buildFromRecipe<FrozenBackbone>(recipe);
-  if (backbone.hash !== hash) throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
+  if (backbone.hash !== hash)
+    throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
   let chain = Promise.resolve();
   port.on('message', (job: WorkerJob) => {
     const decoding = decodeMany(job.items, backbone.preprocess.size, { concurrency: job.decodeConcurrency });
@@ -53,7 +63,15 @@ try {
         // Copies own their buffers, so they can be transferred instead of cloned.
         const outputs = r.outputs.map((o) => o.slice());
         send(
-          { type: 'result', id: job.id, invalid: r.invalid, skipped: r.skipped, outputs, decodeWaitMs: t1 - t0, inferenceMs: performance.now() - t1 },
+          {
+            type: 'result',
+            id: job.id,
+            invalid: r.invalid,
+            skipped: r.skipped,
+            outputs,
+            decodeWaitMs: t1 - t0,
+            inferenceMs: performance.now() - t1,
+          },
           outputs.map((o) => o.buffer as ArrayBuffer),
         );
       })

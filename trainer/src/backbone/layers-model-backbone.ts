@@ -25,7 +25,9 @@ export interface WrapOptions {
 export function wrapLayersModel(model: LayersModel, opts: WrapOptions): LayersBackbone {
   const out = model.outputs[0].shape;
   if (model.outputs.length !== 1 || out.length !== 4 || out.slice(1).some((d) => d === null)) {
-    throw new Error(`tfjs backbone: model output must be one NHWC feature map with known size, got ${JSON.stringify(model.outputs.map((o) => o.shape))}`);
+    throw new Error(
+      `tfjs backbone: model output must be one NHWC feature map with known size, got ${JSON.stringify(model.outputs.map((o) => o.shape))}`,
+    );
   }
   const featureShape: FeatureShape = [out[1]!, out[2]!, out[3]!];
   const featureSize = featureShape[0] * featureShape[1] * featureShape[2];
@@ -50,11 +52,17 @@ export function wrapLayersModel(model: LayersModel, opts: WrapOptions): LayersBa
     preprocess: pre,
     featureShape,
     async extract(batch, n) {
-      if (batch.length < n * inputSize) throw new Error(`tfjs backbone: batch has ${batch.length} floats, expected ${n}x${pre.size}x${pre.size}x3`);
+      if (batch.length < n * inputSize)
+        throw new Error(`tfjs backbone: batch has ${batch.length} floats, expected ${n}x${pre.size}x${pre.size}x3`);
       const result = new Float32Array(n * featureSize);
       for (let s = 0; s < n; s += step) {
         const m = Math.min(step, n - s);
-        const y = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(s * inputSize, (s + m) * inputSize), [m, pre.size, pre.size, 3])) as tf.Tensor);
+        const y = tf.tidy(
+          () =>
+            model.predict(
+              tf.tensor4d(batch.subarray(s * inputSize, (s + m) * inputSize), [m, pre.size, pre.size, 3]),
+            ) as tf.Tensor,
+        );
         result.set((await y.data()) as Float32Array, s * featureSize);
         y.dispose();
       }
@@ -68,16 +76,21 @@ export function wrapLayersModel(model: LayersModel, opts: WrapOptions): LayersBa
     },
     getWeights() {
       const m = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [name, v] of byName()) m.set(name, { shape: v.shape.slice(), data: Float32Array.from(v.dataSync() as Float32Array) });
+      for (const [name, v] of byName())
+        m.set(name, { shape: v.shape.slice(), data: Float32Array.from(v.dataSync() as Float32Array) });
       return m;
     },
     setWeights(weights) {
       const vars = byName();
       const missing = [...vars.keys()].filter((k) => !weights.has(k));
-      if (missing.length > 0) throw new Error(`tfjs backbone: setWeights is missing ${missing.length} weight(s), e.g. ${missing.slice(0, 3).join(', ')}`);
+      if (missing.length > 0)
+        throw new Error(
+          `tfjs backbone: setWeights is missing ${missing.length} weight(s), e.g. ${missing.slice(0, 3).join(', ')}`,
+        );
       for (const [name, v] of vars) {
         const w = weights.get(name)!;
-        if (w.shape.join('x') !== v.shape.join('x')) throw new Error(`tfjs backbone: weight ${name} has shape [${w.shape}], expected [${v.shape}]`);
+        if (w.shape.join('x') !== v.shape.join('x'))
+          throw new Error(`tfjs backbone: weight ${name} has shape [${w.shape}], expected [${v.shape}]`);
         tf.tidy(() => v.assign(tf.tensor(w.data, w.shape, 'float32')));
       }
     },

@@ -47,7 +47,14 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     throw new Error(`ONNX backbone: cannot read ${opts.path} (${e instanceof Error ? e.message : String(e)})`);
   }
   const compute = opts.compute ?? 'int8';
-  const tapped = tapForCompute(insertTap(fileBytes, { tap: opts.tap ?? 'auto', nhwc: (opts.layout ?? 'NCHW') === 'NCHW', outputStride: opts.outputStride }), compute);
+  const tapped = tapForCompute(
+    insertTap(fileBytes, {
+      tap: opts.tap ?? 'auto',
+      nhwc: (opts.layout ?? 'NCHW') === 'NCHW',
+      outputStride: opts.outputStride,
+    }),
+    compute,
+  );
   const threads = opts.threads ?? availableParallelism();
   const session = await ort.InferenceSession.create(tapped.bytes, {
     graphOptimizationLevel: 'all',
@@ -56,16 +63,23 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     executionMode: 'sequential',
     logSeverityLevel: 3,
     // Flattened by the Node binding into session config entries ("session.intra_op.allow_spinning").
-    extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: {
+      session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } },
+    },
   });
-  const hash = createHash('sha256').update(fileBytes).update('\0tap=').update(tapped.tensor).update(compute === 'int8' ? '' : `\0compute=${compute}`)
+  const hash = createHash('sha256')
+    .update(fileBytes)
+    .update('\0tap=')
+    .update(tapped.tensor)
+    .update(compute === 'int8' ? '' : `\0compute=${compute}`)
     .update(opts.outputStride ? `\0outputStride=${opts.outputStride}` : '')
     .digest('hex');
   const pre = opts.preprocess;
   const inputSize = pre.size * pre.size * 3;
 
   const run = async (batch: Float32Array, n: number, output: string): Promise<ort.Tensor> => {
-    if (batch.length < n * inputSize) throw new Error(`ONNX backbone: batch has ${batch.length} floats, expected ${n}x${pre.size}x${pre.size}x3`);
+    if (batch.length < n * inputSize)
+      throw new Error(`ONNX backbone: batch has ${batch.length} floats, expected ${n}x${pre.size}x${pre.size}x3`);
     const input = new ort.Tensor('float32', batch.subarray(0, n * inputSize), [n, pre.size, pre.size, 3]);
     const out = await session.run({ [tapped.input]: input }, [output]);
     return out[output] as ort.Tensor;
@@ -74,14 +88,19 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
   // One dummy image gives the feature shape (symbolic in the metadata) and warms the session up.
   const probe = await run(new Float32Array(inputSize), 1, tapped.floatOutput);
   const dims = probe.dims;
-  if (dims.length !== 4) throw new Error(`ONNX backbone: tap "${tapped.tensor}" has rank ${dims.length}, expected a 4-d feature map`);
+  if (dims.length !== 4)
+    throw new Error(`ONNX backbone: tap "${tapped.tensor}" has rank ${dims.length}, expected a 4-d feature map`);
   const featureShape: FeatureShape = [dims[1], dims[2], dims[3]];
   const featureSize = dims[1] * dims[2] * dims[3];
 
   const backbone: OnnxBackbone = {
     hash,
     // Pool workers each run a one-thread session: cheaper per image than one two-thread session.
-    recipe: { module: import.meta.url, factory: 'loadOnnxBackbone', options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions },
+    recipe: {
+      module: import.meta.url,
+      factory: 'loadOnnxBackbone',
+      options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions,
+    },
     description: `onnx ${opts.path} tap ${tapped.tensor}${opts.outputStride ? ` output stride ${opts.outputStride}` : ''}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
     preprocess: pre,
     featureShape,

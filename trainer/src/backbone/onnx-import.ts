@@ -1,7 +1,21 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeModel, encodeModel, makeAttribute, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, OnnxDataType, tensorValues, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
+import {
+  decodeModel,
+  encodeModel,
+  makeAttribute,
+  makeGraph,
+  makeModel,
+  makeNode,
+  makeTensor,
+  makeValueInfo,
+  OnnxDataType,
+  tensorValues,
+  type OnnxGraph,
+  type OnnxNode,
+  type OnnxTensor,
+} from './onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
 import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
@@ -41,7 +55,8 @@ function attrInts(node: OnnxNode, name: string): number[] | null {
 }
 
 /** An imported backbone: trainable, usable frozen, and exportable with its current (tuned) weights. */
-export type ImportedOnnxBackbone = TrainableBackbone & FrozenBackbone & { toOnnx(): { bytes: Uint8Array; tap: string } };
+export type ImportedOnnxBackbone = TrainableBackbone &
+  FrozenBackbone & { toOnnx(): { bytes: Uint8Array; tap: string } };
 
 export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<ImportedOnnxBackbone> {
   const bytes = new Uint8Array(await readFile(opts.path));
@@ -53,7 +68,10 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     let v = values.get(name);
     if (!v) {
       const t = init.get(name);
-      if (!t) throw new Error(`ONNX import: "${name}" is not a constant (only constant weights and quantisation parameters are supported)`);
+      if (!t)
+        throw new Error(
+          `ONNX import: "${name}" is not a constant (only constant weights and quantisation parameters are supported)`,
+        );
       values.set(name, (v = tensorValues(t)));
     }
     return v;
@@ -102,13 +120,17 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
         const dil = attrInts(node, 'dilations') ?? [1, 1];
         // tfjs has no gradient for dilated depthwise convolutions, so a dilated (outputStride) network cannot train here.
-        if (dil.some((d) => d !== 1)) throw new Error(`ONNX import: dilated conv ${node.name} is not supported (a trainable backbone cannot use outputStride)`);
+        if (dil.some((d) => d !== 1))
+          throw new Error(
+            `ONNX import: dilated conv ${node.name} is not supported (a trainable backbone cannot use outputStride)`,
+          );
         const raw = val(wName);
         const wScale = q ? val(node.inputs[4]) : [1];
         const wZp = q ? val(node.inputs[5]) : [0];
         const xScale = q ? scalar(node.inputs[1]) : 1;
         const depthwise = group > 1 && group === cout && cinPerGroup === 1;
-        if (group > 1 && !depthwise) throw new Error(`ONNX import: grouped conv ${node.name} (group ${group}) is not supported`);
+        if (group > 1 && !depthwise)
+          throw new Error(`ONNX import: grouped conv ${node.name} (group ${group}) is not supported`);
         // ONNX [out, in, kh, kw] -> tf [kh, kw, in, out] (depthwise: [kh, kw, channels, 1]).
         const inC = depthwise ? cout : cinPerGroup;
         const outC = depthwise ? 1 : cout;
@@ -129,7 +151,8 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         const b = new Float32Array(cout);
         if (bName && init.has(bName)) {
           const bq = val(bName);
-          for (let o = 0; o < cout; o++) b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
+          for (let o = 0; o < cout; o++)
+            b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
         }
         const name = node.name || y;
         const weights: ConvWeights = {
@@ -144,14 +167,26 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         // activation, so float training leaves it out (one less element-wise op and its gradient).
         const relu = range !== null && range[0] === 0;
         const symmetric = pads[0] === pads[2] && pads[1] === pads[3] && pads[0] === pads[1];
-        const padding: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]];
+        const padding: [[number, number], [number, number], [number, number], [number, number]] = [
+          [0, 0],
+          [pads[0], pads[2]],
+          [pads[1], pads[3]],
+          [0, 0],
+        ];
         const st: [number, number] = [strides[0], strides[1]];
         steps.push((env) => {
           const input = env.get(x)! as tf.Tensor4D;
           // Symmetric padding goes into the conv itself: no Pad op, no Slice in the backward pass.
           const padded = symmetric ? input : (tf.pad(input, padding) as tf.Tensor4D);
           const pad = symmetric ? pads[0] : 0;
-          const args = { x: padded, filter: weights.kernel as tf.Tensor4D, strides: st, pad, bias: weights.bias, activation: relu ? ('relu' as const) : ('linear' as const) };
+          const args = {
+            x: padded,
+            filter: weights.kernel as tf.Tensor4D,
+            strides: st,
+            pad,
+            bias: weights.bias,
+            activation: relu ? ('relu' as const) : ('linear' as const),
+          };
           const out = depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
           env.set(y, relu ? tf.minimum(out, range![1]) : out);
         });
@@ -185,7 +220,9 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         break;
       }
       default:
-        throw new Error(`ONNX import: operator ${node.opType} (${node.name}) on the way to the features is not supported; supported: QuantizeLinear, DequantizeLinear, QLinearConv, Conv, QLinearAdd, Add, Relu, Clip`);
+        throw new Error(
+          `ONNX import: operator ${node.opType} (${node.name}) on the way to the features is not supported; supported: QuantizeLinear, DequantizeLinear, QLinearConv, Conv, QLinearAdd, Add, Relu, Clip`,
+        );
     }
   }
 
@@ -203,7 +240,8 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
   probe.dispose();
   const hash = createHash('sha256').update(bytes).update(`\0import tap=${tap}`).digest('hex');
   const vars = convs.flatMap((c) => [c.kernel, c.bias]);
-  const named = () => new Map(convs.flatMap((c, i) => [[`conv${i}.kernel`, c.kernel] as const, [`conv${i}.bias`, c.bias] as const]));
+  const named = () =>
+    new Map(convs.flatMap((c, i) => [[`conv${i}.kernel`, c.kernel] as const, [`conv${i}.bias`, c.bias] as const]));
 
   return {
     hash,
@@ -247,7 +285,16 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
 type PlanStep =
   | { kind: 'identity'; x: string; y: string }
   | { kind: 'clip'; x: string; y: string; lo: number; hi: number }
-  | { kind: 'conv'; x: string; y: string; weights: ConvWeights; strides: [number, number]; pads: number[]; depthwise: boolean; hi: number | null }
+  | {
+      kind: 'conv';
+      x: string;
+      y: string;
+      weights: ConvWeights;
+      strides: [number, number];
+      pads: number[];
+      depthwise: boolean;
+      hi: number | null;
+    }
   | { kind: 'add'; a: string; b: string; y: string; hi: number | null };
 
 /**
@@ -284,15 +331,26 @@ function planToOnnx(plan: PlanStep[], input: string, tap: string, size: number):
       for (let o = 0; o < cout; o++)
         for (let i = 0; i < cinPerGroup; i++)
           for (let r = 0; r < kh; r++)
-            for (let c = 0; c < kw; c++) w[((o * cinPerGroup + i) * kh + r) * kw + c] = st.depthwise ? kv[(r * kw + c) * inC + o] : kv[((r * kw + c) * inC + i) * outC + o];
+            for (let c = 0; c < kw; c++)
+              w[((o * cinPerGroup + i) * kh + r) * kw + c] = st.depthwise
+                ? kv[(r * kw + c) * inC + o]
+                : kv[((r * kw + c) * inC + i) * outC + o];
       const wName = `${st.y}_tuned_w`;
       const bName = `${st.y}_tuned_b`;
-      inits.push(makeTensor(wName, OnnxDataType.FLOAT, [cout, cinPerGroup, kh, kw], w), makeTensor(bName, OnnxDataType.FLOAT, [cout], st.weights.bias.dataSync() as Float32Array));
+      inits.push(
+        makeTensor(wName, OnnxDataType.FLOAT, [cout, cinPerGroup, kh, kw], w),
+        makeTensor(bName, OnnxDataType.FLOAT, [cout], st.weights.bias.dataSync() as Float32Array),
+      );
       const out = st.hi !== null ? `${st.y}_conv` : st.y;
       nodes.push(
         makeNode('Conv', [st.x, wName, bName], [out], {
           name: `${st.y}_conv_node`,
-          attributes: [makeAttribute('kernel_shape', [kh, kw]), makeAttribute('strides', st.strides), makeAttribute('pads', st.pads), makeAttribute('group', st.depthwise ? cout : 1)],
+          attributes: [
+            makeAttribute('kernel_shape', [kh, kw]),
+            makeAttribute('strides', st.strides),
+            makeAttribute('pads', st.pads),
+            makeAttribute('group', st.depthwise ? cout : 1),
+          ],
         }),
       );
       if (st.hi !== null) clip(out, st.y, 0, st.hi);

@@ -100,7 +100,7 @@ export interface OnnxModel {
 export function decodeModel(bytes: Uint8Array): OnnxModel {
   const fields = decodeMessage(bytes);
   const g = lastField(fields, MODEL.graph);
-  if (!g || g.wire !== 2) throw new Error('ONNX: model has no graph');
+  if (g?.wire !== 2) throw new Error('ONNX: model has no graph');
   return { graph: decodeGraph(g.value), other: fields.filter((f) => f.no !== MODEL.graph) };
 }
 
@@ -144,9 +144,9 @@ function decodeValueInfo(bytes: Uint8Array): OnnxValueInfo {
   const f = decodeMessage(bytes);
   const info: OnnxValueInfo = { name: stringOf(f, VALUE_INFO.name), raw: bytes };
   const type = lastField(f, VALUE_INFO.type);
-  if (!type || type.wire !== 2) return info;
+  if (type?.wire !== 2) return info;
   const tensorType = lastField(decodeMessage(type.value), TYPE.tensorType);
-  if (!tensorType || tensorType.wire !== 2) return info;
+  if (tensorType?.wire !== 2) return info;
   const tt = decodeMessage(tensorType.value);
   const elem = varintOf(tt, TENSOR_TYPE.elemType);
   if (elem !== undefined) info.elemType = Number(elem);
@@ -223,7 +223,11 @@ export function opsetImports(model: OnnxModel): Map<string, number> {
 export function encodeModel(model: OnnxModel): Uint8Array {
   // Graph goes in field-number order among the others, as protobuf writers do.
   const graph = bytesField(MODEL.graph, encodeGraph(model.graph));
-  const fields = [...model.other.filter((f) => f.no < MODEL.graph), graph, ...model.other.filter((f) => f.no > MODEL.graph)];
+  const fields = [
+    ...model.other.filter((f) => f.no < MODEL.graph),
+    graph,
+    ...model.other.filter((f) => f.no > MODEL.graph),
+  ];
   return encodeMessage(fields);
 }
 
@@ -253,8 +257,20 @@ export function encodeNode(n: OnnxNode): Uint8Array {
 
 // ---- builders (for graph surgery and for tests) ---------------------------
 
-export function makeNode(opType: string, inputs: string[], outputs: string[], opts: { name?: string; domain?: string; attributes?: Uint8Array[] } = {}): OnnxNode {
-  return { opType, inputs, outputs, name: opts.name ?? '', domain: opts.domain ?? '', attributes: opts.attributes ?? [] };
+export function makeNode(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  opts: { name?: string; domain?: string; attributes?: Uint8Array[] } = {},
+): OnnxNode {
+  return {
+    opType,
+    inputs,
+    outputs,
+    name: opts.name ?? '',
+    domain: opts.domain ?? '',
+    attributes: opts.attributes ?? [],
+  };
 }
 
 /** A tensor value description; an undefined shape means "unknown rank". */
@@ -262,7 +278,10 @@ export function makeValueInfo(name: string, elemType: number, shape?: OnnxDim[])
   const typeFields: ProtoField[] = [varintField(TENSOR_TYPE.elemType, elemType)];
   if (shape) {
     const dims = shape.map((d) =>
-      messageField(SHAPE.dim, d === null ? [] : typeof d === 'number' ? [varintField(DIM.value, d)] : [stringField(DIM.param, d)]),
+      messageField(
+        SHAPE.dim,
+        d === null ? [] : typeof d === 'number' ? [varintField(DIM.value, d)] : [stringField(DIM.param, d)],
+      ),
     );
     typeFields.push(messageField(TENSOR_TYPE.shape, dims));
   }
@@ -279,7 +298,8 @@ export function makeTensor(name: string, dataType: number, dims: number[], value
   else if (dataType === OnnxDataType.UINT8) bytes = Uint8Array.from(values);
   else if (dataType === OnnxDataType.INT8) bytes = new Uint8Array(Int8Array.from(values).buffer);
   else if (dataType === OnnxDataType.INT32) bytes = new Uint8Array(Int32Array.from(values).buffer);
-  else if (dataType === OnnxDataType.INT64) bytes = new Uint8Array(BigInt64Array.from(Array.from({ length: n }, (_, i) => BigInt(values[i]))).buffer);
+  else if (dataType === OnnxDataType.INT64)
+    bytes = new Uint8Array(BigInt64Array.from(Array.from({ length: n }, (_, i) => BigInt(values[i]))).buffer);
   else throw new Error(`makeTensor: unsupported data type ${dataType}`);
   const raw = encodeMessage([
     ...dims.map((d) => varintField(TENSOR.dims, d)),
@@ -319,7 +339,12 @@ export function attributeName(attr: Uint8Array): string {
 export function makeModel(graph: OnnxGraph, opsets: Record<string, number>, irVersion = 8): OnnxModel {
   const other: ProtoField[] = [varintField(MODEL.irVersion, irVersion)];
   for (const [domain, version] of Object.entries(opsets)) {
-    other.push(messageField(MODEL.opsetImport, [...(domain ? [stringField(OPSET.domain, domain)] : []), varintField(OPSET.version, version)]));
+    other.push(
+      messageField(MODEL.opsetImport, [
+        ...(domain ? [stringField(OPSET.domain, domain)] : []),
+        varintField(OPSET.version, version),
+      ]),
+    );
   }
   return { graph, other };
 }

@@ -78,7 +78,10 @@ export function locateTap(graph: OnnxGraph, tap: string): TapLocation {
 function autoTap(graph: OnnxGraph): string {
   const pools = graph.nodes.filter((n) => n.opType === 'GlobalAveragePool' || n.opType === 'QLinearGlobalAveragePool');
   const last = pools[pools.length - 1];
-  if (!last) throw new Error("ONNX tap 'auto': the graph has no GlobalAveragePool or QLinearGlobalAveragePool node; give the tap tensor name");
+  if (!last)
+    throw new Error(
+      "ONNX tap 'auto': the graph has no GlobalAveragePool or QLinearGlobalAveragePool node; give the tap tensor name",
+    );
   return last.inputs[0];
 }
 
@@ -97,7 +100,8 @@ function quantParamsAt(node: OnnxNode, k: number, init: Map<string, OnnxTensor>)
   if (!scaleT) throw new Error(`ONNX tap: scale "${scaleName}" of the quantised tap is not an initializer`);
   const scale = tensorScalar(scaleT);
   const zeroPoint = zpT ? tensorScalar(zpT) : 0;
-  if (scale === undefined || zeroPoint === undefined) throw new Error('ONNX tap: per-channel quantised taps are not supported (scale/zero point must be scalars)');
+  if (scale === undefined || zeroPoint === undefined)
+    throw new Error('ONNX tap: per-channel quantised taps are not supported (scale/zero point must be scalars)');
   const elemType = zpT ? zpT.dataType : OnnxDataType.UINT8;
   return { scale, zeroPoint, elemType, scaleName, zeroPointName: zpName };
 }
@@ -119,7 +123,8 @@ export function insertTap(modelBytes: Uint8Array, opts: TapOptions): TappedModel
   };
   const tapInfo = g.valueInfo.find((v) => v.name === loc.tensor) ?? g.outputs.find((v) => v.name === loc.tensor);
   const rank4 = tapInfo?.shape?.length === 4 || opts.nhwc;
-  const nhwcShape = (s: OnnxDim[] | undefined): OnnxDim[] | undefined => (s && s.length === 4 ? [s[0], s[2], s[3], s[1]] : undefined);
+  const nhwcShape = (s: OnnxDim[] | undefined): OnnxDim[] | undefined =>
+    s && s.length === 4 ? [s[0], s[2], s[3], s[1]] : undefined;
 
   const newNodes: OnnxNode[] = [];
   const newOutputs = opts.keepOriginalOutputs ? [...g.outputs] : [];
@@ -134,7 +139,12 @@ export function insertTap(modelBytes: Uint8Array, opts: TapOptions): TappedModel
   }
   const transposeOut = (src: string): string => {
     const dst = fresh(`${src}__nhwc`);
-    newNodes.push(makeNode('Transpose', [src], [dst], { name: fresh('tap_to_nhwc'), attributes: [makeAttribute('perm', [0, 2, 3, 1])] }));
+    newNodes.push(
+      makeNode('Transpose', [src], [dst], {
+        name: fresh('tap_to_nhwc'),
+        attributes: [makeAttribute('perm', [0, 2, 3, 1])],
+      }),
+    );
     return dst;
   };
   if (opts.nhwc && rank4) {
@@ -152,8 +162,15 @@ export function insertTap(modelBytes: Uint8Array, opts: TapOptions): TappedModel
     // The NHWC input feeds a Transpose that produces the original NCHW input tensor.
     const orig = g.inputs.find((i) => i.name === inputName)!;
     const nhwcIn = fresh(`${inputName}__nhwc`);
-    newNodes.unshift(makeNode('Transpose', [nhwcIn], [inputName], { name: fresh('input_to_nchw'), attributes: [makeAttribute('perm', [0, 3, 1, 2])] }));
-    inputs = g.inputs.map((i) => (i === orig ? makeValueInfo(nhwcIn, orig.elemType ?? OnnxDataType.FLOAT, nhwcShape(orig.shape)) : i));
+    newNodes.unshift(
+      makeNode('Transpose', [nhwcIn], [inputName], {
+        name: fresh('input_to_nchw'),
+        attributes: [makeAttribute('perm', [0, 3, 1, 2])],
+      }),
+    );
+    inputs = g.inputs.map((i) =>
+      i === orig ? makeValueInfo(nhwcIn, orig.elemType ?? OnnxDataType.FLOAT, nhwcShape(orig.shape)) : i,
+    );
     inputName = nhwcIn;
   }
 
@@ -210,5 +227,10 @@ export function tapForCompute(t: TappedModel, compute: OnnxCompute): TappedModel
   if (compute === 'int8' || !t.quantization) return t;
   const model = decodeModel(t.bytes);
   model.graph.outputs = model.graph.outputs.filter((o) => o.name !== t.rawOutput);
-  return { bytes: floatCompute(encodeModel(model), { weights: 'int8' }), tensor: t.tensor, input: t.input, floatOutput: t.floatOutput };
+  return {
+    bytes: floatCompute(encodeModel(model), { weights: 'int8' }),
+    tensor: t.tensor,
+    input: t.input,
+    floatOutput: t.floatOutput,
+  };
 }

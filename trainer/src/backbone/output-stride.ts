@@ -66,19 +66,26 @@ export function setOutputStride(graph: OnnxGraph, outputStride: number): OnnxGra
     if (spatial && ins.length) {
       const autoPad = stringAttr(node, 'auto_pad');
       if (autoPad && autoPad !== 'NOTSET') {
-        throw new Error(`output stride: node ${node.name || node.opType} uses auto_pad=${autoPad}; only explicit pads can be rewritten`);
+        throw new Error(
+          `output stride: node ${node.name || node.opType} uses auto_pad=${autoPad}; only explicit pads can be rewritten`,
+        );
       }
       const s = intsAttr(node, 'strides')?.[0] ?? 1;
       const weight = node.opType === 'QLinearConv' ? node.inputs[3] : node.inputs[1];
       const k = intsAttr(node, 'kernel_shape')?.[0] ?? kernels.get(weight)?.[2] ?? 1;
       const skip = inStride * s > outputStride;
       if (skip && POOL_OPS.has(node.opType)) {
-        throw new Error(`output stride: pooling node ${node.name || node.opType} strides past ${outputStride}; it cannot be dilated`);
+        throw new Error(
+          `output stride: pooling node ${node.name || node.opType} strides past ${outputStride}; it cannot be dilated`,
+        );
       }
       const dilation = k > 1 ? inRate : 1;
       if (skip || dilation > 1) {
         const pad = (dilation * (k - 1)) / 2;
-        if (!Number.isInteger(pad)) throw new Error(`output stride: node ${node.name} has an even kernel (${k}); it cannot be dilated symmetrically`);
+        if (!Number.isInteger(pad))
+          throw new Error(
+            `output stride: node ${node.name} has an even kernel (${k}); it cannot be dilated symmetrically`,
+          );
         const set: Record<string, number[]> = {};
         if (skip) set.strides = [1, 1];
         if (dilation > 1) {

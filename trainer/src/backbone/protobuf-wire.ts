@@ -7,9 +7,7 @@
 /** 0 = varint, 1 = fixed64, 2 = length-delimited, 5 = fixed32 (groups are not used by ONNX). */
 export type WireType = 0 | 1 | 2 | 5;
 
-export type ProtoField =
-  | { no: number; wire: 0; value: bigint }
-  | { no: number; wire: 1 | 2 | 5; value: Uint8Array };
+export type ProtoField = { no: number; wire: 0; value: bigint } | { no: number; wire: 1 | 2 | 5; value: Uint8Array };
 
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();

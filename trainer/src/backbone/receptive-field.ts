@@ -85,29 +85,41 @@ function composeOnto(rf: ReceptiveField, l: SpatialLayer): ReceptiveField {
 }
 
 /** Receptive field of the tap of an ONNX backbone file. */
-export async function onnxFileReceptiveField(path: string, tap: string, outputStride?: OutputStride): Promise<ReceptiveField> {
+export async function onnxFileReceptiveField(
+  path: string,
+  tap: string,
+  outputStride?: OutputStride,
+): Promise<ReceptiveField> {
   const published = decodeModel(new Uint8Array(await readFile(path))).graph;
   const graph = outputStride ? setOutputStride(published, outputStride) : published;
   return onnxReceptiveField(graph, locateTap(graph, tap).tensor);
 }
 
 /** Keras layers up to (and including) `cutLayer`, in order: Conv2D, DepthwiseConv2D, pools, ZeroPadding2D. */
-export function layersReceptiveField(topology: { config?: { layers?: { class_name: string; name?: string; config: Record<string, unknown> }[] } }, inputSize: number, cutLayer: string): ReceptiveField {
+export function layersReceptiveField(
+  topology: { config?: { layers?: { class_name: string; name?: string; config: Record<string, unknown> }[] } },
+  inputSize: number,
+  cutLayer: string,
+): ReceptiveField {
   // Nested Sequential/Model layers (Teachable Machine wraps MobileNet twice) are flattened in order.
   type KerasLayer = { class_name: string; name?: string; config: Record<string, unknown> & { layers?: KerasLayer[] } };
-  const flatten = (ls: KerasLayer[]): KerasLayer[] => ls.flatMap((l) => (Array.isArray(l.config?.layers) ? flatten(l.config.layers) : [l]));
+  const flatten = (ls: KerasLayer[]): KerasLayer[] =>
+    ls.flatMap((l) => (Array.isArray(l.config?.layers) ? flatten(l.config.layers) : [l]));
   const layers = flatten((topology.config?.layers ?? []) as KerasLayer[]);
   let rf: ReceptiveField = { size: 1, stride: 1, start: 0.5 };
   let n = inputSize;
   let pendingPad = 0;
   for (const l of layers) {
     const c = l.config;
-    const pair = (v: unknown, d: number) => (Array.isArray(v) ? Number(Array.isArray(v[0]) ? v[0][0] : v[0]) : v === undefined ? d : Number(v));
+    const pair = (v: unknown, d: number) =>
+      Array.isArray(v) ? Number(Array.isArray(v[0]) ? v[0][0] : v[0]) : v === undefined ? d : Number(v);
     if (l.class_name === 'ZeroPadding2D') {
       // padding: n, [n, m] (rows, cols) or [[top, bottom], [left, right]]
       const p = c.padding;
       const rows = Array.isArray(p) ? p[0] : p;
-      const [before, after] = Array.isArray(rows) ? [Number(rows[0]), Number(rows[1])] : [Number(rows ?? 1), Number(rows ?? 1)];
+      const [before, after] = Array.isArray(rows)
+        ? [Number(rows[0]), Number(rows[1])]
+        : [Number(rows ?? 1), Number(rows ?? 1)];
       pendingPad += before;
       n += before + after;
     } else if (['Conv2D', 'DepthwiseConv2D', 'MaxPooling2D', 'AveragePooling2D'].includes(l.class_name)) {
@@ -124,11 +136,19 @@ export function layersReceptiveField(topology: { config?: { layers?: { class_nam
 }
 
 /** The receptive field of a configured backbone's feature map (null when it cannot be derived). */
-export async function backboneReceptiveField(b: { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number } | { kind: 'onnx'; tap: string; outputStride?: OutputStride } | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } }, weightsPath: string | null): Promise<ReceptiveField | null> {
+export async function backboneReceptiveField(
+  b:
+    | { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number }
+    | { kind: 'onnx'; tap: string; outputStride?: OutputStride }
+    | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } },
+  weightsPath: string | null,
+): Promise<ReceptiveField | null> {
   if (b.kind === 'small-cnn') return smallCnnReceptiveField(b.inputSize, b.channels.length, b.convsPerStage ?? 2);
   if (!weightsPath) return null;
   if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap, b.outputStride);
-  const json = JSON.parse(await readFile(weightsPath, 'utf8')) as { modelTopology?: { config?: unknown; model_config?: { config?: unknown } } };
+  const json = JSON.parse(await readFile(weightsPath, 'utf8')) as {
+    modelTopology?: { config?: unknown; model_config?: { config?: unknown } };
+  };
   const topo = json.modelTopology?.model_config ?? json.modelTopology;
   return layersReceptiveField(topo as Parameters<typeof layersReceptiveField>[0], b.preprocess.size, b.cutLayer);
 }

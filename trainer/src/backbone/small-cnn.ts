@@ -46,7 +46,12 @@ export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
   const net = makeModel({ inputs: x, outputs: h, name: 'small_cnn' });
   initKernels(net.weights, opts.seed);
 
-  const arch = JSON.stringify({ kind: 'small-cnn', inputSize: opts.inputSize, channels: opts.channels, ...(opts.convsPerStage === 1 ? { convsPerStage: 1 } : {}) });
+  const arch = JSON.stringify({
+    kind: 'small-cnn',
+    inputSize: opts.inputSize,
+    channels: opts.channels,
+    ...(opts.convsPerStage === 1 ? { convsPerStage: 1 } : {}),
+  });
   const backbone = wrapLayersModel(net, {
     description: `small CNN ${opts.inputSize}px channels [${opts.channels.join(', ')}]${opts.convsPerStage === 1 ? ' (1 conv per stage)' : ''} seed ${opts.seed}`,
     preprocess: { size: opts.inputSize, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
@@ -58,7 +63,10 @@ export function createSmallCnn(opts: SmallCnnOptions): LayersBackbone {
 }
 
 /** He-normal kernels (std = sqrt(2 / fan_in)) drawn from the seeded Rng, in layer order. */
-function initKernels(weights: { originalName: string; shape: (number | null)[]; write(t: tf.Tensor): unknown }[], seed: number): void {
+function initKernels(
+  weights: { originalName: string; shape: (number | null)[]; write(t: tf.Tensor): unknown }[],
+  seed: number,
+): void {
   const rng = new Rng(seed);
   for (const w of weights) {
     if (!w.originalName.endsWith('/kernel')) continue;

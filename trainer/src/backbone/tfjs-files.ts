@@ -15,6 +15,7 @@ interface ModelJson {
   generatedBy?: string;
   convertedBy?: string | null;
   trainingConfig?: io.TrainingConfig;
+  // biome-ignore lint/complexity/noBannedTypes: the type tfjs declares for this field
   userDefinedMetadata?: { [key: string]: {} };
 }
 
@@ -40,15 +41,21 @@ export async function readModelFiles(modelJsonPath: string, weightsPath?: string
   }
   const json = JSON.parse(jsonBytes.toString('utf8')) as ModelJson;
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new Error(`tfjs model: ${modelJsonPath} is not a layers model.json (needs modelTopology and weightsManifest)`);
+    throw new Error(
+      `tfjs model: ${modelJsonPath} is not a layers model.json (needs modelTopology and weightsManifest)`,
+    );
   }
-  const shardPaths = weightsPath ? [weightsPath] : json.weightsManifest.flatMap((g) => g.paths.map((p) => join(dirname(modelJsonPath), p)));
+  const shardPaths = weightsPath
+    ? [weightsPath]
+    : json.weightsManifest.flatMap((g) => g.paths.map((p) => join(dirname(modelJsonPath), p)));
   const shards = await Promise.all(
     shardPaths.map(async (p) => {
       try {
         return await readFile(p);
       } catch (e) {
-        throw new Error(`tfjs model: cannot read weights ${p} listed in ${modelJsonPath} (${e instanceof Error ? e.message : String(e)})`);
+        throw new Error(
+          `tfjs model: cannot read weights ${p} listed in ${modelJsonPath} (${e instanceof Error ? e.message : String(e)})`,
+        );
       }
     }),
   );
@@ -96,7 +103,9 @@ export function dirSaveHandler(dir: string): io.IOHandler {
       };
       await writeFileAtomic(join(dir, 'weights.bin'), bytes);
       await writeFileAtomic(join(dir, 'model.json'), JSON.stringify(json));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
+      return {
+        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length },
+      };
     },
   };
 }

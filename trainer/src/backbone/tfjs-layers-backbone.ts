@@ -31,7 +31,9 @@ export async function loadTfjsLayersBackbone(opts: TfjsLayersBackboneOptions): P
   if (!found) {
     const names = allLayerNames(full);
     full.dispose();
-    throw new Error(`tfjs model ${opts.modelJsonPath} has no layer "${cutName}" (last layers: ${names.slice(-5).join(', ')})`);
+    throw new Error(
+      `tfjs model ${opts.modelJsonPath} has no layer "${cutName}" (last layers: ${names.slice(-5).join(', ')})`,
+    );
   }
   const { container, layer } = found;
   const output = layer.output;
@@ -45,8 +47,13 @@ export async function loadTfjsLayersBackbone(opts: TfjsLayersBackboneOptions): P
     throw new Error(`tfjs backbone: expected a square RGB NHWC input, got ${JSON.stringify(inShape)}`);
   }
   const preprocess = opts.preprocess ?? { size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
-  if (preprocess.size !== size) throw new Error(`tfjs backbone: preprocess.size ${preprocess.size} does not match the model input ${size}`);
-  const hash = createHash('sha256').update(files.jsonBytes).update(new Uint8Array(files.weightData)).update(`\0cut=${cutName}`).digest('hex');
+  if (preprocess.size !== size)
+    throw new Error(`tfjs backbone: preprocess.size ${preprocess.size} does not match the model input ${size}`);
+  const hash = createHash('sha256')
+    .update(files.jsonBytes)
+    .update(new Uint8Array(files.weightData))
+    .update(`\0cut=${cutName}`)
+    .digest('hex');
   return wrapLayersModel(cut, {
     description: `tfjs-layers ${opts.modelJsonPath} cut at ${cutName}`,
     preprocess,

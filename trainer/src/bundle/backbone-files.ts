@@ -42,5 +42,8 @@ export function bundledConfig(config: TrainConfig, backboneFiles: string[]): Tra
 export async function backboneWeightsPath(config: TrainConfig): Promise<string | null> {
   const b = config.backbone;
   if (b.kind === 'small-cnn') return null;
-  return resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
+  return resolveWeights(
+    { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
+    resolveRepoPath(config.featureCacheDir),
+  );
 }

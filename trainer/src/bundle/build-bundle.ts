@@ -21,7 +21,6 @@ import { nearestPatches, type PatchHit } from '../analysis/nearest-patches.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
 import type { DatasetItem } from '../data/types.ts';
-import type { ProtoHead } from '../head/proto-head.ts';
 import { loadModel, readModelJson, type ModelJson } from '../run/model-file.ts';
 import { prepareData, resolveDataDir, type PreparedData } from '../run/prepare-data.ts';
 import { Progress } from '../run/progress.ts';
@@ -70,7 +69,7 @@ export interface BundleReport {
 }
 
 const log = (quiet: boolean | undefined, msg: string) => {
-  if (!quiet) process.stderr.write(msg + '\n');
+  if (!quiet) process.stderr.write(`${msg}\n`);
 };
 
 /** Sizes of the pictures (longest side, px): chosen so 2,000 prototypes stay under ~60 MB. */
@@ -87,18 +86,36 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
   const paths = runPaths(opts.run);
   const { json, config } = await readModelJson(opts.run);
-  if (!json.prototypes) throw new Error(`${opts.run}: the model has no push records (push is disabled or training has not finished); a bundle needs pushed prototypes`);
+  if (!json.prototypes)
+    throw new Error(
+      `${opts.run}: the model has no push records (push is disabled or training has not finished); a bundle needs pushed prototypes`,
+    );
   const backend = await initBackend(config.backend, { quiet: true });
   const loaded = await loadModel(opts.run);
   const head = loaded.head;
-  const summary = (await exists(paths.summary)) ? await readJson<{ dataset?: { root?: string }; baseline?: { top1: number; top5: number } | null; final?: { test?: { n: number; top1: number; top5: number } | null } }>(paths.summary) : null;
+  const summary = (await exists(paths.summary))
+    ? await readJson<{
+        dataset?: { root?: string };
+        baseline?: { top1: number; top5: number } | null;
+        final?: { test?: { n: number; top1: number; top5: number } | null };
+      }>(paths.summary)
+    : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
   // Originals only: pictures and neighbours never use the flipped copies.
-  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, { quiet: opts.quiet, splits: config.data.metricsPerClass > 0 ? ['train', 'val', 'metrics'] : ['train', 'val'], backboneWeights: loaded.backboneWeights });
+  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, {
+    quiet: opts.quiet,
+    splits: config.data.metricsPerClass > 0 ? ['train', 'val', 'metrics'] : ['train', 'val'],
+    backboneWeights: loaded.backboneWeights,
+  });
   checkClasses(json, data, dataRoot);
   // A fine-tuned backbone runs on images: compute each image's features once, over every core.
   let t = Date.now();
-  await snapshotSplits(data, ['train', 'val'], { threads: config.trainThreads, backend: backend.name, head, quiet: opts.quiet });
+  await snapshotSplits(data, ['train', 'val'], {
+    threads: config.trainThreads,
+    backend: backend.name,
+    head,
+    quiet: opts.quiet,
+  });
   lap('features', t);
   const out = opts.out ?? paths.bundle;
   const m = head.numPrototypes;
@@ -119,7 +136,11 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const idIndex = new Map(trainItems.map((it, i) => [it.id, i]));
   const sourceItem = json.prototypes.map((p) => (p.imageId !== null ? (idIndex.get(p.imageId) ?? -1) : -1));
   const missing = sourceItem.filter((i, j) => i < 0 && json.prototypes![j].imageId !== null).length;
-  if (missing) log(opts.quiet, `warning: ${missing} prototype source image(s) are not in ${dataRoot}; their pictures are left out`);
+  if (missing)
+    log(
+      opts.quiet,
+      `warning: ${missing} prototype source image(s) are not in ${dataRoot}; their pictures are left out`,
+    );
   const pruned = new Array<boolean>(m).fill(false);
   const prunedReason = new Array<string | null>(m).fill(null);
   for (const p of json.pruned ?? []) {
@@ -132,7 +153,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   let valHits: PatchHit[][] = [];
   let srcMaps: (Float32Array | null)[] = [];
   if (!reuse) {
-    const exclude = json.prototypes.map((p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
+    const exclude = json.prototypes.map((_p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
     trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
     valHits = val.n
       ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' })
@@ -179,7 +200,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   lap('metrics', t);
 
   const nearestCells = reuse
-    ? reuse.manifest.prototypes.map((p) => p.nearest.train.map(({ imageId, classId, patch }) => ({ imageId, classId, ...patch })))
+    ? reuse.manifest.prototypes.map((p) =>
+        p.nearest.train.map(({ imageId, classId, patch }) => ({ imageId, classId, ...patch })),
+      )
     : trainHits.map((hits) =>
         hits.map((h) => {
           const cell = { row: Math.floor(h.patch / W), col: h.patch % W };
@@ -220,72 +243,98 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       imageBytes = await directoryBytes(join(tmp, 'prototypes'));
     }
     const progress = new Progress({ label: 'prototype pictures', total: m, unit: 'proto', quiet: opts.quiet });
-    const prototypes = await mapLimit(Array.from({ length: m }, (_, j) => j), 4, async (j): Promise<ManifestPrototype> => {
-      const dir = `prototypes/${String(j).padStart(digits, '0')}`;
-      await mkdir(join(tmp, dir), { recursive: true });
-      const write = async (name: string, bytes: Uint8Array) => {
-        await writeFile(join(tmp, dir, name), bytes);
-        imageBytes += bytes.length;
-        return `${dir}/${name}`;
-      };
-      const rec = json.prototypes![j];
-      const parts = explanation.partsPerPrototype[j];
-      // The new version's entries were written before its name was known ("next").
-      const history = (lineage?.history[j] ?? []).map((h) => (h.version === 'next' ? { ...h, version } : h));
-      const extra: Partial<ManifestPrototype> = {
-        ...(parts ? { parts } : {}),
-        review: review[j],
-        ...(history.length ? { history } : {}),
-      };
-      const common = {
-        id: j,
-        classId: head.protoClass[j],
-        // 9 significant digits round-trip float32 exactly and keep the manifest compact.
-        weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C), (w) => Number(w.toPrecision(9))),
-        pruned: pruned[j],
-        prunedReason: prunedReason[j],
-        purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
-      };
-      if (reuse) {
-        const old = reuse.manifest.prototypes[j];
-        progress.tick(1);
-        return { ...common, source: old.source, files: old.files, nearest: old.nearest, ...extra };
-      }
-      let source: ManifestPrototype['source'] = null;
-      let files: ManifestPrototype['files'] = null;
-      if (sourceItem[j] >= 0 && srcMaps[j]) {
-        const item = trainItems[sourceItem[j]];
-        const img = await cache.image(item);
-        const maps = singleMap(srcMaps[j]!, H, W);
-        const box = activationBox(maps, 0, img.width, img.height);
-        const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
-        const rfBox = receptiveField ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height) : null;
-        // Deep backbones see (nearly) the whole image from every cell: drawing that says nothing.
-        const drawRf = rfBox && rfBox.w * rfBox.h < 0.9 * img.width * img.height ? rfBox : null;
-        files = {
-          crop: await write('crop.webp', await renderCrop(img, box, { maxSide: IMAGE_SIDES.crop })),
-          source: await write('source.webp', await renderSourceWithBox(img, box, { maxSide: IMAGE_SIDES.source, receptiveField: drawRf })),
-          heatmap: await write('heatmap.webp', await renderHeatmap(img, activationMap(maps, 0), H, W, { maxSide: IMAGE_SIDES.heatmap, box })),
+    const prototypes = await mapLimit(
+      Array.from({ length: m }, (_, j) => j),
+      4,
+      async (j): Promise<ManifestPrototype> => {
+        const dir = `prototypes/${String(j).padStart(digits, '0')}`;
+        await mkdir(join(tmp, dir), { recursive: true });
+        const write = async (name: string, bytes: Uint8Array) => {
+          await writeFile(join(tmp, dir, name), bytes);
+          imageBytes += bytes.length;
+          return `${dir}/${name}`;
         };
-        source = { imageId: item.id, width: img.width, height: img.height, patch: { row: rec.row, col: rec.col }, pushDistance: Math.max(0, rec.distance), box, patchBox, receptiveField: rfBox };
-      }
-      const nearTrain: ManifestPatchRef[] = [];
-      for (const [r, hit] of trainHits[j].entries()) {
-        const item = trainItems[hit.item];
-        const img = await cache.image(item);
-        const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height);
-        const file = await write(`nearest-${r + 1}.webp`, await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }));
-        nearTrain.push(patchRef(item, hit, box, img, W, file));
-      }
-      const nearVal: ManifestPatchRef[] = [];
-      for (const hit of valHits[j]) {
-        const item = valItems[hit.item];
-        const size = await cache.size(item);
-        nearVal.push(patchRef(item, hit, activationBox(singleMap(hit.map, H, W), 0, size.width, size.height), size, W, null));
-      }
-      progress.tick(1);
-      return { ...common, source, files, nearest: { train: nearTrain, val: nearVal }, ...extra };
-    });
+        const rec = json.prototypes![j];
+        const parts = explanation.partsPerPrototype[j];
+        // The new version's entries were written before its name was known ("next").
+        const history = (lineage?.history[j] ?? []).map((h) => (h.version === 'next' ? { ...h, version } : h));
+        const extra: Partial<ManifestPrototype> = {
+          ...(parts ? { parts } : {}),
+          review: review[j],
+          ...(history.length ? { history } : {}),
+        };
+        const common = {
+          id: j,
+          classId: head.protoClass[j],
+          // 9 significant digits round-trip float32 exactly and keep the manifest compact.
+          weights: Array.from(lastLayer.subarray(j * C, (j + 1) * C), (w) => Number(w.toPrecision(9))),
+          pruned: pruned[j],
+          prunedReason: prunedReason[j],
+          purity: Number.isNaN(explanation.purityPerPrototype[j]) ? null : explanation.purityPerPrototype[j],
+        };
+        if (reuse) {
+          const old = reuse.manifest.prototypes[j];
+          progress.tick(1);
+          return { ...common, source: old.source, files: old.files, nearest: old.nearest, ...extra };
+        }
+        let source: ManifestPrototype['source'] = null;
+        let files: ManifestPrototype['files'] = null;
+        if (sourceItem[j] >= 0 && srcMaps[j]) {
+          const item = trainItems[sourceItem[j]];
+          const img = await cache.image(item);
+          const maps = singleMap(srcMaps[j]!, H, W);
+          const box = activationBox(maps, 0, img.width, img.height);
+          const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
+          const rfBox = receptiveField
+            ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height)
+            : null;
+          // Deep backbones see (nearly) the whole image from every cell: drawing that says nothing.
+          const drawRf = rfBox && rfBox.w * rfBox.h < 0.9 * img.width * img.height ? rfBox : null;
+          files = {
+            crop: await write('crop.webp', await renderCrop(img, box, { maxSide: IMAGE_SIDES.crop })),
+            source: await write(
+              'source.webp',
+              await renderSourceWithBox(img, box, { maxSide: IMAGE_SIDES.source, receptiveField: drawRf }),
+            ),
+            heatmap: await write(
+              'heatmap.webp',
+              await renderHeatmap(img, activationMap(maps, 0), H, W, { maxSide: IMAGE_SIDES.heatmap, box }),
+            ),
+          };
+          source = {
+            imageId: item.id,
+            width: img.width,
+            height: img.height,
+            patch: { row: rec.row, col: rec.col },
+            pushDistance: Math.max(0, rec.distance),
+            box,
+            patchBox,
+            receptiveField: rfBox,
+          };
+        }
+        const nearTrain: ManifestPatchRef[] = [];
+        for (const [r, hit] of trainHits[j].entries()) {
+          const item = trainItems[hit.item];
+          const img = await cache.image(item);
+          const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height);
+          const file = await write(
+            `nearest-${r + 1}.webp`,
+            await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }),
+          );
+          nearTrain.push(patchRef(item, hit, box, img, W, file));
+        }
+        const nearVal: ManifestPatchRef[] = [];
+        for (const hit of valHits[j]) {
+          const item = valItems[hit.item];
+          const size = await cache.size(item);
+          nearVal.push(
+            patchRef(item, hit, activationBox(singleMap(hit.map, H, W), 0, size.width, size.height), size, W, null),
+          );
+        }
+        progress.tick(1);
+        return { ...common, source, files, nearest: { train: nearTrain, val: nearVal }, ...extra };
+      },
+    );
     progress.finish();
     lap('pictures', t);
 
@@ -293,7 +342,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     await mkdir(join(tmp, 'model'), { recursive: true });
     const backboneFiles = await copyBackboneFiles(config, tmp);
     const modelJson = JSON.parse(await readFile(join(paths.model, 'model.json'), 'utf8')) as ModelJson;
-    await writeFile(join(tmp, 'model', 'model.json'), JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2) + '\n');
+    await writeFile(
+      join(tmp, 'model', 'model.json'),
+      `${JSON.stringify({ ...modelJson, config: bundledConfig(config, backboneFiles) }, null, 2)}\n`,
+    );
     await copyFile(join(paths.model, 'weights.bin'), join(tmp, 'model', 'weights.bin'));
     if ((await sha256File(join(tmp, 'model', 'weights.bin'))) !== weightsSha) {
       throw new Error(`${paths.model}/weights.bin changed while the bundle was being built`);
@@ -336,7 +388,13 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         ...(lineage ? { parent: { id: lineage.parent.id, version: lineage.parent.version } } : {}),
       },
       classes: data.dataset.classes.map((key, id) => ({ id, key, name: displayName(key) })),
-      preprocessing: { size: data.preprocess.size, mean: data.preprocess.mean, std: data.preprocess.std, resize: 'stretch', layout: 'NHWC' },
+      preprocessing: {
+        size: data.preprocess.size,
+        mean: data.preprocess.mean,
+        std: data.preprocess.std,
+        resize: 'stretch',
+        layout: 'NHWC',
+      },
       featureGrid: { height: H, width: W, channels: data.featureShape[2] },
       prototypeDim: head.prototypeDim,
       similarityEpsilon: SIMILARITY_EPSILON,
@@ -350,32 +408,62 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       },
       metrics: {
         val: valMetrics,
-        test: summary?.final?.test ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n } : null,
+        test: summary?.final?.test
+          ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n }
+          : null,
         baseline: summary?.baseline ?? null,
         explanation: explanation.summary,
         pruning: json.pruning
-          ? { k: json.pruning.k, threshold: json.pruning.threshold, applied: json.pruning.applied, pruned: json.pruning.applied ? json.pruning.candidates.length : 0, before: json.pruning.before, after: json.pruning.after }
+          ? {
+              k: json.pruning.k,
+              threshold: json.pruning.threshold,
+              applied: json.pruning.applied,
+              pruned: json.pruning.applied ? json.pruning.candidates.length : 0,
+              before: json.pruning.before,
+              after: json.pruning.after,
+            }
           : null,
         wrongClassNearZero: lastLayerSparsity(head),
         wrongClassZero: lastLayerSparsity(head, 0),
       },
       curves: await readCurves(paths.metrics),
       backbone: backboneProvenance(config, backboneDescription, backboneRecords[0]?.sha256 ?? weightsSha),
-      dataset: { layout: data.dataset.layout, ...datasetProvenance(data.dataset.layout), train: trainItems.length, val: valItems.length, test: data.dataset.splits.test.length },
+      dataset: {
+        layout: data.dataset.layout,
+        ...datasetProvenance(data.dataset.layout),
+        train: trainItems.length,
+        val: valItems.length,
+        test: data.dataset.splits.test.length,
+      },
       ...(lineage && self ? { lineage: [...lineage.chain, self] } : {}),
     };
     // Refuse to write a bundle that its own readers would refuse.
     parseManifest(JSON.parse(JSON.stringify(manifest)), `${out}/${MANIFEST_FILE}`);
-    await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest) + '\n');
+    await writeFile(join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest)}\n`);
     lap('files', t);
     metrics = manifest.metrics;
   });
   await data.frozenBackbone?.dispose();
   seconds.total = (Date.now() - t0) / 1000;
-  return { dir: out, prototypes: m, pruned: pruned.filter(Boolean).length, imageBytes, totalBytes: await directoryBytes(out), seconds, metrics: metrics! };
+  return {
+    dir: out,
+    prototypes: m,
+    pruned: pruned.filter(Boolean).length,
+    imageBytes,
+    totalBytes: await directoryBytes(out),
+    seconds,
+    metrics: metrics!,
+  };
 }
 
-function patchRef(item: DatasetItem, hit: PatchHit, box: Box, size: { width: number; height: number }, gridW: number, file: string | null): ManifestPatchRef {
+function patchRef(
+  item: DatasetItem,
+  hit: PatchHit,
+  box: Box,
+  size: { width: number; height: number },
+  gridW: number,
+  file: string | null,
+): ManifestPatchRef {
   return {
     imageId: item.id,
     classId: item.label,
@@ -391,7 +479,9 @@ function patchRef(item: DatasetItem, hit: PatchHit, box: Box, size: { width: num
 function checkClasses(json: ModelJson, data: PreparedData, root: string): void {
   const ds = data.dataset.classes;
   if (ds.length !== json.classes.length || ds.some((c, i) => c !== json.classes[i])) {
-    throw new Error(`the dataset at ${root} has ${ds.length} classes that do not match the model's ${json.classes.length} (first: "${json.classes[0]}" vs "${ds[0]}"); pass --data <the dataset the model was trained on>`);
+    throw new Error(
+      `the dataset at ${root} has ${ds.length} classes that do not match the model's ${json.classes.length} (first: "${json.classes[0]}" vs "${ds[0]}"); pass --data <the dataset the model was trained on>`,
+    );
   }
 }
 
@@ -403,7 +493,14 @@ async function readCurves(path: string): Promise<Manifest['curves']> {
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .map((r) => ({ stage: String(r.stage), epoch: Number(r.epoch) || 0, loss: num(r.loss), trainAccuracy: num(r.trainAccuracy), valTop1: num(r.valTop1), valTop5: num(r.valTop5) }));
+    .map((r) => ({
+      stage: String(r.stage),
+      epoch: Number(r.epoch) || 0,
+      loss: num(r.loss),
+      trainAccuracy: num(r.trainAccuracy),
+      valTop1: num(r.valTop1),
+      valTop5: num(r.valTop5),
+    }));
 }
 
 async function directoryBytes(dir: string): Promise<number> {

@@ -14,7 +14,11 @@ export const ONNX_FILES = { fp32: 'onnx/model.fp32.onnx', int8: 'onnx/model.int8
  * the graph, so the edge and the widget only resize: no normalisation code to
  * keep in step with training.
  */
-export async function exportBundleOnnx(run: string, bundleDir: string, opts: { backend?: BackendPreference; dataDir?: string | null; int8?: boolean } = {}): Promise<{ onnx: NonNullable<Manifest['files']['onnx']>; fp32: ExportResult; int8: ExportInt8Result | null }> {
+export async function exportBundleOnnx(
+  run: string,
+  bundleDir: string,
+  opts: { backend?: BackendPreference; dataDir?: string | null; int8?: boolean } = {},
+): Promise<{ onnx: NonNullable<Manifest['files']['onnx']>; fp32: ExportResult; int8: ExportInt8Result | null }> {
   const fp32 = await exportOnnx(run, join(bundleDir, ONNX_FILES.fp32), { input: 'nhwc-rgb255', backend: opts.backend });
   // The deployed variant: int8 weights (calibrated on training images), float distances.
   // A fine-tuned ONNX backbone stays float in the deployed model: re-quantising the tuned
@@ -22,7 +26,16 @@ export async function exportBundleOnnx(run: string, bundleDir: string, opts: { b
   // agreed with fp32 on only ~95% of validation images).
   const { config } = await readModelJson(run);
   const tuned = config.backbone.kind === 'onnx' && config.backbone.trainable;
-  const int8 = opts.int8 === false ? null : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), { input: 'nhwc-rgb255', backend: opts.backend, dataDir: opts.dataDir ?? null, backbone: tuned ? 'float' : 'static', fp32 });
+  const int8 =
+    opts.int8 === false
+      ? null
+      : await exportInt8(run, join(bundleDir, ONNX_FILES.int8), {
+          input: 'nhwc-rgb255',
+          backend: opts.backend,
+          dataDir: opts.dataDir ?? null,
+          backbone: tuned ? 'float' : 'static',
+          fp32,
+        });
   return {
     fp32,
     int8,

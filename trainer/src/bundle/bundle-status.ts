@@ -9,7 +9,10 @@ export async function bundleIsCurrent(run: string, bundleDir = runPaths(run).bun
   if (!(await exists(join(bundleDir, MANIFEST_FILE)))) return false;
   try {
     const { manifest } = await readBundle(bundleDir);
-    const [a, b] = await Promise.all([sha256File(join(runPaths(run).model, 'weights.bin')), sha256File(join(bundleDir, manifest.files.trainerModel.weights))]);
+    const [a, b] = await Promise.all([
+      sha256File(join(runPaths(run).model, 'weights.bin')),
+      sha256File(join(bundleDir, manifest.files.trainerModel.weights)),
+    ]);
     return a === b;
   } catch {
     return false;

@@ -9,7 +9,11 @@ export async function fileRecord(root: string, rel: string): Promise<{ path: str
 }
 
 /** Run `fn` over items with at most `limit` in flight (sharp work runs on libuv's pool). */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

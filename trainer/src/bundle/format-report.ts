@@ -4,7 +4,8 @@ import type { VerifyReport } from './integrity.ts';
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 const ci = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}-${pct(i[1])}]` : '');
-const on = (m: { split: string; images: number } | null | undefined) => (m ? ` (on ${m.images} ${m.split} images)` : '');
+const on = (m: { split: string; images: number } | null | undefined) =>
+  m ? ` (on ${m.images} ${m.split} images)` : '';
 
 /** A short human summary of a built bundle. */
 export function formatBundleReport(r: BundleReport): string {
@@ -15,7 +16,9 @@ export function formatBundleReport(r: BundleReport): string {
     `  ${r.prototypes} prototypes (${r.pruned} pruned), pictures ${mb(r.imageBytes)}, bundle ${mb(r.totalBytes)}`,
     `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}), top-5 ${pct(r.metrics.val?.top5)}`,
     `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}${ci(e.interval95?.consistency)}, stability ${pct(e.stability)}${ci(e.interval95?.stability)}${on(e.measuredOn)}, synthetic part coverage ${pct(e.partCoverage)}`,
-    p ? `  pruning (k=${p.k}, threshold ${p.threshold}): ${p.applied ? `${p.pruned} pruned` : 'not applied'}; val top-1 ${pct(p.before?.top1)} -> ${pct(p.after?.top1)}` : '  pruning: not run',
+    p
+      ? `  pruning (k=${p.k}, threshold ${p.threshold}): ${p.applied ? `${p.pruned} pruned` : 'not applied'}; val top-1 ${pct(p.before?.top1)} -> ${pct(p.after?.top1)}`
+      : '  pruning: not run',
     `  time: ${Object.entries(r.seconds)
       .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
       .join(', ')}`,

@@ -11,7 +11,9 @@ import { initBackend } from '../tf/backend.ts';
 export async function readBundle(dir: string): Promise<{ dir: string; manifest: Manifest }> {
   const path = join(dir, MANIFEST_FILE);
   if (!(await exists(path))) {
-    throw new Error(`${dir} is not a ProtoAtlas bundle: ${path} is missing (build one with: npm run bundle --workspace trainer -- <run dir>)`);
+    throw new Error(
+      `${dir} is not a ProtoAtlas bundle: ${path} is missing (build one with: npm run bundle --workspace trainer -- <run dir>)`,
+    );
   }
   let raw: unknown;
   try {
@@ -23,7 +25,11 @@ export async function readBundle(dir: string): Promise<{ dir: string; manifest: 
 }
 
 /** The bundle's trainer model, ready to run on pixels (picks and initialises the tf backend). */
-export async function loadBundleRunner(dir: string, manifest: Manifest, opts: { quiet?: boolean } = {}): Promise<ModelRunner> {
+export async function loadBundleRunner(
+  dir: string,
+  manifest: Manifest,
+  opts: { quiet?: boolean } = {},
+): Promise<ModelRunner> {
   const modelDir = join(dir, manifest.files.trainerModel.json, '..');
   const { config } = await readModelJson(modelDir);
   await initBackend(config.backend, { quiet: opts.quiet });

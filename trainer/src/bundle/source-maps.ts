@@ -6,7 +6,12 @@ import type { FeatureSource } from '../stages/sources.ts';
  * Each prototype's distance map (H*W) on its own source image, from one pass
  * over the distinct source images.
  */
-export function sourceDistanceMaps(head: ProtoHead, train: FeatureSource, sourceItems: number[], batchSize = 64): (Float32Array | null)[] {
+export function sourceDistanceMaps(
+  head: ProtoHead,
+  train: FeatureSource,
+  sourceItems: number[],
+  batchSize = 64,
+): (Float32Array | null)[] {
   const m = head.numPrototypes;
   const [H, W] = train.shape;
   const HW = H * W;
@@ -19,7 +24,15 @@ export function sourceDistanceMaps(head: ProtoHead, train: FeatureSource, source
   const items = [...byItem.keys()];
   for (let s = 0; s < items.length; s += batchSize) {
     const idx = items.slice(s, s + batchSize);
-    const t = tf.tidy(() => head.distanceMaps(train.features(idx, idx.map(() => false), false)));
+    const t = tf.tidy(() =>
+      head.distanceMaps(
+        train.features(
+          idx,
+          idx.map(() => false),
+          false,
+        ),
+      ),
+    );
     const d = t.dataSync() as Float32Array;
     t.dispose();
     idx.forEach((item, b) => {

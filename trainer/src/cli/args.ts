@@ -6,7 +6,7 @@ export function parseCli<T extends NonNullable<ParseArgsConfig['options']>>(opti
   try {
     const { values, positionals } = parseArgs({ options, allowPositionals: true, strict: true });
     if ((values as Record<string, unknown>).help) {
-      process.stdout.write(usage + '\n');
+      process.stdout.write(`${usage}\n`);
       process.exit(0);
     }
     return { values, positionals };

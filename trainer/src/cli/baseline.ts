@@ -26,7 +26,10 @@ runMain(async () => {
   );
   if (!values.out) throw new Error(`--out <dir> is required\n\n${USAGE}`);
   const config = resolveConfig(values.preset!);
-  if (config.backbone.kind === 'small-cnn') throw new Error(`preset ${config.preset} trains its backbone from scratch; the baseline needs a pretrained frozen backbone (use cub200)`);
+  if (config.backbone.kind === 'small-cnn')
+    throw new Error(
+      `preset ${config.preset} trains its backbone from scratch; the baseline needs a pretrained frozen backbone (use cub200)`,
+    );
   const backend = await initBackend(config.backend);
   const t0 = Date.now();
   const data = await prepareData(config, values.data ? userPath(values.data!) : null, { splits: ['train', 'val'] });
@@ -45,7 +48,12 @@ runMain(async () => {
     },
   });
   const valAcc = accuracy({ n: val.n, numClasses: C, logits: linearLogits(model, val.x, val.n), labels: val.labels });
-  const trainAcc = accuracy({ n: train.n, numClasses: C, logits: linearLogits(model, train.x, train.n), labels: train.labels });
+  const trainAcc = accuracy({
+    n: train.n,
+    numClasses: C,
+    logits: linearLogits(model, train.x, train.n),
+    labels: train.labels,
+  });
   const result = {
     method: 'baseline: global average pooling + linear softmax on frozen features',
     preset: config.preset,
@@ -59,5 +67,7 @@ runMain(async () => {
   };
   await mkdir(userPath(values.out!), { recursive: true });
   await writeJson(join(userPath(values.out!), 'baseline.json'), result);
-  process.stdout.write(`baseline val top-1 ${(100 * valAcc.top1).toFixed(2)}%  top-5 ${(100 * valAcc.top5).toFixed(2)}%  (train top-1 ${(100 * trainAcc.top1).toFixed(1)}%, ${result.seconds.toFixed(0)}s)\nwrote ${join(values.out, 'baseline.json')}\n`);
+  process.stdout.write(
+    `baseline val top-1 ${(100 * valAcc.top1).toFixed(2)}%  top-5 ${(100 * valAcc.top5).toFixed(2)}%  (train top-1 ${(100 * trainAcc.top1).toFixed(1)}%, ${result.seconds.toFixed(0)}s)\nwrote ${join(values.out, 'baseline.json')}\n`,
+  );
 });

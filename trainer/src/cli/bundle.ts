@@ -28,13 +28,14 @@ runMain(async () => {
   if (values.verify) {
     if (positionals.length !== 1) throw new Error(`give exactly one bundle directory to verify\n\n${USAGE}`);
     const report = await verifyBundle(userPath(positionals[0]));
-    process.stdout.write(formatVerifyReport(report) + '\n');
+    process.stdout.write(`${formatVerifyReport(report)}\n`);
     if (report.problems.length) process.exit(1);
     return;
   }
   if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
   const nearest = values.nearest === undefined ? undefined : Number(values.nearest);
-  if (nearest !== undefined && !(Number.isInteger(nearest) && nearest >= 0 && nearest <= 50)) throw new Error(`--nearest must be an integer 0-50 (got "${values.nearest}")`);
+  if (nearest !== undefined && !(Number.isInteger(nearest) && nearest >= 0 && nearest <= 50))
+    throw new Error(`--nearest must be an integer 0-50 (got "${values.nearest}")`);
   const report = await buildBundle({
     run: userPath(positionals[0]),
     data: values.data ? userPath(values.data) : null,
@@ -42,5 +43,5 @@ runMain(async () => {
     nearest,
     partMetrics: values['no-part-metrics'] ? false : undefined,
   });
-  process.stdout.write(formatBundleReport(report) + '\n');
+  process.stdout.write(`${formatBundleReport(report)}\n`);
 });

@@ -56,7 +56,7 @@ runMain(async () => {
       ...(lr !== undefined ? { lr: { addOn: lr, prototypes: lr } } : {}),
     },
   });
-  process.stdout.write(formatEditReport(report) + '\n');
+  process.stdout.write(`${formatEditReport(report)}\n`);
 });
 
 const pct = (x: number | null | undefined) =>

@@ -22,9 +22,15 @@ runMain(async () => {
     USAGE,
   );
   if (!values.model || !values.data) throw new Error(`--model and --data are required\n\n${USAGE}`);
-  if (!['train', 'val', 'test', 'metrics'].includes(values.split!)) throw new Error(`--split must be train, val, test or metrics (got "${values.split}")`);
-  const report = await evaluateModel({ model: userPath(values.model!), data: userPath(values.data!), split: values.split as SplitName, explanations: !values['no-explanations'] });
-  process.stdout.write(formatEvaluation(report) + '\n');
+  if (!['train', 'val', 'test', 'metrics'].includes(values.split!))
+    throw new Error(`--split must be train, val, test or metrics (got "${values.split}")`);
+  const report = await evaluateModel({
+    model: userPath(values.model!),
+    data: userPath(values.data!),
+    split: values.split as SplitName,
+    explanations: !values['no-explanations'],
+  });
+  process.stdout.write(`${formatEvaluation(report)}\n`);
   if (values.out) {
     await writeJson(userPath(values.out!), report);
     process.stdout.write(`wrote ${values.out}\n`);

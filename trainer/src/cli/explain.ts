@@ -18,7 +18,8 @@ table and writes a "this looks like that" reasoning page
 function intFlag(name: string, v: string | undefined, def: number, min: number, max: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer ${min}-${max} (got "${v}")`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer ${min}-${max} (got "${v}")`);
   return n;
 }
 
@@ -42,24 +43,33 @@ runMain(async () => {
   const image = await decodeImage(imagePath, { orient: true });
   const runner = await loadBundleRunner(bundleDir, manifest, { quiet: true });
   const result = await explainImage(runner, manifest, imagePath, { top, evidence });
-  process.stdout.write(formatExplanation(result, manifest, basename(imagePath)) + '\n');
+  process.stdout.write(`${formatExplanation(result, manifest, basename(imagePath))}\n`);
 
   const page = renderReasoningPage(
     await reasoningPageInput({
       fileName: basename(imagePath),
       image,
       explanation: result.explanation,
-      model: { lastLayer: manifestLastLayer(manifest), numClasses: manifest.classes.length, pruned: manifest.prototypes.map((p) => p.pruned) },
+      model: {
+        lastLayer: manifestLastLayer(manifest),
+        numClasses: manifest.classes.length,
+        pruned: manifest.prototypes.map((p) => p.pruned),
+      },
       classNames: manifest.classes.map((c) => c.name),
       prototypeClass: manifest.prototypes.map((p) => p.classId),
       prototypeImage: async (j) => {
         const files = manifest.prototypes[j].files;
-        if (!files) throw new Error(`prototype ${j} has no picture in the bundle (its source image was missing when the bundle was built)`);
+        if (!files)
+          throw new Error(
+            `prototype ${j} has no picture in the bundle (its source image was missing when the bundle was built)`,
+          );
         return { bytes: await readFile(join(bundleDir, files.crop)), type: 'image/webp' };
       },
     }),
   );
-  const out = values.out ? userPath(values.out) : userPath(`${basename(imagePath).replace(/\.[^.]+$/, '')}.explanation.html`);
+  const out = values.out
+    ? userPath(values.out)
+    : userPath(`${basename(imagePath).replace(/\.[^.]+$/, '')}.explanation.html`);
   await writeFile(out, page);
   process.stdout.write(`reasoning page: ${out}\n`);
   if (values.json) {
@@ -71,7 +81,7 @@ runMain(async () => {
       model: manifest.model,
       predictions: e.predictions.map((p) => ({ ...p, label: manifest.classes[p.classId].name })),
     };
-    await writeFile(userPath(values.json), JSON.stringify(json, null, 2) + '\n');
+    await writeFile(userPath(values.json), `${JSON.stringify(json, null, 2)}\n`);
     process.stdout.write(`wrote ${values.json}\n`);
   }
 });

@@ -26,7 +26,8 @@ type Mat3 = [number, number, number, number, number, number, number, number, num
 
 const mul = (a: Mat3, b: Mat3): Mat3 => {
   const r = new Array<number>(9).fill(0) as Mat3;
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += a[i * 3 + k] * b[k * 3 + j];
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += a[i * 3 + k] * b[k * 3 + j];
   return r;
 };
 const translate = (x: number, y: number): Mat3 => [1, 0, x, 0, 1, y, 0, 0, 1];
@@ -146,6 +147,7 @@ export function warp(img: RgbImage, m: Mat3, flip = false): RgbImage {
 
 /** One augmented copy of a square training image. */
 export function augmentImage(img: RgbImage, spec: AugmentSpec, rng: Rng, flip = false): RgbImage {
-  if (img.width !== img.height) throw new Error(`augmentImage: expected a square image, got ${img.width}x${img.height}`);
+  if (img.width !== img.height)
+    throw new Error(`augmentImage: expected a square image, got ${img.width}x${img.height}`);
   return warp(img, randomTransform(img.width, spec, rng), flip);
 }

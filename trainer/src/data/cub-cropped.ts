@@ -14,7 +14,10 @@ import type { Dataset } from './types.ts';
 export async function loadCubCropped(root: string): Promise<Dataset> {
   const train = join(root, 'train_cropped');
   if (!(await isDirectory(train))) {
-    throw new DatasetError('no train_cropped/ folder', { file: root, fix: 'point at the folder that holds train_cropped/' });
+    throw new DatasetError('no train_cropped/ folder', {
+      file: root,
+      fix: 'point at the folder that holds train_cropped/',
+    });
   }
   const splitDirs: SplitDir[] = [{ split: 'train', dir: train }];
   const test = join(root, 'test_cropped');

@@ -50,8 +50,17 @@ export async function loadCubOfficial(root: string): Promise<Dataset> {
   const isTrain = keyedToImages(file('train_test_split.txt'), splitRows, images);
   const boxes = keyedToImages(file('bounding_boxes.txt'), boxRows, images);
 
-  const present = await listPresentFiles(join(base, 'images'), [...images.values()].map((r) => r.fields[1]));
-  const ds: Dataset = { layout: 'cub-official', root: base, classes, splits: { train: [], val: [], test: [], metrics: [] }, skipped: [] };
+  const present = await listPresentFiles(
+    join(base, 'images'),
+    [...images.values()].map((r) => r.fields[1]),
+  );
+  const ds: Dataset = {
+    layout: 'cub-official',
+    root: base,
+    classes,
+    splits: { train: [], val: [], test: [], metrics: [] },
+    skipped: [],
+  };
   const listed = new Array<number>(classes.length).fill(0);
   const onDisk = new Array<number>(classes.length).fill(0);
   for (const [id, imageRow] of images) {
@@ -107,7 +116,8 @@ export async function loadCubOfficial(root: string): Promise<Dataset> {
   }
   listed.forEach((n, label) => {
     if (onDisk[label] > 0) return;
-    const problem = n === 0 ? 'no image of image_class_labels.txt belongs to it' : `all ${n} of its images are missing on disk`;
+    const problem =
+      n === 0 ? 'no image of image_class_labels.txt belongs to it' : `all ${n} of its images are missing on disk`;
     throw new DatasetError(`class "${classes[label]}" is empty: ${problem}`, {
       file: file('classes.txt'),
       line: classById.get(classIds[label])!.line,
@@ -122,7 +132,11 @@ function keyedToImages(path: string, rows: TableRow[], images: Map<number, Table
   const byId = indexById(path, rows, 'image id');
   for (const [id, row] of byId) {
     if (!images.has(id)) {
-      throw new DatasetError(`image id ${id} is not listed in images.txt`, { file: path, line: row.line, fix: 'delete the line or add the image to images.txt' });
+      throw new DatasetError(`image id ${id} is not listed in images.txt`, {
+        file: path,
+        line: row.line,
+        fix: 'delete the line or add the image to images.txt',
+      });
     }
   }
   return byId;

@@ -42,7 +42,9 @@ export async function loadCubParts(datasetRoot: string, items: DatasetItem[]): P
 
   const cubIds = items.map((it) => (/^\d+$/.test(it.id) ? Number(it.id) : null));
   const needBoxes = items.some((it, i) => it.box === undefined && cubIds[i] !== null && locs.has(cubIds[i]!));
-  const corners = needBoxes ? await readBoxCorners(join(base, 'bounding_boxes.txt')) : new Map<number, [number, number]>();
+  const corners = needBoxes
+    ? await readBoxCorners(join(base, 'bounding_boxes.txt'))
+    : new Map<number, [number, number]>();
 
   const perItem = items.map((item, i): PartPoint[] | null => {
     const id = cubIds[i];
@@ -50,10 +52,13 @@ export async function loadCubParts(datasetRoot: string, items: DatasetItem[]): P
     if (id === null || points === undefined) return null;
     const corner = item.box ? cornerOf(item.box[0], item.box[1]) : corners.get(id);
     if (corner === undefined) {
-      throw new DatasetError(`image id ${id} has part locations but no bounding box, so its parts cannot be placed on the cropped image`, {
-        file: join(base, 'bounding_boxes.txt'),
-        fix: `add "${id} <x> <y> <width> <height>" for it`,
-      });
+      throw new DatasetError(
+        `image id ${id} has part locations but no bounding box, so its parts cannot be placed on the cropped image`,
+        {
+          file: join(base, 'bounding_boxes.txt'),
+          fix: `add "${id} <x> <y> <width> <height>" for it`,
+        },
+      );
     }
     return points.map((p) => ({ part: p.part, x: p.x - corner[0], y: p.y - corner[1] }));
   });
@@ -63,7 +68,8 @@ export async function loadCubParts(datasetRoot: string, items: DatasetItem[]): P
 /** The folder with parts/ inside: the root, its CUB_200_2011/ (official) or its meta/ (pre-cropped). */
 async function findPartsBase(root: string): Promise<string | null> {
   for (const base of [root, join(root, 'CUB_200_2011'), join(root, 'meta')]) {
-    const either = (await isFile(join(base, 'parts', 'parts.txt'))) || (await isFile(join(base, 'parts', 'part_locs.txt')));
+    const either =
+      (await isFile(join(base, 'parts', 'parts.txt'))) || (await isFile(join(base, 'parts', 'part_locs.txt')));
     // With only one of the two present, readTable below reports the missing one.
     if (either) return base;
   }
@@ -79,11 +85,16 @@ async function readPartNames(file: string): Promise<string[]> {
     const row = byId.get(id);
     if (!row) {
       const [, bad] = [...byId.entries()].find(([k]) => k > byId.size)!;
-      throw new DatasetError(`part ids must run 1..${byId.size} without gaps, found ${bad.fields[0]}`, { file, line: bad.line, fix: 'number the parts 1, 2, 3, ...' });
+      throw new DatasetError(`part ids must run 1..${byId.size} without gaps, found ${bad.fields[0]}`, {
+        file,
+        line: bad.line,
+        fix: 'number the parts 1, 2, 3, ...',
+      });
     }
     names.push(row.fields[1]);
   }
-  if (names.length === 0) throw new DatasetError('no parts listed', { file, fix: 'restore parts.txt from the CUB-200-2011 archive' });
+  if (names.length === 0)
+    throw new DatasetError('no parts listed', { file, fix: 'restore parts.txt from the CUB-200-2011 archive' });
   return names;
 }
 
@@ -96,12 +107,20 @@ async function readPartLocations(file: string, numParts: number): Promise<Map<nu
     const imageId = parseId(file, row, 0, 'image id');
     const partId = parseId(file, row, 1, 'part id');
     if (partId > numParts) {
-      throw new DatasetError(`part id ${partId} is not in parts.txt (which lists ${numParts})`, { file, line: row.line, fix: 'use a part id listed in parts.txt' });
+      throw new DatasetError(`part id ${partId} is not in parts.txt (which lists ${numParts})`, {
+        file,
+        line: row.line,
+        fix: 'use a part id listed in parts.txt',
+      });
     }
     const key = `${imageId}:${partId}`;
     const prev = seen.get(key);
     if (prev !== undefined) {
-      throw new DatasetError(`image ${imageId} part ${partId} repeats line ${prev}`, { file, line: row.line, fix: 'delete the duplicate line' });
+      throw new DatasetError(`image ${imageId} part ${partId} repeats line ${prev}`, {
+        file,
+        line: row.line,
+        fix: 'delete the duplicate line',
+      });
     }
     seen.set(key, row.line);
     const visible = visibility(file, row);
@@ -117,7 +136,11 @@ async function readPartLocations(file: string, numParts: number): Promise<Map<nu
 function visibility(file: string, row: TableRow): boolean {
   const v = row.fields[4];
   if (v !== '0' && v !== '1') {
-    throw new DatasetError(`visible must be 0 or 1, found "${v}"`, { file, line: row.line, fix: 'write "<image id> <part id> <x> <y> <0|1>"' });
+    throw new DatasetError(`visible must be 0 or 1, found "${v}"`, {
+      file,
+      line: row.line,
+      fix: 'write "<image id> <part id> <x> <y> <0|1>"',
+    });
   }
   return v === '1';
 }
@@ -126,7 +149,8 @@ function visibility(file: string, row: TableRow): boolean {
 async function readBoxCorners(file: string): Promise<Map<number, [number, number]>> {
   const rows = indexById(file, await readTable(file, 5), 'image id');
   const out = new Map<number, [number, number]>();
-  for (const [id, row] of rows) out.set(id, cornerOf(parseNumber(file, row, 1, 'box x'), parseNumber(file, row, 2, 'box y')));
+  for (const [id, row] of rows)
+    out.set(id, cornerOf(parseNumber(file, row, 1, 'box x'), parseNumber(file, row, 2, 'box y')));
   return out;
 }
 

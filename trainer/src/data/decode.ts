@@ -89,7 +89,9 @@ export function toNHWC(images: RgbImage[], pre: PreprocessSpec, flip: boolean): 
   const shift = [0, 1, 2].map((c) => -pre.mean[c] / pre.std[c]);
   images.forEach((img, n) => {
     if (img.width !== size || img.height !== size || img.data.length !== per) {
-      throw new Error(`toNHWC: image ${n} is ${img.width}x${img.height}, expected ${size}x${size} RGB (decode with size ${size})`);
+      throw new Error(
+        `toNHWC: image ${n} is ${img.width}x${img.height}, expected ${size}x${size} RGB (decode with size ${size})`,
+      );
     }
     const src = img.data;
     let o = n * per;

@@ -4,7 +4,16 @@ import { extname, join } from 'node:path';
 import type { SkippedFile } from './types.ts';
 
 /** Extensions sharp can decode and that image datasets actually use. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.webp',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+]);
 
 export function isImageFile(name: string): boolean {
   return IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
@@ -19,7 +28,10 @@ export function byCodePoint(a: string, b: string): number {
 async function isDir(dir: string, e: Dirent): Promise<boolean> {
   if (e.isDirectory()) return true;
   if (!e.isSymbolicLink()) return false;
-  return stat(join(dir, e.name)).then((s) => s.isDirectory(), () => false);
+  return stat(join(dir, e.name)).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** Names of the visible subdirectories of `dir` (links to directories included), sorted. */
@@ -43,7 +55,8 @@ export async function listImages(dir: string, skipped: SkippedFile[]): Promise<s
     if (e.name.startsWith('.')) continue;
     const path = join(dir, e.name);
     if (await isDir(dir, e)) out.push(...(await listImages(path, skipped)));
-    else if (!isImageFile(e.name)) skipped.push({ path, reason: `not an image file extension (${[...IMAGE_EXTENSIONS].join(' ')})` });
+    else if (!isImageFile(e.name))
+      skipped.push({ path, reason: `not an image file extension (${[...IMAGE_EXTENSIONS].join(' ')})` });
     else out.push(path);
   }
   return out;

@@ -32,18 +32,34 @@ const EXPECTED_LAYOUTS = [
 export async function loadDataset(root: string, opts: LoadDatasetOptions): Promise<Dataset> {
   const abs = resolve(root);
   if (!(await isDirectory(abs))) {
-    throw new DatasetError('dataset folder does not exist', { file: abs, fix: `point at a folder holding one of: ${EXPECTED_LAYOUTS}` });
+    throw new DatasetError('dataset folder does not exist', {
+      file: abs,
+      fix: `point at a folder holding one of: ${EXPECTED_LAYOUTS}`,
+    });
   }
   const ds = await loadByLayout(abs);
   if (ds.splits.val.length === 0) {
-    const { train, val } = holdOutValidation(ds.splits.train, ds.classes.length, opts.valPerClass, opts.seed, ds.classes);
+    const { train, val } = holdOutValidation(
+      ds.splits.train,
+      ds.classes.length,
+      opts.valPerClass,
+      opts.seed,
+      ds.classes,
+    );
     ds.splits.train = train;
     ds.splits.val = val;
   }
   const metricsPerClass = opts.metricsPerClass ?? 0;
   if (metricsPerClass > 0) {
     // A second, independent draw from what is left: validation images stay the same whatever metricsPerClass is.
-    const { train, val: held } = holdOutValidation(ds.splits.train, ds.classes.length, metricsPerClass, opts.seed + 1, ds.classes, 'metricsPerClass');
+    const { train, val: held } = holdOutValidation(
+      ds.splits.train,
+      ds.classes.length,
+      metricsPerClass,
+      opts.seed + 1,
+      ds.classes,
+      'metricsPerClass',
+    );
     ds.splits.train = train;
     ds.splits.metrics = held;
   }

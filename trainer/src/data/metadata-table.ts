@@ -48,7 +48,11 @@ export async function readTable(path: string, columns: number, restJoined = fals
 export function parseId(path: string, row: TableRow, column: number, what: string): number {
   const s = row.fields[column];
   if (!/^\d+$/.test(s) || Number(s) < 1) {
-    throw new DatasetError(`${what} "${s}" is not a positive integer`, { file: path, line: row.line, fix: 'correct the line' });
+    throw new DatasetError(`${what} "${s}" is not a positive integer`, {
+      file: path,
+      line: row.line,
+      fix: 'correct the line',
+    });
   }
   return Number(s);
 }
@@ -57,7 +61,11 @@ export function parseId(path: string, row: TableRow, column: number, what: strin
 export function parseNumber(path: string, row: TableRow, column: number, what: string): number {
   const v = Number(row.fields[column]);
   if (!Number.isFinite(v)) {
-    throw new DatasetError(`${what} "${row.fields[column]}" is not a number`, { file: path, line: row.line, fix: 'correct the line' });
+    throw new DatasetError(`${what} "${row.fields[column]}" is not a number`, {
+      file: path,
+      line: row.line,
+      fix: 'correct the line',
+    });
   }
   return v;
 }
@@ -69,7 +77,11 @@ export function indexById(path: string, rows: TableRow[], what: string): Map<num
     const id = parseId(path, row, 0, what);
     const prev = out.get(id);
     if (prev) {
-      throw new DatasetError(`${what} ${id} repeats line ${prev.line}`, { file: path, line: row.line, fix: 'delete the duplicate line' });
+      throw new DatasetError(`${what} ${id} repeats line ${prev.line}`, {
+        file: path,
+        line: row.line,
+        fix: 'delete the duplicate line',
+      });
     }
     out.set(id, row);
   }

@@ -19,7 +19,8 @@ export function packImages(images: readonly RgbImage[]): SharedImages {
   const index = new Int32Array(images.length * 3);
   let at = 0;
   images.forEach((im, i) => {
-    if (im.data.length !== im.width * im.height * 3) throw new Error(`image ${i}: ${im.data.length} bytes for ${im.width}x${im.height} RGB`);
+    if (im.data.length !== im.width * im.height * 3)
+      throw new Error(`image ${i}: ${im.data.length} bytes for ${im.width}x${im.height} RGB`);
     all.set(im.data, at);
     index.set([at, im.width, im.height], i * 3);
     at += im.data.length;

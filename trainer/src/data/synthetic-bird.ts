@@ -1,5 +1,5 @@
 import type { Rng } from '../run/rng.ts';
-import { Canvas, type Point, type Rgb } from './raster.ts';
+import type { Canvas, Point, Rgb } from './raster.ts';
 import type { PartValues } from './synthetic-design.ts';
 import type { BoxedPartName } from './synthetic-manifest.ts';
 
@@ -21,23 +21,79 @@ const PART_COLOUR: Record<string, Rgb> = {
  */
 const BODY = { c: [-2, 2] as Point, rx: 13, ry: 8.5, angle: -0.15 };
 const WING = { c: [-4, 0.5] as Point, rx: 9, ry: 5, angle: -0.12 };
-const WINGBAR: Point[] = [[-11, -1.5], [3, -3], [3.4, 1], [-10.6, 2.5]];
+const WINGBAR: Point[] = [
+  [-11, -1.5],
+  [3, -3],
+  [3.4, 1],
+  [-10.6, 2.5],
+];
 const HEAD = { c: [10, -6] as Point, r: 6.5 };
 const EYE = { c: [12, -7.5] as Point, ring: 2.9, pupil: 1.3 };
 const BEAK: Record<string, Point[]> = {
-  cone: [[15, -9.5], [25.5, -6], [15, -2.5]],
-  thin: [[15, -7.6], [31, -6], [15, -4.4]],
-  hooked: [[15, -9.5], [22, -9], [26, -7], [27, -3], [25, -4.6], [22, -4.2], [15, -3]],
+  cone: [
+    [15, -9.5],
+    [25.5, -6],
+    [15, -2.5],
+  ],
+  thin: [
+    [15, -7.6],
+    [31, -6],
+    [15, -4.4],
+  ],
+  hooked: [
+    [15, -9.5],
+    [22, -9],
+    [26, -7],
+    [27, -3],
+    [25, -4.6],
+    [22, -4.2],
+    [15, -3],
+  ],
 };
-const CREST: Point[] = [[4.5, -10], [4.5, -18.5], [8, -12.5], [10.5, -20.5], [12, -12.5], [15.5, -16.5], [15, -9.5]];
+const CREST: Point[] = [
+  [4.5, -10],
+  [4.5, -18.5],
+  [8, -12.5],
+  [10.5, -20.5],
+  [12, -12.5],
+  [15.5, -16.5],
+  [15, -9.5],
+];
 const TAIL: Record<string, Point[]> = {
-  fan: [[-11, 1], [-23, -5], [-27, 0.5], [-27.5, 5.5], [-24, 11], [-11, 6]],
-  forked: [[-11, 1], [-28, -4], [-21, 3.5], [-28, 11], [-11, 6]],
-  pointed: [[-11, 0.5], [-30, 4.5], [-11, 7]],
+  fan: [
+    [-11, 1],
+    [-23, -5],
+    [-27, 0.5],
+    [-27.5, 5.5],
+    [-24, 11],
+    [-11, 6],
+  ],
+  forked: [
+    [-11, 1],
+    [-28, -4],
+    [-21, 3.5],
+    [-28, 11],
+    [-11, 6],
+  ],
+  pointed: [
+    [-11, 0.5],
+    [-30, 4.5],
+    [-11, 7],
+  ],
 };
 const LEGS: Point[][] = [
-  [[-4, 8], [-2.6, 8], [-2.6, 14], [-4, 14]],
-  [[1, 8], [2.4, 8], [2.4, 14], [1, 14]],
+  [
+    [-4, 8],
+    [-2.6, 8],
+    [-2.6, 14],
+    [-4, 14],
+  ],
+  [
+    [1, 8],
+    [2.4, 8],
+    [2.4, 14],
+    [1, 14],
+  ],
 ];
 /** Canonical point drawn at the pose centre (middle of the bird's extent). */
 const ORIGIN: Point = [0.5, -3];
@@ -105,7 +161,12 @@ export function drawBird(canvas: Canvas, rng: Rng, values: PartValues, pose: Pos
   const tilt = (rng.next() * 2 - 1) * 0.15 * size;
   const th = 1.6 * pose.scale;
   canvas.fillPolygon(
-    [[0, foot[1] - tilt - th], [size, foot[1] + tilt - th], [size, foot[1] + tilt + th], [0, foot[1] - tilt + th]],
+    [
+      [0, foot[1] - tilt - th],
+      [size, foot[1] + tilt - th],
+      [size, foot[1] + tilt + th],
+      [0, foot[1] - tilt + th],
+    ],
     hsv(0.07 + 0.05 * rng.next(), 0.4 + 0.2 * rng.next(), 0.3 + 0.2 * rng.next()),
   );
 
@@ -123,7 +184,15 @@ export function drawBird(canvas: Canvas, rng: Rng, values: PartValues, pose: Pos
   circle(EYE.c, EYE.pupil, [10, 10, 10]);
   const beakBox = box(poly(BEAK[beakShape], PART_COLOUR[beakColour]));
   addNoise(canvas, rng, 12);
-  return { beak: beakBox, crest: crestBox, wingbar: wingbarBox, tail: tailBox, eyering: eyeringBox, head: headBox, body: bodyBox };
+  return {
+    beak: beakBox,
+    crest: crestBox,
+    wingbar: wingbarBox,
+    tail: tailBox,
+    eyering: eyeringBox,
+    head: headBox,
+    body: bodyBox,
+  };
 }
 
 /** Light random tint with a vertical gradient and a few faint leaf-like blobs. */
@@ -145,8 +214,14 @@ function paintBackground(canvas: Canvas, rng: Rng): void {
   const blobs = rng.int(4);
   for (let i = 0; i < blobs; i++) {
     const r = (0.05 + 0.1 * rng.next()) * width;
-    canvas.fillEllipse(rng.next() * width, rng.next() * height, r, r * (0.4 + 0.5 * rng.next()), rng.next() * Math.PI,
-      hsv(0.15 + 0.3 * rng.next(), 0.1 + 0.25 * rng.next(), 0.5 + 0.35 * rng.next()));
+    canvas.fillEllipse(
+      rng.next() * width,
+      rng.next() * height,
+      r,
+      r * (0.4 + 0.5 * rng.next()),
+      rng.next() * Math.PI,
+      hsv(0.15 + 0.3 * rng.next(), 0.1 + 0.25 * rng.next(), 0.5 + 0.35 * rng.next()),
+    );
   }
 }
 
@@ -154,7 +229,7 @@ function addNoise(canvas: Canvas, rng: Rng, amplitude: number): void {
   const d = canvas.data;
   for (let i = 0; i < d.length; i++) {
     const v = d[i] + (rng.next() * 2 - 1) * amplitude;
-    d[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    d[i] = v < 0 ? 0 : Math.min(v, 255);
   }
 }
 
@@ -173,7 +248,14 @@ function hsv(h: number, s: number, v: number): Rgb {
   const p = v * (1 - s);
   const q = v * (1 - f * s);
   const u = v * (1 - (1 - f) * s);
-  const [r, g, b] = [[v, u, p], [q, v, p], [p, v, u], [p, q, v], [u, p, v], [v, p, q]][((i % 6) + 6) % 6];
+  const [r, g, b] = [
+    [v, u, p],
+    [q, v, p],
+    [p, v, u],
+    [p, q, v],
+    [u, p, v],
+    [v, p, q],
+  ][((i % 6) + 6) % 6];
   return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
 }
 

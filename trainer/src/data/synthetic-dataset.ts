@@ -13,10 +13,13 @@ export async function loadSynthetic(root: string): Promise<Dataset> {
   const ds = await loadClassFolders(root, splitDirs, 'synthetic');
   const expected = manifest.classes.map((c) => c.name);
   if (ds.classes.join('\n') !== expected.join('\n')) {
-    throw new DatasetError(`class folders (${ds.classes.length}) do not match the ${expected.length} classes of the manifest`, {
-      file: join(root, SYNTHETIC_MANIFEST),
-      fix: 'regenerate the synthetic dataset into an empty folder',
-    });
+    throw new DatasetError(
+      `class folders (${ds.classes.length}) do not match the ${expected.length} classes of the manifest`,
+      {
+        file: join(root, SYNTHETIC_MANIFEST),
+        fix: 'regenerate the synthetic dataset into an empty folder',
+      },
+    );
   }
   return ds;
 }

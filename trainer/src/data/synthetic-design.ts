@@ -61,13 +61,18 @@ export function designClasses(n: number, rng: Rng): SyntheticClassSpec[] {
       }
     }
   }
-  throw new Error(`cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use at most 30 classes`);
+  throw new Error(
+    `cannot design ${n} synthetic classes that pairwise differ in ${MIN_PART_DIFFERENCES} parts; use at most 30 classes`,
+  );
 }
 
 function greedyDesign(n: number, minDiff: number, rng: Rng): Partial<PartValues>[] {
   const chosen: Partial<PartValues>[] = [];
   for (let tries = 0; tries < 3000 && chosen.length < n; tries++) {
-    const free = pick(rng, PARTS.filter((p) => p !== ALWAYS_FIXED));
+    const free = pick(
+      rng,
+      PARTS.filter((p) => p !== ALWAYS_FIXED),
+    );
     const cand: Partial<PartValues> = {};
     for (const p of PARTS) if (p !== free) cand[p] = pick(rng, PART_VALUES[p]);
     if (chosen.every((c) => differingParts(c, cand).length >= minDiff)) chosen.push(cand);

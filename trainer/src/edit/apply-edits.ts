@@ -85,7 +85,7 @@ export interface EditReport {
 }
 
 const log = (quiet: boolean | undefined, msg: string) => {
-  if (!quiet) process.stderr.write(msg + '\n');
+  if (!quiet) process.stderr.write(`${msg}\n`);
 };
 
 const acc = (a: Accuracy | null) => (a ? { top1: a.top1, top5: a.top5, n: a.n } : null);

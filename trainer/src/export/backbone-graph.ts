@@ -19,7 +19,14 @@
  */
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { PreprocessSpec } from '../backbone/types.ts';
-import { decodeModel, opsetImports, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxModel } from '../backbone/onnx-proto.ts';
+import {
+  decodeModel,
+  opsetImports,
+  makeValueInfo,
+  OnnxDataType,
+  type OnnxDim,
+  type OnnxModel,
+} from '../backbone/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { OutputStride } from '../backbone/output-stride.ts';
 import { decodeMessage, messageField, stringOf, varintField } from '../backbone/protobuf-wire.ts';
@@ -80,7 +87,13 @@ export function addImageInput(b: GraphBuilder, spec: ImageInputSpec, target?: st
   const shift = [0, 1, 2].map((c) => -pre.mean[c] / pre.std[c]);
   const nchw = b.add('Transpose', [spec.name], 'image_nchw', { perm: [0, 3, 1, 2] });
   const scaled = b.add('Mul', [nchw, b.floatInit('image_scale', [1, 3, 1, 1], scale)], 'image_scaled');
-  return b.add('Add', [scaled, b.floatInit('image_shift', [1, 3, 1, 1], shift)], target ?? 'image_normalized', {}, target ? { output: target } : {});
+  return b.add(
+    'Add',
+    [scaled, b.floatInit('image_shift', [1, 3, 1, 1], shift)],
+    target ?? 'image_normalized',
+    {},
+    target ? { output: target } : {},
+  );
 }
 
 // ---- tfjs-layers models -------------------------------------------------------
@@ -114,9 +127,11 @@ function isContainer(l: unknown): l is Container {
  * into ONNX nodes reading the NCHW tensor `input`. Nested models are inlined.
  */
 export function addLayersModelNodes(b: GraphBuilder, model: LayersModel, input: string): LayersGraph {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('ONNX export: the tfjs model must have one input and one output');
+  if (model.inputs.length !== 1 || model.outputs.length !== 1)
+    throw new Error('ONNX export: the tfjs model must have one input and one output');
   const out = model.outputs[0].shape;
-  if (out.length !== 4 || out.slice(1).some((d) => d === null)) throw new Error(`ONNX export: the tfjs model output must be an NHWC map of known size, got ${JSON.stringify(out)}`);
+  if (out.length !== 4 || out.slice(1).some((d) => d === null))
+    throw new Error(`ONNX export: the tfjs model output must be an NHWC map of known size, got ${JSON.stringify(out)}`);
   const conv = new LayersConverter(b);
   const [features] = conv.container(model as unknown as Container, [input]);
   return { features, channels: out[3]!, height: out[1]!, width: out[2]!, layerCounts: conv.counts };
@@ -140,7 +155,8 @@ class LayersConverter {
   }
 
   container(c: Container, inputs: string[]): string[] {
-    if (c.inputs.length !== inputs.length) throw new Error(`ONNX export: nested model ${c.name} takes ${c.inputs.length} inputs, got ${inputs.length}`);
+    if (c.inputs.length !== inputs.length)
+      throw new Error(`ONNX export: nested model ${c.name} takes ${c.inputs.length} inputs, got ${inputs.length}`);
     // A scope per call of a container, so a nested model used twice converts twice.
     const scope: Scope = { id: this.scopes++, names: new Map() };
     c.inputs.forEach((t, i) => scope.names.set(t.id, inputs[i]));
@@ -171,14 +187,24 @@ class LayersConverter {
     const base = layer.name;
     const b = this.b;
     const inShape = (t.inputs[0]?.shape ?? []) as (number | null)[];
-    if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new Error(`ONNX export: layer ${base} uses dataFormat ${String(cfg.dataFormat)}; only channelsLast is supported`);
+    if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast')
+      throw new Error(
+        `ONNX export: layer ${base} uses dataFormat ${String(cfg.dataFormat)}; only channelsLast is supported`,
+      );
     switch (cls) {
       case 'Conv2D':
       case 'DepthwiseConv2D':
         return this.conv(layer, cls === 'DepthwiseConv2D', ins[0], inShape, cfg);
       case 'BatchNormalization': {
         const axis = cfg.axis as number | number[];
-        if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3))) || inShape.length !== 4) {
+        if (
+          !(
+            axis === -1 ||
+            axis === 3 ||
+            (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3))
+          ) ||
+          inShape.length !== 4
+        ) {
           throw new Error(`ONNX export: BatchNormalization ${base} must normalise the channel axis of a 4-d tensor`);
         }
         const w = weightsBySuffix(layer);
@@ -188,13 +214,23 @@ class LayersConverter {
         const mean = w.get('moving_mean');
         const variance = w.get('moving_variance');
         if (!mean || !variance) throw new Error(`ONNX export: BatchNormalization ${base} lacks moving statistics`);
-        const inputs = [ins[0], b.floatInit(`${base}/gamma`, [c], gamma), b.floatInit(`${base}/beta`, [c], beta), b.floatInit(`${base}/mean`, [c], mean), b.floatInit(`${base}/var`, [c], variance)];
+        const inputs = [
+          ins[0],
+          b.floatInit(`${base}/gamma`, [c], gamma),
+          b.floatInit(`${base}/beta`, [c], beta),
+          b.floatInit(`${base}/mean`, [c], mean),
+          b.floatInit(`${base}/var`, [c], variance),
+        ];
         return b.add('BatchNormalization', inputs, base, { epsilon: { float: cfg.epsilon as number } });
       }
       case 'ReLU': {
         const max = cfg.maxValue as number | null | undefined;
         if (max === null || max === undefined) return b.add('Relu', ins, base);
-        return b.add('Clip', [ins[0], b.floatInit(`${base}/min`, [], [0]), b.floatInit(`${base}/max`, [], [max])], base);
+        return b.add(
+          'Clip',
+          [ins[0], b.floatInit(`${base}/min`, [], [0]), b.floatInit(`${base}/max`, [], [max])],
+          base,
+        );
       }
       case 'LeakyReLU':
         return b.add('LeakyRelu', ins, base, { alpha: { float: cfg.alpha as number } });
@@ -202,11 +238,18 @@ class LayersConverter {
         return activation(b, cfg.activation as string, ins[0], base);
       case 'ZeroPadding2D': {
         const [[top, bottom], [left, right]] = cfg.padding as [[number, number], [number, number]];
-        return b.add('Pad', [ins[0], b.int64Init(`${base}/pads`, [8], [0, 0, top, left, 0, 0, bottom, right])], base, { mode: 'constant' });
+        return b.add('Pad', [ins[0], b.int64Init(`${base}/pads`, [8], [0, 0, top, left, 0, 0, bottom, right])], base, {
+          mode: 'constant',
+        });
       }
       case 'Add':
       case 'Multiply':
-        return ins.slice(1).reduce((acc, x, i) => b.add(cls === 'Add' ? 'Add' : 'Mul', [acc, x], i === ins.length - 2 ? base : `${base}/${i}`), ins[0]);
+        return ins
+          .slice(1)
+          .reduce(
+            (acc, x, i) => b.add(cls === 'Add' ? 'Add' : 'Mul', [acc, x], i === ins.length - 2 ? base : `${base}/${i}`),
+            ins[0],
+          );
       case 'Concatenate': {
         const rank = inShape.length;
         const axis = ((cfg.axis as number) + rank) % rank;
@@ -227,12 +270,19 @@ class LayersConverter {
     }
   }
 
-  private conv(layer: Layer, depthwise: boolean, x: string, inShape: (number | null)[], cfg: Record<string, unknown>): string {
+  private conv(
+    layer: Layer,
+    depthwise: boolean,
+    x: string,
+    inShape: (number | null)[],
+    cfg: Record<string, unknown>,
+  ): string {
     const b = this.b;
     const base = layer.name;
     const w = weightsBySuffix(layer);
     const kernel = w.get(depthwise ? 'depthwise_kernel' : 'kernel');
-    const kShape = layer.weights.find((v) => v.originalName.endsWith(depthwise ? '/depthwise_kernel' : '/kernel'))?.shape as number[] | undefined;
+    const kShape = layer.weights.find((v) => v.originalName.endsWith(depthwise ? '/depthwise_kernel' : '/kernel'))
+      ?.shape as number[] | undefined;
     if (!kernel || !kShape) throw new Error(`ONNX export: ${base} has no kernel weight`);
     const [kh, kw, cin, k3] = kShape;
     // Keras [kh, kw, in, out] → ONNX [out, in, kh, kw]; depthwise [kh, kw, in, mult] → [in*mult, 1, kh, kw] (out channel = in*mult + k in both).
@@ -249,7 +299,11 @@ class LayersConverter {
           }
     const strides = cfg.strides as number[];
     const dilations = (cfg.dilationRate as number[] | number | undefined) ?? [1, 1];
-    const dil = Array.isArray(dilations) ? (dilations.length === 1 ? [dilations[0], dilations[0]] : dilations) : [dilations, dilations];
+    const dil = Array.isArray(dilations)
+      ? dilations.length === 1
+        ? [dilations[0], dilations[0]]
+        : dilations
+      : [dilations, dilations];
     const attrs: Record<string, AttrValue> = {
       kernel_shape: [kh, kw],
       strides,
@@ -265,23 +319,41 @@ class LayersConverter {
     return act === 'linear' ? y : activation(b, act, y, base);
   }
 
-  private pool(op: 'MaxPool' | 'AveragePool', x: string, inShape: (number | null)[], cfg: Record<string, unknown>, base: string): string {
+  private pool(
+    op: 'MaxPool' | 'AveragePool',
+    x: string,
+    inShape: (number | null)[],
+    cfg: Record<string, unknown>,
+    base: string,
+  ): string {
     const size = cfg.poolSize as number[];
     const strides = (cfg.strides as number[] | null) ?? size;
     // count_include_pad stays 0: TF averages over the valid pixels only.
-    return this.b.add(op, [x], base, { kernel_shape: size, strides, pads: spatialPads(cfg.padding as string, inShape, size, strides, [1, 1], base) });
+    return this.b.add(op, [x], base, {
+      kernel_shape: size,
+      strides,
+      pads: spatialPads(cfg.padding as string, inShape, size, strides, [1, 1], base),
+    });
   }
 }
 
 /** ONNX pads [top, left, bottom, right] for Keras 'valid'/'same' (TF: odd padding goes bottom/right). */
-export function spatialPads(padding: string, inShape: (number | null)[], kernel: number[], strides: number[], dilations: number[], layer = ''): number[] {
+export function spatialPads(
+  padding: string,
+  inShape: (number | null)[],
+  kernel: number[],
+  strides: number[],
+  dilations: number[],
+  layer = '',
+): number[] {
   if (padding === 'valid') return [0, 0, 0, 0];
   if (padding !== 'same') throw new Error(`ONNX export: ${layer} padding "${padding}" is not supported`);
   const before: number[] = [];
   const after: number[] = [];
   for (let a = 0; a < 2; a++) {
     const size = inShape[1 + a];
-    if (size === null || size === undefined) throw new Error(`ONNX export: ${layer} needs a known input size for 'same' padding`);
+    if (size === null || size === undefined)
+      throw new Error(`ONNX export: ${layer} needs a known input size for 'same' padding`);
     const eff = (kernel[a] - 1) * dilations[a] + 1;
     const out = Math.ceil(size / strides[a]);
     const total = Math.max((out - 1) * strides[a] + eff - size, 0);
@@ -293,7 +365,8 @@ export function spatialPads(padding: string, inShape: (number | null)[], kernel:
 
 function weightsBySuffix(layer: Layer): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  for (const w of layer.weights) out.set(w.originalName.split('/').pop()!, Float32Array.from(w.read().dataSync() as Float32Array));
+  for (const w of layer.weights)
+    out.set(w.originalName.split('/').pop()!, Float32Array.from(w.read().dataSync() as Float32Array));
   return out;
 }
 
@@ -333,12 +406,24 @@ export interface TappedOnnxBackbone {
   opset: number;
 }
 
-export function tapOnnxBackbone(bytes: Uint8Array, tap = 'auto', compute: OnnxCompute = 'int8', outputStride?: OutputStride): TappedOnnxBackbone {
+export function tapOnnxBackbone(
+  bytes: Uint8Array,
+  tap = 'auto',
+  compute: OnnxCompute = 'int8',
+  outputStride?: OutputStride,
+): TappedOnnxBackbone {
   const t = tapForCompute(insertTap(bytes, { tap, outputStride }), compute);
   const model = decodeModel(t.bytes);
   const out = model.graph.outputs.find((o) => o.name === t.floatOutput);
   const opset = opsetImports(model).get('') ?? 0;
-  return { model, input: t.input, features: t.floatOutput, featureShape: out?.shape, quantized: !!t.quantization, opset };
+  return {
+    model,
+    input: t.input,
+    features: t.floatOutput,
+    featureShape: out?.shape,
+    quantized: !!t.quantization,
+    opset,
+  };
 }
 
 /**
@@ -350,10 +435,15 @@ const CHANGED_BY_OPSET_13 = new Set(['Squeeze', 'Unsqueeze', 'ReduceSum', 'Split
 /** The opset the combined model can declare: the backbone's own, raised to `min` when that is safe. */
 export function exportOpset(backbone: TappedOnnxBackbone, min = 13): number {
   if (backbone.opset >= min) return backbone.opset;
-  if (backbone.opset < 11) throw new Error(`ONNX export: the backbone uses opset ${backbone.opset}; export needs 11 or later`);
-  const blocking = backbone.model.graph.nodes.filter((n) => (n.domain === '' || n.domain === 'ai.onnx') && CHANGED_BY_OPSET_13.has(n.opType));
+  if (backbone.opset < 11)
+    throw new Error(`ONNX export: the backbone uses opset ${backbone.opset}; export needs 11 or later`);
+  const blocking = backbone.model.graph.nodes.filter(
+    (n) => (n.domain === '' || n.domain === 'ai.onnx') && CHANGED_BY_OPSET_13.has(n.opType),
+  );
   if (blocking.length) {
-    throw new Error(`ONNX export: the tapped backbone (opset ${backbone.opset}) has ${[...new Set(blocking.map((n) => n.opType))].join(', ')} nodes that changed in opset ${min}; convert the backbone to opset ${min} first`);
+    throw new Error(
+      `ONNX export: the tapped backbone (opset ${backbone.opset}) has ${[...new Set(blocking.map((n) => n.opType))].join(', ')} nodes that changed in opset ${min}; convert the backbone to opset ${min} first`,
+    );
   }
   return min;
 }
@@ -374,7 +464,9 @@ export function withOpset(model: OnnxModel, opset: number, minIr: number): OnnxM
 /** Rename a graph input everywhere it is read (the backbone's own input becomes `image`). */
 export function renameInput(model: OnnxModel, from: string, to: string, shape: OnnxDim[]): OnnxModel {
   const g = model.graph;
-  const nodes = g.nodes.map((n) => (n.inputs.includes(from) ? { ...n, inputs: n.inputs.map((t) => (t === from ? to : t)) } : n));
+  const nodes = g.nodes.map((n) =>
+    n.inputs.includes(from) ? { ...n, inputs: n.inputs.map((t) => (t === from ? to : t)) } : n,
+  );
   const inputs = g.inputs.map((i) => (i.name === from ? makeValueInfo(to, OnnxDataType.FLOAT, shape) : i));
   return { ...model, graph: { ...g, nodes, inputs, valueInfo: g.valueInfo.filter((v) => v.name !== from) } };
 }

@@ -47,7 +47,10 @@ export async function calibrate(
   const inputs = new Set(g.inputs.map((i) => i.name));
   const extra = tensors.filter((t) => !existing.has(t) && !inputs.has(t));
   const fetched = tensors.filter((t) => !inputs.has(t));
-  const probe = encodeModel({ ...model, graph: { ...g, outputs: [...g.outputs, ...extra.map((t) => makeValueInfo(t, OnnxDataType.FLOAT))] } });
+  const probe = encodeModel({
+    ...model,
+    graph: { ...g, outputs: [...g.outputs, ...extra.map((t) => makeValueInfo(t, OnnxDataType.FLOAT))] },
+  });
   // No graph optimisation: fusions would drop the intermediate tensors asked for.
   const session = await ort.InferenceSession.create(probe, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
   const min = new Map(tensors.map((t) => [t, Infinity]));
@@ -101,7 +104,8 @@ export async function calibrate(
     const r = reservoirs.get(t)!;
     const sorted = r.values.slice(0, r.filled).sort();
     const p = opts.percentile ?? 99.99;
-    const q = (f: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
+    const q = (f: number): number =>
+      sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
     // Keep an exact 0 lower bound (ReLU outputs): it makes the zero point 0 and lets a Relu fold into the range.
     const lo = min.get(t)! >= 0 ? min.get(t)! : q(1 - p / 100);
     ranges.set(t, { min: lo, max: q(p / 100) });

@@ -31,7 +31,8 @@ export function checkModel(modelOrBytes: OnnxModel | Uint8Array): GraphCheck {
 
   g.nodes.forEach((n, k) => {
     const label = `node ${k} (${n.opType}${n.name ? ` "${n.name}"` : ''})`;
-    for (const t of n.inputs) if (t !== '' && !available.has(t)) problems.push(`${label} reads "${t}" before anything produces it`);
+    for (const t of n.inputs)
+      if (t !== '' && !available.has(t)) problems.push(`${label} reads "${t}" before anything produces it`);
     for (const t of n.outputs) if (t !== '') define(t, label);
     const domain = n.domain === 'ai.onnx' ? '' : n.domain;
     if (!opsets.has(domain)) problems.push(`${label} uses domain "${n.domain}" that the model does not import`);
@@ -43,6 +44,7 @@ export function checkModel(modelOrBytes: OnnxModel | Uint8Array): GraphCheck {
 /** Throws with every problem listed, for use right after building a model. */
 export function assertValidModel(model: OnnxModel | Uint8Array): number {
   const { opset, problems } = checkModel(model);
-  if (problems.length) throw new Error(`ONNX export produced an invalid graph:\n  ${problems.slice(0, 10).join('\n  ')}`);
+  if (problems.length)
+    throw new Error(`ONNX export produced an invalid graph:\n  ${problems.slice(0, 10).join('\n  ')}`);
   return opset;
 }

@@ -16,7 +16,16 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { resolveWeights } from '../backbone/download.ts';
 import type { LayersBackbone } from '../backbone/layers-model-backbone.ts';
-import { decodeModel, encodeModel, makeGraph, makeModel, makeValueInfo, OnnxDataType, type OnnxDim, type OnnxValueInfo } from '../backbone/onnx-proto.ts';
+import {
+  decodeModel,
+  encodeModel,
+  makeGraph,
+  makeModel,
+  makeValueInfo,
+  OnnxDataType,
+  type OnnxDim,
+  type OnnxValueInfo,
+} from '../backbone/onnx-proto.ts';
 import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { OutputStride } from '../backbone/output-stride.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
@@ -70,30 +79,51 @@ export interface OnnxExport {
 }
 
 /** Builds the whole model in memory (no files, no runtime). */
-export function buildProtoPNetOnnx(source: BackboneSource, head: HeadExportWeights, preprocess: PreprocessSpec, opts: BuildOptions = {}): OnnxExport {
+export function buildProtoPNetOnnx(
+  source: BackboneSource,
+  head: HeadExportWeights,
+  preprocess: PreprocessSpec,
+  opts: BuildOptions = {},
+): OnnxExport {
   const spec = imageInputSpec(opts.input ?? 'nchw-normalized', preprocess);
-  return source.kind === 'layers' ? fromLayers(source.model, head, spec, opts.opset ?? 13) : fromOnnx(source, head, spec);
+  return source.kind === 'layers'
+    ? fromLayers(source.model, head, spec, opts.opset ?? 13)
+    : fromOnnx(source, head, spec);
 }
 
 /**
  * A tfjs backbone alone, as ONNX: `image` → `features` NCHW [N, D, H, W]. For
  * checking the layer conversion and timing the backbone apart from the head.
  */
-export function buildLayersFeatureModel(model: LayersModel, preprocess: PreprocessSpec, opts: BuildOptions = {}): OnnxExport {
+export function buildLayersFeatureModel(
+  model: LayersModel,
+  preprocess: PreprocessSpec,
+  opts: BuildOptions = {},
+): OnnxExport {
   return fromLayers(model, null, imageInputSpec(opts.input ?? 'nchw-normalized', preprocess), opts.opset ?? 13);
 }
 
-function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: ImageInputSpec, opset: number): OnnxExport {
+function fromLayers(
+  model: LayersModel,
+  head: HeadExportWeights | null,
+  spec: ImageInputSpec,
+  opset: number,
+): OnnxExport {
   const inShape = model.inputs[0].shape;
   if (inShape[1] !== spec.preprocess.size || inShape[2] !== spec.preprocess.size || inShape[3] !== 3) {
-    throw new Error(`ONNX export: the tfjs model takes ${JSON.stringify(inShape)}, the preprocess spec says ${spec.preprocess.size}x${spec.preprocess.size}x3`);
+    throw new Error(
+      `ONNX export: the tfjs model takes ${JSON.stringify(inShape)}, the preprocess spec says ${spec.preprocess.size}x${spec.preprocess.size}x3`,
+    );
   }
   const b = new GraphBuilder(opset);
   const x = addImageInput(b, spec);
   const bb = addLayersModelNodes(b, model, x);
   let outputs: OnnxValueInfo[];
   if (head) {
-    if (bb.channels !== head.inputChannels) throw new Error(`ONNX export: the backbone gives ${bb.channels} channels, the head expects ${head.inputChannels}`);
+    if (bb.channels !== head.inputChannels)
+      throw new Error(
+        `ONNX export: the backbone gives ${bb.channels} channels, the head expects ${head.inputChannels}`,
+      );
     outputs = addHeadNodes(b, head, { features: bb.features, height: bb.height, width: bb.width });
   } else {
     const features = b.add('Identity', [bb.features], 'features', {}, { output: 'features' });
@@ -103,7 +133,13 @@ function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: Im
   const bn = foldBatchNorms(b, keep);
   const pads = foldZeroPads(b, keep);
   const { nodes, initializers } = b.encode();
-  const graph = makeGraph({ name: 'protopnet', nodes, initializers, inputs: [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape)], outputs });
+  const graph = makeGraph({
+    name: 'protopnet',
+    nodes,
+    initializers,
+    inputs: [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape)],
+    outputs,
+  });
   const onnxModel = makeModel(graph, { '': opset }, irVersionFor(opset));
   assertValidModel(onnxModel);
   const layers = [...bb.layerCounts].map(([k, v]) => `${v} ${k}`).join(', ');
@@ -116,14 +152,24 @@ function fromLayers(model: LayersModel, head: HeadExportWeights | null, spec: Im
   };
 }
 
-function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadExportWeights, spec: ImageInputSpec): OnnxExport {
+function fromOnnx(
+  source: Extract<BackboneSource, { kind: 'onnx' }>,
+  head: HeadExportWeights,
+  spec: ImageInputSpec,
+): OnnxExport {
   const compute = source.compute ?? 'int8';
   const t = tapOnnxBackbone(source.bytes, source.tap ?? 'auto', compute, source.outputStride);
   const opset = exportOpset(t);
   const origInput = t.model.graph.inputs.find((i) => i.name === t.input);
   const s = spec.preprocess.size;
   const shape = origInput?.shape;
-  if (shape && shape.length === 4 && ((typeof shape[2] === 'number' && shape[2] !== s) || (typeof shape[3] === 'number' && shape[3] !== s) || (typeof shape[1] === 'number' && shape[1] !== 3))) {
+  if (
+    shape &&
+    shape.length === 4 &&
+    ((typeof shape[2] === 'number' && shape[2] !== s) ||
+      (typeof shape[3] === 'number' && shape[3] !== s) ||
+      (typeof shape[1] === 'number' && shape[1] !== 3))
+  ) {
     throw new Error(`ONNX export: the backbone takes [${shape.join(', ')}], the preprocess spec says 3x${s}x${s}`);
   }
   let model = t.model;
@@ -147,7 +193,8 @@ function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadE
     addImageInput(pre, spec, input);
   }
   const fs = t.featureShape;
-  if (typeof fs?.[1] === 'number' && fs[1] !== head.inputChannels) throw new Error(`ONNX export: the tap gives ${fs[1]} channels, the head expects ${head.inputChannels}`);
+  if (typeof fs?.[1] === 'number' && fs[1] !== head.inputChannels)
+    throw new Error(`ONNX export: the tap gives ${fs[1]} channels, the head expects ${head.inputChannels}`);
   const headB = new GraphBuilder(opset, [...graphNames(model), ...pre.names()]);
   const outputs = addHeadNodes(headB, head, { features: t.features, height: fs?.[2] ?? 'H', width: fs?.[3] ?? 'W' });
   const a = pre.encode();
@@ -158,7 +205,10 @@ function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadE
     name: 'protopnet',
     nodes: [...a.nodes, ...g.nodes, ...h.nodes],
     initializers: [...g.initializers, ...a.initializers, ...h.initializers],
-    inputs: spec.format === 'nchw-normalized' ? g.inputs : [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape), ...g.inputs.filter((i) => i.name !== input)],
+    inputs:
+      spec.format === 'nchw-normalized'
+        ? g.inputs
+        : [makeValueInfo(spec.name, OnnxDataType.FLOAT, spec.shape), ...g.inputs.filter((i) => i.name !== input)],
     outputs,
   });
   const out = withOpset({ ...model, graph }, opset, irVersionFor(opset));
@@ -168,7 +218,9 @@ function fromOnnx(source: Extract<BackboneSource, { kind: 'onnx' }>, head: HeadE
     opset,
     input: spec,
     outputs: outputSpecs(outputs),
-    notes: [`onnx backbone tapped at ${t.features}${t.quantized ? ' (int8, dequantised)' : compute === 'float' ? ' (its int8 weights on float kernels)' : ''}, opset ${t.opset}${opset !== t.opset ? ` raised to ${opset}` : ''}`],
+    notes: [
+      `onnx backbone tapped at ${t.features}${t.quantized ? ' (int8, dequantised)' : compute === 'float' ? ' (its int8 weights on float kernels)' : ''}, opset ${t.opset}${opset !== t.opset ? ` raised to ${opset}` : ''}`,
+    ],
   };
 }
 
@@ -187,24 +239,30 @@ export async function verifyExport(e: OnnxExport): Promise<OnnxExport & { sessio
   try {
     session = await ort.InferenceSession.create(e.bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
   } catch (err) {
-    throw new Error(`ONNX export: onnxruntime rejects the exported model: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `ONNX export: onnxruntime rejects the exported model: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const sessionMs = performance.now() - t0;
   try {
     const size = e.input.shape.slice(1).reduce<number>((a, d) => a * (d as number), 1);
     const feed = new ort.Tensor('float32', new Float32Array(size), [1, ...(e.input.shape.slice(1) as number[])]);
     const res = await session.run({ [e.input.name]: feed }).catch((err: unknown) => {
-      throw new Error(`ONNX export: the exported model fails on a blank image: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(
+        `ONNX export: the exported model fails on a blank image: ${err instanceof Error ? err.message : String(err)}`,
+      );
     });
     const outputs = e.outputs.map((o) => {
       const dims = res[o.name]?.dims;
-      if (!dims || dims.length !== o.shape.length) throw new Error(`ONNX export: output ${o.name} has dims [${dims}], expected rank ${o.shape.length}`);
+      if (!dims || dims.length !== o.shape.length)
+        throw new Error(`ONNX export: output ${o.name} has dims [${dims}], expected rank ${o.shape.length}`);
       return { name: o.name, shape: o.shape.map((d, i) => (i === 0 ? d : typeof d === 'number' ? d : dims[i])) };
     });
     for (const o of outputs) {
       const dims = res[o.name].dims;
       o.shape.forEach((d, i) => {
-        if (i > 0 && d !== dims[i]) throw new Error(`ONNX export: output ${o.name} is [${dims}], the graph declares [${o.shape}]`);
+        if (i > 0 && d !== dims[i])
+          throw new Error(`ONNX export: output ${o.name} is [${dims}], the graph declares [${o.shape}]`);
       });
     }
     const changed = outputs.some((o, i) => o.shape.join() !== e.outputs[i].shape.join());
@@ -218,7 +276,12 @@ export async function verifyExport(e: OnnxExport): Promise<OnnxExport & { sessio
 function withOutputShapes(bytes: Uint8Array, outputs: OutputSpec[]): Uint8Array {
   const model = decodeModel(bytes);
   const byName = new Map(outputs.map((o) => [o.name, o]));
-  const graph = { ...model.graph, outputs: model.graph.outputs.map((v) => (byName.has(v.name) ? makeValueInfo(v.name, v.elemType ?? OnnxDataType.FLOAT, byName.get(v.name)!.shape) : v)) };
+  const graph = {
+    ...model.graph,
+    outputs: model.graph.outputs.map((v) =>
+      byName.has(v.name) ? makeValueInfo(v.name, v.elemType ?? OnnxDataType.FLOAT, byName.get(v.name)!.shape) : v,
+    ),
+  };
   return encodeModel({ ...model, graph });
 }
 
@@ -239,7 +302,10 @@ export interface ExportResult {
   input: ImageInputSpec;
   outputs: OutputSpec[];
   /** Manifest form (files.onnx.inputs / outputs). */
-  manifest: { inputs: { name: string; shape: (number | string)[]; layout: string }[]; outputs: { name: string; shape: (number | string)[] }[] };
+  manifest: {
+    inputs: { name: string; shape: (number | string)[]; layout: string }[];
+    outputs: { name: string; shape: (number | string)[] }[];
+  };
   notes: string[];
   /** onnxruntime session creation in the check run (ms), when verified. */
   sessionMs: number | null;
@@ -265,8 +331,17 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
       preprocess = b.preprocess;
       await imported.dispose();
     } else if (b.kind === 'onnx') {
-      const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, resolveRepoPath(config.featureCacheDir));
-      source = { kind: 'onnx', bytes: await readFile(path), tap: b.tap, compute: opts.backboneCompute ?? b.compute, outputStride: b.outputStride };
+      const path = await resolveWeights(
+        { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
+        resolveRepoPath(config.featureCacheDir),
+      );
+      source = {
+        kind: 'onnx',
+        bytes: await readFile(path),
+        tap: b.tap,
+        compute: opts.backboneCompute ?? b.compute,
+        outputStride: b.outputStride,
+      };
       preprocess = b.preprocess;
     } else {
       const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });

@@ -13,7 +13,7 @@ export function foldBatchNorms(b: GraphBuilder, keep: ReadonlySet<string> = new 
     if (bn.op !== 'BatchNormalization') continue;
     const x = bn.inputs[0];
     const conv = b.producerOf(x);
-    if (!conv || conv.op !== 'Conv' || keep.has(x) || b.consumersOf(x).length !== 1) continue;
+    if (conv?.op !== 'Conv' || keep.has(x) || b.consumersOf(x).length !== 1) continue;
     const w = floatInit(b, conv.inputs[1]);
     const [gamma, beta, mean, variance] = bn.inputs.slice(1, 5).map((n) => floatInit(b, n));
     if (!w || !gamma || !beta || !mean || !variance) continue;
@@ -52,7 +52,7 @@ export function foldZeroPads(b: GraphBuilder, keep: ReadonlySet<string> = new Se
     const conv = readers[0];
     const pads = intInit(b, pad.inputs[1]);
     const value = pad.inputs[2] ? floatInit(b, pad.inputs[2]) : undefined;
-    if (!pads || pads.length !== 8 || (value && value.data[0] !== 0)) continue;
+    if (pads?.length !== 8 || (value && value.data[0] !== 0)) continue;
     // ONNX Pad order: [n0, c0, h0, w0, n1, c1, h1, w1]; only spatial padding can move into Conv.
     if (pads[0] || pads[1] || pads[4] || pads[5]) continue;
     const old = (conv.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];

@@ -4,7 +4,14 @@
  * fold.ts) can read and change weights before anything is encoded with
  * onnx-proto.ts.
  */
-import { OnnxDataType, makeAttribute, makeNode, makeTensor, type OnnxNode, type OnnxTensor } from '../backbone/onnx-proto.ts';
+import {
+  OnnxDataType,
+  makeAttribute,
+  makeNode,
+  makeTensor,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../backbone/onnx-proto.ts';
 
 /** An attribute value: integer, string, integer list, or an explicit float / float list. */
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
@@ -63,7 +70,8 @@ export class GraphBuilder {
 
   floatInit(base: string, dims: number[], data: ArrayLike<number>): string {
     const size = dims.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw new Error(`ONNX export: initializer ${base} has ${data.length} values, dims [${dims}] need ${size}`);
+    if (data.length !== size)
+      throw new Error(`ONNX export: initializer ${base} has ${data.length} values, dims [${dims}] need ${size}`);
     const name = this.fresh(base);
     this.initializers.set(name, { name, dims, type: OnnxDataType.FLOAT, data: Float32Array.from(data) });
     return name;
@@ -76,9 +84,22 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its first output (named from `out`, made unique). */
-  add(op: string, inputs: string[], out: string, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; output?: string } = {}): string {
+  add(
+    op: string,
+    inputs: string[],
+    out: string,
+    attrs: Record<string, AttrValue> = {},
+    opts: { domain?: string; output?: string } = {},
+  ): string {
     const output = opts.output ? this.claim(opts.output) : this.fresh(out);
-    this.nodes.push({ op, inputs, outputs: [output], attrs, name: this.fresh(`${out}_node`), domain: opts.domain ?? '' });
+    this.nodes.push({
+      op,
+      inputs,
+      outputs: [output],
+      attrs,
+      name: this.fresh(`${out}_node`),
+      domain: opts.domain ?? '',
+    });
     return output;
   }
 
@@ -86,7 +107,13 @@ export class GraphBuilder {
    * A Reduce* node over `axes`: the axes are an attribute before opset 18 and an
    * int64 input from 18 on (ReduceSum itself switched at 13, so it is not used here).
    */
-  reduce(op: 'ReduceSumSquare' | 'ReduceMin' | 'ReduceMax' | 'ReduceMean', x: string, axes: number[], keepdims: boolean, out: string): string {
+  reduce(
+    op: 'ReduceSumSquare' | 'ReduceMin' | 'ReduceMax' | 'ReduceMean',
+    x: string,
+    axes: number[],
+    keepdims: boolean,
+    out: string,
+  ): string {
     if (this.opset >= REDUCE_AXES_INPUT_OPSET) {
       return this.add(op, [x, this.int64Init(`${out}_axes`, [axes.length], axes)], out, { keepdims: keepdims ? 1 : 0 });
     }
@@ -107,7 +134,9 @@ export class GraphBuilder {
     const referenced = new Set(this.nodes.flatMap((n) => n.inputs));
     return {
       nodes: this.nodes.map(encodeNode),
-      initializers: [...this.initializers.values()].filter((t) => referenced.has(t.name)).map((t) => makeTensor(t.name, t.type, t.dims, t.data)),
+      initializers: [...this.initializers.values()]
+        .filter((t) => referenced.has(t.name))
+        .map((t) => makeTensor(t.name, t.type, t.dims, t.data)),
     };
   }
 }

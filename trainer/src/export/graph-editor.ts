@@ -134,7 +134,10 @@ export class Editor {
     const g = model.graph;
     const live = new Set(this.nodes.flatMap((n) => n.inputs));
     const initializers = [...g.initializers, ...this.added].filter((t) => live.has(t.name));
-    const out = { ...model, graph: { ...g, nodes: this.nodes, initializers, valueInfo: g.valueInfo.filter((v) => !retyped.has(v.name)) } };
+    const out = {
+      ...model,
+      graph: { ...g, nodes: this.nodes, initializers, valueInfo: g.valueInfo.filter((v) => !retyped.has(v.name)) },
+    };
     assertValidModel(out);
     return out;
   }
@@ -154,7 +157,13 @@ export function centredRange(q: QParams): [number, number] {
  * |accumulator| (every input at the far end of `xRange`, plus the bias) reaches
  * 2^24, where float32 sums stop being exact; -1 when none does.
  */
-export function inexactChannel(w: ArrayLike<number>, wz: number[], b: ArrayLike<number> | undefined, cout: number, xRange: [number, number]): number {
+export function inexactChannel(
+  w: ArrayLike<number>,
+  wz: number[],
+  b: ArrayLike<number> | undefined,
+  cout: number,
+  xRange: [number, number],
+): number {
   const per = w.length / cout;
   const xMax = Math.max(Math.abs(xRange[0]), Math.abs(xRange[1]));
   for (let c = 0; c < cout; c++) {
@@ -167,4 +176,3 @@ export function inexactChannel(w: ArrayLike<number>, wz: number[], b: ArrayLike<
 }
 
 export const at = (v: number[], c: number): number => (v.length === 1 ? v[0] : v[c]);
-

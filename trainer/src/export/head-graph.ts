@@ -19,7 +19,15 @@
  * (GraphBuilder.reduce). ReduceSum (axes input since 13) is not used.
  */
 import { SIMILARITY_EPSILON } from '@protoatlas/shared';
-import { OnnxDataType, encodeModel, makeGraph, makeModel, makeValueInfo, type OnnxDim, type OnnxValueInfo } from '../backbone/onnx-proto.ts';
+import {
+  OnnxDataType,
+  encodeModel,
+  makeGraph,
+  makeModel,
+  makeValueInfo,
+  type OnnxDim,
+  type OnnxValueInfo,
+} from '../backbone/onnx-proto.ts';
 import type { ActivationName } from '../head/activations.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { GraphBuilder } from './graph-builder.ts';
@@ -50,7 +58,13 @@ export function headExportWeights(head: ProtoHead): HeadExportWeights {
   const read = (v: { dataSync(): unknown }): Float32Array => Float32Array.from(v.dataSync() as Float32Array);
   let inChannels = head.spec.inputChannels;
   const addOn = head.spec.addOn.map((layer, i) => {
-    const entry = { w: read(head.addOnW[i]), b: read(head.addOnB[i]), inChannels, outChannels: layer.channels, activation: layer.activation };
+    const entry = {
+      w: read(head.addOnW[i]),
+      b: read(head.addOnB[i]),
+      inChannels,
+      outChannels: layer.channels,
+      activation: layer.activation,
+    };
     inChannels = layer.channels;
     return entry;
   });
@@ -112,17 +126,30 @@ export function addHeadNodes(b: GraphBuilder, w: HeadExportWeights, opts: HeadGr
   // So the expansion only picks each prototype's nearest patch; its distance is then
   // recomputed directly as ||z_k - p||^2 (as the trainer does, fast-ops.ts refineMinDistances).
   const hw = b.int64Init(`${pre}n_p_hw`, [3], [0, w.prototypeDim, -1]);
-  const patchesFirst = b.add('Transpose', [b.add('Reshape', [z, hw], `${pre}z_flat`)], `${pre}z_patches`, { perm: [0, 2, 1] });
+  const patchesFirst = b.add('Transpose', [b.add('Reshape', [z, hw], `${pre}z_flat`)], `${pre}z_patches`, {
+    perm: [0, 2, 1],
+  });
   const flatD = b.add('Reshape', [distances, b.int64Init(`${pre}n_m_hw`, [3], [0, m, -1])], `${pre}distances_flat`);
   const nearest = b.add('ArgMin', [flatD], `${pre}nearest_patch`, { axis: 2, keepdims: 1 });
   const zNearest = b.add('GatherND', [patchesFirst, nearest], `${pre}z_nearest`, { batch_dims: 1 });
   // P = 2P / 2 exactly; one copy of the prototypes in the file (folded at session creation).
-  const protos = b.add('Mul', [b.add('Reshape', [twoPName, b.int64Init(`${pre}m_p`, [2], [m, w.prototypeDim])], `${pre}prototypes_x2_flat`), b.floatInit(`${pre}half`, [], [0.5])], `${pre}prototypes`);
+  const protos = b.add(
+    'Mul',
+    [
+      b.add('Reshape', [twoPName, b.int64Init(`${pre}m_p`, [2], [m, w.prototypeDim])], `${pre}prototypes_x2_flat`),
+      b.floatInit(`${pre}half`, [], [0.5]),
+    ],
+    `${pre}prototypes`,
+  );
   const diffs = b.add('Sub', [zNearest, protos], `${pre}z_nearest_minus_p`);
   const dmin = b.reduce('ReduceSumSquare', diffs, [2], false, `${pre}min_distances`);
   const one = b.floatInit(`${pre}one`, [], [1]);
   const eps = b.floatInit(`${pre}epsilon`, [], [w.epsilon]);
-  const ratio = b.add('Div', [b.add('Add', [dmin, one], `${pre}d_plus_1`), b.add('Add', [dmin, eps], `${pre}d_plus_eps`)], `${pre}ratio`);
+  const ratio = b.add(
+    'Div',
+    [b.add('Add', [dmin, one], `${pre}d_plus_1`), b.add('Add', [dmin, eps], `${pre}d_plus_eps`)],
+    `${pre}ratio`,
+  );
   const sim = b.add('Log', [ratio], HEAD_OUTPUT_NAMES.similarities, {}, { output: HEAD_OUTPUT_NAMES.similarities });
   const lastLayer = b.floatInit(`${pre}last_layer`, [m, w.numClasses], w.lastLayer);
   // The last layer sums m terms into logits of magnitude ~m: in float32 two summation orders
@@ -132,7 +159,13 @@ export function addHeadNodes(b: GraphBuilder, w: HeadExportWeights, opts: HeadGr
   const sim64 = b.add('Cast', [sim], `${pre}similarities_f64`, { to: DOUBLE });
   const lastLayer64 = b.add('Cast', [lastLayer], `${pre}last_layer_f64`, { to: DOUBLE });
   const logits64 = b.add('MatMul', [sim64, lastLayer64], `${pre}logits_f64`);
-  const logits = b.add('Cast', [logits64], HEAD_OUTPUT_NAMES.logits, { to: OnnxDataType.FLOAT }, { output: HEAD_OUTPUT_NAMES.logits });
+  const logits = b.add(
+    'Cast',
+    [logits64],
+    HEAD_OUTPUT_NAMES.logits,
+    { to: OnnxDataType.FLOAT },
+    { output: HEAD_OUTPUT_NAMES.logits },
+  );
 
   return [
     makeValueInfo(logits, OnnxDataType.FLOAT, [n, w.numClasses]),
@@ -151,7 +184,11 @@ function activationNodes(b: GraphBuilder, act: ActivationName, x: string, base: 
       return b.add('Sigmoid', [x], `${base}/sigmoid`);
     case 'l2norm': {
       const sq = b.reduce('ReduceSumSquare', x, [1], true, `${base}/sq`);
-      const norm = b.add('Sqrt', [b.add('Add', [sq, b.floatInit(`${base}/l2_eps`, [], [L2NORM_EPSILON])], `${base}/sq_eps`)], `${base}/norm`);
+      const norm = b.add(
+        'Sqrt',
+        [b.add('Add', [sq, b.floatInit(`${base}/l2_eps`, [], [L2NORM_EPSILON])], `${base}/sq_eps`)],
+        `${base}/norm`,
+      );
       return b.add('Div', [x, norm], `${base}/l2norm`);
     }
     default: {
@@ -162,7 +199,10 @@ function activationNodes(b: GraphBuilder, act: ActivationName, x: string, base: 
 }
 
 /** A head-only model: input `features` NCHW [N, D, H, W] → logits, similarities, distances. */
-export function buildHeadModel(w: HeadExportWeights, opts: { height: number; width: number; opset?: number }): Uint8Array {
+export function buildHeadModel(
+  w: HeadExportWeights,
+  opts: { height: number; width: number; opset?: number },
+): Uint8Array {
   const opset = opts.opset ?? 13;
   const b = new GraphBuilder(opset);
   const features = b.claim('features');

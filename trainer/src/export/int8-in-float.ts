@@ -52,12 +52,14 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
   const count = (op: string): void => void (converted[op] = (converted[op] ?? 0) + 1);
   const scalarParams = (scale: string, zp: string | undefined, what: string): QParams => {
     const q = e.qparams(scale, zp);
-    if (q.scale.length !== 1 || q.zeroPoint.length !== 1) throw new Int8InFloatError(`${what}: per-channel activation parameters are not supported`);
+    if (q.scale.length !== 1 || q.zeroPoint.length !== 1)
+      throw new Int8InFloatError(`${what}: per-channel activation parameters are not supported`);
     return q;
   };
   const input = (x: string, reader: string): { name: string; q: QParams } => {
     const c = centred.get(x);
-    if (!c) throw new Int8InFloatError(`${reader} reads ${x}, which is not produced by a quantised op this pass converts`);
+    if (!c)
+      throw new Int8InFloatError(`${reader} reads ${x}, which is not produced by a quantised op this pass converts`);
     return c;
   };
   /** Clip to the output's integer range, then Round (the order onnxruntime can fuse). */
@@ -88,7 +90,8 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
     } else if (op === 'QLinearConv') {
       const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
       const wt = e.init.get(w);
-      if (!wt || (b && !e.init.has(b))) throw new Int8InFloatError(`${n.outputs[0]}: QLinearConv weights must be initializers`);
+      if (!wt || (b && !e.init.has(b)))
+        throw new Int8InFloatError(`${n.outputs[0]}: QLinearConv weights must be initializers`);
       const xin = input(x, n.outputs[0]);
       const xq = scalarParams(xs, xzp, n.outputs[0]);
       const wq = e.qparams(ws, wzp);
@@ -98,12 +101,19 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
       const ones = wt.dims.slice(1).map(() => 1);
       const inexact = inexactChannel(e.values(w), wq.zeroPoint, b ? e.values(b) : undefined, cout, centredRange(xq));
-      if (inexact >= 0) throw new Int8InFloatError(`${n.outputs[0]}: output channel ${inexact} could accumulate past 2^24, not exact in float32`);
+      if (inexact >= 0)
+        throw new Int8InFloatError(
+          `${n.outputs[0]}: output channel ${inexact} could accumulate past 2^24, not exact in float32`,
+        );
       let wf = e.fresh(`${w}_float`);
       e.node('Cast', [w], [wf], [makeAttribute('to', OnnxDataType.FLOAT)]);
       if (wq.zeroPoint.some((z) => z !== 0)) {
         const sub = e.fresh(`${w}_centred`);
-        e.node('Sub', [wf, e.float(`${w}_zero_point`, [wq.zeroPoint.length > 1 ? cout : 1, ...ones], wq.zeroPoint)], [sub]);
+        e.node(
+          'Sub',
+          [wf, e.float(`${w}_zero_point`, [wq.zeroPoint.length > 1 ? cout : 1, ...ones], wq.zeroPoint)],
+          [sub],
+        );
         wf = sub;
       }
       const inputs = [xin.name, wf];
@@ -113,11 +123,17 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
         inputs.push(bf);
       }
       const acc = e.fresh(`${n.outputs[0]}_acc`);
-      e.nodes.push(makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_node`), attributes: n.attributes }));
+      e.nodes.push(
+        makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_node`), attributes: n.attributes }),
+      );
       // Multiplier first: onnxruntime's ConvMulFusion would fold Conv → Mul(x, constant) into the
       // weights, which are then no longer integers; it only matches the constant as second input.
       const conv = e.fresh(`${n.outputs[0]}_scaled`);
-      e.node('Mul', [e.float(`${n.outputs[0]}_multiplier`, [1, cout, ...wt.dims.slice(2).map(() => 1)], mult), acc], [conv]);
+      e.node(
+        'Mul',
+        [e.float(`${n.outputs[0]}_multiplier`, [1, cout, ...wt.dims.slice(2).map(() => 1)], mult), acc],
+        [conv],
+      );
       requantized(n.outputs[0], conv, yq);
       count(op);
     } else if (op === 'com.microsoft:QLinearAdd') {
@@ -142,11 +158,16 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       e.node('Mul', [c.name, e.float(`${n.outputs[0]}_scale`, [], [q.scale[0]])], [n.outputs[0]]);
       count(op);
     } else {
-      for (const t of n.inputs) if (centred.has(t)) throw new Int8InFloatError(`${n.opType} (${n.outputs[0]}) reads the quantised tensor ${t}; it has no float form here`);
+      for (const t of n.inputs)
+        if (centred.has(t))
+          throw new Int8InFloatError(
+            `${n.opType} (${n.outputs[0]}) reads the quantised tensor ${t}; it has no float form here`,
+          );
       e.nodes.push(n);
     }
     for (const t of n.outputs) if (centred.has(t)) quantizedInputs.add(t);
   }
-  for (const o of model.graph.outputs) if (centred.has(o.name)) throw new Int8InFloatError(`graph output ${o.name} is quantised`);
+  for (const o of model.graph.outputs)
+    if (centred.has(o.name)) throw new Int8InFloatError(`graph output ${o.name} is quantised`);
   return { bytes: encodeModel(e.finish(model, quantizedInputs)), converted };
 }

@@ -50,7 +50,9 @@ export function configureOrtWeb(cfg: OrtWebConfig = {}): void {
   const want: Required<OrtWebConfig> = { numThreads: cfg.numThreads ?? 1, simd: cfg.simd ?? true };
   if (configured) {
     if (configured.numThreads !== want.numThreads || configured.simd !== want.simd) {
-      throw new Error(`onnxruntime-web is already configured (${JSON.stringify(configured)}); it cannot switch to ${JSON.stringify(want)} in this process`);
+      throw new Error(
+        `onnxruntime-web is already configured (${JSON.stringify(configured)}); it cannot switch to ${JSON.stringify(want)} in this process`,
+      );
     }
     return;
   }

@@ -85,10 +85,15 @@ const isHead = (n: OnnxNode): boolean => n.inputs[1]?.startsWith('head/') ?? fal
  * export's input format (normalised NCHW or 0..255 NHWC, as ImageInputSpec says);
  * they are only read when there is something to quantise statically.
  */
-export async function int8FromFp32(fp32: Uint8Array, batches: Iterable<CalibrationBatch> | AsyncIterable<CalibrationBatch>, opts: Int8Options = {}): Promise<Int8Model> {
+export async function int8FromFp32(
+  fp32: Uint8Array,
+  batches: Iterable<CalibrationBatch> | AsyncIterable<CalibrationBatch>,
+  opts: Int8Options = {},
+): Promise<Int8Model> {
   const backbone = opts.backbone ?? 'static';
   const head = opts.head ?? 'weight-only';
-  const include = (n: OnnxNode): boolean => defaultQuantInclude(n) && (isHead(n) ? head === 'static' : backbone === 'static');
+  const include = (n: OnnxNode): boolean =>
+    defaultQuantInclude(n) && (isHead(n) ? head === 'static' : backbone === 'static');
   const targets = quantizationTargets(fp32, { include });
   const notes: string[] = [];
   let bytes = fp32;
@@ -104,14 +109,26 @@ export async function int8FromFp32(fp32: Uint8Array, batches: Iterable<Calibrati
   }
   let weightOnly: string[] = [];
   if (head === 'weight-only' || backbone === 'weight-only') {
-    const w = quantizeWeightsOnly(bytes, { weights: opts.weights, include: (n) => n.opType === 'Conv' && defaultQuantInclude(n) && (isHead(n) ? head === 'weight-only' : backbone === 'weight-only') });
+    const w = quantizeWeightsOnly(bytes, {
+      weights: opts.weights,
+      include: (n) =>
+        n.opType === 'Conv' &&
+        defaultQuantInclude(n) &&
+        (isHead(n) ? head === 'weight-only' : backbone === 'weight-only'),
+    });
     bytes = w.bytes;
     weightOnly = w.quantized;
     if (w.quantized.length) notes.push(`weight-only int8: ${w.quantized.length} Conv (float activations)`);
   }
   const w = rewriteForWasm(bytes, { kinds: opts.wasmKinds ?? ['depthwise'] });
   const n = Object.values(w.rewritten).reduce((a, b) => a + b, 0);
-  if (n) notes.push(`${n} int8 QLinearConv emulated in float for wasm (${Object.entries(w.rewritten).filter(([, v]) => v).map(([k, v]) => `${v} ${k}`).join(', ')}), same uint8 results`);
+  if (n)
+    notes.push(
+      `${n} int8 QLinearConv emulated in float for wasm (${Object.entries(w.rewritten)
+        .filter(([, v]) => v)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}), same uint8 results`,
+    );
   if (w.skipped.length) notes.push(`${w.skipped.length} QLinearConv kept: accumulators could exceed 2^24`);
   return { bytes: w.bytes, quantized, weightOnly, rewritten: w.rewritten, notes };
 }
@@ -138,12 +155,17 @@ export function inputBatch(images: RgbImage[], spec: ImageInputSpec): { data: Fl
 export function nhwcToNchw(x: Float32Array, n: number, s: number): Float32Array {
   const out = new Float32Array(x.length);
   const p = s * s;
-  for (let i = 0; i < n; i++) for (let q = 0; q < p; q++) for (let c = 0; c < 3; c++) out[(i * 3 + c) * p + q] = x[(i * p + q) * 3 + c];
+  for (let i = 0; i < n; i++)
+    for (let q = 0; q < p; q++) for (let c = 0; c < 3; c++) out[(i * 3 + c) * p + q] = x[(i * p + q) * 3 + c];
   return out;
 }
 
 /** Calibration batches of `batchSize` decoded training images. */
-export async function* calibrationBatches(items: DatasetItem[], spec: ImageInputSpec, batchSize = 16): AsyncIterable<CalibrationBatch> {
+export async function* calibrationBatches(
+  items: DatasetItem[],
+  spec: ImageInputSpec,
+  batchSize = 16,
+): AsyncIterable<CalibrationBatch> {
   for (let i = 0; i < items.length; i += batchSize) {
     const { images } = await decodeMany(items.slice(i, i + batchSize), spec.preprocess.size, {});
     const ok = images.filter((im): im is RgbImage => im !== null);
@@ -172,7 +194,11 @@ export interface ExportInt8Result extends ExportResult {
 }
 
 /** Exports the run's fp32 model, then writes its int8 variant to `outFile` (checked in onnxruntime-node). */
-export async function exportInt8(runDir: string, outFile: string, opts: ExportInt8Options = {}): Promise<ExportInt8Result> {
+export async function exportInt8(
+  runDir: string,
+  outFile: string,
+  opts: ExportInt8Options = {},
+): Promise<ExportInt8Result> {
   let fp32: ExportResult;
   let fp32Bytes: Uint8Array;
   if (opts.fp32) {
@@ -197,7 +223,11 @@ export async function exportInt8(runDir: string, outFile: string, opts: ExportIn
     file: outFile,
     bytes: q.bytes.length,
     sha256: await sha256Hex(q.bytes),
-    notes: [...fp32.notes, ...q.notes, `int8 weights ${((sum.weightBytes.int8 ?? 0) / 2 ** 20).toFixed(2)} MiB, float ${((sum.weightBytes.float32 ?? 0) / 2 ** 20).toFixed(2)} MiB`],
+    notes: [
+      ...fp32.notes,
+      ...q.notes,
+      `int8 weights ${((sum.weightBytes.int8 ?? 0) / 2 ** 20).toFixed(2)} MiB, float ${((sum.weightBytes.float32 ?? 0) / 2 ** 20).toFixed(2)} MiB`,
+    ],
     sessionMs: null,
     precision: 'int8',
     fp32Bytes: fp32.bytes,
@@ -208,7 +238,11 @@ export async function exportInt8(runDir: string, outFile: string, opts: ExportIn
 }
 
 /** Calibration images from the run's training split (the validation split is held out as in training). */
-export async function calibrationTrainItems(config: TrainConfig, dataDir: string | null, n: number): Promise<DatasetItem[]> {
+export async function calibrationTrainItems(
+  config: TrainConfig,
+  dataDir: string | null,
+  n: number,
+): Promise<DatasetItem[]> {
   const root = await resolveDataDir(config, dataDir, true);
   const ds = await loadDataset(root, { valPerClass: config.data.valPerClass, seed: config.seed });
   return calibrationItems(ds.splits.train, n, config.seed + 1);

@@ -46,7 +46,16 @@ import {
   type OnnxNode,
   type OnnxTensor,
 } from '../backbone/onnx-proto.ts';
-import { Editor, at, centredRange, inexactChannel, intAttribute, isStd, type QParams, type TensorRange } from './graph-editor.ts';
+import {
+  Editor,
+  at,
+  centredRange,
+  inexactChannel,
+  intAttribute,
+  isStd,
+  type QParams,
+  type TensorRange,
+} from './graph-editor.ts';
 
 export { intAttribute, intsAttribute, type TensorRange } from './graph-editor.ts';
 
@@ -86,7 +95,14 @@ export function rewriteForWasm(bytes: Uint8Array, opts: WasmRewriteOptions = {})
   for (const n of model.graph.nodes) {
     const w = n.opType === 'QLinearConv' && isStd(n) ? e.init.get(n.inputs[3]) : undefined;
     const kind = w ? qconvKind(n, w.dims) : undefined;
-    if (!w || !kind || !kinds.has(kind) || !e.init.has(n.inputs[1]) || !e.init.has(n.inputs[4]) || !e.init.has(n.inputs[6])) {
+    if (
+      !w ||
+      !kind ||
+      !kinds.has(kind) ||
+      !e.init.has(n.inputs[1]) ||
+      !e.init.has(n.inputs[4]) ||
+      !e.init.has(n.inputs[6])
+    ) {
       e.nodes.push(n);
       continue;
     }
@@ -124,7 +140,12 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
   }
   // Integer weights and biases stay int8 / int32 in the file; the Casts are constant-folded at session creation.
   const wf = e.fresh(`${w}_int_float`);
-  e.node('Cast', [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, wi)], [wf], [makeAttribute('to', OnnxDataType.FLOAT)]);
+  e.node(
+    'Cast',
+    [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, wi)],
+    [wf],
+    [makeAttribute('to', OnnxDataType.FLOAT)],
+  );
   const inputs = [xf, wf];
   if (bv) {
     const bf = e.fresh(`${b}_int_float`);
@@ -141,7 +162,11 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
   // constant as the Mul's second input.
   const scaled = e.fresh(`${n.outputs[0]}_requantized`);
   e.node('Mul', [e.float(`${n.outputs[0]}_multiplier`, [1, cout, 1, 1], mult), acc], [scaled]);
-  e.node('QuantizeLinear', [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])], [n.outputs[0]]);
+  e.node(
+    'QuantizeLinear',
+    [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])],
+    [n.outputs[0]],
+  );
   return true;
 }
 
@@ -221,11 +246,19 @@ export function floatCompute(bytes: Uint8Array, opts: FloatComputeOptions = {}):
         const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
         const wv = e.values(w);
         const fw = new Float32Array(wv.length);
-        for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) fw[c * per + k] = (wv[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
+        for (let c = 0; c < cout; c++)
+          for (let k = 0; k < per; k++) fw[c * per + k] = (wv[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
         wName = e.float(`${w}_float`, wt.dims, fw);
       }
       const inputs = [asFloat(x), wName];
-      if (b) inputs.push(e.float(`${b}_float`, [cout], e.values(b).map((v, c) => v * xq.scale[0] * at(wq.scale, c))));
+      if (b)
+        inputs.push(
+          e.float(
+            `${b}_float`,
+            [cout],
+            e.values(b).map((v, c) => v * xq.scale[0] * at(wq.scale, c)),
+          ),
+        );
       const conv = e.fresh(`${n.outputs[0]}_conv`);
       e.nodes.push(makeNode('Conv', inputs, [conv], { name: n.name || e.fresh('conv'), attributes: n.attributes }));
       result(n.outputs[0], conv, e.qparams(ys, yzp));
@@ -282,9 +315,18 @@ function convUnits(model: OnnxModel, include: (n: OnnxNode) => boolean): ConvUni
   for (const n of g.nodes) for (const t of n.inputs) readers.set(t, [...(readers.get(t) ?? []), n]);
   const units: ConvUnit[] = [];
   for (const n of g.nodes) {
-    if (!isStd(n) || n.opType !== 'Conv' || !init.has(n.inputs[1]) || (n.inputs[2] && !init.has(n.inputs[2])) || init.has(n.inputs[0]) || !include(n)) continue;
+    if (
+      !isStd(n) ||
+      n.opType !== 'Conv' ||
+      !init.has(n.inputs[1]) ||
+      (n.inputs[2] && !init.has(n.inputs[2])) ||
+      init.has(n.inputs[0]) ||
+      !include(n)
+    )
+      continue;
     const r = readers.get(n.outputs[0]) ?? [];
-    const relu = r.length === 1 && isStd(r[0]) && r[0].opType === 'Relu' && !graphOutputs.has(n.outputs[0]) ? r[0] : undefined;
+    const relu =
+      r.length === 1 && isStd(r[0]) && r[0].opType === 'Relu' && !graphOutputs.has(n.outputs[0]) ? r[0] : undefined;
     const last = relu ?? n;
     units.push({ conv: n, last, input: n.inputs[0], output: last.outputs[0] });
   }
@@ -307,10 +349,15 @@ export function activationParams(r: TensorRange): { scale: number; zeroPoint: nu
 }
 
 /** Symmetric int8 weights ([-127, 127]) of a [Cout, ...] kernel, one scale per output channel or one for all. */
-export function quantizeWeights(w: ArrayLike<number>, cout: number, granularity: WeightGranularity): { q: Int8Array; scale: number[] } {
+export function quantizeWeights(
+  w: ArrayLike<number>,
+  cout: number,
+  granularity: WeightGranularity,
+): { q: Int8Array; scale: number[] } {
   const per = w.length / cout;
   const absMax = new Array<number>(cout).fill(0);
-  for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) absMax[c] = Math.max(absMax[c], Math.abs(w[c * per + k]));
+  for (let c = 0; c < cout; c++)
+    for (let k = 0; k < per; k++) absMax[c] = Math.max(absMax[c], Math.abs(w[c * per + k]));
   const all = Math.max(...absMax);
   const scale = (granularity === 'per-channel' ? absMax : [all]).map((m) => Math.fround(m > 0 ? m / 127 : 1));
   const q = new Int8Array(w.length);
@@ -334,25 +381,38 @@ export interface StaticQuantResult {
  * `ranges` (calibrate.ts; tensor names from quantizationTargets). Tensors keep
  * their names and float types where float readers remain.
  */
-export function quantizeStatic(bytes: Uint8Array, ranges: ReadonlyMap<string, TensorRange>, opts: StaticQuantOptions = {}): StaticQuantResult {
+export function quantizeStatic(
+  bytes: Uint8Array,
+  ranges: ReadonlyMap<string, TensorRange>,
+  opts: StaticQuantOptions = {},
+): StaticQuantResult {
   const format = opts.format ?? 'qoperator';
   const granularity = opts.weights ?? 'per-channel';
   const model = decodeModel(bytes);
   const opset = opsetImports(model).get('') ?? 0;
-  if (opset < 13 && granularity === 'per-channel' && format === 'qdq') throw new Error(`quantize: per-channel DequantizeLinear needs opset 13, the model has ${opset}`);
+  if (opset < 13 && granularity === 'per-channel' && format === 'qdq')
+    throw new Error(`quantize: per-channel DequantizeLinear needs opset 13, the model has ${opset}`);
   const units = convUnits(model, opts.include ?? defaultQuantInclude);
   const byConv = new Map(units.map((u) => [u.conv, u]));
   const folded = new Set(units.filter((u) => u.last !== u.conv).map((u) => u.last));
   const e = new Editor(model);
 
-  const actParams = new Map<string, { scale: string; zeroPoint: string; value: { scale: number; zeroPoint: number } }>();
+  const actParams = new Map<
+    string,
+    { scale: string; zeroPoint: string; value: { scale: number; zeroPoint: number } }
+  >();
   const params = (t: string): { scale: string; zeroPoint: string; value: { scale: number; zeroPoint: number } } => {
     let p = actParams.get(t);
     if (!p) {
       const r = ranges.get(t);
-      if (!r) throw new Error(`quantize: no calibrated range for tensor "${t}" (calibrate quantizationTargets(model) first)`);
+      if (!r)
+        throw new Error(`quantize: no calibrated range for tensor "${t}" (calibrate quantizationTargets(model) first)`);
       const v = activationParams(r);
-      p = { scale: e.float(`${t}_scale`, [], [v.scale]), zeroPoint: e.tensor(`${t}_zero_point`, OnnxDataType.UINT8, [], [v.zeroPoint]), value: v };
+      p = {
+        scale: e.float(`${t}_scale`, [], [v.scale]),
+        zeroPoint: e.tensor(`${t}_zero_point`, OnnxDataType.UINT8, [], [v.zeroPoint]),
+        value: v,
+      };
       actParams.set(t, p);
     }
     return p;
@@ -401,15 +461,27 @@ export function quantizeStatic(bytes: Uint8Array, ranges: ReadonlyMap<string, Te
     const wS = e.float(`${w}_scale`, [wq.scale.length], wq.scale);
     const wZ = e.tensor(`${w}_zero_point`, OnnxDataType.INT8, [wq.scale.length], new Array(wq.scale.length).fill(0));
     const bScale = Array.from({ length: cout }, (_, c) => Math.fround(xp.value.scale * at(wq.scale, c)));
-    const bQ = b ? e.tensor(`${b}_quantized`, OnnxDataType.INT32, [cout], e.values(b).map((v, c) => Math.round(v / bScale[c]))) : undefined;
+    const bQ = b
+      ? e.tensor(
+          `${b}_quantized`,
+          OnnxDataType.INT32,
+          [cout],
+          e.values(b).map((v, c) => Math.round(v / bScale[c])),
+        )
+      : undefined;
     names.push(n.name || n.outputs[0]);
     if (format === 'qoperator') {
       const yq = e.fresh(`${u.output}_quantized`);
       e.nodes.push(
-        makeNode('QLinearConv', [quantized(u.input), xp.scale, xp.zeroPoint, wQ, wS, wZ, yp.scale, yp.zeroPoint, ...(bQ ? [bQ] : [])], [yq], {
-          name: n.name || e.fresh(`${yq}_conv`),
-          attributes: n.attributes,
-        }),
+        makeNode(
+          'QLinearConv',
+          [quantized(u.input), xp.scale, xp.zeroPoint, wQ, wS, wZ, yp.scale, yp.zeroPoint, ...(bQ ? [bQ] : [])],
+          [yq],
+          {
+            name: n.name || e.fresh(`${yq}_conv`),
+            attributes: n.attributes,
+          },
+        ),
       );
       quantOf.set(u.output, yq);
       // Float readers (and graph outputs) keep the original name.
@@ -424,7 +496,12 @@ export function quantizeStatic(bytes: Uint8Array, ranges: ReadonlyMap<string, Te
         inputs.push(bD);
       }
       const y = e.fresh(`${n.outputs[0]}_float`);
-      e.nodes.push(makeNode('Conv', inputs, [u.last === n ? y : n.outputs[0]], { name: n.name || e.fresh(`${y}_conv`), attributes: n.attributes }));
+      e.nodes.push(
+        makeNode('Conv', inputs, [u.last === n ? y : n.outputs[0]], {
+          name: n.name || e.fresh(`${y}_conv`),
+          attributes: n.attributes,
+        }),
+      );
       if (u.last !== n) e.nodes.push({ ...u.last, outputs: [y] });
       const p = yp;
       const q = e.fresh(`${u.output}_quantized`);
@@ -473,9 +550,17 @@ export function quantizeWeightsOnly(bytes: Uint8Array, opts: WeightOnlyOptions =
     const k = w.length / cout;
     const rows = isMatMul ? Array.from({ length: w.length }, (_, i) => w[(i % k) * cout + Math.floor(i / k)]) : w;
     const q = quantizeWeights(rows, cout, granularity);
-    const stored = isMatMul ? Int8Array.from({ length: w.length }, (_, i) => q.q[(i % cout) * k + Math.floor(i / cout)]) : q.q;
+    const stored = isMatMul
+      ? Int8Array.from({ length: w.length }, (_, i) => q.q[(i % cout) * k + Math.floor(i / cout)])
+      : q.q;
     const wq = e.tensor(`${n.inputs[wi]}_int8`, OnnxDataType.INT8, wt.dims, stored);
-    const wd = e.dequantizedConstant(wq, wt.dims, q.scale, q.scale.map(() => 0), isMatMul ? 1 : 0);
+    const wd = e.dequantizedConstant(
+      wq,
+      wt.dims,
+      q.scale,
+      q.scale.map(() => 0),
+      isMatMul ? 1 : 0,
+    );
     e.nodes.push({ ...n, inputs: n.inputs.map((t, i) => (i === wi ? wd : t)) });
     names.push(n.name || n.outputs[0]);
   }

@@ -33,7 +33,13 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolea
  * `refine`: the minimum is recomputed directly at the arg-min patch (refineMinDistances),
  * for evaluation; training keeps the expansion's value (no host round trip).
  */
-export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: number, hw: number, refine = false): tf.Tensor2D {
+export function minSquaredDistances(
+  z: tf.Tensor2D,
+  protos: tf.Tensor2D,
+  batch: number,
+  hw: number,
+  refine = false,
+): tf.Tensor2D {
   const f = tf.customGrad(((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const zz = zIn as tf.Tensor2D;
     const pp = pIn as tf.Tensor2D;
@@ -42,7 +48,16 @@ export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: 
     const d3 = tf.reshape(d, [batch, hw, m]);
     const arg = tf.argMin(d3, 1); // [B, m] patch index within the image
     const minD = refine
-      ? tf.tensor2d(refineMinDistances(zz.dataSync() as Float32Array, pp.dataSync() as Float32Array, arg.dataSync() as Int32Array, batch, hw), [batch, m])
+      ? tf.tensor2d(
+          refineMinDistances(
+            zz.dataSync() as Float32Array,
+            pp.dataSync() as Float32Array,
+            arg.dataSync() as Int32Array,
+            batch,
+            hw,
+          ),
+          [batch, m],
+        )
       : (tf.min(d3, 1) as tf.Tensor2D);
     save([zz, pp, arg]);
     return {
@@ -83,7 +98,13 @@ export function minSquaredDistances(z: tf.Tensor2D, protos: tf.Tensor2D, batch: 
  * squaredDistancesFast loses ~1e-6 to cancellation; this is exact to float32
  * rounding of the result, so two implementations (tfjs, the ONNX export) agree.
  */
-export function refineMinDistances(z: Float32Array, protos: Float32Array, arg: Int32Array, batch: number, hw: number): Float32Array {
+export function refineMinDistances(
+  z: Float32Array,
+  protos: Float32Array,
+  arg: Int32Array,
+  batch: number,
+  hw: number,
+): Float32Array {
   const m = arg.length / batch;
   const P = protos.length / m;
   const out = new Float32Array(batch * m);

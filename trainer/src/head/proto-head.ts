@@ -56,7 +56,7 @@ export class ProtoHead {
     this.spec = spec;
     this.protoClass = prototypeClasses(spec.numClasses, spec.prototypesPerClass);
     let fanIn = spec.inputChannels;
-    spec.addOn.forEach((layer, i) => {
+    spec.addOn.forEach((layer, _i) => {
       // Kaiming normal (fan_out, relu) as the reference add-on layers use.
       const std = Math.sqrt(2 / layer.channels);
       const w = new Float32Array(fanIn * layer.channels).map(() => rng.normal() * std);
@@ -141,7 +141,9 @@ export class ProtoHead {
   currentPrototypes(): tf.Tensor2D {
     if (!this.tied) return this.prototypes as tf.Tensor2D;
     const t = this.tied;
-    return tf.tidy(() => this.embed(tf.reshape(t, [this.numPrototypes, 1, 1, this.spec.inputChannels]) as tf.Tensor4D, undefined, false));
+    return tf.tidy(() =>
+      this.embed(tf.reshape(t, [this.numPrototypes, 1, 1, this.spec.inputChannels]) as tf.Tensor4D, undefined, false),
+    );
   }
 
   /** Copy the tied prototypes into the prototype variable (for saving and export). */
@@ -157,13 +159,20 @@ export class ProtoHead {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features);
-      return tf.reshape(squaredDistancesFast(z, this.currentPrototypes()), [b, h * w, this.numPrototypes]) as tf.Tensor3D;
+      return tf.reshape(squaredDistancesFast(z, this.currentPrototypes()), [
+        b,
+        h * w,
+        this.numPrototypes,
+      ]) as tf.Tensor3D;
     });
   }
 
   /** `inputGrad`: also differentiate w.r.t. the features (a trainable backbone sits in front). */
   /** `training`: min distances from the expansion alone (no exact refinement, no host round trip). */
-  forward(features: tf.Tensor4D, opts: { dropMask?: Float32Array; inputGrad?: boolean; training?: boolean } = {}): HeadOutput {
+  forward(
+    features: tf.Tensor4D,
+    opts: { dropMask?: Float32Array; inputGrad?: boolean; training?: boolean } = {},
+  ): HeadOutput {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features, opts.dropMask, opts.inputGrad ?? false);
@@ -184,7 +193,8 @@ export class ProtoHead {
     const C = this.spec.numClasses;
     const model = { lastLayer: this.lastLayer.dataSync() as Float32Array, numClasses: C };
     const out = new Float32Array(n * C);
-    for (let i = 0; i < n; i++) out.set(logitsFromSimilarities(similarities.subarray(i * m, (i + 1) * m), model), i * C);
+    for (let i = 0; i < n; i++)
+      out.set(logitsFromSimilarities(similarities.subarray(i * m, (i + 1) * m), model), i * C);
     return out;
   }
 
@@ -198,7 +208,8 @@ export class ProtoHead {
 
   getWeights(): HostTensors {
     const out: HostTensors = new Map();
-    for (const [name, v] of this.namedVariables()) out.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    for (const [name, v] of this.namedVariables())
+      out.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     return out;
   }
 
@@ -207,7 +218,9 @@ export class ProtoHead {
       const t = weights.get(name);
       if (!t) throw new Error(`checkpoint lacks head weight "${name}"`);
       if (t.shape.join('x') !== v.shape.join('x')) {
-        throw new Error(`checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`);
+        throw new Error(
+          `checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`,
+        );
       }
       v.assign(tf.tensor(t.data, t.shape));
     }

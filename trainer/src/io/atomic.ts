@@ -5,7 +5,7 @@
  * whole, never an empty or torn file under the final name.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A unique temporary name next to `path` (same directory, so the rename cannot cross file systems). */
@@ -18,7 +18,7 @@ export function tempPathFor(path: string): string {
  * Platforms that cannot open a directory for syncing (Windows) skip it.
  */
 export async function syncDirectory(dir: string): Promise<void> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(dir, 'r');
   } catch (e) {
@@ -92,8 +92,8 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
 /** Largest single write; fs calls are limited to 2 GiB (feature stores can be larger). */
 const IO_CHUNK = 1 << 30;
 
-async function writeAll(fh: import('node:fs/promises').FileHandle, chunk: Uint8Array): Promise<void> {
-  for (let done = 0; done < chunk.byteLength;) {
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let done = 0; done < chunk.byteLength; ) {
     const { bytesWritten } = await fh.write(chunk, done, Math.min(IO_CHUNK, chunk.byteLength - done));
     done += bytesWritten;
   }

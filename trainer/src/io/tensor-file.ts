@@ -81,7 +81,7 @@ export function decodeTensorFile<M>(bytes: Uint8Array, source = 'tensor file'): 
   const dataStart = 8 + headerLen;
   const dataBytes = bytes.length - dataStart;
   const entries: [string, HeaderEntry][] = [];
-  let meta: unknown = undefined;
+  let meta: unknown;
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') {
       const raw = (value as Record<string, unknown> | null)?.[META_KEY];

@@ -53,8 +53,8 @@ export class Adam {
   /** grads keyed by tf variable name, as tf.variableGrads returns them. */
   apply(grads: tf.NamedTensorMap): void {
     this.steps++;
-    const bc1 = 1 - Math.pow(this.beta1, this.steps);
-    const bc2 = 1 - Math.pow(this.beta2, this.steps);
+    const bc1 = 1 - this.beta1 ** this.steps;
+    const bc2 = 1 - this.beta2 ** this.steps;
     tf.tidy(() => {
       for (const g of this.groups) {
         if (g.lr === 0) continue;
@@ -67,7 +67,9 @@ export class Adam {
           v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2)));
           const scale = tf.add(tf.sqrt(tf.div(v, bc2)), this.eps);
           const stepped = tf.sub(variable, tf.mul(tf.div(tf.div(m, bc1), scale), g.lr));
-          variable.assign(g.l1 ? softThreshold(stepped, tf.div(tf.mul(g.l1.mask, g.lr * g.l1.lambda), scale)) : stepped);
+          variable.assign(
+            g.l1 ? softThreshold(stepped, tf.div(tf.mul(g.l1.mask, g.lr * g.l1.lambda), scale)) : stepped,
+          );
         }
       }
     });
@@ -75,14 +77,19 @@ export class Adam {
 
   getState(): { steps: number; tensors: HostTensors } {
     const tensors: HostTensors = new Map();
-    for (const [name, t] of this.m) tensors.set(`adam.m.${name}`, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
-    for (const [name, t] of this.v) tensors.set(`adam.v.${name}`, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+    for (const [name, t] of this.m)
+      tensors.set(`adam.m.${name}`, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+    for (const [name, t] of this.v)
+      tensors.set(`adam.v.${name}`, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
     return { steps: this.steps, tensors };
   }
 
   setState(state: { steps: number; tensors: HostTensors }): void {
     this.steps = state.steps;
-    for (const [prefix, map] of [['adam.m.', this.m], ['adam.v.', this.v]] as const) {
+    for (const [prefix, map] of [
+      ['adam.m.', this.m],
+      ['adam.v.', this.v],
+    ] as const) {
       for (const [name, t] of map) {
         const saved = state.tensors.get(prefix + name);
         if (!saved) throw new Error(`optimizer state lacks "${prefix + name}"`);

@@ -11,9 +11,15 @@ export const PreprocessSchema = z.object({
 
 /** Where weights come from: a local path wins; a URL is downloaded and sha256-checked. */
 const WeightsSource = {
-  path: z.string().optional().describe('weights file, relative paths resolve against $PROTOPNET_DATA (default ../shared/data)'),
+  path: z
+    .string()
+    .optional()
+    .describe('weights file, relative paths resolve against $PROTOPNET_DATA (default ../shared/data)'),
   url: z.string().url().optional(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 };
 
 export const BackboneSchema = z.discriminatedUnion('kind', [
@@ -68,7 +74,12 @@ const PhaseSchema = z.object({
   stepEpochs: z.number().int().positive().default(5),
   gamma: z.number().positive().default(0.1),
   /** Dropout on the backbone features before the add-on layers (regularisation; 0 in the paper). */
-  inputDropout: z.number().min(0).max(0.95).default(0).describe("channel dropout on backbone features per image (0 in the paper)"),
+  inputDropout: z
+    .number()
+    .min(0)
+    .max(0.95)
+    .default(0)
+    .describe('channel dropout on backbone features per image (0 in the paper)'),
   /** Split each batch into chunks of this size and accumulate gradients (same update, less memory). */
   microBatch: z.number().int().positive().optional(),
 });
@@ -104,7 +115,12 @@ export const TrainConfigSchema = z.object({
   backbone: BackboneSchema,
   head: z.object({
     addOn: z
-      .array(z.object({ channels: z.number().int().positive(), activation: z.enum(ACTIVATION_NAMES as [string, ...string[]]) }))
+      .array(
+        z.object({
+          channels: z.number().int().positive(),
+          activation: z.enum(ACTIVATION_NAMES as [string, ...string[]]),
+        }),
+      )
       .default([
         { channels: 128, activation: 'relu' },
         { channels: 128, activation: 'sigmoid' },
@@ -181,7 +197,14 @@ export type BackboneConfig = TrainConfig['backbone'];
 /** Deep merge for config overrides: objects merge, arrays and scalars replace. */
 export function deepMerge<T>(base: T, override: unknown): T {
   if (override === undefined) return base;
-  if (typeof base !== 'object' || base === null || Array.isArray(base) || typeof override !== 'object' || override === null || Array.isArray(override)) {
+  if (
+    typeof base !== 'object' ||
+    base === null ||
+    Array.isArray(base) ||
+    typeof override !== 'object' ||
+    override === null ||
+    Array.isArray(override)
+  ) {
     return override as T;
   }
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };

@@ -19,18 +19,32 @@ export interface EvaluationReport {
 }
 
 /** Top-1/top-5/per-class accuracy of a saved model on one split of any supported dataset. */
-export async function evaluateModel(opts: { model: string; data: string; split: SplitName; quiet?: boolean; explanations?: boolean }): Promise<EvaluationReport> {
+export async function evaluateModel(opts: {
+  model: string;
+  data: string;
+  split: SplitName;
+  quiet?: boolean;
+  explanations?: boolean;
+}): Promise<EvaluationReport> {
   const { config } = await readModelJson(opts.model);
   await initBackend(config.backend, { quiet: opts.quiet });
   const loaded = await loadModel(opts.model);
-  const prepared = await prepareData(loaded.config, opts.data, { quiet: opts.quiet, splits: [opts.split], backboneWeights: loaded.backboneWeights });
+  const prepared = await prepareData(loaded.config, opts.data, {
+    quiet: opts.quiet,
+    splits: [opts.split],
+    backboneWeights: loaded.backboneWeights,
+  });
   const ds = prepared.dataset;
   if (ds.classes.length !== loaded.json.classes.length || ds.classes.some((c, i) => c !== loaded.json.classes[i])) {
-    throw new Error(`the dataset at ${opts.data} has ${ds.classes.length} classes that do not match the model's ${loaded.json.classes.length} (first: "${loaded.json.classes[0]}" vs "${ds.classes[0]}")`);
+    throw new Error(
+      `the dataset at ${opts.data} has ${ds.classes.length} classes that do not match the model's ${loaded.json.classes.length} (first: "${loaded.json.classes[0]}" vs "${ds.classes[0]}")`,
+    );
   }
   const source = prepared.sources[opts.split]!;
   if (!source.n) {
-    throw new Error(`split "${opts.split}" of ${opts.data} has no images${opts.split === 'test' ? ' (this copy has no test split: point --data at a full CUB-200-2011 folder, or use --split val)' : ''}`);
+    throw new Error(
+      `split "${opts.split}" of ${opts.data} has no images${opts.split === 'test' ? ' (this copy has no test split: point --data at a full CUB-200-2011 folder, or use --split val)' : ''}`,
+    );
   }
   const acc: Accuracy = accuracy(predict(loaded.head, source));
   const pruned = new Array<boolean>(loaded.head.numPrototypes).fill(false);
@@ -43,7 +57,10 @@ export async function evaluateModel(opts: { model: string; data: string; split: 
           source,
           items: prepared.itemsBySplit[opts.split],
           dataset: ds,
-          runner: new ModelRunner(loaded.head, { frozen: prepared.frozenBackbone, trainable: prepared.trainableBackbone }),
+          runner: new ModelRunner(loaded.head, {
+            frozen: prepared.frozenBackbone,
+            trainable: prepared.trainableBackbone,
+          }),
           pruned,
           k: loaded.config.bundle.nearest || 5,
           quiet: opts.quiet,
@@ -58,7 +75,12 @@ export async function evaluateModel(opts: { model: string; data: string; split: 
     n: acc.n,
     top1: acc.top1,
     top5: acc.top5,
-    perClass: ds.classes.map((name, index) => ({ index, name, n: counts[index], top1: Number.isNaN(acc.perClass[index]) ? null : acc.perClass[index] })),
+    perClass: ds.classes.map((name, index) => ({
+      index,
+      name,
+      n: counts[index],
+      top1: Number.isNaN(acc.perClass[index]) ? null : acc.perClass[index],
+    })),
     skippedFiles: prepared.skipped.length,
     explanations,
   };
@@ -69,13 +91,22 @@ export function formatEvaluation(r: EvaluationReport): string {
   const lines = [
     `${r.split} split of ${r.data}: ${r.n} images${r.skippedFiles ? ` (${r.skippedFiles} unreadable files skipped)` : ''}`,
     `top-1 ${(100 * r.top1).toFixed(2)}%   top-5 ${(100 * r.top5).toFixed(2)}%`,
-    `hardest classes: ${pc.slice(0, 5).map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
-    `easiest classes: ${pc.slice(-5).reverse().map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`).join(', ')}`,
+    `hardest classes: ${pc
+      .slice(0, 5)
+      .map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`)
+      .join(', ')}`,
+    `easiest classes: ${pc
+      .slice(-5)
+      .reverse()
+      .map((c) => `${c.name} ${(100 * c.top1!).toFixed(0)}%`)
+      .join(', ')}`,
   ];
   const e = r.explanations;
   if (e) {
     const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-    lines.push(`explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}, stability ${p(e.stability)}, synthetic part coverage ${p(e.partCoverage)}`);
+    lines.push(
+      `explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}, stability ${p(e.stability)}, synthetic part coverage ${p(e.partCoverage)}`,
+    );
     for (const n of e.notes) lines.push(`  (${n})`);
   }
   return lines.join('\n');

@@ -69,7 +69,11 @@ export async function saveModel(
     head: m.head.spec,
     prototypeClass: Array.from(m.head.protoClass),
     prototypes: m.push
-      ? m.push.map((r) => ({ ...r, imageId: r.item >= 0 ? m.trainItems[r.item]?.id ?? null : null, imagePath: r.item >= 0 ? m.trainItems[r.item]?.path ?? null : null }))
+      ? m.push.map((r) => ({
+          ...r,
+          imageId: r.item >= 0 ? (m.trainItems[r.item]?.id ?? null) : null,
+          imagePath: r.item >= 0 ? (m.trainItems[r.item]?.path ?? null) : null,
+        }))
       : null,
     pruned:
       m.pruned ??
@@ -95,10 +99,13 @@ export async function readModelJson(dirOrRun: string): Promise<{ dir: string; js
   const dir = (await exists(join(dirOrRun, 'model', 'model.json'))) ? join(dirOrRun, 'model') : dirOrRun;
   const jsonPath = join(dir, 'model.json');
   if (!(await exists(jsonPath))) {
-    throw new Error(`no trained model in ${dirOrRun}: expected ${join(dirOrRun, 'model', 'model.json')} (a finished run directory) or ${jsonPath}`);
+    throw new Error(
+      `no trained model in ${dirOrRun}: expected ${join(dirOrRun, 'model', 'model.json')} (a finished run directory) or ${jsonPath}`,
+    );
   }
   const json = await readJson<ModelJson>(jsonPath);
-  if (json.format !== 'protoatlas-model') throw new Error(`${jsonPath}: not a ProtoAtlas model (format "${String(json.format)}")`);
+  if (json.format !== 'protoatlas-model')
+    throw new Error(`${jsonPath}: not a ProtoAtlas model (format "${String(json.format)}")`);
   return { dir, json, config: parseConfig(json.config, jsonPath) };
 }
 

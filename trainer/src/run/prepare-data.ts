@@ -31,7 +31,9 @@ export interface PreparedData {
 
 /** Default location of the built-in synthetic dataset for the demo preset. */
 export const DEFAULT_SYNTHETIC = { classes: 8, trainPerClass: 150, testPerClass: 30, size: 64, seed: 0 };
-export const DEFAULT_SYNTHETIC_DIR = resolveRepoPath(`.cache/synthetic-birds-${DEFAULT_SYNTHETIC.classes}x${DEFAULT_SYNTHETIC.trainPerClass}-s${DEFAULT_SYNTHETIC.seed}`);
+export const DEFAULT_SYNTHETIC_DIR = resolveRepoPath(
+  `.cache/synthetic-birds-${DEFAULT_SYNTHETIC.classes}x${DEFAULT_SYNTHETIC.trainPerClass}-s${DEFAULT_SYNTHETIC.seed}`,
+);
 
 /** Locate or create the dataset for a run. The demo preset makes its synthetic birds on first use. */
 export async function resolveDataDir(config: TrainConfig, dataDir: string | null, quiet?: boolean): Promise<string> {
@@ -46,24 +48,49 @@ export async function resolveDataDir(config: TrainConfig, dataDir: string | null
   return DEFAULT_SYNTHETIC_DIR;
 }
 
-export async function buildBackbone(config: TrainConfig, opts: { cacheDir: string; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> }): Promise<{ frozen: FrozenBackbone | null; trainable: TrainableBackbone | null }> {
+export async function buildBackbone(
+  config: TrainConfig,
+  opts: { cacheDir: string; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> },
+): Promise<{ frozen: FrozenBackbone | null; trainable: TrainableBackbone | null }> {
   const b = config.backbone;
   switch (b.kind) {
     case 'onnx': {
-      const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
+      const path = await resolveWeights(
+        { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
+        opts.cacheDir,
+      );
       if (b.trainable) {
         if (b.outputStride && b.outputStride !== 32) {
-          throw new Error(`backbone.outputStride ${b.outputStride} needs a frozen backbone: tfjs cannot train dilated depthwise convolutions (set trainable: false, or drop outputStride)`);
+          throw new Error(
+            `backbone.outputStride ${b.outputStride} needs a frozen backbone: tfjs cannot train dilated depthwise convolutions (set trainable: false, or drop outputStride)`,
+          );
         }
         const net = await importOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess });
         if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: net };
       }
-      return { frozen: await loadOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess, threads: b.threads, compute: b.compute, outputStride: b.outputStride }), trainable: null };
+      return {
+        frozen: await loadOnnxBackbone({
+          path,
+          tap: b.tap,
+          preprocess: b.preprocess,
+          threads: b.threads,
+          compute: b.compute,
+          outputStride: b.outputStride,
+        }),
+        trainable: null,
+      };
     }
     case 'tfjs-layers': {
-      const path = await resolveWeights({ path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 }, opts.cacheDir);
-      const model = await loadTfjsLayersBackbone({ modelJsonPath: path, cutLayer: b.cutLayer, preprocess: b.preprocess });
+      const path = await resolveWeights(
+        { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
+        opts.cacheDir,
+      );
+      const model = await loadTfjsLayersBackbone({
+        modelJsonPath: path,
+        cutLayer: b.cutLayer,
+        preprocess: b.preprocess,
+      });
       if (b.trainable) {
         if (opts.backboneWeights?.size) model.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: model };
@@ -71,7 +98,12 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
       return { frozen: model, trainable: null };
     }
     case 'small-cnn': {
-      const cnn = createSmallCnn({ inputSize: b.inputSize, channels: b.channels, convsPerStage: b.convsPerStage, seed: config.seed });
+      const cnn = createSmallCnn({
+        inputSize: b.inputSize,
+        channels: b.channels,
+        convsPerStage: b.convsPerStage,
+        seed: config.seed,
+      });
       if (opts.backboneWeights?.size) cnn.setWeights(opts.backboneWeights);
       return { frozen: null, trainable: cnn };
     }
@@ -82,9 +114,22 @@ export async function buildBackbone(config: TrainConfig, opts: { cacheDir: strin
  * Load the dataset, build the backbone, and make a FeatureSource per split:
  * frozen backbones read (or fill) the feature cache, trainable ones decode images into memory.
  */
-export async function prepareData(config: TrainConfig, dataDir: string | null, opts: { quiet?: boolean; runDir?: string; splits: SplitName[]; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> }): Promise<PreparedData> {
+export async function prepareData(
+  config: TrainConfig,
+  dataDir: string | null,
+  opts: {
+    quiet?: boolean;
+    runDir?: string;
+    splits: SplitName[];
+    backboneWeights?: Map<string, { shape: number[]; data: Float32Array }>;
+  },
+): Promise<PreparedData> {
   const root = await resolveDataDir(config, dataDir, opts.quiet);
-  const dataset = await loadDataset(root, { valPerClass: config.data.valPerClass, metricsPerClass: config.data.metricsPerClass, seed: config.seed });
+  const dataset = await loadDataset(root, {
+    valPerClass: config.data.valPerClass,
+    metricsPerClass: config.data.metricsPerClass,
+    seed: config.seed,
+  });
   const cacheDir = resolveRepoPath(config.featureCacheDir);
   const { frozen, trainable } = await buildBackbone(config, { cacheDir, backboneWeights: opts.backboneWeights });
   const preprocess = (frozen ?? trainable)!.preprocess;
@@ -99,7 +144,12 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
     if (frozen) {
       const flip = split === 'train' && config.data.flip;
       // One pass decodes each image once for both orientations.
-      const sets = await extractFeatureSets(frozen, items, { flips: flip ? [false, true] : [false], cacheDir, progressLabel: `features ${split}`, quiet: opts.quiet });
+      const sets = await extractFeatureSets(frozen, items, {
+        flips: flip ? [false, true] : [false],
+        cacheDir,
+        progressLabel: `features ${split}`,
+        quiet: opts.quiet,
+      });
       const orig = sets[0];
       const mirrored = flip ? sets[1] : null;
       skipped.push(...orig.skipped);
@@ -124,11 +174,29 @@ export async function prepareData(config: TrainConfig, dataDir: string | null, o
       const kept = keep.map((i) => items[i]);
       itemsBySplit[split] = kept;
       const aug = config.data.augment;
-      const spec = split === 'train' && aug.enabled ? { rotation: aug.rotation, shear: aug.shear, skew: aug.skew, cropScale: aug.cropScale, probability: aug.probability } : null;
+      const spec =
+        split === 'train' && aug.enabled
+          ? {
+              rotation: aug.rotation,
+              shear: aug.shear,
+              skew: aug.skew,
+              cropScale: aug.cropScale,
+              probability: aug.probability,
+            }
+          : null;
       // In shared memory, where gradient workers read them too.
       const images = packImages(keep.map((i) => decoded.images[i]!));
       sources[split] = sharedImageSource({ images, labels: labelsOf(kept), preprocess, augment: spec }, trainable!);
     }
   }
-  return { dataset, featureShape, preprocess, itemsBySplit, sources, trainableBackbone: trainable, frozenBackbone: frozen, skipped };
+  return {
+    dataset,
+    featureShape,
+    preprocess,
+    itemsBySplit,
+    sources,
+    trainableBackbone: trainable,
+    frozenBackbone: frozen,
+    skipped,
+  };
 }

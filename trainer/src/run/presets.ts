@@ -1,4 +1,4 @@
-import { IMAGENET_224, SYMMETRIC_224 } from '@protoatlas/shared';
+import { IMAGENET_224 } from '@protoatlas/shared';
 import { deepMerge, parseConfig, type TrainConfig } from './config.ts';
 
 /**
@@ -36,7 +36,13 @@ const cub200Paper = {
     prototypeInit: 'uniform',
   },
   loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
-  warmup: { epochs: 5, batchSize: 80, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'constant', inputDropout: 0 },
+  warmup: {
+    epochs: 5,
+    batchSize: 80,
+    lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+    schedule: 'constant',
+    inputDropout: 0,
+  },
   joint: {
     epochs: 10,
     batchSize: 80,
@@ -64,9 +70,23 @@ const cub200 = deepMerge(cub200Paper, {
     ],
     prototypeInit: 'patches',
   },
-  warmup: { epochs: 6, batchSize: 64, microBatch: 32, lr: { addOn: 3e-3, prototypes: 3e-3 }, schedule: 'cosine', inputDropout: 0.3 },
+  warmup: {
+    epochs: 6,
+    batchSize: 64,
+    microBatch: 32,
+    lr: { addOn: 3e-3, prototypes: 3e-3 },
+    schedule: 'cosine',
+    inputDropout: 0.3,
+  },
   joint: { epochs: 0 },
-  pushTune: { epochs: 4, batchSize: 64, microBatch: 32, lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 }, schedule: 'cosine', inputDropout: 0.3 },
+  pushTune: {
+    epochs: 4,
+    batchSize: 64,
+    microBatch: 32,
+    lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 },
+    schedule: 'cosine',
+    inputDropout: 0.3,
+  },
   lastLayer: { epochs: 10, batchSize: 128, lr: 1e-4, l1: 1e-2, l1Solver: 'proximal', selectBest: true },
 });
 
@@ -82,7 +102,16 @@ const cub200Finetune = deepMerge(cub200, {
   backbone: { trainable: true, outputStride: 32 },
   data: { augment: { enabled: true } },
   warmup: { epochs: 3, batchSize: 32, microBatch: 8 },
-  joint: { epochs: 10, batchSize: 32, microBatch: 8, lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'step', stepEpochs: 5, gamma: 0.1, inputDropout: 0.3 },
+  joint: {
+    epochs: 10,
+    batchSize: 32,
+    microBatch: 8,
+    lr: { features: 1e-4, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+    schedule: 'step',
+    stepEpochs: 5,
+    gamma: 0.1,
+    inputDropout: 0.3,
+  },
   pushTune: { epochs: 3, batchSize: 32, microBatch: 8 },
 });
 
@@ -104,14 +133,34 @@ const demo = {
     prototypeInit: 'uniform',
   },
   loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
-  warmup: { epochs: 1, batchSize: 32, lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'constant' },
-  joint: { epochs: 15, batchSize: 32, lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 }, schedule: 'cosine' },
+  warmup: {
+    epochs: 1,
+    batchSize: 32,
+    lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+    schedule: 'constant',
+  },
+  joint: {
+    epochs: 15,
+    batchSize: 32,
+    lr: { features: 3e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
+    schedule: 'cosine',
+  },
   push: { enabled: true },
-  pushTune: { epochs: 3, batchSize: 32, lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 }, schedule: 'constant' },
+  pushTune: {
+    epochs: 3,
+    batchSize: 32,
+    lr: { features: 0, addOn: 1e-3, prototypes: 0, lastLayer: 0 },
+    schedule: 'constant',
+  },
   lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4, selectBest: true },
 };
 
-export const PRESETS: Record<string, unknown> = { demo, cub200, 'cub200-paper': cub200Paper, 'cub200-finetune': cub200Finetune };
+export const PRESETS: Record<string, unknown> = {
+  demo,
+  cub200,
+  'cub200-paper': cub200Paper,
+  'cub200-finetune': cub200Finetune,
+};
 export const PRESET_NAMES = Object.keys(PRESETS);
 
 /** Resolve a preset, then apply an optional override object (from a config file). */

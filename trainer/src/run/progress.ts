@@ -69,9 +69,9 @@ export class Progress {
     const rate = secs > 0 ? (this.done - this.initial) / secs : 0;
     const eta = rate > 0 ? (total - this.done) / rate : NaN;
     const timing = final ? `in ${formatSeconds(secs)}` : `ETA ${formatSeconds(eta)}`;
-    const line = `${label} ${bar} ${this.done}/${total} ${unit} ${rate.toFixed(1)} ${unit}/s ${timing}${this.extra ? ' · ' + this.extra : ''}`;
+    const line = `${label} ${bar} ${this.done}/${total} ${unit} ${rate.toFixed(1)} ${unit}/s ${timing}${this.extra ? ` · ${this.extra}` : ''}`;
     if (stream.isTTY) stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
-    else stream.write(line + '\n');
+    else stream.write(`${line}\n`);
   }
 }
 

@@ -27,7 +27,7 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 export async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export async function readJson<T>(path: string): Promise<T> {
@@ -51,5 +51,5 @@ export async function writeMetrics(path: string, rows: object[]): Promise<void> 
 
 export async function appendLog(dir: string, line: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await appendFile(join(dir, 'train.log'), line + '\n');
+  await appendFile(join(dir, 'train.log'), `${line}\n`);
 }

@@ -4,10 +4,31 @@ import { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../head/tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
-import { computeSimilarities, lastLayerOptimizer, lastLayerSparsity, recenterRows, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from '../stages/last-layer.ts';
-import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../stages/linear-probe.ts';
+import {
+  computeSimilarities,
+  lastLayerOptimizer,
+  lastLayerSparsity,
+  recenterRows,
+  similarityAccuracy,
+  trainLastLayerEpoch,
+  wrongClassMaskTensor,
+} from '../stages/last-layer.ts';
+import {
+  BASELINE_TRAINING,
+  linearLogits,
+  pooledFeatures,
+  trainLinear,
+  type LinearModel,
+} from '../stages/linear-probe.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
-import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress, type MidEpochCheckpoint, type PrototypePhaseName } from '../stages/prototype-phase.ts';
+import {
+  phaseGroups,
+  setPhaseLearningRates,
+  trainEpochSteps,
+  type EpochProgress,
+  type MidEpochCheckpoint,
+  type PrototypePhaseName,
+} from '../stages/prototype-phase.ts';
 import { runPruneStage } from '../stages/prune-stage.ts';
 import { pushPrototypes, sourcePatchFeatures } from '../stages/push.ts';
 import { initBackend } from '../tf/backend.ts';
@@ -20,7 +41,7 @@ import { storeRunSimilarities } from '../stages/similarity-cache.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
-import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type MetricRow, type Stage } from './checkpoint.ts';
+import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type Stage } from './checkpoint.ts';
 import { parseConfig, type PhaseConfig, type TrainConfig } from './config.ts';
 import { prepareData, type PreparedData } from './prepare-data.ts';
 import { saveModel } from './model-file.ts';
@@ -44,7 +65,16 @@ export interface TrainOptions {
 export interface TrainSummary {
   preset: string;
   backend: string;
-  dataset: { layout: string; root: string; classes: number; train: number; val: number; test: number; skippedFiles: number; skipped: { path: string; reason: string }[] };
+  dataset: {
+    layout: string;
+    root: string;
+    classes: number;
+    train: number;
+    val: number;
+    test: number;
+    skippedFiles: number;
+    skipped: { path: string; reason: string }[];
+  };
   baseline: { top1: number; top5: number } | null;
   stages: CheckpointMeta['stageResults'];
   /** Test is reported only; nothing is selected on it. */
@@ -59,7 +89,7 @@ export interface TrainSummary {
 }
 
 const log = (quiet: boolean | undefined, msg: string) => {
-  if (!quiet) process.stderr.write(msg + '\n');
+  if (!quiet) process.stderr.write(`${msg}\n`);
 };
 
 function stageIndex(s: Stage): number {
@@ -85,7 +115,9 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
   const paths = runPaths(opts.outDir);
   const hasCheckpoint = await exists(paths.lastCheckpoint);
   if (hasCheckpoint && !opts.resume) {
-    throw new Error(`${opts.outDir} already holds a run (${paths.lastCheckpoint}); pass --resume to continue it, or choose another --out`);
+    throw new Error(
+      `${opts.outDir} already holds a run (${paths.lastCheckpoint}); pass --resume to continue it, or choose another --out`,
+    );
   }
   if (opts.resume && !hasCheckpoint) log(opts.quiet, `no checkpoint in ${opts.outDir}: starting a new run`);
   let config = opts.config;
@@ -100,7 +132,11 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
 
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const t0 = Date.now();
-  const data = await prepareData(config, opts.dataDir, { quiet: opts.quiet, runDir: opts.outDir, splits: ['train', 'val', 'test'] });
+  const data = await prepareData(config, opts.dataDir, {
+    quiet: opts.quiet,
+    runDir: opts.outDir,
+    splits: ['train', 'val', 'test'],
+  });
   const featureSeconds = (Date.now() - t0) / 1000;
 
   const rng = new Rng(config.seed);
@@ -128,7 +164,9 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     }
     return threads.pool;
   };
-  const gradThreads = async (phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone | null } | null> => {
+  const gradThreads = async (
+    phase: PhaseConfig,
+  ): Promise<{ pool: GradPool; backbone: TrainableBackbone | null } | null> => {
     const backbone = data.trainableBackbone;
     // Threads take whole micro-batches (of images, or of cached features for a frozen backbone);
     // a phase without them, or on the feature snapshot (push-tune), runs on this thread.
@@ -183,7 +221,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       baseline = evalLinear(probe, data);
       log(opts.quiet, `baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
     }
-    if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, train, probe, { rng, quiet: opts.quiet });
+    if (config.head.prototypeInit === 'patches')
+      initPrototypesFromPatches(head, train, probe, { rng, quiet: opts.quiet });
     const init = evalVal();
     meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - tInit) / 1000 };
     meta.seconds.init = (Date.now() - tInit) / 1000;
@@ -232,7 +271,8 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     if (stageIndex(meta.stage) > stageIndex(phaseName)) continue;
     const phase = config[phaseName];
     const optimizer = new Adam(phaseGroups(phase, head, data.trainableBackbone));
-    if (resumedTensors && (meta.epoch > 0 || meta.epochProgress)) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+    if (resumedTensors && (meta.epoch > 0 || meta.epochProgress))
+      optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
     resumedTensors = null;
     const tStage = Date.now();
     for (let e = meta.epoch; e < phase.epochs; e++) {
@@ -240,19 +280,44 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       setPhaseLearningRates(optimizer, phase, e);
       const pool = await gradThreads(phase);
       const resumeFrom = takeProgress();
-      const stats = await trainEpochSteps({ label: `${phaseName} ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, pool, resumeFrom, checkpoint: midEpoch(optimizer) });
+      const stats = await trainEpochSteps({
+        label: `${phaseName} ${e + 1}/${phase.epochs}`,
+        phase,
+        head,
+        source: train,
+        loss: config.loss,
+        optimizer,
+        rng,
+        quiet: opts.quiet,
+        pool,
+        resumeFrom,
+        checkpoint: midEpoch(optimizer),
+      });
       if (stats === 'stopped') return partialSummary();
       delete meta.epochProgress; // saved inside the epoch just finished
       const v = evalVal();
-      meta.history.push({ stage: phaseName, epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
-      log(opts.quiet, `${phaseName} epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)} clst ${stats.clusterCost.toFixed(3)} sep ${stats.separationCost.toFixed(3)}) train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
+      meta.history.push({
+        stage: phaseName,
+        epoch: e + 1,
+        ...stats,
+        valTop1: v?.top1 ?? null,
+        valTop5: v?.top5 ?? null,
+      });
+      log(
+        opts.quiet,
+        `${phaseName} epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)} clst ${stats.clusterCost.toFixed(3)} sep ${stats.separationCost.toFixed(3)}) train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? `${(100 * v.top1).toFixed(1)}%` : 'n/a'} [${stats.seconds.toFixed(0)}s]`,
+      );
       meta.epoch = e + 1;
       meta.seconds[phaseName] = (meta.seconds[phaseName] ?? 0) + stats.seconds;
       epochsThisProcess++;
       await save(optimizer);
     }
     const v = evalVal();
-    meta.stageResults[phaseName] = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds[phaseName] ?? (Date.now() - tStage) / 1000 };
+    meta.stageResults[phaseName] = {
+      top1: v?.top1 ?? NaN,
+      top5: v?.top5 ?? NaN,
+      seconds: meta.seconds[phaseName] ?? (Date.now() - tStage) / 1000,
+    };
     meta.stage = STAGES[stageIndex(phaseName) + 1];
     meta.epoch = 0;
     optimizer.dispose();
@@ -271,7 +336,10 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     const v = evalVal();
     meta.seconds.push = (Date.now() - tPush) / 1000;
     meta.stageResults.push = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: meta.seconds.push };
-    log(opts.quiet, `push: val top-1 ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} (mean projection distance ${meanDistance(meta.push)})`);
+    log(
+      opts.quiet,
+      `push: val top-1 ${v ? `${(100 * v.top1).toFixed(1)}%` : 'n/a'} (mean projection distance ${meanDistance(meta.push)})`,
+    );
     meta.stage = 'pushTune';
     meta.epoch = 0;
     await save(null);
@@ -285,20 +353,43 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       head.tieToPatches(sourcePatchFeatures(meta.push, train, head.spec.inputChannels));
       // The backbone stays as pushed: tied features were read from it.
       const optimizer = new Adam(phaseGroups(phase, head, null));
-      if (resumedTensors && (meta.epoch > 0 || meta.epochProgress)) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+      if (resumedTensors && (meta.epoch > 0 || meta.epochProgress))
+        optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
       resumedTensors = null;
       for (let e = meta.epoch; e < phase.epochs; e++) {
         if (stopRequested()) return partialSummary();
         setPhaseLearningRates(optimizer, phase, e);
         const pool = await gradThreads(phase);
         const resumeFrom = takeProgress();
-        const stats = await trainEpochSteps({ label: `push-tune ${e + 1}/${phase.epochs}`, phase, head, source: train, loss: config.loss, optimizer, rng, quiet: opts.quiet, backboneTraining: false, pool, resumeFrom, checkpoint: midEpoch(optimizer) });
+        const stats = await trainEpochSteps({
+          label: `push-tune ${e + 1}/${phase.epochs}`,
+          phase,
+          head,
+          source: train,
+          loss: config.loss,
+          optimizer,
+          rng,
+          quiet: opts.quiet,
+          backboneTraining: false,
+          pool,
+          resumeFrom,
+          checkpoint: midEpoch(optimizer),
+        });
         if (stats === 'stopped') return partialSummary();
         delete meta.epochProgress;
         head.syncTiedPrototypes();
         const v = evalVal();
-        meta.history.push({ stage: 'pushTune', epoch: e + 1, ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null });
-        log(opts.quiet, `push-tune epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} [${stats.seconds.toFixed(0)}s]`);
+        meta.history.push({
+          stage: 'pushTune',
+          epoch: e + 1,
+          ...stats,
+          valTop1: v?.top1 ?? null,
+          valTop5: v?.top5 ?? null,
+        });
+        log(
+          opts.quiet,
+          `push-tune epoch ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? `${(100 * v.top1).toFixed(1)}%` : 'n/a'} [${stats.seconds.toFixed(0)}s]`,
+        );
         meta.epoch = e + 1;
         meta.seconds.pushTune = (meta.seconds.pushTune ?? 0) + stats.seconds;
         epochsThisProcess++;
@@ -320,15 +411,17 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     const ll = config.lastLayer;
     const mask = wrongClassMaskTensor(head);
     const optimizer = lastLayerOptimizer(head, ll, mask);
-    if (resumedTensors && meta.epoch > 0) optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
+    if (resumedTensors && meta.epoch > 0)
+      optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(resumedTensors, 'adam.') });
     resumedTensors = null;
-    const sims = ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
+    const sims =
+      ll.epochs > meta.epoch ? computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }) : null;
     const valSims = ll.epochs > meta.epoch ? computeSimilarities(head, val, { flip: false, quiet: true }) : null;
     // Kept for edits that leave the embedding alone (drop, relabel: trainer/src/edit/).
     if (sims && valSims) await storeRunSimilarities(head, config, data, { train: sims, val: valSims });
     // Keep the last-layer weights that do best on validation (epoch 0 = as they came out of push):
     // on frozen features this stage can overfit the training similarities.
-    const scoreNow = () => (valSims && valSims.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
+    const scoreNow = () => (valSims?.n ? similarityAccuracy(head, valSims)!.top1 : NaN);
     if (meta.epoch === 0) {
       // The same classifier with its wrong-class weights at 0 (softmax ignores a per-row shift).
       if (ll.l1Solver === 'proximal') recenterRows(head);
@@ -338,18 +431,38 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     for (let e = meta.epoch; e < ll.epochs; e++) {
       if (stopRequested()) return partialSummary();
       const t = Date.now();
-      const stats = trainLastLayerEpoch({ head, data: sims!, batchSize: ll.batchSize, l1: ll.l1, proximal: ll.l1Solver === 'proximal', optimizer, rng });
+      const stats = trainLastLayerEpoch({
+        head,
+        data: sims!,
+        batchSize: ll.batchSize,
+        l1: ll.l1,
+        proximal: ll.l1Solver === 'proximal',
+        optimizer,
+        rng,
+      });
       const v = similarityAccuracy(head, valSims!);
       const sparsity = lastLayerSparsity(head);
       const zero = lastLayerSparsity(head, 0);
-      meta.history.push({ stage: 'lastLayer', epoch: e + 1, ...stats, wrongClassNearZero: sparsity, wrongClassZero: zero, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null, seconds: (Date.now() - t) / 1000 });
+      meta.history.push({
+        stage: 'lastLayer',
+        epoch: e + 1,
+        ...stats,
+        wrongClassNearZero: sparsity,
+        wrongClassZero: zero,
+        valTop1: v?.top1 ?? null,
+        valTop5: v?.top5 ?? null,
+        seconds: (Date.now() - t) / 1000,
+      });
       const best = meta.bestLastLayer;
       if (ll.selectBest && v && best && v.top1 > best.top1) {
         meta.bestLastLayer = { epoch: e + 1, top1: v.top1 };
         bestWeights = head.lastLayer.dataSync().slice() as Float32Array;
       }
       if (e === ll.epochs - 1 || (e + 1) % 5 === 0) {
-        log(opts.quiet, `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? (100 * v.top1).toFixed(1) + '%' : 'n/a'} wrong-class weights exactly 0: ${(100 * zero).toFixed(1)}%`);
+        log(
+          opts.quiet,
+          `last layer epoch ${e + 1}/${ll.epochs}: loss ${stats.loss.toFixed(3)} train ${(100 * stats.trainAccuracy).toFixed(1)}% val ${v ? `${(100 * v.top1).toFixed(1)}%` : 'n/a'} wrong-class weights exactly 0: ${(100 * zero).toFixed(1)}%`,
+        );
       }
       meta.epoch = e + 1;
       epochsThisProcess++;
@@ -358,7 +471,10 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     if (ll.selectBest && bestWeights) {
       const best = meta.bestLastLayer;
       head.lastLayer.assign(tf.tensor2d(bestWeights, head.lastLayer.shape as [number, number]));
-      log(opts.quiet, `last layer: keeping epoch ${best?.epoch} (best validation top-1 ${(100 * (best?.top1 ?? NaN)).toFixed(1)}%)`);
+      log(
+        opts.quiet,
+        `last layer: keeping epoch ${best?.epoch} (best validation top-1 ${(100 * (best?.top1 ?? NaN)).toFixed(1)}%)`,
+      );
     }
     const v = evalVal();
     meta.seconds.lastLayer = (meta.seconds.lastLayer ?? 0) + (Date.now() - tLast) / 1000;
@@ -373,9 +489,21 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
 
   // Paper Sec. 2.5: prune non-class-specific prototypes, re-optimise the last layer.
   if (meta.stage === 'prune') {
-    const result = runPruneStage({ head, train, val, push: meta.push, config, classes: data.dataset.classes, rng, quiet: opts.quiet });
+    const result = runPruneStage({
+      head,
+      train,
+      val,
+      push: meta.push,
+      config,
+      classes: data.dataset.classes,
+      rng,
+      quiet: opts.quiet,
+    });
     meta.pruning = result;
-    log(opts.quiet, `prune: ${result.candidates.length} candidate(s) (k=${result.k}, threshold ${result.threshold}); ${result.note}`);
+    log(
+      opts.quiet,
+      `prune: ${result.candidates.length} candidate(s) (k=${result.k}, threshold ${result.threshold}); ${result.note}`,
+    );
     const v = evalVal();
     meta.seconds.prune = result.seconds;
     meta.stageResults.prune = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: result.seconds };
@@ -384,7 +512,15 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
     await copyFile(paths.lastCheckpoint, paths.stageCheckpoint('prune'));
   }
 
-  await saveModel(paths.model, { config, classes: data.dataset.classes, head, backbone: data.trainableBackbone, push: meta.push, trainItems: data.itemsBySplit.train, pruning: meta.pruning ?? null });
+  await saveModel(paths.model, {
+    config,
+    classes: data.dataset.classes,
+    head,
+    backbone: data.trainableBackbone,
+    push: meta.push,
+    trainItems: data.itemsBySplit.train,
+    pruning: meta.pruning ?? null,
+  });
   const summary = buildSummary(true);
   await writeJson(paths.summary, summary);
   printSummary(summary, opts.quiet);
@@ -393,7 +529,11 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
   await threads.pool?.close();
   threads.pool = null;
   for (const split of Object.keys(data.sources) as SplitName[]) delete data.sources[split];
-  const released = cachedSource({ n: 0, shape: train.shape, batch: () => new Float32Array(0) }, null, new Int32Array(0));
+  const released = cachedSource(
+    { n: 0, shape: train.shape, batch: () => new Float32Array(0) },
+    null,
+    new Int32Array(0),
+  );
   train = val = released;
   if (config.bundle.enabled && !opts.skipBundle) {
     if (await bundleIsCurrent(opts.outDir)) {
@@ -429,11 +569,19 @@ async function runStages(opts: TrainOptions, threads: GradThreads): Promise<Trai
       },
       baseline,
       stages: meta.stageResults,
-      final: { val: finished ? evalVal() : null, test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null },
+      final: {
+        val: finished ? evalVal() : null,
+        test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null,
+      },
       lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
       lastLayerWrongClassZero: finished ? lastLayerSparsity(head, 0) : null,
-      pruning: meta.pruning ? { applied: meta.pruning.applied, candidates: meta.pruning.candidates.length, note: meta.pruning.note } : null,
-      seconds: { ...(meta.seconds as Record<string, number>), total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0) },
+      pruning: meta.pruning
+        ? { applied: meta.pruning.applied, candidates: meta.pruning.candidates.length, note: meta.pruning.note }
+        : null,
+      seconds: {
+        ...(meta.seconds as Record<string, number>),
+        total: Object.values(meta.seconds).reduce((a: number, b) => a + (b ?? 0), 0),
+      },
       prototypes: head.numPrototypes,
       finished,
     };
@@ -459,7 +607,8 @@ function evalLinear(model: LinearModel, data: PreparedData): { top1: number; top
   return { top1: acc.top1, top5: acc.top5 };
 }
 
-const pct = (x: number | undefined | null) => (x === undefined || x === null || Number.isNaN(x) ? '  n/a' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const pct = (x: number | undefined | null) =>
+  x === undefined || x === null || Number.isNaN(x) ? '  n/a' : `${(100 * x).toFixed(1).padStart(5)}%`;
 
 export function printSummary(s: TrainSummary, quiet?: boolean): void {
   if (quiet) return;
@@ -477,10 +626,17 @@ export function printSummary(s: TrainSummary, quiet?: boolean): void {
     `ProtoAtlas run summary (preset ${s.preset}, ${s.prototypes} prototypes, ${s.backend})`,
     `data: ${s.dataset.layout} ${s.dataset.classes} classes, train ${s.dataset.train}, val ${s.dataset.val}, test ${s.dataset.test}; skipped files: ${s.dataset.skippedFiles}`,
     `${'stage'.padEnd(26)} ${'val top-1'.padStart(9)} ${'top-5'.padStart(7)} ${'time'.padStart(7)}`,
-    ...rows.map(([name, t1, t5, sec]) => `${name.padEnd(26)} ${pct(t1).padStart(9)} ${pct(t5).padStart(7)} ${sec === undefined ? '' : `${sec.toFixed(0)}s`.padStart(7)}`),
-    ...(s.final.test ? [`test split (${s.final.test.n} images, reported only): top-1 ${pct(s.final.test.top1).trim()}, top-5 ${pct(s.final.test.top5).trim()}`] : []),
+    ...rows.map(
+      ([name, t1, t5, sec]) =>
+        `${name.padEnd(26)} ${pct(t1).padStart(9)} ${pct(t5).padStart(7)} ${sec === undefined ? '' : `${sec.toFixed(0)}s`.padStart(7)}`,
+    ),
+    ...(s.final.test
+      ? [
+          `test split (${s.final.test.n} images, reported only): top-1 ${pct(s.final.test.top1).trim()}, top-5 ${pct(s.final.test.top5).trim()}`,
+        ]
+      : []),
     `wrong-class last-layer weights exactly 0: ${pct(s.lastLayerWrongClassZero ?? undefined)}; near 0 (|w| < 1e-3): ${pct(s.lastLayerWrongClassNearZero ?? undefined)}`,
     `total time ${s.seconds.total.toFixed(0)}s`,
   ];
-  process.stderr.write(lines.join('\n') + '\n');
+  process.stderr.write(`${lines.join('\n')}\n`);
 }

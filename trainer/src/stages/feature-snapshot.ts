@@ -21,17 +21,26 @@ const CHUNK = 16;
  * A cached source holding `source`'s eval-mode features (and its mirrored images'
  * when `flip`). `name` is the source's name in the pool's workers.
  */
-export async function snapshotFeatures(source: FeatureSource, opts: { name: string; flip: boolean; pool: GradPool | null; quiet?: boolean; chunk?: number }): Promise<FeatureSource> {
+export async function snapshotFeatures(
+  source: FeatureSource,
+  opts: { name: string; flip: boolean; pool: GradPool | null; quiet?: boolean; chunk?: number },
+): Promise<FeatureSource> {
   const chunk = opts.chunk ?? CHUNK;
   const sets = opts.flip ? [false, true] : [false];
   const stores: FeatureStore[] = [];
-  const progress = new Progress({ label: `features ${opts.name}`, total: source.n * sets.length, unit: 'img', quiet: opts.quiet });
+  const progress = new Progress({
+    label: `features ${opts.name}`,
+    total: source.n * sets.length,
+    unit: 'img',
+    quiet: opts.quiet,
+  });
   const threads = opts.pool?.threads ?? 1;
   for (const mirrored of sets) {
     const store = createFeatureStore({ n: source.n, shape: source.shape, encoding: 'float32' });
     const per = source.shape[0] * source.shape[1] * source.shape[2];
     const chunks: number[][] = [];
-    for (let s = 0; s < source.n; s += chunk) chunks.push(Array.from({ length: Math.min(chunk, source.n - s) }, (_, k) => s + k));
+    for (let s = 0; s < source.n; s += chunk)
+      chunks.push(Array.from({ length: Math.min(chunk, source.n - s) }, (_, k) => s + k));
     const put = (idx: number[], data: Float32Array) => {
       idx.forEach((item, k) => store.set(item, data.subarray(k * per, (k + 1) * per)));
       progress.tick(idx.length);
@@ -40,12 +49,27 @@ export async function snapshotFeatures(source: FeatureSource, opts: { name: stri
     const remote = chunks.flatMap((idx, c) => {
       const k = c % threads;
       if (k === 0 || !opts.pool) return [];
-      return [opts.pool.features(k - 1, opts.name, idx, idx.map(() => mirrored)).then((data) => put(idx, data))];
+      return [
+        opts.pool
+          .features(
+            k - 1,
+            opts.name,
+            idx,
+            idx.map(() => mirrored),
+          )
+          .then((data) => put(idx, data)),
+      ];
     });
     remote.forEach((p) => p.catch(() => undefined)); // awaited below
     for (let c = 0; c < chunks.length; c += threads) {
       const idx = chunks[c];
-      const t = tf.tidy(() => source.features(idx, idx.map(() => mirrored), false));
+      const t = tf.tidy(() =>
+        source.features(
+          idx,
+          idx.map(() => mirrored),
+          false,
+        ),
+      );
       put(idx, t.dataSync() as Float32Array);
       t.dispose();
       await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
@@ -75,7 +99,8 @@ export async function snapshotSplits(
     await pool?.setBackboneWeights(backbone);
     for (const split of splits) {
       const src = data.sources[split];
-      if (src?.shared && src.n) data.sources[split] = await snapshotFeatures(src, { name: split, flip: false, pool, quiet: opts.quiet });
+      if (src?.shared && src.n)
+        data.sources[split] = await snapshotFeatures(src, { name: split, flip: false, pool, quiet: opts.quiet });
     }
   } finally {
     await pool?.close();

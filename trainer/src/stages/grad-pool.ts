@@ -26,7 +26,12 @@ import type { FeatureSource } from './sources.ts';
 import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-worker.ts';
 
 /** How many gradient threads a run uses, and why (printed at start). */
-export function resolveTrainThreads(setting: 'auto' | number, backend: string, backbone: TrainableBackbone | null, source: FeatureSource): { threads: number; why: string } {
+export function resolveTrainThreads(
+  setting: 'auto' | number,
+  backend: string,
+  backbone: TrainableBackbone | null,
+  source: FeatureSource,
+): { threads: number; why: string } {
   if (!backbone) {
     if (!source.sharedFeatures) return { threads: 1, why: 'the cached features are not in shared memory' };
   } else {
@@ -34,7 +39,8 @@ export function resolveTrainThreads(setting: 'auto' | number, backend: string, b
     if (!source.shared) return { threads: 1, why: 'the training images are not in shared memory' };
   }
   if (setting !== 'auto') return { threads: setting, why: 'trainThreads in the config' };
-  if (backend !== 'wasm' && backend !== 'cpu') return { threads: 1, why: `the ${backend} backend uses every core itself` };
+  if (backend !== 'wasm' && backend !== 'cpu')
+    return { threads: 1, why: `the ${backend} backend uses every core itself` };
   const cores = availableParallelism();
   return { threads: cores, why: `${backend} runs one thread; one gradient thread per core (${cores})` };
 }
@@ -54,8 +60,16 @@ export async function startGradPoolFor(
   const { threads, why } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
   if (threads < 2) return { pool: null, threads, why };
   const inShared = (src: FeatureSource | undefined) => (backbone ? !!src?.shared : !!src?.sharedFeatures);
-  const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => inShared(src))) as { train: FeatureSource } & Record<string, FeatureSource>;
-  const pool = await GradPool.start({ threads, backbone, sources: shared, head: opts.head, backend: opts.backend as BackendPreference });
+  const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => inShared(src))) as {
+    train: FeatureSource;
+  } & Record<string, FeatureSource>;
+  const pool = await GradPool.start({
+    threads,
+    backbone,
+    sources: shared,
+    head: opts.head,
+    backend: opts.backend as BackendPreference,
+  });
   return { pool, threads, why };
 }
 
@@ -98,9 +112,18 @@ export class GradPool {
    * Starts `threads - 1` workers over sources whose images are in shared memory:
    * `train` is trained on; every source can be asked for feature maps.
    */
-  static async start(opts: { threads: number; backbone: TrainableBackbone | null; sources: { train: FeatureSource } & Record<string, FeatureSource>; head: ProtoHead; backend: BackendPreference }): Promise<GradPool> {
+  static async start(opts: {
+    threads: number;
+    backbone: TrainableBackbone | null;
+    sources: { train: FeatureSource } & Record<string, FeatureSource>;
+    head: ProtoHead;
+    backend: BackendPreference;
+  }): Promise<GradPool> {
     const { backbone, head } = opts;
-    if (backbone && !backbone.workerRecipe) throw new Error(`gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`);
+    if (backbone && !backbone.workerRecipe)
+      throw new Error(
+        `gradient workers: backbone "${backbone.description}" cannot be rebuilt in a worker (no workerRecipe)`,
+      );
     const sources: GradWorkerInit['sources'] = {};
     const featureSources: GradWorkerInit['featureSources'] = {};
     for (const [name, source] of Object.entries(opts.sources)) {
@@ -112,8 +135,17 @@ export class GradPool {
         featureSources[name] = source.sharedFeatures;
       }
     }
-    const init: GradWorkerInit = { backbone: backbone?.workerRecipe ?? null, headSpec: head.spec, sources, featureSources, backend: opts.backend };
-    const workers = Array.from({ length: Math.max(0, opts.threads - 1) }, () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }));
+    const init: GradWorkerInit = {
+      backbone: backbone?.workerRecipe ?? null,
+      headSpec: head.spec,
+      sources,
+      featureSources,
+      backend: opts.backend,
+    };
+    const workers = Array.from(
+      { length: Math.max(0, opts.threads - 1) },
+      () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }),
+    );
     const pool = new GradPool(workers);
     try {
       await Promise.all(workers.map((w) => pool.request(w, { type: 'ping', id: 0 })));
@@ -126,10 +158,24 @@ export class GradPool {
 
   /** Full weights (and the tied patches, if any) to every worker, and the phase's variables. */
   async beginPhase(setup: PhaseSetup, head: ProtoHead, backbone: TrainableBackbone | null): Promise<void> {
-    const weights: HostTensors = new Map([...head.getWeights(), ...(backbone ? [...backbone.getWeights()].map(([k, v]) => [`backbone.${k}`, v] as const) : [])]);
+    const weights: HostTensors = new Map([
+      ...head.getWeights(),
+      ...(backbone ? [...backbone.getWeights()].map(([k, v]) => [`backbone.${k}`, v] as const) : []),
+    ]);
     const tied = head.tiedFeatures();
     await Promise.all(
-      this.workers.map((w) => this.request(w, { type: 'phase', id: 0, phase: setup.phase, loss: setup.loss, backboneTraining: setup.backboneTraining, names: setup.names, weights, tied })),
+      this.workers.map((w) =>
+        this.request(w, {
+          type: 'phase',
+          id: 0,
+          phase: setup.phase,
+          loss: setup.loss,
+          backboneTraining: setup.backboneTraining,
+          names: setup.names,
+          weights,
+          tied,
+        }),
+      ),
     );
   }
 
@@ -163,7 +209,11 @@ export class GradPool {
       batches.forEach((_, i) => {
         if (i % this.threads !== k + 1) return;
         const g = r.results[j++];
-        out[i] = { value: g.value, terms: g.terms, grads: g.grads.map((data, v) => tf.tensor(data, ctx.vars[v].shape)) };
+        out[i] = {
+          value: g.value,
+          terms: g.terms,
+          grads: g.grads.map((data, v) => tf.tensor(data, ctx.vars[v].shape)),
+        };
       });
     });
     return out;

@@ -59,7 +59,13 @@ export function gradContext(args: Omit<GradContext, 'identityT'>): GradContext {
  * happened before (in the caller's Rng order), so the split does not change them.
  */
 export function splitBatch(
-  batch: { indices: number[]; flipped: boolean[]; augmentSeeds?: number[]; dropMask?: Float32Array; labels: Int32Array },
+  batch: {
+    indices: number[];
+    flipped: boolean[];
+    augmentSeeds?: number[];
+    dropMask?: Float32Array;
+    labels: Int32Array;
+  },
   micro: number,
   channels: number,
 ): MicroBatch[] {
@@ -90,7 +96,11 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     const ce = crossEntropy(out.logits, y);
     const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
     const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
-    const total = tf.addN([tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)]) as tf.Scalar;
+    const total = tf.addN([
+      tf.mul(ce, loss.crossEntropy),
+      tf.mul(clst, loss.clusterCost),
+      tf.mul(sep, loss.separationCost),
+    ]) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;
     pred.forEach((p, k) => (correct += p === mb.labels[k] ? 1 : 0));

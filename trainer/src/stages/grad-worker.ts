@@ -15,7 +15,13 @@ import { Rng } from '../run/rng.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import { gradContext, microBatchGrads, type GradContext, type MicroBatch } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
-import { sharedFeatureSource, sharedImageSource, type FeatureSource, type SharedFeatureSource, type SharedImageSource } from './sources.ts';
+import {
+  sharedFeatureSource,
+  sharedImageSource,
+  type FeatureSource,
+  type SharedFeatureSource,
+  type SharedImageSource,
+} from './sources.ts';
 
 export interface GradWorkerInit {
   /** The trainable backbone's recipe; null when the head trains on cached features. */
@@ -30,7 +36,16 @@ export interface GradWorkerInit {
 
 export type GradWorkerRequest =
   | { type: 'ping'; id: number }
-  | { type: 'phase'; id: number; phase: PhaseConfig; loss: TrainConfig['loss']; backboneTraining: boolean; names: string[]; weights: HostTensors; tied: Float32Array | null }
+  | {
+      type: 'phase';
+      id: number;
+      phase: PhaseConfig;
+      loss: TrainConfig['loss'];
+      backboneTraining: boolean;
+      names: string[];
+      weights: HostTensors;
+      tied: Float32Array | null;
+    }
   | { type: 'vars'; id: number; values: Float32Array[] }
   | { type: 'grads'; id: number; batches: MicroBatch[] }
   | { type: 'backbone'; id: number; weights: HostTensors }
@@ -38,7 +53,11 @@ export type GradWorkerRequest =
 
 export type GradWorkerReply =
   | { type: 'ok'; id: number }
-  | { type: 'grads'; id: number; results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[] }
+  | {
+      type: 'grads';
+      id: number;
+      results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[];
+    }
   | { type: 'features'; id: number; data: Float32Array }
   | { type: 'error'; id: number; message: string };
 
@@ -56,7 +75,9 @@ let ready: Promise<Model> = (async () => {
   await initBackend(init.backend, { quiet: true });
   const backbone = init.backbone ? await buildFromRecipe<TrainableBackbone>(init.backbone) : null;
   const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
-  const sources = new Map<string, FeatureSource>(Object.entries(init.featureSources).map(([name, shared]) => [name, sharedFeatureSource(shared)] as const));
+  const sources = new Map<string, FeatureSource>(
+    Object.entries(init.featureSources).map(([name, shared]) => [name, sharedFeatureSource(shared)] as const),
+  );
   for (const [name, shared] of Object.entries(init.sources)) {
     if (!backbone) throw new Error(`image source "${name}" sent without a backbone to run on it`);
     sources.set(name, sharedImageSource(shared, backbone));
@@ -73,12 +94,22 @@ port.on('message', (msg: GradWorkerRequest) => {
       const reply = handle(msg, model);
       if (reply) port.postMessage(reply, transferables(reply));
     } catch (e) {
-      port.postMessage({ type: 'error', id: msg.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies GradWorkerReply);
+      port.postMessage({
+        type: 'error',
+        id: msg.id,
+        message: e instanceof Error ? (e.stack ?? e.message) : String(e),
+      } satisfies GradWorkerReply);
     }
     return model;
   });
   // A failed start-up answers every request with its error.
-  ready.catch((e: unknown) => port.postMessage({ type: 'error', id: msg.id, message: `start-up failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}` } satisfies GradWorkerReply));
+  ready.catch((e: unknown) =>
+    port.postMessage({
+      type: 'error',
+      id: msg.id,
+      message: `start-up failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+    } satisfies GradWorkerReply),
+  );
 });
 
 function transferables(reply: GradWorkerReply): ArrayBuffer[] {
@@ -98,14 +129,19 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
       return { type: 'ok', id: msg.id };
     case 'phase': {
       head.setWeights(msg.weights);
-      const bb = new Map([...msg.weights].filter(([k]) => k.startsWith('backbone.')).map(([k, v]) => [k.slice('backbone.'.length), v]));
+      const bb = new Map(
+        [...msg.weights].filter(([k]) => k.startsWith('backbone.')).map(([k, v]) => [k.slice('backbone.'.length), v]),
+      );
       backbone?.setWeights(bb);
       if (msg.tied) head.tieToPatches(msg.tied);
       else head.untie();
       ctx?.identityT.dispose();
       const groups = phaseGroups(msg.phase, head, backbone);
       const names = groups.flatMap((g) => g.vars.map(([n]) => n));
-      if (names.join('\n') !== msg.names.join('\n')) throw new Error(`trained variables differ from the main thread's (${names.length} here, ${msg.names.length} there)`);
+      if (names.join('\n') !== msg.names.join('\n'))
+        throw new Error(
+          `trained variables differ from the main thread's (${names.length} here, ${msg.names.length} there)`,
+        );
       ctx = gradContext({
         head,
         source: source('train'),
@@ -119,7 +155,8 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
     case 'vars': {
       if (!ctx) throw new Error('variables sent before a phase began');
       const c = ctx;
-      if (msg.values.length !== c.vars.length) throw new Error(`got ${msg.values.length} variable values for ${c.vars.length} variables`);
+      if (msg.values.length !== c.vars.length)
+        throw new Error(`got ${msg.values.length} variable values for ${c.vars.length} variables`);
       msg.values.forEach((data, i) => tf.tidy(() => c.vars[i].assign(tf.tensor(data, c.vars[i].shape))));
       return null;
     }

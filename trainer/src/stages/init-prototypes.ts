@@ -12,7 +12,12 @@ import type { FeatureSource } from './sources.ts';
  * take the real patch nearest each centre. Prototypes then begin on the data
  * manifold, so push later moves them little and keeps accuracy.
  */
-export function initPrototypesFromPatches(head: ProtoHead, source: FeatureSource, probe: LinearModel | null, opts: { rng: Rng; keepFraction?: number; iterations?: number; quiet?: boolean }): void {
+export function initPrototypesFromPatches(
+  head: ProtoHead,
+  source: FeatureSource,
+  probe: LinearModel | null,
+  opts: { rng: Rng; keepFraction?: number; iterations?: number; quiet?: boolean },
+): void {
   const [H, W, D] = source.shape;
   const HW = H * W;
   const P = head.prototypeDim;
@@ -25,7 +30,11 @@ export function initPrototypesFromPatches(head: ProtoHead, source: FeatureSource
   for (let s = 0; s < source.n; s += bs) {
     const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
     const [zT, camT] = tf.tidy(() => {
-      const feats = source.features(idx, idx.map(() => false), false);
+      const feats = source.features(
+        idx,
+        idx.map(() => false),
+        false,
+      );
       const emb = head.embed(feats);
       if (!probe) return [emb, tf.zeros([idx.length * HW, C])];
       const flat = tf.reshape(feats, [idx.length * HW, D]);
@@ -56,7 +65,9 @@ export function initPrototypesFromPatches(head: ProtoHead, source: FeatureSource
     }
     const chosen = kmeansMedoids(z, P, patches, perClass, opts.rng, opts.iterations ?? 10);
     const slots = Array.from(head.protoClass.keys()).filter((j) => head.protoClass[j] === c);
-    slots.forEach((j, k) => protos.set(z.subarray(chosen[k % chosen.length] * P, (chosen[k % chosen.length] + 1) * P), j * P));
+    slots.forEach((j, k) =>
+      protos.set(z.subarray(chosen[k % chosen.length] * P, (chosen[k % chosen.length] + 1) * P), j * P),
+    );
   }
   head.prototypes.assign(tf.tensor2d(protos, [head.numPrototypes, P]));
 }
@@ -71,7 +82,14 @@ function sqDist(z: Float32Array, a: number, centre: Float32Array, c: number, P: 
 }
 
 /** k-means++ seeding + Lloyd iterations; returns, per centre, the index of the nearest real patch (distinct). */
-export function kmeansMedoids(z: Float32Array, P: number, patches: number[], k: number, rng: Rng, iterations: number): number[] {
+export function kmeansMedoids(
+  z: Float32Array,
+  P: number,
+  patches: number[],
+  k: number,
+  rng: Rng,
+  iterations: number,
+): number[] {
   const n = patches.length;
   const kk = Math.min(k, n);
   const centres = new Float32Array(kk * P);
@@ -113,7 +131,8 @@ export function kmeansMedoids(z: Float32Array, P: number, patches: number[], k: 
       counts[assign[i]]++;
       for (let q = 0; q < P; q++) sums[assign[i] * P + q] += z[patches[i] * P + q];
     }
-    for (let c = 0; c < kk; c++) if (counts[c]) for (let q = 0; q < P; q++) centres[c * P + q] = sums[c * P + q] / counts[c];
+    for (let c = 0; c < kk; c++)
+      if (counts[c]) for (let q = 0; q < P; q++) centres[c * P + q] = sums[c * P + q] / counts[c];
   }
   const used = new Set<number>();
   const out: number[] = [];

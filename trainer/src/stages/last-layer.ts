@@ -12,7 +12,11 @@ import { accuracy } from './predict.ts';
  * Similarity vectors [n, m] of every item (optionally also its mirrored copy).
  * Stage 3 only trains the last layer, so these are computed once.
  */
-export function computeSimilarities(head: ProtoHead, source: FeatureSource, opts: { flip: boolean; batchSize?: number; quiet?: boolean }): { sims: Float32Array; labels: Int32Array; n: number } {
+export function computeSimilarities(
+  head: ProtoHead,
+  source: FeatureSource,
+  opts: { flip: boolean; batchSize?: number; quiet?: boolean },
+): { sims: Float32Array; labels: Int32Array; n: number } {
   const m = head.numPrototypes;
   const copies = opts.flip && source.canFlip ? 2 : 1;
   const n = source.n * copies;
@@ -23,7 +27,16 @@ export function computeSimilarities(head: ProtoHead, source: FeatureSource, opts
   for (let copy = 0; copy < copies; copy++) {
     for (let s = 0; s < source.n; s += bs) {
       const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
-      const t = tf.tidy(() => head.forward(source.features(idx, idx.map(() => copy === 1), false)).similarities);
+      const t = tf.tidy(
+        () =>
+          head.forward(
+            source.features(
+              idx,
+              idx.map(() => copy === 1),
+              false,
+            ),
+          ).similarities,
+      );
       sims.set(t.dataSync(), (copy * source.n + s) * m);
       t.dispose();
       idx.forEach((i) => (labels[copy * source.n + i] = source.labels[i]));
@@ -150,9 +163,14 @@ export function lastLayerSparsity(head: ProtoHead, tol = 1e-3): number {
 }
 
 /** Accuracy of the current last layer on precomputed similarities (no need to rerun the head). */
-export function similarityAccuracy(head: ProtoHead, data: { sims: Float32Array; labels: Int32Array; n: number }): { top1: number; top5: number; perClass: number[]; n: number } | null {
+export function similarityAccuracy(
+  head: ProtoHead,
+  data: { sims: Float32Array; labels: Int32Array; n: number },
+): { top1: number; top5: number; perClass: number[]; n: number } | null {
   if (!data.n) return null;
   const m = head.numPrototypes;
-  const logits = tf.tidy(() => tf.matMul(tf.tensor2d(data.sims, [data.n, m]), head.lastLayer as tf.Tensor2D).dataSync() as Float32Array);
+  const logits = tf.tidy(
+    () => tf.matMul(tf.tensor2d(data.sims, [data.n, m]), head.lastLayer as tf.Tensor2D).dataSync() as Float32Array,
+  );
   return accuracy({ n: data.n, numClasses: head.spec.numClasses, logits, labels: data.labels });
 }

@@ -7,7 +7,10 @@ import type { Rng } from '../run/rng.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** Global-average-pooled features [n, D] of a source (optionally mirrored copies too). */
-export function pooledFeatures(source: FeatureSource, opts: { flip: boolean; batchSize?: number; quiet?: boolean; label?: string }): { x: Float32Array; labels: Int32Array; n: number; dim: number } {
+export function pooledFeatures(
+  source: FeatureSource,
+  opts: { flip: boolean; batchSize?: number; quiet?: boolean; label?: string },
+): { x: Float32Array; labels: Int32Array; n: number; dim: number } {
   const D = source.shape[2];
   const copies = opts.flip && source.canFlip ? 2 : 1;
   const n = source.n * copies;
@@ -18,7 +21,16 @@ export function pooledFeatures(source: FeatureSource, opts: { flip: boolean; bat
   for (let copy = 0; copy < copies; copy++) {
     for (let s = 0; s < source.n; s += bs) {
       const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
-      const t = tf.tidy(() => tf.mean(source.features(idx, idx.map(() => copy === 1), false), [1, 2]));
+      const t = tf.tidy(() =>
+        tf.mean(
+          source.features(
+            idx,
+            idx.map(() => copy === 1),
+            false,
+          ),
+          [1, 2],
+        ),
+      );
       x.set(t.dataSync(), (copy * source.n + s) * D);
       t.dispose();
       idx.forEach((i) => (labels[copy * source.n + i] = source.labels[i]));
@@ -46,22 +58,40 @@ export interface LinearModel {
  * column when run on pooled features, and the class-evidence probe that picks
  * initial prototype patches.
  */
-export function trainLinear(data: { x: Float32Array; labels: Int32Array; n: number; dim: number }, numClasses: number, opts: {
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  weightDecay: number;
-  inputDropout: number;
-  rng: Rng;
-  quiet?: boolean;
-  onEpoch?: (epoch: number, model: LinearModel, loss: number) => void;
-}): LinearModel {
+export function trainLinear(
+  data: { x: Float32Array; labels: Int32Array; n: number; dim: number },
+  numClasses: number,
+  opts: {
+    epochs: number;
+    lr: number;
+    batchSize: number;
+    weightDecay: number;
+    inputDropout: number;
+    rng: Rng;
+    quiet?: boolean;
+    onEpoch?: (epoch: number, model: LinearModel, loss: number) => void;
+  },
+): LinearModel {
   const D = data.dim;
   const w = tf.variable(tf.zeros([D, numClasses]));
   const b = tf.variable(tf.zeros([numClasses]));
-  const opt = new Adam([{ name: 'linear', lr: opts.lr, vars: [['w', w], ['b', b]] }]);
+  const opt = new Adam([
+    {
+      name: 'linear',
+      lr: opts.lr,
+      vars: [
+        ['w', w],
+        ['b', b],
+      ],
+    },
+  ]);
   const progress = new Progress({ label: 'linear', total: opts.epochs, unit: 'epoch', quiet: opts.quiet });
-  const snapshot = (): LinearModel => ({ w: w.dataSync().slice() as Float32Array, b: b.dataSync().slice() as Float32Array, dim: D, numClasses });
+  const snapshot = (): LinearModel => ({
+    w: w.dataSync().slice() as Float32Array,
+    b: b.dataSync().slice() as Float32Array,
+    dim: D,
+    numClasses,
+  });
   for (let e = 0; e < opts.epochs; e++) {
     // Cosine decay: a stable end point without tuning a step schedule.
     opt.setLearningRate('linear', opts.lr * 0.5 * (1 + Math.cos((Math.PI * e) / opts.epochs)));
@@ -97,5 +127,13 @@ export function trainLinear(data: { x: Float32Array; labels: Int32Array; n: numb
 
 /** Logits [n, C] of a linear model. */
 export function linearLogits(model: LinearModel, x: Float32Array, n: number): Float32Array {
-  return tf.tidy(() => tf.add(tf.matMul(tf.tensor2d(x, [n, model.dim]), tf.tensor2d(model.w, [model.dim, model.numClasses])), tf.tensor1d(model.b)).dataSync() as Float32Array);
+  return tf.tidy(
+    () =>
+      tf
+        .add(
+          tf.matMul(tf.tensor2d(x, [n, model.dim]), tf.tensor2d(model.w, [model.dim, model.numClasses])),
+          tf.tensor1d(model.b),
+        )
+        .dataSync() as Float32Array,
+  );
 }

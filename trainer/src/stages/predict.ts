@@ -16,7 +16,16 @@ export function predict(head: ProtoHead, source: FeatureSource, batchSize = 128)
   const logits = new Float32Array(source.n * C);
   for (let s = 0; s < source.n; s += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-    const out = tf.tidy(() => head.forward(source.features(idx, idx.map(() => false), false)).similarities);
+    const out = tf.tidy(
+      () =>
+        head.forward(
+          source.features(
+            idx,
+            idx.map(() => false),
+            false,
+          ),
+        ).similarities,
+    );
     logits.set(head.exactLogits(out.dataSync() as Float32Array, idx.length), s * C);
     out.dispose();
   }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { channelDropMask, type ProtoHead } from '../head/proto-head.ts';
-import { Adam, type ParamGroup } from '../optim/adam.ts';
+import type { Adam, ParamGroup } from '../optim/adam.ts';
 import type { PhaseConfig, TrainConfig } from '../run/config.ts';
 import { Progress } from '../run/progress.ts';
 import type { Rng } from '../run/rng.ts';
@@ -56,10 +56,16 @@ export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: Train
   const addOn = head.namedVariables().filter(([n]) => n.startsWith('head.addon'));
   if (phase.lr.addOn > 0 && addOn.length) groups.push({ name: 'addOn', lr: phase.lr.addOn, vars: addOn });
   // Tied prototypes are functions of the add-on, not free parameters.
-  if (phase.lr.prototypes > 0 && !head.isTied) groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
-  if (phase.lr.lastLayer > 0) groups.push({ name: 'lastLayer', lr: phase.lr.lastLayer, vars: [['head.last_layer', head.lastLayer]] });
+  if (phase.lr.prototypes > 0 && !head.isTied)
+    groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
+  if (phase.lr.lastLayer > 0)
+    groups.push({ name: 'lastLayer', lr: phase.lr.lastLayer, vars: [['head.last_layer', head.lastLayer]] });
   if (backbone && phase.lr.features > 0) {
-    groups.push({ name: 'features', lr: phase.lr.features, vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]) });
+    groups.push({
+      name: 'features',
+      lr: phase.lr.features,
+      vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]),
+    });
   }
   return groups;
 }
@@ -93,7 +99,9 @@ export interface EpochArgs {
 }
 
 /** One epoch to its end (no stop requests). */
-export async function trainPrototypeEpoch(args: EpochArgs & { checkpoint?: Omit<MidEpochCheckpoint, 'stop'> }): Promise<EpochStats> {
+export async function trainPrototypeEpoch(
+  args: EpochArgs & { checkpoint?: Omit<MidEpochCheckpoint, 'stop'> },
+): Promise<EpochStats> {
   return (await trainEpochSteps(args)) as EpochStats;
 }
 
@@ -113,26 +121,45 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
   const startRngState = rng.getState();
   const order = rng.shuffle(Array.from({ length: source.n }, (_, i) => i));
   if (resume) {
-    if (resume.items !== source.n) throw new Error(`${args.label}: the checkpoint's epoch has ${resume.items} items, the data now ${source.n}; the dataset changed since the run started`);
+    if (resume.items !== source.n)
+      throw new Error(
+        `${args.label}: the checkpoint's epoch has ${resume.items} items, the data now ${source.n}; the dataset changed since the run started`,
+      );
     rng.setState(resume.rngState);
   }
   const secondsBefore = resume?.seconds ?? 0;
   let lastSave = Date.now();
   const vars = optimizer.variables();
-  const ctx = gradContext({ head, source, loss, vars, trainsFeatures: optimizer.groups.some((g) => g.name === 'features'), backboneTraining });
+  const ctx = gradContext({
+    head,
+    source,
+    loss,
+    vars,
+    trainsFeatures: optimizer.groups.some((g) => g.name === 'features'),
+    backboneTraining,
+  });
   const pool = args.pool?.pool ?? null;
   if (pool) {
     const names = optimizer.groups.flatMap((g) => g.vars.map(([n]) => n));
     await pool.beginPhase({ phase, loss, backboneTraining, names }, head, args.pool!.backbone);
   }
-  const progress = new Progress({ label: args.label, total: source.n, unit: 'img', quiet: args.quiet, initial: resume?.nextItem ?? 0 });
+  const progress = new Progress({
+    label: args.label,
+    total: source.n,
+    unit: 'img',
+    quiet: args.quiet,
+    initial: resume?.nextItem ?? 0,
+  });
   let sums: EpochSums = resume ? { ...resume.sums } : { loss: 0, ce: 0, clst: 0, sep: 0, correct: 0 };
   for (let s = resume?.nextItem ?? 0; s < order.length; s += phase.batchSize) {
     const indices = order.slice(s, s + phase.batchSize);
     const flipped = indices.map(() => source.canFlip && rng.next() < 0.5);
     // Drawn only when the source augments, so frozen-feature runs keep their random stream.
     const augmentSeeds = source.canAugment && backboneTraining ? indices.map(() => rng.int(2 ** 31)) : undefined;
-    const dropMask = phase.inputDropout > 0 ? channelDropMask(indices.length, head.spec.inputChannels, phase.inputDropout, rng) : undefined;
+    const dropMask =
+      phase.inputDropout > 0
+        ? channelDropMask(indices.length, head.spec.inputChannels, phase.inputDropout, rng)
+        : undefined;
     const labels = Int32Array.from(indices, (i) => source.labels[i]);
     // Micro-batches bound memory (a trainable MobileNetV2 at batch 32 exceeds wasm's heap) and
     // are the unit of work of the gradient threads; every loss term is a batch mean, so chunk
@@ -153,7 +180,8 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     tf.dispose(acc);
     pool?.syncVariables(vars);
     const lossValue = results.reduce((a, r) => a + r.value, 0);
-    if (!Number.isFinite(lossValue)) throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
+    if (!Number.isFinite(lossValue))
+      throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
     const b = indices.length;
     const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
     sums = {
@@ -169,7 +197,14 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     if (ck && seen < order.length) {
       const stop = ck.stop?.() ?? false;
       if (stop || Date.now() - lastSave >= ck.everySeconds * 1000) {
-        await ck.save({ startRngState, items: source.n, nextItem: seen, rngState: rng.getState(), sums: { ...sums }, seconds: secondsBefore + (Date.now() - start) / 1000 });
+        await ck.save({
+          startRngState,
+          items: source.n,
+          nextItem: seen,
+          rngState: rng.getState(),
+          sums: { ...sums },
+          seconds: secondsBefore + (Date.now() - start) / 1000,
+        });
         lastSave = Date.now();
       }
       if (stop) {

@@ -27,12 +27,28 @@ export interface PruningResult {
  * the result according to the mode. Pruned rows of the last layer are exactly 0,
  * so a pruned prototype contributes nothing; its index stays (the atlas lists it as pruned).
  */
-export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val: FeatureSource; push: PushRecord[] | null; config: TrainConfig; classes: string[]; rng: Rng; quiet?: boolean }): PruningResult {
+export function runPruneStage(args: {
+  head: ProtoHead;
+  train: FeatureSource;
+  val: FeatureSource;
+  push: PushRecord[] | null;
+  config: TrainConfig;
+  classes: string[];
+  rng: Rng;
+  quiet?: boolean;
+}): PruningResult {
   const t0 = Date.now();
   const { head, train, val, config } = args;
   const { mode, k, threshold } = config.prune;
-  const done = (r: Omit<PruningResult, 'mode' | 'k' | 'threshold' | 'seconds'>): PruningResult => ({ mode, k, threshold, ...r, seconds: (Date.now() - t0) / 1000 });
-  if (mode === 'off') return done({ applied: false, candidates: [], before: null, after: null, note: 'pruning is off in the config' });
+  const done = (r: Omit<PruningResult, 'mode' | 'k' | 'threshold' | 'seconds'>): PruningResult => ({
+    mode,
+    k,
+    threshold,
+    ...r,
+    seconds: (Date.now() - t0) / 1000,
+  });
+  if (mode === 'off')
+    return done({ applied: false, candidates: [], before: null, after: null, note: 'pruning is off in the config' });
   const exclude = args.push?.map((r) => (r.item >= 0 ? { item: r.item, patch: -1 } : null));
   const hits = nearestPatches(head, train, k, { exclude, quiet: args.quiet, label: 'prune: nearest patches' });
   const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
@@ -43,7 +59,8 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
     return a ? { top1: a.top1, top5: a.top5, n: a.n } : null;
   };
   const before = score();
-  if (!candidates.length) return done({ applied: false, candidates, before, after: before, note: 'no prototype met the pruning rule' });
+  if (!candidates.length)
+    return done({ applied: false, candidates, before, after: before, note: 'no prototype met the pruning rule' });
 
   const original = head.lastLayer.dataSync().slice() as Float32Array;
   const pruned = new Array<boolean>(m).fill(false);
@@ -55,9 +72,21 @@ export function runPruneStage(args: { head: ProtoHead; train: FeatureSource; val
   const worse = before && after ? after.top1 < before.top1 : false;
   if (mode === 'auto' && worse) {
     head.lastLayer.assign(tf.tensor2d(original, [m, C]));
-    return done({ applied: false, candidates, before, after, note: `not applied: validation top-1 would drop from ${pct(before!.top1)} to ${pct(after!.top1)} (mode auto)` });
+    return done({
+      applied: false,
+      candidates,
+      before,
+      after,
+      note: `not applied: validation top-1 would drop from ${pct(before!.top1)} to ${pct(after!.top1)} (mode auto)`,
+    });
   }
-  return done({ applied: true, candidates, before, after, note: `pruned ${candidates.length} of ${m} prototypes; validation top-1 ${before ? pct(before.top1) : 'n/a'} -> ${after ? pct(after.top1) : 'n/a'}` });
+  return done({
+    applied: true,
+    candidates,
+    before,
+    after,
+    note: `pruned ${candidates.length} of ${m} prototypes; validation top-1 ${before ? pct(before.top1) : 'n/a'} -> ${after ? pct(after.top1) : 'n/a'}`,
+  });
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;

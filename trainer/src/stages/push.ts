@@ -47,7 +47,11 @@ export function pushPrototypes(
   for (let s = 0; s < source.n; s += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
     const [zT, dT] = tf.tidy(() => {
-      const feats = source.features(idx, idx.map(() => false), false);
+      const feats = source.features(
+        idx,
+        idx.map(() => false),
+        false,
+      );
       const z = head.embed(feats);
       const d = head.distanceMaps(feats);
       return [z, d];

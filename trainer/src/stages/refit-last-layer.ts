@@ -8,7 +8,13 @@ import { maskSimilarities } from '../analysis/prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../run/config.ts';
 import type { Rng } from '../run/rng.ts';
-import { lastLayerOptimizer, recenterRows, similarityAccuracy, trainLastLayerEpoch, wrongClassMaskTensor } from './last-layer.ts';
+import {
+  lastLayerOptimizer,
+  recenterRows,
+  similarityAccuracy,
+  trainLastLayerEpoch,
+  wrongClassMaskTensor,
+} from './last-layer.ts';
 
 export interface Similarities {
   sims: Float32Array;

@@ -6,7 +6,7 @@ export function lrFactor(phase: PhaseConfig, epoch: number): number {
     case 'constant':
       return 1;
     case 'step':
-      return Math.pow(phase.gamma, Math.floor(epoch / phase.stepEpochs));
+      return phase.gamma ** Math.floor(epoch / phase.stepEpochs);
     case 'cosine':
       return phase.epochs <= 1 ? 1 : 0.5 * (1 + Math.cos((Math.PI * epoch) / phase.epochs));
   }

@@ -96,7 +96,13 @@ export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | nu
   };
 }
 
-export function imageSource(images: RgbImage[], labels: Int32Array, pre: PreprocessSpec, backbone: TrainableBackbone, augment: AugmentSpec | null = null): FeatureSource {
+export function imageSource(
+  images: RgbImage[],
+  labels: Int32Array,
+  pre: PreprocessSpec,
+  backbone: TrainableBackbone,
+  augment: AugmentSpec | null = null,
+): FeatureSource {
   return {
     n: images.length,
     shape: backbone.featureShape,
@@ -111,7 +117,8 @@ export function imageSource(images: RgbImage[], labels: Int32Array, pre: Preproc
         idx.forEach((item, j) => {
           const k = from + j;
           const seed = augmentSeeds?.[k];
-          if (training && augment && seed !== undefined) buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
+          if (training && augment && seed !== undefined)
+            buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
           else buf.set(toNHWC([images[item]], pre, flipped[k]), j * per);
         });
         return tf.tensor4d(buf, [idx.length, h, w, 3]);
@@ -135,14 +142,28 @@ export function imageSource(images: RgbImage[], labels: Int32Array, pre: Preproc
 export function sharedFeatureSource(shared: SharedFeatureSource): FeatureSource {
   const view = (s: SharedStore): FeatureStoreLike => {
     const store = createFeatureStore(s.spec, s.data);
-    return { n: shared.keep.length, shape: store.shape, batch: (idx, out) => store.batch(idx.map((i) => shared.keep[i]), out) };
+    return {
+      n: shared.keep.length,
+      shape: store.shape,
+      batch: (idx, out) =>
+        store.batch(
+          idx.map((i) => shared.keep[i]),
+          out,
+        ),
+    };
   };
-  return { ...cachedSource(view(shared.orig), shared.flip ? view(shared.flip) : null, shared.labels), sharedFeatures: shared };
+  return {
+    ...cachedSource(view(shared.orig), shared.flip ? view(shared.flip) : null, shared.labels),
+    sharedFeatures: shared,
+  };
 }
 
 /** An image source over images in a SharedArrayBuffer, so gradient workers can share them. */
 export function sharedImageSource(shared: SharedImageSource, backbone: TrainableBackbone): FeatureSource {
-  return { ...imageSource(imageViews(shared.images), shared.labels, shared.preprocess, backbone, shared.augment), shared };
+  return {
+    ...imageSource(imageViews(shared.images), shared.labels, shared.preprocess, backbone, shared.augment),
+    shared,
+  };
 }
 
 /** Images per backbone call outside training. */
@@ -157,6 +178,12 @@ export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource 
     labels,
     canFlip: src.canFlip,
     canAugment: src.canAugment,
-    features: (indices, flipped, training, seeds) => src.features(indices.map((i) => keep[i]), flipped, training, seeds),
+    features: (indices, flipped, training, seeds) =>
+      src.features(
+        indices.map((i) => keep[i]),
+        flipped,
+        training,
+        seeds,
+      ),
   };
 }

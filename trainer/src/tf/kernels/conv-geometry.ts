@@ -77,8 +77,14 @@ export function convGeometry(
 /** 1×1, stride 1, no padding: x's pixels are exactly the conv's im2col rows. */
 export function isPointwise(g: ConvGeometry): boolean {
   return (
-    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 &&
-    g.padTop === 0 && g.padLeft === 0 && g.outH === g.inH && g.outW === g.inW
+    g.kH === 1 &&
+    g.kW === 1 &&
+    g.strideH === 1 &&
+    g.strideW === 1 &&
+    g.padTop === 0 &&
+    g.padLeft === 0 &&
+    g.outH === g.inH &&
+    g.outW === g.inW
   );
 }
 

@@ -50,7 +50,11 @@ function tile({ inputs, backend, attrs }: KernelArgs): TensorInfo | null {
   const outSize = outShape.reduce((a, b) => a * b, 1);
   const out = alloc(wb, outShape, x.dtype);
   if (outSize === 0) return out;
-  const src = words(wb, x, shape.reduce((a, b) => a * b, 1));
+  const src = words(
+    wb,
+    x,
+    shape.reduce((a, b) => a * b, 1),
+  );
   const dst = words(wb, out, outSize);
   if (rank === 0) {
     dst[0] = src[0];

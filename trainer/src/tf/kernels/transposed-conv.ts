@@ -42,8 +42,8 @@ function upsample(wb: WasmBackendLike, dy: TensorInfo, g: ConvGeometry, p: Trans
   dst.fill(0);
   for (let b = 0; b < g.batch; b++) {
     for (let oh = 0; oh < g.outH; oh++) {
-      let s = ((b * g.outH + oh) * g.outW) * c;
-      let d = ((b * p.upH + oh * g.strideH) * p.upW) * c;
+      let s = (b * g.outH + oh) * g.outW * c;
+      let d = (b * p.upH + oh * g.strideH) * p.upW * c;
       for (let ow = 0; ow < g.outW; ow++, s += c, d += g.strideW * c) {
         dst.set(src.subarray(s, s + c), d);
       }
