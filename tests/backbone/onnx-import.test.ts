@@ -6,7 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
+import { dilatedDepthwise, importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import {
   encodeModel,
@@ -250,6 +250,130 @@ describe('ONNX backbone imported as a trainable float network', () => {
             );
     expect(maxDiff).toBeLessThan(1e-5);
     await session.release();
+  });
+
+  it('dilated (outputStride): matches onnxruntime on the rewritten int8 graph, and exports the dilation', async () => {
+    // Output stride 1 keeps conv1 at stride 1 and dilates the depthwise conv by 2: an 8x8 map.
+    const imported = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, outputStride: 1 });
+    expect(imported.featureShape).toEqual([8, 8, 4]);
+    const reference = await loadOnnxBackbone({
+      path,
+      tap: 'auto',
+      preprocess: PRE,
+      threads: 1,
+      outputStride: 1 as unknown as 16,
+    });
+    const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
+    const [a, b] = [await imported.extract(x, 2), await reference.extract(x, 2)];
+    expect(b.length).toBe(2 * 8 * 8 * 4);
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    expect(maxDiff).toBeLessThan(0.1);
+    // The undilated import differs from the dilated reference by far more than rounding.
+    const plain = await importOnnxBackbone({ path, tap: 'y2', preprocess: PRE });
+    const dilatedY2 = await importOnnxBackbone({ path, tap: 'y2', preprocess: PRE, outputStride: 1 });
+    expect(plain.featureShape).toEqual([4, 4, 4]);
+    expect(dilatedY2.featureShape).toEqual([8, 8, 4]);
+    // Exported as float ONNX, the dilation survives: onnxruntime agrees with the import.
+    const file = join(path, '..', 'tuned-dilated.onnx');
+    const { bytes, tap } = imported.toOnnx();
+    await writeFile(file, bytes);
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file);
+    const nchw = new Float32Array(x.length);
+    for (let n = 0; n < 2; n++)
+      for (let h = 0; h < 8; h++)
+        for (let w = 0; w < 8; w++)
+          for (let c = 0; c < 3; c++) nchw[((n * 3 + c) * 8 + h) * 8 + w] = x[((n * 8 + h) * 8 + w) * 3 + c];
+    const out = (await session.run({ input: new ort.Tensor('float32', nchw, [2, 3, 8, 8]) }))[tap].data as Float32Array;
+    let exportDiff = 0;
+    for (let n = 0; n < 2; n++)
+      for (let c = 0; c < 4; c++)
+        for (let h = 0; h < 8; h++)
+          for (let w = 0; w < 8; w++)
+            exportDiff = Math.max(
+              exportDiff,
+              Math.abs(out[((n * 4 + c) * 8 + h) * 8 + w] - a[((n * 8 + h) * 8 + w) * 4 + c]),
+            );
+    expect(exportDiff).toBeLessThan(1e-5);
+    await session.release();
+    await reference.dispose();
+  });
+
+  it('dilated depthwise: values and gradients equal the space-to-batch formulation', () => {
+    // Rate 2 on an 8x8 map padded by 2 = a plain 3x3 conv on each of the 2x2 interleaved 6x6 grids.
+    const x = tf.variable(tf.tensor4d(testValues(2 * 8 * 8 * 3, 11), [2, 8, 8, 3]));
+    const kernel = tf.variable(tf.tensor4d(testValues(27, 12), [3, 3, 3, 1]));
+    const bias = tf.variable(tf.tensor1d([0.1, -0.2, 0.3]));
+    const target = tf.tensor4d(testValues(2 * 8 * 8 * 3, 13), [2, 8, 8, 3]);
+    const viaShifts = () => dilatedDepthwise(x as tf.Tensor4D, { kernel, bias }, [2, 2, 2, 2], [2, 2], true);
+    const viaBatches = () => {
+      const padded = tf.pad(x, [
+        [0, 0],
+        [2, 2],
+        [2, 2],
+        [0, 0],
+      ]) as tf.Tensor4D;
+      const grids = tf.spaceToBatchND(
+        padded,
+        [2, 2],
+        [
+          [0, 0],
+          [0, 0],
+        ],
+      ) as tf.Tensor4D;
+      const conv = tf.depthwiseConv2d(grids, kernel as tf.Tensor4D, 1, 'valid');
+      return tf.relu(
+        tf.add(
+          tf.batchToSpaceND(
+            conv,
+            [2, 2],
+            [
+              [0, 0],
+              [0, 0],
+            ],
+          ),
+          bias,
+        ),
+      ) as tf.Tensor4D;
+    };
+    const loss = (f: () => tf.Tensor4D) => () => tf.sum(tf.square(tf.sub(f(), target))) as tf.Scalar;
+    const a = tf.variableGrads(loss(viaShifts), [x, kernel, bias]);
+    const b = tf.variableGrads(loss(viaBatches), [x, kernel, bias]);
+    expect(a.value.dataSync()[0]).toBeCloseTo(b.value.dataSync()[0], 3);
+    for (const v of [x, kernel, bias]) {
+      const [ga, gb] = [a.grads[v.name].dataSync(), b.grads[v.name].dataSync()];
+      let maxDiff = 0;
+      for (let i = 0; i < ga.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ga[i] - gb[i]));
+      const scale = Math.max(...Array.from(gb, Math.abs));
+      expect(scale).toBeGreaterThan(0.01);
+      // float32 sums in a different order: equal to ~6 significant digits.
+      expect(maxDiff / scale).toBeLessThan(1e-5);
+    }
+  });
+
+  it('from a middle tensor: the top of the network on the activations of its bottom is the whole network', async () => {
+    const whole = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, outputStride: 1 });
+    const bottom = await importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, outputStride: 1 });
+    const top = await importOnnxBackbone({
+      path,
+      tap: 'auto',
+      preprocess: PRE,
+      outputStride: 1,
+      from: 'y1',
+      fromShape: bottom.featureShape,
+    });
+    expect(top.trainableVariables()).toHaveLength(4); // the depthwise and 1x1 convs only
+    expect(top.featureShape).toEqual(whole.featureShape);
+    const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
+    const [a, b] = [await whole.extract(x, 2), await top.extract(await bottom.extract(x, 2), 2)];
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    expect(maxDiff).toBeLessThan(1e-6);
+    await expect(
+      importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, from: 'y2', fromShape: [4, 4, 4] }),
+    ).rejects.toThrow(/does not depend on "from" tensor y2/);
+    expect(() => top.toOnnx()).toThrow(/is a part/);
   });
 
   it('names what it cannot import', async () => {

@@ -17,6 +17,7 @@ import {
   type OnnxTensor,
 } from './onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
+import { setOutputStride } from './output-stride.ts';
 import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
 
@@ -32,6 +33,15 @@ export interface OnnxImportOptions {
   /** Feature tensor: 'auto' = the input of the last global average pool. */
   tap: string;
   preprocess: PreprocessSpec;
+  /**
+   * Start the network at this tensor instead of the image: only the layers between it and the
+   * tap are imported (the top of a network fine-tuned on cached activations of its frozen bottom).
+   * `fromShape` is that tensor's NHWC shape without N.
+   */
+  from?: string;
+  fromShape?: FeatureShape;
+  /** Dilate the network for a finer feature map (output-stride.ts), as the frozen backbone does. */
+  outputStride?: number;
 }
 
 type Step = (env: Map<string, tf.Tensor>) => void;
@@ -60,7 +70,9 @@ export type ImportedOnnxBackbone = TrainableBackbone &
 
 export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<ImportedOnnxBackbone> {
   const bytes = new Uint8Array(await readFile(opts.path));
-  const graph = decodeModel(bytes).graph;
+  const decoded = decodeModel(bytes).graph;
+  const graph = opts.outputStride ? setOutputStride(decoded, opts.outputStride) : decoded;
+  if (opts.from && !opts.fromShape) throw new Error(`ONNX import: "from" ${opts.from} needs its fromShape`);
   const tap = locateTap(graph, opts.tap).tensor;
   const init = new Map(graph.initializers.map((t) => [t.name, t]));
   const values = new Map<string, number[]>();
@@ -89,9 +101,11 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
   const steps: Step[] = [];
   // The same network as ONNX float ops, for exporting a fine-tuned copy.
   const plan: PlanStep[] = [];
-  const inputName = graph.inputs.find((i) => !init.has(i.name))?.name;
+  const inputName = opts.from ?? graph.inputs.find((i) => !init.has(i.name))?.name;
   if (!inputName) throw new Error('ONNX import: the graph has no image input');
-  const needed = neededNodes(graph, tap);
+  const needed = neededNodes(graph, tap, inputName);
+  if (opts.from && !graph.nodes.some((n) => needed.has(n) && n.inputs.includes(inputName)))
+    throw new Error(`ONNX import: the tap ${tap} does not depend on "from" tensor ${opts.from}`);
   for (const node of graph.nodes) {
     if (!needed.has(node)) continue;
     const [x] = node.inputs;
@@ -119,11 +133,6 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         const strides = attrInts(node, 'strides') ?? [1, 1];
         const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
         const dil = attrInts(node, 'dilations') ?? [1, 1];
-        // tfjs has no gradient for dilated depthwise convolutions, so a dilated (outputStride) network cannot train here.
-        if (dil.some((d) => d !== 1))
-          throw new Error(
-            `ONNX import: dilated conv ${node.name} is not supported (a trainable backbone cannot use outputStride)`,
-          );
         const raw = val(wName);
         const wScale = q ? val(node.inputs[4]) : [1];
         const wZp = q ? val(node.inputs[5]) : [0];
@@ -131,6 +140,13 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
         const depthwise = group > 1 && group === cout && cinPerGroup === 1;
         if (group > 1 && !depthwise)
           throw new Error(`ONNX import: grouped conv ${node.name} (group ${group}) is not supported`);
+        // A dilation only matters for kernels wider than 1; tfjs has gradients for neither dilated
+        // kind, so dilated depthwise convs run as a sum of shifted slices (dilatedDepthwise).
+        const dilated = dil.some((d) => d !== 1) && kh * kw > 1;
+        if (dilated && (!depthwise || strides.some((v) => v !== 1)))
+          throw new Error(
+            `ONNX import: conv ${node.name} is dilated but not a stride-1 depthwise conv, which is all the import can train`,
+          );
         // ONNX [out, in, kh, kw] -> tf [kh, kw, in, out] (depthwise: [kh, kw, channels, 1]).
         const inC = depthwise ? cout : cinPerGroup;
         const outC = depthwise ? 1 : cout;
@@ -187,10 +203,24 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
             bias: weights.bias,
             activation: relu ? ('relu' as const) : ('linear' as const),
           };
-          const out = depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+          const out = dilated
+            ? dilatedDepthwise(input, weights, pads, [dil[0], dil[1]], relu)
+            : depthwise
+              ? tf.fused.depthwiseConv2d(args)
+              : tf.fused.conv2d(args);
           env.set(y, relu ? tf.minimum(out, range![1]) : out);
         });
-        plan.push({ kind: 'conv', x, y, weights, strides: st, pads, depthwise, hi: relu ? range![1] : null });
+        plan.push({
+          kind: 'conv',
+          x,
+          y,
+          weights,
+          strides: st,
+          pads,
+          dilations: [dil[0], dil[1]],
+          depthwise,
+          hi: relu ? range![1] : null,
+        });
         break;
       }
       case 'QLinearAdd': {
@@ -235,27 +265,33 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
       if (!f) throw new Error(`ONNX import: the tap "${tap}" was not computed`);
       return f as tf.Tensor4D;
     });
-  const probe = run(tf.zeros([1, size, size, 3]));
+  const probe = run(tf.zeros([1, ...(opts.fromShape ?? [size, size, 3])]));
   const featureShape = probe.shape.slice(1) as FeatureShape;
   probe.dispose();
-  const hash = createHash('sha256').update(bytes).update(`\0import tap=${tap}`).digest('hex');
+  const hash = createHash('sha256')
+    .update(bytes)
+    .update(`\0import tap=${tap}`)
+    .update(opts.from ? `\0from=${opts.from}` : '')
+    .update(opts.outputStride ? `\0outputStride=${opts.outputStride}` : '')
+    .digest('hex');
   const vars = convs.flatMap((c) => [c.kernel, c.bias]);
   const named = () =>
     new Map(convs.flatMap((c, i) => [[`conv${i}.kernel`, c.kernel] as const, [`conv${i}.bias`, c.bias] as const]));
 
   return {
     hash,
-    description: `onnx ${opts.path} imported as trainable float (${convs.length} convs), tap ${tap}`,
+    description: `onnx ${opts.path} imported as trainable float (${convs.length} convs${opts.from ? ` from ${opts.from}` : ''}), tap ${tap}`,
     preprocess: opts.preprocess,
     featureShape,
     // The graph is NCHW in ONNX; here it runs NHWC, as every tfjs backbone does.
     apply: (x) => run(x),
     async extract(batch, n) {
-      const per = size * size * 3;
+      const inShape = opts.fromShape ?? [size, size, 3];
+      const per = inShape[0] * inShape[1] * inShape[2];
       const out = new Float32Array(n * featureShape[0] * featureShape[1] * featureShape[2]);
       for (let s = 0; s < n; s += 16) {
         const m = Math.min(16, n - s);
-        const y = run(tf.tensor4d(batch.subarray(s * per, (s + m) * per), [m, size, size, 3]));
+        const y = run(tf.tensor4d(batch.subarray(s * per, (s + m) * per), [m, inShape[0], inShape[1], inShape[2]]));
         out.set((await y.data()) as Float32Array, s * featureShape[0] * featureShape[1] * featureShape[2]);
         y.dispose();
       }
@@ -263,7 +299,10 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     },
     trainableVariables: () => vars,
     workerRecipe: { module: import.meta.url, factory: 'importOnnxBackbone', options: opts },
-    toOnnx: () => planToOnnx(plan, inputName, tap, size),
+    toOnnx: () => {
+      if (opts.from) throw new Error(`ONNX import: the network from ${opts.from} is a part; export the whole one`);
+      return planToOnnx(plan, inputName, tap, size);
+    },
     getWeights() {
       const out = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [k, v] of named()) out.set(k, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
@@ -292,6 +331,7 @@ type PlanStep =
       weights: ConvWeights;
       strides: [number, number];
       pads: number[];
+      dilations: [number, number];
       depthwise: boolean;
       hi: number | null;
     }
@@ -349,6 +389,7 @@ function planToOnnx(plan: PlanStep[], input: string, tap: string, size: number):
             makeAttribute('kernel_shape', [kh, kw]),
             makeAttribute('strides', st.strides),
             makeAttribute('pads', st.pads),
+            makeAttribute('dilations', st.dilations),
             makeAttribute('group', st.depthwise ? cout : 1),
           ],
         }),
@@ -366,14 +407,47 @@ function planToOnnx(plan: PlanStep[], input: string, tap: string, size: number):
   return { bytes: encodeModel(makeModel(graph, { '': 13 })), tap };
 }
 
-/** Nodes that feed the tap (everything else, e.g. the classifier, is dropped). */
-function neededNodes(graph: OnnxGraph, tap: string): Set<OnnxNode> {
+/**
+ * A stride-1 dilated depthwise conv as the sum of its kernel taps, each a shifted slice of the
+ * padded input times a per-channel weight: every op in it has a tfjs gradient.
+ */
+export function dilatedDepthwise(
+  input: tf.Tensor4D,
+  weights: { kernel: tf.Tensor; bias: tf.Tensor },
+  pads: number[],
+  dilations: [number, number],
+  relu: boolean,
+): tf.Tensor4D {
+  const [kh, kw, channels] = weights.kernel.shape;
+  const [, h, w] = input.shape;
+  const padded = tf.pad(input, [
+    [0, 0],
+    [pads[0], pads[2]],
+    [pads[1], pads[3]],
+    [0, 0],
+  ]);
+  const outH = h + pads[0] + pads[2] - (kh - 1) * dilations[0];
+  const outW = w + pads[1] + pads[3] - (kw - 1) * dilations[1];
+  const terms: tf.Tensor4D[] = [];
+  for (let r = 0; r < kh; r++)
+    for (let c = 0; c < kw; c++) {
+      const tapWeight = tf.reshape(tf.slice(weights.kernel, [r, c, 0, 0], [1, 1, channels, 1]), [channels]);
+      const shifted = tf.slice(padded, [0, r * dilations[0], c * dilations[1], 0], [-1, outH, outW, channels]);
+      terms.push(tf.mul(shifted, tapWeight));
+    }
+  const sum = tf.add(tf.addN(terms), weights.bias) as tf.Tensor4D;
+  return relu ? tf.relu(sum) : sum;
+}
+
+/** Nodes that feed the tap, back to `input` (everything else, e.g. the classifier, is dropped). */
+function neededNodes(graph: OnnxGraph, tap: string, input: string): Set<OnnxNode> {
   const producer = new Map<string, OnnxNode>();
   for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
   const out = new Set<OnnxNode>();
   const stack = [tap];
   while (stack.length) {
     const t = stack.pop()!;
+    if (t === input) continue;
     const n = producer.get(t);
     if (!n || out.has(n)) continue;
     out.add(n);
