@@ -13,17 +13,16 @@ import {
   makeTensor,
   makeValueInfo,
   tensorValues,
-} from '../../trainer/src/backbone/onnx-proto.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
 import { insertTap, tapForCompute } from '../../trainer/src/backbone/onnx-tap.ts';
 import { int8InFloat } from '../../trainer/src/export/int8-in-float.ts';
 import type { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import { calibrate, type CalibrationBatch } from '../../trainer/src/export/calibrate.ts';
-import { checkModel } from '../../trainer/src/export/check-graph.ts';
+import { checkModel } from '../../trainer/src/onnx/check-graph.ts';
 import { exportOnnx } from '../../trainer/src/export/export-onnx.ts';
 import { createWebSession } from '../../trainer/src/export/ort-web.ts';
 import {
   activationParams,
-  floatCompute,
   quantizationTargets,
   quantizeStatic,
   quantizeWeights,
@@ -31,6 +30,7 @@ import {
   rewriteForWasm,
   summarizeModel,
 } from '../../trainer/src/export/quantize.ts';
+import { floatCompute } from '../../trainer/src/onnx/float-compute.ts';
 import { int8FromFp32 } from '../../trainer/src/export/quantize-export.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from '../backbone/helpers.ts';

@@ -5,7 +5,7 @@ import { PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
 import { packImages } from '../../trainer/src/data/shared-images.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { GradPool } from '../../trainer/src/stages/grad-pool.ts';
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
 import { sharedImageSource } from '../../trainer/src/stages/sources.ts';

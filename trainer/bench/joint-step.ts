@@ -14,8 +14,8 @@ import { loadTfjsLayersBackbone } from '../src/backbone/tfjs-layers-backbone.ts'
 import type { TrainableBackbone } from '../src/backbone/types.ts';
 import { ProtoHead } from '../src/head/proto-head.ts';
 import { Adam } from '../src/optim/adam.ts';
-import { referenceDataDir } from '../src/run/data-path.ts';
-import { Rng } from '../src/run/rng.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { Rng } from '../src/core/rng.ts';
 import { availableParallelism } from 'node:os';
 import { packImages } from '../src/data/shared-images.ts';
 import { GradPool } from '../src/stages/grad-pool.ts';

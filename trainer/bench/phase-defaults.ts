@@ -1,4 +1,4 @@
-import type { PhaseConfig } from '../src/run/config.ts';
+import type { PhaseConfig } from '../src/config/config.ts';
 
 export const PhaseConfigDefaults: PhaseConfig = {
   epochs: 1,

@@ -15,9 +15,9 @@ import {
   type OnnxGraph,
   type OnnxNode,
   type OnnxTensor,
-} from './onnx-proto.ts';
+} from '../onnx/onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
-import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from '../onnx/protobuf-wire.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
 
 /**

@@ -28,8 +28,8 @@
  * build W' and B' are constant-folded at session creation (Cast, not
  * DequantizeLinear, which onnxruntime's constant folding leaves alone).
  */
-import { OnnxDataType, decodeModel, encodeModel, makeAttribute, makeNode } from '../backbone/onnx-proto.ts';
-import { Editor, at, centredRange, inexactChannel, isStd, type QParams } from './graph-editor.ts';
+import { OnnxDataType, decodeModel, encodeModel, makeAttribute, makeNode } from '../onnx/onnx-proto.ts';
+import { Editor, at, centredRange, inexactChannel, isStd, type QParams } from '../onnx/graph-editor.ts';
 
 export interface Int8InFloatResult {
   bytes: Uint8Array;
