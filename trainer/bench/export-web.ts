@@ -43,7 +43,7 @@ import {
   summarizeModel,
 } from '../src/export/quantize.ts';
 import { floatCompute } from '../src/onnx/float-compute.ts';
-import { int8InFloat } from '../src/export/int8-in-float.ts';
+import { int8InFloat } from './int8-in-float.ts';
 import {
   calibrationBatches,
   calibrationTrainItems,

@@ -17,7 +17,7 @@
  *   vectorised int8 depthwise kernel: a depthwise QLinearConv runs a scalar
  *   loop (~30 of the ~55 ms of MobileNetV2-int8 at batch 1), while float
  *   depthwise (im2col + SGEMM) takes ~10 ms. The rewrite replaces a QLinearConv
- *   by the same integer arithmetic in float:
+ *   by the same integer arithmetic in float (qconv-in-float.ts):
  *
  *     Cast(x_q) [- x_zp] → Conv(Cast(w_q - w_zp), Cast(bias_int32)) → Mul(x_s·w_s/y_s, ·) → QuantizeLinear(1, y_zp)
  *
@@ -42,15 +42,9 @@ import {
   type OnnxNode,
   type OnnxTensor,
 } from '../onnx/onnx-proto.ts';
-import {
-  Editor,
-  at,
-  centredRange,
-  inexactChannel,
-  intAttribute,
-  isStd,
-  type TensorRange,
-} from '../onnx/graph-editor.ts';
+import { Editor, at, intAttribute, isStd, type TensorRange } from '../onnx/graph-editor.ts';
+
+import { emitExactQConv, planExactQConv } from './qconv-in-float.ts';
 
 export { intAttribute, intsAttribute, type TensorRange } from '../onnx/graph-editor.ts';
 
@@ -112,19 +106,10 @@ export function rewriteForWasm(bytes: Uint8Array, opts: WasmRewriteOptions = {})
 }
 
 function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
-  const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
+  const [x, xs, xzp, , ws, wzp, ys, yzp] = n.inputs;
   const xq = e.qparams(xs, xzp);
-  const wq = e.qparams(ws, wzp);
-  const yq = e.qparams(ys, yzp);
-  if (xq.scale.length !== 1 || yq.scale.length !== 1) return false;
-  const cout = wt.dims[0];
-  const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-  const wv = e.values(w);
-  const bv = b ? e.values(b) : undefined;
-  if (inexactChannel(wv, wq.zeroPoint, bv, cout, centredRange(xq)) >= 0) return false;
-  const wi = new Float32Array(wv.length);
-  for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) wi[c * per + k] = wv[c * per + k] - at(wq.zeroPoint, c);
-  if (wi.some((v) => v < -128 || v > 127)) return false;
+  const plan = planExactQConv(e, n, wt, xq, e.qparams(ws, wzp), e.qparams(ys, yzp));
+  if (typeof plan === 'string') return false;
   let xf = e.fresh(`${x}_int`);
   e.node('Cast', [x], [xf], [makeAttribute('to', OnnxDataType.FLOAT)]);
   if (xq.zeroPoint[0] !== 0) {
@@ -133,30 +118,7 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
     e.node('Sub', [xf, e.float(`${x}_zero_point_float`, [], [xq.zeroPoint[0]])], [centred]);
     xf = centred;
   }
-  // Integer weights and biases stay int8 / int32 in the file; the Casts are constant-folded at session creation.
-  const wf = e.fresh(`${w}_int_float`);
-  e.node(
-    'Cast',
-    [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, wi)],
-    [wf],
-    [makeAttribute('to', OnnxDataType.FLOAT)],
-  );
-  const inputs = [xf, wf];
-  if (bv) {
-    const bf = e.fresh(`${b}_int_float`);
-    e.node('Cast', [b], [bf], [makeAttribute('to', OnnxDataType.FLOAT)]);
-    inputs.push(bf);
-  }
-  const acc = e.fresh(`${n.outputs[0]}_acc`);
-  e.nodes.push(makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_conv`), attributes: n.attributes }));
-  // onnxruntime's QLinearConv: output_scale[c] = x_scale * w_scale[c] / y_scale, in float32, then round(acc * scale).
-  const f = Math.fround;
-  const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
-  // Multiplier first: onnxruntime's ConvMulFusion folds Conv → Mul(x, constant) into the Conv weights, which
-  // makes the accumulators non-integer and the rounding no longer QLinearConv's; it only matches the
-  // constant as the Mul's second input.
-  const scaled = e.fresh(`${n.outputs[0]}_requantized`);
-  e.node('Mul', [e.float(`${n.outputs[0]}_multiplier`, [1, cout, 1, 1], mult), acc], [scaled]);
+  const scaled = emitExactQConv(e, n, wt, plan, xf);
   e.node(
     'QuantizeLinear',
     [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])],
