@@ -11,7 +11,7 @@ import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer
 import { sharedImageSource } from '../../trainer/src/stages/sources.ts';
 import { snapshotFeatures } from '../../trainer/src/stages/feature-snapshot.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
-import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
+import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
 const N = 14;
 const SIZE = 16;

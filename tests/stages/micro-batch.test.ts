@@ -7,7 +7,7 @@ import { Adam } from '../../trainer/src/optim/adam.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
-import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
+import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
 async function run(microBatch: number | undefined) {
   const rng = new Rng(3);

@@ -22,7 +22,7 @@ import { GradPool } from '../src/stages/grad-pool.ts';
 import { sharedImageSource } from '../src/stages/sources.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../src/stages/prototype-phase.ts';
 import { initBackend, type BackendPreference } from '../src/tf/backend.ts';
-import { PhaseConfigDefaults } from './phase-defaults.ts';
+import { PhaseConfigDefaults } from '../../tests/support/phase-defaults.ts';
 import { PAPER_AUGMENT } from '../src/data/augment.ts';
 
 const which = process.argv[2] ?? 'onnx-mobilenetv2';
