@@ -11,7 +11,7 @@ import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { generateSynthetic } from '../../trainer/src/data/synthetic.ts';
 import type { SyntheticManifest } from '../../trainer/src/data/synthetic-manifest.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { pushPrototypes } from '../../trainer/src/stages/push.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 

@@ -29,8 +29,8 @@ import { loadSynthetic } from '../../trainer/src/data/synthetic-dataset.ts';
 import type { SyntheticImageInfo, SyntheticManifest } from '../../trainer/src/data/synthetic-manifest.ts';
 import type { DatasetItem, RgbImage } from '../../trainer/src/data/types.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 import { cleanup, tempDir, writeSolid, writeText } from '../data/fixtures.ts';
 

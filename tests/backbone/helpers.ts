@@ -11,8 +11,8 @@ import {
   makeNode,
   makeTensor,
   makeValueInfo,
-} from '../../trainer/src/backbone/onnx-proto.ts';
-import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
+import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `protoatlas-backbone-${prefix}-`));

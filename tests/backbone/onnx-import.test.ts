@@ -17,9 +17,9 @@ import {
   makeTensor,
   makeValueInfo,
   OnnxDataType,
-} from '../../trainer/src/backbone/onnx-proto.ts';
-import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
+import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { testValues } from './helpers.ts';
 
 const PRE = { size: 8, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { decodeModel } from '../../trainer/src/backbone/onnx-proto.ts';
+import { decodeModel } from '../../trainer/src/onnx/onnx-proto.ts';
 import { insertTap, locateTap } from '../../trainer/src/backbone/onnx-tap.ts';
 import { TINY_CONV, TINY_Q, nchwToNhwc, testValues, tinyConvRelu, tinyFloatModel, tinyQuantModel } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../../trainer/src/backbone/protobuf-wire.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../../trainer/src/onnx/protobuf-wire.ts';
 import {
   encodeModel,
   makeAttribute,
@@ -11,7 +11,7 @@ import {
   makeValueInfo,
   OnnxDataType,
   type OnnxNode,
-} from '../../trainer/src/backbone/onnx-proto.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
 import { setOutputStride } from '../../trainer/src/backbone/output-stride.ts';
 import { onnxReceptiveField } from '../../trainer/src/backbone/receptive-field.ts';
 import { MOBILENET_ONNX, HAS_MOBILENET, NO_DATA_NOTE } from './helpers.ts';

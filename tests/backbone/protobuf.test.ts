@@ -14,7 +14,7 @@ import {
   opsetImports,
   tensorScalar,
   tensorValues,
-} from '../../trainer/src/backbone/onnx-proto.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
 import {
   decodeMessage,
   encodeMessage,
@@ -29,7 +29,7 @@ import {
   toInt64,
   varintField,
   writeVarint,
-} from '../../trainer/src/backbone/protobuf-wire.ts';
+} from '../../trainer/src/onnx/protobuf-wire.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, tinyQuantModel } from './helpers.ts';
 
 describe('protobuf wire format', () => {

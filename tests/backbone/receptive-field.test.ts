@@ -19,8 +19,8 @@ import {
   makeTensor,
   makeValueInfo,
   OnnxDataType,
-} from '../../trainer/src/backbone/onnx-proto.ts';
-import { referenceDataDir } from '../../trainer/src/run/data-path.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
+import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
 import { testValues } from './helpers.ts';
 
 beforeAll(async () => {

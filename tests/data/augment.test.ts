@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { augmentImage, homography, randomTransform, warp, PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
 import type { RgbImage } from '../../trainer/src/data/types.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 
 /** A 32x32 image: red left half, blue right half, a green 4x4 square at (4..7, 4..7). */
 function testImage(n = 32): RgbImage {

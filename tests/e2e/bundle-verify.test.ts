@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest, referencedFiles, type Manifest } from '@protoatlas/shared';
 import { verifyBundle } from '../../trainer/src/bundle/integrity.ts';
-import { sha256File } from '../../trainer/src/io/sha256.ts';
+import { sha256File } from '../../trainer/src/core/sha256.ts';
 import { ensureTestBundle } from '../edge/helpers/test-bundle.ts';
 
 const CLI = fileURLToPath(new URL('../../trainer/src/cli/bundle.ts', import.meta.url));

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTensorFile } from '../../trainer/src/io/tensor-file.ts';
+import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
 

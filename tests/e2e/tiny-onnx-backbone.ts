@@ -5,15 +5,9 @@
  * with per-channel weight scales and ReLU-folded output ranges), then the
  * QLinearGlobalAveragePool whose input the trainer taps, and a classifier.
  */
-import {
-  OnnxDataType,
-  encodeModel,
-  makeGraph,
-  makeModel,
-  makeValueInfo,
-} from '../../trainer/src/backbone/onnx-proto.ts';
-import { GraphBuilder } from '../../trainer/src/export/graph-builder.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { OnnxDataType, encodeModel, makeGraph, makeModel, makeValueInfo } from '../../trainer/src/onnx/onnx-proto.ts';
+import { GraphBuilder } from '../../trainer/src/onnx/graph-builder.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 
 export const TINY_ONNX = { side: 32, channels: [8, 8, 16], grid: 8 };
 

@@ -2,8 +2,8 @@ import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSynthetic } from '../../trainer/src/data/synthetic.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
-import type { TrainConfig } from '../../trainer/src/run/config.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
+import type { TrainConfig } from '../../trainer/src/config/config.ts';
 
 /** A synthetic dataset small enough for a test run in seconds. */
 export async function tinySyntheticData(classes = 4, trainPerClass = 24, testPerClass = 8): Promise<string> {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { syntheticPartCoverage, type PrototypeBox } from '../../trainer/src/analysis/part-metrics.ts';
 import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { readSyntheticManifest } from '../../trainer/src/data/synthetic-manifest.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { evaluateModel } from '../../trainer/src/run/evaluate-run.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';

@@ -15,20 +15,20 @@ import {
   makeTensor,
   makeValueInfo,
   opsetImports,
-} from '../../trainer/src/backbone/onnx-proto.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
 import type { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import type { PreprocessSpec } from '../../trainer/src/backbone/types.ts';
 import { toNHWC } from '../../trainer/src/data/decode.ts';
 import type { RgbImage } from '../../trainer/src/data/types.ts';
 import { exportOpset, tapOnnxBackbone } from '../../trainer/src/export/backbone-graph.ts';
-import { checkModel } from '../../trainer/src/export/check-graph.ts';
+import { checkModel } from '../../trainer/src/onnx/check-graph.ts';
 import { buildProtoPNetOnnx, exportOnnx, verifyExport } from '../../trainer/src/export/export-onnx.ts';
 import { headExportWeights } from '../../trainer/src/export/head-graph.ts';
 import type { ActivationName } from '../../trainer/src/head/activations.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { saveModel } from '../../trainer/src/run/model-file.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { saveModel } from '../../trainer/src/model/model-file.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from '../backbone/helpers.ts';
 import {
   headReference,

@@ -9,8 +9,8 @@ import {
   makeModel,
   makeNode,
   makeValueInfo,
-} from '../../trainer/src/backbone/onnx-proto.ts';
-import { checkModel } from '../../trainer/src/export/check-graph.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
+import { checkModel } from '../../trainer/src/onnx/check-graph.ts';
 import { buildHeadModel, headExportWeights } from '../../trainer/src/export/head-graph.ts';
 import type { HeadSpec } from '../../trainer/src/head/proto-head.ts';
 import {

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import type { AddOnLayerSpec, HeadSpec } from '../../trainer/src/head/proto-head.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import type { TrainConfig } from '../../trainer/src/run/config.ts';
-import { saveModel } from '../../trainer/src/run/model-file.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import type { TrainConfig } from '../../trainer/src/config/config.ts';
+import { saveModel } from '../../trainer/src/model/model-file.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 
 export async function useCpuBackend(): Promise<void> {

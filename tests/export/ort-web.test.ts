@@ -15,7 +15,7 @@ import {
   runOrtWeb,
 } from '../../trainer/src/export/ort-web.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { cleanup, tempDir } from '../backbone/helpers.ts';
 import { headReference, maxAbsDiff, runOrt, toNchw, useCpuBackend, randomSmallCnnRun } from './helpers.ts';
 

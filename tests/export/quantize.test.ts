@@ -13,17 +13,15 @@ import {
   makeTensor,
   makeValueInfo,
   tensorValues,
-} from '../../trainer/src/backbone/onnx-proto.ts';
+} from '../../trainer/src/onnx/onnx-proto.ts';
 import { insertTap, tapForCompute } from '../../trainer/src/backbone/onnx-tap.ts';
-import { int8InFloat } from '../../trainer/src/export/int8-in-float.ts';
 import type { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import { calibrate, type CalibrationBatch } from '../../trainer/src/export/calibrate.ts';
-import { checkModel } from '../../trainer/src/export/check-graph.ts';
+import { checkModel } from '../../trainer/src/onnx/check-graph.ts';
 import { exportOnnx } from '../../trainer/src/export/export-onnx.ts';
 import { createWebSession } from '../../trainer/src/export/ort-web.ts';
 import {
   activationParams,
-  floatCompute,
   quantizationTargets,
   quantizeStatic,
   quantizeWeights,
@@ -31,15 +29,14 @@ import {
   rewriteForWasm,
   summarizeModel,
 } from '../../trainer/src/export/quantize.ts';
+import { floatCompute } from '../../trainer/src/onnx/float-compute.ts';
 import { int8FromFp32 } from '../../trainer/src/export/quantize-export.ts';
 import type { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { HAS_MOBILENET, MOBILENET_ONNX, NO_DATA_NOTE, cleanup, tempDir } from '../backbone/helpers.ts';
+import { count, runOutput, tinyQOperator } from './qoperator-fixture.ts';
 import { maxAbsDiff, randomValues, runOrt, useCpuBackend, randomSmallCnnRun } from './helpers.ts';
 
 beforeAll(useCpuBackend);
-
-const ops = (bytes: Uint8Array): string[] => decodeModel(bytes).graph.nodes.map((n) => n.opType);
-const count = (bytes: Uint8Array, op: string): number => ops(bytes).filter((o) => o === op).length;
 
 function argmax(v: ArrayLike<number>, n: number): number[] {
   const c = v.length / n;
@@ -51,25 +48,6 @@ function argmax(v: ArrayLike<number>, n: number): number[] {
 }
 
 /** One output of a model run on a float input, in onnxruntime-node or onnxruntime-web. */
-async function runOutput(
-  bytes: Uint8Array,
-  x: Float32Array,
-  dims: number[],
-  output: string,
-  runtime: 'node' | 'web',
-  level: 'disabled' | 'all' = 'all',
-): Promise<number[]> {
-  const s =
-    runtime === 'web'
-      ? await createWebSession(bytes, { graphOptimizationLevel: level })
-      : await ort.InferenceSession.create(bytes, { graphOptimizationLevel: level, logSeverityLevel: 3 });
-  try {
-    const r = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, dims) }, [output]);
-    return Array.from(r[output].data as Uint8Array | Float32Array);
-  } finally {
-    await s.release();
-  }
-}
 
 // ---- building blocks ------------------------------------------------------------------------------
 
@@ -282,110 +260,6 @@ describe('int8 export of a tiny calibrated small-CNN run', () => {
 
 // ---- exact float emulation of QLinearConv --------------------------------------------------------------------
 
-/**
- * A tiny QOperator net with the shapes MobileNetV2 has: x float [N,3,9,9] → QuantizeLinear (zero point 120)
- * → QLinearConv 3x3/2 pad 1 (3→8, per-channel, bias) → depthwise QLinearConv 3x3 pad 1 (8) → pointwise
- * QLinearConv (8→5, uint8 weights with zero point 128) → DequantizeLinear → y.
- */
-function tinyQOperator(): Uint8Array {
-  const f = (name: string, dims: number[], v: number[]) => makeTensor(name, OnnxDataType.FLOAT, dims, v);
-  const u8 = (name: string, v: number) => makeTensor(name, OnnxDataType.UINT8, [], [v]);
-  const ints = (n: number, seed: number, lo: number, hi: number) =>
-    Array.from(randomValues(n, seed), (v) => Math.max(lo, Math.min(hi, Math.round(v * 40))));
-  const conv = (attrs: Uint8Array[]) => ({ attributes: attrs });
-  const graph = makeGraph({
-    nodes: [
-      makeNode('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']),
-      makeNode(
-        'QLinearConv',
-        ['xq', 'xs', 'xz', 'w1', 'w1s', 'w1z', 'a1s', 'a1z', 'b1'],
-        ['a1'],
-        conv([
-          makeAttribute('kernel_shape', [3, 3]),
-          makeAttribute('strides', [2, 2]),
-          makeAttribute('pads', [1, 1, 1, 1]),
-        ]),
-      ),
-      makeNode(
-        'QLinearConv',
-        ['a1', 'a1s', 'a1z', 'w2', 'w2s', 'w2z', 'a2s', 'a2z', 'b2'],
-        ['a2'],
-        conv([makeAttribute('kernel_shape', [3, 3]), makeAttribute('pads', [1, 1, 1, 1]), makeAttribute('group', 8)]),
-      ),
-      makeNode(
-        'QLinearConv',
-        ['a2', 'a2s', 'a2z', 'w3', 'w3s', 'w3z', 'a3s', 'a3z'],
-        ['a3'],
-        conv([makeAttribute('kernel_shape', [1, 1])]),
-      ),
-      makeNode('DequantizeLinear', ['a3', 'a3s', 'a3z'], ['y']),
-    ],
-    initializers: [
-      f('xs', [], [0.02]),
-      u8('xz', 120),
-      makeTensor('w1', OnnxDataType.INT8, [8, 3, 3, 3], ints(216, 1, -127, 127)),
-      f(
-        'w1s',
-        [8],
-        Array.from({ length: 8 }, (_, i) => 0.003 + 0.001 * i),
-      ),
-      makeTensor('w1z', OnnxDataType.INT8, [8], new Array(8).fill(0)),
-      makeTensor('b1', OnnxDataType.INT32, [8], ints(8, 2, -2000, 2000)),
-      f('a1s', [], [0.03]),
-      u8('a1z', 0),
-      makeTensor('w2', OnnxDataType.INT8, [8, 1, 3, 3], ints(72, 3, -127, 127)),
-      f(
-        'w2s',
-        [8],
-        Array.from({ length: 8 }, (_, i) => 0.01 + 0.002 * i),
-      ),
-      makeTensor('w2z', OnnxDataType.INT8, [8], new Array(8).fill(0)),
-      makeTensor('b2', OnnxDataType.INT32, [8], ints(8, 4, -500, 500)),
-      f('a2s', [], [0.05]),
-      u8('a2z', 0),
-      makeTensor(
-        'w3',
-        OnnxDataType.UINT8,
-        [5, 8, 1, 1],
-        ints(40, 5, -127, 127).map((v) => v + 128),
-      ),
-      f('w3s', [], [0.01]),
-      u8('w3z', 128),
-      f('a3s', [], [0.04]),
-      u8('a3z', 100),
-    ],
-    inputs: [makeValueInfo('x', OnnxDataType.FLOAT, ['N', 3, 9, 9])],
-    outputs: [makeValueInfo('y', OnnxDataType.FLOAT, ['N', 5, 5, 5])],
-  });
-  return encodeModel(makeModel(graph, { '': 13 }, 7));
-}
-
-describe('int8InFloat (the whole QOperator graph on float kernels, same numbers)', () => {
-  const x = randomValues(4 * 3 * 81, 23, 1.5);
-  const dims = [4, 3, 9, 9];
-  it('converts every quantised op and reproduces the int8 outputs bit for bit (onnxruntime-node and -web)', async () => {
-    const src = tinyQOperator();
-    const r = int8InFloat(src);
-    expect(r.converted).toEqual({ QuantizeLinear: 1, QLinearConv: 3, DequantizeLinear: 1 });
-    for (const op of ['QLinearConv', 'QuantizeLinear', 'DequantizeLinear']) expect(count(r.bytes, op)).toBe(0);
-    const ref = await runOutput(src, x, dims, 'y', 'node');
-    expect(new Set(ref).size).toBeGreaterThan(10);
-    const same = async (runtime: 'node' | 'web') =>
-      maxAbsDiff(Float32Array.from(await runOutput(r.bytes, x, dims, 'y', runtime)), Float32Array.from(ref));
-    expect(await same('node')).toBe(0);
-    expect(await same('web')).toBe(0);
-  });
-  it('refuses a graph with a quantised op it has no float form for', () => {
-    const m = decodeModel(tinyQOperator());
-    m.graph.nodes.splice(
-      4,
-      1,
-      makeNode('QLinearGlobalAveragePool', ['a3', 'a3s', 'a3z', 'a3s', 'a3z'], ['y'], { domain: 'com.microsoft' }),
-    );
-    expect(() => int8InFloat(encodeModel(m))).toThrow(/QLinearGlobalAveragePool .* reads the quantised tensor a3/);
-  });
-});
-
 describe("tapForCompute 'float'", () => {
   it('runs the tapped backbone on float kernels: the floatCompute numbers, no quantised output left', async () => {
     const src = tinyQOperator();
@@ -518,25 +392,6 @@ describe('rewriteForWasm', () => {
         const ref = await runOutput(t.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node');
         expect(await runOutput(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'node')).toEqual(ref);
         expect(await runOutput(r.bytes, img, [1, 3, 224, 224], t.rawOutput!, 'web')).toEqual(ref);
-      });
-      it('int8InFloat keeps the tapped feature map bit for bit (QLinearAdd included)', async () => {
-        const t = insertTap(await readFile(MOBILENET_ONNX), { tap: 'auto' });
-        const m = decodeModel(t.bytes);
-        const floatOnly = encodeModel({
-          ...m,
-          graph: { ...m.graph, outputs: m.graph.outputs.filter((o) => o.name === t.floatOutput) },
-        });
-        const r = int8InFloat(floatOnly);
-        expect(r.converted['com.microsoft:QLinearAdd']).toBe(10);
-        const img = randomValues(3 * 224 * 224, 6, 1.2);
-        const ref = await runOutput(floatOnly, img, [1, 3, 224, 224], t.floatOutput, 'node');
-        // The same values (a -0 may stand for a +0).
-        expect(
-          maxAbsDiff(
-            Float32Array.from(await runOutput(r.bytes, img, [1, 3, 224, 224], t.floatOutput, 'node')),
-            Float32Array.from(ref),
-          ),
-        ).toBe(0);
       });
     },
   );

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { squaredDistances } from '../../trainer/src/head/distances.ts';
 import { linear, minSquaredDistances } from '../../trainer/src/head/fast-ops.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

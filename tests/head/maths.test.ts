@@ -12,7 +12,7 @@ import {
 } from '../../trainer/src/head/last-layer.ts';
 import { clusterCost, crossEntropy, maskedL1, separationCost } from '../../trainer/src/head/losses.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { gradContext, microBatchGrads } from '../../trainer/src/stages/grad-step.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 

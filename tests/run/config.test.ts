@@ -1,6 +1,6 @@
 /** Config overrides: merged onto a preset, validated, and a bad field is named in the error. */
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
 
 const bad = (override: unknown) => () => resolveConfig('demo', override, 'overrides.json');
 

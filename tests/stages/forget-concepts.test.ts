@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { logSimilarity } from '@protoatlas/shared';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { forgetConcepts, forgettingLoss, rememberingLoss } from '../../trainer/src/stages/forget-concepts.ts';
 import { pushPrototypes } from '../../trainer/src/stages/push.ts';
 import { cachedSource } from '../../trainer/src/stages/sources.ts';

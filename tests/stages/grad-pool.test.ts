@@ -5,13 +5,13 @@ import { PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
 import { packImages } from '../../trainer/src/data/shared-images.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { GradPool } from '../../trainer/src/stages/grad-pool.ts';
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
 import { sharedImageSource } from '../../trainer/src/stages/sources.ts';
 import { snapshotFeatures } from '../../trainer/src/stages/feature-snapshot.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
-import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
+import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
 const N = 14;
 const SIZE = 16;

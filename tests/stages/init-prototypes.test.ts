@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { initPrototypesFromPatches, kmeansMedoids } from '../../trainer/src/stages/init-prototypes.ts';
 import { linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../../trainer/src/stages/linear-probe.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';

@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
-import { PhaseConfigDefaults } from '../../trainer/bench/phase-defaults.ts';
+import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
 async function run(microBatch: number | undefined) {
   const rng = new Rng(3);

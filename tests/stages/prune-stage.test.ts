@@ -7,8 +7,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { runPruneStage } from '../../trainer/src/stages/prune-stage.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 

@@ -3,8 +3,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam } from '../../trainer/src/optim/adam.ts';
-import type { PhaseConfig } from '../../trainer/src/run/config.ts';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
+import type { PhaseConfig } from '../../trainer/src/config/config.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { setPhaseLearningRates } from '../../trainer/src/stages/prototype-phase.ts';
 import { lrFactor } from '../../trainer/src/stages/schedule.ts';
 

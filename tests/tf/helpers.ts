@@ -1,6 +1,6 @@
 /** Shared helpers for the tf tests: seeded data and cross-backend comparison. */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { seededNormalValues } from '../../trainer/src/tf/tensor-utils.ts';
 
 export function size(shape: readonly number[]): number {

@@ -1,7 +1,7 @@
 /** Seeded tensor factories and disposeAll. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 import { disposeAll, seededNormal, seededUniform } from '../../trainer/src/tf/tensor-utils.ts';
 

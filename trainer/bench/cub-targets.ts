@@ -16,9 +16,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseManifest, type Manifest } from '@protoatlas/shared';
-import { referenceDataDir } from '../src/run/data-path.ts';
-import { resolveConfig } from '../src/run/presets.ts';
-import { exists, readJson, runPaths } from '../src/run/run-dir.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { resolveConfig } from '../src/config/presets.ts';
+import { exists, readJson, runPaths } from '../src/core/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 
 const { values, positionals } = parseArgs({

@@ -11,7 +11,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeTensorFile, encodeTensorFile, saveTensorFile } from '../src/io/tensor-file.ts';
+import { decodeTensorFile, encodeTensorFile, saveTensorFile } from '../src/core/tensor-file.ts';
 
 const [dirArg, sizesArg] = process.argv.slice(2);
 const dir = await mkdtemp(join(dirArg ?? tmpdir(), 'protoatlas-durable-'));

@@ -24,9 +24,9 @@ import { reviewCandidates, type CandidatePrototype, type ReviewFlag } from '../s
 import { applyEdits, type EditReport } from '../src/edit/apply-edits.ts';
 import { conceptMatch } from '../src/edit/concept-match.ts';
 import { patchFeatures, resolvePatches } from '../src/edit/concept-features.ts';
-import { loadModel } from '../src/run/model-file.ts';
-import { prepareData } from '../src/run/prepare-data.ts';
-import { readJson, runPaths } from '../src/run/run-dir.ts';
+import { loadModel } from '../src/model/model-file.ts';
+import { prepareData } from '../src/model/prepare-data.ts';
+import { readJson, runPaths } from '../src/core/run-dir.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
 const { positionals, values } = parseArgs({

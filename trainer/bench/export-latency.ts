@@ -24,9 +24,9 @@ import type { InputFormat } from '../src/export/backbone-graph.ts';
 import { buildProtoPNetOnnx, exportOnnx, verifyExport, type OutputSpec } from '../src/export/export-onnx.ts';
 import { buildHeadModel, headExportWeights } from '../src/export/head-graph.ts';
 import { ProtoHead } from '../src/head/proto-head.ts';
-import { referenceDataDir } from '../src/run/data-path.ts';
-import { loadModel } from '../src/run/model-file.ts';
-import { Rng } from '../src/run/rng.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { loadModel } from '../src/model/model-file.ts';
+import { Rng } from '../src/core/rng.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 

@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { decodeModel, encodeModel, makeAttribute, makeNode } from '../src/backbone/onnx-proto.ts';
+import { decodeModel, encodeModel, makeAttribute, makeNode } from '../src/onnx/onnx-proto.ts';
 import { decodeMany, toNHWC } from '../src/data/decode.ts';
 import { loadDataset } from '../src/data/load-dataset.ts';
 import type { RgbImage } from '../src/data/types.ts';
@@ -36,14 +36,14 @@ import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { exportOnnx } from '../src/export/export-onnx.ts';
 import { createWebSession } from '../src/export/ort-web.ts';
 import {
-  floatCompute,
   intAttribute,
   intsAttribute,
   quantizeWeightsOnly,
   rewriteForWasm,
   summarizeModel,
 } from '../src/export/quantize.ts';
-import { int8InFloat } from '../src/export/int8-in-float.ts';
+import { floatCompute } from '../src/onnx/float-compute.ts';
+import { int8InFloat } from './int8-in-float.ts';
 import {
   calibrationBatches,
   calibrationTrainItems,
@@ -52,9 +52,9 @@ import {
   type Int8Options,
 } from '../src/export/quantize-export.ts';
 import type { CalibrationBatch } from '../src/export/calibrate.ts';
-import { resolveRepoPath } from '../src/run/data-path.ts';
-import { loadModel } from '../src/run/model-file.ts';
-import { resolveDataDir } from '../src/run/prepare-data.ts';
+import { resolveRepoPath } from '../src/core/data-path.ts';
+import { loadModel } from '../src/model/model-file.ts';
+import { resolveDataDir } from '../src/model/prepare-data.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
 const { values: args, positionals } = parseArgs({

@@ -17,7 +17,7 @@ import { extractFeatureSets } from '../src/backbone/feature-cache.ts';
 import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
 import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { loadCubCropped } from '../src/data/cub-cropped.ts';
-import { REPO_ROOT, referenceDataDir } from '../src/run/data-path.ts';
+import { REPO_ROOT, referenceDataDir } from '../src/core/data-path.ts';
 
 const { values: args } = parseArgs({
   options: {

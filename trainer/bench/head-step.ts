@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ProtoHead } from '../src/head/proto-head.ts';
 import { Adam } from '../src/optim/adam.ts';
-import { PhaseConfigDefaults } from './phase-defaults.ts';
-import { Rng } from '../src/run/rng.ts';
+import { PhaseConfigDefaults } from '../../tests/support/phase-defaults.ts';
+import { Rng } from '../src/core/rng.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../src/stages/prototype-phase.ts';
 import { initBackend } from '../src/tf/backend.ts';
 

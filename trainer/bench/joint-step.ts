@@ -14,15 +14,15 @@ import { loadTfjsLayersBackbone } from '../src/backbone/tfjs-layers-backbone.ts'
 import type { TrainableBackbone } from '../src/backbone/types.ts';
 import { ProtoHead } from '../src/head/proto-head.ts';
 import { Adam } from '../src/optim/adam.ts';
-import { referenceDataDir } from '../src/run/data-path.ts';
-import { Rng } from '../src/run/rng.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { Rng } from '../src/core/rng.ts';
 import { availableParallelism } from 'node:os';
 import { packImages } from '../src/data/shared-images.ts';
 import { GradPool } from '../src/stages/grad-pool.ts';
 import { sharedImageSource } from '../src/stages/sources.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../src/stages/prototype-phase.ts';
 import { initBackend, type BackendPreference } from '../src/tf/backend.ts';
-import { PhaseConfigDefaults } from './phase-defaults.ts';
+import { PhaseConfigDefaults } from '../../tests/support/phase-defaults.ts';
 import { PAPER_AUGMENT } from '../src/data/augment.ts';
 
 const which = process.argv[2] ?? 'onnx-mobilenetv2';

@@ -10,12 +10,13 @@ import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ProtoHead } from '../src/head/proto-head.ts';
-import { Rng } from '../src/run/rng.ts';
-import { loadCheckpoint, pickTensors } from '../src/run/checkpoint.ts';
-import { parseConfig } from '../src/run/config.ts';
-import { prepareData } from '../src/run/prepare-data.ts';
-import { readJson, runPaths } from '../src/run/run-dir.ts';
-import { referenceDataDir } from '../src/run/data-path.ts';
+import { Rng } from '../src/core/rng.ts';
+import { pickTensors } from '../src/core/host-tensors.ts';
+import { loadCheckpoint } from '../src/run/checkpoint.ts';
+import { parseConfig } from '../src/config/config.ts';
+import { prepareData } from '../src/model/prepare-data.ts';
+import { readJson, runPaths } from '../src/core/run-dir.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import {
   computeSimilarities,

@@ -26,7 +26,7 @@ import {
 } from '../src/analysis/render.ts';
 import { decodeImage } from '../src/data/decode.ts';
 import type { RgbImage } from '../src/data/types.ts';
-import { referenceDataDir } from '../src/run/data-path.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
 
 const { values: args } = parseArgs({
   options: {

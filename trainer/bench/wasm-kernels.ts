@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/tf/backend.ts';
-import { Rng } from '../src/run/rng.ts';
+import { Rng } from '../src/core/rng.ts';
 import { seededNormal } from '../src/tf/tensor-utils.ts';
 
 interface Case {

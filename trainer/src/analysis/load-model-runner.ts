@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
-import { loadModel, type LoadedModel } from '../run/model-file.ts';
-import { buildBackbone } from '../run/prepare-data.ts';
-import { resolveRepoPath } from '../run/data-path.ts';
+import { loadModel, type LoadedModel } from '../model/model-file.ts';
+import { buildBackbone } from '../model/prepare-data.ts';
+import { resolveRepoPath } from '../core/data-path.ts';
 import { ModelRunner } from './model-runner.ts';
 
 /**

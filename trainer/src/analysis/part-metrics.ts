@@ -22,8 +22,8 @@ import { loadCubParts, type PartAnnotations, type PartPoint } from '../data/cub-
 import { toNHWC } from '../data/decode.ts';
 import type { SyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { DatasetItem, RgbImage } from '../data/types.ts';
-import { Progress } from '../run/progress.ts';
-import { Rng } from '../run/rng.ts';
+import { Progress } from '../core/progress.ts';
+import { Rng } from '../core/rng.ts';
 
 /** The paper's settings: a 72x72 box on a 224x224 input, mu = 0.8, noise 0.2 clipped at 0.25. */
 export const PAPER_HALF_SIZE = 36;

@@ -5,9 +5,9 @@ import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { Dataset, DatasetItem } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { FeatureSource } from '../stages/sources.ts';
-import { ImageCache } from '../bundle/image-cache.ts';
+import { ImageCache } from '../data/image-cache.ts';
 import type { ModelRunner } from './model-runner.ts';
-import { classPurity, nearestPatches } from './nearest-patches.ts';
+import { classPurity, nearestPatches } from '../stages/nearest-patches.ts';
 import { partMetricsWhereAnnotated, syntheticPartCoverage, type PrototypeBox } from './part-metrics.ts';
 
 export interface SplitExplanationMetrics {

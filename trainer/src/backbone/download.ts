@@ -8,8 +8,8 @@ import { access, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
-import { commitTempFile, tempPathFor } from '../io/atomic.ts';
-import { sha256File } from '../io/sha256.ts';
+import { commitTempFile, tempPathFor } from '../core/atomic.ts';
+import { sha256File } from '../core/sha256.ts';
 
 export interface FetchProgress {
   received: number;

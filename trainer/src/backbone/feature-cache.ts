@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { decodeMany } from '../data/decode.ts';
 import type { DatasetItem, RgbImage, SkippedFile } from '../data/types.ts';
-import { Progress } from '../run/progress.ts';
+import { Progress } from '../core/progress.ts';
 import { inferBatch, type BatchResult } from './feature-batch.ts';
 import {
   asBytes,

@@ -2,11 +2,11 @@
  * On-disk format of cached feature maps (whole stores and resumable chunks):
  *   8 bytes magic "PAFEAT01" | uint32 LE header length | JSON header | zero padding
  *   to a 64-byte boundary | raw little-endian values (count * H * W * D elements).
- * Files are written atomically (io/atomic.ts), so a reader never sees a
+ * Files are written atomically (core/atomic.ts), so a reader never sees a
  * half-written file; a file whose size does not match its header is ignored.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
 import type { SkippedFile } from '../data/types.ts';
 import { bytesPerElement, type FeatureEncoding } from './feature-store.ts';
 import type { FeatureQuantization, FeatureShape } from './types.ts';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { OnnxDataType } from './onnx-proto.ts';
+import { OnnxDataType } from '../onnx/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute, type TapQuantization } from './onnx-tap.ts';
 import type { OutputStride } from './output-stride.ts';
 import type { FeatureQuantization, FeatureShape, FrozenBackbone, PreprocessSpec } from './types.ts';

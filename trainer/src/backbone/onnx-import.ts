@@ -15,10 +15,10 @@ import {
   type OnnxGraph,
   type OnnxNode,
   type OnnxTensor,
-} from './onnx-proto.ts';
+} from '../onnx/onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from '../onnx/protobuf-wire.ts';
 import { setOutputStride } from './output-stride.ts';
-import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from './protobuf-wire.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
 
 /**

@@ -17,8 +17,8 @@ import {
   type OnnxGraph,
   type OnnxNode,
   type OnnxTensor,
-} from './onnx-proto.ts';
-import { floatCompute } from '../export/quantize.ts';
+} from '../onnx/onnx-proto.ts';
+import { floatCompute } from '../onnx/float-compute.ts';
 import { setOutputStride, type OutputStride } from './output-stride.ts';
 
 export interface TapQuantization {

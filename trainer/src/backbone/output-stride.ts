@@ -6,8 +6,8 @@
  * (MobileNetV2: 14×14 instead of 7×7 at 224 px) whose features still mean what
  * they were trained to mean.
  */
-import { decodeMessage, repeatedVarints, stringOf, toInt64 } from './protobuf-wire.ts';
-import { attributeName, makeAttribute, type OnnxGraph, type OnnxNode } from './onnx-proto.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../onnx/protobuf-wire.ts';
+import { attributeName, makeAttribute, type OnnxGraph, type OnnxNode } from '../onnx/onnx-proto.ts';
 
 /** The ops whose kernels slide over the map (QLinear ones carry the same attributes). */
 const CONV_OPS = new Set(['Conv', 'QLinearConv', 'ConvInteger']);

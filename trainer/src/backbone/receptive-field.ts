@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { composeReceptiveField, type ReceptiveField } from '@protoatlas/shared';
-import { decodeMessage, repeatedVarints, stringOf, toInt64 } from './protobuf-wire.ts';
-import { decodeModel, type OnnxGraph } from './onnx-proto.ts';
+import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../onnx/protobuf-wire.ts';
+import { decodeModel, type OnnxGraph } from '../onnx/onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
 import { setOutputStride, type OutputStride } from './output-stride.ts';
 

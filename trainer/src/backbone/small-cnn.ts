@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { input, layers, model as makeModel, type SymbolicTensor } from '@tensorflow/tfjs-layers';
-import { Rng } from '../run/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { wrapLayersModel, type LayersBackbone } from './layers-model-backbone.ts';
 
 export interface SmallCnnOptions {

@@ -1,11 +1,7 @@
-/** How pixels become backbone input. */
-export interface PreprocessSpec {
-  /** Square input side in pixels (224 for MobileNetV2). */
-  size: number;
-  /** Per-channel mean and std applied to values in [0,1]; e.g. ImageNet, or [0.5]/[0.5] for [-1,1]. */
-  mean: [number, number, number];
-  std: [number, number, number];
-}
+import type { PreprocessSpec } from '../data/types.ts';
+
+// Defined with the data (decode.ts applies it); backbones declare theirs.
+export type { PreprocessSpec };
 
 /** Shape of a feature map: height, width, channels (NHWC without N). */
 export type FeatureShape = [number, number, number];

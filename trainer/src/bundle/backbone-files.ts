@@ -1,8 +1,8 @@
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { resolveWeights } from '../backbone/download.ts';
-import type { TrainConfig } from '../run/config.ts';
-import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
+import type { TrainConfig } from '../config/config.ts';
+import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
 
 /** Where a bundle keeps a frozen/pretrained backbone's own files. */
 export const BUNDLE_BACKBONE_DIR = 'backbone';

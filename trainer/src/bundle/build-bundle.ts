@@ -17,14 +17,14 @@ import {
   type ManifestPrototype,
   type ManifestVersion,
 } from '@protoatlas/shared';
-import { nearestPatches, type PatchHit } from '../analysis/nearest-patches.ts';
+import { nearestPatches, type PatchHit } from '../stages/nearest-patches.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
 import type { DatasetItem } from '../data/types.ts';
-import { loadModel, readModelJson, type ModelJson } from '../run/model-file.ts';
-import { prepareData, resolveDataDir, type PreparedData } from '../run/prepare-data.ts';
-import { Progress } from '../run/progress.ts';
-import { exists, readJson, runPaths } from '../run/run-dir.ts';
+import { loadModel, readModelJson, type ModelJson } from '../model/model-file.ts';
+import { prepareData, resolveDataDir, type PreparedData } from '../model/prepare-data.ts';
+import { Progress } from '../core/progress.ts';
+import { exists, readJson, runPaths } from '../core/run-dir.ts';
 import { accuracy, predict } from '../stages/predict.ts';
 import { lastLayerSparsity } from '../stages/last-layer.ts';
 import { initBackend } from '../tf/backend.ts';
@@ -33,11 +33,11 @@ import { snapshotSplits } from '../stages/feature-snapshot.ts';
 import { backboneWeightsPath, bundledConfig, copyBackboneFiles } from './backbone-files.ts';
 import { exportBundleOnnx } from './bundle-onnx.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
-import { writeDirectoryAtomic } from '../io/atomic.ts';
-import { sha256File } from '../io/sha256.ts';
+import { writeDirectoryAtomic } from '../core/atomic.ts';
+import { sha256File } from '../core/sha256.ts';
 import { fileRecord, mapLimit } from './files.ts';
 import { integrityList } from './integrity.ts';
-import { ImageCache } from './image-cache.ts';
+import { ImageCache } from '../data/image-cache.ts';
 import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
 import { sourceDistanceMaps } from './source-maps.ts';
 

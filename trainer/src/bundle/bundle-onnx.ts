@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Manifest } from '@protoatlas/shared';
 import { exportOnnx, type ExportResult } from '../export/export-onnx.ts';
 import { exportInt8, type ExportInt8Result } from '../export/quantize-export.ts';
-import { readModelJson } from '../run/model-file.ts';
+import { readModelJson } from '../model/model-file.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 
 /** Where a bundle keeps its exported models (relative to the bundle). */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { MANIFEST_FILE } from '@protoatlas/shared';
-import { exists, runPaths } from '../run/run-dir.ts';
-import { sha256File } from '../io/sha256.ts';
+import { exists, runPaths } from '../core/run-dir.ts';
+import { sha256File } from '../core/sha256.ts';
 import { readBundle } from './read-bundle.ts';
 
 /** True when <run>/bundle is a valid bundle of exactly the run's current model weights. */

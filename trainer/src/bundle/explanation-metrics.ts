@@ -9,7 +9,7 @@ import {
 } from '../analysis/part-metrics.ts';
 import { readSyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { PreparedData } from '../run/prepare-data.ts';
+import type { PreparedData } from '../model/prepare-data.ts';
 
 /** One prototype's part metrics, as the manifest stores them. */
 export type PrototypeParts = Omit<PrototypePartMetrics, 'prototype' | 'classIndex'>;

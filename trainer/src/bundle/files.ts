@@ -1,7 +1,7 @@
 /** Bundle file helpers: the manifest's record of a file, and bounded parallel work. */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256File } from '../io/sha256.ts';
+import { sha256File } from '../core/sha256.ts';
 
 export async function fileRecord(root: string, rel: string): Promise<{ path: string; bytes: number; sha256: string }> {
   const abs = join(root, rel);

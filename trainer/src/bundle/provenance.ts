@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import type { TrainConfig } from '../run/config.ts';
+import type { TrainConfig } from '../config/config.ts';
 
 /** "012.Yellow_headed_Blackbird" -> "Yellow-headed Blackbird"-like display name (digits and underscores dropped). */
 export function displayName(key: string): string {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared';
 import { loadModelRunner } from '../analysis/load-model-runner.ts';
 import type { ModelRunner } from '../analysis/model-runner.ts';
-import { readModelJson } from '../run/model-file.ts';
-import { exists } from '../run/run-dir.ts';
+import { readModelJson } from '../model/model-file.ts';
+import { exists } from '../core/run-dir.ts';
 import { initBackend } from '../tf/backend.ts';
 
 /** Read and validate a bundle's manifest; errors name the file and the field. */

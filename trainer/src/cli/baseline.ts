@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
-import { prepareData } from '../run/prepare-data.ts';
-import { Rng } from '../run/rng.ts';
-import { writeJson } from '../run/run-dir.ts';
+import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
+import { prepareData } from '../model/prepare-data.ts';
+import { Rng } from '../core/rng.ts';
+import { writeJson } from '../core/run-dir.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';

@@ -1,6 +1,6 @@
 import type { SplitName } from '../data/types.ts';
 import { evaluateModel, formatEvaluation } from '../run/evaluate-run.ts';
-import { writeJson } from '../run/run-dir.ts';
+import { writeJson } from '../core/run-dir.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run evaluate --workspace trainer -- --model <run dir or model dir> --data <dataset dir> --split <train|val|test|metrics> [--out <file.json>] [--no-explanations]

@@ -3,9 +3,9 @@ import { MANIFEST_FILE, parseManifest } from '@protoatlas/shared';
 import { exportBundleOnnx } from '../bundle/bundle-onnx.ts';
 import { integrityList } from '../bundle/integrity.ts';
 import { readBundle } from '../bundle/read-bundle.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
-import { readModelJson } from '../run/model-file.ts';
-import { exists, readJson, runPaths } from '../run/run-dir.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { readModelJson } from '../model/model-file.ts';
+import { exists, readJson, runPaths } from '../core/run-dir.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run export --workspace trainer -- <run dir> [--bundle <bundle dir>] [--data <dataset dir, for int8 calibration>]

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { PRESET_NAMES, resolveConfig } from '../run/presets.ts';
+import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
 import { trainRun } from '../run/train-run.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 

@@ -1,4 +1,4 @@
-import type { Rng } from '../run/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import type { RgbImage } from './types.ts';
 
 /**

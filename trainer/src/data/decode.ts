@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import type { PreprocessSpec } from '../backbone/types.ts';
 import { ImageDecodeError } from './errors.ts';
-import type { DatasetItem, RgbImage, SkippedFile } from './types.ts';
+import type { DatasetItem, PreprocessSpec, RgbImage, SkippedFile } from './types.ts';
 
 export interface DecodeOptions {
   /** Crop (x, y, w, h) in pixels of the stored image; floats allowed, clamped to the image. */

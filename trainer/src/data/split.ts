@@ -1,4 +1,4 @@
-import { Rng } from '../run/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { DatasetError } from './errors.ts';
 import type { DatasetItem } from './types.ts';
 

@@ -1,4 +1,4 @@
-import type { Rng } from '../run/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import type { Canvas, Point, Rgb } from './raster.ts';
 import type { PartValues } from './synthetic-design.ts';
 import type { BoxedPartName } from './synthetic-manifest.ts';

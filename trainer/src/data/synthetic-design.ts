@@ -1,4 +1,4 @@
-import type { Rng } from '../run/rng.ts';
+import type { Rng } from '../core/rng.ts';
 
 /** The local parts that decide a synthetic bird's class (body, head and background never do). */
 export const PARTS = ['beak', 'crest', 'wingbar', 'tail', 'eyering'] as const;

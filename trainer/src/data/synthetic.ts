@@ -1,7 +1,7 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { Rng } from '../run/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { isFile } from './fs-probe.ts';
 import { Canvas } from './raster.ts';
 import { drawBird, randomPose } from './synthetic-bird.ts';

@@ -38,3 +38,12 @@ export interface RgbImage {
   height: number;
   data: Uint8Array;
 }
+
+/** How pixels become backbone input. */
+export interface PreprocessSpec {
+  /** Square input side in pixels (224 for MobileNetV2). */
+  size: number;
+  /** Per-channel mean and std applied to values in [0,1]; e.g. ImageNet, or [0.5]/[0.5] for [-1,1]. */
+  mean: [number, number, number];
+  std: [number, number, number];
+}

@@ -17,14 +17,14 @@ import {
   type ManifestVersion,
 } from '@protoatlas/shared';
 import { buildBundle, type BundleReport } from '../bundle/build-bundle.ts';
-import { sha256File } from '../io/sha256.ts';
+import { sha256File } from '../core/sha256.ts';
 import { readBundle } from '../bundle/read-bundle.ts';
 import { displayName } from '../bundle/provenance.ts';
 import { initLastLayer } from '../head/last-layer.ts';
-import { loadModel, readModelJson, saveModel, type ModelLineage } from '../run/model-file.ts';
-import { prepareData, resolveDataDir } from '../run/prepare-data.ts';
-import { exists, readJson, runPaths, writeJson } from '../run/run-dir.ts';
-import { Rng } from '../run/rng.ts';
+import { loadModel, readModelJson, saveModel, type ModelLineage } from '../model/model-file.ts';
+import { prepareData, resolveDataDir } from '../model/prepare-data.ts';
+import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
+import { Rng } from '../core/rng.ts';
 import { snapshotSplits } from '../stages/feature-snapshot.ts';
 import { DEFAULT_FORGET, forgetConcepts, type ForgetEpoch, type ForgetOptions } from '../stages/forget-concepts.ts';
 import { computeSimilarities } from '../stages/last-layer.ts';

@@ -26,11 +26,11 @@ import {
   OnnxDataType,
   type OnnxDim,
   type OnnxModel,
-} from '../backbone/onnx-proto.ts';
+} from '../onnx/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { OutputStride } from '../backbone/output-stride.ts';
-import { decodeMessage, messageField, stringOf, varintField } from '../backbone/protobuf-wire.ts';
-import type { AttrValue, GraphBuilder } from './graph-builder.ts';
+import { decodeMessage, messageField, stringOf, varintField } from '../onnx/protobuf-wire.ts';
+import type { AttrValue, GraphBuilder } from '../onnx/graph-builder.ts';
 
 // ---- the image input --------------------------------------------------------
 

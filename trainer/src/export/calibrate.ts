@@ -6,8 +6,8 @@
  * values (which ignores rare outliers at the cost of clipping them).
  */
 import * as ort from 'onnxruntime-node';
-import { decodeModel, encodeModel, makeValueInfo, OnnxDataType } from '../backbone/onnx-proto.ts';
-import { Rng } from '../run/rng.ts';
+import { decodeModel, encodeModel, makeValueInfo, OnnxDataType } from '../onnx/onnx-proto.ts';
+import { Rng } from '../core/rng.ts';
 import type { TensorRange } from './quantize.ts';
 
 export interface CalibrationBatch {

@@ -25,14 +25,14 @@ import {
   OnnxDataType,
   type OnnxDim,
   type OnnxValueInfo,
-} from '../backbone/onnx-proto.ts';
+} from '../onnx/onnx-proto.ts';
 import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
 import type { OutputStride } from '../backbone/output-stride.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
-import { resolveDataPath, resolveRepoPath } from '../run/data-path.ts';
-import { loadModel } from '../run/model-file.ts';
-import { buildBackbone } from '../run/prepare-data.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
+import { loadModel } from '../model/model-file.ts';
+import { buildBackbone } from '../model/prepare-data.ts';
 import type { ImportedOnnxBackbone } from '../backbone/onnx-import.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import {
@@ -47,9 +47,9 @@ import {
   type ImageInputSpec,
   type InputFormat,
 } from './backbone-graph.ts';
-import { assertValidModel } from './check-graph.ts';
+import { assertValidModel } from '../onnx/check-graph.ts';
 import { foldBatchNorms, foldZeroPads } from './fold.ts';
-import { GraphBuilder } from './graph-builder.ts';
+import { GraphBuilder } from '../onnx/graph-builder.ts';
 import { addHeadNodes, headExportWeights, irVersionFor, type HeadExportWeights } from './head-graph.ts';
 
 export type BackboneSource =

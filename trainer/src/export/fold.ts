@@ -4,7 +4,7 @@
  * Pad nodes (Keras ZeroPadding2D) merged into the following Conv's pads.
  * Both only fire when the intermediate tensor has no other reader.
  */
-import type { GraphBuilder, Initializer } from './graph-builder.ts';
+import type { GraphBuilder, Initializer } from '../onnx/graph-builder.ts';
 
 /** Folds every foldable BatchNormalization; returns how many were folded. */
 export function foldBatchNorms(b: GraphBuilder, keep: ReadonlySet<string> = new Set()): number {

@@ -27,10 +27,10 @@ import {
   makeValueInfo,
   type OnnxDim,
   type OnnxValueInfo,
-} from '../backbone/onnx-proto.ts';
+} from '../onnx/onnx-proto.ts';
 import type { ActivationName } from '../head/activations.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { GraphBuilder } from './graph-builder.ts';
+import { GraphBuilder } from '../onnx/graph-builder.ts';
 
 /** activations.ts l2norm: x / sqrt(sum(x^2) + 1e-12). Keep in sync. */
 export const L2NORM_EPSILON = 1e-12;

@@ -17,7 +17,7 @@
  *   vectorised int8 depthwise kernel: a depthwise QLinearConv runs a scalar
  *   loop (~30 of the ~55 ms of MobileNetV2-int8 at batch 1), while float
  *   depthwise (im2col + SGEMM) takes ~10 ms. The rewrite replaces a QLinearConv
- *   by the same integer arithmetic in float:
+ *   by the same integer arithmetic in float (qconv-in-float.ts):
  *
  *     Cast(x_q) [- x_zp] → Conv(Cast(w_q - w_zp), Cast(bias_int32)) → Mul(x_s·w_s/y_s, ·) → QuantizeLinear(1, y_zp)
  *
@@ -30,10 +30,6 @@
  *   (per-tensor) QLinearConv, hence Cast rather than DequantizeLinear; and
  *   ConvMulFusion folds Conv → Mul(x, constant) into the weights (no longer
  *   integers), hence the multiplier as the Mul's first input.
- * - floatCompute: QOperator → float compute (int8 weights behind a
- *   Cast → Mul folded at load, or float32). fp32 kernels and a small file, but not the
- *   int8 model's numbers (activations no longer rounded to 8 bits): on the CUB
- *   run it changes 18% of the top-1 answers, so it is measured, not deployed.
  */
 import {
   OnnxDataType,
@@ -45,19 +41,12 @@ import {
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
-} from '../backbone/onnx-proto.ts';
-import {
-  Editor,
-  at,
-  centredRange,
-  inexactChannel,
-  intAttribute,
-  isStd,
-  type QParams,
-  type TensorRange,
-} from './graph-editor.ts';
+} from '../onnx/onnx-proto.ts';
+import { Editor, at, intAttribute, isStd, type TensorRange } from '../onnx/graph-editor.ts';
 
-export { intAttribute, intsAttribute, type TensorRange } from './graph-editor.ts';
+import { emitExactQConv, planExactQConv } from './qconv-in-float.ts';
+
+export { intAttribute, intsAttribute, type TensorRange } from '../onnx/graph-editor.ts';
 
 // ---- 2. exact float emulation of QLinearConv (for wasm) ---------------------------
 
@@ -117,19 +106,10 @@ export function rewriteForWasm(bytes: Uint8Array, opts: WasmRewriteOptions = {})
 }
 
 function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
-  const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
+  const [x, xs, xzp, , ws, wzp, ys, yzp] = n.inputs;
   const xq = e.qparams(xs, xzp);
-  const wq = e.qparams(ws, wzp);
-  const yq = e.qparams(ys, yzp);
-  if (xq.scale.length !== 1 || yq.scale.length !== 1) return false;
-  const cout = wt.dims[0];
-  const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-  const wv = e.values(w);
-  const bv = b ? e.values(b) : undefined;
-  if (inexactChannel(wv, wq.zeroPoint, bv, cout, centredRange(xq)) >= 0) return false;
-  const wi = new Float32Array(wv.length);
-  for (let c = 0; c < cout; c++) for (let k = 0; k < per; k++) wi[c * per + k] = wv[c * per + k] - at(wq.zeroPoint, c);
-  if (wi.some((v) => v < -128 || v > 127)) return false;
+  const plan = planExactQConv(e, n, wt, xq, e.qparams(ws, wzp), e.qparams(ys, yzp));
+  if (typeof plan === 'string') return false;
   let xf = e.fresh(`${x}_int`);
   e.node('Cast', [x], [xf], [makeAttribute('to', OnnxDataType.FLOAT)]);
   if (xq.zeroPoint[0] !== 0) {
@@ -138,145 +118,13 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
     e.node('Sub', [xf, e.float(`${x}_zero_point_float`, [], [xq.zeroPoint[0]])], [centred]);
     xf = centred;
   }
-  // Integer weights and biases stay int8 / int32 in the file; the Casts are constant-folded at session creation.
-  const wf = e.fresh(`${w}_int_float`);
-  e.node(
-    'Cast',
-    [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, wi)],
-    [wf],
-    [makeAttribute('to', OnnxDataType.FLOAT)],
-  );
-  const inputs = [xf, wf];
-  if (bv) {
-    const bf = e.fresh(`${b}_int_float`);
-    e.node('Cast', [b], [bf], [makeAttribute('to', OnnxDataType.FLOAT)]);
-    inputs.push(bf);
-  }
-  const acc = e.fresh(`${n.outputs[0]}_acc`);
-  e.nodes.push(makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_conv`), attributes: n.attributes }));
-  // onnxruntime's QLinearConv: output_scale[c] = x_scale * w_scale[c] / y_scale, in float32, then round(acc * scale).
-  const f = Math.fround;
-  const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
-  // Multiplier first: onnxruntime's ConvMulFusion folds Conv → Mul(x, constant) into the Conv weights, which
-  // makes the accumulators non-integer and the rounding no longer QLinearConv's; it only matches the
-  // constant as the Mul's second input.
-  const scaled = e.fresh(`${n.outputs[0]}_requantized`);
-  e.node('Mul', [e.float(`${n.outputs[0]}_multiplier`, [1, cout, 1, 1], mult), acc], [scaled]);
+  const scaled = emitExactQConv(e, n, wt, plan, xf);
   e.node(
     'QuantizeLinear',
     [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])],
     [n.outputs[0]],
   );
   return true;
-}
-
-// ---- 3. QOperator → float compute ---------------------------------------------------
-
-export interface FloatComputeOptions {
-  /** 'int8': weights stay int8 initialisers behind DequantizeLinear; 'float': folded to float32. Default 'int8'. */
-  weights?: 'int8' | 'float';
-  /** Clip converted outputs whose uint8 range starts at 0 (ReLU/ReLU6 folded into the range). Default true. */
-  clipActivations?: boolean;
-}
-
-/**
- * Runs a QOperator model (QuantizeLinear / QLinearConv / QLinearAdd /
- * DequantizeLinear) in float: activations are no longer rounded to 8 bits.
- */
-export function floatCompute(bytes: Uint8Array, opts: FloatComputeOptions = {}): Uint8Array {
-  const model = decodeModel(bytes);
-  const e = new Editor(model);
-  const int8Weights = (opts.weights ?? 'int8') === 'int8';
-  const clipActs = opts.clipActivations ?? true;
-  /** Quantised tensor → the float tensor standing for it. */
-  const floatOf = new Map<string, string>();
-  const qOf = new Map<string, QParams>();
-  const asFloat = (x: string): string => {
-    const f = floatOf.get(x);
-    if (f) return f;
-    const q = qOf.get(x);
-    if (!q) throw new Error(`quantize: no quantisation parameters known for ${x}`);
-    const name = e.fresh(`${x}_float`);
-    e.node('DequantizeLinear', [x, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [name]);
-    floatOf.set(x, name);
-    return name;
-  };
-  const result = (y: string, value: string, q: QParams): void => {
-    const lo = ((q.elemType === OnnxDataType.INT8 ? -128 : 0) - q.zeroPoint[0]) * q.scale[0];
-    const hi = ((q.elemType === OnnxDataType.INT8 ? 127 : 255) - q.zeroPoint[0]) * q.scale[0];
-    let v = value;
-    if (clipActs && lo === 0) {
-      v = e.fresh(`${y}_clipped`);
-      e.node('Clip', [value, e.float(`${y}_min`, [], [lo]), e.float(`${y}_max`, [], [hi])], [v]);
-    }
-    floatOf.set(y, v);
-    qOf.set(y, q);
-  };
-  const materialised = new Set<string>();
-  /** A reader left untouched gets the uint8 tensor back (QuantizeLinear of its float stand-in) under its own name. */
-  const asQuant = (x: string): string => {
-    if (!convertedOutputs.has(x) || materialised.has(x)) return x;
-    const q = qOf.get(x)!;
-    e.node('QuantizeLinear', [floatOf.get(x)!, q.scaleName, ...(q.zeroPointName ? [q.zeroPointName] : [])], [x]);
-    materialised.add(x);
-    return x;
-  };
-  /** Quantised inputs made by nodes this pass leaves alone take the reader's own parameters. */
-  const known = (x: string, q: QParams): void => {
-    if (!floatOf.has(x) && !qOf.has(x)) qOf.set(x, q);
-  };
-  const convertedOutputs = new Set<string>();
-  for (const n of model.graph.nodes) {
-    if (isStd(n) && n.opType === 'QuantizeLinear' && !e.init.has(n.inputs[0])) {
-      result(n.outputs[0], n.inputs[0], e.qparams(n.inputs[1], n.inputs[2]));
-      convertedOutputs.add(n.outputs[0]);
-    } else if (isStd(n) && n.opType === 'DequantizeLinear' && qOf.has(n.inputs[0])) {
-      e.node('Identity', [asFloat(n.inputs[0])], [n.outputs[0]]);
-    } else if (isStd(n) && n.opType === 'QLinearConv' && e.init.has(n.inputs[3])) {
-      const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
-      const wt = e.init.get(w)!;
-      const xq = e.qparams(xs, xzp);
-      const wq = e.qparams(ws, wzp);
-      const cout = wt.dims[0];
-      known(x, xq);
-      let wName: string;
-      if (int8Weights) {
-        wName = e.dequantizedConstant(w, wt.dims, wq.scale, wq.zeroPoint, 0);
-      } else {
-        const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-        const wv = e.values(w);
-        const fw = new Float32Array(wv.length);
-        for (let c = 0; c < cout; c++)
-          for (let k = 0; k < per; k++) fw[c * per + k] = (wv[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
-        wName = e.float(`${w}_float`, wt.dims, fw);
-      }
-      const inputs = [asFloat(x), wName];
-      if (b)
-        inputs.push(
-          e.float(
-            `${b}_float`,
-            [cout],
-            e.values(b).map((v, c) => v * xq.scale[0] * at(wq.scale, c)),
-          ),
-        );
-      const conv = e.fresh(`${n.outputs[0]}_conv`);
-      e.nodes.push(makeNode('Conv', inputs, [conv], { name: n.name || e.fresh('conv'), attributes: n.attributes }));
-      result(n.outputs[0], conv, e.qparams(ys, yzp));
-      convertedOutputs.add(n.outputs[0]);
-    } else if (n.domain === 'com.microsoft' && n.opType === 'QLinearAdd') {
-      const [a, aScale, aZero, b2, bScale, bZero, cs, czp] = n.inputs;
-      known(a, e.qparams(aScale, aZero));
-      known(b2, e.qparams(bScale, bZero));
-      const sum = e.fresh(`${n.outputs[0]}_sum`);
-      e.node('Add', [asFloat(a), asFloat(b2)], [sum]);
-      result(n.outputs[0], sum, e.qparams(cs, czp));
-      convertedOutputs.add(n.outputs[0]);
-    } else {
-      e.nodes.push({ ...n, inputs: n.inputs.map(asQuant) });
-    }
-  }
-  for (const o of model.graph.outputs) asQuant(o.name);
-  return encodeModel(e.finish(model, convertedOutputs));
 }
 
 // ---- 1. static quantisation -------------------------------------------------------------

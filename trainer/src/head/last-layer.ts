@@ -1,4 +1,4 @@
-import { hostTensor, type HostTensor } from './tensors.ts';
+import { hostTensor, type HostTensor } from '../core/host-tensors.ts';
 
 /** prototypeClass[j] = class that prototype j belongs to (classes * perClass prototypes, class-major). */
 export function prototypeClasses(numClasses: number, perClass: number): Int32Array {

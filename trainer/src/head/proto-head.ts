@@ -4,8 +4,8 @@ import { activation, type ActivationName } from './activations.ts';
 import { logActivation } from './distances.ts';
 import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
 import { initLastLayer, prototypeClasses } from './last-layer.ts';
-import type { HostTensors } from './tensors.ts';
-import type { Rng } from '../run/rng.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
+import type { Rng } from '../core/rng.ts';
 
 /** Channel dropout mask [B, D] from a seeded Rng: 0 with probability `rate`, else 1/(1-rate). */
 export function channelDropMask(batch: number, channels: number, rate: number, rng: Rng): Float32Array {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { HostTensors } from '../head/tensors.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
 
 export interface ParamGroup {
   name: string;

@@ -1,5 +1,5 @@
-import type { HostTensors } from '../head/tensors.ts';
-import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
+import { loadTensorFile, saveTensorFile } from '../core/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
 import type { PruningResult } from '../stages/prune-stage.ts';
 import type { EpochProgress } from '../stages/prototype-phase.ts';
@@ -53,11 +53,4 @@ export async function loadCheckpoint(path: string): Promise<{ meta: CheckpointMe
   }
   if (file.meta.version !== 1) throw new Error(`${path}: checkpoint version ${file.meta.version} is not supported`);
   return file;
-}
-
-/** Split a checkpoint's tensors by prefix ("head.", "backbone.", "adam."). */
-export function pickTensors(tensors: HostTensors, prefix: string, strip = false): HostTensors {
-  const out: HostTensors = new Map();
-  for (const [k, v] of tensors) if (k.startsWith(prefix)) out.set(strip ? k.slice(prefix.length) : k, v);
-  return out;
 }

@@ -1,8 +1,8 @@
 import type { SplitName } from '../data/types.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
-import { loadModel, readModelJson } from './model-file.ts';
-import { prepareData } from './prepare-data.ts';
+import { loadModel, readModelJson } from '../model/model-file.ts';
+import { prepareData } from '../model/prepare-data.ts';
 import { ModelRunner } from '../analysis/model-runner.ts';
 import { splitExplanationMetrics, type SplitExplanationMetrics } from '../analysis/split-metrics.ts';
 

@@ -1,7 +1,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { ProtoHead } from '../head/proto-head.ts';
-import type { HostTensors } from '../head/tensors.ts';
+import { pickTensors, type HostTensors } from '../core/host-tensors.ts';
 import { Adam } from '../optim/adam.ts';
 import { initPrototypesFromPatches } from '../stages/init-prototypes.ts';
 import {
@@ -41,12 +41,12 @@ import { storeRunSimilarities } from '../stages/similarity-cache.ts';
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { bundleIsCurrent } from '../bundle/bundle-status.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
-import { loadCheckpoint, pickTensors, saveCheckpoint, STAGES, type CheckpointMeta, type Stage } from './checkpoint.ts';
-import { parseConfig, type PhaseConfig, type TrainConfig } from './config.ts';
-import { prepareData, type PreparedData } from './prepare-data.ts';
-import { saveModel } from './model-file.ts';
-import { Rng } from './rng.ts';
-import { exists, readJson, runPaths, writeJson, writeMetrics } from './run-dir.ts';
+import { loadCheckpoint, saveCheckpoint, STAGES, type CheckpointMeta, type Stage } from './checkpoint.ts';
+import { parseConfig, type PhaseConfig, type TrainConfig } from '../config/config.ts';
+import { prepareData, type PreparedData } from '../model/prepare-data.ts';
+import { saveModel } from '../model/model-file.ts';
+import { Rng } from '../core/rng.ts';
+import { exists, readJson, runPaths, writeJson, writeMetrics } from '../core/run-dir.ts';
 
 export interface TrainOptions {
   config: TrainConfig;

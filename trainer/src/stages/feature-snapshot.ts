@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createFeatureStore, type FeatureStore } from '../backbone/feature-store.ts';
-import { Progress } from '../run/progress.ts';
+import { Progress } from '../core/progress.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';

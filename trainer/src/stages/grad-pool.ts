@@ -18,12 +18,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { HostTensors } from '../head/tensors.ts';
-import type { PhaseConfig, TrainConfig } from '../run/config.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
+import type { PhaseConfig, TrainConfig } from '../config/config.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { GradContext, MicroBatch, MicroResult } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
-import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-worker.ts';
+import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
 
 /** How many gradient threads a run uses, and why (printed at start). */
 export function resolveTrainThreads(

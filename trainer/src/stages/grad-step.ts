@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
 import { clusterCost, crossEntropy, separationCost } from '../head/losses.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { TrainConfig } from '../run/config.ts';
+import type { TrainConfig } from '../config/config.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** A micro-batch with every random choice already drawn (structured-cloneable, for workers). */

@@ -7,59 +7,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildFromRecipe } from '../backbone/recipe.ts';
-import type { BackboneRecipe, TrainableBackbone } from '../backbone/types.ts';
-import { ProtoHead, type HeadSpec } from '../head/proto-head.ts';
-import type { HostTensors } from '../head/tensors.ts';
-import type { PhaseConfig, TrainConfig } from '../run/config.ts';
-import { Rng } from '../run/rng.ts';
-import { initBackend, type BackendPreference } from '../tf/backend.ts';
-import { gradContext, microBatchGrads, type GradContext, type MicroBatch } from './grad-step.ts';
+import type { TrainableBackbone } from '../backbone/types.ts';
+import { ProtoHead } from '../head/proto-head.ts';
+import { Rng } from '../core/rng.ts';
+import { initBackend } from '../tf/backend.ts';
+import { gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
-import {
-  sharedFeatureSource,
-  sharedImageSource,
-  type FeatureSource,
-  type SharedFeatureSource,
-  type SharedImageSource,
-} from './sources.ts';
-
-export interface GradWorkerInit {
-  /** The trainable backbone's recipe; null when the head trains on cached features. */
-  backbone: BackboneRecipe | null;
-  headSpec: HeadSpec;
-  /** Image sources by name ('train' trains; others are only read by feature requests). */
-  sources: Record<string, SharedImageSource>;
-  /** Cached-feature sources by name (frozen backbones). */
-  featureSources: Record<string, SharedFeatureSource>;
-  backend: BackendPreference;
-}
-
-export type GradWorkerRequest =
-  | { type: 'ping'; id: number }
-  | {
-      type: 'phase';
-      id: number;
-      phase: PhaseConfig;
-      loss: TrainConfig['loss'];
-      backboneTraining: boolean;
-      names: string[];
-      weights: HostTensors;
-      tied: Float32Array | null;
-    }
-  | { type: 'vars'; id: number; values: Float32Array[] }
-  | { type: 'grads'; id: number; batches: MicroBatch[] }
-  | { type: 'backbone'; id: number; weights: HostTensors }
-  | { type: 'features'; id: number; source: string; indices: number[]; flipped: boolean[] };
-
-export type GradWorkerReply =
-  | { type: 'ok'; id: number }
-  | {
-      type: 'grads';
-      id: number;
-      results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[];
-    }
-  | { type: 'features'; id: number; data: Float32Array }
-  | { type: 'error'; id: number; message: string };
+import { sharedFeatureSource, sharedImageSource, type FeatureSource } from './sources.ts';
+import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('grad-worker.ts runs only as a worker thread');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { Progress } from '../run/progress.ts';
-import type { Rng } from '../run/rng.ts';
+import { Progress } from '../core/progress.ts';
+import type { Rng } from '../core/rng.ts';
 import type { LinearModel } from './linear-probe.ts';
 import type { FeatureSource } from './sources.ts';
 

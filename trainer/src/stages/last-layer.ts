@@ -3,8 +3,8 @@ import { crossEntropy, maskedL1 } from '../head/losses.ts';
 import { wrongClassMask, wrongClassSparsity } from '../head/last-layer.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Adam } from '../optim/adam.ts';
-import { Progress } from '../run/progress.ts';
-import type { Rng } from '../run/rng.ts';
+import { Progress } from '../core/progress.ts';
+import type { Rng } from '../core/rng.ts';
 import type { FeatureSource } from './sources.ts';
 import { accuracy } from './predict.ts';
 

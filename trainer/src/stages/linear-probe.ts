@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { linear } from '../head/fast-ops.ts';
 import { crossEntropy } from '../head/losses.ts';
 import { Adam } from '../optim/adam.ts';
-import { Progress } from '../run/progress.ts';
-import type { Rng } from '../run/rng.ts';
+import { Progress } from '../core/progress.ts';
+import type { Rng } from '../core/rng.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** Global-average-pooled features [n, D] of a source (optionally mirrored copies too). */

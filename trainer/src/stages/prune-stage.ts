@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nearestPatches } from '../analysis/nearest-patches.ts';
-import { prototypesToPrune, type PruneDecision } from '../analysis/prune.ts';
+import { nearestPatches } from './nearest-patches.ts';
+import { prototypesToPrune, type PruneDecision } from './prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { TrainConfig } from '../run/config.ts';
-import type { Rng } from '../run/rng.ts';
+import type { TrainConfig } from '../config/config.ts';
+import type { Rng } from '../core/rng.ts';
 import { computeSimilarities, similarityAccuracy } from './last-layer.ts';
 import { refitLastLayer } from './refit-last-layer.ts';
 import type { PushRecord } from './push.ts';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { Progress } from '../run/progress.ts';
+import { Progress } from '../core/progress.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** Where a prototype was projected: everything the explanation artefacts need. */

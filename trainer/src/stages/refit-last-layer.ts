@@ -4,10 +4,10 @@
  * precomputed similarities. Used by the prune stage and by edits (drop, relabel).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { maskSimilarities } from '../analysis/prune.ts';
+import { maskSimilarities } from './prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { TrainConfig } from '../run/config.ts';
-import type { Rng } from '../run/rng.ts';
+import type { TrainConfig } from '../config/config.ts';
+import type { Rng } from '../core/rng.ts';
 import {
   lastLayerOptimizer,
   recenterRows,

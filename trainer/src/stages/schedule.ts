@@ -1,4 +1,4 @@
-import type { PhaseConfig } from '../run/config.ts';
+import type { PhaseConfig } from '../config/config.ts';
 
 /** Learning-rate multiplier for an epoch (0-based) of a phase. */
 export function lrFactor(phase: PhaseConfig, epoch: number): number {

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostTensors } from '../head/tensors.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
-import { resolveRepoPath } from '../run/data-path.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { resolveRepoPath } from '../core/data-path.ts';
 import type { Similarities } from './refit-last-layer.ts';
 
 const MAGIC = 'protoatlas-similarities-v1';

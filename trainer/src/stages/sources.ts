@@ -5,7 +5,7 @@ import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
 import { augmentImage, type AugmentSpec } from '../data/augment.ts';
 import { imageViews, type SharedImages } from '../data/shared-images.ts';
-import { Rng } from '../run/rng.ts';
+import { Rng } from '../core/rng.ts';
 
 /** Minimal view of a feature store (backbone/feature-store.ts implements it). */
 export interface FeatureStoreLike {

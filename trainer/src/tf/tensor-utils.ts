@@ -4,7 +4,7 @@
  * backends and runs.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '../run/rng.ts';
+import type { Rng } from '../core/rng.ts';
 
 function size(shape: readonly number[]): number {
   let n = 1;

@@ -13,8 +13,8 @@ import {
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
-} from '../backbone/onnx-proto.ts';
-import { decodeMessage, repeatedVarints, toInt64, varintOf } from '../backbone/protobuf-wire.ts';
+} from './onnx-proto.ts';
+import { decodeMessage, repeatedVarints, toInt64, varintOf } from './protobuf-wire.ts';
 import { assertValidModel } from './check-graph.ts';
 
 export interface TensorRange {

@@ -1,6 +1,6 @@
 import { access, appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { writeFileAtomic } from './atomic.ts';
 
 /** Paths inside a run directory; the layout is part of the interface (evaluate/explain read it). */
 export function runPaths(dir: string) {

@@ -8,9 +8,9 @@ import {
   loadTensorFile,
   META_KEY,
   saveTensorFile,
-} from '../../trainer/src/io/tensor-file.ts';
+} from '../../trainer/src/core/tensor-file.ts';
 import { loadCheckpoint } from '../../trainer/src/run/checkpoint.ts';
-import type { HostTensors } from '../../trainer/src/head/tensors.ts';
+import type { HostTensors } from '../../trainer/src/core/host-tensors.ts';
 
 /** Bytes of a float32 in little-endian order, from its IEEE 754 bit pattern (written out by hand below). */
 const f32 = (bits: number) => [bits & 0xff, (bits >>> 8) & 0xff, (bits >>> 16) & 0xff, bits >>> 24];

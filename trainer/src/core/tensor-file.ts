@@ -10,7 +10,7 @@
  * layout (magic "PATLAS01") are still read. Written atomically.
  */
 import { readFile } from 'node:fs/promises';
-import type { HostTensors } from '../head/tensors.ts';
+import type { HostTensors } from './host-tensors.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 /** The __metadata__ key holding ProtoAtlas's metadata (a JSON string). */

@@ -1,10 +1,10 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classPurity, nearestPatches } from '../../trainer/src/analysis/nearest-patches.ts';
-import { maskSimilarities, prototypesToPrune } from '../../trainer/src/analysis/prune.ts';
+import { classPurity, nearestPatches } from '../../trainer/src/stages/nearest-patches.ts';
+import { maskSimilarities, prototypesToPrune } from '../../trainer/src/stages/prune.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 
 /**

@@ -4,7 +4,8 @@
  * onnxruntime-web: its wasm build has 128-bit SIMD without int8 dot products
  * (about 8 multiply-adds per instruction against AVX-512 VNNI's 64), so its
  * int8 convolutions are slower than its float ones, and mixing them with float
- * ops costs layout transposes. Measured in bench/export-web.ts.
+ * ops costs layout transposes. Measured in export-web.ts; not deployed (the
+ * shipped model emulates only its depthwise convs, src/export/quantize.ts).
  *
  * Every uint8 tensor q (scale s, zero point z) is carried as the float tensor
  * of its centred integers c = q - z, exactly representable. Then
@@ -24,12 +25,13 @@
  * products: a few outputs in a million then move by one step, and MobileNetV2's
  * last blocks amplify that to tens of steps.)
  *
- * Weights stay int8/uint8 and biases int32 in the file; the Cast/Sub/Mul that
- * build W' and B' are constant-folded at session creation (Cast, not
- * DequantizeLinear, which onnxruntime's constant folding leaves alone).
+ * Each QLinearConv is the deployed exact emulation (src/export/qconv-in-float.ts):
+ * centred weights stored int8 and biases int32, Cast at session creation (Cast,
+ * not DequantizeLinear, which onnxruntime's constant folding leaves alone).
  */
-import { OnnxDataType, decodeModel, encodeModel, makeAttribute, makeNode } from '../backbone/onnx-proto.ts';
-import { Editor, at, centredRange, inexactChannel, isStd, type QParams } from './graph-editor.ts';
+import { decodeModel, encodeModel } from '../src/onnx/onnx-proto.ts';
+import { Editor, centredRange, isStd, type QParams } from '../src/onnx/graph-editor.ts';
+import { emitExactQConv, planExactQConv } from '../src/export/qconv-in-float.ts';
 
 export interface Int8InFloatResult {
   bytes: Uint8Array;
@@ -93,48 +95,10 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       if (!wt || (b && !e.init.has(b)))
         throw new Int8InFloatError(`${n.outputs[0]}: QLinearConv weights must be initializers`);
       const xin = input(x, n.outputs[0]);
-      const xq = scalarParams(xs, xzp, n.outputs[0]);
-      const wq = e.qparams(ws, wzp);
       const yq = scalarParams(ys, yzp, n.outputs[0]);
-      const cout = wt.dims[0];
-      // onnxruntime's requantisation multiplier, in float32: x_scale * w_scale[c] / y_scale.
-      const mult = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
-      const ones = wt.dims.slice(1).map(() => 1);
-      const inexact = inexactChannel(e.values(w), wq.zeroPoint, b ? e.values(b) : undefined, cout, centredRange(xq));
-      if (inexact >= 0)
-        throw new Int8InFloatError(
-          `${n.outputs[0]}: output channel ${inexact} could accumulate past 2^24, not exact in float32`,
-        );
-      let wf = e.fresh(`${w}_float`);
-      e.node('Cast', [w], [wf], [makeAttribute('to', OnnxDataType.FLOAT)]);
-      if (wq.zeroPoint.some((z) => z !== 0)) {
-        const sub = e.fresh(`${w}_centred`);
-        e.node(
-          'Sub',
-          [wf, e.float(`${w}_zero_point`, [wq.zeroPoint.length > 1 ? cout : 1, ...ones], wq.zeroPoint)],
-          [sub],
-        );
-        wf = sub;
-      }
-      const inputs = [xin.name, wf];
-      if (b) {
-        const bf = e.fresh(`${b}_float`);
-        e.node('Cast', [b], [bf], [makeAttribute('to', OnnxDataType.FLOAT)]);
-        inputs.push(bf);
-      }
-      const acc = e.fresh(`${n.outputs[0]}_acc`);
-      e.nodes.push(
-        makeNode('Conv', inputs, [acc], { name: n.name || e.fresh(`${acc}_node`), attributes: n.attributes }),
-      );
-      // Multiplier first: onnxruntime's ConvMulFusion would fold Conv → Mul(x, constant) into the
-      // weights, which are then no longer integers; it only matches the constant as second input.
-      const conv = e.fresh(`${n.outputs[0]}_scaled`);
-      e.node(
-        'Mul',
-        [e.float(`${n.outputs[0]}_multiplier`, [1, cout, ...wt.dims.slice(2).map(() => 1)], mult), acc],
-        [conv],
-      );
-      requantized(n.outputs[0], conv, yq);
+      const plan = planExactQConv(e, n, wt, scalarParams(xs, xzp, n.outputs[0]), e.qparams(ws, wzp), yq);
+      if (typeof plan === 'string') throw new Int8InFloatError(plan);
+      requantized(n.outputs[0], emitExactQConv(e, n, wt, plan, xin.name), yq);
       count(op);
     } else if (op === 'com.microsoft:QLinearAdd') {
       const [a, as, az, b2, bs, bz, cs, cz] = n.inputs;

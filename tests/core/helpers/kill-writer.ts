@@ -7,8 +7,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeDirectoryAtomic } from '../../../trainer/src/io/atomic.ts';
-import { saveTensorFile } from '../../../trainer/src/io/tensor-file.ts';
+import { writeDirectoryAtomic } from '../../../trainer/src/core/atomic.ts';
+import { saveTensorFile } from '../../../trainer/src/core/tensor-file.ts';
 
 export const VALUES = 1 << 20;
 

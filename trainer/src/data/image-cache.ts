@@ -1,6 +1,6 @@
 import sharp from 'sharp';
-import { decodeImage } from '../data/decode.ts';
-import type { DatasetItem, RgbImage } from '../data/types.ts';
+import { decodeImage } from './decode.ts';
+import type { DatasetItem, RgbImage } from './types.ts';
 
 /**
  * Decoded dataset images, small LRU: a class's prototypes and their nearest

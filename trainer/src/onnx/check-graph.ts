@@ -3,7 +3,7 @@
  * single assignment, produced outputs, declared opsets. onnxruntime would
  * reject most of these too, but with less readable messages.
  */
-import { decodeModel, opsetImports, type OnnxModel } from '../backbone/onnx-proto.ts';
+import { decodeModel, opsetImports, type OnnxModel } from './onnx-proto.ts';
 
 export interface GraphCheck {
   /** ai.onnx opset the model imports (0 when missing). */

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { restoreInterruptedSwap, writeDirectoryAtomic, writeFileAtomic } from '../../trainer/src/io/atomic.ts';
-import { loadTensorFile } from '../../trainer/src/io/tensor-file.ts';
+import { restoreInterruptedSwap, writeDirectoryAtomic, writeFileAtomic } from '../../trainer/src/core/atomic.ts';
+import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
 import { VALUES } from './helpers/kill-writer.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/kill-writer.ts', import.meta.url));

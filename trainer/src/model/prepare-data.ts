@@ -12,9 +12,9 @@ import { generateSynthetic } from '../data/synthetic.ts';
 import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
 import { sharedFeatureSource, sharedImageSource, type FeatureSource, type SharedStore } from '../stages/sources.ts';
 import { packImages } from '../data/shared-images.ts';
-import type { TrainConfig } from './config.ts';
-import { resolveDataPath, resolveRepoPath } from './data-path.ts';
-import { exists } from './run-dir.ts';
+import type { TrainConfig } from '../config/config.ts';
+import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
+import { exists } from '../core/run-dir.ts';
 
 export interface PreparedData {
   dataset: Dataset;

@@ -4,14 +4,7 @@
  * fold.ts) can read and change weights before anything is encoded with
  * onnx-proto.ts.
  */
-import {
-  OnnxDataType,
-  makeAttribute,
-  makeNode,
-  makeTensor,
-  type OnnxNode,
-  type OnnxTensor,
-} from '../backbone/onnx-proto.ts';
+import { OnnxDataType, makeAttribute, makeNode, makeTensor, type OnnxNode, type OnnxTensor } from './onnx-proto.ts';
 
 /** An attribute value: integer, string, integer list, or an explicit float / float list. */
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };

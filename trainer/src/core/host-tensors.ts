@@ -12,3 +12,10 @@ export function hostTensor(shape: number[], data?: Float32Array): HostTensor {
     throw new Error(`tensor data has ${data.length} values, shape ${JSON.stringify(shape)} needs ${n}`);
   return { shape, data: data ?? new Float32Array(n) };
 }
+
+/** Split a checkpoint's or model file's tensors by prefix ("head.", "backbone.", "adam."). */
+export function pickTensors(tensors: HostTensors, prefix: string, strip = false): HostTensors {
+  const out: HostTensors = new Map();
+  for (const [k, v] of tensors) if (k.startsWith(prefix)) out.set(strip ? k.slice(prefix.length) : k, v);
+  return out;
+}

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Repository root (trainer/src/run -> ../../..). */
+/** Repository root (trainer/src/core -> ../../..). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 
 /** Reference data folder: $PROTOPNET_DATA, else ../shared/data beside the checkout. */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { Progress } from '../run/progress.ts';
-import type { FeatureSource } from '../stages/sources.ts';
+import { Progress } from '../core/progress.ts';
+import type { FeatureSource } from './sources.ts';
 
 /** One image's closest patch to a prototype, with the prototype's whole distance map on that image. */
 export interface PatchHit {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { distanceFromSimilarity, logSimilarity, normalizeRgb } from '../src/index.ts';
+import { distanceFromSimilarity, logSimilarity, normalizeRgb } from '@protoatlas/shared';
 
 describe('logSimilarity', () => {
   it('matches hand-computed values', () => {

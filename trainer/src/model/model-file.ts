@@ -2,15 +2,14 @@ import { join } from 'node:path';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { DatasetItem } from '../data/types.ts';
 import { ProtoHead, type HeadSpec } from '../head/proto-head.ts';
-import type { HostTensors } from '../head/tensors.ts';
-import { loadTensorFile, saveTensorFile } from '../io/tensor-file.ts';
+import { pickTensors, type HostTensors } from '../core/host-tensors.ts';
+import { loadTensorFile, saveTensorFile } from '../core/tensor-file.ts';
 import type { EditsFile, HistoryAction, ManifestVersion } from '@protoatlas/shared';
 import type { PushRecord } from '../stages/push.ts';
 import type { PruningResult } from '../stages/prune-stage.ts';
-import { pickTensors } from './checkpoint.ts';
-import { parseConfig, type TrainConfig } from './config.ts';
-import { Rng } from './rng.ts';
-import { exists, readJson, writeJson } from './run-dir.ts';
+import { parseConfig, type TrainConfig } from '../config/config.ts';
+import { Rng } from '../core/rng.ts';
+import { exists, readJson, writeJson } from '../core/run-dir.ts';
 
 /** A pushed prototype's source, resolved to the training image (not just an index). */
 export interface PrototypeSource extends PushRecord {

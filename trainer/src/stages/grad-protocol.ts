@@ -1,0 +1,50 @@
+/**
+ * The messages between the gradient pool (grad-pool.ts, main thread) and its
+ * workers (grad-worker.ts): both sides import this module, so neither imports
+ * the other.
+ */
+import type { BackboneRecipe } from '../backbone/types.ts';
+import type { HostTensors } from '../core/host-tensors.ts';
+import type { PhaseConfig, TrainConfig } from '../config/config.ts';
+import type { HeadSpec } from '../head/proto-head.ts';
+import type { BackendPreference } from '../tf/backend.ts';
+import type { MicroBatch } from './grad-step.ts';
+import type { SharedFeatureSource, SharedImageSource } from './sources.ts';
+
+export interface GradWorkerInit {
+  /** The trainable backbone's recipe; null when the head trains on cached features. */
+  backbone: BackboneRecipe | null;
+  headSpec: HeadSpec;
+  /** Image sources by name ('train' trains; others are only read by feature requests). */
+  sources: Record<string, SharedImageSource>;
+  /** Cached-feature sources by name (frozen backbones). */
+  featureSources: Record<string, SharedFeatureSource>;
+  backend: BackendPreference;
+}
+
+export type GradWorkerRequest =
+  | { type: 'ping'; id: number }
+  | {
+      type: 'phase';
+      id: number;
+      phase: PhaseConfig;
+      loss: TrainConfig['loss'];
+      backboneTraining: boolean;
+      names: string[];
+      weights: HostTensors;
+      tied: Float32Array | null;
+    }
+  | { type: 'vars'; id: number; values: Float32Array[] }
+  | { type: 'grads'; id: number; batches: MicroBatch[] }
+  | { type: 'backbone'; id: number; weights: HostTensors }
+  | { type: 'features'; id: number; source: string; indices: number[]; flipped: boolean[] };
+
+export type GradWorkerReply =
+  | { type: 'ok'; id: number }
+  | {
+      type: 'grads';
+      id: number;
+      results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[];
+    }
+  | { type: 'features'; id: number; data: Float32Array }
+  | { type: 'error'; id: number; message: string };
