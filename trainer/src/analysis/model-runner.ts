@@ -32,13 +32,19 @@ export class ModelRunner {
     this.frozen = backbone.frozen;
     this.trainable = backbone.trainable;
     this.preprocess = b.preprocess;
-    this.featureShape = b.featureShape;
+    // Both: the frozen bottom feeds the trainable top (partial fine-tuning).
+    this.featureShape = (backbone.trainable ?? b).featureShape;
   }
 
   /** Backbone feature maps [n, H, W, D] for normalised NHWC input, in eval mode. */
   async features(input: Float32Array, n: number): Promise<tf.Tensor4D> {
     const [H, W, D] = this.featureShape;
     const size = this.preprocess.size;
+    if (this.frozen && this.trainable) {
+      const [h, w, d] = this.frozen.featureShape;
+      const bottom = await this.frozen.extract(input, n);
+      return tf.tidy(() => this.trainable!.apply(tf.tensor4d(bottom, [n, h, w, d]), false));
+    }
     if (this.frozen) return tf.tensor4d(await this.frozen.extract(input, n), [n, H, W, D]);
     return tf.tidy(() => this.trainable!.apply(tf.tensor4d(input, [n, size, size, 3]), false));
   }

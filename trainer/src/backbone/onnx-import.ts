@@ -66,7 +66,13 @@ function attrInts(node: OnnxNode, name: string): number[] | null {
 
 /** An imported backbone: trainable, usable frozen, and exportable with its current (tuned) weights. */
 export type ImportedOnnxBackbone = TrainableBackbone &
-  FrozenBackbone & { toOnnx(): { bytes: Uint8Array; tap: string } };
+  FrozenBackbone & {
+    toOnnx(): { bytes: Uint8Array; tap: string };
+    /** Takes the weights of every conv of `part` (an import of part of the same graph), matched by node name. */
+    adoptWeights(part: ImportedOnnxBackbone): void;
+    /** Kernel and bias of each conv, by ONNX node name. */
+    readonly convsByNode: ReadonlyMap<string, { kernel: tf.Variable; bias: tf.Variable }>;
+  };
 
 export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<ImportedOnnxBackbone> {
   const bytes = new Uint8Array(await readFile(opts.path));
@@ -299,6 +305,15 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     },
     trainableVariables: () => vars,
     workerRecipe: { module: import.meta.url, factory: 'importOnnxBackbone', options: opts },
+    convsByNode: new Map(convs.map((c) => [c.name, { kernel: c.kernel, bias: c.bias }])),
+    adoptWeights(part: ImportedOnnxBackbone) {
+      for (const [name, w] of part.convsByNode) {
+        const mine = convs.find((c) => c.name === name);
+        if (!mine) throw new Error(`ONNX import: conv ${name} of the part is not in this network`);
+        mine.kernel.assign(w.kernel);
+        mine.bias.assign(w.bias);
+      }
+    },
     toOnnx: () => {
       if (opts.from) throw new Error(`ONNX import: the network from ${opts.from} is a part; export the whole one`);
       return planToOnnx(plan, inputName, tap, size);

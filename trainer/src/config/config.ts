@@ -41,6 +41,12 @@ export const BackboneSchema = z.discriminatedUnion('kind', [
     outputStride: z.union([z.literal(8), z.literal(16), z.literal(32)]).optional(),
     /** Import the graph as float TensorFlow.js ops so the joint stage can fine-tune it (int8 weights dequantised). */
     trainable: z.boolean().default(false),
+    /**
+     * With `trainable`: fine-tune only the layers after this tensor (e.g. 624_quantized, the input of
+     * MobileNetV2's last 1x1 conv), on cached activations of the frozen layers before it. Absent: the
+     * whole network trains on images.
+     */
+    trainFrom: z.string().min(1).optional(),
   }),
   z.object({
     kind: z.literal('tfjs-layers'),

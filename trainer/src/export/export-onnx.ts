@@ -33,7 +33,7 @@ import { writeFileAtomic } from '../core/atomic.ts';
 import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
 import { loadModel } from '../model/model-file.ts';
 import { buildBackbone } from '../model/prepare-data.ts';
-import type { ImportedOnnxBackbone } from '../backbone/onnx-import.ts';
+import { importOnnxBackbone, type ImportedOnnxBackbone } from '../backbone/onnx-import.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import {
   addImageInput,
@@ -324,8 +324,26 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     if (b.kind === 'onnx' && b.trainable) {
       // Fine-tuned: the original file would drop the tuned weights, so the imported network
       // is written back as float ONNX ops with the run's weights.
-      const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });
-      const imported = built.trainable as ImportedOnnxBackbone;
+      const cacheDir = resolveRepoPath(config.featureCacheDir);
+      const built = await buildBackbone(config, { cacheDir, backboneWeights });
+      let imported = built.trainable as ImportedOnnxBackbone;
+      if (b.trainFrom) {
+        // Only the top was tuned: the whole network, with the top's weights, is what gets exported.
+        const path = await resolveWeights(
+          { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
+          cacheDir,
+        );
+        const whole = await importOnnxBackbone({
+          path,
+          tap: b.tap,
+          preprocess: b.preprocess,
+          outputStride: b.outputStride,
+        });
+        whole.adoptWeights(imported);
+        await imported.dispose();
+        await built.frozen?.dispose();
+        imported = whole;
+      }
       const tuned = imported.toOnnx();
       source = { kind: 'onnx', bytes: tuned.bytes, tap: tuned.tap };
       preprocess = b.preprocess;

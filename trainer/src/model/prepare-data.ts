@@ -10,7 +10,13 @@ import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import { generateSynthetic } from '../data/synthetic.ts';
 import type { Dataset, DatasetItem, SkippedFile, SplitName } from '../data/types.ts';
-import { sharedFeatureSource, sharedImageSource, type FeatureSource, type SharedStore } from '../stages/sources.ts';
+import {
+  sharedFeatureSource,
+  sharedImageSource,
+  throughBackbone,
+  type FeatureSource,
+  type SharedStore,
+} from '../stages/sources.ts';
 import { packImages } from '../data/shared-images.ts';
 import type { TrainConfig } from '../config/config.ts';
 import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
@@ -59,13 +65,36 @@ export async function buildBackbone(
         { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
         opts.cacheDir,
       );
+      if (b.trainFrom && !b.trainable)
+        throw new Error(`backbone.trainFrom ${b.trainFrom} names the layers to fine-tune: it needs trainable: true`);
+      if (b.trainable && b.trainFrom) {
+        // The bottom runs once per image (cached like any frozen backbone); the top trains on its output.
+        const bottom = await loadOnnxBackbone({
+          path,
+          tap: b.trainFrom,
+          preprocess: b.preprocess,
+          threads: b.threads,
+          compute: b.compute,
+          outputStride: b.outputStride,
+        });
+        const top = await importOnnxBackbone({
+          path,
+          tap: b.tap,
+          preprocess: b.preprocess,
+          from: bottom.tapTensor,
+          fromShape: bottom.featureShape,
+          outputStride: b.outputStride,
+        });
+        if (opts.backboneWeights?.size) top.setWeights(opts.backboneWeights);
+        return { frozen: bottom, trainable: top };
+      }
       if (b.trainable) {
-        if (b.outputStride && b.outputStride !== 32) {
-          throw new Error(
-            `backbone.outputStride ${b.outputStride} needs a frozen backbone: tfjs cannot train dilated depthwise convolutions (set trainable: false, or drop outputStride)`,
-          );
-        }
-        const net = await importOnnxBackbone({ path, tap: b.tap, preprocess: b.preprocess });
+        const net = await importOnnxBackbone({
+          path,
+          tap: b.tap,
+          preprocess: b.preprocess,
+          outputStride: b.outputStride,
+        });
         if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: net };
       }
@@ -133,7 +162,8 @@ export async function prepareData(
   const cacheDir = resolveRepoPath(config.featureCacheDir);
   const { frozen, trainable } = await buildBackbone(config, { cacheDir, backboneWeights: opts.backboneWeights });
   const preprocess = (frozen ?? trainable)!.preprocess;
-  const featureShape = (frozen ?? trainable)!.featureShape;
+  // With both, the frozen bottom feeds the trainable top: the model sees the top's maps.
+  const featureShape = (trainable ?? frozen)!.featureShape;
   const sources: PreparedData['sources'] = {};
   const itemsBySplit: Record<SplitName, DatasetItem[]> = { train: [], val: [], test: [], metrics: [] };
   const skipped: SkippedFile[] = [];
@@ -160,12 +190,13 @@ export async function prepareData(
         spec: { n: store.n, shape: store.shape, encoding: store.encoding, quantization: store.quantization },
         data: store.data,
       });
-      sources[split] = sharedFeatureSource({
+      const cached = sharedFeatureSource({
         orig: shared(orig.store),
         flip: mirrored ? shared(mirrored.store) : null,
         keep: Int32Array.from(keep),
         labels: labelsOf(kept),
       });
+      sources[split] = trainable ? throughBackbone(cached, trainable) : cached;
     } else {
       const size = preprocess.size;
       const decoded = await decodeMany(items, size, {});

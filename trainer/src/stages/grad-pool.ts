@@ -36,7 +36,8 @@ export function resolveTrainThreads(
     if (!source.sharedFeatures) return { threads: 1, why: 'the cached features are not in shared memory' };
   } else {
     if (!backbone.workerRecipe) return { threads: 1, why: 'this backbone cannot be rebuilt in a worker thread' };
-    if (!source.shared) return { threads: 1, why: 'the training images are not in shared memory' };
+    if (!source.shared && !source.sharedFeatures?.throughBackbone)
+      return { threads: 1, why: 'the training images are not in shared memory' };
   }
   if (setting !== 'auto') return { threads: setting, why: 'trainThreads in the config' };
   if (backend !== 'wasm' && backend !== 'cpu')
@@ -59,7 +60,8 @@ export async function startGradPoolFor(
   if (!train) return { pool: null, threads: 1, why: 'no training source' };
   const { threads, why } = resolveTrainThreads(opts.threads, opts.backend, backbone, train);
   if (threads < 2) return { pool: null, threads, why };
-  const inShared = (src: FeatureSource | undefined) => (backbone ? !!src?.shared : !!src?.sharedFeatures);
+  const inShared = (src: FeatureSource | undefined) =>
+    backbone ? !!src?.shared || !!src?.sharedFeatures?.throughBackbone : !!src?.sharedFeatures;
   const shared = Object.fromEntries(Object.entries(data.sources).filter(([, src]) => inShared(src))) as {
     train: FeatureSource;
   } & Record<string, FeatureSource>;
@@ -127,7 +129,9 @@ export class GradPool {
     const sources: GradWorkerInit['sources'] = {};
     const featureSources: GradWorkerInit['featureSources'] = {};
     for (const [name, source] of Object.entries(opts.sources)) {
-      if (backbone) {
+      if (backbone && source.sharedFeatures?.throughBackbone) {
+        featureSources[name] = source.sharedFeatures;
+      } else if (backbone) {
         if (!source.shared) throw new Error(`gradient workers: the ${name} images are not in shared memory`);
         sources[name] = source.shared;
       } else {

@@ -13,7 +13,7 @@ import { Rng } from '../core/rng.ts';
 import { initBackend } from '../tf/backend.ts';
 import { gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
-import { sharedFeatureSource, sharedImageSource, type FeatureSource } from './sources.ts';
+import { sharedFeatureSource, sharedImageSource, throughBackbone, type FeatureSource } from './sources.ts';
 import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
 
 const port = parentPort;
@@ -30,9 +30,13 @@ let ready: Promise<Model> = (async () => {
   await initBackend(init.backend, { quiet: true });
   const backbone = init.backbone ? await buildFromRecipe<TrainableBackbone>(init.backbone) : null;
   const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
-  const sources = new Map<string, FeatureSource>(
-    Object.entries(init.featureSources).map(([name, shared]) => [name, sharedFeatureSource(shared)] as const),
-  );
+  const sources = new Map<string, FeatureSource>();
+  for (const [name, shared] of Object.entries(init.featureSources)) {
+    if (shared.throughBackbone && !backbone)
+      throw new Error(`feature source "${name}" feeds a backbone top that was not sent`);
+    const cached = sharedFeatureSource(shared);
+    sources.set(name, shared.throughBackbone && backbone ? throughBackbone(cached, backbone) : cached);
+  }
   for (const [name, shared] of Object.entries(init.sources)) {
     if (!backbone) throw new Error(`image source "${name}" sent without a backbone to run on it`);
     sources.set(name, sharedImageSource(shared, backbone));

@@ -50,6 +50,8 @@ export interface SharedFeatureSource {
   /** Store index of each item (items the backbone could not read are left out). */
   keep: Int32Array;
   labels: Int32Array;
+  /** The cached maps are a frozen bottom's: the trainable backbone (its top) runs on them (throughBackbone). */
+  throughBackbone?: boolean;
 }
 
 /** Everything a worker thread needs to rebuild an image source (structured-cloneable, images not copied). */
@@ -155,6 +157,20 @@ export function sharedFeatureSource(shared: SharedFeatureSource): FeatureSource 
   return {
     ...cachedSource(view(shared.orig), shared.flip ? view(shared.flip) : null, shared.labels),
     sharedFeatures: shared,
+  };
+}
+
+/**
+ * Cached maps of a network's frozen bottom through its trainable top: partial fine-tuning,
+ * where only the top runs inside the gradient tape.
+ */
+export function throughBackbone(cached: FeatureSource, top: TrainableBackbone): FeatureSource {
+  return {
+    ...cached,
+    shape: top.featureShape,
+    canAugment: false,
+    features: (indices, flipped, training) => top.apply(cached.features(indices, flipped, false), training),
+    sharedFeatures: cached.sharedFeatures ? { ...cached.sharedFeatures, throughBackbone: true } : undefined,
   };
 }
 
