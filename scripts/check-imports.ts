@@ -3,7 +3,8 @@
  * inside trainer/src each folder imports only from its own folder and from
  * folders of lower layers; shared imports nothing from trainer, edge or site;
  * edge and site import from shared only; tests import nothing from trainer/bench
- * (bench code's own tests in tests/bench excepted); and there is no import cycle.
+ * (bench code's own tests in tests/bench excepted); and there is no import cycle,
+ * in those trees or in tests, benchmarks and scripts.
  * Every import counts, type-only and dynamic ones included.
  *
  *   node scripts/check-imports.ts [repository root]
@@ -274,7 +275,10 @@ export function checkImports(root: string): string[] {
   const sourceEdges = collectImports(root, SOURCE_DIRS);
   const testEdges = collectImports(root, ['tests']);
   const problems = [...sourceEdges, ...testEdges].flatMap(directionProblems);
-  for (const cycle of findCycles(sourceEdges)) problems.push(`import cycle: ${cycle.join(' → ')}`);
+  // Cycles are looked for everywhere: tests, benchmarks and scripts too.
+  const otherEdges = collectImports(root, ['trainer/bench', 'edge/scripts', 'edge/bench', 'scripts']);
+  for (const cycle of findCycles([...sourceEdges, ...testEdges, ...otherEdges]))
+    problems.push(`import cycle: ${cycle.join(' → ')}`);
   return problems;
 }
 
