@@ -1,17 +1,16 @@
 /** `npm run train`: resolve a preset (plus overrides) and train a run, or print the resolved config. */
 import { readFile } from 'node:fs/promises';
-import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
+import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../config/presets.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
        npm run train --workspace trainer -- --preset <name> [--config <overrides.json>] --print-config
 
-  --preset   demo (synthetic birds, no download), cub200 (default CUB recipe), cub200-paper (the paper's recipe),
-             cub200-finetune (cub200 with the backbone fine-tuned; docs/config.md lists what each preset sets)
+  --preset   ${PRESET_NAMES.map((n) => `${n}: ${PRESET_DESCRIPTIONS[n]}`).join('\n             ')}
   --data     dataset: CUB-200-2011 as distributed, the cropped layout (train_cropped/), or one folder per class
              (demo: optional, the synthetic dataset is generated on first use)
   --out      run directory: config.json, metrics.jsonl, checkpoints/, model/, summary.json
-  --config   JSON file whose fields override the preset (validated)
+  --config   JSON file whose fields override the preset (validated; fields: docs/config.md)
   --resume   continue a stopped run from its last checkpoint
   --print-config  print the resolved config (JSON, every default filled in) and exit without training`;
 

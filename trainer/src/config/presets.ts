@@ -178,6 +178,14 @@ export const PRESETS = {
   'cub200-finetune': cub200Finetune,
 } satisfies Record<string, TrainConfigInput>;
 export type PresetName = keyof typeof PRESETS;
+
+/** One line per preset, for `train --help` and docs/config.md. */
+export const PRESET_DESCRIPTIONS: Record<PresetName, string> = {
+  demo: 'synthetic birds (no download), a small CNN trained from scratch',
+  cub200: 'the default CUB recipe: frozen int8 MobileNetV2 on a 14x14 grid (docs/cub-preset.md)',
+  'cub200-paper': "the paper's recipe on the frozen MobileNetV2, for comparison",
+  'cub200-finetune': 'cub200 with the MobileNetV2 fine-tuned in the joint stage and online augmentation (for a GPU)',
+};
 export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 
 const isPresetName = (name: string): name is PresetName => Object.hasOwn(PRESETS, name);
