@@ -45,7 +45,7 @@ manifest that fails the schema and names the field.
 | \`prototypes/NNNN/nearest-K.webp\` | its K-th nearest training patch (other images) |
 | \`${ONNX_FILES.fp32}\` | the exported model, float32: photo (NHWC RGB 0-255) in, logits, similarities and distances out |
 | \`${ONNX_FILES.int8}\` | the deployed model: int8 weights, float compute (what the edge runs by default) |
-| \`model/model.json\`, \`model/weights.bin\` | the trainer's own model (what \`npm run explain\` runs) |
+| \`model/model.json\`, \`model/weights.bin\` | the trainer's own model (what \`npm run explain --workspace trainer\` runs) |
 | \`backbone/\` | a copy of a frozen pretrained backbone, so the bundle works without the dataset folder |
 
 The edge serves only \`${MANIFEST_FILE}\`, \`prototypes/\` and \`onnx/\` (under \`/bundle/\`; [api.md](api.md)).

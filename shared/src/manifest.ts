@@ -178,7 +178,9 @@ export const ManifestSchema = z.object({
         .object({ id: z.string(), version: z.string() })
         .nullable()
         .optional()
-        .describe('the version this one was edited from (`npm run edit`); absent or null for a trained model'),
+        .describe(
+          'the version this one was edited from (`npm run edit --workspace trainer`); absent or null for a trained model',
+        ),
     })
     .describe('which model this is'),
   classes: z
@@ -233,7 +235,7 @@ export const ManifestSchema = z.object({
         .optional()
         .describe(
           'size and sha256 of every file in the bundle but manifest.json, sorted by path: what ' +
-            '`npm run bundle -- --verify` and the edge check',
+            '`npm run bundle --workspace trainer -- --verify` and the edge check',
         ),
     })
     .describe('the model files'),

@@ -28,6 +28,14 @@ import {
   wrongClassMaskTensor,
   type LastLayerSettings,
 } from '../src/stages/last-layer.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] [--epochs N] [--l1 a,b,c] [--lr x]
+
+Stage 3 accuracy against sparsity, from a run's push-tune checkpoint, for each L1 strength and solver.`,
+);
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
