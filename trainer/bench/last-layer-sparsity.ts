@@ -91,11 +91,11 @@ const settings: LastLayerSettings[] = [
   { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
   ...values.l1!.split(',').map((s) => ({ lr: Number(values.lr), l1: Number(s), l1Solver: 'proximal' as const })),
 ];
-for (const ll of settings) {
+for (const lastLayerConfig of settings) {
   head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));
-  if (ll.l1Solver === 'proximal') recenterRows(head);
+  if (lastLayerConfig.l1Solver === 'proximal') recenterRows(head);
   const mask = wrongClassMaskTensor(head);
-  const optimizer = lastLayerOptimizer(head, ll, mask);
+  const optimizer = lastLayerOptimizer(head, lastLayerConfig, mask);
   const rng = new Rng(config.seed);
   const t0 = Date.now();
   let best = 0;
@@ -104,8 +104,8 @@ for (const ll of settings) {
       head,
       data: sims,
       batchSize: config.lastLayer.batchSize,
-      l1: ll.l1,
-      proximal: ll.l1Solver === 'proximal',
+      l1: lastLayerConfig.l1,
+      proximal: lastLayerConfig.l1Solver === 'proximal',
       optimizer,
       rng,
     });
@@ -115,6 +115,6 @@ for (const ll of settings) {
   optimizer.dispose();
   mask.dispose();
   console.log(
-    `${ll.l1Solver.padEnd(12)} ${ll.lr.toExponential(0).padStart(7)} ${ll.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
+    `${lastLayerConfig.l1Solver.padEnd(12)} ${lastLayerConfig.lr.toExponential(0).padStart(7)} ${lastLayerConfig.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
   );
 }
