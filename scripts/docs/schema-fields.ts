@@ -232,7 +232,13 @@ export function fieldTable(rows: FieldRow[], opts: { showDefaults?: boolean } = 
     const when = r.variants.length ? ` (${variantLabel(r.variants)})` : '';
     const def = r.default !== null ? `\`${cell(r.default)}\`` : r.required ? 'required' : '—';
     const type = showDefaults || r.required ? r.type : `${r.type} (optional)`;
-    const cells = [`\`${r.path}\``, type, ...(showDefaults ? [def] : []), cell(r.allowed), cell(r.description + when)];
+    const cells = [
+      `\`${r.path}\``,
+      type,
+      ...(showDefaults ? [def] : []),
+      cell(r.allowed),
+      cell((r.description + when).trim()),
+    ];
     return `| ${cells.join(' | ')} |`;
   });
   return [head, ...lines].join('\n');
