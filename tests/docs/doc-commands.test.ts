@@ -1,4 +1,5 @@
 /** Every command shown in README.md and docs/ runs as written (scripts exist, files answer --help with the flags). */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkCommand, checkDocCommands, extractCommands } from '../../scripts/check-doc-commands.ts';
 
@@ -43,6 +44,15 @@ describe('doc command check', () => {
       "runs a .ts file with the shell's node, which may predate Node 24: write node_modules/.bin/node",
     ]);
     expect(await checkCommand('npm run train --workspace trainer -- --preset demo --print-config')).toEqual([]);
+  });
+
+  it('README.md stays a newcomer page: at most 8 KB, with the two set-up commands', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url));
+    expect(readme.length).toBeLessThanOrEqual(8 * 1024);
+    const commands = extractCommands(readme.toString('utf8'), 'README.md').map((c) => c.text);
+    expect(commands).toEqual(expect.arrayContaining(['npm ci', 'npm start', 'npm test']));
+    expect(readme.toString('utf8')).toContain('npm ci && npm start');
+    expect(readme.toString('utf8')).toContain('npm ci && npm test');
   });
 
   it('every command in README.md and docs/*.md runs as written', { timeout: 300_000 }, async () => {
