@@ -97,7 +97,7 @@ const LrSchema = z
   })
   .describe('learning rate per parameter group (0 freezes the group)');
 
-const PhaseSchema = z.object({
+export const PhaseSchema = z.object({
   epochs: z.number().int().nonnegative().describe('epochs of this phase (0 skips it)'),
   batchSize: z.number().int().positive().default(80).describe('images per optimiser step'),
   lr: LrSchema.prefault({}),
