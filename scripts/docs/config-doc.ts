@@ -71,6 +71,8 @@ config of a preset (every default filled in) without training:
 \`\`\`sh
 npm run train --workspace trainer -- --preset cub200 --print-config
 npm run train --workspace trainer -- --preset demo --config overrides.json --print-config
+# only the JSON (npm prints no banner), e.g. to save it as a starting point for an overrides file
+npm run --silent train --workspace trainer -- --preset cub200 --print-config > cub200.json
 \`\`\`
 
 ## Presets
