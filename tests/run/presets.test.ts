@@ -37,7 +37,7 @@ describe('presets', () => {
     expect(cub.head.addOn.map((a) => a.activation)).toEqual(['relu', 'l2norm']);
     expect(cub.joint.epochs).toBe(0);
     expect(cub.joint.lr).toEqual(paper.joint.lr);
-    expect(finetune.backbone).toMatchObject({ trainable: true, outputStride: 32 });
+    expect(finetune.backbone).toMatchObject({ trainable: true, outputStride: 16 });
     expect(finetune.data.augment.enabled).toBe(true);
     expect(finetune.lastLayer).toEqual(cub.lastLayer);
     expect(finetune.pushTune).toMatchObject({ epochs: 3, batchSize: 32, microBatch: 8, schedule: 'cosine' });
