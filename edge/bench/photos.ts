@@ -26,7 +26,8 @@ import { answerHelp } from '../scripts/usage.ts';
 
 answerHelp(
   import.meta,
-  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/photos.ts [--runs 40] [--only node|workerd] [--base <dir>]
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/photos.ts \\
+         [--runs 40] [--only node|workerd] [--base <dir>]
 
 POST /classify with phone-sized photos on Node and under wrangler dev: p50/p99 of every step.
   --base <dir>  also run another checkout's edge/src, taking turns request by request, and print the ratios`,

@@ -43,9 +43,9 @@ manifest that fails the schema and names the field.
 | \`prototypes/NNNN/source.webp\` | the training image the prototype was pushed onto, with the box drawn |
 | \`prototypes/NNNN/heatmap.webp\` | its activation map, upsampled bicubically over the image |
 | \`prototypes/NNNN/nearest-K.webp\` | its K-th nearest training patch (other images) |
-| \`${ONNX_FILES.fp32}\` | the exported model, float32: photo (NHWC RGB 0-255) in, logits, similarities and distances out |
+| \`${ONNX_FILES.fp32}\` | the exported model, float32: photo (NHWC RGB 0-255) in; logits, similarities, distances out |
 | \`${ONNX_FILES.int8}\` | the deployed model: int8 weights, float compute (what the edge runs by default) |
-| \`model/model.json\`, \`model/weights.bin\` | the trainer's own model (what \`npm run explain --workspace trainer\` runs) |
+| \`model/model.json\`, \`model/weights.bin\` | the trainer's model (\`npm run explain --workspace trainer\` runs it) |
 | \`backbone/\` | a copy of a frozen pretrained backbone, so the bundle works without the dataset folder |
 
 The edge serves only \`${MANIFEST_FILE}\`, \`prototypes/\` and \`onnx/\` (under \`/bundle/\`; [api.md](api.md)).

@@ -179,7 +179,8 @@ export const ManifestSchema = z.object({
         .nullable()
         .optional()
         .describe(
-          'the version this one was edited from (`npm run edit --workspace trainer`); absent or null for a trained model',
+          'the version this one was edited from (`npm run edit --workspace trainer`); ' +
+            'absent or null for a trained model',
         ),
     })
     .describe('which model this is'),

@@ -24,7 +24,8 @@ import { answerHelp } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
-  `usage: node_modules/.bin/node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] [--config overrides.json]
+  `usage: node_modules/.bin/node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] \\
+         [--config overrides.json]
        node_modules/.bin/node trainer/bench/cub-targets.ts --run <run dir>
 
 The CUB model-quality targets: trains the preset on ../shared/data/cub200 (or reads a finished run) and prints

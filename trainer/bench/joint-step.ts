@@ -28,7 +28,8 @@ import { answerHelp } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
-  `usage: node_modules/.bin/node trainer/bench/joint-step.ts [onnx-mobilenetv2|teachable-0.35] [batch=32] [steps=3] [microBatch=8] [threads=cores]
+  `usage: node_modules/.bin/node trainer/bench/joint-step.ts [onnx-mobilenetv2|teachable-0.35] \\
+         [batch=32] [steps=3] [microBatch=8] [threads=cores]
 
 Speed of one joint-stage step (backbone + head, forward, backward, Adam) at 224 px on the selected tfjs backend.`,
 );

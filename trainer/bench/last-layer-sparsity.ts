@@ -1,6 +1,6 @@
 /**
  * Stage 3's accuracy against sparsity: from a run's push-tune checkpoint (the
- * last layer as it enters stage 3), fit the last layer with each L1 strength and
+ * last layer as it enters stage 3), setting the last layer with each L1 strength and
  * solver and print validation top-1 beside the share of wrong-class weights that
  * are exactly 0. The default strength of the presets is picked from this curve.
  *
@@ -32,7 +32,8 @@ import { answerHelp } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
-  `usage: node_modules/.bin/node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] [--epochs N] [--l1 a,b,c] [--lr x]
+  `usage: node_modules/.bin/node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] \\
+         [--epochs N] [--l1 a,b,c] [--lr x]
 
 Stage 3 accuracy against sparsity, from a run's push-tune checkpoint, for each L1 strength and solver.`,
 );
@@ -91,11 +92,11 @@ const settings: LastLayerSettings[] = [
   { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
   ...values.l1!.split(',').map((s) => ({ lr: Number(values.lr), l1: Number(s), l1Solver: 'proximal' as const })),
 ];
-for (const lastLayerConfig of settings) {
+for (const setting of settings) {
   head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));
-  if (lastLayerConfig.l1Solver === 'proximal') recenterRows(head);
+  if (setting.l1Solver === 'proximal') recenterRows(head);
   const mask = wrongClassMaskTensor(head);
-  const optimizer = lastLayerOptimizer(head, lastLayerConfig, mask);
+  const optimizer = lastLayerOptimizer(head, setting, mask);
   const rng = new Rng(config.seed);
   const t0 = Date.now();
   let best = 0;
@@ -104,8 +105,8 @@ for (const lastLayerConfig of settings) {
       head,
       data: sims,
       batchSize: config.lastLayer.batchSize,
-      l1: lastLayerConfig.l1,
-      proximal: lastLayerConfig.l1Solver === 'proximal',
+      l1: setting.l1,
+      proximal: setting.l1Solver === 'proximal',
       optimizer,
       rng,
     });
@@ -115,6 +116,6 @@ for (const lastLayerConfig of settings) {
   optimizer.dispose();
   mask.dispose();
   console.log(
-    `${lastLayerConfig.l1Solver.padEnd(12)} ${lastLayerConfig.lr.toExponential(0).padStart(7)} ${lastLayerConfig.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
+    `${setting.l1Solver.padEnd(12)} ${setting.lr.toExponential(0).padStart(7)} ${setting.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
   );
 }

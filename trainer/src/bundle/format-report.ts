@@ -13,7 +13,8 @@ export function formatBundleReport(r: BundleReport): string {
   const p = r.metrics.pruning;
   return [
     `bundle written to ${r.dir}`,
-    `  ${r.prototypes} prototypes (${r.pruned} pruned), pictures ${megabytes(r.imageBytes)}, bundle ${megabytes(r.totalBytes)}`,
+    `  ${r.prototypes} prototypes (${r.pruned} pruned), ` +
+      `pictures ${megabytes(r.imageBytes)}, bundle ${megabytes(r.totalBytes)}`,
     `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}), top-5 ${pct(r.metrics.val?.top5)}`,
     `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}${interval95(e.interval95?.consistency)}, stability ${pct(e.stability)}${interval95(e.interval95?.stability)}${on(e.measuredOn)}, synthetic part coverage ${pct(e.partCoverage)}`,
     p

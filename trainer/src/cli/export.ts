@@ -40,7 +40,8 @@ runMain(async () => {
   const megabytes = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   process.stdout.write(
     `${[
-      `exported ${fp32.file} (${megabytes(fp32.bytes)}, opset ${fp32.opset}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+      `exported ${fp32.file} (${megabytes(fp32.bytes)}, opset ${fp32.opset}) ` +
+        `in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
       `  input  ${fp32.input.name} ${fp32.input.layout} [${fp32.manifest.inputs[0].shape.join(', ')}]: ${fp32.input.description}`,
       ...fp32.manifest.outputs.map((o) => `  output ${o.name} [${o.shape.join(', ')}]`),
       ...(int8
