@@ -1,6 +1,6 @@
 /**
  * Stage 3's accuracy against sparsity: from a run's push-tune checkpoint (the
- * last layer as it enters stage 3), setting the last layer with each L1 strength and
+ * last layer as it enters stage 3), fit the last layer with each L1 strength and
  * solver and print validation top-1 beside the share of wrong-class weights that
  * are exactly 0. The default strength of the presets is picked from this curve.
  *
