@@ -282,7 +282,15 @@ export function checkImports(root: string): string[] {
   return problems;
 }
 
+const USAGE = `usage: node_modules/.bin/node scripts/check-imports.ts [repository root]
+
+Checks that imports follow the layers of docs/architecture.md and form no cycle (also run by npm run lint).`;
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
   const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
   const problems = checkImports(root);
   for (const p of problems) process.stdout.write(`${p}\n`);

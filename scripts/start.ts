@@ -79,7 +79,16 @@ function sampleImage(): string | null {
   return null;
 }
 
+const USAGE = `usage: npm start
+
+Builds the demo bundle if there is none (or uses $PROTOATLAS_BUNDLE), builds the atlas, starts the edge API
+under wrangler dev and serves the atlas. Ports: EDGE_PORT (default 8787), SITE_PORT (default 4321).`;
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
   const bundle = resolve(ROOT, process.env.PROTOATLAS_BUNDLE ?? 'runs/demo/bundle');
   if (!existsSync(join(bundle, 'manifest.json'))) {
     if (process.env.PROTOATLAS_BUNDLE)

@@ -19,6 +19,14 @@ import sharp from 'sharp';
 import { resizeStretch } from '@protoatlas/shared';
 import { benchBundle } from './bench-bundle.ts';
 import { startWranglerDev } from '../scripts/dev-server.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: [EDGE_BENCH_REQUESTS=2000] PROTOATLAS_BUNDLE=<bundle> npm run bench --workspace edge
+
+The edge under local workerd: warm inference against onnxruntime-node, latency, and a load run with memory.`,
+);
 
 /** Requests per load run (EDGE_BENCH_REQUESTS; 2,000 by default, as the issue asks). */
 const LOAD_REQUESTS = Number(process.env.EDGE_BENCH_REQUESTS ?? 2000);

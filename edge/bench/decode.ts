@@ -16,6 +16,14 @@ import { WasmJpegDecoder, jpegShrinkOnLoad, readImageHeader } from '@protoatlas/
 import { ensureImageData } from '../src/decode.ts';
 import { benchBundle } from './bench-bundle.ts';
 import { benchPhotos, pct } from './photos.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/decode.ts [--runs 40] [--size 224]
+
+JPEG decoding alone: the shared libjpeg-turbo wasm at the edge's scale against @jsquash/jpeg.`,
+);
 
 const require = createRequire(import.meta.url);
 const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));

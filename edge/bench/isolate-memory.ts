@@ -6,7 +6,8 @@
  * Workers limit an isolate to 128 MB. <photo> is a file, or `12mp` /
  * `12mp-progressive` for the 12 MP JPEGs of the photo benchmark (made with sharp).
  *
- *   PROTOATLAS_BUNDLE=runs/demo/bundle node_modules/.bin/node edge/bench/isolate-memory.ts [requests=2000] [concurrency=8] <photo>
+ *   PROTOATLAS_BUNDLE=runs/demo/bundle node_modules/.bin/node edge/bench/isolate-memory.ts \\
+         [requests=2000] [concurrency=8] <photo>
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -15,6 +16,15 @@ import { join } from 'node:path';
 import { benchBundle } from './bench-bundle.ts';
 import { Inspector } from './inspector.ts';
 import { benchPhotos } from './photos.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/isolate-memory.ts \\
+         [requests=2000] [concurrency=8] <photo>
+
+Isolate memory of the edge under workerd while classifying <photo> (a file, or 12mp / 12mp-progressive).`,
+);
 
 const [nArg, cArg, photoArg] = process.argv.slice(2);
 const N = Number(nArg ?? 2000);

@@ -22,6 +22,16 @@ import sharp, { type Sharp } from 'sharp';
 import { DEFAULT_CONFIG } from '../src/config.ts';
 import { benchBundle } from './bench-bundle.ts';
 import { startWranglerDev } from '../scripts/dev-server.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/photos.ts \\
+         [--runs 40] [--only node|workerd] [--base <dir>]
+
+POST /classify with phone-sized photos on Node and under wrangler dev: p50/p99 of every step.
+  --base <dir>  also run another checkout's edge/src, taking turns request by request, and print the ratios`,
+);
 
 const STEPS = ['decode', 'preprocess', 'inference', 'explain', 'total'] as const;
 type Step = (typeof STEPS)[number];

@@ -17,6 +17,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as ortNode from 'onnxruntime-node';
 import { benchBundle } from './bench-bundle.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/wasm-runtime.ts [runs per request=10]
+
+The bundle's ONNX model timed in onnxruntime-node, onnxruntime-web in Node and onnxruntime-web inside workerd.`,
+);
 
 const EDGE = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const RUNS = Number(process.argv[2] ?? 10);

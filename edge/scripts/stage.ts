@@ -9,6 +9,14 @@
 import { copyFile, link, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseManifest, type Manifest } from '@protoatlas/shared';
+import { answerHelp } from './usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node edge/scripts/stage.ts <bundle dir> <out dir>
+
+Stages a bundle's public files (manifest.json, prototypes/, onnx/) as the Worker's static assets.`,
+);
 
 /** Workers static assets refuse larger files. */
 const MAX_ASSET_BYTES = 25 * 1024 * 1024;

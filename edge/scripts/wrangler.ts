@@ -14,6 +14,16 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stageBundle } from './stage.ts';
+import { answerHelp } from './usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> npm run dev --workspace edge [-- --port 8787 --ip <address>]
+       PROTOATLAS_BUNDLE=<bundle> npm run deploy --workspace edge
+
+Stages the bundle as static assets and runs wrangler dev or deploy with the root wrangler.toml.
+dev listens on 127.0.0.1 unless --ip is given; other arguments go to wrangler (npx wrangler dev --help).`,
+);
 
 const EDGE = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const ROOT = resolve(EDGE, '..');

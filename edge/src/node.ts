@@ -49,7 +49,22 @@ export function createNodeApp(bundleDir: string, config?: EdgeConfig) {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const usage =
+    'usage: PROTOATLAS_BUNDLE=<bundle dir> npm run start --workspace edge [-- --port 8788] [--host 127.0.0.1]\n\n' +
+    'Serves the edge API on Node for a bundle (port: --port, else $PORT, else 8788).';
+  let values: { port?: string; host?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
   const bundle = process.env.PROTOATLAS_BUNDLE;
   if (!bundle) {
     console.error('PROTOATLAS_BUNDLE must name a model bundle directory (e.g. runs/demo/bundle)');

@@ -37,42 +37,46 @@ export const BoxSchema = z
 
 export const EvidenceSchema = z
   .object({
-    prototypeId: z.number().int(),
-    prototypeClassId: z.number().int(),
+    prototypeId: z.number().int().openapi({ description: 'The prototype (GET /prototypes/{id}).' }),
+    prototypeClassId: z.number().int().openapi({ description: 'The class the prototype belongs to.' }),
     similarity: z.number().openapi({ description: 'log((d+1)/(d+eps)) at the best-matching patch.' }),
     weight: z.number().openapi({ description: 'Last-layer weight from the prototype to this class.' }),
     contribution: z.number().openapi({
       description: 'similarity x weight: points given to this class. Over all prototypes they sum to the logit.',
     }),
-    box: BoxSchema,
-    prototypeImageUrl: z.string().nullable(),
-    sourceImageUrl: z.string().nullable(),
-    heatmapImageUrl: z.string().nullable(),
+    box: BoxSchema.openapi({ description: 'Where in the photo the prototype matched best.' }),
+    prototypeImageUrl: z.string().nullable().openapi({ description: "The prototype's patch picture." }),
+    sourceImageUrl: z.string().nullable().openapi({ description: 'The training image it comes from, boxed.' }),
+    heatmapImageUrl: z.string().nullable().openapi({ description: 'Its activation map over that image.' }),
   })
   .openapi('Evidence');
 
 export const PredictionSchema = z
   .object({
     classId: z.number().int(),
-    label: z.string(),
-    key: z.string(),
-    probability: z.number(),
+    label: z.string().openapi({ description: 'Display name of the class.' }),
+    key: z.string().openapi({ description: "The class's key in the dataset." }),
+    probability: z.number().openapi({ description: 'Softmax of the logits over all classes.' }),
     logit: z.number(),
-    evidence: z.array(EvidenceSchema),
+    evidence: z.array(EvidenceSchema).openapi({ description: 'The prototypes that gave the most points.' }),
   })
   .openapi('Prediction');
 
 export const ClassifyResponse = z
   .object({
-    requestId: z.string(),
-    model: z.object({ id: z.string(), version: z.string(), precision: z.enum(['fp32', 'int8']) }),
-    image: z.object({
-      format: z.enum(['jpeg', 'png', 'webp']),
-      width: z.number().int(),
-      height: z.number().int(),
-      orientation: z.number().int(),
-    }),
-    predictions: z.array(PredictionSchema),
+    requestId: z.string().openapi({ description: 'Also in the X-Request-Id header; quote it in reports.' }),
+    model: z
+      .object({ id: z.string(), version: z.string(), precision: z.enum(['fp32', 'int8']) })
+      .openapi({ description: 'The model that answered and the ONNX file it ran.' }),
+    image: z
+      .object({
+        format: z.enum(['jpeg', 'png', 'webp']),
+        width: z.number().int(),
+        height: z.number().int(),
+        orientation: z.number().int(),
+      })
+      .openapi({ description: 'The photo as decoded: size after EXIF orientation (1-8, 1 = as stored).' }),
+    predictions: z.array(PredictionSchema).openapi({ description: 'The top classes, most probable first.' }),
     timings: z
       .object({
         decode: z.number(),
@@ -88,8 +92,10 @@ export const ClassifyResponse = z
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]),
-      message: z.string(),
+      code: z
+        .enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]])
+        .openapi({ description: 'Stable machine-readable cause.' }),
+      message: z.string().openapi({ description: 'What went wrong and how to fix it.' }),
       requestId: z.string().optional(),
     }),
   })
@@ -97,14 +103,18 @@ export const ErrorSchema = z
 
 export const HealthResponse = z
   .object({
-    ok: z.boolean(),
+    ok: z.boolean().openapi({ description: 'Whether the service can classify.' }),
     model: z.object({ id: z.string(), version: z.string() }).nullable(),
-    /** onnxruntime's wasm linear memory in this isolate (null before the first classification). */
-    wasmMemoryBytes: z.number().int().nullable(),
-    /** Why the service cannot classify (no bundle, or a model that does not match the manifest); null when ok. */
-    error: z.string().nullable(),
-    /** The largest the JPEG decoder's wasm memory has been (null before the first JPEG). */
-    jpegDecoderPeakBytes: z.number().int().nullable(),
+    wasmMemoryBytes: z.number().int().nullable().openapi({
+      description: "onnxruntime's wasm linear memory in this isolate (null before the first classification).",
+    }),
+    error: z.string().nullable().openapi({
+      description:
+        'Why the service cannot classify (no bundle, or a model that does not match the manifest); null when ok.',
+    }),
+    jpegDecoderPeakBytes: z.number().int().nullable().openapi({
+      description: "The largest the JPEG decoder's wasm memory has been (null before the first JPEG).",
+    }),
   })
   .openapi('Health');
 
@@ -116,10 +126,9 @@ export const ModelCardResponse = z
   .object({
     id: z.string(),
     version: z.string(),
-    parent: z
-      .object({ id: z.string(), version: z.string() })
-      .nullable()
-      .openapi({ description: 'The version this one was edited from (npm run edit); null for a trained model' }),
+    parent: z.object({ id: z.string(), version: z.string() }).nullable().openapi({
+      description: 'The version this one was edited from (npm run edit --workspace trainer); null for a trained model',
+    }),
     versions: z.array(
       z.object({
         id: z.string(),
@@ -136,8 +145,12 @@ export const ModelCardResponse = z
     classes: z.array(
       z.object({ id: z.number().int(), key: z.string(), name: z.string(), prototypes: z.number().int() }),
     ),
-    prototypes: z.object({ total: z.number().int(), live: z.number().int(), pruned: z.number().int() }),
-    input: z.object({ size: z.number().int(), resize: z.string(), layout: z.string() }),
+    prototypes: z
+      .object({ total: z.number().int(), live: z.number().int(), pruned: z.number().int() })
+      .openapi({ description: 'Prototype counts; live = not pruned.' }),
+    input: z
+      .object({ size: z.number().int(), resize: z.string(), layout: z.string() })
+      .openapi({ description: "The model's input: size x size pixels, how a photo is resized, tensor layout." }),
     accuracy: z.object({
       validation: AccuracySchema,
       test: AccuracySchema,
@@ -154,7 +167,9 @@ export const ModelCardResponse = z
       .nullable(),
     backbone: z.object({ kind: z.string(), description: z.string(), licence: z.string() }),
     dataset: z.object({ name: z.string(), licence: z.string() }),
-    links: z.object({ manifest: z.string().nullable() }),
+    links: z
+      .object({ manifest: z.string().nullable() })
+      .openapi({ description: "URL of the bundle's manifest.json (docs/bundle.md)." }),
   })
   .openapi('ModelCard');
 
@@ -172,9 +187,9 @@ export const PrototypeResponse = z
     className: z.string(),
     pruned: z.boolean(),
     prunedReason: z.string().nullable(),
-    weight: z.number(),
-    weights: z.array(z.number()),
-    purity: z.number().nullable(),
+    weight: z.number().openapi({ description: 'Last-layer weight to its own class.' }),
+    weights: z.array(z.number()).openapi({ description: 'Last-layer weights to every class, by class id.' }),
+    purity: z.number().nullable().openapi({ description: 'Share of its nearest training patches from its class.' }),
     source: z
       .object({
         imageId: z.string(),
@@ -189,18 +204,22 @@ export const PrototypeResponse = z
       source: z.string().nullable(),
       heatmap: z.string().nullable(),
     }),
-    nearest: z.array(
-      z.object({
-        imageId: z.string(),
-        classId: z.number().int(),
-        distance: z.number(),
-        box: BoxSchema,
-        image: z.string().nullable(),
-      }),
-    ),
-    /** What edits did to it (npm run edit), oldest first; empty for a model never edited. */
-    history: z.array(z.object({ version: z.string(), action: z.string(), note: z.string() })),
-    /** Why the candidate finder suggests reviewing it; empty when nothing stands out. */
-    review: z.array(z.object({ kind: z.string(), reason: z.string() })),
+    nearest: z
+      .array(
+        z.object({
+          imageId: z.string(),
+          classId: z.number().int(),
+          distance: z.number(),
+          box: BoxSchema,
+          image: z.string().nullable(),
+        }),
+      )
+      .openapi({ description: 'Its nearest training patches, nearest first.' }),
+    history: z.array(z.object({ version: z.string(), action: z.string(), note: z.string() })).openapi({
+      description: 'What edits did to it (npm run edit --workspace trainer), oldest first; empty if never edited.',
+    }),
+    review: z.array(z.object({ kind: z.string(), reason: z.string() })).openapi({
+      description: 'Why the candidate finder suggests reviewing it; empty when nothing stands out.',
+    }),
   })
   .openapi('Prototype');

@@ -102,23 +102,23 @@ export class WasmJpegDecoder {
       },
     };
     const inst = await WebAssembly.instantiate(this.module, imports);
-    const ex = inst.exports as unknown as Exports;
-    memory = ex.memory;
-    ex._initialize();
-    this.exports = ex;
-    return ex;
+    const wasmExports = inst.exports as unknown as Exports;
+    memory = wasmExports.memory;
+    wasmExports._initialize();
+    this.exports = wasmExports;
+    return wasmExports;
   }
 
   /** Runs `fn` with the file copied into wasm memory; a failure drops the instance. */
-  private async withFile<T>(bytes: Uint8Array, fn: (ex: Exports, src: number) => T): Promise<T> {
-    const ex = await this.instance();
-    const src = ex.jd_alloc(bytes.length);
+  private async withFile<T>(bytes: Uint8Array, fn: (wasmExports: Exports, src: number) => T): Promise<T> {
+    const wasmExports = await this.instance();
+    const src = wasmExports.jd_alloc(bytes.length);
     if (!src) throw new JpegDecodeError('out of memory for the file');
     try {
-      new Uint8Array(ex.memory.buffer, src, bytes.length).set(bytes);
-      const out = fn(ex, src);
-      ex.jd_free(src);
-      const used = ex.memory.buffer.byteLength;
+      new Uint8Array(wasmExports.memory.buffer, src, bytes.length).set(bytes);
+      const out = fn(wasmExports, src);
+      wasmExports.jd_free(src);
+      const used = wasmExports.memory.buffer.byteLength;
       this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, used);
       if (used > RESET_ABOVE_BYTES) this.exports = null;
       return out;
@@ -130,27 +130,27 @@ export class WasmJpegDecoder {
     }
   }
 
-  private static info(ex: Exports): JpegInfo & { warnings: number } {
-    const i = new Uint32Array(ex.memory.buffer, ex.jd_info(), 6);
+  private static info(wasmExports: Exports): JpegInfo & { warnings: number } {
+    const i = new Uint32Array(wasmExports.memory.buffer, wasmExports.jd_info(), 6);
     return { width: i[0], height: i[1], colorSpace: i[2], progressive: i[3] === 1, warnings: i[4], adobe: i[5] === 1 };
   }
 
   /** The stored size and colour space, from the headers only. */
   async header(bytes: Uint8Array): Promise<JpegInfo> {
-    return this.withFile(bytes, (ex, src) => {
-      ex.jd_header(src, bytes.length);
-      const { warnings: _, ...info } = WasmJpegDecoder.info(ex);
+    return this.withFile(bytes, (wasmExports, src) => {
+      wasmExports.jd_header(src, bytes.length);
+      const { warnings: _, ...info } = WasmJpegDecoder.info(wasmExports);
       return info;
     });
   }
 
   /** Decodes at 1/scale to RGB (grey replicated, CMYK and YCCK converted as libvips does). */
   async decode(bytes: Uint8Array, scale: JpegScale = 1): Promise<RgbPixels> {
-    return this.withFile(bytes, (ex, src) => {
-      const p = ex.jd_decode(src, bytes.length, scale);
-      const { width, height } = WasmJpegDecoder.info(ex);
-      const data = new Uint8Array(ex.memory.buffer, p, width * height * 3).slice();
-      ex.jd_free(p);
+    return this.withFile(bytes, (wasmExports, src) => {
+      const p = wasmExports.jd_decode(src, bytes.length, scale);
+      const { width, height } = WasmJpegDecoder.info(wasmExports);
+      const data = new Uint8Array(wasmExports.memory.buffer, p, width * height * 3).slice();
+      wasmExports.jd_free(p);
       return { data, width, height, channels: 3 as const };
     });
   }

@@ -1,15 +1,21 @@
+/**
+ * The bundle manifest's zod schema: the one contract between the trainer that writes a bundle and the edge
+ * and site that read it. docs/bundle.md is generated from it (scripts/gen-docs.ts).
+ */
 import { z } from 'zod';
 
 /** Bumped on any change that an older reader would misread. */
 export const MANIFEST_SCHEMA_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
 
-const BoxSchema = z.object({
-  x: z.number().int().nonnegative(),
-  y: z.number().int().nonnegative(),
-  w: z.number().int().positive(),
-  h: z.number().int().positive(),
-});
+const BoxSchema = z
+  .object({
+    x: z.number().int().nonnegative(),
+    y: z.number().int().nonnegative(),
+    w: z.number().int().positive(),
+    h: z.number().int().positive(),
+  })
+  .meta({ id: 'Box', description: 'a box in pixels: left, top, width, height' });
 const Rel = z
   .string()
   .min(1)
@@ -20,73 +26,87 @@ const Rel = z
 const Unit = z.number().min(0).max(1);
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
 
-const PatchRef = z.object({
-  /** Dataset image id (e.g. the CUB file name); the image itself is not shipped. */
-  imageId: z.string(),
-  classId: z.number().int().nonnegative(),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
-  patch: z.object({ row: z.number().int().nonnegative(), col: z.number().int().nonnegative() }),
-  distance: z.number().nonnegative(),
-  /** 95th-percentile activation box in the image's own pixels. */
-  box: BoxSchema,
-  /** Picture of the patch (a crop at `box`); absent for metadata-only neighbours. */
-  file: Rel.nullable(),
-});
+const PatchRef = z
+  .object({
+    imageId: z.string().describe('dataset image id (e.g. the CUB file name); the image itself is not shipped'),
+    classId: z.number().int().nonnegative(),
+    width: z.number().int().positive().describe("the image's width in pixels"),
+    height: z.number().int().positive().describe("the image's height in pixels"),
+    patch: z
+      .object({ row: z.number().int().nonnegative(), col: z.number().int().nonnegative() })
+      .describe('feature-grid cell of the patch'),
+    distance: z.number().nonnegative().describe('squared latent distance to the prototype'),
+    box: BoxSchema.describe("95th-percentile activation box in the image's own pixels"),
+    file: Rel.nullable().describe('picture of the patch (a crop at `box`); null for metadata-only neighbours'),
+  })
+  .meta({ id: 'PatchRef', description: 'a patch of a dataset image near a prototype' });
 
 export const REVIEW_KINDS = ['background', 'duplicate', 'impure'] as const;
-const ReviewFlag = z.object({ kind: z.enum(REVIEW_KINDS), reason: z.string() });
+const ReviewFlag = z.object({ kind: z.enum(REVIEW_KINDS), reason: z.string().describe('what the finder saw') });
 
 export const HISTORY_ACTIONS = ['drop', 'relabel', 'forbid', 'keep', 'repush'] as const;
-const HistoryEntry = z.object({ version: z.string(), action: z.enum(HISTORY_ACTIONS), note: z.string() });
+const HistoryEntry = z.object({
+  version: z.string().describe('the model version the edit made'),
+  action: z.enum(HISTORY_ACTIONS),
+  note: z.string(),
+});
 
 const PrototypeSchema = z.object({
-  id: z.number().int().nonnegative(),
-  classId: z.number().int().nonnegative(),
-  /** Last-layer weights from this prototype to every class. */
-  weights: z.array(z.number()),
-  pruned: z.boolean(),
-  /** Why it was pruned (null when kept). */
-  prunedReason: z.string().nullable(),
-  /** The training patch this prototype was projected onto (null before push). */
+  id: z.number().int().nonnegative().describe('its position in `prototypes`'),
+  classId: z.number().int().nonnegative().describe('the class it belongs to'),
+  weights: z.array(z.number()).describe('last-layer weights from this prototype to every class'),
+  pruned: z.boolean().describe('dropped by pruning or an edit (its weights are 0)'),
+  prunedReason: z.string().nullable().describe('why it was pruned (null when kept)'),
   source: z
     .object({
       imageId: z.string(),
       width: z.number().int().positive(),
       height: z.number().int().positive(),
       patch: z.object({ row: z.number().int().nonnegative(), col: z.number().int().nonnegative() }),
-      /** Latent squared distance moved at push. */
-      pushDistance: z.number().nonnegative(),
-      box: BoxSchema,
-      patchBox: BoxSchema,
-      receptiveField: BoxSchema.nullable(),
+      pushDistance: z.number().nonnegative().describe('latent squared distance moved at push'),
+      box: BoxSchema.describe("95th-percentile activation box in the image's own pixels"),
+      patchBox: BoxSchema.describe('the feature-grid cell, in image pixels'),
+      receptiveField: BoxSchema.nullable().describe("the cell's receptive field, in image pixels"),
     })
-    .nullable(),
-  files: z.object({ crop: Rel, source: Rel, heatmap: Rel }).nullable(),
-  nearest: z.object({ train: z.array(PatchRef), val: z.array(PatchRef) }),
-  /** Share of the nearest training patches from the prototype's own class. */
-  purity: Unit.nullable(),
-  /** Huang et al.'s part metrics of this prototype (part-annotated data only). */
+    .nullable()
+    .describe('the training patch this prototype was projected onto (null before push)'),
+  files: z
+    .object({ crop: Rel, source: Rel, heatmap: Rel })
+    .nullable()
+    .describe('its pictures: the patch crop, the source image with the box, the activation heatmap'),
+  nearest: z
+    .object({ train: z.array(PatchRef), val: z.array(PatchRef) })
+    .describe('its nearest training patches (other images, with crops) and validation patches'),
+  purity: Unit.nullable().describe("share of the nearest training patches from the prototype's own class"),
   parts: z
     .object({
-      /** Images of its class it was evaluated on. */
-      images: z.number().int().nonnegative(),
+      images: z.number().int().nonnegative().describe('images of its class it was evaluated on'),
       consistent: z.boolean(),
       topPart: z.string().nullable(),
       topPartFrequency: Unit,
       stability: Unit,
-      /** Share of those images where its region covers no annotated part (background). */
-      noPart: Unit,
+      noPart: Unit.describe('share of those images where its region covers no annotated part (background)'),
     })
     .nullable()
-    .optional(),
-  /** Why a person may want to drop or forbid it (candidate finder); empty when nothing stands out. */
-  review: z.array(ReviewFlag).optional(),
-  /** What edits did to it, oldest first (absent in a bundle never edited). */
-  history: z.array(HistoryEntry).optional(),
+    .optional()
+    .describe("Huang et al.'s part metrics of this prototype (part-annotated data only)"),
+  review: z
+    .array(ReviewFlag)
+    .optional()
+    .describe('why a person may want to drop or forbid it (candidate finder); empty when nothing stands out'),
+  history: z
+    .array(HistoryEntry)
+    .optional()
+    .describe('what edits did to it, oldest first (absent in a bundle never edited)'),
 });
 
-const AccuracySchema = z.object({ top1: Unit, top5: Unit, n: z.number().int().nonnegative() });
+const AccuracySchema = z
+  .object({
+    top1: Unit,
+    top5: Unit,
+    n: z.number().int().nonnegative().describe('images evaluated'),
+  })
+  .meta({ id: 'Accuracy', description: 'top-1 and top-5 accuracy (0-1) on n images' });
 
 const CurvePoint = z.object({
   stage: z.string(),
@@ -97,25 +117,28 @@ const CurvePoint = z.object({
   valTop5: z.number().nullable(),
 });
 
-const ExplanationSchema = z.object({
-  /** Mean share of the k nearest training patches from the prototype's class. */
-  purity: Unit.nullable(),
-  /** Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown. */
-  consistency: Unit.nullable(),
-  stability: Unit.nullable(),
-  /** Synthetic data: share of prototype boxes covering their class's true part. */
-  partCoverage: Unit.nullable(),
-  /** Which images consistency and stability were measured on ('metrics': held out for them alone). */
-  measuredOn: z
-    .object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() })
-    .nullable()
-    .optional(),
-  /** 95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors). */
-  interval95: z
-    .object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) })
-    .nullable()
-    .optional(),
-});
+const ExplanationSchema = z
+  .object({
+    purity: Unit.nullable().describe("mean share of the k nearest training patches from the prototype's class"),
+    consistency: Unit.nullable().describe(
+      'Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown',
+    ),
+    stability: Unit.nullable().describe(
+      'Huang et al. 2023, on part-annotated data (CUB); null where parts are unknown',
+    ),
+    partCoverage: Unit.nullable().describe("synthetic data: share of prototype boxes covering their class's true part"),
+    measuredOn: z
+      .object({ split: z.enum(['val', 'metrics']), images: z.number().int().nonnegative() })
+      .nullable()
+      .optional()
+      .describe("which images consistency and stability were measured on ('metrics': held out for them alone)"),
+    interval95: z
+      .object({ consistency: z.tuple([Unit, Unit]), stability: z.tuple([Unit, Unit]) })
+      .nullable()
+      .optional()
+      .describe('95% intervals of consistency and stability across prototypes (Wilson; mean ± 1.96 standard errors)'),
+  })
+  .meta({ id: 'Explanation', description: 'explanation quality metrics (0-1; null where not measured)' });
 
 const Count = z.number().int().nonnegative();
 
@@ -124,113 +147,149 @@ const VersionSchema = z.object({
   id: z.string(),
   version: z.string(),
   createdAt: z.iso.datetime(),
-  /** Version it was edited from (null: trained). */
-  parent: z.string().nullable(),
-  edits: z.object({ drop: Count, relabel: Count, forbid: Count, keep: Count }),
+  parent: z.string().nullable().describe('version it was edited from (null: trained)'),
+  edits: z.object({ drop: Count, relabel: Count, forbid: Count, keep: Count }).describe('edits applied, by kind'),
   val: AccuracySchema.nullable(),
   explanation: ExplanationSchema,
-  livePrototypes: z.number().int().nonnegative(),
+  livePrototypes: z.number().int().nonnegative().describe('prototypes not pruned'),
 });
 
-const ModelFile = z.object({
-  path: Rel,
-  bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-});
+const ModelFile = z
+  .object({
+    path: Rel.describe('path inside the bundle'),
+    bytes: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+  .meta({ id: 'FileRecord', description: "a bundle file's path, size and sha256" });
 
 export const ManifestSchema = z.object({
-  schema: z.literal('protoatlas-bundle'),
-  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
-  model: z.object({
-    id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
-    version: z.string().min(1),
-    createdAt: z.iso.datetime(),
-    preset: z.string(),
-    description: z.string(),
-    /** The version this one was edited from (`npm run edit`); absent or null for a trained model. */
-    parent: z.object({ id: z.string(), version: z.string() }).nullable().optional(),
-  }),
-  classes: z.array(z.object({ id: z.number().int().nonnegative(), key: z.string(), name: z.string() })).min(1),
-  preprocessing: z.object({
-    size: z.number().int().positive(),
-    mean: Triple,
-    std: Triple,
-    /** How the photo becomes size x size: stretched, ignoring aspect (as in training). */
-    resize: z.literal('stretch'),
-    /** Tensor layout the trainer feeds; the ONNX export documents its own input. */
-    layout: z.enum(['NHWC', 'NCHW']),
-  }),
-  featureGrid: z.object({
-    height: z.number().int().positive(),
-    width: z.number().int().positive(),
-    channels: z.number().int().positive(),
-  }),
-  prototypeDim: z.number().int().positive(),
-  similarityEpsilon: z.number().positive(),
+  schema: z.literal('protoatlas-bundle').describe('marks the file as a ProtoAtlas bundle manifest'),
+  schemaVersion: z
+    .literal(MANIFEST_SCHEMA_VERSION)
+    .describe('bumped on any change an older reader would misread; a reader refuses other versions'),
+  model: z
+    .object({
+      id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
+      version: z.string().min(1),
+      createdAt: z.iso.datetime(),
+      preset: z.string().describe('the training preset'),
+      description: z.string(),
+      parent: z
+        .object({ id: z.string(), version: z.string() })
+        .nullable()
+        .optional()
+        .describe(
+          'the version this one was edited from (`npm run edit --workspace trainer`); ' +
+            'absent or null for a trained model',
+        ),
+    })
+    .describe('which model this is'),
+  classes: z
+    .array(z.object({ id: z.number().int().nonnegative(), key: z.string(), name: z.string() }))
+    .min(1)
+    .describe('the classes, in logit order: id (its position), dataset key and display name'),
+  preprocessing: z
+    .object({
+      size: z.number().int().positive(),
+      mean: Triple,
+      std: Triple,
+      resize: z.literal('stretch').describe('how the photo becomes size x size: stretched, ignoring aspect'),
+      layout: z
+        .enum(['NHWC', 'NCHW'])
+        .describe('tensor layout the trainer feeds; the ONNX export documents its own input'),
+    })
+    .describe('how a photo becomes the model input (RGB in 0-1, then (x - mean) / std)'),
+  featureGrid: z
+    .object({
+      height: z.number().int().positive(),
+      width: z.number().int().positive(),
+      channels: z.number().int().positive(),
+    })
+    .describe("the backbone's feature map: one patch per cell"),
+  prototypeDim: z.number().int().positive().describe('channels of the latent space the prototypes live in'),
+  similarityEpsilon: z.number().positive().describe('eps of the similarity log((d+1)/(d+eps))'),
   receptiveField: z
     .object({ size: z.number().positive(), stride: z.number().positive(), start: z.number() })
-    .nullable(),
-  prototypes: z.array(PrototypeSchema).min(1),
-  files: z.object({
-    /** The trainer's own model (model.json + weights.bin): what `explain` runs. */
-    trainerModel: z.object({ json: Rel, weights: Rel }),
-    /** Backbone weights shipped with the bundle (frozen backbones), if any. */
-    backbone: z.array(ModelFile),
-    /** Exported ONNX models, when the export has run. */
-    onnx: z
-      .object({
-        fp32: ModelFile.nullable(),
-        int8: ModelFile.nullable(),
-        inputs: z.array(
-          z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])), layout: z.string() }),
+    .nullable()
+    .describe("a feature cell's receptive field in input pixels (null when unknown)"),
+  prototypes: z.array(PrototypeSchema).min(1).describe('every prototype, pruned ones included, by id'),
+  files: z
+    .object({
+      trainerModel: z
+        .object({ json: Rel, weights: Rel })
+        .describe("the trainer's own model (model.json + weights.bin): what `explain` runs"),
+      backbone: z.array(ModelFile).describe('backbone weights shipped with the bundle (frozen backbones), if any'),
+      onnx: z
+        .object({
+          fp32: ModelFile.nullable(),
+          int8: ModelFile.nullable().describe('the deployed model (int8 weights, float compute)'),
+          inputs: z.array(
+            z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])), layout: z.string() }),
+          ),
+          outputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) })),
+        })
+        .nullable()
+        .describe('exported ONNX models, when the export has run'),
+      // Absent in bundles built before it was added: they still load, unverified.
+      integrity: z
+        .array(ModelFile)
+        .optional()
+        .describe(
+          'size and sha256 of every file in the bundle but manifest.json, sorted by path: what ' +
+            '`npm run bundle --workspace trainer -- --verify` and the edge check',
         ),
-        outputs: z.array(z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) })),
-      })
-      .nullable(),
-    /**
-     * Size and sha256 of every file in the bundle but manifest.json, sorted by
-     * path: what `npm run bundle -- --verify` and the edge check. Absent in
-     * bundles built before it was added (they still load, unverified).
-     */
-    integrity: z.array(ModelFile).optional(),
-  }),
-  metrics: z.object({
-    val: AccuracySchema.nullable(),
-    test: AccuracySchema.nullable(),
-    baseline: z.object({ top1: Unit, top5: Unit }).nullable(),
-    explanation: ExplanationSchema,
-    pruning: z
-      .object({
-        k: z.number().int().positive(),
-        threshold: z.number().int().nonnegative(),
-        applied: z.boolean(),
-        pruned: z.number().int().nonnegative(),
-        before: AccuracySchema.nullable(),
-        after: AccuracySchema.nullable(),
-      })
-      .nullable(),
-    wrongClassNearZero: Unit.nullable(),
-    /** Wrong-class last-layer weights that are exactly 0 (stage 3's L1 with the proximal solver). */
-    wrongClassZero: Unit.nullable().optional(),
-  }),
-  curves: z.array(CurvePoint),
-  backbone: z.object({
-    kind: z.string(),
-    description: z.string(),
-    source: z.string(),
-    sha256: z.string().nullable(),
-    licence: z.string(),
-  }),
-  dataset: z.object({
-    layout: z.string(),
-    name: z.string(),
-    licence: z.string(),
-    train: z.number().int(),
-    val: z.number().int(),
-    test: z.number().int(),
-  }),
-  /** The version chain, oldest first, ending with this version (absent for a model never edited). */
-  lineage: z.array(VersionSchema).optional(),
+    })
+    .describe('the model files'),
+  metrics: z
+    .object({
+      val: AccuracySchema.nullable().describe('validation accuracy (held out from the training split)'),
+      test: AccuracySchema.nullable().describe('test accuracy, when the dataset has a test split'),
+      baseline: z
+        .object({ top1: Unit, top5: Unit })
+        .nullable()
+        .describe('the same backbone with global average pooling and a linear layer, on validation'),
+      explanation: ExplanationSchema,
+      pruning: z
+        .object({
+          k: z.number().int().positive(),
+          threshold: z.number().int().nonnegative(),
+          applied: z.boolean().describe("whether the pruned model was kept ('auto' keeps it if top-1 holds)"),
+          pruned: z.number().int().nonnegative(),
+          before: AccuracySchema.nullable(),
+          after: AccuracySchema.nullable(),
+        })
+        .nullable()
+        .describe('the pruning report (paper Sec. 2.5)'),
+      wrongClassNearZero: Unit.nullable().describe('share of wrong-class last-layer weights with |w| < 1e-3'),
+      wrongClassZero: Unit.nullable()
+        .optional()
+        .describe("wrong-class last-layer weights that are exactly 0 (stage 3's L1 with the proximal solver)"),
+    })
+    .describe('what the model scored'),
+  curves: z.array(CurvePoint).describe('training curves: one point per epoch of every stage'),
+  backbone: z
+    .object({
+      kind: z.string(),
+      description: z.string(),
+      source: z.string(),
+      sha256: z.string().nullable(),
+      licence: z.string(),
+    })
+    .describe('backbone provenance, with its licence'),
+  dataset: z
+    .object({
+      layout: z.string(),
+      name: z.string(),
+      licence: z.string(),
+      train: z.number().int(),
+      val: z.number().int(),
+      test: z.number().int(),
+    })
+    .describe('dataset provenance and split sizes, with its licence'),
+  lineage: z
+    .array(VersionSchema)
+    .optional()
+    .describe('the version chain, oldest first, ending with this version (absent for a model never edited)'),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;

@@ -20,6 +20,17 @@ import { referenceDataDir } from '../src/core/data-path.ts';
 import { resolveConfig } from '../src/config/presets.ts';
 import { exists, readJson, runPaths } from '../src/core/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] \\
+         [--config overrides.json]
+       node_modules/.bin/node trainer/bench/cub-targets.ts --run <run dir>
+
+The CUB model-quality targets: trains the preset on ../shared/data/cub200 (or reads a finished run) and prints
+wall time, peak memory, accuracy beside the baseline, grid, box size, sparsity and explanation metrics.`,
+);
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

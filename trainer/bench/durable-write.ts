@@ -12,6 +12,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeTensorFile, encodeTensorFile, saveTensorFile } from '../src/core/tensor-file.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/durable-write.ts [dir=os.tmpdir()] [sizesMB=1,30,100]
+
+Durable atomic tensor-file saves beside a plain writeFile of the same bytes, median of 5 per size.`,
+);
 
 const [dirArg, sizesArg] = process.argv.slice(2);
 const dir = await mkdtemp(join(dirArg ?? tmpdir(), 'protoatlas-durable-'));

@@ -28,6 +28,15 @@ import { loadModel } from '../src/model/model-file.ts';
 import { prepareData } from '../src/model/prepare-data.ts';
 import { readJson, runPaths } from '../src/core/run-dir.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/edit-effect.ts <run dir> [work dir=runs/bench-edit] [--data <dataset>]
+         [--only background,drop50,relabel,forbid] [--forget-weight 1] [--forget-steps 150]
+
+What prototype edits do to accuracy and explanations, and how long they take (the parent run is not changed).`,
+);
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,

@@ -56,6 +56,16 @@ import { resolveRepoPath } from '../src/core/data-path.ts';
 import { loadModel } from '../src/model/model-file.ts';
 import { resolveDataDir } from '../src/model/prepare-data.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/export-web.ts [RUN_DIR=runs/bench-cub200] [--data DIR] \\
+         [--calib N] [--val N]
+         [--runs N] [--rounds N] [--parity N] [--web-eval all|deployed|none] [--keep DIR] [--json FILE]
+
+fp32 and int8 exports in onnxruntime-node and onnxruntime-web: latency, size, agreement and accuracy.`,
+);
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,

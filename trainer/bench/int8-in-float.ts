@@ -91,14 +91,14 @@ export function int8InFloat(bytes: Uint8Array): Int8InFloatResult {
       count(op);
     } else if (op === 'QLinearConv') {
       const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
-      const wt = e.init.get(w);
-      if (!wt || (b && !e.init.has(b)))
+      const weight = e.init.get(w);
+      if (!weight || (b && !e.init.has(b)))
         throw new Int8InFloatError(`${n.outputs[0]}: QLinearConv weights must be initializers`);
       const xin = input(x, n.outputs[0]);
       const yq = scalarParams(ys, yzp, n.outputs[0]);
-      const plan = planExactQConv(e, n, wt, scalarParams(xs, xzp, n.outputs[0]), e.qparams(ws, wzp), yq);
+      const plan = planExactQConv(e, n, weight, scalarParams(xs, xzp, n.outputs[0]), e.qparams(ws, wzp), yq);
       if (typeof plan === 'string') throw new Int8InFloatError(plan);
-      requantized(n.outputs[0], emitExactQConv(e, n, wt, plan, xin.name), yq);
+      requantized(n.outputs[0], emitExactQConv(e, n, weight, plan, xin.name), yq);
       count(op);
     } else if (op === 'com.microsoft:QLinearAdd') {
       const [a, as, az, b2, bs, bz, cs, cz] = n.inputs;

@@ -24,6 +24,15 @@ import { phaseGroups, trainPrototypeEpoch } from '../src/stages/prototype-phase.
 import { initBackend, type BackendPreference } from '../src/tf/backend.ts';
 import { PhaseConfigDefaults } from '../../tests/support/phase-defaults.ts';
 import { PAPER_AUGMENT } from '../src/data/augment.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/joint-step.ts [onnx-mobilenetv2|teachable-0.35] \\
+         [batch=32] [steps=3] [microBatch=8] [threads=cores]
+
+Speed of one joint-stage step (backbone + head, forward, backward, Adam) at 224 px on the selected tfjs backend.`,
+);
 
 const which = process.argv[2] ?? 'onnx-mobilenetv2';
 const B = Number(process.argv[3] ?? 32);

@@ -28,6 +28,15 @@ import {
   wrongClassMaskTensor,
   type LastLayerSettings,
 } from '../src/stages/last-layer.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] \\
+         [--epochs N] [--l1 a,b,c] [--lr x]
+
+Stage 3 accuracy against sparsity, from a run's push-tune checkpoint, for each L1 strength and solver.`,
+);
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -83,11 +92,11 @@ const settings: LastLayerSettings[] = [
   { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
   ...values.l1!.split(',').map((s) => ({ lr: Number(values.lr), l1: Number(s), l1Solver: 'proximal' as const })),
 ];
-for (const ll of settings) {
+for (const setting of settings) {
   head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));
-  if (ll.l1Solver === 'proximal') recenterRows(head);
+  if (setting.l1Solver === 'proximal') recenterRows(head);
   const mask = wrongClassMaskTensor(head);
-  const optimizer = lastLayerOptimizer(head, ll, mask);
+  const optimizer = lastLayerOptimizer(head, setting, mask);
   const rng = new Rng(config.seed);
   const t0 = Date.now();
   let best = 0;
@@ -96,8 +105,8 @@ for (const ll of settings) {
       head,
       data: sims,
       batchSize: config.lastLayer.batchSize,
-      l1: ll.l1,
-      proximal: ll.l1Solver === 'proximal',
+      l1: setting.l1,
+      proximal: setting.l1Solver === 'proximal',
       optimizer,
       rng,
     });
@@ -107,6 +116,6 @@ for (const ll of settings) {
   optimizer.dispose();
   mask.dispose();
   console.log(
-    `${ll.l1Solver.padEnd(12)} ${ll.lr.toExponential(0).padStart(7)} ${ll.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
+    `${setting.l1Solver.padEnd(12)} ${setting.lr.toExponential(0).padStart(7)} ${setting.l1.toExponential(0).padStart(8)} ${String(epochs).padStart(6)} ${pct(v.top1).padStart(9)} ${pct(best)} ${pct(lastLayerSparsity(head, 0))} ${pct(lastLayerSparsity(head)).padStart(8)} ${((Date.now() - t0) / 1000).toFixed(0).padStart(7)}`,
   );
 }

@@ -85,9 +85,9 @@ export class ModelRunner {
     const m = this.head.numPrototypes;
     const per = H * W * m;
     const out: ImageDistances[] = [];
-    const bs = opts.batchSize ?? 32;
-    for (let s = 0; s < images.length; s += bs) {
-      const chunk = images.slice(s, s + bs);
+    const batchSize = opts.batchSize ?? 32;
+    for (let s = 0; s < images.length; s += batchSize) {
+      const chunk = images.slice(s, s + batchSize);
       const maps = await this.distanceMaps(toNHWC(chunk, this.preprocess, opts.flip ?? false), chunk.length);
       chunk.forEach((_, k) =>
         out.push({ data: maps.slice(k * per, (k + 1) * per), height: H, width: W, prototypes: m }),

@@ -2,8 +2,8 @@ import type { BundleReport } from './build-bundle.ts';
 import type { VerifyReport } from './integrity.ts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-const ci = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}-${pct(i[1])}]` : '');
+const megabytes = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+const interval95 = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}-${pct(i[1])}]` : '');
 const on = (m: { split: string; images: number } | null | undefined) =>
   m ? ` (on ${m.images} ${m.split} images)` : '';
 
@@ -13,9 +13,10 @@ export function formatBundleReport(r: BundleReport): string {
   const p = r.metrics.pruning;
   return [
     `bundle written to ${r.dir}`,
-    `  ${r.prototypes} prototypes (${r.pruned} pruned), pictures ${mb(r.imageBytes)}, bundle ${mb(r.totalBytes)}`,
+    `  ${r.prototypes} prototypes (${r.pruned} pruned), ` +
+      `pictures ${megabytes(r.imageBytes)}, bundle ${megabytes(r.totalBytes)}`,
     `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}), top-5 ${pct(r.metrics.val?.top5)}`,
-    `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}${ci(e.interval95?.consistency)}, stability ${pct(e.stability)}${ci(e.interval95?.stability)}${on(e.measuredOn)}, synthetic part coverage ${pct(e.partCoverage)}`,
+    `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}${interval95(e.interval95?.consistency)}, stability ${pct(e.stability)}${interval95(e.interval95?.stability)}${on(e.measuredOn)}, synthetic part coverage ${pct(e.partCoverage)}`,
     p
       ? `  pruning (k=${p.k}, threshold ${p.threshold}): ${p.applied ? `${p.pruned} pruned` : 'not applied'}; val top-1 ${pct(p.before?.top1)} -> ${pct(p.after?.top1)}`
       : '  pruning: not run',
@@ -28,7 +29,7 @@ export function formatBundleReport(r: BundleReport): string {
 /** The outcome of `npm run bundle -- --verify`. */
 export function formatVerifyReport(r: VerifyReport): string {
   if (!r.problems.length) {
-    return `${r.dir}: OK, ${r.verified} files (${mb(r.bytes)}) match the manifest's sizes and sha256`;
+    return `${r.dir}: OK, ${r.verified} files (${megabytes(r.bytes)}) match the manifest's sizes and sha256`;
   }
   const head = `${r.dir}: ${r.problems.length} problem(s); ${r.verified} files match`;
   return [head, ...r.problems.map((p) => `  ${p}`)].join('\n');

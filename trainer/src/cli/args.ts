@@ -30,3 +30,14 @@ export function runMain(main: () => Promise<void>): void {
 export function userPath(p: string): string {
   return resolve(process.env.INIT_CWD ?? process.cwd(), p);
 }
+
+/** For scripts that read their arguments by hand (benchmarks): `--help` or `-h` prints usage and exits 0. */
+export function answerHelp(meta: ImportMeta, usage: string): void {
+  // Only the script that was run answers: a module it imports (with its own usage) stays quiet.
+  if (!meta.main) return;
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${usage.trim()}\n`);
+    process.exit(0);
+  }
+}

@@ -37,14 +37,15 @@ runMain(async () => {
   const files = { ...manifest.files, onnx, integrity: await integrityList(bundleDir) };
   const next = parseManifest({ ...manifest, files }, join(bundleDir, MANIFEST_FILE));
   await writeFileAtomic(join(bundleDir, MANIFEST_FILE), `${JSON.stringify(next)}\n`);
-  const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+  const megabytes = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   process.stdout.write(
     `${[
-      `exported ${fp32.file} (${mb(fp32.bytes)}, opset ${fp32.opset}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+      `exported ${fp32.file} (${megabytes(fp32.bytes)}, opset ${fp32.opset}) ` +
+        `in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
       `  input  ${fp32.input.name} ${fp32.input.layout} [${fp32.manifest.inputs[0].shape.join(', ')}]: ${fp32.input.description}`,
       ...fp32.manifest.outputs.map((o) => `  output ${o.name} [${o.shape.join(', ')}]`),
       ...(int8
-        ? [`exported ${int8.file} (${mb(int8.bytes)}, int8 weights; the edge and widget run it by default)`]
+        ? [`exported ${int8.file} (${megabytes(int8.bytes)}, int8 weights; the edge and widget run it by default)`]
         : []),
     ].join('\n')}\n`,
   );

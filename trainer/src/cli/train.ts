@@ -1,16 +1,18 @@
+/** `npm run train`: resolve a preset (plus overrides) and train a run, or print the resolved config. */
 import { readFile } from 'node:fs/promises';
-import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
-import { trainRun } from '../run/train-run.ts';
+import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../config/presets.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
+       npm run train --workspace trainer -- --preset <name> [--config <overrides.json>] --print-config
 
-  --preset   demo (synthetic birds, no download), cub200 (default CUB recipe), cub200-paper (the paper's recipe)
+  --preset   ${PRESET_NAMES.map((n) => `${n}: ${PRESET_DESCRIPTIONS[n]}`).join('\n             ')}
   --data     dataset: CUB-200-2011 as distributed, the cropped layout (train_cropped/), or one folder per class
              (demo: optional, the synthetic dataset is generated on first use)
   --out      run directory: config.json, metrics.jsonl, checkpoints/, model/, summary.json
-  --config   JSON file whose fields override the preset (validated)
-  --resume   continue a stopped run from its last checkpoint`;
+  --config   JSON file whose fields override the preset (validated; fields: docs/config.md)
+  --resume   continue a stopped run from its last checkpoint
+  --print-config  print the resolved config (JSON, every default filled in) and exit without training`;
 
 runMain(async () => {
   const { values } = parseCli(
@@ -20,12 +22,12 @@ runMain(async () => {
       out: { type: 'string' },
       config: { type: 'string' },
       resume: { type: 'boolean', default: false },
+      'print-config': { type: 'boolean', default: false },
       'stop-after-epochs': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     USAGE,
   );
-  if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
   let override: unknown;
   if (values.config) {
     const text = await readFile(userPath(values.config), 'utf8').catch(() => {
@@ -38,6 +40,13 @@ runMain(async () => {
     }
   }
   const config = resolveConfig(values.preset!, override, values.config);
+  if (values['print-config']) {
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    return;
+  }
+  if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
+  // Loaded here, not at the top: --help and --print-config need no TensorFlow.js.
+  const { trainRun } = await import('../run/train-run.ts');
   await trainRun({
     config,
     dataDir: values.data ? userPath(values.data!) : null,

@@ -1,13 +1,19 @@
+/**
+ * The training config: one zod schema that validates config files and presets and declares every default
+ * and every field's description (docs/config.md is generated from it by scripts/gen-docs.ts).
+ */
 import { z } from 'zod';
-import { ACTIVATION_NAMES } from '../head/activations.ts';
+import { ACTIVATION_NAMES, type ActivationName } from '../head/activations.ts';
 
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
 
-export const PreprocessSchema = z.object({
-  size: z.number().int().positive(),
-  mean: Triple,
-  std: Triple,
-});
+export const PreprocessSchema = z
+  .object({
+    size: z.number().int().positive().describe('square input size in pixels (images are stretched to it)'),
+    mean: Triple.describe('per-channel mean subtracted from RGB values in 0-1'),
+    std: Triple.describe('per-channel standard deviation divided into RGB values in 0-1'),
+  })
+  .describe('how an image becomes the backbone input');
 
 /** Where weights come from: a local path wins; a URL is downloaded and sha256-checked. */
 const WeightsSource = {
@@ -15,187 +21,261 @@ const WeightsSource = {
     .string()
     .optional()
     .describe('weights file, relative paths resolve against $PROTOPNET_DATA (default ../shared/data)'),
-  url: z.string().url().optional(),
+  url: z.string().url().optional().describe('where to download the weights when `path` is absent'),
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
-    .optional(),
+    .optional()
+    .describe('expected sha256 of the downloaded weights (hex)'),
 };
 
-export const BackboneSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('onnx'),
-    ...WeightsSource,
-    tap: z.string().default('auto').describe("tensor to tap, or 'auto' = input of the global average pool"),
-    preprocess: PreprocessSchema,
-    threads: z.number().int().positive().optional(),
-    /**
-     * A quantised (QOperator) model's arithmetic: 'int8' as published, or 'float': its int8
-     * weights on float kernels (activations unrounded), the faster form in WebAssembly.
-     */
-    compute: z.enum(['int8', 'float']).default('int8'),
-    /**
-     * Pixels per feature-map cell: 16 dilates the last stage (DeepLab) so MobileNetV2 gives a 14x14 grid at
-     * 224 px instead of 7x7, with the same weights. Absent: the network as published.
-     */
-    outputStride: z.union([z.literal(8), z.literal(16), z.literal(32)]).optional(),
-    /** Import the graph as float TensorFlow.js ops so the joint stage can fine-tune it (int8 weights dequantised). */
-    trainable: z.boolean().default(false),
-    /**
-     * With `trainable`: fine-tune only the layers after this tensor (e.g. 624_quantized, the input of
-     * MobileNetV2's last 1x1 conv), on cached activations of the frozen layers before it. Absent: the
-     * whole network trains on images.
-     */
-    trainFrom: z.string().min(1).optional(),
-  }),
-  z.object({
-    kind: z.literal('tfjs-layers'),
-    ...WeightsSource,
-    cutLayer: z.string().default('out_relu'),
-    preprocess: PreprocessSchema,
-    trainable: z.boolean().default(false),
-  }),
-  z.object({
-    kind: z.literal('small-cnn'),
-    inputSize: z.number().int().positive().default(56),
-    channels: z.array(z.number().int().positive()).min(1).default([32, 64, 128]),
-    /** 2: stride-2 + stride-1 conv per stage; 1: stride-2 only (smaller receptive field). */
-    convsPerStage: z.union([z.literal(1), z.literal(2)]).default(2),
-  }),
-]);
+export const BackboneSchema = z
+  .discriminatedUnion('kind', [
+    z.object({
+      kind: z.literal('onnx').describe('an ONNX model (e.g. the published int8 MobileNetV2), run by onnxruntime'),
+      ...WeightsSource,
+      tap: z.string().default('auto').describe("tensor to tap, or 'auto' = input of the global average pool"),
+      preprocess: PreprocessSchema,
+      threads: z.number().int().positive().optional().describe('onnxruntime threads (absent: one per core)'),
+      compute: z
+        .enum(['int8', 'float'])
+        .default('int8')
+        .describe(
+          "a quantised model's arithmetic: 'int8' as published, or 'float' (its int8 weights on float kernels, " +
+            'activations unrounded: the faster form in WebAssembly)',
+        ),
+      outputStride: z
+        .union([z.literal(8), z.literal(16), z.literal(32)])
+        .optional()
+        .describe(
+          'pixels per feature-map cell: 16 dilates the last stage so MobileNetV2 gives a 14x14 grid at 224 px ' +
+            '(same weights); absent: the network as published',
+        ),
+      trainable: z
+        .boolean()
+        .default(false)
+        .describe('import the graph as float TensorFlow.js ops so the joint stage fine-tunes it'),
+      // The layers before the tensor run once, on cached activations, so an epoch costs the top's share.
+      trainFrom: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'with `trainable`: fine-tune only the layers after this tensor (e.g. 624_quantized, the input of ' +
+            "MobileNetV2's last 1x1 conv); absent: the whole network trains on images",
+        ),
+    }),
+    z.object({
+      kind: z.literal('tfjs-layers').describe('a TensorFlow.js layers model cut at a named layer'),
+      ...WeightsSource,
+      cutLayer: z.string().default('out_relu').describe('layer whose output is the feature map'),
+      preprocess: PreprocessSchema,
+      trainable: z.boolean().default(false).describe('fine-tune the backbone in the joint stage'),
+    }),
+    z.object({
+      kind: z.literal('small-cnn').describe('a small CNN trained from scratch (the demo)'),
+      inputSize: z.number().int().positive().default(56).describe('square input size in pixels'),
+      channels: z
+        .array(z.number().int().positive())
+        .min(1)
+        .default([32, 64, 128])
+        .describe('channels of each stage (each stage halves the grid)'),
+      convsPerStage: z
+        .union([z.literal(1), z.literal(2)])
+        .default(2)
+        .describe('2: stride-2 + stride-1 conv per stage; 1: stride-2 only (smaller receptive field)'),
+    }),
+  ])
+  .describe('the feature extractor; `kind` selects the fields that apply');
 
-const LrSchema = z.object({
-  features: z.number().nonnegative().default(1e-4),
-  addOn: z.number().nonnegative().default(3e-3),
-  prototypes: z.number().nonnegative().default(3e-3),
-  lastLayer: z.number().nonnegative().default(0),
-});
+const LrSchema = z
+  .object({
+    features: z.number().nonnegative().default(1e-4).describe('learning rate of a trainable backbone'),
+    addOn: z.number().nonnegative().default(3e-3).describe('learning rate of the add-on layers'),
+    prototypes: z.number().nonnegative().default(3e-3).describe('learning rate of the prototypes'),
+    lastLayer: z.number().nonnegative().default(0).describe('learning rate of the last layer'),
+  })
+  .describe('learning rate per parameter group (0 freezes the group)');
 
-const PhaseSchema = z.object({
-  epochs: z.number().int().nonnegative(),
-  batchSize: z.number().int().positive().default(80),
-  lr: LrSchema.default(LrSchema.parse({})),
-  /** Multiply every lr by `gamma` every `stepEpochs` epochs (0 = constant); 'cosine' anneals to 0. */
-  schedule: z.enum(['step', 'cosine', 'constant']).default('constant'),
-  stepEpochs: z.number().int().positive().default(5),
-  gamma: z.number().positive().default(0.1),
-  /** Dropout on the backbone features before the add-on layers (regularisation; 0 in the paper). */
+export const PhaseSchema = z.object({
+  epochs: z.number().int().nonnegative().describe('epochs of this phase (0 skips it)'),
+  batchSize: z.number().int().positive().default(80).describe('images per optimiser step'),
+  lr: LrSchema.prefault({}),
+  schedule: z
+    .enum(['step', 'cosine', 'constant'])
+    .default('constant')
+    .describe("'step': every lr x `gamma` every `stepEpochs` epochs; 'cosine': anneals to 0; 'constant'"),
+  stepEpochs: z
+    .number()
+    .int()
+    .positive()
+    .default(5)
+    .describe("epochs between two decays of the 'step' schedule (ignored by the others)"),
+  gamma: z.number().positive().default(0.1).describe("factor of each 'step' decay"),
+  // Regularisation that the paper does not use; it helps on frozen features (docs/cub-preset.md).
   inputDropout: z
     .number()
     .min(0)
     .max(0.95)
     .default(0)
     .describe('channel dropout on backbone features per image (0 in the paper)'),
-  /** Split each batch into chunks of this size and accumulate gradients (same update, less memory). */
-  microBatch: z.number().int().positive().optional(),
+  microBatch: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('split each batch into chunks of this size and accumulate gradients (same update, less memory)'),
 });
 
 export const TrainConfigSchema = z.object({
-  preset: z.string(),
-  seed: z.number().int().nonnegative().default(0),
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-  data: z.object({
-    valPerClass: z.number().int().nonnegative().default(5),
-    /**
-     * Training images per class held out for explanation metrics only (consistency and stability need
-     * enough images per class for their 80% rule; validation images drive choices, these never do).
-     */
-    metricsPerClass: z.number().int().nonnegative().default(0),
-    /** Use horizontally flipped copies of training images (offline augmentation). */
-    flip: z.boolean().default(true),
-    /**
-     * Online augmentation when the backbone trains (images in memory): the paper's
-     * rotation, shear and skew, plus random crops. Ignored for cached frozen features.
-     */
-    augment: z
-      .object({
-        enabled: z.boolean().default(false),
-        rotation: z.number().min(0).max(45).default(15),
-        shear: z.number().min(0).max(30).default(10),
-        skew: z.number().min(0).max(0.45).default(0.2),
-        cropScale: z.number().min(0.3).max(1).default(0.8),
-        probability: z.number().min(0).max(1).default(0.5),
-      })
-      .default({ enabled: false, rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 0.5 }),
-  }),
+  preset: z.string().describe('name of the preset this config came from (recorded in the bundle)'),
+  seed: z.number().int().nonnegative().default(0).describe('seed of every random choice (split, init, batches)'),
+  backend: z
+    .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+    .default('auto')
+    .describe("TensorFlow.js backend; 'auto': native TensorFlow when installed, else wasm"),
+  data: z
+    .object({
+      valPerClass: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(5)
+        .describe('training images per class held out for validation'),
+      // Consistency and stability need enough images per class for their 80% rule; validation images drive
+      // choices, these never do.
+      metricsPerClass: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .describe('training images per class held out for explanation metrics only'),
+      flip: z.boolean().default(true).describe('add horizontally flipped copies of training images (offline)'),
+      augment: z
+        .object({
+          enabled: z
+            .boolean()
+            .default(false)
+            .describe('online augmentation when the backbone trains (ignored for cached frozen features)'),
+          rotation: z.number().min(0).max(45).default(15).describe('maximum rotation, degrees'),
+          shear: z.number().min(0).max(30).default(10).describe('maximum shear, degrees'),
+          skew: z.number().min(0).max(0.45).default(0.2).describe('maximum perspective skew (share of the side)'),
+          cropScale: z.number().min(0.3).max(1).default(0.8).describe('smallest random crop (share of the side)'),
+          probability: z.number().min(0).max(1).default(0.5).describe('chance of each transform per image'),
+        })
+        .prefault({})
+        .describe("the paper's rotation, shear and skew, plus random crops"),
+    })
+    .describe('dataset split and augmentation'),
   backbone: BackboneSchema,
-  head: z.object({
-    addOn: z
-      .array(
-        z.object({
-          channels: z.number().int().positive(),
-          activation: z.enum(ACTIVATION_NAMES as [string, ...string[]]),
-        }),
-      )
-      .default([
-        { channels: 128, activation: 'relu' },
-        { channels: 128, activation: 'sigmoid' },
-      ]),
-    prototypesPerClass: z.number().int().positive().default(10),
-    incorrectClassWeight: z.number().default(-0.5),
-    /** 'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first. */
-    prototypeInit: z.enum(['uniform', 'patches']).default('uniform'),
-  }),
-  loss: z.object({
-    crossEntropy: z.number().default(1),
-    clusterCost: z.number().default(0.8),
-    separationCost: z.number().default(-0.08),
-  }),
-  warmup: PhaseSchema,
-  joint: PhaseSchema,
-  push: z.object({ enabled: z.boolean().default(true) }),
-  /**
-   * After push, train the add-on layers with every prototype tied to its source
-   * patch (prototype = embedding of that patch), so accuracy lost at push is
-   * regained while prototypes stay exactly on real patches. 0 epochs = the paper.
-   */
-  pushTune: PhaseSchema.default(PhaseSchema.parse({ epochs: 0 })),
-  lastLayer: z.object({
-    epochs: z.number().int().nonnegative().default(20),
-    batchSize: z.number().int().positive().default(80),
-    lr: z.number().positive().default(1e-4),
-    l1: z.number().nonnegative().default(1e-4),
-    /**
-     * How the L1 term on wrong-class weights is optimised: 'subgradient' adds its gradient (the paper's code;
-     * weights hover near their start), 'proximal' soft-thresholds after each step so they reach exactly 0.
-     */
-    l1Solver: z.enum(['subgradient', 'proximal']).default('subgradient'),
-    /** Keep the epoch (0 = unchanged) with the best validation top-1; false = the paper (last epoch). */
-    selectBest: z.boolean().default(false),
-  }),
-  /**
-   * Paper Sec. 2.5: drop prototypes whose k nearest training patches hold fewer
-   * than `threshold` of their class, then re-optimise the last layer. 'auto'
-   * keeps the pruned model only if validation top-1 does not drop.
-   */
+  head: z
+    .object({
+      addOn: z
+        .array(
+          z.object({
+            channels: z.number().int().positive().describe('output channels of this 1x1 convolution'),
+            activation: z
+              .enum(ACTIVATION_NAMES as [ActivationName, ...ActivationName[]])
+              .describe('activation after it'),
+          }),
+        )
+        .default([
+          { channels: 128, activation: 'relu' },
+          { channels: 128, activation: 'sigmoid' },
+        ])
+        .describe('the add-on 1x1 convolutions between backbone and prototypes (the last sets the latent size)'),
+      prototypesPerClass: z.number().int().positive().default(10).describe('prototypes per class'),
+      incorrectClassWeight: z
+        .number()
+        .default(-0.5)
+        .describe('initial last-layer weight from a prototype to the other classes'),
+      prototypeInit: z
+        .enum(['uniform', 'patches'])
+        .default('uniform')
+        .describe("'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first"),
+    })
+    .describe('add-on layers, prototypes and last layer'),
+  loss: z
+    .object({
+      crossEntropy: z.number().default(1).describe('weight of the cross-entropy term'),
+      clusterCost: z.number().default(0.8).describe('weight of the cluster cost (pulls patches to own prototypes)'),
+      separationCost: z
+        .number()
+        .default(-0.08)
+        .describe('weight of the separation cost (pushes patches from other prototypes)'),
+    })
+    .describe('weights of the loss terms of warm-up, joint and push-tune'),
+  warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
+  joint: PhaseSchema.describe('stage 1b: every group trains, the backbone too when it is trainable'),
+  push: z
+    .object({ enabled: z.boolean().default(true).describe('project each prototype onto its nearest patch') })
+    .describe('stage 2: push'),
+  // 0 epochs = the paper: no tuning after push.
+  pushTune: PhaseSchema.prefault({ epochs: 0 }).describe(
+    'after push, the add-on layers train with each prototype tied to its source patch',
+  ),
+  lastLayer: z
+    .object({
+      epochs: z.number().int().nonnegative().default(20).describe('epochs of stage 3'),
+      batchSize: z.number().int().positive().default(80).describe('images per optimiser step'),
+      lr: z.number().positive().default(1e-4).describe('learning rate'),
+      l1: z.number().nonnegative().default(1e-4).describe('weight of the L1 term on wrong-class weights'),
+      l1Solver: z
+        .enum(['subgradient', 'proximal'])
+        .default('subgradient')
+        .describe(
+          "'subgradient' adds the L1 gradient (the paper's code); 'proximal' soft-thresholds after each step, " +
+            'so wrong-class weights reach exactly 0',
+        ),
+      selectBest: z
+        .boolean()
+        .default(false)
+        .describe('keep the epoch (0 = unchanged) with the best validation top-1; false: the last (the paper)'),
+    })
+    .describe('stage 3: the last layer alone, on frozen prototypes'),
   prune: z
     .object({
-      mode: z.enum(['auto', 'on', 'off']).default('auto'),
-      k: z.number().int().positive().default(6),
-      threshold: z.number().int().nonnegative().default(3),
+      mode: z
+        .enum(['auto', 'on', 'off'])
+        .default('auto')
+        .describe("'auto' keeps the pruned model only if validation top-1 does not drop"),
+      k: z.number().int().positive().default(6).describe('nearest training patches examined per prototype'),
+      threshold: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(3)
+        .describe('a prototype with fewer own-class patches among them is pruned'),
     })
-    .default({ mode: 'auto', k: 6, threshold: 3 }),
-  /** The model bundle (explanations, atlas images, manifest) built at the end of training. */
+    .prefault({})
+    .describe('paper Sec. 2.5: drop prototypes with impure neighbours, then re-optimise the last layer'),
   bundle: z
     .object({
-      enabled: z.boolean().default(true),
-      /** Nearest training and validation patches per prototype. */
-      nearest: z.number().int().nonnegative().default(5),
-      /** Part-based consistency/stability (needs part annotations; costs two passes over the split). */
-      partMetrics: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe('build the bundle at the end of training'),
+      nearest: z.number().int().nonnegative().default(5).describe('nearest training and validation patches kept'),
+      // Part metrics cost two passes over the split.
+      partMetrics: z.boolean().default(true).describe('part-based consistency and stability (needs part annotations)'),
     })
-    .default({ enabled: true, nearest: 5, partMetrics: true }),
-  featureCacheDir: z.string().default('.cache/features'),
-  /**
-   * Threads computing each batch's gradients while a trainable backbone runs on a
-   * single-threaded backend (tfjs wasm): 'auto' = one per core. Each thread takes
-   * whole micro-batches; the update is the one a single thread makes.
-   */
-  trainThreads: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
-  /** Save a checkpoint inside an epoch at most this often, so a killed run loses at most this much (0 = after every batch). */
-  checkpointMinutes: z.number().nonnegative().default(10),
+    .prefault({})
+    .describe('the model bundle (explanations, atlas images, manifest)'),
+  featureCacheDir: z
+    .string()
+    .default('.cache/features')
+    .describe('where backbone features are cached (relative to the repository)'),
+  // The update is the one a single thread makes: each thread takes whole micro-batches.
+  trainThreads: z
+    .union([z.literal('auto'), z.number().int().positive()])
+    .default('auto')
+    .describe("gradient threads when a trainable backbone runs on tfjs wasm; 'auto': one per core"),
+  checkpointMinutes: z
+    .number()
+    .nonnegative()
+    .default(10)
+    .describe('save a checkpoint inside an epoch at most this often (0: after every batch)'),
 });
 
+/** What a preset or config file may say: the schema's input, with every defaulted field optional. */
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 export type PhaseConfig = TrainConfig['warmup'];
 export type BackboneConfig = TrainConfig['backbone'];

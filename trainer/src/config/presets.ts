@@ -1,5 +1,21 @@
+/**
+ * The built-in presets, each typed against the config schema's input (a misspelt or mistyped field is a
+ * compile error), and how a preset name plus an override file becomes a validated config.
+ */
 import { IMAGENET_224 } from '@protoatlas/shared';
-import { deepMerge, parseConfig, type TrainConfig } from './config.ts';
+import { deepMerge, parseConfig, type TrainConfig, type TrainConfigInput } from './config.ts';
+
+/** Every field optional, at any depth; arrays are replaced whole, so they stay as they are. */
+export type PresetOverride<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: PresetOverride<T[K]> }
+    : T;
+
+/** A preset built from another: `override` is checked against the schema's input at compile time. */
+function derivePreset(base: TrainConfigInput, override: PresetOverride<TrainConfigInput>): TrainConfigInput {
+  return deepMerge(base, override);
+}
 
 /**
  * The published int8 MobileNetV2, run on float kernels (its int8 weights, float
@@ -8,12 +24,12 @@ import { deepMerge, parseConfig, type TrainConfig } from './config.ts';
  * model computes exactly what the head was trained on.
  */
 const MOBILENET_ONNX = {
-  kind: 'onnx' as const,
+  kind: 'onnx',
   path: 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx',
   tap: 'auto',
   preprocess: IMAGENET_224,
-  compute: 'float' as const,
-};
+  compute: 'float',
+} satisfies TrainConfigInput['backbone'];
 
 /**
  * The paper's recipe (Chen et al. 2019, Sec. 2.2 and the reference code) on the
@@ -54,13 +70,13 @@ const cub200Paper = {
   },
   push: { enabled: true },
   lastLayer: { epochs: 20, batchSize: 80, lr: 1e-4, l1: 1e-4 },
-};
+} satisfies TrainConfigInput;
 
 /**
  * The default CUB preset. Same model and losses as the paper; the changes that
  * make it work on frozen features in minutes are documented in docs/cub-preset.md.
  */
-const cub200 = deepMerge(cub200Paper, {
+const cub200 = derivePreset(cub200Paper, {
   preset: 'cub200',
   backbone: { outputStride: 16 },
   head: {
@@ -96,7 +112,7 @@ const cub200 = deepMerge(cub200Paper, {
  * prototypes 3e-3) and online augmentation. On a 2-core CPU (wasm, two gradient threads) an epoch takes ~20 min;
  * it is meant for a CUDA machine (tfjs-node-gpu).
  */
-const cub200Finetune = deepMerge(cub200, {
+const cub200Finetune = derivePreset(cub200, {
   preset: 'cub200-finetune',
   // Output stride 16 as in cub200: the import runs dilated depthwise convs as shifted slices, which train.
   backbone: { trainable: true },
@@ -153,21 +169,31 @@ const demo = {
     schedule: 'constant',
   },
   lastLayer: { epochs: 10, batchSize: 64, lr: 1e-2, l1: 1e-4, selectBest: true },
-};
+} satisfies TrainConfigInput;
 
-export const PRESETS: Record<string, unknown> = {
+export const PRESETS = {
   demo,
   cub200,
   'cub200-paper': cub200Paper,
   'cub200-finetune': cub200Finetune,
+} satisfies Record<string, TrainConfigInput>;
+export type PresetName = keyof typeof PRESETS;
+
+/** One line per preset, for `train --help` and docs/config.md. */
+export const PRESET_DESCRIPTIONS: Record<PresetName, string> = {
+  demo: 'synthetic birds (no download), a small CNN trained from scratch',
+  cub200: 'the default CUB recipe: frozen int8 MobileNetV2 on a 14x14 grid (docs/cub-preset.md)',
+  'cub200-paper': "the paper's recipe on the frozen MobileNetV2, for comparison",
+  'cub200-finetune': 'cub200 with the MobileNetV2 fine-tuned in the joint stage and online augmentation (for a GPU)',
 };
-export const PRESET_NAMES = Object.keys(PRESETS);
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+
+const isPresetName = (name: string): name is PresetName => Object.hasOwn(PRESETS, name);
 
 /** Resolve a preset, then apply an optional override object (from a config file). */
 export function resolveConfig(preset: string, override?: unknown, overrideSource = 'config file'): TrainConfig {
-  const base = PRESETS[preset];
-  if (!base) throw new Error(`unknown preset "${preset}"; choose one of: ${PRESET_NAMES.join(', ')}`);
-  const merged = deepMerge(base, override);
+  if (!isPresetName(preset)) throw new Error(`unknown preset "${preset}"; choose one of: ${PRESET_NAMES.join(', ')}`);
+  const merged = deepMerge<TrainConfigInput>(PRESETS[preset], override);
   const source = override === undefined ? `preset ${preset}` : `preset ${preset} + ${overrideSource}`;
   const config = parseConfig(merged, source);
   // The schema drops fields it does not know, so a misspelt override would silently do nothing.
@@ -180,7 +206,7 @@ export function resolveConfig(preset: string, override?: unknown, overrideSource
 }
 
 /** Paths of override fields that the parsed config does not have. */
-function unknownFields(override: unknown, parsed: unknown, path = ''): string[] {
+export function unknownFields(override: unknown, parsed: unknown, path = ''): string[] {
   const isObject = (v: unknown): v is Record<string, unknown> =>
     typeof v === 'object' && v !== null && !Array.isArray(v);
   if (Array.isArray(override) && Array.isArray(parsed)) {

@@ -316,7 +316,14 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     : null;
   lap('similarities', t);
   t = Date.now();
-  const refit = refitLastLayer({ head, train: trainSims.sims, val: valSims, ll: config.lastLayer, removed, rng });
+  const refit = refitLastLayer({
+    head,
+    train: trainSims.sims,
+    val: valSims,
+    lastLayerConfig: config.lastLayer,
+    removed,
+    rng,
+  });
   lap('lastLayer', t);
   log(
     opts.quiet,

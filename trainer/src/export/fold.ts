@@ -22,13 +22,13 @@ export function foldBatchNorms(b: GraphBuilder, keep: ReadonlySet<string> = new 
     const eps = typeof bn.attrs.epsilon === 'object' && 'float' in bn.attrs.epsilon ? bn.attrs.epsilon.float : 1e-5;
     const cout = w.dims[0];
     const per = w.data.length / cout;
-    const wd = w.data as Float32Array;
-    const newW = new Float32Array(wd.length);
+    const weightData = w.data as Float32Array;
+    const newW = new Float32Array(weightData.length);
     const newB = new Float32Array(cout);
     for (let c = 0; c < cout; c++) {
       // Float64 scale, one rounding per stored value.
       const s = Number(gamma.data[c]) / Math.sqrt(Number(variance.data[c]) + eps);
-      for (let k = 0; k < per; k++) newW[c * per + k] = wd[c * per + k] * s;
+      for (let k = 0; k < per; k++) newW[c * per + k] = weightData[c * per + k] * s;
       newB[c] = ((bias ? Number(bias.data[c]) : 0) - Number(mean.data[c])) * s + Number(beta.data[c]);
     }
     // Fresh initializers: the originals may be shared with other nodes.

@@ -27,7 +27,7 @@ export interface ExactQConv {
 export function planExactQConv(
   e: Editor,
   n: OnnxNode,
-  wt: OnnxTensor,
+  weight: OnnxTensor,
   xq: QParams,
   wq: QParams,
   yq: QParams,
@@ -35,14 +35,14 @@ export function planExactQConv(
   const [, , , w, , , , , b] = n.inputs;
   const out = n.outputs[0];
   if (xq.scale.length !== 1 || yq.scale.length !== 1) return `${out}: per-channel activation parameters`;
-  const cout = wt.dims[0];
-  const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-  const wv = e.values(w);
-  const inexact = inexactChannel(wv, wq.zeroPoint, b ? e.values(b) : undefined, cout, centredRange(xq));
+  const cout = weight.dims[0];
+  const per = weight.dims.slice(1).reduce((a, c) => a * c, 1);
+  const weightValues = e.values(w);
+  const inexact = inexactChannel(weightValues, wq.zeroPoint, b ? e.values(b) : undefined, cout, centredRange(xq));
   if (inexact >= 0) return `${out}: output channel ${inexact} could accumulate past 2^24, not exact in float32`;
-  const weights = new Float32Array(wv.length);
+  const weights = new Float32Array(weightValues.length);
   for (let c = 0; c < cout; c++)
-    for (let k = 0; k < per; k++) weights[c * per + k] = wv[c * per + k] - at(wq.zeroPoint, c);
+    for (let k = 0; k < per; k++) weights[c * per + k] = weightValues[c * per + k] - at(wq.zeroPoint, c);
   if (weights.some((v) => v < -128 || v > 127)) return `${out}: centred weights leave the int8 range`;
   const f = Math.fround;
   const multiplier = Array.from({ length: cout }, (_, c) => f(f(xq.scale[0] * at(wq.scale, c)) / yq.scale[0]));
@@ -54,14 +54,14 @@ export function planExactQConv(
  * reading the float tensor `x` of centred input integers; returns the name of
  * the scaled accumulator (QLinearConv's output before rounding and clipping).
  */
-export function emitExactQConv(e: Editor, n: OnnxNode, wt: OnnxTensor, plan: ExactQConv, x: string): string {
+export function emitExactQConv(e: Editor, n: OnnxNode, weight: OnnxTensor, plan: ExactQConv, x: string): string {
   const [, , , w, , , , , b] = n.inputs;
   const out = n.outputs[0];
   // Integer weights and biases stay int8 / int32 in the file; the Casts are constant-folded at session creation.
   const wf = e.fresh(`${w}_int_float`);
   e.node(
     'Cast',
-    [e.tensor(`${w}_int`, OnnxDataType.INT8, wt.dims, plan.weights)],
+    [e.tensor(`${w}_int`, OnnxDataType.INT8, weight.dims, plan.weights)],
     [wf],
     [makeAttribute('to', OnnxDataType.FLOAT)],
   );
@@ -77,10 +77,10 @@ export function emitExactQConv(e: Editor, n: OnnxNode, wt: OnnxTensor, plan: Exa
   // makes the accumulators non-integer and the rounding no longer QLinearConv's; it only matches the
   // constant as the Mul's second input.
   const scaled = e.fresh(`${out}_requantized`);
-  const cout = wt.dims[0];
+  const cout = weight.dims[0];
   e.node(
     'Mul',
-    [e.float(`${out}_multiplier`, [1, cout, ...wt.dims.slice(2).map(() => 1)], plan.multiplier), acc],
+    [e.float(`${out}_multiplier`, [1, cout, ...weight.dims.slice(2).map(() => 1)], plan.multiplier), acc],
     [scaled],
   );
   return scaled;

@@ -105,10 +105,10 @@ export function rewriteForWasm(bytes: Uint8Array, opts: WasmRewriteOptions = {})
   return { bytes: encodeModel(e.finish(model)), rewritten, skipped };
 }
 
-function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
+function emulateQLinearConv(e: Editor, n: OnnxNode, weight: OnnxTensor): boolean {
   const [x, xs, xzp, , ws, wzp, ys, yzp] = n.inputs;
   const xq = e.qparams(xs, xzp);
-  const plan = planExactQConv(e, n, wt, xq, e.qparams(ws, wzp), e.qparams(ys, yzp));
+  const plan = planExactQConv(e, n, weight, xq, e.qparams(ws, wzp), e.qparams(ys, yzp));
   if (typeof plan === 'string') return false;
   let xf = e.fresh(`${x}_int`);
   e.node('Cast', [x], [xf], [makeAttribute('to', OnnxDataType.FLOAT)]);
@@ -118,7 +118,7 @@ function emulateQLinearConv(e: Editor, n: OnnxNode, wt: OnnxTensor): boolean {
     e.node('Sub', [xf, e.float(`${x}_zero_point_float`, [], [xq.zeroPoint[0]])], [centred]);
     xf = centred;
   }
-  const scaled = emitExactQConv(e, n, wt, plan, xf);
+  const scaled = emitExactQConv(e, n, weight, plan, xf);
   e.node(
     'QuantizeLinear',
     [scaled, e.float(`${n.outputs[0]}_unit_scale`, [], [1]), ...(yzp ? [yzp] : [])],
@@ -299,13 +299,13 @@ export function quantizeStatic(
       continue;
     }
     const [, w, b] = n.inputs;
-    const wt = e.init.get(w)!;
-    const cout = wt.dims[0];
+    const weight = e.init.get(w)!;
+    const cout = weight.dims[0];
     const wq = quantizeWeights(e.values(w), cout, granularity);
     const xp = params(u.input);
     const yp = params(u.output);
     const perAxis = wq.scale.length > 1 ? [makeAttribute('axis', 0)] : [];
-    const wQ = e.tensor(`${w}_quantized`, OnnxDataType.INT8, wt.dims, wq.q);
+    const wQ = e.tensor(`${w}_quantized`, OnnxDataType.INT8, weight.dims, wq.q);
     const wS = e.float(`${w}_scale`, [wq.scale.length], wq.scale);
     const wZ = e.tensor(`${w}_zero_point`, OnnxDataType.INT8, [wq.scale.length], new Array(wq.scale.length).fill(0));
     const bScale = Array.from({ length: cout }, (_, c) => Math.fround(xp.value.scale * at(wq.scale, c)));
@@ -385,31 +385,36 @@ export function quantizeWeightsOnly(bytes: Uint8Array, opts: WeightOnlyOptions =
   const e = new Editor(model);
   const names: string[] = [];
   for (const n of model.graph.nodes) {
-    const wi = n.opType === 'Conv' ? 1 : n.opType === 'MatMul' ? 1 : -1;
-    const wt = wi >= 0 && isStd(n) ? e.init.get(n.inputs[wi]) : undefined;
-    if (!wt || wt.dataType !== OnnxDataType.FLOAT || !include(n) || (n.opType === 'MatMul' && wt.dims.length !== 2)) {
+    const weightInput = n.opType === 'Conv' ? 1 : n.opType === 'MatMul' ? 1 : -1;
+    const weight = weightInput >= 0 && isStd(n) ? e.init.get(n.inputs[weightInput]) : undefined;
+    if (
+      !weight ||
+      weight.dataType !== OnnxDataType.FLOAT ||
+      !include(n) ||
+      (n.opType === 'MatMul' && weight.dims.length !== 2)
+    ) {
       e.nodes.push(n);
       continue;
     }
-    const w = e.values(n.inputs[wi]);
+    const w = e.values(n.inputs[weightInput]);
     // MatMul [K, N]: output channels are columns; quantise the transpose, store in [K, N] order.
     const isMatMul = n.opType === 'MatMul';
-    const cout = isMatMul ? wt.dims[1] : wt.dims[0];
+    const cout = isMatMul ? weight.dims[1] : weight.dims[0];
     const k = w.length / cout;
     const rows = isMatMul ? Array.from({ length: w.length }, (_, i) => w[(i % k) * cout + Math.floor(i / k)]) : w;
     const q = quantizeWeights(rows, cout, granularity);
     const stored = isMatMul
       ? Int8Array.from({ length: w.length }, (_, i) => q.q[(i % cout) * k + Math.floor(i / cout)])
       : q.q;
-    const wq = e.tensor(`${n.inputs[wi]}_int8`, OnnxDataType.INT8, wt.dims, stored);
-    const wd = e.dequantizedConstant(
-      wq,
-      wt.dims,
+    const quantizedName = e.tensor(`${n.inputs[weightInput]}_int8`, OnnxDataType.INT8, weight.dims, stored);
+    const dequantized = e.dequantizedConstant(
+      quantizedName,
+      weight.dims,
       q.scale,
       q.scale.map(() => 0),
       isMatMul ? 1 : 0,
     );
-    e.nodes.push({ ...n, inputs: n.inputs.map((t, i) => (i === wi ? wd : t)) });
+    e.nodes.push({ ...n, inputs: n.inputs.map((t, i) => (i === weightInput ? dequantized : t)) });
     names.push(n.name || n.outputs[0]);
   }
   return { bytes: encodeModel(e.finish(model)), quantized: names, foldedRelu: 0 };

@@ -68,8 +68,8 @@ export class ProtoHead {
     // Uniform [0,1) like torch.rand in the paper; stages may re-initialise from patches.
     const p = new Float32Array(m * this.prototypeDim).map(() => rng.next());
     this.prototypes = tf.variable(tf.tensor2d(p, [m, this.prototypeDim]), true);
-    const ll = initLastLayer(this.protoClass, spec.numClasses, 1, spec.incorrectClassWeight);
-    this.lastLayer = tf.variable(tf.tensor2d(ll.data, ll.shape as [number, number]), true);
+    const initial = initLastLayer(this.protoClass, spec.numClasses, 1, spec.incorrectClassWeight);
+    this.lastLayer = tf.variable(tf.tensor2d(initial.data, initial.shape as [number, number]), true);
   }
 
   get prototypeDim(): number {

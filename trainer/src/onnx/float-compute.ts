@@ -72,21 +72,22 @@ export function floatCompute(bytes: Uint8Array, opts: FloatComputeOptions = {}):
       e.node('Identity', [asFloat(n.inputs[0])], [n.outputs[0]]);
     } else if (isStd(n) && n.opType === 'QLinearConv' && e.init.has(n.inputs[3])) {
       const [x, xs, xzp, w, ws, wzp, ys, yzp, b] = n.inputs;
-      const wt = e.init.get(w)!;
+      const weight = e.init.get(w)!;
       const xq = e.qparams(xs, xzp);
       const wq = e.qparams(ws, wzp);
-      const cout = wt.dims[0];
+      const cout = weight.dims[0];
       known(x, xq);
       let wName: string;
       if (int8Weights) {
-        wName = e.dequantizedConstant(w, wt.dims, wq.scale, wq.zeroPoint, 0);
+        wName = e.dequantizedConstant(w, weight.dims, wq.scale, wq.zeroPoint, 0);
       } else {
-        const per = wt.dims.slice(1).reduce((a, c) => a * c, 1);
-        const wv = e.values(w);
-        const fw = new Float32Array(wv.length);
+        const per = weight.dims.slice(1).reduce((a, c) => a * c, 1);
+        const weightValues = e.values(w);
+        const floatWeights = new Float32Array(weightValues.length);
         for (let c = 0; c < cout; c++)
-          for (let k = 0; k < per; k++) fw[c * per + k] = (wv[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
-        wName = e.float(`${w}_float`, wt.dims, fw);
+          for (let k = 0; k < per; k++)
+            floatWeights[c * per + k] = (weightValues[c * per + k] - at(wq.zeroPoint, c)) * at(wq.scale, c);
+        wName = e.float(`${w}_float`, weight.dims, floatWeights);
       }
       const inputs = [asFloat(x), wName];
       if (b)

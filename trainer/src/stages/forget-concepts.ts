@@ -12,7 +12,7 @@ import { classIdentity } from '../head/last-layer.ts';
 import { logActivation } from '../head/distances.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Adam } from '../optim/adam.ts';
-import type { PhaseConfig, TrainConfig } from '../config/config.ts';
+import { type PhaseConfig, PhaseSchema, type TrainConfig } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import { gradContext, microBatchGrads, splitBatch } from './grad-step.ts';
@@ -113,15 +113,13 @@ export function forgetConcepts(args: {
   quiet?: boolean;
 }): ForgetEpoch[] {
   const { head, train, options: o, rng } = args;
-  const phase: PhaseConfig = {
+  // One constant-rate epoch; the rest of the phase settings are the schema's defaults.
+  const phase: PhaseConfig = PhaseSchema.parse({
     epochs: 1,
     batchSize: o.batchSize,
     lr: { features: 0, addOn: o.lr.addOn, prototypes: o.lr.prototypes, lastLayer: 0 },
     schedule: 'constant',
-    stepEpochs: 5,
-    gamma: 0.1,
-    inputDropout: 0,
-  };
+  });
   if (head.isTied) head.untie();
   const optimizer = new Adam(phaseGroups(phase, head, null));
   const vars = optimizer.variables();

@@ -26,9 +26,9 @@ export function initPrototypesFromPatches(
   const z = new Float32Array(source.n * HW * P);
   const score = new Float32Array(source.n * HW);
   const progress = new Progress({ label: 'init prototypes', total: source.n, unit: 'img', quiet: opts.quiet });
-  const bs = 64;
-  for (let s = 0; s < source.n; s += bs) {
-    const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
+  const batchSize = 64;
+  for (let s = 0; s < source.n; s += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
     const [zT, camT] = tf.tidy(() => {
       const feats = source.features(
         idx,

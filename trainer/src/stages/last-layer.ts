@@ -22,11 +22,11 @@ export function computeSimilarities(
   const n = source.n * copies;
   const sims = new Float32Array(n * m);
   const labels = new Int32Array(n);
-  const bs = opts.batchSize ?? 128;
+  const batchSize = opts.batchSize ?? 128;
   const progress = new Progress({ label: 'similarities', total: n, unit: 'img', quiet: opts.quiet });
   for (let copy = 0; copy < copies; copy++) {
-    for (let s = 0; s < source.n; s += bs) {
-      const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
+    for (let s = 0; s < source.n; s += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
       const t = tf.tidy(
         () =>
           head.forward(
@@ -72,9 +72,9 @@ export function wrongClassMaskTensor(head: ProtoHead): tf.Tensor2D {
  * lives in the optimiser (soft-thresholding after each Adam step), so the
  * objective CE + l1·|W ⊙ mask| is minimised with wrong-class weights reaching exactly 0.
  */
-export function lastLayerOptimizer(head: ProtoHead, ll: LastLayerSettings, mask: tf.Tensor2D): Adam {
-  const l1 = ll.l1Solver === 'proximal' && ll.l1 > 0 ? { lambda: ll.l1, mask } : undefined;
-  return new Adam([{ name: 'lastLayer', lr: ll.lr, vars: [['head.last_layer', head.lastLayer]], l1 }]);
+export function lastLayerOptimizer(head: ProtoHead, settings: LastLayerSettings, mask: tf.Tensor2D): Adam {
+  const l1 = settings.l1Solver === 'proximal' && settings.l1 > 0 ? { lambda: settings.l1, mask } : undefined;
+  return new Adam([{ name: 'lastLayer', lr: settings.lr, vars: [['head.last_layer', head.lastLayer]], l1 }]);
 }
 
 /**

@@ -16,11 +16,11 @@ export function pooledFeatures(
   const n = source.n * copies;
   const x = new Float32Array(n * D);
   const labels = new Int32Array(n);
-  const bs = opts.batchSize ?? 128;
+  const batchSize = opts.batchSize ?? 128;
   const progress = new Progress({ label: opts.label ?? 'pooling', total: n, unit: 'img', quiet: opts.quiet });
   for (let copy = 0; copy < copies; copy++) {
-    for (let s = 0; s < source.n; s += bs) {
-      const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, k) => s + k);
+    for (let s = 0; s < source.n; s += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
       const t = tf.tidy(() =>
         tf.mean(
           source.features(

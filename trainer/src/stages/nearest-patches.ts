@@ -45,15 +45,15 @@ export function nearestPatches(
     if (!excl.has(e.item)) excl.set(e.item, new Map());
     excl.get(e.item)!.set(j, e.patch);
   });
-  const bs = opts.batchSize ?? 64;
+  const batchSize = opts.batchSize ?? 64;
   const progress = new Progress({
     label: opts.label ?? 'nearest patches',
     total: source.n,
     unit: 'img',
     quiet: opts.quiet,
   });
-  for (let s = 0; s < source.n; s += bs) {
-    const idx = Array.from({ length: Math.min(bs, source.n - s) }, (_, i) => s + i);
+  for (let s = 0; s < source.n; s += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, i) => s + i);
     const t = tf.tidy(() =>
       head.distanceMaps(
         source.features(

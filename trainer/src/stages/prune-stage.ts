@@ -67,7 +67,14 @@ export function runPruneStage(args: {
   for (const c of candidates) pruned[c.prototype] = true;
   const C = head.spec.numClasses;
   const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
-  refitLastLayer({ head, train: sims, val: valSims, ll: config.lastLayer, removed: pruned, rng: args.rng });
+  refitLastLayer({
+    head,
+    train: sims,
+    val: valSims,
+    lastLayerConfig: config.lastLayer,
+    removed: pruned,
+    rng: args.rng,
+  });
   const after = score();
   const worse = before && after ? after.top1 < before.top1 : false;
   if (mode === 'auto' && worse) {

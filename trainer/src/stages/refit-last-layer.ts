@@ -41,47 +41,49 @@ export function zeroRows(head: ProtoHead, removed: ArrayLike<boolean>): void {
 /**
  * Zero the removed prototypes, then train the last layer for `ll.epochs` on
  * `train` similarities (removed columns masked, so their rows get no gradient),
- * keeping the best validation epoch when `ll.selectBest`.
+ * keeping the best validation epoch when `lastLayerConfig.selectBest`.
  */
 export function refitLastLayer(args: {
   head: ProtoHead;
   train: Similarities;
   val: Similarities | null;
-  ll: TrainConfig['lastLayer'];
+  lastLayerConfig: TrainConfig['lastLayer'];
   removed: ArrayLike<boolean>;
   rng: Rng;
 }): RefitResult {
-  const { head, ll, removed } = args;
+  const { head, lastLayerConfig, removed } = args;
   const m = head.numPrototypes;
   const C = head.spec.numClasses;
   zeroRows(head, removed);
   // As stage 3 does: rows start with their wrong-class weights at zero (a per-row shift the softmax ignores).
-  if (ll.l1Solver === 'proximal') recenterRows(head);
+  if (lastLayerConfig.l1Solver === 'proximal') recenterRows(head);
   const masked = { ...args.train, sims: maskSimilarities(args.train.sims, m, removed) };
   const valMasked = args.val ? { ...args.val, sims: maskSimilarities(args.val.sims, m, removed) } : null;
   const score = () => (valMasked?.n ? similarityAccuracy(head, valMasked)!.top1 : NaN);
   // The wrong-class mask follows head.protoClass, so a relabelled prototype is penalised towards its new class.
   const mask = wrongClassMaskTensor(head);
-  const optimizer = lastLayerOptimizer(head, ll, mask);
+  const optimizer = lastLayerOptimizer(head, lastLayerConfig, mask);
   let best = { top1: score(), epoch: 0, weights: head.lastLayer.dataSync().slice() as Float32Array };
-  for (let e = 0; e < ll.epochs; e++) {
+  for (let e = 0; e < lastLayerConfig.epochs; e++) {
     trainLastLayerEpoch({
       head,
       data: masked,
-      batchSize: ll.batchSize,
-      l1: ll.l1,
-      proximal: ll.l1Solver === 'proximal',
+      batchSize: lastLayerConfig.batchSize,
+      l1: lastLayerConfig.l1,
+      proximal: lastLayerConfig.l1Solver === 'proximal',
       optimizer,
       rng: args.rng,
     });
     const s = score();
-    if (ll.selectBest && (s > best.top1 || Number.isNaN(best.top1)))
+    if (lastLayerConfig.selectBest && (s > best.top1 || Number.isNaN(best.top1)))
       best = { top1: s, epoch: e + 1, weights: head.lastLayer.dataSync().slice() as Float32Array };
   }
   optimizer.dispose();
   mask.dispose();
-  if (ll.selectBest) head.lastLayer.assign(tf.tensor2d(best.weights, [m, C]));
+  if (lastLayerConfig.selectBest) head.lastLayer.assign(tf.tensor2d(best.weights, [m, C]));
   // Whatever the optimiser does to rows without gradient, a removed prototype must not vote.
   zeroRows(head, removed);
-  return ll.selectBest ? { top1: best.top1, epoch: best.epoch } : { top1: score(), epoch: ll.epochs };
+  return lastLayerConfig.selectBest
+    ? { top1: best.top1, epoch: best.epoch }
+    : { top1: score(), epoch: lastLayerConfig.epochs };
 }

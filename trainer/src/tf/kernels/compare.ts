@@ -62,12 +62,12 @@ function compare(op: Op, { inputs, backend }: KernelArgs): TensorInfo | null {
   if (size(a.shape) === 1 && size(b.shape) !== 1) [big, small, o] = [b, a, MIRROR[op]];
   const scalar = size(small.shape) === 1 && small.shape.length <= big.shape.length;
   if (!scalar && !sameShape(a.shape, b.shape)) return null;
-  const wb = asWasm(backend);
-  const out = alloc(wb, [...big.shape], 'bool');
+  const wasmBackend = asWasm(backend);
+  const out = alloc(wasmBackend, [...big.shape], 'bool');
   const view = a.dtype === 'float32' ? f32 : i32;
-  const { memoryOffset } = wb.dataIdMap.get(out.dataId);
-  const res = new Uint8Array(wb.wasm.HEAPU8.buffer, memoryOffset, size(big.shape));
-  run(o, view(wb, big), view(wb, small), scalar ? 0 : 1, res);
+  const { memoryOffset } = wasmBackend.dataIdMap.get(out.dataId);
+  const res = new Uint8Array(wasmBackend.wasm.HEAPU8.buffer, memoryOffset, size(big.shape));
+  run(o, view(wasmBackend, big), view(wasmBackend, small), scalar ? 0 : 1, res);
   return out;
 }
 

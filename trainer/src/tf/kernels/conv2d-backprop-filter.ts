@@ -80,7 +80,7 @@ function im2colT(x: Float32Array, g: ConvGeometry, b0: number, nb: number, out: 
  * when used whole.
  */
 function partialProduct(
-  wb: WasmBackendLike,
+  wasmBackend: WasmBackendLike,
   x: TensorInfo,
   dy: TensorInfo,
   g: ConvGeometry,
@@ -94,7 +94,7 @@ function partialProduct(
   const whole = nb === g.batch;
   const scratch: TensorInfo[] = [];
   const fresh = (shape: number[]): TensorInfo => {
-    const t = alloc(wb, shape);
+    const t = alloc(wasmBackend, shape);
     scratch.push(t);
     return t;
   };
@@ -105,26 +105,26 @@ function partialProduct(
     let dyPart = view(dy, [m, CO]);
     if (!whole) {
       dyPart = fresh([m, CO]);
-      f32(wb, dyPart).set(f32(wb, dy).subarray(b0 * pixels * CO, (b0 + nb) * pixels * CO));
+      f32(wasmBackend, dyPart).set(f32(wasmBackend, dy).subarray(b0 * pixels * CO, (b0 + nb) * pixels * CO));
     }
-    im2colT(f32(wb, x), g, b0, nb, f32(wb, colsT));
-    product = matMul(wb, colsT, dyPart);
+    im2colT(f32(wasmBackend, x), g, b0, nb, f32(wasmBackend, colsT));
+    product = matMul(wasmBackend, colsT, dyPart);
   } else {
     const dyT = fresh([CO, m]);
     let xPart = view(x, [m, K]);
     if (!whole) {
       xPart = fresh([m, K]);
-      f32(wb, xPart).set(f32(wb, x).subarray(b0 * pixels * K, (b0 + nb) * pixels * K));
+      f32(wasmBackend, xPart).set(f32(wasmBackend, x).subarray(b0 * pixels * K, (b0 + nb) * pixels * K));
     }
-    transposeInto(f32(wb, dy), b0 * pixels * CO, m, CO, f32(wb, dyT));
-    product = matMul(wb, dyT, xPart);
+    transposeInto(f32(wasmBackend, dy), b0 * pixels * CO, m, CO, f32(wasmBackend, dyT));
+    product = matMul(wasmBackend, dyT, xPart);
   }
-  free(wb, ...scratch);
+  free(wasmBackend, ...scratch);
   return { product, transposed };
 }
 
 const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
   const g = convGeometry('Conv2DBackpropFilter', x.shape, a.filterShape, a, false);
@@ -133,28 +133,28 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const chunk = imagesPerChunk(g, K);
 
   if (chunk >= g.batch) {
-    const { product, transposed } = partialProduct(wb, x, dy, g, 0, g.batch);
+    const { product, transposed } = partialProduct(wasmBackend, x, dy, g, 0, g.batch);
     if (!transposed) return view(product, [...a.filterShape]);
-    const out = alloc(wb, [...a.filterShape]);
-    transposeInto(f32(wb, product), 0, CO, K, f32(wb, out));
-    free(wb, product);
+    const out = alloc(wasmBackend, [...a.filterShape]);
+    transposeInto(f32(wasmBackend, product), 0, CO, K, f32(wasmBackend, out));
+    free(wasmBackend, product);
     return out;
   }
 
   // Several chunks: sum the partial products in float64, then write once.
   const acc = new Float64Array(K * CO);
   for (let b0 = 0; b0 < g.batch; b0 += chunk) {
-    const { product, transposed } = partialProduct(wb, x, dy, g, b0, Math.min(chunk, g.batch - b0));
-    const p = f32(wb, product);
+    const { product, transposed } = partialProduct(wasmBackend, x, dy, g, b0, Math.min(chunk, g.batch - b0));
+    const p = f32(wasmBackend, product);
     if (!transposed) {
       for (let i = 0; i < acc.length; i++) acc[i] += p[i];
     } else {
       for (let co = 0; co < CO; co++) for (let k = 0; k < K; k++) acc[k * CO + co] += p[co * K + k];
     }
-    free(wb, product);
+    free(wasmBackend, product);
   }
-  const out = alloc(wb, [...a.filterShape]);
-  f32(wb, out).set(acc);
+  const out = alloc(wasmBackend, [...a.filterShape]);
+  f32(wasmBackend, out).set(acc);
   return out;
 };
 

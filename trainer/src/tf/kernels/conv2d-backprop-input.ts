@@ -44,11 +44,11 @@ function col2im(cols: Float32Array, g: ConvGeometry, b0: number, nb: number, dx:
 }
 
 /** W[kh,kw,ci,co] → W'[KH−1−kh, KW−1−kw, co, ci]: the filter of the transposed conv. */
-function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
+function flipFilter(wasmBackend: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
   const { kH, kW, inC, outC } = g;
-  const out = alloc(wb, [kH, kW, outC, inC]);
-  const w = f32(wb, filter);
-  const f = f32(wb, out);
+  const out = alloc(wasmBackend, [kH, kW, outC, inC]);
+  const w = f32(wasmBackend, filter);
+  const f = f32(wasmBackend, out);
   for (let kh = 0; kh < kH; kh++) {
     for (let kw = 0; kw < kW; kw++) {
       const src = (kh * kW + kw) * inC * outC;
@@ -64,7 +64,7 @@ function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): T
 function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo | null {
   const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
   if (a.dataFormat === 'NCHW') return null; // the stock kernel handles NCHW
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const g = convGeometry('Conv2DBackpropInput', a.inputShape, filter.shape, a, false);
   const K = g.kH * g.kW * g.inC;
@@ -72,28 +72,28 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
 
   const pads = g.strideH === 1 && g.strideW === 1 && !isPointwise(g) ? transposedPads(g) : null;
   if (pads) {
-    const flipped = flipFilter(wb, filter, g);
-    const dx = convTransposeViaForward(wb, 'Conv2D', dy, flipped, g, pads);
-    free(wb, flipped);
+    const flipped = flipFilter(wasmBackend, filter, g);
+    const dx = convTransposeViaForward(wasmBackend, 'Conv2D', dy, flipped, g, pads);
+    free(wasmBackend, flipped);
     return dx;
   }
 
   // Wᵀ: filter [K, CO] → [CO, K], a fresh tensor so XNNPACK packs it anew.
-  const wT = alloc(wb, [g.outC, K]);
+  const wT = alloc(wasmBackend, [g.outC, K]);
   {
-    const w = f32(wb, filter);
-    const t = f32(wb, wT);
+    const w = f32(wasmBackend, filter);
+    const t = f32(wasmBackend, wT);
     for (let k = 0; k < K; k++) for (let co = 0; co < g.outC; co++) t[co * K + k] = w[k * g.outC + co];
   }
 
   if (isPointwise(g)) {
-    const out = matMul(wb, view(dy, [g.batch * pixels, g.outC]), wT);
-    free(wb, wT);
+    const out = matMul(wasmBackend, view(dy, [g.batch * pixels, g.outC]), wT);
+    free(wasmBackend, wT);
     return view(out, [...a.inputShape]);
   }
 
-  const dx = alloc(wb, [...a.inputShape]);
-  f32(wb, dx).fill(0);
+  const dx = alloc(wasmBackend, [...a.inputShape]);
+  f32(wasmBackend, dx).fill(0);
   const chunk = imagesPerChunk(g, K);
   for (let b0 = 0; b0 < g.batch; b0 += chunk) {
     const nb = Math.min(chunk, g.batch - b0);
@@ -102,15 +102,15 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
     if (nb === g.batch) {
       dyPart = dy;
     } else {
-      dyPart = alloc(wb, [m, g.outC]);
-      f32(wb, dyPart).set(f32(wb, dy).subarray(b0 * pixels * g.outC, (b0 + nb) * pixels * g.outC));
+      dyPart = alloc(wasmBackend, [m, g.outC]);
+      f32(wasmBackend, dyPart).set(f32(wasmBackend, dy).subarray(b0 * pixels * g.outC, (b0 + nb) * pixels * g.outC));
     }
-    const cols = matMul(wb, view(dyPart, [m, g.outC]), wT);
-    col2im(f32(wb, cols), g, b0, nb, f32(wb, dx));
-    free(wb, cols);
-    if (dyPart !== dy) free(wb, dyPart);
+    const cols = matMul(wasmBackend, view(dyPart, [m, g.outC]), wT);
+    col2im(f32(wasmBackend, cols), g, b0, nb, f32(wasmBackend, dx));
+    free(wasmBackend, cols);
+    if (dyPart !== dy) free(wasmBackend, dyPart);
   }
-  free(wb, wT);
+  free(wasmBackend, wT);
   return dx;
 }
 

@@ -15,17 +15,17 @@ import type { ConvAttrs } from './conv-geometry.ts';
 import { alloc, asWasm, f32 } from './wasm-heap.ts';
 
 const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
   const g = convGeometry('DepthwiseConv2dNativeBackpropFilter', x.shape, a.filterShape, a, true);
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, padTop, padLeft } = g;
   const q = outC / inC;
 
-  const out = alloc(wb, [...a.filterShape]);
-  const xs = f32(wb, x);
-  const dys = f32(wb, dy);
-  const dw = f32(wb, out);
+  const out = alloc(wasmBackend, [...a.filterShape]);
+  const xs = f32(wasmBackend, x);
+  const dys = f32(wasmBackend, dy);
+  const dw = f32(wasmBackend, out);
   const acc = new Float64Array(outC);
 
   // Tap-major: for each (kh, kw) the in-image output range is computed once,

@@ -15,11 +15,11 @@ import { alloc, asWasm, f32, free } from './wasm-heap.ts';
 import type { WasmBackendLike } from './wasm-heap.ts';
 
 /** W[kh,kw,c,q] → F[KH−1−kh, KW−1−kw, c·Q+q, 0]: one depthwise channel per (c, q). */
-function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
+function flipFilter(wasmBackend: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): TensorInfo {
   const { kH, kW, outC } = g;
-  const out = alloc(wb, [kH, kW, outC, 1]);
-  const w = f32(wb, filter);
-  const f = f32(wb, out);
+  const out = alloc(wasmBackend, [kH, kW, outC, 1]);
+  const w = f32(wasmBackend, filter);
+  const f = f32(wasmBackend, out);
   for (let kh = 0; kh < kH; kh++) {
     for (let kw = 0; kw < kW; kw++) {
       f.set(w.subarray((kh * kW + kw) * outC, (kh * kW + kw + 1) * outC), ((kH - 1 - kh) * kW + (kW - 1 - kw)) * outC);
@@ -29,10 +29,10 @@ function flipFilter(wb: WasmBackendLike, filter: TensorInfo, g: ConvGeometry): T
 }
 
 /** [..., C·Q] → [..., C] summing each group of Q consecutive channels. */
-function sumMultipliers(wb: WasmBackendLike, t: TensorInfo, shape: number[], q: number): TensorInfo {
-  const out = alloc(wb, shape);
-  const src = f32(wb, t);
-  const dst = f32(wb, out);
+function sumMultipliers(wasmBackend: WasmBackendLike, t: TensorInfo, shape: number[], q: number): TensorInfo {
+  const out = alloc(wasmBackend, shape);
+  const src = f32(wasmBackend, t);
+  const dst = f32(wasmBackend, out);
   for (let i = 0, j = 0; i < dst.length; i++) {
     let s = 0;
     for (let k = 0; k < q; k++, j++) s += src[j];
@@ -42,7 +42,7 @@ function sumMultipliers(wb: WasmBackendLike, t: TensorInfo, shape: number[], q: 
 }
 
 const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
   const g = convGeometry('DepthwiseConv2dNativeBackpropInput', a.inputShape, filter.shape, a, true);
@@ -51,19 +51,19 @@ const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 
   const pads = transposedPads(g);
   if (pads) {
-    const flipped = flipFilter(wb, filter, g);
-    const perMultiplier = convTransposeViaForward(wb, 'DepthwiseConv2dNative', dy, flipped, g, pads);
-    free(wb, flipped);
+    const flipped = flipFilter(wasmBackend, filter, g);
+    const perMultiplier = convTransposeViaForward(wasmBackend, 'DepthwiseConv2dNative', dy, flipped, g, pads);
+    free(wasmBackend, flipped);
     if (q === 1) return perMultiplier;
-    const dx = sumMultipliers(wb, perMultiplier, [...a.inputShape], q);
-    free(wb, perMultiplier);
+    const dx = sumMultipliers(wasmBackend, perMultiplier, [...a.inputShape], q);
+    free(wasmBackend, perMultiplier);
     return dx;
   }
 
-  const out = alloc(wb, [...a.inputShape]);
-  const dx = f32(wb, out);
-  const dys = f32(wb, dy);
-  const w = f32(wb, filter);
+  const out = alloc(wasmBackend, [...a.inputShape]);
+  const dx = f32(wasmBackend, out);
+  const dys = f32(wasmBackend, dy);
+  const w = f32(wasmBackend, filter);
   dx.fill(0);
 
   for (let b = 0; b < batch; b++) {

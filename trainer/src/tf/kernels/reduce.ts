@@ -30,10 +30,10 @@ function reduce({ inputs, backend, attrs }: KernelArgs, mean: boolean): TensorIn
   const outShape = keepDims
     ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
     : shape.filter((_, i) => i < first || i > last);
-  const wb = asWasm(backend);
-  const out = alloc(wb, outShape);
-  const src = f32(wb, x);
-  const dst = f32(wb, out);
+  const wasmBackend = asWasm(backend);
+  const out = alloc(wasmBackend, outShape);
+  const src = f32(wasmBackend, x);
+  const dst = f32(wasmBackend, out);
   const acc = new Float64Array(inner);
   for (let o = 0; o < outer; o++) {
     acc.fill(0);

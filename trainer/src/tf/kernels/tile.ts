@@ -12,11 +12,11 @@ import type { WasmBackendLike } from './wasm-heap.ts';
 type Words = Int32Array | Uint8Array;
 
 /** Whole-element views; integer views keep float bit patterns (NaN payloads) intact. */
-function words(wb: WasmBackendLike, t: TensorInfo, n: number): Words {
-  const { memoryOffset } = wb.dataIdMap.get(t.dataId);
+function words(wasmBackend: WasmBackendLike, t: TensorInfo, n: number): Words {
+  const { memoryOffset } = wasmBackend.dataIdMap.get(t.dataId);
   return t.dtype === 'bool'
-    ? new Uint8Array(wb.wasm.HEAPU8.buffer, memoryOffset, n)
-    : new Int32Array(wb.wasm.HEAPU8.buffer, memoryOffset, n);
+    ? new Uint8Array(wasmBackend.wasm.HEAPU8.buffer, memoryOffset, n)
+    : new Int32Array(wasmBackend.wasm.HEAPU8.buffer, memoryOffset, n);
 }
 
 function strides(shape: number[]): number[] {
@@ -43,19 +43,19 @@ function tile({ inputs, backend, attrs }: KernelArgs): TensorInfo | null {
   const { x } = inputs as { x: TensorInfo };
   const { reps } = attrs as unknown as { reps: number[] };
   if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') return null;
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const shape = x.shape;
   const rank = shape.length;
   const outShape = shape.map((d, i) => d * reps[i]);
   const outSize = outShape.reduce((a, b) => a * b, 1);
-  const out = alloc(wb, outShape, x.dtype);
+  const out = alloc(wasmBackend, outShape, x.dtype);
   if (outSize === 0) return out;
   const src = words(
-    wb,
+    wasmBackend,
     x,
     shape.reduce((a, b) => a * b, 1),
   );
-  const dst = words(wb, out, outSize);
+  const dst = words(wasmBackend, out, outSize);
   if (rank === 0) {
     dst[0] = src[0];
     return out;

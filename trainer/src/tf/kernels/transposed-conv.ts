@@ -34,11 +34,11 @@ export function transposedPads(g: ConvGeometry): TransposedPads | null {
 }
 
 /** dy [B,OH,OW,C] → [B,upH,upW,C] with dy at every stride-th pixel and zeros between. */
-function upsample(wb: WasmBackendLike, dy: TensorInfo, g: ConvGeometry, p: TransposedPads): TensorInfo {
+function upsample(wasmBackend: WasmBackendLike, dy: TensorInfo, g: ConvGeometry, p: TransposedPads): TensorInfo {
   const c = dy.shape[3];
-  const up = alloc(wb, [g.batch, p.upH, p.upW, c]);
-  const src = f32(wb, dy);
-  const dst = f32(wb, up);
+  const up = alloc(wasmBackend, [g.batch, p.upH, p.upW, c]);
+  const src = f32(wasmBackend, dy);
+  const dst = f32(wasmBackend, up);
   dst.fill(0);
   for (let b = 0; b < g.batch; b++) {
     for (let oh = 0; oh < g.outH; oh++) {
@@ -57,7 +57,7 @@ function upsample(wb: WasmBackendLike, dy: TensorInfo, g: ConvGeometry, p: Trans
  * problem. `flipped` must already be the flipped filter in that kernel's layout.
  */
 export function convTransposeViaForward(
-  wb: WasmBackendLike,
+  wasmBackend: WasmBackendLike,
   kernel: 'Conv2D' | 'DepthwiseConv2dNative',
   dy: TensorInfo,
   flipped: TensorInfo,
@@ -65,9 +65,9 @@ export function convTransposeViaForward(
   p: TransposedPads,
 ): TensorInfo {
   const strided = g.strideH > 1 || g.strideW > 1;
-  const src = strided ? upsample(wb, dy, g, p) : dy;
+  const src = strided ? upsample(wasmBackend, dy, g, p) : dy;
   const out = callKernel(
-    wb,
+    wasmBackend,
     kernel,
     { x: src, filter: flipped },
     {
@@ -83,6 +83,6 @@ export function convTransposeViaForward(
       dimRoundingMode: undefined,
     },
   );
-  if (strided) free(wb, src);
+  if (strided) free(wasmBackend, src);
   return out;
 }

@@ -7,7 +7,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import { alloc, asWasm, f32, i32 } from './wasm-heap.ts';
 
 const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
-  const wb = asWasm(backend);
+  const wasmBackend = asWasm(backend);
   const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
   const { numSegments } = attrs as unknown as { numSegments: number };
   if (x.dtype !== 'float32' && x.dtype !== 'int32') {
@@ -17,10 +17,10 @@ const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
   let width = 1;
   for (const d of inner) width *= d;
 
-  const out = alloc(wb, [numSegments, ...inner], x.dtype);
-  const ids = i32(wb, segmentIds);
-  const xs = x.dtype === 'float32' ? f32(wb, x) : i32(wb, x);
-  const o = x.dtype === 'float32' ? f32(wb, out) : i32(wb, out);
+  const out = alloc(wasmBackend, [numSegments, ...inner], x.dtype);
+  const ids = i32(wasmBackend, segmentIds);
+  const xs = x.dtype === 'float32' ? f32(wasmBackend, x) : i32(wasmBackend, x);
+  const o = x.dtype === 'float32' ? f32(wasmBackend, out) : i32(wasmBackend, out);
   o.fill(0);
   for (let i = 0; i < ids.length; i++) {
     const s = ids[i];
