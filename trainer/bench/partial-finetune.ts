@@ -26,6 +26,17 @@ import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '..
 import { accuracy } from '../src/stages/predict.ts';
 import type { FeatureSource } from '../src/stages/sources.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/partial-finetune.ts [--from <tensor>] [--epochs N] [--lr X] [--batch N]
+
+Partial fine-tuning at CPU cost on ../shared/data/cub200: the cub200 network's activations at --from
+(default 624_quantized) are cached; the layers after it train with a linear classifier on pooled features.
+Prints validation top-1 of the frozen top (the baseline) and after each tuning epoch (--lr for the top,
+10x for the classifier; default 3 epochs at 1e-4, batch 32).`,
+);
 
 const { values } = parseArgs({
   options: {
