@@ -413,4 +413,39 @@ describe('ONNX backbone imported as a trainable float network', () => {
     },
     60_000,
   );
+
+  it.skipIf(!existsSync(mobilenet))(
+    `MobileNetV2 int8 at output stride 16 (../shared/data): a 14x14x1280 map, as close to onnxruntime's as at stride 32${noMobilenet}`,
+    async () => {
+      const pre = {
+        size: 224,
+        mean: [0.485, 0.456, 0.406] as [number, number, number],
+        std: [0.229, 0.224, 0.225] as [number, number, number],
+      };
+      const imported = await importOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre, outputStride: 16 });
+      expect(imported.featureShape).toEqual([14, 14, 1280]);
+      expect(imported.trainableVariables()).toHaveLength(104);
+      const reference = await loadOnnxBackbone({
+        path: mobilenet,
+        tap: 'auto',
+        preprocess: pre,
+        threads: 1,
+        outputStride: 16,
+      });
+      const x = testValues(224 * 224 * 3, 9);
+      const [a, b] = [await imported.extract(x, 1), await reference.extract(x, 1)];
+      let dot = 0,
+        na = 0,
+        nb = 0;
+      for (let i = 0; i < a.length; i++) {
+        dot += a[i] * b[i];
+        na += a[i] ** 2;
+        nb += b[i] ** 2;
+      }
+      // The same int8 rounding gap as the published stride's (above); a wrong dilation or padding is far off.
+      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.85);
+      await reference.dispose();
+    },
+    120_000,
+  );
 });
