@@ -87,7 +87,6 @@ describe('stage 3 solvers on separable similarities', () => {
         data: train,
         batchSize: 20,
         l1: ll.l1,
-        proximal: solver === 'proximal',
         optimizer,
         rng,
       });

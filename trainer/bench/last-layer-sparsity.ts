@@ -106,7 +106,6 @@ for (const setting of settings) {
       data: sims,
       batchSize: config.lastLayer.batchSize,
       l1: setting.l1,
-      proximal: setting.l1Solver === 'proximal',
       optimizer,
       rng,
     });

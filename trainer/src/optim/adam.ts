@@ -68,7 +68,10 @@ export class Adam {
           const scale = tf.add(tf.sqrt(tf.div(v, bc2)), this.eps);
           const stepped = tf.sub(variable, tf.mul(tf.div(tf.div(m, bc1), scale), g.lr));
           variable.assign(
-            g.l1 ? softThreshold(stepped, tf.div(tf.mul(g.l1.mask, g.lr * g.l1.lambda), scale)) : stepped,
+            // A zero penalty takes no proximal step: the update is plain Adam, as without `l1`.
+            g.l1 && g.l1.lambda > 0
+              ? softThreshold(stepped, tf.div(tf.mul(g.l1.mask, g.lr * g.l1.lambda), scale))
+              : stepped,
           );
         }
       }

@@ -4,11 +4,12 @@ import type { PushRecord } from '../stages/push.ts';
 import type { PruningResult } from '../stages/prune-stage.ts';
 import type { EpochProgress } from '../stages/prototype-phase.ts';
 
-export const STAGES = ['warmup', 'joint', 'push', 'pushTune', 'lastLayer', 'prune', 'done'] as const;
-export type Stage = (typeof STAGES)[number];
+/** `stage` of a finished run; otherwise `stage` names the schedule's next phase (run/training-schedule.ts). */
+export const FINISHED = 'done';
 
 export interface MetricRow {
-  stage: Stage;
+  /** The phase that trained this epoch. */
+  stage: string;
   epoch: number;
   [key: string]: number | string | null;
 }
@@ -22,14 +23,16 @@ export interface StageResult {
 /** Everything needed to continue a run exactly where it stopped. */
 export interface CheckpointMeta {
   version: 1;
-  stage: Stage;
+  /** The phase to run next (the one under way when `epoch` > 0 or `epochProgress` is set), or FINISHED. */
+  stage: string;
   /** Epochs completed within `stage`. */
   epoch: number;
   rngState: number;
   optimizerSteps: number;
   history: MetricRow[];
   push: PushRecord[] | null;
-  stageResults: Partial<Record<Stage | 'init', StageResult>>;
+  /** Per phase (and 'init'), in the order they ran. */
+  stageResults: Partial<Record<string, StageResult>>;
   /** Seconds spent so far, per stage (survives resumes). */
   seconds: Partial<Record<string, number>>;
   /** The same-backbone baseline (frozen backbones only). */

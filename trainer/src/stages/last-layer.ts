@@ -73,27 +73,34 @@ export function wrongClassMaskTensor(head: ProtoHead): tf.Tensor2D {
  * objective CE + l1·|W ⊙ mask| is minimised with wrong-class weights reaching exactly 0.
  */
 export function lastLayerOptimizer(head: ProtoHead, settings: LastLayerSettings, mask: tf.Tensor2D): Adam {
-  const l1 = settings.l1Solver === 'proximal' && settings.l1 > 0 ? { lambda: settings.l1, mask } : undefined;
+  // Set even when l1 is 0: the optimiser is what tells trainLastLayerEpoch that the solver is proximal.
+  const l1 = settings.l1Solver === 'proximal' ? { lambda: settings.l1, mask } : undefined;
   return new Adam([{ name: 'lastLayer', lr: settings.lr, vars: [['head.last_layer', head.lastLayer]], l1 }]);
+}
+
+/** Whether an optimiser applies an L1 proximal step (lastLayerOptimizer with the proximal solver). */
+export function isProximal(optimizer: Adam): boolean {
+  return optimizer.groups.some((g) => g.l1 !== undefined);
 }
 
 /**
  * One epoch of stage 3: CE + l1·|W ⊙ wrong-class mask| on precomputed similarities.
- * With `proximal`, the optimiser applies the L1 term (lastLayerOptimizer), so the gradient is CE's alone.
+ * With a proximal optimiser (lastLayerOptimizer), the optimiser applies the L1 term, so the gradient is CE's
+ * alone, and rows are recentred after the epoch.
  */
 export function trainLastLayerEpoch(args: {
   head: ProtoHead;
   data: { sims: Float32Array; labels: Int32Array; n: number };
   batchSize: number;
   l1: number;
-  proximal?: boolean;
   optimizer: Adam;
   rng: Rng;
 }): LastLayerEpoch {
   const { head, data, optimizer, rng } = args;
   const m = head.numPrototypes;
   const mask = wrongClassMaskTensor(head);
-  const l1Gradient = args.proximal ? 0 : args.l1;
+  const proximal = isProximal(optimizer);
+  const l1Gradient = proximal ? 0 : args.l1;
   const order = rng.shuffle(Array.from({ length: data.n }, (_, i) => i));
   let lossSum = 0;
   let ceSum = 0;
@@ -116,7 +123,7 @@ export function trainLastLayerEpoch(args: {
       return tf.add(ce, tf.mul(l1, l1Gradient)) as tf.Scalar;
     }, [head.lastLayer]);
     optimizer.apply(grads);
-    lossSum += (value.dataSync()[0] + (args.proximal ? args.l1 * parts[1] : 0)) * batch.length;
+    lossSum += (value.dataSync()[0] + (proximal ? args.l1 * parts[1] : 0)) * batch.length;
     tf.dispose([value, ...Object.values(grads)]);
     ceSum += parts[0] * batch.length;
     l1Last = parts[1];
@@ -124,7 +131,7 @@ export function trainLastLayerEpoch(args: {
   }
   mask.dispose();
   // The L1 optimum within each row's softmax-invariant shift (recenterRows): exact, and free.
-  if (args.proximal) recenterRows(head);
+  if (proximal) recenterRows(head);
   const n = Math.max(1, data.n);
   return { loss: lossSum / n, crossEntropy: ceSum / n, l1: l1Last, trainAccuracy: correct / n };
 }

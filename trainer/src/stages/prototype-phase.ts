@@ -10,8 +10,6 @@ import type { GradPool } from './grad-pool.ts';
 import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
 
-export type PrototypePhaseName = 'warmup' | 'joint' | 'pushTune';
-
 interface EpochSums {
   loss: number;
   ce: number;

@@ -70,7 +70,6 @@ export function refitLastLayer(args: {
       data: masked,
       batchSize: lastLayerConfig.batchSize,
       l1: lastLayerConfig.l1,
-      proximal: lastLayerConfig.l1Solver === 'proximal',
       optimizer,
       rng: args.rng,
     });

@@ -1,0 +1,26 @@
+/** Prune (paper Sec. 2.5): drop prototypes that are not class-specific, re-optimise the last layer. */
+import { runPruneStage } from '../../stages/prune-stage.ts';
+import type { TrainingPhase } from '../training-phase.ts';
+
+export const prunePhase: TrainingPhase = {
+  name: 'prune',
+  summaryLabel: 'after pruning',
+  async run(ctx) {
+    const result = runPruneStage({
+      head: ctx.head,
+      train: ctx.train,
+      val: ctx.val,
+      push: ctx.meta.push,
+      config: ctx.config,
+      classes: ctx.data.dataset.classes,
+      rng: ctx.rng,
+      quiet: ctx.control.quiet,
+    });
+    ctx.meta.pruning = result;
+    ctx.log(
+      `prune: ${result.candidates.length} candidate(s) (k=${result.k}, threshold ${result.threshold}); ${result.note}`,
+    );
+    ctx.meta.seconds.prune = result.seconds;
+    return { seconds: result.seconds };
+  },
+};
