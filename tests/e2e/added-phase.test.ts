@@ -27,7 +27,6 @@ const jitterPhase: TrainingPhase = {
     const sum = ctx.resumedTensor('jitter.sum') ?? { shape: w.shape.slice(), data: new Float32Array(w.size) };
     ctx.phaseTensors.set('jitter.sum', sum);
     const ended = await runEpochs(ctx, {
-      stage: 'jitter',
       epochs: 3,
       optimizer,
       async runEpoch() {

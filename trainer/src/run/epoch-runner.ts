@@ -18,8 +18,6 @@ export interface EpochReport {
 }
 
 export interface EpochPlan {
-  /** The phase's name: the metrics rows' `stage` and its `meta.seconds` key. */
-  stage: string;
   epochs: number;
   /** Saved with each checkpoint; restored first if the run resumes inside this phase. */
   optimizer: Adam;
@@ -30,19 +28,23 @@ export interface EpochPlan {
   runEpoch(epoch: number, resumeFrom: EpochProgress | null): Promise<EpochReport | 'stopped'>;
 }
 
-/** Runs the epochs left of a phase; 'stopped' when a stop was requested (the run stays resumable). */
+/**
+ * Runs the epochs left of the phase under way (`meta.stage`, which names its metrics rows and its
+ * `meta.seconds` entry); 'stopped' when a stop was requested (the run stays resumable).
+ */
 export async function runEpochs(ctx: TrainContext, plan: EpochPlan): Promise<'done' | 'stopped'> {
   const { meta } = ctx;
+  const stage = meta.stage;
   ctx.restoreOptimizer(plan.optimizer);
   for (let e = meta.epoch; e < plan.epochs; e++) {
     if (ctx.stopRequested()) return 'stopped';
     const report = await plan.runEpoch(e, ctx.takeEpochProgress());
     if (report === 'stopped') return 'stopped';
     delete meta.epochProgress; // saved inside the epoch just finished
-    meta.history.push({ stage: plan.stage, epoch: e + 1, ...report.row });
+    meta.history.push({ stage, epoch: e + 1, ...report.row });
     if (report.log) ctx.log(report.log);
     meta.epoch = e + 1;
-    if (report.seconds !== undefined) meta.seconds[plan.stage] = (meta.seconds[plan.stage] ?? 0) + report.seconds;
+    if (report.seconds !== undefined) meta.seconds[stage] = (meta.seconds[stage] ?? 0) + report.seconds;
     ctx.epochsThisProcess++;
     await ctx.save(plan.optimizer);
   }

@@ -51,7 +51,6 @@ export const lastLayerPhase: TrainingPhase = {
       if (resumed) ctx.phaseTensors.set(BEST, resumed);
     }
     const ended = await runEpochs(ctx, {
-      stage: 'lastLayer',
       epochs: settings.epochs,
       optimizer,
       async runEpoch(e) {

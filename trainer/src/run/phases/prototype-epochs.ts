@@ -11,7 +11,6 @@ import type { EpochPlan } from '../epoch-runner.ts';
 import type { TrainContext } from '../train-context.ts';
 
 export interface PrototypeEpochsArgs {
-  stage: string;
   /** Name in progress bars ("push-tune 1/3"). */
   label: string;
   phase: PhaseConfig;
@@ -27,7 +26,6 @@ export interface PrototypeEpochsArgs {
 export function prototypeEpochs(ctx: TrainContext, args: PrototypeEpochsArgs): EpochPlan {
   const { phase, optimizer } = args;
   return {
-    stage: args.stage,
     epochs: phase.epochs,
     optimizer,
     async runEpoch(e, resumeFrom) {

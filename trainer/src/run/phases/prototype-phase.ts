@@ -24,7 +24,6 @@ export function prototypePhase(args: {
       const optimizer = new Adam(phaseGroups(phase, ctx.head, ctx.data.trainableBackbone));
       const tStage = Date.now();
       const plan = prototypeEpochs(ctx, {
-        stage: name,
         label: name,
         phase,
         optimizer,

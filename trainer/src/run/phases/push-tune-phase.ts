@@ -20,7 +20,6 @@ export const pushTunePhase: TrainingPhase = {
     // The backbone stays as pushed: tied features were read from it.
     const optimizer = new Adam(phaseGroups(phase, head, null));
     const plan = prototypeEpochs(ctx, {
-      stage: 'pushTune',
       label: 'push-tune',
       phase,
       optimizer,
