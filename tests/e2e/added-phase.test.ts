@@ -105,7 +105,10 @@ describe('a phase added to the training schedule', () => {
 
     // Without the phase in its schedule, the run cannot continue: the error names the file and the way out.
     await expect(trainRun({ ...run, schedule: undefined, outDir: out, resume: true })).rejects.toThrow(
-      /split\/checkpoints\/last\.ckpt: the run stopped before phase "jitter", which this version's training schedule \(warmup, joint, push, pushTune, lastLayer, prune\) does not have/,
+      new RegExp(
+        'split/checkpoints/last\\.ckpt: the run stopped before phase "jitter", which this version\'s training ' +
+          'schedule \\(warmup, joint, push, pushTune, lastLayer, prune\\) does not have; finish it with the version',
+      ),
     );
 
     const done = await trainRun({ ...run, outDir: out, resume: true });

@@ -61,7 +61,8 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
   const hasCheckpoint = await exists(paths.lastCheckpoint);
   if (hasCheckpoint && !opts.resume) {
     throw new Error(
-      `${opts.outDir} already holds a run (${paths.lastCheckpoint}); pass --resume to continue it, or choose another --out`,
+      `${opts.outDir} already holds a run (${paths.lastCheckpoint}); ` +
+        'pass --resume to continue it, or choose another --out',
     );
   }
   if (opts.resume && !hasCheckpoint) log(`no checkpoint in ${opts.outDir}: starting a new run`);

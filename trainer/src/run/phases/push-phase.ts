@@ -12,9 +12,8 @@ export const pushPhase: TrainingPhase = {
     if (ctx.config.push.enabled) meta.push = pushPrototypes(ctx.head, ctx.train, { quiet: ctx.control.quiet });
     const val = ctx.evalVal();
     meta.seconds.push = (Date.now() - t0) / 1000;
-    ctx.log(
-      `push: val top-1 ${val ? `${(100 * val.top1).toFixed(1)}%` : 'n/a'} (mean projection distance ${meanDistance(meta.push)})`,
-    );
+    const top1 = val ? `${(100 * val.top1).toFixed(1)}%` : 'n/a';
+    ctx.log(`push: val top-1 ${top1} (mean projection distance ${meanDistance(meta.push)})`);
     return { seconds: meta.seconds.push, val };
   },
 };
