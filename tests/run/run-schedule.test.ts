@@ -25,9 +25,9 @@ describe('the training schedule', () => {
     expect(resumeIndex(schedule, 'lastLayer', 'last.ckpt')).toBe(4);
     expect(resumeIndex(schedule, 'done', 'last.ckpt')).toBe(6);
     expect(() => resumeIndex(schedule, 'stage4', 'runs/x/checkpoints/last.ckpt')).toThrow(
-      'runs/x/checkpoints/last.ckpt: the run stopped before phase "stage4", which this version\'s training schedule ' +
-        '(warmup, joint, push, pushTune, lastLayer, prune) does not have; finish it with the version that started it, ' +
-        'or train anew with another --out',
+      'runs/x/checkpoints/last.ckpt: the run stopped before phase "stage4", which this version\'s training ' +
+        'schedule (warmup, joint, push, pushTune, lastLayer, prune) does not have; finish it with the version ' +
+        'that started it, or train anew with another --out',
     );
   });
 });
