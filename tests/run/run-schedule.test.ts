@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../trainer/src/run/presets.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { resumeIndex } from '../../trainer/src/run/run-schedule.ts';
 import { trainingSchedule } from '../../trainer/src/run/training-schedule.ts';
 

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import {
   isProximal,
   lastLayerOptimizer,
