@@ -24,7 +24,7 @@ import { saveModel } from '../model/model-file.ts';
 import { prepareData, type PreparedData } from '../model/prepare-data.ts';
 import { Rng } from '../core/rng.ts';
 import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
-import { runSchedule } from './run-schedule.ts';
+import { resumeIndex, runSchedule } from './run-schedule.ts';
 import { buildSummary, printSummary, type TrainSummary } from './run-summary.ts';
 import { TrainContext, type RunControl } from './train-context.ts';
 import type { TrainingPhase } from './training-phase.ts';
@@ -77,6 +77,13 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
   await mkdir(paths.checkpoints, { recursive: true });
   await writeJson(paths.config, config);
   const schedule = (opts.schedule ?? trainingSchedule)(config);
+  // Read before the data is prepared, so a checkpoint this schedule cannot continue is refused at once.
+  const checkpoint = resuming ? await loadCheckpoint(paths.lastCheckpoint) : null;
+  if (checkpoint) {
+    // A run finished before pruning existed goes through the prune phase on resume.
+    if (checkpoint.meta.stage === FINISHED && checkpoint.meta.pruning === undefined) checkpoint.meta.stage = 'prune';
+    resumeIndex(schedule, checkpoint.meta.stage, paths.lastCheckpoint);
+  }
 
   const backend = await initBackend(config.backend, { quiet: opts.quiet });
   const t0 = Date.now();
@@ -121,12 +128,9 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
   });
   opened.ctx = ctx;
 
-  if (resuming) {
-    const checkpoint = await loadCheckpoint(paths.lastCheckpoint);
+  if (checkpoint) {
     const resumed = checkpoint.meta;
     resumed.seconds.features = (resumed.seconds.features ?? 0) + featureSeconds;
-    // A run finished before pruning existed goes through the prune phase on resume.
-    if (resumed.stage === FINISHED && resumed.pruning === undefined) resumed.stage = 'prune';
     ctx.resumeFrom(resumed, checkpoint.tensors);
     ctx.meta.baseline = ctx.meta.baseline ?? null;
   } else {
