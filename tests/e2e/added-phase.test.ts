@@ -1,5 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
@@ -126,5 +127,13 @@ describe('a phase added to the training schedule', () => {
     const sums = [await jitterSum(join(dir, 'full')), await jitterSum(out)];
     expect(sums[1]).toEqual(sums[0]);
     expect(sums[0].some((x) => x !== 0)).toBe(true);
+  });
+
+  it('is the example docs/training-schedule.md shows, word for word', async () => {
+    const phaseCode = (text: string) => /const jitterPhase[\s\S]*?\n};\n/.exec(text)?.[0];
+    const here = await readFile(fileURLToPath(import.meta.url), 'utf8');
+    const doc = await readFile(fileURLToPath(new URL('../../docs/training-schedule.md', import.meta.url)), 'utf8');
+    expect(phaseCode(here)).toBeDefined();
+    expect(phaseCode(doc)).toBe(phaseCode(here));
   });
 });
