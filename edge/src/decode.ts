@@ -1,25 +1,31 @@
 /**
  * Image decoders that run in workerd and Node alike: the shared libjpeg-turbo
- * build (decoding straight to a reduced scale, as the trainer's sharp does) and
- * the @jsquash WebAssembly builds of the Rust png crate and libwebp. Their .wasm
- * files are handed in precompiled (workerd forbids compiling wasm at run time;
- * the Worker imports them as modules, Node compiles them once at start).
+ * build (decoding straight to a reduced scale, as the trainer's sharp does),
+ * the shared row-streaming PNG decoder (its rows go straight into the resize's
+ * box pre-shrink, so no full-size copy is kept) and the @jsquash WebAssembly
+ * build of libwebp. The .wasm files are handed in precompiled (workerd forbids
+ * compiling wasm at run time; the Worker imports them as modules, Node
+ * compiles them once at start).
  */
-import { decode as decodePngWasm, init as initPngRaw } from '@jsquash/png/decode.js';
 import decodeWebpWasm, { init as initWebpRaw } from '@jsquash/webp/decode.js';
 import {
   JpegDecodeError,
+  PngDecodeError,
   WasmJpegDecoder,
+  boxShrinkerFor,
+  decodePngRows,
   jpegShrinkOnLoad,
+  type BoxShrinker,
+  type BoxShrunk,
   type ImageFormat,
   type JpegScale,
+  type PixelSource,
 } from '@protoatlas/shared';
 import { ApiError } from './errors.ts';
 
 export interface DecoderModules {
   /** shared/wasm/jpeg-decode.wasm */
   jpeg: WebAssembly.Module;
-  png: WebAssembly.Module;
   webp: WebAssembly.Module;
 }
 
@@ -28,15 +34,12 @@ interface Size {
   height: number;
 }
 
-export interface DecodedImage {
-  /** 8 bits per channel, row-major, RGB or RGBA. */
-  data: Uint8ClampedArray | Uint8Array;
-  width: number;
-  height: number;
-  channels: 3 | 4;
-  /** The stored image was decoded at 1/scale of its size. */
-  scale: JpegScale;
-}
+/**
+ * Pixels (8 bits per channel, row-major, RGB or RGBA) decoded at 1/scale of
+ * the stored size, or, for PNG, the resize's box pre-shrink of them for the
+ * model input size the decode was asked for.
+ */
+export type DecodedImage = (PixelSource & { scale: JpegScale }) | { shrunk: BoxShrunk; scale: 1 };
 
 type EmscriptenInit = (module: WebAssembly.Module, overrides?: Record<string, unknown>) => Promise<void>;
 const initWebp = initWebpRaw as unknown as EmscriptenInit;
@@ -72,7 +75,6 @@ const RESET_AFTER_PIXELS = 8_000_000;
 export class ImageDecoder {
   private readonly modules: DecoderModules;
   private readonly jpeg: WasmJpegDecoder;
-  private pngReady: Promise<unknown> | null = null;
   private webpReady = false;
   private messages: string[] = [];
 
@@ -101,11 +103,13 @@ export class ImageDecoder {
 
   /**
    * Decodes for a model input of `target` x `target`: a JPEG at the DCT scale
-   * sharp's resize would use (never below the target), PNG and WebP whole.
+   * sharp's resize would use (never below the target), a PNG streamed into
+   * the resize's box pre-shrink for that size, a WebP whole.
    * Any decoder failure becomes a 422 with the decoder's reason.
    */
   async decode(format: ImageFormat, bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     if (format === 'jpeg') return this.decodeJpeg(bytes, expected, target);
+    if (format === 'png') return this.decodePng(bytes, expected, target);
     // The jsquash decoders take an ArrayBuffer of exactly the file.
     const buffer =
       bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
@@ -114,23 +118,37 @@ export class ImageDecoder {
     this.messages = [];
     let img: { data: Uint8ClampedArray | Uint8Array; width: number; height: number };
     try {
-      if (format === 'webp') {
-        if (!this.webpReady) this.resetWebp();
-        img = await decodeWebpWasm(buffer);
-      } else {
-        this.pngReady ??= initPngRaw(this.modules.png);
-        await this.pngReady;
-        img = await decodePngWasm(buffer);
-      }
+      if (!this.webpReady) this.resetWebp();
+      img = await decodeWebpWasm(buffer);
     } catch (e) {
       // A failed emscripten call may leave its instance in a bad state: start afresh.
-      if (format === 'webp') this.webpReady = false;
+      this.webpReady = false;
       const why = this.messages.find((m) => m.trim()) ?? (e instanceof Error ? e.message : 'decoder error');
       throw undecodable(format, why.trim());
     }
-    if (format === 'webp' && img.width * img.height > RESET_AFTER_PIXELS) this.webpReady = false;
+    if (img.width * img.height > RESET_AFTER_PIXELS) this.webpReady = false;
     checkSize(format, img, expected, img.width * img.height * 4);
     return { data: img.data, width: img.width, height: img.height, channels: 4, scale: 1 };
+  }
+
+  private async decodePng(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
+    let shrinker: BoxShrinker | null = null;
+    let channels: 3 | 4 = 3;
+    try {
+      await decodePngRows(
+        bytes,
+        (i) => {
+          checkSize('png', { ...i, data: [] }, expected, 0);
+          shrinker = boxShrinkerFor(i.width, i.height, target, target);
+          channels = i.channels;
+        },
+        (row, y) => shrinker!.push(row, 0, channels, y),
+      );
+      return { shrunk: shrinker!.result(), scale: 1 };
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw undecodable('png', e instanceof PngDecodeError ? e.message : String(e));
+    }
   }
 
   private async decodeJpeg(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {

@@ -10,6 +10,7 @@ export * from './image-resize.ts';
 export * from './sha256.ts';
 export * from './content-types.ts';
 export * from './jpeg-wasm.ts';
+export * from './png-decode.ts';
 export * from './image-header.ts';
 export * from './model-input.ts';
 export * from './edits.ts';

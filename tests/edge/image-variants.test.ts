@@ -23,12 +23,11 @@ const compile = async (spec: string) => WebAssembly.compile(await readFile(requi
 let decoder: ImageDecoder;
 let dir: string;
 beforeAll(async () => {
-  const [jpeg, png, webp] = await Promise.all([
+  const [jpeg, webp] = await Promise.all([
     compile('@protoatlas/shared/wasm/jpeg-decode.wasm'),
-    compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
     compile('@jsquash/webp/codec/dec/webp_dec.wasm'),
   ]);
-  decoder = new ImageDecoder({ jpeg, png, webp });
+  decoder = new ImageDecoder({ jpeg, webp });
   dir = await mkdtemp(join(tmpdir(), 'protoatlas-variants-'));
 });
 
