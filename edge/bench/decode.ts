@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import decodeJsquash, { init as initJsquash } from '@jsquash/jpeg/decode.js';
 import { WasmJpegDecoder, jpegShrinkOnLoad, readImageHeader } from '@protoatlas/shared';
-import { ensureImageData } from '../src/decode.ts';
 import { benchBundle } from './bench-bundle.ts';
 import { benchPhotos, pct } from './photos.ts';
 import { answerHelp } from '../scripts/usage.ts';
@@ -27,6 +26,15 @@ JPEG decoding alone: the shared libjpeg-turbo wasm at the edge's scale against @
 
 const require = createRequire(import.meta.url);
 const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));
+
+/** @jsquash's decoders build ImageData, which Node lacks. */
+function ensureImageData(): void {
+  const g = globalThis as { ImageData?: unknown };
+  if (typeof g.ImageData === 'function') return;
+  g.ImageData = function ImageData(this: object, data: Uint8ClampedArray, width: number, height: number) {
+    Object.assign(this, { data, width, height, colorSpace: 'srgb' });
+  };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { runs: { type: 'string' }, size: { type: 'string' } } });

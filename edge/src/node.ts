@@ -25,7 +25,7 @@ export function nodeWasmModules(): () => Promise<WasmModules> {
       const [ort, jpeg, webp] = await Promise.all([
         compile('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
         compile('@protoatlas/shared/wasm/jpeg-decode.wasm'),
-        compile('@jsquash/webp/codec/dec/webp_dec.wasm'),
+        compile('@protoatlas/shared/wasm/webp-decode.wasm'),
       ]);
       return { ort, jpeg, webp };
     })());

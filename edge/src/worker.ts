@@ -5,7 +5,7 @@
  */
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
 import jpegWasm from '@protoatlas/shared/wasm/jpeg-decode.wasm';
-import webpWasm from '@jsquash/webp/codec/dec/webp_dec.wasm';
+import webpWasm from '@protoatlas/shared/wasm/webp-decode.wasm';
 import { createApp, type EdgeApp } from './app.ts';
 import { workersAssetStore } from './assets.ts';
 import { readConfig } from './config.ts';

@@ -11,6 +11,7 @@ export * from './sha256.ts';
 export * from './content-types.ts';
 export * from './jpeg-wasm.ts';
 export * from './png-decode.ts';
+export * from './webp-wasm.ts';
 export * from './image-header.ts';
 export * from './model-input.ts';
 export * from './edits.ts';
