@@ -6,13 +6,15 @@
  * what that one request added at its peak: the body, every decoder's wasm
  * memory growth, the pixel copies and the garbage not yet collected.
  *
- *   PROTOATLAS_BUNDLE=runs/demo/bundle node edge/bench/request-memory.ts [--repeat 3]
+ *   PROTOATLAS_BUNDLE=runs/demo/bundle node edge/bench/request-memory.ts [--repeat 3] [--base <dir>]
+ * --base <dir>: measure that checkout's edge/src instead (as in photos.ts, e.g.
+ * `git archive main edge/src | tar -x -C <dir>` with <dir> inside this checkout).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DEFAULT_CONFIG } from '../src/config.ts';
@@ -37,10 +39,10 @@ function rss(): { now: number; peak: number } {
 }
 
 /** In the child: warm up, then one request with the photo file. */
-async function child(file: string, type: string, warm: string[]): Promise<void> {
+async function child(entry: string, file: string, type: string, warm: string[]): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run the child with --expose-gc');
-  const { createNodeApp } = await import('../src/node.ts');
+  const { createNodeApp } = (await import(entry)) as typeof import('../src/node.ts');
   const { dir } = await benchBundle();
   const app = createNodeApp(dir, { ...DEFAULT_CONFIG, maxBodyBytes: 64 * 1024 * 1024 });
   const post = async (bytes: Uint8Array, t: string) => {
@@ -74,8 +76,10 @@ async function child(file: string, type: string, warm: string[]): Promise<void> 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { repeat: { type: 'string' } } });
+  const { values } = parseArgs({ options: { repeat: { type: 'string' }, base: { type: 'string' } } });
   const repeat = Number(values.repeat ?? 3);
+  const base = values.base ? resolve(process.env.INIT_CWD ?? process.cwd(), values.base) : null;
+  const entry = base ? join(base, 'edge/src/node.ts') : new URL('../src/node.ts', import.meta.url).pathname;
   const { dir, manifest } = await benchBundle();
   const picture = manifest.prototypes.find((p) => p.files)?.files?.source;
   const source = picture ? join(dir, picture) : null;
@@ -94,6 +98,7 @@ async function main(): Promise<void> {
     warm.push(`${join(tmp, name)}|${type}`);
   }
   console.log(`bundle ${dir}; one request per fresh process after warm-up, ${repeat} processes per photo`);
+  console.log(`code: ${entry}`);
   console.log(
     `${'photo'.padEnd(24)}${'MB'.padStart(8)}${'peak added (MB)'.padStart(24)}${'retained after GC (MB)'.padStart(26)}`,
   );
@@ -102,7 +107,7 @@ async function main(): Promise<void> {
     await writeFile(file, photo.bytes);
     const runs: Measured[] = [];
     for (let r = 0; r < repeat; r++) {
-      const args = ['--expose-gc', import.meta.filename, '--child', file, photo.type, ...warm];
+      const args = ['--expose-gc', import.meta.filename, '--child', entry, file, photo.type, ...warm];
       const p = spawnSync(process.execPath, args, { encoding: 'utf8', env: process.env, maxBuffer: 1 << 20 });
       const line = p.stdout.trim().split('\n').pop() ?? '';
       if (p.status !== 0 || !line.startsWith('{')) throw new Error(`${photo.name}: child failed\n${p.stderr}`);
@@ -119,8 +124,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--child') {
-  const [file, type, ...warm] = process.argv.slice(3);
-  await child(file, type, warm);
+  const [entry, file, type, ...warm] = process.argv.slice(3);
+  await child(entry, file, type, warm);
 } else if (import.meta.main) {
   await main();
 }
