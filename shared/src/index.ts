@@ -12,6 +12,7 @@ export * from './content-types.ts';
 export * from './jpeg-wasm.ts';
 export * from './png-decode.ts';
 export * from './webp-wasm.ts';
+export * from './icc-profile.ts';
 export * from './image-header.ts';
 export * from './model-input.ts';
 export * from './edits.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { jpegShrinkOnLoad, readOrientation, webpShrinkOnLoad } from '@protoatlas/shared';
+import { jpegShrinkOnLoad, readIccProfile, readOrientation, webpShrinkOnLoad } from '@protoatlas/shared';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { ImageDecoder } from '../../edge/src/decode.ts';
 import { ApiError } from '../../edge/src/errors.ts';
@@ -67,6 +67,8 @@ async function compare(name: string, bytes: Uint8Array, S: number) {
     sum += d;
     max = Math.max(max, d);
   }
+  if (process.env.PROTOATLAS_PRINT_AGREEMENT)
+    console.log(name, S, `mean ${(sum / ref.data.length).toFixed(3)} max ${max}`);
   return { mean: sum / ref.data.length, max, scale, width: input.width, height: input.height };
 }
 
@@ -113,6 +115,32 @@ describe('JPEG decoded at the scale sharp reads it at', () => {
     }
     const turned = await edgeInput(new Uint8Array(cases.turned), 56);
     expect([turned.input.width, turned.input.height]).toEqual([1000, 750]);
+  });
+
+  it("a 12-megapixel phone photo at the CUB model's 224 px is read at 1/8 and matches the trainer's input", async () => {
+    const photo = await raw(4000, 3000).jpeg({ quality: 90 }).toBuffer();
+    const r = await compare('phone.jpg', new Uint8Array(photo), 224);
+    expect(r.scale).toBe(8);
+    expect({ close: r.mean < 0.3 && r.max <= 2 }).toEqual({ close: true });
+  });
+
+  it('reports embedded ICC profiles; an sRGB one changes nothing, a Display P3 one is what training would convert', async () => {
+    const base = raw(400, 300);
+    const plain = await base.clone().jpeg({ quality: 90 }).toBuffer();
+    const srgb = await base.clone().withIccProfile('srgb').jpeg({ quality: 90 }).toBuffer();
+    const p3 = await base.clone().withIccProfile('p3').jpeg({ quality: 90 }).toBuffer();
+    expect(await readIccProfile(new Uint8Array(plain))).toBeNull();
+    expect(await readIccProfile(new Uint8Array(srgb))).toEqual({ description: 'sRGB', colorSpace: 'RGB', bytes: 480 });
+    expect(await readIccProfile(new Uint8Array(p3))).toEqual({ description: 'sP3C', colorSpace: 'RGB', bytes: 480 });
+    const png = await base.clone().withIccProfile('p3').png().toBuffer();
+    const webp = await base.clone().withIccProfile('p3').webp().toBuffer();
+    for (const f of [png, webp]) expect((await readIccProfile(new Uint8Array(f)))?.description).toBe('sP3C');
+    const rPlain = await compare('plain.jpg', new Uint8Array(plain), 64);
+    const rSrgb = await compare('srgb.jpg', new Uint8Array(srgb), 64);
+    const rP3 = await compare('p3.jpg', new Uint8Array(p3), 64);
+    // sharp converts through the profile; the edge reads the pixels as sRGB.
+    expect(rSrgb.mean).toBeLessThan(rPlain.mean + 0.3);
+    expect(rP3.mean).toBeGreaterThan(rPlain.mean + 1);
   });
 
   it("CMYK (Adobe, inverted) and YCCK JPEGs get the trainer's colours", async () => {

@@ -50,6 +50,9 @@ interface ClassifyBody {
   timings: Record<string, number>;
 }
 
+/** sharp's withMetadata() embeds its sRGB profile: the edge reports it, unapplied. */
+const SHARP_SRGB = { description: 'sRGB', colorSpace: 'RGB', applied: false };
+
 const post = (f: Fetch, body: BodyInit | null, type: string | null, query = '') =>
   f(`/classify${query}`, { method: 'POST', body, headers: type ? { 'content-type': type } : {} });
 
@@ -168,7 +171,7 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
         [
           'turned.jpg',
           await big.clone().rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer(),
-          { width: 2000, height: 1500, orientation: 6 },
+          { width: 2000, height: 1500, orientation: 6, colorProfile: SHARP_SRGB },
         ],
         [
           'cmyk.jpg',
@@ -210,7 +213,7 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       // PNG: the resize treats x and y alike, so the turned file gives the upright one's answer exactly.
       const upright = await classify(img.png, 'image/png');
       const turned = await classify(await withOrientation6(img.png, 'png'), 'image/png');
-      expect(turned.image).toEqual({ format: 'png', width: 96, height: 64, orientation: 6 });
+      expect(turned.image).toEqual({ format: 'png', width: 96, height: 64, orientation: 6, colorProfile: SHARP_SRGB });
       for (const [k, p] of turned.predictions.entries()) {
         expect(p.classId).toBe(upright.predictions[k].classId);
         expect(p.logit).toBeCloseTo(upright.predictions[k].logit, 4);
@@ -219,11 +222,17 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       // WebP: libwebp's rescaler (sharp's too) rounds x and y differently, so only close.
       const uprightWebp = await classify(await toWebpLossless(img.png), 'image/webp');
       const turnedWebp = await classify(await withOrientation6(img.png, 'webp'), 'image/webp');
-      expect(turnedWebp.image).toEqual({ format: 'webp', width: 96, height: 64, orientation: 6 });
+      expect(turnedWebp.image).toEqual({
+        format: 'webp',
+        width: 96,
+        height: 64,
+        orientation: 6,
+        colorProfile: SHARP_SRGB,
+      });
       expect(turnedWebp.predictions[0].classId).toBe(uprightWebp.predictions[0].classId);
       expect(Math.abs(turnedWebp.predictions[0].logit - uprightWebp.predictions[0].logit)).toBeLessThan(0.02);
       const jpeg = await classify(await withOrientation6(img.png, 'jpeg'), 'image/jpeg', '?top=1&evidence=1');
-      expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 6 });
+      expect(jpeg.image).toEqual({ format: 'jpeg', width: 96, height: 64, orientation: 6, colorProfile: SHARP_SRGB });
     });
 
     it('refuses bad queries with 400', async () => {
