@@ -2,9 +2,10 @@
  * Isolate memory of the edge under workerd: starts `wrangler dev` with the
  * inspector, classifies a photo N times at concurrency C, and samples the V8
  * heap (DevTools protocol), onnxruntime's wasm memory and the JPEG decoder's
- * peak wasm memory (/healthz) before, after warm-up and after the load.
- * Workers limit an isolate to 128 MB. <photo> is a file, or `12mp` /
- * `12mp-progressive` for the 12 MP JPEGs of the photo benchmark (made with sharp).
+ * and WebP decoders' peak wasm memory (/healthz) before, after warm-up and
+ * after the load. Workers limit an isolate to 128 MB. <photo> is a file, or
+ * `12mp`, `12mp-progressive`, `12mp-png` or `4k-webp` for the photo
+ * benchmark's pictures (made with sharp; the body limit is raised for the PNG).
  *
  *   PROTOATLAS_BUNDLE=runs/demo/bundle node_modules/.bin/node edge/bench/isolate-memory.ts \\
          [requests=2000] [concurrency=8] <photo>
@@ -39,7 +40,12 @@ async function generated(name: string): Promise<Uint8Array> {
   const photos = await benchPhotos(picture ? join(dir, picture) : null);
   return photos.find((p) => p.name === name)!.bytes;
 }
-const GENERATED: Record<string, string> = { '12mp': '12 MP JPEG', '12mp-progressive': '12 MP JPEG progressive' };
+const GENERATED: Record<string, string> = {
+  '12mp': '12 MP JPEG',
+  '12mp-progressive': '12 MP JPEG progressive',
+  '12mp-png': '12 MP PNG',
+  '4k-webp': '4K WebP',
+};
 const photo = GENERATED[photoArg] ? await generated(GENERATED[photoArg]) : await readFile(resolve(photoArg));
 console.log(`photo: ${photoArg} (${(photo.length / 1048576).toFixed(2)} MB)`);
 const port = 8795;
@@ -47,7 +53,11 @@ const inspectorPort = 9235;
 const dev = spawn(
   process.execPath,
   ['edge/scripts/wrangler.ts', 'dev', '--port', String(port), '--inspector-port', String(inspectorPort)],
-  { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+  {
+    // The 12 MP PNG is over the default body limit; a loaded machine must not turn slow requests into 503s.
+    env: { PROTOATLAS_MAX_BODY_BYTES: String(64 << 20), PROTOATLAS_REQUEST_BUDGET_MS: '600000', ...process.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  },
 );
 const base = `http://127.0.0.1:${port}`;
 try {
@@ -67,13 +77,16 @@ try {
     const health = (await (await fetch(`${base}/healthz`)).json()) as {
       wasmMemoryBytes: number | null;
       jpegDecoderPeakBytes?: number | null;
+      webpDecoderPeakBytes?: number | null;
     };
     const mb = (b: number | null | undefined) => (b == null ? 'n/a' : `${(b / 1048576).toFixed(1)} MB`);
     // The decoder's peak, not its current size: it may have been dropped since (memory freed at GC).
-    const total = heap.totalSize + (health.wasmMemoryBytes ?? 0) + (health.jpegDecoderPeakBytes ?? 0);
+    const decoders = (health.jpegDecoderPeakBytes ?? 0) + (health.webpDecoderPeakBytes ?? 0);
+    const total = heap.totalSize + (health.wasmMemoryBytes ?? 0) + decoders;
     console.log(
       `${label.padEnd(22)} JS heap used ${mb(heap.usedSize)} (allocated ${mb(heap.totalSize)}), ort wasm memory ${mb(health.wasmMemoryBytes)}, ` +
-        `JPEG decoder peak ${mb(health.jpegDecoderPeakBytes)}, isolate ≤ ${mb(total)}`,
+        `JPEG decoder peak ${mb(health.jpegDecoderPeakBytes)}, WebP decoder peak ${mb(health.webpDecoderPeakBytes)}, ` +
+        `isolate ≤ ${mb(total)}`,
     );
   };
   const classify = async () => {

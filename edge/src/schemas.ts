@@ -127,6 +127,9 @@ export const HealthResponse = z
     jpegDecoderPeakBytes: z.number().int().nullable().openapi({
       description: "The largest the JPEG decoder's wasm memory has been (null before the first JPEG).",
     }),
+    webpDecoderPeakBytes: z.number().int().nullable().openapi({
+      description: "The largest the WebP decoder's wasm memory has been (null before the first WebP).",
+    }),
   })
   .openapi('Health');
 

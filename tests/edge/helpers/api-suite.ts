@@ -157,7 +157,7 @@ export function apiSuite(name: string, start: (bundleDir: string) => Promise<Fet
       const dir = await mkdtemp(join(tmpdir(), 'protoatlas-large-'));
       // Decoded at a reduced DCT scale, as sharp reads it for the trainer.
       const big = sharp(images[1].png).resize(2000, 1500, { fit: 'fill' });
-      const files: [string, Buffer, { width: number; height: number; orientation: number }][] = [
+      const files: [string, Buffer, { width: number; height: number; orientation: number; colorProfile?: object }][] = [
         [
           'large.jpg',
           await big.clone().jpeg({ quality: 90 }).toBuffer(),
