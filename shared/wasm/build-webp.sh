@@ -30,7 +30,7 @@ for f in "$src"/src/dec/*.c "$src"/src/utils/*.c "$src"/src/dsp/*.c; do
   esac
   sources="$sources $f"
 done
-emcc -O3 -flto -msimd128 -I"$src" $sources "$here/webp-decode.c" -o "$here/webp-decode.wasm" \
+emcc -O3 -flto -msimd128 -mbulk-memory -I"$src" $sources "$here/webp-decode.c" -o "$here/webp-decode.wasm" \
   --no-entry -sSTANDALONE_WASM=1 -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=1MB -sMAXIMUM_MEMORY=512MB \
   -sTOTAL_STACK=256KB -sERROR_ON_UNDEFINED_SYMBOLS=0 -sFILESYSTEM=0 \
   -sEXPORTED_FUNCTIONS=_wd_info,_wd_alloc,_wd_free,_wd_decode
