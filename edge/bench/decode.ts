@@ -4,12 +4,14 @@
  * decoder, @jsquash/jpeg (MozJPEG, whole image), on the photo benchmark's
  * JPEGs, taking turns so a busy machine slows both alike.
  *
- *   PROTOATLAS_BUNDLE=runs/demo/bundle node edge/bench/decode.ts [--runs 40] [--size 224]
+ *   PROTOATLAS_BUNDLE=runs/demo/bundle node edge/bench/decode.ts [--runs 40] [--size 224] [--base-wasm <file>]
+ * --base-wasm: another build of jpeg-decode.wasm to compare against instead of
+ * @jsquash/jpeg, at the same scale (e.g. `git show main:shared/wasm/jpeg-decode.wasm > old.wasm`).
  * (the bundle only supplies the picture the photos are made from)
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import decodeJsquash, { init as initJsquash } from '@jsquash/jpeg/decode.js';
 import { WasmJpegDecoder, jpegShrinkOnLoad, readImageHeader } from '@protoatlas/shared';
@@ -37,7 +39,9 @@ function ensureImageData(): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, size: { type: 'string' } } });
+  const options = { runs: { type: 'string' }, size: { type: 'string' }, 'base-wasm': { type: 'string' } } as const;
+  const { values } = parseArgs({ options });
+  const baseWasm = values['base-wasm'];
   const runs = Number(values.runs ?? 40);
   const size = Number(values.size ?? 224);
   const { dir, manifest } = await benchBundle();
@@ -45,13 +49,18 @@ async function main(): Promise<void> {
   const photos = (await benchPhotos(picture ? join(dir, picture) : null)).filter((p) => p.type === 'image/jpeg');
 
   const mine = new WasmJpegDecoder(await compile('@protoatlas/shared/wasm/jpeg-decode.wasm'));
-  ensureImageData();
-  const initOld = initJsquash as unknown as (m: WebAssembly.Module) => Promise<void>;
-  await initOld(await compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+  const other = baseWasm
+    ? new WasmJpegDecoder(await WebAssembly.compile(await readFile(resolve(process.env.INIT_CWD ?? '.', baseWasm))))
+    : null;
+  if (!other) {
+    ensureImageData();
+    const initOld = initJsquash as unknown as (m: WebAssembly.Module) => Promise<void>;
+    await initOld(await compile('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm'));
+  }
 
   console.log(`model input ${size}; ${runs} decodes each after 5 warm-up; ms p50 / p99`);
   const columns = ['photo'.padEnd(24), 'scale'.padStart(6), 'libjpeg-turbo wasm'.padStart(22)];
-  columns.push('@jsquash/jpeg'.padStart(18));
+  columns.push((other ? 'base wasm' : '@jsquash/jpeg').padStart(18));
   console.log(columns.join('') + 'ratio'.padStart(8));
   for (const photo of photos) {
     const head = readImageHeader(photo.bytes);
@@ -64,7 +73,8 @@ async function main(): Promise<void> {
     };
     const runOld = async () => {
       const t = performance.now();
-      await decodeJsquash(buffer);
+      if (other) await other.decode(photo.bytes, scale);
+      else await decodeJsquash(buffer);
       return performance.now() - t;
     };
     for (let i = 0; i < 5; i++) {
