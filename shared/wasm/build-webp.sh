@@ -35,4 +35,5 @@ emcc -O3 -flto -msimd128 -mbulk-memory -I"$src" $sources "$here/webp-decode.c" -
   -sTOTAL_STACK=256KB -sERROR_ON_UNDEFINED_SYMBOLS=0 -sFILESYSTEM=0 \
   -sEXPORTED_FUNCTIONS=_wd_info,_wd_alloc,_wd_free,_wd_decode
 cp "$src/COPYING" "$here/LICENSE-libwebp.txt"
+cp "$src/PATENTS" "$here/PATENTS-libwebp.txt"
 echo "built $here/webp-decode.wasm from libwebp $version ($(wc -c < "$here/webp-decode.wasm") bytes)"
