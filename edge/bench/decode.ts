@@ -22,8 +22,10 @@ import { answerHelp } from '../scripts/usage.ts';
 answerHelp(
   import.meta,
   `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/decode.ts [--runs 40] [--size 224]
+  [--base-wasm <file>]
 
-JPEG decoding alone: the shared libjpeg-turbo wasm at the edge's scale against @jsquash/jpeg.`,
+JPEG decoding alone: the shared libjpeg-turbo wasm at the edge's scale against @jsquash/jpeg, or
+against another build of jpeg-decode.wasm with --base-wasm; wall and CPU time.`,
 );
 
 const require = createRequire(import.meta.url);

@@ -20,6 +20,14 @@ import sharp from 'sharp';
 import { DEFAULT_CONFIG } from '../src/config.ts';
 import { benchBundle } from './bench-bundle.ts';
 import { benchPhotos } from './photos.ts';
+import { answerHelp } from '../scripts/usage.ts';
+
+answerHelp(
+  import.meta,
+  `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/request-memory.ts [--repeat 3] [--base <dir>]
+
+Per-request peak memory of POST /classify on Node, one fresh process per photo (Linux only).`,
+);
 
 interface Measured {
   /** Peak RSS during the request minus RSS just before it (bytes). */
