@@ -115,6 +115,7 @@ export function createApp(opts: AppOptions) {
       model,
       wasmMemoryBytes: ortWasmMemoryBytes(),
       jpegDecoderPeakBytes: runtime.jpegDecoderPeakBytes(),
+      webpDecoderPeakBytes: runtime.webpDecoderPeakBytes(),
       error: problem?.message ?? null,
     };
     return problem ? c.json(body, 503) : c.json(body, 200);

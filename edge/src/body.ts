@@ -23,30 +23,45 @@ function mediaType(header: string | null | undefined): string {
 const tooLarge = (max: number) =>
   new ApiError('body_too_large', `the body exceeds ${max} bytes (${Math.round(max / 1024 / 1024)} MB)`);
 
-/** Reads a stream into one buffer, stopping as soon as it passes `max` bytes. */
-export async function readCapped(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+/**
+ * Reads a stream into one buffer, stopping as soon as it passes `max` bytes.
+ * With the declared length (Content-Length) the buffer is allocated once and
+ * each chunk copied in as it arrives, so a large upload is held once, not
+ * twice (chunks plus their concatenation).
+ */
+export async function readCapped(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+  declaredLength?: number,
+): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();
+  const sized = declaredLength !== undefined && declaredLength > 0 && declaredLength <= max;
+  const out = new Uint8Array(sized ? declaredLength : 0);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    total += value.byteLength;
-    if (total > max) {
+    if (total + value.byteLength > max) {
       await reader.cancel().catch(() => {});
       throw tooLarge(max);
     }
-    chunks.push(value);
+    if (total + value.byteLength <= out.length) out.set(value, total);
+    else chunks.push(value);
+    total += value.byteLength;
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let o = 0;
+  if (chunks.length === 0) return out.subarray(0, total);
+  if (out.length === 0 && chunks.length === 1) return chunks[0];
+  // More than declared (or nothing declared): join what was copied and the rest.
+  const joined = new Uint8Array(total);
+  let o = Math.min(out.length, total - chunks.reduce((n, c) => n + c.byteLength, 0));
+  joined.set(out.subarray(0, o));
   for (const c of chunks) {
-    out.set(c, o);
+    joined.set(c, o);
     o += c.byteLength;
   }
-  return out;
+  return joined;
 }
 
 /** Accepted request media types, for the 415 message and the OpenAPI document. */
@@ -71,7 +86,7 @@ export async function readUpload(req: Request, maxBytes: number): Promise<Upload
   }
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes);
-  const bytes = await readCapped(req.body, maxBytes);
+  const bytes = await readCapped(req.body, maxBytes, declared === null ? undefined : Number(declared));
   if (bytes.byteLength === 0) throw new ApiError('body_missing', 'the request has no body: send an image');
   if (isImage) return { bytes, declaredType: type };
   if (sniff) {

@@ -4,7 +4,7 @@
  * cheapest first, and the image size is checked from the header before any
  * pixel is decoded.
  */
-import { readOrientation } from '@protoatlas/shared';
+import { readIccProfile, readOrientation } from '@protoatlas/shared';
 import type { Context } from 'hono';
 import { readUpload } from './body.ts';
 import type { EdgeConfig } from './config.ts';
@@ -60,6 +60,7 @@ export async function classify(
   }
   readUploadHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
+  const profile = await readIccProfile(bytes);
 
   const { runtime } = deps;
   const ready = Promise.all([runtime.getBundle(), runtime.getModel(), runtime.getDecoder()]);
@@ -84,7 +85,15 @@ export async function classify(
   return c.json({
     requestId: c.get('requestId'),
     model: { id: m.id, version: m.version, precision: model.file.precision },
-    image: { format: head.format, width: input.width, height: input.height, orientation },
+    image: {
+      format: head.format,
+      width: input.width,
+      height: input.height,
+      orientation,
+      ...(profile && {
+        colorProfile: { description: profile.description, colorSpace: profile.colorSpace, applied: false },
+      }),
+    },
     predictions,
     timings: {
       decode: ms(t1, t2),

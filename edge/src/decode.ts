@@ -1,25 +1,34 @@
 /**
  * Image decoders that run in workerd and Node alike: the shared libjpeg-turbo
- * build (decoding straight to a reduced scale, as the trainer's sharp does) and
- * the @jsquash WebAssembly builds of the Rust png crate and libwebp. Their .wasm
- * files are handed in precompiled (workerd forbids compiling wasm at run time;
- * the Worker imports them as modules, Node compiles them once at start).
+ * build (decoding straight to a reduced scale, as the trainer's sharp does),
+ * the shared row-streaming PNG decoder (its rows go straight into the resize's
+ * box pre-shrink, so no full-size copy is kept) and the shared libwebp build
+ * (decoding through libwebp's rescaler to the size sharp reads a WebP at). The
+ * .wasm files are handed in precompiled (workerd forbids compiling wasm at run
+ * time; the Worker imports them as modules, Node compiles them once at start).
  */
-import { decode as decodePngWasm, init as initPngRaw } from '@jsquash/png/decode.js';
-import decodeWebpWasm, { init as initWebpRaw } from '@jsquash/webp/decode.js';
 import {
   JpegDecodeError,
+  PngDecodeError,
   WasmJpegDecoder,
+  WasmWebpDecoder,
+  WebpDecodeError,
+  boxShrinkerFor,
+  decodePngRows,
   jpegShrinkOnLoad,
+  webpShrinkOnLoad,
+  type BoxShrinker,
+  type BoxShrunk,
   type ImageFormat,
   type JpegScale,
+  type PixelSource,
 } from '@protoatlas/shared';
 import { ApiError } from './errors.ts';
 
 export interface DecoderModules {
   /** shared/wasm/jpeg-decode.wasm */
   jpeg: WebAssembly.Module;
-  png: WebAssembly.Module;
+  /** shared/wasm/webp-decode.wasm */
   webp: WebAssembly.Module;
 }
 
@@ -28,58 +37,24 @@ interface Size {
   height: number;
 }
 
-export interface DecodedImage {
-  /** 8 bits per channel, row-major, RGB or RGBA. */
-  data: Uint8ClampedArray | Uint8Array;
-  width: number;
-  height: number;
-  channels: 3 | 4;
-  /** The stored image was decoded at 1/scale of its size. */
-  scale: JpegScale;
-}
-
-type EmscriptenInit = (module: WebAssembly.Module, overrides?: Record<string, unknown>) => Promise<void>;
-const initWebp = initWebpRaw as unknown as EmscriptenInit;
-
-/** The decoders build ImageData, which Node (and possibly a runtime) lacks. */
-export function ensureImageData(): void {
-  const g = globalThis as { ImageData?: unknown };
-  if (typeof g.ImageData === 'function') return;
-  g.ImageData = class ImageData {
-    readonly data: Uint8ClampedArray;
-    readonly width: number;
-    readonly height: number;
-    readonly colorSpace = 'srgb';
-    constructor(data: Uint8ClampedArray, width: number, height: number) {
-      this.data = data;
-      this.width = width;
-      this.height = height;
-    }
-  };
-}
-
 /**
- * Above this many pixels a decode leaves the decoder's wasm memory large (it
- * never shrinks), so the instance is replaced afterwards and the old one freed.
+ * Pixels (8 bits per channel, row-major, RGB or RGBA) decoded at 1/scale of
+ * the stored size, or, for PNG, the resize's box pre-shrink of them for the
+ * model input size the decode was asked for.
  */
-const RESET_AFTER_PIXELS = 8_000_000;
+export type DecodedImage = (PixelSource & { scale: JpegScale }) | { shrunk: BoxShrunk; scale: 1 };
 
 /**
- * One per isolate: the jsquash modules keep their instance in module state.
- * Decoder messages (mozjpeg prints warnings and errors) are captured into the
- * error instead of the log.
+ * One per isolate. Each wasm decoder keeps one instance and drops it after a
+ * failure or a decode that grew its memory past a few megabytes.
  */
 export class ImageDecoder {
-  private readonly modules: DecoderModules;
   private readonly jpeg: WasmJpegDecoder;
-  private pngReady: Promise<unknown> | null = null;
-  private webpReady = false;
-  private messages: string[] = [];
+  private readonly webp: WasmWebpDecoder;
 
   constructor(modules: DecoderModules) {
-    this.modules = modules;
     this.jpeg = new WasmJpegDecoder(modules.jpeg);
-    ensureImageData();
+    this.webp = new WasmWebpDecoder(modules.webp);
   }
 
   /** The JPEG decoder's largest wasm memory so far (null before the first JPEG). */
@@ -87,50 +62,55 @@ export class ImageDecoder {
     return this.jpeg.peakMemoryBytes;
   }
 
-  private emscriptenOptions(): Record<string, unknown> {
-    const sink = (text: string) => {
-      if (this.messages.length < 20) this.messages.push(String(text));
-    };
-    return { print: sink, printErr: sink };
-  }
-
-  private resetWebp(): void {
-    void initWebp(this.modules.webp, this.emscriptenOptions());
-    this.webpReady = true;
+  /** The WebP decoder's largest wasm memory so far (null before the first WebP). */
+  get webpPeakMemoryBytes(): number | null {
+    return this.webp.peakMemoryBytes;
   }
 
   /**
    * Decodes for a model input of `target` x `target`: a JPEG at the DCT scale
-   * sharp's resize would use (never below the target), PNG and WebP whole.
+   * sharp's resize would use (never below the target), a PNG streamed into
+   * the resize's box pre-shrink for that size, a WebP at the reduced size
+   * sharp's resize would read it at.
    * Any decoder failure becomes a 422 with the decoder's reason.
    */
   async decode(format: ImageFormat, bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
     if (format === 'jpeg') return this.decodeJpeg(bytes, expected, target);
-    // The jsquash decoders take an ArrayBuffer of exactly the file.
-    const buffer =
-      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-        ? (bytes.buffer as ArrayBuffer)
-        : (bytes.slice().buffer as ArrayBuffer);
-    this.messages = [];
-    let img: { data: Uint8ClampedArray | Uint8Array; width: number; height: number };
+    if (format === 'png') return this.decodePng(bytes, expected, target);
+    return this.decodeWebp(bytes, expected, target);
+  }
+
+  private async decodeWebp(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
+    const size = webpShrinkOnLoad(expected.width, expected.height, target, target);
+    let img: Awaited<ReturnType<typeof this.webp.decode>>;
     try {
-      if (format === 'webp') {
-        if (!this.webpReady) this.resetWebp();
-        img = await decodeWebpWasm(buffer);
-      } else {
-        this.pngReady ??= initPngRaw(this.modules.png);
-        await this.pngReady;
-        img = await decodePngWasm(buffer);
-      }
+      img = await this.webp.decode(bytes, size.width, size.height);
     } catch (e) {
-      // A failed emscripten call may leave its instance in a bad state: start afresh.
-      if (format === 'webp') this.webpReady = false;
-      const why = this.messages.find((m) => m.trim()) ?? (e instanceof Error ? e.message : 'decoder error');
-      throw undecodable(format, why.trim());
+      throw undecodable('webp', e instanceof WebpDecodeError ? e.message : String(e));
     }
-    if (format === 'webp' && img.width * img.height > RESET_AFTER_PIXELS) this.webpReady = false;
-    checkSize(format, img, expected, img.width * img.height * 4);
-    return { data: img.data, width: img.width, height: img.height, channels: 4, scale: 1 };
+    checkSize('webp', { ...img.stored, data: [] }, expected, 0);
+    const { stored: _, ...pixels } = img;
+    return { ...pixels, scale: 1 };
+  }
+
+  private async decodePng(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {
+    let shrinker: BoxShrinker | null = null;
+    let channels: 3 | 4 = 3;
+    try {
+      await decodePngRows(
+        bytes,
+        (i) => {
+          checkSize('png', { ...i, data: [] }, expected, 0);
+          shrinker = boxShrinkerFor(i.width, i.height, target, target);
+          channels = i.channels;
+        },
+        (row, y) => shrinker!.push(row, 0, channels, y),
+      );
+      return { shrunk: shrinker!.result(), scale: 1 };
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw undecodable('png', e instanceof PngDecodeError ? e.message : String(e));
+    }
   }
 
   private async decodeJpeg(bytes: Uint8Array, expected: Size, target: number): Promise<DecodedImage> {

@@ -22,13 +22,12 @@ export function nodeWasmModules(): () => Promise<WasmModules> {
   const compile = async (spec: string) => WebAssembly.compile(await readFile(require.resolve(spec)));
   return () =>
     (loaded ??= (async () => {
-      const [ort, jpeg, png, webp] = await Promise.all([
+      const [ort, jpeg, webp] = await Promise.all([
         compile('onnxruntime-web/ort-wasm-simd-threaded.wasm'),
         compile('@protoatlas/shared/wasm/jpeg-decode.wasm'),
-        compile('@jsquash/png/codec/pkg/squoosh_png_bg.wasm'),
-        compile('@jsquash/webp/codec/dec/webp_dec.wasm'),
+        compile('@protoatlas/shared/wasm/webp-decode.wasm'),
       ]);
-      return { ort, jpeg, png, webp };
+      return { ort, jpeg, webp };
     })());
 }
 

@@ -96,4 +96,9 @@ export class Runtime {
   jpegDecoderPeakBytes(): number | null {
     return this.decoderNow?.jpegPeakMemoryBytes ?? null;
   }
+
+  /** The WebP decoder's largest wasm memory so far, for /healthz (null before the first WebP). */
+  webpDecoderPeakBytes(): number | null {
+    return this.decoderNow?.webpPeakMemoryBytes ?? null;
+  }
 }

@@ -74,6 +74,18 @@ export const ClassifyResponse = z
         width: z.number().int(),
         height: z.number().int(),
         orientation: z.number().int(),
+        colorProfile: z
+          .object({
+            description: z.string().nullable(),
+            colorSpace: z.string(),
+            applied: z.boolean(),
+          })
+          .optional()
+          .openapi({
+            description:
+              'The embedded ICC profile, when the file has one. Not applied: the pixels are read as sRGB (CMYK ' +
+              "through the trainer's built-in CMYK profile), whereas training converts through an embedded profile.",
+          }),
       })
       .openapi({ description: 'The photo as decoded: size after EXIF orientation (1-8, 1 = as stored).' }),
     predictions: z.array(PredictionSchema).openapi({ description: 'The top classes, most probable first.' }),
@@ -114,6 +126,9 @@ export const HealthResponse = z
     }),
     jpegDecoderPeakBytes: z.number().int().nullable().openapi({
       description: "The largest the JPEG decoder's wasm memory has been (null before the first JPEG).",
+    }),
+    webpDecoderPeakBytes: z.number().int().nullable().openapi({
+      description: "The largest the WebP decoder's wasm memory has been (null before the first WebP).",
     }),
   })
   .openapi('Health');

@@ -5,8 +5,7 @@
  */
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm';
 import jpegWasm from '@protoatlas/shared/wasm/jpeg-decode.wasm';
-import pngWasm from '@jsquash/png/codec/pkg/squoosh_png_bg.wasm';
-import webpWasm from '@jsquash/webp/codec/dec/webp_dec.wasm';
+import webpWasm from '@protoatlas/shared/wasm/webp-decode.wasm';
 import { createApp, type EdgeApp } from './app.ts';
 import { workersAssetStore } from './assets.ts';
 import { readConfig } from './config.ts';
@@ -19,7 +18,7 @@ export interface Env {
   [key: string]: unknown;
 }
 
-const modules = { ort: ortWasm, jpeg: jpegWasm, png: pngWasm, webp: webpWasm };
+const modules = { ort: ortWasm, jpeg: jpegWasm, webp: webpWasm };
 
 // One app per isolate: env is only known at the first request.
 let app: EdgeApp | null = null;

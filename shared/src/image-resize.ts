@@ -74,54 +74,108 @@ export function boxShrinkFactor(inSize: number, outSize: number): number {
   return Math.max(1, Math.floor(inSize / outSize / 2));
 }
 
+/** Float RGB after the integer box pre-shrink (alpha already flattened). */
+export interface BoxShrunk {
+  data: Float32Array;
+  width: number;
+  height: number;
+}
+
 /**
  * Box-average by integer factors (kx, ky) into float RGB, alpha flattened;
- * the last, partial block repeats the edge pixel.
+ * the last, partial block repeats the edge pixel. Fed one input row at a time
+ * (top to bottom), so a decoder can stream rows through it and never hold the
+ * full-size image: only the shrunk result and one row of sums are kept.
  */
-function boxShrink(
-  src: PixelSource,
-  kx: number,
-  ky: number,
-  bg: readonly [number, number, number],
-): { data: Float32Array; width: number; height: number } {
-  const { width: W, height: H, channels: ch, data } = src;
-  const sw = Math.max(1, Math.round(W / kx));
-  const sh = Math.max(1, Math.round(H / ky));
-  const out = new Float32Array(sw * sh * 3);
-  const norm = 1 / (kx * ky);
-  const row = new Float64Array(sw * 3);
-  for (let oy = 0; oy < sh; oy++) {
-    row.fill(0);
-    for (let dy = 0; dy < ky; dy++) {
-      const y = Math.min(H - 1, oy * ky + dy);
-      const base = y * W * ch;
-      for (let ox = 0; ox < sw; ox++) {
-        let r = 0;
-        let g = 0;
-        let b = 0;
-        for (let dx = 0; dx < kx; dx++) {
-          const x = Math.min(W - 1, ox * kx + dx);
-          const s = base + x * ch;
-          if (ch === 4) {
-            const a = data[s + 3] / 255;
-            r += data[s] * a + bg[0] * (1 - a);
-            g += data[s + 1] * a + bg[1] * (1 - a);
-            b += data[s + 2] * a + bg[2] * (1 - a);
-          } else {
-            r += data[s];
-            g += data[s + 1];
-            b += data[s + 2];
-          }
-        }
-        row[ox * 3] += r;
-        row[ox * 3 + 1] += g;
-        row[ox * 3 + 2] += b;
-      }
-    }
-    const o = oy * sw * 3;
-    for (let i = 0; i < sw * 3; i++) out[o + i] = row[i] * norm;
+export class BoxShrinker {
+  readonly width: number;
+  readonly height: number;
+  private readonly inW: number;
+  private readonly inH: number;
+  private readonly kx: number;
+  private readonly ky: number;
+  private readonly bg: readonly [number, number, number];
+  private readonly out: Float32Array;
+  private readonly sums: Float64Array;
+  private next = 0;
+
+  constructor(inW: number, inH: number, kx: number, ky: number, bg: readonly [number, number, number]) {
+    this.inW = inW;
+    this.inH = inH;
+    this.kx = kx;
+    this.ky = ky;
+    this.bg = bg;
+    this.width = Math.max(1, Math.round(inW / kx));
+    this.height = Math.max(1, Math.round(inH / ky));
+    this.out = new Float32Array(this.width * this.height * 3);
+    this.sums = new Float64Array(this.width * 3);
   }
-  return { data: out, width: sw, height: sh };
+
+  /** Adds input row `y` (the rows must come in order): `data` holds its pixels from `offset`. */
+  push(data: Uint8Array | Uint8ClampedArray, offset: number, channels: 3 | 4, y: number): void {
+    if (y !== this.next) throw new Error(`BoxShrinker: row ${y} given, row ${this.next} expected`);
+    this.next++;
+    const { ky, inH, height } = this;
+    // Rows past the last whole block are dropped; the last row fills a partial last block.
+    const uses = y === inH - 1 ? Math.max(0, height * ky - y) : y < height * ky ? 1 : 0;
+    for (let u = 0; u < uses; u++) {
+      const vy = y + u;
+      this.addRow(data, offset, channels);
+      if (vy % ky === ky - 1) this.emit(Math.floor(vy / ky));
+    }
+  }
+
+  private addRow(data: Uint8Array | Uint8ClampedArray, base: number, ch: 3 | 4): void {
+    const { inW: W, kx, bg, width: sw, sums: row } = this;
+    for (let ox = 0; ox < sw; ox++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let dx = 0; dx < kx; dx++) {
+        const x = Math.min(W - 1, ox * kx + dx);
+        const s = base + x * ch;
+        if (ch === 4) {
+          const a = data[s + 3] / 255;
+          r += data[s] * a + bg[0] * (1 - a);
+          g += data[s + 1] * a + bg[1] * (1 - a);
+          b += data[s + 2] * a + bg[2] * (1 - a);
+        } else {
+          r += data[s];
+          g += data[s + 1];
+          b += data[s + 2];
+        }
+      }
+      row[ox * 3] += r;
+      row[ox * 3 + 1] += g;
+      row[ox * 3 + 2] += b;
+    }
+  }
+
+  private emit(oy: number): void {
+    const norm = 1 / (this.kx * this.ky);
+    const o = oy * this.width * 3;
+    const { out, sums } = this;
+    for (let i = 0; i < sums.length; i++) out[o + i] = sums[i] * norm;
+    sums.fill(0);
+  }
+
+  /** The shrunk image, once every input row is in. */
+  result(): BoxShrunk {
+    if (this.next !== this.inH) throw new Error(`BoxShrinker: ${this.next} of ${this.inH} rows given`);
+    return { data: this.out, width: this.width, height: this.height };
+  }
+}
+
+/** The integer pre-shrink of a resize from inW x inH to outW x outH, as a row-fed shrinker. */
+export function boxShrinkerFor(
+  inW: number,
+  inH: number,
+  outW: number,
+  outH: number,
+  opts: ResizeOptions = {},
+): BoxShrinker {
+  const bg = opts.background ?? [255, 255, 255];
+  return new BoxShrinker(inW, inH, boxShrinkFactor(inW, outW), boxShrinkFactor(inH, outH), bg);
 }
 
 /**
@@ -134,8 +188,18 @@ export function resizeStretch(src: PixelSource, outW: number, outH: number, opts
     throw new Error(`resizeStretch: sizes must be positive (${W}x${H} -> ${outW}x${outH})`);
   if (src.data.length !== W * H * src.channels)
     throw new Error(`resizeStretch: ${src.data.length} values, expected ${W}x${H}x${src.channels}`);
-  const bg = opts.background ?? [255, 255, 255];
-  const shrunk = boxShrink(src, boxShrinkFactor(W, outW), boxShrinkFactor(H, outH), bg);
+  const shrinker = boxShrinkerFor(W, H, outW, outH, opts);
+  const rowLength = W * src.channels;
+  for (let y = 0; y < H; y++) shrinker.push(src.data, y * rowLength, src.channels, y);
+  return resizeShrunk(shrinker.result(), outW, outH);
+}
+
+/**
+ * The rest of resizeStretch after the box pre-shrink: lanczos3 to outW x outH,
+ * 8-bit RGB. `shrunk` comes from a BoxShrinker made by boxShrinkerFor with the
+ * same output size.
+ */
+export function resizeShrunk(shrunk: BoxShrunk, outW: number, outH: number): Uint8Array {
   const sw = shrunk.width;
   const sh = shrunk.height;
   const s = shrunk.data;

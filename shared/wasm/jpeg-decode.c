@@ -8,6 +8,8 @@
  * libvips' own CMYK -> sRGB transform (cmyk-srgb-table.h, made by
  * cmyk-table.ts), so the colours are the trainer's.
  *
+ * The file buffer handed to jd_decode may be changed (see drop_unused_ac_scans).
+ *
  * Errors: libjpeg's fatal errors call the imported jd_fail(message), which
  * throws in JavaScript; the caller then drops this instance (its heap may hold
  * a half-built decoder) and makes a fresh one. Warnings are counted, not printed.
@@ -115,6 +117,59 @@ static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb) {
   for (int ch = 0; ch < 3; ch++) rgb[ch] = clamp_byte(out[0][ch] + (out[1][ch] - out[0][ch]) * f[0]);
 }
 
+/* Index of the next marker at or after i in entropy-coded data (RSTn and stuffed 0xFF00 are data). */
+static size_t next_marker(const uint8_t *b, size_t len, size_t i) {
+  for (;;) {
+    const uint8_t *f = memchr(b + i, 0xff, len - i);
+    if (!f) return len;
+    i = (size_t)(f - b);
+    if (i + 1 >= len) return len;
+    const uint8_t m = b[i + 1];
+    if (m != 0x00 && m != 0xff && !(m >= 0xd0 && m <= 0xd7)) return i;
+    i += m == 0xff ? 1 : 2;
+  }
+}
+
+/*
+ * A progressive file read at a scale where some components are output one
+ * pixel per block (DCT_scaled_size 1) needs only those components' DC
+ * coefficients: the 1x1 inverse DCT reads nothing else. Their AC scans
+ * (single-component by the standard) are cut out of the file in place, so
+ * libjpeg never entropy-decodes them. Returns the new length.
+ */
+static size_t drop_unused_ac_scans(uint8_t *b, size_t len, const struct jpeg_decompress_struct *cinfo) {
+  int drop_id[MAX_COMPONENTS];
+  int n_drop = 0;
+  for (int c = 0; c < cinfo->num_components; c++)
+    if (cinfo->comp_info[c].DCT_scaled_size == 1) drop_id[n_drop++] = cinfo->comp_info[c].component_id;
+  if (n_drop == 0) return len;
+  size_t r = 2, w = 2; /* after SOI */
+  while (r + 4 <= len && b[r] == 0xff) {
+    const uint8_t m = b[r + 1];
+    if (m == 0xff) { r++; continue; } /* fill byte */
+    if (m == 0xd9) break;             /* EOI */
+    const size_t seg = 2 + ((size_t)b[r + 2] << 8 | b[r + 3]);
+    if (r + seg > len) break;
+    size_t end = r + seg;
+    int drop = 0;
+    if (m == 0xda) {
+      end = next_marker(b, len, end);
+      const int ns = b[r + 4];
+      const size_t spec = r + 5 + 2 * (size_t)ns; /* Ss, Se, Ah/Al */
+      if (ns == 1 && spec < len && b[spec] > 0)
+        for (int k = 0; k < n_drop; k++) drop |= b[r + 5] == drop_id[k];
+    }
+    if (!drop) {
+      memmove(b + w, b + r, end - r);
+      w += end - r;
+    }
+    r = end;
+  }
+  /* The rest (EOI, or whatever a damaged file has left) as it is. */
+  memmove(b + w, b + r, len - r);
+  return w + (len - r);
+}
+
 /*
  * Decodes at 1/denom (1, 2, 4 or 8) to packed RGB, width x height in info.
  * As libvips' jpegload: the scaled size rounds down (libjpeg rounds up and
@@ -122,13 +177,26 @@ static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb) {
  * always read as inverted (Adobe's convention, which libvips applies to every
  * CMYK JPEG). Returns the pixels (free with jd_free).
  */
-EXPORT uint8_t *jd_decode(const uint8_t *src, size_t len, int denom) {
+EXPORT uint8_t *jd_decode(uint8_t *src, size_t len, int denom) {
   struct jpeg_decompress_struct cinfo;
   struct jpeg_error_mgr err;
   info[INFO_WARNINGS] = 0;
   open_decoder(&cinfo, &err, src, len);
   cinfo.scale_num = 1;
   cinfo.scale_denom = (unsigned)denom;
+  if (cinfo.progressive_mode) {
+    jpeg_calc_output_dimensions(&cinfo);
+    const size_t cut = drop_unused_ac_scans(src, len, &cinfo);
+    if (cut != len) {
+      jpeg_destroy_decompress(&cinfo);
+      len = cut;
+      open_decoder(&cinfo, &err, src, len);
+      cinfo.scale_num = 1;
+      cinfo.scale_denom = (unsigned)denom;
+      /* With every scan present smoothing is off anyway; without the cut ones it must stay off. */
+      cinfo.do_block_smoothing = FALSE;
+    }
+  }
   const int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   /* libjpeg turns YCCK into CMYK itself; grey and YCbCr into RGB */
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;

@@ -38,11 +38,15 @@ export const toWebpLossless = async (png: Uint8Array) =>
   new Uint8Array(await sharp(png).webp({ lossless: true }).toBuffer());
 
 /** The same picture stored turned back, with EXIF orientation 6 saying "rotate 90 degrees clockwise to view". */
-export async function withOrientation6(png: Uint8Array, format: 'jpeg' | 'webp'): Promise<Uint8Array> {
+export async function withOrientation6(png: Uint8Array, format: 'jpeg' | 'webp' | 'png'): Promise<Uint8Array> {
   const stored = sharp(png).rotate(270).withMetadata({ orientation: 6 });
-  return new Uint8Array(
-    await (format === 'jpeg' ? stored.jpeg({ quality: 95 }) : stored.webp({ lossless: true })).toBuffer(),
-  );
+  const encoded =
+    format === 'jpeg'
+      ? stored.jpeg({ quality: 95 })
+      : format === 'png'
+        ? stored.png()
+        : stored.webp({ lossless: true });
+  return new Uint8Array(await encoded.toBuffer());
 }
 
 function pngChunk(type: string, data: Uint8Array): Uint8Array {
