@@ -68,7 +68,7 @@ describe('concept terms (ProtoPDebug)', () => {
     expect(rememberingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
   });
 
-  it('the forgetting term moves a prototype off a forbidden patch, and push then avoids the patch', () => {
+  it('the forgetting term moves a prototype off a forbidden patch, and push then avoids the patch', async () => {
     // One image per class, two patches each; prototype 0 sits exactly on image 0's first patch.
     const maps = [
       [0, 0, 1, 1],
@@ -86,7 +86,7 @@ describe('concept terms (ProtoPDebug)', () => {
     const forbidden = { n: 1, features: Float32Array.from([0, 0]), classes: Int32Array.from([0]) };
     const before = forgettingLoss(head, forbidden).dataSync()[0];
     expect(before).toBeCloseTo(logSimilarity(0) + logSimilarity(18), 4);
-    const log = forgetConcepts({
+    const log = await forgetConcepts({
       head,
       train: src,
       loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },

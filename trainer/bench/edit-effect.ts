@@ -16,6 +16,7 @@
  * Each edit writes a new run under the work dir; the parent run is not changed.
  */
 import { rm } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { prototypeConcept, type ConceptPatch, type Edit, type EditsFile, type Manifest } from '@protoatlas/shared';
@@ -63,6 +64,11 @@ const summary = await readJson<{ dataset?: { root?: string } }>(runPaths(run).su
 const data = values.data ? resolve(values.data) : (summary.dataset?.root ?? null);
 await rm(work, { recursive: true, force: true });
 
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+
 const pct = (x: number | null | undefined) =>
   x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 // Bundles built before the candidate finder carry no flags: compute them here from the manifest
@@ -80,6 +86,10 @@ const file = (edits: Edit[]): EditsFile => ({
 });
 const live = parent.prototypes.filter((p) => !p.pruned).length;
 console.log(
+  `${new Date().toISOString()}: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ` +
+    `load average ${load()}`,
+);
+console.log(
   `run ${run}: ${parent.prototypes.length} prototypes (${live} live), ${parent.classes.length} classes, model ` +
     `${parent.model.version}`,
 );
@@ -92,8 +102,24 @@ function show(name: string, r: EditReport): void {
   console.log(
     `\n== ${name}: ${r.counts.drop} drop, ${r.counts.relabel} relabel, ${r.counts.forbid} forbid -> ${r.out}`,
   );
+  const steps = Object.entries(r.seconds)
+    .filter(([k]) => k !== 'total')
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ');
+  const inBundle = r.bundle
+    ? Object.entries(r.bundle.seconds)
+        .filter(([k]) => k !== 'total')
+        .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+        .join(', ')
+    : 'none';
   console.log(
-    `  wall time          ${r.seconds.total.toFixed(1)} s (bundle ${r.seconds.bundle?.toFixed(1) ?? 'n/a'} s)`,
+    `  wall time          ${r.seconds.total.toFixed(1)} s, CPU ${r.cpuSeconds.toFixed(1)} s (load average ${load()})`,
+  );
+  console.log(`  steps (s)          ${steps}`);
+  console.log(`  bundle steps (s)   ${inBundle}`);
+  console.log(
+    `  similarities       ${r.similaritiesCached ? 'cached (no feature read)' : 'computed'}; pictures ` +
+      `${r.forget ? 'rendered' : 'reused'}`,
   );
   console.log(`  val top-1          ${pct(b.val?.top1)} -> ${pct(a.val?.top1)}`);
   console.log(`  test top-1         ${pct(b.test?.top1)} -> ${pct(a.test?.top1)}`);

@@ -20,12 +20,12 @@ import {
 import { nearestPatches, type PatchHit } from '../stages/nearest-patches.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
-import type { DatasetItem } from '../data/types.ts';
+import type { DatasetItem, SplitName } from '../data/types.ts';
 import { loadModel, readModelJson, type ModelJson } from '../model/model-file.ts';
 import { prepareData, resolveDataDir, type PreparedData } from '../model/prepare-data.ts';
 import { Progress } from '../core/progress.ts';
 import { exists, readJson, runPaths } from '../core/run-dir.ts';
-import { accuracy, predict } from '../stages/predict.ts';
+import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { lastLayerSparsity } from '../stages/last-layer.ts';
 import { initBackend } from '../tf/backend.ts';
 import { backboneReceptiveField } from '../backbone/receptive-field.ts';
@@ -56,6 +56,12 @@ export interface BuildBundleOptions {
    * pictures, boxes and nearest patches are reused instead of recomputed.
    */
   reuse?: { dir: string; manifest: Manifest };
+  /**
+   * The caller's prepared data (an edit's), used as is instead of reading the
+   * features again; the bundle disposes of its backbone. Items without features
+   * (prepareItems) do only with `reuse` and `valAccuracy`: nothing then reads a feature.
+   */
+  prepared?: { data: PreparedData; valAccuracy?: Accuracy | null };
 }
 
 export interface BundleReport {
@@ -102,11 +108,17 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
   // Originals only: pictures and neighbours never use the flipped copies.
-  const data = await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, {
-    quiet: opts.quiet,
-    splits: config.data.metricsPerClass > 0 ? ['train', 'val', 'metrics'] : ['train', 'val'],
-    backboneWeights: loaded.backboneWeights,
-  });
+  const splits: SplitName[] = config.data.metricsPerClass > 0 ? ['train', 'val', 'metrics'] : ['train', 'val'];
+  const given = opts.prepared;
+  if (given && !given.data.sources.train && !(opts.reuse && given.valAccuracy !== undefined))
+    throw new Error('buildBundle: prepared data without features needs `reuse` and `valAccuracy`');
+  const data =
+    given?.data ??
+    (await prepareData({ ...config, data: { ...config.data, flip: false } }, dataRoot, {
+      quiet: opts.quiet,
+      splits,
+      backboneWeights: loaded.backboneWeights,
+    }));
   checkClasses(json, data, dataRoot);
   // A fine-tuned backbone runs on images: compute each image's features once, over every core.
   let t = Date.now();
@@ -120,8 +132,6 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const out = opts.out ?? paths.bundle;
   const m = head.numPrototypes;
   const [H, W] = data.featureShape;
-  const train = data.sources.train!;
-  const val = data.sources.val!;
   const trainItems = data.itemsBySplit.train;
   const valItems = data.itemsBySplit.val;
   const k = opts.nearest ?? config.bundle.nearest;
@@ -153,6 +163,8 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   let valHits: PatchHit[][] = [];
   let srcMaps: (Float32Array | null)[] = [];
   if (!reuse) {
+    const train = data.sources.train!;
+    const val = data.sources.val!;
     const exclude = json.prototypes.map((_p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
     trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
     valHits = val.n
@@ -178,7 +190,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   );
   const neighbourClasses = reuse
     ? reuse.manifest.prototypes.map((p) => p.nearest.train.map((n) => n.classId))
-    : trainHits.map((hits) => hits.map((h) => train.labels[h.item]));
+    : trainHits.map((hits) => hits.map((h) => trainItems[h.item].label));
   // A prototype that kept its class keeps its part metrics (they depend only on its embedding and class).
   const known = reuse
     ? {
@@ -206,7 +218,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     : trainHits.map((hits) =>
         hits.map((h) => {
           const cell = { row: Math.floor(h.patch / W), col: h.patch % W };
-          return { imageId: trainItems[h.item].id, classId: train.labels[h.item], ...cell };
+          return { imageId: trainItems[h.item].id, classId: trainItems[h.item].label, ...cell };
         }),
       );
   const candidates: CandidatePrototype[] = json.prototypes.map((rec, j) => ({
@@ -228,7 +240,12 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const version = `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`;
 
   const receptiveField = await backboneReceptiveField(config.backbone, await backboneWeightsPath(config));
-  const valAcc = val.n ? accuracy(predict(head, val)) : null;
+  const valAcc =
+    given?.valAccuracy !== undefined
+      ? given.valAccuracy
+      : data.sources.val?.n
+        ? accuracy(predict(head, data.sources.val))
+        : null;
   const lastLayer = head.lastLayer.dataSync() as Float32Array;
   const C = head.spec.numClasses;
   let imageBytes = 0;

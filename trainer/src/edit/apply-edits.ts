@@ -22,16 +22,24 @@ import { readBundle } from '../bundle/read-bundle.ts';
 import { displayName } from '../bundle/provenance.ts';
 import { initLastLayer } from '../head/last-layer.ts';
 import { loadModel, readModelJson, saveModel, type ModelLineage } from '../model/model-file.ts';
-import { prepareData, resolveDataDir } from '../model/prepare-data.ts';
+import { prepareData, prepareItems, resolveDataDir, type PreparedData } from '../model/prepare-data.ts';
 import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
 import { Rng } from '../core/rng.ts';
+import type { TrainConfig } from '../config/config.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
 import { snapshotSplits } from '../stages/feature-snapshot.ts';
+import { startGradPoolFor } from '../stages/grad-pool.ts';
 import { DEFAULT_FORGET, forgetConcepts, type ForgetEpoch, type ForgetOptions } from '../stages/forget-concepts.ts';
 import { computeSimilarities } from '../stages/last-layer.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import { pushPrototypes, type PushRecord } from '../stages/push.ts';
-import { refitLastLayer } from '../stages/refit-last-layer.ts';
-import { cachedSimilarities, runSimilarityKeys, similarityCacheDir } from '../stages/similarity-cache.ts';
+import { refitLastLayer, type Similarities } from '../stages/refit-last-layer.ts';
+import {
+  cachedSimilarities,
+  loadSimilarities,
+  runSimilarityKeys,
+  similarityCacheDir,
+} from '../stages/similarity-cache.ts';
 import { initBackend } from '../tf/backend.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { patchFeatures, resolvePatches, type SplitFeatures } from './concept-features.ts';
@@ -81,6 +89,8 @@ export interface EditReport {
   /** Forbid/keep: per concept patch, the highest similarity any live prototype reaches on it, before and after. */
   concepts: { forbidden: ConceptMatchChange | null; kept: ConceptMatchChange | null } | null;
   seconds: Record<string, number>;
+  /** CPU seconds of the whole process (every thread) during the edit: what load on the machine does not inflate. */
+  cpuSeconds: number;
   bundle: BundleReport | null;
 }
 
@@ -92,6 +102,7 @@ const acc = (a: Accuracy | null) => (a ? { top1: a.top1, top5: a.top5, n: a.n } 
 
 export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   const seconds: Record<string, number> = {};
   const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
   const parentPaths = runPaths(opts.run);
@@ -151,11 +162,15 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     : null;
   const dataRoot = opts.data ?? summary?.dataset?.root ?? (await resolveDataDir(config, null, opts.quiet));
   let t = Date.now();
-  const data = await prepareData(config, dataRoot, {
-    quiet: opts.quiet,
-    splits: ['train', 'val', 'test'],
-    backboneWeights: loaded.backboneWeights,
-  });
+  // Drop and relabel leave the embedding alone: with cached similarities they need no feature.
+  const cached = hasConcepts ? null : await cachedInputs(config, dataRoot, head, opts.quiet);
+  const data =
+    cached?.data ??
+    (await prepareData(config, dataRoot, {
+      quiet: opts.quiet,
+      splits: config.data.metricsPerClass > 0 ? ['train', 'val', 'test', 'metrics'] : ['train', 'val', 'test'],
+      backboneWeights: loaded.backboneWeights,
+    }));
   if (data.dataset.classes.join('\n') !== json.classes.join('\n')) {
     throw new Error(
       `the dataset at ${dataRoot} has other classes than the model (${data.dataset.classes.length} vs ` +
@@ -170,9 +185,6 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     quiet: opts.quiet,
   });
   lap('features', t);
-  const train = data.sources.train!;
-  const val = data.sources.val!;
-  const test = data.sources.test;
   const trainItems = data.itemsBySplit.train;
 
   const before: VersionFigures = {
@@ -222,6 +234,8 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   let concepts: EditReport['concepts'] = null;
   if (hasConcepts) {
     t = Date.now();
+    const train = data.sources.train!;
+    const val = data.sources.val!;
     const splits: SplitFeatures[] = [
       { name: 'train', items: trainItems, source: train },
       { name: 'val', items: data.itemsBySplit.val, source: val },
@@ -250,17 +264,29 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     const keep = keepPatches.length ? patchFeatures(keepPatches, splits) : null;
     const bestMatch = (c: typeof forbidden) => (c ? conceptBestMatch(head, removed, c) : null);
     const matchBefore = { forbidden: bestMatch(forbidden), kept: bestMatch(keep) };
-    forget = forgetConcepts({
+    // The gradient threads of training, over the same shared features.
+    const { pool, why } = await startGradPoolFor(data, {
+      threads: config.trainThreads,
+      backend: backend.name,
       head,
-      train,
-      loss: config.loss,
-      forbidden,
-      keep,
-      removed,
-      options,
-      rng,
-      quiet: opts.quiet,
     });
+    log(opts.quiet, `forget: ${pool?.threads ?? 1} gradient thread(s) (${why})`);
+    try {
+      forget = await forgetConcepts({
+        head,
+        train,
+        loss: config.loss,
+        forbidden,
+        keep,
+        removed,
+        options,
+        rng,
+        quiet: opts.quiet,
+        pool,
+      });
+    } finally {
+      await pool?.close();
+    }
     lap('forget', t);
     t = Date.now();
     // No prototype may land on a forbidden patch.
@@ -302,18 +328,24 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
 
   t = Date.now();
   // Similarities depend on the embedding only: drop and relabel find them cached (from training or an earlier edit).
-  const keys = runSimilarityKeys(head, config, data, data.trainableBackbone ? loaded.backboneWeights : null);
+  const keys = cached
+    ? null
+    : runSimilarityKeys(head, config, data, data.trainableBackbone ? loaded.backboneWeights : null);
   const simDir = similarityCacheDir(config);
-  const trainSims = await cachedSimilarities(simDir, keys.train, m, () =>
-    computeSimilarities(head, train, { flip: config.data.flip, quiet: opts.quiet }),
-  );
-  const valSims = val.n
-    ? (
-        await cachedSimilarities(simDir, keys.val, m, () =>
-          computeSimilarities(head, val, { flip: false, quiet: true }),
-        )
-      ).sims
-    : null;
+  const trainSims = cached
+    ? { sims: cached.train, cached: true }
+    : await cachedSimilarities(simDir, keys!.train, m, () =>
+        computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: opts.quiet }),
+      );
+  const valSims = cached
+    ? cached.val
+    : data.sources.val?.n
+      ? (
+          await cachedSimilarities(simDir, keys!.val, m, () =>
+            computeSimilarities(head, data.sources.val!, { flip: false, quiet: true }),
+          )
+        ).sims
+      : null;
   lap('similarities', t);
   t = Date.now();
   const refit = refitLastLayer({
@@ -339,7 +371,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
         labels: valSims.labels,
       })
     : null;
-  const testAcc = test?.n ? accuracy(predict(head, test)) : null;
+  const testAcc = await testAccuracy(head, data, config, dataRoot, opts.quiet);
 
   t = Date.now();
   const chain: ManifestVersion[] = parent.lineage ?? [
@@ -383,7 +415,6 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     edit: { parent: lineage.parent, counts, forget, refit, moved },
   });
   lap('save', t);
-  await data.frozenBackbone?.dispose();
 
   let bundle: BundleReport | null = null;
   if (!opts.skipBundle) {
@@ -393,11 +424,14 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       run: opts.out,
       data: dataRoot,
       quiet: opts.quiet,
-      reuse: hasConcepts ? undefined : { dir: parentPaths.bundle, manifest: parent },
+      ...(hasConcepts ? {} : { reuse: { dir: parentPaths.bundle, manifest: parent } }),
+      // The features (or, for drop and relabel with cached similarities, just the items) at hand.
+      prepared: { data, ...(cached ? { valAccuracy: valAcc } : {}) },
     });
     lap('bundle', t);
-  }
+  } else await data.frozenBackbone?.dispose();
   seconds.total = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const after: VersionFigures = {
     val: bundle?.metrics.val ?? acc(valAcc),
     test: acc(testAcc),
@@ -417,8 +451,52 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     similaritiesCached: trainSims.cached,
     concepts,
     seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     bundle,
   };
+}
+
+/**
+ * A frozen backbone's items and the head's cached train and validation
+ * similarities, read without loading any feature; null when either is missing
+ * (then the edit prepares the features and computes what is not cached).
+ */
+async function cachedInputs(
+  config: TrainConfig,
+  dataRoot: string,
+  head: ProtoHead,
+  quiet: boolean | undefined,
+): Promise<{ data: PreparedData; train: Similarities; val: Similarities | null } | null> {
+  const data = await prepareItems(config, dataRoot, { quiet });
+  if (!data) return null;
+  // The feature cache holds mirrored training copies exactly when the config flips.
+  const keys = runSimilarityKeys(head, config, { ...data, sources: { train: { canFlip: config.data.flip } } }, null);
+  const dir = similarityCacheDir(config);
+  const train = await loadSimilarities(dir, keys.train);
+  const val = data.itemsBySplit.val.length ? await loadSimilarities(dir, keys.val) : null;
+  if (!train || (data.itemsBySplit.val.length && !val)) {
+    await data.frozenBackbone?.dispose();
+    return null;
+  }
+  return { data, train, val };
+}
+
+/** Test accuracy, reading the test split's features when the prepared data has only items. */
+async function testAccuracy(
+  head: ProtoHead,
+  data: PreparedData,
+  config: TrainConfig,
+  dataRoot: string,
+  quiet: boolean | undefined,
+): Promise<Accuracy | null> {
+  if (data.sources.test?.n) return accuracy(predict(head, data.sources.test));
+  if (!data.itemsBySplit.test.length) return null;
+  const test = await prepareData(config, dataRoot, { quiet, splits: ['test'] });
+  try {
+    return test.sources.test?.n ? accuracy(predict(head, test.sources.test)) : null;
+  } finally {
+    await test.frozenBackbone?.dispose();
+  }
 }
 
 const pair = (before: number[] | null, after: number[] | null): ConceptMatchChange | null =>

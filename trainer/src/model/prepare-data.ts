@@ -231,3 +231,37 @@ export async function prepareData(
     skipped,
   };
 }
+
+/**
+ * The dataset, the frozen backbone and every item of each split, without a
+ * single feature: for work that needs the items but not their features (an edit
+ * refitting the last layer on cached similarities, whose key hashes the item ids
+ * and so confirms the list; a bundle reusing its parent's pictures). Images that
+ * cannot be decoded are not found here (prepareData finds them). Null for a
+ * trainable backbone, whose features come from the images.
+ */
+export async function prepareItems(
+  config: TrainConfig,
+  dataDir: string | null,
+  opts: { quiet?: boolean },
+): Promise<PreparedData | null> {
+  if (config.backbone.kind === 'small-cnn' || config.backbone.trainable) return null;
+  const root = await resolveDataDir(config, dataDir, opts.quiet);
+  const dataset = await loadDataset(root, {
+    valPerClass: config.data.valPerClass,
+    metricsPerClass: config.data.metricsPerClass,
+    seed: config.seed,
+  });
+  const { frozen } = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir) });
+  if (!frozen) return null;
+  return {
+    dataset,
+    featureShape: frozen.featureShape,
+    preprocess: frozen.preprocess,
+    itemsBySplit: { ...dataset.splits },
+    sources: {},
+    trainableBackbone: null,
+    frozenBackbone: frozen,
+    skipped: [],
+  };
+}

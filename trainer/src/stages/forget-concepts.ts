@@ -5,17 +5,20 @@
  * and minus a remembering term (the similarity of each kept patch to the
  * prototypes of its class). Patches are single feature-grid cells read from the
  * fixed backbone's features, so no backbone runs here. The last layer stays
- * fixed; the caller re-pushes and refits it.
+ * fixed; the caller re-pushes and refits it. With a gradient pool, each batch's
+ * data term is split over its threads (as in training); the concept terms, a few
+ * patches, stay on this thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
 import { logActivation } from '../head/distances.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Adam } from '../optim/adam.ts';
-import { type PhaseConfig, PhaseSchema, type TrainConfig } from '../config/config.ts';
+import type { PhaseConfig, TrainConfig } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
-import { gradContext, microBatchGrads, splitBatch } from './grad-step.ts';
+import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
+import type { GradPool } from './grad-pool.ts';
 import { phaseGroups } from './prototype-phase.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -101,7 +104,7 @@ export function rememberingLoss(head: ProtoHead, keep: ConceptPatches, live?: tf
  * CE + Clst + Sep + λf·forgetting − λr·remembering. `removed` prototypes are
  * left out of both concept terms (they no longer vote).
  */
-export function forgetConcepts(args: {
+export async function forgetConcepts(args: {
   head: ProtoHead;
   train: FeatureSource;
   loss: TrainConfig['loss'];
@@ -111,7 +114,9 @@ export function forgetConcepts(args: {
   options: ForgetOptions;
   rng: Rng;
   quiet?: boolean;
-}): ForgetEpoch[] {
+  /** Gradient threads over `train`'s shared features (null: this thread alone). */
+  pool?: GradPool | null;
+}): Promise<ForgetEpoch[]> {
   const { head, train, options: o, rng } = args;
   // One constant-rate epoch; the rest of the phase settings are the schema's defaults.
   const phase: PhaseConfig = PhaseSchema.parse({
@@ -131,6 +136,12 @@ export function forgetConcepts(args: {
     trainsFeatures: false,
     backboneTraining: false,
   });
+  const pool = args.pool ?? null;
+  if (pool) {
+    const names = optimizer.groups.flatMap((g) => g.vars.map(([n]) => n));
+    await pool.beginPhase({ phase, loss: args.loss, backboneTraining: false, names }, head, null);
+  }
+  const local = (mb: MicroBatch) => microBatchGrads(ctx, mb);
   const live = tf.tensor1d(Float32Array.from({ length: head.numPrototypes }, (_, j) => (args.removed[j] ? 0 : 1)));
   const out: ForgetEpoch[] = [];
   try {
@@ -153,8 +164,19 @@ export function forgetConcepts(args: {
         const indices = order.slice(s, s + o.batchSize);
         const flipped = indices.map(() => train.canFlip && rng.next() < 0.5);
         const labels = Int32Array.from(indices, (i) => train.labels[i]);
-        const [mb] = splitBatch({ indices, flipped, labels }, indices.length, head.spec.inputChannels);
-        const data = microBatchGrads(ctx, mb);
+        const threads = pool?.threads ?? 1;
+        const micro = Math.ceil(indices.length / threads);
+        const jobs = splitBatch({ indices, flipped, labels }, micro, head.spec.inputChannels);
+        const results = pool ? await pool.run(jobs, ctx, local) : jobs.map(local);
+        // Summed in micro-batch order whichever thread computed them (each is weighted by its share).
+        let dataGrads = results[0].grads;
+        for (const r of results.slice(1)) {
+          const prev = dataGrads;
+          dataGrads = prev.map((g, k) => tf.add(g, r.grads[k]));
+          tf.dispose([...prev, ...r.grads]);
+        }
+        const dataValue = results.reduce((a, r) => a + r.value, 0);
+        const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
         let terms = [0, 0];
         const concept = tf.variableGrads(() => {
           const f = args.forbidden ? forgettingLoss(head, args.forbidden, live) : tf.scalar(0);
@@ -162,18 +184,19 @@ export function forgetConcepts(args: {
           terms = [f.dataSync()[0], r.dataSync()[0]];
           return tf.sub(tf.mul(f, o.forget), tf.mul(r, o.remember)) as tf.Scalar;
         }, vars);
-        const grads = Object.fromEntries(vars.map((v, k) => [v.name, tf.add(data.grads[k], concept.grads[v.name])]));
+        const grads = Object.fromEntries(vars.map((v, k) => [v.name, tf.add(dataGrads[k], concept.grads[v.name])]));
         optimizer.apply(grads);
-        const total = data.value + concept.value.dataSync()[0];
-        tf.dispose([...data.grads, concept.value, ...Object.values(concept.grads), ...Object.values(grads)]);
+        pool?.syncVariables(vars);
+        const total = dataValue + concept.value.dataSync()[0];
+        tf.dispose([...dataGrads, concept.value, ...Object.values(concept.grads), ...Object.values(grads)]);
         if (!Number.isFinite(total))
           throw new Error(`forget: loss became ${total}; lower --forget-lr or --forget-weight`);
         const b = indices.length;
         sums.loss += total * b;
-        sums.ce += data.terms[0] * b;
+        sums.ce += part(0) * b;
         sums.forget += terms[0] * b;
         sums.remember += terms[1] * b;
-        sums.correct += data.terms[3];
+        sums.correct += results.reduce((a, r) => a + r.terms[3], 0);
         progress.tick(
           b,
           `loss ${(sums.loss / Math.min(s + b, order.length)).toFixed(3)} forget ${terms[0].toFixed(3)}`,
