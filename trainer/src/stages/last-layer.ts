@@ -111,6 +111,14 @@ export function trainLastLayerEpoch(args: {
     const x = new Float32Array(batch.length * m);
     batch.forEach((i, k) => x.set(data.sims.subarray(i * m, (i + 1) * m), k * m));
     const labels = Int32Array.from(batch, (i) => data.labels[i]);
+    if (args.proximal) {
+      const step = proximalStep(head, x, labels, mask, optimizer);
+      lossSum += (step.ce + args.l1 * step.l1) * batch.length;
+      ceSum += step.ce * batch.length;
+      l1Last = step.l1;
+      correct += step.correct;
+      continue;
+    }
     let parts = [0, 0, 0];
     const { value, grads } = tf.variableGrads(() => {
       const logits = tf.matMul(tf.tensor2d(x, [batch.length, m]), head.lastLayer as tf.Tensor2D) as tf.Tensor2D;
@@ -134,6 +142,44 @@ export function trainLastLayerEpoch(args: {
   if (proximal) recenterRows(head);
   const n = Math.max(1, data.n);
   return { loss: lossSum / n, crossEntropy: ceSum / n, l1: l1Last, trainAccuracy: correct / n };
+}
+
+/**
+ * One batch of stage 3 when the optimiser applies the L1 term: the gradient is
+ * cross-entropy's alone, written out (xᵀ (softmax − onehot) / B) with the
+ * transpose built here, as autograd's transposed product is most of a step's cost.
+ */
+function proximalStep(
+  head: ProtoHead,
+  x: Float32Array,
+  labels: Int32Array,
+  mask: tf.Tensor2D,
+  optimizer: Adam,
+): { ce: number; l1: number; correct: number } {
+  const m = head.numPrototypes;
+  const b = labels.length;
+  const xT = new Float32Array(m * b);
+  for (let k = 0; k < b; k++) for (let j = 0; j < m; j++) xT[j * b + k] = x[k * m + j];
+  const w = head.lastLayer as tf.Tensor2D;
+  const { ce, l1, pred, grad } = tf.tidy(() => {
+    const logits = tf.matMul(tf.tensor2d(x, [b, m]), w);
+    const logp = tf.logSoftmax(logits);
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), logits.shape[1]);
+    const d = tf.div(tf.sub(tf.exp(logp), onehot), b);
+    return {
+      ce: tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))),
+      l1: maskedL1(w, mask),
+      pred: tf.argMax(logits, 1),
+      grad: tf.matMul(tf.tensor2d(xT, [m, b]), d),
+    };
+  });
+  optimizer.apply({ [w.name]: grad });
+  const predicted = pred.dataSync();
+  let correct = 0;
+  predicted.forEach((p, k) => (correct += p === labels[k] ? 1 : 0));
+  const out = { ce: ce.dataSync()[0], l1: l1.dataSync()[0], correct };
+  tf.dispose([ce, l1, pred, grad]);
+  return out;
 }
 
 /**
