@@ -1,4 +1,4 @@
-import { copyFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   activationBox,
@@ -35,7 +35,7 @@ import { exportBundleOnnx } from './bundle-onnx.ts';
 import { computeExplanationMetrics } from './explanation-metrics.ts';
 import { writeDirectoryAtomic } from '../core/atomic.ts';
 import { sha256File } from '../core/sha256.ts';
-import { fileRecord, mapLimit } from './files.ts';
+import { fileRecord, linkTree, mapLimit } from './files.ts';
 import { integrityList } from './integrity.ts';
 import { ImageCache } from '../data/image-cache.ts';
 import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
@@ -256,8 +256,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     const cache = new ImageCache();
     const digits = String(m - 1).length;
     if (reuse) {
-      await cp(join(reuse.dir, 'prototypes'), join(tmp, 'prototypes'), { recursive: true });
-      imageBytes = await directoryBytes(join(tmp, 'prototypes'));
+      imageBytes = await linkTree(join(reuse.dir, 'prototypes'), join(tmp, 'prototypes'));
     }
     const progress = new Progress({ label: 'prototype pictures', total: m, unit: 'proto', quiet: opts.quiet });
     const prototypes = await mapLimit(

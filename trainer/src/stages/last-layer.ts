@@ -164,7 +164,7 @@ function proximalStep(
   const { ce, l1, pred, grad } = tf.tidy(() => {
     const logits = tf.matMul(tf.tensor2d(x, [b, m]), w);
     const logp = tf.logSoftmax(logits);
-    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), logits.shape[1]);
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), head.spec.numClasses);
     const d = tf.div(tf.sub(tf.exp(logp), onehot), b);
     return {
       ce: tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))),
@@ -173,7 +173,7 @@ function proximalStep(
       grad: tf.matMul(tf.tensor2d(xT, [m, b]), d),
     };
   });
-  optimizer.apply({ [w.name]: grad });
+  optimizer.apply({ [head.lastLayer.name]: grad });
   const predicted = pred.dataSync();
   let correct = 0;
   predicted.forEach((p, k) => (correct += p === labels[k] ? 1 : 0));
