@@ -110,7 +110,7 @@ export function formatEditReport(r: EditReport): string {
     ...conceptLines('kept', r.concepts?.kept ?? null),
     `time: ${Object.entries(r.seconds)
       .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
-      .join(', ')}`,
+      .join(', ')} (CPU ${r.cpuSeconds.toFixed(1)}s)`,
   ];
   if (r.bundle) lines.push(formatBundleReport(r.bundle));
   return lines.join('\n');
