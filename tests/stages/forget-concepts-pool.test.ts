@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFeatureStore } from '../../trainer/src/backbone/feature-store.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
-import { Rng } from '../../trainer/src/run/rng.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { forgetConcepts, forgettingLoss, type ForgetEpoch } from '../../trainer/src/stages/forget-concepts.ts';
 import { GradPool } from '../../trainer/src/stages/grad-pool.ts';
 import { sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';

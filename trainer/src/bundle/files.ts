@@ -1,6 +1,5 @@
 /** Bundle file helpers: the manifest's record of a file, and bounded parallel work. */
 import { copyFile, link, mkdir, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { sha256File } from '../core/sha256.ts';
 import { join, relative } from 'node:path';
 

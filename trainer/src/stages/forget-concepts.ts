@@ -14,7 +14,7 @@ import { classIdentity } from '../head/last-layer.ts';
 import { logActivation } from '../head/distances.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Adam } from '../optim/adam.ts';
-import type { PhaseConfig, TrainConfig } from '../config/config.ts';
+import { type PhaseConfig, PhaseSchema, type TrainConfig } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
