@@ -111,7 +111,7 @@ export function trainLastLayerEpoch(args: {
     const x = new Float32Array(batch.length * m);
     batch.forEach((i, k) => x.set(data.sims.subarray(i * m, (i + 1) * m), k * m));
     const labels = Int32Array.from(batch, (i) => data.labels[i]);
-    if (args.proximal) {
+    if (proximal) {
       const step = proximalStep(head, x, labels, mask, optimizer);
       lossSum += (step.ce + args.l1 * step.l1) * batch.length;
       ceSum += step.ce * batch.length;
