@@ -114,6 +114,19 @@ export function testValues(n: number, amplitude = 3): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => amplitude * Math.sin(i * 1.7 + 0.3) + 0.013);
 }
 
+/** Cosine similarity of two feature arrays of the same length. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] ** 2;
+    nb += b[i] ** 2;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
 /** NCHW → NHWC for one batch. */
 export function nchwToNhwc(x: ArrayLike<number>, n: number, c: number, h: number, w: number): Float32Array {
   const out = new Float32Array(n * c * h * w);

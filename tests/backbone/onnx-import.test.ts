@@ -20,7 +20,8 @@ import {
 } from '../../trainer/src/onnx/onnx-proto.ts';
 import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
-import { testValues } from './helpers.ts';
+import { maxAbsDiff, toNchw } from '../export/helpers.ts';
+import { cosine, nchwToNhwc, testValues } from './helpers.ts';
 
 const PRE = { size: 8, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
 
@@ -266,9 +267,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
     const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
     const [a, b] = [await imported.extract(x, 2), await reference.extract(x, 2)];
     expect(b.length).toBe(2 * 8 * 8 * 4);
-    let maxDiff = 0;
-    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    expect(maxDiff).toBeLessThan(0.1);
+    expect(maxAbsDiff(a, b)).toBeLessThan(0.1);
     // The undilated import differs from the dilated reference by far more than rounding.
     const plain = await importOnnxBackbone({ path, tap: 'y2', preprocess: PRE });
     const dilatedY2 = await importOnnxBackbone({ path, tap: 'y2', preprocess: PRE, outputStride: 1 });
@@ -280,22 +279,9 @@ describe('ONNX backbone imported as a trainable float network', () => {
     await writeFile(file, bytes);
     const ort = await import('onnxruntime-node');
     const session = await ort.InferenceSession.create(file);
-    const nchw = new Float32Array(x.length);
-    for (let n = 0; n < 2; n++)
-      for (let h = 0; h < 8; h++)
-        for (let w = 0; w < 8; w++)
-          for (let c = 0; c < 3; c++) nchw[((n * 3 + c) * 8 + h) * 8 + w] = x[((n * 8 + h) * 8 + w) * 3 + c];
-    const out = (await session.run({ input: new ort.Tensor('float32', nchw, [2, 3, 8, 8]) }))[tap].data as Float32Array;
-    let exportDiff = 0;
-    for (let n = 0; n < 2; n++)
-      for (let c = 0; c < 4; c++)
-        for (let h = 0; h < 8; h++)
-          for (let w = 0; w < 8; w++)
-            exportDiff = Math.max(
-              exportDiff,
-              Math.abs(out[((n * 4 + c) * 8 + h) * 8 + w] - a[((n * 8 + h) * 8 + w) * 4 + c]),
-            );
-    expect(exportDiff).toBeLessThan(1e-5);
+    const feed = { input: new ort.Tensor('float32', toNchw(x, 2, 8, 8, 3), [2, 3, 8, 8]) };
+    const out = (await session.run(feed))[tap].data as Float32Array;
+    expect(maxAbsDiff(nchwToNhwc(out, 2, 4, 8, 8), a)).toBeLessThan(1e-5);
     await session.release();
     await reference.dispose();
   });
@@ -343,8 +329,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
     expect(a.value.dataSync()[0]).toBeCloseTo(b.value.dataSync()[0], 3);
     for (const v of [x, kernel, bias]) {
       const [ga, gb] = [a.grads[v.name].dataSync(), b.grads[v.name].dataSync()];
-      let maxDiff = 0;
-      for (let i = 0; i < ga.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ga[i] - gb[i]));
+      const maxDiff = maxAbsDiff(ga, gb);
       const scale = Math.max(...Array.from(gb, Math.abs));
       expect(scale).toBeGreaterThan(0.01);
       // float32 sums in a different order: equal to ~6 significant digits.
@@ -367,9 +352,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
     expect(top.featureShape).toEqual(whole.featureShape);
     const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
     const [a, b] = [await whole.extract(x, 2), await top.extract(await bottom.extract(x, 2), 2)];
-    let maxDiff = 0;
-    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    expect(maxDiff).toBeLessThan(1e-6);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-6);
     await expect(
       importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, from: 'y2', fromShape: [4, 4, 4] }),
     ).rejects.toThrow(/does not depend on "from" tensor y2/);
@@ -399,16 +382,8 @@ describe('ONNX backbone imported as a trainable float network', () => {
       const reference = await loadOnnxBackbone({ path: mobilenet, tap: 'auto', preprocess: pre, threads: 1 });
       const x = testValues(224 * 224 * 3, 9);
       const [a, b] = [await imported.extract(x, 1), await reference.extract(x, 1)];
-      let dot = 0,
-        na = 0,
-        nb = 0;
-      for (let i = 0; i < a.length; i++) {
-        dot += a[i] * b[i];
-        na += a[i] ** 2;
-        nb += b[i] ** 2;
-      }
       // 52 int8 layers of rounding separate the two (measured 0.94 on CUB photos; layer by layer 1.000 -> 0.98).
-      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.85);
+      expect(cosine(a, b)).toBeGreaterThan(0.85);
       await reference.dispose();
     },
     60_000,
@@ -434,16 +409,8 @@ describe('ONNX backbone imported as a trainable float network', () => {
       });
       const x = testValues(224 * 224 * 3, 9);
       const [a, b] = [await imported.extract(x, 1), await reference.extract(x, 1)];
-      let dot = 0,
-        na = 0,
-        nb = 0;
-      for (let i = 0; i < a.length; i++) {
-        dot += a[i] * b[i];
-        na += a[i] ** 2;
-        nb += b[i] ** 2;
-      }
       // The same int8 rounding gap as the published stride's (above); a wrong dilation or padding is far off.
-      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.85);
+      expect(cosine(a, b)).toBeGreaterThan(0.85);
       await reference.dispose();
     },
     120_000,
