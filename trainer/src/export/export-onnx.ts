@@ -321,20 +321,18 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     const b = config.backbone;
     let source: BackboneSource;
     let preprocess: PreprocessSpec;
+    const cacheDir = resolveRepoPath(config.featureCacheDir);
+    const onnxFile = (w: { path?: string; url?: string; sha256?: string }) =>
+      resolveWeights({ path: w.path ? resolveDataPath(w.path) : undefined, url: w.url, sha256: w.sha256 }, cacheDir);
     if (b.kind === 'onnx' && b.trainable) {
       // Fine-tuned: the original file would drop the tuned weights, so the imported network
       // is written back as float ONNX ops with the run's weights.
-      const cacheDir = resolveRepoPath(config.featureCacheDir);
       const built = await buildBackbone(config, { cacheDir, backboneWeights });
       let imported = built.trainable as ImportedOnnxBackbone;
       if (b.trainFrom) {
         // Only the top was tuned: the whole network, with the top's weights, is what gets exported.
-        const path = await resolveWeights(
-          { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
-          cacheDir,
-        );
         const whole = await importOnnxBackbone({
-          path,
+          path: await onnxFile(b),
           tap: b.tap,
           preprocess: b.preprocess,
           outputStride: b.outputStride,
@@ -349,20 +347,16 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
       preprocess = b.preprocess;
       await imported.dispose();
     } else if (b.kind === 'onnx') {
-      const path = await resolveWeights(
-        { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
-        resolveRepoPath(config.featureCacheDir),
-      );
       source = {
         kind: 'onnx',
-        bytes: await readFile(path),
+        bytes: await readFile(await onnxFile(b)),
         tap: b.tap,
         compute: opts.backboneCompute ?? b.compute,
         outputStride: b.outputStride,
       };
       preprocess = b.preprocess;
     } else {
-      const built = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir), backboneWeights });
+      const built = await buildBackbone(config, { cacheDir, backboneWeights });
       layers = (built.trainable ?? built.frozen) as LayersBackbone;
       source = { kind: 'layers', model: layers.model };
       preprocess = layers.preprocess;
