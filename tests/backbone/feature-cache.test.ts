@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFeatureSets, extractFeatures } from '../../trainer/src/backbone/feature-cache.ts';
+import { MIRRORED, ORIGINAL, viewSeed } from '../../trainer/src/backbone/feature-view.ts';
+import { augmentImage } from '../../trainer/src/data/augment.ts';
+import { Rng } from '../../trainer/src/core/rng.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import type { PreprocessSpec } from '../../trainer/src/backbone/types.ts';
 import { FakeBackbone, PRE, SIZE, createFakeBackbone } from './fake-backbone.ts';
@@ -83,7 +86,7 @@ describe('extractFeatures', () => {
     ).toBe(0);
   });
 
-  it('changes the key when the items, a file, the flip or the backbone change', async () => {
+  it('changes the key when the items, a file’s bytes, the flip or the backbone change', async () => {
     const cacheDir = join(dir, 'c2');
     const base = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
     const fewer = await extractFeatures(new FakeBackbone(), items.slice(1), { flip: false, ...opts(cacheDir) });
@@ -101,10 +104,17 @@ describe('extractFeatures', () => {
     expect(
       (await extractFeatures(new FakeBackbone('fake-v2'), items, { flip: false, ...opts(cacheDir) })).key,
     ).not.toBe(base.key);
+    // A touched file (a copied dataset) keeps its cache; a file whose bytes change does not.
     await utimes(items[0].path, new Date(), new Date(Date.now() + 5000));
     const touched = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
-    expect(touched.cacheHit).toBe(false);
-    expect(touched.key).not.toBe(base.key);
+    expect(touched.cacheHit).toBe(true);
+    expect(touched.key).toBe(base.key);
+    const bytes = await readFile(items[0].path);
+    await copyFile(items[1].path, items[0].path);
+    const rewritten = await extractFeatures(new FakeBackbone(), items, { flip: false, ...opts(cacheDir) });
+    await writeFile(items[0].path, bytes);
+    expect(rewritten.cacheHit).toBe(false);
+    expect(rewritten.key).not.toBe(base.key);
   });
 
   it('resumes from completed chunks after a crash without redoing them', async () => {
@@ -176,7 +186,7 @@ describe('extractFeatureSets', () => {
   it('makes original and flipped stores in one pass, sharing keys with extractFeatures', async () => {
     const cacheDir = join(dir, 'c6');
     const bb = new FakeBackbone();
-    const [orig, flip] = await extractFeatureSets(bb, items, { flips: [false, true], ...opts(cacheDir) });
+    const [orig, flip] = await extractFeatureSets(bb, items, { views: [ORIGINAL, MIRRORED], ...opts(cacheDir) });
     expect(bb.seen).toBe(2 * (items.length - 1));
     const single = await extractFeatures(new FakeBackbone(), items, { flip: true, ...opts(cacheDir) });
     expect(single.cacheHit).toBe(true);
@@ -187,31 +197,69 @@ describe('extractFeatureSets', () => {
 
     // One cached, one missing: only the missing one is computed.
     const bb2 = new FakeBackbone();
-    const sets = await extractFeatureSets(bb2, items.slice(0, 6), { flips: [false, true], ...opts(cacheDir) });
+    const sets = await extractFeatureSets(bb2, items.slice(0, 6), { views: [ORIGINAL, MIRRORED], ...opts(cacheDir) });
     expect(sets.map((s) => s.cacheHit)).toEqual([false, false]);
     const bb3 = new FakeBackbone();
-    const again = await extractFeatureSets(bb3, items.slice(0, 6), { flips: [true, false], ...opts(cacheDir) });
+    const again = await extractFeatureSets(bb3, items.slice(0, 6), { views: [MIRRORED, ORIGINAL], ...opts(cacheDir) });
     expect(again.map((s) => s.cacheHit)).toEqual([true, true]);
     expect(bb3.seen).toBe(0);
   });
 
+  it('extracts augmented copies: each image through its own fixed transform, keyed apart from the plain views', async () => {
+    const cacheDir = join(dir, 'c8');
+    const spec = { rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 1 };
+    const views = [ORIGINAL, { flip: false, augment: { spec, seed: 1 } }, { flip: true, augment: { spec, seed: 2 } }];
+    const sets = await extractFeatureSets(new FakeBackbone(), items, { views, ...opts(cacheDir) });
+    expect(new Set(sets.map((s) => s.key)).size).toBe(3);
+    expect(sets[1].valid).toEqual(sets[0].valid);
+    // Independently: decode, draw item 4's transform from its id, warp, normalise, pool.
+    const { images } = await decodeMany(items, SIZE);
+    const bb = new FakeBackbone();
+    for (const [v, flip] of [
+      [1, false],
+      [2, true],
+    ] as const) {
+      const seed = viewSeed(v, items[4].id);
+      const warped = augmentImage(images[4]!, spec, new Rng(seed), flip);
+      const want = await bb.extract(toNHWC([warped], PRE, false), 1);
+      for (let j = 0; j < want.length; j++) expect(sets[v].store.get(4)[j]).toBeCloseTo(want[j], 2);
+      expect(Array.from(sets[v].store.get(4))).not.toEqual(Array.from(sets[0].store.get(4)));
+    }
+    // The copy of an item does not depend on which other items are extracted with it.
+    const again = await extractFeatureSets(new FakeBackbone(), items.slice(4, 7), {
+      views: [views[1]],
+      ...opts(join(dir, 'c9')),
+    });
+    expect(Array.from(again[0].store.get(0))).toEqual(Array.from(sets[1].store.get(4)));
+    // A second run reads all three from the cache.
+    const bb2 = new FakeBackbone();
+    const cached = await extractFeatureSets(bb2, items, { views, ...opts(cacheDir) });
+    expect(cached.map((s) => s.cacheHit)).toEqual([true, true, true]);
+    expect(bb2.seen).toBe(0);
+  });
+
   it('handles an empty item list', async () => {
-    const [r] = await extractFeatureSets(new FakeBackbone(), [], { flips: [false], ...opts(join(dir, 'c7')) });
+    const [r] = await extractFeatureSets(new FakeBackbone(), [], { views: [ORIGINAL], ...opts(join(dir, 'c7')) });
     expect(r.store.n).toBe(0);
     expect(r.valid).toEqual([]);
   });
 });
 
+const AUGMENTED = {
+  flip: true,
+  augment: { spec: { rotation: 10, shear: 5, skew: 0.1, cropScale: 0.9, probability: 1 }, seed: 3 },
+};
+
 describe('extraction on worker threads', () => {
   it('gives the same stores as the main thread, for float and quantised backbones', async () => {
     for (const quantization of [undefined, { scale: 0.02, zeroPoint: 50 }]) {
       const inThread = await extractFeatureSets(new FakeBackbone('pool', quantization), items, {
-        flips: [false, true],
+        views: [ORIGINAL, MIRRORED, AUGMENTED],
         workers: 0,
         ...opts(join(dir, 'p-main')),
       });
       const pooled = await extractFeatureSets(createFakeBackbone({ hash: 'pool', quantization, pooled: true }), items, {
-        flips: [false, true],
+        views: [ORIGINAL, MIRRORED, AUGMENTED],
         workers: 2,
         ...opts(join(dir, 'p-pool')),
       });
@@ -278,7 +326,12 @@ describe('feature cache with the real int8 MobileNetV2', () => {
     const bb = await loadOnnxBackbone({ path: MOBILENET_ONNX, preprocess: pre });
     try {
       const cacheDir = join(dir, 'real');
-      const [a, b] = await extractFeatureSets(bb, real, { flips: [false, true], cacheDir, quiet: true, batchSize: 2 });
+      const [a, b] = await extractFeatureSets(bb, real, {
+        views: [ORIGINAL, MIRRORED],
+        cacheDir,
+        quiet: true,
+        batchSize: 2,
+      });
       expect(a.store.encoding).toBe('uint8');
       expect(a.store.shape).toEqual([7, 7, 1280]);
       expect(a.valid.every((v) => v)).toBe(true);

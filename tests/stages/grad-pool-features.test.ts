@@ -25,6 +25,7 @@ const store = (): SharedStore => {
 };
 const orig = store();
 const flip = store();
+const copies = [store(), store()];
 const keep = Int32Array.from({ length: N - 1 }, (_, i) => (i < 6 ? i : i + 1));
 const labels = Int32Array.from(keep, (i) => i % 3);
 const loss = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
@@ -49,8 +50,9 @@ const phase = parseConfig(
   'test',
 ).warmup;
 
-async function train(threads: number, mode: 'warmup' | 'tied') {
-  const source = sharedFeatureSource({ orig, flip, keep, labels });
+async function train(threads: number, mode: 'warmup' | 'tied' | 'copies') {
+  const augmented = mode === 'copies' ? copies : undefined;
+  const source = sharedFeatureSource({ orig, flip, augmented, keep, labels });
   const head = new ProtoHead(
     {
       inputChannels: 6,
@@ -133,7 +135,32 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
     expect(resolveTrainThreads(2, 'wasm', null, unshared).threads).toBe(1);
   });
 
-  it.each(['warmup', 'tied'] as const)(
+  it('pick each training item from its plain or augmented copies by its seed', () => {
+    const shared = sharedFeatureSource({ orig, flip, augmented: copies, keep, labels });
+    expect(shared.canAugment).toBe(true);
+    expect(shared.cachedCopies).toBe(2);
+    const idx = [0, 5, 6, 13, 2];
+    const flipped = [false, true, true, false, true];
+    // seed % 3: 0 = the plain view (mirrored when flipped), 1 = copy 1, 2 = copy 2.
+    const seeds = [3, 6, 1, 8, 4];
+    const got = tf.tidy(() => shared.features(idx, flipped, false, seeds).dataSync());
+    const want = [orig, flip, copies[0], copies[1], copies[0]].map((s, k) =>
+      Array.from(createFeatureStore(s.spec, s.data).get(keep[idx[k]])),
+    );
+    want.forEach((w, k) => expect(Array.from(got.subarray(k * 54, (k + 1) * 54)), `item ${k}`).toEqual(w));
+    // Without seeds (prediction, push) the copies are never read.
+    const plain = tf.tidy(() => shared.features(idx, flipped, false).dataSync());
+    const noCopies = sharedFeatureSource({ orig, flip, keep, labels });
+    expect(Array.from(plain)).toEqual(Array.from(tf.tidy(() => noCopies.features(idx, flipped, false).dataSync())));
+  });
+
+  it('train on the cached copies: the updates differ from training without them', async () => {
+    const without = await train(1, 'warmup');
+    const withCopies = await train(1, 'copies');
+    expect(withCopies.stats[0].loss).not.toBe(without.stats[0].loss);
+  });
+
+  it.each(['warmup', 'tied', 'copies'] as const)(
     'make the same %s updates as one thread, bit for bit, with 2 and 3 threads',
     async (mode) => {
       const one = await train(1, mode);

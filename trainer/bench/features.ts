@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { extractFeatureSets } from '../src/backbone/feature-cache.ts';
+import { MIRRORED, ORIGINAL } from '../src/backbone/feature-view.ts';
 import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
 import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { loadCubCropped } from '../src/data/cub-cropped.ts';
@@ -48,7 +49,7 @@ async function extraction(): Promise<void> {
     `${items.length} images x 2 (original + flipped), ${backbone.description}; extraction on ${workers} worker threads x 1 onnxruntime thread`,
   );
   const opts = {
-    flips: [false, true],
+    views: [ORIGINAL, MIRRORED],
     cacheDir: args.cache,
     progressLabel: 'features',
     batchSize: args.batch ? Number(args.batch) : undefined,
@@ -57,11 +58,11 @@ async function extraction(): Promise<void> {
   if (args.fresh) {
     // Drop only this extraction's cache files (found through a dry key computation).
     const { featureCacheKey } = await import('../src/backbone/feature-key.ts');
-    for (const flip of opts.flips) {
+    for (const view of opts.views) {
       const key = await featureCacheKey({
         backboneHash: backbone.hash,
         preprocess: IMAGENET,
-        flip,
+        flip: view.flip,
         encoding: 'uint8',
         items,
       });

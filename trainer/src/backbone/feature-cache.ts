@@ -5,8 +5,8 @@
  * images is written to its own file as soon as it is done, and a re-run after
  * a crash or Ctrl-C picks up from the completed chunks.
  *
- * Several flips (original + mirrored) share one decode of each image, which is
- * about a third of the work. Backbones with a recipe (ONNX) run on a pool of
+ * Several views (original, mirrored, augmented copies) share one decode of
+ * each image, which is about a third of the work. Backbones with a recipe (ONNX) run on a pool of
  * worker threads, one single-threaded copy per core (feature-pool.ts); others
  * run on the main thread with decoding running ahead of inference.
  */
@@ -26,6 +26,7 @@ import {
   type FeatureFileHeader,
 } from './feature-file.ts';
 import { featureCacheKey } from './feature-key.ts';
+import { describeView, type FeatureView } from './feature-view.ts';
 import { runInWorkers } from './feature-pool.ts';
 import {
   allocateFeatureData,
@@ -85,15 +86,15 @@ export async function extractFeatures(
   opts: ExtractOptions,
 ): Promise<ExtractResult> {
   const { flip, ...rest } = opts;
-  const [result] = await extractFeatureSets(backbone, items, { ...rest, flips: [flip] });
+  const [result] = await extractFeatureSets(backbone, items, { ...rest, views: [{ flip }] });
   return result;
 }
 
-/** One store per entry of `flips`, decoding every image only once. */
+/** One store per entry of `views`, decoding every image only once. */
 export async function extractFeatureSets(
   backbone: FrozenBackbone,
   items: readonly DatasetItem[],
-  opts: Omit<ExtractOptions, 'flip'> & { flips: boolean[] },
+  opts: Omit<ExtractOptions, 'flip'> & { views: FeatureView[] },
 ): Promise<ExtractResult[]> {
   const chunkSize = opts.chunkSize ?? 512;
   const batchSize = opts.batchSize ?? 8;
@@ -106,11 +107,12 @@ export async function extractFeatureSets(
   await mkdir(opts.cacheDir, { recursive: true });
 
   const targets: Target[] = [];
-  for (const flip of opts.flips) {
+  for (const view of opts.views) {
     const key = await featureCacheKey({
       backboneHash: backbone.hash,
       preprocess: backbone.preprocess,
-      flip,
+      flip: view.flip,
+      augment: view.augment,
       encoding,
       items,
     });
@@ -119,7 +121,7 @@ export async function extractFeatureSets(
     const loaded = await loadWhole(path, key, n, shape, encoding);
     const t: Target = loaded
       ? {
-          flip,
+          view,
           key,
           path,
           partsDir: '',
@@ -129,7 +131,7 @@ export async function extractFeatureSets(
           resumed: 0,
         }
       : {
-          flip,
+          view,
           key,
           path,
           partsDir: join(opts.cacheDir, `${key}.parts`),
@@ -170,7 +172,7 @@ export async function extractFeatureSets(
 }
 
 interface Target {
-  flip: boolean;
+  view: FeatureView;
   key: string;
   path: string;
   partsDir: string;
@@ -224,9 +226,9 @@ async function runExtraction(
   if (todo === 0) return;
   for (const t of targets) await mkdir(t.partsDir, { recursive: true });
   const resumed = Math.max(...targets.map((t) => t.resumed));
-  const flips = targets.map((t) => (t.flip ? 'flipped' : 'original')).join('+');
+  const views = targets.map((t) => describeView(t.view)).join('+');
   const progress = new Progress({
-    label: `${o.progressLabel ?? 'features'} (${flips})`,
+    label: `${o.progressLabel ?? 'features'} (${views})`,
     total: todo,
     unit: 'img',
     quiet: o.quiet,
@@ -267,7 +269,7 @@ async function runExtraction(
   const workers = o.workers ?? availableParallelism();
   if (backbone.recipe && workers > 0) {
     const stats = await runInWorkers(
-      batches.map((b) => ({ items: items.slice(b.start, b.end), flips: b.targets.map((t) => t.flip) })),
+      batches.map((b) => ({ items: items.slice(b.start, b.end), views: b.targets.map((t) => t.view) })),
       { recipe: backbone.recipe, hash: backbone.hash, workers, quantized, decodeConcurrency: o.decodeConcurrency ?? 4 },
       accept,
     );
@@ -315,12 +317,11 @@ async function runInThread(
     timing.decodeWaitMs += performance.now() - tWait;
     fill();
     const tInfer = performance.now();
-    const paths = items.slice(b.start, b.end).map((it) => it.path);
     const r = await inferBatch(
       backbone,
       decoded,
-      paths,
-      b.targets.map((t) => t.flip),
+      items.slice(b.start, b.end),
+      b.targets.map((t) => t.view),
       quantized,
     );
     timing.inferenceMs += performance.now() - tInfer;

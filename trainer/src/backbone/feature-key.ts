@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { DatasetItem } from '../data/types.ts';
 import type { FeatureEncoding } from './feature-store.ts';
+import type { FeatureView } from './feature-view.ts';
 import type { PreprocessSpec } from './types.ts';
 
 const KEY_VERSION = 'protoatlas-features/2';
@@ -16,6 +17,8 @@ export interface FeatureKeyInput {
   backboneHash: string;
   preprocess: PreprocessSpec;
   flip: boolean;
+  /** Augmented copies hash their transform's spec and seed; plain views keep the key they always had. */
+  augment?: FeatureView['augment'];
   encoding: FeatureEncoding;
   items: readonly DatasetItem[];
 }
@@ -26,6 +29,7 @@ export async function featureCacheKey(input: FeatureKeyInput): Promise<string> {
   h.update(
     `${KEY_VERSION}\n${input.backboneHash}\n${JSON.stringify(input.preprocess)}\nflip=${input.flip}\n${input.encoding}\n${input.items.length}\n`,
   );
+  if (input.augment) h.update(`augment=${JSON.stringify(input.augment)}\n`);
   input.items.forEach((item, i) => {
     h.update(`${item.id}\t${item.path}\t${item.box ? item.box.join(',') : ''}\t${stats[i]}\n`);
   });

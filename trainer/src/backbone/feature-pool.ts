@@ -8,12 +8,13 @@
 import { Worker } from 'node:worker_threads';
 import type { DatasetItem } from '../data/types.ts';
 import type { BatchResult } from './feature-batch.ts';
+import type { FeatureView } from './feature-view.ts';
 import type { WorkerJob, WorkerMessage } from './feature-worker.ts';
 import type { BackboneRecipe } from './types.ts';
 
 export interface PoolBatch {
   items: DatasetItem[];
-  flips: boolean[];
+  views: FeatureView[];
 }
 
 export interface PoolOptions {
@@ -64,7 +65,7 @@ export async function runInWorkers(
           const job: WorkerJob = {
             id,
             items: batches[id].items,
-            flips: batches[id].flips,
+            views: batches[id].views,
             quantized: opts.quantized,
             decodeConcurrency: opts.decodeConcurrency,
           };

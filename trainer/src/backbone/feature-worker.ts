@@ -7,13 +7,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { decodeMany } from '../data/decode.ts';
 import type { DatasetItem } from '../data/types.ts';
 import { inferBatch } from './feature-batch.ts';
+import type { FeatureView } from './feature-view.ts';
 import { buildFromRecipe } from './recipe.ts';
 import type { BackboneRecipe, FrozenBackbone } from './types.ts';
 
 export interface WorkerJob {
   id: number;
   items: DatasetItem[];
-  flips: boolean[];
+  views: FeatureView[];
   quantized: boolean;
   decodeConcurrency: number;
 }
@@ -53,13 +54,7 @@ try {
         const t0 = performance.now();
         const decoded = await decoding;
         const t1 = performance.now();
-        const r = await inferBatch(
-          backbone,
-          decoded,
-          job.items.map((i) => i.path),
-          job.flips,
-          job.quantized,
-        );
+        const r = await inferBatch(backbone, decoded, job.items, job.views, job.quantized);
         // Copies own their buffers, so they can be transferred instead of cloned.
         const outputs = r.outputs.map((o) => o.slice());
         send(

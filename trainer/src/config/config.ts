@@ -162,6 +162,16 @@ export const TrainConfigSchema = z.object({
           skew: z.number().min(0).max(0.45).default(0.2).describe('maximum perspective skew (share of the side)'),
           cropScale: z.number().min(0.3).max(1).default(0.8).describe('smallest random crop (share of the side)'),
           probability: z.number().min(0).max(1).default(0.5).describe('chance of each transform per image'),
+          cachedCopies: z
+            .number()
+            .int()
+            .min(0)
+            .max(8)
+            .default(0)
+            .describe(
+              'frozen backbone: augmented copies of each training image (one fixed random transform and mirroring ' +
+                'each) whose feature maps are cached; each epoch draws every image from its plain or augmented copies',
+            ),
         })
         .prefault({})
         .describe("the paper's rotation, shear and skew, plus random crops"),

@@ -5,7 +5,9 @@ import { createSmallCnn } from '../backbone/small-cnn.ts';
 import { loadTfjsLayersBackbone } from '../backbone/tfjs-layers-backbone.ts';
 import { resolveWeights } from '../backbone/download.ts';
 import { extractFeatureSets } from '../backbone/feature-cache.ts';
+import { MIRRORED, ORIGINAL, type FeatureView } from '../backbone/feature-view.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
+import type { AugmentSpec } from '../data/augment.ts';
 import { decodeMany } from '../data/decode.ts';
 import { loadDataset } from '../data/load-dataset.ts';
 import { generateSynthetic } from '../data/synthetic.ts';
@@ -139,6 +141,23 @@ export async function buildBackbone(
   }
 }
 
+function augmentSpec(config: TrainConfig): AugmentSpec {
+  const { rotation, shear, skew, cropScale, probability } = config.data.augment;
+  return { rotation, shear, skew, cropScale, probability };
+}
+
+/**
+ * The cached augmented copies of the training images: copy k has its own transforms (seeded by the run's
+ * seed and k) and every second copy is mirrored, so copies and orientations mix.
+ */
+function augmentedViews(config: TrainConfig): FeatureView[] {
+  const spec = augmentSpec(config);
+  return Array.from({ length: config.data.augment.cachedCopies }, (_, k) => ({
+    flip: config.data.flip && k % 2 === 1,
+    augment: { spec, seed: config.seed * 1000 + k + 1 },
+  }));
+}
+
 /**
  * Load the dataset, build the backbone, and make a FeatureSource per split:
  * frozen backbones read (or fill) the feature cache, trainable ones decode images into memory.
@@ -173,17 +192,19 @@ export async function prepareData(
     const items = dataset.splits[split];
     if (frozen) {
       const flip = split === 'train' && config.data.flip;
-      // One pass decodes each image once for both orientations.
+      const copies = split === 'train' ? augmentedViews(config) : [];
+      // One pass decodes each image once for every view.
       const sets = await extractFeatureSets(frozen, items, {
-        flips: flip ? [false, true] : [false],
+        views: [ORIGINAL, ...(flip ? [MIRRORED] : []), ...copies],
         cacheDir,
         progressLabel: `features ${split}`,
         quiet: opts.quiet,
       });
       const orig = sets[0];
       const mirrored = flip ? sets[1] : null;
+      const augmented = sets.slice(flip ? 2 : 1);
       skipped.push(...orig.skipped);
-      const keep = items.map((_, i) => i).filter((i) => orig.valid[i] && (!mirrored || mirrored.valid[i]));
+      const keep = items.map((_, i) => i).filter((i) => sets.every((set) => set.valid[i]));
       const kept = keep.map((i) => items[i]);
       itemsBySplit[split] = kept;
       const shared = (store: typeof orig.store): SharedStore => ({
@@ -193,6 +214,7 @@ export async function prepareData(
       const cached = sharedFeatureSource({
         orig: shared(orig.store),
         flip: mirrored ? shared(mirrored.store) : null,
+        augmented: augmented.map((set) => shared(set.store)),
         keep: Int32Array.from(keep),
         labels: labelsOf(kept),
       });
@@ -204,17 +226,7 @@ export async function prepareData(
       const keep = items.map((_, i) => i).filter((i) => decoded.images[i] !== null);
       const kept = keep.map((i) => items[i]);
       itemsBySplit[split] = kept;
-      const aug = config.data.augment;
-      const spec =
-        split === 'train' && aug.enabled
-          ? {
-              rotation: aug.rotation,
-              shear: aug.shear,
-              skew: aug.skew,
-              cropScale: aug.cropScale,
-              probability: aug.probability,
-            }
-          : null;
+      const spec = split === 'train' && config.data.augment.enabled ? augmentSpec(config) : null;
       // In shared memory, where gradient workers read them too.
       const images = packImages(keep.map((i) => decoded.images[i]!));
       sources[split] = sharedImageSource({ images, labels: labelsOf(kept), preprocess, augment: spec }, trainable!);

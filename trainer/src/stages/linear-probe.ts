@@ -6,13 +6,18 @@ import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import type { FeatureSource } from './sources.ts';
 
-/** Global-average-pooled features [n, D] of a source (optionally mirrored copies too). */
+/**
+ * Global-average-pooled features [n, D] of a source; with `flip`, its mirrored copies and its cached augmented
+ * copies too (the training views the prototype model draws from).
+ */
 export function pooledFeatures(
   source: FeatureSource,
   opts: { flip: boolean; batchSize?: number; quiet?: boolean; label?: string },
 ): { x: Float32Array; labels: Int32Array; n: number; dim: number } {
   const D = source.shape[2];
-  const copies = opts.flip && source.canFlip ? 2 : 1;
+  const mirrored = opts.flip && source.canFlip ? 1 : 0;
+  const augmented = opts.flip ? (source.cachedCopies ?? 0) : 0;
+  const copies = 1 + mirrored + augmented;
   const n = source.n * copies;
   const x = new Float32Array(n * D);
   const labels = new Int32Array(n);
@@ -25,8 +30,10 @@ export function pooledFeatures(
         tf.mean(
           source.features(
             idx,
-            idx.map(() => copy === 1),
+            idx.map(() => copy === 1 && mirrored === 1),
             false,
+            // Seed a (a = 1..A) picks augmented copy a (cachedSource).
+            copy > mirrored ? idx.map(() => copy - mirrored) : undefined,
           ),
           [1, 2],
         ),

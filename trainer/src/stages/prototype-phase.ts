@@ -152,8 +152,9 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
   for (let s = resume?.nextItem ?? 0; s < order.length; s += phase.batchSize) {
     const indices = order.slice(s, s + phase.batchSize);
     const flipped = indices.map(() => source.canFlip && rng.next() < 0.5);
-    // Drawn only when the source augments, so frozen-feature runs keep their random stream.
-    const augmentSeeds = source.canAugment && backboneTraining ? indices.map(() => rng.int(2 ** 31)) : undefined;
+    // Drawn only when the source augments, so runs without augmentation keep their random stream.
+    const augments = source.canAugment && (backboneTraining || (source.cachedCopies ?? 0) > 0);
+    const augmentSeeds = augments ? indices.map(() => rng.int(2 ** 31)) : undefined;
     const dropMask =
       phase.inputDropout > 0
         ? channelDropMask(indices.length, head.spec.inputChannels, phase.inputDropout, rng)

@@ -24,8 +24,13 @@ export interface FeatureSource {
   readonly shape: FeatureShape;
   readonly labels: Int32Array;
   readonly canFlip: boolean;
-  /** True when `augmentSeeds` are honoured (images in memory with an augmentation spec). */
+  /**
+   * True when `augmentSeeds` are honoured: images in memory with an augmentation spec, or cached
+   * feature maps of augmented copies (`cachedCopies`).
+   */
   readonly canAugment: boolean;
+  /** Augmented copies whose maps are cached: seeds pick among them whether or not the backbone trains. */
+  readonly cachedCopies?: number;
   /**
    * Call inside a tf.tidy / gradient closure. `augmentSeeds[i]` (training only)
    * seeds item i's random augmentation, so a run stays reproducible and resumable.
@@ -47,6 +52,8 @@ export interface SharedStore {
 export interface SharedFeatureSource {
   orig: SharedStore;
   flip: SharedStore | null;
+  /** Maps of augmented copies of the training images (each with its own random transform and mirroring). */
+  augmented?: SharedStore[];
   /** Store index of each item (items the backbone could not read are left out). */
   keep: Int32Array;
   labels: Int32Array;
@@ -62,37 +69,41 @@ export interface SharedImageSource {
   augment: AugmentSpec | null;
 }
 
-export function cachedSource(orig: FeatureStoreLike, flip: FeatureStoreLike | null, labels: Int32Array): FeatureSource {
+/**
+ * Cached maps: item i's original, or its mirrored copy when `flipped[i]`. With augmented copies, a training
+ * item's seed picks one of A + 1 views with equal chance: the plain image (mirrored or not) or copy 1..A.
+ */
+export function cachedSource(
+  orig: FeatureStoreLike,
+  flip: FeatureStoreLike | null,
+  labels: Int32Array,
+  augmented: readonly FeatureStoreLike[] = [],
+): FeatureSource {
   const shape = orig.shape;
   const per = shape[0] * shape[1] * shape[2];
+  const stores = [orig, flip, ...augmented];
   return {
     n: orig.n,
     shape,
     labels,
     canFlip: flip !== null,
-    canAugment: false,
-    features(indices, flipped) {
+    canAugment: augmented.length > 0,
+    cachedCopies: augmented.length,
+    features(indices, flipped, _training, augmentSeeds) {
       const out = new Float32Array(indices.length * per);
-      const plain: number[] = [];
-      const plainSlots: number[] = [];
-      const mirrored: number[] = [];
-      const mirroredSlots: number[] = [];
-      indices.forEach((idx, k) => {
-        if (flipped[k] && flip) {
-          mirrored.push(idx);
-          mirroredSlots.push(k);
-        } else {
-          plain.push(idx);
-          plainSlots.push(k);
-        }
+      // Store of each item: 0 original, 1 mirrored, 2.. augmented copies.
+      const which = indices.map((_, k) => {
+        const pick = augmentSeeds && augmented.length ? augmentSeeds[k] % (augmented.length + 1) : 0;
+        if (pick > 0) return pick + 1;
+        return flipped[k] && flip ? 1 : 0;
       });
-      const fill = (store: FeatureStoreLike, idx: number[], slots: number[]) => {
-        if (!idx.length) return;
-        const data = store.batch(idx);
+      stores.forEach((store, s) => {
+        if (!store) return;
+        const slots = which.flatMap((w, k) => (w === s ? [k] : []));
+        if (!slots.length) return;
+        const data = store.batch(slots.map((k) => indices[k]));
         slots.forEach((slot, k) => out.set(data.subarray(k * per, (k + 1) * per), slot * per));
-      };
-      fill(orig, plain, plainSlots);
-      if (flip) fill(flip, mirrored, mirroredSlots);
+      });
       return tf.tensor4d(out, [indices.length, shape[0], shape[1], shape[2]]);
     },
   };
@@ -155,7 +166,12 @@ export function sharedFeatureSource(shared: SharedFeatureSource): FeatureSource 
     };
   };
   return {
-    ...cachedSource(view(shared.orig), shared.flip ? view(shared.flip) : null, shared.labels),
+    ...cachedSource(
+      view(shared.orig),
+      shared.flip ? view(shared.flip) : null,
+      shared.labels,
+      (shared.augmented ?? []).map(view),
+    ),
     sharedFeatures: shared,
   };
 }
@@ -168,8 +184,8 @@ export function throughBackbone(cached: FeatureSource, top: TrainableBackbone): 
   return {
     ...cached,
     shape: top.featureShape,
-    canAugment: false,
-    features: (indices, flipped, training) => top.apply(cached.features(indices, flipped, false), training),
+    features: (indices, flipped, training, seeds) =>
+      top.apply(cached.features(indices, flipped, false, seeds), training),
     sharedFeatures: cached.sharedFeatures ? { ...cached.sharedFeatures, throughBackbone: true } : undefined,
   };
 }
@@ -194,6 +210,7 @@ export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource 
     labels,
     canFlip: src.canFlip,
     canAugment: src.canAugment,
+    cachedCopies: src.cachedCopies,
     features: (indices, flipped, training, seeds) =>
       src.features(
         indices.map((i) => keep[i]),
