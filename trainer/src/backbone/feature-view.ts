@@ -30,6 +30,6 @@ export function viewImage(view: FeatureView, image: RgbImage, itemId: string): R
 }
 
 export function describeView(view: FeatureView): string {
-  if (view.augment) return `augmented#${view.augment.seed}${view.flip ? '+flipped' : ''}`;
+  if (view.augment) return `augmented #${view.augment.seed}${view.flip ? ' mirrored' : ''}`;
   return view.flip ? 'flipped' : 'original';
 }
