@@ -46,8 +46,11 @@ export interface ExtractOptions {
   chunkSize?: number;
   progressLabel?: string;
   quiet?: boolean;
-  /** Storage of non-quantised features. Default 'float16' (half the memory of float32). */
-  floatEncoding?: 'float16' | 'float32';
+  /**
+   * Storage of non-quantised features. Default 'float16' (half the memory of float32); 'uint8' rounds them to
+   * the backbone's `storageGrid` (half the memory of float16).
+   */
+  floatEncoding?: 'float16' | 'float32' | 'uint8';
   /** Concurrent decodes per batch. Default 8 on the main thread, 4 per worker. */
   decodeConcurrency?: number;
   /** Main-thread path: batches decoded ahead of inference. Default 2. */
@@ -100,6 +103,12 @@ export async function extractFeatureSets(
   const batchSize = opts.batchSize ?? 8;
   const quantized = backbone.quantization !== undefined && backbone.extractQuantized !== undefined;
   const encoding: FeatureEncoding = quantized ? 'uint8' : (opts.floatEncoding ?? 'float16');
+  if (encoding === 'uint8' && !quantized && !backbone.storageGrid)
+    throw new Error(
+      `feature cache: uint8 storage needs an 8-bit grid for the features, and ${backbone.description} has none ` +
+        '(an int8 ONNX model has one); store them as float16 instead (featureCacheEncoding)',
+    );
+  const quantization = backbone.quantization ?? (encoding === 'uint8' ? backbone.storageGrid : undefined);
   const shape = backbone.featureShape;
   const mapSize = shape[0] * shape[1] * shape[2];
   const n = items.length;
@@ -135,7 +144,7 @@ export async function extractFeatureSets(
           key,
           path,
           partsDir: join(opts.cacheDir, `${key}.parts`),
-          store: createFeatureStore({ n, shape, encoding, quantization: backbone.quantization }),
+          store: createFeatureStore({ n, shape, encoding, quantization }),
           invalid: new Set(),
           skipped: new Map(),
           chunkDone: new Array(chunks).fill(false),
@@ -265,7 +274,8 @@ async function runExtraction(
     }
   };
 
-  const quantized = o.encoding === 'uint8';
+  // Raw 8-bit output only from natively quantised backbones; float features stored as uint8 are rounded on set.
+  const quantized = backbone.quantization !== undefined && backbone.extractQuantized !== undefined;
   const workers = o.workers ?? availableParallelism();
   if (backbone.recipe && workers > 0) {
     const stats = await runInWorkers(

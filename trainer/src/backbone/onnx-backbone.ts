@@ -114,6 +114,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
       await session.release();
     },
   };
+  if (tapped.grid) return { ...backbone, storageGrid: toUint8Quantization(tapped.grid) };
   if (tapped.rawOutput && tapped.quantization) {
     const q = tapped.quantization;
     const rawOutput = tapped.rawOutput;

@@ -57,6 +57,11 @@ export interface TappedModel {
   /** Raw quantised output (same values as stored by the model), when the tap is quantised. */
   rawOutput?: string;
   quantization?: TapQuantization;
+  /**
+   * Float compute of a quantised tap: the 8-bit grid the published network rounds this tensor to. Its float
+   * features can be stored on that grid at half a step's rounding error.
+   */
+  grid?: TapQuantization;
 }
 
 /** Finds the tap tensor and, when it is quantised, its scale and zero point. */
@@ -232,5 +237,6 @@ export function tapForCompute(t: TappedModel, compute: OnnxCompute): TappedModel
     tensor: t.tensor,
     input: t.input,
     floatOutput: t.floatOutput,
+    grid: t.quantization,
   };
 }

@@ -23,6 +23,11 @@ export interface FrozenBackbone {
    * float features equal (q - zeroPoint) * scale exactly, so caches can store q.
    */
   readonly quantization?: FeatureQuantization;
+  /**
+   * Present when float features have a natural 8-bit grid (an int8 network run on float kernels: the grid its
+   * published form rounds the tapped tensor to), so a cache may store them as uint8 at half a step's error.
+   */
+  readonly storageGrid?: FeatureQuantization;
   /** The raw 8-bit feature maps (NHWC, uint8) for a batch; present with `quantization`. */
   extractQuantized?(batch: Float32Array, n: number): Promise<Uint8Array>;
   /**

@@ -272,6 +272,13 @@ export const TrainConfigSchema = z.object({
     .string()
     .default('.cache/features')
     .describe('where backbone features are cached (relative to the repository)'),
+  featureCacheEncoding: z
+    .enum(['float16', 'uint8'])
+    .default('float16')
+    .describe(
+      "how a frozen float backbone's cached features are stored: float16, or uint8 on the 8-bit grid of an int8 " +
+        "ONNX model run on float kernels (half the memory; quantised backbones' features are uint8 anyway)",
+    ),
   // The update is the one a single thread makes: each thread takes whole micro-batches.
   trainThreads: z
     .union([z.literal('auto'), z.number().int().positive()])

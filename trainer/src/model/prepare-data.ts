@@ -197,6 +197,7 @@ export async function prepareData(
       const sets = await extractFeatureSets(frozen, items, {
         views: [ORIGINAL, ...(flip ? [MIRRORED] : []), ...copies],
         cacheDir,
+        floatEncoding: config.featureCacheEncoding,
         progressLabel: `features ${split}`,
         quiet: opts.quiet,
       });
