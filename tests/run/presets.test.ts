@@ -61,6 +61,7 @@ describe('presets', () => {
       skew: 0.2,
       cropScale: 0.8,
       probability: 0.5,
+      cachedCopies: 0,
     });
     expect(paper.prune).toEqual({ mode: 'auto', k: 6, threshold: 3 });
     expect(paper.bundle).toEqual({ enabled: true, nearest: 5, partMetrics: true });
