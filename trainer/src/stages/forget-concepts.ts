@@ -47,7 +47,7 @@ export const DEFAULT_FORGET: ForgetOptions = {
   steps: 150,
   batchSize: 32,
   lr: { addOn: 1e-3, prototypes: 1e-3 },
-  forget: 2,
+  forget: 1.5,
   remember: 1,
 };
 
