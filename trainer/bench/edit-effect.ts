@@ -125,9 +125,10 @@ function show(name: string, r: EditReport): void {
   );
   if (r.forget) {
     const f = r.forget.at(-1)!;
+    const stepsRun = r.forget.reduce((n, e) => n + e.steps, 0);
     console.log(
-      `  fine-tune          λf ${forget.forget ?? DEFAULT_FORGET.forget}, ${r.forget.reduce((n, e) => n + e.steps, 0)} ` +
-        `steps; means over the last pass: forgetting term ${f.forgetting.toFixed(3)}, cross-entropy ${f.crossEntropy.toFixed(3)}, ` +
+      `  fine-tune          λf ${forget.forget ?? DEFAULT_FORGET.forget}, ${stepsRun} steps; means over the last ` +
+        `pass: forgetting term ${f.forgetting.toFixed(3)}, cross-entropy ${f.crossEntropy.toFixed(3)}, ` +
         `train top-1 ${pct(f.trainAccuracy)}`,
     );
   }

@@ -5,8 +5,8 @@ import { parseCli, runMain, userPath } from './args.ts';
 
 const D = DEFAULT_FORGET;
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
-       [--data <dataset dir>] [--forget-steps ${D.steps}] [--forget-weight ${D.forget}] [--remember-weight ${D.remember}]
-       [--forget-lr ${D.lr.prototypes}] [--force]
+       [--data <dataset dir>] [--forget-steps ${D.steps}] [--forget-weight ${D.forget}]
+       [--remember-weight ${D.remember}] [--forget-lr ${D.lr.prototypes}] [--force]
 
 Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
 finished run and writes a new run directory with the edited model and its
