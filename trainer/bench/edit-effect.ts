@@ -11,7 +11,7 @@
  *     the parent's weakest best match on any validation image (its lowest per-image best similarity).
  *
  *   node trainer/bench/edit-effect.ts <run dir> [work dir=runs/bench-edit] [--data <dataset>]
- *       [--only background,drop50,relabel,forbid] [--forget-weight 1] [--forget-steps 150]
+ *       [--only background,drop50,relabel,forbid] [--forget-weight λf] [--forget-steps n] (default: the edit's)
  *
  * Each edit writes a new run under the work dir; the parent run is not changed.
  */
@@ -30,11 +30,13 @@ import { prepareData } from '../src/model/prepare-data.ts';
 import { readJson, runPaths } from '../src/core/run-dir.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { answerHelp } from '../src/cli/args.ts';
+import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
 
 answerHelp(
   import.meta,
   `usage: node_modules/.bin/node trainer/bench/edit-effect.ts <run dir> [work dir=runs/bench-edit] [--data <dataset>]
-         [--only background,drop50,relabel,forbid] [--forget-weight 1] [--forget-steps 150]
+         [--only background,drop50,relabel,forbid] [--forget-weight ${DEFAULT_FORGET.forget}]
+         [--forget-steps ${DEFAULT_FORGET.steps}]
 
 What prototype edits do to accuracy and explanations, and how long they take (the parent run is not changed).`,
 );
@@ -121,6 +123,15 @@ function show(name: string, r: EditReport): void {
     `  similarities       ${r.similaritiesCached ? 'cached (no feature read)' : 'computed'}; pictures ` +
       `${r.forget ? 'rendered' : 'reused'}`,
   );
+  if (r.forget) {
+    const f = r.forget.at(-1)!;
+    const stepsRun = r.forget.reduce((n, e) => n + e.steps, 0);
+    console.log(
+      `  fine-tune          λf ${forget.forget ?? DEFAULT_FORGET.forget}, ${stepsRun} steps; means over the last ` +
+        `pass: forgetting term ${f.forgetting.toFixed(3)}, cross-entropy ${f.crossEntropy.toFixed(3)}, ` +
+        `train top-1 ${pct(f.trainAccuracy)}`,
+    );
+  }
   console.log(`  val top-1          ${pct(b.val?.top1)} -> ${pct(a.val?.top1)}`);
   console.log(`  test top-1         ${pct(b.test?.top1)} -> ${pct(a.test?.top1)}`);
   console.log(`  consistency        ${pct(b.explanation?.consistency)} -> ${pct(a.explanation?.consistency)}`);

@@ -1,16 +1,20 @@
 import { applyEdits, type ConceptMatchChange, type EditReport, type VersionFigures } from '../edit/apply-edits.ts';
 import { formatBundleReport } from '../bundle/format-report.ts';
+import { DEFAULT_FORGET } from '../stages/forget-concepts.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
+const D = DEFAULT_FORGET;
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
-       [--data <dataset dir>] [--forget-steps 150] [--forget-weight 1] [--remember-weight 1]
-       [--forget-lr 1e-3] [--force]
+       [--data <dataset dir>] [--forget-steps ${D.steps}] [--forget-weight ${D.forget}]
+       [--remember-weight ${D.remember}] [--forget-lr ${D.lr.prototypes}] [--force]
 
 Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
 finished run and writes a new run directory with the edited model and its
 bundle. The parent run is not changed. Drop and relabel refit the last layer;
 forbid and keep fine-tune add-on and prototypes (ProtoPDebug), then re-push.
-Prints validation accuracy and explanation metrics before and after.`;
+--forget-weight weighs the forgetting term, the mean similarity of the live
+prototypes to the forbidden patches (a mean, so one weight suits any number of
+prototypes). Prints validation accuracy and explanation metrics before and after.`;
 
 runMain(async () => {
   const { values, positionals } = parseCli(

@@ -1,7 +1,7 @@
 /**
  * Concept-level debugging (ProtoPDebug, Bontempelli et al., ICLR 2023): fine-tune
  * the add-on layers and prototypes with the usual ProtoPNet loss plus a
- * forgetting term (the similarity of every prototype to each forbidden patch)
+ * forgetting term (the mean similarity of the live prototypes to each forbidden patch)
  * and minus a remembering term (the similarity of each kept patch to the
  * prototypes of its class). Patches are single feature-grid cells read from the
  * fixed backbone's features, so no backbone runs here. The last layer stays
@@ -37,7 +37,7 @@ export interface ForgetOptions {
   steps: number;
   batchSize: number;
   lr: { addOn: number; prototypes: number };
-  /** λ of the forgetting term. */
+  /** λ of the forgetting term (a mean over live prototypes, so one λ suits any prototype count). */
   forget: number;
   /** λ of the remembering term. */
   remember: number;
@@ -47,7 +47,7 @@ export const DEFAULT_FORGET: ForgetOptions = {
   steps: 150,
   batchSize: 32,
   lr: { addOn: 1e-3, prototypes: 1e-3 },
-  forget: 1,
+  forget: 1.5,
   remember: 1,
 };
 
@@ -77,11 +77,19 @@ export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.
   });
 }
 
-/** Forgetting term: mean over forbidden patches of the summed similarity to every prototype. */
+/**
+ * Forgetting term: the mean similarity over (forbidden patch, live prototype) pairs.
+ * ProtoPDebug sums over prototypes (its CUB runs had 40); a sum grows with their
+ * number while the data term (CE, clustering, separation: per-image averages) does
+ * not, so one λ cannot suit 40 and 2,000 prototypes. The mean keeps the term on the
+ * data term's scale whatever the count: duplicating every prototype leaves it unchanged.
+ */
 export function forgettingLoss(head: ProtoHead, forbidden: ConceptPatches, live?: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
     const sims = patchSimilarities(head, forbidden);
-    return tf.mean(tf.sum(live ? tf.mul(sims, live) : sims, 1)) as tf.Scalar;
+    if (!live) return tf.mean(sims) as tf.Scalar;
+    const count = tf.maximum(tf.sum(live), 1);
+    return tf.div(tf.mean(tf.sum(tf.mul(sims, live), 1)), count) as tf.Scalar;
   });
 }
 
