@@ -43,6 +43,20 @@ export function jpegShrinkOnLoad(width: number, height: number, outW: number, ou
   return s;
 }
 
+/**
+ * How the last decode read the entropy-coded data: `dc-scan` by the decoder
+ * for blocks output one pixel each (shared/wasm/jpeg-dc-scan.c), `libjpeg` by
+ * libjpeg's own, `fell-back` by the first and then, on data it leaves to
+ * libjpeg, again by libjpeg. The pixels are the same.
+ */
+export type JpegEntropyPath = 'dc-scan' | 'libjpeg' | 'fell-back';
+const ENTROPY_PATHS: JpegEntropyPath[] = ['libjpeg', 'dc-scan', 'fell-back'];
+
+export interface JpegDecodeOptions {
+  /** false: libjpeg's own entropy decoder only (for comparisons). Default true. */
+  dcScan?: boolean;
+}
+
 /** A libjpeg failure: `message` is libjpeg's own text. */
 export class JpegDecodeError extends Error {}
 
@@ -52,7 +66,7 @@ interface Exports {
   jd_alloc(n: number): number;
   jd_free(p: number): void;
   jd_header(src: number, len: number): number;
-  jd_decode(src: number, len: number, denom: number): number;
+  jd_decode(src: number, len: number, denom: number, flags: number): number;
   _initialize(): void;
 }
 
@@ -62,12 +76,16 @@ interface Exports {
  * below it; a progressive one holds its whole coefficient array and goes above.
  */
 const RESET_ABOVE_BYTES = 16 * 1024 * 1024;
+/** jd_decode's flag for libjpeg's own entropy decoder. */
+const JD_NO_DC_SCAN = 1;
 
 export class WasmJpegDecoder {
   private exports: Exports | null = null;
   private readonly module: WebAssembly.Module;
   /** The largest this decoder's wasm memory has been (null before the first use). */
   peakMemoryBytes: number | null = null;
+  /** How the last successful decode read the entropy-coded data (null before one). */
+  lastEntropyPath: JpegEntropyPath | null = null;
 
   constructor(module: WebAssembly.Module) {
     this.module = module;
@@ -130,28 +148,47 @@ export class WasmJpegDecoder {
     }
   }
 
-  private static info(wasmExports: Exports): JpegInfo & { warnings: number } {
-    const i = new Uint32Array(wasmExports.memory.buffer, wasmExports.jd_info(), 6);
-    return { width: i[0], height: i[1], colorSpace: i[2], progressive: i[3] === 1, warnings: i[4], adobe: i[5] === 1 };
+  private static info(wasmExports: Exports): JpegInfo & { warnings: number; entropyPath: JpegEntropyPath } {
+    const i = new Uint32Array(wasmExports.memory.buffer, wasmExports.jd_info(), 7);
+    const [width, height, colorSpace, progressive, warnings, adobe, path] = i;
+    return {
+      width,
+      height,
+      colorSpace,
+      progressive: progressive === 1,
+      warnings,
+      adobe: adobe === 1,
+      entropyPath: ENTROPY_PATHS[path],
+    };
   }
 
   /** The stored size and colour space, from the headers only. */
   async header(bytes: Uint8Array): Promise<JpegInfo> {
     return this.withFile(bytes, (wasmExports, src) => {
       wasmExports.jd_header(src, bytes.length);
-      const { warnings: _, ...info } = WasmJpegDecoder.info(wasmExports);
+      const { warnings: _, entropyPath: __, ...info } = WasmJpegDecoder.info(wasmExports);
       return info;
     });
   }
 
   /** Decodes at 1/scale to RGB (grey replicated, CMYK and YCCK converted as libvips does). */
-  async decode(bytes: Uint8Array, scale: JpegScale = 1): Promise<RgbPixels> {
-    return this.withFile(bytes, (wasmExports, src) => {
-      const p = wasmExports.jd_decode(src, bytes.length, scale);
-      const { width, height } = WasmJpegDecoder.info(wasmExports);
-      const data = new Uint8Array(wasmExports.memory.buffer, p, width * height * 3).slice();
-      wasmExports.jd_free(p);
-      return { data, width, height, channels: 3 as const };
-    });
+  async decode(bytes: Uint8Array, scale: JpegScale = 1, options: JpegDecodeOptions = {}): Promise<RgbPixels> {
+    const decodeWith = (flags: number) =>
+      this.withFile(bytes, (wasmExports, src) => {
+        const p = wasmExports.jd_decode(src, bytes.length, scale, flags);
+        const { width, height, entropyPath } = WasmJpegDecoder.info(wasmExports);
+        if (!p) return null;
+        this.lastEntropyPath = entropyPath;
+        const data = new Uint8Array(wasmExports.memory.buffer, p, width * height * 3).slice();
+        wasmExports.jd_free(p);
+        return { data, width, height, channels: 3 as const };
+      });
+    const pixels = await decodeWith(options.dcScan === false ? JD_NO_DC_SCAN : 0);
+    if (pixels) return pixels;
+    // The DC scan met data it leaves to libjpeg, after changing its copy of the file: libjpeg decodes a fresh one.
+    const again = await decodeWith(JD_NO_DC_SCAN);
+    if (!again) throw new JpegDecodeError('the JPEG decoder returned no image');
+    this.lastEntropyPath = 'fell-back';
+    return again;
   }
 }

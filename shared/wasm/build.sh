@@ -51,7 +51,7 @@ files="jcomapi jdapimin jdapistd jdarith jaricom jdatasrc jdcoefct jdcolor jddct
   jquant1 jquant2 jutils jmemmgr jmemnobs jsimd_none"
 sources=""
 for f in $files; do sources="$sources $src/$f.c"; done
-emcc -O3 -flto -msimd128 -mbulk-memory -I"$work" -I"$src" $sources "$here/jpeg-decode.c" -o "$here/jpeg-decode.wasm" \
+emcc -O3 -flto -msimd128 -mbulk-memory -I"$work" -I"$src" $sources "$here/jpeg-decode.c" "$here/jpeg-dc-scan.c" -o "$here/jpeg-decode.wasm" \
   --no-entry -sSTANDALONE_WASM=1 -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=2MB -sMAXIMUM_MEMORY=512MB \
   -sTOTAL_STACK=256KB -sERROR_ON_UNDEFINED_SYMBOLS=0 -sFILESYSTEM=0 \
   -sEXPORTED_FUNCTIONS=_jd_info,_jd_alloc,_jd_free,_jd_header,_jd_decode

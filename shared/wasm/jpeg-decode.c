@@ -8,7 +8,10 @@
  * libvips' own CMYK -> sRGB transform (cmyk-srgb-table.h, made by
  * cmyk-table.ts), so the colours are the trainer's.
  *
- * The file buffer handed to jd_decode may be changed (see drop_unused_ac_scans).
+ * The file buffer handed to jd_decode may be changed (see drop_unused_ac_scans
+ * and jpeg-dc-scan.c). A baseline file read where some component is output one
+ * pixel per block is entropy-decoded by jpeg-dc-scan.c instead of libjpeg's
+ * decoder (same pixels).
  *
  * Errors: libjpeg's fatal errors call the imported jd_fail(message), which
  * throws in JavaScript; the caller then drops this instance (its heap may hold
@@ -21,13 +24,18 @@
 #include <string.h>
 #include "jpeglib.h"
 #include "cmyk-srgb-table.h"
+#include "jpeg-dc-scan.h"
 
 __attribute__((import_module("env"), import_name("jd_fail"))) void jd_fail(const char *message);
 
 #define EXPORT __attribute__((visibility("default"), used))
 
 /* Filled by jd_header and jd_decode; read by JavaScript through jd_info(). */
-enum { INFO_WIDTH, INFO_HEIGHT, INFO_COLOR_SPACE, INFO_PROGRESSIVE, INFO_WARNINGS, INFO_ADOBE, INFO_LEN };
+enum { INFO_WIDTH, INFO_HEIGHT, INFO_COLOR_SPACE, INFO_PROGRESSIVE, INFO_WARNINGS, INFO_ADOBE, INFO_DC_SCAN, INFO_LEN };
+/* INFO_DC_SCAN after jd_decode: jpeg-dc-scan.c not used, used, or used and then decoded again without it. */
+enum { DC_SCAN_UNUSED, DC_SCAN_USED, DC_SCAN_FELL_BACK };
+/* jd_decode flags */
+enum { JD_NO_DC_SCAN = 1 };
 static uint32_t info[INFO_LEN];
 
 static void fail_exit(j_common_ptr cinfo) {
@@ -175,9 +183,11 @@ static size_t drop_unused_ac_scans(uint8_t *b, size_t len, const struct jpeg_dec
  * As libvips' jpegload: the scaled size rounds down (libjpeg rounds up and
  * fills the partial last column and row, which libvips drops), and CMYK is
  * always read as inverted (Adobe's convention, which libvips applies to every
- * CMYK JPEG). Returns the pixels (free with jd_free).
+ * CMYK JPEG). With dc_scan, jpeg-dc-scan.c decodes the entropy data when it
+ * applies; NULL when it met data it leaves to libjpeg. Returns the pixels
+ * (free with jd_free).
  */
-EXPORT uint8_t *jd_decode(uint8_t *src, size_t len, int denom) {
+static uint8_t *decode(uint8_t *src, size_t len, int denom, int dc_scan) {
   struct jpeg_decompress_struct cinfo;
   struct jpeg_error_mgr err;
   info[INFO_WARNINGS] = 0;
@@ -201,6 +211,8 @@ EXPORT uint8_t *jd_decode(uint8_t *src, size_t len, int denom) {
   /* libjpeg turns YCCK into CMYK itself; grey and YCbCr into RGB */
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   jpeg_start_decompress(&cinfo);
+  const int fast = dc_scan && dc_scan_install(&cinfo);
+  info[INFO_DC_SCAN] = fast ? DC_SCAN_USED : DC_SCAN_UNUSED;
   const uint32_t w = cinfo.image_width / (unsigned)denom, h = cinfo.image_height / (unsigned)denom;
   if (w == 0 || h == 0) jd_fail("the image is smaller than the decoding scale");
   info[INFO_WIDTH] = w;
@@ -227,5 +239,21 @@ EXPORT uint8_t *jd_decode(uint8_t *src, size_t len, int denom) {
   jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   free(row);
+  if (fast && dc_scan_failed()) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/*
+ * decode(), with jpeg-dc-scan.c unless flags has JD_NO_DC_SCAN. NULL (info
+ * INFO_DC_SCAN = DC_SCAN_FELL_BACK) when jpeg-dc-scan.c met data it leaves to
+ * libjpeg: it has changed src, so the caller decodes a fresh copy with
+ * JD_NO_DC_SCAN.
+ */
+EXPORT uint8_t *jd_decode(uint8_t *src, size_t len, int denom, int flags) {
+  uint8_t *out = decode(src, len, denom, !(flags & JD_NO_DC_SCAN));
+  if (!out) info[INFO_DC_SCAN] = DC_SCAN_FELL_BACK;
   return out;
 }
