@@ -17,7 +17,9 @@
  * Anything libjpeg would treat specially (a Huffman code not in the table, a
  * marker or the end of the data inside the scan, a restart marker out of
  * sequence) is not imitated: dc_scan_failed() reports it and the caller
- * decodes again with libjpeg's own decoder.
+ * decodes again with libjpeg's own decoder. The entropy-coded data is
+ * unstuffed in place as it is read, so that second decode needs a fresh copy
+ * of the file.
  *
  * One decoder at a time (static state): the wasm module is single-threaded.
  */
@@ -29,14 +31,12 @@
 
 /* Bits of lookahead for one Huffman code (DC, and AC values that are kept). */
 #define LOOK_BITS 10
-/* Bits of lookahead for the AC skip table. */
-#ifndef SKIP_BITS
+/*
+ * Bits of lookahead for the AC skip table: its 2-byte entries (32 KB) stay in
+ * the L1 cache, and a refill (56 bits or more) covers four steps.
+ */
 #define SKIP_BITS 14
-#endif
-/* Table steps per refill of the bit buffer (56 bits or more): a slow step refills again. */
-#ifndef SKIP_STEPS
-#define SKIP_STEPS (56 / SKIP_BITS)
-#endif
+_Static_assert(4 * SKIP_BITS <= 56, "four skip steps per refill");
 
 typedef struct {
   /* (code length << 8 | symbol) for codes up to LOOK_BITS long, 0 for longer codes */
@@ -95,14 +95,6 @@ static struct {
 } st;
 
 int dc_scan_failed(void) { return st.failed; }
-
-#ifdef EXPERIMENT_COUNT
-static uint32_t counts[8];
-__attribute__((used, visibility("default"))) uint32_t *dc_counts(void) { return counts; }
-#define COUNT(i) (counts[i]++)
-#else
-#define COUNT(i)
-#endif
 
 static void build_huff_table(huff_table *t, const JHUFF_TBL *h) {
   memset(t->look, 0, sizeof t->look);
@@ -177,7 +169,16 @@ static void build_skip_table(skip_entry *skip, const huff_table *t) {
 static void start_segment(uint8_t *p) {
   uint8_t *const start = p;
   uint8_t *w = p, *end = st.file_end;
+  const v128_t ff = wasm_i8x16_splat((int8_t)0xff);
   for (;;) {
+    /* 16 bytes at a time up to the next 0xFF */
+    while (end - p >= 16) {
+      const v128_t v = wasm_v128_load(p);
+      if (wasm_v128_any_true(wasm_i8x16_eq(v, ff))) break;
+      wasm_v128_store(w, v);
+      p += 16;
+      w += 16;
+    }
     uint8_t *f = memchr(p, 0xff, (size_t)(end - p));
     if (!f) f = end;
     if (w != p) memmove(w, p, (size_t)(f - p));
@@ -270,14 +271,10 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *MCU_data) {
     }
     st.restarts_to_go--;
   }
-#ifdef EXPERIMENT_NO_ENTROPY
-  return TRUE;
-#endif
   bit_reader b = st.br;
   const int blocks = cinfo->blocks_in_MCU;
   for (int blkn = 0; blkn < blocks; blkn++) {
     JCOEF *block = MCU_data[blkn][0];
-    COUNT(5);
     refill(&b);
     int s = decode_symbol(&b, st.dc_tbl[blkn]);
     if (s < 0) goto bad;
@@ -297,19 +294,16 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *MCU_data) {
       int k = 1;
       /*
        * One table step: the entry's symbols at once when they all lie in the
-       * block, else one symbol as libjpeg reads it. A refill leaves at least
-       * 56 bits, enough for SKIP_STEPS steps of at most SKIP_BITS bits.
+       * block, else one symbol as libjpeg reads it (after a refill of its
+       * own: code and value take up to 31 bits).
        */
 #define SKIP_STEP                                 \
   {                                               \
     const uint32_t e = skip[PEEK(b, SKIP_BITS)];  \
-    COUNT(0);                                     \
     if (k + (int)SK_NEED(e) <= 64) {              \
-      COUNT(1);                                   \
       DROP(b, SK_BITS(e));                        \
       k += SK_NEED(e) + (SK_EOB(e) << 6);         \
     } else {                                      \
-      COUNT(3);                                   \
       refill(&b);                                 \
       const int sym = decode_symbol(&b, ac);      \
       if (sym < 0) goto bad;                      \
@@ -328,22 +322,15 @@ static boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW *MCU_data) {
       for (;;) {
         refill(&b);
         SKIP_STEP
-#if SKIP_STEPS >= 2
         SKIP_STEP
-#endif
-#if SKIP_STEPS >= 3
         SKIP_STEP
-#endif
-#if SKIP_STEPS >= 4
         SKIP_STEP
-#endif
       }
 #undef SKIP_STEP
     } else {
       const huff_table *ac = st.ac_tbl[blkn];
       for (int k = 1; k < 64; k++) {
         refill(&b);
-        COUNT(4);
         const int sym = decode_symbol(&b, ac);
         if (sym < 0) goto bad;
         const int r = sym >> 4, v = sym & 15;
@@ -394,9 +381,6 @@ int dc_scan_install(j_decompress_ptr cinfo) {
     dc_built[d] = ac_built[a] = 1;
     st.comp[blkn] = ci;
     st.dc_only[blkn] = c->DCT_scaled_size == 1;
-#ifdef EXPERIMENT_ALL_SKIP
-    st.dc_only[blkn] = 1;
-#endif
     st.dc_tbl[blkn] = &st.dc[d];
     st.ac_tbl[blkn] = &st.ac[a];
     st.skip_tbl[blkn] = NULL;

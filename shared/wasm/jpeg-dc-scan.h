@@ -11,7 +11,8 @@
 #include "jpeglib.h"
 
 /*
- * Call after jpeg_start_decompress on a decompressor reading from memory.
+ * Call after jpeg_start_decompress on a decompressor reading from memory
+ * (jpeg_mem_src), whose buffer it then changes (see jpeg-dc-scan.c).
  * Takes over entropy decoding when the file is a single-scan Huffman
  * baseline/extended JPEG and some component is output one pixel per block
  * (only its DC coefficient is read). Returns 1 when installed, 0 when libjpeg
@@ -22,7 +23,8 @@ int dc_scan_install(j_decompress_ptr cinfo);
 /*
  * 1 when the installed decoder met data it does not handle the way libjpeg
  * would (a bad Huffman code, a missing or unexpected marker, data cut short):
- * the pixels decoded since are not libjpeg's, so decode again without it.
+ * the pixels decoded since are not libjpeg's, so decode a fresh copy of the
+ * file again without it.
  */
 int dc_scan_failed(void);
 
