@@ -6,8 +6,10 @@
  * imports .wasm files as modules, Node and browsers compile the bytes once.
  *
  * An instance that failed mid-decode is dropped (libjpeg's error exit leaves
- * its heap half-used) and so is one whose memory grew past a big decode.
+ * its heap half-used) and so is one whose memory grew past a big decode
+ * (wasm-instance.ts).
  */
+import { ResettableWasmInstance, asError, type StandaloneExports } from './wasm-instance.ts';
 
 /** 8-bit RGB pixels, row-major. */
 export interface RgbPixels {
@@ -60,92 +62,70 @@ export interface JpegDecodeOptions {
 /** A libjpeg failure: `message` is libjpeg's own text. */
 export class JpegDecodeError extends Error {}
 
-interface Exports {
-  memory: WebAssembly.Memory;
+interface Exports extends StandaloneExports {
   jd_info(): number;
   jd_alloc(n: number): number;
   jd_free(p: number): void;
   jd_header(src: number, len: number): number;
   jd_decode(src: number, len: number, denom: number, flags: number): number;
-  _initialize(): void;
 }
 
-/**
- * Past this much wasm memory a finished decode drops the instance, so its
- * memory is freed (wasm memory never shrinks). A baseline 12 MP JPEG stays
- * below it; a progressive one holds its whole coefficient array and goes above.
- */
-const RESET_ABOVE_BYTES = 16 * 1024 * 1024;
 /** jd_decode's flag for libjpeg's own entropy decoder. */
 const JD_NO_DC_SCAN = 1;
 
+function jpegImports(memory: () => WebAssembly.Memory): WebAssembly.Imports {
+  const text = (p: number) => {
+    const b = new Uint8Array(memory().buffer, p);
+    const end = b.indexOf(0);
+    return new TextDecoder().decode(b.subarray(0, end < 0 ? 200 : end));
+  };
+  return {
+    env: {
+      jd_fail: (p: number) => {
+        throw new JpegDecodeError(text(p));
+      },
+      emscripten_notify_memory_growth: () => {},
+    },
+    wasi_snapshot_preview1: {
+      proc_exit: (code: number) => {
+        throw new JpegDecodeError(`the JPEG decoder exited (${code})`);
+      },
+      // No environment: libjpeg asks only for JPEGMEM.
+      environ_sizes_get: (countPtr: number, sizePtr: number) => {
+        new DataView(memory().buffer).setUint32(countPtr, 0, true);
+        new DataView(memory().buffer).setUint32(sizePtr, 0, true);
+        return 0;
+      },
+      environ_get: () => 0,
+    },
+  };
+}
+
 export class WasmJpegDecoder {
-  private exports: Exports | null = null;
-  private readonly module: WebAssembly.Module;
-  /** The largest this decoder's wasm memory has been (null before the first use). */
-  peakMemoryBytes: number | null = null;
+  // A wasm trap (out of memory, unreachable) reads as a decode failure too.
+  private readonly wasm: ResettableWasmInstance<Exports>;
   /** How the last successful decode read the entropy-coded data (null before one). */
   lastEntropyPath: JpegEntropyPath | null = null;
 
   constructor(module: WebAssembly.Module) {
-    this.module = module;
+    this.wasm = new ResettableWasmInstance<Exports>(module, jpegImports, (e) => asError(JpegDecodeError, e));
   }
 
-  private async instance(): Promise<Exports> {
-    if (this.exports) return this.exports;
-    let memory: WebAssembly.Memory | null = null;
-    const text = (p: number) => {
-      const b = new Uint8Array(memory!.buffer, p);
-      const end = b.indexOf(0);
-      return new TextDecoder().decode(b.subarray(0, end < 0 ? 200 : end));
-    };
-    const imports = {
-      env: {
-        jd_fail: (p: number) => {
-          throw new JpegDecodeError(text(p));
-        },
-        emscripten_notify_memory_growth: () => {},
-      },
-      wasi_snapshot_preview1: {
-        proc_exit: (code: number) => {
-          throw new JpegDecodeError(`the JPEG decoder exited (${code})`);
-        },
-        // No environment: libjpeg asks only for JPEGMEM.
-        environ_sizes_get: (countPtr: number, sizePtr: number) => {
-          new DataView(memory!.buffer).setUint32(countPtr, 0, true);
-          new DataView(memory!.buffer).setUint32(sizePtr, 0, true);
-          return 0;
-        },
-        environ_get: () => 0,
-      },
-    };
-    const inst = await WebAssembly.instantiate(this.module, imports);
-    const wasmExports = inst.exports as unknown as Exports;
-    memory = wasmExports.memory;
-    wasmExports._initialize();
-    this.exports = wasmExports;
-    return wasmExports;
+  /** The largest this decoder's wasm memory has been (null before the first use). */
+  get peakMemoryBytes(): number | null {
+    return this.wasm.peakMemoryBytes;
   }
 
   /** Runs `fn` with the file copied into wasm memory; a failure drops the instance. */
-  private async withFile<T>(bytes: Uint8Array, fn: (wasmExports: Exports, src: number) => T): Promise<T> {
-    const wasmExports = await this.instance();
-    const src = wasmExports.jd_alloc(bytes.length);
-    if (!src) throw new JpegDecodeError('out of memory for the file');
-    try {
+  private withFile<T>(bytes: Uint8Array, fn: (wasmExports: Exports, src: number) => T): Promise<T> {
+    return this.wasm.run((wasmExports) => {
+      const src = wasmExports.jd_alloc(bytes.length);
+      if (!src) throw new JpegDecodeError('out of memory for the file');
       new Uint8Array(wasmExports.memory.buffer, src, bytes.length).set(bytes);
       const out = fn(wasmExports, src);
       wasmExports.jd_free(src);
-      const used = wasmExports.memory.buffer.byteLength;
-      this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, used);
-      if (used > RESET_ABOVE_BYTES) this.exports = null;
       return out;
-    } catch (e) {
-      this.exports = null;
-      if (e instanceof JpegDecodeError) throw e;
-      // A wasm trap (out of memory, unreachable) reads as a decode failure too.
-      throw new JpegDecodeError(e instanceof Error ? e.message : String(e));
-    }
+    });
   }
 
   private static info(wasmExports: Exports): JpegInfo & { warnings: number; entropyPath: JpegEntropyPath } {

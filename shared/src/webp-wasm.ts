@@ -4,8 +4,10 @@
  * to a reduced size through libwebp's own rescaler, as libvips does for the
  * trainer's sharp resize ("shrink-on-load" for WebP is a scale, not a power
  * of two). The caller hands in the compiled module: workerd imports .wasm
- * files as modules, Node and browsers compile the bytes once.
+ * files as modules, Node and browsers compile the bytes once. The instance is
+ * kept and dropped as wasm-instance.ts says.
  */
+import { ResettableWasmInstance, asError, type StandaloneExports } from './wasm-instance.ts';
 
 /** 8-bit RGBA pixels (not premultiplied), row-major. */
 export interface RgbaPixels {
@@ -47,55 +49,45 @@ const STATUS = [
   'not enough data',
 ];
 
-interface Exports {
-  memory: WebAssembly.Memory;
+interface Exports extends StandaloneExports {
   wd_info(): number;
   wd_alloc(n: number): number;
   wd_free(p: number): void;
   wd_decode(src: number, len: number, width: number, height: number): number;
-  _initialize(): void;
 }
 
-/** Past this much wasm memory a finished decode drops the instance, so its memory is freed. */
-const RESET_ABOVE_BYTES = 16 * 1024 * 1024;
+function webpImports(memory: () => WebAssembly.Memory): WebAssembly.Imports {
+  return {
+    env: { emscripten_notify_memory_growth: () => {} },
+    wasi_snapshot_preview1: {
+      proc_exit: (code: number) => {
+        throw new WebpDecodeError(`the WebP decoder exited (${code})`);
+      },
+      // libwebp prints nothing on the decode path; any write is counted as done and dropped.
+      fd_write: (_fd: number, iov: number, iovcnt: number, written: number) => {
+        const v = new DataView(memory().buffer);
+        let n = 0;
+        for (let i = 0; i < iovcnt; i++) n += v.getUint32(iov + 8 * i + 4, true);
+        v.setUint32(written, n, true);
+        return 0;
+      },
+      fd_close: () => 0,
+      fd_seek: () => 70,
+    },
+  };
+}
 
 export class WasmWebpDecoder {
-  private exports: Exports | null = null;
-  private readonly module: WebAssembly.Module;
-  /** The largest this decoder's wasm memory has been (null before the first use). */
-  peakMemoryBytes: number | null = null;
+  // A trap leaves the heap in an unknown state: the instance is dropped and the next call starts afresh.
+  private readonly wasm: ResettableWasmInstance<Exports>;
 
   constructor(module: WebAssembly.Module) {
-    this.module = module;
+    this.wasm = new ResettableWasmInstance<Exports>(module, webpImports, (e) => asError(WebpDecodeError, e));
   }
 
-  private async instance(): Promise<Exports> {
-    if (this.exports) return this.exports;
-    let memory: WebAssembly.Memory | null = null;
-    const imports = {
-      env: { emscripten_notify_memory_growth: () => {} },
-      wasi_snapshot_preview1: {
-        proc_exit: (code: number) => {
-          throw new WebpDecodeError(`the WebP decoder exited (${code})`);
-        },
-        // libwebp prints nothing on the decode path; any write is counted as done and dropped.
-        fd_write: (_fd: number, iov: number, iovcnt: number, written: number) => {
-          const v = new DataView(memory!.buffer);
-          let n = 0;
-          for (let i = 0; i < iovcnt; i++) n += v.getUint32(iov + 8 * i + 4, true);
-          v.setUint32(written, n, true);
-          return 0;
-        },
-        fd_close: () => 0,
-        fd_seek: () => 70,
-      },
-    };
-    const inst = await WebAssembly.instantiate(this.module, imports);
-    const ex = inst.exports as unknown as Exports;
-    memory = ex.memory;
-    ex._initialize();
-    this.exports = ex;
-    return ex;
+  /** The largest this decoder's wasm memory has been (null before the first use). */
+  get peakMemoryBytes(): number | null {
+    return this.wasm.peakMemoryBytes;
   }
 
   /**
@@ -107,8 +99,7 @@ export class WasmWebpDecoder {
     width: number,
     height: number,
   ): Promise<RgbaPixels & { stored: { width: number; height: number } }> {
-    const ex = await this.instance();
-    try {
+    return this.wasm.run((ex) => {
       const src = ex.wd_alloc(bytes.length);
       if (!src) throw new WebpDecodeError('out of memory for the file');
       new Uint8Array(ex.memory.buffer, src, bytes.length).set(bytes);
@@ -122,15 +113,7 @@ export class WasmWebpDecoder {
       const stored = { width: info[0], height: info[1] };
       const data = new Uint8Array(ex.memory.buffer, p, width * height * 4).slice();
       ex.wd_free(p);
-      const used = ex.memory.buffer.byteLength;
-      this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, used);
-      if (used > RESET_ABOVE_BYTES) this.exports = null;
-      return { data, width, height, channels: 4, stored };
-    } catch (e) {
-      // A trap leaves the heap in an unknown state: start afresh next time.
-      this.exports = null;
-      if (e instanceof WebpDecodeError) throw e;
-      throw new WebpDecodeError(e instanceof Error ? e.message : String(e));
-    }
+      return { data, width, height, channels: 4 as const, stored };
+    });
   }
 }
