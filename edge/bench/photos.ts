@@ -34,7 +34,7 @@ POST /classify with phone-sized photos on Node and under wrangler dev: p50/p99 o
   --base <dir>  also run another checkout's edge/src, taking turns request by request, and print the ratios`,
 );
 
-const STEPS = ['decode', 'preprocess', 'inference', 'explain', 'total'] as const;
+const STEPS = ['upload', 'decode', 'preprocess', 'inference', 'explain', 'total'] as const;
 type Step = (typeof STEPS)[number];
 const MAX_BODY = 64 * 1024 * 1024;
 
@@ -49,7 +49,8 @@ export const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
-const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+/** A figure for the tables; '-' for a step the server did not report (older code). */
+const fmt = (v: number) => (Number.isNaN(v) ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
 /** A picture enlarged to w x h with a camera-like grain (JPEG/PNG sizes like real photos). */
 async function photoPixels(source: string | null, w: number, h: number): Promise<Sharp> {
@@ -113,7 +114,7 @@ async function measure(targets: Target[], photos: Photo[], runs: number): Promis
     for (let i = 0; i < runs; i++) for (const [k, t] of targets.entries()) samples[k].push(await once(t));
     samples.forEach((xs, k) => {
       const stat = (key: Step | 'wall'): Stat => {
-        const v = xs.map((x) => x[key]);
+        const v = xs.map((x) => x[key] ?? Number.NaN);
         return { p50: pct(v, 50), p99: pct(v, 99) };
       };
       const steps = Object.fromEntries(STEPS.map((key) => [key, stat(key)])) as Record<Step, Stat>;

@@ -61,6 +61,7 @@ export async function classify(
   readUploadHeader(bytes, { checkComplete: true });
   const orientation = readOrientation(bytes);
   const profile = await readIccProfile(bytes);
+  const tUpload = performance.now();
 
   const { runtime } = deps;
   const ready = Promise.all([runtime.getBundle(), runtime.getModel(), runtime.getDecoder()]);
@@ -96,6 +97,7 @@ export async function classify(
     },
     predictions,
     timings: {
+      upload: ms(t0, tUpload),
       decode: ms(t1, t2),
       preprocess: ms(t2, t3),
       inference: ms(t3, t4),

@@ -91,6 +91,7 @@ export const ClassifyResponse = z
     predictions: z.array(PredictionSchema).openapi({ description: 'The top classes, most probable first.' }),
     timings: z
       .object({
+        upload: z.number().openapi({ description: 'Reading the body and checking the image header.' }),
         decode: z.number(),
         preprocess: z.number(),
         inference: z.number(),

@@ -104,13 +104,20 @@ function jpegHeader(b: Uint8Array, checkComplete: boolean): ImageHeader {
     }
     o += 2 + len;
     if (m === 0xda) {
-      // Entropy-coded data runs to the next marker that is not a stuffed byte or a restart.
+      // Entropy-coded data runs to the next marker that is not a stuffed byte or a restart
+      // (indexOf: a native scan, which a 12 MP photo's megabytes need).
       while (o + 1 < b.length) {
-        if (b[o] === 0xff) {
-          const n = b[o + 1];
-          if (n !== 0 && n !== 0xff && !(n >= 0xd0 && n <= 0xd7)) break;
+        const f = b.indexOf(0xff, o);
+        if (f < 0 || f + 1 >= b.length) {
+          o = b.length;
+          break;
         }
-        o++;
+        const n = b[f + 1];
+        if (n !== 0 && n !== 0xff && !(n >= 0xd0 && n <= 0xd7)) {
+          o = f;
+          break;
+        }
+        o = f + 1;
       }
     }
   }

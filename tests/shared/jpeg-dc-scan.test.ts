@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { WasmJpegDecoder, type JpegScale } from '@protoatlas/shared';
+import { WasmJpegDecoder, readImageHeader, type JpegScale } from '@protoatlas/shared';
 
 const require = createRequire(import.meta.url);
 const fixtures = join(import.meta.dirname, 'fixtures');
@@ -93,6 +93,11 @@ describe('the DC scan for baseline JPEGs at 1/8', () => {
     for (const name of files) {
       const bytes = new Uint8Array(await readFile(join(fixtures, `${name}.jpg`)));
       expect([name, restartMarkers(bytes).length >= 5]).toEqual([name, true]);
+      // The header reader walks the entropy-coded data past the restart markers to the end of the image.
+      expect([name, readImageHeader(bytes, { checkComplete: true })]).toEqual([
+        name,
+        { format: 'jpeg', width: 131, height: 97 },
+      ]);
       const { fast, libjpeg, path } = await bothWays(bytes, 8);
       expect([name, path, fast.width, fast.height]).toEqual([name, 'dc-scan', 16, 12]);
       expect([name, same(fast, libjpeg)]).toEqual([name, true]);
