@@ -27,9 +27,9 @@ const tooLarge = (max: number) =>
  * Reads a stream into one buffer, stopping as soon as it passes `max` bytes.
  * With the declared length (Content-Length) the buffer is allocated once and
  * each chunk copied in as it arrives, so a large upload is held once, not
- * twice (chunks plus their concatenation). A byte stream (a request body in
- * workerd and Node) is read by readByob, whose reads take whatever has arrived
- * rather than one small network chunk each.
+ * twice (chunks plus their concatenation); a byte stream (a request body in
+ * workerd and Node) is then read by readByob, whose reads take whatever has
+ * arrived rather than one small network chunk each.
  */
 export async function readCapped(
   body: ReadableStream<Uint8Array> | null,
@@ -37,10 +37,10 @@ export async function readCapped(
   declaredLength?: number,
 ): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0);
-  const byob = await readByob(body, max, declaredLength);
+  const sized = declaredLength !== undefined && declaredLength > 0 && declaredLength <= max;
+  const byob = sized ? await readByob(body, max, declaredLength) : null;
   if (byob) return byob;
   const reader = body.getReader();
-  const sized = declaredLength !== undefined && declaredLength > 0 && declaredLength <= max;
   const out = new Uint8Array(sized ? declaredLength : 0);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -69,14 +69,15 @@ export async function readCapped(
 }
 
 /**
- * readCapped for a byte stream (request bodies in workerd and Node): reads
- * straight into one buffer, as many bytes per read as have arrived, instead
- * of one small chunk per read. Null when the stream is not a byte stream.
+ * readCapped for a byte stream (request bodies in workerd and Node) of a
+ * declared length: reads straight into one buffer, as many bytes per read as
+ * have arrived, instead of one small chunk per read. Null when the stream is
+ * not a byte stream.
  */
 async function readByob(
   body: ReadableStream<Uint8Array>,
   max: number,
-  declaredLength?: number,
+  declaredLength: number,
 ): Promise<Uint8Array | null> {
   let reader: ReadableStreamBYOBReader;
   try {
@@ -84,9 +85,8 @@ async function readByob(
   } catch {
     return null;
   }
-  const sized = declaredLength !== undefined && declaredLength > 0 && declaredLength <= max;
   // One byte more than declared, so a longer body shows (and the buffer then grows).
-  let buf = new Uint8Array(sized ? declaredLength + 1 : Math.min(64 * 1024, max + 1));
+  let buf = new Uint8Array(declaredLength + 1);
   let total = 0;
   for (;;) {
     if (total === buf.length) {
