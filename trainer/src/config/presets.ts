@@ -79,6 +79,8 @@ const cub200Paper = {
 const cub200 = derivePreset(cub200Paper, {
   preset: 'cub200',
   backbone: { outputStride: 16 },
+  // The features on the int8 network's own 8-bit output grid: half float16's memory, same accuracy.
+  featureCacheEncoding: 'uint8',
   head: {
     addOn: [
       { channels: 128, activation: 'relu' },
