@@ -5,26 +5,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFeatureStore } from '../../trainer/src/backbone/feature-store.ts';
-import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { forgetConcepts, forgettingLoss, type ForgetEpoch } from '../../trainer/src/stages/forget-concepts.ts';
 import { GradPool } from '../../trainer/src/stages/grad-pool.ts';
-import { sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';
+import { sharedFeatureSource } from '../../trainer/src/stages/sources.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
+import { randomStores, tinyHead } from '../support/shared-features.ts';
 
 const N = 12;
-const shape: [number, number, number] = [3, 3, 6];
-const rng0 = new Rng(5);
-const store = (): SharedStore => {
-  const s = createFeatureStore({ n: N, shape, encoding: 'float32' });
-  for (let i = 0; i < N; i++)
-    s.set(
-      i,
-      Float32Array.from({ length: 54 }, () => rng0.next() * 2),
-    );
-  return { spec: { n: N, shape, encoding: 'float32' }, data: s.data };
-};
+const store = randomStores(N, 'float32', 5);
 const orig = store();
 const flip = store();
 const keep = Int32Array.from({ length: N }, (_, i) => i);
@@ -44,19 +33,7 @@ async function forget(threads: number): Promise<{
   after: number;
 }> {
   const source = sharedFeatureSource({ orig, flip, keep, labels });
-  const head = new ProtoHead(
-    {
-      inputChannels: 6,
-      addOn: [
-        { channels: 5, activation: 'relu' },
-        { channels: 4, activation: 'l2norm' },
-      ],
-      numClasses: 3,
-      prototypesPerClass: 2,
-      incorrectClassWeight: -0.5,
-    },
-    new Rng(1),
-  );
+  const head = tinyHead();
   const pool =
     threads > 1
       ? await GradPool.start({ threads, backbone: null, sources: { train: source }, head, backend: 'wasm' })

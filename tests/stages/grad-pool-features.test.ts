@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFeatureStore } from '../../trainer/src/backbone/feature-store.ts';
-import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
 import { parseConfig } from '../../trainer/src/config/config.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
@@ -9,20 +8,12 @@ import { GradPool, resolveTrainThreads } from '../../trainer/src/stages/grad-poo
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
 import { cachedSource, sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
+import { randomStores, TINY_MAP, tinyHead } from '../support/shared-features.ts';
 
 // 15 cached feature maps of 3x3x6 (float16, as float backbones store them), one unreadable item left out.
 const N = 15;
-const shape: [number, number, number] = [3, 3, 6];
-const rng0 = new Rng(4);
-const store = (): SharedStore => {
-  const s = createFeatureStore({ n: N, shape, encoding: 'float16' });
-  for (let i = 0; i < N; i++)
-    s.set(
-      i,
-      Float32Array.from({ length: 54 }, () => rng0.next() * 2),
-    );
-  return { spec: { n: N, shape, encoding: 'float16' }, data: s.data };
-};
+const shape = TINY_MAP;
+const store = randomStores(N, 'float16', 4);
 const orig = store();
 const flip = store();
 const copies = [store(), store()];
@@ -53,19 +44,7 @@ const phase = parseConfig(
 async function train(threads: number, mode: 'warmup' | 'tied' | 'copies') {
   const augmented = mode === 'copies' ? copies : undefined;
   const source = sharedFeatureSource({ orig, flip, augmented, keep, labels });
-  const head = new ProtoHead(
-    {
-      inputChannels: 6,
-      addOn: [
-        { channels: 5, activation: 'relu' },
-        { channels: 4, activation: 'l2norm' },
-      ],
-      numClasses: 3,
-      prototypesPerClass: 2,
-      incorrectClassWeight: -0.5,
-    },
-    new Rng(1),
-  );
+  const head = tinyHead();
   const pool =
     threads > 1
       ? await GradPool.start({ threads, backbone: null, sources: { train: source }, head, backend: 'wasm' })
@@ -176,19 +155,7 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
         }
       }
       // Training moved the add-on weights.
-      const fresh = new ProtoHead(
-        {
-          inputChannels: 6,
-          addOn: [
-            { channels: 5, activation: 'relu' },
-            { channels: 4, activation: 'l2norm' },
-          ],
-          numClasses: 3,
-          prototypesPerClass: 2,
-          incorrectClassWeight: -0.5,
-        },
-        new Rng(1),
-      );
+      const fresh = tinyHead();
       const [name, w0] = [...fresh.getWeights()][0];
       expect(one.weights.get(name)!.data.some((v, i) => v !== w0.data[i])).toBe(true);
       fresh.dispose();
