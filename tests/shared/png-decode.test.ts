@@ -17,27 +17,8 @@ import {
   resizeStretch,
   type PngInfo,
 } from '@protoatlas/shared';
+import { pngChunk } from '../edge/helpers/images.ts';
 
-function crc32(b: Uint8Array): number {
-  let c = ~0;
-  for (const v of b) {
-    c ^= v;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, data.length);
-  out.set(Buffer.from(type, 'ascii'), 4);
-  out.set(data, 8);
-  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-/** Packs samples of `depth` bits, big-endian, one scanline. */
 function packLine(samples: number[], depth: number): number[] {
   if (depth === 16) return samples.flatMap((s) => [s >> 8, s & 255]);
   if (depth === 8) return samples;
@@ -92,11 +73,11 @@ function encodePng(s: Spec): Uint8Array {
     prev = line;
   });
   const z = deflateSync(Uint8Array.from(raw));
-  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr)];
-  if (s.plte) parts.push(chunk('PLTE', Uint8Array.from(s.plte)));
-  if (s.trns) parts.push(chunk('tRNS', Uint8Array.from(s.trns)));
-  for (let o = 0; o < z.length; o += 97) parts.push(chunk('IDAT', z.subarray(o, o + 97)));
-  parts.push(chunk('IEND', new Uint8Array(0)));
+  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr)];
+  if (s.plte) parts.push(pngChunk('PLTE', Uint8Array.from(s.plte)));
+  if (s.trns) parts.push(pngChunk('tRNS', Uint8Array.from(s.trns)));
+  for (let o = 0; o < z.length; o += 97) parts.push(pngChunk('IDAT', z.subarray(o, o + 97)));
+  parts.push(pngChunk('IEND', new Uint8Array(0)));
   return Buffer.concat(parts);
 }
 
@@ -222,14 +203,14 @@ describe('row-streaming PNG decoder', () => {
     const good = encodePng({ width: W, height: H, colorType: 2, depth: 8, rows });
     // Cut inside the image data, keeping the chunk structure (a short final IDAT).
     const z = deflateSync(Uint8Array.from(rows.slice(0, 4).flatMap((r) => [0, ...r])));
-    const short = Buffer.concat([good.subarray(0, 33), chunk('IDAT', z), chunk('IEND', new Uint8Array(0))]);
+    const short = Buffer.concat([good.subarray(0, 33), pngChunk('IDAT', z), pngChunk('IEND', new Uint8Array(0))]);
     await expect(decodeAll(short)).rejects.toThrow(/truncated PNG: the image data ends after 4 of 11 rows/);
-    const garbage = Buffer.concat([good.subarray(0, 33), chunk('IDAT', Uint8Array.from(samples(200, 256, 1)))]);
+    const garbage = Buffer.concat([good.subarray(0, 33), pngChunk('IDAT', Uint8Array.from(samples(200, 256, 1)))]);
     await expect(decodeAll(garbage)).rejects.toThrow(PngDecodeError);
     const badDepth = Uint8Array.from(good);
     badDepth[24] = 3;
     await expect(decodeAll(badDepth)).rejects.toThrow(/colour type 2 with bit depth 3/);
-    const noData = Buffer.concat([good.subarray(0, 33), chunk('IEND', new Uint8Array(0))]);
+    const noData = Buffer.concat([good.subarray(0, 33), pngChunk('IEND', new Uint8Array(0))]);
     await expect(decodeAll(noData)).rejects.toThrow(/no image data/);
   });
 });

@@ -49,7 +49,8 @@ export async function withOrientation6(png: Uint8Array, format: 'jpeg' | 'webp' 
   return new Uint8Array(await encoded.toBuffer());
 }
 
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
+/** One PNG chunk: length, type, data and the CRC of type + data. */
+export function pngChunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
   const v = new DataView(out.buffer);
   v.setUint32(0, data.length);
