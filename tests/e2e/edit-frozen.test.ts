@@ -17,7 +17,7 @@ import { prepareData } from '../../trainer/src/model/prepare-data.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { accuracy, predict } from '../../trainer/src/stages/predict.ts';
-import { TINY_ONNX, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import { TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
 import { tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
@@ -36,19 +36,9 @@ describe('edits of a frozen-backbone run', () => {
     const config = resolveConfig('cub200', {
       backend: 'wasm',
       data: { valPerClass: 3 },
-      backbone: {
-        kind: 'onnx',
-        path: backbone,
-        tap: 'auto',
-        preprocess: { size: TINY_ONNX.side, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-        compute: 'float',
-        threads: 1,
-      },
+      backbone: tinyOnnxBackboneConfig(backbone),
       head: {
-        addOn: [
-          { channels: 16, activation: 'relu' },
-          { channels: 8, activation: 'l2norm' },
-        ],
+        addOn: TINY_ONNX_ADD_ON,
         prototypesPerClass: 3,
       },
       warmup: { epochs: 3, batchSize: 16 },

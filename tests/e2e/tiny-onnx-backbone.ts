@@ -8,8 +8,27 @@
 import { OnnxDataType, encodeModel, makeGraph, makeModel, makeValueInfo } from '../../trainer/src/onnx/onnx-proto.ts';
 import { GraphBuilder } from '../../trainer/src/onnx/graph-builder.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
+import type { TrainConfigInput } from '../../trainer/src/config/config.ts';
 
 export const TINY_ONNX = { side: 32, channels: [8, 8, 16], grid: 8 };
+
+/** The tiny graph written to `path` as a frozen backbone on float kernels, as the cub200 preset runs MobileNetV2. */
+export function tinyOnnxBackboneConfig(path: string) {
+  return {
+    kind: 'onnx',
+    path,
+    tap: 'auto',
+    preprocess: { size: TINY_ONNX.side, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+    compute: 'float',
+    threads: 1,
+  } satisfies TrainConfigInput['backbone'];
+}
+
+/** Add-on layers sized for the tiny graph's 16 channels. */
+export const TINY_ONNX_ADD_ON = [
+  { channels: 16, activation: 'relu' },
+  { channels: 8, activation: 'l2norm' },
+] satisfies TrainConfigInput['head']['addOn'];
 
 /** `input`: the graph input's name (the model zoo's MobileNetV2 says 'input'). */
 export function tinyQLinearBackbone(seed: number, input = 'input'): Uint8Array {
