@@ -57,15 +57,12 @@ async function extraction(): Promise<void> {
 
   if (args.fresh) {
     // Drop only this extraction's cache files (found through a dry key computation).
-    const { featureCacheKey } = await import('../src/backbone/feature-key.ts');
-    for (const view of opts.views) {
-      const key = await featureCacheKey({
-        backboneHash: backbone.hash,
-        preprocess: IMAGENET,
-        flip: view.flip,
-        encoding: 'uint8',
-        items,
-      });
+    const { featureCacheKeys } = await import('../src/backbone/feature-key.ts');
+    const keys = await featureCacheKeys(
+      { backboneHash: backbone.hash, preprocess: IMAGENET, encoding: 'uint8', items },
+      opts.views,
+    );
+    for (const key of keys) {
       await rm(join(args.cache, `${key}.feat`), { force: true });
       await rm(join(args.cache, `${key}.parts`), { recursive: true, force: true });
     }

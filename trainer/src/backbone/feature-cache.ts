@@ -25,7 +25,7 @@ import {
   writeFeatureFile,
   type FeatureFileHeader,
 } from './feature-file.ts';
-import { featureCacheKey } from './feature-key.ts';
+import { featureCacheKeys } from './feature-key.ts';
 import { describeView, type FeatureView } from './feature-view.ts';
 import { runInWorkers } from './feature-pool.ts';
 import {
@@ -116,15 +116,12 @@ export async function extractFeatureSets(
   await mkdir(opts.cacheDir, { recursive: true });
 
   const targets: Target[] = [];
-  for (const view of opts.views) {
-    const key = await featureCacheKey({
-      backboneHash: backbone.hash,
-      preprocess: backbone.preprocess,
-      flip: view.flip,
-      augment: view.augment,
-      encoding,
-      items,
-    });
+  const keys = await featureCacheKeys(
+    { backboneHash: backbone.hash, preprocess: backbone.preprocess, encoding, items },
+    opts.views,
+  );
+  for (const [v, view] of opts.views.entries()) {
+    const key = keys[v];
     const path = join(opts.cacheDir, `${key}.feat`);
     await removeStaleTemps(opts.cacheDir, key);
     const loaded = await loadWhole(path, key, n, shape, encoding);

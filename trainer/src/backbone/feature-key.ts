@@ -13,27 +13,38 @@ import type { PreprocessSpec } from './types.ts';
 
 const KEY_VERSION = 'protoatlas-features/2';
 
-export interface FeatureKeyInput {
+export interface FeatureKeyBase {
   backboneHash: string;
   preprocess: PreprocessSpec;
-  flip: boolean;
-  /** Augmented copies hash their transform's spec and seed; plain views keep the key they always had. */
-  augment?: FeatureView['augment'];
   encoding: FeatureEncoding;
   items: readonly DatasetItem[];
 }
 
+export interface FeatureKeyInput extends FeatureKeyBase {
+  flip: boolean;
+  /** Augmented copies hash their transform's spec and seed; plain views keep the key they always had. */
+  augment?: FeatureView['augment'];
+}
+
 export async function featureCacheKey(input: FeatureKeyInput): Promise<string> {
-  const stats = await hashAll(input.items.map((i) => i.path));
-  const h = createHash('sha256');
-  h.update(
-    `${KEY_VERSION}\n${input.backboneHash}\n${JSON.stringify(input.preprocess)}\nflip=${input.flip}\n${input.encoding}\n${input.items.length}\n`,
-  );
-  if (input.augment) h.update(`augment=${JSON.stringify(input.augment)}\n`);
-  input.items.forEach((item, i) => {
-    h.update(`${item.id}\t${item.path}\t${item.box ? item.box.join(',') : ''}\t${stats[i]}\n`);
+  const [key] = await featureCacheKeys(input, [{ flip: input.flip, augment: input.augment }]);
+  return key;
+}
+
+/** One key per view of the same items, reading each file once. */
+export async function featureCacheKeys(input: FeatureKeyBase, views: readonly FeatureView[]): Promise<string[]> {
+  const digests = await hashAll(input.items.map((i) => i.path));
+  return views.map((view) => {
+    const h = createHash('sha256');
+    h.update(
+      `${KEY_VERSION}\n${input.backboneHash}\n${JSON.stringify(input.preprocess)}\nflip=${view.flip}\n${input.encoding}\n${input.items.length}\n`,
+    );
+    if (view.augment) h.update(`augment=${JSON.stringify(view.augment)}\n`);
+    input.items.forEach((item, i) => {
+      h.update(`${item.id}\t${item.path}\t${item.box ? item.box.join(',') : ''}\t${digests[i]}\n`);
+    });
+    return h.digest('hex');
   });
-  return h.digest('hex');
 }
 
 /** sha256 of each file's bytes ("missing" when it cannot be read: the decode step reports it). */
