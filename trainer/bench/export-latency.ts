@@ -29,6 +29,16 @@ import { loadModel } from '../src/model/model-file.ts';
 import { Rng } from '../src/core/rng.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/export-latency.ts [RUN_DIR] [--input nchw-normalized|nhwc-rgb255]
+         [--runs N] [--threads N] [--check N] [--out FILE]
+
+Exports a model to ONNX and measures it in onnxruntime-node (batch 1): file size, session creation, latency of the
+whole model and of the head. Without RUN_DIR, a random cub200-preset head on the int8 MobileNetV2.`,
+);
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,

@@ -19,6 +19,16 @@ import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
 import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { loadCubCropped } from '../src/data/cub-cropped.ts';
 import { REPO_ROOT, referenceDataDir } from '../src/core/data-path.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/features.ts [--cache DIR] [--threads N] [--batch N] [--limit N]
+         [--fresh] [--throughput]
+
+Extracts CUB train_cropped features (original + flipped) into the feature cache and reloads them; --throughput
+prints onnxruntime ms/image for batch 1/8/32 x 1/2 threads instead.`,
+);
 
 const { values: args } = parseArgs({
   options: {

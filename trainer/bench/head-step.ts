@@ -10,6 +10,15 @@ import { PhaseConfigDefaults } from '../../tests/support/phase-defaults.ts';
 import { Rng } from '../src/core/rng.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../src/stages/prototype-phase.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/head-step.ts [batch=64] [prototypes=2000] [D=1280]
+
+Speed of one stage-1 training step of the head on frozen features: ms per batch and projected seconds per CUB
+epoch (BACKEND=wasm|cpu|tensorflow picks the backend).`,
+);
 
 const [B = 64, M = 2000, D = 1280] = process.argv.slice(2).map(Number);
 const info = await initBackend((process.env.BACKEND as 'auto') ?? 'auto');

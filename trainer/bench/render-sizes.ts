@@ -27,6 +27,15 @@ import {
 import { decodeImage } from '../src/data/decode.ts';
 import type { RgbImage } from '../src/data/types.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/render-sizes.ts [--images 20] [--concurrency 2] [--quality Q]
+         [--effort E] [--size N]
+
+Sizes and speed of a prototype's pictures rendered from real CUB photos.`,
+);
 
 const { values: args } = parseArgs({
   options: {

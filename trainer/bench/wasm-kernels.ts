@@ -15,6 +15,14 @@ import type { KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/tf/backend.ts';
 import { Rng } from '../src/core/rng.ts';
 import { seededNormal } from '../src/tf/tensor-utils.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/wasm-kernels.ts [--no-cpu] [--reps N]
+
+Milliseconds (process CPU time, best of N) per call of forward convs and their backprop kernels, wasm against cpu.`,
+);
 
 interface Case {
   label: string;

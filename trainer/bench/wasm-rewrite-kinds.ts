@@ -9,6 +9,15 @@ import { readFile } from 'node:fs/promises';
 import * as ortNode from 'onnxruntime-node';
 import { rewriteForWasm } from '../src/export/quantize.ts';
 import { createWebSession } from '../src/export/ort-web.ts';
+import { answerHelp } from '../src/cli/args.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/wasm-rewrite-kinds.ts [bundle dir=runs/bench-cub200/bundle]
+
+Times a bundle's fp32 export as is and with its QLinearConvs rewritten to float arithmetic per kind, in
+onnxruntime-node and onnxruntime-web, and checks the logits stay bit-identical.`,
+);
 const bytes = new Uint8Array(await readFile(`${process.argv[2] ?? 'runs/bench-cub200/bundle'}/onnx/model.fp32.onnx`));
 const x = Float32Array.from({ length: 224 * 224 * 3 }, (_, i) => (i * 37) % 256);
 const variants: [string, Uint8Array][] = [['stock', bytes]];
