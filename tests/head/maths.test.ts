@@ -10,7 +10,7 @@ import {
   wrongClassMask,
   wrongClassSparsity,
 } from '../../trainer/src/head/last-layer.ts';
-import { clusterCost, crossEntropy, maskedL1, separationCost } from '../../trainer/src/head/losses.ts';
+import { clusterCost, crossEntropy, maskedL1, presenceCost, separationCost } from '../../trainer/src/head/losses.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { gradContext, microBatchGrads } from '../../trainer/src/stages/grad-step.ts';
@@ -61,6 +61,11 @@ describe('cluster and separation costs on a tiny batch', () => {
     const own = tf.gather(idT(), tf.tensor1d([0, 1], 'int32')) as tf.Tensor2D;
     // image 0: min(0.5,7) = 0.5; image 1: min(2,4) = 2 -> mean 1.25
     expect(separationCost(minDist(), own, 10).dataSync()[0]).toBeCloseTo(1.25, 6);
+  });
+  it('presence = mean over images of the mean distance of every own-class prototype', () => {
+    const own = tf.gather(idT(), tf.tensor1d([0, 1], 'int32')) as tf.Tensor2D;
+    // image 0 (class 0): (1 + 3) / 2 = 2; image 1 (class 1): (6 + 5) / 2 = 5.5 -> mean 3.75
+    expect(presenceCost(minDist(), own).dataSync()[0]).toBeCloseTo(3.75, 6);
   });
   it('cross-entropy of a tiny batch', () => {
     const logits = tf.tensor2d([2, 0, 0, 1], [2, 2]);
@@ -122,7 +127,23 @@ describe('cluster and separation costs on a tiny batch', () => {
     const half = microBatchGrads(ctx, { indices: [1], flipped: [false], labels: Int32Array.from([1]), weight: 0.5 });
     const ce1 = Math.log(Math.exp(logits[1][0]) + Math.exp(logits[1][1])) - logits[1][1];
     expect(half.value).toBeCloseTo(0.5 * (ce1 + 0.8 * 1 - 0.08 * 9), 5);
-    tf.dispose([...r.grads, ...half.grads]);
+    // With a presence weight, every own-class prototype's distance adds: (0.25 + 0.25) / 2 and (1 + 4) / 2.
+    const presenceHand = (0.25 + 2.5) / 2;
+    const withPresence = gradContext({
+      head,
+      source,
+      loss: { ...loss, presenceCost: 0.5 },
+      vars,
+      trainsFeatures: false,
+      backboneTraining: false,
+    });
+    const p = microBatchGrads(withPresence, both);
+    expect(p.value).toBeCloseTo(ceHand + 0.8 * clstHand - 0.08 * sepHand + 0.5 * presenceHand, 5);
+    // Its gradient pulls prototype 1 (distance 0.25 from image 0's 0.5) towards 0.5: d/dp of 0.5·(p - 0.5)²/4.
+    const g = p.grads[0].dataSync();
+    const g0 = r.grads[0].dataSync();
+    expect(g[1] - g0[1]).toBeCloseTo((0.5 * 2 * (1 - 0.5)) / 4, 5);
+    tf.dispose([...r.grads, ...half.grads, ...p.grads]);
     head.dispose();
   });
 });

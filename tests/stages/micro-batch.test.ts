@@ -9,7 +9,7 @@ import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/proto
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
-async function run(microBatch: number | undefined) {
+async function run(microBatch: number | undefined, presenceCost = 0) {
   const rng = new Rng(3);
   const [n, H, W, D] = [12, 2, 2, 6];
   const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next());
@@ -45,7 +45,7 @@ async function run(microBatch: number | undefined) {
     phase,
     head,
     source,
-    loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 },
+    loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08, presenceCost },
     optimizer: opt,
     rng,
     quiet: true,
@@ -60,18 +60,21 @@ describe('micro-batches', () => {
     await tf.setBackend('cpu');
   });
 
-  it('accumulate to the same update and statistics as the whole batch', async () => {
-    const whole = await run(undefined);
-    for (const micro of [5, 4, 1]) {
-      const split = await run(micro);
-      expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
-      expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
-      for (const [name, t] of whole.w) {
-        const other = split.w.get(name)!.data;
-        t.data.forEach((v, i) => expect(Math.abs(other[i] - v), `${name}[${i}] micro ${micro}`).toBeLessThan(1e-5));
+  it.each([0, 0.5])(
+    'accumulate to the same update and statistics as the whole batch (presence %s)',
+    async (presence) => {
+      const whole = await run(undefined, presence);
+      for (const micro of [5, 4, 1]) {
+        const split = await run(micro, presence);
+        expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
+        expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
+        for (const [name, t] of whole.w) {
+          const other = split.w.get(name)!.data;
+          t.data.forEach((v, i) => expect(Math.abs(other[i] - v), `${name}[${i}] micro ${micro}`).toBeLessThan(1e-5));
+        }
       }
-    }
-    // And an update did happen.
-    expect(whole.stats.loss).toBeGreaterThan(0);
-  });
+      // And an update did happen.
+      expect(whole.stats.loss).toBeGreaterThan(0);
+    },
+  );
 });

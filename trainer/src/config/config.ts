@@ -203,6 +203,23 @@ export const TrainConfigSchema = z.object({
         .enum(['uniform', 'patches'])
         .default('uniform')
         .describe("'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first"),
+      // With unit patch embeddings a free prototype can sit inside the sphere, between the patches it
+      // averages; push then moves it to the surface and changes every similarity it computes.
+      prototypeSphere: z
+        .boolean()
+        .default(false)
+        .describe(
+          'keep prototypes unit vectors after every step (needs an l2norm add-on): push then moves a prototype only along the sphere',
+        ),
+    })
+    .superRefine((head, ctx) => {
+      const last = head.addOn.at(-1)?.activation;
+      if (head.prototypeSphere && last !== 'l2norm')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prototypeSphere'],
+          message: `needs an add-on ending in 'l2norm' (unit patch embeddings); the last add-on layer is '${last ?? 'none'}'`,
+        });
     })
     .describe('add-on layers, prototypes and last layer'),
   loss: z
@@ -213,6 +230,16 @@ export const TrainConfigSchema = z.object({
         .number()
         .default(-0.08)
         .describe('weight of the separation cost (pushes patches from other prototypes)'),
+      // Not in the paper. Clst pulls each image to its nearest own prototype only, so a prototype can settle
+      // between patches of different images; push then moves it far.
+      presenceCost: z
+        .number()
+        .nonnegative()
+        .default(0)
+        .describe(
+          "weight of the presence cost: each own-class prototype's distance to its nearest patch in every image " +
+            'of its class, averaged (pulls prototypes onto what their class has in common; 0 in the paper)',
+        ),
     })
     .describe('weights of the loss terms of warm-up, joint and push-tune'),
   warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),

@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 
+/** Weights of the stage-1 loss terms (config `loss`); presence is optional, off in the paper. */
+export interface LossWeights {
+  crossEntropy: number;
+  clusterCost: number;
+  separationCost: number;
+  presenceCost?: number;
+}
+
 /**
  * Cluster cost: for each image, the smallest distance to a prototype of its own
  * class, averaged over the batch. minDist: [B, m]; ownMask: [B, m] (1 where
@@ -19,6 +27,18 @@ export function clusterCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D, maxD: nu
 /** Separation cost: the smallest distance to any other-class prototype, averaged (the loss subtracts it). */
 export function separationCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D, maxD: number): tf.Scalar {
   return tf.tidy(() => clusterCost(minDist, tf.sub(1, ownMask) as tf.Tensor2D, maxD));
+}
+
+/**
+ * Presence cost: for each image, the mean over its class's prototypes of their smallest distance to
+ * the image's patches, averaged over the batch. Every own-class prototype counts (not only the
+ * nearest, as in Clst), so each prototype is pulled onto a patch of every image of its class.
+ */
+export function presenceCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const perImage = tf.div(tf.sum(tf.mul(minDist, ownMask), 1), tf.maximum(tf.sum(ownMask, 1), 1));
+    return tf.mean(perImage) as tf.Scalar;
+  });
 }
 
 /** Mean softmax cross-entropy with integer labels. logits [B, C], labels int32 [B]. */

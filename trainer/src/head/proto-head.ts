@@ -122,6 +122,14 @@ export class ProtoHead {
     this.syncTiedPrototypes();
   }
 
+  /** Scale every prototype to unit length (free prototypes only: tied ones follow their patches). */
+  normalizePrototypes(): void {
+    if (this.tied) return;
+    const unit = tf.tidy(() => activation('l2norm')(this.prototypes));
+    this.prototypes.assign(unit as tf.Tensor2D);
+    unit.dispose();
+  }
+
   /** Undo tieToPatches: prototypes are free variables again (holding their last tied values). */
   untie(): void {
     this.tied?.dispose();

@@ -184,6 +184,7 @@ function initialHead(ctx: TrainContext): void {
     ctx.log(`baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
   }
   if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
+  if (config.head.prototypeSphere) head.normalizePrototypes();
   const init = ctx.evalVal();
   meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - t0) / 1000 };
   meta.seconds.init = (Date.now() - t0) / 1000;

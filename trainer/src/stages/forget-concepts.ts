@@ -9,12 +9,13 @@
  * data term is split over its threads (as in training); the concept terms, a few
  * patches, stay on this thread.
  */
+import type { LossWeights } from '../head/losses.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
 import { logActivation } from '../head/distances.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Adam } from '../optim/adam.ts';
-import { type PhaseConfig, PhaseSchema, type TrainConfig } from '../config/config.ts';
+import { type PhaseConfig, PhaseSchema } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
@@ -115,7 +116,7 @@ export function rememberingLoss(head: ProtoHead, keep: ConceptPatches, live?: tf
 export async function forgetConcepts(args: {
   head: ProtoHead;
   train: FeatureSource;
-  loss: TrainConfig['loss'];
+  loss: LossWeights;
   forbidden: ConceptPatches | null;
   keep: ConceptPatches | null;
   removed: ArrayLike<boolean>;

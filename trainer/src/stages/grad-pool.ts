@@ -12,6 +12,7 @@
  * thread's micro-batches only, as PyTorch's DistributedDataParallel keeps rank
  * 0's; gradients do not depend on them.
  */
+import type { LossWeights } from '../head/losses.ts';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,7 +20,7 @@ import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
-import type { PhaseConfig, TrainConfig } from '../config/config.ts';
+import type { PhaseConfig } from '../config/config.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { GradContext, MicroBatch, MicroResult } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
@@ -77,7 +78,7 @@ export async function startGradPoolFor(
 
 export interface PhaseSetup {
   phase: PhaseConfig;
-  loss: TrainConfig['loss'];
+  loss: LossWeights;
   backboneTraining: boolean;
   /** Stable names of the trained variables, in GradContext.vars order (checked against the worker's). */
   names: string[];

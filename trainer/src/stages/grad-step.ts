@@ -1,14 +1,13 @@
 /**
- * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep, weighted by
+ * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ λ3·presence), weighted by
  * the micro-batch's share of the batch, and its gradients. The main thread and
  * the gradient workers (grad-worker.ts) run this same function, so a batch
  * split across threads sums to the update one thread would make.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
-import { clusterCost, crossEntropy, separationCost } from '../head/losses.ts';
+import { clusterCost, crossEntropy, type LossWeights, presenceCost, separationCost } from '../head/losses.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { TrainConfig } from '../config/config.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** A micro-batch with every random choice already drawn (structured-cloneable, for workers). */
@@ -36,7 +35,7 @@ export interface MicroResult {
 export interface GradContext {
   head: ProtoHead;
   source: FeatureSource;
-  loss: TrainConfig['loss'];
+  loss: LossWeights;
   vars: tf.Variable[];
   /** The backbone is among the trained variables: the head passes gradients to its input. */
   trainsFeatures: boolean;
@@ -96,11 +95,11 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     const ce = crossEntropy(out.logits, y);
     const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
     const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
-    const total = tf.addN([
-      tf.mul(ce, loss.crossEntropy),
-      tf.mul(clst, loss.clusterCost),
-      tf.mul(sep, loss.separationCost),
-    ]) as tf.Scalar;
+    const parts = [tf.mul(ce, loss.crossEntropy), tf.mul(clst, loss.clusterCost), tf.mul(sep, loss.separationCost)];
+    // Only when weighted, so runs without it keep their exact floats.
+    const presence = loss.presenceCost ?? 0;
+    if (presence > 0) parts.push(tf.mul(presenceCost(out.minDistances, ownMask), presence));
+    const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;
     pred.forEach((p, k) => (correct += p === mb.labels[k] ? 1 : 0));

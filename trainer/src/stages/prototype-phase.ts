@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import { channelDropMask, type ProtoHead } from '../head/proto-head.ts';
+import type { LossWeights } from '../head/losses.ts';
 import type { Adam, ParamGroup } from '../optim/adam.ts';
-import type { PhaseConfig, TrainConfig } from '../config/config.ts';
+import type { PhaseConfig } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import { lrFactor } from './schedule.ts';
@@ -82,7 +83,7 @@ export interface EpochArgs {
   phase: PhaseConfig;
   head: ProtoHead;
   source: FeatureSource;
-  loss: TrainConfig['loss'];
+  loss: LossWeights;
   optimizer: Adam;
   rng: Rng;
   quiet?: boolean;
@@ -92,6 +93,8 @@ export interface EpochArgs {
   pool?: { pool: GradPool; backbone: TrainableBackbone | null } | null;
   /** Continue an epoch a checkpoint stopped inside. */
   resumeFrom?: EpochProgress | null;
+  /** A constraint applied after every optimiser step, before the gradient threads get the new weights. */
+  afterStep?: () => void;
   /** Mid-epoch checkpoints: long epochs (a fine-tune's are ~20 min) lose no more than `everySeconds` when killed. */
   checkpoint?: MidEpochCheckpoint;
 }
@@ -177,6 +180,7 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     }
     optimizer.apply(Object.fromEntries(vars.map((v, k) => [v.name, acc[k]])));
     tf.dispose(acc);
+    args.afterStep?.();
     pool?.syncVariables(vars);
     const lossValue = results.reduce((a, r) => a + r.value, 0);
     if (!Number.isFinite(lossValue))
