@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
+import { computeSimilarities } from '../../trainer/src/stages/last-layer.ts';
 import { runPruneStage } from '../../trainer/src/stages/prune-stage.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
 
@@ -70,10 +71,18 @@ const VAL_WITHOUT_IT = source(
   [0, 1],
 );
 
-const run = (mode: 'auto' | 'on' | 'off', val: FeatureSource) => {
+/** `stage3Val`: pass in the similarities stage 3 would have stored, computed from this copy of the validation data. */
+const run = (mode: 'auto' | 'on' | 'off', val: FeatureSource, opts: { stage3Val?: FeatureSource } = {}) => {
   const h = head();
   const config = resolveConfig('demo', { prune: { mode, k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
+  const similarities = opts.stage3Val
+    ? {
+        train: computeSimilarities(h, TRAIN, { flip: config.data.flip, quiet: true }),
+        val: computeSimilarities(h, opts.stage3Val, { flip: false, quiet: true }),
+      }
+    : null;
   const result = runPruneStage({
+    similarities,
     head: h,
     train: TRAIN,
     val,
@@ -113,6 +122,24 @@ describe('pruning stage', () => {
     expect(result.after!.top1).toBe(1);
     expect(result.applied).toBe(true);
     expect(weights).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
+  });
+
+  it("decides the same from stage 3's similarities, without reading a validation feature", () => {
+    let reads = 0;
+    const counted: FeatureSource = {
+      ...VAL_NEEDS_PROTOTYPE_1,
+      features: (idx, ...rest) => {
+        reads++;
+        return VAL_NEEDS_PROTOTYPE_1.features(idx, ...rest);
+      },
+    };
+    const fromCache = run('auto', counted, { stage3Val: VAL_NEEDS_PROTOTYPE_1 });
+    expect(reads).toBe(0);
+    expect(fromCache.result.after!.top1).toBe(0.5);
+    const fresh = run('auto', counted);
+    expect(reads).toBeGreaterThan(0);
+    expect({ ...fromCache.result, seconds: 0 }).toEqual({ ...fresh.result, seconds: 0 });
+    expect(fromCache.weights).toEqual(fresh.weights);
   });
 
   it("'on' prunes even at a cost; 'off' does nothing", () => {

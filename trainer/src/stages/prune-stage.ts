@@ -5,7 +5,7 @@ import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../config/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { computeSimilarities, similarityAccuracy } from './last-layer.ts';
-import { refitLastLayer } from './refit-last-layer.ts';
+import { refitLastLayer, type Similarities } from './refit-last-layer.ts';
 import type { PushRecord } from './push.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -36,6 +36,8 @@ export function runPruneStage(args: {
   classes: string[];
   rng: Rng;
   quiet?: boolean;
+  /** Stage 3's similarities of this head (train with the config's flips, val), when at hand: no pass over the data. */
+  similarities?: { train: Similarities; val: Similarities } | null;
 }): PruningResult {
   const t0 = Date.now();
   const { head, train, val, config } = args;
@@ -53,7 +55,7 @@ export function runPruneStage(args: {
   const hits = nearestPatches(head, train, k, { exclude, quiet: args.quiet, label: 'prune: nearest patches' });
   const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
   const m = head.numPrototypes;
-  const valSims = computeSimilarities(head, val, { flip: false, quiet: true });
+  const valSims = args.similarities?.val ?? computeSimilarities(head, val, { flip: false, quiet: true });
   const score = () => {
     const a = similarityAccuracy(head, valSims);
     return a ? { top1: a.top1, top5: a.top5, n: a.n } : null;
@@ -66,7 +68,8 @@ export function runPruneStage(args: {
   const pruned = new Array<boolean>(m).fill(false);
   for (const c of candidates) pruned[c.prototype] = true;
   const C = head.spec.numClasses;
-  const sims = computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
+  const sims =
+    args.similarities?.train ?? computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
   refitLastLayer({
     head,
     train: sims,
