@@ -65,11 +65,15 @@ function lanczosTaps(inSize: number, outSize: number): Taps {
       weights[t + i - lo] = v;
       sum += v;
     }
-    const n = hi - lo + 1;
-    for (let k = t; k < t + n; k++) weights[k] /= sum;
-    count[o] = n;
-    offset[o] = t;
-    t += n;
+    // Taps past lanczos3's support weigh exactly 0 and add exactly nothing: they are dropped.
+    let first = t;
+    let end = t + hi - lo + 1;
+    while (first < end - 1 && weights[first] === 0) first++;
+    while (end - 1 > first && weights[end - 1] === 0) end--;
+    for (let k = first; k < end; k++) weights[k] /= sum;
+    count[o] = end - first;
+    offset[o] = first;
+    t = end;
   }
   return { count, offset, index, weights };
 }
