@@ -262,9 +262,44 @@ function horizontalPass(s: Float32Array, w: number, h: number, taps: Taps): Floa
   const { count, offset, index, weights } = taps;
   const outW = count.length;
   const tmp = new Float32Array(h * outW * 3);
-  let o = 0;
-  for (let y = 0; y < h; y++) {
-    const rowBase = y * w * 3;
+  const rowLen = w * 3;
+  const outLen = outW * 3;
+  let y = 0;
+  // Two rows at a time share each tap's weight and index.
+  for (; y + 1 < h; y += 2) {
+    const a = y * rowLen;
+    const b = a + rowLen;
+    let o = y * outLen;
+    for (let x = 0; x < outW; x++) {
+      let r0 = 0;
+      let g0 = 0;
+      let b0 = 0;
+      let r1 = 0;
+      let g1 = 0;
+      let b1 = 0;
+      const end = offset[x] + count[x];
+      for (let k = offset[x]; k < end; k++) {
+        const wk = weights[k];
+        const i = index[k] * 3;
+        r0 += wk * s[a + i];
+        g0 += wk * s[a + i + 1];
+        b0 += wk * s[a + i + 2];
+        r1 += wk * s[b + i];
+        g1 += wk * s[b + i + 1];
+        b1 += wk * s[b + i + 2];
+      }
+      tmp[o] = r0;
+      tmp[o + 1] = g0;
+      tmp[o + 2] = b0;
+      tmp[o + outLen] = r1;
+      tmp[o + outLen + 1] = g1;
+      tmp[o + outLen + 2] = b1;
+      o += 3;
+    }
+  }
+  for (; y < h; y++) {
+    const a = y * rowLen;
+    let o = y * outLen;
     for (let x = 0; x < outW; x++) {
       let r = 0;
       let g = 0;
@@ -272,10 +307,10 @@ function horizontalPass(s: Float32Array, w: number, h: number, taps: Taps): Floa
       const end = offset[x] + count[x];
       for (let k = offset[x]; k < end; k++) {
         const wk = weights[k];
-        const p = rowBase + index[k] * 3;
-        r += wk * s[p];
-        g += wk * s[p + 1];
-        b += wk * s[p + 2];
+        const i = a + index[k] * 3;
+        r += wk * s[i];
+        g += wk * s[i + 1];
+        b += wk * s[i + 2];
       }
       tmp[o] = r;
       tmp[o + 1] = g;
@@ -299,7 +334,16 @@ function verticalPass(tmp: Float32Array, outW: number, outH: number, taps: Taps)
   for (let y = 0; y < outH; y++) {
     acc.fill(0);
     const end = offset[y] + count[y];
-    for (let k = offset[y]; k < end; k++) {
+    let k = offset[y];
+    // Two taps per sweep: the same two additions in the same order, one load and store of acc.
+    for (; k + 1 < end; k += 2) {
+      const w0 = weights[k];
+      const w1 = weights[k + 1];
+      const p0 = index[k] * rowLen;
+      const p1 = index[k + 1] * rowLen;
+      for (let j = 0; j < rowLen; j++) acc[j] = acc[j] + w0 * tmp[p0 + j] + w1 * tmp[p1 + j];
+    }
+    if (k < end) {
       const wk = weights[k];
       const p = index[k] * rowLen;
       for (let j = 0; j < rowLen; j++) acc[j] += wk * tmp[p + j];
