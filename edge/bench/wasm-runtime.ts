@@ -3,7 +3,10 @@
  * three ways, with nothing else in the measurement (no HTTP body, decode or
  * explanation):
  *   - onnxruntime-node (native, one thread);
- *   - onnxruntime-web in Node (V8, wasm SIMD, one thread);
+ *   - onnxruntime-web in Node (V8, wasm SIMD, one thread), then again in a
+ *     Node started with --disable-wasm-trap-handler: V8 then checks every wasm
+ *     memory access explicitly, as it does in workerd, which does not install
+ *     V8's trap handler (out-of-bounds accesses caught by guard pages);
  *   - onnxruntime-web inside workerd (`wrangler dev`), a bare Worker that runs
  *     the session N times in one request and reports its own clock.
  * It separates what the model costs in wasm from what the runtime adds.
@@ -23,7 +26,8 @@ answerHelp(
   import.meta,
   `usage: PROTOATLAS_BUNDLE=<bundle> node_modules/.bin/node edge/bench/wasm-runtime.ts [runs per request=10]
 
-The bundle's ONNX model timed in onnxruntime-node, onnxruntime-web in Node and onnxruntime-web inside workerd.`,
+The bundle's ONNX model timed in onnxruntime-node, onnxruntime-web in Node (with and without V8's wasm trap
+handler) and onnxruntime-web inside workerd.`,
 );
 
 const EDGE = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -83,11 +87,46 @@ async function timeRuns(run: () => Promise<unknown>, warm: number, n: number): P
   return out;
 }
 
-async function main(): Promise<void> {
+/** onnxruntime-web's session on the bundle's model in this Node process: wall ms of each timed run. */
+async function timeWebInNode(modelPath: string, x: Float32Array, S: number): Promise<number[]> {
+  const ortWasm = require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm');
+  const ortWeb = (await import('onnxruntime-web/wasm')) as typeof import('onnxruntime-web');
+  ortWeb.env.wasm.numThreads = 1;
+  ortWeb.env.wasm.proxy = false;
+  ortWeb.env.wasm.wasmPaths = pathToFileURL(`${dirname(ortWasm)}/`).href;
+  const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), {
+    executionProviders: ['wasm'],
+    graphOptimizationLevel: 'all',
+  });
+  const feeds = { [s.inputNames[0]]: new ortWeb.Tensor('float32', x, [1, S, S, 3]) };
+  const times = await timeRuns(() => s.run(feeds, ['distances']), 20, 30);
+  await s.release();
+  return times;
+}
+
+/** The onnxruntime-web timing in a child Node started with `flags` (same bundle). */
+async function webInChild(flags: string[]): Promise<number[]> {
+  const child = spawn(process.execPath, [...flags, fileURLToPath(import.meta.url)], {
+    env: { ...process.env, WASM_RUNTIME_WEB_ONLY: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((done) => child.on('exit', done));
+  if (code !== 0) throw new Error(`node ${flags.join(' ')} exited with ${code}`);
+  return JSON.parse(out) as number[];
+}
+
+/** The bundle's input size and an input tensor's values (the same in every runtime). */
+async function benchInput() {
   const { dir: bundle, manifest, onnx: file } = await benchBundle();
   const S = manifest.preprocessing.size;
-  const modelPath = join(bundle, file.path);
   const x = Float32Array.from({ length: S * S * 3 }, (_, i) => (i * 37) % 256);
+  return { bundle, manifest, file, S, x, modelPath: join(bundle, file.path) };
+}
+
+async function main(): Promise<void> {
+  const { manifest, file, S, x, modelPath } = await benchInput();
   const ortWasm = require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm');
 
   // Native.
@@ -103,21 +142,9 @@ async function main(): Promise<void> {
     await s.release();
   }
 
-  // onnxruntime-web in Node (the /wasm entry, as the Worker imports it).
-  let web: number[];
-  {
-    const ortWeb = (await import('onnxruntime-web/wasm')) as typeof import('onnxruntime-web');
-    ortWeb.env.wasm.numThreads = 1;
-    ortWeb.env.wasm.proxy = false;
-    ortWeb.env.wasm.wasmPaths = pathToFileURL(`${dirname(ortWasm)}/`).href;
-    const s = await ortWeb.InferenceSession.create(new Uint8Array(await readFile(modelPath)), {
-      executionProviders: ['wasm'],
-      graphOptimizationLevel: 'all',
-    });
-    const feeds = { [s.inputNames[0]]: new ortWeb.Tensor('float32', x, [1, S, S, 3]) };
-    web = await timeRuns(() => s.run(feeds, ['distances']), 20, 30);
-    await s.release();
-  }
+  // onnxruntime-web in Node (the /wasm entry, as the Worker imports it), then without the trap handler.
+  const web = await timeWebInNode(modelPath, x, S);
+  const noTrap = await webInChild(['--disable-wasm-trap-handler']);
 
   // workerd.
   const dir = join(EDGE, '.assets', 'bench-wasm-runtime');
@@ -174,16 +201,24 @@ async function main(): Promise<void> {
 
   const n = median(native);
   const w = median(web);
+  const t = median(noTrap);
   const d = median(workerd);
   console.log(
     JSON.stringify(
       {
         model: { id: manifest.model.id, file: file.path, input: S },
-        msPerRun: { native: +n.toFixed(2), webInNode: +w.toFixed(1), webInWorkerd: +d.toFixed(1) },
+        msPerRun: {
+          native: +n.toFixed(2),
+          webInNode: +w.toFixed(1),
+          webInNodeWithoutTrapHandler: +t.toFixed(1),
+          webInWorkerd: +d.toFixed(1),
+        },
         ratios: {
           webInNodeOverNative: +(w / n).toFixed(2),
           workerdOverNative: +(d / n).toFixed(2),
           workerdOverWebInNode: +(d / w).toFixed(2),
+          withoutTrapHandlerOverWebInNode: +(t / w).toFixed(2),
+          workerdOverWithoutTrapHandler: +(d / t).toFixed(2),
         },
       },
       null,
@@ -192,4 +227,9 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+if (process.env.WASM_RUNTIME_WEB_ONLY) {
+  const { S, x, modelPath } = await benchInput();
+  process.stdout.write(JSON.stringify(await timeWebInNode(modelPath, x, S)));
+} else {
+  await main();
+}

@@ -111,8 +111,10 @@ export class ModelSession {
     const out = await this.session.run(feeds, ['distances']);
     try {
       const d = out.distances;
+      // A CPU output's data is ort-web's own copy out of the wasm heap; dispose() only drops the
+      // tensor's reference to it, so it is kept as it is.
       return {
-        distances: Float32Array.from(d.data as Float32Array),
+        distances: d.data as Float32Array,
         gridHeight: d.dims[2],
         gridWidth: d.dims[3],
       };

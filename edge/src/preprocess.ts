@@ -21,6 +21,6 @@ export function toModelInput(
   orientation: Orientation,
   size: number,
 ): ModelInput {
-  const tensor = Float32Array.from(modelInputRgb(img, orientation, size));
+  const tensor = new Float32Array(modelInputRgb(img, orientation, size));
   return { tensor, ...orientedSize(stored.width, stored.height, orientation) };
 }

@@ -177,12 +177,17 @@ export function orientPixels<T extends Uint8Array | Uint8ClampedArray | Float32A
     throw new Error(`orientPixels: ${data.length} values, expected ${width}x${height}x${channels}`);
   const out = new (data.constructor as new (n: number) => T)(data.length);
   const size = orientedSize(width, height, o);
+  // storedPixel is affine in (x, y): a stored pixel index is start + x * dx + y * dy.
+  const at = ([sx, sy]: [number, number]) => sy * width + sx;
+  const start = at(storedPixel(0, 0, width, height, o));
+  const dx = (at(storedPixel(1, 0, width, height, o)) - start) * channels;
+  const dy = (at(storedPixel(0, 1, width, height, o)) - start) * channels;
   let d = 0;
   for (let y = 0; y < size.height; y++) {
+    let s = start * channels + y * dy;
     for (let x = 0; x < size.width; x++) {
-      const [sx, sy] = storedPixel(x, y, width, height, o);
-      const s = (sy * width + sx) * channels;
       for (let c = 0; c < channels; c++) out[d++] = data[s + c];
+      s += dx;
     }
   }
   return { data: out, width: size.width, height: size.height };

@@ -74,16 +74,36 @@ export function bestPatches(
   eps = SIMILARITY_EPSILON,
 ): { distance: Float64Array; patch: Int32Array; similarity: Float64Array } {
   checkMaps(d);
-  const at = distanceAt(d);
   const hw = d.height * d.width;
-  const distance = new Float64Array(d.prototypes).fill(Infinity);
-  const patch = new Int32Array(d.prototypes);
-  for (let j = 0; j < d.prototypes; j++) {
-    for (let p = 0; p < hw; p++) {
-      const v = at(p, j);
-      if (v < distance[j]) {
-        distance[j] = v;
-        patch[j] = p;
+  const m = d.prototypes;
+  const distance = new Float64Array(m).fill(Infinity);
+  const patch = new Int32Array(m);
+  if (d.layout === 'prototype-major') {
+    // One contiguous map per prototype: scan it with the running minimum in a local.
+    const data = d.data;
+    for (let j = 0; j < m; j++) {
+      let best = Infinity;
+      let at = 0;
+      const base = j * hw;
+      for (let p = 0; p < hw; p++) {
+        const v = data[base + p];
+        if (v < best) {
+          best = v;
+          at = p;
+        }
+      }
+      distance[j] = best;
+      patch[j] = at;
+    }
+  } else {
+    const at = distanceAt(d);
+    for (let j = 0; j < m; j++) {
+      for (let p = 0; p < hw; p++) {
+        const v = at(p, j);
+        if (v < distance[j]) {
+          distance[j] = v;
+          patch[j] = p;
+        }
       }
     }
   }
@@ -117,9 +137,32 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
 /** Points contributed by every prototype to class c (0 for pruned ones). */
 export function contributions(similarities: ArrayLike<number>, model: ExplainModel, classId: number): Float64Array {
   const C = model.numClasses;
-  return Float64Array.from({ length: similarities.length }, (_, j) =>
-    model.pruned?.[j] ? 0 : similarities[j] * model.lastLayer[j * C + classId],
-  );
+  const out = new Float64Array(similarities.length);
+  for (let j = 0; j < out.length; j++)
+    out[j] = model.pruned?.[j] ? 0 : similarities[j] * model.lastLayer[j * C + classId];
+  return out;
+}
+
+/**
+ * The k unpruned prototypes contributing most, highest first, ties by index:
+ * the head of sorting them all by (contribution descending, index ascending).
+ */
+function topContributors(contrib: Float64Array, pruned: ArrayLike<boolean> | undefined, k: number): number[] {
+  const top: number[] = [];
+  if (k <= 0) return top;
+  for (let j = 0; j < contrib.length; j++) {
+    if (pruned?.[j]) continue;
+    const v = contrib[j];
+    // Indices come in ascending order, so j goes after every kept one of equal contribution.
+    if (top.length === k && !(v > contrib[top[k - 1]])) continue;
+    let i = top.length === k ? k - 1 : top.length;
+    while (i > 0 && v > contrib[top[i - 1]]) {
+      top[i] = top[i - 1];
+      i--;
+    }
+    top[i] = j;
+  }
+  return top;
 }
 
 /** Prototype j's similarity map (H x W, row-major) from its distance map. */
@@ -202,10 +245,7 @@ export function explain(
   const boxCache = new Map<number, Box>();
   const predictions = order.map((classId): ClassExplanation => {
     const contrib = contributions(best.similarity, model, classId);
-    const ranked = Array.from(contrib.keys())
-      .filter((j) => !model.pruned?.[j])
-      .sort((a, b) => contrib[b] - contrib[a] || a - b)
-      .slice(0, perClass);
+    const ranked = topContributors(contrib, model.pruned, perClass);
     return {
       classId,
       logit: logits[classId],

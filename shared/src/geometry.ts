@@ -56,21 +56,39 @@ export function upsampleBicubic(
   if (outH < 1 || outW < 1) throw new Error(`upsampleBicubic: output size ${outW}x${outH} must be positive`);
   const cols = axisTaps(inW, outW);
   const rows = axisTaps(inH, outH);
-  // Horizontal pass: inH x outW.
+  // Horizontal pass: inH x outW. Each value adds its four taps in order, starting from 0.
   const tmp = new Float64Array(inH * outW);
+  const { idx: ci, wts: cw } = cols;
   for (let y = 0; y < inH; y++) {
+    const row = y * inW;
+    const o = y * outW;
     for (let x = 0; x < outW; x++) {
+      const t = x * 4;
       let s = 0;
-      for (let k = 0; k < 4; k++) s += cols.wts[x * 4 + k] * map[y * inW + cols.idx[x * 4 + k]];
-      tmp[y * outW + x] = s;
+      s += cw[t] * map[row + ci[t]];
+      s += cw[t + 1] * map[row + ci[t + 1]];
+      s += cw[t + 2] * map[row + ci[t + 2]];
+      s += cw[t + 3] * map[row + ci[t + 3]];
+      tmp[o + x] = s;
     }
   }
+  // Vertical pass: an output row's four source rows and weights are the same for every column.
   const out = new Float32Array(outH * outW);
   for (let y = 0; y < outH; y++) {
+    const t = y * 4;
+    const [w0, w1, w2, w3] = [rows.wts[t], rows.wts[t + 1], rows.wts[t + 2], rows.wts[t + 3]];
+    const r0 = rows.idx[t] * outW;
+    const r1 = rows.idx[t + 1] * outW;
+    const r2 = rows.idx[t + 2] * outW;
+    const r3 = rows.idx[t + 3] * outW;
+    const o = y * outW;
     for (let x = 0; x < outW; x++) {
       let s = 0;
-      for (let k = 0; k < 4; k++) s += rows.wts[y * 4 + k] * tmp[rows.idx[y * 4 + k] * outW + x];
-      out[y * outW + x] = s;
+      s += w0 * tmp[r0 + x];
+      s += w1 * tmp[r1 + x];
+      s += w2 * tmp[r2 + x];
+      s += w3 * tmp[r3 + x];
+      out[o + x] = s;
     }
   }
   return out;
@@ -135,14 +153,17 @@ export function percentileBox(map: ArrayLike<number>, width: number, height: num
   let x1 = -1;
   let y1 = -1;
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (map[y * width + x] >= threshold) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-      }
-    }
+    const row = y * width;
+    // The row's first and last pixel at or above the threshold bound everything between.
+    let first = 0;
+    while (first < width && !(map[row + first] >= threshold)) first++;
+    if (first === width) continue;
+    let last = width - 1;
+    while (!(map[row + last] >= threshold)) last--;
+    if (first < x0) x0 = first;
+    if (last > x1) x1 = last;
+    if (y < y0) y0 = y;
+    y1 = y;
   }
   return { x: x0, y: y0, w: x1 - x0 + 1, h: y1 - y0 + 1 };
 }

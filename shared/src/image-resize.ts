@@ -32,13 +32,14 @@ function lanczos3(x: number): number {
   return (3 * Math.sin(px) * Math.sin(px / 3)) / (px * px);
 }
 
-/** Per output pixel: first input index, tap count and normalised weights. */
+/** Per output pixel: its taps' input indices (clamped to the edge) and normalised weights. */
 interface Taps {
-  start: Int32Array;
   count: Int32Array;
-  weights: Float64Array;
-  /** Offset of each output's weights in `weights`. */
+  /** Offset of each output's taps in `index` and `weights`. */
   offset: Int32Array;
+  /** Input index of each tap, clamped to [0, inSize - 1] (the edge pixel repeats). */
+  index: Int32Array;
+  weights: Float64Array;
 }
 
 /** Lanczos3 taps, widened by the factor when reducing. */
@@ -46,27 +47,35 @@ function lanczosTaps(inSize: number, outSize: number): Taps {
   const factor = inSize / outSize;
   const scale = Math.max(1, factor);
   const support = 3 * scale;
-  const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
   const offset = new Int32Array(outSize);
-  const all: number[] = [];
+  // floor(c - s) .. ceil(c + s) spans at most 2 * ceil(s) + 2 indices.
+  const most = outSize * (2 * Math.ceil(support) + 2);
+  const index = new Int32Array(most);
+  const weights = new Float64Array(most);
+  let t = 0;
   for (let o = 0; o < outSize; o++) {
     const centre = (o + 0.5) * factor;
     const lo = Math.floor(centre - support);
     const hi = Math.ceil(centre + support);
-    const w: number[] = [];
     let sum = 0;
     for (let i = lo; i <= hi; i++) {
       const v = lanczos3((i + 0.5 - centre) / scale);
-      w.push(v);
+      index[t + i - lo] = Math.min(inSize - 1, Math.max(0, i));
+      weights[t + i - lo] = v;
       sum += v;
     }
-    start[o] = lo;
-    count[o] = w.length;
-    offset[o] = all.length;
-    for (const v of w) all.push(v / sum);
+    // Taps past lanczos3's support weigh exactly 0 and add exactly nothing: they are dropped.
+    let first = t;
+    let end = t + hi - lo + 1;
+    while (first < end - 1 && weights[first] === 0) first++;
+    while (end - 1 > first && weights[end - 1] === 0) end--;
+    for (let k = first; k < end; k++) weights[k] /= sum;
+    count[o] = end - first;
+    offset[o] = first;
+    t = end;
   }
-  return { start, count, weights: Float64Array.from(all), offset };
+  return { count, offset, index, weights };
 }
 
 /** libvips' integer pre-shrink for a reduction factor (1 = none). */
@@ -126,24 +135,61 @@ export class BoxShrinker {
   }
 
   private addRow(data: Uint8Array | Uint8ClampedArray, base: number, ch: 3 | 4): void {
+    if (ch === 3) this.addRgbRow(data, base);
+    else this.addRgbaRow(data, base);
+  }
+
+  /** Opaque pixels: integer sums, exact in any order. */
+  private addRgbRow(data: Uint8Array | Uint8ClampedArray, base: number): void {
+    const { inW: W, kx, width: sw, sums: row } = this;
+    // Whole blocks first; a partial last block (W not a multiple of kx) repeats the edge pixel.
+    const whole = Math.min(sw, Math.floor(W / kx));
+    let s = base;
+    let o = 0;
+    for (let ox = 0; ox < whole; ox++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let dx = 0; dx < kx; dx++) {
+        r += data[s];
+        g += data[s + 1];
+        b += data[s + 2];
+        s += 3;
+      }
+      row[o] += r;
+      row[o + 1] += g;
+      row[o + 2] += b;
+      o += 3;
+    }
+    for (let ox = whole; ox < sw; ox++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let dx = 0; dx < kx; dx++) {
+        const p = base + Math.min(W - 1, ox * kx + dx) * 3;
+        r += data[p];
+        g += data[p + 1];
+        b += data[p + 2];
+      }
+      row[ox * 3] += r;
+      row[ox * 3 + 1] += g;
+      row[ox * 3 + 2] += b;
+    }
+  }
+
+  /** Alpha flattened on the background, pixel by pixel in the block's order (float sums). */
+  private addRgbaRow(data: Uint8Array | Uint8ClampedArray, base: number): void {
     const { inW: W, kx, bg, width: sw, sums: row } = this;
     for (let ox = 0; ox < sw; ox++) {
       let r = 0;
       let g = 0;
       let b = 0;
       for (let dx = 0; dx < kx; dx++) {
-        const x = Math.min(W - 1, ox * kx + dx);
-        const s = base + x * ch;
-        if (ch === 4) {
-          const a = data[s + 3] / 255;
-          r += data[s] * a + bg[0] * (1 - a);
-          g += data[s + 1] * a + bg[1] * (1 - a);
-          b += data[s + 2] * a + bg[2] * (1 - a);
-        } else {
-          r += data[s];
-          g += data[s + 1];
-          b += data[s + 2];
-        }
+        const s = base + Math.min(W - 1, ox * kx + dx) * 4;
+        const a = data[s + 3] / 255;
+        r += data[s] * a + bg[0] * (1 - a);
+        g += data[s + 1] * a + bg[1] * (1 - a);
+        b += data[s + 2] * a + bg[2] * (1 - a);
       }
       row[ox * 3] += r;
       row[ox * 3 + 1] += g;
@@ -188,6 +234,10 @@ export function resizeStretch(src: PixelSource, outW: number, outH: number, opts
     throw new Error(`resizeStretch: sizes must be positive (${W}x${H} -> ${outW}x${outH})`);
   if (src.data.length !== W * H * src.channels)
     throw new Error(`resizeStretch: ${src.data.length} values, expected ${W}x${H}x${src.channels}`);
+  if (src.channels === 3 && boxShrinkFactor(W, outW) === 1 && boxShrinkFactor(H, outH) === 1) {
+    // No pre-shrink and nothing to flatten: the shrinker would copy the bytes as floats.
+    return resizeShrunk({ data: new Float32Array(src.data), width: W, height: H }, outW, outH);
+  }
   const shrinker = boxShrinkerFor(W, H, outW, outH, opts);
   const rowLength = W * src.channels;
   for (let y = 0; y < H; y++) shrinker.push(src.data, y * rowLength, src.channels, y);
@@ -200,59 +250,117 @@ export function resizeStretch(src: PixelSource, outW: number, outH: number, opts
  * same output size.
  */
 export function resizeShrunk(shrunk: BoxShrunk, outW: number, outH: number): Uint8Array {
-  const sw = shrunk.width;
-  const sh = shrunk.height;
-  const s = shrunk.data;
-  // Horizontal pass: sh x outW.
-  const tx = lanczosTaps(sw, outW);
-  const tmp = new Float32Array(sh * outW * 3);
-  for (let y = 0; y < sh; y++) {
-    const rowBase = y * sw;
+  const tmp = horizontalPass(shrunk.data, shrunk.width, shrunk.height, lanczosTaps(shrunk.width, outW));
+  return verticalPass(tmp, outW, outH, lanczosTaps(shrunk.height, outH));
+}
+
+/**
+ * Rows of w interleaved RGB floats filtered to taps.count.length columns (float32).
+ * Each value adds its taps in order, in double precision, as a plain loop would.
+ */
+function horizontalPass(s: Float32Array, w: number, h: number, taps: Taps): Float32Array {
+  const { count, offset, index, weights } = taps;
+  const outW = count.length;
+  const tmp = new Float32Array(h * outW * 3);
+  const rowLen = w * 3;
+  const outLen = outW * 3;
+  let y = 0;
+  // Two rows at a time share each tap's weight and index.
+  for (; y + 1 < h; y += 2) {
+    const a = y * rowLen;
+    const b = a + rowLen;
+    let o = y * outLen;
+    for (let x = 0; x < outW; x++) {
+      let r0 = 0;
+      let g0 = 0;
+      let b0 = 0;
+      let r1 = 0;
+      let g1 = 0;
+      let b1 = 0;
+      const end = offset[x] + count[x];
+      for (let k = offset[x]; k < end; k++) {
+        const wk = weights[k];
+        const i = index[k] * 3;
+        r0 += wk * s[a + i];
+        g0 += wk * s[a + i + 1];
+        b0 += wk * s[a + i + 2];
+        r1 += wk * s[b + i];
+        g1 += wk * s[b + i + 1];
+        b1 += wk * s[b + i + 2];
+      }
+      tmp[o] = r0;
+      tmp[o + 1] = g0;
+      tmp[o + 2] = b0;
+      tmp[o + outLen] = r1;
+      tmp[o + outLen + 1] = g1;
+      tmp[o + outLen + 2] = b1;
+      o += 3;
+    }
+  }
+  for (; y < h; y++) {
+    const a = y * rowLen;
+    let o = y * outLen;
     for (let x = 0; x < outW; x++) {
       let r = 0;
       let g = 0;
       let b = 0;
-      const n = tx.count[x];
-      const w0 = tx.offset[x];
-      const i0 = tx.start[x];
-      for (let k = 0; k < n; k++) {
-        const i = Math.min(sw - 1, Math.max(0, i0 + k));
-        const w = tx.weights[w0 + k];
-        const p = (rowBase + i) * 3;
-        r += w * s[p];
-        g += w * s[p + 1];
-        b += w * s[p + 2];
+      const end = offset[x] + count[x];
+      for (let k = offset[x]; k < end; k++) {
+        const wk = weights[k];
+        const i = a + index[k] * 3;
+        r += wk * s[i];
+        g += wk * s[i + 1];
+        b += wk * s[i + 2];
       }
-      const o = (y * outW + x) * 3;
       tmp[o] = r;
       tmp[o + 1] = g;
       tmp[o + 2] = b;
+      o += 3;
     }
   }
-  // Vertical pass: outH x outW, rounded to bytes.
-  const ty = lanczosTaps(sh, outH);
-  const out = new Uint8Array(outW * outH * 3);
+  return tmp;
+}
+
+/**
+ * Columns of the horizontal pass's rows filtered to outH rows and rounded to
+ * bytes. A whole output row is summed at once, tap by tap (contiguous reads);
+ * each value still adds its taps in order, in double precision.
+ */
+function verticalPass(tmp: Float32Array, outW: number, outH: number, taps: Taps): Uint8Array {
+  const { count, offset, index, weights } = taps;
+  const rowLen = outW * 3;
+  const acc = new Float64Array(rowLen);
+  const out = new Uint8Array(outH * rowLen);
   for (let y = 0; y < outH; y++) {
-    const n = ty.count[y];
-    const w0 = ty.offset[y];
-    const i0 = ty.start[y];
-    for (let x = 0; x < outW; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < n; k++) {
-        const i = Math.min(sh - 1, Math.max(0, i0 + k));
-        const w = ty.weights[w0 + k];
-        const p = (i * outW + x) * 3;
-        r += w * tmp[p];
-        g += w * tmp[p + 1];
-        b += w * tmp[p + 2];
-      }
-      const o = (y * outW + x) * 3;
-      out[o] = Math.min(255, Math.max(0, Math.round(r)));
-      out[o + 1] = Math.min(255, Math.max(0, Math.round(g)));
-      out[o + 2] = Math.min(255, Math.max(0, Math.round(b)));
+    acc.fill(0);
+    const end = offset[y] + count[y];
+    let k = offset[y];
+    // Two taps per sweep: the same two additions in the same order, one load and store of acc.
+    for (; k + 1 < end; k += 2) {
+      const w0 = weights[k];
+      const w1 = weights[k + 1];
+      const p0 = index[k] * rowLen;
+      const p1 = index[k + 1] * rowLen;
+      for (let j = 0; j < rowLen; j++) acc[j] = acc[j] + w0 * tmp[p0 + j] + w1 * tmp[p1 + j];
     }
+    if (k < end) {
+      const wk = weights[k];
+      const p = index[k] * rowLen;
+      for (let j = 0; j < rowLen; j++) acc[j] += wk * tmp[p + j];
+    }
+    roundRow(acc, out, y * rowLen);
   }
   return out;
+}
+
+/**
+ * min(255, max(0, Math.round(a))) as bytes from `o`. Between 0.5 and 254.5,
+ * a + 0.5 is exact or rounds without crossing an integer, so truncating it is
+ * Math.round (ties up); below 0.5 (NaN included) it is 0.
+ */
+function roundRow(acc: Float64Array, out: Uint8Array, o: number): void {
+  for (let j = 0; j < acc.length; j++) {
+    const a = acc[j];
+    out[o + j] = a >= 254.5 ? 255 : a >= 0.5 ? (a + 0.5) | 0 : 0;
+  }
 }

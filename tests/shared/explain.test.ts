@@ -81,6 +81,37 @@ describe('explain', () => {
     }
   });
 
+  it('ranks evidence as a full sort would: contribution descending, ties by prototype index', () => {
+    // Weights of -1, 0 or 1 and equal distances make many exact ties.
+    const r = lcg(11);
+    const n = 40;
+    const flat: DistanceMaps = {
+      data: new Float32Array(n).fill(1),
+      prototypes: n,
+      height: 1,
+      width: 1,
+      layout: 'prototype-major',
+    };
+    const weights = Float32Array.from({ length: n * 2 }, () => Math.floor(r() * 3) - 1);
+    const pruned = Array.from({ length: n }, (_, j) => j % 7 === 3);
+    for (const k of [0, 1, 5, 17, n]) {
+      const e = explain(
+        flat,
+        { lastLayer: weights, numClasses: 2, pruned },
+        { width: 8, height: 8 },
+        { top: 2, evidence: k },
+      );
+      for (const p of e.predictions) {
+        const c = contributions(e.similarities, { lastLayer: weights, numClasses: 2, pruned }, p.classId);
+        const sorted = Array.from(c.keys())
+          .filter((j) => !pruned[j])
+          .sort((a, b) => c[b] - c[a] || a - b)
+          .slice(0, k);
+        expect(p.evidence.map((ev) => ev.prototype)).toEqual(sorted);
+      }
+    }
+  });
+
   it('boxes the patch where the prototype matches, inside the image', () => {
     const d = new Float32Array(H * W).fill(5);
     d[3 * W + 6] = 0.01; // best match at row 3, col 6 (right edge)
