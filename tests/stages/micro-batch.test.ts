@@ -6,25 +6,18 @@ import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
-import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
 async function run(microBatch: number | undefined, presenceCost = 0) {
   const rng = new Rng(3);
   const [n, H, W, D] = [12, 2, 2, 6];
   const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next());
-  const source: FeatureSource = {
-    n,
-    shape: [H, W, D],
-    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
-    canFlip: false,
-    canAugment: false,
-    features: (idx) =>
-      tf.tensor4d(
-        Float32Array.from(idx.flatMap((i) => Array.from(feats.subarray(i * H * W * D, (i + 1) * H * W * D)))),
-        [idx.length, H, W, D],
-      ),
-  };
+  const source = memorySource(
+    feats,
+    [H, W, D],
+    Int32Array.from({ length: n }, (_, i) => i % 3),
+  );
   const head = new ProtoHead(
     {
       inputChannels: D,

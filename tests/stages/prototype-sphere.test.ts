@@ -6,7 +6,7 @@ import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
-import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 import { tinyHead, TINY_MAP } from '../support/shared-features.ts';
 
@@ -20,18 +20,11 @@ async function trainOneEpoch(sphere: boolean) {
   const [H, W, D] = TINY_MAP;
   const n = 12;
   const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next() * 2);
-  const source: FeatureSource = {
-    n,
-    shape: [H, W, D],
-    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
-    canFlip: false,
-    canAugment: false,
-    features: (idx) =>
-      tf.tensor4d(
-        Float32Array.from(idx.flatMap((i) => Array.from(feats.subarray(i * H * W * D, (i + 1) * H * W * D)))),
-        [idx.length, H, W, D],
-      ),
-  };
+  const source = memorySource(
+    feats,
+    [H, W, D],
+    Int32Array.from({ length: n }, (_, i) => i % 3),
+  );
   const head = tinyHead();
   head.normalizePrototypes();
   const phase = {

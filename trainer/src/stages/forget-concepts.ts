@@ -9,11 +9,11 @@
  * data term is split over its threads (as in training); the concept terms, a few
  * patches, stay on this thread.
  */
-import type { LossWeights } from '../head/losses.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
 import { logActivation } from '../head/distances.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
+import type { LossWeights } from '../head/losses.ts';
 import { Adam } from '../optim/adam.ts';
 import { type PhaseConfig, PhaseSchema } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';

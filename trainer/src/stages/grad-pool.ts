@@ -12,13 +12,13 @@
  * thread's micro-batches only, as PyTorch's DistributedDataParallel keeps rank
  * 0's; gradients do not depend on them.
  */
-import type { LossWeights } from '../head/losses.ts';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
+import type { LossWeights } from '../head/losses.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
 import type { PhaseConfig } from '../config/config.ts';
 import type { BackendPreference } from '../tf/backend.ts';

@@ -3,11 +3,11 @@
  * workers (grad-worker.ts): both sides import this module, so neither imports
  * the other.
  */
-import type { LossWeights } from '../head/losses.ts';
 import type { BackboneRecipe } from '../backbone/types.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
 import type { PhaseConfig } from '../config/config.ts';
 import type { HeadSpec } from '../head/proto-head.ts';
+import type { LossWeights } from '../head/losses.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { MicroBatch } from './grad-step.ts';
 import type { SharedFeatureSource, SharedImageSource } from './sources.ts';
