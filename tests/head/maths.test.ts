@@ -10,7 +10,14 @@ import {
   wrongClassMask,
   wrongClassSparsity,
 } from '../../trainer/src/head/last-layer.ts';
-import { clusterCost, crossEntropy, maskedL1, presenceCost, separationCost } from '../../trainer/src/head/losses.ts';
+import {
+  clusterCost,
+  crossEntropy,
+  distillationLoss,
+  maskedL1,
+  presenceCost,
+  separationCost,
+} from '../../trainer/src/head/losses.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { gradContext, microBatchGrads } from '../../trainer/src/stages/grad-step.ts';
@@ -145,6 +152,40 @@ describe('cluster and separation costs on a tiny batch', () => {
     expect(g[1] - g0[1]).toBeCloseTo((0.5 * 2 * (1 - 0.5)) / 4, 5);
     tf.dispose([...r.grads, ...half.grads, ...p.grads]);
     head.dispose();
+  });
+});
+
+describe('distillation', () => {
+  it('is T^2 KL(teacher || softmax(logits / T)), worked by hand', () => {
+    // softmax([2, 0] / 2) = [0.731059, 0.268941]; KL([.5, .5] || q) = 0.120115; times 4.
+    const a = distillationLoss(tf.tensor2d([[2, 0]]), tf.tensor2d([[0.5, 0.5]]), 2);
+    expect(a.dataSync()[0]).toBeCloseTo(0.480458, 5);
+    // A teacher's zero probability adds nothing: softmax([0, 3, -3] / 3) against [0.2, 0.8, 0], times 9.
+    const b = distillationLoss(tf.tensor2d([[0, 3, -3]]), tf.tensor2d([[0.2, 0.8, 0]]), 3);
+    expect(b.dataSync()[0]).toBeCloseTo(0.964832, 5);
+    // The batch mean of the two rows' terms at one temperature.
+    const both = distillationLoss(
+      tf.tensor2d([
+        [2, 0],
+        [0, 2],
+      ]),
+      tf.tensor2d([
+        [0.5, 0.5],
+        [0.5, 0.5],
+      ]),
+      2,
+    );
+    expect(both.dataSync()[0]).toBeCloseTo(0.480458, 5);
+  });
+
+  it('is 0 when the softened prediction is the teacher, and its gradient is T (q - p)', () => {
+    const logits = tf.tensor2d([[1.5, -0.5, 0.25]]);
+    const same = tf.softmax(tf.div(logits, 4)) as tf.Tensor2D;
+    expect(distillationLoss(logits, same, 4).dataSync()[0]).toBeCloseTo(0, 5);
+    const g = tf.grad((x: tf.Tensor) => distillationLoss(x as tf.Tensor2D, tf.tensor2d([[0.5, 0.5]]), 2));
+    const dx = g(tf.tensor2d([[2, 0]])).dataSync();
+    expect(dx[0]).toBeCloseTo(2 * (0.731059 - 0.5), 5);
+    expect(dx[1]).toBeCloseTo(2 * (0.268941 - 0.5), 5);
   });
 });
 

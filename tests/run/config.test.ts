@@ -37,6 +37,20 @@ describe('config overrides', () => {
     );
   });
 
+  it('refuse distillation without a frozen pretrained backbone (its teacher is their baseline)', () => {
+    expect(bad({ loss: { distillation: 1 } })).toThrow(
+      /- loss\.distillation: needs a frozen pretrained backbone.*small-cnn/,
+    );
+    expect(() => resolveConfig('cub200-finetune', { loss: { distillation: 1 } })).toThrow(
+      /- loss\.distillation: needs a frozen pretrained backbone.*onnx backbone here trains/,
+    );
+    expect(bad({ loss: { distillationTemperature: 0 } })).toThrow(/- loss\.distillationTemperature: /);
+    expect(resolveConfig('cub200', { loss: { distillation: 1 } }).loss).toMatchObject({
+      distillation: 1,
+      distillationTemperature: 4,
+    });
+  });
+
   it('refuse an unknown preset, listing the known ones', () => {
     expect(() => resolveConfig('cub300')).toThrow(/unknown preset "cub300"; choose one of: .*demo.*cub200/);
   });

@@ -5,11 +5,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
+import type { LossWeights } from '../../trainer/src/head/losses.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
+import { softenedProbabilities } from '../../trainer/src/stages/teacher.ts';
 import { memorySource } from '../support/memory-source.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
-async function run(microBatch: number | undefined, presenceCost = 0) {
+type Extra = Pick<LossWeights, 'presenceCost' | 'distillation'>;
+
+async function run(microBatch: number | undefined, extra: Extra = {}) {
   const rng = new Rng(3);
   const [n, H, W, D] = [12, 2, 2, 6];
   const feats = Float32Array.from({ length: n * H * W * D }, () => rng.next());
@@ -33,13 +37,17 @@ async function run(microBatch: number | undefined, presenceCost = 0) {
   );
   const phase = { ...PhaseConfigDefaults, batchSize: 12, inputDropout: 0.2, microBatch };
   const opt = new Adam(phaseGroups(phase, head, null));
+  // A teacher with its own opinion of every item: random logits softened at T = 2.
+  const logits = Float32Array.from({ length: n * 3 }, () => 4 * rng.next());
+  const teacher = { n, numClasses: 3, mirrored: false, probs: softenedProbabilities(logits, 3, 2) };
   const stats = await trainPrototypeEpoch({
     label: 't',
     phase,
     head,
     source,
-    loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08, presenceCost },
+    loss: { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08, distillationTemperature: 2, ...extra },
     optimizer: opt,
+    teacher: (extra.distillation ?? 0) > 0 ? teacher : null,
     rng,
     quiet: true,
   });
@@ -53,21 +61,31 @@ describe('micro-batches', () => {
     await tf.setBackend('cpu');
   });
 
-  it.each([0, 0.5])(
-    'accumulate to the same update and statistics as the whole batch (presence %s)',
-    async (presence) => {
-      const whole = await run(undefined, presence);
-      for (const micro of [5, 4, 1]) {
-        const split = await run(micro, presence);
-        expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
-        expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
-        for (const [name, t] of whole.w) {
-          const other = split.w.get(name)!.data;
-          t.data.forEach((v, i) => expect(Math.abs(other[i] - v), `${name}[${i}] micro ${micro}`).toBeLessThan(1e-5));
-        }
+  it.each<[string, Extra]>([
+    ['the paper', {}],
+    ['presence 0.5', { presenceCost: 0.5 }],
+    ['distillation 0.7', { distillation: 0.7 }],
+  ])('accumulate to the same update and statistics as the whole batch (%s)', async (_name, extra) => {
+    const whole = await run(undefined, extra);
+    for (const micro of [5, 4, 1]) {
+      const split = await run(micro, extra);
+      expect(split.stats.loss).toBeCloseTo(whole.stats.loss, 5);
+      expect(split.stats.trainAccuracy).toBe(whole.stats.trainAccuracy);
+      for (const [name, t] of whole.w) {
+        const other = split.w.get(name)!.data;
+        t.data.forEach((v, i) => expect(Math.abs(other[i] - v), `${name}[${i}] micro ${micro}`).toBeLessThan(1e-5));
       }
-      // And an update did happen.
-      expect(whole.stats.loss).toBeGreaterThan(0);
-    },
-  );
+    }
+    // And an update did happen.
+    expect(whole.stats.loss).toBeGreaterThan(0);
+  });
+
+  it('a distillation term changes the update', async () => {
+    const plain = await run(undefined);
+    const distilled = await run(undefined, { distillation: 0.7 });
+    expect(distilled.stats.loss).toBeGreaterThan(plain.stats.loss);
+    const a = plain.w.get('head.prototypes')!.data;
+    const b = distilled.w.get('head.prototypes')!.data;
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-4);
+  });
 });

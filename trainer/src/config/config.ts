@@ -127,196 +127,225 @@ export const PhaseSchema = z.object({
     .describe('split each batch into chunks of this size and accumulate gradients (same update, less memory)'),
 });
 
-export const TrainConfigSchema = z.object({
-  preset: z.string().describe('name of the preset this config came from (recorded in the bundle)'),
-  seed: z.number().int().nonnegative().default(0).describe('seed of every random choice (split, init, batches)'),
-  backend: z
-    .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
-    .default('auto')
-    .describe("TensorFlow.js backend; 'auto': native TensorFlow when installed, else wasm"),
-  data: z
-    .object({
-      valPerClass: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(5)
-        .describe('training images per class held out for validation'),
-      // Consistency and stability need enough images per class for their 80% rule; validation images drive
-      // choices, these never do.
-      metricsPerClass: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(0)
-        .describe('training images per class held out for explanation metrics only'),
-      flip: z.boolean().default(true).describe('add horizontally flipped copies of training images (offline)'),
-      augment: z
-        .object({
-          enabled: z
-            .boolean()
-            .default(false)
-            .describe('online augmentation when the backbone trains (ignored for cached frozen features)'),
-          rotation: z.number().min(0).max(45).default(15).describe('maximum rotation, degrees'),
-          shear: z.number().min(0).max(30).default(10).describe('maximum shear, degrees'),
-          skew: z.number().min(0).max(0.45).default(0.2).describe('maximum perspective skew (share of the side)'),
-          cropScale: z.number().min(0.3).max(1).default(0.8).describe('smallest random crop (share of the side)'),
-          probability: z.number().min(0).max(1).default(0.5).describe('chance of each transform per image'),
-          cachedCopies: z
-            .number()
-            .int()
-            .min(0)
-            .max(8)
-            .default(0)
-            .describe(
-              'frozen backbone: augmented copies of each training image (one fixed random transform and mirroring ' +
-                'each) whose feature maps are cached; each epoch draws every image from its plain or augmented copies',
-            ),
-        })
-        .prefault({})
-        .describe("the paper's rotation, shear and skew, plus random crops"),
-    })
-    .describe('dataset split and augmentation'),
-  backbone: BackboneSchema,
-  head: z
-    .object({
-      addOn: z
-        .array(
-          z.object({
-            channels: z.number().int().positive().describe('output channels of this 1x1 convolution'),
-            activation: z
-              .enum(ACTIVATION_NAMES as [ActivationName, ...ActivationName[]])
-              .describe('activation after it'),
-          }),
-        )
-        .default([
-          { channels: 128, activation: 'relu' },
-          { channels: 128, activation: 'sigmoid' },
-        ])
-        .describe('the add-on 1x1 convolutions between backbone and prototypes (the last sets the latent size)'),
-      prototypesPerClass: z.number().int().positive().default(10).describe('prototypes per class'),
-      incorrectClassWeight: z
-        .number()
-        .default(-0.5)
-        .describe('initial last-layer weight from a prototype to the other classes'),
-      prototypeInit: z
-        .enum(['uniform', 'patches'])
-        .default('uniform')
-        .describe("'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first"),
-      // With unit patch embeddings a free prototype can sit inside the sphere, between the patches it
-      // averages; push then moves it to the surface and changes every similarity it computes.
-      prototypeSphere: z
-        .boolean()
-        .default(false)
-        .describe(
-          'keep prototypes unit vectors after every step (needs an l2norm add-on): push then moves a prototype only along the sphere',
-        ),
-    })
-    .superRefine((head, ctx) => {
-      const last = head.addOn.at(-1)?.activation;
-      if (head.prototypeSphere && last !== 'l2norm')
-        ctx.addIssue({
-          code: 'custom',
-          path: ['prototypeSphere'],
-          message: `needs an add-on ending in 'l2norm' (unit patch embeddings); the last add-on layer is '${last ?? 'none'}'`,
-        });
-    })
-    .describe('add-on layers, prototypes and last layer'),
-  loss: z
-    .object({
-      crossEntropy: z.number().default(1).describe('weight of the cross-entropy term'),
-      clusterCost: z.number().default(0.8).describe('weight of the cluster cost (pulls patches to own prototypes)'),
-      separationCost: z
-        .number()
-        .default(-0.08)
-        .describe('weight of the separation cost (pushes patches from other prototypes)'),
-      // Not in the paper. Clst pulls each image to its nearest own prototype only, so a prototype can settle
-      // between patches of different images; push then moves it far.
-      presenceCost: z
-        .number()
-        .nonnegative()
-        .default(0)
-        .describe(
-          "weight of the presence cost: each own-class prototype's distance to its nearest patch in every image " +
-            'of its class, averaged (pulls prototypes onto what their class has in common; 0 in the paper)',
-        ),
-    })
-    .describe('weights of the loss terms of warm-up, joint and push-tune'),
-  warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
-  joint: PhaseSchema.describe('stage 1b: every group trains, the backbone too when it is trainable'),
-  push: z
-    .object({ enabled: z.boolean().default(true).describe('project each prototype onto its nearest patch') })
-    .describe('stage 2: push'),
-  // 0 epochs = the paper: no tuning after push.
-  pushTune: PhaseSchema.prefault({ epochs: 0 }).describe(
-    'after push, the add-on layers train with each prototype tied to its source patch',
-  ),
-  lastLayer: z
-    .object({
-      epochs: z.number().int().nonnegative().default(20).describe('epochs of stage 3'),
-      batchSize: z.number().int().positive().default(80).describe('images per optimiser step'),
-      lr: z.number().positive().default(1e-4).describe('learning rate'),
-      l1: z.number().nonnegative().default(1e-4).describe('weight of the L1 term on wrong-class weights'),
-      l1Solver: z
-        .enum(['subgradient', 'proximal'])
-        .default('subgradient')
-        .describe(
-          "'subgradient' adds the L1 gradient (the paper's code); 'proximal' soft-thresholds after each step, " +
-            'so wrong-class weights reach exactly 0',
-        ),
-      selectBest: z
-        .boolean()
-        .default(false)
-        .describe('keep the epoch (0 = unchanged) with the best validation top-1; false: the last (the paper)'),
-    })
-    .describe('stage 3: the last layer alone, on frozen prototypes'),
-  prune: z
-    .object({
-      mode: z
-        .enum(['auto', 'on', 'off'])
-        .default('auto')
-        .describe("'auto' keeps the pruned model only if validation top-1 does not drop"),
-      k: z.number().int().positive().default(6).describe('nearest training patches examined per prototype'),
-      threshold: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(3)
-        .describe('a prototype with fewer own-class patches among them is pruned'),
-    })
-    .prefault({})
-    .describe('paper Sec. 2.5: drop prototypes with impure neighbours, then re-optimise the last layer'),
-  bundle: z
-    .object({
-      enabled: z.boolean().default(true).describe('build the bundle at the end of training'),
-      nearest: z.number().int().nonnegative().default(5).describe('nearest training and validation patches kept'),
-      // Part metrics cost two passes over the split.
-      partMetrics: z.boolean().default(true).describe('part-based consistency and stability (needs part annotations)'),
-    })
-    .prefault({})
-    .describe('the model bundle (explanations, atlas images, manifest)'),
-  featureCacheDir: z
-    .string()
-    .default('.cache/features')
-    .describe('where backbone features are cached (relative to the repository)'),
-  featureCacheEncoding: z
-    .enum(['float16', 'uint8'])
-    .default('float16')
-    .describe(
-      "how a frozen float backbone's cached features are stored: float16, or uint8 on the 8-bit grid of an int8 " +
-        "ONNX model run on float kernels (half the memory; quantised backbones' features are uint8 anyway)",
+export const TrainConfigSchema = z
+  .object({
+    preset: z.string().describe('name of the preset this config came from (recorded in the bundle)'),
+    seed: z.number().int().nonnegative().default(0).describe('seed of every random choice (split, init, batches)'),
+    backend: z
+      .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+      .default('auto')
+      .describe("TensorFlow.js backend; 'auto': native TensorFlow when installed, else wasm"),
+    data: z
+      .object({
+        valPerClass: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(5)
+          .describe('training images per class held out for validation'),
+        // Consistency and stability need enough images per class for their 80% rule; validation images drive
+        // choices, these never do.
+        metricsPerClass: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(0)
+          .describe('training images per class held out for explanation metrics only'),
+        flip: z.boolean().default(true).describe('add horizontally flipped copies of training images (offline)'),
+        augment: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe('online augmentation when the backbone trains (ignored for cached frozen features)'),
+            rotation: z.number().min(0).max(45).default(15).describe('maximum rotation, degrees'),
+            shear: z.number().min(0).max(30).default(10).describe('maximum shear, degrees'),
+            skew: z.number().min(0).max(0.45).default(0.2).describe('maximum perspective skew (share of the side)'),
+            cropScale: z.number().min(0.3).max(1).default(0.8).describe('smallest random crop (share of the side)'),
+            probability: z.number().min(0).max(1).default(0.5).describe('chance of each transform per image'),
+            cachedCopies: z
+              .number()
+              .int()
+              .min(0)
+              .max(8)
+              .default(0)
+              .describe(
+                'frozen backbone: augmented copies of each training image (one fixed random transform and mirroring ' +
+                  'each) whose feature maps are cached; each epoch draws every image from its plain or augmented copies',
+              ),
+          })
+          .prefault({})
+          .describe("the paper's rotation, shear and skew, plus random crops"),
+      })
+      .describe('dataset split and augmentation'),
+    backbone: BackboneSchema,
+    head: z
+      .object({
+        addOn: z
+          .array(
+            z.object({
+              channels: z.number().int().positive().describe('output channels of this 1x1 convolution'),
+              activation: z
+                .enum(ACTIVATION_NAMES as [ActivationName, ...ActivationName[]])
+                .describe('activation after it'),
+            }),
+          )
+          .default([
+            { channels: 128, activation: 'relu' },
+            { channels: 128, activation: 'sigmoid' },
+          ])
+          .describe('the add-on 1x1 convolutions between backbone and prototypes (the last sets the latent size)'),
+        prototypesPerClass: z.number().int().positive().default(10).describe('prototypes per class'),
+        incorrectClassWeight: z
+          .number()
+          .default(-0.5)
+          .describe('initial last-layer weight from a prototype to the other classes'),
+        prototypeInit: z
+          .enum(['uniform', 'patches'])
+          .default('uniform')
+          .describe("'uniform': U[0,1) as the paper; 'patches': real own-class patches, most class-evidential first"),
+        // With unit patch embeddings a free prototype can sit inside the sphere, between the patches it
+        // averages; push then moves it to the surface and changes every similarity it computes.
+        prototypeSphere: z
+          .boolean()
+          .default(false)
+          .describe(
+            'keep prototypes unit vectors after every step (needs an l2norm add-on): push then moves a prototype only along the sphere',
+          ),
+      })
+      .superRefine((head, ctx) => {
+        const last = head.addOn.at(-1)?.activation;
+        if (head.prototypeSphere && last !== 'l2norm')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['prototypeSphere'],
+            message: `needs an add-on ending in 'l2norm' (unit patch embeddings); the last add-on layer is '${last ?? 'none'}'`,
+          });
+      })
+      .describe('add-on layers, prototypes and last layer'),
+    loss: z
+      .object({
+        crossEntropy: z.number().default(1).describe('weight of the cross-entropy term'),
+        clusterCost: z.number().default(0.8).describe('weight of the cluster cost (pulls patches to own prototypes)'),
+        separationCost: z
+          .number()
+          .default(-0.08)
+          .describe('weight of the separation cost (pushes patches from other prototypes)'),
+        // Not in the paper. Clst pulls each image to its nearest own prototype only, so a prototype can settle
+        // between patches of different images; push then moves it far.
+        presenceCost: z
+          .number()
+          .nonnegative()
+          .default(0)
+          .describe(
+            "weight of the presence cost: each own-class prototype's distance to its nearest patch in every image " +
+              'of its class, averaged (pulls prototypes onto what their class has in common; 0 in the paper)',
+          ),
+        // Not in the paper. The black-box baseline on the same frozen features spreads its probability over
+        // similar species; its soft targets carry that to the prototype model, whose own targets are one-hot.
+        distillation: z
+          .number()
+          .nonnegative()
+          .default(0)
+          .describe(
+            "weight of the distillation term: KL divergence from the same-backbone baseline's softened predictions " +
+              "to the model's, times T^2 (frozen backbones only; 0 in the paper)",
+          ),
+        distillationTemperature: z
+          .number()
+          .positive()
+          .default(4)
+          .describe('temperature T that softens both predictions in the distillation term'),
+      })
+      .describe('weights of the loss terms of warm-up, joint and push-tune'),
+    warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
+    joint: PhaseSchema.describe('stage 1b: every group trains, the backbone too when it is trainable'),
+    push: z
+      .object({ enabled: z.boolean().default(true).describe('project each prototype onto its nearest patch') })
+      .describe('stage 2: push'),
+    // 0 epochs = the paper: no tuning after push.
+    pushTune: PhaseSchema.prefault({ epochs: 0 }).describe(
+      'after push, the add-on layers train with each prototype tied to its source patch',
     ),
-  // The update is the one a single thread makes: each thread takes whole micro-batches.
-  trainThreads: z
-    .union([z.literal('auto'), z.number().int().positive()])
-    .default('auto')
-    .describe("gradient threads when a trainable backbone runs on tfjs wasm; 'auto': one per core"),
-  checkpointMinutes: z
-    .number()
-    .nonnegative()
-    .default(10)
-    .describe('save a checkpoint inside an epoch at most this often (0: after every batch)'),
-});
+    lastLayer: z
+      .object({
+        epochs: z.number().int().nonnegative().default(20).describe('epochs of stage 3'),
+        batchSize: z.number().int().positive().default(80).describe('images per optimiser step'),
+        lr: z.number().positive().default(1e-4).describe('learning rate'),
+        l1: z.number().nonnegative().default(1e-4).describe('weight of the L1 term on wrong-class weights'),
+        l1Solver: z
+          .enum(['subgradient', 'proximal'])
+          .default('subgradient')
+          .describe(
+            "'subgradient' adds the L1 gradient (the paper's code); 'proximal' soft-thresholds after each step, " +
+              'so wrong-class weights reach exactly 0',
+          ),
+        selectBest: z
+          .boolean()
+          .default(false)
+          .describe('keep the epoch (0 = unchanged) with the best validation top-1; false: the last (the paper)'),
+      })
+      .describe('stage 3: the last layer alone, on frozen prototypes'),
+    prune: z
+      .object({
+        mode: z
+          .enum(['auto', 'on', 'off'])
+          .default('auto')
+          .describe("'auto' keeps the pruned model only if validation top-1 does not drop"),
+        k: z.number().int().positive().default(6).describe('nearest training patches examined per prototype'),
+        threshold: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(3)
+          .describe('a prototype with fewer own-class patches among them is pruned'),
+      })
+      .prefault({})
+      .describe('paper Sec. 2.5: drop prototypes with impure neighbours, then re-optimise the last layer'),
+    bundle: z
+      .object({
+        enabled: z.boolean().default(true).describe('build the bundle at the end of training'),
+        nearest: z.number().int().nonnegative().default(5).describe('nearest training and validation patches kept'),
+        // Part metrics cost two passes over the split.
+        partMetrics: z
+          .boolean()
+          .default(true)
+          .describe('part-based consistency and stability (needs part annotations)'),
+      })
+      .prefault({})
+      .describe('the model bundle (explanations, atlas images, manifest)'),
+    featureCacheDir: z
+      .string()
+      .default('.cache/features')
+      .describe('where backbone features are cached (relative to the repository)'),
+    featureCacheEncoding: z
+      .enum(['float16', 'uint8'])
+      .default('float16')
+      .describe(
+        "how a frozen float backbone's cached features are stored: float16, or uint8 on the 8-bit grid of an int8 " +
+          "ONNX model run on float kernels (half the memory; quantised backbones' features are uint8 anyway)",
+      ),
+    // The update is the one a single thread makes: each thread takes whole micro-batches.
+    trainThreads: z
+      .union([z.literal('auto'), z.number().int().positive()])
+      .default('auto')
+      .describe("gradient threads when a trainable backbone runs on tfjs wasm; 'auto': one per core"),
+    checkpointMinutes: z
+      .number()
+      .nonnegative()
+      .default(10)
+      .describe('save a checkpoint inside an epoch at most this often (0: after every batch)'),
+  })
+  .superRefine((config, ctx) => {
+    // The teacher is the GAP + linear baseline, which exists only on frozen pretrained features.
+    const frozen = config.backbone.kind !== 'small-cnn' && !config.backbone.trainable;
+    if (config.loss.distillation > 0 && !frozen)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['loss', 'distillation'],
+        message: `needs a frozen pretrained backbone (the teacher is the GAP + linear baseline on its features); the ${config.backbone.kind} backbone here trains, so set it to 0`,
+      });
+  });
 
 /** What a preset or config file may say: the schema's input, with every defaulted field optional. */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

@@ -275,7 +275,8 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       forget = await forgetConcepts({
         head,
         train,
-        loss: config.loss,
+        // The forgetting fine-tune has no baseline teacher: it keeps the paper's terms.
+        loss: { ...config.loss, distillation: 0 },
         forbidden,
         keep,
         removed,

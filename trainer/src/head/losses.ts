@@ -6,6 +6,9 @@ export interface LossWeights {
   clusterCost: number;
   separationCost: number;
   presenceCost?: number;
+  /** Weight of the distillation term (0 or absent: off) and its temperature. */
+  distillation?: number;
+  distillationTemperature?: number;
 }
 
 /**
@@ -47,6 +50,21 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     const logp = tf.logSoftmax(logits);
     const onehot = tf.oneHot(labels, logits.shape[1]);
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar;
+  });
+}
+
+/**
+ * Distillation (Hinton et al. 2015): T^2 * mean over the batch of KL(teacher || softmax(logits / T)).
+ * teacherProbs [B, C] are the teacher's softmax at the same temperature; T^2 keeps the gradient's
+ * scale independent of T. Zero when the model's softened prediction equals the teacher's.
+ */
+export function distillationLoss(logits: tf.Tensor2D, teacherProbs: tf.Tensor2D, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const logq = tf.logSoftmax(tf.div(logits, temperature));
+    // 0 log 0 = 0: the clamp only guards the log; those terms are multiplied by 0.
+    const logp = tf.log(tf.maximum(teacherProbs, 1e-30));
+    const kl = tf.sum(tf.mul(teacherProbs, tf.sub(logp, logq)), 1);
+    return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
   });
 }
 

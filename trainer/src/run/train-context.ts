@@ -13,6 +13,7 @@ import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
 import type { EpochProgress, MidEpochCheckpoint } from '../stages/prototype-phase.ts';
 import { cachedSource, type FeatureSource } from '../stages/sources.ts';
+import { TEACHER_TENSOR, teacherFromTensor, teacherToTensor, type TeacherTargets } from '../stages/teacher.ts';
 import type { SplitName } from '../data/types.ts';
 import { saveCheckpoint, type CheckpointMeta } from './checkpoint.ts';
 import type { PhaseConfig, TrainConfig } from '../config/config.ts';
@@ -46,6 +47,8 @@ export class TrainContext {
   val: FeatureSource;
   /** A phase's own tensors, written into every checkpoint from now on (e.g. the best last layer so far). */
   readonly phaseTensors: HostTensors = new Map();
+  /** Distillation targets (loss.distillation), kept in every checkpoint so a resumed run has them. */
+  private teacherTargets: TeacherTargets | null = null;
   epochsThisProcess = 0;
   private batchesThisProcess = 0;
   /** The resumed checkpoint's optimiser state, until the first optimiser is built (it belongs to that phase). */
@@ -91,6 +94,28 @@ export class TrainContext {
     this.resumedOptimizer = tensors;
     for (const [name, t] of tensors)
       if (!OWN_PREFIXES.some((p) => name.startsWith(p))) this.resumedPhaseTensors.set(name, t);
+    this.restoreTeacher();
+  }
+
+  get teacher(): TeacherTargets | null {
+    return this.teacherTargets;
+  }
+
+  setTeacher(t: TeacherTargets): void {
+    this.teacherTargets = t;
+    this.phaseTensors.set(TEACHER_TENSOR, teacherToTensor(t));
+  }
+
+  /** The resumed checkpoint's distillation targets, when the config asks for distillation. */
+  private restoreTeacher(): void {
+    if (!(this.config.loss.distillation > 0)) return;
+    const t = this.resumedPhaseTensors.get(TEACHER_TENSOR);
+    if (!t)
+      throw new Error(
+        `${this.paths.lastCheckpoint} has no distillation targets (the run began without loss.distillation); ` +
+          'start a new run to distil',
+      );
+    this.setTeacher(teacherFromTensor(t, this.train.n));
   }
 
   /** A phase tensor of the checkpoint this process resumed from. */

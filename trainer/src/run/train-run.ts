@@ -16,6 +16,7 @@ import {
   trainLinear,
   type LinearModel,
 } from '../stages/linear-probe.ts';
+import { teacherTargets } from '../stages/teacher.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
 import { FINISHED, loadCheckpoint, type CheckpointMeta } from './checkpoint.ts';
@@ -179,9 +180,14 @@ function initialHead(ctx: TrainContext): void {
   let baseline: { top1: number; top5: number } | null = null;
   if (!data.trainableBackbone) {
     // The paper's "Baseline" on the same frozen features; also the probe that picks initial patches.
-    probe = trainBaseline(data, config, rng, quiet);
+    const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
+    probe = trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet });
     baseline = evalLinear(probe, data);
     ctx.log(`baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
+    if (config.loss.distillation > 0) {
+      const mirrored = config.data.flip && ctx.train.canFlip;
+      ctx.setTeacher(teacherTargets(probe, pooled, ctx.train.n, mirrored, config.loss.distillationTemperature));
+    }
   }
   if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
   if (config.head.prototypeSphere) head.normalizePrototypes();
@@ -189,11 +195,6 @@ function initialHead(ctx: TrainContext): void {
   meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - t0) / 1000 };
   meta.seconds.init = (Date.now() - t0) / 1000;
   meta.baseline = baseline;
-}
-
-function trainBaseline(data: PreparedData, config: TrainConfig, rng: Rng, quiet?: boolean): LinearModel {
-  const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
-  return trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet });
 }
 
 function evalLinear(model: LinearModel, data: PreparedData): { top1: number; top5: number } {

@@ -6,7 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { classIdentity } from '../head/last-layer.ts';
-import { clusterCost, crossEntropy, type LossWeights, presenceCost, separationCost } from '../head/losses.ts';
+import {
+  clusterCost,
+  crossEntropy,
+  distillationLoss,
+  type LossWeights,
+  presenceCost,
+  separationCost,
+} from '../head/losses.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -19,6 +26,8 @@ export interface MicroBatch {
   /** Channel-dropout mask [n, D]. */
   dropMask?: Float32Array;
   labels: Int32Array;
+  /** The teacher's softened class probabilities [n, C] (with loss.distillation). */
+  teacher?: Float32Array;
   /** This micro-batch's share of the batch (its loss is a batch mean). */
   weight: number;
 }
@@ -64,10 +73,12 @@ export function splitBatch(
     augmentSeeds?: number[];
     dropMask?: Float32Array;
     labels: Int32Array;
+    teacher?: Float32Array;
   },
   micro: number,
   channels: number,
 ): MicroBatch[] {
+  const classes = batch.teacher ? batch.teacher.length / batch.indices.length : 0;
   const out: MicroBatch[] = [];
   const n = batch.indices.length;
   for (let c = 0; c < n; c += micro) {
@@ -78,6 +89,7 @@ export function splitBatch(
       augmentSeeds: batch.augmentSeeds?.slice(c, end),
       dropMask: batch.dropMask?.slice(c * channels, end * channels),
       labels: batch.labels.slice(c, end),
+      teacher: batch.teacher?.slice(c * classes, end * classes),
       weight: (end - c) / n,
     });
   }
@@ -99,6 +111,12 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     // Only when weighted, so runs without it keep their exact floats.
     const presence = loss.presenceCost ?? 0;
     if (presence > 0) parts.push(tf.mul(presenceCost(out.minDistances, ownMask), presence));
+    const distill = loss.distillation ?? 0;
+    if (distill > 0) {
+      if (!mb.teacher) throw new Error('loss.distillation is set but the batch carries no teacher predictions');
+      const teacher = tf.tensor2d(mb.teacher, out.logits.shape);
+      parts.push(tf.mul(distillationLoss(out.logits, teacher, loss.distillationTemperature ?? 4), distill));
+    }
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;

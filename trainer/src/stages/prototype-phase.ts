@@ -10,6 +10,7 @@ import { lrFactor } from './schedule.ts';
 import type { GradPool } from './grad-pool.ts';
 import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
+import { teacherRows, type TeacherTargets } from './teacher.ts';
 
 interface EpochSums {
   loss: number;
@@ -95,6 +96,8 @@ export interface EpochArgs {
   resumeFrom?: EpochProgress | null;
   /** A constraint applied after every optimiser step, before the gradient threads get the new weights. */
   afterStep?: () => void;
+  /** Distillation targets (with loss.distillation). */
+  teacher?: TeacherTargets | null;
   /** Mid-epoch checkpoints: long epochs (a fine-tune's are ~20 min) lose no more than `everySeconds` when killed. */
   checkpoint?: MidEpochCheckpoint;
 }
@@ -168,7 +171,12 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     // gradients weighted by chunk share sum to the whole batch's. (Not split unless configured:
     // batch-norm statistics would then come from smaller batches.)
     const micro = phase.microBatch ?? indices.length;
-    const jobs = splitBatch({ indices, flipped, augmentSeeds, dropMask, labels }, micro, head.spec.inputChannels);
+    const teacher = args.teacher ? teacherRows(args.teacher, indices, flipped) : undefined;
+    const jobs = splitBatch(
+      { indices, flipped, augmentSeeds, dropMask, labels, teacher },
+      micro,
+      head.spec.inputChannels,
+    );
     const local = (mb: MicroBatch) => microBatchGrads(ctx, mb);
     const results = pool ? await pool.run(jobs, ctx, local) : jobs.map(local);
     // Summed in micro-batch order whichever thread computed them: the same floats as one thread.

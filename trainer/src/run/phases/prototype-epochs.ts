@@ -44,6 +44,7 @@ export function prototypeEpochs(ctx: TrainContext, args: PrototypeEpochsArgs): E
         pool,
         resumeFrom,
         checkpoint: ctx.midEpoch(optimizer),
+        teacher: ctx.teacher,
         afterStep: ctx.config.head.prototypeSphere ? () => ctx.head.normalizePrototypes() : undefined,
       });
       if (stats === 'stopped') return 'stopped';
