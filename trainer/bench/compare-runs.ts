@@ -1,0 +1,91 @@
+/**
+ * Finished runs scored on the same validation images, each against the same-backbone baseline and
+ * against the first run: top-1, and the paired difference with its 95% interval (the images only
+ * one of the two gets right decide it). The baseline is retrained here exactly as the first run
+ * trained it (same seed, same order of random draws), and its accuracy is checked against the
+ * one that run recorded.
+ *
+ *   node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>]
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { correctTop1, pairedDifference, type PairedDifference } from '../src/analysis/paired-accuracy.ts';
+import { answerHelp } from '../src/cli/args.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { Rng } from '../src/core/rng.ts';
+import { readJson, runPaths } from '../src/core/run-dir.ts';
+import { ProtoHead } from '../src/head/proto-head.ts';
+import { loadModel, readModelJson } from '../src/model/model-file.ts';
+import { prepareData } from '../src/model/prepare-data.ts';
+import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../src/stages/linear-probe.ts';
+import { predict } from '../src/stages/predict.ts';
+import { initBackend } from '../src/tf/backend.ts';
+
+const USAGE = `usage: node_modules/.bin/node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>]
+
+Finished runs on the same validation images: top-1 of each, and the paired difference (95% interval)
+against the same-backbone baseline and against the first run.`;
+answerHelp(import.meta, USAGE);
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { data: { type: 'string' } } });
+if (!positionals.length) {
+  console.log(USAGE);
+  process.exit(1);
+}
+const runs = positionals.map((r) => resolve(r));
+// Every run is checked before the long work starts: a missing model is named at once.
+const [first] = await Promise.all(runs.map((r) => readModelJson(r)));
+const dataDir = values.data ?? join(referenceDataDir(), 'cub200');
+await initBackend(first.config.backend, { quiet: true });
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const pts = (d: PairedDifference) =>
+  `${(100 * d.difference).toFixed(1).padStart(5)} [${(100 * d.interval95[0]).toFixed(1)}, ${(100 * d.interval95[1]).toFixed(1)}]` +
+  ` (+${d.onlyA}/-${d.onlyB})`;
+
+// The baseline as the first run trained it: its head's initial draws come first from the same stream.
+const config = first.config;
+const data = await prepareData(config, dataDir, { quiet: true, splits: ['train', 'val'] });
+const rng = new Rng(config.seed);
+new ProtoHead(
+  {
+    inputChannels: data.featureShape[2],
+    addOn: config.head.addOn as ProtoHead['spec']['addOn'],
+    numClasses: data.dataset.classes.length,
+    prototypesPerClass: config.head.prototypesPerClass,
+    incorrectClassWeight: config.head.incorrectClassWeight,
+  },
+  rng,
+).dispose();
+const C = data.dataset.classes.length;
+const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet: true });
+const probe = trainLinear(pooled, C, { ...BASELINE_TRAINING, rng, quiet: true });
+const val = pooledFeatures(data.sources.val!, { flip: false, quiet: true });
+const baseline = correctTop1(linearLogits(probe, val.x, val.n), val.labels, C);
+const baselineTop1 = baseline.filter(Boolean).length / baseline.length;
+const recorded = (await readJson<{ baseline?: { top1: number } | null }>(runPaths(runs[0]).summary)).baseline?.top1;
+
+console.log(
+  `${val.n} validation images; 95% intervals of paired differences in points (+ only this run right / - only the other)`,
+);
+console.log(
+  `${'model'.padEnd(28)} ${'top-1'.padStart(6)}   ${'against the baseline'.padEnd(30)} against ${runs[0].split('/').pop()}`,
+);
+console.log(
+  `${'baseline (GAP + linear)'.padEnd(28)} ${pct(baselineTop1).padStart(6)}   ` +
+    (recorded === undefined ? '' : `(the run recorded ${pct(recorded)})`),
+);
+let reference: boolean[] | null = null;
+for (const run of runs) {
+  const loaded = await loadModel(run);
+  if (loaded.json.classes.length !== C) throw new Error(`${run}: ${loaded.json.classes.length} classes, the data ${C}`);
+  const p = predict(loaded.head, data.sources.val!);
+  const correct = correctTop1(p.logits, p.labels, C);
+  loaded.head.dispose();
+  reference ??= correct;
+  const top1 = correct.filter(Boolean).length / correct.length;
+  const vsFirst = run === runs[0] ? '' : pts(pairedDifference(correct, reference));
+  console.log(
+    `${run.split('/').pop()!.padEnd(28)} ${pct(top1).padStart(6)}   ${pts(pairedDifference(correct, baseline)).padEnd(30)} ${vsFirst}`,
+  );
+}
