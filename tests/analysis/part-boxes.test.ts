@@ -13,7 +13,7 @@ import type { SyntheticManifest } from '../../trainer/src/data/synthetic-manifes
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { pushPrototypes } from '../../trainer/src/stages/push.ts';
-import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 
 /**
  * A hand-made, transparent backbone: per 8x8 cell of the 56 px image, the
@@ -74,19 +74,7 @@ describe('prototype boxes on synthetic birds', () => {
   }, 60_000);
 
   it("push puts each wing-bar prototype on its class's wing bar, and its box covers the part", () => {
-    const source: FeatureSource = {
-      n: keys.length,
-      shape: [G, G, D],
-      labels,
-      canFlip: false,
-      canAugment: false,
-      features: (idx) => {
-        const per = G * G * D;
-        const out = new Float32Array(idx.length * per);
-        idx.forEach((i, k) => out.set(feats.subarray(i * per, (i + 1) * per), k * per));
-        return tf.tensor4d(out, [idx.length, G, G, D]);
-      },
-    };
+    const source = memorySource(feats, [G, G, D], labels);
     const C = manifest.classes.length;
     const head = new ProtoHead(
       { inputChannels: D, addOn: [], numClasses: C, prototypesPerClass: 1, incorrectClassWeight: -0.5 },

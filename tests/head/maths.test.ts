@@ -21,7 +21,7 @@ import {
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { gradContext, microBatchGrads } from '../../trainer/src/stages/grad-step.ts';
-import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -88,18 +88,7 @@ describe('cluster and separation costs on a tiny batch', () => {
     const head = new ProtoHead(spec, new Rng(1));
     head.prototypes.assign(tf.tensor2d([0, 1, 3, 6], [4, 1]));
     const x = [0.5, 4]; // image 0 is class 0, image 1 class 1
-    const source: FeatureSource = {
-      n: 2,
-      shape: [1, 1, 1],
-      labels: Int32Array.from([0, 1]),
-      canFlip: false,
-      canAugment: false,
-      features: (idx) =>
-        tf.tensor4d(
-          idx.map((i) => x[i]),
-          [idx.length, 1, 1, 1],
-        ),
-    };
+    const source = memorySource(Float32Array.from(x), [1, 1, 1], Int32Array.from([0, 1]));
     // Distances: image 0 -> 0.25, 0.25, 6.25, 30.25; image 1 -> 16, 9, 1, 4.
     const d = [
       [0.25, 0.25, 6.25, 30.25],

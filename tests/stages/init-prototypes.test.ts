@@ -12,6 +12,7 @@ import { Rng } from '../../trainer/src/core/rng.ts';
 import { initPrototypesFromPatches, kmeansMedoids } from '../../trainer/src/stages/init-prototypes.ts';
 import { linearLogits, pooledFeatures, trainLinear, type LinearModel } from '../../trainer/src/stages/linear-probe.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -78,18 +79,7 @@ function gridSource(): { source: FeatureSource; feats: Float32Array } {
       feats.set(evidential ? [labels[i] === 0 ? 1 : -1, 0.1 * i, 4] : [0.3 * p - 0.5, 0.2 * i - 0.4, 0], o);
     }
   }
-  const source: FeatureSource = {
-    n,
-    shape: [2, 2, 3],
-    labels,
-    canFlip: false,
-    canAugment: false,
-    features: (idx) =>
-      tf.tensor4d(
-        idx.flatMap((i) => Array.from(feats.subarray(i * 12, (i + 1) * 12))),
-        [idx.length, 2, 2, 3],
-      ),
-  };
+  const source = memorySource(feats, [2, 2, 3], labels);
   return { source, feats };
 }
 

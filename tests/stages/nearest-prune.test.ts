@@ -5,7 +5,7 @@ import { classPurity, nearestPatches } from '../../trainer/src/stages/nearest-pa
 import { maskSimilarities, prototypesToPrune } from '../../trainer/src/stages/prune.ts';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
-import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 
 /**
  * Features are one-hot "part" vectors on a 2x2 grid, the head has no add-on
@@ -28,18 +28,7 @@ function setup() {
   }
   set(5, 1, 0, 0.9);
   const labels = Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]);
-  const source: FeatureSource = {
-    n,
-    shape: [H, W, D],
-    labels,
-    canFlip: false,
-    canAugment: false,
-    features: (idx) => {
-      const out = new Float32Array(idx.length * H * W * D);
-      idx.forEach((i, k) => out.set(feats.subarray(i * H * W * D, (i + 1) * H * W * D), k * H * W * D));
-      return tf.tensor4d(out, [idx.length, H, W, D]);
-    },
-  };
+  const source = memorySource(feats, [H, W, D], labels);
   // 2 classes x 2 prototypes, class-major: 0,1 -> class 0; 2,3 -> class 1.
   const head = new ProtoHead(
     { inputChannels: D, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },

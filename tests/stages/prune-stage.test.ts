@@ -12,21 +12,11 @@ import { Rng } from '../../trainer/src/core/rng.ts';
 import { computeSimilarities } from '../../trainer/src/stages/last-layer.ts';
 import { runPruneStage } from '../../trainer/src/stages/prune-stage.ts';
 import type { FeatureSource } from '../../trainer/src/stages/sources.ts';
+import { memorySource } from '../support/memory-source.ts';
 
 /** One 1x1x2 feature map per item. */
 function source(points: [number, number][], labels: number[]): FeatureSource {
-  return {
-    n: points.length,
-    shape: [1, 1, 2],
-    labels: Int32Array.from(labels),
-    canFlip: false,
-    canAugment: false,
-    features: (idx) =>
-      tf.tensor4d(
-        idx.flatMap((i) => points[i]),
-        [idx.length, 1, 1, 2],
-      ),
-  };
+  return memorySource(Float32Array.from(points.flat()), [1, 1, 2], Int32Array.from(labels));
 }
 
 // Training patches: class 0 around (0, 0), class 1 around (5, 5).
