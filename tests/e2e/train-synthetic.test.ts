@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { syntheticPartCoverage, type PrototypeBox } from '../../trainer/src/analysis/part-metrics.ts';
@@ -8,6 +8,7 @@ import { Rng } from '../../trainer/src/core/rng.ts';
 import { evaluateModel } from '../../trainer/src/run/evaluate-run.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
+import { decodeNearest } from '../../trainer/src/stages/nearest-cache.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
@@ -37,6 +38,13 @@ describe('end to end on synthetic birds', () => {
     });
     const summary = await trainRun({ config, dataDir: data, outDir: out, resume: false, quiet: true });
     expect(summary.finished).toBe(true);
+    // The prune phase stored its nearest-patch search (k = 6) and the bundle read it: its own search
+    // (k = 5) under another key would have added a second file.
+    const simDir = join(dir, 'cache', 'similarities');
+    const searches = (await readdir(simDir)).filter((f) => f.startsWith('nearest-'));
+    expect(searches).toHaveLength(1);
+    expect(config.bundle.nearest).toBeLessThan(config.prune.k);
+    expect(decodeNearest(await readFile(join(simDir, searches[0])))?.k).toBe(config.prune.k);
     expect(summary.prototypes).toBe(8);
     expect(summary.dataset).toMatchObject({ classes: 4, train: 4 * 97, val: 12, test: 48, skippedFiles: 0 });
 

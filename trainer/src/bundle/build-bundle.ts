@@ -18,6 +18,8 @@ import {
   type ManifestVersion,
 } from '@protoatlas/shared';
 import { nearestPatches, type PatchHit } from '../stages/nearest-patches.ts';
+import { cachedNearestPatches, trainNearestKey } from '../stages/nearest-cache.ts';
+import { similarityCacheDir } from '../stages/similarity-cache.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
 import type { DatasetItem, SplitName } from '../data/types.ts';
@@ -166,7 +168,16 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     const train = data.sources.train!;
     const val = data.sources.val!;
     const exclude = json.prototypes.map((_p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
-    trainHits = nearestPatches(head, train, k, { exclude, quiet: opts.quiet, label: 'nearest train patches' });
+    // The prune phase stored this search (with at least as many neighbours) when it ran on this head.
+    const search = await cachedNearestPatches({
+      dir: similarityCacheDir(config),
+      key: trainNearestKey(head, config, data, exclude),
+      k,
+      hw: H * W,
+      compute: (kk) => nearestPatches(head, train, kk, { exclude, quiet: opts.quiet, label: 'nearest train patches' }),
+    });
+    trainHits = search.hits;
+    if (search.cached) log(opts.quiet, "nearest train patches: read from the prune phase's search");
     valHits = val.n
       ? nearestPatches(head, val, k, { quiet: opts.quiet, label: 'nearest val patches' })
       : Array.from({ length: m }, () => []);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nearestPatches } from './nearest-patches.ts';
+import { type ExcludedPatch, nearestPatches, type PatchHit } from './nearest-patches.ts';
 import { prototypesToPrune, type PruneDecision } from './prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../config/config.ts';
@@ -38,6 +38,8 @@ export function runPruneStage(args: {
   quiet?: boolean;
   /** Stage 3's similarities of this head (train with the config's flips, val), when at hand: no pass over the data. */
   similarities?: { train: Similarities; val: Similarities } | null;
+  /** The nearest-patch search of this head (at least k hits per prototype, source images left out), when at hand. */
+  nearest?: PatchHit[][] | null;
 }): PruningResult {
   const t0 = Date.now();
   const { head, train, val, config } = args;
@@ -51,8 +53,13 @@ export function runPruneStage(args: {
   });
   if (mode === 'off')
     return done({ applied: false, candidates: [], before: null, after: null, note: 'pruning is off in the config' });
-  const exclude = args.push?.map((r) => (r.item >= 0 ? { item: r.item, patch: -1 } : null));
-  const hits = nearestPatches(head, train, k, { exclude, quiet: args.quiet, label: 'prune: nearest patches' });
+  const hits =
+    args.nearest?.map((list) => list.slice(0, k)) ??
+    nearestPatches(head, train, k, {
+      exclude: pruneExclusions(args.push),
+      quiet: args.quiet,
+      label: 'prune: nearest patches',
+    });
   const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
   const m = head.numPrototypes;
   const valSims = args.similarities?.val ?? computeSimilarities(head, val, { flip: false, quiet: true });
@@ -106,4 +113,9 @@ export function prunedFlags(result: PruningResult | null | undefined, m: number)
   const flags = new Array<boolean>(m).fill(false);
   if (result?.applied) for (const c of result.candidates) flags[c.prototype] = true;
   return flags;
+}
+
+/** Each prototype's own source image is left out of its neighbours (it would always be nearest). */
+export function pruneExclusions(push: PushRecord[] | null): (ExcludedPatch | null)[] {
+  return (push ?? []).map((r) => (r.item >= 0 ? { item: r.item, patch: -1 } : null));
 }

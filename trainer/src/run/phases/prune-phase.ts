@@ -1,5 +1,7 @@
 /** Prune (paper Sec. 2.5): drop prototypes that are not class-specific, re-optimise the last layer. */
-import { runPruneStage } from '../../stages/prune-stage.ts';
+import { cachedNearestPatches, trainNearestKey } from '../../stages/nearest-cache.ts';
+import { nearestPatches } from '../../stages/nearest-patches.ts';
+import { pruneExclusions, runPruneStage } from '../../stages/prune-stage.ts';
 import { loadSimilarities, runSimilarityKeys, similarityCacheDir } from '../../stages/similarity-cache.ts';
 import type { TrainingPhase } from '../training-phase.ts';
 
@@ -11,6 +13,26 @@ export const prunePhase: TrainingPhase = {
     const keys = runSimilarityKeys(ctx.head, ctx.config, ctx.data);
     const dir = similarityCacheDir(ctx.config);
     const [train, val] = await Promise.all([loadSimilarities(dir, keys.train), loadSimilarities(dir, keys.val)]);
+    // Stored for the bundle, which searches the same neighbours (fewer of them) of the same head.
+    const exclude = pruneExclusions(ctx.meta.push);
+    const [H, W] = ctx.train.shape;
+    const nearest =
+      ctx.config.prune.mode === 'off'
+        ? null
+        : (
+            await cachedNearestPatches({
+              dir,
+              key: trainNearestKey(ctx.head, ctx.config, ctx.data, exclude),
+              k: ctx.config.prune.k,
+              hw: H * W,
+              compute: (k) =>
+                nearestPatches(ctx.head, ctx.train, k, {
+                  exclude,
+                  quiet: ctx.control.quiet,
+                  label: 'prune: nearest patches',
+                }),
+            })
+          ).hits;
     const result = runPruneStage({
       head: ctx.head,
       train: ctx.train,
@@ -21,6 +43,7 @@ export const prunePhase: TrainingPhase = {
       rng: ctx.rng,
       quiet: ctx.control.quiet,
       similarities: train && val ? { train, val } : null,
+      nearest,
     });
     ctx.meta.pruning = result;
     ctx.log(
