@@ -44,21 +44,21 @@ function fixture() {
     itemsBySplit: { train: Array.from({ length: n }, (_, i) => ({ id: `img${i}` })) },
     trainableBackbone: null,
   };
-  return { source, head, push, data, hw: H * W };
+  return { source, head, push, data };
 }
 
 describe('nearest-patch cache', () => {
   it('round-trips a search, maps included', () => {
-    const { source, head, push, hw } = fixture();
+    const { source, head, push } = fixture();
     const hits = nearestPatches(head, source, 4, { exclude: pruneExclusions(push), quiet: true });
-    const back = decodeNearest(encodeNearest(hits, 4, hw))!;
+    const back = decodeNearest(encodeNearest(hits, 4))!;
     expect(back.k).toBe(4);
     expect(back.hits).toEqual(hits);
-    expect(decodeNearest(encodeNearest(hits, 4, hw).subarray(0, 50))).toBeNull();
+    expect(decodeNearest(encodeNearest(hits, 4).subarray(0, 50))).toBeNull();
   });
 
   it('answers a smaller k from a stored larger search, exactly as a direct search of that k', async () => {
-    const { source, head, push, data, hw } = fixture();
+    const { source, head, push, data } = fixture();
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-nearest-'));
     const exclude = pruneExclusions(push);
     const key = trainNearestKey(head, { backbone: { kind: 'x' } }, data, exclude);
@@ -67,21 +67,21 @@ describe('nearest-patch cache', () => {
       searches++;
       return nearestPatches(head, source, k, { exclude, quiet: true });
     };
-    const six = await cachedNearestPatches({ dir, key, k: 6, hw, compute });
+    const six = await cachedNearestPatches({ dir, key, k: 6, compute });
     expect(six.cached).toBe(false);
-    const five = await cachedNearestPatches({ dir, key, k: 5, hw, compute });
+    const five = await cachedNearestPatches({ dir, key, k: 5, compute });
     expect(five.cached).toBe(true);
     expect(searches).toBe(1);
     expect(five.hits).toEqual(nearestPatches(head, source, 5, { exclude, quiet: true }));
     // A source image never counts among its prototype's neighbours.
     expect(five.hits[0].some((h) => h.item === 0)).toBe(false);
     // More neighbours than stored: searched again, and stored for next time.
-    expect((await cachedNearestPatches({ dir, key, k: 8, hw, compute })).cached).toBe(false);
+    expect((await cachedNearestPatches({ dir, key, k: 8, compute })).cached).toBe(false);
     expect(searches).toBe(2);
     expect(await readdir(dir)).toEqual([`nearest-${key}.bin`]);
     // A damaged file is searched again, not trusted.
     await writeFile(join(dir, `nearest-${key}.bin`), 'not a search');
-    expect((await cachedNearestPatches({ dir, key, k: 5, hw, compute })).cached).toBe(false);
+    expect((await cachedNearestPatches({ dir, key, k: 5, compute })).cached).toBe(false);
   });
 
   it('keys the head, the items and the left-out patches', () => {

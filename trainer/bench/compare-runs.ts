@@ -14,11 +14,11 @@ import { answerHelp } from '../src/cli/args.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
 import { Rng } from '../src/core/rng.ts';
 import { readJson, runPaths } from '../src/core/run-dir.ts';
-import { ProtoHead } from '../src/head/proto-head.ts';
 import { loadModel, readModelJson } from '../src/model/model-file.ts';
 import { prepareData } from '../src/model/prepare-data.ts';
-import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../src/stages/linear-probe.ts';
+import { linearLogits, pooledFeatures } from '../src/stages/linear-probe.ts';
 import { predict } from '../src/stages/predict.ts';
+import { newRunHead, trainBaselineProbe } from '../src/run/train-run.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
 const USAGE = `usage: node_modules/.bin/node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>]
@@ -47,19 +47,9 @@ const pts = (d: PairedDifference) =>
 const config = first.config;
 const data = await prepareData(config, dataDir, { quiet: true, splits: ['train', 'val'] });
 const rng = new Rng(config.seed);
-new ProtoHead(
-  {
-    inputChannels: data.featureShape[2],
-    addOn: config.head.addOn as ProtoHead['spec']['addOn'],
-    numClasses: data.dataset.classes.length,
-    prototypesPerClass: config.head.prototypesPerClass,
-    incorrectClassWeight: config.head.incorrectClassWeight,
-  },
-  rng,
-).dispose();
+newRunHead(config, data, rng).dispose();
 const C = data.dataset.classes.length;
-const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet: true });
-const probe = trainLinear(pooled, C, { ...BASELINE_TRAINING, rng, quiet: true });
+const { probe } = trainBaselineProbe(data, config, rng, true);
 const val = pooledFeatures(data.sources.val!, { flip: false, quiet: true });
 const baseline = correctTop1(linearLogits(probe, val.x, val.n), val.labels, C);
 const baselineTop1 = baseline.filter(Boolean).length / baseline.length;

@@ -9,7 +9,6 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { ProtoHead } from '../src/head/proto-head.ts';
 import { Rng } from '../src/core/rng.ts';
 import { pickTensors } from '../src/core/host-tensors.ts';
 import { loadCheckpoint } from '../src/run/checkpoint.ts';
@@ -18,6 +17,7 @@ import { prepareData } from '../src/model/prepare-data.ts';
 import { readJson, runPaths } from '../src/core/run-dir.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { newRunHead } from '../src/run/train-run.ts';
 import {
   computeSimilarities,
   lastLayerOptimizer,
@@ -60,16 +60,7 @@ await initBackend(config.backend, { quiet: true });
 const dataDir = values.data ?? (config.backbone.kind === 'small-cnn' ? null : join(referenceDataDir(), 'cub200'));
 const data = await prepareData(config, dataDir, { quiet: true, runDir: paths.dir, splits: ['train', 'val'] });
 const ckpt = await loadCheckpoint(paths.stageCheckpoint('pushTune'));
-const head = new ProtoHead(
-  {
-    inputChannels: data.featureShape[2],
-    addOn: config.head.addOn as ProtoHead['spec']['addOn'],
-    numClasses: data.dataset.classes.length,
-    prototypesPerClass: config.head.prototypesPerClass,
-    incorrectClassWeight: config.head.incorrectClassWeight,
-  },
-  new Rng(config.seed),
-);
+const head = newRunHead(config, data, new Rng(config.seed));
 head.setWeights(pickTensors(ckpt.tensors, 'head.'));
 const start = head.lastLayer.dataSync().slice() as Float32Array;
 const sims = computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: true });

@@ -173,7 +173,6 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       dir: similarityCacheDir(config),
       key: trainNearestKey(head, config, data, exclude),
       k,
-      hw: H * W,
       compute: (kk) => nearestPatches(head, train, kk, { exclude, quiet: opts.quiet, label: 'nearest train patches' }),
     });
     trainHits = search.hits;

@@ -47,8 +47,6 @@ export class TrainContext {
   val: FeatureSource;
   /** A phase's own tensors, written into every checkpoint from now on (e.g. the best last layer so far). */
   readonly phaseTensors: HostTensors = new Map();
-  /** Distillation targets (loss.distillation), kept in every checkpoint so a resumed run has them. */
-  private teacherTargets: TeacherTargets | null = null;
   epochsThisProcess = 0;
   private batchesThisProcess = 0;
   /** The resumed checkpoint's optimiser state, until the first optimiser is built (it belongs to that phase). */
@@ -97,12 +95,13 @@ export class TrainContext {
     this.restoreTeacher();
   }
 
+  /** Distillation targets (loss.distillation): a phase tensor, so every checkpoint carries them for a resume. */
   get teacher(): TeacherTargets | null {
-    return this.teacherTargets;
+    const t = this.phaseTensors.get(TEACHER_TENSOR);
+    return t ? teacherFromTensor(t, this.train.n) : null;
   }
 
   setTeacher(t: TeacherTargets): void {
-    this.teacherTargets = t;
     this.phaseTensors.set(TEACHER_TENSOR, teacherToTensor(t));
   }
 

@@ -96,16 +96,7 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
   const featureSeconds = (Date.now() - t0) / 1000;
 
   const rng = new Rng(config.seed);
-  const head = new ProtoHead(
-    {
-      inputChannels: data.featureShape[2],
-      addOn: config.head.addOn as ProtoHead['spec']['addOn'],
-      numClasses: data.dataset.classes.length,
-      prototypesPerClass: config.head.prototypesPerClass,
-      incorrectClassWeight: config.head.incorrectClassWeight,
-    },
-    rng,
-  );
+  const head = newRunHead(config, data, rng);
   const meta: CheckpointMeta = {
     version: 1,
     stage: schedule[0]?.name ?? FINISHED,
@@ -180,13 +171,14 @@ function initialHead(ctx: TrainContext): void {
   let baseline: { top1: number; top5: number } | null = null;
   if (!data.trainableBackbone) {
     // The paper's "Baseline" on the same frozen features; also the probe that picks initial patches.
-    const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
-    probe = trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet });
+    const trained = trainBaselineProbe(data, config, rng, quiet);
+    probe = trained.probe;
     baseline = evalLinear(probe, data);
     ctx.log(`baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
     if (config.loss.distillation > 0) {
       const mirrored = config.data.flip && ctx.train.canFlip;
-      ctx.setTeacher(teacherTargets(probe, pooled, ctx.train.n, mirrored, config.loss.distillationTemperature));
+      const T = config.loss.distillationTemperature;
+      ctx.setTeacher(teacherTargets(probe, trained.pooled, ctx.train.n, mirrored, T));
     }
   }
   if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
@@ -195,6 +187,34 @@ function initialHead(ctx: TrainContext): void {
   meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - t0) / 1000 };
   meta.seconds.init = (Date.now() - t0) / 1000;
   meta.baseline = baseline;
+}
+
+/**
+ * A new run's head, drawn from the run's random stream before anything else is (the baseline that
+ * follows depends on that order; trainer/bench/compare-runs.ts replays it).
+ */
+export function newRunHead(config: TrainConfig, data: PreparedData, rng: Rng): ProtoHead {
+  return new ProtoHead(
+    {
+      inputChannels: data.featureShape[2],
+      addOn: config.head.addOn as ProtoHead['spec']['addOn'],
+      numClasses: data.dataset.classes.length,
+      prototypesPerClass: config.head.prototypesPerClass,
+      incorrectClassWeight: config.head.incorrectClassWeight,
+    },
+    rng,
+  );
+}
+
+/** The paper's "Baseline" on the training views (originals and, with flips, mirrored copies), and their pooled features. */
+export function trainBaselineProbe(
+  data: PreparedData,
+  config: TrainConfig,
+  rng: Rng,
+  quiet?: boolean,
+): { probe: LinearModel; pooled: ReturnType<typeof pooledFeatures> } {
+  const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
+  return { probe: trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet }), pooled };
 }
 
 function evalLinear(model: LinearModel, data: PreparedData): { top1: number; top5: number } {

@@ -26,8 +26,10 @@ export function nearestKey(head: ProtoHead, id: FeatureIdentity, exclude: (Exclu
 }
 
 /** Serialise: a JSON header (hits per prototype), then per hit item, patch, distance and its map. */
-export function encodeNearest(hits: PatchHit[][], k: number, hw: number): Buffer {
+export function encodeNearest(hits: PatchHit[][], k: number): Buffer {
   const counts = hits.map((h) => h.length);
+  // Every map covers the same grid.
+  const hw = hits.find((list) => list.length)?.[0].map.length ?? 0;
   const header = Buffer.from(JSON.stringify({ magic: MAGIC, k, hw, counts }), 'utf8');
   const total = counts.reduce((a, b) => a + b, 0);
   const ints = new Int32Array(total * 2);
@@ -48,7 +50,7 @@ export function encodeNearest(hits: PatchHit[][], k: number, hw: number): Buffer
 }
 
 /** The stored search, or null when the bytes are not one (wrong magic, truncated). */
-export function decodeNearest(buf: Buffer): { k: number; hw: number; hits: PatchHit[][] } | null {
+export function decodeNearest(buf: Buffer): { k: number; hits: PatchHit[][] } | null {
   if (buf.length < 4) return null;
   const headerLength = buf.readUInt32LE(0);
   let header: { magic: string; k: number; hw: number; counts: number[] };
@@ -78,24 +80,25 @@ export function decodeNearest(buf: Buffer): { k: number; hw: number; hits: Patch
       return hit;
     }),
   );
-  return { k: header.k, hw, hits };
+  return { k: header.k, hits };
 }
 
-/** The k nearest hits of every prototype: from the cache when a search of at least k is stored, else computed and stored. */
+/**
+ * The k nearest hits of every prototype: from the cache when a search of at least k is stored, else
+ * computed and stored. The key pins the head and the features, so the grid needs no check of its own.
+ */
 export async function cachedNearestPatches(args: {
   dir: string;
   key: string;
   k: number;
-  hw: number;
   compute: (k: number) => PatchHit[][];
 }): Promise<{ hits: PatchHit[][]; cached: boolean }> {
   const file = join(args.dir, `nearest-${args.key}.bin`);
   const stored = await readFile(file).then(decodeNearest, () => null);
-  if (stored && stored.k >= args.k && stored.hw === args.hw)
-    return { hits: stored.hits.map((list) => list.slice(0, args.k)), cached: true };
+  if (stored && stored.k >= args.k) return { hits: stored.hits.map((list) => list.slice(0, args.k)), cached: true };
   const hits = args.compute(args.k);
   await mkdir(args.dir, { recursive: true });
-  await writeFileAtomic(file, encodeNearest(hits, args.k, args.hw));
+  await writeFileAtomic(file, encodeNearest(hits, args.k));
   return { hits, cached: false };
 }
 

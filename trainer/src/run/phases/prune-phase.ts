@@ -15,7 +15,6 @@ export const prunePhase: TrainingPhase = {
     const [train, val] = await Promise.all([loadSimilarities(dir, keys.train), loadSimilarities(dir, keys.val)]);
     // Stored for the bundle, which searches the same neighbours (fewer of them) of the same head.
     const exclude = pruneExclusions(ctx.meta.push);
-    const [H, W] = ctx.train.shape;
     const nearest =
       ctx.config.prune.mode === 'off'
         ? null
@@ -24,7 +23,6 @@ export const prunePhase: TrainingPhase = {
               dir,
               key: trainNearestKey(ctx.head, ctx.config, ctx.data, exclude),
               k: ctx.config.prune.k,
-              hw: H * W,
               compute: (k) =>
                 nearestPatches(ctx.head, ctx.train, k, {
                   exclude,
