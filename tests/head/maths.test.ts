@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { logActivation, squaredDistances } from '../../trainer/src/head/distances.ts';
 import {
+  classGroups,
   classIdentity,
   initLastLayer,
   prototypeClasses,
@@ -15,6 +16,7 @@ import {
   crossEntropy,
   distillationLoss,
   maskedL1,
+  orthogonalityCost,
   presenceCost,
   separationCost,
 } from '../../trainer/src/head/losses.ts';
@@ -140,6 +142,55 @@ describe('cluster and separation costs on a tiny batch', () => {
     const g0 = r.grads[0].dataSync();
     expect(g[1] - g0[1]).toBeCloseTo((0.5 * 2 * (1 - 0.5)) / 4, 5);
     tf.dispose([...r.grads, ...half.grads, ...p.grads]);
+    head.dispose();
+  });
+});
+
+describe('orthogonality', () => {
+  // Class 0: prototypes 0 and 2; class 1: prototypes 1 and 3 (not class-major, as after a reorder).
+  const groups = () => tf.tensor2d([0, 2, 1, 3], [2, 2], 'int32');
+  it('sums |cos| over ordered pairs of distinct prototypes of a class, worked by hand', () => {
+    // Class 0: (1, 0) and (1, 1): cos 1/sqrt(2), counted twice. Class 1: (0, 2) and (3, 0): cos 0.
+    const p = tf.tensor2d([1, 0, 0, 2, 1, 1, 3, 0], [4, 2]);
+    expect(orthogonalityCost(p, groups()).dataSync()[0]).toBeCloseTo(Math.SQRT2, 6);
+    // Length does not matter, and opposite prototypes count as parallel: (-2, 0) against (1, 0) gives 2 |−1|.
+    const q = tf.tensor2d([1, 0, 0, 1, -2, 0, 5, 0], [4, 2]);
+    expect(orthogonalityCost(q, groups()).dataSync()[0]).toBeCloseTo(2 + 0, 6);
+    // Prototypes of different classes may be parallel at no cost.
+    const r = tf.tensor2d([1, 0, 1, 0, 0, 1, 0, 1], [4, 2]);
+    expect(orthogonalityCost(r, groups()).dataSync()[0]).toBeCloseTo(0, 6);
+  });
+  it('its gradient turns a class-mate away: d/dy of 2 cos at (1, 0), (1, y) is -2y / (1 + y^2)^1.5', () => {
+    const p = tf.variable(tf.tensor2d([1, 0, 0, 1, 1, 1, 0, -1], [4, 2]));
+    const g = tf
+      .grad((x: tf.Tensor) => orthogonalityCost(x as tf.Tensor2D, groups()))(p)
+      .dataSync();
+    // At y = 1 (prototype 2's second coordinate): -2 / 2^1.5; raising y lowers the cost.
+    expect(g[5]).toBeCloseTo(-2 / 2 ** 1.5, 5);
+  });
+  it('groups prototypes by class and refuses uneven classes, naming the option', () => {
+    expect([...classGroups(Int32Array.from([1, 0, 1, 0]), 2, 'x').indices]).toEqual([1, 3, 0, 2]);
+    expect(classGroups(Int32Array.from([1, 0, 1, 0]), 2, 'x').perClass).toBe(2);
+    expect(() => classGroups(Int32Array.from([0, 0, 1]), 2, 'loss.orthogonality')).toThrow(
+      /loss.orthogonality needs the same number of prototypes in every class: class 0 has 2, class 1 has 1/,
+    );
+  });
+  it("adds its weighted value to the trainer's step, once per batch", () => {
+    const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };
+    const head = new ProtoHead(spec, new Rng(1));
+    // 1-D prototypes: class 0 holds 1 and -2 (|cos| 1), class 1 holds 3 and 6 (|cos| 1): cost 2 * 2 = 4.
+    head.prototypes.assign(tf.tensor2d([1, -2, 3, 6], [4, 1]));
+    const source = memorySource(Float32Array.from([0.5, 4]), [1, 1, 1], Int32Array.from([0, 1]));
+    const base = { crossEntropy: 1, clusterCost: 0.8, separationCost: -0.08 };
+    const args = { head, source, vars: [head.prototypes], trainsFeatures: false, backboneTraining: false };
+    const batch = { indices: [0, 1], flipped: [false, false], labels: Int32Array.from([0, 1]) };
+    const without = microBatchGrads(gradContext({ ...args, loss: base }), { ...batch, weight: 1 });
+    const withCtx = gradContext({ ...args, loss: { ...base, orthogonality: 0.25 } });
+    expect(microBatchGrads(withCtx, { ...batch, weight: 1 }).value - without.value).toBeCloseTo(0.25 * 4, 5);
+    const halves =
+      microBatchGrads(withCtx, { ...batch, indices: [0], labels: Int32Array.from([0]), weight: 0.5 }).value +
+      microBatchGrads(withCtx, { ...batch, indices: [1], labels: Int32Array.from([1]), weight: 0.5 }).value;
+    expect(halves).toBeCloseTo(microBatchGrads(withCtx, { ...batch, weight: 1 }).value, 5);
     head.dispose();
   });
 });

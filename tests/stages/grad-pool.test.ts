@@ -92,7 +92,8 @@ async function train(threads: number, mode: 'joint' | 'tied') {
           phase: tune,
           head,
           source,
-          loss,
+          // The orthogonality term on the tied prototypes reaches the workers too.
+          loss: { ...loss, orthogonality: 0.1 },
           optimizer: opt2,
           rng,
           quiet: true,

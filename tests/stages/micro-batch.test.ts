@@ -11,7 +11,7 @@ import { softenedProbabilities } from '../../trainer/src/stages/teacher.ts';
 import { memorySource } from '../support/memory-source.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
 
-type Extra = Pick<LossWeights, 'presenceCost' | 'distillation'>;
+type Extra = Pick<LossWeights, 'presenceCost' | 'distillation' | 'orthogonality'>;
 
 async function run(microBatch: number | undefined, extra: Extra = {}) {
   const rng = new Rng(3);
@@ -65,6 +65,7 @@ describe('micro-batches', () => {
     ['the paper', {}],
     ['presence 0.5', { presenceCost: 0.5 }],
     ['distillation 0.7', { distillation: 0.7 }],
+    ['orthogonality 0.3', { orthogonality: 0.3 }],
   ])('accumulate to the same update and statistics as the whole batch (%s)', async (_name, extra) => {
     const whole = await run(undefined, extra);
     for (const micro of [5, 4, 1]) {

@@ -256,6 +256,16 @@ export const TrainConfigSchema = z
           .positive()
           .default(4)
           .describe('temperature T that softens both predictions in the distillation term'),
+        // Not in the paper: Huang et al. (ICCV 2023) and TesNet keep a class's prototypes apart, so that
+        // they do not collapse onto the same part.
+        orthogonality: z
+          .number()
+          .nonnegative()
+          .default(0)
+          .describe(
+            "weight of the orthogonality term: the sum over classes of |cos| between every two of a class's " +
+              'prototypes (Huang et al. use 1e-4; 0 in the paper)',
+          ),
       })
       .describe('weights of the loss terms of warm-up, joint and push-tune'),
     warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),

@@ -275,8 +275,9 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       forget = await forgetConcepts({
         head,
         train,
-        // The forgetting fine-tune has no baseline teacher: it keeps the paper's terms.
-        loss: { ...config.loss, distillation: 0 },
+        // The forgetting fine-tune has no baseline teacher, and relabelled classes may hold unequal numbers of
+        // prototypes (no orthogonality groups).
+        loss: { ...config.loss, distillation: 0, orthogonality: 0 },
         forbidden,
         keep,
         removed,

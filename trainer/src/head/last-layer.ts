@@ -19,6 +19,27 @@ export function classIdentity(protoClass: Int32Array, numClasses: number): HostT
 }
 
 /**
+ * Each class's prototype indices, class by class: [C * K] with K prototypes per class. Throws when
+ * the classes hold different numbers of prototypes (an edited model), naming `what` needs them.
+ */
+export function classGroups(
+  protoClass: Int32Array,
+  numClasses: number,
+  what: string,
+): { indices: Int32Array; perClass: number } {
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  protoClass.forEach((c, j) => byClass[c].push(j));
+  const perClass = byClass[0]?.length ?? 0;
+  const uneven = byClass.findIndex((g) => g.length !== perClass);
+  if (uneven >= 0 || perClass === 0)
+    throw new Error(
+      `${what} needs the same number of prototypes in every class: class 0 has ${perClass}` +
+        (uneven >= 0 ? `, class ${uneven} has ${byClass[uneven].length}` : ''),
+    );
+  return { indices: Int32Array.from(byClass.flat()), perClass };
+}
+
+/**
  * Last layer weights stored [m, C] (logits = similarities @ W): +1 to the own
  * class and `incorrect` (paper: -0.5) to every other class.
  */

@@ -9,6 +9,8 @@ export interface LossWeights {
   /** Weight of the distillation term (0 or absent: off) and its temperature. */
   distillation?: number;
   distillationTemperature?: number;
+  /** Weight of the within-class orthogonality term (0 or absent: off). */
+  orthogonality?: number;
 }
 
 /**
@@ -41,6 +43,22 @@ export function presenceCost(minDist: tf.Tensor2D, ownMask: tf.Tensor2D): tf.Sca
   return tf.tidy(() => {
     const perImage = tf.div(tf.sum(tf.mul(minDist, ownMask), 1), tf.maximum(tf.sum(ownMask, 1), 1));
     return tf.mean(perImage) as tf.Scalar;
+  });
+}
+
+/**
+ * Orthogonality of each class's prototypes (Huang et al., ICCV 2023, after TesNet): the sum over
+ * classes of ||P_c P_c^T - I||_1, P_c the class's prototypes scaled to unit length, that is the
+ * sum of |cos| over every ordered pair of distinct prototypes of a class. `groups` [C, K] lists
+ * each class's prototype indices. Zero when a class's prototypes are mutually orthogonal.
+ */
+export function orthogonalityCost(prototypes: tf.Tensor2D, groups: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [C, K] = groups.shape;
+    const unit = tf.div(prototypes, tf.maximum(tf.norm(prototypes, 2, 1, true), 1e-12));
+    const byClass = tf.reshape(tf.gather(unit, tf.reshape(groups, [-1])), [C, K, prototypes.shape[1]]) as tf.Tensor3D;
+    const gram = tf.matMul(byClass, byClass, false, true);
+    return tf.sum(tf.abs(tf.sub(gram, tf.eye(K)))) as tf.Scalar;
   });
 }
 

@@ -18,7 +18,7 @@ import { Adam } from '../optim/adam.ts';
 import { type PhaseConfig, PhaseSchema } from '../config/config.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
-import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
+import { disposeGradContext, gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { GradPool } from './grad-pool.ts';
 import { phaseGroups } from './prototype-phase.ts';
 import type { FeatureSource } from './sources.ts';
@@ -227,7 +227,7 @@ export async function forgetConcepts(args: {
     }
   } finally {
     live.dispose();
-    ctx.identityT.dispose();
+    disposeGradContext(ctx);
     optimizer.dispose();
   }
   return out;

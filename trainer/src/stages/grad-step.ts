@@ -1,16 +1,18 @@
 /**
- * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ λ3·presence), weighted by
+ * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ presence, distillation,
+ * orthogonality when weighted), weighted by
  * the micro-batch's share of the batch, and its gradients. The main thread and
  * the gradient workers (grad-worker.ts) run this same function, so a batch
  * split across threads sums to the update one thread would make.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { classIdentity } from '../head/last-layer.ts';
+import { classGroups, classIdentity } from '../head/last-layer.ts';
 import {
   clusterCost,
   crossEntropy,
   distillationLoss,
   type LossWeights,
+  orthogonalityCost,
   presenceCost,
   separationCost,
 } from '../head/losses.ts';
@@ -52,14 +54,27 @@ export interface GradContext {
   backboneTraining: boolean;
   /** [C, m] own-class mask rows, one per class. */
   identityT: tf.Tensor2D;
+  /** [C, K] each class's prototype indices, when the orthogonality term is on. */
+  groups: tf.Tensor2D | null;
 }
 
-export function gradContext(args: Omit<GradContext, 'identityT'>): GradContext {
+export function gradContext(args: Omit<GradContext, 'identityT' | 'groups'>): GradContext {
+  const { protoClass, spec } = args.head;
   const identityT = tf.tidy(() => {
-    const id = classIdentity(args.head.protoClass, args.head.spec.numClasses);
+    const id = classIdentity(protoClass, spec.numClasses);
     return tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])) as tf.Tensor2D;
   });
-  return { ...args, identityT };
+  let groups: tf.Tensor2D | null = null;
+  if ((args.loss.orthogonality ?? 0) > 0) {
+    const g = classGroups(protoClass, spec.numClasses, 'loss.orthogonality');
+    groups = tf.tensor2d(g.indices, [spec.numClasses, g.perClass], 'int32');
+  }
+  return { ...args, identityT, groups };
+}
+
+export function disposeGradContext(ctx: GradContext): void {
+  ctx.identityT.dispose();
+  ctx.groups?.dispose();
 }
 
 /**
@@ -117,6 +132,9 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
       const teacher = tf.tensor2d(mb.teacher, out.logits.shape);
       parts.push(tf.mul(distillationLoss(out.logits, teacher, loss.distillationTemperature ?? 4), distill));
     }
+    // A property of the prototypes alone: each micro-batch adds its weighted share, so a batch adds it once.
+    if (ctx.groups)
+      parts.push(tf.mul(orthogonalityCost(head.currentPrototypes(), ctx.groups), loss.orthogonality ?? 0));
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;

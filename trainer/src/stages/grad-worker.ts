@@ -11,7 +11,7 @@ import type { TrainableBackbone } from '../backbone/types.ts';
 import { ProtoHead } from '../head/proto-head.ts';
 import { Rng } from '../core/rng.ts';
 import { initBackend } from '../tf/backend.ts';
-import { gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
+import { disposeGradContext, gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
 import { sharedFeatureSource, sharedImageSource, throughBackbone, type FeatureSource } from './sources.ts';
 import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
@@ -94,7 +94,7 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
       backbone?.setWeights(bb);
       if (msg.tied) head.tieToPatches(msg.tied);
       else head.untie();
-      ctx?.identityT.dispose();
+      if (ctx) disposeGradContext(ctx);
       const groups = phaseGroups(msg.phase, head, backbone);
       const names = groups.flatMap((g) => g.vars.map(([n]) => n));
       if (names.join('\n') !== msg.names.join('\n'))

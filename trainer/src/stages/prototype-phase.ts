@@ -8,7 +8,7 @@ import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import { lrFactor } from './schedule.ts';
 import type { GradPool } from './grad-pool.ts';
-import { gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
+import { disposeGradContext, gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
 import { teacherRows, type TeacherTargets } from './teacher.ts';
 
@@ -220,12 +220,12 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
       }
       if (stop) {
         progress.finish();
-        ctx.identityT.dispose();
+        disposeGradContext(ctx);
         return 'stopped';
       }
     }
   }
-  ctx.identityT.dispose();
+  disposeGradContext(ctx);
   const n = Math.max(1, order.length);
   progress.finish();
   return {
