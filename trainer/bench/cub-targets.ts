@@ -3,8 +3,8 @@
  * end to end (features, stages, bundle) on the reference CUB copy; with
  * `--run <dir>` it reads a finished run and its bundle instead. It prints wall
  * time, peak memory, validation accuracy beside the same-backbone baseline, the
- * patch grid, the median prototype box, last-layer sparsity and the explanation
- * metrics with their intervals.
+ * patch grid, the median prototype box, repeated prototypes, last-layer sparsity and the
+ * explanation metrics with their intervals.
  *
  *   node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] [--config overrides.json]
  *   node trainer/bench/cub-targets.ts --run runs/cub200
@@ -21,6 +21,7 @@ import { resolveConfig } from '../src/config/presets.ts';
 import { exists, readJson, runPaths } from '../src/core/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 import { answerHelp } from '../src/cli/args.ts';
+import { prototypeRedundancy } from '../src/analysis/prototype-redundancy.ts';
 
 answerHelp(
   import.meta,
@@ -101,6 +102,11 @@ if (manifest) {
   const box = medianBoxShare(manifest);
   console.log(`patch grid            ${g.height}x${g.width}x${g.channels} (target >= 14x14)`);
   console.log(`median prototype box  ${pct(box)} of the image (target <= 12.5%)`);
+  const r = prototypeRedundancy(manifest.prototypes);
+  console.log(
+    `repeated prototypes   ${r.samePatch} on a class-mate's patch, ${r.adjacent} within one cell of one, ` +
+      `${r.sameImage} on a class-mate's image (of ${r.prototypes})`,
+  );
   console.log(`purity                ${pct(e?.purity)}`);
   console.log(`consistency           ${pct(e?.consistency)}${ci(e?.interval95?.consistency)}`);
   console.log(`stability             ${pct(e?.stability)}${ci(e?.interval95?.stability)} (goal >= 60%)`);
