@@ -175,7 +175,7 @@ describe('orthogonality', () => {
       /loss.orthogonality needs the same number of prototypes in every class: class 0 has 2, class 1 has 1/,
     );
   });
-  it("adds its weighted value to the trainer's step, once per batch", () => {
+  it("adds its weighted value to the trainer's step, once per batch, while the prototypes are free", () => {
     const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };
     const head = new ProtoHead(spec, new Rng(1));
     // 1-D prototypes: class 0 holds 1 and -2 (|cos| 1), class 1 holds 3 and 6 (|cos| 1): cost 2 * 2 = 4.
@@ -191,6 +191,12 @@ describe('orthogonality', () => {
       microBatchGrads(withCtx, { ...batch, indices: [0], labels: Int32Array.from([0]), weight: 0.5 }).value +
       microBatchGrads(withCtx, { ...batch, indices: [1], labels: Int32Array.from([1]), weight: 0.5 }).value;
     expect(halves).toBeCloseTo(microBatchGrads(withCtx, { ...batch, weight: 1 }).value, 5);
+    // Tied to patches, the prototypes are real patches: the term leaves them alone.
+    head.tieToPatches(Float32Array.from([1, -2, 3, 6]));
+    const tiedArgs = { ...args, vars: [head.lastLayer] }; // tied prototypes are no variable
+    const tiedWithout = microBatchGrads(gradContext({ ...tiedArgs, loss: base }), { ...batch, weight: 1 }).value;
+    const tiedWith = gradContext({ ...tiedArgs, loss: { ...base, orthogonality: 0.25 } });
+    expect(microBatchGrads(tiedWith, { ...batch, weight: 1 }).value).toBe(tiedWithout);
     head.dispose();
   });
 });

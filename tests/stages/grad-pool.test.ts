@@ -72,7 +72,8 @@ async function train(threads: number, mode: 'joint' | 'tied') {
             phase,
             head,
             source,
-            loss,
+            // The orthogonality term reaches the workers too.
+            loss: { ...loss, orthogonality: 0.1 },
             optimizer: opt,
             rng,
             quiet: true,
@@ -92,8 +93,7 @@ async function train(threads: number, mode: 'joint' | 'tied') {
           phase: tune,
           head,
           source,
-          // The orthogonality term on the tied prototypes reaches the workers too.
-          loss: { ...loss, orthogonality: 0.1 },
+          loss,
           optimizer: opt2,
           rng,
           quiet: true,

@@ -264,7 +264,7 @@ export const TrainConfigSchema = z
           .default(0)
           .describe(
             "weight of the orthogonality term: the sum over classes of |cos| between every two of a class's " +
-              'prototypes (Huang et al. use 1e-4; 0 in the paper)',
+              'free prototypes (not while tied to patches; Huang et al. use 1e-4; 0 in the paper)',
           ),
       })
       .describe('weights of the loss terms of warm-up, joint and push-tune'),

@@ -133,7 +133,8 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
       parts.push(tf.mul(distillationLoss(out.logits, teacher, loss.distillationTemperature ?? 4), distill));
     }
     // A property of the prototypes alone: each micro-batch adds its weighted share, so a batch adds it once.
-    if (ctx.groups)
+    // Free prototypes only: tied ones are real patches, and the term would bend the add-on to part them.
+    if (ctx.groups && !head.isTied)
       parts.push(tf.mul(orthogonalityCost(head.currentPrototypes(), ctx.groups), loss.orthogonality ?? 0));
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
