@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { prototypeRedundancy, type PushedPrototype } from '../../trainer/src/analysis/prototype-redundancy.ts';
+import {
+  prototypeRedundancy,
+  pushedPrototypes,
+  type PushedPrototype,
+} from '../../trainer/src/analysis/prototype-redundancy.ts';
 
 const at = (classId: number, imageId: string, row: number, col: number, pruned = false): PushedPrototype => ({
   classId,
@@ -28,5 +32,24 @@ describe('prototype redundancy', () => {
       adjacent: 0,
       sameImage: 1,
     });
+  });
+  it("reads a model.json's push records and pruned list", () => {
+    const model = {
+      prototypeClass: [0, 0, 1],
+      prototypes: [
+        { imageId: '7', row: 1, col: 2 },
+        { imageId: '7', row: 1, col: 2 },
+        { imageId: null, row: 0, col: 0 },
+      ],
+      pruned: [{ prototype: 1 }],
+    };
+    expect(pushedPrototypes(model)).toEqual([
+      at(0, '7', 1, 2),
+      at(0, '7', 1, 2, true),
+      { classId: 1, pruned: false, source: null },
+    ]);
+    // The pruned copy no longer counts as a repeat.
+    expect(prototypeRedundancy(pushedPrototypes(model)).samePatch).toBe(0);
+    expect(pushedPrototypes({ ...model, prototypes: null }).every((p) => p.source === null)).toBe(true);
   });
 });

@@ -21,7 +21,8 @@ import { resolveConfig } from '../src/config/presets.ts';
 import { exists, readJson, runPaths } from '../src/core/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 import { answerHelp } from '../src/cli/args.ts';
-import { prototypeRedundancy } from '../src/analysis/prototype-redundancy.ts';
+import { prototypeRedundancy, pushedPrototypes } from '../src/analysis/prototype-redundancy.ts';
+import { readModelJson } from '../src/model/model-file.ts';
 
 answerHelp(
   import.meta,
@@ -97,16 +98,16 @@ console.log(
   `final val top-1       ${pct(summary.final.val?.top1)} (target >= baseline; goal 75%)   top-5 ${pct(summary.final.val?.top5)}`,
 );
 console.log(`wrong-class weights   ${pct(summary.lastLayerWrongClassZero)} exactly 0 (target >= 90%)`);
+const r = prototypeRedundancy(pushedPrototypes((await readModelJson(dir)).json));
+console.log(
+  `repeated prototypes   ${r.samePatch} on a class-mate's patch, ${r.adjacent} within one cell of one, ` +
+    `${r.sameImage} on a class-mate's image (of ${r.prototypes})`,
+);
 if (manifest) {
   const g = manifest.featureGrid;
   const box = medianBoxShare(manifest);
   console.log(`patch grid            ${g.height}x${g.width}x${g.channels} (target >= 14x14)`);
   console.log(`median prototype box  ${pct(box)} of the image (target <= 12.5%)`);
-  const r = prototypeRedundancy(manifest.prototypes);
-  console.log(
-    `repeated prototypes   ${r.samePatch} on a class-mate's patch, ${r.adjacent} within one cell of one, ` +
-      `${r.sameImage} on a class-mate's image (of ${r.prototypes})`,
-  );
   console.log(`purity                ${pct(e?.purity)}`);
   console.log(`consistency           ${pct(e?.consistency)}${ci(e?.interval95?.consistency)}`);
   console.log(`stability             ${pct(e?.stability)}${ci(e?.interval95?.stability)} (goal >= 60%)`);

@@ -4,7 +4,7 @@
  * prototype adds a second copy of the same evidence to the atlas and the explanation.
  */
 
-/** What the measure reads of a prototype (a bundle manifest's prototype entries fit). */
+/** What the measure reads of a prototype (a bundle manifest's prototype entries fit; pushedPrototypes reads a model.json). */
 export interface PushedPrototype {
   classId: number;
   pruned: boolean;
@@ -38,4 +38,21 @@ export function prototypeRedundancy(prototypes: readonly PushedPrototype[]): Red
     seen.set(key, earlier);
   }
   return out;
+}
+
+/** The same view of a trained model's model.json (its push records and pruned list), for runs without a bundle. */
+export function pushedPrototypes(model: {
+  prototypeClass: number[];
+  prototypes: { imageId: string | null; row: number; col: number }[] | null;
+  pruned: { prototype: number }[];
+}): PushedPrototype[] {
+  const pruned = new Set(model.pruned.map((p) => p.prototype));
+  return model.prototypeClass.map((classId, j) => {
+    const r = model.prototypes?.[j];
+    return {
+      classId,
+      pruned: pruned.has(j),
+      source: r?.imageId != null ? { imageId: r.imageId, patch: { row: r.row, col: r.col } } : null,
+    };
+  });
 }
