@@ -12,13 +12,15 @@ import {
   encodeNearest,
   trainNearestKey,
 } from '../../trainer/src/stages/nearest-cache.ts';
-import { nearestPatches, type PatchHit } from '../../trainer/src/stages/nearest-patches.ts';
-import { pruneExclusions } from '../../trainer/src/stages/prune-stage.ts';
+import { nearestPatches, type PatchHit, sourceImageExclusions } from '../../trainer/src/stages/nearest-patches.ts';
 import { memorySource } from '../support/memory-source.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
+
+/** Each prototype's source image left out, as prune and the bundle search. */
+const exclusions = (push: { item: number }[]) => sourceImageExclusions(push.map((r) => r.item));
 
 function fixture() {
   const rng = new Rng(5);
@@ -50,7 +52,7 @@ function fixture() {
 describe('nearest-patch cache', () => {
   it('round-trips a search, maps included', () => {
     const { source, head, push } = fixture();
-    const hits = nearestPatches(head, source, 4, { exclude: pruneExclusions(push), quiet: true });
+    const hits = nearestPatches(head, source, 4, { exclude: exclusions(push), quiet: true });
     const back = decodeNearest(encodeNearest(hits, 4))!;
     expect(back.k).toBe(4);
     expect(back.hits).toEqual(hits);
@@ -60,7 +62,7 @@ describe('nearest-patch cache', () => {
   it('answers a smaller k from a stored larger search, exactly as a direct search of that k', async () => {
     const { source, head, push, data } = fixture();
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-nearest-'));
-    const exclude = pruneExclusions(push);
+    const exclude = exclusions(push);
     const key = trainNearestKey(head, { backbone: { kind: 'x' } }, data, exclude);
     let searches = 0;
     const compute = (k: number): PatchHit[][] => {
@@ -87,15 +89,15 @@ describe('nearest-patch cache', () => {
   it('keys the head, the items and the left-out patches', () => {
     const { head, push, data } = fixture();
     const config = { backbone: { kind: 'x' } };
-    const key = trainNearestKey(head, config, data, pruneExclusions(push));
-    expect(trainNearestKey(head, config, data, pruneExclusions(push))).toBe(key);
-    expect(trainNearestKey(head, config, data, pruneExclusions(push.slice(1)))).not.toBe(key);
+    const key = trainNearestKey(head, config, data, exclusions(push));
+    expect(trainNearestKey(head, config, data, exclusions(push))).toBe(key);
+    expect(trainNearestKey(head, config, data, exclusions(push.slice(1)))).not.toBe(key);
     const fewer = { ...data, itemsBySplit: { train: data.itemsBySplit.train.slice(1) } };
-    expect(trainNearestKey(head, config, fewer, pruneExclusions(push))).not.toBe(key);
+    expect(trainNearestKey(head, config, fewer, exclusions(push))).not.toBe(key);
     // The last layer is not part of the search.
     head.lastLayer.assign(tf.zerosLike(head.lastLayer));
-    expect(trainNearestKey(head, config, data, pruneExclusions(push))).toBe(key);
+    expect(trainNearestKey(head, config, data, exclusions(push))).toBe(key);
     head.prototypes.assign(tf.onesLike(head.prototypes));
-    expect(trainNearestKey(head, config, data, pruneExclusions(push))).not.toBe(key);
+    expect(trainNearestKey(head, config, data, exclusions(push))).not.toBe(key);
   });
 });

@@ -17,7 +17,7 @@ import {
   type ManifestPrototype,
   type ManifestVersion,
 } from '@protoatlas/shared';
-import { nearestPatches, type PatchHit } from '../stages/nearest-patches.ts';
+import { nearestPatches, type PatchHit, sourceImageExclusions } from '../stages/nearest-patches.ts';
 import { cachedNearestPatches, trainNearestKey } from '../stages/nearest-cache.ts';
 import { similarityCacheDir } from '../stages/similarity-cache.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
@@ -167,7 +167,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   if (!reuse) {
     const train = data.sources.train!;
     const val = data.sources.val!;
-    const exclude = json.prototypes.map((_p, j) => (sourceItem[j] >= 0 ? { item: sourceItem[j], patch: -1 } : null));
+    const exclude = sourceImageExclusions(sourceItem);
     // The prune phase stored this search (with at least as many neighbours) when it ran on this head.
     const search = await cachedNearestPatches({
       dir: similarityCacheDir(config),

@@ -134,7 +134,7 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     // A property of the prototypes alone: each micro-batch adds its weighted share, so a batch adds it once.
     // Free prototypes only: tied ones are real patches, and the term would bend the add-on to part them.
     if (ctx.groups && !head.isTied)
-      parts.push(tf.mul(orthogonalityCost(head.currentPrototypes(), ctx.groups), loss.orthogonality ?? 0));
+      parts.push(tf.mul(orthogonalityCost(head.prototypes as tf.Tensor2D, ctx.groups), loss.orthogonality ?? 0));
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;

@@ -21,6 +21,15 @@ export interface ExcludedPatch {
 }
 
 /**
+ * Each prototype's own source image left out of its neighbours (it would always be nearest):
+ * `items[j]` is prototype j's source item, -1 when it has none. Prune and the bundle both search
+ * with these, and the nearest-patch cache key includes them, so both must build them here.
+ */
+export function sourceImageExclusions(items: readonly number[]): (ExcludedPatch | null)[] {
+  return items.map((item) => (item >= 0 ? { item, patch: -1 } : null));
+}
+
+/**
  * Global analysis: for every prototype, the k images of a source whose best
  * patch is closest to it (one patch per image, as the reference code's
  * k-nearest search), nearest first. `exclude[j]` removes prototype j's own

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type ExcludedPatch, nearestPatches, type PatchHit } from './nearest-patches.ts';
+import { nearestPatches, type PatchHit, sourceImageExclusions } from './nearest-patches.ts';
 import { prototypesToPrune, type PruneDecision } from './prune.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainConfig } from '../config/config.ts';
@@ -56,7 +56,7 @@ export function runPruneStage(args: {
   const hits =
     args.nearest?.map((list) => list.slice(0, k)) ??
     nearestPatches(head, train, k, {
-      exclude: pruneExclusions(args.push),
+      exclude: sourceImageExclusions((args.push ?? []).map((r) => r.item)),
       quiet: args.quiet,
       label: 'prune: nearest patches',
     });
@@ -113,9 +113,4 @@ export function prunedFlags(result: PruningResult | null | undefined, m: number)
   const flags = new Array<boolean>(m).fill(false);
   if (result?.applied) for (const c of result.candidates) flags[c.prototype] = true;
   return flags;
-}
-
-/** Each prototype's own source image is left out of its neighbours (it would always be nearest). */
-export function pruneExclusions(push: PushRecord[] | null): (ExcludedPatch | null)[] {
-  return (push ?? []).map((r) => (r.item >= 0 ? { item: r.item, patch: -1 } : null));
 }

@@ -1,7 +1,7 @@
 /** Prune (paper Sec. 2.5): drop prototypes that are not class-specific, re-optimise the last layer. */
 import { cachedNearestPatches, trainNearestKey } from '../../stages/nearest-cache.ts';
-import { nearestPatches } from '../../stages/nearest-patches.ts';
-import { pruneExclusions, runPruneStage } from '../../stages/prune-stage.ts';
+import { nearestPatches, sourceImageExclusions } from '../../stages/nearest-patches.ts';
+import { runPruneStage } from '../../stages/prune-stage.ts';
 import { loadSimilarities, runSimilarityKeys, similarityCacheDir } from '../../stages/similarity-cache.ts';
 import type { TrainingPhase } from '../training-phase.ts';
 
@@ -14,7 +14,7 @@ export const prunePhase: TrainingPhase = {
     const dir = similarityCacheDir(ctx.config);
     const [train, val] = await Promise.all([loadSimilarities(dir, keys.train), loadSimilarities(dir, keys.val)]);
     // Stored for the bundle, which searches the same neighbours (fewer of them) of the same head.
-    const exclude = pruneExclusions(ctx.meta.push);
+    const exclude = sourceImageExclusions((ctx.meta.push ?? []).map((r) => r.item));
     const nearest =
       ctx.config.prune.mode === 'off'
         ? null
