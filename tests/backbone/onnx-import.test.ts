@@ -359,6 +359,37 @@ describe('ONNX backbone imported as a trainable float network', () => {
     expect(() => top.toOnnx()).toThrow(/is a part/);
   });
 
+  it("setPartWeights puts a part's (tuned) weights into the whole network, by position after `from`", async () => {
+    const whole = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, outputStride: 1 });
+    const bottom = await importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, outputStride: 1 });
+    const top = await importOnnxBackbone({
+      path,
+      tap: 'auto',
+      preprocess: PRE,
+      outputStride: 1,
+      from: 'y1',
+      fromShape: bottom.featureShape,
+    });
+    // "Tune" the top: every weight scaled, so the whole network's output changes only if they arrive.
+    const tuned = new Map(
+      [...top.getWeights()].map(([k, w]) => [
+        k,
+        { shape: w.shape, data: w.data.map((v, i) => v * (1.5 + (i % 3) * 0.1)) },
+      ]),
+    );
+    top.setWeights(tuned);
+    const x = testValues(2 * 8 * 8 * 3, 5).map((v) => v * 2);
+    const before = await whole.extract(x, 2);
+    whole.setPartWeights('y1', tuned);
+    const [a, b] = [await whole.extract(x, 2), await top.extract(await bottom.extract(x, 2), 2)];
+    expect(maxAbsDiff(before, b)).toBeGreaterThan(1e-2);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-6);
+    // The weights of a different cut do not fit: named, not silently misplaced.
+    const fewer = new Map([...tuned].slice(0, 2));
+    expect(() => whole.setPartWeights('y1', fewer)).toThrow(/2 weights for the 2 convs after y1/);
+    expect(() => top.setPartWeights('y1', tuned)).toThrow(/is a part/);
+  });
+
   it('names what it cannot import', async () => {
     await expect(importOnnxBackbone({ path, tap: 'pooled', preprocess: PRE })).rejects.toThrow(
       /QLinearGlobalAveragePool .* not supported/,

@@ -13,6 +13,7 @@ import {
   trainNearestKey,
 } from '../../trainer/src/stages/nearest-cache.ts';
 import { nearestPatches, type PatchHit, sourceImageExclusions } from '../../trainer/src/stages/nearest-patches.ts';
+import { embeddingDigest } from '../../trainer/src/stages/similarity-cache.ts';
 import { memorySource } from '../support/memory-source.ts';
 
 beforeAll(async () => {
@@ -63,7 +64,7 @@ describe('nearest-patch cache', () => {
     const { source, head, push, data } = fixture();
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-nearest-'));
     const exclude = exclusions(push);
-    const key = trainNearestKey(head, { backbone: { kind: 'x' } }, data, exclude);
+    const key = trainNearestKey(embeddingDigest(head, null), { backbone: { kind: 'x' } }, data, exclude);
     let searches = 0;
     const compute = (k: number): PatchHit[][] => {
       searches++;
@@ -89,15 +90,22 @@ describe('nearest-patch cache', () => {
   it('keys the head, the items and the left-out patches', () => {
     const { head, push, data } = fixture();
     const config = { backbone: { kind: 'x' } };
-    const key = trainNearestKey(head, config, data, exclusions(push));
-    expect(trainNearestKey(head, config, data, exclusions(push))).toBe(key);
-    expect(trainNearestKey(head, config, data, exclusions(push.slice(1)))).not.toBe(key);
+    const keyOf = (d: typeof data, ex: ReturnType<typeof exclusions>) =>
+      trainNearestKey(embeddingDigest(head, null), config, d, ex);
+    const key = keyOf(data, exclusions(push));
+    expect(keyOf(data, exclusions(push))).toBe(key);
+    expect(keyOf(data, exclusions(push.slice(1)))).not.toBe(key);
     const fewer = { ...data, itemsBySplit: { train: data.itemsBySplit.train.slice(1) } };
-    expect(trainNearestKey(head, config, fewer, exclusions(push))).not.toBe(key);
+    expect(keyOf(fewer, exclusions(push))).not.toBe(key);
     // The last layer is not part of the search.
     head.lastLayer.assign(tf.zerosLike(head.lastLayer));
-    expect(trainNearestKey(head, config, data, exclusions(push))).toBe(key);
+    expect(keyOf(data, exclusions(push))).toBe(key);
     head.prototypes.assign(tf.onesLike(head.prototypes));
-    expect(trainNearestKey(head, config, data, exclusions(push))).not.toBe(key);
+    expect(keyOf(data, exclusions(push))).not.toBe(key);
+    // A tuned backbone's weights are part of the embedding.
+    const tuned = new Map([['conv0.kernel', { shape: [1], data: new Float32Array([0.5]) }]]);
+    expect(trainNearestKey(embeddingDigest(head, tuned), config, data, exclusions(push))).not.toBe(
+      keyOf(data, exclusions(push)),
+    );
   });
 });

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { DatasetItem } from '../data/types.ts';
 import type { BatchResult } from './feature-batch.ts';
 import type { FeatureView } from './feature-view.ts';
-import type { WorkerJob, WorkerMessage } from './feature-worker.ts';
+import type { WorkerClose, WorkerJob, WorkerMessage } from './feature-worker.ts';
 import type { BackboneRecipe } from './types.ts';
 
 export interface PoolBatch {
@@ -41,7 +41,7 @@ export async function runInWorkers(
   if (batches.length === 0) return stats;
   const count = Math.max(1, Math.min(opts.workers, batches.length));
   const depth = Math.max(1, opts.depth ?? 2);
-  const workers: Worker[] = [];
+  const workers: { worker: Worker; exited: Promise<unknown> }[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
       let next = 0;
@@ -63,6 +63,7 @@ export async function runInWorkers(
         while (!failed && next < batches.length && (outstanding.get(w) ?? 0) < depth) {
           const id = next++;
           const job: WorkerJob = {
+            type: 'batch',
             id,
             items: batches[id].items,
             views: batches[id].views,
@@ -77,7 +78,7 @@ export async function runInWorkers(
         const w = new Worker(new URL('./feature-worker.ts', import.meta.url), {
           workerData: { recipe: opts.recipe, hash: opts.hash },
         });
-        workers.push(w);
+        workers.push({ worker: w, exited: new Promise((r) => w.once('exit', r)) });
         w.on('error', fail);
         w.on('exit', (code) => {
           if (code !== 0 && finished < batches.length) fail(new Error(`feature worker exited with code ${code}`));
@@ -103,7 +104,22 @@ export async function runInWorkers(
       }
     });
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(workers.map(closeWorker));
   }
   return stats;
+}
+
+/** How long a worker may take to finish its queued batches and exit before it is terminated. */
+const CLOSE_TIMEOUT_MS = 60_000;
+
+/** Asks a worker to finish and release its backbone, and waits for it to exit (terminated if it does not). */
+async function closeWorker({ worker, exited }: { worker: Worker; exited: Promise<unknown> }): Promise<void> {
+  worker.postMessage({ type: 'close' } satisfies WorkerClose);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), CLOSE_TIMEOUT_MS);
+  });
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome === 'late') await worker.terminate();
 }

@@ -12,11 +12,20 @@ import { buildFromRecipe } from './recipe.ts';
 import type { BackboneRecipe, FrozenBackbone } from './types.ts';
 
 export interface WorkerJob {
+  type: 'batch';
   id: number;
   items: DatasetItem[];
   views: FeatureView[];
   quantized: boolean;
   decodeConcurrency: number;
+}
+
+/**
+ * Ends the worker once its queued batches are done: it releases its backbone (an onnxruntime
+ * session) itself, because native objects torn down by Worker.terminate() can abort the process.
+ */
+export interface WorkerClose {
+  type: 'close';
 }
 
 export type WorkerMessage =
@@ -46,7 +55,14 @@ try {
   if (backbone.hash !== hash)
     throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
   let chain = Promise.resolve();
-  port.on('message', (job: WorkerJob) => {
+  port.on('message', (job: WorkerJob | WorkerClose) => {
+    if (job.type === 'close') {
+      chain = chain
+        .then(() => backbone.dispose())
+        .catch(fail)
+        .finally(() => port.close());
+      return;
+    }
     const decoding = decodeMany(job.items, backbone.preprocess.size, { concurrency: job.decodeConcurrency });
     decoding.catch(() => undefined); // awaited in order below
     chain = chain

@@ -68,8 +68,11 @@ function attrInts(node: OnnxNode, name: string): number[] | null {
 export type ImportedOnnxBackbone = TrainableBackbone &
   FrozenBackbone & {
     toOnnx(): { bytes: Uint8Array; tap: string };
-    /** Takes the weights of every conv of `part` (an import of part of the same graph), matched by node name. */
-    adoptWeights(part: ImportedOnnxBackbone): void;
+    /**
+     * Sets the convs after tensor `from` to the weights of a part imported with that `from` (its
+     * getWeights(), e.g. a checkpoint of a partial fine-tune), without building the part.
+     */
+    setPartWeights(from: string, weights: ReadonlyMap<string, { shape: number[]; data: Float32Array }>): void;
     /** Kernel and bias of each conv, by ONNX node name. */
     readonly convsByNode: ReadonlyMap<string, { kernel: tf.Variable; bias: tf.Variable }>;
   };
@@ -176,7 +179,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
           for (let o = 0; o < cout; o++)
             b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
         }
-        const name = node.name || y;
+        const name = convName(node);
         const weights: ConvWeights = {
           name,
           kernel: tf.variable(tf.tensor4d(k, [kh, kw, inC, outC]), true),
@@ -306,13 +309,31 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     trainableVariables: () => vars,
     workerRecipe: { module: import.meta.url, factory: 'importOnnxBackbone', options: opts },
     convsByNode: new Map(convs.map((c) => [c.name, { kernel: c.kernel, bias: c.bias }])),
-    adoptWeights(part: ImportedOnnxBackbone) {
-      for (const [name, w] of part.convsByNode) {
-        const mine = convs.find((c) => c.name === name);
-        if (!mine) throw new Error(`ONNX import: conv ${name} of the part is not in this network`);
-        mine.kernel.assign(w.kernel);
-        mine.bias.assign(w.bias);
-      }
+    setPartWeights(from, weights) {
+      if (opts.from)
+        throw new Error(`ONNX import: the network from ${opts.from} is a part; set the part's own weights`);
+      // The part imports the convs between `from` and the tap in graph order and names them by that order.
+      const part = neededNodes(graph, tap, from);
+      const inPart = new Set(
+        graph.nodes.filter((n) => part.has(n) && (n.opType === 'Conv' || n.opType === 'QLinearConv')).map(convName),
+      );
+      const targets = convs.filter((c) => inPart.has(c.name));
+      if (weights.size !== targets.length * 2)
+        throw new Error(
+          `ONNX import: ${weights.size} weights for the ${targets.length} convs after ${from} (a kernel and a bias each); were they tuned from another trainFrom?`,
+        );
+      targets.forEach((c, i) => {
+        for (const [v, key] of [
+          [c.kernel, `conv${i}.kernel`],
+          [c.bias, `conv${i}.bias`],
+        ] as const) {
+          const w = weights.get(key);
+          if (!w) throw new Error(`ONNX import: the weights after ${from} lack "${key}"`);
+          if (w.shape.join('x') !== v.shape.join('x'))
+            throw new Error(`ONNX import: "${key}" is ${w.shape.join('x')}, conv ${c.name} needs ${v.shape.join('x')}`);
+          v.assign(tf.tensor(w.data, w.shape));
+        }
+      });
     },
     toOnnx: () => {
       if (opts.from) throw new Error(`ONNX import: the network from ${opts.from} is a part; export the whole one`);
@@ -452,6 +473,10 @@ export function dilatedDepthwise(
     }
   const sum = tf.add(tf.addN(terms), weights.bias) as tf.Tensor4D;
   return relu ? tf.relu(sum) : sum;
+}
+
+function convName(node: OnnxNode): string {
+  return node.name || node.outputs[0];
 }
 
 /** Nodes that feed the tap, back to `input` (everything else, e.g. the classifier, is dropped). */

@@ -19,7 +19,7 @@ import {
 } from '@protoatlas/shared';
 import { nearestPatches, type PatchHit, sourceImageExclusions } from '../stages/nearest-patches.ts';
 import { cachedNearestPatches, trainNearestKey } from '../stages/nearest-cache.ts';
-import { similarityCacheDir } from '../stages/similarity-cache.ts';
+import { embeddingDigest, similarityCacheDir } from '../stages/similarity-cache.ts';
 import { reviewCandidates, type CandidatePrototype } from '../analysis/review-candidates.ts';
 import { renderCrop, renderHeatmap, renderSourceWithBox } from '../analysis/render.ts';
 import type { DatasetItem, SplitName } from '../data/types.ts';
@@ -171,7 +171,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     // The prune phase stored this search (with at least as many neighbours) when it ran on this head.
     const search = await cachedNearestPatches({
       dir: similarityCacheDir(config),
-      key: trainNearestKey(head, config, data, exclude),
+      key: trainNearestKey(embeddingDigest(head, data.trainableBackbone?.getWeights() ?? null), config, data, exclude),
       k,
       compute: (kk) => nearestPatches(head, train, kk, { exclude, quiet: opts.quiet, label: 'nearest train patches' }),
     });

@@ -33,7 +33,7 @@ import { writeFileAtomic } from '../core/atomic.ts';
 import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
 import { loadModel } from '../model/model-file.ts';
 import { buildBackbone } from '../model/prepare-data.ts';
-import { importOnnxBackbone, type ImportedOnnxBackbone } from '../backbone/onnx-import.ts';
+import { importOnnxBackbone } from '../backbone/onnx-import.ts';
 import { initBackend, type BackendPreference } from '../tf/backend.ts';
 import {
   addImageInput,
@@ -327,25 +327,22 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
     if (b.kind === 'onnx' && b.trainable) {
       // Fine-tuned: the original file would drop the tuned weights, so the imported network
       // is written back as float ONNX ops with the run's weights.
-      const built = await buildBackbone(config, { cacheDir, backboneWeights });
-      let imported = built.trainable as ImportedOnnxBackbone;
-      if (b.trainFrom) {
-        // Only the top was tuned: the whole network, with the top's weights, is what gets exported.
-        const whole = await importOnnxBackbone({
-          path: await onnxFile(b),
-          tap: b.tap,
-          preprocess: b.preprocess,
-          outputStride: b.outputStride,
-        });
-        whole.adoptWeights(imported);
+      const imported = await importOnnxBackbone({
+        path: await onnxFile(b),
+        tap: b.tap,
+        preprocess: b.preprocess,
+        outputStride: b.outputStride,
+      });
+      try {
+        // Only the top was tuned when trainFrom is set: the whole network, with the top's weights, is exported.
+        if (b.trainFrom) imported.setPartWeights(b.trainFrom, backboneWeights);
+        else imported.setWeights(backboneWeights);
+        const tuned = imported.toOnnx();
+        source = { kind: 'onnx', bytes: tuned.bytes, tap: tuned.tap };
+      } finally {
         await imported.dispose();
-        await built.frozen?.dispose();
-        imported = whole;
       }
-      const tuned = imported.toOnnx();
-      source = { kind: 'onnx', bytes: tuned.bytes, tap: tuned.tap };
       preprocess = b.preprocess;
-      await imported.dispose();
     } else if (b.kind === 'onnx') {
       source = {
         kind: 'onnx',

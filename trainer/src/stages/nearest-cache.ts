@@ -8,18 +8,16 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
-import type { HostTensors } from '../core/host-tensors.ts';
-import type { ProtoHead } from '../head/proto-head.ts';
 import type { ExcludedPatch, PatchHit } from './nearest-patches.ts';
 import { type FeatureIdentity, similarityKey } from './similarity-cache.ts';
 
 const MAGIC = 'protoatlas-nearest-v1';
 
-/** Key of a search: the head and the features it runs on (as for similarities), and the left-out patches. */
-export function nearestKey(head: ProtoHead, id: FeatureIdentity, exclude: (ExcludedPatch | null)[]): string {
+/** Key of a search: the embedding and the features it runs on (as for similarities), and the left-out patches. */
+export function nearestKey(embedding: string, id: FeatureIdentity, exclude: (ExcludedPatch | null)[]): string {
   return createHash('sha256')
     .update(MAGIC)
-    .update(similarityKey(head, id))
+    .update(similarityKey(embedding, id))
     .update(JSON.stringify(exclude))
     .digest('hex')
     .slice(0, 32);
@@ -102,21 +100,20 @@ export async function cachedNearestPatches(args: {
   return { hits, cached: false };
 }
 
-/** Key of the search over a run's training originals (what prune and the bundle both run). */
+/**
+ * Key of the search over a run's training originals (what prune and the bundle both run), under the
+ * embedding of `embeddingDigest`.
+ */
 export function trainNearestKey(
-  head: ProtoHead,
+  embedding: string,
   config: { backbone: unknown },
-  data: {
-    itemsBySplit: { train: { id: string }[] };
-    trainableBackbone: { getWeights(): HostTensors } | null;
-  },
+  data: { itemsBySplit: { train: { id: string }[] } },
   exclude: (ExcludedPatch | null)[],
 ): string {
   const id: FeatureIdentity = {
     backbone: config.backbone,
-    backboneWeights: data.trainableBackbone?.getWeights() ?? null,
     items: data.itemsBySplit.train.map((i) => i.id),
     flip: false,
   };
-  return nearestKey(head, id, exclude);
+  return nearestKey(embedding, id, exclude);
 }

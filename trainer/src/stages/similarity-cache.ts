@@ -15,28 +15,40 @@ import type { Similarities } from './refit-last-layer.ts';
 
 const MAGIC = 'protoatlas-similarities-v1';
 
-/** What the features of a split depend on besides the head. */
+/** What the features of a split depend on besides the weights (embeddingDigest). */
 export interface FeatureIdentity {
   /** The backbone config (kind, file, tap, preprocessing...). */
   backbone: unknown;
-  /** A trainable backbone's weights (fine-tuned features); null for frozen ones. */
-  backboneWeights: HostTensors | null;
   /** Item ids of the split, in order. */
   items: string[];
   /** Mirrored copies included. */
   flip: boolean;
 }
 
-/** Key of a split's similarities under this head. */
-export function similarityKey(head: ProtoHead, id: FeatureIdentity): string {
+/**
+ * Digest of the weights a patch embedding depends on: the head's but its last layer's, and a
+ * trainable backbone's (null for frozen ones). Computed once per head, it keys every split's cache.
+ */
+export function embeddingDigest(head: ProtoHead, backboneWeights: HostTensors | null): string {
   const h = createHash('sha256');
-  h.update(MAGIC).update(JSON.stringify(id.backbone)).update(String(id.flip)).update(id.items.join('\n'));
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   for (const [name, v] of head.namedVariables())
     if (name !== 'head.last_layer') h.update(name).update(bytes(v.dataSync() as Float32Array));
-  for (const [name, t] of [...(id.backboneWeights ?? new Map())].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
+  for (const [name, t] of [...(backboneWeights ?? new Map())].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
     h.update(name).update(bytes(t.data));
-  return h.digest('hex').slice(0, 32);
+  return h.digest('hex');
+}
+
+/** Key of a split's similarities under the embedding of `embeddingDigest`. */
+export function similarityKey(embedding: string, id: FeatureIdentity): string {
+  return createHash('sha256')
+    .update(MAGIC)
+    .update(JSON.stringify(id.backbone))
+    .update(String(id.flip))
+    .update(id.items.join('\n'))
+    .update(embedding)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 export async function loadSimilarities(dir: string, key: string): Promise<Similarities | null> {
@@ -91,7 +103,10 @@ export function similarityCacheDir(config: { featureCacheDir: string }): string 
   return join(resolveRepoPath(config.featureCacheDir), 'similarities');
 }
 
-/** The train (with the config's flips) and validation similarities of a run's head, under their keys. */
+/**
+ * The keys of a run's train (with the config's flips) and validation similarities, and the digest of
+ * the head's embedding they share (for the nearest-patch search's key).
+ */
 export function runSimilarityKeys(
   head: ProtoHead,
   config: { backbone: unknown; data: { flip: boolean } },
@@ -101,16 +116,20 @@ export function runSimilarityKeys(
     trainableBackbone: { getWeights(): HostTensors } | null;
   },
   backboneWeights: HostTensors | null = data.trainableBackbone?.getWeights() ?? null,
-): { train: string; val: string } {
+): { embedding: string; train: string; val: string } {
+  const embedding = embeddingDigest(head, backboneWeights);
   const id = (items: { id: string }[], flip: boolean): FeatureIdentity => ({
     backbone: config.backbone,
-    backboneWeights,
     items: items.map((i) => i.id),
     flip,
   });
   return {
-    train: similarityKey(head, id(data.itemsBySplit.train, config.data.flip && (data.sources.train?.canFlip ?? false))),
-    val: similarityKey(head, id(data.itemsBySplit.val, false)),
+    embedding,
+    train: similarityKey(
+      embedding,
+      id(data.itemsBySplit.train, config.data.flip && (data.sources.train?.canFlip ?? false)),
+    ),
+    val: similarityKey(embedding, id(data.itemsBySplit.val, false)),
   };
 }
 

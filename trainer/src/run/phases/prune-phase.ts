@@ -21,7 +21,7 @@ export const prunePhase: TrainingPhase = {
         : (
             await cachedNearestPatches({
               dir,
-              key: trainNearestKey(ctx.head, ctx.config, ctx.data, exclude),
+              key: trainNearestKey(keys.embedding, ctx.config, ctx.data, exclude),
               k: ctx.config.prune.k,
               compute: (k) =>
                 nearestPatches(ctx.head, ctx.train, k, {
