@@ -6,7 +6,7 @@
  * classifier on its pooled features (the paper's black-box baseline, with a tuned top).
  * It prints validation top-1 of the frozen top (the baseline) and after each tuning epoch.
  *
- *   node trainer/bench/partial-finetune.ts [--from 624_quantized] [--epochs 3] [--lr 1e-4]
+ *   node trainer/bench/partial-finetune.ts [--from 624_quantized] [--epochs 3] [--lr 1e-4] [--copies 0]
  *
  * 624_quantized is the input of the last 1x1 conv (320 -> 1280 channels); 452_quantized is the
  * input of the last inverted-residual block. Needs ../shared/data (or $PROTOPNET_DATA).
@@ -30,12 +30,14 @@ import { answerHelp } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
-  `usage: node_modules/.bin/node trainer/bench/partial-finetune.ts [--from <tensor>] [--epochs N] [--lr X] [--batch N]
+  `usage: node_modules/.bin/node trainer/bench/partial-finetune.ts [--from <tensor>] [--epochs N] [--lr X] [--batch N] [--copies N]
 
 Partial fine-tuning at CPU cost on ../shared/data/cub200: the cub200 network's activations at --from
 (default 624_quantized) are cached; the layers after it train with a linear classifier on pooled features.
 Prints validation top-1 of the frozen top (the baseline) and after each tuning epoch (--lr for the top,
-10x for the classifier; default 3 epochs at 1e-4, batch 32).`,
+10x for the classifier; default 3 epochs at 1e-4, batch 32). --copies N also caches the bottom's activations of N
+augmented copies of every training image (data.augment.cachedCopies); each tuning step then draws every image from
+its plain or augmented copies, as the prototype phases do.`,
 );
 
 const { values } = parseArgs({
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '3' },
     lr: { type: 'string', default: '1e-4' },
     batch: { type: 'string', default: '32' },
+    copies: { type: 'string', default: '0' },
   },
 });
 const data = join(referenceDataDir(), 'cub200');
@@ -52,7 +55,11 @@ if (!(await exists(data))) {
   process.exit(0);
 }
 const from = values.from!;
-const config = resolveConfig('cub200', { backbone: { kind: 'onnx', tap: from } });
+const copies = Number(values.copies);
+const config = resolveConfig('cub200', {
+  backbone: { kind: 'onnx', tap: from },
+  data: { augment: { cachedCopies: copies } },
+});
 const b = config.backbone;
 if (b.kind !== 'onnx' || !b.path) throw new Error('the cub200 preset is expected to use an ONNX backbone file');
 const backend = await initBackend(config.backend);
@@ -76,7 +83,7 @@ console.log(`top: ${top.trainableVariables().length / 2} convs, feature map ${to
 const throughTop = (inner: FeatureSource): FeatureSource => ({
   ...inner,
   shape: top.featureShape,
-  features: (idx, flipped, training) => top.apply(inner.features(idx, flipped, false), training),
+  features: (idx, flipped, training, seeds) => top.apply(inner.features(idx, flipped, false, seeds), training),
 });
 const train = throughTop(prepared.sources.train!);
 const val = throughTop(prepared.sources.val!);
@@ -109,8 +116,8 @@ const opt = new Adam([
   },
 ]);
 const batch = Number(values.batch);
-const logitsOf = (source: FeatureSource, idx: number[], flipped: boolean[], training: boolean) => {
-  let pooled = tf.mean(source.features(idx, flipped, training), [1, 2]) as tf.Tensor2D;
+const logitsOf = (source: FeatureSource, idx: number[], flipped: boolean[], training: boolean, seeds?: number[]) => {
+  let pooled = tf.mean(source.features(idx, flipped, training, seeds), [1, 2]) as tf.Tensor2D;
   if (training) pooled = tf.dropout(pooled, BASELINE_TRAINING.inputDropout, undefined, rng.int(2 ** 31)) as tf.Tensor2D;
   return tf.add(tf.matMul(pooled, w), bias) as tf.Tensor2D;
 };
@@ -139,12 +146,14 @@ for (let e = 0; e < epochs; e++) {
   for (let s = 0; s < order.length; s += batch) {
     const idx = order.slice(s, s + batch);
     const flipped = idx.map(() => rng.next() < 0.5);
+    // Picks among each image's plain and augmented copies (no draw without copies: the same stream as before).
+    const seeds = copies > 0 ? idx.map(() => rng.int(2 ** 31)) : undefined;
     const labels = tf.tensor1d(
       Int32Array.from(idx, (i) => train.labels[i]),
       'int32',
     );
     const { value, grads } = tf.variableGrads(() => {
-      const ce = crossEntropy(logitsOf(train, idx, flipped, true), labels);
+      const ce = crossEntropy(logitsOf(train, idx, flipped, true, seeds), labels);
       return tf.add(ce, tf.mul(tf.sum(tf.square(w)), BASELINE_TRAINING.weightDecay / 2)) as tf.Scalar;
     });
     opt.apply(grads);
