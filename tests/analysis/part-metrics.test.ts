@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { logSimilarity } from '@protoatlas/shared';
+import { logSimilarity, SIMILARITY_EPSILON } from '@protoatlas/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRunner } from '../../trainer/src/analysis/model-runner.ts';
 import {
@@ -374,7 +374,7 @@ function fakeRunner(
       std: [0.1, 0.1, 0.1] as [number, number, number],
     },
     featureShape: [2, 2, 1] as [number, number, number],
-    head: { protoClass: Int32Array.from(protoClass) },
+    head: { protoClass: Int32Array.from(protoClass), epsilon: SIMILARITY_EPSILON },
     async loadImage(path: string): Promise<{ input: RgbImage; width: number; height: number }> {
       const k = Number(/img(\d+)/.exec(path)![1]);
       if (k >= peaks.length) throw new Error(`image ${k} has no parts and must not be loaded`);

@@ -70,6 +70,25 @@ describe('head graph vs the trainer head', () => {
     }
   }
 
+  it("exports the head's similarity epsilon (head.similarityEpsilon), not the paper's", async () => {
+    const head = randomHead({ ...TINY_HEAD, similarityEpsilon: 0.1 }, 7);
+    const features = randomValues(B * H * W * D, 3);
+    const ref = headReference(head, features, [B, H, W, D]);
+    const weights = headExportWeights(head);
+    expect(weights.epsilon).toBe(0.1);
+    const out = await runOrt(buildHeadModel(weights, { height: H, width: W, opset: 13 }), {
+      features: new ort.Tensor('float32', toNchw(features, B, H, W, D), [B, D, H, W]),
+    });
+    const d = out.distances.data as Float32Array;
+    const sims = out.similarities.data as Float32Array;
+    // Prototype 0 of image 0: the similarity of its smallest distance, with eps 0.1.
+    const d0 = Math.min(...Array.from(d.subarray(0, H * W)));
+    expect(sims[0]).toBeCloseTo(Math.log((d0 + 1) / (d0 + 0.1)), 4);
+    expect(maxAbsDiff(sims, ref.similarities)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits)).toBeLessThan(1e-4);
+    head.dispose();
+  });
+
   it('puts Reduce axes in attributes before opset 18 and in inputs from 18', () => {
     const w = headExportWeights(randomHead(TINY_HEAD, 1));
     const reduceMin = (opset: number) =>

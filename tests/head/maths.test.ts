@@ -84,6 +84,34 @@ describe('cluster and separation costs on a tiny batch', () => {
     expect(ce).toBeCloseTo((0.1269280110429725 + 0.31326168751822286) / 2, 6);
   });
 
+  it("similarities use the spec's epsilon: log((d+1)/(d+eps)), log(1/eps) on a patch itself", () => {
+    const spec = {
+      inputChannels: 1,
+      addOn: [],
+      numClasses: 2,
+      prototypesPerClass: 1,
+      incorrectClassWeight: -0.5,
+      similarityEpsilon: 0.1,
+    };
+    const head = new ProtoHead(spec, new Rng(1));
+    expect(head.epsilon).toBe(0.1);
+    head.prototypes.assign(tf.tensor2d([0, 2], [2, 1]));
+    // One image, patches 0 and 0.5: prototype 0 sits on a patch (d = 0), prototype 1 is 1.5 away (d = 2.25).
+    const out = head.forward(tf.tensor4d([0, 0.5], [1, 1, 2, 1]));
+    const sims = out.similarities.dataSync();
+    expect(sims[0]).toBeCloseTo(Math.log(1 / 0.1), 5);
+    expect(sims[1]).toBeCloseTo(Math.log(3.25 / 2.35), 5);
+    // Logits: +1 own class, -0.5 the other.
+    const logits = out.logits.dataSync();
+    expect(logits[0]).toBeCloseTo(sims[0] - 0.5 * sims[1], 5);
+    // Without the field: the paper's 1e-4.
+    const paper = new ProtoHead({ ...spec, similarityEpsilon: undefined }, new Rng(1));
+    expect(paper.epsilon).toBe(1e-4);
+    tf.dispose([out.logits, out.minDistances, out.similarities]);
+    head.dispose();
+    paper.dispose();
+  });
+
   it("the trainer's own step computes CE + 0.8 Clst - 0.08 Sep, matching values worked by hand", () => {
     // 1-D features, no add-on: prototypes 0, 1 (class 0) and 3, 6 (class 1); one patch per image.
     const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };

@@ -192,7 +192,7 @@ export function addClippedNoise(input: Float32Array, rng: Rng, std: number, clip
 export interface PartMetricsRunner {
   readonly preprocess: PreprocessSpec;
   readonly featureShape: FeatureShape;
-  readonly head: { readonly protoClass: Int32Array };
+  readonly head: { readonly protoClass: Int32Array; readonly epsilon: number };
   distanceMaps(input: Float32Array, n: number): Promise<Float32Array>;
   loadImage(
     path: string,
@@ -289,7 +289,7 @@ export async function partMetrics(
   const bar = new Progress({ label: 'part metrics', total: used.length, unit: 'img', quiet: opts.quiet });
   const similarityMap = (maps: Float32Array, img: number, j: number): Float32Array => {
     const out = new Float32Array(HW);
-    for (let p = 0; p < HW; p++) out[p] = logSimilarity(maps[(img * HW + p) * m + j]);
+    for (let p = 0; p < HW; p++) out[p] = logSimilarity(maps[(img * HW + p) * m + j], runner.head.epsilon);
     return out;
   };
 

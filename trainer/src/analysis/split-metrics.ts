@@ -84,7 +84,7 @@ export async function splitExplanationMetrics(a: {
             prototype: j,
             classId: head.protoClass[j],
             imageKey,
-            box: activationBox(singleMap(map, H, W), 0, size.width, size.height),
+            box: activationBox(singleMap(map, H, W), 0, size.width, size.height, { eps: head.epsilon }),
           });
         }
       }

@@ -9,7 +9,6 @@ import {
   MANIFEST_FILE,
   MANIFEST_SCHEMA_VERSION,
   parseManifest,
-  SIMILARITY_EPSILON,
   singleMap,
   type Box,
   type Manifest,
@@ -195,7 +194,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       const map = srcMaps[j];
       if (sourceItem[j] < 0 || !map) return null;
       const size = await sizeCache.size(trainItems[sourceItem[j]]);
-      return { item: sourceItem[j], box: activationBox(singleMap(map, H, W), 0, size.width, size.height) };
+      return {
+        item: sourceItem[j],
+        box: activationBox(singleMap(map, H, W), 0, size.width, size.height, { eps: head.epsilon }),
+      };
     }),
   );
   const neighbourClasses = reuse
@@ -309,7 +311,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
           const item = trainItems[sourceItem[j]];
           const img = await cache.image(item);
           const maps = singleMap(srcMaps[j]!, H, W);
-          const box = activationBox(maps, 0, img.width, img.height);
+          const box = activationBox(maps, 0, img.width, img.height, { eps: head.epsilon });
           const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
           const rfBox = receptiveField
             ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height)
@@ -324,7 +326,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
             ),
             heatmap: await write(
               'heatmap.webp',
-              await renderHeatmap(img, activationMap(maps, 0), H, W, { maxSide: IMAGE_SIDES.heatmap, box }),
+              await renderHeatmap(img, activationMap(maps, 0, head.epsilon), H, W, {
+                maxSide: IMAGE_SIDES.heatmap,
+                box,
+              }),
             ),
           };
           source = {
@@ -342,7 +347,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         for (const [r, hit] of trainHits[j].entries()) {
           const item = trainItems[hit.item];
           const img = await cache.image(item);
-          const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height);
+          const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height, { eps: head.epsilon });
           const file = await write(
             `nearest-${r + 1}.webp`,
             await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }),
@@ -354,7 +359,14 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
           const item = valItems[hit.item];
           const size = await cache.size(item);
           nearVal.push(
-            patchRef(item, hit, activationBox(singleMap(hit.map, H, W), 0, size.width, size.height), size, W, null),
+            patchRef(
+              item,
+              hit,
+              activationBox(singleMap(hit.map, H, W), 0, size.width, size.height, { eps: head.epsilon }),
+              size,
+              W,
+              null,
+            ),
           );
         }
         progress.tick(1);
@@ -423,7 +435,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       },
       featureGrid: { height: H, width: W, channels: data.featureShape[2] },
       prototypeDim: head.prototypeDim,
-      similarityEpsilon: SIMILARITY_EPSILON,
+      similarityEpsilon: head.epsilon,
       receptiveField,
       prototypes,
       files: {

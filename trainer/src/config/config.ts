@@ -200,6 +200,14 @@ export const TrainConfigSchema = z
           .number()
           .default(-0.5)
           .describe('initial last-layer weight from a prototype to the other classes'),
+        similarityEpsilon: z
+          .number()
+          .positive()
+          .max(1)
+          .default(1e-4)
+          .describe(
+            'epsilon of the similarity log((d+1)/(d+eps)): the largest similarity is log(1/eps), reached at d = 0 (paper: 1e-4)',
+          ),
         prototypeInit: z
           .enum(['uniform', 'patches'])
           .default('uniform')

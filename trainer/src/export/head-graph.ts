@@ -18,7 +18,6 @@
  * Opset: any from 11 on; Reduce* axes are attributes below 18 and inputs from 18
  * (GraphBuilder.reduce). ReduceSum (axes input since 13) is not used.
  */
-import { SIMILARITY_EPSILON } from '@protoatlas/shared';
 import {
   OnnxDataType,
   encodeModel,
@@ -76,7 +75,7 @@ export function headExportWeights(head: ProtoHead): HeadExportWeights {
     prototypeDim: head.prototypeDim,
     lastLayer: read(head.lastLayer),
     numClasses: head.spec.numClasses,
-    epsilon: SIMILARITY_EPSILON,
+    epsilon: head.epsilon,
   };
 }
 

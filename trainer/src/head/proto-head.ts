@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { logitsFromSimilarities } from '@protoatlas/shared';
+import { logitsFromSimilarities, SIMILARITY_EPSILON } from '@protoatlas/shared';
 import { activation, type ActivationName } from './activations.ts';
 import { logActivation } from './distances.ts';
 import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
@@ -27,6 +27,8 @@ export interface HeadSpec {
   prototypesPerClass: number;
   /** Wrong-class weight at initialisation (paper: -0.5). */
   incorrectClassWeight: number;
+  /** Epsilon of the similarity log((d+1)/(d+eps)); absent: SIMILARITY_EPSILON (the paper's 1e-4). */
+  similarityEpsilon?: number;
 }
 
 export interface HeadOutput {
@@ -74,6 +76,11 @@ export class ProtoHead {
 
   get prototypeDim(): number {
     return this.spec.addOn.length ? this.spec.addOn[this.spec.addOn.length - 1].channels : this.spec.inputChannels;
+  }
+
+  /** Epsilon of the similarity log((d+1)/(d+eps)). */
+  get epsilon(): number {
+    return this.spec.similarityEpsilon ?? SIMILARITY_EPSILON;
   }
 
   get numPrototypes(): number {
@@ -185,7 +192,7 @@ export class ProtoHead {
       const [b, h, w] = features.shape;
       const z = this.embed(features, opts.dropMask, opts.inputGrad ?? false);
       const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, !(opts.training ?? false));
-      const similarities = logActivation(minDistances) as tf.Tensor2D;
+      const similarities = logActivation(minDistances, this.epsilon) as tf.Tensor2D;
       const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
       return { logits, minDistances, similarities };
     });

@@ -201,6 +201,7 @@ export function newRunHead(config: TrainConfig, data: PreparedData, rng: Rng): P
       numClasses: data.dataset.classes.length,
       prototypesPerClass: config.head.prototypesPerClass,
       incorrectClassWeight: config.head.incorrectClassWeight,
+      similarityEpsilon: config.head.similarityEpsilon,
     },
     rng,
   );

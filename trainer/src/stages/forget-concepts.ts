@@ -74,7 +74,7 @@ export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.
     const f = tf.tensor4d(patches.features, [patches.n, 1, 1, head.spec.inputChannels]);
     const z = head.embed(f, undefined, true);
     const diff = tf.sub(tf.expandDims(z, 1), tf.expandDims(head.currentPrototypes(), 0));
-    return logActivation(tf.sum(tf.square(diff), 2)) as tf.Tensor2D;
+    return logActivation(tf.sum(tf.square(diff), 2), head.epsilon) as tf.Tensor2D;
   });
 }
 
