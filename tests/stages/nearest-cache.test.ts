@@ -102,6 +102,15 @@ describe('nearest-patch cache', () => {
     expect(keyOf(data, exclusions(push))).toBe(key);
     head.prototypes.assign(tf.onesLike(head.prototypes));
     expect(keyOf(data, exclusions(push))).not.toBe(key);
+    // So is the similarity's epsilon, with the same weights.
+    const flatter = new ProtoHead({ ...head.spec, similarityEpsilon: 0.1 }, new Rng(0));
+    flatter.setWeights(head.getWeights());
+    expect(embeddingDigest(flatter, null)).not.toBe(embeddingDigest(head, null));
+    const same = new ProtoHead({ ...head.spec }, new Rng(0));
+    same.setWeights(head.getWeights());
+    expect(embeddingDigest(same, null)).toBe(embeddingDigest(head, null));
+    flatter.dispose();
+    same.dispose();
     // A tuned backbone's weights are part of the embedding.
     const tuned = new Map([['conv0.kernel', { shape: [1], data: new Float32Array([0.5]) }]]);
     expect(trainNearestKey(embeddingDigest(head, tuned), config, data, exclusions(push))).not.toBe(

@@ -26,11 +26,13 @@ export interface FeatureIdentity {
 }
 
 /**
- * Digest of the weights a patch embedding depends on: the head's but its last layer's, and a
- * trainable backbone's (null for frozen ones). Computed once per head, it keys every split's cache.
+ * Digest of what a patch embedding and its similarities depend on: the add-on's activations, the
+ * similarity's epsilon, the head's weights but its last layer's, and a trainable backbone's (null for
+ * frozen ones). Computed once per head, it keys every split's cache.
  */
 export function embeddingDigest(head: ProtoHead, backboneWeights: HostTensors | null): string {
   const h = createHash('sha256');
+  h.update(JSON.stringify({ addOn: head.spec.addOn.map((l) => [l.channels, l.activation]), epsilon: head.epsilon }));
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   for (const [name, v] of head.namedVariables())
     if (name !== 'head.last_layer') h.update(name).update(bytes(v.dataSync() as Float32Array));
