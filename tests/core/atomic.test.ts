@@ -54,7 +54,10 @@ describe('atomic writes under kill', () => {
     const dir = await mkdtemp(join(tmpdir(), 'protoatlas-kill-'));
     const path = join(dir, 'last.ckpt');
     const seen = new Set<number>();
-    for (let round = 0; round < 12; round++) {
+    const temps = async () => (await readdir(dir)).filter((n) => n.startsWith('.last.ckpt.tmp-')).length;
+    // Twelve rounds, then more (up to 40) until a kill has landed inside a write: on a fast disk a
+    // random kill often falls between writes, which tests nothing about a torn write.
+    for (let round = 0; round < 12 || (round < 52 && (await temps()) === 0); round++) {
       await killWriterAfter('file', path, 1 + (round % 2) + 2 * next(2), next(40));
       seen.add(await expectWholeVersion(path));
     }
@@ -64,7 +67,7 @@ describe('atomic writes under kill', () => {
     // that some did shows kills landed inside writes, not only between them.
     const names = await readdir(dir);
     expect(names.filter((n) => !n.startsWith('.last.ckpt.tmp-'))).toEqual(['last.ckpt']);
-    expect(names.length).toBeGreaterThan(1);
+    expect(await temps()).toBeGreaterThan(0);
   });
 
   it(`a bundle-directory writer killed at random points leaves the old or new tree, whole (seed ${seed})`, async () => {
