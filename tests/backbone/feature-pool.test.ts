@@ -74,4 +74,17 @@ describe('runInWorkers', () => {
     ).rejects.toThrow(/refused a batch of 3/);
     expect(await readFile(marker, 'utf8')).toBe('disposed\ndisposed\n');
   });
+
+  it("refuses a worker whose backbone differs from the main thread's, and that worker releases it", async () => {
+    const marker = join(dir, 'hash.marker');
+    const backbone = markerBackbone({ marker });
+    await expect(
+      runInWorkers(
+        batchesOf([3]),
+        { recipe: backbone.recipe!, hash: 'another', workers: 1, quantized: false, decodeConcurrency: 2 },
+        async () => undefined,
+      ),
+    ).rejects.toThrow(/worker backbone hash marker differs from the main thread's another/);
+    expect(await readFile(marker, 'utf8')).toBe('disposed\n');
+  });
 });

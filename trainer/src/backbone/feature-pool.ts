@@ -112,8 +112,15 @@ export async function runInWorkers(
 /** How long a worker may take to finish its queued batches and exit before it is terminated. */
 const CLOSE_TIMEOUT_MS = 60_000;
 
-/** Asks a worker to finish and release its backbone, and waits for it to exit (terminated if it does not). */
+/**
+ * Asks a worker to finish and release its backbone, and waits for it to exit (terminated if it does not).
+ * The batches' outcome is settled by then, so what goes wrong while closing is reported as a warning.
+ */
 async function closeWorker({ worker, exited }: { worker: Worker; exited: Promise<unknown> }): Promise<void> {
+  const onMessage = (m: WorkerMessage): void => {
+    if (m.type === 'error') console.warn(`warning: feature worker, while closing: ${m.message}`);
+  };
+  worker.on('message', onMessage);
   worker.postMessage({ type: 'close' } satisfies WorkerClose);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => {
@@ -121,5 +128,9 @@ async function closeWorker({ worker, exited }: { worker: Worker; exited: Promise
   });
   const outcome = await Promise.race([exited, late]);
   clearTimeout(timer);
-  if (outcome === 'late') await worker.terminate();
+  worker.off('message', onMessage);
+  if (outcome === 'late') {
+    console.warn(`warning: a feature worker did not exit within ${CLOSE_TIMEOUT_MS / 1000} s of closing; terminated`);
+    await worker.terminate();
+  }
 }

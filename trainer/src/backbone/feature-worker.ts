@@ -49,28 +49,32 @@ const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.post
 const fail = (e: unknown): void =>
   send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
 
-let backbone: FrozenBackbone;
+let backbone: FrozenBackbone | undefined;
 try {
-  backbone = await buildFromRecipe<FrozenBackbone>(recipe);
-  if (backbone.hash !== hash)
-    throw new Error(`worker backbone hash ${backbone.hash} differs from the main thread's ${hash}`);
+  const built = await buildFromRecipe<FrozenBackbone>(recipe);
+  backbone = built;
+  if (built.hash !== hash) throw new Error(`worker backbone hash ${built.hash} differs from the main thread's ${hash}`);
   let chain = Promise.resolve();
+  // Set by 'close': batches queued behind it (after a failure elsewhere) are skipped, not run.
+  let closing = false;
   port.on('message', (job: WorkerJob | WorkerClose) => {
     if (job.type === 'close') {
+      closing = true;
       chain = chain
-        .then(() => backbone.dispose())
+        .then(() => built.dispose())
         .catch(fail)
         .finally(() => port.close());
       return;
     }
-    const decoding = decodeMany(job.items, backbone.preprocess.size, { concurrency: job.decodeConcurrency });
+    const decoding = decodeMany(job.items, built.preprocess.size, { concurrency: job.decodeConcurrency });
     decoding.catch(() => undefined); // awaited in order below
     chain = chain
       .then(async () => {
+        if (closing) return;
         const t0 = performance.now();
         const decoded = await decoding;
         const t1 = performance.now();
-        const r = await inferBatch(backbone, decoded, job.items, job.views, job.quantized);
+        const r = await inferBatch(built, decoded, job.items, job.views, job.quantized);
         // Copies own their buffers, so they can be transferred instead of cloned.
         const outputs = r.outputs.map((o) => o.slice());
         send(
@@ -90,5 +94,7 @@ try {
   });
   send({ type: 'ready' });
 } catch (e) {
+  // A backbone built but refused (hash mismatch) is released here: the thread then ends without native objects.
+  await backbone?.dispose().catch(() => undefined);
   fail(e);
 }

@@ -48,6 +48,7 @@ type Step = (env: Map<string, tf.Tensor>) => void;
 
 interface ConvWeights {
   name: string;
+  node: OnnxNode;
   kernel: tf.Variable; // [kh, kw, in, out] or depthwise [kh, kw, in, 1]
   bias: tf.Variable;
 }
@@ -179,9 +180,10 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
           for (let o = 0; o < cout; o++)
             b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
         }
-        const name = convName(node);
+        const name = node.name || y;
         const weights: ConvWeights = {
           name,
+          node,
           kernel: tf.variable(tf.tensor4d(k, [kh, kw, inC, outC]), true),
           bias: tf.variable(tf.tensor1d(b), true),
         };
@@ -312,12 +314,10 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     setPartWeights(from, weights) {
       if (opts.from)
         throw new Error(`ONNX import: the network from ${opts.from} is a part; set the part's own weights`);
-      // The part imports the convs between `from` and the tap in graph order and names them by that order.
-      const part = neededNodes(graph, tap, from);
-      const inPart = new Set(
-        graph.nodes.filter((n) => part.has(n) && (n.opType === 'Conv' || n.opType === 'QLinearConv')).map(convName),
-      );
-      const targets = convs.filter((c) => inPart.has(c.name));
+      // The part imports the convs between `from` (resolved as the trainer resolves trainFrom) and the tap,
+      // in graph order, and names them by that order.
+      const part = neededNodes(graph, tap, locateTap(graph, from).tensor);
+      const targets = convs.filter((c) => part.has(c.node));
       if (weights.size !== targets.length * 2)
         throw new Error(
           `ONNX import: ${weights.size} weights for the ${targets.length} convs after ${from} (a kernel and a bias each); were they tuned from another trainFrom?`,
@@ -331,7 +331,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
           if (!w) throw new Error(`ONNX import: the weights after ${from} lack "${key}"`);
           if (w.shape.join('x') !== v.shape.join('x'))
             throw new Error(`ONNX import: "${key}" is ${w.shape.join('x')}, conv ${c.name} needs ${v.shape.join('x')}`);
-          v.assign(tf.tensor(w.data, w.shape));
+          tf.tidy(() => v.assign(tf.tensor(w.data, w.shape)));
         }
       });
     },
@@ -348,7 +348,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
       for (const [k, v] of named()) {
         const w = weights.get(k);
         if (!w) throw new Error(`ONNX import: checkpoint lacks backbone weight "${k}"`);
-        v.assign(tf.tensor(w.data, w.shape));
+        tf.tidy(() => v.assign(tf.tensor(w.data, w.shape)));
       }
     },
     async dispose() {
@@ -473,10 +473,6 @@ export function dilatedDepthwise(
     }
   const sum = tf.add(tf.addN(terms), weights.bias) as tf.Tensor4D;
   return relu ? tf.relu(sum) : sum;
-}
-
-function convName(node: OnnxNode): string {
-  return node.name || node.outputs[0];
 }
 
 /** Nodes that feed the tap, back to `input` (everything else, e.g. the classifier, is dropped). */

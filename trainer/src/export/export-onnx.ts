@@ -5,7 +5,7 @@
  * One input, `image` (see backbone-graph.ts for its two formats), and three
  * outputs, N being the batch:
  *   logits        [N, C]        class scores (softmax gives probabilities)
- *   similarities  [N, m]        log((d+1)/(d+1e-4)) of each prototype's closest patch
+ *   similarities  [N, m]        log((d+1)/(d+ε)) of each prototype's closest patch
  *   distances     [N, m, H, W]  squared latent distance of every patch to every
  *                               prototype, one H x W map per prototype (prototype-major,
  *                               shared/explain.ts DistanceMaps 'prototype-major')

@@ -10,7 +10,7 @@
  *   (QuantizeLinear/DequantizeLinear around float Conv, fused into QLinearConv by
  *   onnxruntime at level 'extended'). A Relu that is a Conv's only reader folds
  *   into the Conv's output range. The prototype layer stays float: the log
- *   similarity log((d+1)/(d+1e-4)) is steep near d = 0.
+ *   similarity log((d+1)/(d+ε)) is steep near d = 0.
  * - quantizeWeightsOnly: int8 weights (Cast → Mul scale, folded at load), float compute
  *   and activations (for layers whose activations must not be rounded).
  * - rewriteForWasm: the wasm build of onnxruntime (MLAS, 128-bit SIMD) has no
