@@ -337,7 +337,8 @@ describe('ONNX backbone imported as a trainable float network', () => {
     }
   });
 
-  it('from a middle tensor: the top of the network on the activations of its bottom is the whole network', async () => {
+  /** The network whole, cut at y1, and the part after y1 (imported on the bottom's activations). */
+  const wholeBottomTop = async () => {
     const whole = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, outputStride: 1 });
     const bottom = await importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, outputStride: 1 });
     const top = await importOnnxBackbone({
@@ -348,6 +349,11 @@ describe('ONNX backbone imported as a trainable float network', () => {
       from: 'y1',
       fromShape: bottom.featureShape,
     });
+    return { whole, bottom, top };
+  };
+
+  it('from a middle tensor: the top of the network on the activations of its bottom is the whole network', async () => {
+    const { whole, bottom, top } = await wholeBottomTop();
     expect(top.trainableVariables()).toHaveLength(4); // the depthwise and 1x1 convs only
     expect(top.featureShape).toEqual(whole.featureShape);
     const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
@@ -360,16 +366,7 @@ describe('ONNX backbone imported as a trainable float network', () => {
   });
 
   it("setPartWeights puts a part's (tuned) weights into the whole network, by position after `from`", async () => {
-    const whole = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, outputStride: 1 });
-    const bottom = await importOnnxBackbone({ path, tap: 'y1', preprocess: PRE, outputStride: 1 });
-    const top = await importOnnxBackbone({
-      path,
-      tap: 'auto',
-      preprocess: PRE,
-      outputStride: 1,
-      from: 'y1',
-      fromShape: bottom.featureShape,
-    });
+    const { whole, bottom, top } = await wholeBottomTop();
     // "Tune" the top: every weight scaled, so the whole network's output changes only if they arrive.
     const tuned = new Map(
       [...top.getWeights()].map(([k, w]) => [

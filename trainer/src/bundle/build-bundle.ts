@@ -133,6 +133,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const out = opts.out ?? paths.bundle;
   const m = head.numPrototypes;
   const [H, W] = data.featureShape;
+  // Where one prototype's H x W distance map activates, in an image of w x h, under the model's epsilon.
+  const boxOf = (map: ArrayLike<number>, w: number, h: number): Box =>
+    activationBox(singleMap(map, H, W), 0, w, h, { eps: head.epsilon });
   const trainItems = data.itemsBySplit.train;
   const valItems = data.itemsBySplit.val;
   const k = opts.nearest ?? config.bundle.nearest;
@@ -196,7 +199,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       const size = await sizeCache.size(trainItems[sourceItem[j]]);
       return {
         item: sourceItem[j],
-        box: activationBox(singleMap(map, H, W), 0, size.width, size.height, { eps: head.epsilon }),
+        box: boxOf(map, size.width, size.height),
       };
     }),
   );
@@ -311,7 +314,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
           const item = trainItems[sourceItem[j]];
           const img = await cache.image(item);
           const maps = singleMap(srcMaps[j]!, H, W);
-          const box = activationBox(maps, 0, img.width, img.height, { eps: head.epsilon });
+          const box = boxOf(srcMaps[j]!, img.width, img.height);
           const patchBox = cellBox(rec.row, rec.col, H, W, img.width, img.height);
           const rfBox = receptiveField
             ? receptiveFieldBox(receptiveField, rec.row, rec.col, data.preprocess.size, img.width, img.height)
@@ -347,7 +350,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         for (const [r, hit] of trainHits[j].entries()) {
           const item = trainItems[hit.item];
           const img = await cache.image(item);
-          const box = activationBox(singleMap(hit.map, H, W), 0, img.width, img.height, { eps: head.epsilon });
+          const box = boxOf(hit.map, img.width, img.height);
           const file = await write(
             `nearest-${r + 1}.webp`,
             await renderCrop(img, box, { maxSide: IMAGE_SIDES.nearest }),
@@ -358,16 +361,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         for (const hit of valHits[j]) {
           const item = valItems[hit.item];
           const size = await cache.size(item);
-          nearVal.push(
-            patchRef(
-              item,
-              hit,
-              activationBox(singleMap(hit.map, H, W), 0, size.width, size.height, { eps: head.epsilon }),
-              size,
-              W,
-              null,
-            ),
-          );
+          nearVal.push(patchRef(item, hit, boxOf(hit.map, size.width, size.height), size, W, null));
         }
         progress.tick(1);
         return { ...common, source, files, nearest: { train: nearTrain, val: nearVal }, ...extra };
