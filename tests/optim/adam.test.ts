@@ -96,6 +96,38 @@ describe('Adam', () => {
     opt.dispose();
   });
 
+  it("weight decay is torch's coupled L2: wd * w joins the gradient before the moments, per group", () => {
+    const w = tf.variable(tf.tensor1d([2, -1, 0.5]));
+    const u = tf.variable(tf.tensor1d([2, -1]));
+    const opt = new Adam([
+      { name: 'addOn', lr: 1e-2, vars: [['w', w]], weightDecay: 0.1 },
+      { name: 'prototypes', lr: 1e-2, vars: [['u', u]] },
+    ]);
+    const ref = new ReferenceAdam(3);
+    const refU = new ReferenceAdam(2);
+    let p = [2, -1, 0.5];
+    let q = [2, -1];
+    for (let s = 0; s < 4; s++) {
+      const g = GRADS_A[s];
+      opt.apply({ [w.name]: tf.tensor1d(g), [u.name]: tf.tensor1d(GRADS_B[s]) });
+      p = ref.step(
+        p,
+        g.map((gi, i) => gi + 0.1 * p[i]),
+        1e-2,
+      );
+      q = refU.step(q, GRADS_B[s], 1e-2);
+      Array.from(w.dataSync()).forEach((v, i) => expect(v, `w[${i}] step ${s + 1}`).toBeCloseTo(p[i], 6));
+      Array.from(u.dataSync()).forEach((v, i) => expect(v, `u[${i}] step ${s + 1}`).toBeCloseTo(q[i], 6));
+    }
+    // With a zero gradient the decay alone moves a weight toward 0: Adam's first step is lr * sign(wd * w).
+    const z = tf.variable(tf.tensor1d([3, -3]));
+    const alone = new Adam([{ name: 'g', lr: 0.1, vars: [['z', z]], weightDecay: 1e-3 }]);
+    alone.apply({ [z.name]: tf.tensor1d([0, 0]) });
+    Array.from(z.dataSync()).forEach((v, i) => expect(v).toBeCloseTo([2.9, -2.9][i], 5));
+    opt.dispose();
+    alone.dispose();
+  });
+
   it('saved state restores the same next step (moments and step count)', () => {
     const make = () => {
       const w = tf.variable(tf.tensor1d([1, 2]));

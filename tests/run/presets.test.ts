@@ -53,7 +53,11 @@ describe('presets', () => {
       stepEpochs: 5,
       gamma: 0.1,
       inputDropout: 0,
+      weightDecay: { features: 0, addOn: 0 },
     });
+    // The reference code's Adam: weight decay 1e-3 on the add-on (warm-up) and on backbone and add-on (joint).
+    expect(paper.warmup.weightDecay).toEqual({ features: 0, addOn: 1e-3 });
+    expect(paper.joint.weightDecay).toEqual({ features: 1e-3, addOn: 1e-3 });
     expect(paper.data.augment).toEqual({
       enabled: false,
       rotation: 15,

@@ -12,4 +12,5 @@ export const PhaseConfigDefaults: PhaseConfig = {
   stepEpochs: 5,
   gamma: 0.1,
   inputDropout: 0,
+  weightDecay: { features: 0, addOn: 0 },
 };

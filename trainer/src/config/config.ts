@@ -125,6 +125,15 @@ export const PhaseSchema = z.object({
     .positive()
     .optional()
     .describe('split each batch into chunks of this size and accumulate gradients (same update, less memory)'),
+  // The reference code's Adam has weight_decay 1e-3 on the backbone and the add-on (biases included),
+  // none on the prototypes or the last layer; coupled, as torch.optim.Adam applies it.
+  weightDecay: z
+    .object({
+      features: z.number().nonnegative().default(0).describe('L2 weight decay of a trainable backbone'),
+      addOn: z.number().nonnegative().default(0).describe('L2 weight decay of the add-on layers'),
+    })
+    .prefault({})
+    .describe("L2 weight decay per group, added to the gradient (torch's Adam weight_decay; 1e-3 in the paper)"),
 });
 
 export const TrainConfigSchema = z

@@ -58,6 +58,7 @@ const cub200Paper = {
     lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
     schedule: 'constant',
     inputDropout: 0,
+    weightDecay: { addOn: 1e-3 },
   },
   joint: {
     epochs: 10,
@@ -67,6 +68,7 @@ const cub200Paper = {
     stepEpochs: 5,
     gamma: 0.1,
     inputDropout: 0,
+    weightDecay: { features: 1e-3, addOn: 1e-3 },
   },
   push: { enabled: true },
   lastLayer: { epochs: 20, batchSize: 80, lr: 1e-4, l1: 1e-4 },
@@ -95,6 +97,7 @@ const cub200 = derivePreset(cub200Paper, {
     lr: { addOn: 3e-3, prototypes: 3e-3 },
     schedule: 'cosine',
     inputDropout: 0.3,
+    weightDecay: { addOn: 0 },
   },
   joint: { epochs: 0 },
   pushTune: {

@@ -12,6 +12,8 @@ export interface ParamGroup {
    * exactly 0; a gradient of |w| only makes them oscillate around it.
    */
   l1?: { lambda: number; mask: tf.Tensor };
+  /** L2 weight decay added to the gradient before the moments (coupled, as torch.optim.Adam's weight_decay). */
+  weightDecay?: number;
 }
 
 /**
@@ -59,8 +61,9 @@ export class Adam {
       for (const g of this.groups) {
         if (g.lr === 0) continue;
         for (const [name, variable] of g.vars) {
-          const grad = grads[variable.name];
-          if (!grad) continue;
+          const raw = grads[variable.name];
+          if (!raw) continue;
+          const grad = g.weightDecay ? tf.add(raw, tf.mul(variable, g.weightDecay)) : raw;
           const m = this.m.get(name)!;
           const v = this.v.get(name)!;
           m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1)));

@@ -54,7 +54,8 @@ export interface EpochStats {
 export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: TrainableBackbone | null): ParamGroup[] {
   const groups: ParamGroup[] = [];
   const addOn = head.namedVariables().filter(([n]) => n.startsWith('head.addon'));
-  if (phase.lr.addOn > 0 && addOn.length) groups.push({ name: 'addOn', lr: phase.lr.addOn, vars: addOn });
+  if (phase.lr.addOn > 0 && addOn.length)
+    groups.push({ name: 'addOn', lr: phase.lr.addOn, vars: addOn, weightDecay: phase.weightDecay.addOn });
   // Tied prototypes are functions of the add-on, not free parameters.
   if (phase.lr.prototypes > 0 && !head.isTied)
     groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
@@ -65,6 +66,7 @@ export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: Train
       name: 'features',
       lr: phase.lr.features,
       vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]),
+      weightDecay: phase.weightDecay.features,
     });
   }
   return groups;
