@@ -73,7 +73,7 @@ describe('prototype boxes on synthetic birds', () => {
     labels = Int32Array.from(keys, (k) => manifest.images[k].label);
   }, 60_000);
 
-  it("push puts each wing-bar prototype on its class's wing bar, and its box covers the part", () => {
+  it("push puts each wing-bar prototype on its class's wing bar, and its box covers the part", async () => {
     const source = memorySource(feats, [G, G, D], labels);
     const C = manifest.classes.length;
     const head = new ProtoHead(
@@ -88,7 +88,7 @@ describe('prototype boxes on synthetic birds', () => {
       if (k >= 0) init[c * D + 3 + k] = 3;
     });
     head.prototypes.assign(tf.tensor2d(init, [C, D]));
-    const records = pushPrototypes(head, source, { quiet: true });
+    const records = await pushPrototypes(head, source, { quiet: true });
     const maps = sourceDistanceMaps(
       head,
       source,

@@ -97,7 +97,7 @@ describe('edits of a frozen-backbone run', () => {
     // Independently: the edited model on freshly extracted validation features.
     const edited = await loadModel(join(dir, 'v2'));
     const data = await prepareData(edited.config, join(dir, 'data'), { quiet: true, splits: ['val'] });
-    const expected = accuracy(predict(edited.head, data.sources.val!));
+    const expected = accuracy(await predict(edited.head, data.sources.val!));
     await data.frozenBackbone?.dispose();
     expect(child.metrics.val!.n).toBe(expected.n);
     expect(child.metrics.val!.top1).toBeCloseTo(expected.top1, 10);

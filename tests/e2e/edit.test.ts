@@ -216,8 +216,8 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
     const splits = [{ name: 'train', items: data.itemsBySplit.train, source: data.sources.train! }];
     const features = patchFeatures(resolvePatches(concept, splits, 'concept'), splits);
     const none = new Array<boolean>(parent.prototypes.length).fill(false);
-    const b = conceptMatch(before.head, none, features, data.sources.val!);
-    const a = conceptMatch(after.head, none, features, data.sources.val!);
+    const b = await conceptMatch(before.head, none, features, data.sources.val!);
+    const a = await conceptMatch(after.head, none, features, data.sources.val!);
     expect(Math.max(...b.perPatch)).toBeGreaterThan(logSimilarity(1e-3));
     const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
     expect(mean(a.perPatch)).toBeLessThan(mean(b.perPatch));

@@ -115,7 +115,7 @@ describe('concept terms (ProtoPDebug)', () => {
     expect(d2(p0, [0, 0])).toBeGreaterThan(0.5);
     expect(forgettingLoss(head, forbidden).dataSync()[0]).toBeLessThan(before - 2.5);
     // Re-push with the forbidden patch excluded: prototype 0 lands on the other patch of its class's image.
-    const rec = pushPrototypes(head, src, { quiet: true, exclude: new Map([[0, new Set([0])]]) });
+    const rec = await pushPrototypes(head, src, { quiet: true, exclude: new Map([[0, new Set([0])]]) });
     expect(rec[0]).toMatchObject({ item: 0, row: 0, col: 1 });
   });
 });

@@ -6,6 +6,10 @@ import { parseConfig } from '../../trainer/src/config/config.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import { GradPool, resolveTrainThreads } from '../../trainer/src/stages/grad-pool.ts';
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
+import { computeSimilarities } from '../../trainer/src/stages/last-layer.ts';
+import { predict } from '../../trainer/src/stages/predict.ts';
+import { nearestPatches, nearestPatchesOver } from '../../trainer/src/stages/nearest-patches.ts';
+import { pushPrototypes } from '../../trainer/src/stages/push.ts';
 import { cachedSource, sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';
 import { initBackend } from '../../trainer/src/tf/backend.ts';
 import { randomStores, TINY_MAP, tinyHead } from '../support/shared-features.ts';
@@ -131,6 +135,82 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
     const plain = tf.tidy(() => shared.features(idx, flipped, false).dataSync());
     const noCopies = sharedFeatureSource({ orig, flip, keep, labels });
     expect(Array.from(plain)).toEqual(Array.from(tf.tidy(() => noCopies.features(idx, flipped, false).dataSync())));
+  });
+
+  it("compute similarities and predictions over the threads, bit for bit one thread's, with the head's current weights", async () => {
+    const source = sharedFeatureSource({ orig, flip, keep, labels });
+    const head = tinyHead();
+    // Another head: the workers must evaluate the weights they are sent, not the ones they started with.
+    const pool = await GradPool.start({
+      threads: 3,
+      backbone: null,
+      sources: { train: source },
+      head,
+      backend: 'wasm',
+    });
+    try {
+      expect(pool.sourceName(source)).toBe('train');
+      const other = sharedFeatureSource({ orig, flip, keep, labels });
+      expect(pool.sourceName(other)).toBeNull();
+      for (const tied of [false, true]) {
+        if (tied) head.tieToPatches(Float32Array.from({ length: head.numPrototypes * 6 }, (_, i) => (i % 5) / 5));
+        head.lastLayer.assign(tf.randomNormal(head.lastLayer.shape, 0, 1, 'float32', tied ? 3 : 4));
+        // Chunks of 2 items: 14 items make 7 chunks, spread over the 3 threads.
+        const one = await computeSimilarities(head, source, { flip: true, quiet: true, batchSize: 2 });
+        const many = await computeSimilarities(head, source, { flip: true, quiet: true, batchSize: 2, pool });
+        expect(one.n).toBe(28);
+        expect(Array.from(many.labels)).toEqual(Array.from(one.labels));
+        expect(Array.from(many.sims)).toEqual(Array.from(one.sims));
+        // Mirrored copies differ from the originals.
+        expect(Array.from(one.sims.subarray(0, 6))).not.toEqual(Array.from(one.sims.subarray(14 * 6, 15 * 6)));
+        const p1 = await predict(head, source);
+        const p3 = await predict(head, source, pool);
+        expect(Array.from(p3.logits)).toEqual(Array.from(p1.logits));
+      }
+    } finally {
+      await pool.close();
+      head.dispose();
+    }
+  });
+
+  it('push and search nearest patches over the threads with the results of one thread', async () => {
+    const source = sharedFeatureSource({ orig, flip, keep, labels });
+    const pool = await GradPool.start({
+      threads: 3,
+      backbone: null,
+      sources: { train: source },
+      head: tinyHead(),
+      backend: 'wasm',
+    });
+    try {
+      // Item 4 is nearest for some prototype; banning its patches must move that prototype elsewhere.
+      const exclude = new Map([[4, new Set([0, 1, 2, 3, 4, 5, 6, 7, 8])]]);
+      for (const ban of [undefined, exclude]) {
+        const one = tinyHead();
+        const many = tinyHead();
+        const r1 = await pushPrototypes(one, source, { quiet: true, batchSize: 2, exclude: ban });
+        const r3 = await pushPrototypes(many, source, { quiet: true, batchSize: 2, exclude: ban, pool });
+        expect(r3).toEqual(r1);
+        expect(Array.from(many.prototypes.dataSync())).toEqual(Array.from(one.prototypes.dataSync()));
+        if (ban) expect(r1.some((r) => r.item === 4)).toBe(false);
+        // Each class's prototypes come from more than one thread's chunks.
+        expect(new Set(r1.map((r) => Math.floor(r.item / 2) % 3)).size).toBeGreaterThan(1);
+        const excludeNearest = r1.map((r, j) => (j % 2 ? { item: r.item, patch: -1 } : null));
+        const h1 = nearestPatches(one, source, 4, { quiet: true, batchSize: 2, exclude: excludeNearest });
+        const h3 = await nearestPatchesOver(many, source, 4, {
+          pool,
+          quiet: true,
+          batchSize: 2,
+          exclude: excludeNearest,
+        });
+        expect(h3).toEqual(h1);
+        expect(h1.every((list) => list.length === 4)).toBe(true);
+        one.dispose();
+        many.dispose();
+      }
+    } finally {
+      await pool.close();
+    }
   });
 
   it('train on the cached copies: the updates differ from training without them', async () => {

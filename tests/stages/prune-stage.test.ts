@@ -62,16 +62,16 @@ const VAL_WITHOUT_IT = source(
 );
 
 /** `stage3Val`: pass in the similarities stage 3 would have stored, computed from this copy of the validation data. */
-const run = (mode: 'auto' | 'on' | 'off', val: FeatureSource, opts: { stage3Val?: FeatureSource } = {}) => {
+const run = async (mode: 'auto' | 'on' | 'off', val: FeatureSource, opts: { stage3Val?: FeatureSource } = {}) => {
   const h = head();
   const config = resolveConfig('demo', { prune: { mode, k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
   const similarities = opts.stage3Val
     ? {
-        train: computeSimilarities(h, TRAIN, { flip: config.data.flip, quiet: true }),
-        val: computeSimilarities(h, opts.stage3Val, { flip: false, quiet: true }),
+        train: await computeSimilarities(h, TRAIN, { flip: config.data.flip, quiet: true }),
+        val: await computeSimilarities(h, opts.stage3Val, { flip: false, quiet: true }),
       }
     : null;
-  const result = runPruneStage({
+  const result = await runPruneStage({
     similarities,
     head: h,
     train: TRAIN,
@@ -92,13 +92,13 @@ describe('pruning stage', () => {
     await tf.setBackend('cpu');
   });
 
-  it('finds the prototype whose nearest training patches are of another class', () => {
-    const { result } = run('on', VAL_WITHOUT_IT);
+  it('finds the prototype whose nearest training patches are of another class', async () => {
+    const { result } = await run('on', VAL_WITHOUT_IT);
     expect(result.candidates.map((c) => c.prototype)).toEqual([1]);
   });
 
-  it("'auto' leaves the model untouched when validation top-1 would drop", () => {
-    const { result, weights } = run('auto', VAL_NEEDS_PROTOTYPE_1);
+  it("'auto' leaves the model untouched when validation top-1 would drop", async () => {
+    const { result, weights } = await run('auto', VAL_NEEDS_PROTOTYPE_1);
     expect(result.before!.top1).toBe(1);
     expect(result.after!.top1).toBe(0.5);
     expect(result.applied).toBe(false);
@@ -106,15 +106,15 @@ describe('pruning stage', () => {
     expect(weights).toEqual(LAST_LAYER);
   });
 
-  it("'auto' applies pruning when validation top-1 does not drop: the pruned row is exactly 0", () => {
-    const { result, weights } = run('auto', VAL_WITHOUT_IT);
+  it("'auto' applies pruning when validation top-1 does not drop: the pruned row is exactly 0", async () => {
+    const { result, weights } = await run('auto', VAL_WITHOUT_IT);
     expect(result.before!.top1).toBe(1);
     expect(result.after!.top1).toBe(1);
     expect(result.applied).toBe(true);
     expect(weights).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
   });
 
-  it("decides the same from stage 3's similarities, without reading a validation feature", () => {
+  it("decides the same from stage 3's similarities, without reading a validation feature", async () => {
     let reads = 0;
     const counted: FeatureSource = {
       ...VAL_NEEDS_PROTOTYPE_1,
@@ -123,21 +123,21 @@ describe('pruning stage', () => {
         return VAL_NEEDS_PROTOTYPE_1.features(idx, ...rest);
       },
     };
-    const fromCache = run('auto', counted, { stage3Val: VAL_NEEDS_PROTOTYPE_1 });
+    const fromCache = await run('auto', counted, { stage3Val: VAL_NEEDS_PROTOTYPE_1 });
     expect(reads).toBe(0);
     expect(fromCache.result.after!.top1).toBe(0.5);
-    const fresh = run('auto', counted);
+    const fresh = await run('auto', counted);
     expect(reads).toBeGreaterThan(0);
     expect({ ...fromCache.result, seconds: 0 }).toEqual({ ...fresh.result, seconds: 0 });
     expect(fromCache.weights).toEqual(fresh.weights);
   });
 
-  it("'on' prunes even at a cost; 'off' does nothing", () => {
-    const on = run('on', VAL_NEEDS_PROTOTYPE_1);
+  it("'on' prunes even at a cost; 'off' does nothing", async () => {
+    const on = await run('on', VAL_NEEDS_PROTOTYPE_1);
     expect(on.result.applied).toBe(true);
     expect(on.result.after!.top1).toBe(0.5);
     expect(on.weights).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
-    const off = run('off', VAL_NEEDS_PROTOTYPE_1);
+    const off = await run('off', VAL_NEEDS_PROTOTYPE_1);
     expect(off.result).toMatchObject({ applied: false, candidates: [], before: null });
     expect(off.weights).toEqual(LAST_LAYER);
   });

@@ -21,7 +21,7 @@ function store(maps: number[][]) {
 }
 
 describe('push', () => {
-  it('moves each prototype onto the nearest patch of an image of its own class', () => {
+  it('moves each prototype onto the nearest patch of an image of its own class', async () => {
     const head = new ProtoHead(
       { inputChannels: 2, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 },
       new Rng(3),
@@ -37,7 +37,7 @@ describe('push', () => {
       null,
       Int32Array.from([0, 1, 0]),
     );
-    const rec = pushPrototypes(head, src, { quiet: true, batchSize: 2 });
+    const rec = await pushPrototypes(head, src, { quiet: true, batchSize: 2 });
     // Prototype 0 (class 0): nearest own-class patch is image 0 col 0 (d = 0.02).
     expect(rec[0]).toMatchObject({ prototype: 0, classIndex: 0, item: 0, row: 0, col: 0 });
     expect(rec[0].distance).toBeCloseTo(0.02, 5);

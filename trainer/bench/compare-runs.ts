@@ -69,7 +69,7 @@ let reference: boolean[] | null = null;
 for (const run of runs) {
   const loaded = await loadModel(run);
   if (loaded.json.classes.length !== C) throw new Error(`${run}: ${loaded.json.classes.length} classes, the data ${C}`);
-  const p = predict(loaded.head, data.sources.val!);
+  const p = await predict(loaded.head, data.sources.val!);
   const correct = correctTop1(p.logits, p.labels, C);
   loaded.head.dispose();
   reference ??= correct;

@@ -229,8 +229,8 @@ async function heldOutMatch(m: Manifest, child: string, patches: ConceptPatch[])
   const removedBefore = m.prototypes.map((p) => p.pruned);
   const removedAfter = new Array<boolean>(m.prototypes.length).fill(false);
   for (const p of after.json.pruned) removedAfter[p.prototype] = true;
-  const b = conceptMatch(before.head, removedBefore, features, prepared.sources.val!);
-  const a = conceptMatch(after.head, removedAfter, features, prepared.sources.val!);
+  const b = await conceptMatch(before.head, removedBefore, features, prepared.sources.val!);
+  const a = await conceptMatch(after.head, removedAfter, features, prepared.sources.val!);
   const threshold = b.weakest;
   const stats = (xs: number[]) =>
     `mean ${(xs.reduce((s, x) => s + x, 0) / xs.length).toFixed(3)}, max ${Math.max(...xs).toFixed(3)}, below ` +

@@ -63,8 +63,8 @@ const ckpt = await loadCheckpoint(paths.stageCheckpoint('pushTune'));
 const head = newRunHead(config, data, new Rng(config.seed));
 head.setWeights(pickTensors(ckpt.tensors, 'head.'));
 const start = head.lastLayer.dataSync().slice() as Float32Array;
-const sims = computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: true });
-const valSims = computeSimilarities(head, data.sources.val!, { flip: false, quiet: true });
+const sims = await computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: true });
+const valSims = await computeSimilarities(head, data.sources.val!, { flip: false, quiet: true });
 const epochs = Number(values.epochs);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
 

@@ -259,7 +259,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
     given?.valAccuracy !== undefined
       ? given.valAccuracy
       : data.sources.val?.n
-        ? accuracy(predict(head, data.sources.val))
+        ? accuracy(await predict(head, data.sources.val))
         : null;
   const lastLayer = head.lastLayer.dataSync() as Float32Array;
   const C = head.spec.numClasses;

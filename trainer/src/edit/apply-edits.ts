@@ -297,7 +297,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     for (const p of forbidPatches)
       if (p.split === 'train')
         (exclude.get(p.item) ?? exclude.set(p.item, new Set()).get(p.item)!).add(p.row * W + p.col);
-    const pushed = pushPrototypes(head, train, { quiet: opts.quiet, exclude });
+    const pushed = await pushPrototypes(head, train, { quiet: opts.quiet, exclude });
     for (const r of pushed) {
       const was = push[r.prototype];
       if (was.item !== r.item || was.row !== r.row || was.col !== r.col) {
@@ -491,11 +491,11 @@ async function testAccuracy(
   dataRoot: string,
   quiet: boolean | undefined,
 ): Promise<Accuracy | null> {
-  if (data.sources.test?.n) return accuracy(predict(head, data.sources.test));
+  if (data.sources.test?.n) return accuracy(await predict(head, data.sources.test));
   if (!data.itemsBySplit.test.length) return null;
   const test = await prepareData(config, dataRoot, { quiet, splits: ['test'] });
   try {
-    return test.sources.test?.n ? accuracy(predict(head, test.sources.test)) : null;
+    return test.sources.test?.n ? accuracy(await predict(head, test.sources.test)) : null;
   } finally {
     await test.frozenBackbone?.dispose();
   }

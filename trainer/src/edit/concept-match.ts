@@ -33,15 +33,15 @@ export function conceptBestMatch(head: ProtoHead, removed: ArrayLike<boolean>, p
   return Array.from({ length: patches.n }, (_, i) => liveMax(sims.subarray(i * m, (i + 1) * m), removed));
 }
 
-export function conceptMatch(
+export async function conceptMatch(
   head: ProtoHead,
   removed: ArrayLike<boolean>,
   patches: ConceptPatches,
   images: FeatureSource,
-): ConceptMatch {
+): Promise<ConceptMatch> {
   const m = head.numPrototypes;
   const perPatch = conceptBestMatch(head, removed, patches);
-  const all = computeSimilarities(head, images, { flip: false, quiet: true });
+  const all = await computeSimilarities(head, images, { flip: false, quiet: true });
   const best = Array.from({ length: all.n }, (_, i) => liveMax(all.sims.subarray(i * m, (i + 1) * m), removed)).sort(
     (a, b) => a - b,
   );

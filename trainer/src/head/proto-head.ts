@@ -173,13 +173,15 @@ export class ProtoHead {
   distanceMaps(features: tf.Tensor4D): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
-      const z = this.embed(features);
-      return tf.reshape(squaredDistancesFast(z, this.currentPrototypes()), [
-        b,
-        h * w,
-        this.numPrototypes,
-      ]) as tf.Tensor3D;
+      return this.patchDistances(this.embed(features), b, h * w);
     });
+  }
+
+  /** distanceMaps from patch embeddings z [B*HW, P] already at hand (image-major). */
+  patchDistances(z: tf.Tensor2D, b: number, hw: number): tf.Tensor3D {
+    return tf.tidy(
+      () => tf.reshape(squaredDistancesFast(z, this.currentPrototypes()), [b, hw, this.numPrototypes]) as tf.Tensor3D,
+    );
   }
 
   /** `inputGrad`: also differentiate w.r.t. the features (a trainable backbone sits in front). */

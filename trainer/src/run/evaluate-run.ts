@@ -46,7 +46,7 @@ export async function evaluateModel(opts: {
       `split "${opts.split}" of ${opts.data} has no images${opts.split === 'test' ? ' (this copy has no test split: point --data at a full CUB-200-2011 folder, or use --split val)' : ''}`,
     );
   }
-  const acc: Accuracy = accuracy(predict(loaded.head, source));
+  const acc: Accuracy = accuracy(await predict(loaded.head, source));
   const pruned = new Array<boolean>(loaded.head.numPrototypes).fill(false);
   for (const p of loaded.json.pruned ?? []) pruned[p.prototype] = true;
   const explanations =

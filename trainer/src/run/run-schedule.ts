@@ -34,7 +34,7 @@ export async function runSchedule(ctx: TrainContext, schedule: TrainingPhase[]):
       if (outcome === 'stopped') return 'stopped';
       const { meta } = ctx;
       if (outcome !== 'no-result') {
-        const v = outcome.val === undefined ? ctx.evalVal() : outcome.val;
+        const v = outcome.val === undefined ? await ctx.evalVal() : outcome.val;
         meta.stageResults[phase.name] = { top1: v?.top1 ?? NaN, top5: v?.top5 ?? NaN, seconds: outcome.seconds };
       }
       meta.stage = schedule[i + 1]?.name ?? FINISHED;

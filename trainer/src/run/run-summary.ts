@@ -35,7 +35,7 @@ export interface TrainSummary {
   finished: boolean;
 }
 
-export function buildSummary(ctx: TrainContext, backend: string, finished: boolean): TrainSummary {
+export async function buildSummary(ctx: TrainContext, backend: string, finished: boolean): Promise<TrainSummary> {
   const { data, meta, head } = ctx;
   const ds = data.dataset;
   const skipped = [...ds.skipped, ...data.skipped];
@@ -55,8 +55,8 @@ export function buildSummary(ctx: TrainContext, backend: string, finished: boole
     baseline: meta.baseline ?? null,
     stages: meta.stageResults,
     final: {
-      val: finished ? ctx.evalVal() : null,
-      test: finished && data.sources.test?.n ? accuracy(predict(head, data.sources.test)) : null,
+      val: finished ? await ctx.evalVal() : null,
+      test: finished && data.sources.test?.n ? accuracy(await predict(head, data.sources.test)) : null,
     },
     lastLayerWrongClassNearZero: finished ? lastLayerSparsity(head) : null,
     lastLayerWrongClassZero: finished ? lastLayerSparsity(head, 0) : null,

@@ -134,8 +134,14 @@ export class TrainContext {
       optimizer.setState({ steps: this.meta.optimizerSteps, tensors: pickTensors(tensors, 'adam.') });
   }
 
-  evalVal(): Accuracy | null {
-    return this.val.n ? accuracy(predict(this.head, this.val)) : null;
+  /** Validation accuracy, over the gradient threads once they run (they hold the cached features). */
+  async evalVal(): Promise<Accuracy | null> {
+    return this.val.n ? accuracy(await predict(this.head, this.val, this.pool)) : null;
+  }
+
+  /** The gradient threads when they are running, for evaluation passes (null: this thread alone). */
+  get threads(): GradPool | null {
+    return this.pool;
   }
 
   stopRequested(): boolean {

@@ -126,12 +126,12 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
     ctx.resumeFrom(resumed, checkpoint.tensors);
     ctx.meta.baseline = ctx.meta.baseline ?? null;
   } else {
-    initialHead(ctx);
+    await initialHead(ctx);
   }
 
   if ((await runSchedule(ctx, schedule)) === 'stopped') {
     log(`stopped after ${ctx.epochsThisProcess} epochs as requested; continue with --resume`);
-    return buildSummary(ctx, backend.description, false);
+    return await buildSummary(ctx, backend.description, false);
   }
 
   await saveModel(paths.model, {
@@ -143,7 +143,7 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
     trainItems: data.itemsBySplit.train,
     pruning: ctx.meta.pruning ?? null,
   });
-  const summary = buildSummary(ctx, backend.description, true);
+  const summary = await buildSummary(ctx, backend.description, true);
   await writeJson(paths.summary, summary);
   printSummary(summary, schedule, opts.quiet);
   await ctx.releaseFeatures();
@@ -163,7 +163,7 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
  * A new run's head before the schedule: on frozen features the paper's baseline (GAP + linear),
  * whose probe also picks the initial patches, then the prototypes' initial values ('init' row).
  */
-function initialHead(ctx: TrainContext): void {
+async function initialHead(ctx: TrainContext): Promise<void> {
   const { data, config, head, rng, meta } = ctx;
   const quiet = ctx.control.quiet;
   const t0 = Date.now();
@@ -183,7 +183,7 @@ function initialHead(ctx: TrainContext): void {
   }
   if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
   if (config.head.prototypeSphere) head.normalizePrototypes();
-  const init = ctx.evalVal();
+  const init = await ctx.evalVal();
   meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - t0) / 1000 };
   meta.seconds.init = (Date.now() - t0) / 1000;
   meta.baseline = baseline;

@@ -6,7 +6,8 @@
  * (so the update is bit-identical to one thread's), applies Adam, and sends the
  * new values of the trained variables back before the next step.
  *
- * The same workers compute eval-mode feature maps on request (feature-snapshot.ts).
+ * The same workers compute eval-mode feature maps (feature-snapshot.ts) and, for cached
+ * features, the head's similarities (predict.ts) on request.
  *
  * Batch-norm moving statistics (a training-mode side effect) follow the main
  * thread's micro-batches only, as PyTorch's DistributedDataParallel keeps rank
@@ -25,6 +26,7 @@ import type { BackendPreference } from '../tf/backend.ts';
 import type { GradContext, MicroBatch, MicroResult } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
 import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
+import type { ExcludedPatch, PatchHit, PushBest } from './search-results.ts';
 
 /** How many gradient threads a run uses, and why (printed at start). */
 export function resolveTrainThreads(
@@ -90,16 +92,27 @@ export class GradPool {
   private readonly workers: Worker[];
   private readonly pending = new Map<number, { resolve: (r: GradWorkerReply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
+  /** Progress callbacks of long requests, by request id. */
+  private readonly progress = new Map<number, (items: number) => void>();
   private failure: Error | null = null;
   private closed = false;
 
-  private constructor(workers: Worker[]) {
+  /** The workers' name of each source they hold. */
+  private readonly names: Map<FeatureSource, string>;
+
+  private constructor(workers: Worker[], names: Map<FeatureSource, string>) {
     this.workers = workers;
+    this.names = names;
     this.threads = workers.length + 1;
     workers.forEach((w, i) => {
       w.on('message', (m: GradWorkerReply) => {
+        if (m.type === 'progress') {
+          this.progress.get(m.id)?.(m.items);
+          return;
+        }
         const p = this.pending.get(m.id);
         if (!p) return;
+        this.progress.delete(m.id);
         this.pending.delete(m.id);
         if (m.type === 'error') p.reject(new Error(`gradient worker ${i + 1}: ${m.message}`));
         else p.resolve(m);
@@ -151,7 +164,8 @@ export class GradPool {
       { length: Math.max(0, opts.threads - 1) },
       () => new Worker(new URL('./grad-worker.ts', import.meta.url), { workerData: init }),
     );
-    const pool = new GradPool(workers);
+    const names = new Map(Object.entries(opts.sources).map(([name, src]) => [src, name] as const));
+    const pool = new GradPool(workers, names);
     try {
       await Promise.all(workers.map((w) => pool.request(w, { type: 'ping', id: 0 })));
     } catch (e) {
@@ -237,6 +251,60 @@ export class GradPool {
     return r.data;
   }
 
+  /**
+   * The workers' name for `source` when they hold it as cached features, else null. A source read through a
+   * trainable backbone is not offered: a worker's batch-norm statistics are not the main thread's.
+   */
+  sourceName(source: FeatureSource): string | null {
+    const name = this.names.get(source);
+    return name !== undefined && source.sharedFeatures && !source.sharedFeatures.throughBackbone ? name : null;
+  }
+
+  /** The head's weights and tied patches to every worker, for evaluation (similarities). */
+  async setHead(head: ProtoHead): Promise<void> {
+    const weights = head.getWeights();
+    const tied = head.tiedFeatures();
+    await Promise.all(this.workers.map((w) => this.request(w, { type: 'head', id: 0, weights, tied })));
+  }
+
+  /** Eval-mode similarities [n, m] of `indices` of a named source, computed by worker `k` (0-based). */
+  async similarities(k: number, source: string, indices: number[], flipped: boolean[]): Promise<Float32Array> {
+    const r = await this.request(this.workers[k], { type: 'similarities', id: 0, source, indices, flipped });
+    if (r.type !== 'similarities') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+    return r.data;
+  }
+
+  /** Worker `k`'s share of push (push.ts) over `chunks` of a named source; `onProgress` gets items done. */
+  async push(
+    k: number,
+    source: string,
+    chunks: number[][],
+    exclude: Map<number, Set<number>> | null,
+    onProgress?: (items: number) => void,
+  ): Promise<PushBest> {
+    const r = await this.request(this.workers[k], { type: 'push', id: 0, source, chunks, exclude }, onProgress);
+    if (r.type !== 'push') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+    return r.best;
+  }
+
+  /** Worker `k`'s share of the nearest-patch search (nearest-patches.ts) over `chunks` of a named source. */
+  async nearest(
+    k: number,
+    source: string,
+    chunks: number[][],
+    kNearest: number,
+    exclude: (ExcludedPatch | null)[] | null,
+    onProgress?: (items: number) => void,
+  ): Promise<PatchHit[][]> {
+    const r = await this.request(
+      this.workers[k],
+      { type: 'nearest', id: 0, source, chunks, k: kNearest, exclude },
+      onProgress,
+    );
+    if (r.type !== 'nearest') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+    return r.hits;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.pending.values()) p.reject(new Error('gradient workers closed'));
@@ -244,9 +312,10 @@ export class GradPool {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
-  private request(w: Worker, msg: GradWorkerRequest): Promise<GradWorkerReply> {
+  private request(w: Worker, msg: GradWorkerRequest, onProgress?: (items: number) => void): Promise<GradWorkerReply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = ++this.nextId;
+    if (onProgress) this.progress.set(id, onProgress);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       w.postMessage({ ...msg, id });

@@ -10,6 +10,7 @@ import type { HeadSpec } from '../head/proto-head.ts';
 import type { LossWeights } from '../head/losses.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { MicroBatch } from './grad-step.ts';
+import type { ExcludedPatch, PatchHit, PushBest } from './search-results.ts';
 import type { SharedFeatureSource, SharedImageSource } from './sources.ts';
 
 export interface GradWorkerInit {
@@ -38,7 +39,21 @@ export type GradWorkerRequest =
   | { type: 'vars'; id: number; values: Float32Array[] }
   | { type: 'grads'; id: number; batches: MicroBatch[] }
   | { type: 'backbone'; id: number; weights: HostTensors }
-  | { type: 'features'; id: number; source: string; indices: number[]; flipped: boolean[] };
+  | { type: 'features'; id: number; source: string; indices: number[]; flipped: boolean[] }
+  /** The head to evaluate with: its weights and tied patches (evaluation outside a phase's steps). */
+  | { type: 'head'; id: number; weights: HostTensors; tied: Float32Array | null }
+  | { type: 'similarities'; id: number; source: string; indices: number[]; flipped: boolean[] }
+  /** Push over some chunks of a source: the worker's share (push.ts), with 'progress' replies per chunk. */
+  | { type: 'push'; id: number; source: string; chunks: number[][]; exclude: Map<number, Set<number>> | null }
+  /** The nearest-patch search over some chunks (nearest-patches.ts), with 'progress' replies per chunk. */
+  | {
+      type: 'nearest';
+      id: number;
+      source: string;
+      chunks: number[][];
+      k: number;
+      exclude: (ExcludedPatch | null)[] | null;
+    };
 
 export type GradWorkerReply =
   | { type: 'ok'; id: number }
@@ -48,4 +63,9 @@ export type GradWorkerReply =
       results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[];
     }
   | { type: 'features'; id: number; data: Float32Array }
+  | { type: 'similarities'; id: number; data: Float32Array }
+  | { type: 'push'; id: number; best: PushBest }
+  | { type: 'nearest'; id: number; hits: PatchHit[][] }
+  /** Items done so far by a long request (not its answer). */
+  | { type: 'progress'; id: number; items: number }
   | { type: 'error'; id: number; message: string };

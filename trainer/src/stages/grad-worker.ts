@@ -13,6 +13,9 @@ import { Rng } from '../core/rng.ts';
 import { initBackend } from '../tf/backend.ts';
 import { disposeGradContext, gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
+import { headSimilarities } from './predict.ts';
+import { NearestSearch } from './nearest-patches.ts';
+import { emptyPushBest, pushChunk } from './push.ts';
 import { sharedFeatureSource, sharedImageSource, throughBackbone, type FeatureSource } from './sources.ts';
 import type { GradWorkerInit, GradWorkerReply, GradWorkerRequest } from './grad-protocol.ts';
 
@@ -71,9 +74,13 @@ port.on('message', (msg: GradWorkerRequest) => {
   );
 });
 
+function progress(id: number, items: number): void {
+  port!.postMessage({ type: 'progress', id, items } satisfies GradWorkerReply);
+}
+
 function transferables(reply: GradWorkerReply): ArrayBuffer[] {
   if (reply.type === 'grads') return reply.results.flatMap((r) => r.grads.map((g) => g.buffer as ArrayBuffer));
-  if (reply.type === 'features') return [reply.data.buffer as ArrayBuffer];
+  if (reply.type === 'features' || reply.type === 'similarities') return [reply.data.buffer as ArrayBuffer];
   return [];
 }
 
@@ -139,6 +146,35 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
       const data = t.dataSync().slice() as Float32Array;
       t.dispose();
       return { type: 'features', id: msg.id, data };
+    }
+    case 'head':
+      head.setWeights(msg.weights);
+      if (msg.tied) head.tieToPatches(msg.tied);
+      else head.untie();
+      return { type: 'ok', id: msg.id };
+    case 'similarities':
+      return {
+        type: 'similarities',
+        id: msg.id,
+        data: headSimilarities(head, source(msg.source), msg.indices, msg.flipped),
+      };
+    case 'push': {
+      const src = source(msg.source);
+      const best = emptyPushBest(head.numPrototypes, head.prototypeDim);
+      for (const idx of msg.chunks) {
+        pushChunk(head, src, idx, best, msg.exclude);
+        progress(msg.id, idx.length);
+      }
+      return { type: 'push', id: msg.id, best };
+    }
+    case 'nearest': {
+      const src = source(msg.source);
+      const search = new NearestSearch(head.numPrototypes, msg.k, msg.exclude);
+      for (const idx of msg.chunks) {
+        search.add(head, src, idx);
+        progress(msg.id, idx.length);
+      }
+      return { type: 'nearest', id: msg.id, hits: search.hits };
     }
   }
 }

@@ -6,42 +6,34 @@ import { Adam } from '../optim/adam.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import type { FeatureSource } from './sources.ts';
-import { accuracy } from './predict.ts';
+import type { GradPool } from './grad-pool.ts';
+import { accuracy, similaritiesOf } from './predict.ts';
 
 /**
- * Similarity vectors [n, m] of every item (optionally also its mirrored copy).
- * Stage 3 only trains the last layer, so these are computed once.
+ * Similarity vectors [n, m] of every item (optionally also its mirrored copy), spread over the
+ * gradient threads when `pool` holds the source. Stage 3 only trains the last layer, so these
+ * are computed once.
  */
-export function computeSimilarities(
+export async function computeSimilarities(
   head: ProtoHead,
   source: FeatureSource,
-  opts: { flip: boolean; batchSize?: number; quiet?: boolean },
-): { sims: Float32Array; labels: Int32Array; n: number } {
+  opts: { flip: boolean; batchSize?: number; quiet?: boolean; pool?: GradPool | null },
+): Promise<{ sims: Float32Array; labels: Int32Array; n: number }> {
   const m = head.numPrototypes;
   const copies = opts.flip && source.canFlip ? 2 : 1;
   const n = source.n * copies;
   const sims = new Float32Array(n * m);
   const labels = new Int32Array(n);
-  const batchSize = opts.batchSize ?? 128;
   const progress = new Progress({ label: 'similarities', total: n, unit: 'img', quiet: opts.quiet });
   for (let copy = 0; copy < copies; copy++) {
-    for (let s = 0; s < source.n; s += batchSize) {
-      const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-      const t = tf.tidy(
-        () =>
-          head.forward(
-            source.features(
-              idx,
-              idx.map(() => copy === 1),
-              false,
-            ),
-          ).similarities,
-      );
-      sims.set(t.dataSync(), (copy * source.n + s) * m);
-      t.dispose();
-      idx.forEach((i) => (labels[copy * source.n + i] = source.labels[i]));
-      progress.tick(idx.length);
-    }
+    const part = await similaritiesOf(head, source, {
+      mirrored: copy === 1,
+      pool: opts.pool,
+      progress,
+      batchSize: opts.batchSize,
+    });
+    sims.set(part, copy * source.n * m);
+    labels.set(source.labels, copy * source.n);
   }
   progress.finish();
   return { sims, labels, n };

@@ -89,12 +89,12 @@ export async function cachedNearestPatches(args: {
   dir: string;
   key: string;
   k: number;
-  compute: (k: number) => PatchHit[][];
+  compute: (k: number) => PatchHit[][] | Promise<PatchHit[][]>;
 }): Promise<{ hits: PatchHit[][]; cached: boolean }> {
   const file = join(args.dir, `nearest-${args.key}.bin`);
   const stored = await readFile(file).then(decodeNearest, () => null);
   if (stored && stored.k >= args.k) return { hits: stored.hits.map((list) => list.slice(0, args.k)), cached: true };
-  const hits = args.compute(args.k);
+  const hits = await args.compute(args.k);
   await mkdir(args.dir, { recursive: true });
   await writeFileAtomic(file, encodeNearest(hits, args.k));
   return { hits, cached: false };

@@ -1,24 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Progress } from '../core/progress.ts';
-import type { FeatureSource } from './sources.ts';
+import type { GradPool } from './grad-pool.ts';
+import type { ExcludedPatch, PatchHit } from './search-results.ts';
+import { chunkItems, type FeatureSource } from './sources.ts';
 
-/** One image's closest patch to a prototype, with the prototype's whole distance map on that image. */
-export interface PatchHit {
-  /** Index of the item in the source. */
-  item: number;
-  /** Patch index on the feature grid (row * W + col). */
-  patch: number;
-  distance: number;
-  /** Squared distances of every patch of this image to the prototype (H*W), for boxes and heatmaps. */
-  map: Float32Array;
-}
-
-/** A patch not to count, e.g. the prototype's own source patch; patch -1 leaves out the whole image. */
-export interface ExcludedPatch {
-  item: number;
-  patch: number;
-}
+export type { ExcludedPatch, PatchHit } from './search-results.ts';
 
 /**
  * Each prototype's own source image left out of its neighbours (it would always be nearest):
@@ -27,6 +14,81 @@ export interface ExcludedPatch {
  */
 export function sourceImageExclusions(items: readonly number[]): (ExcludedPatch | null)[] {
   return items.map((item) => (item >= 0 ? { item, patch: -1 } : null));
+}
+
+/**
+ * One thread's share of the nearest-patch search: the k best images per prototype among the chunks
+ * it was given (`add`), which merge with other threads' shares into the search over all items.
+ */
+export class NearestSearch {
+  readonly hits: PatchHit[][];
+  private readonly k: number;
+  // The worst distance kept per prototype, so most images are rejected without allocation.
+  private readonly worst: Float64Array;
+  private readonly excl = new Map<number, Map<number, number>>(); // item -> prototype -> patch
+
+  constructor(m: number, k: number, exclude?: (ExcludedPatch | null)[] | null) {
+    this.k = k;
+    this.hits = Array.from({ length: m }, () => []);
+    this.worst = new Float64Array(m).fill(Infinity);
+    exclude?.forEach((e, j) => {
+      if (!e || e.item < 0) return;
+      if (!this.excl.has(e.item)) this.excl.set(e.item, new Map());
+      this.excl.get(e.item)!.set(j, e.patch);
+    });
+  }
+
+  /** Scans the items of one chunk. */
+  add(head: ProtoHead, source: FeatureSource, idx: number[]): void {
+    const m = head.numPrototypes;
+    const HW = source.shape[0] * source.shape[1];
+    const k = this.k;
+    const t = tf.tidy(() =>
+      head.distanceMaps(
+        source.features(
+          idx,
+          idx.map(() => false),
+          false,
+        ),
+      ),
+    );
+    const d = t.dataSync() as Float32Array; // [B, HW, m]
+    t.dispose();
+    idx.forEach((item, b) => {
+      const skip = this.excl.get(item);
+      const base = b * HW * m;
+      for (let j = 0; j < m; j++) {
+        const skipPatch = skip?.get(j) ?? -2;
+        if (skipPatch === -1) continue;
+        let best = Infinity;
+        let bestP = -1;
+        for (let p = 0; p < HW; p++) {
+          if (p === skipPatch) continue;
+          const v = d[base + p * m + j];
+          if (v < best) {
+            best = v;
+            bestP = p;
+          }
+        }
+        if (bestP < 0 || !(best < this.worst[j] || this.hits[j].length < k)) continue;
+        const map = new Float32Array(HW);
+        for (let p = 0; p < HW; p++) map[p] = d[base + p * m + j];
+        this.insert(j, { item, patch: bestP, distance: best, map });
+      }
+    });
+  }
+
+  /** Another thread's hits, as if its items had been scanned here (order: distance, then item). */
+  merge(hits: PatchHit[][]): void {
+    hits.forEach((list, j) => {
+      for (const hit of list) this.insert(j, hit);
+    });
+  }
+
+  private insert(j: number, hit: PatchHit): void {
+    insertSorted(this.hits[j], hit, this.k);
+    if (this.hits[j].length === this.k) this.worst[j] = this.hits[j][this.k - 1].distance;
+  }
 }
 
 /**
@@ -42,65 +104,69 @@ export function nearestPatches(
   k: number,
   opts: { exclude?: (ExcludedPatch | null)[]; batchSize?: number; quiet?: boolean; label?: string } = {},
 ): PatchHit[][] {
-  const m = head.numPrototypes;
-  const [H, W] = source.shape;
-  const HW = H * W;
-  const hits: PatchHit[][] = Array.from({ length: m }, () => []);
-  // The worst distance kept per prototype, so most images are rejected without allocation.
-  const worst = new Float64Array(m).fill(Infinity);
-  const excl = new Map<number, Map<number, number>>(); // item -> prototype -> patch
-  opts.exclude?.forEach((e, j) => {
-    if (!e || e.item < 0) return;
-    if (!excl.has(e.item)) excl.set(e.item, new Map());
-    excl.get(e.item)!.set(j, e.patch);
-  });
-  const batchSize = opts.batchSize ?? 64;
+  const search = new NearestSearch(head.numPrototypes, k, opts.exclude);
   const progress = new Progress({
     label: opts.label ?? 'nearest patches',
     total: source.n,
     unit: 'img',
     quiet: opts.quiet,
   });
-  for (let s = 0; s < source.n; s += batchSize) {
-    const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, i) => s + i);
-    const t = tf.tidy(() =>
-      head.distanceMaps(
-        source.features(
-          idx,
-          idx.map(() => false),
-          false,
-        ),
-      ),
-    );
-    const d = t.dataSync() as Float32Array; // [B, HW, m]
-    t.dispose();
-    idx.forEach((item, b) => {
-      const skip = excl.get(item);
-      const base = b * HW * m;
-      for (let j = 0; j < m; j++) {
-        const skipPatch = skip?.get(j) ?? -2;
-        if (skipPatch === -1) continue;
-        let best = Infinity;
-        let bestP = -1;
-        for (let p = 0; p < HW; p++) {
-          if (p === skipPatch) continue;
-          const v = d[base + p * m + j];
-          if (v < best) {
-            best = v;
-            bestP = p;
-          }
-        }
-        if (bestP < 0 || !(best < worst[j] || hits[j].length < k)) continue;
-        const map = new Float32Array(HW);
-        for (let p = 0; p < HW; p++) map[p] = d[base + p * m + j];
-        insertSorted(hits[j], { item, patch: bestP, distance: best, map }, k);
-        if (hits[j].length === k) worst[j] = hits[j][k - 1].distance;
-      }
-    });
+  for (const idx of chunkItems(source.n, opts.batchSize ?? 64)) {
+    search.add(head, source, idx);
     progress.tick(idx.length);
   }
   progress.finish();
-  return hits;
+  return search.hits;
+}
+
+/**
+ * nearestPatches spread over the gradient threads when `pool` holds the source: chunk c runs on
+ * thread c mod threads, and the shares merge into the same hits as one thread's search.
+ */
+export async function nearestPatchesOver(
+  head: ProtoHead,
+  source: FeatureSource,
+  k: number,
+  opts: {
+    pool: GradPool | null;
+    exclude?: (ExcludedPatch | null)[];
+    batchSize?: number;
+    quiet?: boolean;
+    label?: string;
+  },
+): Promise<PatchHit[][]> {
+  const pool = opts.pool;
+  const name = pool?.sourceName(source) ?? null;
+  if (!pool || !name) return nearestPatches(head, source, k, opts);
+  const threads = pool.threads;
+  await pool.setHead(head);
+  const chunks = chunkItems(source.n, opts.batchSize ?? 64);
+  const progress = new Progress({
+    label: opts.label ?? 'nearest patches',
+    total: source.n,
+    unit: 'img',
+    quiet: opts.quiet,
+  });
+  const remote = Array.from({ length: threads - 1 }, (_, w) =>
+    pool.nearest(
+      w,
+      name,
+      chunks.filter((_, c) => c % threads === w + 1),
+      k,
+      opts.exclude ?? null,
+      (items) => progress.tick(items),
+    ),
+  );
+  remote.forEach((p) => p.catch(() => undefined)); // awaited below
+  const search = new NearestSearch(head.numPrototypes, k, opts.exclude);
+  for (let c = 0; c < chunks.length; c += threads) {
+    search.add(head, source, chunks[c]);
+    progress.tick(chunks[c].length);
+    await new Promise((r) => setImmediate(r)); // let worker progress land
+  }
+  for (const hits of await Promise.all(remote)) search.merge(hits);
+  progress.finish();
+  return search.hits;
 }
 
 /** Keep `list` sorted by distance (ties: lower item first) and at most k long. */

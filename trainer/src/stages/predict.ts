@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
-import type { FeatureSource } from './sources.ts';
+import type { Progress } from '../core/progress.ts';
+import type { GradPool } from './grad-pool.ts';
+import { chunkItems, type FeatureSource } from './sources.ts';
 
 export interface Predictions {
   n: number;
@@ -10,26 +12,96 @@ export interface Predictions {
   labels: Int32Array;
 }
 
-/** Logits for every item of a source (eval mode: no dropout, no flip; summed in float64 like the ONNX export). */
-export function predict(head: ProtoHead, source: FeatureSource, batchSize = 128): Predictions {
-  const C = head.spec.numClasses;
-  const logits = new Float32Array(source.n * C);
-  for (let s = 0; s < source.n; s += batchSize) {
-    const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-    const out = tf.tidy(
-      () =>
-        head.forward(
-          source.features(
-            idx,
-            idx.map(() => false),
-            false,
-          ),
-        ).similarities,
+/** Eval-mode similarities [n, m] of some items (no dropout): the one computation every thread runs. */
+export function headSimilarities(
+  head: ProtoHead,
+  source: FeatureSource,
+  indices: number[],
+  flipped: boolean[],
+): Float32Array {
+  const t = tf.tidy(() => head.forward(source.features(indices, flipped, false)).similarities);
+  const data = (t.dataSync() as Float32Array).slice();
+  t.dispose();
+  return data;
+}
+
+/** Items per similarity chunk: the unit of work of one thread. */
+const CHUNK = 128;
+
+/**
+ * Eval-mode similarities [n, m] of every item of a source, mirrored when `mirrored`. With a pool that
+ * holds the source (`pool.sourceName`), chunk c runs on thread c mod threads; each chunk is computed
+ * by the same code wherever it runs, so the result does not depend on the thread count.
+ */
+export async function similaritiesOf(
+  head: ProtoHead,
+  source: FeatureSource,
+  opts: { mirrored?: boolean; pool?: GradPool | null; progress?: Progress; batchSize?: number } = {},
+): Promise<Float32Array> {
+  const m = head.numPrototypes;
+  const mirrored = opts.mirrored ?? false;
+  const out = new Float32Array(source.n * m);
+  const chunks = chunkItems(source.n, opts.batchSize ?? CHUNK);
+  const pool = opts.pool ?? null;
+  const name = pool?.sourceName(source) ?? null;
+  const threads = pool && name ? pool.threads : 1;
+  if (pool && name) await pool.setHead(head);
+  const put = (idx: number[], data: Float32Array) => {
+    out.set(data, idx[0] * m);
+    opts.progress?.tick(idx.length);
+  };
+  const remote = chunks.flatMap((idx, c) => {
+    const k = c % threads;
+    if (k === 0 || !pool || !name) return [];
+    return [
+      pool
+        .similarities(
+          k - 1,
+          name,
+          idx,
+          idx.map(() => mirrored),
+        )
+        .then((data) => put(idx, data)),
+    ];
+  });
+  remote.forEach((p) => p.catch(() => undefined)); // awaited below
+  for (let c = 0; c < chunks.length; c += threads) {
+    const idx = chunks[c];
+    put(
+      idx,
+      headSimilarities(
+        head,
+        source,
+        idx,
+        idx.map(() => mirrored),
+      ),
     );
-    logits.set(head.exactLogits(out.dataSync() as Float32Array, idx.length), s * C);
-    out.dispose();
+    if (threads > 1) await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
   }
-  return { n: source.n, numClasses: C, logits, labels: source.labels };
+  await Promise.all(remote);
+  return out;
+}
+
+/** Logits from similarities [n, m], summed in float64 as the ONNX export does. */
+function predictionsFrom(head: ProtoHead, sims: Float32Array, source: FeatureSource): Predictions {
+  return {
+    n: source.n,
+    numClasses: head.spec.numClasses,
+    logits: head.exactLogits(sims, source.n),
+    labels: source.labels,
+  };
+}
+
+/**
+ * Logits for every item of a source (eval mode: no dropout, no flip; summed in float64 like the ONNX export),
+ * spread over the gradient threads when `pool` holds the source.
+ */
+export async function predict(
+  head: ProtoHead,
+  source: FeatureSource,
+  pool: GradPool | null = null,
+): Promise<Predictions> {
+  return predictionsFrom(head, await similaritiesOf(head, source, { pool }), source);
 }
 
 export interface Accuracy {

@@ -27,7 +27,7 @@ export interface PruningResult {
  * the result according to the mode. Pruned rows of the last layer are exactly 0,
  * so a pruned prototype contributes nothing; its index stays (the atlas lists it as pruned).
  */
-export function runPruneStage(args: {
+export async function runPruneStage(args: {
   head: ProtoHead;
   train: FeatureSource;
   val: FeatureSource;
@@ -40,7 +40,7 @@ export function runPruneStage(args: {
   similarities?: { train: Similarities; val: Similarities } | null;
   /** The nearest-patch search of this head (at least k hits per prototype, source images left out), when at hand. */
   nearest?: PatchHit[][] | null;
-}): PruningResult {
+}): Promise<PruningResult> {
   const t0 = Date.now();
   const { head, train, val, config } = args;
   const { mode, k, threshold } = config.prune;
@@ -62,7 +62,7 @@ export function runPruneStage(args: {
     });
   const candidates = prototypesToPrune(hits, head.protoClass, train.labels, args.classes, { k, threshold });
   const m = head.numPrototypes;
-  const valSims = args.similarities?.val ?? computeSimilarities(head, val, { flip: false, quiet: true });
+  const valSims = args.similarities?.val ?? (await computeSimilarities(head, val, { flip: false, quiet: true }));
   const score = () => {
     const a = similarityAccuracy(head, valSims);
     return a ? { top1: a.top1, top5: a.top5, n: a.n } : null;
@@ -76,7 +76,7 @@ export function runPruneStage(args: {
   for (const c of candidates) pruned[c.prototype] = true;
   const C = head.spec.numClasses;
   const sims =
-    args.similarities?.train ?? computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet });
+    args.similarities?.train ?? (await computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet }));
   refitLastLayer({
     head,
     train: sims,

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Progress } from '../core/progress.ts';
-import type { FeatureSource } from './sources.ts';
+import type { GradPool } from './grad-pool.ts';
+import type { PushBest } from './search-results.ts';
+import { chunkItems, type FeatureSource } from './sources.ts';
 
 /** Where a prototype was projected: everything the explanation artefacts need. */
 export interface PushRecord {
@@ -16,12 +18,87 @@ export interface PushRecord {
   distance: number;
 }
 
+export function emptyPushBest(m: number, P: number): PushBest {
+  return {
+    distance: new Float64Array(m).fill(Infinity),
+    item: new Int32Array(m).fill(-1),
+    patch: new Int32Array(m).fill(-1),
+    vec: new Float32Array(m * P),
+  };
+}
+
+/**
+ * Pushes the items of one chunk into `best`: for each prototype of an item's class, its patches'
+ * distances; a tie keeps the earlier item and patch. `exclude`: patches no prototype may take.
+ */
+export function pushChunk(
+  head: ProtoHead,
+  source: FeatureSource,
+  idx: number[],
+  best: PushBest,
+  exclude?: Map<number, Set<number>> | null,
+): void {
+  const m = head.numPrototypes;
+  const P = head.prototypeDim;
+  const HW = source.shape[0] * source.shape[1];
+  const byClass = prototypesByClass(head);
+  const [zT, dT] = tf.tidy(() => {
+    const feats = source.features(
+      idx,
+      idx.map(() => false),
+      false,
+    );
+    const z = head.embed(feats);
+    return [z, head.patchDistances(z, idx.length, HW)];
+  });
+  const z = zT.dataSync() as Float32Array; // [B*HW, P]
+  const d = dT.dataSync() as Float32Array; // [B, HW, m]
+  tf.dispose([zT, dT]);
+  idx.forEach((item, k) => {
+    const banned = exclude?.get(item);
+    for (const j of byClass.get(source.labels[item]) ?? []) {
+      for (let p = 0; p < HW; p++) {
+        if (banned?.has(p)) continue;
+        const v = d[(k * HW + p) * m + j];
+        if (v < best.distance[j]) {
+          best.distance[j] = v;
+          best.item[j] = item;
+          best.patch[j] = p;
+          best.vec.set(z.subarray((k * HW + p) * P, (k * HW + p + 1) * P), j * P);
+        }
+      }
+    }
+  });
+}
+
+/** Prototype indices per class (class-major layout, but do not rely on it). */
+function prototypesByClass(head: ProtoHead): Map<number, number[]> {
+  const byClass = new Map<number, number[]>();
+  head.protoClass.forEach((c, j) => byClass.set(c, [...(byClass.get(c) ?? []), j]));
+  return byClass;
+}
+
+/** Another thread's share merged into `into`: the nearer patch wins, a tie the lower item (as one thread's order). */
+export function mergePushBest(into: PushBest, other: PushBest, P: number): void {
+  for (let j = 0; j < into.distance.length; j++) {
+    const d = other.distance[j];
+    if (d < into.distance[j] || (d === into.distance[j] && other.item[j] >= 0 && other.item[j] < into.item[j])) {
+      into.distance[j] = d;
+      into.item[j] = other.item[j];
+      into.patch[j] = other.patch[j];
+      into.vec.set(other.vec.subarray(j * P, (j + 1) * P), j * P);
+    }
+  }
+}
+
 /**
  * Stage 2. Each prototype becomes the latent vector of the nearest patch among
  * training images of its own class (originals, not flipped copies). Returns
- * the records; the head's prototypes are overwritten.
+ * the records; the head's prototypes are overwritten. With a pool that holds
+ * the source, chunk c runs on thread c mod threads; the result does not depend
+ * on the thread count.
  */
-export function pushPrototypes(
+export async function pushPrototypes(
   head: ProtoHead,
   source: FeatureSource,
   opts: {
@@ -29,67 +106,51 @@ export function pushPrototypes(
     quiet?: boolean;
     /** Patches no prototype may be projected onto: item -> patch indices (forbidden concepts). */
     exclude?: Map<number, Set<number>>;
+    pool?: GradPool | null;
   } = {},
-): PushRecord[] {
+): Promise<PushRecord[]> {
   const m = head.numPrototypes;
   const P = head.prototypeDim;
-  const [H, W] = source.shape;
-  const HW = H * W;
-  const best = new Float64Array(m).fill(Infinity);
-  const bestItem = new Int32Array(m).fill(-1);
-  const bestPatch = new Int32Array(m).fill(-1);
-  const bestVec = new Float32Array(m * P);
-  // Prototype indices per class (class-major layout, but do not rely on it).
-  const byClass = new Map<number, number[]>();
-  head.protoClass.forEach((c, j) => byClass.set(c, [...(byClass.get(c) ?? []), j]));
-  const batchSize = opts.batchSize ?? 64;
+  const W = source.shape[1];
+  const best = emptyPushBest(m, P);
   const progress = new Progress({ label: 'push', total: source.n, unit: 'img', quiet: opts.quiet });
-  for (let s = 0; s < source.n; s += batchSize) {
-    const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-    const [zT, dT] = tf.tidy(() => {
-      const feats = source.features(
-        idx,
-        idx.map(() => false),
-        false,
-      );
-      const z = head.embed(feats);
-      const d = head.distanceMaps(feats);
-      return [z, d];
-    });
-    const z = zT.dataSync() as Float32Array; // [B*HW, P]
-    const d = dT.dataSync() as Float32Array; // [B, HW, m]
-    tf.dispose([zT, dT]);
-    idx.forEach((item, k) => {
-      const protos = byClass.get(source.labels[item]) ?? [];
-      const banned = opts.exclude?.get(item);
-      for (const j of protos) {
-        for (let p = 0; p < HW; p++) {
-          if (banned?.has(p)) continue;
-          const v = d[(k * HW + p) * m + j];
-          if (v < best[j]) {
-            best[j] = v;
-            bestItem[j] = item;
-            bestPatch[j] = p;
-            bestVec.set(z.subarray((k * HW + p) * P, (k * HW + p + 1) * P), j * P);
-          }
-        }
-      }
-    });
-    progress.tick(idx.length);
+  const chunks = chunkItems(source.n, opts.batchSize ?? 64);
+  const pool = opts.pool ?? null;
+  const name = pool?.sourceName(source) ?? null;
+  const threads = pool && name ? pool.threads : 1;
+  if (pool && name) await pool.setHead(head);
+  const remote =
+    pool && name
+      ? Array.from({ length: threads - 1 }, (_, w) =>
+          pool.push(
+            w,
+            name,
+            chunks.filter((_, c) => c % threads === w + 1),
+            opts.exclude ?? null,
+            (items) => progress.tick(items),
+          ),
+        )
+      : [];
+  remote.forEach((p) => p.catch(() => undefined)); // awaited below
+  for (let c = 0; c < chunks.length; c += threads) {
+    pushChunk(head, source, chunks[c], best, opts.exclude);
+    progress.tick(chunks[c].length);
+    if (threads > 1) await new Promise((r) => setImmediate(r)); // let worker progress land
   }
+  for (const other of await Promise.all(remote)) mergePushBest(best, other, P);
   progress.finish();
   // A class without training images keeps its prototypes where they are.
   const current = head.prototypes.dataSync() as Float32Array;
   const next = new Float32Array(current);
-  for (let j = 0; j < m; j++) if (bestItem[j] >= 0) next.set(bestVec.subarray(j * P, (j + 1) * P), j * P);
+  for (let j = 0; j < m; j++) if (best.item[j] >= 0) next.set(best.vec.subarray(j * P, (j + 1) * P), j * P);
   head.prototypes.assign(tf.tensor2d(next, [m, P]));
   return Array.from({ length: m }, (_, j) => ({
     prototype: j,
     classIndex: head.protoClass[j],
-    item: bestItem[j],
-    row: bestPatch[j] >= 0 ? Math.floor(bestPatch[j] / W) : -1,
-    col: bestPatch[j] >= 0 ? bestPatch[j] % W : -1,
-    distance: Number.isFinite(best[j]) ? best[j] : -1,
+    item: best.item[j],
+    row: best.patch[j] >= 0 ? Math.floor(best.patch[j] / W) : -1,
+    col: best.patch[j] >= 0 ? best.patch[j] % W : -1,
+    distance: Number.isFinite(best.distance[j]) ? best.distance[j] : -1,
   }));
 }
 

@@ -91,11 +91,11 @@ export async function cachedSimilarities(
   dir: string,
   key: string,
   m: number,
-  compute: () => Similarities,
+  compute: () => Promise<Similarities>,
 ): Promise<{ sims: Similarities; cached: boolean }> {
   const hit = await loadSimilarities(dir, key);
   if (hit) return { sims: hit, cached: true };
-  const sims = compute();
+  const sims = await compute();
   await saveSimilarities(dir, key, sims, m);
   return { sims, cached: false };
 }

@@ -220,3 +220,10 @@ export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource 
       ),
   };
 }
+
+/** Items 0..n-1 in consecutive chunks of `size`: the unit of work of one thread. */
+export function chunkItems(n: number, size: number): number[][] {
+  const chunks: number[][] = [];
+  for (let s = 0; s < n; s += size) chunks.push(Array.from({ length: Math.min(size, n - s) }, (_, k) => s + k));
+  return chunks;
+}

@@ -30,9 +30,15 @@ export const lastLayerPhase: TrainingPhase = {
     const optimizer = lastLayerOptimizer(head, settings, mask);
     const left = settings.epochs > meta.epoch;
     const sims = left
-      ? computeSimilarities(head, ctx.train, { flip: config.data.flip, quiet: ctx.control.quiet })
+      ? await computeSimilarities(head, ctx.train, {
+          flip: config.data.flip,
+          quiet: ctx.control.quiet,
+          pool: ctx.threads,
+        })
       : null;
-    const valSims = left ? computeSimilarities(head, ctx.val, { flip: false, quiet: true }) : null;
+    const valSims = left
+      ? await computeSimilarities(head, ctx.val, { flip: false, quiet: true, pool: ctx.threads })
+      : null;
     // Kept for edits that leave the embedding alone (drop, relabel: trainer/src/edit/).
     if (sims && valSims) await storeRunSimilarities(head, config, ctx.data, { train: sims, val: valSims });
     const keepBest = () => {
@@ -98,7 +104,7 @@ export const lastLayerPhase: TrainingPhase = {
         `last layer: keeping epoch ${kept?.epoch} (best validation top-1 ${(100 * (kept?.top1 ?? NaN)).toFixed(1)}%)`,
       );
     }
-    const val = ctx.evalVal();
+    const val = await ctx.evalVal();
     meta.seconds.lastLayer = (meta.seconds.lastLayer ?? 0) + (Date.now() - t0) / 1000;
     optimizer.dispose();
     mask.dispose();

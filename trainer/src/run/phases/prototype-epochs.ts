@@ -49,7 +49,7 @@ export function prototypeEpochs(ctx: TrainContext, args: PrototypeEpochsArgs): E
       });
       if (stats === 'stopped') return 'stopped';
       args.afterEpoch?.();
-      const v = ctx.evalVal();
+      const v = await ctx.evalVal();
       return {
         row: { ...stats, valTop1: v?.top1 ?? null, valTop5: v?.top5 ?? null },
         seconds: stats.seconds,

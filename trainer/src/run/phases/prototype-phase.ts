@@ -33,7 +33,7 @@ export function prototypePhase(args: {
           `train ${(100 * s.trainAccuracy).toFixed(1)}% ${valText(v)} [${s.seconds.toFixed(0)}s]`,
       });
       if ((await runEpochs(ctx, plan)) === 'stopped') return 'stopped';
-      const val = ctx.evalVal();
+      const val = await ctx.evalVal();
       optimizer.dispose();
       return { seconds: ctx.meta.seconds[name] ?? (Date.now() - tStage) / 1000, val };
     },

@@ -1,6 +1,6 @@
 /** Prune (paper Sec. 2.5): drop prototypes that are not class-specific, re-optimise the last layer. */
 import { cachedNearestPatches, trainNearestKey } from '../../stages/nearest-cache.ts';
-import { nearestPatches, sourceImageExclusions } from '../../stages/nearest-patches.ts';
+import { nearestPatchesOver, sourceImageExclusions } from '../../stages/nearest-patches.ts';
 import { runPruneStage } from '../../stages/prune-stage.ts';
 import { loadSimilarities, runSimilarityKeys, similarityCacheDir } from '../../stages/similarity-cache.ts';
 import type { TrainingPhase } from '../training-phase.ts';
@@ -24,14 +24,15 @@ export const prunePhase: TrainingPhase = {
               key: trainNearestKey(keys.embedding, ctx.config, ctx.data, exclude),
               k: ctx.config.prune.k,
               compute: (k) =>
-                nearestPatches(ctx.head, ctx.train, k, {
+                nearestPatchesOver(ctx.head, ctx.train, k, {
+                  pool: ctx.threads,
                   exclude,
                   quiet: ctx.control.quiet,
                   label: 'prune: nearest patches',
                 }),
             })
           ).hits;
-    const result = runPruneStage({
+    const result = await runPruneStage({
       head: ctx.head,
       train: ctx.train,
       val: ctx.val,

@@ -9,8 +9,9 @@ export const pushPhase: TrainingPhase = {
   async run(ctx) {
     const { meta } = ctx;
     const t0 = Date.now();
-    if (ctx.config.push.enabled) meta.push = pushPrototypes(ctx.head, ctx.train, { quiet: ctx.control.quiet });
-    const val = ctx.evalVal();
+    if (ctx.config.push.enabled)
+      meta.push = await pushPrototypes(ctx.head, ctx.train, { quiet: ctx.control.quiet, pool: ctx.threads });
+    const val = await ctx.evalVal();
     meta.seconds.push = (Date.now() - t0) / 1000;
     const top1 = val ? `${(100 * val.top1).toFixed(1)}%` : 'n/a';
     ctx.log(`push: val top-1 ${top1} (mean projection distance ${meanDistance(meta.push)})`);
