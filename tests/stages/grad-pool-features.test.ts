@@ -8,6 +8,7 @@ import { GradPool, resolveTrainThreads } from '../../trainer/src/stages/grad-poo
 import { phaseGroups, trainPrototypeEpoch, type EpochStats } from '../../trainer/src/stages/prototype-phase.ts';
 import { computeSimilarities } from '../../trainer/src/stages/last-layer.ts';
 import { predict } from '../../trainer/src/stages/predict.ts';
+import { pooledFeatures } from '../../trainer/src/stages/linear-probe.ts';
 import { nearestPatches, nearestPatchesOver } from '../../trainer/src/stages/nearest-patches.ts';
 import { pushPrototypes } from '../../trainer/src/stages/push.ts';
 import { cachedSource, sharedFeatureSource, type SharedStore } from '../../trainer/src/stages/sources.ts';
@@ -137,7 +138,7 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
     expect(Array.from(plain)).toEqual(Array.from(tf.tidy(() => noCopies.features(idx, flipped, false).dataSync())));
   });
 
-  it("compute similarities and predictions over the threads, bit for bit one thread's, with the head's current weights", async () => {
+  it("compute similarities, predictions and pooled features over the threads, bit for bit one thread's, with the head's current weights", async () => {
     const source = sharedFeatureSource({ orig, flip, keep, labels });
     const head = tinyHead();
     // Another head: the workers must evaluate the weights they are sent, not the ones they started with.
@@ -167,6 +168,13 @@ describe('gradient worker threads over cached features (frozen backbone)', () =>
         const p3 = await predict(head, source, pool);
         expect(Array.from(p3.logits)).toEqual(Array.from(p1.logits));
       }
+      // The baseline's pooled features (originals, then mirrored copies) too.
+      const g1 = await pooledFeatures(source, { flip: true, quiet: true, batchSize: 2 });
+      const g3 = await pooledFeatures(source, { flip: true, quiet: true, batchSize: 2, pool });
+      expect(g3.n).toBe(28);
+      expect(Array.from(g3.x)).toEqual(Array.from(g1.x));
+      expect(Array.from(g3.labels)).toEqual(Array.from(g1.labels));
+      expect(Array.from(g1.x.subarray(0, 6))).not.toEqual(Array.from(g1.x.subarray(14 * 6, 15 * 6)));
     } finally {
       await pool.close();
       head.dispose();

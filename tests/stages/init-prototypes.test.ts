@@ -134,7 +134,7 @@ describe('prototype initialisation from patches', () => {
 });
 
 describe('linear probe (the baseline)', () => {
-  it('pools features by the mean over the grid, mirrored copies after the originals', () => {
+  it('pools features by the mean over the grid, mirrored copies after the originals', async () => {
     const { source } = gridSource();
     // A stand-in "mirror" that negates the features, so the copies are told apart.
     const sign = (flipped: boolean[]) =>
@@ -147,7 +147,7 @@ describe('linear probe (the baseline)', () => {
       canFlip: true,
       features: (idx, flipped) => tf.mul(source.features(idx, flipped, false), sign(flipped)) as tf.Tensor4D,
     };
-    const p = pooledFeatures(flipping, { flip: true, quiet: true });
+    const p = await pooledFeatures(flipping, { flip: true, quiet: true });
     expect(p.n).toBe(12);
     // Image 0: patches (1, 0, 4), (-0.2, -0.4, 0), (0.1, -0.4, 0), (0.4, -0.4, 0).
     expect(p.x[0]).toBeCloseTo((1 - 0.2 + 0.1 + 0.4) / 4, 6);

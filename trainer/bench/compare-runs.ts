@@ -49,8 +49,8 @@ const data = await prepareData(config, dataDir, { quiet: true, splits: ['train',
 const rng = new Rng(config.seed);
 newRunHead(config, data, rng).dispose();
 const C = data.dataset.classes.length;
-const { probe } = trainBaselineProbe(data, config, rng, true);
-const val = pooledFeatures(data.sources.val!, { flip: false, quiet: true });
+const { probe } = await trainBaselineProbe(data, config, rng, { quiet: true });
+const val = await pooledFeatures(data.sources.val!, { flip: false, quiet: true });
 const baseline = correctTop1(linearLogits(probe, val.x, val.n), val.labels, C);
 const baselineTop1 = baseline.filter(Boolean).length / baseline.length;
 const recorded = (await readJson<{ baseline?: { top1: number } | null }>(runPaths(runs[0]).summary)).baseline?.top1;

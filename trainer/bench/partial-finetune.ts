@@ -91,8 +91,8 @@ const C = prepared.dataset.classes.length;
 const rng = new Rng(config.seed);
 
 // The frozen top: the baseline recipe on pooled features.
-const pooledTrain = pooledFeatures(train, { flip: true, label: 'pooling train' });
-const pooledVal = pooledFeatures(val, { flip: false, label: 'pooling val' });
+const pooledTrain = await pooledFeatures(train, { flip: true, label: 'pooling train' });
+const pooledVal = await pooledFeatures(val, { flip: false, label: 'pooling val' });
 const probe = trainLinear(pooledTrain, C, { ...BASELINE_TRAINING, rng, quiet: true });
 const top1 = (logits: Float32Array, labels: Int32Array) =>
   accuracy({ n: labels.length, numClasses: C, logits, labels }).top1;

@@ -90,9 +90,8 @@ const cub200 = derivePreset(cub200Paper, {
     ],
     prototypeInit: 'patches',
   },
-  // Ten warm-up epochs leave the prototypes nearer real patches, so push moves them less.
   warmup: {
-    epochs: 10,
+    epochs: 6,
     batchSize: 64,
     microBatch: 32,
     lr: { addOn: 3e-3, prototypes: 3e-3 },
@@ -103,7 +102,7 @@ const cub200 = derivePreset(cub200Paper, {
   },
   joint: { epochs: 0 },
   pushTune: {
-    epochs: 6,
+    epochs: 4,
     batchSize: 64,
     microBatch: 32,
     lr: { features: 0, addOn: 2e-3, prototypes: 0, lastLayer: 0 },

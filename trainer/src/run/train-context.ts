@@ -201,6 +201,14 @@ export class TrainContext {
     return this.pool;
   }
 
+  /**
+   * Threads for passes that only read cached features (the baseline's pooling), started now if need be;
+   * null with a trainable backbone, whose batch-norm statistics differ between threads.
+   */
+  async readThreads(): Promise<GradPool | null> {
+    return this.data.trainableBackbone ? null : this.gradPool();
+  }
+
   /** Threads for a phase's epoch, or null when it runs on this thread. */
   async gradThreads(phase: PhaseConfig): Promise<{ pool: GradPool; backbone: TrainableBackbone | null } | null> {
     const backbone = this.data.trainableBackbone;

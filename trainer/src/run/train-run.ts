@@ -16,6 +16,7 @@ import {
   trainLinear,
   type LinearModel,
 } from '../stages/linear-probe.ts';
+import type { GradPool } from '../stages/grad-pool.ts';
 import { teacherTargets } from '../stages/teacher.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
@@ -171,9 +172,10 @@ async function initialHead(ctx: TrainContext): Promise<void> {
   let baseline: { top1: number; top5: number } | null = null;
   if (!data.trainableBackbone) {
     // The paper's "Baseline" on the same frozen features; also the probe that picks initial patches.
-    const trained = trainBaselineProbe(data, config, rng, quiet);
+    const pool = await ctx.readThreads();
+    const trained = await trainBaselineProbe(data, config, rng, { quiet, pool });
     probe = trained.probe;
-    baseline = evalLinear(probe, data);
+    baseline = await evalLinear(probe, data, pool);
     ctx.log(`baseline (GAP + linear) val top-1 ${(100 * baseline.top1).toFixed(1)}%`);
     if (config.loss.distillation > 0) {
       const mirrored = config.data.flip && ctx.train.canFlip;
@@ -208,20 +210,30 @@ export function newRunHead(config: TrainConfig, data: PreparedData, rng: Rng): P
 }
 
 /** The paper's "Baseline" on the training views (originals and, with flips, mirrored copies), and their pooled features. */
-export function trainBaselineProbe(
+export async function trainBaselineProbe(
   data: PreparedData,
   config: TrainConfig,
   rng: Rng,
-  quiet?: boolean,
-): { probe: LinearModel; pooled: ReturnType<typeof pooledFeatures> } {
-  const pooled = pooledFeatures(data.sources.train!, { flip: config.data.flip, quiet, label: 'baseline pooling' });
+  opts: { quiet?: boolean; pool?: GradPool | null } = {},
+): Promise<{ probe: LinearModel; pooled: Awaited<ReturnType<typeof pooledFeatures>> }> {
+  const { quiet, pool } = opts;
+  const pooled = await pooledFeatures(data.sources.train!, {
+    flip: config.data.flip,
+    quiet,
+    label: 'baseline pooling',
+    pool,
+  });
   return { probe: trainLinear(pooled, data.dataset.classes.length, { ...BASELINE_TRAINING, rng, quiet }), pooled };
 }
 
-function evalLinear(model: LinearModel, data: PreparedData): { top1: number; top5: number } {
+async function evalLinear(
+  model: LinearModel,
+  data: PreparedData,
+  pool: GradPool | null,
+): Promise<{ top1: number; top5: number }> {
   const val = data.sources.val!;
   if (!val.n) return { top1: NaN, top5: NaN };
-  const pooled = pooledFeatures(val, { flip: false, quiet: true });
+  const pooled = await pooledFeatures(val, { flip: false, quiet: true, pool });
   const logits = linearLogits(model, pooled.x, pooled.n);
   const acc = accuracy({ n: pooled.n, numClasses: model.numClasses, logits, labels: pooled.labels });
   return { top1: acc.top1, top5: acc.top5 };

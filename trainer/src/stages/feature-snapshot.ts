@@ -11,8 +11,8 @@ import { Progress } from '../core/progress.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { startGradPoolFor, type GradPool } from './grad-pool.ts';
-import { cachedSource, type FeatureSource } from './sources.ts';
+import { spreadChunks, startGradPoolFor, type GradPool } from './grad-pool.ts';
+import { cachedSource, chunkItems, type FeatureSource } from './sources.ts';
 
 /** Images per backbone call, as the image source's own inference chunks. */
 const CHUNK = 16;
@@ -38,43 +38,23 @@ export async function snapshotFeatures(
   for (const mirrored of sets) {
     const store = createFeatureStore({ n: source.n, shape: source.shape, encoding: 'float32' });
     const per = source.shape[0] * source.shape[1] * source.shape[2];
-    const chunks: number[][] = [];
-    for (let s = 0; s < source.n; s += chunk)
-      chunks.push(Array.from({ length: Math.min(chunk, source.n - s) }, (_, k) => s + k));
-    const put = (idx: number[], data: Float32Array) => {
-      idx.forEach((item, k) => store.set(item, data.subarray(k * per, (k + 1) * per)));
-      progress.tick(idx.length);
-    };
-    // Chunk c runs on thread c mod threads; the workers' requests are queued first.
-    const remote = chunks.flatMap((idx, c) => {
-      const k = c % threads;
-      if (k === 0 || !opts.pool) return [];
-      return [
-        opts.pool
-          .features(
-            k - 1,
-            opts.name,
-            idx,
-            idx.map(() => mirrored),
-          )
-          .then((data) => put(idx, data)),
-      ];
-    });
-    remote.forEach((p) => p.catch(() => undefined)); // awaited below
-    for (let c = 0; c < chunks.length; c += threads) {
-      const idx = chunks[c];
-      const t = tf.tidy(() =>
-        source.features(
-          idx,
-          idx.map(() => mirrored),
-          false,
-        ),
-      );
-      put(idx, t.dataSync() as Float32Array);
-      t.dispose();
-      await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
-    }
-    await Promise.all(remote);
+    const chunks = chunkItems(source.n, chunk);
+    const flips = (idx: number[]) => idx.map(() => mirrored);
+    await spreadChunks(
+      chunks,
+      threads,
+      (idx) => {
+        const t = tf.tidy(() => source.features(idx, flips(idx), false));
+        const data = (t.dataSync() as Float32Array).slice();
+        t.dispose();
+        return data;
+      },
+      (w, idx) => opts.pool!.features(w, opts.name, idx, flips(idx)),
+      (idx, data) => {
+        idx.forEach((item, k) => store.set(item, data.subarray(k * per, (k + 1) * per)));
+        progress.tick(idx.length);
+      },
+    );
     stores.push(store);
   }
   progress.finish();

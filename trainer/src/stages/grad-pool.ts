@@ -78,6 +78,32 @@ export async function startGradPoolFor(
   return { pool, threads, why };
 }
 
+/**
+ * Work in chunks spread over a pool's threads: chunk c runs on thread c mod `threads` (0 = this
+ * thread, with `local`; the others with `remote`, worker index first), and `put` receives every
+ * chunk's result. Each chunk is computed by the same code wherever it runs, so the results do not
+ * depend on the thread count.
+ */
+export async function spreadChunks<T>(
+  chunks: number[][],
+  threads: number,
+  local: (idx: number[]) => T,
+  remote: (worker: number, idx: number[]) => Promise<T>,
+  put: (idx: number[], result: T) => void,
+): Promise<void> {
+  // The workers' requests are queued first, so they compute while this thread does its share.
+  const pending = chunks.flatMap((idx, c) => {
+    const k = c % threads;
+    return k === 0 ? [] : [remote(k - 1, idx).then((r) => put(idx, r))];
+  });
+  pending.forEach((p) => p.catch(() => undefined)); // awaited below
+  for (let c = 0; c < chunks.length; c += threads) {
+    put(chunks[c], local(chunks[c]));
+    if (threads > 1) await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
+  }
+  await Promise.all(pending);
+}
+
 export interface PhaseSetup {
   phase: PhaseConfig;
   loss: LossWeights;
@@ -271,6 +297,19 @@ export class GradPool {
   async similarities(k: number, source: string, indices: number[], flipped: boolean[]): Promise<Float32Array> {
     const r = await this.request(this.workers[k], { type: 'similarities', id: 0, source, indices, flipped });
     if (r.type !== 'similarities') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
+    return r.data;
+  }
+
+  /** Global average pooling of `indices` of a named source (the baseline's input), by worker `k` (0-based). */
+  async pooled(
+    k: number,
+    source: string,
+    indices: number[],
+    flipped: boolean[],
+    seeds?: number[],
+  ): Promise<Float32Array> {
+    const r = await this.request(this.workers[k], { type: 'pooled', id: 0, source, indices, flipped, seeds });
+    if (r.type !== 'pooled') throw new Error(`gradient worker ${k + 1}: unexpected reply ${r.type}`);
     return r.data;
   }
 

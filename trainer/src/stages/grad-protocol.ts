@@ -43,6 +43,7 @@ export type GradWorkerRequest =
   /** The head to evaluate with: its weights and tied patches (evaluation outside a phase's steps). */
   | { type: 'head'; id: number; weights: HostTensors; tied: Float32Array | null }
   | { type: 'similarities'; id: number; source: string; indices: number[]; flipped: boolean[] }
+  | { type: 'pooled'; id: number; source: string; indices: number[]; flipped: boolean[]; seeds?: number[] }
   /** Push over some chunks of a source: the worker's share (push.ts), with 'progress' replies per chunk. */
   | { type: 'push'; id: number; source: string; chunks: number[][]; exclude: Map<number, Set<number>> | null }
   /** The nearest-patch search over some chunks (nearest-patches.ts), with 'progress' replies per chunk. */
@@ -64,6 +65,7 @@ export type GradWorkerReply =
     }
   | { type: 'features'; id: number; data: Float32Array }
   | { type: 'similarities'; id: number; data: Float32Array }
+  | { type: 'pooled'; id: number; data: Float32Array }
   | { type: 'push'; id: number; best: PushBest }
   | { type: 'nearest'; id: number; hits: PatchHit[][] }
   /** Items done so far by a long request (not its answer). */

@@ -14,6 +14,7 @@ import { initBackend } from '../tf/backend.ts';
 import { disposeGradContext, gradContext, microBatchGrads, type GradContext } from './grad-step.ts';
 import { phaseGroups } from './prototype-phase.ts';
 import { headSimilarities } from './predict.ts';
+import { pooledChunk } from './linear-probe.ts';
 import { NearestSearch } from './nearest-patches.ts';
 import { emptyPushBest, pushChunk } from './push.ts';
 import { sharedFeatureSource, sharedImageSource, throughBackbone, type FeatureSource } from './sources.ts';
@@ -80,7 +81,8 @@ function progress(id: number, items: number): void {
 
 function transferables(reply: GradWorkerReply): ArrayBuffer[] {
   if (reply.type === 'grads') return reply.results.flatMap((r) => r.grads.map((g) => g.buffer as ArrayBuffer));
-  if (reply.type === 'features' || reply.type === 'similarities') return [reply.data.buffer as ArrayBuffer];
+  if (reply.type === 'features' || reply.type === 'similarities' || reply.type === 'pooled')
+    return [reply.data.buffer as ArrayBuffer];
   return [];
 }
 
@@ -158,6 +160,8 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
         id: msg.id,
         data: headSimilarities(head, source(msg.source), msg.indices, msg.flipped),
       };
+    case 'pooled':
+      return { type: 'pooled', id: msg.id, data: pooledChunk(source(msg.source), msg.indices, msg.flipped, msg.seeds) };
     case 'push': {
       const src = source(msg.source);
       const best = emptyPushBest(head.numPrototypes, head.prototypeDim);

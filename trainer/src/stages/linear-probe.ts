@@ -4,16 +4,26 @@ import { crossEntropy } from '../head/losses.ts';
 import { Adam } from '../optim/adam.ts';
 import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
-import type { FeatureSource } from './sources.ts';
+import { spreadChunks, type GradPool } from './grad-pool.ts';
+import { chunkItems, type FeatureSource } from './sources.ts';
+
+/** Global average pooling of some items' feature maps [B, D]: the one computation every thread runs. */
+export function pooledChunk(source: FeatureSource, idx: number[], flipped: boolean[], seeds?: number[]): Float32Array {
+  const t = tf.tidy(() => tf.mean(source.features(idx, flipped, false, seeds), [1, 2]));
+  const data = (t.dataSync() as Float32Array).slice();
+  t.dispose();
+  return data;
+}
 
 /**
  * Global-average-pooled features [n, D] of a source; with `flip`, its mirrored copies and its cached augmented
- * copies too (the training views the prototype model draws from).
+ * copies too (the training views the prototype model draws from). Spread over the gradient threads when
+ * `pool` holds the source.
  */
-export function pooledFeatures(
+export async function pooledFeatures(
   source: FeatureSource,
-  opts: { flip: boolean; batchSize?: number; quiet?: boolean; label?: string },
-): { x: Float32Array; labels: Int32Array; n: number; dim: number } {
+  opts: { flip: boolean; batchSize?: number; quiet?: boolean; label?: string; pool?: GradPool | null },
+): Promise<{ x: Float32Array; labels: Int32Array; n: number; dim: number }> {
   const D = source.shape[2];
   const mirrored = opts.flip && source.canFlip ? 1 : 0;
   const augmented = opts.flip ? (source.cachedCopies ?? 0) : 0;
@@ -21,28 +31,26 @@ export function pooledFeatures(
   const n = source.n * copies;
   const x = new Float32Array(n * D);
   const labels = new Int32Array(n);
-  const batchSize = opts.batchSize ?? 128;
   const progress = new Progress({ label: opts.label ?? 'pooling', total: n, unit: 'img', quiet: opts.quiet });
+  const pool = opts.pool ?? null;
+  const name = pool?.sourceName(source) ?? null;
+  const threads = pool && name ? pool.threads : 1;
+  const chunks = chunkItems(source.n, opts.batchSize ?? 128);
   for (let copy = 0; copy < copies; copy++) {
-    for (let s = 0; s < source.n; s += batchSize) {
-      const idx = Array.from({ length: Math.min(batchSize, source.n - s) }, (_, k) => s + k);
-      const t = tf.tidy(() =>
-        tf.mean(
-          source.features(
-            idx,
-            idx.map(() => copy === 1 && mirrored === 1),
-            false,
-            // Seed a (a = 1..A) picks augmented copy a (cachedSource).
-            copy > mirrored ? idx.map(() => copy - mirrored) : undefined,
-          ),
-          [1, 2],
-        ),
-      );
-      x.set(t.dataSync(), (copy * source.n + s) * D);
-      t.dispose();
-      idx.forEach((i) => (labels[copy * source.n + i] = source.labels[i]));
-      progress.tick(idx.length);
-    }
+    const flips = (idx: number[]) => idx.map(() => copy === 1 && mirrored === 1);
+    // Seed a (a = 1..A) picks augmented copy a (cachedSource).
+    const seeds = (idx: number[]) => (copy > mirrored ? idx.map(() => copy - mirrored) : undefined);
+    await spreadChunks(
+      chunks,
+      threads,
+      (idx) => pooledChunk(source, idx, flips(idx), seeds(idx)),
+      (w, idx) => pool!.pooled(w, name!, idx, flips(idx), seeds(idx)),
+      (idx, data) => {
+        x.set(data, (copy * source.n + idx[0]) * D);
+        progress.tick(idx.length);
+      },
+    );
+    labels.set(source.labels, copy * source.n);
   }
   progress.finish();
   return { x, labels, n, dim: D };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
 import type { Progress } from '../core/progress.ts';
-import type { GradPool } from './grad-pool.ts';
+import { spreadChunks, type GradPool } from './grad-pool.ts';
 import { chunkItems, type FeatureSource } from './sources.ts';
 
 export interface Predictions {
@@ -46,39 +46,17 @@ export async function similaritiesOf(
   const name = pool?.sourceName(source) ?? null;
   const threads = pool && name ? pool.threads : 1;
   if (pool && name) await pool.setHead(head);
-  const put = (idx: number[], data: Float32Array) => {
-    out.set(data, idx[0] * m);
-    opts.progress?.tick(idx.length);
-  };
-  const remote = chunks.flatMap((idx, c) => {
-    const k = c % threads;
-    if (k === 0 || !pool || !name) return [];
-    return [
-      pool
-        .similarities(
-          k - 1,
-          name,
-          idx,
-          idx.map(() => mirrored),
-        )
-        .then((data) => put(idx, data)),
-    ];
-  });
-  remote.forEach((p) => p.catch(() => undefined)); // awaited below
-  for (let c = 0; c < chunks.length; c += threads) {
-    const idx = chunks[c];
-    put(
-      idx,
-      headSimilarities(
-        head,
-        source,
-        idx,
-        idx.map(() => mirrored),
-      ),
-    );
-    if (threads > 1) await new Promise((r) => setImmediate(r)); // let finished worker chunks land (and tick)
-  }
-  await Promise.all(remote);
+  const flips = (idx: number[]) => idx.map(() => mirrored);
+  await spreadChunks(
+    chunks,
+    threads,
+    (idx) => headSimilarities(head, source, idx, flips(idx)),
+    (w, idx) => pool!.similarities(w, name!, idx, flips(idx)),
+    (idx, data) => {
+      out.set(data, idx[0] * m);
+      opts.progress?.tick(idx.length);
+    },
+  );
   return out;
 }
 
