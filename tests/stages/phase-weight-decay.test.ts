@@ -1,4 +1,4 @@
-/** A phase's weight decay reaches the add-on's optimiser group (not the prototypes' or the last layer's) and shrinks it. */
+/** A phase's weight decay reaches the add-on's optimiser group (not the prototypes' or the last layer's) and shrinks it; head weights load without leaking. */
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -82,5 +82,19 @@ describe('phase weight decay', () => {
     const decayed = await addOnNormAfter({ ...phase, weightDecay: { features: 0, addOn: 5 } });
     expect(plain).toBeGreaterThan(0);
     expect(decayed).toBeLessThan(0.6 * plain);
+  });
+});
+
+describe('head weights', () => {
+  it('setWeights copies every weight without leaving a tensor behind', () => {
+    const a = makeHead();
+    const b = makeHead();
+    a.prototypes.assign(tf.fill(a.prototypes.shape, 0.25));
+    const before = tf.memory().numTensors;
+    b.setWeights(a.getWeights());
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Array.from(b.prototypes.dataSync())).toEqual(Array.from(a.prototypes.dataSync()));
+    a.dispose();
+    b.dispose();
   });
 });

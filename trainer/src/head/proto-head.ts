@@ -239,7 +239,7 @@ export class ProtoHead {
           `checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`,
         );
       }
-      v.assign(tf.tensor(t.data, t.shape));
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
     }
   }
 
