@@ -58,6 +58,9 @@ describe('presets', () => {
     // The reference code's Adam: weight decay 1e-3 on the add-on (warm-up) and on backbone and add-on (joint).
     expect(paper.warmup.weightDecay).toEqual({ features: 0, addOn: 1e-3 });
     expect(paper.joint.weightDecay).toEqual({ features: 1e-3, addOn: 1e-3 });
+    // The measured CPU and fine-tuning recipes have none.
+    expect(resolveConfig('cub200').warmup.weightDecay).toEqual({ features: 0, addOn: 0 });
+    expect(resolveConfig('cub200-finetune').joint.weightDecay).toEqual({ features: 0, addOn: 0 });
     expect(paper.data.augment).toEqual({
       enabled: false,
       rotation: 15,
