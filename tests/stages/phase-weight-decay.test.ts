@@ -3,31 +3,16 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Adam } from '../../trainer/src/optim/adam.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 import type { PhaseConfig } from '../../trainer/src/config/config.ts';
 import { phaseGroups, trainPrototypeEpoch } from '../../trainer/src/stages/prototype-phase.ts';
 import { memorySource } from '../support/memory-source.ts';
 import { PhaseConfigDefaults } from '../support/phase-defaults.ts';
+import { tinyHead } from '../support/shared-features.ts';
 
+// D matches tinyHead's input channels.
 const [N, H, W, D] = [12, 2, 2, 6];
-
-function makeHead(): ProtoHead {
-  return new ProtoHead(
-    {
-      inputChannels: D,
-      addOn: [
-        { channels: 5, activation: 'relu' },
-        { channels: 4, activation: 'l2norm' },
-      ],
-      numClasses: 3,
-      prototypesPerClass: 2,
-      incorrectClassWeight: -0.5,
-    },
-    new Rng(1),
-  );
-}
 
 /** Sum of squares of the add-on's weights after `epochs` epochs of the phase. */
 async function addOnNormAfter(phase: PhaseConfig): Promise<number> {
@@ -38,7 +23,7 @@ async function addOnNormAfter(phase: PhaseConfig): Promise<number> {
     [H, W, D],
     Int32Array.from({ length: N }, (_, i) => i % 3),
   );
-  const head = makeHead();
+  const head = tinyHead();
   const optimizer = new Adam(phaseGroups(phase, head, null));
   for (let e = 0; e < phase.epochs; e++)
     await trainPrototypeEpoch({
@@ -65,7 +50,7 @@ describe('phase weight decay', () => {
   });
 
   it('goes to the add-on group (and a trainable backbone), never to prototypes or the last layer', () => {
-    const head = makeHead();
+    const head = tinyHead();
     const phase: PhaseConfig = {
       ...PhaseConfigDefaults,
       lr: { features: 0, addOn: 3e-3, prototypes: 3e-3, lastLayer: 1e-4 },
@@ -87,8 +72,8 @@ describe('phase weight decay', () => {
 
 describe('head weights', () => {
   it('setWeights copies every weight without leaving a tensor behind', () => {
-    const a = makeHead();
-    const b = makeHead();
+    const a = tinyHead();
+    const b = tinyHead();
     a.prototypes.assign(tf.fill(a.prototypes.shape, 0.25));
     const before = tf.memory().numTensors;
     b.setWeights(a.getWeights());

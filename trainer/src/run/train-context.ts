@@ -134,14 +134,9 @@ export class TrainContext {
       optimizer.setState({ steps: this.meta.optimizerSteps, tensors: pickTensors(tensors, 'adam.') });
   }
 
-  /** Validation accuracy, over the gradient threads once they run (they hold the cached features). */
+  /** Validation accuracy, over the gradient threads when they hold the cached features. */
   async evalVal(): Promise<Accuracy | null> {
-    return this.val.n ? accuracy(await predict(this.head, this.val, this.pool)) : null;
-  }
-
-  /** The gradient threads when they are running, for evaluation passes (null: this thread alone). */
-  get threads(): GradPool | null {
-    return this.pool;
+    return this.val.n ? accuracy(await predict(this.head, this.val, await this.readThreads())) : null;
   }
 
   stopRequested(): boolean {
@@ -202,8 +197,9 @@ export class TrainContext {
   }
 
   /**
-   * Threads for passes that only read cached features (the baseline's pooling), started now if need be;
-   * null with a trainable backbone, whose batch-norm statistics differ between threads.
+   * Threads for passes that only read cached features (pooling, evaluation, push, searches), started now
+   * if need be; null with a trainable backbone, whose batch-norm statistics differ between threads, and
+   * once the features are released.
    */
   async readThreads(): Promise<GradPool | null> {
     return this.data.trainableBackbone ? null : this.gradPool();

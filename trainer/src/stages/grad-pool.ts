@@ -104,6 +104,31 @@ export async function spreadChunks<T>(
   await Promise.all(pending);
 }
 
+/**
+ * Work split into one share per thread: worker w takes the chunks c with c mod `threads` = w + 1 in one
+ * request (`remote`, for searches that keep state across chunks), this thread the rest, chunk by chunk
+ * (`local`). Returns the workers' results, in worker order, for the caller to merge into its own.
+ */
+export async function spreadShares<T>(
+  chunks: number[][],
+  threads: number,
+  local: (idx: number[]) => void,
+  remote: (worker: number, share: number[][]) => Promise<T>,
+): Promise<T[]> {
+  const pending = Array.from({ length: threads - 1 }, (_, w) =>
+    remote(
+      w,
+      chunks.filter((_, c) => c % threads === w + 1),
+    ),
+  );
+  pending.forEach((p) => p.catch(() => undefined)); // awaited below
+  for (let c = 0; c < chunks.length; c += threads) {
+    local(chunks[c]);
+    if (threads > 1) await new Promise((r) => setImmediate(r)); // let worker progress land
+  }
+  return Promise.all(pending);
+}
+
 export interface PhaseSetup {
   phase: PhaseConfig;
   loss: LossWeights;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Progress } from '../core/progress.ts';
-import type { GradPool } from './grad-pool.ts';
+import { spreadShares, type GradPool } from './grad-pool.ts';
 import type { ExcludedPatch, PatchHit } from './search-results.ts';
 import { chunkItems, type FeatureSource } from './sources.ts';
 
@@ -147,24 +147,17 @@ export async function nearestPatchesOver(
     unit: 'img',
     quiet: opts.quiet,
   });
-  const remote = Array.from({ length: threads - 1 }, (_, w) =>
-    pool.nearest(
-      w,
-      name,
-      chunks.filter((_, c) => c % threads === w + 1),
-      k,
-      opts.exclude ?? null,
-      (items) => progress.tick(items),
-    ),
-  );
-  remote.forEach((p) => p.catch(() => undefined)); // awaited below
   const search = new NearestSearch(head.numPrototypes, k, opts.exclude);
-  for (let c = 0; c < chunks.length; c += threads) {
-    search.add(head, source, chunks[c]);
-    progress.tick(chunks[c].length);
-    await new Promise((r) => setImmediate(r)); // let worker progress land
-  }
-  for (const hits of await Promise.all(remote)) search.merge(hits);
+  const shares = await spreadShares(
+    chunks,
+    threads,
+    (idx) => {
+      search.add(head, source, idx);
+      progress.tick(idx.length);
+    },
+    (w, share) => pool.nearest(w, name, share, k, opts.exclude ?? null, (items) => progress.tick(items)),
+  );
+  for (const hits of shares) search.merge(hits);
   progress.finish();
   return search.hits;
 }

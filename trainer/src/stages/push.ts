@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ProtoHead } from '../head/proto-head.ts';
 import { Progress } from '../core/progress.ts';
-import type { GradPool } from './grad-pool.ts';
+import { spreadShares, type GradPool } from './grad-pool.ts';
 import type { PushBest } from './search-results.ts';
 import { chunkItems, type FeatureSource } from './sources.ts';
 
@@ -119,25 +119,16 @@ export async function pushPrototypes(
   const name = pool?.sourceName(source) ?? null;
   const threads = pool && name ? pool.threads : 1;
   if (pool && name) await pool.setHead(head);
-  const remote =
-    pool && name
-      ? Array.from({ length: threads - 1 }, (_, w) =>
-          pool.push(
-            w,
-            name,
-            chunks.filter((_, c) => c % threads === w + 1),
-            opts.exclude ?? null,
-            (items) => progress.tick(items),
-          ),
-        )
-      : [];
-  remote.forEach((p) => p.catch(() => undefined)); // awaited below
-  for (let c = 0; c < chunks.length; c += threads) {
-    pushChunk(head, source, chunks[c], best, opts.exclude);
-    progress.tick(chunks[c].length);
-    if (threads > 1) await new Promise((r) => setImmediate(r)); // let worker progress land
-  }
-  for (const other of await Promise.all(remote)) mergePushBest(best, other, P);
+  const shares = await spreadShares(
+    chunks,
+    threads,
+    (idx) => {
+      pushChunk(head, source, idx, best, opts.exclude);
+      progress.tick(idx.length);
+    },
+    (w, share) => pool!.push(w, name!, share, opts.exclude ?? null, (items) => progress.tick(items)),
+  );
+  for (const other of shares) mergePushBest(best, other, P);
   progress.finish();
   // A class without training images keeps its prototypes where they are.
   const current = head.prototypes.dataSync() as Float32Array;

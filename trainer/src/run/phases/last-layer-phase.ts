@@ -33,11 +33,11 @@ export const lastLayerPhase: TrainingPhase = {
       ? await computeSimilarities(head, ctx.train, {
           flip: config.data.flip,
           quiet: ctx.control.quiet,
-          pool: ctx.threads,
+          pool: await ctx.readThreads(),
         })
       : null;
     const valSims = left
-      ? await computeSimilarities(head, ctx.val, { flip: false, quiet: true, pool: ctx.threads })
+      ? await computeSimilarities(head, ctx.val, { flip: false, quiet: true, pool: await ctx.readThreads() })
       : null;
     // Kept for edits that leave the embedding alone (drop, relabel: trainer/src/edit/).
     if (sims && valSims) await storeRunSimilarities(head, config, ctx.data, { train: sims, val: valSims });

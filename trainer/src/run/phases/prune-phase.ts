@@ -23,9 +23,9 @@ export const prunePhase: TrainingPhase = {
               dir,
               key: trainNearestKey(keys.embedding, ctx.config, ctx.data, exclude),
               k: ctx.config.prune.k,
-              compute: (k) =>
+              compute: async (k) =>
                 nearestPatchesOver(ctx.head, ctx.train, k, {
-                  pool: ctx.threads,
+                  pool: await ctx.readThreads(),
                   exclude,
                   quiet: ctx.control.quiet,
                   label: 'prune: nearest patches',

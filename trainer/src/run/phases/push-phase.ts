@@ -10,7 +10,10 @@ export const pushPhase: TrainingPhase = {
     const { meta } = ctx;
     const t0 = Date.now();
     if (ctx.config.push.enabled)
-      meta.push = await pushPrototypes(ctx.head, ctx.train, { quiet: ctx.control.quiet, pool: ctx.threads });
+      meta.push = await pushPrototypes(ctx.head, ctx.train, {
+        quiet: ctx.control.quiet,
+        pool: await ctx.readThreads(),
+      });
     const val = await ctx.evalVal();
     meta.seconds.push = (Date.now() - t0) / 1000;
     const top1 = val ? `${(100 * val.top1).toFixed(1)}%` : 'n/a';
