@@ -4,6 +4,7 @@ import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../config/pres
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
+       npm run train --workspace trainer -- --preset <name> --out <new run dir> [--config <overrides.json>] --from <run dir> --after <phase>
        npm run train --workspace trainer -- --preset <name> [--config <overrides.json>] --print-config
 
   --preset   ${PRESET_NAMES.map((n) => `${n}: ${PRESET_DESCRIPTIONS[n]}`).join('\n             ')}
@@ -12,6 +13,8 @@ const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NA
   --out      run directory: config.json, metrics.jsonl, checkpoints/, model/, summary.json
   --config   JSON file whose fields override the preset (validated; fields: docs/config.md)
   --resume   continue a stopped run from its last checkpoint
+  --from, --after  start a new run from the state <run dir> reached after <phase> (warmup, joint, push,
+             pushTune, lastLayer); the config may differ only in what later phases read
   --print-config  print the resolved config (JSON, every default filled in) and exit without training`;
 
 runMain(async () => {
@@ -22,6 +25,8 @@ runMain(async () => {
       out: { type: 'string' },
       config: { type: 'string' },
       resume: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      after: { type: 'string' },
       'print-config': { type: 'boolean', default: false },
       'stop-after-epochs': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -45,6 +50,8 @@ runMain(async () => {
     return;
   }
   if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
+  if ((values.from === undefined) !== (values.after === undefined))
+    throw new Error(`--from <run dir> and --after <phase> go together\n\n${USAGE}`);
   // Loaded here, not at the top: --help and --print-config need no TensorFlow.js.
   const { trainRun } = await import('../run/train-run.ts');
   await trainRun({
@@ -52,6 +59,7 @@ runMain(async () => {
     dataDir: values.data ? userPath(values.data!) : null,
     outDir: userPath(values.out!),
     resume: values.resume!,
+    branch: values.from ? { fromDir: userPath(values.from), after: values.after! } : undefined,
     stopAfterEpochs: values['stop-after-epochs'] ? Number(values['stop-after-epochs']) : undefined,
   });
 });

@@ -26,6 +26,7 @@ import { saveModel } from '../model/model-file.ts';
 import { prepareData, type PreparedData } from '../model/prepare-data.ts';
 import { Rng } from '../core/rng.ts';
 import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
+import { startBranch, type BranchPoint } from './branch-run.ts';
 import { resumeIndex, runSchedule } from './run-schedule.ts';
 import { buildSummary, printSummary, type TrainSummary } from './run-summary.ts';
 import { TrainContext, type RunControl } from './train-context.ts';
@@ -39,6 +40,8 @@ export interface TrainOptions extends RunControl {
   dataDir: string | null;
   outDir: string;
   resume: boolean;
+  /** Start from the state another run reached after one of its phases (a new run; not with `resume`). */
+  branch?: BranchPoint;
   /** Do not build the bundle at the end (tests; `npm run bundle` builds it later). */
   skipBundle?: boolean;
   /** The phases to run (default: trainingSchedule of the run's config); tests add phases this way. */
@@ -69,7 +72,14 @@ async function train(opts: TrainOptions, opened: { ctx: TrainContext | null }): 
   }
   if (opts.resume && !hasCheckpoint) log(`no checkpoint in ${opts.outDir}: starting a new run`);
   let config = opts.config;
-  const resuming = opts.resume && hasCheckpoint;
+  if (opts.branch) {
+    if (opts.resume)
+      throw new Error('--from starts a new run from another run; --resume continues one: pass one of them');
+    const branch = await startBranch(opts.branch, config, opts.outDir, (opts.schedule ?? trainingSchedule)(config));
+    const changed = branch.changed.length ? `changed: ${branch.changed.join(', ')}` : 'same config';
+    log(`branching from ${branch.from} after ${branch.after} (${changed})`);
+  }
+  const resuming = (opts.resume && hasCheckpoint) || opts.branch !== undefined;
   if (resuming) {
     // The run's own resolved config wins, so a resume cannot silently change the recipe.
     // Parsed, so runs from older versions gain the defaults of newer fields (e.g. prune, bundle).
