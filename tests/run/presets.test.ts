@@ -61,6 +61,14 @@ describe('presets', () => {
     // The measured CPU and fine-tuning recipes have none.
     expect(resolveConfig('cub200').warmup.weightDecay).toEqual({ features: 0, addOn: 0 });
     expect(resolveConfig('cub200-finetune').joint.weightDecay).toEqual({ features: 0, addOn: 0 });
+    // Push-tune: the CPU recipe's measured faster rate; the fine-tuning recipe keeps the rate it was measured with.
+    expect(resolveConfig('cub200').pushTune.lr).toEqual({ features: 0, addOn: 4e-3, prototypes: 0, lastLayer: 0 });
+    expect(resolveConfig('cub200-finetune').pushTune.lr).toEqual({
+      features: 0,
+      addOn: 2e-3,
+      prototypes: 0,
+      lastLayer: 0,
+    });
     expect(paper.data.augment).toEqual({
       enabled: false,
       rotation: 15,
