@@ -4,18 +4,11 @@
  */
 import { z } from 'zod';
 import { TrainConfigSchema } from '../../trainer/src/config/config.ts';
+import { configLeaves as leaves } from '../../trainer/src/config/config-leaves.ts';
 import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../../trainer/src/config/presets.ts';
 import { cell, type FieldRow, fieldTable, type JsonSchema, schemaFields } from './schema-fields.ts';
 
 export const CONFIG_DOC = 'docs/config.md';
-
-/** Leaf values of a config by dotted path; arrays are leaves (an override replaces them whole). */
-function leaves(value: unknown, path = ''): [string, unknown][] {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    return Object.entries(value).flatMap(([k, v]) => leaves(v, path ? `${path}.${k}` : k));
-  }
-  return [[path, value]];
-}
 
 /** The schema row of a leaf, in the union branch the config is in (e.g. backbone kind 'onnx'). */
 function rowFor(rows: FieldRow[], path: string, config: Record<string, unknown>): FieldRow | undefined {

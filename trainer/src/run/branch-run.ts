@@ -7,6 +7,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseConfig, type TrainConfig } from '../config/config.ts';
+import { configLeaves } from '../config/config-leaves.ts';
 import { exists, readJson, runPaths, writeJson, writeMetrics } from '../core/run-dir.ts';
 import { sha256File } from '../core/sha256.ts';
 import { FINISHED, loadCheckpoint } from './checkpoint.ts';
@@ -49,15 +50,11 @@ const EXECUTION_SECTIONS = new Set([
   'checkpointMinutes',
 ]);
 
-/** Dotted paths of the leaves in which two JSON values differ (arrays compare whole). */
-export function configDifferences(a: unknown, b: unknown, path = ''): string[] {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (isObject(a) && isObject(b)) {
-    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-    return keys.flatMap((k) => configDifferences(a[k], b[k], path ? `${path}.${k}` : k));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+/** Dotted paths of the leaves in which two configs differ (arrays compare whole), sorted. */
+export function configDifferences(a: unknown, b: unknown): string[] {
+  const [la, lb] = [new Map(configLeaves(a)), new Map(configLeaves(b))];
+  const paths = [...new Set([...la.keys(), ...lb.keys()])].sort();
+  return paths.filter((p) => JSON.stringify(la.get(p)) !== JSON.stringify(lb.get(p)));
 }
 
 /**
