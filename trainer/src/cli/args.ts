@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -39,5 +40,18 @@ export function answerHelp(meta: ImportMeta, usage: string): void {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`${usage.trim()}\n`);
     process.exit(0);
+  }
+}
+
+/** The JSON overrides of a `--config` file (validated later against the preset), or undefined without one. */
+export async function readOverride(file: string | undefined): Promise<unknown> {
+  if (!file) return undefined;
+  const text = await readFile(userPath(file), 'utf8').catch(() => {
+    throw new Error(`cannot read config file ${file}`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
   }
 }

@@ -1,7 +1,6 @@
 /** `npm run train`: resolve a preset (plus overrides) and train a run, or print the resolved config. */
-import { readFile } from 'node:fs/promises';
 import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../config/presets.ts';
-import { parseCli, runMain, userPath } from './args.ts';
+import { parseCli, readOverride, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
        npm run train --workspace trainer -- --preset <name> --out <new run dir> [--config <overrides.json>] --from <run dir> --after <phase>
@@ -33,18 +32,7 @@ runMain(async () => {
     },
     USAGE,
   );
-  let override: unknown;
-  if (values.config) {
-    const text = await readFile(userPath(values.config), 'utf8').catch(() => {
-      throw new Error(`cannot read config file ${values.config}`);
-    });
-    try {
-      override = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${values.config} is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-  const config = resolveConfig(values.preset!, override, values.config);
+  const config = resolveConfig(values.preset!, await readOverride(values.config), values.config);
   if (values['print-config']) {
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return;

@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { SplitName } from '../data/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
+import type { TrainedHead } from '../head/trained-head.ts';
 import type { LossWeights } from '../head/losses.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
 import type { PhaseConfig } from '../config/config.ts';
@@ -56,7 +57,7 @@ export function resolveTrainThreads(
  */
 export async function startGradPoolFor(
   data: { trainableBackbone: TrainableBackbone | null; sources: Partial<Record<SplitName, FeatureSource>> },
-  opts: { threads: 'auto' | number; backend: string; head: ProtoHead },
+  opts: { threads: 'auto' | number; backend: string; head: TrainedHead },
 ): Promise<{ pool: GradPool | null; threads: number; why: string }> {
   const backbone = data.trainableBackbone;
   const train = data.sources.train;
@@ -183,7 +184,7 @@ export class GradPool {
     threads: number;
     backbone: TrainableBackbone | null;
     sources: { train: FeatureSource } & Record<string, FeatureSource>;
-    head: ProtoHead;
+    head: TrainedHead;
     backend: BackendPreference;
   }): Promise<GradPool> {
     const { backbone, head } = opts;
@@ -227,7 +228,7 @@ export class GradPool {
   }
 
   /** Full weights (and the tied patches, if any) to every worker, and the phase's variables. */
-  async beginPhase(setup: PhaseSetup, head: ProtoHead, backbone: TrainableBackbone | null): Promise<void> {
+  async beginPhase(setup: PhaseSetup, head: TrainedHead, backbone: TrainableBackbone | null): Promise<void> {
     const weights: HostTensors = new Map([
       ...head.getWeights(),
       ...(backbone ? [...backbone.getWeights()].map(([k, v]) => [`backbone.${k}`, v] as const) : []),

@@ -6,7 +6,7 @@
 import type { BackboneRecipe } from '../backbone/types.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
 import type { PhaseConfig } from '../config/config.ts';
-import type { HeadSpec } from '../head/proto-head.ts';
+import type { TrainedHeadSpec } from '../head/trained-head.ts';
 import type { LossWeights } from '../head/losses.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { MicroBatch } from './grad-step.ts';
@@ -16,7 +16,7 @@ import type { SharedFeatureSource, SharedImageSource } from './sources.ts';
 export interface GradWorkerInit {
   /** The trainable backbone's recipe; null when the head trains on cached features. */
   backbone: BackboneRecipe | null;
-  headSpec: HeadSpec;
+  headSpec: TrainedHeadSpec;
   /** Image sources by name ('train' trains; others are only read by feature requests). */
   sources: Record<string, SharedImageSource>;
   /** Cached-feature sources by name (frozen backbones). */

@@ -15,7 +15,8 @@ import {
   presenceCost,
   separationCost,
 } from '../head/losses.ts';
-import type { ProtoHead } from '../head/proto-head.ts';
+import { PooledLinearHead } from '../head/pooled-linear-head.ts';
+import type { TrainedHead } from '../head/trained-head.ts';
 import type { FeatureSource } from './sources.ts';
 
 /** A micro-batch with every random choice already drawn (structured-cloneable, for workers). */
@@ -43,7 +44,7 @@ export interface MicroResult {
 }
 
 export interface GradContext {
-  head: ProtoHead;
+  head: TrainedHead;
   source: FeatureSource;
   loss: LossWeights;
   vars: tf.Variable[];
@@ -51,13 +52,14 @@ export interface GradContext {
   trainsFeatures: boolean;
   /** Backbone in training mode (augmentation, batch-norm batch statistics). */
   backboneTraining: boolean;
-  /** [C, m] own-class mask rows, one per class. */
-  identityT: tf.Tensor2D;
+  /** [C, m] own-class mask rows, one per class (prototype heads only). */
+  identityT: tf.Tensor2D | null;
   /** [C, K] each class's prototype indices, when the orthogonality term is on. */
   groups: tf.Tensor2D | null;
 }
 
 export function gradContext(args: Omit<GradContext, 'identityT' | 'groups'>): GradContext {
+  if (args.head instanceof PooledLinearHead) return { ...args, identityT: null, groups: null };
   const { protoClass, spec } = args.head;
   const identityT = tf.tidy(() => {
     const id = classIdentity(protoClass, spec.numClasses);
@@ -72,7 +74,7 @@ export function gradContext(args: Omit<GradContext, 'identityT' | 'groups'>): Gr
 }
 
 export function disposeGradContext(ctx: GradContext): void {
-  ctx.identityT.dispose();
+  ctx.identityT?.dispose();
   ctx.groups?.dispose();
 }
 
@@ -112,12 +114,14 @@ export function splitBatch(
 
 export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   const { head, source, loss } = ctx;
+  if (head instanceof PooledLinearHead) return linearMicroBatchGrads(ctx, head, mb);
+  const identityT = ctx.identityT!;
   let terms: MicroResult['terms'] = [0, 0, 0, 0];
   const { value, grads } = tf.variableGrads(() => {
     const y = tf.tensor1d(mb.labels, 'int32');
     const feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
     const out = head.forward(feats, { dropMask: mb.dropMask, inputGrad: ctx.trainsFeatures, training: true });
-    const ownMask = tf.gather(ctx.identityT, y) as tf.Tensor2D;
+    const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
     const ce = crossEntropy(out.logits, y);
     const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
     const sep = separationCost(out.minDistances, ownMask, head.maxDistance);
@@ -141,6 +145,25 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     pred.forEach((p, k) => (correct += p === mb.labels[k] ? 1 : 0));
     terms = [ce.dataSync()[0], clst.dataSync()[0], sep.dataSync()[0], correct];
     return tf.mul(total, mb.weight) as tf.Scalar;
+  }, ctx.vars);
+  const v = value.dataSync()[0];
+  value.dispose();
+  return { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
+}
+
+/** The black-box baseline's micro-batch: cross-entropy alone (the prototype terms are reported as 0). */
+function linearMicroBatchGrads(ctx: GradContext, head: PooledLinearHead, mb: MicroBatch): MicroResult {
+  let terms: MicroResult['terms'] = [0, 0, 0, 0];
+  const { value, grads } = tf.variableGrads(() => {
+    const y = tf.tensor1d(mb.labels, 'int32');
+    const feats = ctx.source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
+    const logits = head.forward(feats, { dropMask: mb.dropMask, inputGrad: ctx.trainsFeatures });
+    const ce = crossEntropy(logits, y);
+    const pred = tf.argMax(logits, 1).dataSync();
+    let correct = 0;
+    pred.forEach((p, k) => (correct += p === mb.labels[k] ? 1 : 0));
+    terms = [ce.dataSync()[0], 0, 0, correct];
+    return tf.mul(ce, mb.weight) as tf.Scalar;
   }, ctx.vars);
   const v = value.dataSync()[0];
   value.dispose();

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildFromRecipe } from '../backbone/recipe.ts';
 import type { TrainableBackbone } from '../backbone/types.ts';
+import { buildHead, prototypeHead, type TrainedHead } from '../head/trained-head.ts';
 import { ProtoHead } from '../head/proto-head.ts';
 import { Rng } from '../core/rng.ts';
 import { initBackend } from '../tf/backend.ts';
@@ -27,13 +28,13 @@ const init = workerData as GradWorkerInit;
 // Messages are handled one at a time, in order, after start-up.
 interface Model {
   backbone: TrainableBackbone | null;
-  head: ProtoHead;
+  head: TrainedHead;
   sources: Map<string, FeatureSource>;
 }
 let ready: Promise<Model> = (async () => {
   await initBackend(init.backend, { quiet: true });
   const backbone = init.backbone ? await buildFromRecipe<TrainableBackbone>(init.backbone) : null;
-  const head = new ProtoHead(init.headSpec, new Rng(0)); // weights arrive with the phase
+  const head = buildHead(init.headSpec, new Rng(0)); // weights arrive with the phase
   const sources = new Map<string, FeatureSource>();
   for (const [name, shared] of Object.entries(init.featureSources)) {
     if (shared.throughBackbone && !backbone)
@@ -101,8 +102,8 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
         [...msg.weights].filter(([k]) => k.startsWith('backbone.')).map(([k, v]) => [k.slice('backbone.'.length), v]),
       );
       backbone?.setWeights(bb);
-      if (msg.tied) head.tieToPatches(msg.tied);
-      else head.untie();
+      if (msg.tied) prototypeHead(head, 'tied prototypes').tieToPatches(msg.tied);
+      else if (head instanceof ProtoHead) head.untie();
       if (ctx) disposeGradContext(ctx);
       const groups = phaseGroups(msg.phase, head, backbone);
       const names = groups.flatMap((g) => g.vars.map(([n]) => n));
@@ -149,33 +150,37 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
       t.dispose();
       return { type: 'features', id: msg.id, data };
     }
-    case 'head':
-      head.setWeights(msg.weights);
-      if (msg.tied) head.tieToPatches(msg.tied);
-      else head.untie();
+    case 'head': {
+      const proto = prototypeHead(head, 'evaluating prototypes');
+      proto.setWeights(msg.weights);
+      if (msg.tied) proto.tieToPatches(msg.tied);
+      else proto.untie();
       return { type: 'ok', id: msg.id };
+    }
     case 'similarities':
       return {
         type: 'similarities',
         id: msg.id,
-        data: headSimilarities(head, source(msg.source), msg.indices, msg.flipped),
+        data: headSimilarities(prototypeHead(head, 'similarities'), source(msg.source), msg.indices, msg.flipped),
       };
     case 'pooled':
       return { type: 'pooled', id: msg.id, data: pooledChunk(source(msg.source), msg.indices, msg.flipped, msg.seeds) };
     case 'push': {
       const src = source(msg.source);
-      const best = emptyPushBest(head.numPrototypes, head.prototypeDim);
+      const proto = prototypeHead(head, 'push');
+      const best = emptyPushBest(proto.numPrototypes, proto.prototypeDim);
       for (const idx of msg.chunks) {
-        pushChunk(head, src, idx, best, msg.exclude);
+        pushChunk(proto, src, idx, best, msg.exclude);
         progress(msg.id, idx.length);
       }
       return { type: 'push', id: msg.id, best };
     }
     case 'nearest': {
       const src = source(msg.source);
-      const search = new NearestSearch(head.numPrototypes, msg.k, msg.exclude);
+      const proto = prototypeHead(head, 'the nearest-patch search');
+      const search = new NearestSearch(proto.numPrototypes, msg.k, msg.exclude);
       for (const idx of msg.chunks) {
-        search.add(head, src, idx);
+        search.add(proto, src, idx);
         progress(msg.id, idx.length);
       }
       return { type: 'nearest', id: msg.id, hits: search.hits };

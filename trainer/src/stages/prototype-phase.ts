@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainableBackbone } from '../backbone/types.ts';
-import { channelDropMask, type ProtoHead } from '../head/proto-head.ts';
+import { channelDropMask } from '../head/proto-head.ts';
+import { PooledLinearHead } from '../head/pooled-linear-head.ts';
+import type { TrainedHead } from '../head/trained-head.ts';
 import type { LossWeights } from '../head/losses.ts';
 import type { Adam, ParamGroup } from '../optim/adam.ts';
 import type { PhaseConfig } from '../config/config.ts';
@@ -50,9 +52,24 @@ export interface EpochStats {
   seconds: number;
 }
 
-/** Parameter groups a phase trains: the paper freezes the backbone in warm-up and the last layer in both. */
-export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: TrainableBackbone | null): ParamGroup[] {
+/**
+ * Parameter groups a phase trains: the paper freezes the backbone in warm-up and the last layer in both.
+ * The black-box baseline's linear head trains at the head's rate (`lr.addOn`), so that it and the
+ * prototype model follow one schedule.
+ */
+export function phaseGroups(phase: PhaseConfig, head: TrainedHead, backbone: TrainableBackbone | null): ParamGroup[] {
   const groups: ParamGroup[] = [];
+  if (head instanceof PooledLinearHead) {
+    if (phase.lr.addOn > 0)
+      groups.push({
+        name: 'addOn',
+        lr: phase.lr.addOn,
+        vars: head.namedVariables(),
+        weightDecay: phase.weightDecay.addOn,
+      });
+    if (backbone && phase.lr.features > 0) groups.push(featureGroup(phase, backbone));
+    return groups;
+  }
   const addOn = head.namedVariables().filter(([n]) => n.startsWith('head.addon'));
   if (phase.lr.addOn > 0 && addOn.length)
     groups.push({ name: 'addOn', lr: phase.lr.addOn, vars: addOn, weightDecay: phase.weightDecay.addOn });
@@ -61,15 +78,17 @@ export function phaseGroups(phase: PhaseConfig, head: ProtoHead, backbone: Train
     groups.push({ name: 'prototypes', lr: phase.lr.prototypes, vars: [['head.prototypes', head.prototypes]] });
   if (phase.lr.lastLayer > 0)
     groups.push({ name: 'lastLayer', lr: phase.lr.lastLayer, vars: [['head.last_layer', head.lastLayer]] });
-  if (backbone && phase.lr.features > 0) {
-    groups.push({
-      name: 'features',
-      lr: phase.lr.features,
-      vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]),
-      weightDecay: phase.weightDecay.features,
-    });
-  }
+  if (backbone && phase.lr.features > 0) groups.push(featureGroup(phase, backbone));
   return groups;
+}
+
+function featureGroup(phase: PhaseConfig, backbone: TrainableBackbone): ParamGroup {
+  return {
+    name: 'features',
+    lr: phase.lr.features,
+    vars: backbone.trainableVariables().map((v, i) => [`backbone.${i}`, v]),
+    weightDecay: phase.weightDecay.features,
+  };
 }
 
 export function setPhaseLearningRates(opt: Adam, phase: PhaseConfig, epoch: number): void {
@@ -84,7 +103,7 @@ export function setPhaseLearningRates(opt: Adam, phase: PhaseConfig, epoch: numb
 export interface EpochArgs {
   label: string;
   phase: PhaseConfig;
-  head: ProtoHead;
+  head: TrainedHead;
   source: FeatureSource;
   loss: LossWeights;
   optimizer: Adam;
