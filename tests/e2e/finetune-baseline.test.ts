@@ -80,6 +80,11 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
     }
     expect(two.val?.n).toBe(12); // 4 classes x 3 held out
     expect(two.val?.top1).toBe(two.history.at(-1)!.valTop1);
+    // Each validation image's prediction, for paired comparisons; they give the accuracy reported.
+    const { ids, labels, predicted } = two.valPredictions!;
+    expect(new Set(ids).size).toBe(12);
+    expect(labels).toHaveLength(12);
+    expect(predicted.filter((p, i) => p === labels[i]).length / 12).toBe(two.val!.top1);
     // Training lowers the loss from the warm-up's (near ln 4 for a fresh head on 4 classes).
     expect(two.history[2].loss).toBeLessThan(two.history[0].loss - 0.03);
     expect(await rows('two-threads')).toHaveLength(3);

@@ -1,11 +1,13 @@
 /**
  * Finished runs scored on the same validation images, each against the same-backbone baseline and
  * against the first run: top-1, and the paired difference with its 95% interval (the images only
- * one of the two gets right decide it). The baseline is retrained here exactly as the first run
- * trained it (same seed, same order of random draws), and its accuracy is checked against the
- * one that run recorded.
+ * one of the two gets right decide it). The frozen-feature baseline is retrained here exactly as the
+ * first run trained it (same seed, same order of random draws), and its accuracy is checked against
+ * the one that run recorded; `--baseline` reads a fine-tuned baseline's per-image predictions instead
+ * (`npm run baseline` with a trainable-backbone preset). Fine-tuned runs are scored with their own
+ * backbone weights.
  *
- *   node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>]
+ *   node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>] [--baseline <baseline dir>]
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,13 +23,18 @@ import { predict } from '../src/stages/predict.ts';
 import { newRunHead, trainBaselineProbe } from '../src/run/train-run.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
-const USAGE = `usage: node_modules/.bin/node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>]
+const USAGE = `usage: node_modules/.bin/node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>] [--baseline <baseline dir>]
 
 Finished runs on the same validation images: top-1 of each, and the paired difference (95% interval)
-against the same-backbone baseline and against the first run.`;
+against the same-backbone baseline and against the first run. Without --baseline the frozen-feature
+baseline is retrained as the first run trained it; --baseline reads <dir>/baseline.json of a fine-tuned
+baseline (npm run baseline --workspace trainer -- --preset cub200-finetune ...).`;
 answerHelp(import.meta, USAGE);
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { data: { type: 'string' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { data: { type: 'string' }, baseline: { type: 'string' } },
+});
 if (!positionals.length) {
   console.log(USAGE);
   process.exit(1);
@@ -43,33 +50,75 @@ const pts = (d: PairedDifference) =>
   `${(100 * d.difference).toFixed(1).padStart(5)} [${(100 * d.interval95[0]).toFixed(1)}, ${(100 * d.interval95[1]).toFixed(1)}]` +
   ` (+${d.onlyA}/-${d.onlyB})`;
 
-// The baseline as the first run trained it: its head's initial draws come first from the same stream.
 const config = first.config;
-const data = await prepareData(config, dataDir, { quiet: true, splits: ['train', 'val'] });
-const rng = new Rng(config.seed);
-newRunHead(config, data, rng).dispose();
+const data = await prepareData(config, dataDir, { quiet: true, splits: values.baseline ? ['val'] : ['train', 'val'] });
 const C = data.dataset.classes.length;
-const { probe } = await trainBaselineProbe(data, config, rng, { quiet: true });
-const val = await pooledFeatures(data.sources.val!, { flip: false, quiet: true });
-const baseline = correctTop1(linearLogits(probe, val.x, val.n), val.labels, C);
+const valIds = data.itemsBySplit.val.map((it) => it.id);
+const { baseline, recorded, label } = values.baseline
+  ? await fineTunedBaseline(values.baseline)
+  : await frozenBaseline();
 const baselineTop1 = baseline.filter(Boolean).length / baseline.length;
-const recorded = (await readJson<{ baseline?: { top1: number } | null }>(runPaths(runs[0]).summary)).baseline?.top1;
+
+/** The frozen-feature baseline as the first run trained it: its head's initial draws come first from the same stream. */
+async function frozenBaseline() {
+  const rng = new Rng(config.seed);
+  newRunHead(config, data, rng).dispose();
+  const { probe } = await trainBaselineProbe(data, config, rng, { quiet: true });
+  const val = await pooledFeatures(data.sources.val!, { flip: false, quiet: true });
+  const summary = await readJson<{ baseline?: { top1: number } | null }>(runPaths(runs[0]).summary);
+  return {
+    baseline: correctTop1(linearLogits(probe, val.x, val.n), val.labels, C),
+    recorded: summary.baseline?.top1,
+    label: 'baseline (GAP + linear)',
+  };
+}
+
+/** A fine-tuned baseline's recorded predictions, checked to be on these validation images. */
+async function fineTunedBaseline(dir: string) {
+  const file = join(resolve(dir), 'baseline.json');
+  const json = await readJson<{
+    val?: { top1: number } | null;
+    valPredictions?: { ids: string[]; labels: number[]; predicted: number[] } | null;
+  }>(file);
+  const p = json.valPredictions;
+  if (!p)
+    throw new Error(
+      `${file} has no per-image predictions: it is a frozen-feature baseline or predates them; run \`npm run baseline\` with --resume on its directory to add them`,
+    );
+  if (p.ids.length !== valIds.length || p.ids.some((id, i) => id !== valIds[i]))
+    throw new Error(`${file} was scored on other validation images than ${runs[0]} (another seed or data split)`);
+  return {
+    baseline: p.predicted.map((c, i) => c === p.labels[i]),
+    recorded: json.val?.top1,
+    label: 'fine-tuned baseline',
+  };
+}
 
 console.log(
-  `${val.n} validation images; 95% intervals of paired differences in points (+ only this run right / - only the other)`,
+  `${valIds.length} validation images; 95% intervals of paired differences in points (+ only this run right / - only the other)`,
 );
 console.log(
   `${'model'.padEnd(28)} ${'top-1'.padStart(6)}   ${'against the baseline'.padEnd(30)} against ${runs[0].split('/').pop()}`,
 );
 console.log(
-  `${'baseline (GAP + linear)'.padEnd(28)} ${pct(baselineTop1).padStart(6)}   ` +
-    (recorded === undefined ? '' : `(the run recorded ${pct(recorded)})`),
+  `${label.padEnd(28)} ${pct(baselineTop1).padStart(6)}   ` +
+    (recorded === undefined ? '' : `(recorded: ${pct(recorded)})`),
 );
 let reference: boolean[] | null = null;
 for (const run of runs) {
   const loaded = await loadModel(run);
   if (loaded.json.classes.length !== C) throw new Error(`${run}: ${loaded.json.classes.length} classes, the data ${C}`);
-  const p = await predict(loaded.head, data.sources.val!);
+  // A fine-tuned run sees the images through its own backbone weights.
+  const own = loaded.backboneWeights.size
+    ? await prepareData(loaded.config, dataDir, {
+        quiet: true,
+        splits: ['val'],
+        backboneWeights: loaded.backboneWeights,
+      })
+    : data;
+  if (own.itemsBySplit.val.some((it, i) => it.id !== valIds[i]))
+    throw new Error(`${run} holds out other validation images than ${runs[0]} (another seed or data split)`);
+  const p = await predict(loaded.head, own.sources.val!);
   const correct = correctTop1(p.logits, p.labels, C);
   loaded.head.dispose();
   reference ??= correct;

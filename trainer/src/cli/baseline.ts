@@ -9,7 +9,8 @@ import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
 import type { TrainConfig } from '../config/config.ts';
 import { prepareData } from '../model/prepare-data.ts';
 import { Rng } from '../core/rng.ts';
-import { writeJson } from '../core/run-dir.ts';
+import { exists, writeJson } from '../core/run-dir.ts';
+import { baselinePaths, fineTuneBaseline } from '../run/finetune-baseline.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
@@ -45,7 +46,9 @@ runMain(async () => {
     throw new Error(
       `preset ${config.preset} trains its backbone from scratch; the baseline needs a pretrained backbone (use cub200 or cub200-finetune)`,
     );
-  if (config.backbone.trainable) await fineTunedBaseline(config, dataDir, outDir, values.resume!);
+  // A fine-tuned baseline resumes with the config it started with, whatever --preset says.
+  const resuming = values.resume! && (await exists(baselinePaths(outDir).checkpoint));
+  if (config.backbone.trainable || resuming) await fineTunedBaseline(config, dataDir, outDir, values.resume!);
   else await frozenBaseline(config, dataDir, outDir, Number(values.epochs));
 });
 
@@ -56,7 +59,6 @@ async function fineTunedBaseline(
   resume: boolean,
 ): Promise<void> {
   const backend = await initBackend(config.backend);
-  const { fineTuneBaseline } = await import('../run/finetune-baseline.ts');
   const r = await fineTuneBaseline({ config, dataDir, outDir, resume, backendName: backend.name });
   if (r === 'stopped') return;
   const last = r.history.at(-1);
@@ -74,6 +76,7 @@ async function fineTunedBaseline(
     val: r.val ? { n: r.val.n, top1: r.val.top1, top5: r.val.top5 } : null,
     curve: r.history,
     seconds: r.history.reduce((a, h) => a + h.seconds, 0),
+    valPredictions: r.valPredictions,
   };
   await writeJson(join(outDir, 'baseline.json'), result);
   process.stdout.write(

@@ -56,6 +56,8 @@ export interface FineTuneBaselineResult {
   config: TrainConfig;
   history: BaselineRow[];
   val: Accuracy | null;
+  /** Each validation image's id and predicted class (paired comparisons: trainer/bench/compare-runs.ts). */
+  valPredictions: { ids: string[]; labels: number[]; predicted: number[] } | null;
   trainItems: number;
   classes: number;
   /** The dataset's directory. */
@@ -152,7 +154,7 @@ export async function fineTuneBaseline(opts: {
   };
 
   try {
-    let last: Accuracy | null = null;
+    let last: Scored | null = null;
     for (; meta.phase < BASELINE_PHASES.length; meta.phase++, meta.epoch = 0) {
       const stage = BASELINE_PHASES[meta.phase];
       const phase = config[stage];
@@ -194,12 +196,12 @@ export async function fineTuneBaseline(opts: {
           loss: stats.loss,
           trainAccuracy: stats.trainAccuracy,
           seconds: stats.seconds,
-          valTop1: last?.top1 ?? null,
-          valTop5: last?.top5 ?? null,
+          valTop1: last?.accuracy.top1 ?? null,
+          valTop5: last?.accuracy.top5 ?? null,
         });
         log(
           `baseline ${stage} ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)}, train ${(100 * stats.trainAccuracy).toFixed(1)}%, ` +
-            `val ${last ? `${(100 * last.top1).toFixed(1)}%` : 'n/a'}`,
+            `val ${last ? `${(100 * last.accuracy.top1).toFixed(1)}%` : 'n/a'}`,
         );
         meta.epoch = e + 1;
         await save(optimizer);
@@ -212,7 +214,10 @@ export async function fineTuneBaseline(opts: {
     return {
       config,
       history: meta.history,
-      val: last,
+      val: last?.accuracy ?? null,
+      valPredictions: last
+        ? { ids: data.itemsBySplit.val.map((it) => it.id), labels: [...last.labels], predicted: last.predicted }
+        : null,
       trainItems: train.n,
       classes,
       dataRoot: data.dataset.root,
@@ -223,19 +228,32 @@ export async function fineTuneBaseline(opts: {
   }
 }
 
+interface Scored {
+  accuracy: Accuracy;
+  /** Top-1 class of each validation image, in the split's order, and its label. */
+  predicted: number[];
+  labels: Int32Array;
+}
+
 /** Validation accuracy of the current weights: eval-mode pooled maps over the threads, then the linear layer. */
 async function evaluate(
   head: PooledLinearHead,
   val: FeatureSource,
   pool: GradPool | null,
   backbone: TrainableBackbone,
-): Promise<Accuracy> {
+): Promise<Scored> {
   if (pool) await pool.setBackboneWeights(backbone);
   const pooled = await pooledFeatures(val, { flip: false, pool, quiet: true });
-  return accuracy({
-    n: pooled.n,
-    numClasses: head.spec.numClasses,
-    logits: head.pooledLogits(pooled.x, pooled.n),
-    labels: pooled.labels,
+  const C = head.spec.numClasses;
+  const logits = head.pooledLogits(pooled.x, pooled.n);
+  const predicted = Array.from({ length: pooled.n }, (_, i) => {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (logits[i * C + c] > logits[i * C + best]) best = c;
+    return best;
   });
+  return {
+    accuracy: accuracy({ n: pooled.n, numClasses: C, logits, labels: pooled.labels }),
+    predicted,
+    labels: pooled.labels,
+  };
 }
