@@ -132,6 +132,28 @@ describe('pruning stage', () => {
     expect(fromCache.weights).toEqual(fresh.weights);
   });
 
+  it("'auto' never prunes a class's every prototype, whatever validation says", async () => {
+    const h = head();
+    // Both class-0 prototypes among class-1 patches: both meet the pruning rule.
+    h.prototypes.assign(tf.tensor2d([5, 5.2, 5, 5.15, 5, 5, 5, 5.1], [4, 2]));
+    const config = resolveConfig('demo', { prune: { mode: 'auto', k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
+    const result = await runPruneStage({
+      head: h,
+      train: TRAIN,
+      val: VAL_WITHOUT_IT,
+      push: null,
+      config,
+      classes: ['a', 'b'],
+      rng: new Rng(2),
+      quiet: true,
+    });
+    expect(result.candidates.map((c) => c.prototype)).toEqual([0, 1]);
+    expect(result.applied).toBe(false);
+    expect(result.note).toBe('not applied: 1 class(es) would lose every prototype (mode auto)');
+    expect(Array.from(h.lastLayer.dataSync())).toEqual(LAST_LAYER);
+    h.dispose();
+  });
+
   it("'on' prunes even at a cost; 'off' does nothing", async () => {
     const on = await run('on', VAL_NEEDS_PROTOTYPE_1);
     expect(on.result.applied).toBe(true);

@@ -7,8 +7,10 @@
  * explanation metrics with their intervals.
  *
  *   node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] [--config overrides.json]
- *   node trainer/bench/cub-targets.ts --run runs/cub200
+ *   node trainer/bench/cub-targets.ts --run runs/cub200 [--baseline runs/baseline-finetune]
  *
+ * A fine-tuned run records no baseline of its own: `--baseline` names the directory of the fine-tuned
+ * black box (`npm run baseline` with the same preset) to print beside it.
  * Needs ../shared/data (or $PROTOPNET_DATA). A second run reuses the feature cache;
  * delete .cache/features to time extraction too.
  */
@@ -28,7 +30,7 @@ answerHelp(
   import.meta,
   `usage: node_modules/.bin/node trainer/bench/cub-targets.ts [preset=cub200] [out=runs/bench-<preset>] \\
          [--config overrides.json]
-       node_modules/.bin/node trainer/bench/cub-targets.ts --run <run dir>
+       node_modules/.bin/node trainer/bench/cub-targets.ts --run <run dir> [--baseline <baseline dir>]
 
 The CUB model-quality targets: trains the preset on ../shared/data/cub200 (or reads a finished run) and prints
 wall time, peak memory, accuracy beside the baseline, grid, box size, sparsity and explanation metrics.`,
@@ -36,7 +38,7 @@ wall time, peak memory, accuracy beside the baseline, grid, box size, sparsity a
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { run: { type: 'string' }, config: { type: 'string' } },
+  options: { run: { type: 'string' }, config: { type: 'string' }, baseline: { type: 'string' } },
 });
 const pct = (x: number | null | undefined) =>
   x === undefined || x === null || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
@@ -90,7 +92,12 @@ else
     `training time         ${(summary.seconds.total / 60).toFixed(1)} min (stages, from summary.json; bundle not included)`,
   );
 if (peakGb !== null) console.log(`peak memory (RSS)     ${peakGb.toFixed(2)} GB (target <= 8)`);
-console.log(`baseline val top-1    ${pct(summary.baseline?.top1)} (same backbone, GAP + linear)`);
+const fineTuned = values.baseline
+  ? await readJson<{ val?: { top1: number } | null }>(join(resolve(values.baseline), 'baseline.json'))
+  : null;
+if (fineTuned)
+  console.log(`baseline val top-1    ${pct(fineTuned.val?.top1)} (same backbone fine-tuned, GAP + linear)`);
+else console.log(`baseline val top-1    ${pct(summary.baseline?.top1)} (same backbone, GAP + linear)`);
 console.log(`after warm-up         ${pct(summary.stages.warmup?.top1)}`);
 console.log(`after push            ${pct(summary.stages.push?.top1)}`);
 console.log(`after push-tune       ${pct(summary.stages.pushTune?.top1)}`);

@@ -100,9 +100,10 @@ export function accuracy(p: Predictions): Accuracy {
     const row = p.logits.subarray(i * C, (i + 1) * C);
     const y = p.labels[i];
     const target = row[y];
-    // Rank = how many classes score strictly higher than the true one.
+    // Rank = how many classes come before the true one: a higher score, or the same score and a lower index
+    // (argmax takes the first maximum), so tied logits never all count as right.
     let rank = 0;
-    for (let c = 0; c < C; c++) if (row[c] > target) rank++;
+    for (let c = 0; c < C; c++) if (row[c] > target || (row[c] === target && c < y)) rank++;
     count[y]++;
     if (rank === 0) {
       top1++;

@@ -75,6 +75,16 @@ export async function runPruneStage(args: {
   const pruned = new Array<boolean>(m).fill(false);
   for (const c of candidates) pruned[c.prototype] = true;
   const C = head.spec.numClasses;
+  // A class whose every prototype goes has no evidence of its own left: auto never goes that far.
+  const emptied = classesLeftEmpty(head.protoClass, pruned, C);
+  if (mode === 'auto' && emptied > 0)
+    return done({
+      applied: false,
+      candidates,
+      before,
+      after: null,
+      note: `not applied: ${emptied} class(es) would lose every prototype (mode auto)`,
+    });
   const sims =
     args.similarities?.train ?? (await computeSimilarities(head, train, { flip: config.data.flip, quiet: args.quiet }));
   refitLastLayer({
@@ -107,6 +117,15 @@ export async function runPruneStage(args: {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Classes with no prototype left once `pruned` ones go. */
+export function classesLeftEmpty(protoClass: Int32Array, pruned: boolean[], numClasses: number): number {
+  const left = new Array<number>(numClasses).fill(0);
+  protoClass.forEach((c, j) => {
+    if (!pruned[j]) left[c]++;
+  });
+  return left.filter((n) => n === 0).length;
+}
 
 /** Pruned flags per prototype from a stage result (all false when nothing was applied). */
 export function prunedFlags(result: PruningResult | null | undefined, m: number): boolean[] {
