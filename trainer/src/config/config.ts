@@ -318,7 +318,9 @@ export const TrainConfigSchema = z
         mode: z
           .enum(['auto', 'on', 'off'])
           .default('auto')
-          .describe("'auto' keeps the pruned model only if validation top-1 does not drop"),
+          .describe(
+            "'auto' keeps the pruned model only if validation top-1 does not drop and every class keeps a prototype",
+          ),
         k: z.number().int().positive().default(6).describe('nearest training patches examined per prototype'),
         threshold: z
           .number()
