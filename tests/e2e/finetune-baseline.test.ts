@@ -129,6 +129,26 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
     expect(await rows('resumed')).toEqual(await rows('two-threads'));
   }, 300_000);
 
+  it('keeps no progress of a finished epoch in its checkpoint, so a resume at an epoch boundary starts the next one', async () => {
+    // A save after every batch: the last epoch's in-epoch progress must not outlive the epoch.
+    const r = await fineTuneBaseline({
+      config: { ...config(2), checkpointMinutes: 0 },
+      dataDir: join(dir, 'data'),
+      outDir: join(dir, 'every-batch'),
+      resume: false,
+      backendName: 'wasm',
+      quiet: true,
+    });
+    expect(r).not.toBe('stopped');
+    const meta = (await loadTensorFile<{ epochProgress?: unknown }>(baselinePaths(join(dir, 'every-batch')).checkpoint))
+      .meta;
+    expect(meta.epochProgress).toBeUndefined();
+    // Saving more often changes nothing trained.
+    const a = await weights('two-threads');
+    const b = await weights('every-batch');
+    for (const [k, v] of a) if (!k.startsWith('adam.')) expect(maxAbsDiff(v.data, b.get(k)!.data), k).toBe(0);
+  }, 300_000);
+
   it('refuses an existing run without --resume, and a frozen backbone, naming the fix', async () => {
     await expect(run('two-threads', 2)).rejects.toThrow(/already holds a baseline run .*pass --resume/);
     const frozen = resolveConfig('cub200', { backbone: tinyOnnxBackboneConfig(backbone) });

@@ -189,6 +189,7 @@ export async function fineTuneBaseline(opts: {
           log(`stopped after ${batches} batches as requested; continue with --resume`);
           return 'stopped';
         }
+        delete meta.epochProgress; // saved inside the epoch just finished
         last = val ? await evaluate(head, val, pool, backbone) : null;
         meta.history.push({
           stage,
