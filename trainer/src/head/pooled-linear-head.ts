@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { linear } from './fast-ops.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
+import { assignNamedWeights, readNamedWeights } from './named-weights.ts';
 import type { Rng } from '../core/rng.ts';
 
 export interface PooledLinearSpec {
@@ -64,22 +65,11 @@ export class PooledLinearHead {
   }
 
   getWeights(): HostTensors {
-    const out: HostTensors = new Map();
-    for (const [name, v] of this.namedVariables())
-      out.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
-    return out;
+    return readNamedWeights(this.namedVariables());
   }
 
   setWeights(weights: HostTensors): void {
-    for (const [name, v] of this.namedVariables()) {
-      const t = weights.get(name);
-      if (!t) throw new Error(`checkpoint lacks head weight "${name}"`);
-      if (t.shape.join('x') !== v.shape.join('x'))
-        throw new Error(
-          `checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`,
-        );
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
-    }
+    assignNamedWeights(this.namedVariables(), weights);
   }
 
   /** Never tied to patches (the pool's phase message carries none). */

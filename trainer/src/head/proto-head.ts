@@ -5,6 +5,7 @@ import { logActivation } from './distances.ts';
 import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
 import { initLastLayer, prototypeClasses } from './last-layer.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
+import { assignNamedWeights, readNamedWeights } from './named-weights.ts';
 import type { Rng } from '../core/rng.ts';
 
 /** Channel dropout mask [B, D] from a seeded Rng: 0 with probability `rate`, else 1/(1-rate). */
@@ -224,23 +225,11 @@ export class ProtoHead {
   }
 
   getWeights(): HostTensors {
-    const out: HostTensors = new Map();
-    for (const [name, v] of this.namedVariables())
-      out.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
-    return out;
+    return readNamedWeights(this.namedVariables());
   }
 
   setWeights(weights: HostTensors): void {
-    for (const [name, v] of this.namedVariables()) {
-      const t = weights.get(name);
-      if (!t) throw new Error(`checkpoint lacks head weight "${name}"`);
-      if (t.shape.join('x') !== v.shape.join('x')) {
-        throw new Error(
-          `checkpoint weight "${name}" has shape ${t.shape.join('x')}, the model needs ${v.shape.join('x')}`,
-        );
-      }
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
-    }
+    assignNamedWeights(this.namedVariables(), weights);
   }
 
   dispose(): void {
