@@ -51,6 +51,12 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
 
   const weights = async (name: string): Promise<HostTensors> =>
     (await loadTensorFile(baselinePaths(join(dir, name)).checkpoint)).tensors;
+  /** Every model weight of two runs' checkpoints equal (the optimiser state aside). */
+  const expectSameWeights = async (first: string, second: string) => {
+    const a = await weights(first);
+    const b = await weights(second);
+    for (const [k, v] of a) if (!k.startsWith('adam.')) expect(maxAbsDiff(v.data, b.get(k)!.data), k).toBe(0);
+  };
   const rows = async (name: string) =>
     (await readFile(baselinePaths(join(dir, name)).metrics, 'utf8'))
       .trim()
@@ -110,9 +116,7 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
 
   it('gives the same weights and metrics on one thread as on two', async () => {
     await run('one-thread', 1);
-    const a = await weights('two-threads');
-    const b = await weights('one-thread');
-    for (const [k, v] of a) if (!k.startsWith('adam.')) expect(maxAbsDiff(v.data, b.get(k)!.data), k).toBe(0);
+    await expectSameWeights('two-threads', 'one-thread');
     expect(await rows('one-thread')).toEqual(await rows('two-threads'));
   }, 300_000);
 
@@ -123,9 +127,7 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
     expect(stopped.map((r) => r.stage)).toEqual(['warmup']);
     const r = await run('resumed', 2, { resume: true });
     expect(r).not.toBe('stopped');
-    const a = await weights('two-threads');
-    const b = await weights('resumed');
-    for (const [k, v] of a) if (!k.startsWith('adam.')) expect(maxAbsDiff(v.data, b.get(k)!.data), k).toBe(0);
+    await expectSameWeights('two-threads', 'resumed');
     expect(await rows('resumed')).toEqual(await rows('two-threads'));
   }, 300_000);
 
@@ -144,9 +146,7 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
       .meta;
     expect(meta.epochProgress).toBeUndefined();
     // Saving more often changes nothing trained.
-    const a = await weights('two-threads');
-    const b = await weights('every-batch');
-    for (const [k, v] of a) if (!k.startsWith('adam.')) expect(maxAbsDiff(v.data, b.get(k)!.data), k).toBe(0);
+    await expectSameWeights('two-threads', 'every-batch');
   }, 300_000);
 
   it('refuses an existing run without --resume, and a frozen backbone, naming the fix', async () => {
