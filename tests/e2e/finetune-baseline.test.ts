@@ -4,13 +4,13 @@
  * phase moves it, two gradient threads give the updates one thread gives, and a run stopped inside an
  * epoch and resumed ends with the same weights and metrics as a run that never stopped.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import type { HostTensors } from '../../trainer/src/core/host-tensors.ts';
-import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
+import { loadTensorFile, saveTensorFile } from '../../trainer/src/core/tensor-file.ts';
 import {
   baselinePaths,
   fineTuneBaseline,
@@ -149,8 +149,19 @@ describe('fine-tuned baseline (GAP + linear, backbone trained in the joint phase
     await expectSameWeights('two-threads', 'every-batch');
   }, 300_000);
 
-  it('refuses an existing run without --resume, and a frozen backbone, naming the fix', async () => {
+  it("refuses an existing run without --resume, another version's checkpoint, and a frozen backbone, naming the fix", async () => {
     await expect(run('two-threads', 2)).rejects.toThrow(/already holds a baseline run .*pass --resume/);
+    const ckpt = await loadTensorFile<Record<string, unknown>>(baselinePaths(join(dir, 'two-threads')).checkpoint);
+    await mkdir(join(dir, 'old-version'));
+    await writeFile(join(dir, 'old-version', 'config.json'), JSON.stringify(config(2)));
+    await saveTensorFile(
+      baselinePaths(join(dir, 'old-version')).checkpoint,
+      { ...ckpt.meta, version: 1 },
+      ckpt.tensors,
+    );
+    await expect(run('old-version', 2, { resume: true })).rejects.toThrow(
+      /baseline\.ckpt was written by another version .*version 1, this one reads 2.*new --out/,
+    );
     const frozen = resolveConfig('cub200', { backbone: tinyOnnxBackboneConfig(backbone) });
     await expect(
       fineTuneBaseline({

@@ -2,17 +2,10 @@ import type { HostTensors } from '../core/host-tensors.ts';
 import { loadTensorFile, saveTensorFile } from '../core/tensor-file.ts';
 import type { PushRecord } from '../stages/push.ts';
 import type { PruningResult } from '../stages/prune-stage.ts';
-import type { EpochProgress } from '../stages/prototype-phase.ts';
+import type { ResumableMeta } from './run-state.ts';
 
 /** `stage` of a finished run; otherwise `stage` names the schedule's next phase (run/training-schedule.ts). */
 export const FINISHED = 'done';
-
-export interface MetricRow {
-  /** The phase that trained this epoch. */
-  stage: string;
-  epoch: number;
-  [key: string]: number | string | null;
-}
 
 export interface StageResult {
   top1: number;
@@ -21,26 +14,17 @@ export interface StageResult {
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
-export interface CheckpointMeta {
+export interface CheckpointMeta extends ResumableMeta {
   version: 1;
   /** The phase to run next (the one under way when `epoch` > 0 or `epochProgress` is set), or FINISHED. */
   stage: string;
-  /** Epochs completed within `stage`. */
-  epoch: number;
-  rngState: number;
-  optimizerSteps: number;
-  history: MetricRow[];
   push: PushRecord[] | null;
   /** Per phase (and 'init'), in the order they ran. */
   stageResults: Partial<Record<string, StageResult>>;
-  /** Seconds spent so far, per stage (survives resumes). */
-  seconds: Partial<Record<string, number>>;
   /** The same-backbone baseline (frozen backbones only). */
   baseline?: { top1: number; top5: number } | null;
   /** Best last-layer epoch on validation so far (0 = as pushed). */
   bestLastLayer?: { epoch: number; top1: number };
-  /** Set when the checkpoint was taken inside an epoch of `stage` (epoch `epoch + 1`). */
-  epochProgress?: EpochProgress;
   /** What the prune stage decided (absent before it ran). */
   pruning?: PruningResult | null;
 }

@@ -1,11 +1,13 @@
 /**
- * The one epoch loop of every epoch-based phase: it starts where a resumed run stopped, honours stop
+ * The one epoch loop of every epoch-based phase, the prototype model's and the fine-tuned
+ * baseline's: it starts where a resumed run stopped, honours stop
  * requests, records each epoch's metrics row, and checkpoints after every epoch. The phase supplies
  * what one epoch does.
  */
 import type { Adam } from '../optim/adam.ts';
 import type { EpochProgress } from '../stages/prototype-phase.ts';
-import type { TrainContext } from './train-context.ts';
+import type { TrainedHead } from '../head/trained-head.ts';
+import type { ResumableMeta, RunState } from './run-state.ts';
 
 /** What one epoch reports. */
 export interface EpochReport {
@@ -32,7 +34,10 @@ export interface EpochPlan {
  * Runs the epochs left of the phase under way (`meta.stage`, which names its metrics rows and its
  * `meta.seconds` entry); 'stopped' when a stop was requested (the run stays resumable).
  */
-export async function runEpochs(ctx: TrainContext, plan: EpochPlan): Promise<'done' | 'stopped'> {
+export async function runEpochs(
+  ctx: RunState<ResumableMeta, TrainedHead>,
+  plan: EpochPlan,
+): Promise<'done' | 'stopped'> {
   const { meta } = ctx;
   const stage = meta.stage;
   ctx.restoreOptimizer(plan.optimizer);

@@ -12,7 +12,6 @@ import type { TrainableBackbone } from '../backbone/types.ts';
 import type { TrainConfig } from '../config/config.ts';
 import { parseConfig } from '../config/config.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
-import { pickTensors } from '../core/host-tensors.ts';
 import { Rng } from '../core/rng.ts';
 import { exists, readJson, writeJson, writeMetrics } from '../core/run-dir.ts';
 import { loadTensorFile, saveTensorFile } from '../core/tensor-file.ts';
@@ -22,13 +21,19 @@ import { Adam } from '../optim/adam.ts';
 import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { pooledFeatures } from '../stages/linear-probe.ts';
 import { accuracy, type Accuracy } from '../stages/predict.ts';
-import { phaseGroups, setPhaseLearningRates, trainEpochSteps, type EpochProgress } from '../stages/prototype-phase.ts';
+import { phaseGroups, setPhaseLearningRates, trainEpochSteps } from '../stages/prototype-phase.ts';
 import type { FeatureSource } from '../stages/sources.ts';
+import { FINISHED } from './checkpoint.ts';
+import { runEpochs } from './epoch-runner.ts';
+import { RunState, type ResumableMeta, type RunControl } from './run-state.ts';
 
 /** The phases the baseline goes through, in order: the prototype model's before push. */
 export const BASELINE_PHASES = ['warmup', 'joint'] as const;
 
-export interface BaselineRow {
+const CHECKPOINT_VERSION = 2;
+
+/** One metrics.jsonl row per epoch. */
+export type BaselineRow = {
   stage: (typeof BASELINE_PHASES)[number];
   epoch: number;
   loss: number;
@@ -36,20 +41,14 @@ export interface BaselineRow {
   seconds: number;
   valTop1: number | null;
   valTop5: number | null;
-}
+};
 
-interface BaselineCheckpointMeta {
-  version: 1;
+interface BaselineCheckpointMeta extends ResumableMeta {
+  version: typeof CHECKPOINT_VERSION;
   kind: 'finetune-baseline';
-  /** Index into BASELINE_PHASES of the phase under way (its length when done). */
-  phase: number;
-  /** Epochs done in that phase. */
-  epoch: number;
-  rngState: number;
-  optimizerSteps: number;
+  /** The phase under way, one of BASELINE_PHASES, or FINISHED. */
+  stage: string;
   history: BaselineRow[];
-  /** Set when the checkpoint was taken inside an epoch. */
-  epochProgress?: EpochProgress;
 }
 
 export interface FineTuneBaselineResult {
@@ -73,6 +72,35 @@ export function baselinePaths(dir: string) {
   };
 }
 
+/** The baseline's run: its checkpoint file holds the linear head, the backbone and the optimiser. */
+class BaselineRun extends RunState<BaselineCheckpointMeta, PooledLinearHead> {
+  private readonly backbone: TrainableBackbone;
+  private readonly paths: ReturnType<typeof baselinePaths>;
+
+  constructor(
+    args: ConstructorParameters<typeof RunState<BaselineCheckpointMeta, PooledLinearHead>>[0],
+    backbone: TrainableBackbone,
+    paths: ReturnType<typeof baselinePaths>,
+  ) {
+    super(args);
+    this.backbone = backbone;
+    this.paths = paths;
+  }
+
+  protected get trainedBackbone(): TrainableBackbone {
+    return this.backbone;
+  }
+
+  resume(meta: BaselineCheckpointMeta, tensors: HostTensors): void {
+    this.resumeWeights(meta, tensors);
+  }
+
+  async save(optimizer: Adam | null): Promise<void> {
+    await saveTensorFile(this.paths.checkpoint, this.meta, this.checkpointTensors(optimizer));
+    await writeMetrics(this.paths.metrics, this.meta.history);
+  }
+}
+
 /**
  * Trains (or, with `resume`, continues) the fine-tuned baseline in `outDir`. A resume reads the
  * directory's own config, so it cannot change the recipe half-way. 'stopped' when `stopAfterBatches`
@@ -87,6 +115,7 @@ export async function fineTuneBaseline(opts: {
   quiet?: boolean;
   stopAfterBatches?: number;
 }): Promise<FineTuneBaselineResult | 'stopped'> {
+  const control: RunControl = { quiet: opts.quiet, stopAfterBatches: opts.stopAfterBatches };
   const log = (msg: string) => {
     if (!opts.quiet) process.stderr.write(`${msg}\n`);
   };
@@ -111,6 +140,11 @@ export async function fineTuneBaseline(opts: {
   const saved = hasCheckpoint ? await loadTensorFile<BaselineCheckpointMeta>(paths.checkpoint) : null;
   if (saved && saved.meta?.kind !== 'finetune-baseline')
     throw new Error(`${paths.checkpoint} is not a fine-tuned baseline's checkpoint`);
+  if (saved && saved.meta?.version !== CHECKPOINT_VERSION)
+    throw new Error(
+      `${paths.checkpoint} was written by another version of the trainer (checkpoint version ${saved.meta?.version}, ` +
+        `this one reads ${CHECKPOINT_VERSION}); start the baseline again in a new --out directory`,
+    );
 
   const t0 = Date.now();
   const data = await prepareData(config, opts.dataDir, { quiet: opts.quiet, splits: ['train', 'val'] });
@@ -121,103 +155,81 @@ export async function fineTuneBaseline(opts: {
   const classes = data.dataset.classes.length;
   const rng = new Rng(config.seed);
   const head = new PooledLinearHead({ kind: 'pooled-linear', inputChannels: train.shape[2], numClasses: classes }, rng);
-  const meta: BaselineCheckpointMeta = saved?.meta ?? {
-    version: 1,
+  const meta: BaselineCheckpointMeta = {
+    version: CHECKPOINT_VERSION,
     kind: 'finetune-baseline',
-    phase: 0,
+    stage: BASELINE_PHASES[0],
     epoch: 0,
     rngState: 0,
     optimizerSteps: 0,
     history: [],
+    seconds: {},
   };
-  if (saved) {
-    head.setWeights(pickTensors(saved.tensors, 'head.'));
-    backbone.setWeights(pickTensors(saved.tensors, 'backbone.', true));
-    rng.setState(meta.rngState);
-  }
+  const run = new BaselineRun({ config, head, rng, control, meta }, backbone, paths);
+  if (saved?.meta) run.resume(saved.meta, saved.tensors);
   const started = await startGradPoolFor(data, { threads: config.trainThreads, backend: opts.backendName, head });
   log(`gradient threads: ${started.threads} (${started.why})`);
   const pool = started.pool;
-  let batches = 0;
-
-  const save = async (optimizer: Adam | null) => {
-    meta.rngState = rng.getState();
-    const tensors: HostTensors = new Map(head.getWeights());
-    for (const [k, v] of backbone.getWeights()) tensors.set(`backbone.${k}`, v);
-    if (optimizer) {
-      const st = optimizer.getState();
-      meta.optimizerSteps = st.steps;
-      for (const [k, v] of st.tensors) tensors.set(k, v);
-    }
-    await saveTensorFile(paths.checkpoint, meta, tensors);
-    await writeMetrics(paths.metrics, meta.history);
-  };
 
   try {
     let last: Scored | null = null;
-    for (; meta.phase < BASELINE_PHASES.length; meta.phase++, meta.epoch = 0) {
-      const stage = BASELINE_PHASES[meta.phase];
+    for (let p = BASELINE_PHASES.indexOf(run.meta.stage as never); p >= 0 && p < BASELINE_PHASES.length; p++) {
+      const stage = BASELINE_PHASES[p];
       const phase = config[stage];
       const optimizer = new Adam(phaseGroups(phase, head, backbone));
-      if (saved && (meta.epoch > 0 || meta.epochProgress) && meta.optimizerSteps > 0)
-        optimizer.setState({ steps: meta.optimizerSteps, tensors: pickTensors(saved.tensors, 'adam.') });
-      for (let e = meta.epoch; e < phase.epochs; e++) {
-        setPhaseLearningRates(optimizer, phase, e);
-        const resumeFrom = meta.epochProgress ?? null;
-        delete meta.epochProgress;
-        const stats = await trainEpochSteps({
-          label: `baseline ${stage} ${e + 1}/${phase.epochs}`,
-          phase,
-          head,
-          source: train,
-          loss: config.loss,
-          optimizer,
-          rng,
-          quiet: opts.quiet,
-          pool: pool ? { pool, backbone } : null,
-          resumeFrom,
-          checkpoint: {
-            everySeconds: config.checkpointMinutes * 60,
-            save: async (progress) => {
-              meta.epochProgress = progress;
-              await save(optimizer);
+      const ended = await runEpochs(run, {
+        epochs: phase.epochs,
+        optimizer,
+        runEpoch: async (e, resumeFrom) => {
+          setPhaseLearningRates(optimizer, phase, e);
+          const stats = await trainEpochSteps({
+            label: `baseline ${stage} ${e + 1}/${phase.epochs}`,
+            phase,
+            head,
+            source: train,
+            loss: config.loss,
+            optimizer,
+            rng,
+            quiet: opts.quiet,
+            pool: pool ? { pool, backbone } : null,
+            resumeFrom,
+            checkpoint: run.midEpoch(optimizer),
+          });
+          if (stats === 'stopped') return 'stopped';
+          last = val ? await evaluate(head, val, pool, backbone) : null;
+          return {
+            row: {
+              loss: stats.loss,
+              trainAccuracy: stats.trainAccuracy,
+              seconds: stats.seconds,
+              valTop1: last?.accuracy.top1 ?? null,
+              valTop5: last?.accuracy.top5 ?? null,
             },
-            stop: () => opts.stopAfterBatches !== undefined && ++batches >= opts.stopAfterBatches,
-          },
-        });
-        if (stats === 'stopped') {
-          log(`stopped after ${batches} batches as requested; continue with --resume`);
-          return 'stopped';
-        }
-        delete meta.epochProgress; // saved inside the epoch just finished
-        last = val ? await evaluate(head, val, pool, backbone) : null;
-        meta.history.push({
-          stage,
-          epoch: e + 1,
-          loss: stats.loss,
-          trainAccuracy: stats.trainAccuracy,
-          seconds: stats.seconds,
-          valTop1: last?.accuracy.top1 ?? null,
-          valTop5: last?.accuracy.top5 ?? null,
-        });
-        log(
-          `baseline ${stage} ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)}, train ${(100 * stats.trainAccuracy).toFixed(1)}%, ` +
-            `val ${last ? `${(100 * last.accuracy.top1).toFixed(1)}%` : 'n/a'}`,
-        );
-        meta.epoch = e + 1;
-        await save(optimizer);
-      }
+            seconds: stats.seconds,
+            log:
+              `baseline ${stage} ${e + 1}/${phase.epochs}: loss ${stats.loss.toFixed(3)}, ` +
+              `train ${(100 * stats.trainAccuracy).toFixed(1)}%, ` +
+              `val ${last ? `${(100 * last.accuracy.top1).toFixed(1)}%` : 'n/a'}`,
+          };
+        },
+      });
       optimizer.dispose();
+      if (ended === 'stopped') {
+        log('stopped as requested; continue with --resume');
+        return 'stopped';
+      }
+      run.meta.stage = BASELINE_PHASES[p + 1] ?? FINISHED;
+      run.meta.epoch = 0;
     }
-    await save(null);
+    await run.save(null);
     // A finished run resumed again only scores its weights.
-    if (!last && val) last = await evaluate(head, val, pool, backbone);
+    const scored: Scored | null = last ?? (val ? await evaluate(head, val, pool, backbone) : null);
     return {
       config,
-      history: meta.history,
-      val: last?.accuracy ?? null,
-      valPredictions: last
-        ? { ids: data.itemsBySplit.val.map((it) => it.id), labels: [...last.labels], predicted: last.predicted }
+      history: run.meta.history,
+      val: scored?.accuracy ?? null,
+      valPredictions: scored
+        ? { ids: data.itemsBySplit.val.map((it) => it.id), labels: [...scored.labels], predicted: scored.predicted }
         : null,
       trainItems: train.n,
       classes,

@@ -1,17 +1,15 @@
 /**
- * The state one training run shares between its phases: the resolved config, the data and
- * its features, the head, the random stream, the checkpoint record (`meta`), the gradient
- * threads, and the few things every phase does alike (save a checkpoint, honour a stop
- * request, restore the optimiser it resumes, evaluate on validation, log).
+ * The state one training run of the prototype model shares between its phases: the data and
+ * its features, the gradient threads, the phases' own checkpoint tensors, and validation; what
+ * every resumable run does alike (checkpoint record, stops, optimiser restore) is RunState's.
  */
 import type { TrainableBackbone } from '../backbone/types.ts';
 import type { ProtoHead } from '../head/proto-head.ts';
-import { pickTensors, type HostTensor, type HostTensors } from '../core/host-tensors.ts';
+import type { HostTensor, HostTensors } from '../core/host-tensors.ts';
 import type { Adam } from '../optim/adam.ts';
 import { snapshotFeatures } from '../stages/feature-snapshot.ts';
 import { startGradPoolFor, type GradPool } from '../stages/grad-pool.ts';
 import { accuracy, predict, type Accuracy } from '../stages/predict.ts';
-import type { EpochProgress, MidEpochCheckpoint } from '../stages/prototype-phase.ts';
 import { cachedSource, type FeatureSource } from '../stages/sources.ts';
 import { TEACHER_TENSOR, teacherFromTensor, teacherToTensor, type TeacherTargets } from '../stages/teacher.ts';
 import type { SplitName } from '../data/types.ts';
@@ -20,37 +18,21 @@ import type { PhaseConfig, TrainConfig } from '../config/config.ts';
 import type { PreparedData } from '../model/prepare-data.ts';
 import type { Rng } from '../core/rng.ts';
 import { runPaths, writeMetrics } from '../core/run-dir.ts';
+import { RunState, type RunControl } from './run-state.ts';
 
-/** What the caller asks of this process: quiet output, and stops for tests of resume. */
-export interface RunControl {
-  quiet?: boolean;
-  /** Stop before an epoch once this many epochs ran in this process. */
-  stopAfterEpochs?: number;
-  /** Stop inside an epoch once this many batches of epoch-based prototype phases ran in this process. */
-  stopAfterBatches?: number;
-}
+export type { RunControl };
 
 /** Tensor-name prefixes of what save() writes itself; any other name in a checkpoint is a phase's own tensor. */
 const OWN_PREFIXES = ['head.', 'backbone.', 'adam.'];
 
-export class TrainContext {
-  readonly config: TrainConfig;
+export class TrainContext extends RunState<CheckpointMeta, ProtoHead> {
   readonly data: PreparedData;
-  readonly head: ProtoHead;
-  readonly rng: Rng;
   readonly paths: ReturnType<typeof runPaths>;
-  readonly control: RunControl;
-  /** Everything a checkpoint records besides tensors; phases advance it. */
-  meta: CheckpointMeta;
   /** Training and validation features; after the backbone is fixed, the snapshot of them. */
   train: FeatureSource;
   val: FeatureSource;
   /** A phase's own tensors, written into every checkpoint from now on (e.g. the best last layer so far). */
   readonly phaseTensors: HostTensors = new Map();
-  epochsThisProcess = 0;
-  private batchesThisProcess = 0;
-  /** The resumed checkpoint's optimiser state, until the first optimiser is built (it belongs to that phase). */
-  private resumedOptimizer: HostTensors | null = null;
   /** The resumed checkpoint's phase tensors. */
   private resumedPhaseTensors: HostTensors = new Map();
   private pool: GradPool | null = null;
@@ -67,29 +49,21 @@ export class TrainContext {
     meta: CheckpointMeta;
     backendName: string;
   }) {
-    this.config = args.config;
+    super(args);
     this.data = args.data;
-    this.head = args.head;
-    this.rng = args.rng;
     this.paths = runPaths(args.outDir);
-    this.control = args.control;
-    this.meta = args.meta;
     this.backendName = args.backendName;
     this.train = args.data.sources.train!;
     this.val = args.data.sources.val!;
   }
 
-  log(msg: string): void {
-    if (!this.control.quiet) process.stderr.write(`${msg}\n`);
+  protected get trainedBackbone(): TrainableBackbone | null {
+    return this.data.trainableBackbone;
   }
 
   /** Continue from a loaded checkpoint: weights, random stream, and what the phase it stopped in needs. */
   resumeFrom(meta: CheckpointMeta, tensors: HostTensors): void {
-    this.meta = meta;
-    this.head.setWeights(pickTensors(tensors, 'head.'));
-    this.data.trainableBackbone?.setWeights(pickTensors(tensors, 'backbone.', true));
-    this.rng.setState(meta.rngState);
-    this.resumedOptimizer = tensors;
+    this.resumeWeights(meta, tensors);
     for (const [name, t] of tensors)
       if (!OWN_PREFIXES.some((p) => name.startsWith(p))) this.resumedPhaseTensors.set(name, t);
     this.restoreTeacher();
@@ -122,62 +96,17 @@ export class TrainContext {
     return this.resumedPhaseTensors.get(name);
   }
 
-  /**
-   * Give a phase's new optimiser the state it had when the run stopped inside that phase. Only the first
-   * optimiser built after a resume can be that phase's, and only if the phase had begun (an epoch done, or one
-   * under way); a phase that starts afresh starts with a fresh optimiser.
-   */
-  restoreOptimizer(optimizer: Adam): void {
-    const tensors = this.resumedOptimizer;
-    this.resumedOptimizer = null;
-    if (tensors && (this.meta.epoch > 0 || this.meta.epochProgress))
-      optimizer.setState({ steps: this.meta.optimizerSteps, tensors: pickTensors(tensors, 'adam.') });
-  }
-
   /** Validation accuracy, over the gradient threads when they hold the cached features. */
   async evalVal(): Promise<Accuracy | null> {
     return this.val.n ? accuracy(await predict(this.head, this.val, await this.readThreads())) : null;
   }
 
-  stopRequested(): boolean {
-    return this.control.stopAfterEpochs !== undefined && this.epochsThisProcess >= this.control.stopAfterEpochs;
-  }
-
-  /** Write checkpoints/last.ckpt (weights, random stream, `meta`, the optimiser if given) and metrics.jsonl. */
+  /** Write checkpoints/last.ckpt (weights, random stream, `meta`, the optimiser if given, phase tensors) and metrics.jsonl. */
   async save(optimizer: Adam | null): Promise<void> {
-    const meta = this.meta;
-    meta.rngState = this.rng.getState();
-    const tensors: HostTensors = new Map(this.head.getWeights());
-    const backbone = this.data.trainableBackbone;
-    if (backbone) for (const [k, v] of backbone.getWeights()) tensors.set(`backbone.${k}`, v);
+    const tensors = this.checkpointTensors(optimizer);
     for (const [k, v] of this.phaseTensors) tensors.set(k, v);
-    if (optimizer) {
-      const st = optimizer.getState();
-      meta.optimizerSteps = st.steps;
-      for (const [k, v] of st.tensors) tensors.set(k, v);
-    }
-    await saveCheckpoint(this.paths.lastCheckpoint, meta, tensors);
-    await writeMetrics(this.paths.metrics, meta.history);
-  }
-
-  /** Checkpoints inside an epoch: every `checkpointMinutes`, and on a requested batch stop. */
-  midEpoch(optimizer: Adam): MidEpochCheckpoint {
-    return {
-      everySeconds: this.config.checkpointMinutes * 60,
-      save: async (progress) => {
-        this.meta.epochProgress = progress;
-        await this.save(optimizer);
-      },
-      stop: () =>
-        this.control.stopAfterBatches !== undefined && ++this.batchesThisProcess >= this.control.stopAfterBatches,
-    };
-  }
-
-  /** The progress of the epoch the checkpoint stopped in, once (later epochs start afresh). */
-  takeEpochProgress(): EpochProgress | null {
-    const p = this.meta.epochProgress ?? null;
-    delete this.meta.epochProgress;
-    return p;
+    await saveCheckpoint(this.paths.lastCheckpoint, this.meta, tensors);
+    await writeMetrics(this.paths.metrics, this.meta.history);
   }
 
   /** The gradient threads, started on first use; null: this thread alone. */
