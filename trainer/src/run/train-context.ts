@@ -20,8 +20,6 @@ import type { Rng } from '../core/rng.ts';
 import { runPaths, writeMetrics } from '../core/run-dir.ts';
 import { RunState, type RunControl } from './run-state.ts';
 
-export type { RunControl };
-
 /** Tensor-name prefixes of what save() writes itself; any other name in a checkpoint is a phase's own tensor. */
 const OWN_PREFIXES = ['head.', 'backbone.', 'adam.'];
 

@@ -29,7 +29,8 @@ import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
 import { startBranch, type BranchPoint } from './branch-run.ts';
 import { resumeIndex, runSchedule } from './run-schedule.ts';
 import { buildSummary, printSummary, type TrainSummary } from './run-summary.ts';
-import { TrainContext, type RunControl } from './train-context.ts';
+import { TrainContext } from './train-context.ts';
+import type { RunControl } from './run-state.ts';
 import type { TrainingPhase } from './training-phase.ts';
 import { trainingSchedule } from './training-schedule.ts';
 
