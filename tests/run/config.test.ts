@@ -37,6 +37,28 @@ describe('config overrides', () => {
     );
   });
 
+  it('refuse the shallow alignment term without an ONNX backbone that trains from the image, or without its tensor', () => {
+    expect(bad({ loss: { shallowAlignment: 0.5, shallowAlignmentTensor: 'x' } })).toThrow(
+      /- loss\.shallowAlignment: needs an ONNX backbone that trains from the image.*backbone\.kind is "small-cnn"/,
+    );
+    expect(() => resolveConfig('cub200', { loss: { shallowAlignment: 0.5, shallowAlignmentTensor: 'x' } })).toThrow(
+      /- loss\.shallowAlignment: .*the backbone is frozen/,
+    );
+    expect(() =>
+      resolveConfig('cub200', {
+        backbone: { trainable: true, trainFrom: '624_quantized' },
+        loss: { shallowAlignment: 0.5, shallowAlignmentTensor: 'x' },
+      }),
+    ).toThrow(/only the layers after 624_quantized train/);
+    expect(() => resolveConfig('cub200-finetune', { loss: { shallowAlignment: 0.5 } })).toThrow(
+      /- loss\.shallowAlignmentTensor: name the backbone tensor.*339_quantized/,
+    );
+    expect(
+      resolveConfig('cub200-finetune', { loss: { shallowAlignment: 0.5, shallowAlignmentTensor: '339_quantized' } })
+        .loss,
+    ).toMatchObject({ shallowAlignment: 0.5, shallowAlignmentMargin: 0.1, shallowAlignmentTensor: '339_quantized' });
+  });
+
   it('refuse distillation without a frozen pretrained backbone (its teacher is their baseline)', () => {
     expect(bad({ loss: { distillation: 1 } })).toThrow(
       /- loss\.distillation: needs a frozen pretrained backbone.*small-cnn/,

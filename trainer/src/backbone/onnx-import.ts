@@ -268,14 +268,19 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
   }
 
   const size = opts.preprocess.size;
-  const run = (x: tf.Tensor4D): tf.Tensor4D =>
-    tf.tidy(() => {
-      const env = new Map<string, tf.Tensor>([[inputName, x]]);
-      for (const s of steps) s(env);
-      const f = env.get(tap);
-      if (!f) throw new Error(`ONNX import: the tap "${tap}" was not computed`);
-      return f as tf.Tensor4D;
-    });
+  const computed = (env: Map<string, tf.Tensor>, name: string): tf.Tensor4D => {
+    const f = env.get(name);
+    if (!f) throw new Error(`ONNX import: the tensor "${name}" was not computed`);
+    return f as tf.Tensor4D;
+  };
+  const runAll = (x: tf.Tensor4D): Map<string, tf.Tensor> => {
+    const env = new Map<string, tf.Tensor>([[inputName, x]]);
+    for (const s of steps) s(env);
+    return env;
+  };
+  const run = (x: tf.Tensor4D): tf.Tensor4D => tf.tidy(() => computed(runAll(x), tap));
+  // Only tensors on the way to the tap are computed; others would need the pruned part of the graph.
+  const onTheWay = new Set([inputName, ...graph.nodes.filter((n) => needed.has(n)).flatMap((n) => n.outputs)]);
   const probe = run(tf.zeros([1, ...(opts.fromShape ?? [size, size, 3])]));
   const featureShape = probe.shape.slice(1) as FeatureShape;
   probe.dispose();
@@ -296,6 +301,16 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     featureShape,
     // The graph is NCHW in ONNX; here it runs NHWC, as every tfjs backbone does.
     apply: (x) => run(x),
+    applyWithInner(x, _training, inner) {
+      if (!onTheWay.has(inner))
+        throw new Error(
+          `ONNX import: "${inner}" is not a tensor on the way from ${inputName} to the tap ${tap} in ${opts.path}; name one of the outputs of the nodes before it (e.g. a QLinearAdd's)`,
+        );
+      return tf.tidy(() => {
+        const env = runAll(x);
+        return [computed(env, tap), computed(env, inner)];
+      });
+    },
     async extract(batch, n) {
       const inShape = opts.fromShape ?? [size, size, 3];
       const per = inShape[0] * inShape[1] * inShape[2];

@@ -61,6 +61,15 @@ export interface TrainableBackbone {
   readonly featureShape: FeatureShape;
   /** NHWC float input (normalised) -> NHWC feature map. `training` toggles dropout/batch-norm behaviour. */
   apply(x: import('@tensorflow/tfjs-core').Tensor4D, training: boolean): import('@tensorflow/tfjs-core').Tensor4D;
+  /**
+   * `apply`, also returning the maps of an inner tensor of the network (by name), e.g. shallow features for
+   * the alignment term. Absent when the backbone cannot name its inner tensors.
+   */
+  applyWithInner?(
+    x: import('@tensorflow/tfjs-core').Tensor4D,
+    training: boolean,
+    inner: string,
+  ): [import('@tensorflow/tfjs-core').Tensor4D, import('@tensorflow/tfjs-core').Tensor4D];
   /** The tf.Variables to optimise in the joint stage. */
   trainableVariables(): import('@tensorflow/tfjs-core').Variable[];
   /** All weights as named float arrays (for checkpoints) and back. */

@@ -283,6 +283,29 @@ export const TrainConfigSchema = z
             "weight of the orthogonality term: the sum over classes of |cos| between every two of a class's " +
               'free prototypes (not while tied to patches; Huang et al. use 1e-4; 0 in the paper)',
           ),
+        // Not in the paper: Huang et al.'s shallow-deep feature alignment (SDFA), which they add to make a
+        // prototype match the same part across images. It shapes the backbone, so it needs one that trains.
+        shallowAlignment: z
+          .number()
+          .nonnegative()
+          .default(0)
+          .describe(
+            "weight of the shallow alignment term: at each own-class prototype's best patch, the deep features' " +
+              "cosine similarity to the image's other patches should be the shallow features' (Huang et al.'s " +
+              'SDFA; phases that train the backbone only; Huang et al. use 0.5; 0 in the paper)',
+          ),
+        shallowAlignmentMargin: z
+          .number()
+          .nonnegative()
+          .default(0.1)
+          .describe('differences of similarity below this margin cost nothing in the shallow alignment term'),
+        shallowAlignmentTensor: z
+          .string()
+          .default('')
+          .describe(
+            'the backbone tensor (ONNX name) whose maps are the shallow features of the alignment term; its ' +
+              'height and width must be whole multiples of the feature grid (MobileNetV2 int8: 339_quantized, 56×56)',
+          ),
       })
       .describe('weights of the loss terms of warm-up, joint and push-tune'),
     warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
@@ -374,6 +397,31 @@ export const TrainConfigSchema = z
         path: ['loss', 'distillation'],
         message: `needs a frozen pretrained backbone (the teacher is the GAP + linear baseline on its features); the ${config.backbone.kind} backbone here trains, so set it to 0`,
       });
+    if (config.loss.shallowAlignment > 0) {
+      // The term moves the deep features toward the shallow ones' structure: only a trainable network has both.
+      const b = config.backbone;
+      const why =
+        b.kind !== 'onnx'
+          ? `backbone.kind is "${b.kind}"`
+          : !b.trainable
+            ? 'the backbone is frozen'
+            : b.trainFrom
+              ? `only the layers after ${b.trainFrom} train (backbone.trainFrom)`
+              : null;
+      if (why)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['loss', 'shallowAlignment'],
+          message: `needs an ONNX backbone that trains from the image (backbone.kind "onnx", trainable, no trainFrom); here ${why}, so set it to 0`,
+        });
+      if (!config.loss.shallowAlignmentTensor)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['loss', 'shallowAlignmentTensor'],
+          message:
+            'name the backbone tensor whose maps are the shallow features (MobileNetV2 int8: "339_quantized") when loss.shallowAlignment is on',
+        });
+    }
   });
 
 /** What a preset or config file may say: the schema's input, with every defaulted field optional. */

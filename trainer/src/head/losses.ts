@@ -11,6 +11,10 @@ export interface LossWeights {
   distillationTemperature?: number;
   /** Weight of the within-class orthogonality term (0 or absent: off). */
   orthogonality?: number;
+  /** Weight of the shallow alignment term (0 or absent: off), its margin and the backbone's shallow tensor. */
+  shallowAlignment?: number;
+  shallowAlignmentMargin?: number;
+  shallowAlignmentTensor?: string;
 }
 
 /**

@@ -38,6 +38,8 @@ export interface HeadOutput {
   minDistances: tf.Tensor2D;
   /** [B, m] log similarity of the closest patch. */
   similarities: tf.Tensor2D;
+  /** [B·H·W, P] patch embeddings, with `keepEmbedding`. */
+  embedding?: tf.Tensor2D;
 }
 
 /**
@@ -187,9 +189,10 @@ export class ProtoHead {
 
   /** `inputGrad`: also differentiate w.r.t. the features (a trainable backbone sits in front). */
   /** `training`: min distances from the expansion alone (no exact refinement, no host round trip). */
+  /** `keepEmbedding`: also return the patch embeddings (the shallow alignment term picks patches by them). */
   forward(
     features: tf.Tensor4D,
-    opts: { dropMask?: Float32Array; inputGrad?: boolean; training?: boolean } = {},
+    opts: { dropMask?: Float32Array; inputGrad?: boolean; training?: boolean; keepEmbedding?: boolean } = {},
   ): HeadOutput {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
@@ -197,7 +200,9 @@ export class ProtoHead {
       const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, !(opts.training ?? false));
       const similarities = logActivation(minDistances, this.epsilon) as tf.Tensor2D;
       const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
-      return { logits, minDistances, similarities };
+      return opts.keepEmbedding
+        ? { logits, minDistances, similarities, embedding: z }
+        : { logits, minDistances, similarities };
     });
   }
 

@@ -16,6 +16,8 @@ import {
   separationCost,
 } from '../head/losses.ts';
 import { PooledLinearHead } from '../head/pooled-linear-head.ts';
+import { nearestOwnPatches, shallowAlignmentCost, shallowSimilarityRows } from '../head/shallow-alignment.ts';
+import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainedHead } from '../head/trained-head.ts';
 import type { FeatureSource } from './sources.ts';
 
@@ -56,11 +58,17 @@ export interface GradContext {
   identityT: tf.Tensor2D | null;
   /** [C, K] each class's prototype indices, when the orthogonality term is on. */
   groups: tf.Tensor2D | null;
+  /** Each class's prototype indices, when the shallow alignment term acts (it needs the backbone to train). */
+  alignGroups: { indices: Int32Array; perClass: number } | null;
 }
 
-export function gradContext(args: Omit<GradContext, 'identityT' | 'groups'>): GradContext {
-  if (args.head instanceof PooledLinearHead) return { ...args, identityT: null, groups: null };
+export function gradContext(args: Omit<GradContext, 'identityT' | 'groups' | 'alignGroups'>): GradContext {
+  if (args.head instanceof PooledLinearHead) return { ...args, identityT: null, groups: null, alignGroups: null };
   const { protoClass, spec } = args.head;
+  const alignGroups =
+    (args.loss.shallowAlignment ?? 0) > 0 && args.trainsFeatures
+      ? classGroups(protoClass, spec.numClasses, 'loss.shallowAlignment')
+      : null;
   const identityT = tf.tidy(() => {
     const id = classIdentity(protoClass, spec.numClasses);
     return tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])) as tf.Tensor2D;
@@ -70,7 +78,7 @@ export function gradContext(args: Omit<GradContext, 'identityT' | 'groups'>): Gr
     const g = classGroups(protoClass, spec.numClasses, 'loss.orthogonality');
     groups = tf.tensor2d(g.indices, [spec.numClasses, g.perClass], 'int32');
   }
-  return { ...args, identityT, groups };
+  return { ...args, identityT, groups, alignGroups };
 }
 
 export function disposeGradContext(ctx: GradContext): void {
@@ -119,8 +127,27 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   let terms: MicroResult['terms'] = [0, 0, 0, 0];
   const { value, grads } = tf.variableGrads(() => {
     const y = tf.tensor1d(mb.labels, 'int32');
-    const feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
-    const out = head.forward(feats, { dropMask: mb.dropMask, inputGrad: ctx.trainsFeatures, training: true });
+    const align = ctx.alignGroups;
+    let feats: tf.Tensor4D;
+    let shallow: tf.Tensor4D | null = null;
+    if (align) {
+      const tensor = loss.shallowAlignmentTensor ?? '';
+      if (!source.featuresWithInner)
+        throw new Error('loss.shallowAlignment needs a backbone that runs on the images and names its inner tensors');
+      [feats, shallow] = source.featuresWithInner(
+        mb.indices,
+        mb.flipped,
+        ctx.backboneTraining,
+        mb.augmentSeeds,
+        tensor,
+      );
+    } else feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
+    const out = head.forward(feats, {
+      dropMask: mb.dropMask,
+      inputGrad: ctx.trainsFeatures,
+      training: true,
+      keepEmbedding: align !== null,
+    });
     const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
     const ce = crossEntropy(out.logits, y);
     const clst = clusterCost(out.minDistances, ownMask, head.maxDistance);
@@ -139,6 +166,10 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     // Free prototypes only: tied ones are real patches, and the term would bend the add-on to part them.
     if (ctx.groups && !head.isTied)
       parts.push(tf.mul(orthogonalityCost(head.prototypes as tf.Tensor2D, ctx.groups), loss.orthogonality ?? 0));
+    if (align && shallow && out.embedding)
+      parts.push(
+        tf.mul(alignmentTerm(head, feats, shallow, out.embedding, mb.labels, align, loss), loss.shallowAlignment ?? 0),
+      );
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;
@@ -149,6 +180,39 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   const v = value.dataSync()[0];
   value.dispose();
   return { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
+}
+
+/**
+ * The shallow alignment term of a micro-batch: each image's own-class prototypes pick their nearest patches,
+ * the shallow maps give those patches' similarity rows (constants), and the deep maps are pulled toward them.
+ */
+function alignmentTerm(
+  head: ProtoHead,
+  deep: tf.Tensor4D,
+  shallow: tf.Tensor4D,
+  embedding: tf.Tensor2D,
+  labels: Int32Array,
+  groups: { indices: Int32Array; perClass: number },
+  loss: LossWeights,
+): tf.Scalar {
+  const [b, h, w] = deep.shape;
+  const protos = head.currentPrototypes();
+  const positions = nearestOwnPatches(
+    embedding.dataSync() as Float32Array,
+    protos.dataSync() as Float32Array,
+    embedding.shape[1],
+    h * w,
+    labels,
+    groups,
+  );
+  if (protos !== head.prototypes) protos.dispose();
+  const rows = shallowSimilarityRows(
+    shallow.dataSync() as Float32Array,
+    [b, shallow.shape[1], shallow.shape[2], shallow.shape[3]],
+    [h, w],
+    positions,
+  );
+  return shallowAlignmentCost(deep, positions, rows, loss.shallowAlignmentMargin ?? 0.1);
 }
 
 /** The black-box baseline's micro-batch: cross-entropy alone (the prototype terms are reported as 0). */

@@ -36,6 +36,17 @@ export interface FeatureSource {
    * seeds item i's random augmentation, so a run stays reproducible and resumable.
    */
   features(indices: number[], flipped: boolean[], training: boolean, augmentSeeds?: number[]): tf.Tensor4D;
+  /**
+   * `features` of a training batch and the maps of a named inner tensor of the backbone (shallow alignment).
+   * Present when a trainable backbone runs on the images and can name its inner tensors.
+   */
+  featuresWithInner?(
+    indices: number[],
+    flipped: boolean[],
+    training: boolean,
+    augmentSeeds: number[] | undefined,
+    inner: string,
+  ): [tf.Tensor4D, tf.Tensor4D];
   /** Present when the images sit in shared memory: a gradient worker rebuilds the same source from it. */
   readonly shared?: SharedImageSource;
   /** Present when cached feature maps sit in shared memory: a gradient worker rebuilds the same source from it. */
@@ -123,19 +134,8 @@ export function imageSource(
     canFlip: true,
     canAugment: augment !== null,
     features(indices, flipped, training, augmentSeeds) {
-      const [h, w] = [pre.size, pre.size];
-      const per = h * w * 3;
-      const pixels = (idx: number[], from: number): tf.Tensor4D => {
-        const buf = new Float32Array(idx.length * per);
-        idx.forEach((item, j) => {
-          const k = from + j;
-          const seed = augmentSeeds?.[k];
-          if (training && augment && seed !== undefined)
-            buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
-          else buf.set(toNHWC([images[item]], pre, flipped[k]), j * per);
-        });
-        return tf.tensor4d(buf, [idx.length, h, w, 3]);
-      };
+      const pixels = (idx: number[], from: number) =>
+        batchPixels(images, pre, augment, idx, from, flipped, training, augmentSeeds);
       // Inference batches (prediction, push, analysis) can be large; a full-size CNN's
       // activations for 128 images overflow wasm's heap, so they run in chunks.
       if (training || indices.length <= INFERENCE_CHUNK) return backbone.apply(pixels(indices, 0), training);
@@ -148,7 +148,39 @@ export function imageSource(
       tf.dispose(parts);
       return out;
     },
+    featuresWithInner: backbone.applyWithInner
+      ? (indices, flipped, training, augmentSeeds, inner) =>
+          backbone.applyWithInner!(
+            batchPixels(images, pre, augment, indices, 0, flipped, training, augmentSeeds),
+            training,
+            inner,
+          )
+      : undefined,
   };
+}
+
+/** Items `idx` (batch positions from `from` on) as a normalised NHWC batch, augmented when training. */
+function batchPixels(
+  images: RgbImage[],
+  pre: PreprocessSpec,
+  augment: AugmentSpec | null,
+  idx: number[],
+  from: number,
+  flipped: boolean[],
+  training: boolean,
+  augmentSeeds: number[] | undefined,
+): tf.Tensor4D {
+  const [h, w] = [pre.size, pre.size];
+  const per = h * w * 3;
+  const buf = new Float32Array(idx.length * per);
+  idx.forEach((item, j) => {
+    const k = from + j;
+    const seed = augmentSeeds?.[k];
+    if (training && augment && seed !== undefined)
+      buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
+    else buf.set(toNHWC([images[item]], pre, flipped[k]), j * per);
+  });
+  return tf.tensor4d(buf, [idx.length, h, w, 3]);
 }
 
 /** A cached-feature source over stores in shared memory, so gradient workers can share them. */
@@ -218,6 +250,16 @@ export function subsetSource(src: FeatureSource, keep: number[]): FeatureSource 
         training,
         seeds,
       ),
+    featuresWithInner: src.featuresWithInner
+      ? (indices, flipped, training, seeds, inner) =>
+          src.featuresWithInner!(
+            indices.map((i) => keep[i]),
+            flipped,
+            training,
+            seeds,
+            inner,
+          )
+      : undefined,
   };
 }
 
