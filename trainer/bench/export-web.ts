@@ -19,8 +19,9 @@
  * (same numbers); for a run whose int8 ONNX backbone computes in float (the CUB
  * presets), the same run with the backbone's published int8 arithmetic, as is,
  * with depthwise emulation, and with every quantised op in exact float form
- * (int8-in-float.ts); "deployed" is int8FromFp32 with its defaults. Diagnostic rows
- * (no depthwise convs at all: wrong outputs, timing only) show where wasm time goes.
+ * (int8-in-float.ts); "deployed" is what the bundle ships (int8FromFp32 defaults; a fine-tuned
+ * backbone kept float). Diagnostic rows (no depthwise convs at all: wrong outputs, timing only)
+ * show where wasm time goes.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -235,7 +236,11 @@ try {
         .join(', ')})`,
     });
   }
-  await int8('deployed', 'int8FromFp32 defaults', {});
+  // What the bundle ships (bundle-onnx.ts): a fine-tuned ONNX backbone stays float, the head's weights go int8.
+  const tuned = config.backbone.kind === 'onnx' && config.backbone.trainable;
+  await int8('deployed', tuned ? 'as the bundle: tuned backbone float, int8 head weights' : 'int8FromFp32 defaults', {
+    backbone: tuned ? 'float' : undefined,
+  });
   if (args.keep) {
     await mkdir(args.keep, { recursive: true });
     for (const v of variants)

@@ -1,5 +1,5 @@
 /**
- * Shallow–deep feature alignment (Huang et al., CVPR 2023, "SDFA"): at the patch where each of an image's
+ * Shallow–deep feature alignment (Huang et al., ICCV 2023, "SDFA"): at the patch where each of an image's
  * own-class prototypes matches best, the backbone's deep features should relate to the image's other patches
  * as its shallow features do. Deep patches see most of the image, so without it a prototype's best patch can
  * drift to wherever the context is; shallow features only see their cell, which ties the match to a place.
