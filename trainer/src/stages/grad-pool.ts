@@ -283,6 +283,7 @@ export class GradPool {
         out[i] = {
           value: g.value,
           terms: g.terms,
+          alignment: g.alignment,
           grads: g.grads.map((data, v) => tf.tensor(data, ctx.vars[v].shape)),
         };
       });

@@ -61,7 +61,12 @@ export type GradWorkerReply =
   | {
       type: 'grads';
       id: number;
-      results: { value: number; terms: [number, number, number, number]; grads: Float32Array[] }[];
+      results: {
+        value: number;
+        terms: [number, number, number, number];
+        alignment?: number;
+        grads: Float32Array[];
+      }[];
     }
   | { type: 'features'; id: number; data: Float32Array }
   | { type: 'similarities'; id: number; data: Float32Array }

@@ -41,6 +41,8 @@ export interface MicroResult {
   value: number;
   /** Unweighted cross-entropy, cluster and separation costs, and the count of correct predictions. */
   terms: [number, number, number, number];
+  /** The unweighted shallow alignment cost, when the term acts. */
+  alignment?: number;
   /** Gradients in the order of GradContext.vars. */
   grads: tf.Tensor[];
 }
@@ -125,6 +127,7 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   if (head instanceof PooledLinearHead) return linearMicroBatchGrads(ctx, head, mb);
   const identityT = ctx.identityT!;
   let terms: MicroResult['terms'] = [0, 0, 0, 0];
+  let alignment: number | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const y = tf.tensor1d(mb.labels, 'int32');
     const align = ctx.alignGroups;
@@ -166,10 +169,11 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
     // Free prototypes only: tied ones are real patches, and the term would bend the add-on to part them.
     if (ctx.groups && !head.isTied)
       parts.push(tf.mul(orthogonalityCost(head.prototypes as tf.Tensor2D, ctx.groups), loss.orthogonality ?? 0));
-    if (align && shallow && out.embedding)
-      parts.push(
-        tf.mul(alignmentTerm(head, feats, shallow, out.embedding, mb.labels, align, loss), loss.shallowAlignment ?? 0),
-      );
+    if (align && shallow && out.embedding) {
+      const cost = alignmentTerm(head, feats, shallow, out.embedding, mb.labels, align, loss);
+      alignment = cost.dataSync()[0];
+      parts.push(tf.mul(cost, loss.shallowAlignment ?? 0));
+    }
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;
@@ -179,7 +183,9 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   }, ctx.vars);
   const v = value.dataSync()[0];
   value.dispose();
-  return { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
+  const out: MicroResult = { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
+  if (alignment !== undefined) out.alignment = alignment;
+  return out;
 }
 
 /**

@@ -20,6 +20,8 @@ interface EpochSums {
   clst: number;
   sep: number;
   correct: number;
+  /** The shallow alignment cost, when the term acts. */
+  align?: number;
 }
 
 /** Where an epoch stands after some batches: with the weights and optimiser state, enough to finish it exactly. */
@@ -50,6 +52,8 @@ export interface EpochStats {
   separationCost: number;
   trainAccuracy: number;
   seconds: number;
+  /** Mean unweighted shallow alignment cost (loss.shallowAlignment), when the term acted. */
+  shallowAlignment?: number;
 }
 
 /**
@@ -216,6 +220,7 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
       throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
     const b = indices.length;
     const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
+    const align = sums.align;
     sums = {
       loss: sums.loss + lossValue * b,
       ce: sums.ce + part(0) * b,
@@ -223,6 +228,9 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
       sep: sums.sep + part(2) * b,
       correct: sums.correct + results.reduce((a, r) => a + r.terms[3], 0),
     };
+    // Only with the term on, so other runs' checkpoints and metrics keep their fields.
+    if (results.some((r) => r.alignment !== undefined))
+      sums.align = (align ?? 0) + results.reduce((a, r, j) => a + (r.alignment ?? 0) * jobs[j].weight, 0) * b;
     const seen = Math.min(s + b, order.length);
     progress.tick(b, `loss ${(sums.loss / seen).toFixed(3)} acc ${((100 * sums.correct) / seen).toFixed(1)}%`);
     const ck = args.checkpoint;
@@ -249,7 +257,7 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
   disposeGradContext(ctx);
   const n = Math.max(1, order.length);
   progress.finish();
-  return {
+  const stats: EpochStats = {
     loss: sums.loss / n,
     crossEntropy: sums.ce / n,
     clusterCost: sums.clst / n,
@@ -257,4 +265,6 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     trainAccuracy: sums.correct / n,
     seconds: secondsBefore + (Date.now() - start) / 1000,
   };
+  if (sums.align !== undefined) stats.shallowAlignment = sums.align / n;
+  return stats;
 }

@@ -29,7 +29,8 @@ export function prototypePhase(args: {
         optimizer,
         logLine: (e, s, v) =>
           `${name} epoch ${e + 1}/${phase.epochs}: loss ${s.loss.toFixed(3)} (ce ${s.crossEntropy.toFixed(3)} ` +
-          `clst ${s.clusterCost.toFixed(3)} sep ${s.separationCost.toFixed(3)}) ` +
+          `clst ${s.clusterCost.toFixed(3)} sep ${s.separationCost.toFixed(3)}` +
+          `${s.shallowAlignment !== undefined ? ` align ${s.shallowAlignment.toFixed(3)}` : ''}) ` +
           `train ${(100 * s.trainAccuracy).toFixed(1)}% ${valText(v)} [${s.seconds.toFixed(0)}s]`,
       });
       if ((await runEpochs(ctx, plan)) === 'stopped') return 'stopped';
