@@ -1,6 +1,7 @@
 /**
- * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ presence, distillation and
- * orthogonality when weighted), weighted by the micro-batch's share of the batch, and its gradients.
+ * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ presence, distillation,
+ * orthogonality and shallow alignment when weighted), weighted by the micro-batch's share of the batch,
+ * and its gradients.
  * The main thread and the gradient workers (grad-worker.ts) run this same function, so a batch split
  * across threads sums to the update one thread would make.
  */
