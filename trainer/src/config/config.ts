@@ -311,7 +311,18 @@ export const TrainConfigSchema = z
     warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
     joint: PhaseSchema.describe('stage 1b: every group trains, the backbone too when it is trainable'),
     push: z
-      .object({ enabled: z.boolean().default(true).describe('project each prototype onto its nearest patch') })
+      .object({
+        enabled: z.boolean().default(true).describe('project each prototype onto its nearest patch'),
+        partRadius: z
+          .number()
+          .nonnegative()
+          .nullable()
+          .default(null)
+          .describe(
+            'push only onto patches whose centre lies within this many input pixels (along x and y) of an ' +
+              "annotated part of their image (CUB's parts/); null: every patch",
+          ),
+      })
       .describe('stage 2: push'),
     // 0 epochs = the paper: no tuning after push.
     pushTune: PhaseSchema.prefault({ epochs: 0 }).describe(

@@ -23,6 +23,7 @@ import { displayName } from '../bundle/provenance.ts';
 import { initLastLayer } from '../head/last-layer.ts';
 import { loadModel, readModelJson, saveModel, type ModelLineage } from '../model/model-file.ts';
 import { prepareData, prepareItems, resolveDataDir, type PreparedData } from '../model/prepare-data.ts';
+import { loadPartCandidates, mergeExclusions } from '../stages/part-candidates.ts';
 import { exists, readJson, runPaths, writeJson } from '../core/run-dir.ts';
 import { Rng } from '../core/rng.ts';
 import type { TrainConfig } from '../config/config.ts';
@@ -297,7 +298,20 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     for (const p of forbidPatches)
       if (p.split === 'train')
         (exclude.get(p.item) ?? exclude.set(p.item, new Set()).get(p.item)!).add(p.row * W + p.col);
-    const pushed = await pushPrototypes(head, train, { quiet: opts.quiet, exclude });
+    // The model's own push restriction (push.partRadius) holds for the re-push too.
+    const onParts =
+      config.push.partRadius === null
+        ? null
+        : await loadPartCandidates(data.dataset.root, trainItems, {
+            height: data.featureShape[0],
+            width: W,
+            inputSize: data.preprocess.size,
+            radius: config.push.partRadius,
+          });
+    const pushed = await pushPrototypes(head, train, {
+      quiet: opts.quiet,
+      exclude: onParts ? mergeExclusions(exclude, onParts.exclude) : exclude,
+    });
     for (const r of pushed) {
       const was = push[r.prototype];
       if (was.item !== r.item || was.row !== r.row || was.col !== r.col) {

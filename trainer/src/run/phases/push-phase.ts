@@ -1,6 +1,8 @@
 /** Push (paper Sec. 2.2, stage 2): every prototype moves onto its nearest training patch of its class. */
+import { loadPartCandidates } from '../../stages/part-candidates.ts';
 import { pushPrototypes } from '../../stages/push.ts';
 import type { CheckpointMeta } from '../checkpoint.ts';
+import type { TrainContext } from '../train-context.ts';
 import type { TrainingPhase } from '../training-phase.ts';
 
 export const pushPhase: TrainingPhase = {
@@ -13,6 +15,7 @@ export const pushPhase: TrainingPhase = {
       meta.push = await pushPrototypes(ctx.head, ctx.train, {
         quiet: ctx.control.quiet,
         pool: await ctx.readThreads(),
+        exclude: await partExclusions(ctx),
       });
     const val = await ctx.evalVal();
     meta.seconds.push = (Date.now() - t0) / 1000;
@@ -21,6 +24,26 @@ export const pushPhase: TrainingPhase = {
     return { seconds: meta.seconds.push, val };
   },
 };
+
+/** push.partRadius: the training patches too far from every annotated part; undefined when unset. */
+async function partExclusions(ctx: TrainContext): Promise<Map<number, Set<number>> | undefined> {
+  const radius = ctx.config.push.partRadius;
+  if (radius === null) return undefined;
+  const [height, width] = ctx.data.featureShape;
+  const items = ctx.data.itemsBySplit.train;
+  const c = await loadPartCandidates(ctx.data.dataset.root, items, {
+    height,
+    width,
+    inputSize: ctx.data.preprocess.size,
+    radius,
+  });
+  ctx.log(
+    `push onto parts (radius ${radius} px): ${c.candidatePatches} candidate patches ` +
+      `(${((100 * c.candidatePatches) / (items.length * height * width)).toFixed(1)}%) on ` +
+      `${c.itemsWithCandidates} of ${items.length} training images`,
+  );
+  return c.exclude;
+}
 
 function meanDistance(push: CheckpointMeta['push']): string {
   if (!push?.length) return 'n/a';
