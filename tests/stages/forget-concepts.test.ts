@@ -5,7 +5,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { logSimilarity } from '@protoatlas/shared';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
-import { forgetConcepts, forgettingLoss, rememberingLoss } from '../../trainer/src/stages/forget-concepts.ts';
+import {
+  conceptGrads,
+  forgetConcepts,
+  forgettingLoss,
+  patchSimilarities,
+  rememberingLoss,
+} from '../../trainer/src/stages/forget-concepts.ts';
 import { pushPrototypes } from '../../trainer/src/stages/push.ts';
 import { cachedSource } from '../../trainer/src/stages/sources.ts';
 
@@ -78,6 +84,36 @@ describe('concept terms (ProtoPDebug)', () => {
         logSimilarity(d2(patches[1], protos[1]))) /
       2;
     expect(rememberingLoss(head, concept).dataSync()[0]).toBeCloseTo(expected, 4);
+  });
+
+  it('chunks of patches add up to the whole terms, their gradients and their similarities', () => {
+    const head = plainHead(protos);
+    const three = { n: 3, features: Float32Array.from([0, 0, 3, 2, 1, 1]), classes: Int32Array.from([1, 0, 0]) };
+    const live = tf.tensor1d([1, 0, 1, 1]);
+    const whole = forgettingLoss(head, three, live).dataSync()[0];
+    const shares = [
+      [0, 1],
+      [1, 3],
+    ].map(([a, b]) => forgettingLoss(head, three, live, [a, b]).dataSync()[0]);
+    expect(shares[0] + shares[1]).toBeCloseTo(whole, 6);
+    const kept = [0, 2].map((a) => rememberingLoss(head, three, live, [a, Math.min(3, a + 2)]).dataSync()[0]);
+    expect(kept[0] + kept[1]).toBeCloseTo(rememberingLoss(head, three, live).dataSync()[0], 6);
+
+    const vars = [head.prototypes];
+    const weights = { forget: 1.5, remember: 0.5 };
+    const one = conceptGrads(head, { forbidden: three, keep: three }, live, weights, vars, 1);
+    const all = conceptGrads(head, { forbidden: three, keep: three }, live, weights, vars, 3);
+    expect(one.terms[0]).toBeCloseTo(whole, 6);
+    expect(one.terms[0]).toBeCloseTo(all.terms[0], 6);
+    expect(one.terms[1]).toBeCloseTo(all.terms[1], 6);
+    const [g1, g3] = [one.grads[0].dataSync(), all.grads[0].dataSync()];
+    expect(Math.max(...g3.map(Math.abs))).toBeGreaterThan(0.01);
+    g3.forEach((v, i) => expect(g1[i]).toBeCloseTo(v, 5));
+    // The similarities of each patch to each prototype, as logSimilarity of the squared distances.
+    const sims = patchSimilarities(head, three).arraySync();
+    expect(sims[2][0]).toBeCloseTo(logSimilarity(2), 5);
+    expect(sims[1][2]).toBeCloseTo(logSimilarity(1), 5);
+    tf.dispose([live, ...one.grads, ...all.grads]);
   });
 
   it('the forgetting term moves a prototype off a forbidden patch, and push then avoids the patch', async () => {

@@ -65,17 +65,38 @@ export interface ForgetEpoch {
 }
 
 /**
- * Similarity [n, m] of each patch (backbone features [n, D]) to each prototype.
+ * Patches per chunk of the concept terms: their [rows, m, P] explicit differences stay within
+ * 2^24 floats, so thousands of patches (a concept found from annotations) fit the wasm heap.
+ */
+export function conceptChunkRows(head: ProtoHead): number {
+  return Math.max(1, Math.floor(2 ** 24 / (head.numPrototypes * head.prototypeDim)));
+}
+
+/**
+ * Similarity [end - start, m] of patches start..end-1 (backbone features [n, D]) to each prototype.
  * Distances from explicit differences: the expanded form's relu clamps round-off
  * below 0 and would cut the gradient exactly where a prototype sits on a patch.
  */
-export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.Tensor2D {
+function rangeSimilarities(head: ProtoHead, patches: ConceptPatches, [start, end]: [number, number]): tf.Tensor2D {
   return tf.tidy(() => {
-    const f = tf.tensor4d(patches.features, [patches.n, 1, 1, head.spec.inputChannels]);
+    const D = head.spec.inputChannels;
+    const f = tf.tensor4d(patches.features.subarray(start * D, end * D), [end - start, 1, 1, D]);
     const z = head.embed(f, undefined, true);
     const diff = tf.sub(tf.expandDims(z, 1), tf.expandDims(head.currentPrototypes(), 0));
     return logActivation(tf.sum(tf.square(diff), 2), head.epsilon) as tf.Tensor2D;
   });
+}
+
+/** Similarity [n, m] of each patch to each prototype, computed a chunk of patches at a time. */
+export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.Tensor2D {
+  const rows = conceptChunkRows(head);
+  const parts: tf.Tensor2D[] = [];
+  for (let s = 0; s < patches.n; s += rows)
+    parts.push(rangeSimilarities(head, patches, [s, Math.min(patches.n, s + rows)]));
+  if (parts.length === 1) return parts[0];
+  const out = tf.concat(parts, 0) as tf.Tensor2D;
+  tf.dispose(parts);
+  return out;
 }
 
 /**
@@ -84,28 +105,81 @@ export function patchSimilarities(head: ProtoHead, patches: ConceptPatches): tf.
  * number while the data term (CE, clustering, separation: per-image averages) does
  * not, so one λ cannot suit 40 and 2,000 prototypes. The mean keeps the term on the
  * data term's scale whatever the count: duplicating every prototype leaves it unchanged.
+ * With `range`, the share of the term that patches range[0]..range[1]-1 contribute (the shares add up to it).
  */
-export function forgettingLoss(head: ProtoHead, forbidden: ConceptPatches, live?: tf.Tensor1D): tf.Scalar {
+export function forgettingLoss(
+  head: ProtoHead,
+  forbidden: ConceptPatches,
+  live?: tf.Tensor1D,
+  range: [number, number] = [0, forbidden.n],
+): tf.Scalar {
   return tf.tidy(() => {
-    const sims = patchSimilarities(head, forbidden);
-    if (!live) return tf.mean(sims) as tf.Scalar;
-    const count = tf.maximum(tf.sum(live), 1);
-    return tf.div(tf.mean(tf.sum(tf.mul(sims, live), 1)), count) as tf.Scalar;
+    const sims = rangeSimilarities(head, forbidden, range);
+    const count = live ? tf.maximum(tf.sum(live), 1) : tf.scalar(head.numPrototypes);
+    const total = live ? tf.sum(tf.mul(sims, live)) : tf.sum(sims);
+    return tf.div(total, tf.mul(count, forbidden.n)) as tf.Scalar;
   });
 }
 
-/** Remembering term: mean over kept patches of the summed similarity to their own class's prototypes. */
-export function rememberingLoss(head: ProtoHead, keep: ConceptPatches, live?: tf.Tensor1D): tf.Scalar {
+/**
+ * Remembering term: mean over kept patches of the summed similarity to their own class's prototypes;
+ * with `range`, the share of patches range[0]..range[1]-1.
+ */
+export function rememberingLoss(
+  head: ProtoHead,
+  keep: ConceptPatches,
+  live?: tf.Tensor1D,
+  range: [number, number] = [0, keep.n],
+): tf.Scalar {
   return tf.tidy(() => {
-    const sims = patchSimilarities(head, keep);
+    const sims = rangeSimilarities(head, keep, range);
     const id = classIdentity(head.protoClass, head.spec.numClasses);
     const own = tf.gather(
       tf.transpose(tf.tensor2d(id.data, id.shape as [number, number])),
-      tf.tensor1d(keep.classes, 'int32'),
+      tf.tensor1d(keep.classes.subarray(range[0], range[1]), 'int32'),
     );
     const mask = live ? tf.mul(own, live) : own;
-    return tf.mean(tf.sum(tf.mul(sims, mask), 1)) as tf.Scalar;
+    return tf.div(tf.sum(tf.mul(sims, mask)), keep.n) as tf.Scalar;
   });
+}
+
+/**
+ * Gradients of λf·forgetting − λr·remembering, a chunk of patches at a time (each chunk's tape is freed
+ * before the next), summed; with the two terms' values.
+ */
+export function conceptGrads(
+  head: ProtoHead,
+  concepts: { forbidden: ConceptPatches | null; keep: ConceptPatches | null },
+  live: tf.Tensor1D,
+  weights: { forget: number; remember: number },
+  vars: tf.Variable[],
+  rows = conceptChunkRows(head),
+): { grads: tf.Tensor[]; terms: [number, number] } {
+  const grads = vars.map((v) => tf.zerosLike(v));
+  const terms: [number, number] = [0, 0];
+  const parts: [ConceptPatches | null, number, number, typeof forgettingLoss][] = [
+    [concepts.forbidden, 0, weights.forget, forgettingLoss],
+    [concepts.keep, 1, -weights.remember, rememberingLoss],
+  ];
+  for (const [set, k, weight, loss] of parts) {
+    if (!set) continue;
+    for (let s = 0; s < set.n; s += rows) {
+      const g = tf.variableGrads(() => {
+        const l = loss(head, set, live, [s, Math.min(set.n, s + rows)]);
+        terms[k] += l.dataSync()[0];
+        return tf.mul(l, weight) as tf.Scalar;
+      }, vars);
+      vars.forEach((v, i) => {
+        const d = g.grads[v.name];
+        if (!d) return;
+        const prev = grads[i];
+        grads[i] = tf.add(prev, d);
+        prev.dispose();
+      });
+      tf.dispose([g.value, ...Object.values(g.grads)]);
+    }
+  }
+  return { grads, terms };
 }
 
 /**
@@ -186,18 +260,13 @@ export async function forgetConcepts(args: {
         }
         const dataValue = results.reduce((a, r) => a + r.value, 0);
         const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
-        let terms = [0, 0];
-        const concept = tf.variableGrads(() => {
-          const f = args.forbidden ? forgettingLoss(head, args.forbidden, live) : tf.scalar(0);
-          const r = args.keep ? rememberingLoss(head, args.keep, live) : tf.scalar(0);
-          terms = [f.dataSync()[0], r.dataSync()[0]];
-          return tf.sub(tf.mul(f, o.forget), tf.mul(r, o.remember)) as tf.Scalar;
-        }, vars);
-        const grads = Object.fromEntries(vars.map((v, k) => [v.name, tf.add(dataGrads[k], concept.grads[v.name])]));
+        const concept = conceptGrads(head, { forbidden: args.forbidden, keep: args.keep }, live, o, vars);
+        const terms = concept.terms;
+        const grads = Object.fromEntries(vars.map((v, k) => [v.name, tf.add(dataGrads[k], concept.grads[k])]));
         optimizer.apply(grads);
         pool?.syncVariables(vars);
-        const total = dataValue + concept.value.dataSync()[0];
-        tf.dispose([...dataGrads, concept.value, ...Object.values(concept.grads), ...Object.values(grads)]);
+        const total = dataValue + o.forget * terms[0] - o.remember * terms[1];
+        tf.dispose([...dataGrads, ...concept.grads, ...Object.values(grads)]);
         if (!Number.isFinite(total))
           throw new Error(`forget: loss became ${total}; lower --forget-lr or --forget-weight`);
         const b = indices.length;

@@ -1,0 +1,150 @@
+/**
+ * Forbidding the background, found from CUB's part annotations (ProtoPDebug with the annotations as the
+ * user): a forbid edit whose concept is `--patches` drawn from, for every training image of the run, up to
+ * `--per-image` patches whose centre lies farther than `--radius` input pixels (along x or y) from every visible
+ * annotated part, drawn at random (seed 0). The edit is applied to the run (fine-tune of add-on and
+ * prototypes with the forgetting term, re-push never onto those patches, last layer refit, bundle), and
+ * the parent's and the edited model's accuracy and explanation metrics are printed side by side.
+ *
+ *   node_modules/.bin/node trainer/bench/forbid-background.ts <run dir> <out dir> [--data <CUB dir>]
+ *       [--radius 36] [--per-image 1] [--patches 600] [--forget-weight λf] [--forget-steps n]
+ *
+ * The run must have a frozen backbone (its training items are listed without features).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ConceptPatch, EditsFile } from '@protoatlas/shared';
+import { readBundle } from '../src/bundle/read-bundle.ts';
+import { answerHelp } from '../src/cli/args.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { Rng } from '../src/core/rng.ts';
+import { exists, runPaths } from '../src/core/run-dir.ts';
+import { loadCubParts } from '../src/data/cub-parts.ts';
+import { ImageCache } from '../src/data/image-cache.ts';
+import { applyEdits } from '../src/edit/apply-edits.ts';
+import { readModelJson } from '../src/model/model-file.ts';
+import { prepareItems } from '../src/model/prepare-data.ts';
+import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
+import { nearestPartDistance } from '../src/stages/part-candidates.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/forbid-background.ts <run dir> <out dir> [--data <CUB dir>]
+         [--radius 36] [--per-image 1] [--patches 600] [--forget-weight ${DEFAULT_FORGET.forget}] [--forget-steps ${DEFAULT_FORGET.steps}]
+
+Forbids, as one concept, patches of the training images that lie away from every annotated CUB part, and prints
+accuracy and explanation metrics before and after the edit.`,
+);
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    data: { type: 'string' },
+    radius: { type: 'string', default: '36' },
+    'per-image': { type: 'string', default: '1' },
+    patches: { type: 'string', default: '600' },
+    'forget-weight': { type: 'string' },
+    'forget-steps': { type: 'string' },
+  },
+});
+if (positionals.length !== 2) {
+  console.error(
+    'usage: forbid-background.ts <run dir> <out dir> [--data <CUB dir>] [--radius 36] [--per-image 1] [--patches 600]',
+  );
+  process.exit(2);
+}
+const number = (name: string, v: string | undefined, ok: (x: number) => boolean): number | undefined => {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!ok(x)) {
+    console.error(`--${name}: "${v}" is out of range`);
+    process.exit(2);
+  }
+  return x;
+};
+const radius = number('radius', values.radius, (x) => x >= 0)!;
+const perImage = number('per-image', values['per-image'], (x) => Number.isInteger(x) && x >= 1)!;
+const maxPatches = number('patches', values.patches, (x) => Number.isInteger(x) && x >= 1)!;
+const forgetWeight = number('forget-weight', values['forget-weight'], (x) => x >= 0);
+const forgetSteps = number('forget-steps', values['forget-steps'], (x) => Number.isInteger(x) && x >= 1);
+
+const data = resolve(values.data ?? join(referenceDataDir(), 'cub200'));
+if (!(await exists(data))) {
+  console.log(`skipped: ${data} not found (pass --data or set PROTOPNET_DATA to the folder holding cub200/)`);
+  process.exit(0);
+}
+const run = resolve(positionals[0]);
+const out = resolve(positionals[1]);
+const { config } = await readModelJson(run);
+const prepared = await prepareItems(config, data, { quiet: true });
+if (!prepared) {
+  console.error(`${run}: the backbone is trainable; this bench lists training items only for a frozen backbone`);
+  process.exit(1);
+}
+const items = prepared.itemsBySplit.train;
+const parts = await loadCubParts(data, items);
+if (!parts) {
+  console.error(`${data}: no CUB part annotations (parts/part_locs.txt)`);
+  process.exit(1);
+}
+const [height, width] = prepared.featureShape;
+const grid = { height, width, inputSize: prepared.preprocess.size };
+const cache = new ImageCache(0);
+const rng = new Rng(0);
+const patches: ConceptPatch[] = [];
+for (let i = 0; i < items.length; i++) {
+  const points = parts.perItem[i];
+  if (!points?.length) continue;
+  const size = await cache.size(items[i]);
+  const far: ConceptPatch[] = [];
+  for (let r = 0; r < height; r++)
+    for (let c = 0; c < width; c++)
+      if (nearestPartDistance(points, size, grid, r, c) > radius) far.push({ imageId: items[i].id, row: r, col: c });
+  patches.push(...rng.shuffle(far).slice(0, perImage));
+}
+// Every step of the forgetting term visits every forbidden patch against every prototype: a sample keeps it affordable.
+const drawn = rng.shuffle(patches).slice(0, maxPatches);
+console.log(
+  `${drawn.length} background patches (farther than ${radius} px from every part; at most ${perImage} per image, ` +
+    `${maxPatches} in all) from ${items.length} training images`,
+);
+const parent = (await readBundle(runPaths(run).bundle)).manifest;
+const edits: EditsFile = {
+  schema: 'protoatlas-edits',
+  version: 1,
+  model: { id: parent.model.id, version: parent.model.version },
+  edits: [{ action: 'forbid', concept: 'background (away from every annotated part)', patches: drawn }],
+};
+await mkdir(dirname(out), { recursive: true });
+const editsPath = `${out}.edits.json`;
+await writeFile(editsPath, JSON.stringify(edits));
+const report = await applyEdits({
+  run,
+  edits: editsPath,
+  out,
+  data,
+  forget: {
+    ...(forgetWeight !== undefined ? { forget: forgetWeight } : {}),
+    ...(forgetSteps !== undefined ? { steps: forgetSteps } : {}),
+  },
+});
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+for (const [label, f] of [
+  ['parent', report.before],
+  ['background forbidden', report.after],
+] as const) {
+  const e = f.explanation;
+  console.log(
+    `${label.padEnd(22)} val top-1 ${pct(f.val?.top1)}  purity ${pct(e?.purity)}  consistency ${pct(e?.consistency)}  ` +
+      `stability ${pct(e?.stability)}  (on ${e?.measuredOn?.images ?? '?'} ${e?.measuredOn?.split ?? ''} images)`,
+  );
+}
+const c = report.concepts?.forbidden;
+const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+if (c)
+  console.log(
+    `forbidden patches' best similarity to a live prototype, mean: ${avg(c.before).toFixed(3)} before, ` +
+      `${avg(c.after).toFixed(3)} after`,
+  );
+console.log(`prototypes moved at the re-push: ${report.moved}; edited run in ${out}; edits file ${editsPath}`);
