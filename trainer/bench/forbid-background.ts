@@ -20,13 +20,11 @@ import { answerHelp } from '../src/cli/args.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
 import { Rng } from '../src/core/rng.ts';
 import { exists, runPaths } from '../src/core/run-dir.ts';
-import { loadCubParts } from '../src/data/cub-parts.ts';
-import { ImageCache } from '../src/data/image-cache.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { readModelJson } from '../src/model/model-file.ts';
 import { prepareItems } from '../src/model/prepare-data.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
-import { nearestPartDistance } from '../src/stages/part-candidates.ts';
+import { loadPartCandidates } from '../src/stages/part-candidates.ts';
 
 answerHelp(
   import.meta,
@@ -83,26 +81,21 @@ if (!prepared) {
   process.exit(1);
 }
 const items = prepared.itemsBySplit.train;
-const parts = await loadCubParts(data, items);
-if (!parts) {
-  console.error(`${data}: no CUB part annotations (parts/part_locs.txt)`);
-  process.exit(1);
-}
 const [height, width] = prepared.featureShape;
-const grid = { height, width, inputSize: prepared.preprocess.size };
-const cache = new ImageCache(0);
+// The off-part patches push.partRadius would exclude; an item whose every patch is excluded has no visible part.
+const { exclude } = await loadPartCandidates(data, items, {
+  height,
+  width,
+  inputSize: prepared.preprocess.size,
+  radius,
+});
 const rng = new Rng(0);
 const patches: ConceptPatch[] = [];
-for (let i = 0; i < items.length; i++) {
-  const points = parts.perItem[i];
-  if (!points?.length) continue;
-  const size = await cache.size(items[i]);
-  const far: ConceptPatch[] = [];
-  for (let r = 0; r < height; r++)
-    for (let c = 0; c < width; c++)
-      if (nearestPartDistance(points, size, grid, r, c) > radius) far.push({ imageId: items[i].id, row: r, col: c });
-  patches.push(...rng.shuffle(far).slice(0, perImage));
-}
+exclude.forEach((far, i) => {
+  if (far.size === height * width) return;
+  const cells = [...far].map((p) => ({ imageId: items[i].id, row: Math.floor(p / width), col: p % width }));
+  patches.push(...rng.shuffle(cells).slice(0, perImage));
+});
 // Every step of the forgetting term visits every forbidden patch against every prototype: a sample keeps it affordable.
 const drawn = rng.shuffle(patches).slice(0, maxPatches);
 console.log(
