@@ -170,7 +170,31 @@ export const ModelCardResponse = z
     accuracy: z.object({
       validation: AccuracySchema,
       test: AccuracySchema,
-      baseline: z.object({ top1: z.number(), top5: z.number() }).nullable(),
+      baseline: z
+        .object({
+          top1: z.number(),
+          top5: z.number(),
+          method: z
+            .string()
+            .optional()
+            .openapi({ description: 'What the baseline is (frozen or fine-tuned backbone).' }),
+          paired: z
+            .object({
+              n: z.number().int(),
+              difference: z.number(),
+              interval95: z.tuple([z.number(), z.number()]),
+              onlyModel: z.number().int(),
+              onlyBaseline: z.number().int(),
+            })
+            .optional()
+            .openapi({
+              description:
+                "The model's top-1 minus the baseline's on the same validation images, with its 95% interval and " +
+                'the images only one of the two gets right.',
+            }),
+        })
+        .nullable()
+        .openapi({ description: 'The same backbone with global average pooling and a linear softmax, on validation.' }),
     }),
     explanation: z.object({
       purity: z.number().nullable(),

@@ -245,7 +245,27 @@ export const ManifestSchema = z.object({
       val: AccuracySchema.nullable().describe('validation accuracy (held out from the training split)'),
       test: AccuracySchema.nullable().describe('test accuracy, when the dataset has a test split'),
       baseline: z
-        .object({ top1: Unit, top5: Unit })
+        .object({
+          top1: Unit,
+          top5: Unit,
+          // Absent in bundles built before they were recorded.
+          method: z
+            .string()
+            .optional()
+            .describe(
+              'what the baseline is: the frozen backbone with a linear softmax, or the backbone fine-tuned with one',
+            ),
+          paired: z
+            .object({
+              n: z.number().int().positive(),
+              difference: z.number().describe("the model's top-1 minus the baseline's, on the same images"),
+              interval95: z.tuple([z.number(), z.number()]).describe('95% interval of the difference'),
+              onlyModel: z.number().int().nonnegative().describe('images only the model gets right'),
+              onlyBaseline: z.number().int().nonnegative().describe('images only the baseline gets right'),
+            })
+            .optional()
+            .describe('the paired comparison, when both were scored per image on the same validation images'),
+        })
         .nullable()
         .describe('the same backbone with global average pooling and a linear layer, on validation'),
       explanation: ExplanationSchema,

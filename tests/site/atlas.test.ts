@@ -85,6 +85,18 @@ describe('atlas site built from a bundle', () => {
     const top1 = m.metrics.test?.top1 ?? m.metrics.val!.top1;
     expect(await page.locator('[data-metric="top1"]').innerText()).toBe(`${(top1 * 100).toFixed(1)}%`);
     expect(await page.locator('[data-metric="prototypes"]').innerText()).toBe('6');
+    // The attached black box: what it is, and the paired difference on the same validation images.
+    const b = m.metrics.baseline!;
+    const pts = (v: number) => `${v > 0 ? '+' : v < 0 ? '−' : ''}${Math.abs(100 * v).toFixed(1)}`;
+    expect(await page.locator('[data-metric="baseline-note"]').innerText()).toBe(
+      'Bars: validation. Baseline: a black box for the tests (every third image wrong) (no prototypes). ' +
+        `On the same ${b.paired!.n} validation images ProtoPNet scores ${pts(b.paired!.difference)} points against it ` +
+        `(95% interval ${pts(b.paired!.interval95[0])} to ${pts(b.paired!.interval95[1])}; ` +
+        `${b.paired!.onlyModel} only it gets right, ${b.paired!.onlyBaseline} only the baseline).`,
+    );
+    // Both bars are on validation, where the baseline was scored, even when the card leads with test.
+    const bars = await page.locator('.cmp').first().locator('.row span:last-child').allInnerTexts();
+    expect(bars).toEqual([`${(m.metrics.val!.top1 * 100).toFixed(1)}%`, `${(b.top1 * 100).toFixed(1)}%`]);
     expect(await page.locator('svg.chart path.line').count()).toBe(4); // 3 accuracy series + loss
     await page.close();
   });

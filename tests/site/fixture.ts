@@ -12,6 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { MANIFEST_FILE, parseManifest, type Manifest } from '@protoatlas/shared';
+import { BASELINE_FILE, type BaselineRecord } from '../../trainer/src/analysis/baseline-record.ts';
+import { buildBundle } from '../../trainer/src/bundle/build-bundle.ts';
+import { loadDataset } from '../../trainer/src/data/load-dataset.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { tinyConfig, tinySyntheticData } from '../e2e/tiny-run.ts';
 import { sourceKey } from '../support/source-key.ts';
@@ -91,6 +94,24 @@ export async function tinyFixture(): Promise<Fixture> {
         bundle: { enabled: true, nearest: 3, partMetrics: true },
       });
       await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
+      // A black box attached as `npm run bundle -- --baseline` attaches one, so the card shows the comparison.
+      const dataset = await loadDataset(join(dir, 'data'), {
+        valPerClass: config.data.valPerClass,
+        metricsPerClass: config.data.metricsPerClass,
+        seed: config.seed,
+      });
+      const val = dataset.splits.val;
+      const record: BaselineRecord = {
+        method: 'baseline: a black box for the tests (every third image wrong)',
+        val: { n: val.length, top1: val.filter((_, i) => i % 3).length / val.length, top5: 1 },
+        valPredictions: {
+          ids: val.map((it) => it.id),
+          labels: val.map((it) => it.label),
+          predicted: val.map((it, i) => (i % 3 ? it.label : (it.label + 1) % dataset.classes.length)),
+        },
+      };
+      await writeFile(join(dir, BASELINE_FILE), JSON.stringify(record));
+      await buildBundle({ run, data: join(dir, 'data'), baseline: dir, quiet: true });
       await rm(CACHE, { recursive: true, force: true });
       await mkdir(join(CACHE, 'photos'), { recursive: true });
       await cp(join(run, 'bundle'), join(CACHE, 'bundle'), { recursive: true });

@@ -11,6 +11,7 @@
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { baselineOnImages, readBaselineRecord } from '../src/analysis/baseline-record.ts';
 import { correctTop1, pairedDifference, type PairedDifference } from '../src/analysis/paired-accuracy.ts';
 import { answerHelp } from '../src/cli/args.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
@@ -75,21 +76,10 @@ async function frozenBaseline() {
 
 /** A fine-tuned baseline's recorded predictions, checked to be on these validation images. */
 async function fineTunedBaseline(dir: string) {
-  const file = join(resolve(dir), 'baseline.json');
-  const json = await readJson<{
-    val?: { top1: number } | null;
-    valPredictions?: { ids: string[]; labels: number[]; predicted: number[] } | null;
-  }>(file);
-  const p = json.valPredictions;
-  if (!p)
-    throw new Error(
-      `${file} has no per-image predictions: it is a frozen-feature baseline or predates them; run \`npm run baseline\` with --resume on its directory to add them`,
-    );
-  if (p.ids.length !== valIds.length || p.ids.some((id, i) => id !== valIds[i]))
-    throw new Error(`${file} was scored on other validation images than ${runs[0]} (another seed or data split)`);
+  const { file, record } = await readBaselineRecord(dir);
   return {
-    baseline: p.predicted.map((c, i) => c === p.labels[i]),
-    recorded: json.val?.top1,
+    baseline: baselineOnImages(record, file, valIds, runs[0]).correct,
+    recorded: record.val?.top1,
     label: 'fine-tuned baseline',
   };
 }

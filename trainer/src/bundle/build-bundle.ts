@@ -41,6 +41,7 @@ import { integrityList } from './integrity.ts';
 import { ImageCache } from '../data/image-cache.ts';
 import { backboneProvenance, datasetProvenance, displayName } from './provenance.ts';
 import { sourceDistanceMaps } from './source-maps.ts';
+import { bundleBaseline, withPairedDifference } from './bundle-baseline.ts';
 
 export interface BuildBundleOptions {
   /** Run directory (with model/) of a finished training run. */
@@ -63,6 +64,12 @@ export interface BuildBundleOptions {
    * (prepareItems) do only with `reuse` and `valAccuracy`: nothing then reads a feature.
    */
   prepared?: { data: PreparedData; valAccuracy?: Accuracy | null };
+  /**
+   * A black-box baseline's directory (`npm run baseline`) to compare the model with on its model card,
+   * checked to be scored on the run's validation images and then kept in the run; default: the one
+   * kept earlier, else the run's own frozen-feature probe.
+   */
+  baseline?: string | null;
 }
 
 export interface BundleReport {
@@ -121,6 +128,12 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
       backboneWeights: loaded.backboneWeights,
     }));
   checkClasses(json, data, dataRoot);
+  const baseline = await bundleBaseline(
+    opts.run,
+    opts.baseline,
+    data.itemsBySplit.val.map((it) => it.id),
+    summary?.baseline,
+  );
   // A fine-tuned backbone runs on images: compute each image's features once, over every core.
   let t = Date.now();
   await snapshotSplits(data, ['train', 'val'], {
@@ -255,12 +268,9 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const version = `${createdAt.slice(0, 10).replace(/-/g, '.')}+${weightsSha.slice(0, 8)}`;
 
   const receptiveField = await backboneReceptiveField(config.backbone, await backboneWeightsPath(config));
-  const valAcc =
-    given?.valAccuracy !== undefined
-      ? given.valAccuracy
-      : data.sources.val?.n
-        ? accuracy(await predict(head, data.sources.val))
-        : null;
+  const valPredictions =
+    given?.valAccuracy === undefined && data.sources.val?.n ? await predict(head, data.sources.val) : null;
+  const valAcc = given?.valAccuracy !== undefined ? given.valAccuracy : valPredictions && accuracy(valPredictions);
   const lastLayer = head.lastLayer.dataSync() as Float32Array;
   const C = head.spec.numClasses;
   let imageBytes = 0;
@@ -443,7 +453,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
         test: summary?.final?.test
           ? { top1: summary.final.test.top1, top5: summary.final.test.top5, n: summary.final.test.n }
           : null,
-        baseline: summary?.baseline ?? null,
+        baseline: baseline && withPairedDifference(baseline, valPredictions),
         explanation: explanation.summary,
         pruning: json.pruning
           ? {

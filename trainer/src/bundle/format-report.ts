@@ -7,6 +7,11 @@ const interval95 = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}
 const on = (m: { split: string; images: number } | null | undefined) =>
   m ? ` (on ${m.images} ${m.split} images)` : '';
 
+const points = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
+type Paired = NonNullable<BundleReport['metrics']['baseline']>['paired'];
+const paired = (d: Paired) =>
+  d ? `; paired ${points(d.difference)} points [95% ${points(d.interval95[0])}, ${points(d.interval95[1])}]` : '';
+
 /** A short human summary of a built bundle. */
 export function formatBundleReport(r: BundleReport): string {
   const e = r.metrics.explanation;
@@ -15,7 +20,7 @@ export function formatBundleReport(r: BundleReport): string {
     `bundle written to ${r.dir}`,
     `  ${r.prototypes} prototypes (${r.pruned} pruned), ` +
       `pictures ${megabytes(r.imageBytes)}, bundle ${megabytes(r.totalBytes)}`,
-    `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}), top-5 ${pct(r.metrics.val?.top5)}`,
+    `  validation top-1 ${pct(r.metrics.val?.top1)} (baseline ${pct(r.metrics.baseline?.top1)}${paired(r.metrics.baseline?.paired)}), top-5 ${pct(r.metrics.val?.top5)}`,
     `  explanations: purity ${pct(e.purity)}, consistency ${pct(e.consistency)}${interval95(e.interval95?.consistency)}, stability ${pct(e.stability)}${interval95(e.interval95?.stability)}${on(e.measuredOn)}, synthetic part coverage ${pct(e.partCoverage)}`,
     p
       ? `  pruning (k=${p.k}, threshold ${p.threshold}): ${p.applied ? `${p.pruned} pruned` : 'not applied'}; val top-1 ${pct(p.before?.top1)} -> ${pct(p.after?.top1)}`

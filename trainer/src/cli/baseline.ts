@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PRESET_NAMES, resolveConfig } from '../config/presets.ts';
 import type { TrainConfig } from '../config/config.ts';
+import { BASELINE_FILE, type BaselineRecord } from '../analysis/baseline-record.ts';
 import { prepareData } from '../model/prepare-data.ts';
 import { Rng } from '../core/rng.ts';
 import { exists, writeJson } from '../core/run-dir.ts';
@@ -77,11 +78,11 @@ async function fineTunedBaseline(
     curve: r.history,
     seconds: r.history.reduce((a, h) => a + h.seconds, 0),
     valPredictions: r.valPredictions,
-  };
-  await writeJson(join(outDir, 'baseline.json'), result);
+  } satisfies BaselineRecord;
+  await writeJson(join(outDir, BASELINE_FILE), result);
   process.stdout.write(
     `fine-tuned baseline val top-1 ${r.val ? `${(100 * r.val.top1).toFixed(2)}%  top-5 ${(100 * r.val.top5).toFixed(2)}%` : 'n/a'}` +
-      `  (${r.history.length} epochs, ${result.seconds.toFixed(0)} s of training)\nwrote ${join(outDir, 'baseline.json')}\n`,
+      `  (${r.history.length} epochs, ${result.seconds.toFixed(0)} s of training)\nwrote ${join(outDir, BASELINE_FILE)}\n`,
   );
 }
 
@@ -108,7 +109,8 @@ async function frozenBaseline(
       curve.push({ epoch: epoch + 1, loss, valTop1: acc.top1 });
     },
   });
-  const valAcc = accuracy({ n: val.n, numClasses: C, logits: linearLogits(model, val.x, val.n), labels: val.labels });
+  const valLogits = linearLogits(model, val.x, val.n);
+  const valAcc = accuracy({ n: val.n, numClasses: C, logits: valLogits, labels: val.labels });
   const trainAcc = accuracy({
     n: train.n,
     numClasses: C,
@@ -125,10 +127,22 @@ async function frozenBaseline(
     val: { n: valAcc.n, top1: valAcc.top1, top5: valAcc.top5 },
     curve,
     seconds: (Date.now() - t0) / 1000,
-  };
+    valPredictions: {
+      ids: data.itemsBySplit.val.map((it) => it.id),
+      labels: [...val.labels],
+      predicted: Array.from({ length: val.n }, (_, i) => argmax(valLogits.subarray(i * C, (i + 1) * C))),
+    },
+  } satisfies BaselineRecord;
   await mkdir(outDir, { recursive: true });
-  await writeJson(join(outDir, 'baseline.json'), result);
+  await writeJson(join(outDir, BASELINE_FILE), result);
   process.stdout.write(
-    `baseline val top-1 ${(100 * valAcc.top1).toFixed(2)}%  top-5 ${(100 * valAcc.top5).toFixed(2)}%  (train top-1 ${(100 * trainAcc.top1).toFixed(1)}%, ${result.seconds.toFixed(0)}s)\nwrote ${join(outDir, 'baseline.json')}\n`,
+    `baseline val top-1 ${(100 * valAcc.top1).toFixed(2)}%  top-5 ${(100 * valAcc.top5).toFixed(2)}%  (train top-1 ${(100 * trainAcc.top1).toFixed(1)}%, ${result.seconds.toFixed(0)}s)\nwrote ${join(outDir, BASELINE_FILE)}\n`,
   );
+}
+
+/** Index of the largest value (the first, on ties: as argmax everywhere in the trainer). */
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
+  return best;
 }

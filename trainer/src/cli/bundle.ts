@@ -4,12 +4,16 @@ import { verifyBundle } from '../bundle/integrity.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run bundle --workspace trainer -- <run dir> [--data <dataset dir>] [--out <bundle dir>] [--nearest 5] [--no-part-metrics]
+                                          [--baseline <baseline dir>]
        npm run bundle --workspace trainer -- --verify <bundle dir>
 
 Builds the model bundle of a finished run: prototype crops, source images with
 boxes, heatmaps, nearest training/validation patches, explanation metrics and
 manifest.json with the size and sha256 of every file. Default output:
 <run dir>/bundle (replaced atomically).
+--baseline compares the model on its model card with a black box trained by
+\`npm run baseline\` (a fine-tuned run's fair comparison), scored on the run's
+validation images; the run keeps it (baseline.json) for later bundles and edits.
 --verify checks a bundle against its manifest (every file present, of the listed
 size and sha256, none extra) and exits 1 on any difference.`;
 
@@ -20,6 +24,7 @@ runMain(async () => {
       out: { type: 'string' },
       nearest: { type: 'string' },
       'no-part-metrics': { type: 'boolean', default: false },
+      baseline: { type: 'string' },
       verify: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -42,6 +47,7 @@ runMain(async () => {
     out: values.out ? userPath(values.out) : undefined,
     nearest,
     partMetrics: values['no-part-metrics'] ? false : undefined,
+    baseline: values.baseline ? userPath(values.baseline) : null,
   });
   process.stdout.write(`${formatBundleReport(report)}\n`);
 });

@@ -14,6 +14,8 @@ export function runPaths(dir: string) {
     stageCheckpoint: (stage: string) => join(dir, 'checkpoints', `${stage}.ckpt`),
     model: join(dir, 'model'),
     bundle: join(dir, 'bundle'),
+    /** The black-box baseline attached to the run (`npm run bundle -- --baseline`), when there is one. */
+    baseline: join(dir, 'baseline.json'),
   };
 }
 

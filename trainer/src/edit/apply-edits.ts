@@ -423,6 +423,8 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
   await writeJson(outPaths.config, config);
   await writeJson(join(opts.out, 'edits.json'), edits);
   if (await exists(parentPaths.metrics)) await copyFile(parentPaths.metrics, outPaths.metrics);
+  // The black box the parent is compared with is the edited version's too.
+  if (await exists(parentPaths.baseline)) await copyFile(parentPaths.baseline, outPaths.baseline);
   await writeJson(outPaths.summary, {
     ...(summary ?? {}),
     dataset: { ...(summary?.dataset ?? {}), root: dataRoot },
