@@ -9,7 +9,8 @@
  *   node_modules/.bin/node trainer/bench/forbid-background.ts <run dir> <out dir> [--data <CUB dir>]
  *       [--radius 36] [--per-image 1] [--patches 600] [--forget-weight λf] [--forget-steps n]
  *
- * The run must have a frozen backbone (its training items are listed without features).
+ * The training items come from the dataset as the run split it, and the patch grid from the run's bundle, so
+ * a fine-tuned run works as a frozen one does (its edit runs the tuned backbone over the images).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -22,7 +23,7 @@ import { Rng } from '../src/core/rng.ts';
 import { exists, runPaths } from '../src/core/run-dir.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { readModelJson } from '../src/model/model-file.ts';
-import { prepareItems } from '../src/model/prepare-data.ts';
+import { loadDataset } from '../src/data/load-dataset.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
 import { loadPartCandidates } from '../src/stages/part-candidates.ts';
 
@@ -75,18 +76,19 @@ if (!(await exists(data))) {
 const run = resolve(positionals[0]);
 const out = resolve(positionals[1]);
 const { config } = await readModelJson(run);
-const prepared = await prepareItems(config, data, { quiet: true });
-if (!prepared) {
-  console.error(`${run}: the backbone is trainable; this bench lists training items only for a frozen backbone`);
-  process.exit(1);
-}
-const items = prepared.itemsBySplit.train;
-const [height, width] = prepared.featureShape;
+const { splits } = await loadDataset(data, {
+  valPerClass: config.data.valPerClass,
+  metricsPerClass: config.data.metricsPerClass,
+  seed: config.seed,
+});
+const items = splits.train;
+const parent = (await readBundle(runPaths(run).bundle)).manifest;
+const { height, width } = parent.featureGrid;
 // The off-part patches push.partRadius would exclude; an item whose every patch is excluded has no visible part.
 const { exclude } = await loadPartCandidates(data, items, {
   height,
   width,
-  inputSize: prepared.preprocess.size,
+  inputSize: parent.preprocessing.size,
   radius,
 });
 const rng = new Rng(0);
@@ -102,7 +104,6 @@ console.log(
   `${drawn.length} background patches (farther than ${radius} px from every part; at most ${perImage} per image, ` +
     `${maxPatches} in all) from ${items.length} training images`,
 );
-const parent = (await readBundle(runPaths(run).bundle)).manifest;
 const edits: EditsFile = {
   schema: 'protoatlas-edits',
   version: 1,
