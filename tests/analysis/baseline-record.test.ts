@@ -6,6 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BASELINE_FILE,
@@ -74,5 +75,21 @@ describe('baseline record', () => {
     expect(() => baselineOnImages(record({ valPredictions: undefined }), 'b.json', ['a'], 'runs/x')).toThrow(
       /b\.json has no per-image predictions/,
     );
+  });
+
+  // The fine-tuned black boxes kept in docs/data are what `--baseline docs/data/...` reads: they must stay valid
+  // records whose per-image predictions give the top-1 they report, with no image stored.
+  it.each([
+    ['docs/data/baseline-finetune', 0.767],
+    ['docs/data/baseline-finetune-short', 0.709],
+  ])('%s is a record whose predictions give its top-1 (%s)', async (dir, top1) => {
+    const { record: kept } = await readBaselineRecord(fileURLToPath(new URL(`../../${dir}`, import.meta.url)));
+    expect(kept.preset).toBe('cub200-finetune');
+    expect(kept.val?.top1).toBe(top1);
+    const ids = kept.valPredictions!.ids;
+    expect(new Set(ids).size).toBe(1000);
+    const b = baselineOnImages(kept, dir, ids, 'itself');
+    expect(b.top1).toBeCloseTo(top1, 12);
+    expect(JSON.stringify(kept)).not.toMatch(/\/work\/|\.jpg/);
   });
 });
