@@ -10,7 +10,8 @@
  *   node trainer/bench/cub-targets.ts --run runs/cub200 [--baseline runs/baseline-finetune]
  *
  * A fine-tuned run records no baseline of its own: `--baseline` names the directory of the fine-tuned
- * black box (`npm run baseline` with the same preset) to print beside it.
+ * black box (`npm run baseline` with the same preset) to print beside it; without it, the black box the
+ * run's bundle was compared with (`npm run bundle -- <run> --baseline`) is printed, with the card's paired difference.
  * Needs ../shared/data (or $PROTOPNET_DATA). A second run reuses the feature cache;
  * delete .cache/features to time extraction too.
  */
@@ -24,6 +25,7 @@ import { exists, readJson, runPaths } from '../src/core/run-dir.ts';
 import { trainRun, type TrainSummary } from '../src/run/train-run.ts';
 import { answerHelp } from '../src/cli/args.ts';
 import { prototypeRedundancy, pushedPrototypes } from '../src/analysis/prototype-redundancy.ts';
+import { readBaselineRecord } from '../src/analysis/baseline-record.ts';
 import { readModelJson } from '../src/model/model-file.ts';
 
 answerHelp(
@@ -92,11 +94,10 @@ else
     `training time         ${(summary.seconds.total / 60).toFixed(1)} min (stages, from summary.json; bundle not included)`,
   );
 if (peakGb !== null) console.log(`peak memory (RSS)     ${peakGb.toFixed(2)} GB (target <= 8)`);
-const fineTuned = values.baseline
-  ? await readJson<{ val?: { top1: number } | null }>(join(resolve(values.baseline), 'baseline.json'))
-  : null;
-if (fineTuned)
-  console.log(`baseline val top-1    ${pct(fineTuned.val?.top1)} (same backbone fine-tuned, GAP + linear)`);
+// A black box given here, or the one kept in the run when its bundle was compared with it.
+const blackBoxFile = values.baseline ?? ((await exists(paths.baseline)) ? paths.baseline : null);
+const blackBox = blackBoxFile ? (await readBaselineRecord(blackBoxFile)).record : null;
+if (blackBox) console.log(`baseline val top-1    ${pct(blackBox.val?.top1)} (${blackBox.method})`);
 else console.log(`baseline val top-1    ${pct(summary.baseline?.top1)} (same backbone, GAP + linear)`);
 console.log(`after warm-up         ${pct(summary.stages.warmup?.top1)}`);
 console.log(`after push            ${pct(summary.stages.push?.top1)}`);
@@ -104,6 +105,13 @@ console.log(`after push-tune       ${pct(summary.stages.pushTune?.top1)}`);
 console.log(
   `final val top-1       ${pct(summary.final.val?.top1)} (target >= baseline; goal 75%)   top-5 ${pct(summary.final.val?.top5)}`,
 );
+const paired = manifest?.metrics.baseline?.paired;
+if (paired)
+  console.log(
+    `against the baseline  ${(100 * paired.difference).toFixed(1)} points paired on ${paired.n} images ` +
+      `(95% ${(100 * paired.interval95[0]).toFixed(1)} to ${(100 * paired.interval95[1]).toFixed(1)}; ` +
+      `+${paired.onlyModel}/-${paired.onlyBaseline} images only one gets right), from the model card`,
+  );
 console.log(`wrong-class weights   ${pct(summary.lastLayerWrongClassZero)} exactly 0 (target >= 90%)`);
 const r = prototypeRedundancy(pushedPrototypes((await readModelJson(dir)).json));
 console.log(
