@@ -11,6 +11,10 @@
  *
  * The training items come from the dataset as the run split it, and the patch grid from the run's bundle, so
  * a fine-tuned run works as a frozen one does (its edit runs the tuned backbone over the images).
+ *
+ * With `--keep-patches n`, the parts themselves are kept as a second concept (ProtoPDebug's remembering term):
+ * n patches, at most one per image, whose centre lies within `--keep-radius` pixels of a visible part, each
+ * to be matched by some prototype of its image's class. They are drawn after the forbidden ones, which stay the same.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -31,9 +35,10 @@ answerHelp(
   import.meta,
   `usage: node_modules/.bin/node trainer/bench/forbid-background.ts <run dir> <out dir> [--data <CUB dir>]
          [--radius 36] [--per-image 1] [--patches 600] [--forget-weight ${DEFAULT_FORGET.forget}] [--forget-steps ${DEFAULT_FORGET.steps}]
+         [--keep-patches 0] [--keep-radius 8] [--remember-weight ${DEFAULT_FORGET.remember}]
 
 Forbids, as one concept, patches of the training images that lie away from every annotated CUB part, and prints
-accuracy and explanation metrics before and after the edit.`,
+accuracy and explanation metrics before and after the edit; --keep-patches also keeps patches on the parts.`,
 );
 
 const { values, positionals } = parseArgs({
@@ -45,6 +50,9 @@ const { values, positionals } = parseArgs({
     patches: { type: 'string', default: '600' },
     'forget-weight': { type: 'string' },
     'forget-steps': { type: 'string' },
+    'keep-patches': { type: 'string', default: '0' },
+    'keep-radius': { type: 'string', default: '8' },
+    'remember-weight': { type: 'string' },
   },
 });
 if (positionals.length !== 2) {
@@ -67,6 +75,9 @@ const perImage = number('per-image', values['per-image'], (x) => Number.isIntege
 const maxPatches = number('patches', values.patches, (x) => Number.isInteger(x) && x >= 1)!;
 const forgetWeight = number('forget-weight', values['forget-weight'], (x) => x >= 0);
 const forgetSteps = number('forget-steps', values['forget-steps'], (x) => Number.isInteger(x) && x >= 1);
+const keepPatches = number('keep-patches', values['keep-patches'], (x) => Number.isInteger(x) && x >= 0)!;
+const keepRadius = number('keep-radius', values['keep-radius'], (x) => x >= 0)!;
+const rememberWeight = number('remember-weight', values['remember-weight'], (x) => x >= 0);
 
 const data = resolve(values.data ?? join(referenceDataDir(), 'cub200'));
 if (!(await exists(data))) {
@@ -85,18 +96,15 @@ const items = splits.train;
 const parent = (await readBundle(runPaths(run).bundle)).manifest;
 const { height, width } = parent.featureGrid;
 // The off-part patches push.partRadius would exclude; an item whose every patch is excluded has no visible part.
-const { exclude } = await loadPartCandidates(data, items, {
-  height,
-  width,
-  inputSize: parent.preprocessing.size,
-  radius,
-});
+const geometry = { height, width, inputSize: parent.preprocessing.size };
+const { exclude } = await loadPartCandidates(data, items, { ...geometry, radius });
 const rng = new Rng(0);
+const cellsOf = (i: number, cells: Iterable<number>): ConceptPatch[] =>
+  [...cells].map((p) => ({ imageId: items[i].id, row: Math.floor(p / width), col: p % width }));
 const patches: ConceptPatch[] = [];
 exclude.forEach((far, i) => {
   if (far.size === height * width) return;
-  const cells = [...far].map((p) => ({ imageId: items[i].id, row: Math.floor(p / width), col: p % width }));
-  patches.push(...rng.shuffle(cells).slice(0, perImage));
+  patches.push(...rng.shuffle(cellsOf(i, far)).slice(0, perImage));
 });
 // Every step of the forgetting term visits every forbidden patch against every prototype: a sample keeps it affordable.
 const drawn = rng.shuffle(patches).slice(0, maxPatches);
@@ -104,11 +112,28 @@ console.log(
   `${drawn.length} background patches (farther than ${radius} px from every part; at most ${perImage} per image, ` +
     `${maxPatches} in all) from ${items.length} training images`,
 );
+const kept: ConceptPatch[] = [];
+if (keepPatches > 0) {
+  // The cells within keepRadius of a part are the ones that radius does not exclude.
+  const near = (await loadPartCandidates(data, items, { ...geometry, radius: keepRadius })).exclude;
+  const onPart: ConceptPatch[] = [];
+  items.forEach((_, i) => {
+    const far = near.get(i) ?? new Set<number>();
+    if (far.size === height * width) return;
+    const cells = Array.from({ length: height * width }, (_, p) => p).filter((p) => !far.has(p));
+    onPart.push(...rng.shuffle(cellsOf(i, cells)).slice(0, 1));
+  });
+  kept.push(...rng.shuffle(onPart).slice(0, keepPatches));
+  console.log(`${kept.length} part patches kept (within ${keepRadius} px of a part; at most 1 per image)`);
+}
 const edits: EditsFile = {
   schema: 'protoatlas-edits',
   version: 1,
   model: { id: parent.model.id, version: parent.model.version },
-  edits: [{ action: 'forbid', concept: 'background (away from every annotated part)', patches: drawn }],
+  edits: [
+    { action: 'forbid', concept: 'background (away from every annotated part)', patches: drawn },
+    ...(kept.length ? [{ action: 'keep' as const, concept: 'parts (on an annotated part)', patches: kept }] : []),
+  ],
 };
 await mkdir(dirname(out), { recursive: true });
 const editsPath = `${out}.edits.json`;
@@ -121,6 +146,7 @@ const report = await applyEdits({
   forget: {
     ...(forgetWeight !== undefined ? { forget: forgetWeight } : {}),
     ...(forgetSteps !== undefined ? { steps: forgetSteps } : {}),
+    ...(rememberWeight !== undefined ? { remember: rememberWeight } : {}),
   },
 });
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
@@ -140,5 +166,11 @@ if (c)
   console.log(
     `forbidden patches' best similarity to a live prototype, mean: ${avg(c.before).toFixed(3)} before, ` +
       `${avg(c.after).toFixed(3)} after`,
+  );
+const k = report.concepts?.kept;
+if (k)
+  console.log(
+    `kept patches' best similarity to a live prototype, mean: ${avg(k.before).toFixed(3)} before, ` +
+      `${avg(k.after).toFixed(3)} after`,
   );
 console.log(`prototypes moved at the re-push: ${report.moved}; edited run in ${out}; edits file ${editsPath}`);
