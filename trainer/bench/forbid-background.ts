@@ -27,7 +27,7 @@ import { Rng } from '../src/core/rng.ts';
 import { exists, runPaths } from '../src/core/run-dir.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { readModelJson } from '../src/model/model-file.ts';
-import { loadDataset } from '../src/data/load-dataset.ts';
+import { loadRunDataset } from '../src/model/prepare-data.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
 import { loadPartCandidates } from '../src/stages/part-candidates.ts';
 
@@ -87,11 +87,7 @@ if (!(await exists(data))) {
 const run = resolve(positionals[0]);
 const out = resolve(positionals[1]);
 const { config } = await readModelJson(run);
-const { splits } = await loadDataset(data, {
-  valPerClass: config.data.valPerClass,
-  metricsPerClass: config.data.metricsPerClass,
-  seed: config.seed,
-});
+const { splits } = await loadRunDataset(config, data);
 const items = splits.train;
 const parent = (await readBundle(runPaths(run).bundle)).manifest;
 const { height, width } = parent.featureGrid;

@@ -56,6 +56,15 @@ export async function resolveDataDir(config: TrainConfig, dataDir: string | null
   return DEFAULT_SYNTHETIC_DIR;
 }
 
+/** The dataset at `root`, split as a run with this config splits it (validation and metrics hold-outs, seed). */
+export function loadRunDataset(config: TrainConfig, root: string): Promise<Dataset> {
+  return loadDataset(root, {
+    valPerClass: config.data.valPerClass,
+    metricsPerClass: config.data.metricsPerClass,
+    seed: config.seed,
+  });
+}
+
 export async function buildBackbone(
   config: TrainConfig,
   opts: { cacheDir: string; backboneWeights?: Map<string, { shape: number[]; data: Float32Array }> },
@@ -173,11 +182,7 @@ export async function prepareData(
   },
 ): Promise<PreparedData> {
   const root = await resolveDataDir(config, dataDir, opts.quiet);
-  const dataset = await loadDataset(root, {
-    valPerClass: config.data.valPerClass,
-    metricsPerClass: config.data.metricsPerClass,
-    seed: config.seed,
-  });
+  const dataset = await loadRunDataset(config, root);
   const cacheDir = resolveRepoPath(config.featureCacheDir);
   const { frozen, trainable } = await buildBackbone(config, { cacheDir, backboneWeights: opts.backboneWeights });
   const preprocess = (frozen ?? trainable)!.preprocess;
@@ -260,11 +265,7 @@ export async function prepareItems(
 ): Promise<PreparedData | null> {
   if (config.backbone.kind === 'small-cnn' || config.backbone.trainable) return null;
   const root = await resolveDataDir(config, dataDir, opts.quiet);
-  const dataset = await loadDataset(root, {
-    valPerClass: config.data.valPerClass,
-    metricsPerClass: config.data.metricsPerClass,
-    seed: config.seed,
-  });
+  const dataset = await loadRunDataset(config, root);
   const { frozen } = await buildBackbone(config, { cacheDir: resolveRepoPath(config.featureCacheDir) });
   if (!frozen) return null;
   return {
