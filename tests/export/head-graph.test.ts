@@ -70,6 +70,12 @@ describe('head graph vs the trainer head', () => {
     }
   }
 
+  it('refuses a head whose similarity averages several patches (head.similarityTopK), naming it', () => {
+    const head = randomHead({ ...TINY_HEAD, similarityTopK: 2 }, 7);
+    expect(() => headExportWeights(head)).toThrow(/averages each similarity over 2 patches \(head\.similarityTopK\)/);
+    head.dispose();
+  });
+
   it("exports the head's similarity epsilon (head.similarityEpsilon), not the paper's", async () => {
     const head = randomHead({ ...TINY_HEAD, similarityEpsilon: 0.1 }, 7);
     const features = randomValues(B * H * W * D, 3);

@@ -112,6 +112,28 @@ describe('cluster and separation costs on a tiny batch', () => {
     paper.dispose();
   });
 
+  it('a top-k head averages the log similarities of its k closest patches; min distances stay the closest', () => {
+    const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 1, incorrectClassWeight: -0.5 };
+    const head = new ProtoHead({ ...spec, similarityTopK: 2 }, new Rng(1));
+    expect(head.topK).toBe(2);
+    head.prototypes.assign(tf.tensor2d([0, 2], [2, 1]));
+    // One image, patches 0, 0.5 and 3. Prototype 0: d = 0, 0.25, 9; prototype 1: d = 4, 2.25, 1.
+    const out = head.forward(tf.tensor4d([0, 0.5, 3], [1, 1, 3, 1]));
+    const sim = (v: number) => Math.log((v + 1) / (v + 1e-4));
+    const sims = out.similarities.dataSync();
+    expect(sims[0]).toBeCloseTo((sim(0) + sim(0.25)) / 2, 4);
+    expect(sims[1]).toBeCloseTo((sim(1) + sim(2.25)) / 2, 5);
+    expect(Array.from(out.minDistances.dataSync())).toEqual([0, 1]);
+    const logits = out.logits.dataSync();
+    expect(logits[1]).toBeCloseTo(sims[1] - 0.5 * sims[0], 4);
+    tf.dispose([out.logits, out.minDistances, out.similarities]);
+    // Without the field: the paper's single closest patch.
+    const paper = new ProtoHead(spec, new Rng(1));
+    expect(paper.topK).toBe(1);
+    head.dispose();
+    paper.dispose();
+  });
+
   it("the trainer's own step computes CE + 0.8 Clst - 0.08 Sep, matching values worked by hand", () => {
     // 1-D features, no add-on: prototypes 0, 1 (class 0) and 3, 6 (class 1); one patch per image.
     const spec = { inputChannels: 1, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 };

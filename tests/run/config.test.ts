@@ -59,6 +59,17 @@ describe('config overrides', () => {
     ).toMatchObject({ shallowAlignment: 0.5, shallowAlignmentMargin: 0.1, shallowAlignmentTensor: '339_quantized' });
   });
 
+  it('take a top-k similarity only without a bundle, which computes the single closest patch', () => {
+    expect(bad({ head: { similarityTopK: 3 } })).toThrow(
+      /- head\.similarityTopK: 3 averages several patches.*"bundle": \{"enabled": false\}/,
+    );
+    expect(bad({ head: { similarityTopK: 0 } })).toThrow(/- head\.similarityTopK: /);
+    expect(resolveConfig('cub200', {}).head.similarityTopK).toBe(1);
+    expect(
+      resolveConfig('cub200', { head: { similarityTopK: 3 }, bundle: { enabled: false } }).head.similarityTopK,
+    ).toBe(3);
+  });
+
   it('refuse distillation without a frozen pretrained backbone (its teacher is their baseline)', () => {
     expect(bad({ loss: { distillation: 1 } })).toThrow(
       /- loss\.distillation: needs a frozen pretrained backbone.*small-cnn/,

@@ -109,6 +109,16 @@ describe('nearest-patch cache', () => {
     const same = new ProtoHead({ ...head.spec }, new Rng(0));
     same.setWeights(head.getWeights());
     expect(embeddingDigest(same, null)).toBe(embeddingDigest(head, null));
+    // And the patches a similarity averages over; k = 1 written out keys as the field left out.
+    const topK = (k: number) => {
+      const h = new ProtoHead({ ...head.spec, similarityTopK: k }, new Rng(0));
+      h.setWeights(head.getWeights());
+      const digest = embeddingDigest(h, null);
+      h.dispose();
+      return digest;
+    };
+    expect(topK(3)).not.toBe(embeddingDigest(head, null));
+    expect(topK(1)).toBe(embeddingDigest(head, null));
     flatter.dispose();
     same.dispose();
     // A tuned backbone's weights are part of the embedding.

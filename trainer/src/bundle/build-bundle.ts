@@ -100,6 +100,10 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleRepor
   const lap = (name: string, since: number) => (seconds[name] = (Date.now() - since) / 1000);
   const paths = runPaths(opts.run);
   const { json, config } = await readModelJson(opts.run);
+  if ((json.head.similarityTopK ?? 1) > 1)
+    throw new Error(
+      `${opts.run}: the model averages each similarity over ${json.head.similarityTopK} patches (head.similarityTopK), which the bundle's ONNX model and explanations do not compute; evaluate it with \`npm run evaluate --workspace trainer\` instead`,
+    );
   if (!json.prototypes)
     throw new Error(
       `${opts.run}: the model has no push records (push is disabled or training has not finished); a bundle needs pushed prototypes`,

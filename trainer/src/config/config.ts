@@ -217,6 +217,14 @@ export const TrainConfigSchema = z
           .describe(
             'epsilon of the similarity log((d+1)/(d+eps)): the largest similarity is log(1/eps), reached at d = 0 (paper: 1e-4)',
           ),
+        similarityTopK: z
+          .number()
+          .int()
+          .positive()
+          .default(1)
+          .describe(
+            "patches a prototype's similarity averages over: the mean log similarity of its k most similar patches (ProtoPNeXt's top-k); 1: the paper's single closest patch. Bundles export k = 1 only",
+          ),
         prototypeInit: z
           .enum(['uniform', 'patches'])
           .default('uniform')
@@ -400,6 +408,12 @@ export const TrainConfigSchema = z
       .describe('save a checkpoint inside an epoch at most this often (0: after every batch)'),
   })
   .superRefine((config, ctx) => {
+    if (config.head.similarityTopK > 1 && config.bundle.enabled)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['head', 'similarityTopK'],
+        message: `${config.head.similarityTopK} averages several patches, which the bundle's ONNX model and explanations do not compute (they take the single closest patch); train with "bundle": {"enabled": false}, or set it to 1`,
+      });
     // The teacher is the GAP + linear baseline, which exists only on frozen pretrained features.
     const frozen = config.backbone.kind !== 'small-cnn' && !config.backbone.trainable;
     if (config.loss.distillation > 0 && !frozen)

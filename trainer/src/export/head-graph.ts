@@ -53,6 +53,10 @@ export interface HeadExportWeights {
 
 /** Reads the head's variables; tied prototypes are synced into the prototype variable first (as saveModel does). */
 export function headExportWeights(head: ProtoHead): HeadExportWeights {
+  if (head.topK > 1)
+    throw new Error(
+      `ONNX export: the head averages each similarity over ${head.topK} patches (head.similarityTopK); the export computes the single closest patch only`,
+    );
   head.syncTiedPrototypes();
   const read = (v: { dataSync(): unknown }): Float32Array => Float32Array.from(v.dataSync() as Float32Array);
   let inChannels = head.spec.inputChannels;

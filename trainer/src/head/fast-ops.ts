@@ -93,8 +93,80 @@ export function minSquaredDistances(
 }
 
 /**
+ * The k smallest squared L2 distances of each (image, prototype) over the image's patches,
+ * ascending: [B, m, k]. As minSquaredDistances (k = 1 is that op, reshaped), the gradient
+ * reaches only the k chosen patches, computed sparsely; `refine` recomputes each value
+ * directly at its patch.
+ */
+export function nearestSquaredDistances(
+  z: tf.Tensor2D,
+  protos: tf.Tensor2D,
+  batch: number,
+  hw: number,
+  k: number,
+  refine = false,
+): tf.Tensor3D {
+  if (k === 1) return tf.tidy(() => tf.expandDims(minSquaredDistances(z, protos, batch, hw, refine), 2) as tf.Tensor3D);
+  if (!Number.isInteger(k) || k < 1 || k > hw)
+    throw new Error(`nearestSquaredDistances: k must be an integer in [1, ${hw}] (the patches per image), got ${k}`);
+  const f = tf.customGrad(((zIn: tf.Tensor, pIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const zz = zIn as tf.Tensor2D;
+    const pp = pIn as tf.Tensor2D;
+    const m = pp.shape[0];
+    const d = squaredDistancesFast(zz, pp); // [B*HW, m]
+    const perPair = tf.transpose(tf.reshape(d, [batch, hw, m]), [0, 2, 1]); // [B, m, HW]
+    const { values, indices } = tf.topk(tf.neg(perPair), k, true); // nearest first
+    const nearest = refine
+      ? tf.tensor3d(
+          refineMinDistances(
+            zz.dataSync() as Float32Array,
+            pp.dataSync() as Float32Array,
+            indices.dataSync() as Int32Array,
+            batch,
+            hw,
+            k,
+          ),
+          [batch, m, k],
+        )
+      : (tf.neg(values) as tf.Tensor3D);
+    save([zz, pp, indices]);
+    return {
+      value: nearest,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sz, sp, sidx] = saved;
+        const P = sz.shape[1]!;
+        const zv = sz.dataSync() as Float32Array;
+        const pv = sp.dataSync() as Float32Array;
+        const iv = sidx.dataSync() as Int32Array;
+        const g = dy.dataSync() as Float32Array;
+        const dz = new Float32Array(zv.length);
+        const dp = new Float32Array(pv.length);
+        for (let b = 0; b < batch; b++) {
+          for (let j = 0; j < m; j++) {
+            const prow = j * P;
+            for (let r = 0; r < k; r++) {
+              const at = (b * m + j) * k + r;
+              if (g[at] === 0) continue;
+              const row = (b * hw + iv[at]) * P;
+              const s = 2 * g[at];
+              for (let c = 0; c < P; c++) {
+                const diff = s * (zv[row + c] - pv[prow + c]);
+                dz[row + c] += diff;
+                dp[prow + c] -= diff;
+              }
+            }
+          }
+        }
+        return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(z, protos) as tf.Tensor3D;
+}
+
+/**
  * ||z_k - p_j||^2 summed in float64 at each (image, prototype)'s nearest patch k
- * (arg: [B, m] patch index within the image). The expansion in
+ * (arg: [B, m, perPair] patch indices within the image). The expansion in
  * squaredDistancesFast loses ~1e-6 to cancellation; this is exact to float32
  * rounding of the result, so two implementations (tfjs, the ONNX export) agree.
  */
@@ -104,20 +176,24 @@ export function refineMinDistances(
   arg: Int32Array,
   batch: number,
   hw: number,
+  perPair = 1,
 ): Float32Array {
-  const m = arg.length / batch;
+  const m = arg.length / (batch * perPair);
   const P = protos.length / m;
-  const out = new Float32Array(batch * m);
+  const out = new Float32Array(arg.length);
   for (let b = 0; b < batch; b++) {
     for (let j = 0; j < m; j++) {
-      const row = (b * hw + arg[b * m + j]) * P;
       const prow = j * P;
-      let s = 0;
-      for (let k = 0; k < P; k++) {
-        const t = z[row + k] - protos[prow + k];
-        s += t * t;
+      for (let r = 0; r < perPair; r++) {
+        const at = (b * m + j) * perPair + r;
+        const row = (b * hw + arg[at]) * P;
+        let s = 0;
+        for (let k = 0; k < P; k++) {
+          const t = z[row + k] - protos[prow + k];
+          s += t * t;
+        }
+        out[at] = s;
       }
-      out[b * m + j] = s;
     }
   }
   return out;

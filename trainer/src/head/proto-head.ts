@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { logitsFromSimilarities, SIMILARITY_EPSILON } from '@protoatlas/shared';
 import { activation, type ActivationName } from './activations.ts';
 import { logActivation } from './distances.ts';
-import { linear, minSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
+import { linear, minSquaredDistances, nearestSquaredDistances, squaredDistancesFast } from './fast-ops.ts';
 import { initLastLayer, prototypeClasses } from './last-layer.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
 import { assignNamedWeights, readNamedWeights } from './named-weights.ts';
@@ -30,6 +30,11 @@ export interface HeadSpec {
   incorrectClassWeight: number;
   /** Epsilon of the similarity log((d+1)/(d+eps)); absent: SIMILARITY_EPSILON (the paper's 1e-4). */
   similarityEpsilon?: number;
+  /**
+   * Patches a prototype's similarity averages over: its k most similar patches of the image
+   * (ProtoPNeXt's top-k activation); absent or 1: the paper's single most similar patch.
+   */
+  similarityTopK?: number;
 }
 
 export interface HeadOutput {
@@ -84,6 +89,11 @@ export class ProtoHead {
   /** Epsilon of the similarity log((d+1)/(d+eps)). */
   get epsilon(): number {
     return this.spec.similarityEpsilon ?? SIMILARITY_EPSILON;
+  }
+
+  /** Patches a similarity averages over (1: the paper's max). */
+  get topK(): number {
+    return this.spec.similarityTopK ?? 1;
   }
 
   get numPrototypes(): number {
@@ -197,8 +207,17 @@ export class ProtoHead {
     return tf.tidy(() => {
       const [b, h, w] = features.shape;
       const z = this.embed(features, opts.dropMask, opts.inputGrad ?? false);
-      const minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, !(opts.training ?? false));
-      const similarities = logActivation(minDistances, this.epsilon) as tf.Tensor2D;
+      const refine = !(opts.training ?? false);
+      let minDistances: tf.Tensor2D;
+      let similarities: tf.Tensor2D;
+      if (this.topK === 1) {
+        minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, refine);
+        similarities = logActivation(minDistances, this.epsilon) as tf.Tensor2D;
+      } else {
+        const nearest = nearestSquaredDistances(z, this.currentPrototypes(), b, h * w, this.topK, refine);
+        minDistances = tf.reshape(tf.slice(nearest, [0, 0, 0], [-1, -1, 1]), [b, this.numPrototypes]) as tf.Tensor2D;
+        similarities = tf.mean(logActivation(nearest, this.epsilon), 2) as tf.Tensor2D;
+      }
       const logits = linear(similarities, this.lastLayer as tf.Tensor2D, { inputGrad: true });
       return opts.keepEmbedding
         ? { logits, minDistances, similarities, embedding: z }

@@ -215,6 +215,7 @@ export function newRunHead(config: TrainConfig, data: PreparedData, rng: Rng): P
       prototypesPerClass: config.head.prototypesPerClass,
       incorrectClassWeight: config.head.incorrectClassWeight,
       similarityEpsilon: config.head.similarityEpsilon,
+      similarityTopK: config.head.similarityTopK,
     },
     rng,
   );

@@ -27,12 +27,14 @@ export interface FeatureIdentity {
 
 /**
  * Digest of what a patch embedding and its similarities depend on: the add-on's activations, the
- * similarity's epsilon, the head's weights but its last layer's, and a trainable backbone's (null for
+ * similarity's epsilon and top-k, the head's weights but its last layer's, and a trainable backbone's (null for
  * frozen ones). Computed once per head, it keys every split's cache.
  */
 export function embeddingDigest(head: ProtoHead, backboneWeights: HostTensors | null): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ addOn: head.spec.addOn.map((l) => [l.channels, l.activation]), epsilon: head.epsilon }));
+  const what = { addOn: head.spec.addOn.map((l) => [l.channels, l.activation]), epsilon: head.epsilon };
+  // k = 1 keys as before, so caches of runs without top-k stay valid.
+  h.update(JSON.stringify(head.topK === 1 ? what : { ...what, topK: head.topK }));
   const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   for (const [name, v] of head.namedVariables())
     if (name !== 'head.last_layer') h.update(name).update(bytes(v.dataSync() as Float32Array));
