@@ -73,6 +73,7 @@ describe('end to end on synthetic birds', () => {
     expect(e.purity).toBeLessThanOrEqual(1);
     expect(e.partCoverage).not.toBeNull();
     expect(e.consistency).toBeNull();
+    expect(e.interval95).toBeNull();
     expect(e.notes.join(' ')).toMatch(/part annotations/);
 
     // Part coverage beats the same boxes placed at random in their images (the docs' claim for the demo).

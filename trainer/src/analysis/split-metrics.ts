@@ -17,6 +17,8 @@ export interface SplitExplanationMetrics {
   /** Huang et al. 2023 on this split's images (needs CUB part annotations). */
   consistency: number | null;
   stability: number | null;
+  /** 95% intervals of consistency and stability across prototypes (null without part annotations). */
+  interval95: { consistency: [number, number]; stability: [number, number] } | null;
   /** Synthetic birds: share of (prototype, own-class image) pairs whose box covers a true class part. */
   partCoverage: number | null;
   notes: string[];
@@ -45,10 +47,12 @@ export async function splitExplanationMetrics(a: {
 
   let consistency: number | null = null;
   let stability: number | null = null;
+  let interval95: SplitExplanationMetrics['interval95'] = null;
   const r = await partMetricsWhereAnnotated(a.runner, a.dataset.root, items, { pruned: a.pruned, quiet: a.quiet });
   if (r) {
     consistency = r.consistency;
     stability = r.stability;
+    interval95 = r.interval95;
   } else
     notes.push('consistency/stability need part annotations (CUB parts/part_locs.txt): not available for this dataset');
 
@@ -91,5 +95,5 @@ export async function splitExplanationMetrics(a: {
     }
     if (boxes.length) partCoverage = syntheticPartCoverage(manifest, boxes).coverage;
   }
-  return { purity, k, consistency, stability, partCoverage, notes };
+  return { purity, k, consistency, stability, interval95, partCoverage, notes };
 }

@@ -104,8 +104,9 @@ export function formatEvaluation(r: EvaluationReport): string {
   const e = r.explanations;
   if (e) {
     const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+    const ci = (i: [number, number] | undefined) => (i ? ` [95% ${p(i[0])}-${p(i[1])}]` : '');
     lines.push(
-      `explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}, stability ${p(e.stability)}, synthetic part coverage ${p(e.partCoverage)}`,
+      `explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}${ci(e.interval95?.consistency)}, stability ${p(e.stability)}${ci(e.interval95?.stability)}, synthetic part coverage ${p(e.partCoverage)}`,
     );
     for (const n of e.notes) lines.push(`  (${n})`);
   }
