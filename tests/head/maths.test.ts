@@ -127,6 +127,11 @@ describe('cluster and separation costs on a tiny batch', () => {
     const logits = out.logits.dataSync();
     expect(logits[1]).toBeCloseTo(sims[1] - 0.5 * sims[0], 4);
     tf.dispose([out.logits, out.minDistances, out.similarities]);
+    const tooMany = new ProtoHead({ ...spec, similarityTopK: 4 }, new Rng(1));
+    expect(() => tooMany.forward(tf.tensor4d([0, 0.5, 3], [1, 1, 3, 1]))).toThrow(
+      /head\.similarityTopK is 4, more than the 1x3 = 3 patches of the feature grid; set it to at most 3/,
+    );
+    tooMany.dispose();
     // Without the field: the paper's single closest patch.
     const paper = new ProtoHead(spec, new Rng(1));
     expect(paper.topK).toBe(1);

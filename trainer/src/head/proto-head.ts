@@ -214,6 +214,10 @@ export class ProtoHead {
         minDistances = minSquaredDistances(z, this.currentPrototypes(), b, h * w, refine);
         similarities = logActivation(minDistances, this.epsilon) as tf.Tensor2D;
       } else {
+        if (this.topK > h * w)
+          throw new Error(
+            `head.similarityTopK is ${this.topK}, more than the ${h}x${w} = ${h * w} patches of the feature grid; set it to at most ${h * w}`,
+          );
         const nearest = nearestSquaredDistances(z, this.currentPrototypes(), b, h * w, this.topK, refine);
         minDistances = tf.reshape(tf.slice(nearest, [0, 0, 0], [-1, -1, 1]), [b, this.numPrototypes]) as tf.Tensor2D;
         similarities = tf.mean(logActivation(nearest, this.epsilon), 2) as tf.Tensor2D;
