@@ -26,6 +26,45 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, opts: { inputGrad: boolea
 }
 
 /**
+ * Gradient of squared distances taken at chosen patches: saved = [z [B*HW, P], protos [m, P],
+ * patch indices [B, m, perPair]]; each chosen patch receives 2(z - p) * dy and its prototype the opposite.
+ */
+function sparseDistanceGrad(
+  dy: tf.Tensor,
+  saved: tf.Tensor[],
+  batch: number,
+  hw: number,
+  perPair: number,
+): tf.Tensor[] {
+  const [sz, sp, sidx] = saved;
+  const P = sz.shape[1]!;
+  const m = sp.shape[0]!;
+  const zv = sz.dataSync() as Float32Array;
+  const pv = sp.dataSync() as Float32Array;
+  const iv = sidx.dataSync() as Int32Array;
+  const g = dy.dataSync() as Float32Array;
+  const dz = new Float32Array(zv.length);
+  const dp = new Float32Array(pv.length);
+  for (let b = 0; b < batch; b++) {
+    for (let j = 0; j < m; j++) {
+      const prow = j * P;
+      for (let r = 0; r < perPair; r++) {
+        const at = (b * m + j) * perPair + r;
+        if (g[at] === 0) continue;
+        const row = (b * hw + iv[at]) * P;
+        const s = 2 * g[at];
+        for (let c = 0; c < P; c++) {
+          const diff = s * (zv[row + c] - pv[prow + c]);
+          dz[row + c] += diff;
+          dp[prow + c] -= diff;
+        }
+      }
+    }
+  }
+  return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
+}
+
+/**
  * For each image and prototype, the smallest squared L2 distance over the
  * image's patches. z: [B*HW, P] patch embeddings (image-major), protos: [m, P].
  * Returns [B, m]. Gradient: only the arg-min patch of each (image, prototype)
@@ -62,31 +101,7 @@ export function minSquaredDistances(
     save([zz, pp, arg]);
     return {
       value: minD,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sz, sp, sarg] = saved;
-        const P = sz.shape[1]!;
-        const zv = sz.dataSync() as Float32Array;
-        const pv = sp.dataSync() as Float32Array;
-        const av = sarg.dataSync() as Int32Array;
-        const g = dy.dataSync() as Float32Array;
-        const dz = new Float32Array(zv.length);
-        const dp = new Float32Array(pv.length);
-        for (let b = 0; b < batch; b++) {
-          for (let j = 0; j < m; j++) {
-            const gj = g[b * m + j];
-            if (gj === 0) continue;
-            const row = (b * hw + av[b * m + j]) * P;
-            const prow = j * P;
-            const s = 2 * gj;
-            for (let k = 0; k < P; k++) {
-              const diff = s * (zv[row + k] - pv[prow + k]);
-              dz[row + k] += diff;
-              dp[prow + k] -= diff;
-            }
-          }
-        }
-        return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => sparseDistanceGrad(dy, saved, batch, hw, 1),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(z, protos) as tf.Tensor2D;
@@ -132,33 +147,7 @@ export function nearestSquaredDistances(
     save([zz, pp, indices]);
     return {
       value: nearest,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sz, sp, sidx] = saved;
-        const P = sz.shape[1]!;
-        const zv = sz.dataSync() as Float32Array;
-        const pv = sp.dataSync() as Float32Array;
-        const iv = sidx.dataSync() as Int32Array;
-        const g = dy.dataSync() as Float32Array;
-        const dz = new Float32Array(zv.length);
-        const dp = new Float32Array(pv.length);
-        for (let b = 0; b < batch; b++) {
-          for (let j = 0; j < m; j++) {
-            const prow = j * P;
-            for (let r = 0; r < k; r++) {
-              const at = (b * m + j) * k + r;
-              if (g[at] === 0) continue;
-              const row = (b * hw + iv[at]) * P;
-              const s = 2 * g[at];
-              for (let c = 0; c < P; c++) {
-                const diff = s * (zv[row + c] - pv[prow + c]);
-                dz[row + c] += diff;
-                dp[prow + c] -= diff;
-              }
-            }
-          }
-        }
-        return [tf.tensor2d(dz, sz.shape as [number, number]), tf.tensor2d(dp, sp.shape as [number, number])];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => sparseDistanceGrad(dy, saved, batch, hw, k),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(z, protos) as tf.Tensor3D;
