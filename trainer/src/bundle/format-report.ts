@@ -1,9 +1,10 @@
 import type { BundleReport } from './build-bundle.ts';
 import type { VerifyReport } from './integrity.ts';
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+export const pct = (x: number | null | undefined) =>
+  x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 const megabytes = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-const interval95 = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}-${pct(i[1])}]` : '');
+export const interval95 = (i: [number, number] | undefined) => (i ? ` [95% ${pct(i[0])}-${pct(i[1])}]` : '');
 const on = (m: { split: string; images: number } | null | undefined) =>
   m ? ` (on ${m.images} ${m.split} images)` : '';
 

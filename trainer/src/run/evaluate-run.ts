@@ -5,6 +5,7 @@ import { loadModel, readModelJson } from '../model/model-file.ts';
 import { prepareData } from '../model/prepare-data.ts';
 import { ModelRunner } from '../analysis/model-runner.ts';
 import { splitExplanationMetrics, type SplitExplanationMetrics } from '../analysis/split-metrics.ts';
+import { interval95, pct } from '../bundle/format-report.ts';
 
 export interface EvaluationReport {
   model: string;
@@ -103,10 +104,8 @@ export function formatEvaluation(r: EvaluationReport): string {
   ];
   const e = r.explanations;
   if (e) {
-    const p = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-    const ci = (i: [number, number] | undefined) => (i ? ` [95% ${p(i[0])}-${p(i[1])}]` : '');
     lines.push(
-      `explanations: purity of ${e.k} nearest patches ${p(e.purity)}, consistency ${p(e.consistency)}${ci(e.interval95?.consistency)}, stability ${p(e.stability)}${ci(e.interval95?.stability)}, synthetic part coverage ${p(e.partCoverage)}`,
+      `explanations: purity of ${e.k} nearest patches ${pct(e.purity)}, consistency ${pct(e.consistency)}${interval95(e.interval95?.consistency)}, stability ${pct(e.stability)}${interval95(e.interval95?.stability)}, synthetic part coverage ${pct(e.partCoverage)}`,
     );
     for (const n of e.notes) lines.push(`  (${n})`);
   }
