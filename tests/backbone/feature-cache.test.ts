@@ -238,6 +238,24 @@ describe('extractFeatureSets', () => {
     expect(bb2.seen).toBe(0);
   });
 
+  it('extracts noisy copies: the same fixed transform, then seeded input noise, keyed apart from the clean copy', async () => {
+    const cacheDir = join(dir, 'c10');
+    const spec = { rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 0 };
+    const views = [
+      { flip: false, augment: { spec, seed: 1 } },
+      { flip: false, augment: { spec: { ...spec, noise: 0.2 }, seed: 1 } },
+    ];
+    const sets = await extractFeatureSets(new FakeBackbone(), items, { views, ...opts(cacheDir) });
+    expect(sets[0].key).not.toBe(sets[1].key);
+    const { images } = await decodeMany(items, SIZE);
+    const rng = new Rng(viewSeed(1, items[2].id));
+    const x = toNHWC([augmentImage(images[2]!, spec, rng, false)], PRE, false);
+    for (let i = 0; i < x.length; i++) x[i] += Math.min(0.25, Math.max(-0.25, rng.normal() * 0.2));
+    const want = await new FakeBackbone().extract(x, 1);
+    for (let j = 0; j < want.length; j++) expect(sets[1].store.get(2)[j]).toBeCloseTo(want[j], 2);
+    expect(Array.from(sets[1].store.get(2))).not.toEqual(Array.from(sets[0].store.get(2)));
+  });
+
   it('handles an empty item list', async () => {
     const [r] = await extractFeatureSets(new FakeBackbone(), [], { views: [ORIGINAL], ...opts(join(dir, 'c7')) });
     expect(r.store.n).toBe(0);

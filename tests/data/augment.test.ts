@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { augmentImage, homography, randomTransform, warp, PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
+import {
+  augmentedInput,
+  augmentImage,
+  homography,
+  randomTransform,
+  warp,
+  PAPER_AUGMENT,
+} from '../../trainer/src/data/augment.ts';
+import { toNHWC } from '../../trainer/src/data/decode.ts';
 import type { RgbImage } from '../../trainer/src/data/types.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
 
@@ -175,5 +183,39 @@ describe('online augmentation', () => {
     expect(() => augmentImage({ width: 2, height: 3, data: new Uint8Array(18) }, PAPER_AUGMENT, new Rng(0))).toThrow(
       /square/,
     );
+  });
+});
+
+describe('input noise on augmented copies', () => {
+  const pre = {
+    size: 32,
+    mean: [0.485, 0.456, 0.406] as [number, number, number],
+    std: [0.229, 0.224, 0.225] as [number, number, number],
+  };
+  const still = { ...PAPER_AUGMENT, probability: 0 };
+
+  it('without noise is the normalised image itself when no transform applies', () => {
+    const img = testImage();
+    expect(Array.from(augmentedInput(img, still, new Rng(5), false, pre))).toEqual(
+      Array.from(toNHWC([img], pre, false)),
+    );
+  });
+
+  it('adds seeded N(0, std) noise clipped at 1.25 std to every normalised value', () => {
+    const img = testImage();
+    const clean = toNHWC([img], pre, false);
+    const a = augmentedInput(img, { ...still, noise: 0.2 }, new Rng(5), false, pre);
+    const b = augmentedInput(img, { ...still, noise: 0.2 }, new Rng(5), false, pre);
+    const c = augmentedInput(img, { ...still, noise: 0.2 }, new Rng(6), false, pre);
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(Array.from(a)).not.toEqual(Array.from(c));
+    const d = Array.from(a, (x, i) => x - clean[i]);
+    expect(Math.max(...d.map(Math.abs))).toBeLessThanOrEqual(0.25 + 1e-6);
+    // P(|N(0, 0.2)| > 0.25) = 21%: about that share of the 3,072 values sits on the clip.
+    const clipped = d.filter((x) => Math.abs(x) > 0.25 - 1e-6).length / d.length;
+    expect(clipped).toBeGreaterThan(0.17);
+    expect(clipped).toBeLessThan(0.25);
+    const mean = d.reduce((s, x) => s + x, 0) / d.length;
+    expect(Math.abs(mean)).toBeLessThan(0.01);
   });
 });

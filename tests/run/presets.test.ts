@@ -76,6 +76,7 @@ describe('presets', () => {
       skew: 0.2,
       cropScale: 0.8,
       probability: 0.5,
+      noise: 0,
       cachedCopies: 0,
     });
     expect(paper.prune).toEqual({ mode: 'auto', k: 6, threshold: 3 });

@@ -19,6 +19,7 @@
 import { boxCoverage, logSimilarity, upsampleBicubic, type Box } from '@protoatlas/shared';
 import type { FeatureShape, PreprocessSpec } from '../backbone/types.ts';
 import { loadCubParts, type PartAnnotations, type PartPoint } from '../data/cub-parts.ts';
+import { addClippedNoiseInPlace } from '../data/augment.ts';
 import { toNHWC } from '../data/decode.ts';
 import type { SyntheticManifest } from '../data/synthetic-manifest.ts';
 import type { DatasetItem, RgbImage } from '../data/types.ts';
@@ -183,8 +184,8 @@ export function stabilityScore(clean: Uint8Array[][], noisy: Uint8Array[][]): nu
 
 /** A copy of a normalised input with N(0, std) noise clipped to +-clip added to every value. */
 export function addClippedNoise(input: Float32Array, rng: Rng, std: number, clip: number): Float32Array {
-  const out = new Float32Array(input.length);
-  for (let i = 0; i < input.length; i++) out[i] = input[i] + Math.min(clip, Math.max(-clip, rng.normal() * std));
+  const out = Float32Array.from(input);
+  addClippedNoiseInPlace(out, rng, std, clip);
   return out;
 }
 

@@ -5,7 +5,7 @@
  */
 import { toNHWC } from '../data/decode.ts';
 import type { DatasetItem, RgbImage, SkippedFile } from '../data/types.ts';
-import { viewImage, type FeatureView } from './feature-view.ts';
+import { augmentedViewInput, type FeatureView } from './feature-view.ts';
 import type { FrozenBackbone } from './types.ts';
 
 export interface BatchResult {
@@ -45,16 +45,23 @@ export async function inferBatch(
       outputs.push(quantized ? new Uint8Array(0) : new Float32Array(0));
       continue;
     }
-    const x = view.augment
-      ? toNHWC(
-          images.map((img, j) => viewImage(view, img, ids[j])),
-          backbone.preprocess,
-          false,
-        )
+    const augmented = view.augment ? { ...view, augment: view.augment } : null;
+    const x = augmented
+      ? concatInputs(images.map((img, j) => augmentedViewInput(augmented, img, ids[j], backbone.preprocess)))
       : toNHWC(images, backbone.preprocess, view.flip);
     outputs.push(
       quantized ? await backbone.extractQuantized!(x, images.length) : await backbone.extract(x, images.length),
     );
   }
   return { invalid, skipped, outputs };
+}
+
+function concatInputs(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

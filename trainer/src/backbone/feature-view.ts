@@ -5,8 +5,8 @@
  * are computed once, like the mirrored ones).
  */
 import { createHash } from 'node:crypto';
-import { augmentImage, type AugmentSpec } from '../data/augment.ts';
-import type { RgbImage } from '../data/types.ts';
+import { augmentedInput, type AugmentSpec } from '../data/augment.ts';
+import type { PreprocessSpec, RgbImage } from '../data/types.ts';
 import { Rng } from '../core/rng.ts';
 
 export interface FeatureView {
@@ -23,13 +23,18 @@ export function viewSeed(seed: number, itemId: string): number {
   return createHash('sha256').update(`${seed}\n${itemId}`).digest().readUInt32LE(0);
 }
 
-/** The image as this view sees it, before normalisation (mirroring is left to the caller when not augmented). */
-export function viewImage(view: FeatureView, image: RgbImage, itemId: string): RgbImage {
-  if (!view.augment) return image;
-  return augmentImage(image, view.augment.spec, new Rng(viewSeed(view.augment.seed, itemId)), view.flip);
+/** An augmented view's normalised input for one image: its fixed transform and input noise. */
+export function augmentedViewInput(
+  view: FeatureView & { augment: NonNullable<FeatureView['augment']> },
+  image: RgbImage,
+  itemId: string,
+  pre: PreprocessSpec,
+): Float32Array {
+  return augmentedInput(image, view.augment.spec, new Rng(viewSeed(view.augment.seed, itemId)), view.flip, pre);
 }
 
 export function describeView(view: FeatureView): string {
-  if (view.augment) return `augmented #${view.augment.seed}${view.flip ? ' mirrored' : ''}`;
+  if (view.augment)
+    return `augmented #${view.augment.seed}${view.augment.spec.noise ? ' noisy' : ''}${view.flip ? ' mirrored' : ''}`;
   return view.flip ? 'flipped' : 'original';
 }

@@ -11,6 +11,7 @@ import { OnnxDataType } from '../onnx/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute, type TapQuantization } from './onnx-tap.ts';
 import type { OutputStride } from './output-stride.ts';
 import type { FeatureQuantization, FeatureShape, FrozenBackbone, PreprocessSpec } from './types.ts';
+import { describeGraphEdits, graphEditsKey } from './graph-edits.ts';
 
 export interface OnnxBackboneOptions {
   path: string;
@@ -30,6 +31,8 @@ export interface OnnxBackboneOptions {
   allowSpinning?: boolean;
   /** Dilate the network for a finer feature map (output-stride.ts); absent = as published. */
   outputStride?: OutputStride;
+  /** Gaussian blur of the input, sigma in pixels (input-blur.ts); absent or 0 = none. */
+  inputBlur?: number;
 }
 
 export interface OnnxBackbone extends FrozenBackbone {
@@ -52,6 +55,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
       tap: opts.tap ?? 'auto',
       nhwc: (opts.layout ?? 'NCHW') === 'NCHW',
       outputStride: opts.outputStride,
+      inputBlur: opts.inputBlur,
     }),
     compute,
   );
@@ -72,7 +76,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
     .update('\0tap=')
     .update(tapped.tensor)
     .update(compute === 'int8' ? '' : `\0compute=${compute}`)
-    .update(opts.outputStride ? `\0outputStride=${opts.outputStride}` : '')
+    .update(graphEditsKey(opts))
     .digest('hex');
   const pre = opts.preprocess;
   const inputSize = pre.size * pre.size * 3;
@@ -101,7 +105,7 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions): Promise<OnnxB
       factory: 'loadOnnxBackbone',
       options: { ...opts, threads: 1 } satisfies OnnxBackboneOptions,
     },
-    description: `onnx ${opts.path} tap ${tapped.tensor}${opts.outputStride ? ` output stride ${opts.outputStride}` : ''}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
+    description: `onnx ${opts.path} tap ${tapped.tensor}${describeGraphEdits(opts)}${tapped.quantization ? ' (int8)' : compute === 'float' ? ' (int8 weights, float compute)' : ''} ${threads} thread(s)`,
     preprocess: pre,
     featureShape,
     tapTensor: tapped.tensor,

@@ -19,7 +19,8 @@ import {
   type OnnxTensor,
 } from '../onnx/onnx-proto.ts';
 import { floatCompute } from '../onnx/float-compute.ts';
-import { setOutputStride, type OutputStride } from './output-stride.ts';
+import { applyGraphEdits } from './graph-edits.ts';
+import type { OutputStride } from './output-stride.ts';
 
 export interface TapQuantization {
   scale: number;
@@ -45,6 +46,8 @@ export interface TapOptions {
   nhwc?: boolean;
   /** Dilate the network so the tap is at most this many pixels per cell (output-stride.ts); absent = as published. */
   outputStride?: OutputStride;
+  /** Gaussian blur of the input, sigma in pixels (input-blur.ts); absent or 0 = none. */
+  inputBlur?: number;
 }
 
 export interface TappedModel {
@@ -114,7 +117,7 @@ function quantParamsAt(node: OnnxNode, k: number, init: Map<string, OnnxTensor>)
 /** Rewrites a model so that its outputs are the tap (float, plus raw when quantised). */
 export function insertTap(modelBytes: Uint8Array, opts: TapOptions): TappedModel {
   const model = decodeModel(modelBytes);
-  const g = opts.outputStride ? setOutputStride(model.graph, opts.outputStride) : model.graph;
+  const g = applyGraphEdits(model.graph, opts);
   const loc = locateTap(g, opts.tap);
   const names = new Set<string>();
   for (const n of g.nodes) for (const t of [...n.inputs, ...n.outputs]) names.add(t);

@@ -3,7 +3,7 @@ import { composeReceptiveField, type ReceptiveField } from '@protoatlas/shared';
 import { decodeMessage, repeatedVarints, stringOf, toInt64 } from '../onnx/protobuf-wire.ts';
 import { decodeModel, type OnnxGraph } from '../onnx/onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
-import { setOutputStride, type OutputStride } from './output-stride.ts';
+import { applyGraphEdits, type BackboneGraphEdits } from './graph-edits.ts';
 
 /** One spatial layer as far as receptive fields care: kernel, stride, padding before. */
 export interface SpatialLayer {
@@ -88,10 +88,10 @@ function composeOnto(rf: ReceptiveField, l: SpatialLayer): ReceptiveField {
 export async function onnxFileReceptiveField(
   path: string,
   tap: string,
-  outputStride?: OutputStride,
+  edits: BackboneGraphEdits = {},
 ): Promise<ReceptiveField> {
   const published = decodeModel(new Uint8Array(await readFile(path))).graph;
-  const graph = outputStride ? setOutputStride(published, outputStride) : published;
+  const graph = applyGraphEdits(published, edits);
   return onnxReceptiveField(graph, locateTap(graph, tap).tensor);
 }
 
@@ -139,13 +139,13 @@ export function layersReceptiveField(
 export async function backboneReceptiveField(
   b:
     | { kind: 'small-cnn'; inputSize: number; channels: number[]; convsPerStage?: number }
-    | { kind: 'onnx'; tap: string; outputStride?: OutputStride }
+    | ({ kind: 'onnx'; tap: string } & BackboneGraphEdits)
     | { kind: 'tfjs-layers'; cutLayer: string; preprocess: { size: number } },
   weightsPath: string | null,
 ): Promise<ReceptiveField | null> {
   if (b.kind === 'small-cnn') return smallCnnReceptiveField(b.inputSize, b.channels.length, b.convsPerStage ?? 2);
   if (!weightsPath) return null;
-  if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap, b.outputStride);
+  if (b.kind === 'onnx') return onnxFileReceptiveField(weightsPath, b.tap, b);
   const json = JSON.parse(await readFile(weightsPath, 'utf8')) as {
     modelTopology?: { config?: unknown; model_config?: { config?: unknown } };
   };

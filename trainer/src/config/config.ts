@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ACTIVATION_NAMES, type ActivationName } from '../head/activations.ts';
+import { MAX_INPUT_BLUR } from '../backbone/input-blur.ts';
 
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
 
@@ -50,6 +51,15 @@ export const BackboneSchema = z
         .describe(
           'pixels per feature-map cell: 16 dilates the last stage so MobileNetV2 gives a 14x14 grid at 224 px ' +
             '(same weights); absent: the network as published',
+        ),
+      inputBlur: z
+        .number()
+        .min(0)
+        .max(MAX_INPUT_BLUR)
+        .default(0)
+        .describe(
+          'sigma, in input pixels, of a fixed Gaussian blur inserted before the network (frozen backbones): ' +
+            'pixel noise moves explanations less; 0: none',
         ),
       trainable: z
         .boolean()
@@ -172,6 +182,15 @@ export const TrainConfigSchema = z
             skew: z.number().min(0).max(0.45).default(0.2).describe('maximum perspective skew (share of the side)'),
             cropScale: z.number().min(0.3).max(1).default(0.8).describe('smallest random crop (share of the side)'),
             probability: z.number().min(0).max(1).default(0.5).describe('chance of each transform per image'),
+            noise: z
+              .number()
+              .min(0)
+              .max(1)
+              .default(0)
+              .describe(
+                'std of Gaussian noise added to the normalised input of every augmented image, clipped at 1.25 times ' +
+                  "it (Huang et al.'s stability perturbation is 0.2)",
+              ),
             cachedCopies: z
               .number()
               .int()

@@ -1,5 +1,6 @@
 import type { Rng } from '../core/rng.ts';
-import type { RgbImage } from './types.ts';
+import { toNHWC } from './decode.ts';
+import type { PreprocessSpec, RgbImage } from './types.ts';
 
 /**
  * Online augmentation for training with a trainable backbone, after the
@@ -18,6 +19,26 @@ export interface AugmentSpec {
   cropScale: number;
   /** Probability of each transform being applied (Augmentor applies each with some probability). */
   probability: number;
+  /**
+   * Std of Gaussian noise added to every value of the normalised input, clipped at NOISE_CLIP_RATIO times it
+   * (Huang et al.'s stability test perturbs images this way: 0.2, clipped at 0.25). Absent or 0: none.
+   */
+  noise?: number;
+}
+
+/** Huang et al. clip their N(0, 0.2) input noise at 0.25. */
+export const NOISE_CLIP_RATIO = 1.25;
+
+/** Adds N(0, std) noise clipped to +-clip to x[start..end), in place, drawing from `rng` in index order. */
+export function addClippedNoiseInPlace(
+  x: Float32Array,
+  rng: Rng,
+  std: number,
+  clip: number,
+  start = 0,
+  end = x.length,
+): void {
+  for (let i = start; i < end; i++) x[i] += Math.min(clip, Math.max(-clip, rng.normal() * std));
 }
 
 export const PAPER_AUGMENT: AugmentSpec = { rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 0.5 };
@@ -150,4 +171,17 @@ export function augmentImage(img: RgbImage, spec: AugmentSpec, rng: Rng, flip = 
   if (img.width !== img.height)
     throw new Error(`augmentImage: expected a square image, got ${img.width}x${img.height}`);
   return warp(img, randomTransform(img.width, spec, rng), flip);
+}
+
+/** One augmented copy as a normalised NHWC input: the transform, then the input noise, both drawn from `rng`. */
+export function augmentedInput(
+  img: RgbImage,
+  spec: AugmentSpec,
+  rng: Rng,
+  flip: boolean,
+  pre: PreprocessSpec,
+): Float32Array {
+  const x = toNHWC([augmentImage(img, spec, rng, flip)], pre, false);
+  if (spec.noise) addClippedNoiseInPlace(x, rng, spec.noise, spec.noise * NOISE_CLIP_RATIO);
+  return x;
 }

@@ -28,7 +28,7 @@ import {
   type OnnxModel,
 } from '../onnx/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute } from '../backbone/onnx-tap.ts';
-import type { OutputStride } from '../backbone/output-stride.ts';
+import type { BackboneGraphEdits } from '../backbone/graph-edits.ts';
 import { decodeMessage, messageField, stringOf, varintField } from '../onnx/protobuf-wire.ts';
 import type { AttrValue, GraphBuilder } from '../onnx/graph-builder.ts';
 
@@ -410,9 +410,9 @@ export function tapOnnxBackbone(
   bytes: Uint8Array,
   tap = 'auto',
   compute: OnnxCompute = 'int8',
-  outputStride?: OutputStride,
+  edits: BackboneGraphEdits = {},
 ): TappedOnnxBackbone {
-  const t = tapForCompute(insertTap(bytes, { tap, outputStride }), compute);
+  const t = tapForCompute(insertTap(bytes, { tap, ...edits }), compute);
   const model = decodeModel(t.bytes);
   const out = model.graph.outputs.find((o) => o.name === t.floatOutput);
   const opset = opsetImports(model).get('') ?? 0;

@@ -27,7 +27,7 @@ import {
   type OnnxValueInfo,
 } from '../onnx/onnx-proto.ts';
 import { pruneGraph, type OnnxCompute } from '../backbone/onnx-tap.ts';
-import type { OutputStride } from '../backbone/output-stride.ts';
+import type { BackboneGraphEdits } from '../backbone/graph-edits.ts';
 import type { PreprocessSpec } from '../backbone/types.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
 import { resolveDataPath, resolveRepoPath } from '../core/data-path.ts';
@@ -55,7 +55,7 @@ import { addHeadNodes, headExportWeights, irVersionFor, type HeadExportWeights }
 export type BackboneSource =
   | { kind: 'layers'; model: LayersModel }
   /** An ONNX model (bytes of the .onnx file) tapped at `tap` ('auto' = input of the last global average pool). */
-  | { kind: 'onnx'; bytes: Uint8Array; tap?: string; compute?: OnnxCompute; outputStride?: OutputStride };
+  | ({ kind: 'onnx'; bytes: Uint8Array; tap?: string; compute?: OnnxCompute } & BackboneGraphEdits);
 
 export interface BuildOptions {
   /** Default 'nchw-normalized'. */
@@ -158,7 +158,7 @@ function fromOnnx(
   spec: ImageInputSpec,
 ): OnnxExport {
   const compute = source.compute ?? 'int8';
-  const t = tapOnnxBackbone(source.bytes, source.tap ?? 'auto', compute, source.outputStride);
+  const t = tapOnnxBackbone(source.bytes, source.tap ?? 'auto', compute, source);
   const opset = exportOpset(t);
   const origInput = t.model.graph.inputs.find((i) => i.name === t.input);
   const s = spec.preprocess.size;
@@ -350,6 +350,7 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
         tap: b.tap,
         compute: opts.backboneCompute ?? b.compute,
         outputStride: b.outputStride,
+        inputBlur: b.inputBlur,
       };
       preprocess = b.preprocess;
     } else {

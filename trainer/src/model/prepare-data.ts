@@ -76,6 +76,9 @@ export async function buildBackbone(
         { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
         opts.cacheDir,
       );
+      // The blur would be imported as one more trainable conv; a fixed front end is for frozen features.
+      if (b.trainable && b.inputBlur)
+        throw new Error(`backbone.inputBlur ${b.inputBlur} needs a frozen backbone: set it to 0 or trainable to false`);
       if (b.trainFrom && !b.trainable)
         throw new Error(`backbone.trainFrom ${b.trainFrom} names the layers to fine-tune: it needs trainable: true`);
       if (b.trainable && b.trainFrom) {
@@ -117,6 +120,7 @@ export async function buildBackbone(
           threads: b.threads,
           compute: b.compute,
           outputStride: b.outputStride,
+          inputBlur: b.inputBlur,
         }),
         trainable: null,
       };
@@ -151,8 +155,9 @@ export async function buildBackbone(
 }
 
 function augmentSpec(config: TrainConfig): AugmentSpec {
-  const { rotation, shear, skew, cropScale, probability } = config.data.augment;
-  return { rotation, shear, skew, cropScale, probability };
+  const { rotation, shear, skew, cropScale, probability, noise } = config.data.augment;
+  // Without noise the spec stays as it was, so the cache keys of existing copies do not change.
+  return { rotation, shear, skew, cropScale, probability, ...(noise > 0 ? { noise } : {}) };
 }
 
 /**

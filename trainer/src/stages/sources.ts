@@ -3,7 +3,7 @@ import { createFeatureStore, type FeatureStoreSpec } from '../backbone/feature-s
 import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
 import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
-import { augmentImage, type AugmentSpec } from '../data/augment.ts';
+import { augmentedInput, type AugmentSpec } from '../data/augment.ts';
 import { imageViews, type SharedImages } from '../data/shared-images.ts';
 import { Rng } from '../core/rng.ts';
 
@@ -177,7 +177,7 @@ function batchPixels(
     const k = from + j;
     const seed = augmentSeeds?.[k];
     if (training && augment && seed !== undefined)
-      buf.set(toNHWC([augmentImage(images[item], augment, new Rng(seed), flipped[k])], pre, false), j * per);
+      buf.set(augmentedInput(images[item], augment, new Rng(seed), flipped[k], pre), j * per);
     else buf.set(toNHWC([images[item]], pre, flipped[k]), j * per);
   });
   return tf.tensor4d(buf, [idx.length, h, w, 3]);

@@ -1,0 +1,119 @@
+/**
+ * A frozen ONNX backbone with `backbone.inputBlur`: the features are those of the published
+ * network on a blurred image, the exported model blurs the same way (it computes what the
+ * trainer computes), and a trainable backbone with a blur is refused with the fix.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '@protoatlas/shared';
+import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
+import { gaussianTaps } from '../../trainer/src/backbone/input-blur.ts';
+import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
+import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
+import { resolveConfig } from '../../trainer/src/config/presets.ts';
+import { decodeImage, toNHWC } from '../../trainer/src/data/decode.ts';
+import { decodeModel } from '../../trainer/src/onnx/onnx-proto.ts';
+import { trainRun } from '../../trainer/src/run/train-run.ts';
+import { maxAbsDiff } from '../export/helpers.ts';
+import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
+
+process.env.PROTOATLAS_QUIET = '1';
+
+/** Zero-padded Gaussian blur of an NHWC image, each channel on its own (the reference). */
+function blurNhwc(x: Float32Array, side: number, sigma: number): Float32Array {
+  const taps = gaussianTaps(sigma);
+  const r = (taps.length - 1) / 2;
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < side; i++)
+    for (let j = 0; j < side; j++)
+      for (let c = 0; c < 3; c++) {
+        let acc = 0;
+        for (let a = -r; a <= r; a++)
+          for (let b = -r; b <= r; b++) {
+            const [u, v] = [i + a, j + b];
+            if (u >= 0 && u < side && v >= 0 && v < side) acc += x[(u * side + v) * 3 + c] * taps[a + r] * taps[b + r];
+          }
+        y[(i * side + j) * 3 + c] = acc;
+      }
+  return y;
+}
+
+describe('input blur on a frozen ONNX backbone (tiny QLinearConv graph)', () => {
+  let dir: string;
+  let backbonePath: string;
+  let bundle: string;
+  let manifest: Manifest;
+  let photos: string[];
+
+  beforeAll(async () => {
+    dir = await tinySyntheticData(4, 16, 4);
+    backbonePath = join(dir, 'tiny-qlinear.onnx');
+    await writeFile(backbonePath, tinyQLinearBackbone(5, 'image'));
+    const config = resolveConfig('cub200', {
+      backend: 'wasm',
+      data: { valPerClass: 3 },
+      backbone: { ...tinyOnnxBackboneConfig(backbonePath), inputBlur: 1 },
+      head: { addOn: TINY_ONNX_ADD_ON, prototypesPerClass: 2 },
+      warmup: { epochs: 2, batchSize: 16 },
+      pushTune: { epochs: 1, batchSize: 16 },
+      lastLayer: { epochs: 1, batchSize: 32 },
+      prune: { mode: 'off' },
+      bundle: { enabled: true, nearest: 2, partMetrics: false },
+      featureCacheDir: join(dir, 'cache'),
+      featureCacheEncoding: 'float16',
+    });
+    const run = join(dir, 'run');
+    await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
+    bundle = join(run, 'bundle');
+    manifest = (await readBundle(bundle)).manifest;
+    photos = await imagesUnder(join(dir, 'data'));
+  }, 300_000);
+
+  it('gives the published network’s features of the blurred image', async () => {
+    const common = { ...tinyOnnxBackboneConfig(backbonePath), path: backbonePath };
+    const plain = await loadOnnxBackbone(common);
+    const blurred = await loadOnnxBackbone({ ...common, inputBlur: 1 });
+    expect(blurred.hash).not.toBe(plain.hash);
+    expect(blurred.description).toMatch(/input blur sigma 1/);
+    const img = await decodeImage(photos[0], { size: TINY_ONNX.side });
+    const x = toNHWC([img], plain.preprocess, false);
+    const viaGraph = await blurred.extract(x, 1);
+    const reference = await plain.extract(blurNhwc(x, TINY_ONNX.side, 1), 1);
+    const unblurred = await plain.extract(x, 1);
+    expect(maxAbsDiff(viaGraph, reference)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(viaGraph, unblurred)).toBeGreaterThan(1e-2);
+    await Promise.all([plain.dispose(), blurred.dispose()]);
+  });
+
+  it('exports the blur: both deployed models carry its kernel, and the fp32 export computes what the trainer computes', async () => {
+    const onnx = manifest.files.onnx!;
+    for (const file of [onnx.fp32!, onnx.int8!]) {
+      const model = decodeModel(new Uint8Array(await readFile(join(bundle, file.path))));
+      const kernel = model.graph.initializers.find((t) => t.name.includes('blur_kernel'));
+      expect(kernel?.dims).toEqual([3, 1, 5, 5]);
+    }
+    const runner = await loadBundleRunner(bundle, manifest, { quiet: true });
+    const fp32 = await ort.InferenceSession.create(join(bundle, onnx.fp32!.path));
+    const size = manifest.preprocessing.size;
+    for (const photo of photos.filter((_, i) => i % 8 === 0)) {
+      const e = (await explainImage(runner, manifest, photo)).explanation;
+      const img = await decodeImage(photo, { size });
+      const out = await fp32.run({ image: new ort.Tensor('float32', Float32Array.from(img.data), [1, size, size, 3]) });
+      expect(maxAbsDiff(out.logits.data as Float32Array, e.logits)).toBeLessThan(1e-3);
+    }
+    await fp32.release();
+  }, 120_000);
+
+  it('refuses a trainable backbone with a blur, naming the field and the fix', async () => {
+    const config = resolveConfig('cub200', {
+      backbone: { ...tinyOnnxBackboneConfig(backbonePath), inputBlur: 1, trainable: true },
+      featureCacheDir: join(dir, 'cache'),
+    });
+    await expect(
+      trainRun({ config, dataDir: join(dir, 'data'), outDir: join(dir, 'refused'), resume: false, quiet: true }),
+    ).rejects.toThrow(/backbone.inputBlur 1 needs a frozen backbone: set it to 0 or trainable to false/);
+  });
+});
