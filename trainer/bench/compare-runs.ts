@@ -4,8 +4,8 @@
  * one of the two gets right decide it). The frozen-feature baseline is retrained here exactly as the
  * first run trained it (same seed, same order of random draws), and its accuracy is checked against
  * the one that run recorded; `--baseline` reads a fine-tuned baseline's per-image predictions instead
- * (`npm run baseline` with a trainable-backbone preset). Fine-tuned runs are scored with their own
- * backbone weights.
+ * (`npm run baseline` with a trainable-backbone preset). Fine-tuned runs, and runs whose backbone is
+ * configured otherwise (an input blur), are scored through their own backbone.
  *
  *   node trainer/bench/compare-runs.ts <run dir> [<run dir> ...] [--data <dataset dir>] [--baseline <baseline dir>]
  */
@@ -98,14 +98,17 @@ let reference: boolean[] | null = null;
 for (const run of runs) {
   const loaded = await loadModel(run);
   if (loaded.json.classes.length !== C) throw new Error(`${run}: ${loaded.json.classes.length} classes, the data ${C}`);
-  // A fine-tuned run sees the images through its own backbone weights.
-  const own = loaded.backboneWeights.size
-    ? await prepareData(loaded.config, dataDir, {
-        quiet: true,
-        splits: ['val'],
-        backboneWeights: loaded.backboneWeights,
-      })
-    : data;
+  // A fine-tuned run sees the images through its own backbone weights, a run with another backbone
+  // (an input blur, another output stride) through its own network.
+  const sameBackbone = JSON.stringify(loaded.config.backbone) === JSON.stringify(config.backbone);
+  const own =
+    loaded.backboneWeights.size || !sameBackbone
+      ? await prepareData(loaded.config, dataDir, {
+          quiet: true,
+          splits: ['val'],
+          backboneWeights: loaded.backboneWeights,
+        })
+      : data;
   if (own.itemsBySplit.val.some((it, i) => it.id !== valIds[i]))
     throw new Error(`${run} holds out other validation images than ${runs[0]} (another seed or data split)`);
   const p = await predict(loaded.head, own.sources.val!);
