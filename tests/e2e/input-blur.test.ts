@@ -5,13 +5,11 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '@protoatlas/shared';
-import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
 import { gaussianTaps } from '../../trainer/src/backbone/input-blur.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
-import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
+import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { decodeImage, toNHWC } from '../../trainer/src/data/decode.ts';
 import { decodeModel } from '../../trainer/src/onnx/onnx-proto.ts';
@@ -19,6 +17,7 @@ import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
 import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
+import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
@@ -95,16 +94,11 @@ describe('input blur on a frozen ONNX backbone (tiny QLinearConv graph)', () => 
       const kernel = model.graph.initializers.find((t) => t.name.includes('blur_kernel'));
       expect(kernel?.dims).toEqual([3, 1, 5, 5]);
     }
-    const runner = await loadBundleRunner(bundle, manifest, { quiet: true });
-    const fp32 = await ort.InferenceSession.create(join(bundle, onnx.fp32!.path));
-    const size = manifest.preprocessing.size;
-    for (const photo of photos.filter((_, i) => i % 8 === 0)) {
-      const e = (await explainImage(runner, manifest, photo)).explanation;
-      const img = await decodeImage(photo, { size });
-      const out = await fp32.run({ image: new ort.Tensor('float32', Float32Array.from(img.data), [1, size, size, 3]) });
-      expect(maxAbsDiff(out.logits.data as Float32Array, e.logits)).toBeLessThan(1e-3);
-    }
-    await fp32.release();
+    await expectFp32ExportMatchesTrainer(
+      bundle,
+      manifest,
+      photos.filter((_, i) => i % 8 === 0),
+    );
   }, 120_000);
 
   it('refuses a trainable backbone with a blur, naming the field and the fix', async () => {

@@ -10,15 +10,15 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '@protoatlas/shared';
-import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
 import { decodeModel, OnnxDataType } from '../../trainer/src/onnx/onnx-proto.ts';
-import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
+import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
 import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
+import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
@@ -108,15 +108,10 @@ describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deploye
   }, 120_000);
 
   it('the fp32 export computes what the trainer computes', async () => {
-    const runner = await loadBundleRunner(bundle, manifest, { quiet: true });
-    const fp32 = await ort.InferenceSession.create(join(bundle, manifest.files.onnx!.fp32!.path));
-    const size = manifest.preprocessing.size;
-    for (const photo of photos.filter((_, i) => i % 16 === 0)) {
-      const e = (await explainImage(runner, manifest, photo)).explanation;
-      const img = await decodeImage(photo, { size });
-      const out = await fp32.run({ image: new ort.Tensor('float32', Float32Array.from(img.data), [1, size, size, 3]) });
-      expect(maxAbsDiff(out.logits.data as Float32Array, e.logits)).toBeLessThan(1e-3);
-    }
-    await fp32.release();
+    await expectFp32ExportMatchesTrainer(
+      bundle,
+      manifest,
+      photos.filter((_, i) => i % 16 === 0),
+    );
   }, 120_000);
 });

@@ -5,19 +5,17 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '@protoatlas/shared';
-import { explainImage } from '../../trainer/src/analysis/explain-image.ts';
 import { importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
-import { loadBundleRunner, readBundle } from '../../trainer/src/bundle/read-bundle.ts';
+import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
-import { decodeImage } from '../../trainer/src/data/decode.ts';
 import { loadModel } from '../../trainer/src/model/model-file.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
 import { TINY_ONNX, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
+import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
 
@@ -94,18 +92,9 @@ describe('partial fine-tuning (backbone.trainFrom) on a tiny QLinearConv graph',
   it('the fp32 export (the whole network, tuned top included) computes what the trainer computes', async () => {
     const bundle = join(run, 'bundle');
     expect(manifest.files.onnx?.fp32).toBeTruthy();
-    const runner = await loadBundleRunner(bundle, manifest, { quiet: true });
-    const fp32 = await ort.InferenceSession.create(join(bundle, manifest.files.onnx!.fp32!.path));
-    const size = manifest.preprocessing.size;
     const photos = (await imagesUnder(join(dir, 'data'))).filter((_, i) => i % 16 === 0);
     expect(photos.length).toBeGreaterThan(4);
-    for (const photo of photos) {
-      const e = (await explainImage(runner, manifest, photo)).explanation;
-      const img = await decodeImage(photo, { size });
-      const out = await fp32.run({ image: new ort.Tensor('float32', Float32Array.from(img.data), [1, size, size, 3]) });
-      expect(maxAbsDiff(out.logits.data as Float32Array, e.logits)).toBeLessThan(1e-3);
-    }
-    await fp32.release();
+    await expectFp32ExportMatchesTrainer(bundle, manifest, photos);
   }, 120_000);
 
   it('a run that names trainFrom without trainable is refused with the fix', async () => {
