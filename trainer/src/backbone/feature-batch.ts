@@ -45,9 +45,9 @@ export async function inferBatch(
       outputs.push(quantized ? new Uint8Array(0) : new Float32Array(0));
       continue;
     }
-    const augmented = view.augment ? { ...view, augment: view.augment } : null;
-    const x = augmented
-      ? concatInputs(images.map((img, j) => augmentedViewInput(augmented, img, ids[j], backbone.preprocess)))
+    const { augment } = view;
+    const x = augment
+      ? concatInputs(images.map((img, j) => augmentedViewInput(augment, view.flip, img, ids[j], backbone.preprocess)))
       : toNHWC(images, backbone.preprocess, view.flip);
     outputs.push(
       quantized ? await backbone.extractQuantized!(x, images.length) : await backbone.extract(x, images.length),

@@ -25,12 +25,13 @@ export function viewSeed(seed: number, itemId: string): number {
 
 /** An augmented view's normalised input for one image: its fixed transform and input noise. */
 export function augmentedViewInput(
-  view: FeatureView & { augment: NonNullable<FeatureView['augment']> },
+  augment: NonNullable<FeatureView['augment']>,
+  flip: boolean,
   image: RgbImage,
   itemId: string,
   pre: PreprocessSpec,
 ): Float32Array {
-  return augmentedInput(image, view.augment.spec, new Rng(viewSeed(view.augment.seed, itemId)), view.flip, pre);
+  return augmentedInput(image, augment.spec, new Rng(viewSeed(augment.seed, itemId)), flip, pre);
 }
 
 export function describeView(view: FeatureView): string {

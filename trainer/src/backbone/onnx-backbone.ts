@@ -9,11 +9,11 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { OnnxDataType } from '../onnx/onnx-proto.ts';
 import { insertTap, tapForCompute, type OnnxCompute, type TapQuantization } from './onnx-tap.ts';
-import type { OutputStride } from './output-stride.ts';
 import type { FeatureQuantization, FeatureShape, FrozenBackbone, PreprocessSpec } from './types.ts';
-import { describeGraphEdits, graphEditsKey } from './graph-edits.ts';
+import { describeGraphEdits, graphEditsKey, type BackboneGraphEdits } from './graph-edits.ts';
 
-export interface OnnxBackboneOptions {
+/** With the config's graph edits (output stride, input blur; graph-edits.ts). */
+export interface OnnxBackboneOptions extends BackboneGraphEdits {
   path: string;
   /** Tensor to tap, or 'auto' = input of the last (QLinear)GlobalAveragePool. Default 'auto'. */
   tap?: string;
@@ -29,10 +29,6 @@ export interface OnnxBackboneOptions {
    * batch and steals the core that image decoding (sharp) runs on.
    */
   allowSpinning?: boolean;
-  /** Dilate the network for a finer feature map (output-stride.ts); absent = as published. */
-  outputStride?: OutputStride;
-  /** Gaussian blur of the input, sigma in pixels (input-blur.ts); absent or 0 = none. */
-  inputBlur?: number;
 }
 
 export interface OnnxBackbone extends FrozenBackbone {

@@ -19,8 +19,7 @@ import {
   type OnnxTensor,
 } from '../onnx/onnx-proto.ts';
 import { floatCompute } from '../onnx/float-compute.ts';
-import { applyGraphEdits } from './graph-edits.ts';
-import type { OutputStride } from './output-stride.ts';
+import { applyGraphEdits, type BackboneGraphEdits } from './graph-edits.ts';
 
 export interface TapQuantization {
   scale: number;
@@ -37,17 +36,14 @@ export interface TapLocation {
   quantization?: TapQuantization;
 }
 
-export interface TapOptions {
+/** With the config's graph edits (output stride, input blur; graph-edits.ts), applied before the tap. */
+export interface TapOptions extends BackboneGraphEdits {
   /** Tensor name, or 'auto' = input of the last (QLinear)GlobalAveragePool node. */
   tap: string;
   /** Keep the model's original outputs (e.g. logits) next to the tap. Default false: pruned, faster. */
   keepOriginalOutputs?: boolean;
   /** The model is NCHW: add Transposes so that it takes NHWC input and gives NHWC outputs. */
   nhwc?: boolean;
-  /** Dilate the network so the tap is at most this many pixels per cell (output-stride.ts); absent = as published. */
-  outputStride?: OutputStride;
-  /** Gaussian blur of the input, sigma in pixels (input-blur.ts); absent or 0 = none. */
-  inputBlur?: number;
 }
 
 export interface TappedModel {
