@@ -333,6 +333,27 @@ export const TrainConfigSchema = z
             'the backbone tensor (ONNX name) whose maps are the shallow features of the alignment term; its ' +
               'height and width must be whole multiples of the feature grid (MobileNetV2 int8: 339_quantized, 56×56)',
           ),
+        // Not in the paper: the training images' part annotations teach each tied prototype to match best on
+        // the part its pushed patch shows, on every image of its class (what consistency asks on held-out images).
+        partLocalisation: z
+          .number()
+          .nonnegative()
+          .default(0)
+          .describe(
+            "weight of the part localisation term (push-tune): each prototype takes the annotated part nearest its pushed patch, and on its class's training images its best patch should lie on that part, beating every other patch by the margin (CUB part annotations; 0 in the paper)",
+          ),
+        partLocalisationRadius: z
+          .number()
+          .nonnegative()
+          .default(24)
+          .describe(
+            "input pixels (each axis) within which a patch centre is on a part, and within which a prototype's pushed patch must lie of a part for it to get one",
+          ),
+        partLocalisationMargin: z
+          .number()
+          .nonnegative()
+          .default(0.1)
+          .describe('squared distance by which the best on-part patch should beat every other patch'),
       })
       .describe('weights of the loss terms of warm-up, joint and push-tune'),
     warmup: PhaseSchema.describe('stage 1a: add-on layers and prototypes on a frozen backbone'),
@@ -440,6 +461,15 @@ export const TrainConfigSchema = z
         code: 'custom',
         path: ['loss', 'distillation'],
         message: `needs a frozen pretrained backbone (the teacher is the GAP + linear baseline on its features); the ${config.backbone.kind} backbone here trains, so set it to 0`,
+      });
+    // Part points follow a mirror, not the crops and rotations of augmented copies.
+    const augments = config.data.augment.enabled || config.data.augment.cachedCopies > 0;
+    if (config.loss.partLocalisation > 0 && augments)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['loss', 'partLocalisation'],
+        message:
+          'places the part annotations on the image and its mirror only, so it cannot train on augmented images: set data.augment.enabled to false and data.augment.cachedCopies to 0, or set it to 0',
       });
     if (config.loss.shallowAlignment > 0) {
       // The term moves the deep features toward the shallow ones' structure: only a trainable network has both.

@@ -15,6 +15,10 @@ export interface LossWeights {
   shallowAlignment?: number;
   shallowAlignmentMargin?: number;
   shallowAlignmentTensor?: string;
+  /** Weight of the part localisation term (0 or absent: off), its radius in input pixels and its margin. */
+  partLocalisation?: number;
+  partLocalisationRadius?: number;
+  partLocalisationMargin?: number;
 }
 
 /**
@@ -64,6 +68,55 @@ export function orthogonalityCost(prototypes: tf.Tensor2D, groups: tf.Tensor2D):
     const gram = tf.matMul(byClass, byClass, false, true);
     return tf.sum(tf.abs(tf.sub(gram, tf.eye(K)))) as tf.Scalar;
   });
+}
+
+/**
+ * Part localisation: for image b and its k-th own-class prototype, with `mask` [B, K, HW] marking the
+ * patches on the prototype's part, relu(min over on-part patches of d − min over the others of d + margin),
+ * d the squared distance; averaged over the (b, k) pairs whose mask marks any patch (0 without any).
+ * `z` [B·HW, P] patch embeddings (image-major); `own` [B, K, P] each image's own-class prototypes.
+ * Zero once the prototype's best on-part patch beats every other patch by the margin.
+ * Also returns, per pair with a target, whether the best patch already lies on the part.
+ */
+export function partLocalisationCost(
+  z: tf.Tensor2D,
+  own: tf.Tensor3D,
+  mask: Uint8Array,
+  margin: number,
+): { cost: tf.Scalar; pairs: number; hits: number } {
+  const [b, k] = own.shape;
+  const hw = z.shape[0] / b;
+  const valid = new Float32Array(b * k);
+  let pairs = 0;
+  for (let r = 0; r < b * k; r++)
+    for (let q = 0; q < hw; q++)
+      if (mask[r * hw + q]) {
+        valid[r] = 1;
+        pairs++;
+        break;
+      }
+  if (pairs === 0) return { cost: tf.scalar(0), pairs: 0, hits: 0 };
+  let hits = 0;
+  const cost = tf.tidy(() => {
+    const zb = tf.reshape(z, [b, hw, z.shape[1]]) as tf.Tensor3D;
+    // [B, K, HW] squared distances, as the head computes them.
+    const cross = tf.matMul(own, zb, false, true);
+    const d = tf.add(
+      tf.sub(tf.expandDims(tf.sum(tf.square(zb), -1), 1), tf.mul(cross, 2)),
+      tf.expandDims(tf.sum(tf.square(own), -1), 2),
+    );
+    const on = tf.tensor3d(Float32Array.from(mask), [b, k, hw]);
+    // Lifting the other side by more than any distance keeps it out of each min.
+    const lift = tf.max(d).dataSync()[0] + 1;
+    const onMin = tf.min(tf.add(d, tf.mul(tf.sub(1, on), lift)), -1);
+    const offMin = tf.min(tf.add(d, tf.mul(on, lift)), -1);
+    const hinge = tf.relu(tf.add(tf.sub(onMin, offMin), margin));
+    const v = tf.tensor2d(valid, [b, k]);
+    const won = tf.lessEqual(onMin, offMin).dataSync();
+    valid.forEach((x, r) => (hits += x && won[r] ? 1 : 0));
+    return tf.div(tf.sum(tf.mul(hinge, v)), pairs) as tf.Scalar;
+  });
+  return { cost, pairs, hits };
 }
 
 /** Mean softmax cross-entropy with integer labels. logits [B, C], labels int32 [B]. */

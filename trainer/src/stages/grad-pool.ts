@@ -284,6 +284,7 @@ export class GradPool {
           value: g.value,
           terms: g.terms,
           alignment: g.alignment,
+          localisation: g.localisation,
           grads: g.grads.map((data, v) => tf.tensor(data, ctx.vars[v].shape)),
         };
       });

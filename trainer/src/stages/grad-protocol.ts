@@ -65,6 +65,7 @@ export type GradWorkerReply =
         value: number;
         terms: [number, number, number, number];
         alignment?: number;
+        localisation?: { cost: number; pairs: number; hits: number };
         grads: Float32Array[];
       }[];
     }

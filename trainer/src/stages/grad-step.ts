@@ -1,6 +1,6 @@
 /**
  * One micro-batch's share of a stage-1 step: CE + λ1·Clst + λ2·Sep (+ presence, distillation,
- * orthogonality and shallow alignment when weighted), weighted by the micro-batch's share of the batch,
+ * orthogonality, shallow alignment and part localisation when weighted), weighted by the micro-batch's share of the batch,
  * and its gradients.
  * The main thread and the gradient workers (grad-worker.ts) run this same function, so a batch split
  * across threads sums to the update one thread would make.
@@ -13,6 +13,7 @@ import {
   distillationLoss,
   type LossWeights,
   orthogonalityCost,
+  partLocalisationCost,
   presenceCost,
   separationCost,
 } from '../head/losses.ts';
@@ -33,6 +34,8 @@ export interface MicroBatch {
   labels: Int32Array;
   /** The teacher's softened class probabilities [n, C] (with loss.distillation). */
   teacher?: Float32Array;
+  /** Part localisation targets [n, perClass, H·W] (with loss.partLocalisation, while prototypes are tied). */
+  partMask?: Uint8Array;
   /** This micro-batch's share of the batch (its loss is a batch mean). */
   weight: number;
 }
@@ -44,6 +47,8 @@ export interface MicroResult {
   terms: [number, number, number, number];
   /** The unweighted shallow alignment cost, when the term acts. */
   alignment?: number;
+  /** The unweighted part localisation cost, its (image, prototype) pairs and those already on their part. */
+  localisation?: { cost: number; pairs: number; hits: number };
   /** Gradients in the order of GradContext.vars. */
   grads: tf.Tensor[];
 }
@@ -63,10 +68,15 @@ export interface GradContext {
   groups: tf.Tensor2D | null;
   /** Each class's prototype indices, when the shallow alignment term acts (it needs the backbone to train). */
   alignGroups: { indices: Int32Array; perClass: number } | null;
+  /** [C·K] each class's prototype indices, when the part localisation term is on. */
+  partGroups: tf.Tensor1D | null;
 }
 
-export function gradContext(args: Omit<GradContext, 'identityT' | 'groups' | 'alignGroups'>): GradContext {
-  if (args.head instanceof PooledLinearHead) return { ...args, identityT: null, groups: null, alignGroups: null };
+export function gradContext(
+  args: Omit<GradContext, 'identityT' | 'groups' | 'alignGroups' | 'partGroups'>,
+): GradContext {
+  if (args.head instanceof PooledLinearHead)
+    return { ...args, identityT: null, groups: null, alignGroups: null, partGroups: null };
   const { protoClass, spec } = args.head;
   const alignGroups =
     (args.loss.shallowAlignment ?? 0) > 0 && args.trainsFeatures
@@ -81,12 +91,17 @@ export function gradContext(args: Omit<GradContext, 'identityT' | 'groups' | 'al
     const g = classGroups(protoClass, spec.numClasses, 'loss.orthogonality');
     groups = tf.tensor2d(g.indices, [spec.numClasses, g.perClass], 'int32');
   }
-  return { ...args, identityT, groups, alignGroups };
+  const partGroups =
+    (args.loss.partLocalisation ?? 0) > 0
+      ? tf.tensor1d(classGroups(protoClass, spec.numClasses, 'loss.partLocalisation').indices, 'int32')
+      : null;
+  return { ...args, identityT, groups, alignGroups, partGroups };
 }
 
 export function disposeGradContext(ctx: GradContext): void {
   ctx.identityT?.dispose();
   ctx.groups?.dispose();
+  ctx.partGroups?.dispose();
 }
 
 /**
@@ -101,6 +116,7 @@ export function splitBatch(
     dropMask?: Float32Array;
     labels: Int32Array;
     teacher?: Float32Array;
+    partMask?: Uint8Array;
   },
   micro: number,
   channels: number,
@@ -108,6 +124,7 @@ export function splitBatch(
   const classes = batch.teacher ? batch.teacher.length / batch.indices.length : 0;
   const out: MicroBatch[] = [];
   const n = batch.indices.length;
+  const maskRow = batch.partMask ? batch.partMask.length / n : 0;
   for (let c = 0; c < n; c += micro) {
     const end = Math.min(n, c + micro);
     out.push({
@@ -117,6 +134,7 @@ export function splitBatch(
       dropMask: batch.dropMask?.slice(c * channels, end * channels),
       labels: batch.labels.slice(c, end),
       teacher: batch.teacher?.slice(c * classes, end * classes),
+      partMask: batch.partMask?.slice(c * maskRow, end * maskRow),
       weight: (end - c) / n,
     });
   }
@@ -129,6 +147,7 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   const identityT = ctx.identityT!;
   let terms: MicroResult['terms'] = [0, 0, 0, 0];
   let alignment: number | undefined;
+  let localisation: MicroResult['localisation'];
   const { value, grads } = tf.variableGrads(() => {
     const y = tf.tensor1d(mb.labels, 'int32');
     const align = ctx.alignGroups;
@@ -146,11 +165,12 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
         tensor,
       );
     } else feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
+    const localise = ctx.partGroups !== null && mb.partMask !== undefined && head.isTied;
     const out = head.forward(feats, {
       dropMask: mb.dropMask,
       inputGrad: ctx.trainsFeatures,
       training: true,
-      keepEmbedding: align !== null,
+      keepEmbedding: align !== null || localise,
     });
     const ownMask = tf.gather(identityT, y) as tf.Tensor2D;
     const ce = crossEntropy(out.logits, y);
@@ -175,6 +195,22 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
       alignment = cost.dataSync()[0];
       parts.push(tf.mul(cost, loss.shallowAlignment ?? 0));
     }
+    if (localise && out.embedding) {
+      const k = (ctx.partGroups?.shape[0] ?? 0) / head.spec.numClasses;
+      const rows = tf.gather(
+        ctx.partGroups!,
+        tf.reshape(tf.add(tf.mul(tf.expandDims(y, 1), tf.scalar(k, 'int32')), tf.range(0, k, 1, 'int32')), [-1]),
+      );
+      const own = tf.reshape(tf.gather(head.currentPrototypes(), rows), [mb.labels.length, k, head.prototypeDim]);
+      const r = partLocalisationCost(
+        out.embedding,
+        own as tf.Tensor3D,
+        mb.partMask!,
+        loss.partLocalisationMargin ?? 0.1,
+      );
+      localisation = { cost: r.cost.dataSync()[0], pairs: r.pairs, hits: r.hits };
+      parts.push(tf.mul(r.cost, loss.partLocalisation ?? 0));
+    }
     const total = tf.addN(parts) as tf.Scalar;
     const pred = tf.argMax(out.logits, 1).dataSync();
     let correct = 0;
@@ -186,6 +222,7 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
   value.dispose();
   const out: MicroResult = { value: v, terms, grads: ctx.vars.map((variable) => grads[variable.name]) };
   if (alignment !== undefined) out.alignment = alignment;
+  if (localisation !== undefined) out.localisation = localisation;
   return out;
 }
 

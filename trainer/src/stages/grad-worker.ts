@@ -136,7 +136,7 @@ function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): Gra
         const r = microBatchGrads(c, mb);
         const grads = r.grads.map((g) => g.dataSync().slice() as Float32Array);
         tf.dispose(r.grads);
-        return { value: r.value, terms: r.terms, alignment: r.alignment, grads };
+        return { value: r.value, terms: r.terms, alignment: r.alignment, localisation: r.localisation, grads };
       });
       return { type: 'grads', id: msg.id, results };
     }

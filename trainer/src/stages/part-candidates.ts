@@ -86,6 +86,30 @@ export interface PartCandidates {
 }
 
 /**
+ * The CUB part annotations of training items and the items' image sizes (the crops the points are given
+ * in). No annotation at all is an error that names the file `what` needs, with `orFix` as the way out.
+ */
+export async function loadPartPlacements(
+  root: string,
+  items: DatasetItem[],
+  what: string,
+  orFix: string,
+): Promise<{ perItem: (PartPoint[] | null)[]; sizes: { width: number; height: number }[] }> {
+  const parts = await loadCubParts(root, items);
+  if (!parts?.perItem.some((p) => p !== null))
+    throw new DatasetError(`${what} needs CUB part annotations for the training images, and there are none`, {
+      file: parts?.source ? join(parts.source, 'parts', 'part_locs.txt') : join(root, 'parts', 'part_locs.txt'),
+      fix: `use a CUB-200-2011 copy with parts/parts.txt and parts/part_locs.txt, or ${orFix}`,
+    });
+  const cache = new ImageCache(0);
+  const sizes: { width: number; height: number }[] = [];
+  // Sizes only read image headers (crops of the official layout decode); a few at a time keeps files closed.
+  for (let s = 0; s < items.length; s += 32)
+    sizes.push(...(await Promise.all(items.slice(s, s + 32).map((it) => cache.size(it)))));
+  return { perItem: parts.perItem, sizes };
+}
+
+/**
  * The off-part patches of a dataset's training items (aligned with the push source), from its CUB part
  * annotations. A dataset without them is an error that names the file push.partRadius needs.
  */
@@ -94,18 +118,8 @@ export async function loadPartCandidates(
   items: DatasetItem[],
   g: PartCandidateGeometry,
 ): Promise<PartCandidates> {
-  const parts = await loadCubParts(root, items);
-  if (!parts?.perItem.some((p) => p !== null))
-    throw new DatasetError('push.partRadius needs CUB part annotations for the training images, and there are none', {
-      file: parts?.source ? join(parts.source, 'parts', 'part_locs.txt') : join(root, 'parts', 'part_locs.txt'),
-      fix: 'use a CUB-200-2011 copy with parts/parts.txt and parts/part_locs.txt, or set push.partRadius to null',
-    });
-  const cache = new ImageCache(0);
-  const sizes: { width: number; height: number }[] = [];
-  // Sizes only read image headers (crops of the official layout decode); a few at a time keeps files closed.
-  for (let s = 0; s < items.length; s += 32)
-    sizes.push(...(await Promise.all(items.slice(s, s + 32).map((it) => cache.size(it)))));
-  const exclude = offPartPatches(parts.perItem, sizes, g);
+  const { perItem, sizes } = await loadPartPlacements(root, items, 'push.partRadius', 'set push.partRadius to null');
+  const exclude = offPartPatches(perItem, sizes, g);
   const HW = g.height * g.width;
   let itemsWithCandidates = 0;
   let candidatePatches = 0;

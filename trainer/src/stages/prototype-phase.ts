@@ -12,6 +12,7 @@ import { lrFactor } from './schedule.ts';
 import type { GradPool } from './grad-pool.ts';
 import { disposeGradContext, gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
+import { partTargetMasks, type PartTargets } from './part-targets.ts';
 import { teacherRows, type TeacherTargets } from './teacher.ts';
 
 interface EpochSums {
@@ -22,6 +23,8 @@ interface EpochSums {
   correct: number;
   /** The shallow alignment cost, when the term acts. */
   align?: number;
+  /** The part localisation cost (pair-weighted), its pairs and hits, when the term acts. */
+  loc?: { cost: number; pairs: number; hits: number };
 }
 
 /** Where an epoch stands after some batches: with the weights and optimiser state, enough to finish it exactly. */
@@ -54,6 +57,9 @@ export interface EpochStats {
   seconds: number;
   /** Mean unweighted shallow alignment cost (loss.shallowAlignment), when the term acted. */
   shallowAlignment?: number;
+  /** Mean part localisation cost and the share of (image, prototype) pairs whose best patch was on the part. */
+  partLocalisation?: number;
+  onPart?: number;
 }
 
 /**
@@ -123,6 +129,8 @@ export interface EpochArgs {
   afterStep?: () => void;
   /** Distillation targets (with loss.distillation). */
   teacher?: TeacherTargets | null;
+  /** Part localisation targets (with loss.partLocalisation); the term acts while prototypes are tied. */
+  partTargets?: PartTargets | null;
   /** Mid-epoch checkpoints: long epochs (a fine-tune's are ~20 min) lose no more than `everySeconds` when killed. */
   checkpoint?: MidEpochCheckpoint;
 }
@@ -197,8 +205,12 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     // batch-norm statistics would then come from smaller batches.)
     const micro = phase.microBatch ?? indices.length;
     const teacher = args.teacher ? teacherRows(args.teacher, indices, flipped) : undefined;
+    const partMask =
+      args.partTargets && !(head instanceof PooledLinearHead) && head.isTied
+        ? partTargetMasks(args.partTargets, indices, flipped, labels)
+        : undefined;
     const jobs = splitBatch(
-      { indices, flipped, augmentSeeds, dropMask, labels, teacher },
+      { indices, flipped, augmentSeeds, dropMask, labels, teacher, partMask },
       micro,
       head.spec.inputChannels,
     );
@@ -220,7 +232,7 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
       throw new Error(`${args.label}: loss became ${lossValue}; lower the learning rates in the config`);
     const b = indices.length;
     const part = (t: number) => results.reduce((a, r, j) => a + r.terms[t] * jobs[j].weight, 0);
-    const align = sums.align;
+    const { align, loc } = sums;
     sums = {
       loss: sums.loss + lossValue * b,
       ce: sums.ce + part(0) * b,
@@ -231,6 +243,11 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     // Only with the term on, so other runs' checkpoints and metrics keep their fields.
     if (results.some((r) => r.alignment !== undefined))
       sums.align = (align ?? 0) + results.reduce((a, r, j) => a + (r.alignment ?? 0) * jobs[j].weight, 0) * b;
+    if (results.some((r) => r.localisation !== undefined))
+      sums.loc = results.reduce((a, r) => {
+        const l = r.localisation ?? { cost: 0, pairs: 0, hits: 0 };
+        return { cost: a.cost + l.cost * l.pairs, pairs: a.pairs + l.pairs, hits: a.hits + l.hits };
+      }, loc ?? { cost: 0, pairs: 0, hits: 0 });
     const seen = Math.min(s + b, order.length);
     progress.tick(b, `loss ${(sums.loss / seen).toFixed(3)} acc ${((100 * sums.correct) / seen).toFixed(1)}%`);
     const ck = args.checkpoint;
@@ -266,5 +283,10 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     seconds: secondsBefore + (Date.now() - start) / 1000,
   };
   if (sums.align !== undefined) stats.shallowAlignment = sums.align / n;
+  if (sums.loc !== undefined) {
+    const pairs = Math.max(1, sums.loc.pairs);
+    stats.partLocalisation = sums.loc.cost / pairs;
+    stats.onPart = sums.loc.hits / pairs;
+  }
   return stats;
 }

@@ -5,6 +5,7 @@
  */
 import type { Adam } from '../../optim/adam.ts';
 import { setPhaseLearningRates, trainEpochSteps, type EpochStats } from '../../stages/prototype-phase.ts';
+import type { PartTargets } from '../../stages/part-targets.ts';
 import type { Accuracy } from '../../stages/predict.ts';
 import type { PhaseConfig } from '../../config/config.ts';
 import type { EpochPlan } from '../epoch-runner.ts';
@@ -17,6 +18,8 @@ export interface PrototypeEpochsArgs {
   optimizer: Adam;
   /** Backbone in training mode (see EpochArgs.backboneTraining). */
   backboneTraining?: boolean;
+  /** Part localisation targets (push-tune with loss.partLocalisation). */
+  partTargets?: PartTargets | null;
   /** Runs after each epoch's updates, before it is scored. */
   afterEpoch?: () => void;
   /** The epoch's log line. */
@@ -45,6 +48,7 @@ export function prototypeEpochs(ctx: TrainContext, args: PrototypeEpochsArgs): E
         resumeFrom,
         checkpoint: ctx.midEpoch(optimizer),
         teacher: ctx.teacher,
+        partTargets: args.partTargets,
         afterStep: ctx.config.head.prototypeSphere ? () => ctx.head.normalizePrototypes() : undefined,
       });
       if (stats === 'stopped') return 'stopped';
