@@ -42,6 +42,9 @@ describe('configDifferences and forbiddenChanges', () => {
       'loss.clusterCost',
       'warmup.lr.addOn',
     ]);
+    // The part localisation term acts on tied prototypes only: push-tune reads it, warm-up does not.
+    expect(forbiddenChanges(['loss.partLocalisation', 'loss.partLocalisationRadius'], schedule, 'push')).toEqual([]);
+    expect(forbiddenChanges(['loss.partLocalisation'], schedule, 'pushTune')).toEqual(['loss.partLocalisation']);
     // Before any phase only the model's own fields are fixed.
     expect(forbiddenChanges(['joint.epochs', 'seed'], schedule, 'warmup')).toEqual(['seed']);
   });

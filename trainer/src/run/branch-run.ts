@@ -40,6 +40,13 @@ const PHASE_SECTIONS: Readonly<Record<string, readonly string[]>> = {
   prune: ['prune'],
 };
 
+/** Fields of a shared section that only some of its phases read (a tied head is push-tune's alone). */
+const FIELD_PHASES: Readonly<Record<string, readonly string[]>> = {
+  'loss.partLocalisation': ['pushTune'],
+  'loss.partLocalisationRadius': ['pushTune'],
+  'loss.partLocalisationMargin': ['pushTune'],
+};
+
 /** Sections that say where or how a run executes, never what it trains. */
 const EXECUTION_SECTIONS = new Set([
   'preset',
@@ -65,7 +72,10 @@ export function forbiddenChanges(changed: string[], schedule: TrainingPhase[], a
   const point = schedule.findIndex((p) => p.name === after);
   const later = new Set(schedule.slice(point + 1).flatMap((p) => PHASE_SECTIONS[p.name] ?? []));
   const earlier = new Set(schedule.slice(0, point + 1).flatMap((p) => PHASE_SECTIONS[p.name] ?? []));
+  const before = new Set(schedule.slice(0, point + 1).map((p) => p.name));
   return changed.filter((path) => {
+    const readers = FIELD_PHASES[path];
+    if (readers) return readers.some((name) => before.has(name));
     const section = path.split('.')[0];
     if (EXECUTION_SECTIONS.has(section)) return false;
     return earlier.has(section) || !later.has(section);
