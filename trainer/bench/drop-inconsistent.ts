@@ -1,0 +1,121 @@
+/**
+ * Dropping the prototypes that land on no steady part of their class's training images: each live prototype's
+ * most covered part and its frequency (Huang et al.'s consistency, measured on the run's training images with
+ * their CUB part annotations), then a drop edit for every prototype whose frequency is below `--min-frequency`,
+ * except each class's `--keep-per-class` most consistent ones. The edit refits the last layer; the parent's
+ * and the edited model's accuracy and explanation metrics (where the bundle measures them: the metrics split,
+ * else validation) are printed side by side, with the count of consistent prototypes next to their share.
+ *
+ *   node_modules/.bin/node trainer/bench/drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>]
+ *       [--min-frequency 0.8] [--keep-per-class 1]
+ *
+ * The training images' annotations choose; the held-out images' only score the result, as ProtoPNet's own
+ * pruning chooses on training patches.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { EditsFile } from '@protoatlas/shared';
+import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
+import { inconsistentPrototypes } from '../src/analysis/inconsistent-prototypes.ts';
+import { partMetricsWhereAnnotated } from '../src/analysis/part-metrics.ts';
+import { readBundle } from '../src/bundle/read-bundle.ts';
+import { answerHelp } from '../src/cli/args.ts';
+import { referenceDataDir } from '../src/core/data-path.ts';
+import { exists, runPaths } from '../src/core/run-dir.ts';
+import { applyEdits } from '../src/edit/apply-edits.ts';
+import { readModelJson } from '../src/model/model-file.ts';
+import { loadRunDataset } from '../src/model/prepare-data.ts';
+import { initBackend } from '../src/tf/backend.ts';
+
+answerHelp(
+  import.meta,
+  `usage: node_modules/.bin/node trainer/bench/drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>]
+         [--min-frequency 0.8] [--keep-per-class 1]
+
+Drops the prototypes whose most covered part, on their class's training images, is covered less often than
+--min-frequency (keeping each class's --keep-per-class best), refits the last layer, and prints accuracy and
+explanation metrics before and after.`,
+);
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    data: { type: 'string' },
+    'min-frequency': { type: 'string', default: '0.8' },
+    'keep-per-class': { type: 'string', default: '1' },
+  },
+});
+if (positionals.length !== 2) {
+  console.error('usage: drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>] [--min-frequency 0.8]');
+  process.exit(2);
+}
+const minFrequency = Number(values['min-frequency']);
+const keepPerClass = Number(values['keep-per-class']);
+if (!(minFrequency >= 0 && minFrequency <= 1)) {
+  console.error(`--min-frequency: "${values['min-frequency']}" must lie in [0, 1]`);
+  process.exit(2);
+}
+if (!(Number.isInteger(keepPerClass) && keepPerClass >= 1)) {
+  console.error(
+    `--keep-per-class: "${values['keep-per-class']}" must be a whole number >= 1 (a class needs a prototype)`,
+  );
+  process.exit(2);
+}
+const data = resolve(values.data ?? join(referenceDataDir(), 'cub200'));
+if (!(await exists(data))) {
+  console.log(`skipped: ${data} not found (pass --data or set PROTOPNET_DATA to the folder holding cub200/)`);
+  process.exit(0);
+}
+const run = resolve(positionals[0]);
+const out = resolve(positionals[1]);
+const { config } = await readModelJson(run);
+await initBackend(config.backend);
+const { splits } = await loadRunDataset(config, data);
+const parent = (await readBundle(runPaths(run).bundle)).manifest;
+const pruned = parent.prototypes.map((p) => p.pruned);
+const { runner } = await loadModelRunner(run);
+const onTrain = await partMetricsWhereAnnotated(runner, data, splits.train, { pruned });
+if (!onTrain) {
+  console.error(`${data}: no CUB part annotations for the run's training images (parts/part_locs.txt)`);
+  process.exit(1);
+}
+console.log(
+  `on the ${onTrain.images} training images: consistency ${(100 * onTrain.consistency).toFixed(1)}% of ` +
+    `${onTrain.perPrototype.length} prototypes`,
+);
+
+const drops = inconsistentPrototypes(onTrain.perPrototype, minFrequency, keepPerClass);
+console.log(
+  `dropping ${drops.length} of ${onTrain.perPrototype.length} prototypes (most covered part below ` +
+    `${minFrequency} of their class's training images; each class keeps its ${keepPerClass} best)`,
+);
+const edits: EditsFile = {
+  schema: 'protoatlas-edits',
+  version: 1,
+  model: { id: parent.model.id, version: parent.model.version },
+  edits: drops.map((d) => ({
+    action: 'drop' as const,
+    prototype: d.prototype,
+    reason: `covers one part on ${(100 * d.frequency).toFixed(0)}% of its class's training images`,
+  })),
+};
+await mkdir(dirname(out), { recursive: true });
+const editsPath = `${out}.edits.json`;
+await writeFile(editsPath, JSON.stringify(edits));
+const report = await applyEdits({ run, edits: editsPath, out, data });
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+for (const [label, f] of [
+  ['parent', report.before],
+  ['inconsistent dropped', report.after],
+] as const) {
+  const e = f.explanation;
+  const consistent =
+    e?.consistency === null || e?.consistency === undefined ? '?' : Math.round(e.consistency * f.livePrototypes);
+  console.log(
+    `${label.padEnd(22)} val top-1 ${pct(f.val?.top1)}  live ${f.livePrototypes}  purity ${pct(e?.purity)}  ` +
+      `consistency ${pct(e?.consistency)} (${consistent} prototypes)  stability ${pct(e?.stability)}  ` +
+      `(on ${e?.measuredOn?.images ?? '?'} ${e?.measuredOn?.split ?? ''} images)`,
+  );
+}
+console.log(`edited run in ${out}; edits file ${editsPath}`);
