@@ -7,7 +7,7 @@
  * else validation) are printed side by side, with the count of consistent prototypes next to their share.
  *
  *   node_modules/.bin/node trainer/bench/drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>]
- *       [--min-frequency 0.8] [--keep-per-class 1]
+ *       [--min-frequency 0.8] [--keep-per-class 1] [--refit-lr <stage 3's>] [--refit-epochs <stage 3's>]
  *
  * The training images' annotations choose; the held-out images' only score the result, as ProtoPNet's own
  * pruning chooses on training patches.
@@ -31,7 +31,7 @@ import { initBackend } from '../src/tf/backend.ts';
 answerHelp(
   import.meta,
   `usage: node_modules/.bin/node trainer/bench/drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>]
-         [--min-frequency 0.8] [--keep-per-class 1]
+         [--min-frequency 0.8] [--keep-per-class 1] [--refit-lr <stage 3's>] [--refit-epochs <stage 3's>]
 
 Drops the prototypes whose most covered part, on their class's training images, is covered less often than
 --min-frequency (keeping each class's --keep-per-class best), refits the last layer, and prints accuracy and
@@ -44,6 +44,8 @@ const { values, positionals } = parseArgs({
     data: { type: 'string' },
     'min-frequency': { type: 'string', default: '0.8' },
     'keep-per-class': { type: 'string', default: '1' },
+    'refit-lr': { type: 'string' },
+    'refit-epochs': { type: 'string' },
   },
 });
 if (positionals.length !== 2) {
@@ -103,7 +105,15 @@ const edits: EditsFile = {
 await mkdir(dirname(out), { recursive: true });
 const editsPath = `${out}.edits.json`;
 await writeFile(editsPath, JSON.stringify(edits));
-const report = await applyEdits({ run, edits: editsPath, out, data });
+const refit = {
+  ...(values['refit-lr'] !== undefined ? { lr: Number(values['refit-lr']) } : {}),
+  ...(values['refit-epochs'] !== undefined ? { epochs: Number(values['refit-epochs']) } : {}),
+};
+if (!((refit.lr ?? 1) > 0 && Number.isInteger(refit.epochs ?? 1) && (refit.epochs ?? 1) >= 1)) {
+  console.error('--refit-lr must be > 0 and --refit-epochs a whole number >= 1');
+  process.exit(2);
+}
+const report = await applyEdits({ run, edits: editsPath, out, data, refit });
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 for (const [label, f] of [
   ['parent', report.before],

@@ -6,7 +6,8 @@ import { parseCli, runMain, userPath } from './args.ts';
 const D = DEFAULT_FORGET;
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
        [--data <dataset dir>] [--forget-steps ${D.steps}] [--forget-weight ${D.forget}]
-       [--remember-weight ${D.remember}] [--forget-lr ${D.lr.prototypes}] [--force]
+       [--remember-weight ${D.remember}] [--forget-lr ${D.lr.prototypes}] [--refit-lr <stage 3's>]
+       [--refit-epochs <stage 3's>] [--force]
 
 Applies an edits file (drop, relabel, forbid, keep; see docs/debugging.md) to a
 finished run and writes a new run directory with the edited model and its
@@ -14,7 +15,8 @@ bundle. The parent run is not changed. Drop and relabel refit the last layer;
 forbid and keep fine-tune add-on and prototypes (ProtoPDebug), then re-push.
 --forget-weight weighs the forgetting term, the mean similarity of the live
 prototypes to the forbidden patches (a mean, so one weight suits any number of
-prototypes). Prints validation accuracy and explanation metrics before and after.`;
+prototypes). --refit-lr and --refit-epochs replace the run's stage 3 rate and
+epochs for the refit (after dropping many prototypes). Prints validation accuracy and explanation metrics before and after.`;
 
 runMain(async () => {
   const { values, positionals } = parseCli(
@@ -26,6 +28,8 @@ runMain(async () => {
       'forget-weight': { type: 'string' },
       'remember-weight': { type: 'string' },
       'forget-lr': { type: 'string' },
+      'refit-lr': { type: 'string' },
+      'refit-epochs': { type: 'string' },
       force: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -39,7 +43,7 @@ runMain(async () => {
     const x = Number(v);
     if (!ok(x))
       throw new Error(
-        `--${name} must be ${name === 'forget-steps' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`,
+        `--${name} must be ${name === 'forget-steps' || name === 'refit-epochs' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`,
       );
     return x;
   };
@@ -47,12 +51,18 @@ runMain(async () => {
   const forget = num('forget-weight', values['forget-weight'], (x) => Number.isFinite(x) && x >= 0);
   const remember = num('remember-weight', values['remember-weight'], (x) => Number.isFinite(x) && x >= 0);
   const lr = num('forget-lr', values['forget-lr'], (x) => Number.isFinite(x) && x > 0);
+  const refitLr = num('refit-lr', values['refit-lr'], (x) => Number.isFinite(x) && x > 0);
+  const refitEpochs = num('refit-epochs', values['refit-epochs'], (x) => Number.isInteger(x) && x >= 1 && x <= 100000);
   const report = await applyEdits({
     run: userPath(positionals[0]),
     edits: userPath(values.edits),
     out: userPath(values.out),
     data: values.data ? userPath(values.data) : null,
     force: values.force,
+    refit: {
+      ...(refitLr !== undefined ? { lr: refitLr } : {}),
+      ...(refitEpochs !== undefined ? { epochs: refitEpochs } : {}),
+    },
     forget: {
       ...(steps !== undefined ? { steps } : {}),
       ...(forget !== undefined ? { forget } : {}),

@@ -55,6 +55,11 @@ export interface ApplyEditsOptions {
   out: string;
   data?: string | null;
   forget?: Partial<ForgetOptions>;
+  /**
+   * The last-layer refit's rate and epochs, instead of the run's stage 3 settings: dropping many prototypes
+   * leaves the remaining ones' weights far from where they should be, and stage 3's small steps move them little.
+   */
+  refit?: { lr?: number; epochs?: number };
   /** Apply even when the edits file names another model version. */
   force?: boolean;
   /** Do not build the bundle (tests of the model alone). */
@@ -368,7 +373,7 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
     head,
     train: trainSims.sims,
     val: valSims,
-    lastLayerConfig: config.lastLayer,
+    lastLayerConfig: { ...config.lastLayer, ...opts.refit },
     removed,
     rng,
   });
