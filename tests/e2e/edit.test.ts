@@ -155,6 +155,27 @@ describe('npm run edit (applyEdits) on a tiny run', () => {
       );
     });
 
+    it('a refit with its own rate and epochs records them, the dropped row still zero', async () => {
+      await applyEdits({
+        run: fx.run,
+        out: join(work, 'v2-refit'),
+        edits: dropAndRelabel(),
+        quiet: true,
+        skipBundle: true,
+        refit: { lr: 0.05, epochs: 2 },
+      });
+      const summary = (dir: string) =>
+        readFile(join(work, dir, 'summary.json'), 'utf8').then((t) => JSON.parse(t).edit.refit);
+      const [own, stage3] = [await summary('v2-refit'), await summary('v2')];
+      expect(own).toMatchObject({ lr: 0.05, epochs: 2 });
+      expect(own.epoch).toBeLessThanOrEqual(2);
+      expect(stage3.lr).toBe((await readModelJson(fx.run)).config.lastLayer.lr);
+      const loaded = await loadModel(join(work, 'v2-refit'));
+      const C = loaded.head.spec.numClasses;
+      const w = loaded.head.lastLayer.dataSync() as Float32Array;
+      expect(Array.from(w.subarray(dropped * C, (dropped + 1) * C)).every((v) => v === 0)).toBe(true);
+    });
+
     it('the edge reports the version and its parent', async () => {
       const card = async (dir: string) =>
         (await (await createNodeApp(dir, DEFAULT_CONFIG).request('/model')).json()) as {

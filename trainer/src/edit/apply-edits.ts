@@ -369,14 +369,17 @@ export async function applyEdits(opts: ApplyEditsOptions): Promise<EditReport> {
       : null;
   lap('similarities', t);
   t = Date.now();
-  const refit = refitLastLayer({
+  const refitConfig = { ...config.lastLayer, ...opts.refit };
+  const refitResult = refitLastLayer({
     head,
     train: trainSims.sims,
     val: valSims,
-    lastLayerConfig: { ...config.lastLayer, ...opts.refit },
+    lastLayerConfig: refitConfig,
     removed,
     rng,
   });
+  // The summary records the rate and epochs the refit ran with.
+  const refit = { ...refitResult, lr: refitConfig.lr, epochs: refitConfig.epochs };
   lap('lastLayer', t);
   log(
     opts.quiet,
