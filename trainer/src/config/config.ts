@@ -410,6 +410,20 @@ export const TrainConfigSchema = z
           .nonnegative()
           .default(3)
           .describe('a prototype with fewer own-class patches among them is pruned'),
+        // Stage 3's small steps barely move the remaining weights after many prototypes go (docs/cub-results.md).
+        refitLr: z
+          .number()
+          .positive()
+          .nullable()
+          .default(null)
+          .describe("learning rate of the last-layer refit after pruning (null: stage 3's lastLayer.lr)"),
+        refitEpochs: z
+          .number()
+          .int()
+          .positive()
+          .nullable()
+          .default(null)
+          .describe("epochs of the last-layer refit after pruning (null: stage 3's lastLayer.epochs)"),
       })
       .prefault({})
       .describe('paper Sec. 2.5: drop prototypes with impure neighbours, then re-optimise the last layer'),

@@ -91,7 +91,11 @@ export async function runPruneStage(args: {
     head,
     train: sims,
     val: valSims,
-    lastLayerConfig: config.lastLayer,
+    lastLayerConfig: {
+      ...config.lastLayer,
+      lr: config.prune.refitLr ?? config.lastLayer.lr,
+      epochs: config.prune.refitEpochs ?? config.lastLayer.epochs,
+    },
     removed: pruned,
     rng: args.rng,
   });
