@@ -4,6 +4,7 @@
  * it; 'off' does nothing. Hand-placed 2-D features make every outcome known.
  */
 import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProtoHead } from '../../trainer/src/head/proto-head.ts';
@@ -152,6 +153,34 @@ describe('pruning stage', () => {
     expect(result.note).toBe('not applied: 1 class(es) would lose every prototype (mode auto)');
     expect(Array.from(h.lastLayer.dataSync())).toEqual(LAST_LAYER);
     h.dispose();
+  });
+
+  it("refits at prune.refitLr for prune.refitEpochs instead of stage 3's settings", async () => {
+    const refit = async (prune: { refitLr: number | null; refitEpochs: number | null }) => {
+      const h = head();
+      const config = resolveConfig('demo', {
+        prune: { mode: 'on', k: 6, threshold: 3, ...prune },
+        lastLayer: { epochs: 0, selectBest: false },
+      });
+      await runPruneStage({
+        head: h,
+        train: TRAIN,
+        val: VAL_WITHOUT_IT,
+        push: null,
+        config,
+        classes: ['a', 'b'],
+        rng: new Rng(2),
+        quiet: true,
+      });
+      const w = Array.from(h.lastLayer.dataSync());
+      h.dispose();
+      return w;
+    };
+    // Stage 3's 0 epochs: nothing moves but the pruned row.
+    expect(await refit({ refitLr: null, refitEpochs: null })).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
+    const moved = await refit({ refitLr: 0.1, refitEpochs: 2 });
+    expect(moved.slice(2, 4)).toEqual([0, 0]);
+    expect(Math.max(...moved.map((v, i) => Math.abs(v - [1, 0, 0, 0, 0, 1, 0, 1][i])))).toBeGreaterThan(0.05);
   });
 
   it("'on' prunes even at a cost; 'off' does nothing", async () => {
