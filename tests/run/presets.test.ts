@@ -79,7 +79,7 @@ describe('presets', () => {
       noise: 0,
       cachedCopies: 0,
     });
-    expect(paper.prune).toEqual({ mode: 'auto', k: 6, threshold: 3 });
+    expect(paper.prune).toEqual({ mode: 'auto', k: 6, threshold: 3, refitLr: null, refitEpochs: null });
     expect(paper.bundle).toEqual({ enabled: true, nearest: 5, partMetrics: true });
   });
 
