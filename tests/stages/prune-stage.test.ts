@@ -62,10 +62,20 @@ const VAL_WITHOUT_IT = source(
   [0, 1],
 );
 
-/** `stage3Val`: pass in the similarities stage 3 would have stored, computed from this copy of the validation data. */
-const run = async (mode: 'auto' | 'on' | 'off', val: FeatureSource, opts: { stage3Val?: FeatureSource } = {}) => {
+/**
+ * `stage3Val`: pass in the similarities stage 3 would have stored, computed from this copy of the validation data.
+ * `refit`: the prune section's refit settings, with stage 3's best-epoch choice off so every refit epoch counts.
+ */
+const run = async (
+  mode: 'auto' | 'on' | 'off',
+  val: FeatureSource,
+  opts: { stage3Val?: FeatureSource; refit?: { refitLr: number | null; refitEpochs: number | null } } = {},
+) => {
   const h = head();
-  const config = resolveConfig('demo', { prune: { mode, k: 6, threshold: 3 }, lastLayer: { epochs: 0 } });
+  const config = resolveConfig('demo', {
+    prune: { mode, k: 6, threshold: 3, ...opts.refit },
+    lastLayer: { epochs: 0, ...(opts.refit ? { selectBest: false } : {}) },
+  });
   const similarities = opts.stage3Val
     ? {
         train: await computeSimilarities(h, TRAIN, { flip: config.data.flip, quiet: true }),
@@ -156,26 +166,8 @@ describe('pruning stage', () => {
   });
 
   it("refits at prune.refitLr for prune.refitEpochs instead of stage 3's settings", async () => {
-    const refit = async (prune: { refitLr: number | null; refitEpochs: number | null }) => {
-      const h = head();
-      const config = resolveConfig('demo', {
-        prune: { mode: 'on', k: 6, threshold: 3, ...prune },
-        lastLayer: { epochs: 0, selectBest: false },
-      });
-      await runPruneStage({
-        head: h,
-        train: TRAIN,
-        val: VAL_WITHOUT_IT,
-        push: null,
-        config,
-        classes: ['a', 'b'],
-        rng: new Rng(2),
-        quiet: true,
-      });
-      const w = Array.from(h.lastLayer.dataSync());
-      h.dispose();
-      return w;
-    };
+    const refit = async (r: { refitLr: number | null; refitEpochs: number | null }) =>
+      (await run('on', VAL_WITHOUT_IT, { refit: r })).weights;
     // Stage 3's 0 epochs: nothing moves but the pruned row.
     expect(await refit({ refitLr: null, refitEpochs: null })).toEqual([1, 0, 0, 0, 0, 1, 0, 1]);
     const moved = await refit({ refitLr: 0.1, refitEpochs: 2 });

@@ -54,13 +54,12 @@ if (positionals.length !== 2) {
 }
 const minFrequency = Number(values['min-frequency']);
 const keepPerClass = Number(values['keep-per-class']);
-if (!(minFrequency >= 0 && minFrequency <= 1)) {
-  console.error(`--min-frequency: "${values['min-frequency']}" must lie in [0, 1]`);
-  process.exit(2);
-}
-if (!(Number.isInteger(keepPerClass) && keepPerClass >= 1)) {
+try {
+  // The selection's own checks, on no prototypes, before the slow pass over the training images.
+  inconsistentPrototypes([], minFrequency, keepPerClass);
+} catch (e) {
   console.error(
-    `--keep-per-class: "${values['keep-per-class']}" must be a whole number >= 1 (a class needs a prototype)`,
+    `--min-frequency ${values['min-frequency']} --keep-per-class ${values['keep-per-class']}: ${(e as Error).message}`,
   );
   process.exit(2);
 }
