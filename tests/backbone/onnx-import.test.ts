@@ -6,6 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { gaussianTaps } from '../../trainer/src/backbone/input-blur.ts';
 import { dilatedDepthwise, importOnnxBackbone } from '../../trainer/src/backbone/onnx-import.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import {
@@ -17,6 +18,8 @@ import {
   makeTensor,
   makeValueInfo,
   OnnxDataType,
+  decodeModel,
+  tensorValues,
 } from '../../trainer/src/onnx/onnx-proto.ts';
 import { referenceDataDir } from '../../trainer/src/core/data-path.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
@@ -385,6 +388,52 @@ describe('ONNX backbone imported as a trainable float network', () => {
     const fewer = new Map([...tuned].slice(0, 2));
     expect(() => whole.setPartWeights('y1', fewer)).toThrow(/2 weights for the 2 convs after y1/);
     expect(() => top.setPartWeights('y1', tuned)).toThrow(/is a part/);
+  });
+
+  it('a fixed input blur: imported as a conv that never trains, computed and exported like the published graph', async () => {
+    const plain = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE });
+    const net = await importOnnxBackbone({ path, tap: 'auto', preprocess: PRE, inputBlur: 1 });
+    expect(net.hash).not.toBe(plain.hash);
+    expect(net.description).toMatch(/input blur sigma 1/);
+    // Trainable weights and checkpoint names are those of the network without the blur.
+    expect(net.trainableVariables()).toHaveLength(6);
+    expect([...net.getWeights().keys()]).toEqual([...plain.getWeights().keys()]);
+    const x = testValues(2 * 8 * 8 * 3, 3).map((v) => v * 2);
+    // The reference: the unblurred import on the image blurred by hand (zero padding, 5x5 taps).
+    const taps = gaussianTaps(1);
+    const r = (taps.length - 1) / 2;
+    const blurred = new Float32Array(x.length);
+    for (let n = 0; n < 2; n++)
+      for (let i = 0; i < 8; i++)
+        for (let j = 0; j < 8; j++)
+          for (let c = 0; c < 3; c++) {
+            let acc = 0;
+            for (let a = -r; a <= r; a++)
+              for (let b = -r; b <= r; b++)
+                if (i + a >= 0 && i + a < 8 && j + b >= 0 && j + b < 8)
+                  acc += x[((n * 8 + i + a) * 8 + j + b) * 3 + c] * taps[a + r] * taps[b + r];
+            blurred[((n * 8 + i) * 8 + j) * 3 + c] = acc;
+          }
+    const got = await net.extract(x, 2);
+    expect(maxAbsDiff(got, await plain.extract(blurred, 2))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(got, await plain.extract(x, 2))).toBeGreaterThan(1e-2);
+    // A training step moves the network's weights, not the blur: the export still blurs with the same kernel.
+    const xs = tf.tensor4d(x.slice(0, 8 * 8 * 3), [1, 8, 8, 3]);
+    const opt = tf.train.sgd(0.1);
+    opt.minimize(() => tf.sum(tf.square(net.apply(xs, true))) as tf.Scalar, false, net.trainableVariables());
+    const { bytes, tap } = net.toOnnx();
+    const kernel = decodeModel(bytes).graph.initializers.find((t) => t.dims.join('x') === '3x1x5x5');
+    const want = taps.flatMap((a) => taps.map((b) => a * b));
+    expect(maxAbsDiff(tensorValues(kernel!).slice(0, 25), want)).toBeLessThan(1e-7);
+    const file = join(path, '..', 'tuned-blurred.onnx');
+    await writeFile(file, bytes);
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file);
+    const out = (await session.run({ input: new ort.Tensor('float32', toNchw(x, 2, 8, 8, 3), [2, 3, 8, 8]) }))[tap]
+      .data as Float32Array;
+    expect(maxAbsDiff(nchwToNhwc(out, 2, 4, 4, 4), await net.extract(x, 2))).toBeLessThan(1e-5);
+    await session.release();
+    for (const m of [plain, net]) await m.dispose();
   });
 
   it('names what it cannot import', async () => {

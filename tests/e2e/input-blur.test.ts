@@ -1,7 +1,7 @@
 /**
  * A frozen ONNX backbone with `backbone.inputBlur`: the features are those of the published
  * network on a blurred image, the exported model blurs the same way (it computes what the
- * trainer computes), and a trainable backbone with a blur is refused with the fix.
+ * trainer computes), and a backbone fine-tuned behind the blur leaves the blur as it was.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { decodeImage, toNHWC } from '../../trainer/src/data/decode.ts';
-import { decodeModel } from '../../trainer/src/onnx/onnx-proto.ts';
+import { decodeModel, tensorValues } from '../../trainer/src/onnx/onnx-proto.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
 import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
@@ -101,13 +101,36 @@ describe('input blur on a frozen ONNX backbone (tiny QLinearConv graph)', () => 
     );
   }, 120_000);
 
-  it('refuses a trainable backbone with a blur, naming the field and the fix', async () => {
-    const config = resolveConfig('cub200', {
+  it('fine-tunes the network behind the blur: the blur stays fixed, and the fp32 export computes what the trainer computes', async () => {
+    const config = resolveConfig('cub200-finetune', {
+      backend: 'wasm',
+      data: { valPerClass: 3 },
       backbone: { ...tinyOnnxBackboneConfig(backbonePath), inputBlur: 1, trainable: true },
+      head: { addOn: TINY_ONNX_ADD_ON, prototypesPerClass: 2 },
+      warmup: { epochs: 1, batchSize: 16, microBatch: 8 },
+      joint: { epochs: 1, batchSize: 16, microBatch: 8, lr: { features: 1e-2 } },
+      pushTune: { epochs: 1, batchSize: 16 },
+      lastLayer: { epochs: 1, batchSize: 32 },
+      prune: { mode: 'off' },
+      bundle: { enabled: true, nearest: 2, partMetrics: false },
       featureCacheDir: join(dir, 'cache'),
+      featureCacheEncoding: 'float16',
     });
-    await expect(
-      trainRun({ config, dataDir: join(dir, 'data'), outDir: join(dir, 'refused'), resume: false, quiet: true }),
-    ).rejects.toThrow(/backbone.inputBlur 1 needs a frozen backbone: set it to 0 or trainable to false/);
-  });
+    const run = join(dir, 'tuned');
+    await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
+    const tunedBundle = join(run, 'bundle');
+    const tuned = (await readBundle(tunedBundle)).manifest;
+    const taps = gaussianTaps(1);
+    const want = taps.flatMap((a) => taps.map((b) => a * b));
+    for (const file of [tuned.files.onnx!.fp32!, tuned.files.onnx!.int8!]) {
+      const model = decodeModel(new Uint8Array(await readFile(join(tunedBundle, file.path))));
+      const kernel = model.graph.initializers.find((t) => t.dims.join('x') === '3x1x5x5');
+      expect(maxAbsDiff(tensorValues(kernel!).slice(0, 25), want)).toBeLessThan(1e-7);
+    }
+    await expectFp32ExportMatchesTrainer(
+      tunedBundle,
+      tuned,
+      photos.filter((_, i) => i % 8 === 0),
+    );
+  }, 300_000);
 });

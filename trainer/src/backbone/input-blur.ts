@@ -5,7 +5,14 @@
  * al.'s stability), at the price of the finest detail. Being a graph edit, the
  * features, the exported model and the receptive fields all see the same blur.
  */
-import { makeAttribute, makeNode, makeTensor, OnnxDataType, type OnnxGraph } from '../onnx/onnx-proto.ts';
+import {
+  makeAttribute,
+  makeNode,
+  makeTensor,
+  OnnxDataType,
+  type OnnxGraph,
+  type OnnxNode,
+} from '../onnx/onnx-proto.ts';
 
 /** Largest sigma accepted, in input pixels: beyond it the image is a smudge at 224 px. */
 export const MAX_INPUT_BLUR = 8;
@@ -18,6 +25,13 @@ export function gaussianTaps(sigma: number): number[] {
   const taps = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
   const sum = taps.reduce((a, b) => a + b, 0);
   return taps.map((t) => t / sum);
+}
+
+const KERNEL_SUFFIX = '__blur_kernel';
+
+/** Whether `node` is the blur insertInputBlur adds (its weight is named for it): a conv that must never train. */
+export function isInputBlurConv(node: OnnxNode): boolean {
+  return node.opType === 'Conv' && (node.inputs[1]?.startsWith(`${node.inputs[0]}${KERNEL_SUFFIX}`) ?? false);
 }
 
 /**
@@ -47,7 +61,7 @@ export function insertInputBlur(graph: OnnxGraph, sigma: number): OnnxGraph {
     return name;
   };
   const blurred = fresh(`${input.name}__blurred`);
-  const weightName = fresh(`${input.name}__blur_kernel`);
+  const weightName = fresh(`${input.name}${KERNEL_SUFFIX}`);
   const kernel = new Float32Array(channels * k * k);
   for (let c = 0; c < channels; c++)
     for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) kernel[(c * k + y) * k + x] = taps[y] * taps[x];

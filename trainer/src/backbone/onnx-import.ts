@@ -18,7 +18,9 @@ import {
 } from '../onnx/onnx-proto.ts';
 import { locateTap } from './onnx-tap.ts';
 import { decodeMessage, repeatedVarints, stringOf, toInt64, varintOf } from '../onnx/protobuf-wire.ts';
-import { setOutputStride } from './output-stride.ts';
+import { applyGraphEdits, describeGraphEdits, graphEditsKey, type BackboneGraphEdits } from './graph-edits.ts';
+import { isInputBlurConv } from './input-blur.ts';
+import type { OutputStride } from './output-stride.ts';
 import type { FeatureShape, FrozenBackbone, PreprocessSpec, TrainableBackbone } from './types.ts';
 
 /**
@@ -42,6 +44,8 @@ export interface OnnxImportOptions {
   fromShape?: FeatureShape;
   /** Dilate the network for a finer feature map (output-stride.ts), as the frozen backbone does. */
   outputStride?: number;
+  /** A fixed Gaussian blur in front of the network (input-blur.ts): imported as a conv that never trains. */
+  inputBlur?: number;
 }
 
 type Step = (env: Map<string, tf.Tensor>) => void;
@@ -81,7 +85,11 @@ export type ImportedOnnxBackbone = TrainableBackbone &
 export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<ImportedOnnxBackbone> {
   const bytes = new Uint8Array(await readFile(opts.path));
   const decoded = decodeModel(bytes).graph;
-  const graph = opts.outputStride ? setOutputStride(decoded, opts.outputStride) : decoded;
+  const edits: BackboneGraphEdits = {
+    outputStride: opts.outputStride as OutputStride | undefined,
+    inputBlur: opts.inputBlur,
+  };
+  const graph = applyGraphEdits(decoded, edits);
   if (opts.from && !opts.fromShape) throw new Error(`ONNX import: "from" ${opts.from} needs its fromShape`);
   const tap = locateTap(graph, opts.tap).tensor;
   const init = new Map(graph.initializers.map((t) => [t.name, t]));
@@ -108,6 +116,8 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
   const typeOf = (name: string) => (init.get(name) as OnnxTensor | undefined)?.dataType ?? 2;
 
   const convs: ConvWeights[] = [];
+  // Fixed convs (the input blur): computed and exported like the others, never trained, saved or counted.
+  const fixed: ConvWeights[] = [];
   const steps: Step[] = [];
   // The same network as ONNX float ops, for exporting a fine-tuned copy.
   const plan: PlanStep[] = [];
@@ -181,13 +191,14 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
             b[o] = q ? bq[o] * xScale * (wScale.length > 1 ? wScale[o] : wScale[0]) : bq[o];
         }
         const name = node.name || y;
+        const trains = !isInputBlurConv(node);
         const weights: ConvWeights = {
           name,
           node,
-          kernel: tf.variable(tf.tensor4d(k, [kh, kw, inC, outC]), true),
-          bias: tf.variable(tf.tensor1d(b), true),
+          kernel: tf.variable(tf.tensor4d(k, [kh, kw, inC, outC]), trains),
+          bias: tf.variable(tf.tensor1d(b), trains),
         };
-        convs.push(weights);
+        (trains ? convs : fixed).push(weights);
         const range = q ? rangeOf(node.inputs[6], node.inputs[7], typeOf(node.inputs[7])) : null;
         // A range starting at 0 is a fused ReLU (ReLU6 when it ends near 6): fuse the ReLU into the
         // conv and cap above. A range around 0 is a linear layer: its int8 saturation is not an
@@ -288,7 +299,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     .update(bytes)
     .update(`\0import tap=${tap}`)
     .update(opts.from ? `\0from=${opts.from}` : '')
-    .update(opts.outputStride ? `\0outputStride=${opts.outputStride}` : '')
+    .update(graphEditsKey(edits))
     .digest('hex');
   const vars = convs.flatMap((c) => [c.kernel, c.bias]);
   const named = () =>
@@ -296,7 +307,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
 
   return {
     hash,
-    description: `onnx ${opts.path} imported as trainable float (${convs.length} convs${opts.from ? ` from ${opts.from}` : ''}), tap ${tap}`,
+    description: `onnx ${opts.path} imported as trainable float (${convs.length} convs${opts.from ? ` from ${opts.from}` : ''}), tap ${tap}${describeGraphEdits({ inputBlur: opts.inputBlur })}`,
     preprocess: opts.preprocess,
     featureShape,
     // The graph is NCHW in ONNX; here it runs NHWC, as every tfjs backbone does.
@@ -368,6 +379,7 @@ export async function importOnnxBackbone(opts: OnnxImportOptions): Promise<Impor
     },
     async dispose() {
       for (const v of vars) v.dispose();
+      for (const c of fixed) for (const v of [c.kernel, c.bias]) v.dispose();
     },
   } as ImportedOnnxBackbone;
 }

@@ -58,7 +58,7 @@ export const BackboneSchema = z
         .max(MAX_INPUT_BLUR)
         .default(0)
         .describe(
-          'sigma, in input pixels, of a fixed Gaussian blur inserted before the network (frozen backbones): ' +
+          'sigma, in input pixels, of a fixed Gaussian blur inserted before the network (never trained, also when the backbone is): ' +
             'pixel noise moves explanations less; 0: none',
         ),
       trainable: z

@@ -332,6 +332,7 @@ export async function exportOnnx(runDir: string, outFile: string, opts: ExportOn
         tap: b.tap,
         preprocess: b.preprocess,
         outputStride: b.outputStride,
+        inputBlur: b.inputBlur,
       });
       try {
         // Only the top was tuned when trainFrom is set: the whole network, with the top's weights, is exported.

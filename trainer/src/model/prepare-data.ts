@@ -76,9 +76,6 @@ export async function buildBackbone(
         { path: b.path ? resolveDataPath(b.path) : undefined, url: b.url, sha256: b.sha256 },
         opts.cacheDir,
       );
-      // The blur would be imported as one more trainable conv; a fixed front end is for frozen features.
-      if (b.trainable && b.inputBlur)
-        throw new Error(`backbone.inputBlur ${b.inputBlur} needs a frozen backbone: set it to 0 or trainable to false`);
       if (b.trainFrom && !b.trainable)
         throw new Error(`backbone.trainFrom ${b.trainFrom} names the layers to fine-tune: it needs trainable: true`);
       if (b.trainable && b.trainFrom) {
@@ -90,6 +87,7 @@ export async function buildBackbone(
           threads: b.threads,
           compute: b.compute,
           outputStride: b.outputStride,
+          inputBlur: b.inputBlur,
         });
         const top = await importOnnxBackbone({
           path,
@@ -108,6 +106,7 @@ export async function buildBackbone(
           tap: b.tap,
           preprocess: b.preprocess,
           outputStride: b.outputStride,
+          inputBlur: b.inputBlur,
         });
         if (opts.backboneWeights?.size) net.setWeights(opts.backboneWeights);
         return { frozen: null, trainable: net };
