@@ -4,7 +4,7 @@
  * their CUB part annotations), then a drop edit for every prototype whose frequency is below `--min-frequency`,
  * except each class's `--keep-per-class` most consistent ones. The edit refits the last layer; the parent's
  * and the edited model's accuracy and explanation metrics (where the bundle measures them: the metrics split,
- * else validation) are printed side by side, with the count of consistent prototypes next to their share.
+ * else validation) are printed side by side, with the count of consistent prototypes beside their share.
  *
  *   node_modules/.bin/node trainer/bench/drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>]
  *       [--min-frequency 0.8] [--keep-per-class 1] [--refit-lr <stage 3's>] [--refit-epochs <stage 3's>]
@@ -12,21 +12,14 @@
  * The training images' annotations choose; the held-out images' only score the result, as ProtoPNet's own
  * pruning chooses on training patches.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { EditsFile } from '@protoatlas/shared';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { inconsistentPrototypes } from '../src/analysis/inconsistent-prototypes.ts';
 import { partMetricsWhereAnnotated } from '../src/analysis/part-metrics.ts';
-import { readBundle } from '../src/bundle/read-bundle.ts';
 import { answerHelp } from '../src/cli/args.ts';
-import { referenceDataDir } from '../src/core/data-path.ts';
-import { exists, runPaths } from '../src/core/run-dir.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
-import { readModelJson } from '../src/model/model-file.ts';
-import { loadRunDataset } from '../src/model/prepare-data.ts';
 import { initBackend } from '../src/tf/backend.ts';
+import { openRunToEdit, printEditReport, writeEditsFile } from './edit-bench.ts';
 
 answerHelp(
   import.meta,
@@ -63,17 +56,18 @@ try {
   );
   process.exit(2);
 }
-const data = resolve(values.data ?? join(referenceDataDir(), 'cub200'));
-if (!(await exists(data))) {
-  console.log(`skipped: ${data} not found (pass --data or set PROTOPNET_DATA to the folder holding cub200/)`);
-  process.exit(0);
+const refit = {
+  ...(values['refit-lr'] !== undefined ? { lr: Number(values['refit-lr']) } : {}),
+  ...(values['refit-epochs'] !== undefined ? { epochs: Number(values['refit-epochs']) } : {}),
+};
+if (!((refit.lr ?? 1) > 0 && Number.isInteger(refit.epochs ?? 1) && (refit.epochs ?? 1) >= 1)) {
+  console.error('--refit-lr must be > 0 and --refit-epochs a whole number >= 1');
+  process.exit(2);
 }
-const run = resolve(positionals[0]);
-const out = resolve(positionals[1]);
-const { config } = await readModelJson(run);
+const opened = await openRunToEdit(positionals[0], positionals[1], values.data);
+if (!opened) process.exit(0);
+const { run, out, data, config, splits, parent } = opened;
 await initBackend(config.backend);
-const { splits } = await loadRunDataset(config, data);
-const parent = (await readBundle(runPaths(run).bundle)).manifest;
 const pruned = parent.prototypes.map((p) => p.pruned);
 const { runner } = await loadModelRunner(run);
 const onTrain = await partMetricsWhereAnnotated(runner, data, splits.train, { pruned });
@@ -91,40 +85,14 @@ console.log(
   `dropping ${drops.length} of ${onTrain.perPrototype.length} prototypes (most covered part below ` +
     `${minFrequency} of their class's training images; each class keeps its ${keepPerClass} best)`,
 );
-const edits: EditsFile = {
-  schema: 'protoatlas-edits',
-  version: 1,
-  model: { id: parent.model.id, version: parent.model.version },
-  edits: drops.map((d) => ({
+const editsPath = await writeEditsFile(
+  out,
+  parent,
+  drops.map((d) => ({
     action: 'drop' as const,
     prototype: d.prototype,
     reason: `covers one part on ${(100 * d.frequency).toFixed(0)}% of its class's training images`,
   })),
-};
-await mkdir(dirname(out), { recursive: true });
-const editsPath = `${out}.edits.json`;
-await writeFile(editsPath, JSON.stringify(edits));
-const refit = {
-  ...(values['refit-lr'] !== undefined ? { lr: Number(values['refit-lr']) } : {}),
-  ...(values['refit-epochs'] !== undefined ? { epochs: Number(values['refit-epochs']) } : {}),
-};
-if (!((refit.lr ?? 1) > 0 && Number.isInteger(refit.epochs ?? 1) && (refit.epochs ?? 1) >= 1)) {
-  console.error('--refit-lr must be > 0 and --refit-epochs a whole number >= 1');
-  process.exit(2);
-}
+);
 const report = await applyEdits({ run, edits: editsPath, out, data, refit });
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-for (const [label, f] of [
-  ['parent', report.before],
-  ['inconsistent dropped', report.after],
-] as const) {
-  const e = f.explanation;
-  const consistent =
-    e?.consistency === null || e?.consistency === undefined ? '?' : Math.round(e.consistency * f.livePrototypes);
-  console.log(
-    `${label.padEnd(22)} val top-1 ${pct(f.val?.top1)}  live ${f.livePrototypes}  purity ${pct(e?.purity)}  ` +
-      `consistency ${pct(e?.consistency)} (${consistent} prototypes)  stability ${pct(e?.stability)}  ` +
-      `(on ${e?.measuredOn?.images ?? '?'} ${e?.measuredOn?.split ?? ''} images)`,
-  );
-}
-console.log(`edited run in ${out}; edits file ${editsPath}`);
+printEditReport(report, editsPath);

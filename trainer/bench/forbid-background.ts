@@ -16,20 +16,14 @@
  * n patches, at most one per image, whose centre lies within `--keep-radius` pixels of a visible part, each
  * to be matched by some prototype of its image's class. They are drawn after the forbidden ones, which stay the same.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ConceptPatch, EditsFile } from '@protoatlas/shared';
-import { readBundle } from '../src/bundle/read-bundle.ts';
+import type { ConceptPatch } from '@protoatlas/shared';
 import { answerHelp } from '../src/cli/args.ts';
-import { referenceDataDir } from '../src/core/data-path.ts';
 import { Rng } from '../src/core/rng.ts';
-import { exists, runPaths } from '../src/core/run-dir.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
-import { readModelJson } from '../src/model/model-file.ts';
-import { loadRunDataset } from '../src/model/prepare-data.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
 import { loadPartCandidates } from '../src/stages/part-candidates.ts';
+import { openRunToEdit, printEditReport, writeEditsFile } from './edit-bench.ts';
 
 answerHelp(
   import.meta,
@@ -79,17 +73,10 @@ const keepPatches = number('keep-patches', values['keep-patches'], (x) => Number
 const keepRadius = number('keep-radius', values['keep-radius'], (x) => x >= 0)!;
 const rememberWeight = number('remember-weight', values['remember-weight'], (x) => x >= 0);
 
-const data = resolve(values.data ?? join(referenceDataDir(), 'cub200'));
-if (!(await exists(data))) {
-  console.log(`skipped: ${data} not found (pass --data or set PROTOPNET_DATA to the folder holding cub200/)`);
-  process.exit(0);
-}
-const run = resolve(positionals[0]);
-const out = resolve(positionals[1]);
-const { config } = await readModelJson(run);
-const { splits } = await loadRunDataset(config, data);
+const opened = await openRunToEdit(positionals[0], positionals[1], values.data);
+if (!opened) process.exit(0);
+const { run, out, data, splits, parent } = opened;
 const items = splits.train;
-const parent = (await readBundle(runPaths(run).bundle)).manifest;
 const { height, width } = parent.featureGrid;
 // The off-part patches push.partRadius would exclude; an item whose every patch is excluded has no visible part.
 const geometry = { height, width, inputSize: parent.preprocessing.size };
@@ -122,18 +109,10 @@ if (keepPatches > 0) {
   kept.push(...rng.shuffle(onPart).slice(0, keepPatches));
   console.log(`${kept.length} part patches kept (within ${keepRadius} px of a part; at most 1 per image)`);
 }
-const edits: EditsFile = {
-  schema: 'protoatlas-edits',
-  version: 1,
-  model: { id: parent.model.id, version: parent.model.version },
-  edits: [
-    { action: 'forbid', concept: 'background (away from every annotated part)', patches: drawn },
-    ...(kept.length ? [{ action: 'keep' as const, concept: 'parts (on an annotated part)', patches: kept }] : []),
-  ],
-};
-await mkdir(dirname(out), { recursive: true });
-const editsPath = `${out}.edits.json`;
-await writeFile(editsPath, JSON.stringify(edits));
+const editsPath = await writeEditsFile(out, parent, [
+  { action: 'forbid', concept: 'background (away from every annotated part)', patches: drawn },
+  ...(kept.length ? [{ action: 'keep' as const, concept: 'parts (on an annotated part)', patches: kept }] : []),
+]);
 const report = await applyEdits({
   run,
   edits: editsPath,
@@ -145,28 +124,4 @@ const report = await applyEdits({
     ...(rememberWeight !== undefined ? { remember: rememberWeight } : {}),
   },
 });
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-for (const [label, f] of [
-  ['parent', report.before],
-  ['background forbidden', report.after],
-] as const) {
-  const e = f.explanation;
-  console.log(
-    `${label.padEnd(22)} val top-1 ${pct(f.val?.top1)}  purity ${pct(e?.purity)}  consistency ${pct(e?.consistency)}  ` +
-      `stability ${pct(e?.stability)}  (on ${e?.measuredOn?.images ?? '?'} ${e?.measuredOn?.split ?? ''} images)`,
-  );
-}
-const c = report.concepts?.forbidden;
-const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-if (c)
-  console.log(
-    `forbidden patches' best similarity to a live prototype, mean: ${avg(c.before).toFixed(3)} before, ` +
-      `${avg(c.after).toFixed(3)} after`,
-  );
-const k = report.concepts?.kept;
-if (k)
-  console.log(
-    `kept patches' best similarity to a live prototype, mean: ${avg(k.before).toFixed(3)} before, ` +
-      `${avg(k.after).toFixed(3)} after`,
-  );
-console.log(`prototypes moved at the re-push: ${report.moved}; edited run in ${out}; edits file ${editsPath}`);
+printEditReport(report, editsPath);

@@ -1,5 +1,5 @@
-import { applyEdits, type ConceptMatchChange, type EditReport, type VersionFigures } from '../edit/apply-edits.ts';
-import { formatBundleReport } from '../bundle/format-report.ts';
+import { applyEdits } from '../edit/apply-edits.ts';
+import { formatEditReport } from '../edit/format-edit-report.ts';
 import { DEFAULT_FORGET } from '../stages/forget-concepts.ts';
 import { parseCli, runMain, userPath } from './args.ts';
 
@@ -72,60 +72,3 @@ runMain(async () => {
   });
   process.stdout.write(`${formatEditReport(report)}\n`);
 });
-
-const pct = (x: number | null | undefined) =>
-  x === null || x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
-
-function figures(f: VersionFigures): string[] {
-  const e = f.explanation;
-  return [
-    pct(f.val?.top1),
-    pct(f.val?.top5),
-    pct(f.test?.top1),
-    pct(e?.purity),
-    pct(e?.consistency),
-    pct(e?.stability),
-    pct(e?.partCoverage),
-    String(f.livePrototypes),
-  ];
-}
-
-function conceptLines(name: string, c: ConceptMatchChange | null): string[] {
-  if (!c) return [];
-  const stats = (xs: number[]) =>
-    `mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)}, max ${Math.max(...xs).toFixed(2)}`;
-  return [
-    `${name} patches (${c.before.length}), best similarity to a live prototype: ${stats(c.before)} -> ` +
-      `${stats(c.after)}`,
-  ];
-}
-
-export function formatEditReport(r: EditReport): string {
-  const names = [
-    'val top-1',
-    'val top-5',
-    'test top-1',
-    'purity',
-    'consistency',
-    'stability',
-    'part coverage',
-    'live prototypes',
-  ];
-  const b = figures(r.before);
-  const a = figures(r.after);
-  const c = r.counts;
-  const lines = [
-    `edited ${r.parent.id} ${r.parent.version} -> ${r.version ?? '(no bundle)'} in ${r.out}`,
-    `edits: ${c.drop} drop, ${c.relabel} relabel, ${c.forbid} forbid, ${c.keep} ` +
-      `keep${r.forget ? `; ${r.moved} prototype(s) moved at the re-push` : ''}`,
-    `${''.padEnd(16)} ${'before'.padStart(8)} ${'after'.padStart(8)}`,
-    ...names.map((n, i) => `${n.padEnd(16)} ${b[i].padStart(8)} ${a[i].padStart(8)}`),
-    ...conceptLines('forbidden', r.concepts?.forbidden ?? null),
-    ...conceptLines('kept', r.concepts?.kept ?? null),
-    `time: ${Object.entries(r.seconds)
-      .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
-      .join(', ')} (CPU ${r.cpuSeconds.toFixed(1)}s)`,
-  ];
-  if (r.bundle) lines.push(formatBundleReport(r.bundle));
-  return lines.join('\n');
-}
