@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { inconsistentPrototypes } from '../src/analysis/inconsistent-prototypes.ts';
 import { partMetricsWhereAnnotated } from '../src/analysis/part-metrics.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, refitFlags } from '../src/cli/args.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { openRunToEdit, printEditReport, writeEditsFile } from './edit-bench.ts';
@@ -56,12 +56,11 @@ try {
   );
   process.exit(2);
 }
-const refit = {
-  ...(values['refit-lr'] !== undefined ? { lr: Number(values['refit-lr']) } : {}),
-  ...(values['refit-epochs'] !== undefined ? { epochs: Number(values['refit-epochs']) } : {}),
-};
-if (!((refit.lr ?? 1) > 0 && Number.isInteger(refit.epochs ?? 1) && (refit.epochs ?? 1) >= 1)) {
-  console.error('--refit-lr must be > 0 and --refit-epochs a whole number >= 1');
+let refit: { lr?: number; epochs?: number };
+try {
+  refit = refitFlags(values['refit-lr'], values['refit-epochs']);
+} catch (e) {
+  console.error((e as Error).message);
   process.exit(2);
 }
 const opened = await openRunToEdit(positionals[0], positionals[1], values.data);

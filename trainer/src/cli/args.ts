@@ -55,3 +55,18 @@ export async function readOverride(file: string | undefined): Promise<unknown> {
     throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
   }
 }
+
+/** `--refit-lr` and `--refit-epochs` (the edit CLI and the edit benches), checked; absent flags stay absent. */
+export function refitFlags(lr: string | undefined, epochs: string | undefined): { lr?: number; epochs?: number } {
+  const out: { lr?: number; epochs?: number } = {};
+  if (lr !== undefined) {
+    out.lr = Number(lr);
+    if (!(Number.isFinite(out.lr) && out.lr > 0)) throw new Error(`--refit-lr must be a positive number (got "${lr}")`);
+  }
+  if (epochs !== undefined) {
+    out.epochs = Number(epochs);
+    if (!(Number.isInteger(out.epochs) && out.epochs >= 1 && out.epochs <= 100000))
+      throw new Error(`--refit-epochs must be an integer 1-100000 (got "${epochs}")`);
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { applyEdits } from '../edit/apply-edits.ts';
 import { formatEditReport } from '../edit/format-edit-report.ts';
 import { DEFAULT_FORGET } from '../stages/forget-concepts.ts';
-import { parseCli, runMain, userPath } from './args.ts';
+import { parseCli, refitFlags, runMain, userPath } from './args.ts';
 
 const D = DEFAULT_FORGET;
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
@@ -43,7 +43,7 @@ runMain(async () => {
     const x = Number(v);
     if (!ok(x))
       throw new Error(
-        `--${name} must be ${name === 'forget-steps' || name === 'refit-epochs' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`,
+        `--${name} must be ${name === 'forget-steps' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`,
       );
     return x;
   };
@@ -51,18 +51,14 @@ runMain(async () => {
   const forget = num('forget-weight', values['forget-weight'], (x) => Number.isFinite(x) && x >= 0);
   const remember = num('remember-weight', values['remember-weight'], (x) => Number.isFinite(x) && x >= 0);
   const lr = num('forget-lr', values['forget-lr'], (x) => Number.isFinite(x) && x > 0);
-  const refitLr = num('refit-lr', values['refit-lr'], (x) => Number.isFinite(x) && x > 0);
-  const refitEpochs = num('refit-epochs', values['refit-epochs'], (x) => Number.isInteger(x) && x >= 1 && x <= 100000);
+  const refit = refitFlags(values['refit-lr'], values['refit-epochs']);
   const report = await applyEdits({
     run: userPath(positionals[0]),
     edits: userPath(values.edits),
     out: userPath(values.out),
     data: values.data ? userPath(values.data) : null,
     force: values.force,
-    refit: {
-      ...(refitLr !== undefined ? { lr: refitLr } : {}),
-      ...(refitEpochs !== undefined ? { epochs: refitEpochs } : {}),
-    },
+    refit,
     forget: {
       ...(steps !== undefined ? { steps } : {}),
       ...(forget !== undefined ? { forget } : {}),
