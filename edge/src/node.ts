@@ -69,7 +69,12 @@ async function main(): Promise<void> {
     console.error('PROTOATLAS_BUNDLE must name a model bundle directory (e.g. runs/demo/bundle)');
     process.exit(2);
   }
-  const port = Number(values.port ?? process.env.PORT ?? 8788);
+  const portText = values.port ?? process.env.PORT ?? '8788';
+  const port = Number(portText);
+  if (!(portText.trim() !== '' && Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    console.error(`the port must be an integer 0-65535 (got "${portText}" from ${values.port ? '--port' : '$PORT'})`);
+    process.exit(2);
+  }
   const hostname = values.host ?? '127.0.0.1';
   const app = createNodeApp(resolve(bundle));
   // Refuse, before listening, a bundle the service could not answer with (the same check as /healthz).

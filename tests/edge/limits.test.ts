@@ -161,6 +161,23 @@ describe('edge on Node: budget and bundle integrity', () => {
     expect(r?.stderr).toMatch(/refusing to serve .*: model file onnx\/model\.int8\.onnx has sha256/);
   });
 
+  it('the Node server refuses a port that is not one, before reading the bundle', async () => {
+    for (const [args, env, from] of [
+      [['--port', 'http'], {}, '--port'],
+      [[], { PORT: '70000' }, '$PORT'],
+    ] as const) {
+      const r = await promisify(execFile)(process.execPath, [NODE_ENTRY, ...args], {
+        env: { ...process.env, ...env, PROTOATLAS_BUNDLE: bundle },
+        timeout: 60_000,
+      }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r?.code).toBe(2);
+      expect(r?.stderr).toContain(`the port must be an integer 0-65535 (got "${args[1] ?? env.PORT}" from ${from})`);
+    }
+  });
+
   it('a whole bundle is healthy', async () => {
     const res = await createNodeApp(bundle, DEFAULT_CONFIG).request('/healthz');
     expect(res.status).toBe(200);

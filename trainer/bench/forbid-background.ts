@@ -18,7 +18,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ConceptPatch } from '@protoatlas/shared';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, type NumberRule, numberFlag } from '../src/cli/args.ts';
 import { Rng } from '../src/core/rng.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
@@ -55,23 +55,23 @@ if (positionals.length !== 2) {
   );
   process.exit(2);
 }
-const number = (name: string, v: string | undefined, ok: (x: number) => boolean): number | undefined => {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!ok(x)) {
-    console.error(`--${name}: "${v}" is out of range`);
+// Flags checked before the slow pass; a bad one is a usage error.
+const flag = (name: string, v: string | undefined, rule: NumberRule): number | undefined => {
+  try {
+    return numberFlag(name, v, rule);
+  } catch (e) {
+    console.error((e as Error).message);
     process.exit(2);
   }
-  return x;
 };
-const radius = number('radius', values.radius, (x) => x >= 0)!;
-const perImage = number('per-image', values['per-image'], (x) => Number.isInteger(x) && x >= 1)!;
-const maxPatches = number('patches', values.patches, (x) => Number.isInteger(x) && x >= 1)!;
-const forgetWeight = number('forget-weight', values['forget-weight'], (x) => x >= 0);
-const forgetSteps = number('forget-steps', values['forget-steps'], (x) => Number.isInteger(x) && x >= 1);
-const keepPatches = number('keep-patches', values['keep-patches'], (x) => Number.isInteger(x) && x >= 0)!;
-const keepRadius = number('keep-radius', values['keep-radius'], (x) => x >= 0)!;
-const rememberWeight = number('remember-weight', values['remember-weight'], (x) => x >= 0);
+const radius = flag('radius', values.radius, { min: 0 })!;
+const perImage = flag('per-image', values['per-image'], { integer: true, min: 1 })!;
+const maxPatches = flag('patches', values.patches, { integer: true, min: 1 })!;
+const forgetWeight = flag('forget-weight', values['forget-weight'], { min: 0 });
+const forgetSteps = flag('forget-steps', values['forget-steps'], { integer: true, min: 1, max: 100000 });
+const keepPatches = flag('keep-patches', values['keep-patches'], { integer: true, min: 0 })!;
+const keepRadius = flag('keep-radius', values['keep-radius'], { min: 0 })!;
+const rememberWeight = flag('remember-weight', values['remember-weight'], { min: 0 });
 
 const opened = await openRunToEdit(positionals[0], positionals[1], values.data);
 if (!opened) process.exit(0);

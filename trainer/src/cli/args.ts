@@ -56,17 +56,40 @@ export async function readOverride(file: string | undefined): Promise<unknown> {
   }
 }
 
+/** What a numeric flag accepts: a whole number or any finite number, within bounds (`above` is exclusive). */
+export interface NumberRule {
+  integer?: boolean;
+  min?: number;
+  max?: number;
+  above?: number;
+}
+
+function describeRule(rule: NumberRule): string {
+  if (rule.integer && rule.min !== undefined && rule.max !== undefined) return `an integer ${rule.min}-${rule.max}`;
+  if (rule.above === 0 && rule.max === undefined) return 'a positive number';
+  if (rule.min === 0 && rule.max === undefined) return 'a non-negative number';
+  const lo = rule.above !== undefined ? `> ${rule.above}` : rule.min !== undefined ? `≥ ${rule.min}` : '';
+  const hi = rule.max !== undefined ? `≤ ${rule.max}` : '';
+  return `${rule.integer ? 'an integer' : 'a number'} ${[lo, hi].filter(Boolean).join(' and ')}`.trim();
+}
+
+/** A numeric flag, checked against its rule; absent stays absent, a bad value is an error naming the flag. */
+export function numberFlag(name: string, value: string | undefined, rule: NumberRule): number | undefined {
+  if (value === undefined) return undefined;
+  const x = value.trim() === '' ? Number.NaN : Number(value);
+  const ok =
+    Number.isFinite(x) &&
+    (!rule.integer || Number.isInteger(x)) &&
+    (rule.min === undefined || x >= rule.min) &&
+    (rule.max === undefined || x <= rule.max) &&
+    (rule.above === undefined || x > rule.above);
+  if (!ok) throw new Error(`--${name} must be ${describeRule(rule)} (got "${value}")`);
+  return x;
+}
+
 /** `--refit-lr` and `--refit-epochs` (the edit CLI and the edit benches), checked; absent flags stay absent. */
 export function refitFlags(lr: string | undefined, epochs: string | undefined): { lr?: number; epochs?: number } {
-  const out: { lr?: number; epochs?: number } = {};
-  if (lr !== undefined) {
-    out.lr = Number(lr);
-    if (!(Number.isFinite(out.lr) && out.lr > 0)) throw new Error(`--refit-lr must be a positive number (got "${lr}")`);
-  }
-  if (epochs !== undefined) {
-    out.epochs = Number(epochs);
-    if (!(Number.isInteger(out.epochs) && out.epochs >= 1 && out.epochs <= 100000))
-      throw new Error(`--refit-epochs must be an integer 1-100000 (got "${epochs}")`);
-  }
-  return out;
+  const rate = numberFlag('refit-lr', lr, { above: 0 });
+  const count = numberFlag('refit-epochs', epochs, { integer: true, min: 1, max: 100000 });
+  return { ...(rate !== undefined ? { lr: rate } : {}), ...(count !== undefined ? { epochs: count } : {}) };
 }

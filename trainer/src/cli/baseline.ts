@@ -15,7 +15,7 @@ import { baselinePaths, fineTuneBaseline } from '../run/finetune-baseline.ts';
 import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '../stages/linear-probe.ts';
 import { accuracy } from '../stages/predict.ts';
 import { initBackend } from '../tf/backend.ts';
-import { parseCli, readOverride, runMain, userPath } from './args.ts';
+import { numberFlag, parseCli, readOverride, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run baseline --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> --data <dataset dir> --out <dir> [--config <overrides.json>] [--epochs N] [--resume]
 
@@ -41,6 +41,7 @@ runMain(async () => {
   );
   if (!values.out) throw new Error(`--out <dir> is required\n\n${USAGE}`);
   const config = resolveConfig(values.preset!, await readOverride(values.config), values.config);
+  const epochs = numberFlag('epochs', values.epochs, { integer: true, min: 1, max: 100000 })!;
   const dataDir = values.data ? userPath(values.data!) : null;
   const outDir = userPath(values.out!);
   if (config.backbone.kind === 'small-cnn')
@@ -50,7 +51,7 @@ runMain(async () => {
   // A fine-tuned baseline resumes with the config it started with, whatever --preset says.
   const resuming = values.resume! && (await exists(baselinePaths(outDir).checkpoint));
   if (config.backbone.trainable || resuming) await fineTunedBaseline(config, dataDir, outDir, values.resume!);
-  else await frozenBaseline(config, dataDir, outDir, Number(values.epochs));
+  else await frozenBaseline(config, dataDir, outDir, epochs);
 });
 
 async function fineTunedBaseline(

@@ -1,7 +1,7 @@
 import { buildBundle } from '../bundle/build-bundle.ts';
 import { formatBundleReport, formatVerifyReport } from '../bundle/format-report.ts';
 import { verifyBundle } from '../bundle/integrity.ts';
-import { parseCli, runMain, userPath } from './args.ts';
+import { numberFlag, parseCli, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run bundle --workspace trainer -- <run dir> [--data <dataset dir>] [--out <bundle dir>] [--nearest 5] [--no-part-metrics]
                                           [--baseline <baseline dir>]
@@ -38,9 +38,7 @@ runMain(async () => {
     return;
   }
   if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
-  const nearest = values.nearest === undefined ? undefined : Number(values.nearest);
-  if (nearest !== undefined && !(Number.isInteger(nearest) && nearest >= 0 && nearest <= 50))
-    throw new Error(`--nearest must be an integer 0-50 (got "${values.nearest}")`);
+  const nearest = numberFlag('nearest', values.nearest, { integer: true, min: 0, max: 50 });
   const report = await buildBundle({
     run: userPath(positionals[0]),
     data: values.data ? userPath(values.data) : null,

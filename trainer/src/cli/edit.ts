@@ -1,7 +1,7 @@
 import { applyEdits } from '../edit/apply-edits.ts';
 import { formatEditReport } from '../edit/format-edit-report.ts';
 import { DEFAULT_FORGET } from '../stages/forget-concepts.ts';
-import { parseCli, refitFlags, runMain, userPath } from './args.ts';
+import { numberFlag, parseCli, refitFlags, runMain, userPath } from './args.ts';
 
 const D = DEFAULT_FORGET;
 const USAGE = `usage: npm run edit --workspace trainer -- <run dir> --edits <edits.json> --out <new run dir>
@@ -38,19 +38,10 @@ runMain(async () => {
   if (positionals.length !== 1) throw new Error(`give exactly one run directory\n\n${USAGE}`);
   if (!values.edits) throw new Error(`--edits <edits.json> is required\n\n${USAGE}`);
   if (!values.out) throw new Error(`--out <new run dir> is required (edits never change a run in place)\n\n${USAGE}`);
-  const num = (name: string, v: string | undefined, ok: (x: number) => boolean): number | undefined => {
-    if (v === undefined) return undefined;
-    const x = Number(v);
-    if (!ok(x))
-      throw new Error(
-        `--${name} must be ${name === 'forget-steps' ? 'an integer 1-100000' : 'a non-negative number'} (got "${v}")`,
-      );
-    return x;
-  };
-  const steps = num('forget-steps', values['forget-steps'], (x) => Number.isInteger(x) && x >= 1 && x <= 100000);
-  const forget = num('forget-weight', values['forget-weight'], (x) => Number.isFinite(x) && x >= 0);
-  const remember = num('remember-weight', values['remember-weight'], (x) => Number.isFinite(x) && x >= 0);
-  const lr = num('forget-lr', values['forget-lr'], (x) => Number.isFinite(x) && x > 0);
+  const steps = numberFlag('forget-steps', values['forget-steps'], { integer: true, min: 1, max: 100000 });
+  const forget = numberFlag('forget-weight', values['forget-weight'], { min: 0 });
+  const remember = numberFlag('remember-weight', values['remember-weight'], { min: 0 });
+  const lr = numberFlag('forget-lr', values['forget-lr'], { above: 0 });
   const refit = refitFlags(values['refit-lr'], values['refit-epochs']);
   const report = await applyEdits({
     run: userPath(positionals[0]),

@@ -1,6 +1,6 @@
 /** `npm run train`: resolve a preset (plus overrides) and train a run, or print the resolved config. */
 import { PRESET_DESCRIPTIONS, PRESET_NAMES, resolveConfig } from '../config/presets.ts';
-import { parseCli, readOverride, runMain, userPath } from './args.ts';
+import { numberFlag, parseCli, readOverride, runMain, userPath } from './args.ts';
 
 const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NAMES.join('|')}> [--data <dataset dir>] --out <run dir> [--config <overrides.json>] [--resume]
        npm run train --workspace trainer -- --preset <name> --out <new run dir> [--config <overrides.json>] --from <run dir> --after <phase>
@@ -38,6 +38,7 @@ runMain(async () => {
     return;
   }
   if (!values.out) throw new Error(`--out <run dir> is required\n\n${USAGE}`);
+  const stopAfterEpochs = numberFlag('stop-after-epochs', values['stop-after-epochs'], { integer: true, min: 1 });
   if ((values.from === undefined) !== (values.after === undefined))
     throw new Error(`--from <run dir> and --after <phase> go together\n\n${USAGE}`);
   // Loaded here, not at the top: --help and --print-config need no TensorFlow.js.
@@ -48,6 +49,6 @@ runMain(async () => {
     outDir: userPath(values.out!),
     resume: values.resume!,
     branch: values.from ? { fromDir: userPath(values.from), after: values.after! } : undefined,
-    stopAfterEpochs: values['stop-after-epochs'] ? Number(values['stop-after-epochs']) : undefined,
+    stopAfterEpochs,
   });
 });
