@@ -12,6 +12,7 @@ const USAGE = `usage: npm run train --workspace trainer -- --preset <${PRESET_NA
   --out      run directory: config.json, metrics.jsonl, checkpoints/, model/, summary.json
   --config   JSON file whose fields override the preset (validated; fields: docs/config.md)
   --resume   continue a stopped run from its last checkpoint
+  --stop-after-epochs N  stop, checkpointed, after N epochs in this process (continue later with --resume)
   --from, --after  start a new run from the state <run dir> reached after <phase> (warmup, joint, push,
              pushTune, lastLayer); the config may differ only in what later phases read
   --print-config  print the resolved config (JSON, every default filled in) and exit without training`;
