@@ -18,7 +18,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ConceptPatch } from '@protoatlas/shared';
-import { answerHelp, type NumberRule, numberFlag } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 import { Rng } from '../src/core/rng.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
@@ -55,23 +55,14 @@ if (positionals.length !== 2) {
   );
   process.exit(2);
 }
-// Flags checked before the slow pass; a bad one is a usage error.
-const flag = (name: string, v: string | undefined, rule: NumberRule): number | undefined => {
-  try {
-    return numberFlag(name, v, rule);
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exit(2);
-  }
-};
-const radius = flag('radius', values.radius, { min: 0 })!;
-const perImage = flag('per-image', values['per-image'], { integer: true, min: 1 })!;
-const maxPatches = flag('patches', values.patches, { integer: true, min: 1 })!;
-const forgetWeight = flag('forget-weight', values['forget-weight'], { min: 0 });
-const forgetSteps = flag('forget-steps', values['forget-steps'], { integer: true, min: 1, max: 100000 });
-const keepPatches = flag('keep-patches', values['keep-patches'], { integer: true, min: 0 })!;
-const keepRadius = flag('keep-radius', values['keep-radius'], { min: 0 })!;
-const rememberWeight = flag('remember-weight', values['remember-weight'], { min: 0 });
+const radius = benchNumber('radius', values.radius, { min: 0 })!;
+const perImage = benchNumber('per-image', values['per-image'], { integer: true, min: 1 })!;
+const maxPatches = benchNumber('patches', values.patches, { integer: true, min: 1 })!;
+const forgetWeight = benchNumber('forget-weight', values['forget-weight'], { min: 0 });
+const forgetSteps = benchNumber('forget-steps', values['forget-steps'], { integer: true, min: 1, max: 100000 });
+const keepPatches = benchNumber('keep-patches', values['keep-patches'], { integer: true, min: 0 })!;
+const keepRadius = benchNumber('keep-radius', values['keep-radius'], { min: 0 })!;
+const rememberWeight = benchNumber('remember-weight', values['remember-weight'], { min: 0 });
 
 const opened = await openRunToEdit(positionals[0], positionals[1], values.data);
 if (!opened) process.exit(0);

@@ -87,6 +87,16 @@ export function numberFlag(name: string, value: string | undefined, rule: Number
   return x;
 }
 
+/** For scripts that read their arguments by hand (benchmarks): `numberFlag`, a bad value a usage error (exit 2). */
+export function benchNumber(name: string, value: string | undefined, rule: NumberRule): number | undefined {
+  try {
+    return numberFlag(name, value, rule);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
 /** `--refit-lr` and `--refit-epochs` (the edit CLI and the edit benches), checked; absent flags stay absent. */
 export function refitFlags(lr: string | undefined, epochs: string | undefined): { lr?: number; epochs?: number } {
   const rate = numberFlag('refit-lr', lr, { above: 0 });
