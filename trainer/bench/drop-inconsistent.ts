@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { inconsistentPrototypes } from '../src/analysis/inconsistent-prototypes.ts';
 import { partMetricsWhereAnnotated } from '../src/analysis/part-metrics.ts';
-import { answerHelp, refitFlags } from '../src/cli/args.ts';
+import { answerHelp, benchNumber, refitFlags } from '../src/cli/args.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { openRunToEdit, printEditReport, writeEditsFile } from './edit-bench.ts';
@@ -45,8 +45,9 @@ if (positionals.length !== 2) {
   console.error('usage: drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>] [--min-frequency 0.8]');
   process.exit(2);
 }
-const minFrequency = Number(values['min-frequency']);
-const keepPerClass = Number(values['keep-per-class']);
+// inconsistentPrototypes' ranges: a frequency, and at least one prototype kept (a class needs one).
+const minFrequency = benchNumber('min-frequency', values['min-frequency'], { min: 0, max: 1 })!;
+const keepPerClass = benchNumber('keep-per-class', values['keep-per-class'], { integer: true, min: 1 })!;
 try {
   // The selection's own checks, on no prototypes, before the slow pass over the training images.
   inconsistentPrototypes([], minFrequency, keepPerClass);

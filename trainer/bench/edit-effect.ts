@@ -29,7 +29,7 @@ import { loadModel } from '../src/model/model-file.ts';
 import { prepareData } from '../src/model/prepare-data.ts';
 import { readJson, runPaths } from '../src/core/run-dir.ts';
 import { initBackend } from '../src/tf/backend.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 import { DEFAULT_FORGET } from '../src/stages/forget-concepts.ts';
 
 answerHelp(
@@ -51,9 +51,12 @@ const { positionals, values } = parseArgs({
   },
 });
 const steps = new Set((values.only ?? 'background,drop50,relabel,forbid').split(','));
+// Absent flags stay absent: the edit's defaults apply.
+const forgetWeight = benchNumber('forget-weight', values['forget-weight'], { min: 0 });
+const forgetSteps = benchNumber('forget-steps', values['forget-steps'], { integer: true, min: 1, max: 100000 });
 const forget = {
-  ...(values['forget-weight'] ? { forget: Number(values['forget-weight']) } : {}),
-  ...(values['forget-steps'] ? { steps: Number(values['forget-steps']) } : {}),
+  ...(forgetWeight !== undefined ? { forget: forgetWeight } : {}),
+  ...(forgetSteps !== undefined ? { steps: forgetSteps } : {}),
 };
 if (!positionals[0]) {
   console.log('usage: node trainer/bench/edit-effect.ts <run dir> [work dir] [--data <dataset>]');

@@ -29,7 +29,7 @@ import { loadModel } from '../src/model/model-file.ts';
 import { Rng } from '../src/core/rng.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -53,8 +53,9 @@ const { values: args, positionals } = parseArgs({
 const input = args.input as InputFormat;
 if (input !== 'nchw-normalized' && input !== 'nhwc-rgb255')
   throw new Error(`--input must be nchw-normalized or nhwc-rgb255, got ${args.input}`);
-const runs = Number(args.runs);
-const threads = Number(args.threads);
+const runs = benchNumber('runs', args.runs, { integer: true, min: 1 })!;
+const threads = benchNumber('threads', args.threads, { integer: true, min: 1 })!;
+const checkImages = benchNumber('check', args.check, { integer: true, min: 0 })!;
 const runDir = positionals[0];
 
 await initBackend('cpu', { quiet: true });
@@ -120,7 +121,7 @@ try {
 
   // The head alone, on a feature map of the exported size: its share of the latency.
   await timeHead(outputs);
-  if (runDir && Number(args.check) > 0) await check(runDir, bytes, Number(args.check));
+  if (runDir && checkImages > 0) await check(runDir, bytes, checkImages);
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }

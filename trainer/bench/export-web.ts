@@ -57,7 +57,7 @@ import { resolveRepoPath } from '../src/core/data-path.ts';
 import { loadModel } from '../src/model/model-file.ts';
 import { resolveDataDir } from '../src/model/prepare-data.ts';
 import { initBackend } from '../src/tf/backend.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -83,8 +83,12 @@ const { values: args, positionals } = parseArgs({
   },
 });
 const runDir = positionals[0] ?? resolveRepoPath('runs/bench-cub200');
-const RUNS = Number(args.runs);
-const ROUNDS = Number(args.rounds);
+const RUNS = benchNumber('runs', args.runs, { integer: true, min: 1 })!;
+const ROUNDS = benchNumber('rounds', args.rounds, { integer: true, min: 1 })!;
+const PARITY = benchNumber('parity', args.parity, { integer: true, min: 0 })!;
+const CALIB = benchNumber('calib', args.calib, { integer: true, min: 0 })!;
+// 'all' is the whole validation split.
+const VAL = args.val === 'all' ? undefined : benchNumber('val', args.val, { integer: true, min: 1 });
 
 await initBackend('cpu', { quiet: true });
 const tmp = await mkdtemp(join(tmpdir(), 'protoatlas-export-web-'));
@@ -111,12 +115,12 @@ try {
   const dataDir = args.data ?? (await summaryDataRoot(runDir));
   const root = await resolveDataDir(config, dataDir ?? null, true);
   const ds = await loadDataset(root, { valPerClass: config.data.valPerClass, seed: config.seed });
-  const valItems = args.val === 'all' ? ds.splits.val : ds.splits.val.slice(0, Number(args.val));
+  const valItems = VAL === undefined ? ds.splits.val : ds.splits.val.slice(0, VAL);
   const tDec = performance.now();
   const decoded = await decodeMany(valItems, S, {});
   const valImages = decoded.images.filter((im): im is RgbImage => im !== null);
   const labels = valItems.filter((_, i) => decoded.images[i] !== null).map((it) => it.label);
-  const calibItems = await calibrationTrainItems(config, dataDir ?? null, Number(args.calib));
+  const calibItems = await calibrationTrainItems(config, dataDir ?? null, CALIB);
   const calib: CalibrationBatch[] = [];
   for await (const b of calibrationBatches(calibItems, spec)) calib.push(b);
   log(
@@ -434,7 +438,7 @@ try {
   }
 
   // ---- fp32 parity: onnxruntime-node, onnxruntime-web, trainer -------------------------------------
-  const P = Math.min(Number(args.parity), valImages.length);
+  const P = Math.min(PARITY, valImages.length);
   if (P > 0) {
     const imgs = valImages.slice(0, P);
     const b = inputBatch(imgs, spec);

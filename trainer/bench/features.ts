@@ -19,7 +19,7 @@ import { loadOnnxBackbone } from '../src/backbone/onnx-backbone.ts';
 import type { PreprocessSpec } from '../src/backbone/types.ts';
 import { loadCubCropped } from '../src/data/cub-cropped.ts';
 import { REPO_ROOT, referenceDataDir } from '../src/core/data-path.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -40,11 +40,14 @@ const { values: args } = parseArgs({
     throughput: { type: 'boolean', default: false },
   },
 });
+// Absent: the backbone's and the cache's defaults, every image.
+const threads = benchNumber('threads', args.threads, { integer: true, min: 1 });
+const batchSize = benchNumber('batch', args.batch, { integer: true, min: 1 });
+const limit = benchNumber('limit', args.limit, { integer: true, min: 1 });
 
 const IMAGENET: PreprocessSpec = { size: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 const dataDir = referenceDataDir();
 const modelPath = join(dataDir, 'backbones/mobilenetv2-int8-onnx/mobilenetv2-12-int8.onnx');
-const threads = args.threads ? Number(args.threads) : undefined;
 
 if (args.throughput) await throughput();
 else await extraction();
@@ -52,7 +55,7 @@ else await extraction();
 async function extraction(): Promise<void> {
   const ds = await loadCubCropped(join(dataDir, 'cub200'));
   let items = [...ds.splits.train, ...ds.splits.val, ...ds.splits.test];
-  if (args.limit) items = items.slice(0, Number(args.limit));
+  if (limit !== undefined) items = items.slice(0, limit);
   const backbone = await loadOnnxBackbone({ path: modelPath, tap: 'auto', preprocess: IMAGENET, threads });
   const workers = availableParallelism();
   console.log(
@@ -62,7 +65,7 @@ async function extraction(): Promise<void> {
     views: [ORIGINAL, MIRRORED],
     cacheDir: args.cache,
     progressLabel: 'features',
-    batchSize: args.batch ? Number(args.batch) : undefined,
+    batchSize,
   };
 
   if (args.fresh) {

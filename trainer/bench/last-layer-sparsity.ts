@@ -28,7 +28,7 @@ import {
   wrongClassMaskTensor,
   type LastLayerSettings,
 } from '../src/stages/last-layer.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -54,6 +54,9 @@ if (!run) {
   );
   process.exit(1);
 }
+const epochs = benchNumber('epochs', values.epochs, { integer: true, min: 1 })!;
+const lr = benchNumber('lr', values.lr, { above: 0 })!;
+const l1s = values.l1!.split(',').map((s) => benchNumber('l1', s, { min: 0 })!);
 const paths = runPaths(resolve(run));
 const config = parseConfig(await readJson<unknown>(paths.config), paths.config);
 await initBackend(config.backend, { quiet: true });
@@ -65,7 +68,6 @@ head.setWeights(pickTensors(ckpt.tensors, 'head.'));
 const start = head.lastLayer.dataSync().slice() as Float32Array;
 const sims = await computeSimilarities(head, data.sources.train!, { flip: config.data.flip, quiet: true });
 const valSims = await computeSimilarities(head, data.sources.val!, { flip: false, quiet: true });
-const epochs = Number(values.epochs);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
 
 const entering = similarityAccuracy(head, valSims)!;
@@ -81,7 +83,7 @@ console.log(
 
 const settings: LastLayerSettings[] = [
   { lr: config.lastLayer.lr, l1: config.lastLayer.l1, l1Solver: 'subgradient' },
-  ...values.l1!.split(',').map((s) => ({ lr: Number(values.lr), l1: Number(s), l1Solver: 'proximal' as const })),
+  ...l1s.map((l1) => ({ lr, l1, l1Solver: 'proximal' as const })),
 ];
 for (const setting of settings) {
   head.lastLayer.assign(tf.tensor2d(start, head.lastLayer.shape as [number, number]));

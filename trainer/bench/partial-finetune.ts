@@ -26,7 +26,7 @@ import { BASELINE_TRAINING, linearLogits, pooledFeatures, trainLinear } from '..
 import { accuracy } from '../src/stages/predict.ts';
 import type { FeatureSource } from '../src/stages/sources.ts';
 import { initBackend } from '../src/tf/backend.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -49,13 +49,16 @@ const { values } = parseArgs({
     copies: { type: 'string', default: '0' },
   },
 });
+const epochs = benchNumber('epochs', values.epochs, { integer: true, min: 1 })!;
+const lr = benchNumber('lr', values.lr, { above: 0 })!;
+const batch = benchNumber('batch', values.batch, { integer: true, min: 1 })!;
+const copies = benchNumber('copies', values.copies, { integer: true, min: 0 })!;
 const data = join(referenceDataDir(), 'cub200');
 if (!(await exists(data))) {
   console.log(`skipped: ${data} not found (set PROTOPNET_DATA to the folder holding cub200/)`);
   process.exit(0);
 }
 const from = values.from!;
-const copies = Number(values.copies);
 const config = resolveConfig('cub200', {
   backbone: { kind: 'onnx', tap: from },
   data: { augment: { cachedCopies: copies } },
@@ -103,7 +106,6 @@ console.log(
 // Tuning: the top and the linear layer (started from the probe) together, one random flip per image.
 const w = tf.variable(tf.tensor2d(probe.w, [probe.dim, C]));
 const bias = tf.variable(tf.tensor1d(probe.b));
-const lr = Number(values.lr);
 const opt = new Adam([
   { name: 'top', lr, vars: top.trainableVariables().map((v, i) => [`top.${i}`, v] as [string, tf.Variable]) },
   {
@@ -115,7 +117,6 @@ const opt = new Adam([
     ],
   },
 ]);
-const batch = Number(values.batch);
 const logitsOf = (source: FeatureSource, idx: number[], flipped: boolean[], training: boolean, seeds?: number[]) => {
   let pooled = tf.mean(source.features(idx, flipped, training, seeds), [1, 2]) as tf.Tensor2D;
   if (training) pooled = tf.dropout(pooled, BASELINE_TRAINING.inputDropout, undefined, rng.int(2 ** 31)) as tf.Tensor2D;
@@ -138,7 +139,6 @@ const evaluate = (): number => {
   }
   return top1(logits, val.labels);
 };
-const epochs = Number(values.epochs);
 for (let e = 0; e < epochs; e++) {
   const tE = Date.now();
   const order = rng.shuffle(Array.from({ length: train.n }, (_, i) => i));

@@ -27,7 +27,7 @@ import {
 import { decodeImage } from '../src/data/decode.ts';
 import type { RgbImage } from '../src/data/types.ts';
 import { referenceDataDir } from '../src/core/data-path.ts';
-import { answerHelp } from '../src/cli/args.ts';
+import { answerHelp, benchNumber } from '../src/cli/args.ts';
 
 answerHelp(
   import.meta,
@@ -47,9 +47,15 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
   },
 });
+const count = benchNumber('images', args.images, { integer: true, min: 1 })!;
+const concurrency = benchNumber('concurrency', args.concurrency, { integer: true, min: 1 })!;
+const rounds = benchNumber('rounds', args.rounds, { integer: true, min: 1 })!;
+const quality = benchNumber('quality', args.quality, { min: 0, max: 100 });
+const effort = benchNumber('effort', args.effort, { integer: true, min: 0, max: 6 });
+const size = benchNumber('size', args.size, { integer: true, min: 1 });
 // Overrides for tuning only: the module's defaults are what the bundle uses.
-if (args.quality) (WEBP_OPTIONS as { quality: number }).quality = Number(args.quality);
-if (args.effort) (WEBP_OPTIONS as { effort: number }).effort = Number(args.effort);
+if (quality !== undefined) (WEBP_OPTIONS as { quality: number }).quality = quality;
+if (effort !== undefined) (WEBP_OPTIONS as { effort: number }).effort = effort;
 
 /** mulberry32: a seeded RNG so runs are comparable. */
 function rng(seed: number): () => number {
@@ -81,7 +87,6 @@ function randomMap(n: number): Float32Array {
 
 const root = join(referenceDataDir(), 'cub200/train_cropped');
 const classes = (await readdir(root)).sort();
-const count = Number(args.images);
 const paths: string[] = [];
 for (let i = 0; i < count; i++) {
   const dir = join(root, classes[Math.floor((i * classes.length) / count)]);
@@ -90,7 +95,6 @@ for (let i = 0; i < count; i++) {
 }
 
 const t0 = performance.now();
-const size = args.size ? Number(args.size) : undefined;
 const images = await Promise.all(paths.map((p) => decodeImage(p, { size })));
 const decodeMs = (performance.now() - t0) / images.length;
 
@@ -141,9 +145,8 @@ console.log(
 console.log(`  per prototype ${kb(total)}; 2,000 prototypes ${((total * 2000) / 1024 / 1024).toFixed(1)} MB`);
 
 // Timing: `concurrency` prototypes in flight, as a caller would run them; libvips threads limited to match.
-const concurrency = Number(args.concurrency);
 sharp.concurrency(1);
-const jobs = Number(args.rounds) * images.length;
+const jobs = rounds * images.length;
 let next = 0;
 const t1 = performance.now();
 const cpu0 = process.cpuUsage();
