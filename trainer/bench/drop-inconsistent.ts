@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { loadModelRunner } from '../src/analysis/load-model-runner.ts';
 import { inconsistentPrototypes } from '../src/analysis/inconsistent-prototypes.ts';
 import { partMetricsWhereAnnotated } from '../src/analysis/part-metrics.ts';
-import { answerHelp, benchNumber, refitFlags } from '../src/cli/args.ts';
+import { answerHelp, benchNumber, orUsageExit, refitFlags } from '../src/cli/args.ts';
 import { applyEdits } from '../src/edit/apply-edits.ts';
 import { initBackend } from '../src/tf/backend.ts';
 import { openRunToEdit, printEditReport, writeEditsFile } from './edit-bench.ts';
@@ -45,9 +45,8 @@ if (positionals.length !== 2) {
   console.error('usage: drop-inconsistent.ts <run dir> <out dir> [--data <CUB dir>] [--min-frequency 0.8]');
   process.exit(2);
 }
-// inconsistentPrototypes' ranges: a frequency, and at least one prototype kept (a class needs one).
-const minFrequency = benchNumber('min-frequency', values['min-frequency'], { min: 0, max: 1 })!;
-const keepPerClass = benchNumber('keep-per-class', values['keep-per-class'], { integer: true, min: 1 })!;
+const minFrequency = benchNumber('min-frequency', values['min-frequency'], {})!;
+const keepPerClass = benchNumber('keep-per-class', values['keep-per-class'], {})!;
 try {
   // The selection's own checks, on no prototypes, before the slow pass over the training images.
   inconsistentPrototypes([], minFrequency, keepPerClass);
@@ -57,13 +56,7 @@ try {
   );
   process.exit(2);
 }
-let refit: { lr?: number; epochs?: number };
-try {
-  refit = refitFlags(values['refit-lr'], values['refit-epochs']);
-} catch (e) {
-  console.error((e as Error).message);
-  process.exit(2);
-}
+const refit = orUsageExit(() => refitFlags(values['refit-lr'], values['refit-epochs']));
 const opened = await openRunToEdit(positionals[0], positionals[1], values.data);
 if (!opened) process.exit(0);
 const { run, out, data, config, splits, parent } = opened;

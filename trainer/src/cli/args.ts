@@ -87,14 +87,19 @@ export function numberFlag(name: string, value: string | undefined, rule: Number
   return x;
 }
 
-/** For scripts that read their arguments by hand (benchmarks): `numberFlag`, a bad value a usage error (exit 2). */
-export function benchNumber(name: string, value: string | undefined, rule: NumberRule): number | undefined {
+/** For scripts that read their arguments by hand (benchmarks): a flag reader's error becomes a usage error (exit 2). */
+export function orUsageExit<T>(read: () => T): T {
   try {
-    return numberFlag(name, value, rule);
+    return read();
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(2);
   }
+}
+
+/** `numberFlag` for the benchmarks: a bad value is a usage error (exit 2). */
+export function benchNumber(name: string, value: string | undefined, rule: NumberRule): number | undefined {
+  return orUsageExit(() => numberFlag(name, value, rule));
 }
 
 /** `--refit-lr` and `--refit-epochs` (the edit CLI and the edit benches), checked; absent flags stay absent. */
