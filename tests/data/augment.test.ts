@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   augmentedInput,
+  augmentedPointMap,
   augmentImage,
+  invertTransform,
   homography,
   randomTransform,
   warp,
@@ -217,5 +219,78 @@ describe('input noise on augmented copies', () => {
     expect(clipped).toBeLessThan(0.25);
     const mean = d.reduce((s, x) => s + x, 0) / d.length;
     expect(Math.abs(mean)).toBeLessThan(0.01);
+  });
+});
+
+describe('part points through an augmented view', () => {
+  /** A black n×n image with a white 3×3 square over pixels [x, x+3) × [y, y+3). */
+  const marked = (n: number, x: number, y: number): RgbImage => {
+    const data = new Uint8Array(n * n * 3);
+    for (let r = y; r < y + 3; r++)
+      for (let c = x; c < x + 3; c++) data.fill(255, (r * n + c) * 3, (r * n + c) * 3 + 3);
+    return { width: n, height: n, data };
+  };
+  /** Brightness-weighted centre of an image (continuous pixels), or null when it is black. */
+  const centroid = (img: RgbImage): [number, number] | null => {
+    let [sx, sy, sw] = [0, 0, 0];
+    for (let r = 0; r < img.height; r++)
+      for (let c = 0; c < img.width; c++) {
+        const v = img.data[(r * img.width + c) * 3];
+        [sx, sy, sw] = [sx + v * (c + 0.5), sy + v * (r + 0.5), sw + v];
+      }
+    return sw > 0 ? [sx / sw, sy / sw] : null;
+  };
+  const always = { ...PAPER_AUGMENT, probability: 1 };
+
+  it('inverts a homography', () => {
+    const m = randomTransform(64, always, new Rng(5));
+    const back = invertTransform(m);
+    const p = [10, 20, 1];
+    const q = [0, 1, 2].map((i) => m[i * 3] * p[0] + m[i * 3 + 1] * p[1] + m[i * 3 + 2]);
+    const r = [0, 1, 2].map((i) => back[i * 3] * q[0] + back[i * 3 + 1] * q[1] + back[i * 3 + 2] * q[2]);
+    expect(r[0] / r[2]).toBeCloseTo(10, 9);
+    expect(r[1] / r[2]).toBeCloseTo(20, 9);
+  });
+
+  it('lands where the warped image shows the point, mirrored or not, at any input size', () => {
+    const img = marked(64, 30, 20); // centre (31.5, 21.5)
+    let compared = 0;
+    for (let seed = 1; seed <= 12; seed++)
+      for (const flip of [false, true]) {
+        const seen = centroid(augmentImage(img, always, new Rng(seed), flip));
+        // On a 32-px model input the same point is at half the coordinates.
+        const at = augmentedPointMap(64, always, seed, 32, flip)(15.75, 10.75);
+        if (!at || !seen) continue;
+        expect(at[0] * 2, `seed ${seed} flip ${flip}: x`).toBeCloseTo(seen[0], 0);
+        expect(at[1] * 2, `seed ${seed} flip ${flip}: y`).toBeCloseTo(seen[1], 0);
+        compared++;
+      }
+    expect(compared).toBeGreaterThan(16);
+    // Without a transform only the mirror moves it.
+    const none = { ...PAPER_AUGMENT, probability: 0 };
+    expect(augmentedPointMap(64, none, 3, 32, false)(15.75, 10.75)).toEqual([15.75, 10.75]);
+    expect(augmentedPointMap(64, none, 3, 32, true)(15.75, 10.75)).toEqual([32 - 15.75, 10.75]);
+  });
+
+  it('is null exactly when the crop leaves the point out', () => {
+    // Crops only (edges clamp under rotation, which would smear a corner mark into view).
+    const crop = { rotation: 0, shear: 0, skew: 0, cropScale: 0.6, probability: 1 };
+    const img = marked(64, 12, 12);
+    const [outside, inside] = [[] as number[], [] as number[]];
+    for (let seed = 1; seed <= 30; seed++) {
+      // The window's far edges lie beyond the mark, so its near corner in view puts all of it in view, and a
+      // point a pixel past its far corner (bilinear sampling reaches that far) out of view puts all of it out.
+      const map = augmentedPointMap(64, crop, seed, 64, false);
+      const seen = centroid(augmentImage(img, crop, new Rng(seed), false));
+      if (map(16, 16) === null) {
+        outside.push(seed);
+        expect(seen, `seed ${seed}: cropped out, not shown`).toBeNull();
+      } else if (map(12, 12) !== null) {
+        inside.push(seed);
+        expect(seen, `seed ${seed}: shown`).not.toBeNull();
+      }
+    }
+    expect(outside.length).toBeGreaterThan(2);
+    expect(inside.length).toBeGreaterThan(0);
   });
 });

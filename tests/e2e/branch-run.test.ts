@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
-import { configDifferences, forbiddenChanges } from '../../trainer/src/run/branch-run.ts';
+import { configDifferences, fieldPhases, forbiddenChanges } from '../../trainer/src/run/branch-run.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { trainingSchedule } from '../../trainer/src/run/training-schedule.ts';
 import { tinyConfig, tinySyntheticData } from './tiny-run.ts';
@@ -42,9 +42,20 @@ describe('configDifferences and forbiddenChanges', () => {
       'loss.clusterCost',
       'warmup.lr.addOn',
     ]);
-    // The part localisation term acts on tied prototypes only: push-tune reads it, warm-up does not.
-    expect(forbiddenChanges(['loss.partLocalisation', 'loss.partLocalisationRadius'], schedule, 'push')).toEqual([]);
-    expect(forbiddenChanges(['loss.partLocalisation'], schedule, 'pushTune')).toEqual(['loss.partLocalisation']);
+    // The part localisation term acts in push-tune: warm-up and joint do not read it, unless the branched run
+    // had it in its joint stage too.
+    const config = tinyConfig('/tmp/unused');
+    const localising = ['loss.partLocalisation', 'loss.partLocalisationRadius'];
+    expect(forbiddenChanges(localising, schedule, 'push', fieldPhases(config))).toEqual([]);
+    expect(forbiddenChanges(['loss.partLocalisation'], schedule, 'pushTune', fieldPhases(config))).toEqual([
+      'loss.partLocalisation',
+    ]);
+    const inJoint = { ...config, loss: { ...config.loss, partLocalisation: 1, partLocalisationJoint: true } };
+    expect(forbiddenChanges(localising, schedule, 'push', fieldPhases(inJoint))).toEqual(localising);
+    expect(forbiddenChanges(['loss.partLocalisationJoint'], schedule, 'warmup', fieldPhases(config))).toEqual([]);
+    expect(forbiddenChanges(['loss.partLocalisationJoint'], schedule, 'joint', fieldPhases(config))).toEqual([
+      'loss.partLocalisationJoint',
+    ]);
     // Before any phase only the model's own fields are fixed.
     expect(forbiddenChanges(['joint.epochs', 'seed'], schedule, 'warmup')).toEqual(['seed']);
   });

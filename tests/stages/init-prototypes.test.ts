@@ -90,10 +90,16 @@ describe('prototype initialisation from patches', () => {
       { inputChannels: 3, addOn: [], numClasses: 2, prototypesPerClass: 2, incorrectClassWeight: -0.5 },
       new Rng(1),
     );
-    initPrototypesFromPatches(head, source, null, { rng: new Rng(3), quiet: true });
+    const sources = initPrototypesFromPatches(head, source, null, { rng: new Rng(3), quiet: true });
     const protos = head.prototypes.dataSync();
     for (let j = 0; j < 4; j++) {
       const v = Array.from(protos.subarray(j * 3, j * 3 + 3));
+      // The recorded patch is the one the prototype was copied from.
+      const r = sources[j];
+      expect([r.prototype, r.classIndex]).toEqual([j, head.protoClass[j]]);
+      expect(source.labels[r.item]).toBe(head.protoClass[j]);
+      const q = r.item * 4 + r.row * 2 + r.col;
+      expect(Array.from(feats.subarray(q * 3, q * 3 + 3)), `prototype ${j}'s recorded patch`).toEqual(v);
       const at = Array.from({ length: 24 }, (_, q) => q).filter(
         (q) => sq(Array.from(feats.subarray(q * 3, q * 3 + 3)), v) === 0,
       );

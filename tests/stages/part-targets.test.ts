@@ -101,6 +101,21 @@ describe('partTargetMasks', () => {
     const narrow = Array.from(partTargetMasks({ ...t, radius: 15 }, [1], [false], Int32Array.from([1])));
     expect(narrow.slice(0, 4)).toEqual([0, 1, 0, 0]);
   });
+
+  it("follows each item's augmented view, and drops a part the view crops out", () => {
+    const labels = Int32Array.from([0, 0, 1]);
+    // Item 0's view moves part 3 from (6, 20) to the top right (26, 6); item 0 again, cropped out; item 1 as is.
+    const moved = (x: number, y: number): [number, number] => [x + 20, y - 14];
+    const views = [moved, () => null, null];
+    const m = Array.from(partTargetMasks(t, [0, 0, 1], [false, false, false], labels, views));
+    const row = (b: number, g: number) => m.slice((b * 2 + g) * 4, (b * 2 + g + 1) * 4);
+    expect(row(0, 1)).toEqual([0, 1, 0, 0]);
+    expect(row(1, 1)).toEqual([0, 0, 0, 0]);
+    expect(row(2, 0)).toEqual([0, 1, 0, 0]);
+    // With a view, `flipped` is the view's business (it mirrors the points itself).
+    const flippedToo = Array.from(partTargetMasks(t, [0], [true], Int32Array.from([0]), [moved]));
+    expect(flippedToo.slice(4, 8)).toEqual([0, 1, 0, 0]);
+  });
 });
 
 describe('partLocalisationCost', () => {
@@ -279,7 +294,7 @@ describe('loadPartTargets and the config', () => {
     expect((err as DatasetError).message).toMatch(/or set loss\.partLocalisation to 0/);
   });
 
-  it('refuses the term with augmented training images', () => {
+  it('refuses the term with cached augmented copies, and takes online augmentation', () => {
     const cfg = (augment: object) => ({
       preset: 't',
       backbone: { kind: 'small-cnn' },
@@ -292,7 +307,7 @@ describe('loadPartTargets and the config', () => {
       lastLayer: {},
     });
     expect(() => parseConfig(cfg({ cachedCopies: 2 }), 'my.json')).toThrow(/data\.augment\.cachedCopies to 0/);
-    expect(() => parseConfig(cfg({ enabled: true }), 'my.json')).toThrow(/loss\.partLocalisation/);
+    expect(parseConfig(cfg({ enabled: true }), 'my.json').loss.partLocalisation).toBe(1);
     expect(parseConfig(cfg({}), 'my.json').loss.partLocalisationRadius).toBe(24);
   });
 });

@@ -340,7 +340,13 @@ export const TrainConfigSchema = z
           .nonnegative()
           .default(0)
           .describe(
-            "weight of the part localisation term (push-tune): each prototype takes the annotated part nearest its pushed patch, and on its class's training images its best patch should lie on that part, beating every other patch by the margin (CUB part annotations; 0 in the paper)",
+            "weight of the part localisation term (push-tune; also joint with partLocalisationJoint): each prototype takes the annotated part nearest its pushed patch, and on its class's training images its best patch should lie on that part, beating every other patch by the margin (CUB part annotations; 0 in the paper)",
+          ),
+        partLocalisationJoint: z
+          .boolean()
+          .default(false)
+          .describe(
+            "the part localisation term acts in the joint stage too, where the backbone trains: each prototype takes the annotated part nearest the real patch it was initialised at (head.prototypeInit 'patches'), and part points follow each training image's augmentation",
           ),
         partLocalisationRadius: z
           .number()
@@ -476,15 +482,31 @@ export const TrainConfigSchema = z
         path: ['loss', 'distillation'],
         message: `needs a frozen pretrained backbone (the teacher is the GAP + linear baseline on its features); the ${config.backbone.kind} backbone here trains, so set it to 0`,
       });
-    // Part points follow a mirror, not the crops and rotations of augmented copies.
-    const augments = config.data.augment.enabled || config.data.augment.cachedCopies > 0;
-    if (config.loss.partLocalisation > 0 && augments)
+    // Part points follow a mirror and online augmentation, not the fixed draws of cached augmented copies.
+    if (config.loss.partLocalisation > 0 && config.data.augment.cachedCopies > 0)
       ctx.addIssue({
         code: 'custom',
         path: ['loss', 'partLocalisation'],
         message:
-          'places the part annotations on the image and its mirror only, so it cannot train on augmented images: set data.augment.enabled to false and data.augment.cachedCopies to 0, or set it to 0',
+          'cannot place the part annotations on cached augmented copies: set data.augment.cachedCopies to 0, or set it to 0',
       });
+    if (config.loss.partLocalisationJoint) {
+      const why = !(config.loss.partLocalisation > 0)
+        ? 'loss.partLocalisation is 0, so the term has no weight'
+        : config.head.prototypeInit !== 'patches'
+          ? `head.prototypeInit is "${config.head.prototypeInit}", so prototypes start at no real patch (use "patches")`
+          : frozen
+            ? 'the backbone is frozen, so there is no joint stage that trains it'
+            : !(config.joint.epochs > 0)
+              ? 'joint.epochs is 0'
+              : null;
+      if (why)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['loss', 'partLocalisationJoint'],
+          message: `acts in the joint stage, but ${why}: fix that, or set it to false`,
+        });
+    }
     if (config.loss.shallowAlignment > 0) {
       // The term moves the deep features toward the shallow ones' structure: only a trainable network has both.
       const b = config.backbone;

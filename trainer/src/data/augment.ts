@@ -1,4 +1,4 @@
-import type { Rng } from '../core/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { toNHWC } from './decode.ts';
 import type { PreprocessSpec, RgbImage } from './types.ts';
 
@@ -43,7 +43,7 @@ export function addClippedNoiseInPlace(
 
 export const PAPER_AUGMENT: AugmentSpec = { rotation: 15, shear: 10, skew: 0.2, cropScale: 0.8, probability: 0.5 };
 
-type Mat3 = [number, number, number, number, number, number, number, number, number];
+export type Mat3 = [number, number, number, number, number, number, number, number, number];
 
 const mul = (a: Mat3, b: Mat3): Mat3 => {
   const r = new Array<number>(9).fill(0) as Mat3;
@@ -133,6 +133,46 @@ export function randomTransform(n: number, spec: AugmentSpec, rng: Rng): Mat3 {
     m = mul(m, homography(corners, moved));
   }
   return m;
+}
+
+/** The inverse of a homography (adjugate over determinant). */
+export function invertTransform(m: Mat3): Mat3 {
+  const [a, b, c, d, e, f, g, h, i] = m;
+  const A = e * i - f * h;
+  const B = c * h - b * i;
+  const C = b * f - c * e;
+  const det = a * A + d * B + g * C;
+  if (Math.abs(det) < 1e-12) throw new Error('invertTransform: singular transform');
+  const adj = [A, B, C, f * g - d * i, a * i - c * g, c * d - a * f, d * h - e * g, b * g - a * h, a * e - b * d];
+  return adj.map((v) => v / det) as Mat3;
+}
+
+/** Maps a point of an image's input (continuous pixels) to where it lies in one augmented view, or null when cropped out. */
+export type PointMap = (x: number, y: number) => [number, number] | null;
+
+/**
+ * Where points of a square image of side `side` land in its augmented view drawn from `seed` (the draw
+ * augmentedInput makes from `new Rng(seed)`), in the coordinates of an input of side `inputSize`, mirrored
+ * when `flip`. Points the view crops out map to null.
+ */
+export function augmentedPointMap(
+  side: number,
+  spec: AugmentSpec,
+  seed: number,
+  inputSize: number,
+  flip: boolean,
+): PointMap {
+  // warp samples input m·p for output p (continuous pixels), so a point moves by the inverse.
+  const inv = invertTransform(randomTransform(side, spec, new Rng(seed)));
+  const s = side / inputSize;
+  return (x, y) => {
+    const [px, py] = [x * s, y * s];
+    const z = inv[6] * px + inv[7] * py + inv[8];
+    const u = (inv[0] * px + inv[1] * py + inv[2]) / z;
+    const v = (inv[3] * px + inv[4] * py + inv[5]) / z;
+    if (!(z > 0) || u < 0 || v < 0 || u > side || v > side) return null;
+    return [(flip ? side - u : u) / s, v / s];
+  };
 }
 
 /** Resample `img` through the output->input mapping `m` (bilinear, edges clamped), optionally mirrored. */

@@ -40,12 +40,19 @@ const PHASE_SECTIONS: Readonly<Record<string, readonly string[]>> = {
   prune: ['prune'],
 };
 
-/** Fields of a shared section that only some of its phases read (a tied head is push-tune's alone). */
-const FIELD_PHASES: Readonly<Record<string, readonly string[]>> = {
-  'loss.partLocalisation': ['pushTune'],
-  'loss.partLocalisationRadius': ['pushTune'],
-  'loss.partLocalisationMargin': ['pushTune'],
-};
+/**
+ * Fields of a shared section that only some of its phases read: the part localisation term acts in
+ * push-tune, and in the joint stage too when the run being branched had loss.partLocalisationJoint.
+ */
+export function fieldPhases(source: TrainConfig): Readonly<Record<string, readonly string[]>> {
+  const localising = source.loss.partLocalisationJoint ? ['joint', 'pushTune'] : ['pushTune'];
+  return {
+    'loss.partLocalisation': localising,
+    'loss.partLocalisationRadius': localising,
+    'loss.partLocalisationMargin': localising,
+    'loss.partLocalisationJoint': ['joint'],
+  };
+}
 
 /** Sections that say where or how a run executes, never what it trains. */
 const EXECUTION_SECTIONS = new Set([
@@ -68,13 +75,18 @@ export function configDifferences(a: unknown, b: unknown): string[] {
  * The differences a branch after `after` may not have: fields read by that phase or an earlier one, or by
  * the model and data themselves.
  */
-export function forbiddenChanges(changed: string[], schedule: TrainingPhase[], after: string): string[] {
+export function forbiddenChanges(
+  changed: string[],
+  schedule: TrainingPhase[],
+  after: string,
+  readersOf: Readonly<Record<string, readonly string[]>> = {},
+): string[] {
   const point = schedule.findIndex((p) => p.name === after);
   const later = new Set(schedule.slice(point + 1).flatMap((p) => PHASE_SECTIONS[p.name] ?? []));
   const earlier = new Set(schedule.slice(0, point + 1).flatMap((p) => PHASE_SECTIONS[p.name] ?? []));
   const before = new Set(schedule.slice(0, point + 1).map((p) => p.name));
   return changed.filter((path) => {
-    const readers = FIELD_PHASES[path];
+    const readers = readersOf[path];
     if (readers) return readers.some((name) => before.has(name));
     const section = path.split('.')[0];
     if (EXECUTION_SECTIONS.has(section)) return false;
@@ -108,7 +120,7 @@ export async function startBranch(
   }
   const sourceConfig = parseConfig(await readJson<unknown>(source.config), source.config);
   const changed = configDifferences(sourceConfig, config);
-  const forbidden = forbiddenChanges(changed, schedule, branch.after);
+  const forbidden = forbiddenChanges(changed, schedule, branch.after, fieldPhases(sourceConfig));
   if (forbidden.length) {
     throw new Error(
       `cannot branch from ${branch.fromDir} after "${branch.after}": ${forbidden.join(', ')} ` +

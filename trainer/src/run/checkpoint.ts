@@ -19,6 +19,8 @@ export interface CheckpointMeta extends ResumableMeta {
   /** The phase to run next (the one under way when `epoch` > 0 or `epochProgress` is set), or FINISHED. */
   stage: string;
   push: PushRecord[] | null;
+  /** The real patch each prototype was initialised at (head.prototypeInit 'patches'; absent in older runs). */
+  initPatches?: PushRecord[] | null;
   /** Per phase (and 'init'), in the order they ran. */
   stageResults: Partial<Record<string, StageResult>>;
   /** The same-backbone baseline (frozen backbones only). */

@@ -194,7 +194,8 @@ async function initialHead(ctx: TrainContext): Promise<void> {
       ctx.setTeacher(teacherTargets(probe, trained.pooled, ctx.train.n, mirrored, T));
     }
   }
-  if (config.head.prototypeInit === 'patches') initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
+  if (config.head.prototypeInit === 'patches')
+    meta.initPatches = initPrototypesFromPatches(head, ctx.train, probe, { rng, quiet });
   if (config.head.prototypeSphere) head.normalizePrototypes();
   const init = await ctx.evalVal();
   meta.stageResults.init = { top1: init?.top1 ?? NaN, top5: init?.top5 ?? NaN, seconds: (Date.now() - t0) / 1000 };

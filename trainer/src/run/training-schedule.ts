@@ -15,7 +15,13 @@ export function trainingSchedule(config: TrainConfig): TrainingPhase[] {
   return [
     prototypePhase({ name: 'warmup', summaryLabel: 'after warm-up', phase: config.warmup }),
     // The backbone trains up to here at most; later phases read its features once.
-    prototypePhase({ name: 'joint', summaryLabel: 'after joint', phase: config.joint, fixesBackbone: true }),
+    prototypePhase({
+      name: 'joint',
+      summaryLabel: 'after joint',
+      phase: config.joint,
+      fixesBackbone: true,
+      localisesParts: config.loss.partLocalisationJoint,
+    }),
     pushPhase,
     pushTunePhase,
     lastLayerPhase,

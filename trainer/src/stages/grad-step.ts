@@ -34,7 +34,7 @@ export interface MicroBatch {
   labels: Int32Array;
   /** The teacher's softened class probabilities [n, C] (with loss.distillation). */
   teacher?: Float32Array;
-  /** Part localisation targets [n, perClass, H·W] (with loss.partLocalisation, while prototypes are tied). */
+  /** Part localisation targets [n, perClass, H·W] (with loss.partLocalisation, in the phases it acts in). */
   partMask?: Uint8Array;
   /** This micro-batch's share of the batch (its loss is a batch mean). */
   weight: number;
@@ -165,7 +165,7 @@ export function microBatchGrads(ctx: GradContext, mb: MicroBatch): MicroResult {
         tensor,
       );
     } else feats = source.features(mb.indices, mb.flipped, ctx.backboneTraining, mb.augmentSeeds);
-    const localise = ctx.partGroups !== null && mb.partMask !== undefined && head.isTied;
+    const localise = ctx.partGroups !== null && mb.partMask !== undefined;
     const out = head.forward(feats, {
       dropMask: mb.dropMask,
       inputGrad: ctx.trainsFeatures,

@@ -4,20 +4,22 @@ import { Progress } from '../core/progress.ts';
 import type { Rng } from '../core/rng.ts';
 import type { LinearModel } from './linear-probe.ts';
 import type { FeatureSource } from './sources.ts';
+import type { PushRecord } from './push.ts';
 
 /**
  * Start each prototype at a real patch of its own class (instead of U[0,1)):
  * keep the own-class patches a linear probe finds most class-evidential (class
  * activation map), cluster them with k-means into prototypesPerClass groups and
  * take the real patch nearest each centre. Prototypes then begin on the data
- * manifold, so push later moves them little and keeps accuracy.
+ * manifold, so push later moves them little and keeps accuracy. Returns the patch
+ * each prototype starts at (as push records, distance 0).
  */
 export function initPrototypesFromPatches(
   head: ProtoHead,
   source: FeatureSource,
   probe: LinearModel | null,
   opts: { rng: Rng; keepFraction?: number; iterations?: number; quiet?: boolean },
-): void {
+): PushRecord[] {
   const [H, W, D] = source.shape;
   const HW = H * W;
   const P = head.prototypeDim;
@@ -53,6 +55,14 @@ export function initPrototypesFromPatches(
 
   const perClass = head.spec.prototypesPerClass;
   const protos = head.prototypes.dataSync().slice() as Float32Array;
+  const sources: PushRecord[] = Array.from(head.protoClass, (c, j) => ({
+    prototype: j,
+    classIndex: c,
+    item: -1,
+    row: 0,
+    col: 0,
+    distance: 0,
+  }));
   const byClass = new Map<number, number[]>();
   for (let i = 0; i < source.n; i++) byClass.set(source.labels[i], [...(byClass.get(source.labels[i]) ?? []), i]);
   for (let c = 0; c < C; c++) {
@@ -65,11 +75,22 @@ export function initPrototypesFromPatches(
     }
     const chosen = kmeansMedoids(z, P, patches, perClass, opts.rng, opts.iterations ?? 10);
     const slots = Array.from(head.protoClass.keys()).filter((j) => head.protoClass[j] === c);
-    slots.forEach((j, k) =>
-      protos.set(z.subarray(chosen[k % chosen.length] * P, (chosen[k % chosen.length] + 1) * P), j * P),
-    );
+    slots.forEach((j, k) => {
+      const patch = chosen[k % chosen.length];
+      protos.set(z.subarray(patch * P, (patch + 1) * P), j * P);
+      const at = patch % HW;
+      sources[j] = {
+        prototype: j,
+        classIndex: c,
+        item: Math.floor(patch / HW),
+        row: Math.floor(at / W),
+        col: at % W,
+        distance: 0,
+      };
+    });
   }
   head.prototypes.assign(tf.tensor2d(protos, [head.numPrototypes, P]));
+  return sources;
 }
 
 function sqDist(z: Float32Array, a: number, centre: Float32Array, c: number, P: number): number {

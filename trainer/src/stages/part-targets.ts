@@ -5,9 +5,11 @@
  * Consistency (Huang et al.) asks exactly that of a prototype on held-out images; the training images'
  * annotations teach it, as forbidding the background does (docs/cub-results.md).
  *
- * Part points are in pixels of the crop; the model sees the crop stretched to a square input, and the
- * mirrored copy of it (cached flips), where a point at x lies at inputSize - x.
+ * Part points are in pixels of the crop; the model sees the crop stretched to a square input, the
+ * mirrored copy of it (cached flips), where a point at x lies at inputSize - x, or, while a backbone
+ * trains on augmented images, each image's random view, which moves its points with it.
  */
+import type { PointMap } from '../data/augment.ts';
 import type { PartPoint } from '../data/cub-parts.ts';
 import { loadPartPlacements, nearestPartDistance, type PartCandidateGeometry } from './part-candidates.ts';
 import type { PushRecord } from './push.ts';
@@ -73,14 +75,16 @@ export function prototypeTargetParts(
 
 /**
  * The batch's target masks [n, perClass, H·W] (1: a patch on the prototype's part in this view), for
- * each item's own-class prototypes in `groups` order. A row of zeros (no target, the part hidden, or no
- * annotations) adds nothing to the term.
+ * each item's own-class prototypes in `groups` order. A row of zeros (no target, the part hidden or
+ * cropped out, or no annotations) adds nothing to the term. `views[b]`, when given, moves item b's
+ * points onto its augmented view (mirroring included); otherwise `flipped[b]` mirrors them.
  */
 export function partTargetMasks(
   t: PartTargets,
   indices: readonly number[],
   flipped: readonly boolean[],
   labels: Int32Array,
+  views?: readonly (PointMap | null)[],
 ): Uint8Array {
   const { height: h, width: w, inputSize } = t.geometry;
   const hw = h * w;
@@ -93,13 +97,15 @@ export function partTargetMasks(
       const part = t.target[t.groups.indices[labels[b] * k + g]];
       const p = part < 0 ? undefined : pts.find((q) => q.part === part);
       if (!p) continue;
-      const x = flipped[b] ? inputSize - p.x : p.x;
+      const view = views?.[b];
+      const at: [number, number] | null = view ? view(p.x, p.y) : [flipped[b] ? inputSize - p.x : p.x, p.y];
+      if (!at) continue;
+      const [x, y] = at;
       const row = (b * k + g) * hw;
       for (let r = 0; r < h; r++)
         for (let c = 0; c < w; c++)
           if (
-            nearestPartDistance([{ part, x, y: p.y }], { width: inputSize, height: inputSize }, t.geometry, r, c) <=
-            t.radius
+            nearestPartDistance([{ part, x, y }], { width: inputSize, height: inputSize }, t.geometry, r, c) <= t.radius
           )
             out[row + r * w + c] = 1;
     }

@@ -13,6 +13,7 @@ import type { GradPool } from './grad-pool.ts';
 import { disposeGradContext, gradContext, microBatchGrads, splitBatch, type MicroBatch } from './grad-step.ts';
 import type { FeatureSource } from './sources.ts';
 import { partTargetMasks, type PartTargets } from './part-targets.ts';
+import type { PointMap } from '../data/augment.ts';
 import { teacherRows, type TeacherTargets } from './teacher.ts';
 
 interface EpochSums {
@@ -129,7 +130,7 @@ export interface EpochArgs {
   afterStep?: () => void;
   /** Distillation targets (with loss.distillation). */
   teacher?: TeacherTargets | null;
-  /** Part localisation targets (with loss.partLocalisation); the term acts while prototypes are tied. */
+  /** Part localisation targets (with loss.partLocalisation): the term acts in the phases given them. */
   partTargets?: PartTargets | null;
   /** Mid-epoch checkpoints: long epochs (a fine-tune's are ~20 min) lose no more than `everySeconds` when killed. */
   checkpoint?: MidEpochCheckpoint;
@@ -206,8 +207,14 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     const micro = phase.microBatch ?? indices.length;
     const teacher = args.teacher ? teacherRows(args.teacher, indices, flipped) : undefined;
     const partMask =
-      args.partTargets && !(head instanceof PooledLinearHead) && head.isTied
-        ? partTargetMasks(args.partTargets, indices, flipped, labels)
+      args.partTargets && !(head instanceof PooledLinearHead)
+        ? partTargetMasks(
+            args.partTargets,
+            indices,
+            flipped,
+            labels,
+            augmentedViews(source, args.partTargets, indices, flipped, augmentSeeds),
+          )
         : undefined;
     const jobs = splitBatch(
       { indices, flipped, augmentSeeds, dropMask, labels, teacher, partMask },
@@ -289,4 +296,21 @@ export async function trainEpochSteps(args: EpochArgs): Promise<EpochStats | 'st
     stats.onPart = sums.loc.hits / pairs;
   }
   return stats;
+}
+
+/**
+ * Per batch position, how its augmented view moves part points (none without augmentation). Cached
+ * augmented copies cannot say where their points went: the config refuses that pairing.
+ */
+function augmentedViews(
+  source: FeatureSource,
+  t: PartTargets,
+  indices: readonly number[],
+  flipped: readonly boolean[],
+  seeds: readonly number[] | undefined,
+): (PointMap | null)[] | undefined {
+  if (!seeds) return undefined;
+  const view = source.augmentedView;
+  if (!view) throw new Error('part localisation cannot follow the part annotations onto cached augmented copies');
+  return indices.map((item, b) => view(item, seeds[b], flipped[b], t.geometry.inputSize));
 }

@@ -3,7 +3,7 @@ import { createFeatureStore, type FeatureStoreSpec } from '../backbone/feature-s
 import type { FeatureShape, PreprocessSpec, TrainableBackbone } from '../backbone/types.ts';
 import type { RgbImage } from '../data/types.ts';
 import { toNHWC } from '../data/decode.ts';
-import { augmentedInput, type AugmentSpec } from '../data/augment.ts';
+import { augmentedInput, augmentedPointMap, type AugmentSpec, type PointMap } from '../data/augment.ts';
 import { imageViews, type SharedImages } from '../data/shared-images.ts';
 import { Rng } from '../core/rng.ts';
 
@@ -47,6 +47,11 @@ export interface FeatureSource {
     augmentSeeds: number[] | undefined,
     inner: string,
   ): [tf.Tensor4D, tf.Tensor4D];
+  /**
+   * Where points of item `item`'s model input land in the augmented view `features` draws for `seed`
+   * (mirrored when `flip`). Present when the source augments images itself.
+   */
+  augmentedView?(item: number, seed: number, flip: boolean, inputSize: number): PointMap;
   /** Present when the images sit in shared memory: a gradient worker rebuilds the same source from it. */
   readonly shared?: SharedImageSource;
   /** Present when cached feature maps sit in shared memory: a gradient worker rebuilds the same source from it. */
@@ -155,6 +160,9 @@ export function imageSource(
             training,
             inner,
           )
+      : undefined,
+    augmentedView: augment
+      ? (item, seed, flip, inputSize) => augmentedPointMap(images[item].width, augment, seed, inputSize, flip)
       : undefined,
   };
 }
