@@ -87,6 +87,16 @@ describe('part localisation in the joint stage', () => {
       expect(r.item).toBeGreaterThanOrEqual(0);
       expect(r.classIndex).toBe(r.prototype < 2 ? 0 : 1);
     }
+    // Stopped inside the joint stage and resumed, the run takes its parts from the checkpoint: bit for bit.
+    const split = join(root, 'split');
+    const opts = { dataDir: data, config: config(true), outDir: split, quiet: true, skipBundle: true };
+    expect((await trainRun({ ...opts, resume: false, stopAfterEpochs: 2 })).finished).toBe(false);
+    await trainRun({ ...opts, resume: true });
+    const noTime = (r: Record<string, unknown>) => ({ ...r, seconds: undefined });
+    expect((await rows(split)).map(noTime)).toEqual((await rows(out)).map(noTime));
+    const weights = async (dir: string) => (await loadTensorFile(join(dir, 'model', 'weights.bin'))).tensors;
+    const [a, b] = [await weights(out), await weights(split)];
+    for (const [name, t] of a) expect(Array.from(b.get(name)!.data), name).toEqual(Array.from(t.data));
   }, 120_000);
 
   it('stays out of the joint stage without it, and is refused where it cannot act', async () => {
