@@ -55,6 +55,7 @@ export function initPrototypesFromPatches(
 
   const perClass = head.spec.prototypesPerClass;
   const protos = head.prototypes.dataSync().slice() as Float32Array;
+  // Prototypes of a class without images keep item -1, as push records them.
   const sources: PushRecord[] = Array.from(head.protoClass, (c, j) => ({
     prototype: j,
     classIndex: c,
@@ -79,14 +80,7 @@ export function initPrototypesFromPatches(
       const patch = chosen[k % chosen.length];
       protos.set(z.subarray(patch * P, (patch + 1) * P), j * P);
       const at = patch % HW;
-      sources[j] = {
-        prototype: j,
-        classIndex: c,
-        item: Math.floor(patch / HW),
-        row: Math.floor(at / W),
-        col: at % W,
-        distance: 0,
-      };
+      Object.assign(sources[j], { item: Math.floor(patch / HW), row: Math.floor(at / W), col: at % W });
     });
   }
   head.prototypes.assign(tf.tensor2d(protos, [head.numPrototypes, P]));
