@@ -14,8 +14,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Every skipped test is listed with its reason at the end of a run.
-    reporters: ['default', './tests/support/skip-reasons.ts'],
+    // Every skipped test is listed with its reason at the end of a run, and every test a dead test process left unfinished.
+    reporters: ['default', './tests/support/skip-reasons.ts', './tests/support/unfinished-tests.ts'],
     onConsoleLog: (log) => !TFJS_NODE_BANNER.test(log),
   },
 });
