@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createSmallCnn } from '../../trainer/src/backbone/small-cnn.ts';
 import { PAPER_AUGMENT } from '../../trainer/src/data/augment.ts';
 import { packImages } from '../../trainer/src/data/shared-images.ts';
@@ -195,6 +196,40 @@ describe('gradient worker threads', () => {
       expect(a.some((v, i) => v !== b[i])).toBe(true);
     } finally {
       await pool.close();
+      head.dispose();
+      await backbone.dispose();
+    }
+  });
+
+  it('close lets every worker finish its requests and exit on its own, without terminating it', async () => {
+    const backbone = createSmallCnn(cnnOptions);
+    const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: null }, backbone);
+    const head = new ProtoHead(
+      {
+        inputChannels: 6,
+        addOn: [{ channels: 4, activation: 'sigmoid' }],
+        numClasses: 3,
+        prototypesPerClass: 1,
+        incorrectClassWeight: -0.5,
+      },
+      new Rng(1),
+    );
+    // Terminating a worker inside wasm or native code can abort the whole process.
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    const exits: number[] = [];
+    const on = vi.spyOn(Worker.prototype, 'once');
+    try {
+      const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
+      const workers = on.mock.contexts.filter((w, i) => on.mock.calls[i][0] === 'exit') as Worker[];
+      expect(workers).toHaveLength(2);
+      for (const w of workers) w.on('exit', (code) => exits.push(code));
+      await pool.setBackboneWeights(backbone);
+      await pool.close();
+      expect(terminate).not.toHaveBeenCalled();
+      expect(exits).toEqual([0, 0]);
+    } finally {
+      terminate.mockRestore();
+      on.mockRestore();
       head.dispose();
       await backbone.dispose();
     }

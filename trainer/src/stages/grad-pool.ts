@@ -138,6 +138,9 @@ export interface PhaseSetup {
   names: string[];
 }
 
+/** How long a closing worker may take to finish its queued requests and exit before it is terminated. */
+const CLOSE_TIMEOUT_MS = 60_000;
+
 export class GradPool {
   /** Threads computing gradients, the main thread included. */
   readonly threads: number;
@@ -148,12 +151,15 @@ export class GradPool {
   private readonly progress = new Map<number, (items: number) => void>();
   private failure: Error | null = null;
   private closed = false;
+  /** Settles when each worker has exited. */
+  private readonly exited: Promise<void>[];
 
   /** The workers' name of each source they hold. */
   private readonly names: Map<FeatureSource, string>;
 
   private constructor(workers: Worker[], names: Map<FeatureSource, string>) {
     this.workers = workers;
+    this.exited = workers.map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())));
     this.names = names;
     this.threads = workers.length + 1;
     workers.forEach((w, i) => {
@@ -372,11 +378,30 @@ export class GradPool {
     return r.hits;
   }
 
+  /**
+   * Asks every worker to finish its queued requests and exit, and waits for that; a worker still busy
+   * after CLOSE_TIMEOUT_MS, or any worker once the pool has failed, is terminated instead.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.pending.values()) p.reject(new Error('gradient workers closed'));
     this.pending.clear();
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(
+      this.workers.map(async (w, i) => {
+        if (this.failure) {
+          await w.terminate();
+          return;
+        }
+        w.postMessage({ type: 'close', id: 0 } satisfies GradWorkerRequest);
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), CLOSE_TIMEOUT_MS);
+        });
+        const outcome = await Promise.race([this.exited[i], late]);
+        clearTimeout(timer);
+        if (outcome === 'late') await w.terminate();
+      }),
+    );
   }
 
   private request(w: Worker, msg: GradWorkerRequest, onProgress?: (items: number) => void): Promise<GradWorkerReply> {

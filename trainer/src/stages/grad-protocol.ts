@@ -26,6 +26,8 @@ export interface GradWorkerInit {
 
 export type GradWorkerRequest =
   | { type: 'ping'; id: number }
+  /** Finish the requests before it, then exit (no reply). */
+  | { type: 'close'; id: number }
   | {
       type: 'phase';
       id: number;

@@ -53,6 +53,14 @@ ready.catch(() => undefined);
 let ctx: GradContext | null = null;
 
 port.on('message', (msg: GradWorkerRequest) => {
+  if (msg.type === 'close') {
+    // Exiting by running out of work, rather than being terminated inside wasm, is the safe way out.
+    ready.then(
+      () => port.close(),
+      () => port.close(),
+    );
+    return;
+  }
   ready = ready.then(async (model) => {
     try {
       const reply = handle(msg, model);
@@ -87,7 +95,10 @@ function transferables(reply: GradWorkerReply): ArrayBuffer[] {
   return [];
 }
 
-function handle(msg: GradWorkerRequest, { backbone, head, sources }: Model): GradWorkerReply | null {
+function handle(
+  msg: Exclude<GradWorkerRequest, { type: 'close' }>,
+  { backbone, head, sources }: Model,
+): GradWorkerReply | null {
   const source = (name: string): FeatureSource => {
     const s = sources.get(name);
     if (!s) throw new Error(`no image source "${name}" in this worker (has ${[...sources.keys()].join(', ')})`);
