@@ -220,7 +220,7 @@ describe('gradient worker threads', () => {
     const on = vi.spyOn(Worker.prototype, 'once');
     try {
       const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
-      const workers = on.mock.contexts.filter((w, i) => on.mock.calls[i][0] === 'exit') as Worker[];
+      const workers = on.mock.contexts.filter((_w, i) => on.mock.calls[i][0] === 'exit') as Worker[];
       expect(workers).toHaveLength(2);
       for (const w of workers) w.on('exit', (code) => exits.push(code));
       await pool.setBackboneWeights(backbone);
