@@ -36,6 +36,20 @@ const phase = {
   lr: { features: 1e-3, addOn: 3e-3, prototypes: 3e-3, lastLayer: 0 },
 };
 
+/** A one-prototype-per-class head over the small CNN's 6 channels. */
+function smallHead(): ProtoHead {
+  return new ProtoHead(
+    {
+      inputChannels: 6,
+      addOn: [{ channels: 4, activation: 'sigmoid' }],
+      numClasses: 3,
+      prototypesPerClass: 1,
+      incorrectClassWeight: -0.5,
+    },
+    new Rng(1),
+  );
+}
+
 /**
  * Two epochs of joint training, or one of push-tune (prototypes tied to patches,
  * backbone in inference mode); `threads` > 1 spreads micro-batches over worker threads.
@@ -164,16 +178,7 @@ describe('gradient worker threads', () => {
       ]),
     );
     backbone.setWeights(tuned);
-    const head = new ProtoHead(
-      {
-        inputChannels: 6,
-        addOn: [{ channels: 4, activation: 'sigmoid' }],
-        numClasses: 3,
-        prototypesPerClass: 1,
-        incorrectClassWeight: -0.5,
-      },
-      new Rng(1),
-    );
+    const head = smallHead();
     const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
     try {
       await pool.setBackboneWeights(backbone);
@@ -204,20 +209,11 @@ describe('gradient worker threads', () => {
   it('close lets every worker finish its requests and exit on its own, without terminating it', async () => {
     const backbone = createSmallCnn(cnnOptions);
     const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: null }, backbone);
-    const head = new ProtoHead(
-      {
-        inputChannels: 6,
-        addOn: [{ channels: 4, activation: 'sigmoid' }],
-        numClasses: 3,
-        prototypesPerClass: 1,
-        incorrectClassWeight: -0.5,
-      },
-      new Rng(1),
-    );
+    const head = smallHead();
     // Terminating a worker inside wasm or native code can abort the whole process.
     const terminate = vi.spyOn(Worker.prototype, 'terminate');
     const exits: number[] = [];
-    const on = vi.spyOn(Worker.prototype, 'once');
+    const on = vi.spyOn(Worker.prototype, 'on');
     try {
       const pool = await GradPool.start({ threads: 3, backbone, sources: { train: source }, head, backend: 'wasm' });
       const workers = on.mock.contexts.filter((_w, i) => on.mock.calls[i][0] === 'exit') as Worker[];
@@ -238,16 +234,7 @@ describe('gradient worker threads', () => {
   it('report a worker that cannot start, naming the cause', async () => {
     const backbone = createSmallCnn(cnnOptions);
     const source = sharedImageSource({ images, labels, preprocess: backbone.preprocess, augment: null }, backbone);
-    const head = new ProtoHead(
-      {
-        inputChannels: 6,
-        addOn: [{ channels: 4, activation: 'sigmoid' }],
-        numClasses: 3,
-        prototypesPerClass: 1,
-        incorrectClassWeight: -0.5,
-      },
-      new Rng(1),
-    );
+    const head = smallHead();
     const broken = Object.assign(Object.create(Object.getPrototypeOf(backbone)), backbone, {
       workerRecipe: { module: backbone.workerRecipe!.module, factory: 'noSuchFactory', options: {} },
     });

@@ -6,6 +6,7 @@
  * of the two workers interleave freely (see trainer/bench/features.ts).
  */
 import { Worker } from 'node:worker_threads';
+import { exitOrTerminate } from '../core/worker-exit.ts';
 import type { DatasetItem } from '../data/types.ts';
 import type { BatchResult } from './feature-batch.ts';
 import type { FeatureView } from './feature-view.ts';
@@ -122,15 +123,8 @@ async function closeWorker({ worker, exited }: { worker: Worker; exited: Promise
   };
   worker.on('message', onMessage);
   worker.postMessage({ type: 'close' } satisfies WorkerClose);
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), CLOSE_TIMEOUT_MS);
-  });
-  const outcome = await Promise.race([exited, late]);
-  clearTimeout(timer);
+  const onItsOwn = await exitOrTerminate(worker, exited, CLOSE_TIMEOUT_MS);
   worker.off('message', onMessage);
-  if (outcome === 'late') {
+  if (!onItsOwn)
     console.warn(`warning: a feature worker did not exit within ${CLOSE_TIMEOUT_MS / 1000} s of closing; terminated`);
-    await worker.terminate();
-  }
 }

@@ -22,6 +22,7 @@ import type { ProtoHead } from '../head/proto-head.ts';
 import type { TrainedHead } from '../head/trained-head.ts';
 import type { LossWeights } from '../head/losses.ts';
 import type { HostTensors } from '../core/host-tensors.ts';
+import { exitOrTerminate } from '../core/worker-exit.ts';
 import type { PhaseConfig } from '../config/config.ts';
 import type { BackendPreference } from '../tf/backend.ts';
 import type { GradContext, MicroBatch, MicroResult } from './grad-step.ts';
@@ -159,7 +160,6 @@ export class GradPool {
 
   private constructor(workers: Worker[], names: Map<FeatureSource, string>) {
     this.workers = workers;
-    this.exited = workers.map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())));
     this.names = names;
     this.threads = workers.length + 1;
     workers.forEach((w, i) => {
@@ -176,10 +176,16 @@ export class GradPool {
         else p.resolve(m);
       });
       w.on('error', (e) => this.fail(new Error(`gradient worker ${i + 1} crashed: ${e.message}`)));
-      w.on('exit', (code) => {
-        if (!this.closed) this.fail(new Error(`gradient worker ${i + 1} exited with code ${code}`));
-      });
     });
+    this.exited = workers.map(
+      (w, i) =>
+        new Promise<void>((resolve) =>
+          w.on('exit', (code) => {
+            if (!this.closed) this.fail(new Error(`gradient worker ${i + 1} exited with code ${code}`));
+            resolve();
+          }),
+        ),
+    );
   }
 
   /**
@@ -393,13 +399,7 @@ export class GradPool {
           return;
         }
         w.postMessage({ type: 'close', id: 0 } satisfies GradWorkerRequest);
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<'late'>((resolve) => {
-          timer = setTimeout(() => resolve('late'), CLOSE_TIMEOUT_MS);
-        });
-        const outcome = await Promise.race([this.exited[i], late]);
-        clearTimeout(timer);
-        if (outcome === 'late') await w.terminate();
+        await exitOrTerminate(w, this.exited[i], CLOSE_TIMEOUT_MS);
       }),
     );
   }
