@@ -7,10 +7,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadTensorFile } from '../../trainer/src/core/tensor-file.ts';
-import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { TEACHER_TENSOR } from '../../trainer/src/stages/teacher.ts';
-import { TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import { tinyQLinearBackbone, tinyOnnxRunConfig } from './tiny-onnx-backbone.ts';
 import { tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
@@ -21,16 +20,12 @@ describe('distillation from the baseline (loss.distillation)', () => {
     const backbone = join(dir, 'tiny-qlinear.onnx');
     await writeFile(backbone, tinyQLinearBackbone(5));
     const config = (distillation: number) =>
-      resolveConfig('cub200', {
-        backend: 'wasm',
-        data: { valPerClass: 3 },
-        backbone: tinyOnnxBackboneConfig(backbone),
-        head: { addOn: TINY_ONNX_ADD_ON, prototypesPerClass: 2 },
+      tinyOnnxRunConfig(backbone, {
+        head: { prototypesPerClass: 2 },
         loss: { distillation, distillationTemperature: 3 },
         warmup: { epochs: 2, batchSize: 8, microBatch: 4 },
         pushTune: { epochs: 1, batchSize: 8 },
         lastLayer: { epochs: 1, batchSize: 16 },
-        prune: { mode: 'off' },
         featureCacheDir: join(dir, 'cache'),
         featureCacheEncoding: 'float16',
       });

@@ -14,10 +14,9 @@ import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { applyEdits } from '../../trainer/src/edit/apply-edits.ts';
 import { loadModel } from '../../trainer/src/model/model-file.ts';
 import { prepareData } from '../../trainer/src/model/prepare-data.ts';
-import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { accuracy, predict } from '../../trainer/src/stages/predict.ts';
-import { TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import { tinyQLinearBackbone, tinyOnnxRunConfig } from './tiny-onnx-backbone.ts';
 import { tinySyntheticData } from './tiny-run.ts';
 
 process.env.PROTOATLAS_QUIET = '1';
@@ -33,19 +32,10 @@ describe('edits of a frozen-backbone run', () => {
     const backbone = join(dir, 'tiny-qlinear.onnx');
     await writeFile(backbone, tinyQLinearBackbone(7));
     cache = join(dir, 'cache');
-    const config = resolveConfig('cub200', {
-      backend: 'wasm',
-      data: { valPerClass: 3 },
-      backbone: tinyOnnxBackboneConfig(backbone),
-      head: {
-        addOn: TINY_ONNX_ADD_ON,
-        prototypesPerClass: 3,
-      },
+    const config = tinyOnnxRunConfig(backbone, {
+      head: { prototypesPerClass: 3 },
       warmup: { epochs: 3, batchSize: 16 },
-      pushTune: { epochs: 1, batchSize: 16 },
       lastLayer: { epochs: 3, batchSize: 32 },
-      prune: { mode: 'off' },
-      bundle: { enabled: true, nearest: 2, partMetrics: false },
       trainThreads: 1,
       featureCacheDir: cache,
     });

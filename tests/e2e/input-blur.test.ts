@@ -15,7 +15,13 @@ import { decodeImage, toNHWC } from '../../trainer/src/data/decode.ts';
 import { decodeModel, tensorValues } from '../../trainer/src/onnx/onnx-proto.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
-import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import {
+  TINY_ONNX,
+  TINY_ONNX_ADD_ON,
+  tinyOnnxBackboneConfig,
+  tinyQLinearBackbone,
+  tinyOnnxRunConfig,
+} from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
 import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
@@ -51,16 +57,11 @@ describe('input blur on a frozen ONNX backbone (tiny QLinearConv graph)', () => 
     dir = await tinySyntheticData(4, 16, 4);
     backbonePath = join(dir, 'tiny-qlinear.onnx');
     await writeFile(backbonePath, tinyQLinearBackbone(5, 'image'));
-    const config = resolveConfig('cub200', {
-      backend: 'wasm',
-      data: { valPerClass: 3 },
-      backbone: { ...tinyOnnxBackboneConfig(backbonePath), inputBlur: 1 },
-      head: { addOn: TINY_ONNX_ADD_ON, prototypesPerClass: 2 },
+    const config = tinyOnnxRunConfig(backbonePath, {
+      backbone: { inputBlur: 1 },
+      head: { prototypesPerClass: 2 },
       warmup: { epochs: 2, batchSize: 16 },
-      pushTune: { epochs: 1, batchSize: 16 },
       lastLayer: { epochs: 1, batchSize: 32 },
-      prune: { mode: 'off' },
-      bundle: { enabled: true, nearest: 2, partMetrics: false },
       featureCacheDir: join(dir, 'cache'),
       featureCacheEncoding: 'float16',
     });

@@ -13,10 +13,9 @@ import type { Manifest } from '@protoatlas/shared';
 import { decodeModel, OnnxDataType } from '../../trainer/src/onnx/onnx-proto.ts';
 import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
 import { decodeImage } from '../../trainer/src/data/decode.ts';
-import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
-import { TINY_ONNX, TINY_ONNX_ADD_ON, tinyOnnxBackboneConfig, tinyQLinearBackbone } from './tiny-onnx-backbone.ts';
+import { TINY_ONNX, tinyQLinearBackbone, tinyOnnxRunConfig } from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
 import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
@@ -35,19 +34,10 @@ describe('ONNX-backbone run (cub200 recipe on a tiny QLinearConv graph): deploye
     const backbone = join(dir, 'tiny-qlinear.onnx');
     // Its input is named like the deployed model's own input ('image'): the export must move it aside.
     await writeFile(backbone, tinyQLinearBackbone(5, 'image'));
-    const config = resolveConfig('cub200', {
-      backend: 'wasm',
-      data: { valPerClass: 3 },
-      backbone: tinyOnnxBackboneConfig(backbone),
-      head: {
-        addOn: TINY_ONNX_ADD_ON,
-        prototypesPerClass: 2,
-      },
+    const config = tinyOnnxRunConfig(backbone, {
+      head: { prototypesPerClass: 2 },
       warmup: { epochs: 6, batchSize: 16 },
-      pushTune: { epochs: 1, batchSize: 16 },
       lastLayer: { epochs: 3, batchSize: 32 },
-      prune: { mode: 'off' },
-      bundle: { enabled: true, nearest: 2, partMetrics: false },
       featureCacheDir: join(dir, 'cache'),
       // The tiny graph's output grid (0.03) is coarse for its small features; this test is about the
       // export, so the head trains on unrounded ones (uint8 storage: tests/backbone/feature-storage.test.ts).

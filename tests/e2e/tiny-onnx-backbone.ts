@@ -8,7 +8,8 @@
 import { OnnxDataType, encodeModel, makeGraph, makeModel, makeValueInfo } from '../../trainer/src/onnx/onnx-proto.ts';
 import { GraphBuilder } from '../../trainer/src/onnx/graph-builder.ts';
 import { Rng } from '../../trainer/src/core/rng.ts';
-import type { TrainConfigInput } from '../../trainer/src/config/config.ts';
+import { deepMerge, type TrainConfig, type TrainConfigInput } from '../../trainer/src/config/config.ts';
+import { resolveConfig, type PresetOverride } from '../../trainer/src/config/presets.ts';
 
 export const TINY_ONNX = { side: 32, channels: [8, 8, 16], grid: 8 };
 
@@ -29,6 +30,24 @@ export const TINY_ONNX_ADD_ON = [
   { channels: 16, activation: 'relu' },
   { channels: 8, activation: 'l2norm' },
 ] satisfies TrainConfigInput['head']['addOn'];
+
+/**
+ * The cub200 preset shrunk to the tiny graph at `path`: wasm, 3 validation images per class, the tiny add-on, one
+ * push-tune epoch, no pruning, and a bundle without part metrics. `override` is merged over it (per field, as a
+ * config file is over a preset).
+ */
+export function tinyOnnxRunConfig(path: string, override: PresetOverride<TrainConfigInput>): TrainConfig {
+  const base: PresetOverride<TrainConfigInput> = {
+    backend: 'wasm',
+    data: { valPerClass: 3 },
+    backbone: tinyOnnxBackboneConfig(path),
+    head: { addOn: TINY_ONNX_ADD_ON },
+    pushTune: { epochs: 1, batchSize: 16 },
+    prune: { mode: 'off' },
+    bundle: { enabled: true, nearest: 2, partMetrics: false },
+  };
+  return resolveConfig('cub200', deepMerge(base, override));
+}
 
 /** `input`: the graph input's name (the model zoo's MobileNetV2 says 'input'). */
 export function tinyQLinearBackbone(seed: number, input = 'input'): Uint8Array {
