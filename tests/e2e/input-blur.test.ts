@@ -10,18 +10,11 @@ import type { Manifest } from '@protoatlas/shared';
 import { gaussianTaps } from '../../trainer/src/backbone/input-blur.ts';
 import { loadOnnxBackbone } from '../../trainer/src/backbone/onnx-backbone.ts';
 import { readBundle } from '../../trainer/src/bundle/read-bundle.ts';
-import { resolveConfig } from '../../trainer/src/config/presets.ts';
 import { decodeImage, toNHWC } from '../../trainer/src/data/decode.ts';
 import { decodeModel, tensorValues } from '../../trainer/src/onnx/onnx-proto.ts';
 import { trainRun } from '../../trainer/src/run/train-run.ts';
 import { maxAbsDiff } from '../export/helpers.ts';
-import {
-  TINY_ONNX,
-  TINY_ONNX_ADD_ON,
-  tinyOnnxBackboneConfig,
-  tinyQLinearBackbone,
-  tinyOnnxRunConfig,
-} from './tiny-onnx-backbone.ts';
+import { TINY_ONNX, tinyOnnxBackboneConfig, tinyQLinearBackbone, tinyOnnxRunConfig } from './tiny-onnx-backbone.ts';
 import { imagesUnder, tinySyntheticData } from './tiny-run.ts';
 import { expectFp32ExportMatchesTrainer } from './export-parity.ts';
 
@@ -103,20 +96,19 @@ describe('input blur on a frozen ONNX backbone (tiny QLinearConv graph)', () => 
   }, 120_000);
 
   it('fine-tunes the network behind the blur: the blur stays fixed, and the fp32 export computes what the trainer computes', async () => {
-    const config = resolveConfig('cub200-finetune', {
-      backend: 'wasm',
-      data: { valPerClass: 3 },
-      backbone: { ...tinyOnnxBackboneConfig(backbonePath), inputBlur: 1, trainable: true },
-      head: { addOn: TINY_ONNX_ADD_ON, prototypesPerClass: 2 },
-      warmup: { epochs: 1, batchSize: 16, microBatch: 8 },
-      joint: { epochs: 1, batchSize: 16, microBatch: 8, lr: { features: 1e-2 } },
-      pushTune: { epochs: 1, batchSize: 16 },
-      lastLayer: { epochs: 1, batchSize: 32 },
-      prune: { mode: 'off' },
-      bundle: { enabled: true, nearest: 2, partMetrics: false },
-      featureCacheDir: join(dir, 'cache'),
-      featureCacheEncoding: 'float16',
-    });
+    const config = tinyOnnxRunConfig(
+      backbonePath,
+      {
+        backbone: { inputBlur: 1, trainable: true },
+        head: { prototypesPerClass: 2 },
+        warmup: { epochs: 1, batchSize: 16, microBatch: 8 },
+        joint: { epochs: 1, batchSize: 16, microBatch: 8, lr: { features: 1e-2 } },
+        lastLayer: { epochs: 1, batchSize: 32 },
+        featureCacheDir: join(dir, 'cache'),
+        featureCacheEncoding: 'float16',
+      },
+      'cub200-finetune',
+    );
     const run = join(dir, 'tuned');
     await trainRun({ config, dataDir: join(dir, 'data'), outDir: run, resume: false, quiet: true });
     const tunedBundle = join(run, 'bundle');

@@ -32,11 +32,15 @@ export const TINY_ONNX_ADD_ON = [
 ] satisfies TrainConfigInput['head']['addOn'];
 
 /**
- * The cub200 preset shrunk to the tiny graph at `path`: wasm, 3 validation images per class, the tiny add-on, one
- * push-tune epoch, no pruning, and a bundle without part metrics. `override` is merged over it (per field, as a
- * config file is over a preset).
+ * A CUB preset (cub200 unless named) shrunk to the tiny graph at `path`: wasm, 3 validation images per class, the
+ * tiny add-on, one push-tune epoch, no pruning, and a bundle without part metrics. `override` is merged over it (per
+ * field, as a config file is over a preset).
  */
-export function tinyOnnxRunConfig(path: string, override: PresetOverride<TrainConfigInput>): TrainConfig {
+export function tinyOnnxRunConfig(
+  path: string,
+  override: PresetOverride<TrainConfigInput>,
+  preset: 'cub200' | 'cub200-finetune' = 'cub200',
+): TrainConfig {
   const base: PresetOverride<TrainConfigInput> = {
     backend: 'wasm',
     data: { valPerClass: 3 },
@@ -46,7 +50,7 @@ export function tinyOnnxRunConfig(path: string, override: PresetOverride<TrainCo
     prune: { mode: 'off' },
     bundle: { enabled: true, nearest: 2, partMetrics: false },
   };
-  return resolveConfig('cub200', deepMerge(base, override));
+  return resolveConfig(preset, deepMerge(base, override));
 }
 
 /** `input`: the graph input's name (the model zoo's MobileNetV2 says 'input'). */
