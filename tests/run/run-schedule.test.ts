@@ -20,6 +20,15 @@ describe('the training schedule', () => {
     expect(schedule.filter((p) => p.fixesBackbone).map((p) => p.name)).toEqual(['joint']);
   });
 
+  it('fixes the backbone after push-tune instead when push-tune trains it', () => {
+    const tuned = trainingSchedule(resolveConfig('demo', { pushTune: { epochs: 2, lr: { features: 1e-5 } } }));
+    expect(tuned.map((p) => p.name)).toEqual(schedule.map((p) => p.name));
+    expect(tuned.filter((p) => p.fixesBackbone).map((p) => p.name)).toEqual(['pushTune']);
+    // No push-tune epochs: nothing trains after joint, whatever its rates say.
+    const none = trainingSchedule(resolveConfig('demo', { pushTune: { epochs: 0, lr: { features: 1e-5 } } }));
+    expect(none.filter((p) => p.fixesBackbone).map((p) => p.name)).toEqual(['joint']);
+  });
+
   it('resumes at the phase a checkpoint names, past the end once it is done, and refuses an unknown phase', () => {
     expect(resumeIndex(schedule, 'warmup', 'last.ckpt')).toBe(0);
     expect(resumeIndex(schedule, 'lastLayer', 'last.ckpt')).toBe(4);

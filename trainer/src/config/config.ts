@@ -380,7 +380,8 @@ export const TrainConfigSchema = z
       .describe('stage 2: push'),
     // 0 epochs = the paper: no tuning after push.
     pushTune: PhaseSchema.prefault({ epochs: 0 }).describe(
-      'after push, the add-on layers train with each prototype tied to its source patch',
+      'after push, the add-on layers train with each prototype tied to its source patch; at lr.features > 0 a ' +
+        'trainable backbone trains too, the patches re-read each epoch',
     ),
     lastLayer: z
       .object({

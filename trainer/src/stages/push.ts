@@ -145,19 +145,44 @@ export async function pushPrototypes(
   }));
 }
 
-/** Backbone features [m, D] of each prototype's source patch (for tying prototypes to patches). */
-export function sourcePatchFeatures(records: PushRecord[], source: FeatureSource, inputChannels: number): Float32Array {
+/**
+ * Backbone features [m, D] of each prototype's source patch (for tying prototypes to patches). Each
+ * source image is read once, in chunks: with a trainable backbone every read is a backbone pass.
+ */
+export function sourcePatchFeatures(
+  records: PushRecord[],
+  source: FeatureSource,
+  inputChannels: number,
+  opts: { quiet?: boolean; chunk?: number } = {},
+): Float32Array {
   const [H, W, D] = source.shape;
   if (D !== inputChannels) throw new Error(`feature depth ${D} does not match the head's ${inputChannels}`);
   const out = new Float32Array(records.length * D);
-  for (const r of records) {
-    if (r.item < 0) continue; // a class without images: its prototypes tie to a zero patch
-    const t = tf.tidy(() => source.features([r.item], [false], false));
-    const map = t.dataSync() as Float32Array;
+  const byItem = new Map<number, PushRecord[]>();
+  // A class without images: its prototypes tie to a zero patch.
+  for (const r of records) if (r.item >= 0) byItem.set(r.item, [...(byItem.get(r.item) ?? []), r]);
+  const items = [...byItem.keys()].sort((a, b) => a - b);
+  const chunk = opts.chunk ?? 16;
+  const progress = new Progress({ label: 'source patches', total: items.length, unit: 'img', quiet: opts.quiet });
+  for (let s = 0; s < items.length; s += chunk) {
+    const idx = items.slice(s, s + chunk);
+    const t = tf.tidy(() =>
+      source.features(
+        idx,
+        idx.map(() => false),
+        false,
+      ),
+    );
+    const maps = t.dataSync() as Float32Array;
     t.dispose();
-    const off = (r.row * W + r.col) * D;
-    void H;
-    out.set(map.subarray(off, off + D), r.prototype * D);
+    idx.forEach((item, k) => {
+      for (const r of byItem.get(item)!) {
+        const off = (k * H * W + r.row * W + r.col) * D;
+        out.set(maps.subarray(off, off + D), r.prototype * D);
+      }
+    });
+    progress.tick(idx.length);
   }
+  progress.finish();
   return out;
 }
