@@ -31,6 +31,8 @@ export function pushTunePhase(fixesBackbone: boolean): TrainingPhase {
       const { head, meta } = ctx;
       if (phase.epochs <= 0 || !meta.push) return 'no-result';
       const backbone = phase.lr.features > 0 ? ctx.data.trainableBackbone : null;
+      if (phase.lr.features > 0 && !backbone)
+        ctx.log('pushTune.lr.features has no effect: the backbone is frozen (set backbone.trainable to train it)');
       const D = head.spec.inputChannels;
       const readPatches = () => sourcePatchFeatures(meta.push!, ctx.train, D, { quiet: ctx.control.quiet });
       if (backbone) {
