@@ -145,6 +145,9 @@ export async function pushPrototypes(
   }));
 }
 
+/** Source images per backbone call when tying prototypes to their patches. */
+const SOURCE_CHUNK = 16;
+
 /**
  * Backbone features [m, D] of each prototype's source patch (for tying prototypes to patches). Each
  * source image is read once, in chunks: with a trainable backbone every read is a backbone pass.
@@ -153,19 +156,23 @@ export function sourcePatchFeatures(
   records: PushRecord[],
   source: FeatureSource,
   inputChannels: number,
-  opts: { quiet?: boolean; chunk?: number } = {},
+  opts: { quiet?: boolean } = {},
 ): Float32Array {
   const [H, W, D] = source.shape;
   if (D !== inputChannels) throw new Error(`feature depth ${D} does not match the head's ${inputChannels}`);
   const out = new Float32Array(records.length * D);
   const byItem = new Map<number, PushRecord[]>();
   // A class without images: its prototypes tie to a zero patch.
-  for (const r of records) if (r.item >= 0) byItem.set(r.item, [...(byItem.get(r.item) ?? []), r]);
+  for (const r of records) {
+    if (r.item < 0) continue;
+    const same = byItem.get(r.item);
+    if (same) same.push(r);
+    else byItem.set(r.item, [r]);
+  }
   const items = [...byItem.keys()].sort((a, b) => a - b);
-  const chunk = opts.chunk ?? 16;
   const progress = new Progress({ label: 'source patches', total: items.length, unit: 'img', quiet: opts.quiet });
-  for (let s = 0; s < items.length; s += chunk) {
-    const idx = items.slice(s, s + chunk);
+  for (const chunk of chunkItems(items.length, SOURCE_CHUNK)) {
+    const idx = chunk.map((k) => items[k]);
     const t = tf.tidy(() =>
       source.features(
         idx,
