@@ -3,9 +3,11 @@
  * last layer as it enters stage 3), fit the last layer with each L1 strength and
  * solver and print validation top-1 beside the share of wrong-class weights that
  * are exactly 0. The default strength of the presets is picked from this curve.
+ * `--phase warmup` fits it on the free prototypes instead, before push: what push costs once stage 3 has run.
  *
- *   node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] [--epochs N] [--l1 a,b,c]
+ *   node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] [--epochs N] [--l1 a,b,c] [--phase name]
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,9 +35,11 @@ import { answerHelp, benchNumber } from '../src/cli/args.ts';
 answerHelp(
   import.meta,
   `usage: node_modules/.bin/node trainer/bench/last-layer-sparsity.ts <run dir> [--data <dataset>] \\
-         [--epochs N] [--l1 a,b,c] [--lr x]
+         [--epochs N] [--l1 a,b,c] [--lr x] [--phase pushTune]
 
-Stage 3 accuracy against sparsity, from a run's push-tune checkpoint, for each L1 strength and solver.`,
+Stage 3 accuracy against sparsity, from a run's push-tune checkpoint, for each L1 strength and solver.
+--phase names the checkpoint whose head enters stage 3 (default pushTune; warmup or joint: the free
+prototypes before push).`,
 );
 
 const { values, positionals } = parseArgs({
@@ -45,12 +49,13 @@ const { values, positionals } = parseArgs({
     epochs: { type: 'string', default: '10' },
     l1: { type: 'string', default: '0,1e-4,3e-4,1e-3,3e-3,1e-2' },
     lr: { type: 'string', default: '1e-3' },
+    phase: { type: 'string', default: 'pushTune' },
   },
 });
 const run = positionals[0];
 if (!run) {
   console.log(
-    'usage: node trainer/bench/last-layer-sparsity.ts <run dir> [--data dir] [--epochs N] [--l1 a,b,c] [--lr x]',
+    'usage: node trainer/bench/last-layer-sparsity.ts <run dir> [--data dir] [--epochs N] [--l1 a,b,c] [--lr x] [--phase name]',
   );
   process.exit(1);
 }
@@ -58,11 +63,18 @@ const epochs = benchNumber('epochs', values.epochs, { integer: true, min: 1 })!;
 const lr = benchNumber('lr', values.lr, { above: 0 })!;
 const l1s = values.l1!.split(',').map((s) => benchNumber('l1', s, { min: 0 })!);
 const paths = runPaths(resolve(run));
+const ckptPath = paths.stageCheckpoint(values.phase!);
+if (!existsSync(ckptPath)) {
+  console.error(
+    `${ckptPath} does not exist: --phase names a finished phase of the run (warmup, joint, push, pushTune)`,
+  );
+  process.exit(1);
+}
 const config = parseConfig(await readJson<unknown>(paths.config), paths.config);
 await initBackend(config.backend, { quiet: true });
 const dataDir = values.data ?? (config.backbone.kind === 'small-cnn' ? null : join(referenceDataDir(), 'cub200'));
 const data = await prepareData(config, dataDir, { quiet: true, runDir: paths.dir, splits: ['train', 'val'] });
-const ckpt = await loadCheckpoint(paths.stageCheckpoint('pushTune'));
+const ckpt = await loadCheckpoint(ckptPath);
 const head = newRunHead(config, data, new Rng(config.seed));
 head.setWeights(pickTensors(ckpt.tensors, 'head.'));
 const start = head.lastLayer.dataSync().slice() as Float32Array;
@@ -72,7 +84,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
 
 const entering = similarityAccuracy(head, valSims)!;
 console.log(
-  `${run}: ${head.numPrototypes} prototypes, ${sims.n} training similarity rows, ${valSims.n} validation images`,
+  `${run} (after ${values.phase}): ${head.numPrototypes} prototypes, ${sims.n} training similarity rows, ${valSims.n} validation images`,
 );
 console.log(
   `entering stage 3: val top-1 ${pct(entering.top1)}, wrong-class weights exactly 0 ${pct(lastLayerSparsity(head, 0))}`,
