@@ -33,7 +33,7 @@ import {
 } from '../src/stages/last-layer.ts';
 import { accuracy, predict } from '../src/stages/predict.ts';
 import { phaseGroups, setPhaseLearningRates, trainEpochSteps } from '../src/stages/prototype-phase.ts';
-import { type PushRecord, sourcePatchFeatures } from '../src/stages/push.ts';
+import { type PushRecord, prototypesByClass, sourcePatchFeatures } from '../src/stages/push.ts';
 import { chunkItems, type FeatureSource } from '../src/stages/sources.ts';
 import { initBackend } from '../src/tf/backend.ts';
 
@@ -84,7 +84,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 console.log(`${run}: ${free.numPrototypes} free prototypes, ${train.n} training images, stream ${stream}`);
 for (const k of copies) {
   const t0 = Date.now();
-  const records = tiedRecords(candidates, config.head.prototypesPerClass, k);
+  const records = tiedRecords(candidates, free.protoClass, k, train.shape[1]);
   const head = newRunHead(
     { ...config, head: { ...config.head, prototypesPerClass: config.head.prototypesPerClass * k } },
     data,
@@ -123,8 +123,7 @@ function nearestPerImage(head: ProtoHead, source: FeatureSource): Candidate[][] 
   const m = head.numPrototypes;
   const HW = source.shape[0] * source.shape[1];
   const out: Candidate[][] = Array.from({ length: m }, () => []);
-  const byClass = new Map<number, number[]>();
-  head.protoClass.forEach((c, j) => byClass.set(c, [...(byClass.get(c) ?? []), j]));
+  const byClass = prototypesByClass(head);
   for (const idx of chunkItems(source.n, 64)) {
     const t = tf.tidy(() =>
       head.distanceMaps(
@@ -155,17 +154,15 @@ function nearestPerImage(head: ProtoHead, source: FeatureSource): Candidate[][] 
   return out;
 }
 
-/** Prototype i of class c becomes prototypes c·ppc·k + i·k + r, r < k: its k nearest images' patches. */
-function tiedRecords(candidates: Candidate[][], perClass: number, k: number): PushRecord[] {
-  const W = train.shape[1];
+/** Free prototype j becomes prototypes j·k + r, r < k (class-major, as the heads lay them out): its k nearest images' patches. */
+function tiedRecords(candidates: Candidate[][], protoClass: Int32Array, k: number, W: number): PushRecord[] {
   const records: PushRecord[] = [];
   candidates.forEach((list, j) => {
-    const c = Math.floor(j / perClass);
     const nearest = [...list].sort((a, b) => a.distance - b.distance || a.item - b.item).slice(0, k);
     nearest.forEach((n, r) =>
       records.push({
-        prototype: (c * perClass + (j % perClass)) * k + r,
-        classIndex: c,
+        prototype: j * k + r,
+        classIndex: protoClass[j],
         item: n.item,
         row: Math.floor(n.patch / W),
         col: n.patch % W,

@@ -72,7 +72,7 @@ export function pushChunk(
 }
 
 /** Prototype indices per class (class-major layout, but do not rely on it). */
-function prototypesByClass(head: ProtoHead): Map<number, number[]> {
+export function prototypesByClass(head: ProtoHead): Map<number, number[]> {
   const byClass = new Map<number, number[]>();
   head.protoClass.forEach((c, j) => byClass.set(c, [...(byClass.get(c) ?? []), j]));
   return byClass;
